@@ -1,0 +1,1 @@
+//! The DM3 protocol, byte-compatible with the reference TypeScript libraries.
