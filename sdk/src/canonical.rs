@@ -29,6 +29,13 @@ pub fn stringify(value: &Value) -> String {
     out
 }
 
+/// The canonical serialization of a JSON object.
+pub fn stringify_object(map: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(256);
+    write_object(&mut out, map);
+    out
+}
+
 /// `stringify` of a JSON string: the quoted, escaped text (P3).
 pub fn stringify_str(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);

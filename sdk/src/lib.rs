@@ -16,3 +16,4 @@ pub mod crypto;
 pub mod encoding;
 pub mod hash;
 pub mod keys;
+pub mod message;
