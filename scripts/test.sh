@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need when it
+# is missing (the reference npm libraries, PostgreSQL), then runs the format and
+# lint gates and every test. Nothing is skipped silently: a missing component is
+# installed or the run fails with a message that says what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+
+step "reference DM3 libraries (npm, pinned by interop/package-lock.json)"
+scripts/install-node-deps.sh
+
+step "PostgreSQL server binaries (the tests start a throwaway cluster)"
+scripts/install-postgres.sh
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked "$@"
