@@ -14,6 +14,7 @@
 pub mod canonical;
 pub mod crypto;
 pub mod encoding;
+pub mod envelope;
 pub mod hash;
 pub mod keys;
 pub mod message;
