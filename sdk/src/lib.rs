@@ -18,3 +18,4 @@ pub mod envelope;
 pub mod hash;
 pub mod keys;
 pub mod message;
+pub mod postmark;
