@@ -11,6 +11,7 @@
 //! - [`crypto`]: key exchange, AEAD, Ed25519 and secp256k1;
 //! - [`keys`]: deriving a user's DM3 keys from a wallet signature.
 
+pub mod auth;
 pub mod canonical;
 pub mod crypto;
 pub mod encoding;
