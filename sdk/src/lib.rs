@@ -12,6 +12,7 @@
 //! - [`keys`]: deriving a user's DM3 keys from a wallet signature.
 
 pub mod auth;
+pub mod backend_storage;
 pub mod canonical;
 pub mod crypto;
 pub mod encoding;
