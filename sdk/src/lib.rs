@@ -15,6 +15,7 @@ pub mod auth;
 pub mod backend_storage;
 pub mod canonical;
 pub mod crypto;
+pub mod ds_properties;
 pub mod encoding;
 pub mod envelope;
 pub mod hash;
