@@ -11,9 +11,14 @@
 //! - [`crypto`]: key exchange, AEAD, Ed25519 and secp256k1;
 //! - [`keys`]: deriving a user's DM3 keys from a wallet signature.
 
+pub mod auth;
+pub mod backend_storage;
 pub mod canonical;
 pub mod crypto;
+pub mod ds_properties;
 pub mod encoding;
+pub mod envelope;
 pub mod hash;
 pub mod keys;
 pub mod message;
+pub mod postmark;
