@@ -5,11 +5,15 @@ use clap::Subcommand;
 use serde_json::json;
 
 use dm3::canonical;
+use dm3::crypto::kx::KxKeyPair;
+use dm3::crypto::signing::SigningKeyPair;
 use dm3::encoding::b64_decode_array;
+use dm3::envelope::{Envelope, OpenError};
 use dm3::keys::{ProfileKeys, storage_key_b64, storage_key_from_signature};
 use dm3::message::Message;
+use dm3::postmark::{Postmark, PostmarkError};
 
-use crate::io::{Failure, read_json};
+use crate::io::{Failure, read_json, read_stdin};
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -20,6 +24,27 @@ pub enum Command {
     /// Derive DM3 key pairs.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Seal a signed message into an envelope for one recipient at one delivery service.
+    Seal {
+        /// The sender's Ed25519 private key: base64 of 64 bytes (seed ‖ public key).
+        #[arg(long)]
+        sender_key: String,
+        /// The recipient's X25519 public key (base64).
+        #[arg(long)]
+        recipient_key: String,
+        /// The delivery service's X25519 public key (base64).
+        #[arg(long)]
+        ds_key: String,
+    },
+    /// Open an envelope in either format; decrypts the postmark if there is one.
+    Open {
+        /// The receiver's X25519 private key (base64).
+        #[arg(long)]
+        key: String,
+        /// The delivery service's X25519 private key, to decrypt the delivery information.
+        #[arg(long)]
+        ds_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,7 +69,8 @@ pub fn run(command: Command) -> Result<String, Failure> {
             Ok(message.hash().to_string())
         }
         Command::Keys(KeysCommand::FromSeed { seed }) => {
-            let seed: [u8; 32] = b64_decode_array(&seed).map_err(|e| Failure::malformed(format!("seed: {e}")))?;
+            let seed: [u8; 32] =
+                b64_decode_array(&seed).map_err(|e| Failure::malformed(format!("seed: {e}")))?;
             Ok(ProfileKeys::from_seed(&seed).to_json().to_string())
         }
         Command::Keys(KeysCommand::FromSignature { signature }) => {
@@ -55,5 +81,65 @@ pub fn run(command: Command) -> Result<String, Failure> {
             keys["storageKey"] = json!(storage_key_b64(&storage_key));
             Ok(keys.to_string())
         }
+        Command::Seal { sender_key, recipient_key, ds_key } => seal(&sender_key, &recipient_key, &ds_key),
+        Command::Open { key, ds_key } => open(&key, ds_key.as_deref()),
+    }
+}
+
+fn seal(sender_key: &str, recipient_key: &str, ds_key: &str) -> Result<String, Failure> {
+    let sender = SigningKeyPair::from_secret_b64(sender_key)
+        .map_err(|e| Failure::malformed(format!("--sender-key: {e}")))?;
+    let recipient = public_key(recipient_key, "--recipient-key")?;
+    let ds = public_key(ds_key, "--ds-key")?;
+    let message = Message::from_value(read_json()?).map_err(Failure::malformed)?;
+    let envelope = Envelope::seal(&message, &sender, &recipient, &ds).map_err(Failure::malformed)?;
+    Ok(envelope.to_json())
+}
+
+fn open(key: &str, ds_key: Option<&str>) -> Result<String, Failure> {
+    let receiver = KxKeyPair::from_secret_b64(key).map_err(|e| Failure::malformed(format!("--key: {e}")))?;
+    let ds = ds_key
+        .map(|k| KxKeyPair::from_secret_b64(k).map_err(|e| Failure::malformed(format!("--ds-key: {e}"))))
+        .transpose()?;
+    let envelope = Envelope::parse(&read_stdin()?).map_err(Failure::malformed)?;
+    let opened = envelope.open(&receiver).map_err(open_failure)?;
+    let mut output = json!({
+        "message": opened.message.to_value(),
+        "messageHash": opened.message_hash.to_string(),
+    });
+    // Plain delivery information (a stored envelope, P9) needs no key; an
+    // encrypted one is opened only when the DS key is given.
+    let delivery = match (ds, envelope.delivery_information_field()) {
+        (_, dm3::envelope::DeliveryInformationField::Plain(plain)) => Some(plain.clone()),
+        (Some(ds), _) => Some(envelope.delivery_information(&ds).map_err(open_failure)?),
+        (None, _) => None,
+    };
+    if let Some(delivery) = delivery {
+        output["deliveryInformation"] = delivery.to_value();
+    }
+    if envelope.postmark().is_some() {
+        let postmark = Postmark::open_envelope(&envelope, &receiver).map_err(postmark_failure)?;
+        output["postmark"] = postmark.to_value();
+    }
+    Ok(canonical::stringify(&output))
+}
+
+fn public_key(text: &str, flag: &str) -> Result<[u8; 32], Failure> {
+    b64_decode_array(text).map_err(|e| Failure::malformed(format!("{flag}: {e}")))
+}
+
+/// Content that decrypts wrongly, or hashes wrongly, fails a check (exit 1);
+/// a field that is not even an encrypted payload is malformed (exit 2).
+fn open_failure(error: OpenError) -> Failure {
+    match error {
+        OpenError::MalformedPayload(_) => Failure::malformed(error),
+        _ => Failure::check(error),
+    }
+}
+
+fn postmark_failure(error: PostmarkError) -> Failure {
+    match error {
+        PostmarkError::MalformedPayload(_) => Failure::malformed(format!("postmark: {error}")),
+        _ => Failure::check(format!("postmark: {error}")),
     }
 }

@@ -42,7 +42,8 @@ pub fn read_stdin() -> Result<String, Failure> {
 /// Reads stdin as one JSON value.
 pub fn read_json() -> Result<Value, Failure> {
     let text = read_stdin()?;
-    serde_json::from_str(&text).map_err(|error| Failure::Malformed(format!("stdin is not valid JSON: {error}")))
+    serde_json::from_str(&text)
+        .map_err(|error| Failure::Malformed(format!("stdin is not valid JSON: {error}")))
 }
 
 /// Writes the output and one newline.
