@@ -35,12 +35,11 @@ const profileLib = require('@dm3-org/dm3-lib-profile');
 const messaging = require('@dm3-org/dm3-lib-messaging');
 const shared = require('@dm3-org/dm3-lib-shared');
 const delivery = require('@dm3-org/dm3-lib-delivery');
+const { sealCurrent, deterministicEncryptor } = require('./seal-current');
 
 // The one canonical JSON function of the protocol (safe-stable-stringify
 // 2.4.3 wrapped by dm3-lib-shared). Never use a copy.
 const { stringify, sha256 } = shared;
-
-const ENCRYPTION_SCHEME = 'x25519-chacha20-poly1305';
 
 // ------------------------------------------------------------------ helpers
 
@@ -255,13 +254,17 @@ const OPS = {
         const recipientPk = need(a, 'recipientPublicEncryptionKey', 'string');
         const dsPk = need(a, 'dsPublicEncryptionKey', 'string');
         const format = opt(a, 'format', 'string') ?? 'current';
+        // Optional [{ephemeralSeed, nonce}] x2 (message, then delivery
+        // information) for byte-exact comparisons; random otherwise.
+        const steps = opt(a, 'deterministic', 'array');
+        const encryptAsymmetric = steps ? deterministicEncryptor(steps) : crypto.encryptAsymmetric;
         const md = message.metadata;
         if (!md || typeof md.to !== 'string' || typeof md.from !== 'string') {
             throw new BadRequest('message.metadata.to/from must be strings');
         }
         if (format === 'npm') {
             // npm 1.7.1 dist: metadata.encryptedMessageHash (PROTOCOL.md P1).
-            const { encryptedEnvelop } = await messaging.buildEnvelop(message, crypto.encryptAsymmetric, {
+            const { encryptedEnvelop } = await messaging.buildEnvelop(message, encryptAsymmetric, {
                 to: { ensName: md.to, profile: { publicEncryptionKey: recipientPk } },
                 from: { ensName: md.from },
                 deliverServiceProfile: { publicEncryptionKey: dsPk, url: '' },
@@ -270,19 +273,8 @@ const OPS = {
             return encryptedEnvelop;
         }
         if (format !== 'current') throw new BadRequest('format must be "current" or "npm"');
-        // Git tag 1.7.1 / develop buildEnvelop (not in the npm dist): the
-        // same steps with metadata.messageHash = sha256(stringify(message)).
-        // Metadata key insertion order follows the source; only the
-        // JSON-RPC body (plain JSON.stringify) can see it.
-        const encryptedMessage = stringify(await crypto.encryptAsymmetric(recipientPk, stringify(message)));
-        const metadataNoSig = {
-            encryptionScheme: ENCRYPTION_SCHEME,
-            deliveryInformation: stringify(await crypto.encryptAsymmetric(dsPk, stringify({ to: md.to, from: md.from }))),
-            messageHash: messageHash(message),
-            version: 'v1',
-        };
-        const signature = await crypto.sign(senderSk, stringify(metadataNoSig));
-        return { message: encryptedMessage, metadata: { ...metadataNoSig, signature } };
+        // Git tag 1.7.1 / develop format: metadata.messageHash.
+        return sealCurrent(message, senderSk, recipientPk, dsPk, encryptAsymmetric);
     },
     open: async (a) => {
         const env = objArg(a, 'envelope');
@@ -351,8 +343,12 @@ const OPS = {
     },
 
     // --- primitives -----------------------------------------------------
-    encrypt_asymmetric: async (a) =>
-        crypto.encryptAsymmetric(need(a, 'publicKey', 'string'), need(a, 'payload', 'string'), opt(a, 'padding', 'number')),
+    encrypt_asymmetric: async (a) => {
+        // Optional {ephemeralSeed, nonce} for a reproducible ciphertext.
+        const det = a.deterministic == null ? undefined : objArg(a, 'deterministic');
+        const encrypt = det ? deterministicEncryptor([det]) : crypto.encryptAsymmetric;
+        return encrypt(need(a, 'publicKey', 'string'), need(a, 'payload', 'string'), opt(a, 'padding', 'number'));
+    },
     decrypt_asymmetric: async (a) =>
         crypto.decryptAsymmetric(
             keyPair(objArg(a, 'keyPair'), 'keyPair'),

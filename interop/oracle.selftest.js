@@ -258,6 +258,11 @@ function findVectors() {
         const enc1 = await o.call('encrypt_asymmetric', { publicKey: recvKp.publicKey, payload: 'abc', padding: 1 });
         check('padding 1', Buffer.from(enc1.ciphertext, 'base64').length === 4 + 16);
         check('  ... decrypts with padding 1', (await o.call('decrypt_asymmetric', { keyPair: recvKp, payload: JSON.stringify(enc1), padding: 1 })) === 'abc');
+        const det = { ephemeralSeed: SEED_A, nonce: '0x000102030405060708090a0b' };
+        const d1 = await o.call('encrypt_asymmetric', { publicKey: recvKp.publicKey, payload: 'same', deterministic: det });
+        const d2 = await o.call('encrypt_asymmetric', { publicKey: recvKp.publicKey, payload: 'same', deterministic: det });
+        check('encrypt_asymmetric deterministic', eq(d1, d2) && d1.nonce === det.nonce && d1.ephemPublicKey === A.encryption.publicKey);
+        check('  ... decrypts', (await o.call('decrypt_asymmetric', { keyPair: recvKp, payload: d1 })) === 'same');
         const sig = await o.call('sign', { privateKey: sk, payload: 'x' });
         check('sign -> check_signature', (await o.call('check_signature', { publicKey: spk, payload: 'x', signature: sig })) === true);
         check('check_signature of other payload', (await o.call('check_signature', { publicKey: spk, payload: 'y', signature: sig })) === false);
@@ -290,6 +295,20 @@ function findVectors() {
                 check(`vectors: open ${f}`, eq(op.message, e.decrypted.message) && eq(op.deliveryInformation, e.decrypted.deliveryInformation_by_DS));
                 check(`vectors: verify ${f} metadata`, (await o.call('verify_envelope_metadata', { envelope: e.encryptedEnvelop, senderPublicSigningKey: ua.keys.signingKeyPair.publicKey })) === true);
                 check(`vectors: envelope_size ${f}`, (await o.call('envelope_size', { envelope: e.encryptedEnvelop })) === e.envelopSizeBytes_getEnvelopSize);
+            }
+            // Byte-exact sealing with the vectors' ephemeral seeds and nonces.
+            const formats = { npm_1_7_1_format: 'npm', repo_tag_1_7_1_format: 'current' };
+            for (const [f, format] of Object.entries(formats)) {
+                const e = v.envelopes[f];
+                const sealed = await o.call('seal', {
+                    message: v.messages.NEW.message,
+                    senderSigningPrivateKey: ua.keys.signingKeyPair.privateKey,
+                    recipientPublicEncryptionKey: v.users.bob.keys.encryptionKeyPair.publicKey,
+                    dsPublicEncryptionKey: dsKp.publicKey,
+                    format,
+                    deterministic: e.encryptionSteps.map((s) => ({ ephemeralSeed: s.ephemeralSeed, nonce: s.nonce })),
+                });
+                check(`vectors: seal ${format} byte-exact`, JSON.stringify(sealed) === JSON.stringify(e.encryptedEnvelop));
             }
             const st = v.postmark.storedEnvelope_as_returned_by_GET_incoming;
             const pm = await o.call('open_postmark', { postmark: st.postmark, receiverEncryptionKeyPair: bobKp });
