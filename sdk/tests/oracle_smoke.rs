@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::json;
-use support::oracle::{Oracle, with_oracle};
+use support::oracle::{Oracle, random_json_corpus, with_oracle};
 
 #[test]
 fn stringify_through_the_oracle() {
@@ -39,4 +39,17 @@ fn oracle_errors_are_errors() {
     assert!(err.contains("unknown op"), "got: {err}");
     // The oracle survives a bad request.
     assert_eq!(oracle.must("ping", json!({})), json!("pong"));
+}
+
+#[test]
+fn random_corpus_agrees_with_the_oracle() -> anyhow::Result<()> {
+    let corpus = random_json_corpus(200, 7)?;
+    assert_eq!(corpus.len(), 200);
+    with_oracle(|o| {
+        for entry in &corpus {
+            let canonical = o.call("stringify_text", json!({ "text": entry.text }))?;
+            assert_eq!(canonical, json!(entry.canonical), "text: {}", entry.text);
+        }
+        Ok(())
+    })
 }

@@ -63,8 +63,7 @@ impl Oracle {
                 marker.display()
             );
         }
-        // DM3_NODE lets a developer point at a specific node binary.
-        let node = std::env::var_os("DM3_NODE").unwrap_or_else(|| "node".into());
+        let node = node_binary();
         let mut child = Command::new(&node)
             .arg(&script)
             .current_dir(&interop)
@@ -182,6 +181,53 @@ impl Drop for Oracle {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The node binary: `$DM3_NODE` or `node` from `PATH`.
+pub fn node_binary() -> std::ffi::OsString {
+    std::env::var_os("DM3_NODE").unwrap_or_else(|| "node".into())
+}
+
+/// One document of the random canonical-JSON corpus: the raw JSON text and
+/// what dm3-lib-shared's `stringify(JSON.parse(text))` prints for it.
+#[derive(Debug, Clone)]
+pub struct CorpusEntry {
+    pub text: String,
+    pub canonical: String,
+}
+
+/// Generates `count` documents with `interop/random-json.js` (deterministic
+/// for a given `seed`; see that file for what the documents contain).
+pub fn random_json_corpus(count: usize, seed: u64) -> anyhow::Result<Vec<CorpusEntry>> {
+    let interop = repo_root().join("interop");
+    let output = Command::new(node_binary())
+        .arg(interop.join("random-json.js"))
+        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
+        .current_dir(&interop)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run node interop/random-json.js: run scripts/install-node-deps.sh")?;
+    if !output.status.success() {
+        bail!("interop/random-json.js failed: {}", output.status);
+    }
+    let stdout = String::from_utf8(output.stdout).context("random-json.js wrote non-UTF-8")?;
+    stdout
+        .lines()
+        .map(|line| {
+            let v: Value =
+                serde_json::from_str(line).with_context(|| format!("bad corpus line: {line}"))?;
+            match (
+                v.get("text").and_then(Value::as_str),
+                v.get("canonical").and_then(Value::as_str),
+            ) {
+                (Some(text), Some(canonical)) => Ok(CorpusEntry {
+                    text: text.to_owned(),
+                    canonical: canonical.to_owned(),
+                }),
+                _ => bail!("corpus line without text/canonical: {line}"),
+            }
+        })
+        .collect()
 }
 
 /// Runs `f` with one oracle shared by all tests of this test binary (they run
