@@ -18,7 +18,8 @@
  * order and makes the clock pin of `create_message`/`add_postmark` safe: no
  * other request can observe the pinned Date.
  *
- * Ops are listed in OPS below; PROTOCOL.md (shared/dm3) explains the formats.
+ * The ops (OPS below) and their argument/result shapes are listed in
+ * interop/README.md; shared/dm3/PROTOCOL.md explains the formats.
  */
 
 // Keep stdout clean for the protocol: everything a library prints goes to
