@@ -24,12 +24,7 @@ fn ten_thousand_reference_documents_canonicalize_identically() {
             mismatches.push((entry.text.clone(), ours, entry.canonical.clone()));
         }
     }
-    assert!(
-        mismatches.is_empty(),
-        "{} of 10000 differ; first: {:#?}",
-        mismatches.len(),
-        mismatches.first()
-    );
+    assert!(mismatches.is_empty(), "{} of 10000 differ; first: {:#?}", mismatches.len(), mismatches.first());
 }
 
 fn arb_value() -> impl Strategy<Value = Value> {

@@ -95,12 +95,7 @@ impl Oracle {
                 }
             })
             .context("cannot start the oracle reader thread")?;
-        let mut oracle = Oracle {
-            child,
-            stdin: Some(stdin),
-            lines,
-            next_id: 1,
-        };
+        let mut oracle = Oracle { child, stdin: Some(stdin), lines, next_id: 1 };
         let pong = oracle.call("ping", json!({})).context(
             "the oracle did not answer ping: run scripts/install-node-deps.sh and \
              `node interop/oracle.selftest.js`",
@@ -134,9 +129,7 @@ impl Oracle {
             }
             Err(RecvTimeoutError::Disconnected) => {
                 let status = self.child.try_wait().ok().flatten();
-                bail!(
-                    "oracle exited while answering {op} (status {status:?}); see its stderr above"
-                )
+                bail!("oracle exited while answering {op} (status {status:?}); see its stderr above")
             }
         };
         let response: Value = serde_json::from_str(&answer)
@@ -147,10 +140,7 @@ impl Oracle {
         match response.get("ok") {
             Some(Value::Bool(true)) => Ok(response.get("result").cloned().unwrap_or(Value::Null)),
             Some(Value::Bool(false)) => {
-                let error = response
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("(no error text)");
+                let error = response.get("error").and_then(Value::as_str).unwrap_or("(no error text)");
                 Err(anyhow!("oracle {op}: {error}"))
             }
             _ => bail!("malformed oracle answer: {answer}"),
@@ -214,16 +204,11 @@ pub fn random_json_corpus(count: usize, seed: u64) -> anyhow::Result<Vec<CorpusE
     stdout
         .lines()
         .map(|line| {
-            let v: Value =
-                serde_json::from_str(line).with_context(|| format!("bad corpus line: {line}"))?;
-            match (
-                v.get("text").and_then(Value::as_str),
-                v.get("canonical").and_then(Value::as_str),
-            ) {
-                (Some(text), Some(canonical)) => Ok(CorpusEntry {
-                    text: text.to_owned(),
-                    canonical: canonical.to_owned(),
-                }),
+            let v: Value = serde_json::from_str(line).with_context(|| format!("bad corpus line: {line}"))?;
+            match (v.get("text").and_then(Value::as_str), v.get("canonical").and_then(Value::as_str)) {
+                (Some(text), Some(canonical)) => {
+                    Ok(CorpusEntry { text: text.to_owned(), canonical: canonical.to_owned() })
+                }
                 _ => bail!("corpus line without text/canonical: {line}"),
             }
         })
@@ -237,8 +222,6 @@ pub fn with_oracle<R>(f: impl FnOnce(&mut Oracle) -> R) -> R {
     static SHARED: OnceLock<Mutex<Oracle>> = OnceLock::new();
     let mutex = SHARED.get_or_init(|| Mutex::new(Oracle::spawn()));
     // A panicking test poisons the lock, but the oracle itself is fine.
-    let mut guard = mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     f(&mut guard)
 }
