@@ -9,7 +9,8 @@
 //! - [`encoding`], [`hash`], [`canonical`]: bytes, hashes and the canonical JSON
 //!   that every signature covers;
 //! - [`crypto`]: key exchange, AEAD, Ed25519 and secp256k1;
-//! - [`keys`]: deriving a user's DM3 keys from a wallet signature.
+//! - [`keys`]: deriving a user's DM3 keys from a wallet signature;
+//! - [`name`]: ENS name normalization, shared by everything that compares names.
 
 pub mod canonical;
 pub mod crypto;
@@ -17,3 +18,4 @@ pub mod encoding;
 pub mod hash;
 pub mod keys;
 pub mod message;
+pub mod name;
