@@ -11,14 +11,17 @@
 //! - [`crypto`]: key exchange, AEAD, Ed25519 and secp256k1;
 //! - [`keys`]: deriving a user's DM3 keys from a wallet signature;
 //! - [`name`]: ENS name normalization, shared by everything that compares names;
-//! - [`data_uri`], [`text_record`]: the ENS text records profiles are published in.
+//! - [`data_uri`], [`text_record`]: the ENS text records profiles are published in;
+//! - [`profile`], [`ds_profile`]: user and delivery-service profiles.
 
 pub mod canonical;
 pub mod crypto;
 pub mod data_uri;
+pub mod ds_profile;
 pub mod encoding;
 pub mod hash;
 pub mod keys;
 pub mod message;
 pub mod name;
+pub mod profile;
 pub mod text_record;
