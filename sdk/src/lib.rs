@@ -12,7 +12,8 @@
 //! - [`keys`]: deriving a user's DM3 keys from a wallet signature;
 //! - [`name`]: ENS name normalization, shared by everything that compares names;
 //! - [`data_uri`], [`text_record`]: the ENS text records profiles are published in;
-//! - [`profile`], [`ds_profile`]: user and delivery-service profiles.
+//! - [`profile`], [`ds_profile`], [`profile_link`]: user and delivery-service
+//!   profiles and profile links.
 
 pub mod canonical;
 pub mod crypto;
@@ -24,4 +25,5 @@ pub mod keys;
 pub mod message;
 pub mod name;
 pub mod profile;
+pub mod profile_link;
 pub mod text_record;

@@ -1,5 +1,5 @@
-//! The profile vectors (`users.alice`, `users.bob`, `deliveryService`),
-//! reproduced byte for byte: EIP-191 signatures use RFC 6979
+//! The profile vectors (`users.alice`, `users.bob`, `deliveryService`,
+//! `profileLink`), reproduced byte for byte: EIP-191 signatures use RFC 6979
 //! nonces, so a profile we sign must equal the reference's to the last byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +12,7 @@ use dm3::encoding::{b64_decode, b64_decode_array};
 use dm3::hash::sha256_hex;
 use dm3::keys::ProfileKeys;
 use dm3::profile::{ProfileVerifyError, SignedUserProfile, UserProfile, profile_creation_message};
+use dm3::profile_link::{ProfileLink, ProfileLinkError, SignedProfileLink};
 use dm3::text_record::{DELIVERY_SERVICE_KEY, Dm3Hash, ProfileRecord, RecordError};
 use serde_json::{Value, json};
 use vectors::{at, str_at};
@@ -158,4 +159,33 @@ fn delivery_service_profile_is_published_and_read_in_every_form() {
     }
     assert_eq!(profile.verify_key().unwrap().to_bytes(), keys.signing.public());
     assert_eq!(profile.encryption_key().unwrap(), *keys.encryption.public());
+}
+
+#[test]
+fn profile_link_is_signed_and_verified_like_the_reference() {
+    let link_vector = at("profileLink/link");
+    let link = ProfileLink::new(
+        link_vector["mainId"].as_str().unwrap(),
+        link_vector["linkedProfile"].as_str().unwrap(),
+        link_vector["scopeUri"].as_str().unwrap(),
+        link_vector["issuedAt"].as_u64().unwrap(),
+        None,
+        link_vector["nonce"].as_u64().unwrap(),
+    );
+    assert_eq!(Value::Object(link.as_map().clone()), *link_vector);
+    assert!(link.message().starts_with(
+        "dm3 Profile Link:\nhttps://app.example wants you to link your local dm3 profile with your Ethereum address.\n\n"
+    ));
+    assert!(link.message().ends_with("Nonce: 7\nIssued At: 1700000000\nExpiration Time: null"));
+
+    let signed = link.sign_with_wallet(&wallet("alice")).unwrap();
+    assert_eq!(signed.signature(), str_at("profileLink/signed/signature"));
+    assert_eq!(signed.to_value(), *at("profileLink/signed"));
+
+    let received = SignedProfileLink::from_value(at("profileLink/signed").clone()).unwrap();
+    assert_eq!(received.verify(None).is_ok(), at("profileLink/verified").as_bool().unwrap());
+    let mut tampered = at("profileLink/signed").clone();
+    tampered["profileLink"]["nonce"] = json!(8);
+    let tampered = SignedProfileLink::from_value(tampered).unwrap();
+    assert_eq!(tampered.verify(None), Err(ProfileLinkError::BadSignature));
 }
