@@ -13,7 +13,8 @@
 //! - [`name`]: ENS name normalization, shared by everything that compares names;
 //! - [`data_uri`], [`text_record`]: the ENS text records profiles are published in;
 //! - [`profile`], [`ds_profile`], [`profile_link`]: user and delivery-service
-//!   profiles and profile links.
+//!   profiles and profile links;
+//! - [`message`]: the signed plaintext message, its builders and attachments.
 
 pub mod canonical;
 pub mod crypto;
