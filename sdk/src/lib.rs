@@ -9,16 +9,36 @@
 //! - [`encoding`], [`hash`], [`canonical`]: bytes, hashes and the canonical JSON
 //!   that every signature covers;
 //! - [`crypto`]: key exchange, AEAD, Ed25519 and secp256k1;
-//! - [`keys`]: deriving a user's DM3 keys from a wallet signature.
+//! - [`keys`]: deriving a user's DM3 keys from a wallet signature;
+//! - [`name`]: ENS name normalization, shared by everything that compares names;
+//! - [`data_uri`], [`text_record`]: the ENS text records profiles are published in;
+//! - [`profile`], [`ds_profile`], [`profile_link`]: user and delivery-service
+//!   profiles and profile links;
+//! - [`message`]: the signed plaintext message, its builders and attachments;
+//! - [`envelope`], [`postmark`]: sealing and opening per delivery service, and
+//!   the delivery service's signed receipt;
+//! - [`auth`], [`ds_properties`], [`backend_storage`]: the delivery-service and
+//!   backend APIs' signed and encrypted bodies;
+//! - [`ens`], [`ccip`], [`resolver_api`]: names on chain, the CCIP-read
+//!   (EIP-3668) codec and gateway signatures, and the offchain resolver's API.
 
 pub mod auth;
 pub mod backend_storage;
 pub mod canonical;
+pub mod ccip;
 pub mod crypto;
+pub mod data_uri;
+pub mod ds_profile;
 pub mod ds_properties;
 pub mod encoding;
+pub mod ens;
 pub mod envelope;
 pub mod hash;
 pub mod keys;
 pub mod message;
+pub mod name;
 pub mod postmark;
+pub mod profile;
+pub mod profile_link;
+pub mod resolver_api;
+pub mod text_record;

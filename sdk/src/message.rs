@@ -5,6 +5,20 @@
 //! unknown ones included (P2, P17). [`Message`] wraps that object and offers a
 //! validated, typed view of the metadata next to it; nothing re-serializes a
 //! struct.
+//!
+//! - [`MessageBuilder`] (`build.rs`) makes the seven types the reference
+//!   builds, byte for byte;
+//! - [`Message::sign`] and [`Message::verify`] (`sign.rs`) are the reference's
+//!   signing and `checkMessageSignature`;
+//! - [`Attachment`] (`attachment.rs`) reads attachments without losing fields.
+
+mod attachment;
+mod build;
+mod sign;
+
+pub use attachment::{Attachment, AttachmentError};
+pub use build::{MessageBuilder, now_ms};
+pub use sign::MessageVerifyError;
 
 use std::fmt;
 use std::str::FromStr;
@@ -163,6 +177,12 @@ impl Message {
             && !text.is_string()
         {
             return Err(MessageError::Field("message"));
+        }
+        // Objects or legacy strings inside (P17); see `parsed_attachments`.
+        if let Some(attachments) = raw.get("attachments")
+            && !attachments.is_array()
+        {
+            return Err(MessageError::Field("attachments"));
         }
         if let Some(signature) = raw.get("signature")
             && !signature.is_string()
