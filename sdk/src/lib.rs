@@ -14,6 +14,7 @@
 pub mod canonical;
 pub mod crypto;
 pub mod encoding;
+pub mod ens;
 pub mod hash;
 pub mod keys;
 pub mod message;
