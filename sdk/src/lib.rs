@@ -12,6 +12,7 @@
 //! - [`keys`]: deriving a user's DM3 keys from a wallet signature.
 
 pub mod canonical;
+pub mod ccip;
 pub mod crypto;
 pub mod encoding;
 pub mod ens;
