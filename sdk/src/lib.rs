@@ -19,3 +19,4 @@ pub mod ens;
 pub mod hash;
 pub mod keys;
 pub mod message;
+pub mod resolver_api;

@@ -61,7 +61,9 @@ impl Answer {
     }
 
     /// Reads a verified `result` as the answer to `query`. Empty means not found,
-    /// for either kind, as the reference handler writes it.
+    /// for either kind, as the reference handler writes it. `addr(bytes32,uint256)`
+    /// answers are read like `addr(bytes32)`: the reference's (unreachable) branch
+    /// for them writes the same raw 20 bytes.
     pub fn decode(query: &Query, result: &[u8]) -> Result<Self, AnswerError> {
         if result.is_empty() {
             return Ok(Self::NotFound);

@@ -91,8 +91,8 @@ impl GatewayResponse {
         ))
     }
 
-    /// The inverse of [`encode`](Self::encode); lenient about padding, as Solidity's `abi.decode` is not,
-    /// which is harmless because the signature covers `result` and `validUntil`.
+    /// The inverse of [`encode`](Self::encode). Padding is not checked, which is
+    /// harmless: the signature covers `result` and `validUntil`, not their encoding.
     pub fn decode(bytes: &[u8]) -> Result<Self, GatewayResponseError> {
         let (result, valid_until, signature) =
             ResponseAbi::abi_decode_params(bytes).map_err(|_| GatewayResponseError::Malformed)?;
