@@ -65,15 +65,17 @@ pub fn contracts_dir() -> PathBuf {
 
 /// The anvil binary that `scripts/install-contract-deps.sh` installs; `DM3_BRIDGE_ANVIL` overrides it.
 pub fn anvil_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("DM3_BRIDGE_ANVIL") {
-        return Ok(PathBuf::from(path));
-    }
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => bail!("no anvil build for {other} in @foundry-rs/anvil"),
+    let path = match std::env::var_os("DM3_BRIDGE_ANVIL") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let arch = match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                other => bail!("no anvil build for {other} in @foundry-rs/anvil"),
+            };
+            contracts_dir().join(format!("node_modules/@foundry-rs/anvil-linux-{arch}/bin/anvil"))
+        }
     };
-    let path = contracts_dir().join(format!("node_modules/@foundry-rs/anvil-linux-{arch}/bin/anvil"));
     if !path.is_file() {
         bail!("anvil not found at {}: run scripts/install-contract-deps.sh", path.display());
     }
