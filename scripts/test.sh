@@ -13,6 +13,10 @@ command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) f
 step "reference DM3 libraries (npm, pinned by interop/package-lock.json)"
 scripts/install-node-deps.sh
 
+step "chain-test tools (anvil, solc-js, ethers; pinned by tests/contracts/package-lock.json)"
+scripts/install-contract-deps.sh
+node tests/contracts/compile.js --check
+
 step "PostgreSQL server binaries (the tests start a throwaway cluster)"
 scripts/install-postgres.sh
 
