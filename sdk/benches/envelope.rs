@@ -66,8 +66,13 @@ fn benches(c: &mut Criterion) {
 
     c.bench_function("seal", |b| {
         b.iter(|| {
-            Envelope::seal(black_box(&setup.message), &setup.sender, setup.receiver.public(), setup.ds.public())
-                .unwrap()
+            Envelope::seal(
+                black_box(&setup.message),
+                &setup.sender,
+                setup.receiver.public(),
+                setup.ds.public(),
+            )
+            .unwrap()
         })
     });
     c.bench_function("open", |b| b.iter(|| open(&setup, black_box(&envelope))));
