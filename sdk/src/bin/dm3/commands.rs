@@ -5,13 +5,15 @@ use clap::Subcommand;
 use serde_json::json;
 
 use dm3::canonical;
+use dm3::crypto::eth::parse_address;
 use dm3::crypto::kx::KxKeyPair;
-use dm3::crypto::signing::SigningKeyPair;
+use dm3::crypto::signing::{SigningKeyPair, VerifyKey};
 use dm3::encoding::b64_decode_array;
 use dm3::envelope::{Envelope, OpenError};
 use dm3::keys::{ProfileKeys, storage_key_b64, storage_key_from_signature};
-use dm3::message::Message;
+use dm3::message::{Message, MessageVerifyError};
 use dm3::postmark::{Postmark, PostmarkError};
+use dm3::profile::{ProfileVerifyError, SignedUserProfile};
 
 use crate::io::{Failure, read_json, read_stdin};
 
@@ -24,6 +26,24 @@ pub enum Command {
     /// Derive DM3 key pairs.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Sign a message (stdin, without `signature`) with an Ed25519 key.
+    SignMessage {
+        /// The sender's Ed25519 private key: base64 of 64 bytes (seed ‖ public key).
+        #[arg(long)]
+        key: String,
+    },
+    /// Verify a signed message's Ed25519 signature; prints `valid` or exits 1.
+    VerifyMessage {
+        /// The sender's Ed25519 public key (base64).
+        #[arg(long)]
+        key: String,
+    },
+    /// Verify a signed user profile `{profile, signature}` against the wallet address.
+    VerifyProfile {
+        /// The `0x` address the profile's ENS name resolves to.
+        #[arg(long)]
+        address: String,
+    },
     /// Seal a signed message into an envelope for one recipient at one delivery service.
     Seal {
         /// The sender's Ed25519 private key: base64 of 64 bytes (seed ‖ public key).
@@ -80,6 +100,34 @@ pub fn run(command: Command) -> Result<String, Failure> {
             let mut keys = ProfileKeys::from_seed(&storage_key).to_json();
             keys["storageKey"] = json!(storage_key_b64(&storage_key));
             Ok(keys.to_string())
+        }
+        Command::SignMessage { key } => {
+            let key = SigningKeyPair::from_secret_b64(&key)
+                .map_err(|e| Failure::malformed(format!("--key: {e}")))?;
+            let message = Message::from_value(read_json()?).map_err(Failure::malformed)?;
+            Ok(canonical::stringify(&message.sign(&key).into_value()))
+        }
+        Command::VerifyMessage { key } => {
+            let key = VerifyKey::from_b64(&key).map_err(|e| Failure::malformed(format!("--key: {e}")))?;
+            let message = Message::from_value(read_json()?).map_err(Failure::malformed)?;
+            // The expected sender is the message's own `from`: this checks the signature alone.
+            match message.verify(&key, message.from()) {
+                Ok(()) => Ok("valid".to_owned()),
+                Err(
+                    error @ (MessageVerifyError::MalformedSignature | MessageVerifyError::InvalidName(_)),
+                ) => Err(Failure::malformed(error)),
+                Err(error) => Err(Failure::check(error)),
+            }
+        }
+        Command::VerifyProfile { address } => {
+            let address =
+                parse_address(&address).map_err(|e| Failure::malformed(format!("--address: {e}")))?;
+            let profile = SignedUserProfile::from_value(read_json()?).map_err(Failure::malformed)?;
+            match profile.verify_against_address(&address) {
+                Ok(()) => Ok("valid".to_owned()),
+                Err(error @ ProfileVerifyError::MalformedSignature) => Err(Failure::malformed(error)),
+                Err(error) => Err(Failure::check(error)),
+            }
         }
         Command::Seal { sender_key, recipient_key, ds_key } => seal(&sender_key, &recipient_key, &ds_key),
         Command::Open { key, ds_key } => open(&key, ds_key.as_deref()),
