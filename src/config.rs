@@ -20,7 +20,7 @@
 
 mod database_url;
 pub mod env;
-mod validate;
+pub(crate) mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

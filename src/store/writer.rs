@@ -29,6 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::metrics as names;
+
 use super::{Inserted, NewEnvelope, Pool, StoreError, StoreOptions, on_pool};
 
 const INSERT_SQL: &str = "INSERT INTO envelopes \
@@ -169,8 +171,8 @@ async fn commit(pool: &Pool, batch: Vec<Job>, counters: &Counters) {
         Ok(outcomes) => {
             counters.commits.fetch_add(1, Ordering::Relaxed);
             counters.envelopes.fetch_add(size as u64, Ordering::Relaxed);
-            metrics::histogram!("dm3_store_write_batch_size").record(size as f64);
-            metrics::histogram!("dm3_store_write_commit_seconds")
+            metrics::histogram!(names::WRITE_BATCH_SIZE).record(size as f64);
+            metrics::histogram!(names::WRITE_COMMIT_DURATION)
                 .record(started.elapsed().as_secs_f64());
             for (job, outcome) in batch.into_iter().zip(outcomes) {
                 // A caller that gave up (its request was dropped) no longer listens.
