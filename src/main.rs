@@ -22,6 +22,7 @@ use dm3_bridge::init::{InitOptions, init};
 use dm3_bridge::node::Node;
 use dm3_bridge::protocol::Unplugged;
 use dm3_bridge::telemetry;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// A DM3 message relay node that bridges DM3 to Matrix and Telegram.
 ///
@@ -150,24 +151,35 @@ fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<E
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Install the handlers before start-up: a SIGTERM that arrives while the node starts
+        // must stop it gracefully, not kill it with the default action.
+        let mut signals = ShutdownSignals::install()?;
         // Until the DM3 protocol code is plugged in, its operations answer 501.
         let node = Node::start(&config, env, Unplugged::factory()).await?;
-        shutdown_signal().await?;
+        signals.received().await;
         node.shutdown().await?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Resolves on SIGTERM (service managers) or SIGINT (ctrl-c).
-async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        result = tokio::signal::ctrl_c() => {
-            result.context("waiting for ctrl-c")?;
-            tracing::info!("interrupt received");
+/// SIGTERM (service managers) and SIGINT (ctrl-c).
+struct ShutdownSignals {
+    term: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.interrupt.recv() => tracing::info!("interrupt received"),
         }
     }
-    Ok(())
 }

@@ -20,6 +20,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -81,7 +83,12 @@ impl Node {
         let keys_path = config.key_path(&config.keys.node_keys_file);
         let node_keys = Arc::new(NodeKeys::read_file(&master, &keys_path)?);
         drop(master);
-        tracing::info!(master_key = %source, node_keys = ?node_keys, "node keys opened");
+        tracing::info!(
+            master_key = %source,
+            encryption_public_key = %STANDARD.encode(node_keys.encryption_public_key().as_bytes()),
+            signing_public_key = %STANDARD.encode(node_keys.signing_public_key().as_bytes()),
+            "node keys opened"
+        );
 
         let url = config.database_url();
         let options = StoreOptions {

@@ -45,7 +45,7 @@ pub async fn incoming(
     {
         Ok(envelopes) => envelopes,
         Err(error) => {
-            return ApiError::from(crate::protocol::DeliveryError::from(error)).into_response();
+            return ApiError::from(error).into_response();
         }
     };
     let mut body = String::with_capacity(
@@ -88,7 +88,7 @@ pub async fn sync_acknowledgements(
             tracing::debug!(acknowledged = acks.len(), deleted, "acknowledgements");
             StatusCode::OK.into_response()
         }
-        Err(error) => ApiError::from(crate::protocol::DeliveryError::from(error)).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 

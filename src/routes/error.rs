@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::protocol::DeliveryError;
+use crate::store::StoreError;
 
 pub const PARSE_ERROR: i32 = -32700;
 pub const INVALID_REQUEST: i32 = -32600;
@@ -124,6 +125,12 @@ impl From<DeliveryError> for ApiError {
                 )
             }
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        DeliveryError::from(error).into()
     }
 }
 
