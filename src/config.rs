@@ -6,7 +6,7 @@
 //!   `[relay]`, `[log]`, `[keys]`.
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
-//!   `DM3_BRIDGE_DATABASE__URL`); see [`env`]. The environment wins over the file.
+//!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
 //! - Loading only fails on things that make the file unreadable (syntax, unknown keys, wrong
 //!   types). Semantic problems (a missing name, a bad URL) are collected by [`Config::problems`]
 //!   so that `dm3-bridge check` can list all of them at once instead of one per run.

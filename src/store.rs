@@ -8,7 +8,7 @@
 //!   `FOR UPDATE SKIP LOCKED`, which SQLite has no equivalent for. With an enum the few
 //!   backend-specific statements are an ordinary `match`.
 //! - Everything else is written once: the SQL uses `$1`-style placeholders, which both drivers
-//!   accept, and [`on_pool!`] expands one body for each arm, so each copy is type-checked
+//!   accept, and `on_pool!` expands one body for each arm, so each copy is type-checked
 //!   against its own driver.
 //!
 //! Durability: a write is acknowledged only after its transaction committed. On SQLite that

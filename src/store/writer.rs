@@ -18,8 +18,9 @@
 //!
 //! The same path runs on PostgreSQL: fewer, larger commits help there too.
 //!
-//! Shutdown: [`Writer::shutdown`] closes the queue (new inserts fail with
-//! [`StoreError::ShuttingDown`]), commits everything already queued, and waits for the task.
+//! Shutdown: `Writer::shutdown` (called by [`Store::close`](super::Store::close)) closes the
+//! queue (new inserts fail with [`StoreError::ShuttingDown`]), commits everything already
+//! queued, and waits for the task.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
