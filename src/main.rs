@@ -1,19 +1,185 @@
-//! `dm3-bridge`: the relay node and bridge service.
+//! `dm3-bridge`: the command line of the relay node.
 //!
-//! For now the binary only describes itself; the relay, the names and the
-//! connectors arrive in later steps (see ARCHITECTURE.md).
+//! The binary edge: parse arguments, read the environment once, call the library, turn errors
+//! into messages and exit codes. Everything else lives in the library (`src/lib.rs`), where the
+//! integration tests reach it.
+//!
+//! ```text
+//! dm3-bridge init --data-dir DIR --name NODE_ENS_NAME --public-url URL [--listen ADDR]
+//! dm3-bridge --config DIR/config.toml check
+//! dm3-bridge --config DIR/config.toml run
+//! ```
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dm3_bridge::check::check;
+use dm3_bridge::config::Config;
+use dm3_bridge::config::env::{CONFIG_VAR, process_env};
+use dm3_bridge::init::{InitOptions, init};
+use dm3_bridge::node::Node;
+use dm3_bridge::protocol::Unplugged;
+use dm3_bridge::telemetry;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// A DM3 message relay node that bridges DM3 to Matrix and Telegram.
+///
+/// Every config key can be overridden by an environment variable DM3_BRIDGE_<SECTION>__<KEY>,
+/// e.g. DM3_BRIDGE_DATABASE__URL. The master key can be given as DM3_BRIDGE_MASTER_KEY (base64).
 #[derive(Parser, Debug)]
 #[command(name = "dm3-bridge", version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    /// The config file (written by `init` as DIR/config.toml).
+    #[arg(long, global = true, env = CONFIG_VAR, value_name = "FILE")]
+    config: Option<PathBuf>,
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    let mut command = <Cli as clap::CommandFactory>::command();
-    command.print_help()?;
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a data directory: a commented config.toml, master.key (mode 0600, unless
+    /// DM3_BRIDGE_MASTER_KEY is set) and the sealed node keys. Never overwrites.
+    Init {
+        /// The directory to create or fill.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The node's ENS name, e.g. relay.example.eth.
+        #[arg(long, value_name = "NODE_ENS_NAME")]
+        name: String,
+        /// The URL DM3 clients reach the node at, e.g. https://relay.example.org.
+        #[arg(long, value_name = "URL")]
+        public_url: String,
+        /// The address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Validate the config and the keys; print every problem and exit non-zero if any.
+    Check,
+    /// Run the node until SIGTERM or ctrl-c.
+    Run,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = process_env();
+    let result = match cli.command {
+        Command::Init {
+            data_dir,
+            name,
+            public_url,
+            listen,
+        } => run_init(
+            InitOptions {
+                data_dir,
+                name,
+                public_url,
+                listen,
+            },
+            &env,
+        ),
+        Command::Check => run_check(cli.config, &env),
+        Command::Run => run_node(cli.config, &env),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_path(path: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    path.with_context(|| format!("no config file: pass --config FILE or set {CONFIG_VAR}"))
+}
+
+fn run_init(options: InitOptions, env: &[(String, String)]) -> anyhow::Result<ExitCode> {
+    let report = init(&options, env)?;
+    println!("wrote {}", report.config_file.display());
+    match &report.master_key_file {
+        Some(path) => println!(
+            "wrote {} (mode 0600; back it up: without it the node keys cannot be opened)",
+            path.display()
+        ),
+        None => println!("master key: taken from DM3_BRIDGE_MASTER_KEY (no key file written)"),
+    }
+    println!("wrote {}", report.node_keys_file.display());
     println!();
-    Ok(())
+    println!("Publish these in the node's delivery-service profile:");
+    println!("  publicEncryptionKey: {}", report.encryption_public_key);
+    println!("  publicSigningKey:    {}", report.signing_public_key);
+    println!();
+    println!(
+        "Start with: dm3-bridge --config {} run",
+        report.config_file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_check(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<ExitCode> {
+    let path = config_path(path)?;
+    let report = check(&path, env);
+    for note in &report.notes {
+        println!("{note}");
+    }
+    for problem in &report.problems {
+        eprintln!("error: {problem}");
+    }
+    if report.is_ok() {
+        println!("{}: OK", path.display());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{}: {} problem(s) found",
+            path.display(),
+            report.problems.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<ExitCode> {
+    let path = config_path(path)?;
+    let config = Config::load(&path, env.iter().cloned())?;
+    telemetry::logging::init(&config.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        // Install the handlers before start-up: a SIGTERM that arrives while the node starts
+        // must stop it gracefully, not kill it with the default action.
+        let mut signals = ShutdownSignals::install()?;
+        // Until the DM3 protocol code is plugged in, its operations answer 501.
+        let node = Node::start(&config, env, Unplugged::factory()).await?;
+        signals.received().await;
+        node.shutdown().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGTERM (service managers) and SIGINT (ctrl-c).
+struct ShutdownSignals {
+    term: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.interrupt.recv() => tracing::info!("interrupt received"),
+        }
+    }
 }

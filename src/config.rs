@@ -1,0 +1,279 @@
+//! The node's configuration: one TOML file, every key overridable from the environment.
+//!
+//! Why this shape:
+//! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
+//!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
+//!   `[relay]`, `[log]`, `[keys]`.
+//! - Containers and systemd units configure through the environment. Every key can be set with
+//!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
+//!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
+//! - Loading only fails on things that make the file unreadable (syntax, unknown keys, wrong
+//!   types). Semantic problems (a missing name, a bad URL) are collected by [`Config::problems`]
+//!   so that `dm3-bridge check` can list all of them at once instead of one per run.
+//! - Every struct has defaults, so a minimal file only needs `[node] name` and `public_url`.
+//! - Units are in the key names (`size_limit` is bytes, `message_ttl_secs` seconds) because the
+//!   reference delivery service reads one number in three different units (PROTOCOL.md P12).
+//!
+//! Nothing secret lives in the config: the master key is a separate file or the
+//! `DM3_BRIDGE_MASTER_KEY` variable, and a password inside `database.url` is hidden by
+//! [`DatabaseUrl`]'s `Debug`/`Display`.
+
+mod database_url;
+pub mod env;
+pub(crate) mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use database_url::{Backend, DatabaseUrl};
+pub use validate::Problem;
+
+/// The prefix of every environment variable the node reads.
+pub const ENV_PREFIX: &str = "DM3_BRIDGE_";
+
+/// The whole configuration, as read from the file and the environment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub database: DatabaseConfig,
+    pub relay: RelayConfig,
+    pub log: LogConfig,
+    pub keys: KeysConfig,
+}
+
+/// `[node]`: who the node is and where it listens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The ENS name of this delivery service (its `network.dm3.deliveryService` record).
+    pub name: String,
+    /// The base URL clients reach the node at; it goes into the delivery-service profile.
+    pub public_url: String,
+    /// The socket address the HTTP server binds (`host:port`).
+    pub listen: String,
+    /// Where the database, the sealed keys and (by default) the master key live. When absent,
+    /// the directory of the config file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            public_url: String::new(),
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: None,
+        }
+    }
+}
+
+/// `[database]`: SQLite in the data directory unless a URL says otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`. Absent: `sqlite://<data_dir>/dm3-bridge.sqlite`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<DatabaseUrl>,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// How long a SQLite statement waits for a lock before failing, in milliseconds.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 8,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[relay]`: the delivery-service behaviour clients can observe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Largest accepted envelope, in bytes of its canonical JSON (PROTOCOL.md §7.3, P12).
+    pub size_limit: u64,
+    /// How long a stored envelope is kept, in seconds; 0 keeps it until acknowledged.
+    pub message_ttl_secs: u64,
+    /// What to do with a submit whose sender's profile does not resolve.
+    pub unresolved_sender: UnresolvedSenderPolicy,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            size_limit: 100_000,
+            message_ttl_secs: 0,
+            unresolved_sender: UnresolvedSenderPolicy::Reject,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The TTL in milliseconds, the unit the reference DS uses on the wire
+    /// (`messageTTL`, PROTOCOL.md P12). Saturates instead of overflowing; validation keeps
+    /// the value far below that.
+    pub fn message_ttl_ms(&self) -> u64 {
+        self.message_ttl_secs.saturating_mul(1_000)
+    }
+}
+
+/// The policy for a sender whose DM3 profile cannot be resolved, so whose envelope signature
+/// cannot be checked.
+///
+/// The reference DS checks no sender at all (PROTOCOL.md P14). We authenticate senders at the
+/// boundary (DESIGN.md invariants), so `reject` is the default; `accept` stores such envelopes
+/// anyway, for interoperability with senders whose names are not (yet) resolvable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnresolvedSenderPolicy {
+    Reject,
+    Accept,
+}
+
+/// `[log]`: human-readable by default, JSON for log shippers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, `dm3_bridge=debug,sqlx=warn`, …
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `[keys]`: where the key material lives. Relative paths are inside the data directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// The master key file (base64 of 32 bytes). Ignored when `DM3_BRIDGE_MASTER_KEY` is set.
+    pub master_key_file: PathBuf,
+    /// The node's X25519 and Ed25519 keys, sealed under the master key.
+    pub node_keys_file: PathBuf,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            master_key_file: PathBuf::from("master.key"),
+            node_keys_file: PathBuf::from("node-keys.sealed"),
+        }
+    }
+}
+
+/// Why a configuration could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config after applying the environment is not valid: {message}")]
+    Merged { message: String },
+}
+
+impl Config {
+    /// Reads `path`, applies the `DM3_BRIDGE_*` overrides found in `env`, and resolves the
+    /// data directory (default: the directory of `path`; relative: relative to it).
+    ///
+    /// `env` is passed in rather than read here so that tests do not have to mutate the
+    /// process environment.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path, env)
+    }
+
+    /// [`Config::load`] on text already read; `path` names the file in messages and anchors
+    /// relative paths.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        // Parse the file alone first: its errors then carry line and column.
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        let _: Config = toml::from_str(text).map_err(parse_error)?;
+        let mut tree: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        env::apply_overrides(&mut tree, env)?;
+        let mut config: Config =
+            toml::Value::Table(tree)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Merged {
+                    message: e.to_string(),
+                })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        config.node.data_dir = Some(match config.node.data_dir.take() {
+            Some(dir) if dir.is_relative() => base.join(dir),
+            Some(dir) => dir,
+            None => base.to_owned(),
+        });
+        Ok(config)
+    }
+
+    /// Every semantic problem of this configuration; empty means valid.
+    pub fn problems(&self) -> Vec<Problem> {
+        validate::problems(self)
+    }
+
+    /// The data directory ([`Config::load`] always sets it).
+    pub fn data_dir(&self) -> &Path {
+        self.node.data_dir.as_deref().unwrap_or(Path::new("."))
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> DatabaseUrl {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => DatabaseUrl::sqlite_file(&self.data_dir().join("dm3-bridge.sqlite")),
+        }
+    }
+
+    /// The listen address, once [`Config::problems`] has found it valid.
+    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        self.node.listen.parse()
+    }
+
+    /// A path from `[keys]`, resolved against the data directory.
+    pub fn key_path(&self, path: &Path) -> PathBuf {
+        self.data_dir().join(path)
+    }
+}

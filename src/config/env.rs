@@ -1,0 +1,162 @@
+//! Environment overrides: `DM3_BRIDGE_<SECTION>__<KEY>=value` sets `[section] key = value`.
+//!
+//! Why it works this way:
+//! - `__` separates the levels because keys themselves contain `_` (`public_url`).
+//! - Variable names are case-insensitive on our side (`DM3_BRIDGE_NODE__PUBLIC_URL` and
+//!   `dm3_bridge_node__public_url` mean the same key), since keys are all lowercase.
+//! - An environment value is text, but the key may be a number. The type is taken from the
+//!   schema (a fully populated default [`Config`] serialized to TOML), not guessed from the
+//!   text: a node name `"1234"` stays a string, `size_limit=abc` is an error that names the
+//!   variable.
+//! - A variable with our prefix that names no key is an error, not silently ignored: a typo in
+//!   a deployment manifest should stop the node, not run it with a default.
+//! - Two variables are not config keys and are skipped here: [`MASTER_KEY_VAR`] (a secret,
+//!   read only by the vault) and [`CONFIG_VAR`] (the path of the file itself).
+
+use std::path::PathBuf;
+
+use super::{Config, ConfigError, DatabaseUrl, ENV_PREFIX};
+
+/// The master key, base64 of 32 bytes, when it is not in a file.
+pub const MASTER_KEY_VAR: &str = "DM3_BRIDGE_MASTER_KEY";
+/// The config file path, as an alternative to `--config`.
+pub const CONFIG_VAR: &str = "DM3_BRIDGE_CONFIG";
+
+/// The process environment as UTF-8 pairs. Variables whose name is not UTF-8 cannot be ours
+/// and are dropped; a non-UTF-8 value of ours is kept lossily and then fails to parse.
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .collect()
+}
+
+/// Applies every `DM3_BRIDGE_*` variable of `env` to the parsed file `tree`.
+pub(super) fn apply_overrides(
+    tree: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let schema = schema()?;
+    let mut vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| is_override(k)).collect();
+    // Deterministic order, so the same environment always gives the same error first.
+    vars.sort();
+    for (var, value) in vars {
+        let (section, key) = key_path(&var)?;
+        let expected = schema
+            .get(&section)
+            .and_then(|s| s.as_table())
+            .and_then(|s| s.get(&key))
+            .ok_or_else(|| ConfigError::Env {
+                var: var.clone(),
+                message: format!("there is no config key `{section}.{key}`"),
+            })?;
+        let parsed = parse_as(expected, &value).map_err(|message| ConfigError::Env {
+            var: var.clone(),
+            message: format!("`{section}.{key}`: {message}"),
+        })?;
+        let entry = tree
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry.as_table_mut() {
+            Some(table) => {
+                table.insert(key, parsed);
+            }
+            None => {
+                return Err(ConfigError::Env {
+                    var,
+                    message: format!("`{section}` in the file is not a table"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_override(var: &str) -> bool {
+    let upper = var.to_ascii_uppercase();
+    upper.starts_with(ENV_PREFIX) && upper != MASTER_KEY_VAR && upper != CONFIG_VAR
+}
+
+/// `DM3_BRIDGE_NODE__PUBLIC_URL` → (`node`, `public_url`).
+fn key_path(var: &str) -> Result<(String, String), ConfigError> {
+    let rest = var.get(ENV_PREFIX.len()..).unwrap_or_default();
+    let lower = rest.to_ascii_lowercase();
+    let mut parts = lower.split("__");
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(section), Some(key), None) if !section.is_empty() && !key.is_empty() => {
+            Ok((section.to_owned(), key.to_owned()))
+        }
+        _ => Err(ConfigError::Env {
+            var: var.to_owned(),
+            message: "expected DM3_BRIDGE_<SECTION>__<KEY>, e.g. DM3_BRIDGE_DATABASE__URL"
+                .to_owned(),
+        }),
+    }
+}
+
+/// Every key with a value of its type: the defaults, with optional keys filled in.
+fn schema() -> Result<toml::Table, ConfigError> {
+    let mut full = Config::default();
+    full.node.data_dir = Some(PathBuf::from("."));
+    full.database.url = Some(DatabaseUrl::new("sqlite://schema"));
+    let merged = |e: toml::ser::Error| ConfigError::Merged {
+        message: e.to_string(),
+    };
+    match toml::Value::try_from(&full).map_err(merged)? {
+        toml::Value::Table(table) => Ok(table),
+        _ => Err(ConfigError::Merged {
+            message: "the config schema is not a table".to_owned(),
+        }),
+    }
+}
+
+fn parse_as(expected: &toml::Value, text: &str) -> Result<toml::Value, String> {
+    let text_trimmed = text.trim();
+    match expected {
+        toml::Value::String(_) => Ok(toml::Value::String(text.to_owned())),
+        toml::Value::Integer(_) => text_trimmed
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("expected a whole number, got {text:?}")),
+        toml::Value::Float(_) => text_trimmed
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .map_err(|_| format!("expected a number, got {text:?}")),
+        toml::Value::Boolean(_) => match text_trimmed {
+            "true" => Ok(toml::Value::Boolean(true)),
+            "false" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("expected true or false, got {text:?}")),
+        },
+        // Arrays and tables are written as TOML inline values.
+        _ => {
+            let doc: toml::Table = toml::from_str(&format!("v = {text}"))
+                .map_err(|e| format!("expected a TOML value: {e}"))?;
+            doc.get("v")
+                .cloned()
+                .ok_or_else(|| "expected a TOML value".to_owned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_variables_are_not_keys() {
+        assert!(!is_override("DM3_BRIDGE_MASTER_KEY"));
+        assert!(!is_override("DM3_BRIDGE_CONFIG"));
+        assert!(is_override("DM3_BRIDGE_NODE__NAME"));
+        assert!(!is_override("HOME"));
+    }
+
+    #[test]
+    fn key_paths_split_on_double_underscore() {
+        let (s, k) = key_path("DM3_BRIDGE_NODE__PUBLIC_URL")
+            .ok()
+            .unwrap_or_default();
+        assert_eq!((s.as_str(), k.as_str()), ("node", "public_url"));
+        assert!(key_path("DM3_BRIDGE_NODE").is_err());
+        assert!(key_path("DM3_BRIDGE_A__B__C").is_err());
+        assert!(key_path("DM3_BRIDGE___X").is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! Semantic validation: every problem of a configuration, each tied to its key.
+//!
+//! Collected rather than returned on the first failure so that `dm3-bridge check` shows the
+//! operator the whole list in one go. The messages say what is expected, with an example,
+//! because the reader is someone editing a file, not a developer reading a backtrace.
+
+use std::fmt;
+
+use super::{Backend, Config};
+
+/// Most the reference DS ever accepts in one request (`express.json({limit:'50mb'})`,
+/// PROTOCOL.md §9); a larger envelope limit could never be reached.
+const MAX_SIZE_LIMIT: u64 = 50 * 1024 * 1024;
+/// 100 years: long enough for "practically forever", short enough to stay far from overflow
+/// when converted to milliseconds.
+const MAX_TTL_SECS: u64 = 100 * 365 * 24 * 3600;
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted key, e.g. `node.public_url`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+pub(super) fn problems(config: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut problem = |key: &str, message: String| {
+        out.push(Problem {
+            key: key.to_owned(),
+            message,
+        })
+    };
+
+    if let Err(message) = check_name(&config.node.name) {
+        problem("node.name", message);
+    }
+    if let Err(message) = check_public_url(&config.node.public_url) {
+        problem("node.public_url", message);
+    }
+    if config.node.listen.parse::<std::net::SocketAddr>().is_err() {
+        problem(
+            "node.listen",
+            format!(
+                "{:?} is not a socket address; expected host:port, e.g. 127.0.0.1:8080 or [::]:8080",
+                config.node.listen
+            ),
+        );
+    }
+    let data_dir = config.data_dir();
+    if !data_dir.is_dir() {
+        problem(
+            "node.data_dir",
+            format!(
+                "{} is not a directory (create it with `dm3-bridge init --data-dir {}`)",
+                data_dir.display(),
+                data_dir.display()
+            ),
+        );
+    }
+
+    if let Some(url) = &config.database.url {
+        match url.backend() {
+            None => problem(
+                "database.url",
+                format!(
+                    "{url} is not supported; expected sqlite://PATH or postgres://USER@HOST/DB"
+                ),
+            ),
+            Some(Backend::Postgres) => {
+                if url::Url::parse(url.expose()).map_or(true, |u| u.host().is_none()) {
+                    problem(
+                        "database.url",
+                        format!("{url} is not a valid PostgreSQL URL (postgres://USER@HOST/DB)"),
+                    );
+                }
+            }
+            Some(Backend::Sqlite) => {}
+        }
+    }
+    if !(1..=1_000).contains(&config.database.max_connections) {
+        problem(
+            "database.max_connections",
+            format!(
+                "{} is out of range; expected 1 to 1000",
+                config.database.max_connections
+            ),
+        );
+    }
+    if config.database.busy_timeout_ms > 600_000 {
+        problem(
+            "database.busy_timeout_ms",
+            "more than 10 minutes of lock waiting is surely a mistake".to_owned(),
+        );
+    }
+
+    if !(1..=MAX_SIZE_LIMIT).contains(&config.relay.size_limit) {
+        problem(
+            "relay.size_limit",
+            format!(
+                "{} bytes is out of range; expected 1 to {MAX_SIZE_LIMIT} (the reference default is 100000)",
+                config.relay.size_limit
+            ),
+        );
+    }
+    if config.relay.message_ttl_secs > MAX_TTL_SECS {
+        problem(
+            "relay.message_ttl_secs",
+            format!(
+                "{} seconds is more than 100 years; use 0 to keep envelopes until acknowledged",
+                config.relay.message_ttl_secs
+            ),
+        );
+    }
+
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        problem(
+            "log.level",
+            format!(
+                "{:?} is not a log filter ({e}); expected e.g. info, debug or dm3_bridge=debug,sqlx=warn",
+                config.log.level
+            ),
+        );
+    }
+
+    if config.keys.master_key_file.as_os_str().is_empty() {
+        problem("keys.master_key_file", "must not be empty".to_owned());
+    }
+    if config.keys.node_keys_file.as_os_str().is_empty() {
+        problem("keys.node_keys_file", "must not be empty".to_owned());
+    }
+    out
+}
+
+/// A plausible normalized ENS name. Full ENSIP-15 normalization belongs to the protocol
+/// library; this catches the mistakes an operator makes (empty, spaces, capitals, no dot).
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let example = "expected a normalized ENS name such as relay.example.eth";
+    if name.is_empty() {
+        return Err(format!("must be set; {example}"));
+    }
+    if name.len() > 255 {
+        return Err(format!("is longer than 255 bytes; {example}"));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{name:?} contains whitespace; {example}"));
+    }
+    if name.chars().any(char::is_uppercase) {
+        return Err(format!("{name:?} has capital letters; {example}"));
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
+        return Err(format!("{name:?} is not a dotted name; {example}"));
+    }
+    Ok(())
+}
+
+/// An absolute http(s) base URL without query or fragment.
+pub(crate) fn check_public_url(text: &str) -> Result<(), String> {
+    let example = "expected the URL clients reach the node at, e.g. https://relay.example.org";
+    if text.is_empty() {
+        return Err(format!("must be set; {example}"));
+    }
+    let url =
+        url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e}); {example}"))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(format!("{text:?} is not http(s); {example}"));
+    }
+    if url.host().is_none() {
+        return Err(format!("{text:?} has no host; {example}"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?} must not have a query or fragment; {example}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("relay.example.eth").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("Relay.eth").is_err());
+        assert!(check_name("relay").is_err());
+        assert!(check_name("a..eth").is_err());
+        assert!(check_name("a b.eth").is_err());
+    }
+
+    #[test]
+    fn public_urls() {
+        assert!(check_public_url("https://relay.example.org").is_ok());
+        assert!(check_public_url("http://127.0.0.1:8080/ds").is_ok());
+        assert!(check_public_url("ftp://x.org").is_err());
+        assert!(check_public_url("relay.example.org").is_err());
+        assert!(check_public_url("https://x.org/?a=b").is_err());
+    }
+}

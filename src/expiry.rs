@@ -1,0 +1,44 @@
+//! The TTL cleanup worker: deletes expired envelopes and challenges on a fixed interval.
+//!
+//! Expired envelopes are already invisible to `incoming` (the query filters on `expires_at`),
+//! so the interval only bounds how long their rows linger on disk; once a minute is plenty and
+//! cheap. The reference DS does this daily (PROTOCOL.md §9.4). The first pass runs at start-up,
+//! so a node that was down for a while catches up at once. Deletion is batched inside the
+//! store, so a large backlog never holds the write lock for long.
+
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::store::Store;
+use crate::telemetry::metrics::EXPIRED_DELETED;
+
+/// How often expired rows are deleted.
+pub const INTERVAL: Duration = Duration::from_secs(60);
+
+/// Runs until `stop` is cancelled.
+pub async fn run(store: Store, interval: Duration, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match store.delete_expired(now_ms()).await {
+            Ok(expired) => {
+                metrics::counter!(EXPIRED_DELETED).increment(expired.envelopes);
+                if expired.envelopes > 0 || expired.challenges > 0 {
+                    tracing::info!(
+                        envelopes = expired.envelopes,
+                        challenges = expired.challenges,
+                        "deleted expired rows"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, "deleting expired rows failed; will retry"),
+        }
+    }
+}

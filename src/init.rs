@@ -1,0 +1,312 @@
+//! `dm3-bridge init`: a fresh data directory, and nothing else.
+//!
+//! It writes exactly three files:
+//! - `config.toml`, commented, so the operator learns every knob from the file itself;
+//! - `master.key` (mode 0600), unless `DM3_BRIDGE_MASTER_KEY` is set, in which case that key
+//!   is used and no key file is written;
+//! - `node-keys.sealed` (mode 0600): the node's fresh X25519 and Ed25519 keys sealed under
+//!   the master key.
+//!
+//! It refuses to run if any of them exists: overwriting a master key or the node keys would
+//! make existing data unreadable, or change the node's identity under its clients. All checks
+//! happen before the first write; if a write still fails, the files written so far are removed,
+//! so a failed `init` can simply be run again.
+
+use std::fmt::Write as _;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::config::validate::{check_name, check_public_url};
+use crate::config::{KeysConfig, Problem};
+use crate::node_keys::{NodeKeys, NodeKeysError};
+use crate::vault::master_key::env_value;
+use crate::vault::{MasterKey, MasterKeyError};
+
+/// The file name of the config inside the data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// What `init` needs to know.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub data_dir: PathBuf,
+    /// The node's ENS name.
+    pub name: String,
+    /// The URL clients reach the node at.
+    pub public_url: String,
+    /// The listen address; default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+}
+
+/// What `init` wrote, and the public keys to publish in the delivery-service profile.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    pub config_file: PathBuf,
+    /// `None` when the master key came from the environment.
+    pub master_key_file: Option<PathBuf>,
+    pub node_keys_file: PathBuf,
+    /// Base64 X25519 public key (`publicEncryptionKey`).
+    pub encryption_public_key: String,
+    /// Base64 Ed25519 public key (`publicSigningKey`).
+    pub signing_public_key: String,
+}
+
+/// Why `init` did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("invalid arguments:\n{}", list(.0))]
+    Invalid(Vec<Problem>),
+    #[error("{} already exists; init never overwrites (move it away to start over)", .0.display())]
+    Exists(PathBuf),
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    #[error(transparent)]
+    NodeKeys(#[from] NodeKeysError),
+    #[error("cannot write {}: {source}", path.display())]
+    WriteConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Creates the data directory's files; `env` is searched for `DM3_BRIDGE_MASTER_KEY`.
+pub fn init(options: &InitOptions, env: &[(String, String)]) -> Result<InitReport, InitError> {
+    let listen = options
+        .listen
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let mut problems = Vec::new();
+    if let Err(message) = check_name(&options.name) {
+        problems.push(Problem {
+            key: "--name".to_owned(),
+            message,
+        });
+    }
+    if let Err(message) = check_public_url(&options.public_url) {
+        problems.push(Problem {
+            key: "--public-url".to_owned(),
+            message,
+        });
+    }
+    if listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(Problem {
+            key: "--listen".to_owned(),
+            message: format!("{listen:?} is not host:port"),
+        });
+    }
+    // A malformed environment key is an error here too, before anything is written.
+    let env_key = env_value(env)
+        .map(|value| MasterKey::from_base64(value, "environment variable DM3_BRIDGE_MASTER_KEY"))
+        .transpose()?;
+    if !problems.is_empty() {
+        return Err(InitError::Invalid(problems));
+    }
+
+    create_data_dir(&options.data_dir)?;
+    let data_dir = options
+        .data_dir
+        .canonicalize()
+        .map_err(|source| InitError::DataDir {
+            path: options.data_dir.clone(),
+            source,
+        })?;
+    let keys = KeysConfig::default();
+    let config_file = data_dir.join(CONFIG_FILE);
+    let master_key_file = env_key
+        .is_none()
+        .then(|| data_dir.join(&keys.master_key_file));
+    let node_keys_file = data_dir.join(&keys.node_keys_file);
+    for path in [
+        Some(&config_file),
+        master_key_file.as_ref(),
+        Some(&node_keys_file),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if path.exists() {
+            return Err(InitError::Exists(path.clone()));
+        }
+    }
+
+    let master = match env_key {
+        Some(key) => key,
+        None => MasterKey::generate()?,
+    };
+    let node_keys = NodeKeys::generate()?;
+    let text = config_text(options, &listen, &data_dir, master_key_file.is_none());
+
+    let mut written: Vec<PathBuf> = Vec::new();
+    let result = (|| {
+        if let Some(path) = &master_key_file {
+            master.write_new_file(path)?;
+            written.push(path.clone());
+        }
+        node_keys.write_new_file(&master, &node_keys_file)?;
+        written.push(node_keys_file.clone());
+        crate::new_file::write_new_file(&config_file, text.as_bytes(), 0o644).map_err(
+            |source| InitError::WriteConfig {
+                path: config_file.clone(),
+                source,
+            },
+        )?;
+        Ok::<(), InitError>(())
+    })();
+    if let Err(e) = result {
+        for path in written {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
+
+    Ok(InitReport {
+        config_file,
+        master_key_file,
+        node_keys_file,
+        encryption_public_key: STANDARD.encode(node_keys.encryption_public_key().as_bytes()),
+        signing_public_key: STANDARD.encode(node_keys.signing_public_key().as_bytes()),
+    })
+}
+
+/// Creates the directory (0700: it holds the database and key files) if it does not exist.
+fn create_data_dir(path: &Path) -> Result<(), InitError> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| InitError::DataDir {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// A TOML string literal (quoted and escaped).
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+/// The commented config file.
+fn config_text(
+    options: &InitOptions,
+    listen: &str,
+    data_dir: &Path,
+    master_key_from_env: bool,
+) -> String {
+    let mut s = String::new();
+    let data_dir = data_dir.to_string_lossy();
+    let sqlite = format!("sqlite://{data_dir}/dm3-bridge.sqlite");
+    // Writing to a String cannot fail.
+    let _ = write!(
+        s,
+        r#"# dm3-bridge configuration, written by `dm3-bridge init`.
+#
+# Every key can be overridden by an environment variable DM3_BRIDGE_<SECTION>__<KEY>
+# (double underscore between section and key), e.g. DM3_BRIDGE_DATABASE__URL or
+# DM3_BRIDGE_LOG__FORMAT. The environment wins over this file.
+# Validate with: dm3-bridge --config <this file> check
+
+[node]
+# The ENS name of this delivery service. Its network.dm3.deliveryService record must
+# publish this node's public keys (printed by init, and by `check`) and public_url.
+name = {name}
+# The base URL DM3 clients reach this node at.
+public_url = {public_url}
+# The address the HTTP server binds. For public use, put a TLS-terminating proxy in front.
+listen = {listen}
+# The database, the sealed node keys and the master key file live here.
+data_dir = {data_dir_q}
+
+[database]
+# Default: a SQLite file in data_dir (WAL mode; every acknowledged write is fsynced).
+# PostgreSQL instead: url = "postgres://USER@HOST/DBNAME" (pass a password through
+# DM3_BRIDGE_DATABASE__URL rather than this file).
+# url = {sqlite}
+max_connections = 8
+# SQLite: how long a statement waits for a lock, in milliseconds.
+busy_timeout_ms = 5000
+
+[relay]
+# The largest envelope accepted, in bytes of its JSON (the reference default is 100000).
+size_limit = 100000
+# How long stored envelopes are kept, in SECONDS; 0 keeps them until the receiver
+# acknowledges them. Clients see this as messageTTL in milliseconds.
+message_ttl_secs = 0
+# A sender whose DM3 profile does not resolve cannot be authenticated:
+# "reject" refuses the envelope, "accept" stores it anyway.
+unresolved_sender = "reject"
+
+[log]
+# "text" for people, "json" for log shippers.
+format = "text"
+# A tracing filter: info, debug, or per module, e.g. "dm3_bridge=debug,sqlx=warn".
+level = "info"
+
+[keys]
+"#,
+        name = quoted(&options.name),
+        public_url = quoted(&options.public_url),
+        listen = quoted(listen),
+        data_dir_q = quoted(&data_dir),
+        sqlite = quoted(&sqlite),
+    );
+    if master_key_from_env {
+        s.push_str(
+            "# The master key was taken from DM3_BRIDGE_MASTER_KEY at init: set the same value\n\
+             # when running the node. (The file below is only read when that variable is unset.)\n",
+        );
+    } else {
+        s.push_str(
+            "# The master key that seals the node keys: base64 of 32 bytes, mode 0600. Back it up\n\
+             # apart from the data: without it the sealed keys cannot be opened.\n\
+             # DM3_BRIDGE_MASTER_KEY (base64), when set, is used instead of this file.\n",
+        );
+    }
+    s.push_str(
+        "master_key_file = \"master.key\"\n\
+         # The node's X25519 and Ed25519 keys, sealed under the master key.\n\
+         node_keys_file = \"node-keys.sealed\"\n",
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::config::{Config, RelayConfig};
+
+    #[test]
+    fn written_config_reads_back_with_the_given_values_and_defaults() {
+        let options = InitOptions {
+            data_dir: PathBuf::from("/srv/dm3 \"x\""),
+            name: "relay.example.eth".to_owned(),
+            public_url: "https://relay.example.org".to_owned(),
+            listen: None,
+        };
+        let text = config_text(&options, "127.0.0.1:8080", &options.data_dir, false);
+        let config = Config::from_toml(&text, Path::new("/x/config.toml"), []).unwrap();
+        assert_eq!(config.node.name, "relay.example.eth");
+        assert_eq!(config.node.public_url, "https://relay.example.org");
+        assert_eq!(config.data_dir(), Path::new("/srv/dm3 \"x\""));
+        assert_eq!(config.relay, RelayConfig::default());
+        assert_eq!(config.database.url, None);
+    }
+}

@@ -1,0 +1,35 @@
+//! `dm3-bridge` as a library: everything the binary (`src/main.rs`) wires together.
+//!
+//! The binary is a thin edge (argument parsing, `anyhow`, exit codes); the pieces live here so
+//! that integration tests in `tests/` drive exactly the code the binary runs.
+//!
+//! Map of the house, top to bottom:
+//! - [`clock`]: milliseconds since the epoch, the protocol's time unit;
+//! - [`config`]: the typed configuration (TOML file + `DM3_BRIDGE_*` environment overrides)
+//!   and its validation;
+//! - [`vault`]: the operator's master key and sealing of secrets at rest;
+//! - [`node_keys`]: the node's own X25519/Ed25519 keys, sealed under the master key;
+//! - [`init`]: `dm3-bridge init`, which writes a fresh data directory; [`check`]: what
+//!   `dm3-bridge check` reports;
+//! - [`store`]: the one repository layer over SQLite and PostgreSQL, with the group-commit
+//!   envelope writer;
+//! - [`protocol`]: the seam where the DM3 protocol code plugs into the HTTP API;
+//! - [`routes`] and [`server`]: the axum HTTP API;
+//! - [`telemetry`]: logs and Prometheus metrics;
+//! - [`expiry`]: the TTL cleanup worker;
+//! - [`node`]: start-up and graceful shutdown of the whole node.
+
+pub mod check;
+pub mod clock;
+pub mod config;
+pub mod expiry;
+pub mod init;
+pub mod new_file;
+pub mod node;
+pub mod node_keys;
+pub mod protocol;
+pub mod routes;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod vault;

@@ -1,0 +1,176 @@
+//! Start-up and shutdown of the whole node, in the order that keeps the promises.
+//!
+//! Start-up refuses to serve anything it could not serve correctly:
+//! 1. the configuration is valid ([`Config::problems`]);
+//! 2. the master key is found and opens the sealed node keys; a wrong key stops the node with
+//!    "master key does not open the sealed node keys: wrong key file?", never garbage keys;
+//! 3. the database is reachable and migrated;
+//! 4. the listener is bound.
+//!
+//! Only then does it accept requests.
+//!
+//! Shutdown (SIGTERM, ctrl-c, or [`Node::shutdown`]) reverses it:
+//! 1. stop accepting connections and let the requests in flight finish (bounded by
+//!    [`DRAIN_TIMEOUT`]); a submit in flight is answered only after its envelope committed;
+//! 2. stop the background workers;
+//! 3. close the store: the writer commits whatever is still queued, then the pool closes
+//!    (which also checkpoints SQLite's WAL).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Problem};
+use crate::node_keys::{NodeKeys, NodeKeysError};
+use crate::protocol::{ProtocolContext, ProtocolFactory};
+use crate::server::{AppState, router, serve};
+use crate::store::{Store, StoreError, StoreOptions};
+use crate::telemetry;
+use crate::vault::{MasterKey, MasterKeyError};
+
+/// The longest shutdown waits for requests in flight.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the node did not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("the configuration is not valid:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    InvalidConfig(Vec<Problem>),
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    #[error(transparent)]
+    NodeKeys(#[from] NodeKeysError),
+    #[error("opening the database {url} failed: {source}")]
+    Store { url: String, source: StoreError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A running node.
+pub struct Node {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    expiry: JoinHandle<()>,
+    store: Store,
+    node_keys: Arc<NodeKeys>,
+}
+
+impl Node {
+    /// Starts a node; `env` is the process environment (for `DM3_BRIDGE_MASTER_KEY`), and
+    /// `protocol` builds the DM3 protocol implementation.
+    pub async fn start(
+        config: &Config,
+        env: &[(String, String)],
+        protocol: ProtocolFactory,
+    ) -> Result<Self, NodeError> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(NodeError::InvalidConfig(problems));
+        }
+        let (master, source) = MasterKey::resolve(config, env)?;
+        let keys_path = config.key_path(&config.keys.node_keys_file);
+        let node_keys = Arc::new(NodeKeys::read_file(&master, &keys_path)?);
+        drop(master);
+        tracing::info!(
+            master_key = %source,
+            encryption_public_key = %STANDARD.encode(node_keys.encryption_public_key().as_bytes()),
+            signing_public_key = %STANDARD.encode(node_keys.signing_public_key().as_bytes()),
+            "node keys opened"
+        );
+
+        let url = config.database_url();
+        let options = StoreOptions {
+            max_connections: config.database.max_connections,
+            busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
+            ..StoreOptions::default()
+        };
+        let store = Store::open(&url, &options)
+            .await
+            .map_err(|source| NodeError::Store {
+                url: url.to_string(),
+                source,
+            })?;
+        tracing::info!(database = %url, backend = %store.backend(), "database ready");
+
+        let metrics = telemetry::metrics::install();
+        let protocol = protocol(ProtocolContext {
+            store: store.clone(),
+            node_keys: node_keys.clone(),
+            relay: config.relay.clone(),
+            node_name: config.node.name.clone(),
+            public_url: config.node.public_url.clone(),
+        });
+        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics);
+
+        let listener = TcpListener::bind(&config.node.listen)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: config.node.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(NodeError::Serve)?;
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, router(state), stop.clone()));
+        let expiry = tokio::spawn(crate::expiry::run(
+            store.clone(),
+            crate::expiry::INTERVAL,
+            stop.clone(),
+        ));
+        tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
+        Ok(Self {
+            addr,
+            stop,
+            server,
+            expiry,
+            store,
+            node_keys,
+        })
+    }
+
+    /// The address the server listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn node_keys(&self) -> &Arc<NodeKeys> {
+        &self.node_keys
+    }
+
+    /// Stops the node gracefully (see the module documentation for the order).
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        self.stop.cancel();
+        let mut server = self.server;
+        let served = match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
+            Ok(Ok(result)) => result.map_err(NodeError::Serve),
+            Ok(Err(join_error)) => Err(NodeError::Serve(std::io::Error::other(join_error))),
+            Err(_) => {
+                tracing::warn!(
+                    "requests still in flight after {DRAIN_TIMEOUT:?}; closing their connections"
+                );
+                server.abort();
+                Ok(())
+            }
+        };
+        let _ = self.expiry.await;
+        self.store.close().await;
+        tracing::info!("stopped");
+        served
+    }
+}

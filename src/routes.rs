@@ -1,0 +1,25 @@
+//! The HTTP handlers, one file per group of routes.
+//!
+//! Paths, status codes and body shapes follow the reference delivery service (PROTOCOL.md §9)
+//! so that stock DM3 clients work unchanged; where we add something (JSON-RPC error objects,
+//! `/health`, `/ready`, Prometheus `/metrics`) it keeps the status semantics clients rely on:
+//! 2xx success, 4xx the client's fault.
+//!
+//! - [`probes`]: `GET /hello`, `/health`, `/ready`;
+//! - [`metrics`]: `GET /metrics`;
+//! - [`rpc`]: `POST /rpc`, the JSON-RPC dispatch;
+//! - [`profile`], [`auth`]: the account and login routes, delegated to the protocol;
+//! - [`delivery`]: fetching and acknowledging stored envelopes;
+//! - [`body`]: bounded body reading, before any parsing;
+//! - [`error`]: the one mapping of errors to HTTP statuses and JSON-RPC error bodies;
+//! - [`observe`]: the middleware that counts and times every request.
+
+pub mod auth;
+pub mod body;
+pub mod delivery;
+pub mod error;
+pub mod metrics;
+pub mod observe;
+pub mod probes;
+pub mod profile;
+pub mod rpc;

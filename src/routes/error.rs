@@ -1,0 +1,153 @@
+//! Errors on the wire: an HTTP status plus a JSON-RPC 2.0 error object, from one place.
+//!
+//! Every error answer of the node has the body
+//! `{"jsonrpc":"2.0","error":{"code":C,"message":M}}` (and the request's `id`, if it had one).
+//! The reference DS answers errors with assorted bodies (`{error}`, `{message}`, text, or
+//! nothing) and clients look only at the status (PROTOCOL.md §9.1, P10), so one shape for all
+//! routes costs no compatibility and gives clients something to show. `message` carries the
+//! reference's wording where there is one (`Method not allowed`, `Message is too large`).
+//!
+//! Codes: the JSON-RPC standard ones (-32700 parse error, -32600 invalid request, -32601
+//! method not found, -32602 invalid params, -32603 internal), the DM3 spec's -32011 for "too
+//! large" (and whatever spec code the protocol passes in [`DeliveryError::Rejected`]), and the
+//! implementation-defined -32000 for the remaining server-side conditions (unauthorized, not
+//! found, not implemented, unavailable).
+//!
+//! Internal errors are logged with their detail and answered with a generic message: the
+//! detail may name files, tables or hosts.
+
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::protocol::DeliveryError;
+use crate::store::StoreError;
+
+pub const PARSE_ERROR: i32 = -32700;
+pub const INVALID_REQUEST: i32 = -32600;
+pub const METHOD_NOT_FOUND: i32 = -32601;
+pub const INVALID_PARAMS: i32 = -32602;
+pub const INTERNAL_ERROR: i32 = -32603;
+pub const SERVER_ERROR: i32 = -32000;
+/// DM3 spec: the message is larger than the delivery service's `sizeLimit`.
+pub const TOO_LARGE: i32 = -32011;
+
+/// An error answer: status, JSON-RPC code and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: i32,
+    pub message: String,
+    pub id: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: i32, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            id: None,
+        }
+    }
+
+    /// Echoes the JSON-RPC request id, if the request had one.
+    pub fn with_id(mut self, id: Option<Value>) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// 413: the body is larger than the route accepts.
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            TOO_LARGE,
+            "Message is too large",
+        )
+    }
+
+    /// 400: the body is not JSON.
+    pub fn parse_error(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            PARSE_ERROR,
+            format!("the body is not valid JSON: {detail}"),
+        )
+    }
+
+    /// 400: well-formed JSON of the wrong shape.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, message)
+    }
+
+    /// 400: the params do not fit the method.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, INVALID_PARAMS, message)
+    }
+
+    /// 405 `Method not allowed`, the reference's answer to an unknown JSON-RPC method.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            METHOD_NOT_FOUND,
+            "Method not allowed",
+        )
+    }
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(error: DeliveryError) -> Self {
+        match error {
+            DeliveryError::InvalidRequest(message) => Self::invalid_params(message),
+            DeliveryError::TooLarge => Self::too_large(),
+            DeliveryError::Rejected { code, message } => {
+                Self::new(StatusCode::BAD_REQUEST, code, message)
+            }
+            DeliveryError::Unauthorized(message) => {
+                Self::new(StatusCode::UNAUTHORIZED, SERVER_ERROR, message)
+            }
+            DeliveryError::NotFound(message) => {
+                Self::new(StatusCode::NOT_FOUND, SERVER_ERROR, message)
+            }
+            e @ DeliveryError::NotImplemented(_) => {
+                Self::new(StatusCode::NOT_IMPLEMENTED, SERVER_ERROR, e.to_string())
+            }
+            e @ DeliveryError::Unavailable => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, e.to_string())
+            }
+            DeliveryError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    INTERNAL_ERROR,
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        DeliveryError::from(error).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "jsonrpc": "2.0",
+            "error": { "code": self.code, "message": self.message },
+        });
+        if let (Some(id), Some(object)) = (self.id, body.as_object_mut()) {
+            object.insert("id".to_owned(), id);
+        }
+        (
+            self.status,
+            [(CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,42 @@
+//! Liveness and readiness, and the reference's greeting.
+//!
+//! - `GET /hello` → `Hello DM3`, exactly as the reference DS (PROTOCOL.md §9); some tools use
+//!   it to recognise a delivery service.
+//! - `GET /health`: the process is up and serving HTTP. It checks nothing else, so an
+//!   orchestrator does not restart a node just because its database is slow.
+//! - `GET /ready`: the database answers within a short timeout; a load balancer should send
+//!   traffic only to ready nodes.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, SERVER_ERROR};
+use crate::server::AppState;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn hello() -> &'static str {
+    "Hello DM3"
+}
+
+pub async fn health() -> &'static str {
+    "OK"
+}
+
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness check: database error");
+            not_ready("the database does not answer")
+        }
+        Err(_) => not_ready("the database did not answer in time"),
+    }
+}
+
+fn not_ready(message: &str) -> Response {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, message).into_response()
+}

@@ -1,0 +1,236 @@
+//! The repository layer: one API over SQLite and PostgreSQL.
+//!
+//! Why an enum over the two native pools, not `sqlx::Any`:
+//! - `Any` decodes through its own small type set and re-checks every value at run time; the
+//!   native drivers give us their exact types (BIGINT ↔ `i64`, TEXT ↔ `String`) on both sides.
+//! - The backends must differ where it matters: SQLite needs WAL, `synchronous=FULL` and a busy
+//!   timeout on every connection; PostgreSQL will later claim jobs with
+//!   `FOR UPDATE SKIP LOCKED`, which SQLite has no equivalent for. With an enum the few
+//!   backend-specific statements are an ordinary `match`.
+//! - Everything else is written once: the SQL uses `$1`-style placeholders, which both drivers
+//!   accept, and `on_pool!` expands one body for each arm, so each copy is type-checked
+//!   against its own driver.
+//!
+//! Durability: a write is acknowledged only after its transaction committed. On SQLite that
+//! means WAL with `synchronous=FULL` (the WAL is fsynced at every commit, so an acknowledged
+//! envelope survives `kill -9` and power loss). Envelope inserts, the hot path, go through a
+//! single writer task that commits concurrent inserts together ([`writer`]), so the cost of
+//! one fsync is shared by a whole batch.
+//!
+//! Time is passed in by the caller (milliseconds since the epoch): the postmark timestamp
+//! and the stored `received_at` must be the same number, and tests need to move the clock.
+//!
+//! Files: [`ids`] (validated names and hashes), [`accounts`], [`envelopes`], [`challenges`],
+//! [`writer`], and `migrations` (the embedded SQL of `migrations/<backend>/`).
+
+pub mod accounts;
+pub mod challenges;
+pub mod envelopes;
+pub mod ids;
+mod migrations;
+pub mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::{Backend, DatabaseUrl};
+
+pub use accounts::Account;
+pub use challenges::{Challenge, ChallengeId};
+pub use envelopes::{
+    Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope,
+};
+pub use ids::{EnsName, InvalidId, MessageHash};
+pub use writer::WriterStats;
+
+/// Expands `$body` once per backend with `$p` bound to that backend's pool, so that one piece
+/// of SQL-running code serves both and is type-checked against each driver.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The connection pool of whichever backend the URL chose.
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Tuning of the store; the defaults suit a small node.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// SQLite only: how long a statement waits for a lock held by another connection.
+    pub busy_timeout: Duration,
+    /// Most envelope inserts committed in one transaction.
+    pub max_batch: usize,
+    /// Inserts that may wait for the writer before submitters are slowed down.
+    pub queue_capacity: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 512,
+            queue_capacity: 8_192,
+        }
+    }
+}
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("applying the database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0}: expected sqlite://PATH or postgres://…")]
+    UnsupportedUrl(DatabaseUrl),
+    #[error("a stored value is invalid: {0}")]
+    Invalid(#[from] InvalidId),
+    #[error("the store is shutting down")]
+    ShuttingDown,
+    #[error("the operating system's random generator failed")]
+    Random,
+}
+
+/// The node's database: cheap to clone, shared by all request handlers.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    backend: Backend,
+    writer: writer::Writer,
+}
+
+impl Store {
+    /// Connects, applies the migrations of the backend, and starts the envelope writer.
+    /// Must run inside a Tokio runtime.
+    pub async fn open(url: &DatabaseUrl, options: &StoreOptions) -> Result<Self, StoreError> {
+        let backend = url
+            .backend()
+            .ok_or_else(|| StoreError::UnsupportedUrl(url.clone()))?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                let connect = SqliteConnectOptions::from_str(url.expose())?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(options.busy_timeout)
+                    .foreign_keys(true);
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(options.max_connections)
+                        .connect_with(connect)
+                        .await?,
+                )
+            }
+            Backend::Postgres => Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url.expose())
+                    .await?,
+            ),
+        };
+        migrations::run(&pool).await?;
+        let writer = writer::Writer::start(pool.clone(), options);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                backend,
+                writer,
+            }),
+        })
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    pub(crate) fn writer(&self) -> &writer::Writer {
+        &self.inner.writer
+    }
+
+    /// Whether the database answers a trivial query (for `GET /ready`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self.pool(), p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Commits and inserts of the envelope writer so far.
+    pub fn writer_stats(&self) -> writer::WriterStats {
+        self.inner.writer.stats()
+    }
+
+    /// Envelope inserts accepted but not yet committed.
+    pub fn pending_writes(&self) -> usize {
+        self.inner.writer.pending()
+    }
+
+    /// Stops taking inserts, commits every insert already queued, then closes the pool.
+    /// Inserts attempted afterwards fail with [`StoreError::ShuttingDown`].
+    pub async fn close(&self) {
+        self.inner.writer.shutdown().await;
+        on_pool!(self.pool(), p => p.close().await);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use sqlx::Row;
+
+    /// The durability promise rests on these two settings on every pooled connection.
+    #[tokio::test]
+    async fn sqlite_runs_in_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::sqlite_file(&dir.path().join("t.sqlite"));
+        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
+        let Pool::Sqlite(pool) = store.pool() else {
+            panic!("expected SQLite")
+        };
+        let mode: String = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+        let sync: i64 = sqlx::query("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+        let busy: i64 = sqlx::query("PRAGMA busy_timeout")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous=FULL");
+        assert_eq!(busy, 5_000);
+        store.close().await;
+    }
+}

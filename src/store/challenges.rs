@@ -1,0 +1,135 @@
+//! Login challenges: issued by `GET /auth/:name`, redeemable once by `POST /auth/:name`.
+//!
+//! The reference DS puts the challenge in a stateless JWT, so a signed challenge can be
+//! replayed until it expires (PROTOCOL.md §9.2). We keep each challenge in the database and
+//! mark it used in the same statement that checks it, so a replay — even two concurrent ones —
+//! finds it used: exactly one `consume` of a challenge ever succeeds.
+
+use std::fmt;
+
+use sqlx::Row;
+
+use super::{EnsName, Store, StoreError, on_pool};
+
+/// A random challenge id (128 bits, hex), unguessable and unique.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChallengeId(String);
+
+impl ChallengeId {
+    fn random() -> Result<Self, StoreError> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|_| StoreError::Random)?;
+        Ok(Self(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// Takes an id back from a client; anything malformed simply never matches.
+    pub fn from_client(id: &str) -> Option<Self> {
+        (id.len() == 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| Self(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChallengeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An issued challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub id: ChallengeId,
+    pub name: EnsName,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+impl Store {
+    /// Issues a new challenge for `name`, valid for `ttl_ms`.
+    pub async fn create_challenge(
+        &self,
+        name: &EnsName,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Challenge, StoreError> {
+        const SQL: &str = "INSERT INTO challenges (id, name, created_at, expires_at, used_at) \
+             VALUES ($1, $2, $3, $4, NULL)";
+        let challenge = Challenge {
+            id: ChallengeId::random()?,
+            name: name.clone(),
+            created_at_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(ttl_ms),
+        };
+        on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(challenge.id.as_str())
+            .bind(challenge.name.as_str())
+            .bind(challenge.created_at_ms)
+            .bind(challenge.expires_at_ms)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(challenge)
+    }
+
+    /// Redeems a challenge: `true` exactly once, if it was issued for `name`, is unused and
+    /// has not expired; `false` otherwise (unknown, other name, used, expired).
+    pub async fn consume_challenge(
+        &self,
+        id: &ChallengeId,
+        name: &EnsName,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE challenges SET used_at = $3 \
+             WHERE id = $1 AND name = $2 AND used_at IS NULL AND expires_at > $3";
+        let changed = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(id.as_str())
+            .bind(name.as_str())
+            .bind(now_ms)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(changed == 1)
+    }
+
+    /// Forgets challenges that expired by `now_ms`; returns how many.
+    pub async fn delete_expired_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM challenges WHERE expires_at <= $1";
+        let deleted = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(now_ms)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(deleted)
+    }
+
+    /// The challenge with this id, used or not (for diagnostics and tests).
+    pub async fn get_challenge(&self, id: &ChallengeId) -> Result<Option<Challenge>, StoreError> {
+        const SQL: &str = "SELECT name, created_at, expires_at FROM challenges WHERE id = $1";
+        let row = on_pool!(self.pool(), p => {
+            match sqlx::query(SQL).bind(id.as_str()).fetch_optional(p).await? {
+                None => None,
+                Some(row) => Some((
+                    row.try_get::<String, _>("name")?,
+                    row.try_get::<i64, _>("created_at")?,
+                    row.try_get::<i64, _>("expires_at")?,
+                )),
+            }
+        });
+        row.map(|(name, created_at_ms, expires_at_ms)| {
+            Ok(Challenge {
+                id: id.clone(),
+                name: EnsName::new(name)?,
+                created_at_ms,
+                expires_at_ms,
+            })
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,215 @@
+//! Stored envelopes: kept for the receiver until acknowledged or expired.
+//!
+//! Behaviour matched to the reference DS (PROTOCOL.md §9, §9.4, P24):
+//! - Dedup by (receiver, message hash): the same message submitted twice (a retry, or the
+//!   same copy relayed twice) is stored once and the second submit reports a duplicate.
+//! - `GET incoming` returns envelopes newest first, grouped by conversation (one per sender).
+//!   The reference caps at 101 conversations × 1001 messages (inclusive Redis ranges). We use
+//!   the same numbers ([`IncomingLimits::REFERENCE`]) and pick the 101 conversations with the
+//!   most recent activity, and within each the 1001 newest envelopes, so an answer is bounded
+//!   and the client drains the rest by acknowledging what it got and asking again.
+//! - Acknowledgement deletes by (receiver, sender, message hash), the `contactAddress` of the
+//!   request being the sender's name (P8).
+//! - Expiry: `expires_at` is fixed at insert (`received_at + TTL`, or none when the TTL is 0,
+//!   which keeps an envelope until acknowledged). Expired envelopes are hidden from listings at
+//!   once and deleted by [`Store::delete_expired`] in small batches, so cleanup never holds the
+//!   write lock for long.
+//!
+//! Inserts go through the group-commit writer ([`super::writer`]); everything else runs
+//! directly on the pool.
+
+use sqlx::Row;
+
+use super::{EnsName, MessageHash, Store, StoreError, on_pool};
+
+/// An envelope to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnvelope {
+    pub receiver: EnsName,
+    pub sender: EnsName,
+    pub message_hash: MessageHash,
+    /// The envelope JSON text exactly as it will be returned to the receiver.
+    pub envelope: String,
+    pub received_at_ms: i64,
+    /// `None`: kept until acknowledged.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// The outcome of an insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored now; durable once this is returned.
+    New,
+    /// The receiver already has an envelope with this message hash; nothing changed.
+    Duplicate,
+}
+
+/// A stored envelope as listed for its receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEnvelope {
+    pub id: i64,
+    pub sender: EnsName,
+    pub message_hash: MessageHash,
+    pub envelope: String,
+    pub received_at_ms: i64,
+}
+
+/// Bounds of one `incoming` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncomingLimits {
+    pub conversations: u32,
+    pub per_conversation: u32,
+}
+
+impl IncomingLimits {
+    /// The reference DS's caps (PROTOCOL.md P24).
+    pub const REFERENCE: Self = Self {
+        conversations: 101,
+        per_conversation: 1001,
+    };
+}
+
+/// One acknowledged envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub sender: EnsName,
+    pub message_hash: MessageHash,
+}
+
+/// Rows removed by [`Store::delete_expired`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub envelopes: u64,
+    pub challenges: u64,
+}
+
+/// Expired rows deleted per statement: short transactions keep the writer unblocked.
+const EXPIRY_BATCH: i64 = 1_000;
+
+impl Store {
+    /// Stores an envelope unless the receiver already has one with its message hash.
+    /// Returns only after the transaction that holds it committed.
+    pub async fn insert_envelope(&self, envelope: NewEnvelope) -> Result<Inserted, StoreError> {
+        self.writer().insert(envelope).await
+    }
+
+    /// The receiver's live envelopes, newest first, within `limits`.
+    pub async fn list_incoming(
+        &self,
+        receiver: &EnsName,
+        now_ms: i64,
+        limits: IncomingLimits,
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        const SQL: &str = "\
+            WITH live AS ( \
+                SELECT id, sender, message_hash, envelope, received_at FROM envelopes \
+                WHERE receiver = $1 AND (expires_at IS NULL OR expires_at > $2) \
+            ), conversations AS ( \
+                SELECT sender, MAX(received_at) AS last_at FROM live \
+                GROUP BY sender ORDER BY last_at DESC, sender LIMIT $3 \
+            ), ranked AS ( \
+                SELECT live.id, live.sender, live.message_hash, live.envelope, live.received_at, \
+                    ROW_NUMBER() OVER ( \
+                        PARTITION BY live.sender ORDER BY live.received_at DESC, live.id DESC \
+                    ) AS n \
+                FROM live JOIN conversations ON conversations.sender = live.sender \
+            ) \
+            SELECT id, sender, message_hash, envelope, received_at FROM ranked \
+            WHERE n <= $4 ORDER BY received_at DESC, id DESC";
+        let rows = on_pool!(self.pool(), p => {
+            let rows = sqlx::query(SQL)
+                .bind(receiver.as_str())
+                .bind(now_ms)
+                .bind(i64::from(limits.conversations))
+                .bind(i64::from(limits.per_conversation))
+                .fetch_all(p)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<i64, _>("id")?,
+                        row.try_get::<String, _>("sender")?,
+                        row.try_get::<String, _>("message_hash")?,
+                        row.try_get::<String, _>("envelope")?,
+                        row.try_get::<i64, _>("received_at")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        rows.into_iter()
+            .map(|(id, sender, hash, envelope, received_at_ms)| {
+                Ok(StoredEnvelope {
+                    id,
+                    sender: EnsName::new(sender)?,
+                    message_hash: MessageHash::new(hash)?,
+                    envelope,
+                    received_at_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes the acknowledged envelopes of `receiver`; returns how many existed.
+    /// Unknown acknowledgements are not an error: a client may acknowledge twice.
+    pub async fn delete_acknowledged(
+        &self,
+        receiver: &EnsName,
+        acks: &[Acknowledgement],
+    ) -> Result<u64, StoreError> {
+        const SQL: &str =
+            "DELETE FROM envelopes WHERE receiver = $1 AND sender = $2 AND message_hash = $3";
+        if acks.is_empty() {
+            return Ok(0);
+        }
+        let deleted = on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            let mut deleted = 0;
+            for ack in acks {
+                deleted += sqlx::query(SQL)
+                    .bind(receiver.as_str())
+                    .bind(ack.sender.as_str())
+                    .bind(ack.message_hash.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            deleted
+        });
+        Ok(deleted)
+    }
+
+    /// Deletes envelopes and challenges that expired by `now_ms`.
+    pub async fn delete_expired(&self, now_ms: i64) -> Result<Expired, StoreError> {
+        const SQL: &str = "DELETE FROM envelopes WHERE id IN ( \
+             SELECT id FROM envelopes WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2)";
+        let mut envelopes = 0;
+        loop {
+            let deleted = on_pool!(self.pool(), p => sqlx::query(SQL)
+                .bind(now_ms)
+                .bind(EXPIRY_BATCH)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            envelopes += deleted;
+            if deleted < EXPIRY_BATCH.unsigned_abs() {
+                break;
+            }
+        }
+        let challenges = self.delete_expired_challenges(now_ms).await?;
+        Ok(Expired {
+            envelopes,
+            challenges,
+        })
+    }
+
+    /// How many envelopes are stored (expired but not yet deleted ones included).
+    pub async fn count_envelopes(&self) -> Result<u64, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) AS n FROM envelopes";
+        let n = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .fetch_one(p)
+            .await?
+            .try_get::<i64, _>("n")?);
+        Ok(n.unsigned_abs())
+    }
+}

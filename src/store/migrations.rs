@@ -1,0 +1,53 @@
+//! The SQL migrations, embedded in the binary and applied at start-up.
+//!
+//! The files live in `migrations/sqlite/` and `migrations/postgres/` (one folder per backend,
+//! because DDL differs: STRICT tables and AUTOINCREMENT here, IDENTITY columns there). They
+//! are compiled in with `include_str!` rather than `sqlx::migrate!` so that the build needs
+//! neither sqlx's macros nor a database, and a deployed binary needs no migrations folder.
+//!
+//! Add a migration: write `000N_what.sql` in both folders, and add it to both lists below
+//! with the same version number. Never edit an applied file: sqlx checks their checksums.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use super::Pool;
+
+const SQLITE: &[(i64, &str, &str)] = &[(
+    1,
+    "relay",
+    include_str!("../../migrations/sqlite/0001_relay.sql"),
+)];
+
+const POSTGRES: &[(i64, &str, &str)] = &[(
+    1,
+    "relay",
+    include_str!("../../migrations/postgres/0001_relay.sql"),
+)];
+
+fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        files
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Applies the migrations not yet applied, in one transaction each.
+pub(super) async fn run(pool: &Pool) -> Result<(), sqlx::migrate::MigrateError> {
+    match pool {
+        Pool::Sqlite(p) => migrator(SQLITE).run(p).await,
+        Pool::Postgres(p) => migrator(POSTGRES).run(p).await,
+    }
+}

@@ -1,0 +1,102 @@
+//! Prometheus metrics: names, buckets, and the process-wide recorder.
+//!
+//! The `metrics` crate is a facade with one global recorder per process, like `tracing`.
+//! We install the Prometheus recorder once ([`install`]) and render it from our own
+//! `GET /metrics` route, rather than letting the exporter open its own listener: one port, one
+//! server, one shutdown. Several nodes in one process (tests) share the recorder.
+//!
+//! Durations are histograms with buckets chosen around the latency goal (p99 < 50 ms), so
+//! quantiles can be computed across replicas in Prometheus.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// HTTP requests, by `route` (template), `method` and `outcome` (ok, client_error, server_error).
+pub const HTTP_REQUESTS: &str = "dm3_http_requests_total";
+/// HTTP request latency in seconds, by `route` and `method`.
+pub const HTTP_DURATION: &str = "dm3_http_request_duration_seconds";
+/// JSON-RPC calls on `/rpc`, by `method` (known methods, else `unknown`) and `outcome`.
+pub const RPC_REQUESTS: &str = "dm3_rpc_requests_total";
+/// JSON-RPC latency in seconds, by `method`.
+pub const RPC_DURATION: &str = "dm3_rpc_request_duration_seconds";
+/// Envelopes stored and not yet acknowledged or expired (sampled at scrape time).
+pub const STORED_ENVELOPES: &str = "dm3_stored_envelopes";
+/// Envelope inserts accepted and not yet committed (sampled at scrape time).
+pub const PENDING_WRITES: &str = "dm3_pending_envelope_writes";
+/// Envelopes per group commit (recorded by the store's writer).
+pub const WRITE_BATCH_SIZE: &str = "dm3_store_write_batch_size";
+/// Seconds per group commit, insert statements and COMMIT (recorded by the store's writer).
+pub const WRITE_COMMIT_DURATION: &str = "dm3_store_write_commit_seconds";
+/// Expired envelopes deleted by the TTL cleanup.
+pub const EXPIRED_DELETED: &str = "dm3_expired_envelopes_deleted_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus handle, installing the recorder on first use.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(WRITE_BATCH_SIZE.to_owned()),
+                        BATCH_BUCKETS,
+                    )
+                });
+            let builder = match builder {
+                Ok(builder) => builder,
+                Err(error) => {
+                    tracing::warn!(%error, "metric buckets rejected; using summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if let Err(error) = metrics::set_global_recorder(recorder) {
+                tracing::warn!(%error, "another metrics recorder is installed; /metrics stays empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route, method and outcome");
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency by route and method"
+    );
+    metrics::describe_counter!(RPC_REQUESTS, "JSON-RPC calls by method and outcome");
+    metrics::describe_histogram!(
+        RPC_DURATION,
+        metrics::Unit::Seconds,
+        "JSON-RPC latency by method"
+    );
+    metrics::describe_gauge!(STORED_ENVELOPES, "Envelopes stored for retrieval");
+    metrics::describe_gauge!(PENDING_WRITES, "Envelope inserts waiting for their commit");
+    metrics::describe_histogram!(WRITE_BATCH_SIZE, "Envelopes per group commit");
+    metrics::describe_histogram!(
+        WRITE_COMMIT_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of one group commit"
+    );
+    metrics::describe_counter!(EXPIRED_DELETED, "Expired envelopes deleted");
+}
+
+/// The `outcome` label of an HTTP status.
+pub fn outcome(status: u16) -> &'static str {
+    match status {
+        200..=399 => "ok",
+        400..=499 => "client_error",
+        _ => "server_error",
+    }
+}

@@ -1,0 +1,251 @@
+//! Configuration: the file, the `DM3_BRIDGE_*` overrides, validation, and `dm3-bridge check`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dm3_bridge::config::{Backend, Config, ConfigError, LogFormat, UnresolvedSenderPolicy};
+use support::node::init_data_dir;
+
+const MINIMAL: &str = r#"
+[node]
+name = "relay.example.eth"
+public_url = "https://relay.example.org"
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("/etc/dm3/config.toml"), env(vars))
+}
+
+#[test]
+fn minimal_file_gets_documented_defaults() {
+    let config = load(MINIMAL, &[]).unwrap();
+    assert_eq!(config.node.listen, "127.0.0.1:8080");
+    assert_eq!(config.relay.size_limit, 100_000);
+    assert_eq!(config.relay.message_ttl_secs, 0);
+    assert_eq!(
+        config.relay.unresolved_sender,
+        UnresolvedSenderPolicy::Reject
+    );
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.data_dir(), Path::new("/etc/dm3"));
+    assert_eq!(
+        config.database_url().expose(),
+        "sqlite:///etc/dm3/dm3-bridge.sqlite"
+    );
+}
+
+#[test]
+fn environment_overrides_keys_of_every_section() {
+    let config = load(
+        MINIMAL,
+        &[
+            ("DM3_BRIDGE_NODE__NAME", "other.example.eth"),
+            ("DM3_BRIDGE_NODE__LISTEN", "0.0.0.0:9000"),
+            ("DM3_BRIDGE_DATABASE__URL", "postgres://relay:pw@db/relay"),
+            ("DM3_BRIDGE_DATABASE__MAX_CONNECTIONS", "20"),
+            ("DM3_BRIDGE_RELAY__SIZE_LIMIT", "5000"),
+            ("DM3_BRIDGE_RELAY__MESSAGE_TTL_SECS", "86400"),
+            ("DM3_BRIDGE_RELAY__UNRESOLVED_SENDER", "accept"),
+            ("DM3_BRIDGE_LOG__FORMAT", "json"),
+            // Lower case works too: the keys are lower case anyway.
+            ("dm3_bridge_log__level", "debug"),
+            (
+                "DM3_BRIDGE_KEYS__MASTER_KEY_FILE",
+                "/run/secrets/master.key",
+            ),
+            ("UNRELATED", "ignored"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.node.name, "other.example.eth");
+    assert_eq!(config.node.listen, "0.0.0.0:9000");
+    assert_eq!(config.database_url().backend(), Some(Backend::Postgres));
+    assert_eq!(config.database.max_connections, 20);
+    assert_eq!(config.relay.size_limit, 5000);
+    assert_eq!(config.relay.message_ttl_ms(), 86_400_000);
+    assert_eq!(
+        config.relay.unresolved_sender,
+        UnresolvedSenderPolicy::Accept
+    );
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.log.level, "debug");
+    assert_eq!(
+        config.keys.master_key_file,
+        PathBuf::from("/run/secrets/master.key")
+    );
+    // The password of the database URL never shows.
+    assert!(!format!("{config:?}").contains(":pw@"));
+}
+
+#[test]
+fn environment_values_are_typed_by_the_schema_not_guessed() {
+    // A numeric-looking name stays a string.
+    let config = load(MINIMAL, &[("DM3_BRIDGE_NODE__NAME", "1234")]).unwrap();
+    assert_eq!(config.node.name, "1234");
+    // A non-number for a number is an error that names the variable.
+    let err = load(MINIMAL, &[("DM3_BRIDGE_RELAY__SIZE_LIMIT", "lots")]).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("DM3_BRIDGE_RELAY__SIZE_LIMIT"),
+        "{message}"
+    );
+    assert!(message.contains("whole number"), "{message}");
+}
+
+#[test]
+fn unknown_environment_keys_are_errors_not_ignored() {
+    let err = load(MINIMAL, &[("DM3_BRIDGE_NODE__NMAE", "x.eth")]).unwrap_err();
+    assert!(
+        err.to_string().contains("DM3_BRIDGE_NODE__NMAE") && err.to_string().contains("node.nmae"),
+        "{err}"
+    );
+    let err = load(MINIMAL, &[("DM3_BRIDGE_NODE", "x")]).unwrap_err();
+    assert!(
+        err.to_string().contains("DM3_BRIDGE_<SECTION>__<KEY>"),
+        "{err}"
+    );
+    let err = load(MINIMAL, &[("DM3_BRIDGE_LOG__FORMAT", "xml")]).unwrap_err();
+    assert!(err.to_string().contains("xml"), "{err}");
+}
+
+#[test]
+fn master_key_and_config_path_variables_are_not_config_keys() {
+    let config = load(
+        MINIMAL,
+        &[
+            ("DM3_BRIDGE_MASTER_KEY", "c2VjcmV0"),
+            ("DM3_BRIDGE_CONFIG", "/etc/dm3/config.toml"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.node.name, "relay.example.eth");
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_errors_with_a_position() {
+    let err = load("[node]\nname = \"a.eth\"\nnmae = \"b\"\n", &[]).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("nmae"), "{message}");
+    assert!(message.contains("line 3"), "{message}");
+}
+
+#[test]
+fn relative_data_dir_is_relative_to_the_config_file() {
+    let config = load(&format!("{MINIMAL}data_dir = \"data\"\n"), &[]).unwrap();
+    assert_eq!(config.data_dir(), Path::new("/etc/dm3/data"));
+    assert_eq!(
+        config.key_path(&config.keys.node_keys_file),
+        Path::new("/etc/dm3/data/node-keys.sealed")
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let text = r#"
+[node]
+name = ""
+public_url = "ftp://example.org"
+listen = "localhost"
+data_dir = "/nonexistent/dm3"
+[database]
+url = "mysql://db/x"
+[relay]
+size_limit = 0
+[log]
+level = "dm3=[bad"
+"#;
+    let problems = load(text, &[]).unwrap().problems();
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "node.name",
+            "node.public_url",
+            "node.listen",
+            "node.data_dir",
+            "database.url",
+            "relay.size_limit",
+            "log.level",
+        ]
+    );
+    assert!(problems.iter().all(|p| !p.message.is_empty()));
+}
+
+fn bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dm3-bridge"));
+    command
+        .env_remove("DM3_BRIDGE_MASTER_KEY")
+        .env_remove("DM3_BRIDGE_CONFIG");
+    command
+}
+
+#[test]
+fn check_passes_a_fresh_data_directory() {
+    let (_dir, config) = init_data_dir();
+    let output = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(": OK"), "{stdout}");
+    assert!(stdout.contains("node keys: open"), "{stdout}");
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_non_zero() {
+    let (_dir, config) = init_data_dir();
+    let output = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .env("DM3_BRIDGE_NODE__PUBLIC_URL", "not a url")
+        .env("DM3_BRIDGE_RELAY__SIZE_LIMIT", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: node.public_url:"), "{stderr}");
+    assert!(stderr.contains("error: relay.size_limit:"), "{stderr}");
+    assert!(stderr.contains("2 problem(s) found"), "{stderr}");
+}
+
+#[test]
+fn check_without_a_config_says_how_to_give_one() {
+    let output = bin().arg("check").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--config"), "{stderr}");
+}
+
+#[test]
+fn check_reports_an_unparsable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[node\nname = 1").unwrap();
+    let output = bin()
+        .arg("--config")
+        .arg(&path)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not valid"), "{stderr}");
+}

@@ -1,0 +1,46 @@
+//! Shared harness of the integration tests: real databases, real servers.
+//!
+//! - [`postgres`]: one throwaway PostgreSQL cluster per test binary, a fresh database per test;
+//! - [`TestDb`]: a database of either backend, for suites that must run on both;
+//! - [`node`]: a data directory made by `init` and a node serving on `127.0.0.1:0`;
+//!
+//! Not every test binary uses every helper.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod node;
+pub mod postgres;
+
+use dm3_bridge::config::DatabaseUrl;
+use dm3_bridge::store::{Store, StoreOptions};
+
+/// A fresh, empty database, and whatever keeps it alive.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A SQLite file in a new temporary directory.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = DatabaseUrl::sqlite_file(&dir.path().join("test.sqlite"));
+        Self {
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A new database in the shared throwaway PostgreSQL cluster.
+    pub async fn postgres() -> Self {
+        Self {
+            url: postgres::fresh_database().await,
+            _dir: None,
+        }
+    }
+
+    pub async fn open(&self) -> Store {
+        Store::open(&self.url, &StoreOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("opening {}: {e}", self.url))
+    }
+}

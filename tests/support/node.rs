@@ -1,0 +1,163 @@
+//! A real node for HTTP tests: a data directory made by `init`, served on `127.0.0.1:0`.
+//!
+//! [`StubProtocol`] stands in for the DM3 protocol code: it stores `params[0]` of a submit as
+//! the envelope (after an optional delay, to hold a request in flight) and accepts the bearer
+//! token `token-<name>`. It exercises the HTTP and storage plumbing, not DM3 itself.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dm3_bridge::clock::now_ms;
+use dm3_bridge::config::Config;
+use dm3_bridge::init::{InitOptions, init};
+use dm3_bridge::node::Node;
+use dm3_bridge::protocol::{
+    BoxFuture, DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory,
+};
+use dm3_bridge::store::{EnsName, MessageHash, NewEnvelope, Store};
+use serde_json::Value;
+
+/// A node serving on a free port, with its data directory.
+pub struct TestNode {
+    pub node: Node,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// Runs `init` in a new temporary directory, listening on port 0.
+pub fn init_data_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = init(
+        &InitOptions {
+            data_dir: dir.path().to_owned(),
+            name: "relay.example.eth".to_owned(),
+            public_url: "http://127.0.0.1:1".to_owned(),
+            listen: Some("127.0.0.1:0".to_owned()),
+        },
+        &[],
+    )
+    .unwrap();
+    (dir, report.config_file)
+}
+
+/// Starts a node on a fresh data directory; `adjust` may change the config first.
+pub async fn start_node(adjust: impl FnOnce(&mut Config), protocol: ProtocolFactory) -> TestNode {
+    let (dir, config_file) = init_data_dir();
+    let mut config = Config::load(&config_file, []).unwrap();
+    adjust(&mut config);
+    let node = Node::start(&config, &[], protocol).await.unwrap();
+    let base = format!("http://{}", node.local_addr());
+    TestNode {
+        node,
+        base,
+        client: reqwest::Client::new(),
+        config,
+        dir,
+    }
+}
+
+/// A protocol stand-in for plumbing tests.
+pub struct StubProtocol {
+    pub store: Store,
+    pub submit_delay: Duration,
+}
+
+impl StubProtocol {
+    pub fn factory(submit_delay: Duration) -> ProtocolFactory {
+        Box::new(move |ctx: ProtocolContext| {
+            Arc::new(StubProtocol {
+                store: ctx.store,
+                submit_delay,
+            })
+        })
+    }
+}
+
+impl DeliveryProtocol for StubProtocol {
+    /// `params[0]` is a JSON string `{"to":…, "from":…, "hash":…}`, stored verbatim.
+    fn submit_message<'a>(
+        &'a self,
+        params: &'a [Value],
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let text = params
+                .first()
+                .and_then(Value::as_str)
+                .ok_or_else(|| DeliveryError::InvalidRequest("Envelop missing".to_owned()))?;
+            let v: Value = serde_json::from_str(text)
+                .map_err(|_| DeliveryError::InvalidRequest("Error parsing envelop".to_owned()))?;
+            let field = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| DeliveryError::InvalidRequest("invalid schema".to_owned()))
+            };
+            let envelope = NewEnvelope {
+                receiver: EnsName::new(field("to")?)?,
+                sender: EnsName::new(field("from")?)?,
+                message_hash: MessageHash::new(field("hash")?)?,
+                envelope: text.to_owned(),
+                received_at_ms: now_ms(),
+                expires_at_ms: None,
+            };
+            tokio::time::sleep(self.submit_delay).await;
+            self.store.insert_envelope(envelope).await?;
+            Ok(())
+        })
+    }
+
+    fn profile_extension<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Value, DeliveryError>> {
+        Box::pin(async { Ok(serde_json::json!({"encryptionAlgorithm": []})) })
+    }
+
+    fn get_profile<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Value, DeliveryError>> {
+        Box::pin(async move { Err(DeliveryError::NotFound(format!("no account {name}"))) })
+    }
+
+    fn register_profile<'a>(
+        &'a self,
+        name: &'a str,
+        _: Value,
+    ) -> BoxFuture<'a, Result<String, DeliveryError>> {
+        Box::pin(async move { Ok(format!("token-{name}")) })
+    }
+
+    fn issue_challenge<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<String, DeliveryError>> {
+        Box::pin(async { Ok("challenge".to_owned()) })
+    }
+
+    fn redeem_challenge<'a>(
+        &'a self,
+        name: &'a str,
+        _: Value,
+    ) -> BoxFuture<'a, Result<String, DeliveryError>> {
+        Box::pin(async move { Ok(format!("token-{name}")) })
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        name: &'a str,
+        bearer: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<EnsName, DeliveryError>> {
+        Box::pin(async move {
+            if bearer == Some(format!("token-{name}").as_str()) {
+                Ok(EnsName::new(name)?)
+            } else {
+                Err(DeliveryError::Unauthorized("invalid token".to_owned()))
+            }
+        })
+    }
+
+    fn normalize_name(&self, name: &str) -> Result<EnsName, DeliveryError> {
+        Ok(EnsName::new(name.to_lowercase())?)
+    }
+}
