@@ -37,14 +37,11 @@ pub fn check(path: &Path, env: &[(String, String)]) -> CheckReport {
             return report;
         }
     };
-    report
-        .problems
-        .extend(config.problems().iter().map(ToString::to_string));
+    report.problems.extend(config.problems().iter().map(ToString::to_string));
     let url = config.database_url();
     report.notes.push(format!(
         "database: {url} ({})",
-        url.backend()
-            .map_or("unsupported".to_owned(), |b| b.to_string())
+        url.backend().map_or("unsupported".to_owned(), |b| b.to_string())
     ));
     if !config.data_dir().is_dir() {
         // Already reported; the key files live there, so there is nothing more to check.

@@ -86,11 +86,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: None,
-            max_connections: 8,
-            busy_timeout_ms: 5_000,
-        }
+        Self { url: None, max_connections: 8, busy_timeout_ms: 5_000 }
     }
 }
 
@@ -108,11 +104,7 @@ pub struct RelayConfig {
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self {
-            size_limit: 100_000,
-            message_ttl_secs: 0,
-            unresolved_sender: UnresolvedSenderPolicy::Reject,
-        }
+        Self { size_limit: 100_000, message_ttl_secs: 0, unresolved_sender: UnresolvedSenderPolicy::Reject }
     }
 }
 
@@ -149,10 +141,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            level: "info".to_owned(),
-        }
+        Self { format: LogFormat::Text, level: "info".to_owned() }
     }
 }
 
@@ -187,10 +176,7 @@ impl Default for KeysConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
@@ -205,14 +191,9 @@ impl Config {
     ///
     /// `env` is passed in rather than read here so that tests do not have to mutate the
     /// process environment.
-    pub fn load(
-        path: &Path,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::from_toml(&text, path, env)
     }
 
@@ -224,23 +205,15 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         // Parse the file alone first: its errors then carry line and column.
-        let parse_error = |e: toml::de::Error| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        };
+        let parse_error =
+            |e: toml::de::Error| ConfigError::Parse { path: path.to_owned(), message: e.to_string() };
         let _: Config = toml::from_str(text).map_err(parse_error)?;
         let mut tree: toml::Table = toml::from_str(text).map_err(parse_error)?;
         env::apply_overrides(&mut tree, env)?;
-        let mut config: Config =
-            toml::Value::Table(tree)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Merged {
-                    message: e.to_string(),
-                })?;
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let mut config: Config = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Merged { message: e.to_string() })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         config.node.data_dir = Some(match config.node.data_dir.take() {
             Some(dir) if dir.is_relative() => base.join(dir),
             Some(dir) => dir,

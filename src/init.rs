@@ -61,53 +61,32 @@ pub enum InitError {
     #[error("{} already exists; init never overwrites (move it away to start over)", .0.display())]
     Exists(PathBuf),
     #[error("cannot create the data directory {}: {source}", path.display())]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     MasterKey(#[from] MasterKeyError),
     #[error(transparent)]
     NodeKeys(#[from] NodeKeysError),
     #[error("cannot write {}: {source}", path.display())]
-    WriteConfig {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    WriteConfig { path: PathBuf, source: std::io::Error },
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| format!("  {p}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
 }
 
 /// Creates the data directory's files; `env` is searched for `DM3_BRIDGE_MASTER_KEY`.
 pub fn init(options: &InitOptions, env: &[(String, String)]) -> Result<InitReport, InitError> {
-    let listen = options
-        .listen
-        .clone()
-        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let listen = options.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let mut problems = Vec::new();
     if let Err(message) = check_name(&options.name) {
-        problems.push(Problem {
-            key: "--name".to_owned(),
-            message,
-        });
+        problems.push(Problem { key: "--name".to_owned(), message });
     }
     if let Err(message) = check_public_url(&options.public_url) {
-        problems.push(Problem {
-            key: "--public-url".to_owned(),
-            message,
-        });
+        problems.push(Problem { key: "--public-url".to_owned(), message });
     }
     if listen.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(Problem {
-            key: "--listen".to_owned(),
-            message: format!("{listen:?} is not host:port"),
-        });
+        problems
+            .push(Problem { key: "--listen".to_owned(), message: format!("{listen:?} is not host:port") });
     }
     // A malformed environment key is an error here too, before anything is written.
     let env_key = env_value(env)
@@ -121,24 +100,12 @@ pub fn init(options: &InitOptions, env: &[(String, String)]) -> Result<InitRepor
     let data_dir = options
         .data_dir
         .canonicalize()
-        .map_err(|source| InitError::DataDir {
-            path: options.data_dir.clone(),
-            source,
-        })?;
+        .map_err(|source| InitError::DataDir { path: options.data_dir.clone(), source })?;
     let keys = KeysConfig::default();
     let config_file = data_dir.join(CONFIG_FILE);
-    let master_key_file = env_key
-        .is_none()
-        .then(|| data_dir.join(&keys.master_key_file));
+    let master_key_file = env_key.is_none().then(|| data_dir.join(&keys.master_key_file));
     let node_keys_file = data_dir.join(&keys.node_keys_file);
-    for path in [
-        Some(&config_file),
-        master_key_file.as_ref(),
-        Some(&node_keys_file),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for path in [Some(&config_file), master_key_file.as_ref(), Some(&node_keys_file)].into_iter().flatten() {
         if path.exists() {
             return Err(InitError::Exists(path.clone()));
         }
@@ -159,12 +126,8 @@ pub fn init(options: &InitOptions, env: &[(String, String)]) -> Result<InitRepor
         }
         node_keys.write_new_file(&master, &node_keys_file)?;
         written.push(node_keys_file.clone());
-        crate::new_file::write_new_file(&config_file, text.as_bytes(), 0o644).map_err(
-            |source| InitError::WriteConfig {
-                path: config_file.clone(),
-                source,
-            },
-        )?;
+        crate::new_file::write_new_file(&config_file, text.as_bytes(), 0o644)
+            .map_err(|source| InitError::WriteConfig { path: config_file.clone(), source })?;
         Ok::<(), InitError>(())
     })();
     if let Err(e) = result {
@@ -192,10 +155,7 @@ fn create_data_dir(path: &Path) -> Result<(), InitError> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|source| InitError::DataDir {
-            path: path.to_owned(),
-            source,
-        })
+        .map_err(|source| InitError::DataDir { path: path.to_owned(), source })
 }
 
 /// A TOML string literal (quoted and escaped).
@@ -204,12 +164,7 @@ fn quoted(text: &str) -> String {
 }
 
 /// The commented config file.
-fn config_text(
-    options: &InitOptions,
-    listen: &str,
-    data_dir: &Path,
-    master_key_from_env: bool,
-) -> String {
+fn config_text(options: &InitOptions, listen: &str, data_dir: &Path, master_key_from_env: bool) -> String {
     let mut s = String::new();
     let data_dir = data_dir.to_string_lossy();
     let sqlite = format!("sqlite://{data_dir}/dm3-bridge.sqlite");

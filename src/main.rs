@@ -67,20 +67,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = process_env();
     let result = match cli.command {
-        Command::Init {
-            data_dir,
-            name,
-            public_url,
-            listen,
-        } => run_init(
-            InitOptions {
-                data_dir,
-                name,
-                public_url,
-                listen,
-            },
-            &env,
-        ),
+        Command::Init { data_dir, name, public_url, listen } => {
+            run_init(InitOptions { data_dir, name, public_url, listen }, &env)
+        }
         Command::Check => run_check(cli.config, &env),
         Command::Run => run_node(cli.config, &env),
     };
@@ -113,10 +102,7 @@ fn run_init(options: InitOptions, env: &[(String, String)]) -> anyhow::Result<Ex
     println!("  publicEncryptionKey: {}", report.encryption_public_key);
     println!("  publicSigningKey:    {}", report.signing_public_key);
     println!();
-    println!(
-        "Start with: dm3-bridge --config {} run",
-        report.config_file.display()
-    );
+    println!("Start with: dm3-bridge --config {} run", report.config_file.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -133,11 +119,7 @@ fn run_check(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<
         println!("{}: OK", path.display());
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!(
-            "{}: {} problem(s) found",
-            path.display(),
-            report.problems.len()
-        );
+        eprintln!("{}: {} problem(s) found", path.display(), report.problems.len());
         Ok(ExitCode::FAILURE)
     }
 }

@@ -13,11 +13,7 @@ use std::path::Path;
 /// Creates `path` with `mode` (e.g. `0o600`) and writes `contents`, failing with
 /// [`std::io::ErrorKind::AlreadyExists`] if anything is already there.
 pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }

@@ -49,10 +49,7 @@ pub enum NodeError {
     #[error("opening the database {url} failed: {source}")]
     Store { url: String, source: StoreError },
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -98,10 +95,7 @@ impl Node {
         };
         let store = Store::open(&url, &options)
             .await
-            .map_err(|source| NodeError::Store {
-                url: url.to_string(),
-                source,
-            })?;
+            .map_err(|source| NodeError::Store { url: url.to_string(), source })?;
         tracing::info!(database = %url, backend = %store.backend(), "database ready");
 
         let metrics = telemetry::metrics::install();
@@ -116,27 +110,13 @@ impl Node {
 
         let listener = TcpListener::bind(&config.node.listen)
             .await
-            .map_err(|source| NodeError::Bind {
-                addr: config.node.listen.clone(),
-                source,
-            })?;
+            .map_err(|source| NodeError::Bind { addr: config.node.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
         let stop = CancellationToken::new();
         let server = tokio::spawn(serve(listener, router(state), stop.clone()));
-        let expiry = tokio::spawn(crate::expiry::run(
-            store.clone(),
-            crate::expiry::INTERVAL,
-            stop.clone(),
-        ));
+        let expiry = tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
         tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
-        Ok(Self {
-            addr,
-            stop,
-            server,
-            expiry,
-            store,
-            node_keys,
-        })
+        Ok(Self { addr, stop, server, expiry, store, node_keys })
     }
 
     /// The address the server listens on (useful with port 0).
@@ -161,9 +141,7 @@ impl Node {
             Ok(Ok(result)) => result.map_err(NodeError::Serve),
             Ok(Err(join_error)) => Err(NodeError::Serve(std::io::Error::other(join_error))),
             Err(_) => {
-                tracing::warn!(
-                    "requests still in flight after {DRAIN_TIMEOUT:?}; closing their connections"
-                );
+                tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; closing their connections");
                 server.abort();
                 Ok(())
             }

@@ -48,15 +48,9 @@ pub enum NodeKeysError {
     #[error("the node keys file {} does not exist (run `dm3-bridge init`)", path.display())]
     Missing { path: PathBuf },
     #[error("cannot read the node keys file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write the node keys file {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("cannot seal the node keys: {0}")]
     Seal(SealError),
     #[error("the operating system's random generator failed: {0}")]
@@ -70,10 +64,7 @@ impl NodeKeys {
         let mut seed = Zeroizing::new([0u8; 32]);
         getrandom::fill(x.as_mut()).map_err(NodeKeysError::Random)?;
         getrandom::fill(seed.as_mut()).map_err(NodeKeysError::Random)?;
-        Ok(Self {
-            encryption: StaticSecret::from(*x),
-            signing: SigningKey::from_bytes(&seed),
-        })
+        Ok(Self { encryption: StaticSecret::from(*x), signing: SigningKey::from_bytes(&seed) })
     }
 
     /// The X25519 secret that opens `deliveryInformation`.
@@ -106,22 +97,15 @@ impl NodeKeys {
         let mut plain = Zeroizing::new([0u8; X25519_LEN + ED25519_KEYPAIR_LEN]);
         plain[..X25519_LEN].copy_from_slice(self.encryption.as_bytes());
         plain[X25519_LEN..].copy_from_slice(self.signing_keypair_bytes().as_ref());
-        master
-            .seal(LABEL, plain.as_ref())
-            .map_err(NodeKeysError::Seal)
+        master.seal(LABEL, plain.as_ref()).map_err(NodeKeysError::Seal)
     }
 
     /// Opens keys sealed by [`NodeKeys::seal`]; `path` only names the source in errors.
     pub fn open(master: &MasterKey, sealed: &[u8], path: &Path) -> Result<Self, NodeKeysError> {
-        let corrupt = |reason: String| NodeKeysError::Corrupt {
-            path: path.to_owned(),
-            reason,
-        };
+        let corrupt = |reason: String| NodeKeysError::Corrupt { path: path.to_owned(), reason };
         let plain = master.open(LABEL, sealed).map_err(|e| match e {
             SealError::WrongKeyOrTampered | SealError::KeyVersion { .. } => {
-                NodeKeysError::WrongMasterKey {
-                    path: path.to_owned(),
-                }
+                NodeKeysError::WrongMasterKey { path: path.to_owned() }
             }
             other => corrupt(other.to_string()),
         })?;
@@ -136,44 +120,29 @@ impl NodeKeys {
         // from_keypair_bytes checks that the public half belongs to the seed.
         let signing = SigningKey::from_keypair_bytes(&pair)
             .map_err(|_| corrupt("the Ed25519 public key does not match its seed".to_owned()))?;
-        Ok(Self {
-            encryption: StaticSecret::from(*x),
-            signing,
-        })
+        Ok(Self { encryption: StaticSecret::from(*x), signing })
     }
 
     /// Writes the sealed keys to a new file (mode 0600); never replaces an existing file.
     pub fn write_new_file(&self, master: &MasterKey, path: &Path) -> Result<(), NodeKeysError> {
         let mut line = STANDARD.encode(self.seal(master)?);
         line.push('\n');
-        crate::new_file::write_new_file(path, line.as_bytes(), 0o600).map_err(|source| {
-            NodeKeysError::Write {
-                path: path.to_owned(),
-                source,
-            }
-        })
+        crate::new_file::write_new_file(path, line.as_bytes(), 0o600)
+            .map_err(|source| NodeKeysError::Write { path: path.to_owned(), source })
     }
 
     /// Reads and opens a file written by [`NodeKeys::write_new_file`].
     pub fn read_file(master: &MasterKey, path: &Path) -> Result<Self, NodeKeysError> {
         let text = std::fs::read_to_string(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
-                NodeKeysError::Missing {
-                    path: path.to_owned(),
-                }
+                NodeKeysError::Missing { path: path.to_owned() }
             } else {
-                NodeKeysError::Read {
-                    path: path.to_owned(),
-                    source,
-                }
+                NodeKeysError::Read { path: path.to_owned(), source }
             }
         })?;
         let sealed = STANDARD
             .decode(text.trim())
-            .map_err(|_| NodeKeysError::Corrupt {
-                path: path.to_owned(),
-                reason: "not base64".to_owned(),
-            })?;
+            .map_err(|_| NodeKeysError::Corrupt { path: path.to_owned(), reason: "not base64".to_owned() })?;
         Self::open(master, &sealed, path)
     }
 }
@@ -181,14 +150,8 @@ impl NodeKeys {
 impl fmt::Debug for NodeKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NodeKeys")
-            .field(
-                "encryption_public_key",
-                &STANDARD.encode(self.encryption_public_key().as_bytes()),
-            )
-            .field(
-                "signing_public_key",
-                &STANDARD.encode(self.signing_public_key().as_bytes()),
-            )
+            .field("encryption_public_key", &STANDARD.encode(self.encryption_public_key().as_bytes()))
+            .field("signing_public_key", &STANDARD.encode(self.signing_public_key().as_bytes()))
             .finish_non_exhaustive()
     }
 }
@@ -204,14 +167,8 @@ mod tests {
         let keys = NodeKeys::generate().unwrap();
         let sealed = keys.seal(&master).unwrap();
         let again = NodeKeys::open(&master, &sealed, Path::new("x")).unwrap();
-        assert_eq!(
-            again.encryption_public_key().as_bytes(),
-            keys.encryption_public_key().as_bytes()
-        );
-        assert_eq!(
-            *again.signing_keypair_bytes(),
-            *keys.signing_keypair_bytes()
-        );
+        assert_eq!(again.encryption_public_key().as_bytes(), keys.encryption_public_key().as_bytes());
+        assert_eq!(*again.signing_keypair_bytes(), *keys.signing_keypair_bytes());
     }
 
     #[test]
@@ -225,11 +182,9 @@ mod tests {
     fn wrong_master_key_names_the_problem() {
         let keys = NodeKeys::generate().unwrap();
         let sealed = keys.seal(&MasterKey::generate().unwrap()).unwrap();
-        let err =
-            NodeKeys::open(&MasterKey::generate().unwrap(), &sealed, Path::new("k")).unwrap_err();
+        let err = NodeKeys::open(&MasterKey::generate().unwrap(), &sealed, Path::new("k")).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("master key does not open the sealed node keys: wrong key file?"),
+            err.to_string().starts_with("master key does not open the sealed node keys: wrong key file?"),
             "{err}"
         );
     }

@@ -103,17 +103,11 @@ pub trait DeliveryProtocol: Send + Sync + 'static {
     /// the envelope as a JSON string (reference) or, leniently, an object (§9.1). Must return
     /// `Ok` only once the envelope is durably stored (`Store::insert_envelope` returned);
     /// a duplicate is also `Ok`. The route answers `200 OK` (P10).
-    fn submit_message<'a>(
-        &'a self,
-        params: &'a [Value],
-    ) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    fn submit_message<'a>(&'a self, params: &'a [Value]) -> BoxFuture<'a, Result<(), DeliveryError>>;
 
     /// `dm3_getProfileExtension [name]`: the extension object; the route wraps it as a JSON
     /// string in `result`.
-    fn profile_extension<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Value, DeliveryError>>;
+    fn profile_extension<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Value, DeliveryError>>;
 
     /// `GET /profile/:name`: the signed user profile stored for the name.
     fn get_profile<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Value, DeliveryError>>;
@@ -127,8 +121,7 @@ pub trait DeliveryProtocol: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<String, DeliveryError>>;
 
     /// `GET /auth/:name`: a challenge string the client signs verbatim.
-    fn issue_challenge<'a>(&'a self, name: &'a str)
-    -> BoxFuture<'a, Result<String, DeliveryError>>;
+    fn issue_challenge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, DeliveryError>>;
 
     /// `POST /auth/:name` with `{signature, challenge}`: a session token.
     fn redeem_challenge<'a>(
@@ -172,11 +165,7 @@ impl DeliveryProtocol for Unplugged {
         Box::pin(async { Err(DeliveryError::NotImplemented("GET /profile")) })
     }
 
-    fn register_profile<'a>(
-        &'a self,
-        _: &'a str,
-        _: Value,
-    ) -> BoxFuture<'a, Result<String, DeliveryError>> {
+    fn register_profile<'a>(&'a self, _: &'a str, _: Value) -> BoxFuture<'a, Result<String, DeliveryError>> {
         Box::pin(async { Err(DeliveryError::NotImplemented("POST /profile")) })
     }
 
@@ -184,11 +173,7 @@ impl DeliveryProtocol for Unplugged {
         Box::pin(async { Err(DeliveryError::NotImplemented("GET /auth")) })
     }
 
-    fn redeem_challenge<'a>(
-        &'a self,
-        _: &'a str,
-        _: Value,
-    ) -> BoxFuture<'a, Result<String, DeliveryError>> {
+    fn redeem_challenge<'a>(&'a self, _: &'a str, _: Value) -> BoxFuture<'a, Result<String, DeliveryError>> {
         Box::pin(async { Err(DeliveryError::NotImplemented("POST /auth")) })
     }
 

@@ -71,18 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(routes::probes::ready))
         .route("/metrics", get(routes::metrics::metrics))
         .route("/rpc", post(routes::rpc::rpc))
-        .route(
-            "/profile/{name}",
-            get(routes::profile::get_profile).post(routes::profile::post_profile),
-        )
-        .route(
-            "/auth/{name}",
-            get(routes::auth::get_challenge).post(routes::auth::post_challenge),
-        )
-        .route(
-            "/delivery/messages/incoming/{name}",
-            get(routes::delivery::incoming),
-        )
+        .route("/profile/{name}", get(routes::profile::get_profile).post(routes::profile::post_profile))
+        .route("/auth/{name}", get(routes::auth::get_challenge).post(routes::auth::post_challenge))
+        .route("/delivery/messages/incoming/{name}", get(routes::delivery::incoming))
         .route(
             "/delivery/messages/{name}/syncAcknowledgements",
             post(routes::delivery::sync_acknowledgements),
@@ -97,7 +88,5 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

@@ -43,9 +43,7 @@ use crate::config::{Backend, DatabaseUrl};
 
 pub use accounts::Account;
 pub use challenges::{Challenge, ChallengeId};
-pub use envelopes::{
-    Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope,
-};
+pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use ids::{EnsName, InvalidId, MessageHash};
 pub use writer::WriterStats;
 
@@ -124,9 +122,7 @@ impl Store {
     /// Connects, applies the migrations of the backend, and starts the envelope writer.
     /// Must run inside a Tokio runtime.
     pub async fn open(url: &DatabaseUrl, options: &StoreOptions) -> Result<Self, StoreError> {
-        let backend = url
-            .backend()
-            .ok_or_else(|| StoreError::UnsupportedUrl(url.clone()))?;
+        let backend = url.backend().ok_or_else(|| StoreError::UnsupportedUrl(url.clone()))?;
         let pool = match backend {
             Backend::Sqlite => {
                 let connect = SqliteConnectOptions::from_str(url.expose())?
@@ -152,13 +148,7 @@ impl Store {
         };
         migrations::run(&pool).await?;
         let writer = writer::Writer::start(pool.clone(), options);
-        Ok(Self {
-            inner: Arc::new(Inner {
-                pool,
-                backend,
-                writer,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { pool, backend, writer }) })
     }
 
     /// Which backend this store runs on.
@@ -210,24 +200,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::sqlite_file(&dir.path().join("t.sqlite"));
         let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
-        let Pool::Sqlite(pool) = store.pool() else {
-            panic!("expected SQLite")
-        };
-        let mode: String = sqlx::query("PRAGMA journal_mode")
-            .fetch_one(pool)
-            .await
-            .unwrap()
-            .get(0);
-        let sync: i64 = sqlx::query("PRAGMA synchronous")
-            .fetch_one(pool)
-            .await
-            .unwrap()
-            .get(0);
-        let busy: i64 = sqlx::query("PRAGMA busy_timeout")
-            .fetch_one(pool)
-            .await
-            .unwrap()
-            .get(0);
+        let Pool::Sqlite(pool) = store.pool() else { panic!("expected SQLite") };
+        let mode: String = sqlx::query("PRAGMA journal_mode").fetch_one(pool).await.unwrap().get(0);
+        let sync: i64 = sqlx::query("PRAGMA synchronous").fetch_one(pool).await.unwrap().get(0);
+        let busy: i64 = sqlx::query("PRAGMA busy_timeout").fetch_one(pool).await.unwrap().get(0);
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous=FULL");
         assert_eq!(busy, 5_000);

@@ -16,10 +16,7 @@ public_url = "https://relay.example.org"
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -32,16 +29,10 @@ fn minimal_file_gets_documented_defaults() {
     assert_eq!(config.node.listen, "127.0.0.1:8080");
     assert_eq!(config.relay.size_limit, 100_000);
     assert_eq!(config.relay.message_ttl_secs, 0);
-    assert_eq!(
-        config.relay.unresolved_sender,
-        UnresolvedSenderPolicy::Reject
-    );
+    assert_eq!(config.relay.unresolved_sender, UnresolvedSenderPolicy::Reject);
     assert_eq!(config.log.format, LogFormat::Text);
     assert_eq!(config.data_dir(), Path::new("/etc/dm3"));
-    assert_eq!(
-        config.database_url().expose(),
-        "sqlite:///etc/dm3/dm3-bridge.sqlite"
-    );
+    assert_eq!(config.database_url().expose(), "sqlite:///etc/dm3/dm3-bridge.sqlite");
 }
 
 #[test]
@@ -59,10 +50,7 @@ fn environment_overrides_keys_of_every_section() {
             ("DM3_BRIDGE_LOG__FORMAT", "json"),
             // Lower case works too: the keys are lower case anyway.
             ("dm3_bridge_log__level", "debug"),
-            (
-                "DM3_BRIDGE_KEYS__MASTER_KEY_FILE",
-                "/run/secrets/master.key",
-            ),
+            ("DM3_BRIDGE_KEYS__MASTER_KEY_FILE", "/run/secrets/master.key"),
             ("UNRELATED", "ignored"),
         ],
     )
@@ -73,16 +61,10 @@ fn environment_overrides_keys_of_every_section() {
     assert_eq!(config.database.max_connections, 20);
     assert_eq!(config.relay.size_limit, 5000);
     assert_eq!(config.relay.message_ttl_ms(), 86_400_000);
-    assert_eq!(
-        config.relay.unresolved_sender,
-        UnresolvedSenderPolicy::Accept
-    );
+    assert_eq!(config.relay.unresolved_sender, UnresolvedSenderPolicy::Accept);
     assert_eq!(config.log.format, LogFormat::Json);
     assert_eq!(config.log.level, "debug");
-    assert_eq!(
-        config.keys.master_key_file,
-        PathBuf::from("/run/secrets/master.key")
-    );
+    assert_eq!(config.keys.master_key_file, PathBuf::from("/run/secrets/master.key"));
     // The password of the database URL never shows.
     assert!(!format!("{config:?}").contains(":pw@"));
 }
@@ -95,10 +77,7 @@ fn environment_values_are_typed_by_the_schema_not_guessed() {
     // A non-number for a number is an error that names the variable.
     let err = load(MINIMAL, &[("DM3_BRIDGE_RELAY__SIZE_LIMIT", "lots")]).unwrap_err();
     let message = err.to_string();
-    assert!(
-        message.contains("DM3_BRIDGE_RELAY__SIZE_LIMIT"),
-        "{message}"
-    );
+    assert!(message.contains("DM3_BRIDGE_RELAY__SIZE_LIMIT"), "{message}");
     assert!(message.contains("whole number"), "{message}");
 }
 
@@ -110,10 +89,7 @@ fn unknown_environment_keys_are_errors_not_ignored() {
         "{err}"
     );
     let err = load(MINIMAL, &[("DM3_BRIDGE_NODE", "x")]).unwrap_err();
-    assert!(
-        err.to_string().contains("DM3_BRIDGE_<SECTION>__<KEY>"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("DM3_BRIDGE_<SECTION>__<KEY>"), "{err}");
     let err = load(MINIMAL, &[("DM3_BRIDGE_LOG__FORMAT", "xml")]).unwrap_err();
     assert!(err.to_string().contains("xml"), "{err}");
 }
@@ -122,10 +98,7 @@ fn unknown_environment_keys_are_errors_not_ignored() {
 fn master_key_and_config_path_variables_are_not_config_keys() {
     let config = load(
         MINIMAL,
-        &[
-            ("DM3_BRIDGE_MASTER_KEY", "c2VjcmV0"),
-            ("DM3_BRIDGE_CONFIG", "/etc/dm3/config.toml"),
-        ],
+        &[("DM3_BRIDGE_MASTER_KEY", "c2VjcmV0"), ("DM3_BRIDGE_CONFIG", "/etc/dm3/config.toml")],
     )
     .unwrap();
     assert_eq!(config.node.name, "relay.example.eth");
@@ -143,10 +116,7 @@ fn unknown_keys_in_the_file_are_errors_with_a_position() {
 fn relative_data_dir_is_relative_to_the_config_file() {
     let config = load(&format!("{MINIMAL}data_dir = \"data\"\n"), &[]).unwrap();
     assert_eq!(config.data_dir(), Path::new("/etc/dm3/data"));
-    assert_eq!(
-        config.key_path(&config.keys.node_keys_file),
-        Path::new("/etc/dm3/data/node-keys.sealed")
-    );
+    assert_eq!(config.key_path(&config.keys.node_keys_file), Path::new("/etc/dm3/data/node-keys.sealed"));
 }
 
 #[test]
@@ -183,27 +153,16 @@ level = "dm3=[bad"
 
 fn bin() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dm3-bridge"));
-    command
-        .env_remove("DM3_BRIDGE_MASTER_KEY")
-        .env_remove("DM3_BRIDGE_CONFIG");
+    command.env_remove("DM3_BRIDGE_MASTER_KEY").env_remove("DM3_BRIDGE_CONFIG");
     command
 }
 
 #[test]
 fn check_passes_a_fresh_data_directory() {
     let (_dir, config) = init_data_dir();
-    let output = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("check")
-        .output()
-        .unwrap();
+    let output = bin().arg("--config").arg(&config).arg("check").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains(": OK"), "{stdout}");
     assert!(stdout.contains("node keys: open"), "{stdout}");
 }
@@ -239,12 +198,7 @@ fn check_reports_an_unparsable_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, "[node\nname = 1").unwrap();
-    let output = bin()
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .output()
-        .unwrap();
+    let output = bin().arg("--config").arg(&path).arg("check").output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not valid"), "{stderr}");

@@ -39,9 +39,7 @@ async fn child_inserts_until_killed() {
     let Ok(url) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let store = Store::open(&DatabaseUrl::new(url), &StoreOptions::default())
-        .await
-        .unwrap();
+    let store = Store::open(&DatabaseUrl::new(url), &StoreOptions::default()).await.unwrap();
     let tasks: Vec<_> = (0..32u64)
         .map(|worker| {
             let store = store.clone();
@@ -88,21 +86,14 @@ async fn survives_kill_9(db: &TestDb) {
     // SIGKILL: no destructor, no flush, no shutdown.
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(
-        acked.len(),
-        KILL_AFTER,
-        "the child stopped acknowledging early"
-    );
+    assert_eq!(acked.len(), KILL_AFTER, "the child stopped acknowledging early");
 
     let store = db.open().await;
     let stored: BTreeSet<u64> = store
         .list_incoming(
             &EnsName::new("bob.eth").unwrap(),
             0,
-            IncomingLimits {
-                conversations: 1,
-                per_conversation: u32::MAX,
-            },
+            IncomingLimits { conversations: 1, per_conversation: u32::MAX },
         )
         .await
         .unwrap()

@@ -22,22 +22,14 @@ async fn stub() -> TestNode {
 }
 
 async fn rpc(node: &TestNode, body: &Value) -> (StatusCode, String) {
-    let response = node
-        .client
-        .post(node.url("/rpc"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+    let response = node.client.post(node.url("/rpc")).json(body).send().await.unwrap();
     (response.status(), response.text().await.unwrap())
 }
 
 fn error_code(body: &str) -> i64 {
     let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
     assert_eq!(v["jsonrpc"], "2.0", "{body}");
-    v["error"]["code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no error code in {body}"))
+    v["error"]["code"].as_i64().unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 fn submit(to: &str, from: &str, hash: &str) -> Value {
@@ -66,12 +58,7 @@ async fn metrics_show_requests_latency_and_stored_envelopes() {
     assert_eq!(status, StatusCode::OK);
     let response = node.client.get(node.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();
     for needle in [
         r#"dm3_http_requests_total{route="/hello",method="GET",outcome="ok"}"#,
@@ -90,28 +77,20 @@ async fn metrics_show_requests_latency_and_stored_envelopes() {
 #[tokio::test]
 async fn properties_disclose_only_ttl_in_ms_size_and_channels() {
     let node = start_node(|c| c.relay.message_ttl_secs = 3_600, Unplugged::factory()).await;
-    let (status, body) = rpc(
-        &node,
-        &json!({"jsonrpc": "2.0", "method": "dm3_getDeliveryServiceProperties", "params": []}),
-    )
-    .await;
+    let (status, body) =
+        rpc(&node, &json!({"jsonrpc": "2.0", "method": "dm3_getDeliveryServiceProperties", "params": []}))
+            .await;
     assert_eq!(status, StatusCode::OK);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["jsonrpc"], "2.0");
     assert!(v.get("id").is_none(), "no id asked, none answered: {body}");
     // The result is a JSON string to be parsed again (PROTOCOL.md P10).
     let props: Value = serde_json::from_str(v["result"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        props,
-        json!({"messageTTL": 3_600_000, "sizeLimit": 100_000, "notificationChannel": []})
-    );
+    assert_eq!(props, json!({"messageTTL": 3_600_000, "sizeLimit": 100_000, "notificationChannel": []}));
 
     // With an id, the id is echoed.
-    let (_, body) = rpc(
-        &node,
-        &json!({"jsonrpc": "2.0", "id": 7, "method": "dm3_getDeliveryServiceProperties"}),
-    )
-    .await;
+    let (_, body) =
+        rpc(&node, &json!({"jsonrpc": "2.0", "id": 7, "method": "dm3_getDeliveryServiceProperties"})).await;
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["id"], 7);
     node.node.shutdown().await.unwrap();
 }
@@ -121,13 +100,7 @@ async fn oversized_body_is_413_before_parsing() {
     let node = start_node(|c| c.relay.size_limit = 1_000, Unplugged::factory()).await;
     // Not even JSON: it must be refused for its size, not for its syntax.
     let big = "x".repeat(100_000);
-    let response = node
-        .client
-        .post(node.url("/rpc"))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let response = node.client.post(node.url("/rpc")).body(big.clone()).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(&response.text().await.unwrap()), -32011);
 
@@ -137,13 +110,7 @@ async fn oversized_body_is_413_before_parsing() {
     assert!(body.contains("-32011"), "{body}");
 
     // Just under the raw limit is read and parsed (and here fails as JSON).
-    let response = node
-        .client
-        .post(node.url("/rpc"))
-        .body("x".repeat(2_000))
-        .send()
-        .await
-        .unwrap();
+    let response = node.client.post(node.url("/rpc")).body("x".repeat(2_000)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&response.text().await.unwrap()), -32700);
     node.node.shutdown().await.unwrap();
@@ -153,9 +120,7 @@ async fn oversized_body_is_413_before_parsing() {
 /// returns the status code and the rest of the answer.
 async fn chunked_post(node: &TestNode, path: &str, body: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(node.node.local_addr())
-        .await
-        .unwrap();
+    let mut socket = tokio::net::TcpStream::connect(node.node.local_addr()).await.unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -203,21 +168,12 @@ async fn malformed_requests_are_400_with_a_json_rpc_error() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "batch");
     assert_eq!(error_code(&body), -32600);
 
-    let (status, body) = rpc(
-        &node,
-        &json!({"jsonrpc": "2.0", "method": "dm3_submitMessage", "params": "x"}),
-    )
-    .await;
+    let (status, body) =
+        rpc(&node, &json!({"jsonrpc": "2.0", "method": "dm3_submitMessage", "params": "x"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "params not an array");
     assert_eq!(error_code(&body), -32602);
 
-    let response = node
-        .client
-        .post(node.url("/rpc"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let response = node.client.post(node.url("/rpc")).body("{not json").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&response.text().await.unwrap()), -32700);
     node.node.shutdown().await.unwrap();
@@ -229,11 +185,7 @@ async fn without_protocol_dm3_operations_answer_501() {
     let (status, body) = rpc(&node, &submit("bob.eth", "alice.eth", "0x01")).await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(error_code(&body), -32000);
-    for path in [
-        "/profile/alice.eth",
-        "/auth/alice.eth",
-        "/delivery/messages/incoming/alice.eth",
-    ] {
+    for path in ["/profile/alice.eth", "/auth/alice.eth", "/delivery/messages/incoming/alice.eth"] {
         let response = node.client.get(node.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED, "{path}");
     }
@@ -244,13 +196,7 @@ async fn without_protocol_dm3_operations_answer_501() {
 async fn submitted_envelope_is_listed_once_then_acknowledged_away() {
     let node = stub().await;
     let request = submit("bob.eth", "alice.eth", "0xaa");
-    let response = node
-        .client
-        .post(node.url("/rpc"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let response = node.client.post(node.url("/rpc")).json(&request).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "OK");
     // The same message again: accepted, stored once.
@@ -258,37 +204,18 @@ async fn submitted_envelope_is_listed_once_then_acknowledged_away() {
     assert_eq!(status, StatusCode::OK);
 
     let incoming = node.url("/delivery/messages/incoming/bob.eth");
-    let denied = node
-        .client
-        .get(&incoming)
-        .bearer_auth("token-mallory.eth")
-        .send()
-        .await
-        .unwrap();
+    let denied = node.client.get(&incoming).bearer_auth("token-mallory.eth").send().await.unwrap();
     assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
 
-    let listed: Value = node
-        .client
-        .get(&incoming)
-        .bearer_auth("token-bob.eth")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        listed,
-        json!([{"to": "bob.eth", "from": "alice.eth", "hash": "0xaa"}])
-    );
+    let listed: Value =
+        node.client.get(&incoming).bearer_auth("token-bob.eth").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed, json!([{"to": "bob.eth", "from": "alice.eth", "hash": "0xaa"}]));
 
     let ack = node
         .client
         .post(node.url("/delivery/messages/bob.eth/syncAcknowledgements"))
         .bearer_auth("token-bob.eth")
-        .json(
-            &json!({"acknowledgements": [{"contactAddress": "Alice.eth", "messageHash": "0xaa"}]}),
-        )
+        .json(&json!({"acknowledgements": [{"contactAddress": "Alice.eth", "messageHash": "0xaa"}]}))
         .send()
         .await
         .unwrap();
@@ -303,16 +230,8 @@ async fn submitted_envelope_is_listed_once_then_acknowledged_away() {
         .unwrap();
     assert_eq!(bad_ack.status(), StatusCode::BAD_REQUEST);
 
-    let listed: Value = node
-        .client
-        .get(&incoming)
-        .bearer_auth("token-bob.eth")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value =
+        node.client.get(&incoming).bearer_auth("token-bob.eth").send().await.unwrap().json().await.unwrap();
     assert_eq!(listed, json!([]));
     node.node.shutdown().await.unwrap();
 }
@@ -324,22 +243,14 @@ async fn shutdown_finishes_submits_in_flight_and_keeps_them() {
     let client = node.client.clone();
     let rpc_url = node.url("/rpc");
     let in_flight = tokio::spawn(async move {
-        client
-            .post(rpc_url)
-            .json(&submit("bob.eth", "alice.eth", "0xbb"))
-            .send()
-            .await
+        client.post(rpc_url).json(&submit("bob.eth", "alice.eth", "0xbb")).send().await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let base = node.base.clone();
     node.node.shutdown().await.unwrap();
 
     let response = in_flight.await.unwrap().unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "the accepted request finished"
-    );
+    assert_eq!(response.status(), StatusCode::OK, "the accepted request finished");
     // No new connections after shutdown.
     assert!(reqwest::get(format!("{base}/health")).await.is_err());
     // And what was acknowledged is stored.
@@ -360,15 +271,8 @@ async fn shutdown_finishes_submits_in_flight_and_keeps_them() {
 async fn node_serves_from_postgres_too() {
     let db = TestDb::postgres().await;
     let url = db.url.clone();
-    let node = start_node(
-        move |c| c.database.url = Some(url),
-        StubProtocol::factory(Duration::ZERO),
-    )
-    .await;
-    assert_eq!(
-        node.node.store().backend(),
-        dm3_bridge::config::Backend::Postgres
-    );
+    let node = start_node(move |c| c.database.url = Some(url), StubProtocol::factory(Duration::ZERO)).await;
+    assert_eq!(node.node.store().backend(), dm3_bridge::config::Backend::Postgres);
     let ready = node.client.get(node.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     let (status, _) = rpc(&node, &submit("bob.eth", "alice.eth", "0xcc")).await;

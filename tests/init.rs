@@ -27,10 +27,7 @@ fn options(dir: &Path) -> InitOptions {
 }
 
 fn files(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -38,10 +35,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 fn env_key(key: &MasterKey) -> Vec<(String, String)> {
-    vec![(
-        "DM3_BRIDGE_MASTER_KEY".to_owned(),
-        key.to_base64().as_str().to_owned(),
-    )]
+    vec![("DM3_BRIDGE_MASTER_KEY".to_owned(), key.to_base64().as_str().to_owned())]
 }
 
 #[test]
@@ -51,11 +45,7 @@ fn init_writes_exactly_the_config_the_master_key_and_the_sealed_keys() {
     let report = init(&options(&data), &[]).unwrap();
     assert_eq!(
         files(&data),
-        BTreeSet::from([
-            "config.toml".to_owned(),
-            "master.key".to_owned(),
-            "node-keys.sealed".to_owned()
-        ])
+        BTreeSet::from(["config.toml".to_owned(), "master.key".to_owned(), "node-keys.sealed".to_owned()])
     );
     assert_eq!(mode(&data.join("master.key")), 0o600);
     assert_eq!(mode(&data.join("node-keys.sealed")), 0o600);
@@ -66,17 +56,8 @@ fn init_writes_exactly_the_config_the_master_key_and_the_sealed_keys() {
     assert_eq!(config.node.name, "relay.example.eth");
     assert!(config.problems().is_empty(), "{:?}", config.problems());
     // The public keys are reported for the DS profile: 32 bytes each.
-    assert_eq!(
-        STANDARD
-            .decode(&report.encryption_public_key)
-            .unwrap()
-            .len(),
-        32
-    );
-    assert_eq!(
-        STANDARD.decode(&report.signing_public_key).unwrap().len(),
-        32
-    );
+    assert_eq!(STANDARD.decode(&report.encryption_public_key).unwrap().len(), 32);
+    assert_eq!(STANDARD.decode(&report.signing_public_key).unwrap().len(), 32);
 }
 
 #[test]
@@ -99,14 +80,8 @@ fn init_refuses_to_overwrite_and_changes_nothing() {
     // Any one existing file is enough to refuse, and nothing else gets written.
     let other = tempfile::tempdir().unwrap();
     std::fs::write(other.path().join("node-keys.sealed"), "keep me").unwrap();
-    assert!(matches!(
-        init(&options(other.path()), &[]),
-        Err(InitError::Exists(_))
-    ));
-    assert_eq!(
-        files(other.path()),
-        BTreeSet::from(["node-keys.sealed".to_owned()])
-    );
+    assert!(matches!(init(&options(other.path()), &[]), Err(InitError::Exists(_))));
+    assert_eq!(files(other.path()), BTreeSet::from(["node-keys.sealed".to_owned()]));
 }
 
 #[test]
@@ -117,10 +92,7 @@ fn init_rejects_bad_arguments_before_writing() {
     bad.public_url = "relay.example.org".to_owned();
     let err = init(&bad, &[]).unwrap_err();
     let message = err.to_string();
-    assert!(
-        message.contains("--name") && message.contains("--public-url"),
-        "{message}"
-    );
+    assert!(message.contains("--name") && message.contains("--public-url"), "{message}");
     assert!(files(dir.path()).is_empty());
 }
 
@@ -133,16 +105,11 @@ async fn master_key_from_the_environment_writes_no_key_file_and_opens_the_keys()
     assert!(!dir.path().join("master.key").exists());
 
     let config = Config::load(&report.config_file, []).unwrap();
-    let node = Node::start(&config, &env_key(&key), Unplugged::factory())
-        .await
-        .unwrap();
+    let node = Node::start(&config, &env_key(&key), Unplugged::factory()).await.unwrap();
     node.shutdown().await.unwrap();
 
     // Without the variable there is no key at all, and the error says where it looked.
-    let err = Node::start(&config, &[], Unplugged::factory())
-        .await
-        .err()
-        .unwrap();
+    let err = Node::start(&config, &[], Unplugged::factory()).await.err().unwrap();
     assert!(err.to_string().starts_with("no master key"), "{err}");
 }
 
@@ -154,54 +121,32 @@ async fn wrong_master_key_stops_start_up_with_a_clear_error() {
 
     // Another key in the environment takes precedence over the right key file.
     let other = MasterKey::generate().unwrap();
-    let err = Node::start(&config, &env_key(&other), Unplugged::factory())
-        .await
-        .err()
-        .unwrap();
+    let err = Node::start(&config, &env_key(&other), Unplugged::factory()).await.err().unwrap();
     assert!(matches!(err, NodeError::NodeKeys(_)));
     assert!(
-        err.to_string()
-            .starts_with("master key does not open the sealed node keys: wrong key file?"),
+        err.to_string().starts_with("master key does not open the sealed node keys: wrong key file?"),
         "{err}"
     );
 
     // A key that is not 32 bytes of base64 is refused, not used.
     let bad = vec![("DM3_BRIDGE_MASTER_KEY".to_owned(), "c2hvcnQ=".to_owned())];
-    let err = Node::start(&config, &bad, Unplugged::factory())
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        err.to_string().contains("not base64 of exactly 32 bytes"),
-        "{err}"
-    );
+    let err = Node::start(&config, &bad, Unplugged::factory()).await.err().unwrap();
+    assert!(err.to_string().contains("not base64 of exactly 32 bytes"), "{err}");
 }
 
 #[tokio::test]
 async fn tampered_sealed_keys_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let report = init(&options(dir.path()), &[]).unwrap();
-    let mut sealed = STANDARD
-        .decode(
-            std::fs::read_to_string(&report.node_keys_file)
-                .unwrap()
-                .trim(),
-        )
-        .unwrap();
+    let mut sealed =
+        STANDARD.decode(std::fs::read_to_string(&report.node_keys_file).unwrap().trim()).unwrap();
     let last = sealed.len() - 20;
     sealed[last] ^= 0x40;
     std::fs::write(&report.node_keys_file, STANDARD.encode(&sealed)).unwrap();
 
     let config = Config::load(&report.config_file, []).unwrap();
-    let err = Node::start(&config, &[], Unplugged::factory())
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        err.to_string()
-            .starts_with("master key does not open the sealed node keys"),
-        "{err}"
-    );
+    let err = Node::start(&config, &[], Unplugged::factory()).await.err().unwrap();
+    assert!(err.to_string().starts_with("master key does not open the sealed node keys"), "{err}");
 }
 
 #[test]
@@ -219,11 +164,7 @@ fn the_binary_runs_init_and_refuses_a_second_run() {
             .unwrap()
     };
     let first = run();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(stdout.contains("publicEncryptionKey"), "{stdout}");
     assert!(stdout.contains("publicSigningKey"), "{stdout}");

@@ -55,10 +55,7 @@ fn wait_for(lines: &mpsc::Receiver<String>, seen: &mut Vec<String>, needle: &str
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 
@@ -89,18 +86,9 @@ async fn json_logs_serve_and_stop_cleanly_on_sigterm() {
     sigterm(&child);
     wait_for(&lines, &mut seen, "stopped");
     assert!(wait_exit(&mut child).success());
-    for line in seen
-        .iter()
-        .chain(lines.try_iter().collect::<Vec<_>>().iter())
-    {
-        assert!(
-            serde_json::from_str::<serde_json::Value>(line).is_ok(),
-            "not a JSON log line: {line}"
-        );
-        assert!(
-            !line.contains(master_key.trim()),
-            "the master key was logged"
-        );
+    for line in seen.iter().chain(lines.try_iter().collect::<Vec<_>>().iter()) {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "not a JSON log line: {line}");
+        assert!(!line.contains(master_key.trim()), "the master key was logged");
     }
 }
 
@@ -129,8 +117,5 @@ fn a_wrong_master_key_stops_the_binary_with_the_reason() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("master key does not open the sealed node keys: wrong key file?"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("master key does not open the sealed node keys: wrong key file?"), "{stderr}");
 }

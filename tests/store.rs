@@ -8,8 +8,8 @@ mod support;
 use std::collections::HashSet;
 
 use dm3_bridge::store::{
-    Acknowledgement, ChallengeId, EnsName, IncomingLimits, Inserted, MessageHash, NewEnvelope,
-    Store, StoreError,
+    Acknowledgement, ChallengeId, EnsName, IncomingLimits, Inserted, MessageHash, NewEnvelope, Store,
+    StoreError,
 };
 use support::TestDb;
 
@@ -76,14 +76,8 @@ fn envelope(receiver: &str, sender: &str, n: u64, at: i64) -> NewEnvelope {
 async fn account_upsert_replaces_profile_but_keeps_creation_time(db: &TestDb) {
     let store = db.open().await;
     let alice = name("alice.eth");
-    store
-        .upsert_account(&alice, "0xaaa", r#"{"v":1}"#, NOW)
-        .await
-        .unwrap();
-    store
-        .upsert_account(&alice, "0xbbb", r#"{"v":2}"#, NOW + 5)
-        .await
-        .unwrap();
+    store.upsert_account(&alice, "0xaaa", r#"{"v":1}"#, NOW).await.unwrap();
+    store.upsert_account(&alice, "0xbbb", r#"{"v":2}"#, NOW + 5).await.unwrap();
     let account = store.get_account(&alice).await.unwrap().unwrap();
     assert_eq!(account.address, "0xbbb");
     assert_eq!(account.profile, r#"{"v":2}"#);
@@ -101,25 +95,16 @@ async fn unknown_account_is_none(db: &TestDb) {
 async fn same_message_for_same_receiver_is_stored_once(db: &TestDb) {
     let store = db.open().await;
     let first = envelope("bob.eth", "alice.eth", 1, NOW);
-    assert_eq!(
-        store.insert_envelope(first.clone()).await.unwrap(),
-        Inserted::New
-    );
+    assert_eq!(store.insert_envelope(first.clone()).await.unwrap(), Inserted::New);
     // A second copy (another DS's ciphertext, same message) is a duplicate.
     let mut again = first.clone();
     again.envelope = r#"{"other":"ciphertext"}"#.to_owned();
-    assert_eq!(
-        store.insert_envelope(again).await.unwrap(),
-        Inserted::Duplicate
-    );
+    assert_eq!(store.insert_envelope(again).await.unwrap(), Inserted::Duplicate);
     // The same hash for another receiver is another envelope.
     let other = envelope("carol.eth", "alice.eth", 1, NOW);
     assert_eq!(store.insert_envelope(other).await.unwrap(), Inserted::New);
     assert_eq!(store.count_envelopes().await.unwrap(), 2);
-    let listed = store
-        .list_incoming(&name("bob.eth"), NOW, IncomingLimits::REFERENCE)
-        .await
-        .unwrap();
+    let listed = store.list_incoming(&name("bob.eth"), NOW, IncomingLimits::REFERENCE).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].envelope, first.envelope, "the first copy is kept");
     store.close().await;
@@ -127,36 +112,17 @@ async fn same_message_for_same_receiver_is_stored_once(db: &TestDb) {
 
 async fn incoming_is_newest_first_and_only_the_receivers(db: &TestDb) {
     let store = db.open().await;
-    store
-        .insert_envelope(envelope("bob.eth", "alice.eth", 1, NOW))
-        .await
-        .unwrap();
-    store
-        .insert_envelope(envelope("bob.eth", "carol.eth", 2, NOW + 2))
-        .await
-        .unwrap();
-    store
-        .insert_envelope(envelope("bob.eth", "alice.eth", 3, NOW + 1))
-        .await
-        .unwrap();
-    store
-        .insert_envelope(envelope("dave.eth", "alice.eth", 4, NOW + 3))
-        .await
-        .unwrap();
-    let listed = store
-        .list_incoming(&name("bob.eth"), NOW + 10, IncomingLimits::REFERENCE)
-        .await
-        .unwrap();
+    store.insert_envelope(envelope("bob.eth", "alice.eth", 1, NOW)).await.unwrap();
+    store.insert_envelope(envelope("bob.eth", "carol.eth", 2, NOW + 2)).await.unwrap();
+    store.insert_envelope(envelope("bob.eth", "alice.eth", 3, NOW + 1)).await.unwrap();
+    store.insert_envelope(envelope("dave.eth", "alice.eth", 4, NOW + 3)).await.unwrap();
+    let listed = store.list_incoming(&name("bob.eth"), NOW + 10, IncomingLimits::REFERENCE).await.unwrap();
     let hashes: Vec<_> = listed.iter().map(|e| e.message_hash.clone()).collect();
     assert_eq!(hashes, vec![hash(2), hash(3), hash(1)]);
     assert_eq!(listed[0].sender, name("carol.eth"));
     assert_eq!(listed[0].received_at_ms, NOW + 2);
     assert!(
-        store
-            .list_incoming(&name("nobody.eth"), NOW, IncomingLimits::REFERENCE)
-            .await
-            .unwrap()
-            .is_empty()
+        store.list_incoming(&name("nobody.eth"), NOW, IncomingLimits::REFERENCE).await.unwrap().is_empty()
     );
     store.close().await;
 }
@@ -165,76 +131,35 @@ async fn incoming_respects_conversation_and_message_caps(db: &TestDb) {
     let store = db.open().await;
     // Three conversations; the one with the oldest activity is cut first.
     let mut n = 0;
-    for (sender, base) in [
-        ("old.eth", NOW),
-        ("mid.eth", NOW + 100),
-        ("new.eth", NOW + 200),
-    ] {
+    for (sender, base) in [("old.eth", NOW), ("mid.eth", NOW + 100), ("new.eth", NOW + 200)] {
         for i in 0..5 {
             n += 1;
-            store
-                .insert_envelope(envelope("bob.eth", sender, n, base + i))
-                .await
-                .unwrap();
+            store.insert_envelope(envelope("bob.eth", sender, n, base + i)).await.unwrap();
         }
     }
-    let limits = IncomingLimits {
-        conversations: 2,
-        per_conversation: 3,
-    };
-    let listed = store
-        .list_incoming(&name("bob.eth"), NOW + 1_000, limits)
-        .await
-        .unwrap();
+    let limits = IncomingLimits { conversations: 2, per_conversation: 3 };
+    let listed = store.list_incoming(&name("bob.eth"), NOW + 1_000, limits).await.unwrap();
     assert_eq!(listed.len(), 6);
-    let senders: HashSet<_> = listed
-        .iter()
-        .map(|e| e.sender.as_str().to_owned())
-        .collect();
-    assert_eq!(
-        senders,
-        HashSet::from(["new.eth".to_owned(), "mid.eth".to_owned()])
-    );
+    let senders: HashSet<_> = listed.iter().map(|e| e.sender.as_str().to_owned()).collect();
+    assert_eq!(senders, HashSet::from(["new.eth".to_owned(), "mid.eth".to_owned()]));
     // Each conversation contributes its newest three, and the whole list is newest first.
     let times: Vec<_> = listed.iter().map(|e| e.received_at_ms).collect();
-    assert_eq!(
-        times,
-        vec![
-            NOW + 204,
-            NOW + 203,
-            NOW + 202,
-            NOW + 104,
-            NOW + 103,
-            NOW + 102
-        ]
-    );
+    assert_eq!(times, vec![NOW + 204, NOW + 203, NOW + 202, NOW + 104, NOW + 103, NOW + 102]);
     store.close().await;
 }
 
 async fn acknowledged_envelopes_are_gone_and_others_stay(db: &TestDb) {
     let store = db.open().await;
     for n in 1..=3 {
-        store
-            .insert_envelope(envelope("bob.eth", "alice.eth", n, NOW + n as i64))
-            .await
-            .unwrap();
+        store.insert_envelope(envelope("bob.eth", "alice.eth", n, NOW + n as i64)).await.unwrap();
     }
     let bob = name("bob.eth");
     let acks = [
-        Acknowledgement {
-            sender: name("alice.eth"),
-            message_hash: hash(1),
-        },
+        Acknowledgement { sender: name("alice.eth"), message_hash: hash(1) },
         // The wrong sender for this hash: nothing happens.
-        Acknowledgement {
-            sender: name("mallory.eth"),
-            message_hash: hash(2),
-        },
+        Acknowledgement { sender: name("mallory.eth"), message_hash: hash(2) },
         // Unknown hash: not an error.
-        Acknowledgement {
-            sender: name("alice.eth"),
-            message_hash: hash(99),
-        },
+        Acknowledgement { sender: name("alice.eth"), message_hash: hash(99) },
     ];
     assert_eq!(store.delete_acknowledged(&bob, &acks).await.unwrap(), 1);
     // Acknowledging again is harmless.
@@ -249,10 +174,7 @@ async fn acknowledged_envelopes_are_gone_and_others_stay(db: &TestDb) {
     assert_eq!(left, vec![hash(3), hash(2)]);
     // Once acknowledged, the same message may arrive again (a new delivery).
     assert_eq!(
-        store
-            .insert_envelope(envelope("bob.eth", "alice.eth", 1, NOW + 9))
-            .await
-            .unwrap(),
+        store.insert_envelope(envelope("bob.eth", "alice.eth", 1, NOW + 9)).await.unwrap(),
         Inserted::New
     );
     store.close().await;
@@ -267,23 +189,14 @@ async fn expired_envelopes_are_hidden_then_deleted(db: &TestDb) {
     store.insert_envelope(short).await.unwrap();
     store.insert_envelope(forever).await.unwrap();
 
-    let before = store
-        .list_incoming(&bob, NOW + 999, IncomingLimits::REFERENCE)
-        .await
-        .unwrap();
+    let before = store.list_incoming(&bob, NOW + 999, IncomingLimits::REFERENCE).await.unwrap();
     assert_eq!(before.len(), 2);
-    let after = store
-        .list_incoming(&bob, NOW + 1_000, IncomingLimits::REFERENCE)
-        .await
-        .unwrap();
+    let after = store.list_incoming(&bob, NOW + 1_000, IncomingLimits::REFERENCE).await.unwrap();
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].message_hash, hash(2));
 
     assert_eq!(store.delete_expired(NOW + 999).await.unwrap().envelopes, 0);
-    assert_eq!(
-        store.delete_expired(NOW + 1_000).await.unwrap().envelopes,
-        1
-    );
+    assert_eq!(store.delete_expired(NOW + 1_000).await.unwrap().envelopes, 1);
     assert_eq!(store.count_envelopes().await.unwrap(), 1);
     store.close().await;
 }
@@ -293,58 +206,18 @@ async fn challenge_is_consumed_exactly_once(db: &TestDb) {
     let alice = name("alice.eth");
     let challenge = store.create_challenge(&alice, NOW, 900_000).await.unwrap();
     assert_eq!(challenge.expires_at_ms, NOW + 900_000);
-    assert_eq!(
-        store
-            .get_challenge(&challenge.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .name,
-        alice
-    );
+    assert_eq!(store.get_challenge(&challenge.id).await.unwrap().unwrap().name, alice);
     // Another name cannot use it.
-    assert!(
-        !store
-            .consume_challenge(&challenge.id, &name("bob.eth"), NOW + 1)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .consume_challenge(&challenge.id, &alice, NOW + 1)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .consume_challenge(&challenge.id, &alice, NOW + 2)
-            .await
-            .unwrap()
-    );
+    assert!(!store.consume_challenge(&challenge.id, &name("bob.eth"), NOW + 1).await.unwrap());
+    assert!(store.consume_challenge(&challenge.id, &alice, NOW + 1).await.unwrap());
+    assert!(!store.consume_challenge(&challenge.id, &alice, NOW + 2).await.unwrap());
 
     // An expired challenge cannot be used, and cleanup removes it.
     let late = store.create_challenge(&alice, NOW, 1_000).await.unwrap();
-    assert!(
-        !store
-            .consume_challenge(&late.id, &alice, NOW + 1_000)
-            .await
-            .unwrap()
-    );
+    assert!(!store.consume_challenge(&late.id, &alice, NOW + 1_000).await.unwrap());
     let unknown = ChallengeId::from_client(&"0".repeat(32)).unwrap();
-    assert!(
-        !store
-            .consume_challenge(&unknown, &alice, NOW)
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store
-            .delete_expired(NOW + 1_000_000)
-            .await
-            .unwrap()
-            .challenges,
-        2
-    );
+    assert!(!store.consume_challenge(&unknown, &alice, NOW).await.unwrap());
+    assert_eq!(store.delete_expired(NOW + 1_000_000).await.unwrap().challenges, 2);
     store.close().await;
 }
 
@@ -379,9 +252,7 @@ async fn concurrent_inserts_are_batched_and_all_stored(db: &TestDb) {
             // A few duplicates in the mix: every tenth hash is submitted twice.
             let h = if n % 10 == 9 { n - 1 } else { n };
             tokio::spawn(async move {
-                store
-                    .insert_envelope(envelope("bob.eth", "alice.eth", h, NOW + n as i64))
-                    .await
+                store.insert_envelope(envelope("bob.eth", "alice.eth", h, NOW + n as i64)).await
             })
         })
         .collect();
@@ -407,29 +278,14 @@ async fn concurrent_inserts_are_batched_and_all_stored(db: &TestDb) {
 
 async fn acknowledged_writes_survive_reopening(db: &TestDb) {
     let store = db.open().await;
-    store
-        .upsert_account(&name("bob.eth"), "0xb", "{}", NOW)
-        .await
-        .unwrap();
-    store
-        .insert_envelope(envelope("bob.eth", "alice.eth", 7, NOW))
-        .await
-        .unwrap();
+    store.upsert_account(&name("bob.eth"), "0xb", "{}", NOW).await.unwrap();
+    store.insert_envelope(envelope("bob.eth", "alice.eth", 7, NOW)).await.unwrap();
     store.close().await;
     drop(store);
 
     let reopened = db.open().await;
-    assert!(
-        reopened
-            .get_account(&name("bob.eth"))
-            .await
-            .unwrap()
-            .is_some()
-    );
-    let listed = reopened
-        .list_incoming(&name("bob.eth"), NOW, IncomingLimits::REFERENCE)
-        .await
-        .unwrap();
+    assert!(reopened.get_account(&name("bob.eth")).await.unwrap().is_some());
+    let listed = reopened.list_incoming(&name("bob.eth"), NOW, IncomingLimits::REFERENCE).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].message_hash, hash(7));
     reopened.close().await;
@@ -440,11 +296,7 @@ async fn close_commits_queued_inserts_and_refuses_new_ones(db: &TestDb) {
     let tasks: Vec<_> = (0..200u64)
         .map(|n| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .insert_envelope(envelope("bob.eth", "alice.eth", n, NOW))
-                    .await
-            })
+            tokio::spawn(async move { store.insert_envelope(envelope("bob.eth", "alice.eth", n, NOW)).await })
         })
         .collect();
     tokio::task::yield_now().await;
@@ -459,9 +311,7 @@ async fn close_commits_queued_inserts_and_refuses_new_ones(db: &TestDb) {
         }
     }
     assert!(matches!(
-        store
-            .insert_envelope(envelope("bob.eth", "alice.eth", 999, NOW))
-            .await,
+        store.insert_envelope(envelope("bob.eth", "alice.eth", 999, NOW)).await,
         Err(StoreError::ShuttingDown)
     ));
     drop(store);
@@ -473,10 +323,7 @@ async fn close_commits_queued_inserts_and_refuses_new_ones(db: &TestDb) {
 
 async fn migrations_apply_once(db: &TestDb) {
     let first = db.open().await;
-    first
-        .insert_envelope(envelope("bob.eth", "alice.eth", 1, NOW))
-        .await
-        .unwrap();
+    first.insert_envelope(envelope("bob.eth", "alice.eth", 1, NOW)).await.unwrap();
     first.close().await;
     // Opening again finds the migrations applied and leaves the data alone.
     let second: Store = db.open().await;

@@ -96,14 +96,8 @@ mod tests {
 
     #[test]
     fn schemes_select_backends() {
-        assert_eq!(
-            DatabaseUrl::new("sqlite:///var/lib/x.sqlite").backend(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            DatabaseUrl::new("postgresql://h/db").backend(),
-            Some(Backend::Postgres)
-        );
+        assert_eq!(DatabaseUrl::new("sqlite:///var/lib/x.sqlite").backend(), Some(Backend::Sqlite));
+        assert_eq!(DatabaseUrl::new("postgresql://h/db").backend(), Some(Backend::Postgres));
         assert_eq!(DatabaseUrl::new("mysql://h/db").backend(), None);
     }
 }

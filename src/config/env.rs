@@ -41,21 +41,18 @@ pub(super) fn apply_overrides(
     vars.sort();
     for (var, value) in vars {
         let (section, key) = key_path(&var)?;
-        let expected = schema
-            .get(&section)
-            .and_then(|s| s.as_table())
-            .and_then(|s| s.get(&key))
-            .ok_or_else(|| ConfigError::Env {
-                var: var.clone(),
-                message: format!("there is no config key `{section}.{key}`"),
+        let expected =
+            schema.get(&section).and_then(|s| s.as_table()).and_then(|s| s.get(&key)).ok_or_else(|| {
+                ConfigError::Env {
+                    var: var.clone(),
+                    message: format!("there is no config key `{section}.{key}`"),
+                }
             })?;
         let parsed = parse_as(expected, &value).map_err(|message| ConfigError::Env {
             var: var.clone(),
             message: format!("`{section}.{key}`: {message}"),
         })?;
-        let entry = tree
-            .entry(section.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = tree.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         match entry.as_table_mut() {
             Some(table) => {
                 table.insert(key, parsed);
@@ -87,8 +84,7 @@ fn key_path(var: &str) -> Result<(String, String), ConfigError> {
         }
         _ => Err(ConfigError::Env {
             var: var.to_owned(),
-            message: "expected DM3_BRIDGE_<SECTION>__<KEY>, e.g. DM3_BRIDGE_DATABASE__URL"
-                .to_owned(),
+            message: "expected DM3_BRIDGE_<SECTION>__<KEY>, e.g. DM3_BRIDGE_DATABASE__URL".to_owned(),
         }),
     }
 }
@@ -98,14 +94,10 @@ fn schema() -> Result<toml::Table, ConfigError> {
     let mut full = Config::default();
     full.node.data_dir = Some(PathBuf::from("."));
     full.database.url = Some(DatabaseUrl::new("sqlite://schema"));
-    let merged = |e: toml::ser::Error| ConfigError::Merged {
-        message: e.to_string(),
-    };
+    let merged = |e: toml::ser::Error| ConfigError::Merged { message: e.to_string() };
     match toml::Value::try_from(&full).map_err(merged)? {
         toml::Value::Table(table) => Ok(table),
-        _ => Err(ConfigError::Merged {
-            message: "the config schema is not a table".to_owned(),
-        }),
+        _ => Err(ConfigError::Merged { message: "the config schema is not a table".to_owned() }),
     }
 }
 
@@ -128,11 +120,9 @@ fn parse_as(expected: &toml::Value, text: &str) -> Result<toml::Value, String> {
         },
         // Arrays and tables are written as TOML inline values.
         _ => {
-            let doc: toml::Table = toml::from_str(&format!("v = {text}"))
-                .map_err(|e| format!("expected a TOML value: {e}"))?;
-            doc.get("v")
-                .cloned()
-                .ok_or_else(|| "expected a TOML value".to_owned())
+            let doc: toml::Table =
+                toml::from_str(&format!("v = {text}")).map_err(|e| format!("expected a TOML value: {e}"))?;
+            doc.get("v").cloned().ok_or_else(|| "expected a TOML value".to_owned())
         }
     }
 }
@@ -151,9 +141,7 @@ mod tests {
 
     #[test]
     fn key_paths_split_on_double_underscore() {
-        let (s, k) = key_path("DM3_BRIDGE_NODE__PUBLIC_URL")
-            .ok()
-            .unwrap_or_default();
+        let (s, k) = key_path("DM3_BRIDGE_NODE__PUBLIC_URL").ok().unwrap_or_default();
         assert_eq!((s.as_str(), k.as_str()), ("node", "public_url"));
         assert!(key_path("DM3_BRIDGE_NODE").is_err());
         assert!(key_path("DM3_BRIDGE_A__B__C").is_err());

@@ -31,12 +31,7 @@ impl fmt::Display for Problem {
 
 pub(super) fn problems(config: &Config) -> Vec<Problem> {
     let mut out = Vec::new();
-    let mut problem = |key: &str, message: String| {
-        out.push(Problem {
-            key: key.to_owned(),
-            message,
-        })
-    };
+    let mut problem = |key: &str, message: String| out.push(Problem { key: key.to_owned(), message });
 
     if let Err(message) = check_name(&config.node.name) {
         problem("node.name", message);
@@ -69,9 +64,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
         match url.backend() {
             None => problem(
                 "database.url",
-                format!(
-                    "{url} is not supported; expected sqlite://PATH or postgres://USER@HOST/DB"
-                ),
+                format!("{url} is not supported; expected sqlite://PATH or postgres://USER@HOST/DB"),
             ),
             Some(Backend::Postgres) => {
                 if url::Url::parse(url.expose()).map_or(true, |u| u.host().is_none()) {
@@ -87,10 +80,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     if !(1..=1_000).contains(&config.database.max_connections) {
         problem(
             "database.max_connections",
-            format!(
-                "{} is out of range; expected 1 to 1000",
-                config.database.max_connections
-            ),
+            format!("{} is out of range; expected 1 to 1000", config.database.max_connections),
         );
     }
     if config.database.busy_timeout_ms > 600_000 {
@@ -167,8 +157,7 @@ pub(crate) fn check_public_url(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err(format!("must be set; {example}"));
     }
-    let url =
-        url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e}); {example}"))?;
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e}); {example}"))?;
     if url.scheme() != "https" && url.scheme() != "http" {
         return Err(format!("{text:?} is not http(s); {example}"));
     }
@@ -176,9 +165,7 @@ pub(crate) fn check_public_url(text: &str) -> Result<(), String> {
         return Err(format!("{text:?} has no host; {example}"));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "{text:?} must not have a query or fragment; {example}"
-        ));
+        return Err(format!("{text:?} must not have a query or fragment; {example}"));
     }
     Ok(())
 }

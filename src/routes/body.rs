@@ -13,33 +13,21 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use super::error::ApiError;
 
 /// Reads at most `limit` bytes; more is a 413 [`ApiError::too_large`].
-pub async fn read_limited(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared =
+        headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::too_large());
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::too_large()),
-        Err(e) => Err(ApiError::invalid_request(format!(
-            "the request body could not be read: {e}"
-        ))),
+        Err(e) => Err(ApiError::invalid_request(format!("the request body could not be read: {e}"))),
     }
 }
 
 /// Reads a JSON body of at most `limit` bytes.
-pub async fn read_json(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<serde_json::Value, ApiError> {
+pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<serde_json::Value, ApiError> {
     let bytes = read_limited(headers, body, limit).await?;
     serde_json::from_slice(&bytes).map_err(ApiError::parse_error)
 }

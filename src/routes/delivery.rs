@@ -38,22 +38,13 @@ pub async fn incoming(
         Ok(account) => account,
         Err(error) => return ApiError::from(error).into_response(),
     };
-    let envelopes = match state
-        .store
-        .list_incoming(&account, now_ms(), IncomingLimits::REFERENCE)
-        .await
-    {
+    let envelopes = match state.store.list_incoming(&account, now_ms(), IncomingLimits::REFERENCE).await {
         Ok(envelopes) => envelopes,
         Err(error) => {
             return ApiError::from(error).into_response();
         }
     };
-    let mut body = String::with_capacity(
-        2 + envelopes
-            .iter()
-            .map(|e| e.envelope.len() + 1)
-            .sum::<usize>(),
-    );
+    let mut body = String::with_capacity(2 + envelopes.iter().map(|e| e.envelope.len() + 1).sum::<usize>());
     body.push('[');
     for (i, envelope) in envelopes.iter().enumerate() {
         if i > 0 {
@@ -92,19 +83,14 @@ pub async fn sync_acknowledgements(
     }
 }
 
-fn parse_acknowledgements(
-    state: &AppState,
-    body: &Value,
-) -> Result<Vec<Acknowledgement>, ApiError> {
+fn parse_acknowledgements(state: &AppState, body: &Value) -> Result<Vec<Acknowledgement>, ApiError> {
     let schema = "expected {\"acknowledgements\":[{\"contactAddress\":NAME,\"messageHash\":HASH}]}";
     let list = body
         .get("acknowledgements")
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::invalid_params(schema))?;
     if list.len() > MAX_ACKS {
-        return Err(ApiError::invalid_params(format!(
-            "at most {MAX_ACKS} acknowledgements per request"
-        )));
+        return Err(ApiError::invalid_params(format!("at most {MAX_ACKS} acknowledgements per request")));
     }
     list.iter()
         .map(|ack| {
@@ -114,12 +100,8 @@ fn parse_acknowledgements(
                 return Err(ApiError::invalid_params(schema));
             };
             Ok(Acknowledgement {
-                sender: state
-                    .protocol
-                    .normalize_name(sender)
-                    .map_err(ApiError::from)?,
-                message_hash: MessageHash::new(hash)
-                    .map_err(|e| ApiError::invalid_params(e.to_string()))?,
+                sender: state.protocol.normalize_name(sender).map_err(ApiError::from)?,
+                message_hash: MessageHash::new(hash).map_err(|e| ApiError::invalid_params(e.to_string()))?,
             })
         })
         .collect()

@@ -44,12 +44,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: i32, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            id: None,
-        }
+        Self { status, code, message: message.into(), id: None }
     }
 
     /// Echoes the JSON-RPC request id, if the request had one.
@@ -60,20 +55,12 @@ impl ApiError {
 
     /// 413: the body is larger than the route accepts.
     pub fn too_large() -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            TOO_LARGE,
-            "Message is too large",
-        )
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE, "Message is too large")
     }
 
     /// 400: the body is not JSON.
     pub fn parse_error(detail: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            PARSE_ERROR,
-            format!("the body is not valid JSON: {detail}"),
-        )
+        Self::new(StatusCode::BAD_REQUEST, PARSE_ERROR, format!("the body is not valid JSON: {detail}"))
     }
 
     /// 400: well-formed JSON of the wrong shape.
@@ -88,11 +75,7 @@ impl ApiError {
 
     /// 405 `Method not allowed`, the reference's answer to an unknown JSON-RPC method.
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            METHOD_NOT_FOUND,
-            "Method not allowed",
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_FOUND, "Method not allowed")
     }
 }
 
@@ -101,15 +84,11 @@ impl From<DeliveryError> for ApiError {
         match error {
             DeliveryError::InvalidRequest(message) => Self::invalid_params(message),
             DeliveryError::TooLarge => Self::too_large(),
-            DeliveryError::Rejected { code, message } => {
-                Self::new(StatusCode::BAD_REQUEST, code, message)
-            }
+            DeliveryError::Rejected { code, message } => Self::new(StatusCode::BAD_REQUEST, code, message),
             DeliveryError::Unauthorized(message) => {
                 Self::new(StatusCode::UNAUTHORIZED, SERVER_ERROR, message)
             }
-            DeliveryError::NotFound(message) => {
-                Self::new(StatusCode::NOT_FOUND, SERVER_ERROR, message)
-            }
+            DeliveryError::NotFound(message) => Self::new(StatusCode::NOT_FOUND, SERVER_ERROR, message),
             e @ DeliveryError::NotImplemented(_) => {
                 Self::new(StatusCode::NOT_IMPLEMENTED, SERVER_ERROR, e.to_string())
             }
@@ -118,11 +97,7 @@ impl From<DeliveryError> for ApiError {
             }
             DeliveryError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    INTERNAL_ERROR,
-                    "internal error",
-                )
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR, "internal error")
             }
         }
     }
@@ -143,11 +118,6 @@ impl IntoResponse for ApiError {
         if let (Some(id), Some(object)) = (self.id, body.as_object_mut()) {
             object.insert("id".to_owned(), id);
         }
-        (
-            self.status,
-            [(CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response()
+        (self.status, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
     }
 }

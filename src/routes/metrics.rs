@@ -23,8 +23,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     metrics::gauge!(PENDING_WRITES).set(state.store.pending_writes() as f64);
     state.metrics.run_upkeep();
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
-    )
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

@@ -48,10 +48,7 @@ const WRAPPER_HEADROOM: usize = 64 * 1024;
 /// for the wrapper: large enough never to refuse an envelope the exact check would accept,
 /// small enough to bound memory before parsing.
 pub fn rpc_body_limit(relay: &RelayConfig) -> usize {
-    usize::try_from(relay.size_limit)
-        .unwrap_or(usize::MAX)
-        .saturating_mul(2)
-        .saturating_add(WRAPPER_HEADROOM)
+    usize::try_from(relay.size_limit).unwrap_or(usize::MAX).saturating_mul(2).saturating_add(WRAPPER_HEADROOM)
 }
 
 /// The properties a client may know: TTL in milliseconds (the unit the reference DS and its
@@ -122,10 +119,7 @@ async fn dispatch(state: &AppState, call: Call) -> Response {
             .await
             .map(|()| (StatusCode::OK, [(CONTENT_TYPE, "text/plain")], "OK").into_response())
             .map_err(ApiError::from),
-        GET_PROPERTIES => Ok(result(
-            &delivery_service_properties(&state.relay),
-            id.clone(),
-        )),
+        GET_PROPERTIES => Ok(result(&delivery_service_properties(&state.relay), id.clone())),
         GET_PROFILE_EXTENSION => match params.first() {
             Some(Value::String(name)) => state
                 .protocol
@@ -133,9 +127,7 @@ async fn dispatch(state: &AppState, call: Call) -> Response {
                 .await
                 .map(|extension| result(&extension, id.clone()))
                 .map_err(ApiError::from),
-            _ => Err(ApiError::invalid_params(
-                "params[0] must be the ENS name of the user",
-            )),
+            _ => Err(ApiError::invalid_params("params[0] must be the ENS name of the user")),
         },
         _ => Err(ApiError::method_not_allowed()),
     };
@@ -150,12 +142,7 @@ fn result(value: &Value, id: Option<Value>) -> Response {
         body.insert("id".to_owned(), id);
     }
     body.insert("result".to_owned(), Value::String(value.to_string()));
-    (
-        StatusCode::OK,
-        [(CONTENT_TYPE, "application/json")],
-        Value::Object(body).to_string(),
-    )
-        .into_response()
+    (StatusCode::OK, [(CONTENT_TYPE, "application/json")], Value::Object(body).to_string()).into_response()
 }
 
 /// A bounded metrics label for a method name.
@@ -174,15 +161,9 @@ mod tests {
 
     #[test]
     fn properties_disclose_only_ttl_size_and_channels() {
-        let relay = RelayConfig {
-            message_ttl_secs: 60,
-            ..RelayConfig::default()
-        };
+        let relay = RelayConfig { message_ttl_secs: 60, ..RelayConfig::default() };
         let props = delivery_service_properties(&relay);
-        assert_eq!(
-            props,
-            json!({"messageTTL": 60_000, "sizeLimit": 100_000, "notificationChannel": []})
-        );
+        assert_eq!(props, json!({"messageTTL": 60_000, "sizeLimit": 100_000, "notificationChannel": []}));
     }
 
     #[test]

@@ -63,13 +63,7 @@ impl Store {
             }
         });
         row.map(|(name, address, profile, created_at_ms, updated_at_ms)| {
-            Ok(Account {
-                name: EnsName::new(name)?,
-                address,
-                profile,
-                created_at_ms,
-                updated_at_ms,
-            })
+            Ok(Account { name: EnsName::new(name)?, address, profile, created_at_ms, updated_at_ms })
         })
         .transpose()
     }

@@ -24,11 +24,8 @@ impl ChallengeId {
 
     /// Takes an id back from a client; anything malformed simply never matches.
     pub fn from_client(id: &str) -> Option<Self> {
-        (id.len() == 32
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-        .then(|| Self(id.to_owned()))
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+            .then(|| Self(id.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -123,12 +120,7 @@ impl Store {
             }
         });
         row.map(|(name, created_at_ms, expires_at_ms)| {
-            Ok(Challenge {
-                id: id.clone(),
-                name: EnsName::new(name)?,
-                created_at_ms,
-                expires_at_ms,
-            })
+            Ok(Challenge { id: id.clone(), name: EnsName::new(name)?, created_at_ms, expires_at_ms })
         })
         .transpose()
     }

@@ -63,10 +63,7 @@ pub struct IncomingLimits {
 
 impl IncomingLimits {
     /// The reference DS's caps (PROTOCOL.md P24).
-    pub const REFERENCE: Self = Self {
-        conversations: 101,
-        per_conversation: 1001,
-    };
+    pub const REFERENCE: Self = Self { conversations: 101, per_conversation: 1001 };
 }
 
 /// One acknowledged envelope.
@@ -156,8 +153,7 @@ impl Store {
         receiver: &EnsName,
         acks: &[Acknowledgement],
     ) -> Result<u64, StoreError> {
-        const SQL: &str =
-            "DELETE FROM envelopes WHERE receiver = $1 AND sender = $2 AND message_hash = $3";
+        const SQL: &str = "DELETE FROM envelopes WHERE receiver = $1 AND sender = $2 AND message_hash = $3";
         if acks.is_empty() {
             return Ok(0);
         }
@@ -197,10 +193,7 @@ impl Store {
             }
         }
         let challenges = self.delete_expired_challenges(now_ms).await?;
-        Ok(Expired {
-            envelopes,
-            challenges,
-        })
+        Ok(Expired { envelopes, challenges })
     }
 
     /// How many envelopes are stored (expired but not yet deleted ones included).

@@ -17,12 +17,7 @@ pub struct InvalidId {
     reason: &'static str,
 }
 
-fn check(
-    what: &'static str,
-    value: &str,
-    max_len: usize,
-    lowercase: bool,
-) -> Result<(), InvalidId> {
+fn check(what: &'static str, value: &str, max_len: usize, lowercase: bool) -> Result<(), InvalidId> {
     let fail = |reason| {
         Err(InvalidId {
             what,

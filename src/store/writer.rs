@@ -73,19 +73,8 @@ impl Writer {
         let (queue, jobs) = mpsc::channel(options.queue_capacity.max(1));
         let stop = CancellationToken::new();
         let counters = Arc::new(Counters::default());
-        let task = tokio::spawn(run(
-            pool,
-            jobs,
-            stop.clone(),
-            options.max_batch.max(1),
-            counters.clone(),
-        ));
-        Self {
-            queue,
-            stop,
-            task: Mutex::new(Some(task)),
-            counters,
-        }
+        let task = tokio::spawn(run(pool, jobs, stop.clone(), options.max_batch.max(1), counters.clone()));
+        Self { queue, stop, task: Mutex::new(Some(task)), counters }
     }
 
     pub(super) fn stats(&self) -> WriterStats {
@@ -98,10 +87,7 @@ impl Writer {
     /// Queues an insert and waits until its transaction committed (or failed).
     pub(super) async fn insert(&self, envelope: NewEnvelope) -> Result<Inserted, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job { envelope, reply })
-            .await
-            .map_err(|_| StoreError::ShuttingDown)?;
+        self.queue.send(Job { envelope, reply }).await.map_err(|_| StoreError::ShuttingDown)?;
         answer.await.map_err(|_| StoreError::ShuttingDown)?
     }
 
@@ -173,8 +159,7 @@ async fn commit(pool: &Pool, batch: Vec<Job>, counters: &Counters) {
             counters.commits.fetch_add(1, Ordering::Relaxed);
             counters.envelopes.fetch_add(size as u64, Ordering::Relaxed);
             metrics::histogram!(names::WRITE_BATCH_SIZE).record(size as f64);
-            metrics::histogram!(names::WRITE_COMMIT_DURATION)
-                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!(names::WRITE_COMMIT_DURATION).record(started.elapsed().as_secs_f64());
             for (job, outcome) in batch.into_iter().zip(outcomes) {
                 // A caller that gave up (its request was dropped) no longer listens.
                 let _ = job.reply.send(Ok(outcome));

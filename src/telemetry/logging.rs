@@ -20,10 +20,8 @@ pub enum LoggingError {
 /// Installs the global subscriber. A second call (tests start several nodes in one process)
 /// keeps the first subscriber.
 pub fn init(config: &LogConfig) -> Result<(), LoggingError> {
-    let filter = EnvFilter::try_new(&config.level).map_err(|e| LoggingError::Filter {
-        level: config.level.clone(),
-        message: e.to_string(),
-    })?;
+    let filter = EnvFilter::try_new(&config.level)
+        .map_err(|e| LoggingError::Filter { level: config.level.clone(), message: e.to_string() })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -32,11 +30,7 @@ pub fn init(config: &LogConfig) -> Result<(), LoggingError> {
     // try_init fails only when a subscriber is already installed, which is fine.
     let _ = match config.format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
     };
     Ok(())
 }

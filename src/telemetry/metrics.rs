@@ -31,9 +31,8 @@ pub const WRITE_COMMIT_DURATION: &str = "dm3_store_write_commit_seconds";
 /// Expired envelopes deleted by the TTL cleanup.
 pub const EXPIRED_DELETED: &str = "dm3_expired_envelopes_deleted_total";
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -45,10 +44,7 @@ pub fn install() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
                 .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(WRITE_BATCH_SIZE.to_owned()),
-                        BATCH_BUCKETS,
-                    )
+                    b.set_buckets_for_metric(Matcher::Full(WRITE_BATCH_SIZE.to_owned()), BATCH_BUCKETS)
                 });
             let builder = match builder {
                 Ok(builder) => builder,
@@ -76,11 +72,7 @@ fn describe() {
         "HTTP request latency by route and method"
     );
     metrics::describe_counter!(RPC_REQUESTS, "JSON-RPC calls by method and outcome");
-    metrics::describe_histogram!(
-        RPC_DURATION,
-        metrics::Unit::Seconds,
-        "JSON-RPC latency by method"
-    );
+    metrics::describe_histogram!(RPC_DURATION, metrics::Unit::Seconds, "JSON-RPC latency by method");
     metrics::describe_gauge!(STORED_ENVELOPES, "Envelopes stored for retrieval");
     metrics::describe_gauge!(PENDING_WRITES, "Envelope inserts waiting for their commit");
     metrics::describe_histogram!(WRITE_BATCH_SIZE, "Envelopes per group commit");

@@ -57,17 +57,11 @@ pub enum MasterKeyError {
     )]
     Missing { path: PathBuf },
     #[error("cannot read the master key file {}: {source}", path.display())]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Unreadable { path: PathBuf, source: std::io::Error },
     #[error("the master key from the {source_name} is not base64 of exactly 32 bytes")]
     Malformed { source_name: String },
     #[error("cannot write the master key file {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("the operating system's random generator failed: {0}")]
     Random(getrandom::Error),
 }
@@ -82,24 +76,16 @@ impl MasterKey {
     pub fn generate() -> Result<Self, MasterKeyError> {
         let mut key = [0u8; Self::LEN];
         getrandom::fill(&mut key).map_err(MasterKeyError::Random)?;
-        Ok(Self {
-            key,
-            version: Self::CURRENT_VERSION,
-        })
+        Ok(Self { key, version: Self::CURRENT_VERSION })
     }
 
     /// Parses base64 of 32 bytes; surrounding whitespace (a trailing newline) is ignored.
     /// `source_name` only goes into the error message.
     pub fn from_base64(text: &str, source_name: &str) -> Result<Self, MasterKeyError> {
-        let malformed = || MasterKeyError::Malformed {
-            source_name: source_name.to_owned(),
-        };
+        let malformed = || MasterKeyError::Malformed { source_name: source_name.to_owned() };
         let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| malformed())?);
         let key: [u8; Self::LEN] = bytes.as_slice().try_into().map_err(|_| malformed())?;
-        Ok(Self {
-            key,
-            version: Self::CURRENT_VERSION,
-        })
+        Ok(Self { key, version: Self::CURRENT_VERSION })
     }
 
     /// The key as base64, the format of the file and of the environment variable.
@@ -121,15 +107,10 @@ impl MasterKey {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => Zeroizing::new(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(MasterKeyError::Missing {
-                    path: path.to_owned(),
-                });
+                return Err(MasterKeyError::Missing { path: path.to_owned() });
             }
             Err(source) => {
-                return Err(MasterKeyError::Unreadable {
-                    path: path.to_owned(),
-                    source,
-                });
+                return Err(MasterKeyError::Unreadable { path: path.to_owned(), source });
             }
         };
         if let Ok(meta) = std::fs::metadata(path)
@@ -147,12 +128,8 @@ impl MasterKey {
     pub fn write_new_file(&self, path: &Path) -> Result<(), MasterKeyError> {
         let mut line = self.to_base64();
         line.push('\n');
-        crate::new_file::write_new_file(path, line.as_bytes(), 0o600).map_err(|source| {
-            MasterKeyError::Write {
-                path: path.to_owned(),
-                source,
-            }
-        })
+        crate::new_file::write_new_file(path, line.as_bytes(), 0o600)
+            .map_err(|source| MasterKeyError::Write { path: path.to_owned(), source })
     }
 
     /// The key the node runs with: `DM3_BRIDGE_MASTER_KEY` from `env` if set, else the file
@@ -173,9 +150,7 @@ impl MasterKey {
 
 /// The value of `DM3_BRIDGE_MASTER_KEY` in `env`, if set and not empty.
 pub fn env_value(env: &[(String, String)]) -> Option<&str> {
-    env.iter()
-        .find(|(k, v)| k == MASTER_KEY_VAR && !v.trim().is_empty())
-        .map(|(_, v)| v.as_str())
+    env.iter().find(|(k, v)| k == MASTER_KEY_VAR && !v.trim().is_empty()).map(|(_, v)| v.as_str())
 }
 
 impl fmt::Debug for MasterKey {

@@ -59,13 +59,7 @@ impl MasterKey {
         getrandom::fill(&mut header[5..HEADER_LEN]).map_err(|_| SealError::Random)?;
         let aad = associated_data(&header, label);
         let ciphertext = cipher(self)
-            .encrypt(
-                &nonce(&header),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
+            .encrypt(&nonce(&header), Payload { msg: plaintext, aad: &aad })
             .map_err(|_| SealError::Encrypt)?;
         let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
         out.extend_from_slice(&header);
@@ -84,20 +78,11 @@ impl MasterKey {
         }
         let found = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
         if found != self.version() {
-            return Err(SealError::KeyVersion {
-                found,
-                have: self.version(),
-            });
+            return Err(SealError::KeyVersion { found, have: self.version() });
         }
         let aad = associated_data(header, label);
         let plaintext = cipher(self)
-            .decrypt(
-                &nonce(header),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
+            .decrypt(&nonce(header), Payload { msg: ciphertext, aad: &aad })
             .map_err(|_| SealError::WrongKeyOrTampered)?;
         Ok(SecretBytes::new(plaintext))
     }
@@ -137,10 +122,7 @@ mod tests {
     #[test]
     fn same_plaintext_seals_differently() {
         let key = MasterKey::generate().unwrap();
-        assert_ne!(
-            key.seal("p", b"secret").unwrap(),
-            key.seal("p", b"secret").unwrap()
-        );
+        assert_ne!(key.seal("p", b"secret").unwrap(), key.seal("p", b"secret").unwrap());
     }
 
     #[test]
@@ -150,10 +132,7 @@ mod tests {
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
-            assert!(
-                key.open("purpose", &bad).is_err(),
-                "flip at byte {i} opened"
-            );
+            assert!(key.open("purpose", &bad).is_err(), "flip at byte {i} opened");
         }
     }
 
@@ -161,10 +140,7 @@ mod tests {
     fn label_binds_the_purpose() {
         let key = MasterKey::generate().unwrap();
         let sealed = key.seal("identity:alice.eth", b"alice keys").unwrap();
-        assert_eq!(
-            key.open("identity:bob.eth", &sealed).unwrap_err(),
-            SealError::WrongKeyOrTampered
-        );
+        assert_eq!(key.open("identity:bob.eth", &sealed).unwrap_err(), SealError::WrongKeyOrTampered);
     }
 
     #[test]
@@ -172,30 +148,18 @@ mod tests {
         let key = MasterKey::generate().unwrap();
         let other = MasterKey::generate().unwrap();
         let sealed = key.seal("p", b"secret").unwrap();
-        assert_eq!(
-            other.open("p", &sealed).unwrap_err(),
-            SealError::WrongKeyOrTampered
-        );
+        assert_eq!(other.open("p", &sealed).unwrap_err(), SealError::WrongKeyOrTampered);
     }
 
     #[test]
     fn truncated_and_unknown_formats_are_named() {
         let key = MasterKey::generate().unwrap();
-        assert_eq!(
-            key.open("p", &[1, 2, 3]).unwrap_err(),
-            SealError::Truncated(3)
-        );
+        assert_eq!(key.open("p", &[1, 2, 3]).unwrap_err(), SealError::Truncated(3));
         let mut sealed = key.seal("p", b"x").unwrap();
         sealed[0] = 9;
-        assert_eq!(
-            key.open("p", &sealed).unwrap_err(),
-            SealError::UnknownFormat(9)
-        );
+        assert_eq!(key.open("p", &sealed).unwrap_err(), SealError::UnknownFormat(9));
         let mut sealed = key.seal("p", b"x").unwrap();
         sealed[4] = 2;
-        assert_eq!(
-            key.open("p", &sealed).unwrap_err(),
-            SealError::KeyVersion { found: 2, have: 1 }
-        );
+        assert_eq!(key.open("p", &sealed).unwrap_err(), SealError::KeyVersion { found: 2, have: 1 });
     }
 }

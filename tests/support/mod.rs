@@ -24,18 +24,12 @@ impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = DatabaseUrl::sqlite_file(&dir.path().join("test.sqlite"));
-        Self {
-            url,
-            _dir: Some(dir),
-        }
+        Self { url, _dir: Some(dir) }
     }
 
     /// A new database in the shared throwaway PostgreSQL cluster.
     pub async fn postgres() -> Self {
-        Self {
-            url: postgres::fresh_database().await,
-            _dir: None,
-        }
+        Self { url: postgres::fresh_database().await, _dir: None }
     }
 
     pub async fn open(&self) -> Store {

@@ -12,9 +12,7 @@ use dm3_bridge::clock::now_ms;
 use dm3_bridge::config::Config;
 use dm3_bridge::init::{InitOptions, init};
 use dm3_bridge::node::Node;
-use dm3_bridge::protocol::{
-    BoxFuture, DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory,
-};
+use dm3_bridge::protocol::{BoxFuture, DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
 use dm3_bridge::store::{EnsName, MessageHash, NewEnvelope, Store};
 use serde_json::Value;
 
@@ -56,13 +54,7 @@ pub async fn start_node(adjust: impl FnOnce(&mut Config), protocol: ProtocolFact
     adjust(&mut config);
     let node = Node::start(&config, &[], protocol).await.unwrap();
     let base = format!("http://{}", node.local_addr());
-    TestNode {
-        node,
-        base,
-        client: reqwest::Client::new(),
-        config,
-        dir,
-    }
+    TestNode { node, base, client: reqwest::Client::new(), config, dir }
 }
 
 /// A protocol stand-in for plumbing tests.
@@ -73,21 +65,13 @@ pub struct StubProtocol {
 
 impl StubProtocol {
     pub fn factory(submit_delay: Duration) -> ProtocolFactory {
-        Box::new(move |ctx: ProtocolContext| {
-            Arc::new(StubProtocol {
-                store: ctx.store,
-                submit_delay,
-            })
-        })
+        Box::new(move |ctx: ProtocolContext| Arc::new(StubProtocol { store: ctx.store, submit_delay }))
     }
 }
 
 impl DeliveryProtocol for StubProtocol {
     /// `params[0]` is a JSON string `{"to":…, "from":…, "hash":…}`, stored verbatim.
-    fn submit_message<'a>(
-        &'a self,
-        params: &'a [Value],
-    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+    fn submit_message<'a>(&'a self, params: &'a [Value]) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let text = params
                 .first()

@@ -40,11 +40,7 @@ pub async fn fresh_database() -> DatabaseUrl {
         Ok(cluster) => cluster.port,
         Err(message) => panic!("{message}"),
     };
-    let name = format!(
-        "t{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
     let admin = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
@@ -128,21 +124,14 @@ fn free_port() -> Result<u16, String> {
 /// Runs a shell command line as the `postgres` user (or as ourselves when not root).
 fn as_postgres(as_root: bool, command_line: &str) -> Result<String, String> {
     if as_root {
-        run_output(
-            Command::new("su")
-                .args(["postgres", "-s", "/bin/sh", "-c"])
-                .arg(command_line),
-        )
+        run_output(Command::new("su").args(["postgres", "-s", "/bin/sh", "-c"]).arg(command_line))
     } else {
         run_output(Command::new("/bin/sh").arg("-c").arg(command_line))
     }
 }
 
 fn run_output(command: &mut Command) -> Result<String, String> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running {command:?}: {e}"))?;
+    let output = command.stdin(Stdio::null()).output().map_err(|e| format!("running {command:?}: {e}"))?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
@@ -157,16 +146,9 @@ fn run_output(command: &mut Command) -> Result<String, String> {
 
 /// Stops the cluster and removes its directory once this test process has exited.
 fn watchdog(as_root: bool, bin: &Path, dir: &Path) -> Result<(), String> {
-    let stop = format!(
-        "{} -D {} -m immediate stop",
-        bin.join("pg_ctl").display(),
-        dir.join("data").display()
-    );
-    let stop = if as_root {
-        format!("su postgres -s /bin/sh -c '{stop}'")
-    } else {
-        stop
-    };
+    let stop =
+        format!("{} -D {} -m immediate stop", bin.join("pg_ctl").display(), dir.join("data").display());
+    let stop = if as_root { format!("su postgres -s /bin/sh -c '{stop}'") } else { stop };
     let script = format!(
         "while [ -d /proc/{pid} ]; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {dir}",
         pid = std::process::id(),
