@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod expiry;
 pub mod init;
+pub mod names;
 pub mod new_file;
 pub mod node;
 pub mod node_keys;
