@@ -15,7 +15,7 @@ ref = json.loads(sys.argv[1])
 def mean_us(name):
     path = pathlib.Path("target/criterion") / name / "new" / "estimates.json"
     return json.loads(path.read_text())["mean"]["point_estimate"] / 1000.0
-seal, open_, x, ed = (mean_us(n) for n in ("seal", "open", "floor/x25519", "floor/ed25519_verify"))
+seal, open_, x, ed = (mean_us(n) for n in ("seal", "open", "floor_x25519", "floor_ed25519_verify"))
 floor = 2 * x + ed
 print(f"reference: libsodium {ref['libsodium']} ({ref['backend']}), node {ref['node']}; envelope {ref['envelope_bytes']} bytes")
 print(f"{'op':<6}{'dm3 (µs)':>10}{'reference (µs)':>16}{'speed-up':>10}")
