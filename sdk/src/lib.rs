@@ -21,6 +21,27 @@
 //!   backend APIs' signed and encrypted bodies;
 //! - [`ens`], [`ccip`], [`resolver_api`]: names on chain, the CCIP-read
 //!   (EIP-3668) codec and gateway signatures, and the offchain resolver's API.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use dm3::crypto::signing::VerifyKey;
+//! use dm3::envelope::Envelope;
+//! use dm3::keys::ProfileKeys;
+//! use dm3::message::MessageBuilder;
+//!
+//! let alice = ProfileKeys::from_seed(&[1; 32]);
+//! let bob = ProfileKeys::from_seed(&[2; 32]);
+//! let ds = ProfileKeys::from_seed(&[3; 32]);
+//!
+//! let message = MessageBuilder::now("bob.eth", "alice.eth").text("hi", None).sign(&alice.signing);
+//! let envelope = Envelope::seal(&message, &alice.signing, bob.encryption.public(), ds.encryption.public())?;
+//!
+//! let opened = envelope.open(&bob.encryption)?; // checks metadata.messageHash
+//! opened.message.verify(&VerifyKey::from_bytes(&alice.signing.public())?, "alice.eth")?;
+//! assert_eq!(opened.message_hash, message.hash());
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod auth;
 pub mod backend_storage;
