@@ -15,7 +15,9 @@
 //! profiles (a user profile must be signed by the address its name resolves
 //! to, §4.2), so no caller handles an unverified profile by accident.
 
+pub mod address_guard;
 pub mod directory;
+pub mod http_fetch;
 pub mod static_resolver;
 
 use std::future::Future;
