@@ -16,12 +16,14 @@
 //! to, §4.2), so no caller handles an unverified profile by accident.
 
 pub mod address_guard;
+pub mod cache;
 pub mod directory;
 pub mod http_fetch;
 pub mod static_resolver;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use alloy_primitives::Address;
 use dm3::ens::EnsName;
@@ -54,4 +56,19 @@ pub trait NameResolver: Send + Sync + 'static {
         name: &'a EnsName,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, ResolveError>>;
+}
+
+/// A shared resolver is a resolver, so wrappers such as the cache can hold an `Arc`.
+impl<T: NameResolver + ?Sized> NameResolver for Arc<T> {
+    fn address<'a>(&'a self, name: &'a EnsName) -> BoxFuture<'a, Result<Option<Address>, ResolveError>> {
+        (**self).address(name)
+    }
+
+    fn text<'a>(
+        &'a self,
+        name: &'a EnsName,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ResolveError>> {
+        (**self).text(name, key)
+    }
 }
