@@ -8,8 +8,13 @@
 //! the protocol code:
 //! - [`static_resolver`]: names and records from config, for tests and
 //!   air-gapped deployments;
-//! - an ENS client over JSON-RPC with ENSIP-10 wildcards and EIP-3668 CCIP-read;
+//! - [`ens_client`]: ENS over JSON-RPC with ENSIP-10 wildcards and EIP-3668
+//!   CCIP-read ([`ccip_read`], [`json_rpc`]);
 //! - the names the node serves itself (its virtual identities).
+//!
+//! [`cache`] keeps answers for a TTL, [`chain`] puts the sources in order from
+//! `[names]` and builds the node's [`directory::Directory`], and [`http_fetch`]
+//! (with [`address_guard`]) bounds every request a name can make the node send.
 //!
 //! [`directory::Directory`] sits on top: it turns raw records into *verified*
 //! profiles (a user profile must be signed by the address its name resolves
@@ -17,8 +22,11 @@
 
 pub mod address_guard;
 pub mod cache;
+pub mod ccip_read;
 pub mod directory;
+pub mod ens_client;
 pub mod http_fetch;
+pub mod json_rpc;
 pub mod static_resolver;
 
 use std::future::Future;
