@@ -23,6 +23,7 @@
 pub mod address_guard;
 pub mod cache;
 pub mod ccip_read;
+pub mod chain;
 pub mod directory;
 pub mod ens_client;
 pub mod http_fetch;
