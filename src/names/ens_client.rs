@@ -16,7 +16,7 @@
 //!    record function (`text`, `addr`) directly; a resolver found on a parent that does not
 //!    support ENSIP-10 does not resolve the name.
 //!
-//! Either call may revert with `OffchainLookup`; [`ccip_read`](super::ccip_read) follows it.
+//! Either call may revert with `OffchainLookup`; [`super::ccip_read`] follows it.
 //!
 //! Answers, as ethers v5 (the reference's library) gives them: no resolver, an empty answer,
 //! an empty text, the zero address, or a resolver that simply reverts all mean "no record"
