@@ -239,8 +239,32 @@ level = "info"
          # The node's X25519 and Ed25519 keys, sealed under the master key.\n\
          node_keys_file = \"node-keys.sealed\"\n",
     );
+    s.push_str(NAMES_SECTION);
     s
 }
+
+/// The `[names]` part of the commented config: ENS off until the operator names a chain node.
+const NAMES_SECTION: &str = r#"
+[names]
+# JSON-RPC URL of an Ethereum node; without it, only the [[names.static]] entries resolve.
+# ens_rpc_url = "https://ethereum-rpc.example.org"
+ens_registry = "0x00000000000C2E074eC69A0dFb2997BA6C7d2e1e"
+# Answers (also "no such record") are reused for this many seconds; 0 disables the cache.
+cache_ttl_secs = 300
+cache_max_entries = 10000
+# Each request to the chain node, a CCIP-read gateway or a profile link: time and size bounds.
+request_timeout_ms = 5000
+max_response_bytes = 262144
+# Gateways and profile links come from whoever owns a name: refuse internal addresses.
+allow_private_addresses = false
+
+# Names answered from this file instead of ENS (air-gapped setups, tests):
+# [[names.static]]
+# name = "alice.example.eth"
+# address = "0x..."
+# profile = "data:application/json,{...}"
+# delivery_service = "data:application/json,{...}"
+"#;
 
 #[cfg(test)]
 mod tests {

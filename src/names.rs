@@ -8,18 +8,31 @@
 //! the protocol code:
 //! - [`static_resolver`]: names and records from config, for tests and
 //!   air-gapped deployments;
-//! - an ENS client over JSON-RPC with ENSIP-10 wildcards and EIP-3668 CCIP-read;
+//! - [`ens_client`]: ENS over JSON-RPC with ENSIP-10 wildcards and EIP-3668
+//!   CCIP-read ([`ccip_read`], [`json_rpc`]);
 //! - the names the node serves itself (its virtual identities).
+//!
+//! [`cache`] keeps answers for a TTL, [`chain`] puts the sources in order from
+//! `[names]` and builds the node's [`directory::Directory`], and [`http_fetch`]
+//! (with [`address_guard`]) bounds every request a name can make the node send.
 //!
 //! [`directory::Directory`] sits on top: it turns raw records into *verified*
 //! profiles (a user profile must be signed by the address its name resolves
 //! to, §4.2), so no caller handles an unverified profile by accident.
 
+pub mod address_guard;
+pub mod cache;
+pub mod ccip_read;
+pub mod chain;
 pub mod directory;
+pub mod ens_client;
+pub mod http_fetch;
+pub mod json_rpc;
 pub mod static_resolver;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use alloy_primitives::Address;
 use dm3::ens::EnsName;
@@ -52,4 +65,19 @@ pub trait NameResolver: Send + Sync + 'static {
         name: &'a EnsName,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, ResolveError>>;
+}
+
+/// A shared resolver is a resolver, so wrappers such as the cache can hold an `Arc`.
+impl<T: NameResolver + ?Sized> NameResolver for Arc<T> {
+    fn address<'a>(&'a self, name: &'a EnsName) -> BoxFuture<'a, Result<Option<Address>, ResolveError>> {
+        (**self).address(name)
+    }
+
+    fn text<'a>(
+        &'a self,
+        name: &'a EnsName,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ResolveError>> {
+        (**self).text(name, key)
+    }
 }

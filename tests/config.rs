@@ -6,7 +6,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dm3_bridge::config::{Backend, Config, ConfigError, LogFormat, UnresolvedSenderPolicy};
+use dm3_bridge::config::{
+    Backend, Config, ConfigError, LogFormat, MAINNET_ENS_REGISTRY, StaticNameConfig, UnresolvedSenderPolicy,
+};
 use support::node::init_data_dir;
 
 const MINIMAL: &str = r#"
@@ -149,6 +151,118 @@ level = "dm3=[bad"
         ]
     );
     assert!(problems.iter().all(|p| !p.message.is_empty()));
+}
+
+#[test]
+fn names_section_reads_from_the_file_and_the_environment() {
+    let config = load(MINIMAL, &[]).unwrap();
+    assert_eq!(config.names.ens_rpc_url, None);
+    assert_eq!(config.names.ens_registry, MAINNET_ENS_REGISTRY);
+    assert!(!config.names.allow_private_addresses);
+    assert!(config.problems().iter().all(|p| !p.key.starts_with("names")));
+
+    let text = format!(
+        r#"{MINIMAL}
+[names]
+ens_rpc_url = "http://127.0.0.1:8545"
+cache_ttl_secs = 60
+
+[[names.static]]
+name = "alice.example.eth"
+address = "0x1111111111111111111111111111111111111111"
+profile = 'data:application/json,{{"profile":{{}},"signature":"0x"}}'
+
+[[names.static]]
+name = "ds.example.eth"
+delivery_service = "https://ds.example.org/profile.json?dm3Hash=0x{hash}"
+"#,
+        hash = "ab".repeat(32)
+    );
+    let config = load(&text, &[]).unwrap();
+    assert_eq!(config.names.ens_rpc_url.as_deref(), Some("http://127.0.0.1:8545"));
+    assert_eq!(config.names.cache_ttl_secs, 60);
+    assert_eq!(config.names.static_names.len(), 2);
+    assert!(config.names.static_names[1].delivery_service.as_deref().unwrap().starts_with("https://ds."));
+
+    let config = load(
+        &text,
+        &[
+            ("DM3_BRIDGE_NAMES__ENS_RPC_URL", "https://eth.example.org/v3/key"),
+            ("DM3_BRIDGE_NAMES__ENS_REGISTRY", "0x2222222222222222222222222222222222222222"),
+            ("DM3_BRIDGE_NAMES__CACHE_MAX_ENTRIES", "50"),
+            ("DM3_BRIDGE_NAMES__REQUEST_TIMEOUT_MS", "1500"),
+            ("DM3_BRIDGE_NAMES__MAX_RESPONSE_BYTES", "4096"),
+            ("DM3_BRIDGE_NAMES__ALLOW_PRIVATE_ADDRESSES", "true"),
+            (
+                "DM3_BRIDGE_NAMES__STATIC",
+                r#"[{name = "bob.example.eth", address = "0x3333333333333333333333333333333333333333"}]"#,
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.names.ens_rpc_url.as_deref(), Some("https://eth.example.org/v3/key"));
+    assert_eq!(config.names.ens_registry, "0x2222222222222222222222222222222222222222");
+    assert_eq!(config.names.cache_max_entries, 50);
+    assert_eq!(config.names.request_timeout_ms, 1500);
+    assert_eq!(config.names.max_response_bytes, 4096);
+    assert!(config.names.allow_private_addresses);
+    assert_eq!(
+        config.names.static_names,
+        vec![StaticNameConfig {
+            name: "bob.example.eth".into(),
+            address: Some("0x3333333333333333333333333333333333333333".into()),
+            ..StaticNameConfig::default()
+        }]
+    );
+    assert!(config.problems().iter().all(|p| !p.key.starts_with("names")), "{:?}", config.problems());
+}
+
+#[test]
+fn names_problems_are_reported_with_their_keys() {
+    let text = format!(
+        r#"{MINIMAL}
+[names]
+ens_rpc_url = "ws://127.0.0.1:8546"
+ens_registry = "0x1234"
+cache_ttl_secs = 999999
+cache_max_entries = 0
+request_timeout_ms = 0
+max_response_bytes = 0
+
+[[names.static]]
+name = "Alice.eth"
+address = "alice"
+profile = "hello"
+
+[[names.static]]
+name = "bob.eth"
+
+[[names.static]]
+name = "bob.eth"
+delivery_service = "ftp://x"
+"#
+    );
+    let problems = load(&text, &[]).unwrap().problems();
+    let keys: Vec<&str> =
+        problems.iter().map(|p| p.key.as_str()).filter(|k| k.starts_with("names")).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "names.ens_rpc_url",
+            "names.ens_registry",
+            "names.cache_ttl_secs",
+            "names.cache_max_entries",
+            "names.request_timeout_ms",
+            "names.max_response_bytes",
+            "names.static[0].name",
+            "names.static[0].address",
+            "names.static[0].profile",
+            "names.static[2].name",
+            "names.static[2].delivery_service",
+        ]
+    );
+    let not_normalized = problems.iter().find(|p| p.key == "names.static[0].name").unwrap();
+    assert!(not_normalized.message.contains("\"alice.eth\""), "{}", not_normalized.message);
 }
 
 fn bin() -> Command {

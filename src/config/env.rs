@@ -94,6 +94,7 @@ fn schema() -> Result<toml::Table, ConfigError> {
     let mut full = Config::default();
     full.node.data_dir = Some(PathBuf::from("."));
     full.database.url = Some(DatabaseUrl::new("sqlite://schema"));
+    full.names.ens_rpc_url = Some("http://schema".to_owned());
     let merged = |e: toml::ser::Error| ConfigError::Merged { message: e.to_string() };
     match toml::Value::try_from(&full).map_err(merged)? {
         toml::Value::Table(table) => Ok(table),

@@ -4,9 +4,14 @@
 //! operator the whole list in one go. The messages say what is expected, with an example,
 //! because the reader is someone editing a file, not a developer reading a backtrace.
 
+use std::collections::HashSet;
 use std::fmt;
 
-use super::{Backend, Config};
+use dm3::crypto::eth::parse_address;
+use dm3::ens::EnsName;
+use dm3::text_record::ProfileRecord;
+
+use super::{Backend, Config, NamesConfig};
 
 /// Most the reference DS ever accepts in one request (`express.json({limit:'50mb'})`,
 /// PROTOCOL.md §9); a larger envelope limit could never be reached.
@@ -14,6 +19,15 @@ const MAX_SIZE_LIMIT: u64 = 50 * 1024 * 1024;
 /// 100 years: long enough for "practically forever", short enough to stay far from overflow
 /// when converted to milliseconds.
 const MAX_TTL_SECS: u64 = 100 * 365 * 24 * 3600;
+/// A day: a name answer older than that is stale by any measure, and the bound keeps
+/// `Instant + ttl` far from overflow.
+const MAX_NAME_CACHE_TTL_SECS: u64 = 24 * 3600;
+/// Entries are a few hundred bytes; a million is a few hundred MB, already too much for a cache.
+const MAX_NAME_CACHE_ENTRIES: usize = 1_000_000;
+/// A minute per request: beyond that a lookup is better reported as failed.
+const MAX_NAME_REQUEST_TIMEOUT_MS: u64 = 60_000;
+/// 16 MiB: a profile is under 1 KiB and a gateway answer a few KiB.
+const MAX_NAME_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// One thing wrong with the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +139,86 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     if config.keys.node_keys_file.as_os_str().is_empty() {
         problem("keys.node_keys_file", "must not be empty".to_owned());
     }
+    names_problems(&config.names, &mut problem);
     out
+}
+
+fn names_problems(names: &NamesConfig, problem: &mut impl FnMut(&str, String)) {
+    if let Some(url) = &names.ens_rpc_url {
+        let example = "expected the http(s) JSON-RPC URL of an Ethereum node, e.g. http://127.0.0.1:8545";
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => problem("names.ens_rpc_url", format!("{url:?} is not usable; {example}")),
+        }
+    }
+    if parse_address(&names.ens_registry).is_err() {
+        problem(
+            "names.ens_registry",
+            format!("{:?} is not an address; expected 0x and 40 hex digits", names.ens_registry),
+        );
+    }
+    if names.cache_ttl_secs > MAX_NAME_CACHE_TTL_SECS {
+        problem(
+            "names.cache_ttl_secs",
+            format!("{} seconds is more than a day; use 0 to disable the cache", names.cache_ttl_secs),
+        );
+    }
+    if !(1..=MAX_NAME_CACHE_ENTRIES).contains(&names.cache_max_entries) {
+        problem(
+            "names.cache_max_entries",
+            format!("{} is out of range; expected 1 to {MAX_NAME_CACHE_ENTRIES}", names.cache_max_entries),
+        );
+    }
+    if !(1..=MAX_NAME_REQUEST_TIMEOUT_MS).contains(&names.request_timeout_ms) {
+        problem(
+            "names.request_timeout_ms",
+            format!(
+                "{} ms is out of range; expected 1 to {MAX_NAME_REQUEST_TIMEOUT_MS}",
+                names.request_timeout_ms
+            ),
+        );
+    }
+    if !(1..=MAX_NAME_RESPONSE_BYTES).contains(&names.max_response_bytes) {
+        problem(
+            "names.max_response_bytes",
+            format!(
+                "{} bytes is out of range; expected 1 to {MAX_NAME_RESPONSE_BYTES}",
+                names.max_response_bytes
+            ),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (index, entry) in names.static_names.iter().enumerate() {
+        let key = |field: &str| format!("names.static[{index}].{field}");
+        match EnsName::parse(&entry.name) {
+            Ok(name) if name.as_str() != entry.name => problem(
+                &key("name"),
+                format!("{:?} is not normalized; write it as {:?}", entry.name, name.as_str()),
+            ),
+            Ok(name) if name.is_root() => problem(&key("name"), "must not be empty".to_owned()),
+            Ok(name) => {
+                if !seen.insert(name) {
+                    problem(&key("name"), format!("{:?} is listed twice", entry.name));
+                }
+            }
+            Err(e) => problem(&key("name"), format!("{:?} is not an ENS name: {e}", entry.name)),
+        }
+        if let Some(address) = &entry.address
+            && parse_address(address).is_err()
+        {
+            problem(&key("address"), format!("{address:?} is not an address; expected 0x and 40 hex digits"));
+        }
+        for (field, record) in [("profile", &entry.profile), ("delivery_service", &entry.delivery_service)] {
+            if let Some(Err(e)) = record.as_deref().map(ProfileRecord::parse) {
+                problem(
+                    &key(field),
+                    format!(
+                        "is not a DM3 record ({e}); expected data:application/json,{{...}} or an https link"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// A plausible normalized ENS name. Full ENSIP-15 normalization belongs to the protocol

@@ -29,6 +29,17 @@ impl StaticResolver {
         Self::default()
     }
 
+    /// Lists `name`, with no records yet: a listed name is answered from this table alone.
+    pub fn with_name(mut self, name: EnsName) -> Self {
+        self.names.entry(name).or_default();
+        self
+    }
+
+    /// Whether `name` is listed (with or without records).
+    pub fn contains(&self, name: &EnsName) -> bool {
+        self.names.contains_key(name)
+    }
+
     /// Sets `addr(name)`.
     pub fn with_address(mut self, name: EnsName, address: Address) -> Self {
         self.names.entry(name).or_default().address = Some(address);

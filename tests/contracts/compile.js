@@ -15,7 +15,7 @@ const path = require("path");
 const solc = require("solc");
 
 const EXPECTED_SOLC = "0.8.37";
-const CONTRACTS = ["ENSRegistry", "OffchainResolver"];
+const CONTRACTS = ["ENSRegistry", "OffchainResolver", "PlainResolver"];
 const here = __dirname;
 const buildDir = path.join(here, "build");
 
