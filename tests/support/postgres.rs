@@ -12,6 +12,10 @@
 //! the cluster (`-m immediate`) and removes its directory. That also covers a test binary
 //! killed by a panic or a signal.
 //!
+//! Benchmarks that claim durability call [`keep_durability`] before the first use: the
+//! cluster then keeps PostgreSQL's default `fsync`, `synchronous_commit` and
+//! `full_page_writes`.
+//!
 //! Missing binaries are a test failure with a clear message, never a silent skip: the storage
 //! suite is only meaningful if it ran on both backends. Set `DM3_TEST_PG_BIN` to use another
 //! PostgreSQL installation.
@@ -20,7 +24,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use dm3_bridge::config::DatabaseUrl;
 use sqlx::Connection;
@@ -33,6 +37,13 @@ struct Cluster {
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+static DURABLE: AtomicBool = AtomicBool::new(false);
+
+/// Keeps `fsync` on in the cluster this process starts; call before the first
+/// [`fresh_database`]. For benchmarks that claim durability.
+pub fn keep_durability() {
+    DURABLE.store(true, Ordering::SeqCst);
+}
 
 /// A URL to a new, empty database in the cluster (started on first use).
 pub async fn fresh_database() -> DatabaseUrl {
@@ -86,14 +97,18 @@ fn start() -> Result<Cluster, String> {
     // The port is free when we look; another process could take it before PostgreSQL binds
     // it, so try a few times.
     let mut last_error = String::new();
+    let durability = if DURABLE.load(Ordering::SeqCst) {
+        ""
+    } else {
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    };
     for _ in 0..3 {
         let port = free_port()?;
         let started = as_postgres(
             as_root,
             &format!(
                 "{} -D {} -l {} -w -t 30 -o '-p {port} -k {} -c listen_addresses=127.0.0.1 \
-                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-                 -c max_connections=300' start",
+                 {durability} -c max_connections=300' start",
                 bin.join("pg_ctl").display(),
                 data.display(),
                 dir.join("pg.log").display(),
