@@ -3,7 +3,7 @@
 //! Why this shape:
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
-//!   `[relay]`, `[log]`, `[keys]`.
+//!   `[relay]`, `[names]`, `[log]`, `[keys]`.
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
 //!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
@@ -13,6 +13,8 @@
 //! - Every struct has defaults, so a minimal file only needs `[node] name` and `public_url`.
 //! - Units are in the key names (`size_limit` is bytes, `message_ttl_secs` seconds) because the
 //!   reference delivery service reads one number in three different units (PROTOCOL.md P12).
+//! - `[names]` lists names resolved from the file instead of ENS (`[[names.static]]`), for
+//!   air-gapped deployments and tests; the ENS client's settings will join that section.
 //!
 //! Nothing secret lives in the config: the master key is a separate file or the
 //! `DM3_BRIDGE_MASTER_KEY` variable, and a password inside `database.url` is hidden by
@@ -20,6 +22,7 @@
 
 mod database_url;
 pub mod env;
+mod names;
 pub(crate) mod validate;
 
 use std::net::SocketAddr;
@@ -28,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use database_url::{Backend, DatabaseUrl};
+pub use names::{NamesConfig, StaticName, StaticRecords};
 pub use validate::Problem;
 
 /// The prefix of every environment variable the node reads.
@@ -40,6 +44,7 @@ pub struct Config {
     pub node: NodeConfig,
     pub database: DatabaseConfig,
     pub relay: RelayConfig,
+    pub names: NamesConfig,
     pub log: LogConfig,
     pub keys: KeysConfig,
 }

@@ -131,6 +131,9 @@ data_dir = "/nonexistent/dm3"
 url = "mysql://db/x"
 [relay]
 size_limit = 0
+[[names.static]]
+name = "alice.eth"
+address = "0x12"
 [log]
 level = "dm3=[bad"
 "#;
@@ -145,6 +148,7 @@ level = "dm3=[bad"
             "node.data_dir",
             "database.url",
             "relay.size_limit",
+            "names.static[0].address",
             "log.level",
         ]
     );
@@ -202,4 +206,25 @@ fn check_reports_an_unparsable_file() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not valid"), "{stderr}");
+}
+
+#[test]
+fn static_names_are_read_from_the_file() {
+    let text = r#"
+[node]
+name = "relay.example.eth"
+public_url = "https://relay.example.org"
+[[names.static]]
+name = "Alice.eth"
+address = "0x9BE6CD40aB351621A61CE4b9E31117F7AcdAFF13"
+profile = '{"profile":{},"signature":"0x"}'
+[[names.static]]
+name = "ds.example.eth"
+delivery_service = 'data:application/json,{"url":"https://ds.example.org"}'
+"#;
+    let records = load(text, &[]).unwrap().names.static_records().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].name.as_str(), "alice.eth");
+    assert!(records[0].address.is_some() && records[0].profile.is_some());
+    assert!(records[1].delivery_service.is_some());
 }

@@ -109,6 +109,12 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
         );
     }
 
+    if let Err(found) = config.names.static_records() {
+        for found in found {
+            problem(&found.key, found.message);
+        }
+    }
+
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         problem(
             "log.level",

@@ -1,5 +1,6 @@
 //! Names and records fixed in advance: for tests and for air-gapped deployments
-//! where the operator lists the peers the node may talk to.
+//! where the operator lists the peers the node may talk to (`[[names.static]]`,
+//! [`crate::config::NamesConfig`]).
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use dm3::profile::SignedUserProfile;
 use dm3::text_record::{DELIVERY_SERVICE_KEY, USER_PROFILE_KEY};
 
 use super::{BoxFuture, NameResolver, ResolveError};
+use crate::config::StaticRecords as ConfiguredName;
 
 /// One name's records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +29,24 @@ pub struct StaticResolver {
 impl StaticResolver {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The resolver of the `[[names.static]]` entries of the config (already parsed).
+    pub fn from_config(entries: &[ConfiguredName]) -> Self {
+        let mut resolver = Self::new();
+        for entry in entries {
+            let records = resolver.names.entry(entry.name.clone()).or_default();
+            if let Some(address) = entry.address {
+                records.address = Some(address);
+            }
+            let texts = [(USER_PROFILE_KEY, &entry.profile), (DELIVERY_SERVICE_KEY, &entry.delivery_service)];
+            for (key, value) in texts {
+                if let Some(value) = value {
+                    records.text.insert(key.to_owned(), value.clone());
+                }
+            }
+        }
+        resolver
     }
 
     /// Sets `addr(name)`.
