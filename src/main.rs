@@ -12,15 +12,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::config::env::{CONFIG_VAR, process_env};
+use dm3_bridge::delivery::Relay;
 use dm3_bridge::init::{InitOptions, init};
+use dm3_bridge::names::directory::{Directory, NoLinks};
+use dm3_bridge::names::static_resolver::StaticResolver;
 use dm3_bridge::node::Node;
-use dm3_bridge::protocol::Unplugged;
 use dm3_bridge::telemetry;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -128,6 +131,10 @@ fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<E
     let path = config_path(path)?;
     let config = Config::load(&path, env.iter().cloned())?;
     telemetry::logging::init(&config.log)?;
+    // Names come from `[[names.static]]` until the ENS client is configured; problems in it
+    // are reported by Node::start with every other config problem.
+    let records = config.names.static_records().unwrap_or_default();
+    let directory = Directory::new(Arc::new(StaticResolver::from_config(&records)), Arc::new(NoLinks));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,8 +143,7 @@ fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<E
         // Install the handlers before start-up: a SIGTERM that arrives while the node starts
         // must stop it gracefully, not kill it with the default action.
         let mut signals = ShutdownSignals::install()?;
-        // Until the DM3 protocol code is plugged in, its operations answer 501.
-        let node = Node::start(&config, env, Unplugged::factory()).await?;
+        let node = Node::start(&config, env, Relay::factory(directory)).await?;
         signals.received().await;
         node.shutdown().await?;
         Ok(ExitCode::SUCCESS)
