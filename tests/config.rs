@@ -228,3 +228,29 @@ delivery_service = 'data:application/json,{"url":"https://ds.example.org"}'
     assert!(records[0].address.is_some() && records[0].profile.is_some());
     assert!(records[1].delivery_service.is_some());
 }
+
+#[test]
+fn profile_prints_the_delivery_service_record_to_publish() {
+    let (_dir, config) = init_data_dir();
+    let output = bin().arg("--config").arg(&config).arg("profile").arg("--json").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["name"], "relay.example.eth");
+    assert_eq!(printed["textRecordKey"], "network.dm3.deliveryService");
+    let profile = &printed["profile"];
+    assert_eq!(profile["url"], "http://127.0.0.1:1");
+    assert_eq!(profile.as_object().unwrap().len(), 3, "{profile}");
+    // The record is the data: form of the canonical profile (PROTOCOL.md §4.4).
+    let record = printed["textRecord"].as_str().unwrap();
+    let json = record.strip_prefix("data:application/json,").unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(json).unwrap(), *profile);
+
+    // The keys are the node's: `check` prints the same ones.
+    let check = bin().arg("--config").arg(&config).arg("check").output().unwrap();
+    let check = String::from_utf8_lossy(&check.stdout);
+    assert!(check.contains(profile["publicEncryptionKey"].as_str().unwrap()), "{check}");
+    assert!(check.contains(profile["publicSigningKey"].as_str().unwrap()), "{check}");
+
+    let human = bin().arg("--config").arg(&config).arg("profile").output().unwrap();
+    assert!(String::from_utf8_lossy(&human.stdout).contains(record));
+}
