@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use database_url::{Backend, DatabaseUrl};
-pub use names::{NamesConfig, StaticName, StaticRecords};
+pub use names::{NamesConfig, StaticEntry, StaticName};
 pub use validate::Problem;
 
 /// The prefix of every environment variable the node reads.

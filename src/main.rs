@@ -160,8 +160,8 @@ fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<E
     telemetry::logging::init(&config.log)?;
     // Names come from `[[names.static]]` until the ENS client is configured; problems in it
     // are reported by Node::start with every other config problem.
-    let records = config.names.static_records().unwrap_or_default();
-    let directory = Directory::new(Arc::new(StaticResolver::from_config(&records)), Arc::new(NoLinks));
+    let entries = config.names.static_entries().unwrap_or_default();
+    let directory = Directory::new(Arc::new(StaticResolver::from_config(&entries)), Arc::new(NoLinks));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

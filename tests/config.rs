@@ -222,7 +222,7 @@ profile = '{"profile":{},"signature":"0x"}'
 name = "ds.example.eth"
 delivery_service = 'data:application/json,{"url":"https://ds.example.org"}'
 "#;
-    let records = load(text, &[]).unwrap().names.static_records().unwrap();
+    let records = load(text, &[]).unwrap().names.static_entries().unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].name.as_str(), "alice.eth");
     assert!(records[0].address.is_some() && records[0].profile.is_some());

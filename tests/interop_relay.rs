@@ -284,9 +284,14 @@ async fn bad_requests_get_their_error_and_change_nothing(db: &TestDb) {
     }
     assert!(message(&refused[3]).starts_with("bad signature"), "{}", message(&refused[3]));
 
+    // Over size_limit once parsed, and over the raw body limit before any parsing.
     let oversized = w.submit(&alice, &bob, &"x".repeat(120_000), json!({})).await;
     assert_eq!((oversized["status"].as_i64().unwrap(), code(&oversized)), (413, -32011), "{oversized}");
     assert_eq!(message(&oversized), "Message is too large");
+    let huge =
+        format!(r#"{{"jsonrpc":"2.0","method":"dm3_submitMessage","params":["{}"]}}"#, "x".repeat(400_000));
+    let answer = w.js.call("post_raw", json!({"url": w.url(), "path": "/rpc", "body": huge})).await;
+    assert_eq!((answer["status"].as_i64().unwrap(), code(&answer)), (413, -32011), "raw limit");
 
     let unknown_receiver = w.submit(&alice, &stranger, "to nobody here", json!({})).await;
     assert_eq!((unknown_receiver["status"].as_i64().unwrap(), code(&unknown_receiver)), (400, -32001));

@@ -52,7 +52,7 @@ pub struct StaticName {
 
 /// One entry, parsed: what a static resolver serves for the name.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StaticRecords {
+pub struct StaticEntry {
     pub name: EnsName,
     pub address: Option<Address>,
     pub profile: Option<String>,
@@ -61,7 +61,7 @@ pub struct StaticRecords {
 
 impl StaticName {
     /// Parses the entry; `index` only names it in problems (`names.static[2].address`).
-    pub fn parse(&self, index: usize) -> Result<StaticRecords, Vec<Problem>> {
+    pub fn parse(&self, index: usize) -> Result<StaticEntry, Vec<Problem>> {
         let key = |field: &str| format!("names.static[{index}].{field}");
         let mut problems = Vec::new();
         let name =
@@ -96,7 +96,7 @@ impl StaticName {
             }
         }
         match name {
-            Some(name) if problems.is_empty() => Ok(StaticRecords {
+            Some(name) if problems.is_empty() => Ok(StaticEntry {
                 name,
                 address,
                 profile: self.profile.clone(),
@@ -109,7 +109,7 @@ impl StaticName {
 
 impl NamesConfig {
     /// Every entry parsed, or every problem found.
-    pub fn static_records(&self) -> Result<Vec<StaticRecords>, Vec<Problem>> {
+    pub fn static_entries(&self) -> Result<Vec<StaticEntry>, Vec<Problem>> {
         let mut records = Vec::new();
         let mut problems = Vec::new();
         for (index, entry) in self.static_names.iter().enumerate() {

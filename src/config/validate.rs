@@ -109,7 +109,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
         );
     }
 
-    if let Err(found) = config.names.static_records() {
+    if let Err(found) = config.names.static_entries() {
         for found in found {
             problem(&found.key, found.message);
         }

@@ -11,7 +11,7 @@ use dm3::profile::SignedUserProfile;
 use dm3::text_record::{DELIVERY_SERVICE_KEY, USER_PROFILE_KEY};
 
 use super::{BoxFuture, NameResolver, ResolveError};
-use crate::config::StaticRecords as ConfiguredName;
+use crate::config::StaticEntry;
 
 /// One name's records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,7 +32,7 @@ impl StaticResolver {
     }
 
     /// The resolver of the `[[names.static]]` entries of the config (already parsed).
-    pub fn from_config(entries: &[ConfiguredName]) -> Self {
+    pub fn from_config(entries: &[StaticEntry]) -> Self {
         let mut resolver = Self::new();
         for entry in entries {
             let records = resolver.names.entry(entry.name.clone()).or_default();
