@@ -13,6 +13,8 @@
 //! - Every struct has defaults, so a minimal file only needs `[node] name` and `public_url`.
 //! - Units are in the key names (`size_limit` is bytes, `message_ttl_secs` seconds) because the
 //!   reference delivery service reads one number in three different units (PROTOCOL.md P12).
+//! - `[names]` says where names are looked up: names fixed in the file (`[[names.static]]`),
+//!   for air-gapped deployments and tests, then ENS through a JSON-RPC node.
 //!
 //! Nothing secret lives in the config: the master key is a separate file or the
 //! `DM3_BRIDGE_MASTER_KEY` variable, and a password inside `database.url` is hidden by

@@ -1,4 +1,4 @@
-//! The TTL cleanup worker: deletes expired envelopes and challenges on a fixed interval.
+//! The TTL cleanup worker: deletes expired envelopes, challenges and sessions on a fixed interval.
 //!
 //! Expired envelopes are already invisible to `incoming` (the query filters on `expires_at`),
 //! so the interval only bounds how long their rows linger on disk; once a minute is plenty and
@@ -30,10 +30,11 @@ pub async fn run(store: Store, interval: Duration, stop: CancellationToken) {
         match store.delete_expired(now_ms()).await {
             Ok(expired) => {
                 metrics::counter!(EXPIRED_DELETED).increment(expired.envelopes);
-                if expired.envelopes > 0 || expired.challenges > 0 {
+                if expired.envelopes > 0 || expired.challenges > 0 || expired.sessions > 0 {
                     tracing::info!(
                         envelopes = expired.envelopes,
                         challenges = expired.challenges,
+                        sessions = expired.sessions,
                         "deleted expired rows"
                     );
                 }

@@ -208,6 +208,13 @@ message_ttl_secs = 0
 # "reject" refuses the envelope, "accept" stores it anyway.
 unresolved_sender = "reject"
 
+# Names this node resolves from this file instead of ENS (air-gapped setups). Repeat the
+# block per name; `profile` is the network.dm3.profile record as it would be published.
+# [[names.static]]
+# name = "alice.eth"
+# address = "0x..."
+# profile = 'data:application/json,{{"profile":{{...}},"signature":"0x..."}}'
+
 [log]
 # "text" for people, "json" for log shippers.
 format = "text"

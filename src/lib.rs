@@ -13,7 +13,10 @@
 //!   `dm3-bridge check` reports;
 //! - [`store`]: the one repository layer over SQLite and PostgreSQL, with the group-commit
 //!   envelope writer;
+//! - [`names`]: name resolution behind one trait, and verified profiles on top of it;
 //! - [`protocol`]: the seam where the DM3 protocol code plugs into the HTTP API;
+//! - [`delivery`]: the DM3 delivery service that plugs in there (submit, accounts, login);
+//! - [`ds_profile`]: the node's own `network.dm3.deliveryService` record;
 //! - [`routes`] and [`server`]: the axum HTTP API;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
@@ -22,6 +25,8 @@
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod delivery;
+pub mod ds_profile;
 pub mod expiry;
 pub mod init;
 pub mod names;

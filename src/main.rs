@@ -8,6 +8,7 @@
 //! dm3-bridge init --data-dir DIR --name NODE_ENS_NAME --public-url URL [--listen ADDR]
 //! dm3-bridge --config DIR/config.toml check
 //! dm3-bridge --config DIR/config.toml run
+//! dm3-bridge --config DIR/config.toml profile [--json]
 //! ```
 
 use std::path::PathBuf;
@@ -18,9 +19,11 @@ use clap::{Parser, Subcommand};
 use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::config::env::{CONFIG_VAR, process_env};
+use dm3_bridge::delivery::Relay;
+use dm3_bridge::ds_profile::NodeDsProfile;
 use dm3_bridge::init::{InitOptions, init};
+use dm3_bridge::names::chain::build_directory;
 use dm3_bridge::node::Node;
-use dm3_bridge::protocol::Unplugged;
 use dm3_bridge::telemetry;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -61,6 +64,13 @@ enum Command {
     Check,
     /// Run the node until SIGTERM or ctrl-c.
     Run,
+    /// Print the node's delivery-service profile and the network.dm3.deliveryService text
+    /// record to publish on the node's ENS name, so that DM3 clients find it.
+    Profile {
+        /// Print one JSON object {name, profile, textRecordKey, textRecord} instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +82,7 @@ fn main() -> ExitCode {
         }
         Command::Check => run_check(cli.config, &env),
         Command::Run => run_node(cli.config, &env),
+        Command::Profile { json } => run_profile(cli.config, &env, json),
     };
     match result {
         Ok(code) => code,
@@ -103,6 +114,7 @@ fn run_init(options: InitOptions, env: &[(String, String)]) -> anyhow::Result<Ex
     println!("  publicSigningKey:    {}", report.signing_public_key);
     println!();
     println!("Start with: dm3-bridge --config {} run", report.config_file.display());
+    println!("The text record to publish: dm3-bridge --config {} profile", report.config_file.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -124,10 +136,28 @@ fn run_check(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<
     }
 }
 
+fn run_profile(path: Option<PathBuf>, env: &[(String, String)], json: bool) -> anyhow::Result<ExitCode> {
+    let path = config_path(path)?;
+    let config = Config::load(&path, env.iter().cloned())?;
+    let profile = NodeDsProfile::load(&config, env)?;
+    if json {
+        println!("{:#}", profile.to_json());
+    } else {
+        println!("Delivery-service profile of {}:", profile.name);
+        println!("{:#}", profile.profile.to_value());
+        println!();
+        println!("Publish it as the text record {} of {}:", profile.record_key(), profile.name);
+        println!("{}", profile.record_value());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<ExitCode> {
     let path = config_path(path)?;
     let config = Config::load(&path, env.iter().cloned())?;
     telemetry::logging::init(&config.log)?;
+    // `[[names.static]]` first, then ENS when `names.ens_rpc_url` is set (names::chain).
+    let directory = build_directory(&config.names).context("setting up name resolution")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,8 +166,7 @@ fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<E
         // Install the handlers before start-up: a SIGTERM that arrives while the node starts
         // must stop it gracefully, not kill it with the default action.
         let mut signals = ShutdownSignals::install()?;
-        // Until the DM3 protocol code is plugged in, its operations answer 501.
-        let node = Node::start(&config, env, Unplugged::factory()).await?;
+        let node = Node::start(&config, env, Relay::factory(directory)).await?;
         signals.received().await;
         node.shutdown().await?;
         Ok(ExitCode::SUCCESS)

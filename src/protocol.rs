@@ -2,12 +2,10 @@
 //!
 //! The routes own HTTP: paths, body limits, JSON-RPC framing, status codes, metrics. The DM3
 //! work behind `dm3_submitMessage`, `/profile` and `/auth` (decrypting delivery information,
-//! resolving names, verifying signatures, postmarks, tokens) belongs to the protocol code,
-//! which plugs in here as a [`DeliveryProtocol`] trait object. That keeps the two halves
-//! independent: the routes can be tested with a stub, and the protocol code never sees axum.
-//!
-//! Until the protocol is plugged in, [`Unplugged`] answers every such call with
-//! `501 Not Implemented`, so a node that runs shows clearly what it cannot do yet.
+//! resolving names, verifying signatures, postmarks, tokens) belongs to the protocol code
+//! ([`crate::delivery::Relay`]), which plugs in here as a [`DeliveryProtocol`] trait object.
+//! That keeps the two halves independent: the routes can be tested with a stub, and the
+//! protocol code never sees axum.
 //!
 //! The protocol implementation is built at start-up from a [`ProtocolContext`]: the store, the
 //! node keys and the relay settings. Errors come back as [`DeliveryError`], named in the API's
@@ -29,32 +27,88 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// What a delivery-service operation can fail with, in the API's terms.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    /// The request is malformed: bad JSON inside the params, wrong schema, missing envelope.
-    /// HTTP 400, JSON-RPC -32602.
+    /// The request is malformed: bad JSON inside the params, wrong schema, missing envelope,
+    /// a name that is not an ENS name.
     #[error("{0}")]
     InvalidRequest(String),
-    /// The envelope exceeds `relay.size_limit` (PROTOCOL.md §8 step 1). HTTP 413, -32011.
+    /// The envelope exceeds `relay.size_limit` (PROTOCOL.md §8 step 1).
     #[error("Message is too large")]
     TooLarge,
-    /// Refused for a protocol reason (unknown account, undecryptable delivery information,
-    /// bad signature, spam: use the spec code, e.g. -32010 for spam). HTTP 400.
+    /// Well-formed, but refused for a protocol reason; `reason` names it for clients (through
+    /// its JSON-RPC code) and for the metrics.
     #[error("{message}")]
-    Rejected { code: i32, message: String },
-    /// Missing or invalid token. HTTP 401.
+    Rejected { reason: Rejection, message: String },
+    /// Missing, unknown, expired or foreign session token.
     #[error("{0}")]
     Unauthorized(String),
-    /// The name does not resolve, or has no account. HTTP 404.
+    /// The name has no account on this node.
     #[error("{0}")]
     NotFound(String),
-    /// The protocol code is not plugged in yet. HTTP 501.
-    #[error("{0} is not implemented on this node yet")]
-    NotImplemented(&'static str),
-    /// The node is shutting down or the database is unreachable. HTTP 503.
+    /// The node is shutting down, or the database or a name source does not answer; retrying
+    /// later may succeed.
     #[error("the node is temporarily unavailable")]
     Unavailable,
-    /// A bug or an unexpected failure. HTTP 500; the detail is logged, never sent.
+    /// A bug or an unexpected failure; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a well-formed request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The receiver (or the named user) has no account on this node (§8 step 5).
+    UnknownAccount,
+    /// `metadata.deliveryInformation` does not open with this node's X25519 key.
+    Undecryptable,
+    /// The envelope's hash does not match what it carries (npm format: `encryptedMessageHash`).
+    HashMismatch,
+    /// A signature does not verify: the envelope metadata against the sender's profile key,
+    /// a profile against its name's address, a challenge against the account's key.
+    BadSignature,
+    /// The sender has no verifiable DM3 profile, and `relay.unresolved_sender = "reject"`.
+    UnresolvedSender,
+    /// The name does not resolve to an address, so no profile can be checked for it (P15).
+    UnresolvedName,
+    /// The login challenge is unknown, already used, expired, or issued for another name.
+    InvalidChallenge,
+    /// The sender does not meet the receiver's spam rules (none are configurable yet).
+    Spam,
+}
+
+impl Rejection {
+    /// A bounded label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::UnknownAccount => "unknown_account",
+            Self::Undecryptable => "undecryptable",
+            Self::HashMismatch => "hash_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::UnresolvedSender => "unresolved_sender",
+            Self::UnresolvedName => "unresolved_name",
+            Self::InvalidChallenge => "invalid_challenge",
+            Self::Spam => "spam",
+        }
+    }
+}
+
+impl DeliveryError {
+    /// A refusal for `reason`.
+    pub fn rejected(reason: Rejection, message: impl Into<String>) -> Self {
+        Self::Rejected { reason, message: message.into() }
+    }
+
+    /// A bounded label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::TooLarge => "too_large",
+            Self::Rejected { reason, .. } => reason.label(),
+            Self::Unauthorized(_) => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::Unavailable => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
 }
 
 impl From<StoreError> for DeliveryError {
@@ -140,52 +194,4 @@ pub trait DeliveryProtocol: Send + Sync + 'static {
 
     /// ENS-normalizes a name from a client (e.g. an acknowledgement's `contactAddress`).
     fn normalize_name(&self, name: &str) -> Result<EnsName, DeliveryError>;
-}
-
-/// The stand-in until the protocol code is plugged in: every DM3 operation answers 501.
-pub struct Unplugged;
-
-impl Unplugged {
-    /// A [`ProtocolFactory`] for [`Unplugged`].
-    pub fn factory() -> ProtocolFactory {
-        Box::new(|_| Arc::new(Unplugged))
-    }
-}
-
-impl DeliveryProtocol for Unplugged {
-    fn submit_message<'a>(&'a self, _: &'a [Value]) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(async { Err(DeliveryError::NotImplemented("dm3_submitMessage")) })
-    }
-
-    fn profile_extension<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Value, DeliveryError>> {
-        Box::pin(async { Err(DeliveryError::NotImplemented("dm3_getProfileExtension")) })
-    }
-
-    fn get_profile<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Value, DeliveryError>> {
-        Box::pin(async { Err(DeliveryError::NotImplemented("GET /profile")) })
-    }
-
-    fn register_profile<'a>(&'a self, _: &'a str, _: Value) -> BoxFuture<'a, Result<String, DeliveryError>> {
-        Box::pin(async { Err(DeliveryError::NotImplemented("POST /profile")) })
-    }
-
-    fn issue_challenge<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<String, DeliveryError>> {
-        Box::pin(async { Err(DeliveryError::NotImplemented("GET /auth")) })
-    }
-
-    fn redeem_challenge<'a>(&'a self, _: &'a str, _: Value) -> BoxFuture<'a, Result<String, DeliveryError>> {
-        Box::pin(async { Err(DeliveryError::NotImplemented("POST /auth")) })
-    }
-
-    fn authorize<'a>(
-        &'a self,
-        _: &'a str,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<EnsName, DeliveryError>> {
-        Box::pin(async { Err(DeliveryError::NotImplemented("authentication")) })
-    }
-
-    fn normalize_name(&self, _: &str) -> Result<EnsName, DeliveryError> {
-        Err(DeliveryError::NotImplemented("name normalization"))
-    }
 }

@@ -21,13 +21,14 @@
 //! and the stored `received_at` must be the same number, and tests need to move the clock.
 //!
 //! Files: [`ids`] (validated names and hashes), [`accounts`], [`envelopes`], [`challenges`],
-//! [`writer`], and `migrations` (the embedded SQL of `migrations/<backend>/`).
+//! [`sessions`], [`writer`], and `migrations` (the embedded SQL of `migrations/<backend>/`).
 
 pub mod accounts;
 pub mod challenges;
 pub mod envelopes;
 pub mod ids;
 mod migrations;
+pub mod sessions;
 pub mod writer;
 
 use std::str::FromStr;
@@ -45,6 +46,7 @@ pub use accounts::Account;
 pub use challenges::{Challenge, ChallengeId};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use ids::{EnsName, InvalidId, MessageHash};
+pub use sessions::{Session, TokenHash};
 pub use writer::WriterStats;
 
 /// Expands `$body` once per backend with `$p` bound to that backend's pool, so that one piece

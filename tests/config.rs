@@ -133,6 +133,9 @@ data_dir = "/nonexistent/dm3"
 url = "mysql://db/x"
 [relay]
 size_limit = 0
+[[names.static]]
+name = "alice.eth"
+address = "0x12"
 [log]
 level = "dm3=[bad"
 "#;
@@ -147,6 +150,7 @@ level = "dm3=[bad"
             "node.data_dir",
             "database.url",
             "relay.size_limit",
+            "names.static[0].address",
             "log.level",
         ]
     );
@@ -316,4 +320,58 @@ fn check_reports_an_unparsable_file() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not valid"), "{stderr}");
+}
+
+#[test]
+fn static_names_are_read_from_the_file() {
+    let text = r#"
+[node]
+name = "relay.example.eth"
+public_url = "https://relay.example.org"
+[[names.static]]
+name = "Alice.eth"
+address = "0x9BE6CD40aB351621A61CE4b9E31117F7AcdAFF13"
+profile = '{"profile":{},"signature":"0x"}'
+[[names.static]]
+name = "ds.example.eth"
+delivery_service = 'data:application/json,{"url":"https://ds.example.org"}'
+"#;
+    let config = load(text, &[]).unwrap();
+    assert_eq!(config.names.static_names.len(), 2);
+    let resolver = dm3_bridge::names::chain::static_resolver(&config.names).unwrap();
+    let alice = "alice.eth".parse().unwrap();
+    let ds = "ds.example.eth".parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        use dm3_bridge::names::NameResolver as _;
+        assert!(resolver.address(&alice).await.unwrap().is_some(), "the name is normalized");
+        assert!(resolver.text(&alice, "network.dm3.profile").await.unwrap().is_some());
+        assert!(resolver.text(&ds, "network.dm3.deliveryService").await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn profile_prints_the_delivery_service_record_to_publish() {
+    let (_dir, config) = init_data_dir();
+    let output = bin().arg("--config").arg(&config).arg("profile").arg("--json").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["name"], "relay.example.eth");
+    assert_eq!(printed["textRecordKey"], "network.dm3.deliveryService");
+    let profile = &printed["profile"];
+    assert_eq!(profile["url"], "http://127.0.0.1:1");
+    assert_eq!(profile.as_object().unwrap().len(), 3, "{profile}");
+    // The record is the data: form of the canonical profile (PROTOCOL.md §4.4).
+    let record = printed["textRecord"].as_str().unwrap();
+    let json = record.strip_prefix("data:application/json,").unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(json).unwrap(), *profile);
+
+    // The keys are the node's: `check` prints the same ones.
+    let check = bin().arg("--config").arg(&config).arg("check").output().unwrap();
+    let check = String::from_utf8_lossy(&check.stdout);
+    assert!(check.contains(profile["publicEncryptionKey"].as_str().unwrap()), "{check}");
+    assert!(check.contains(profile["publicSigningKey"].as_str().unwrap()), "{check}");
+
+    let human = bin().arg("--config").arg(&config).arg("profile").output().unwrap();
+    assert!(String::from_utf8_lossy(&human.stdout).contains(record));
 }

@@ -1,21 +1,17 @@
 //! The HTTP API of a real node on `127.0.0.1:0`: probes, metrics, JSON-RPC framing, body
-//! limits, the protocol seam, and graceful shutdown.
+//! limits, the protocol seam, and graceful shutdown. The DM3 protocol is a stub here
+//! (`support::node::StubProtocol`); `relay.rs` and `interop_relay.rs` test the real one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use std::time::Duration;
 
-use dm3_bridge::protocol::Unplugged;
 use dm3_bridge::store::{IncomingLimits, Store, StoreOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::TestDb;
 use support::node::{StubProtocol, TestNode, start_node};
-
-async fn unplugged() -> TestNode {
-    start_node(|_| {}, Unplugged::factory()).await
-}
 
 async fn stub() -> TestNode {
     start_node(|_| {}, StubProtocol::factory(Duration::ZERO)).await
@@ -39,7 +35,7 @@ fn submit(to: &str, from: &str, hash: &str) -> Value {
 
 #[tokio::test]
 async fn hello_health_and_ready_answer() {
-    let node = unplugged().await;
+    let node = stub().await;
     let hello = node.client.get(node.url("/hello")).send().await.unwrap();
     assert_eq!(hello.status(), StatusCode::OK);
     assert_eq!(hello.text().await.unwrap(), "Hello DM3");
@@ -76,7 +72,7 @@ async fn metrics_show_requests_latency_and_stored_envelopes() {
 
 #[tokio::test]
 async fn properties_disclose_only_ttl_in_ms_size_and_channels() {
-    let node = start_node(|c| c.relay.message_ttl_secs = 3_600, Unplugged::factory()).await;
+    let node = start_node(|c| c.relay.message_ttl_secs = 3_600, StubProtocol::factory(Duration::ZERO)).await;
     let (status, body) =
         rpc(&node, &json!({"jsonrpc": "2.0", "method": "dm3_getDeliveryServiceProperties", "params": []}))
             .await;
@@ -97,7 +93,7 @@ async fn properties_disclose_only_ttl_in_ms_size_and_channels() {
 
 #[tokio::test]
 async fn oversized_body_is_413_before_parsing() {
-    let node = start_node(|c| c.relay.size_limit = 1_000, Unplugged::factory()).await;
+    let node = start_node(|c| c.relay.size_limit = 1_000, StubProtocol::factory(Duration::ZERO)).await;
     // Not even JSON: it must be refused for its size, not for its syntax.
     let big = "x".repeat(100_000);
     let response = node.client.post(node.url("/rpc")).body(big.clone()).send().await.unwrap();
@@ -149,7 +145,7 @@ async fn chunked_post(node: &TestNode, path: &str, body: &[u8]) -> (u16, String)
 
 #[tokio::test]
 async fn unknown_method_is_405_method_not_allowed() {
-    let node = unplugged().await;
+    let node = stub().await;
     let (status, body) = rpc(&node, &json!({"jsonrpc": "2.0", "method": "dm3_nope"})).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(&body), -32601);
@@ -159,7 +155,7 @@ async fn unknown_method_is_405_method_not_allowed() {
 
 #[tokio::test]
 async fn malformed_requests_are_400_with_a_json_rpc_error() {
-    let node = unplugged().await;
+    let node = stub().await;
     let (status, body) = rpc(&node, &json!({"jsonrpc": "2.0", "params": []})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "missing method");
     assert_eq!(error_code(&body), -32600);
@@ -176,19 +172,6 @@ async fn malformed_requests_are_400_with_a_json_rpc_error() {
     let response = node.client.post(node.url("/rpc")).body("{not json").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&response.text().await.unwrap()), -32700);
-    node.node.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn without_protocol_dm3_operations_answer_501() {
-    let node = unplugged().await;
-    let (status, body) = rpc(&node, &submit("bob.eth", "alice.eth", "0x01")).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    assert_eq!(error_code(&body), -32000);
-    for path in ["/profile/alice.eth", "/auth/alice.eth", "/delivery/messages/incoming/alice.eth"] {
-        let response = node.client.get(node.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED, "{path}");
-    }
     node.node.shutdown().await.unwrap();
 }
 

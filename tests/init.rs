@@ -14,8 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use dm3_bridge::config::Config;
 use dm3_bridge::init::{InitError, InitOptions, init};
 use dm3_bridge::node::{Node, NodeError};
-use dm3_bridge::protocol::Unplugged;
 use dm3_bridge::vault::MasterKey;
+use support::node::StubProtocol;
 
 fn options(dir: &Path) -> InitOptions {
     InitOptions {
@@ -105,11 +105,13 @@ async fn master_key_from_the_environment_writes_no_key_file_and_opens_the_keys()
     assert!(!dir.path().join("master.key").exists());
 
     let config = Config::load(&report.config_file, []).unwrap();
-    let node = Node::start(&config, &env_key(&key), Unplugged::factory()).await.unwrap();
+    let node =
+        Node::start(&config, &env_key(&key), StubProtocol::factory(std::time::Duration::ZERO)).await.unwrap();
     node.shutdown().await.unwrap();
 
     // Without the variable there is no key at all, and the error says where it looked.
-    let err = Node::start(&config, &[], Unplugged::factory()).await.err().unwrap();
+    let err =
+        Node::start(&config, &[], StubProtocol::factory(std::time::Duration::ZERO)).await.err().unwrap();
     assert!(err.to_string().starts_with("no master key"), "{err}");
 }
 
@@ -121,7 +123,10 @@ async fn wrong_master_key_stops_start_up_with_a_clear_error() {
 
     // Another key in the environment takes precedence over the right key file.
     let other = MasterKey::generate().unwrap();
-    let err = Node::start(&config, &env_key(&other), Unplugged::factory()).await.err().unwrap();
+    let err = Node::start(&config, &env_key(&other), StubProtocol::factory(std::time::Duration::ZERO))
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, NodeError::NodeKeys(_)));
     assert!(
         err.to_string().starts_with("master key does not open the sealed node keys: wrong key file?"),
@@ -130,7 +135,8 @@ async fn wrong_master_key_stops_start_up_with_a_clear_error() {
 
     // A key that is not 32 bytes of base64 is refused, not used.
     let bad = vec![("DM3_BRIDGE_MASTER_KEY".to_owned(), "c2hvcnQ=".to_owned())];
-    let err = Node::start(&config, &bad, Unplugged::factory()).await.err().unwrap();
+    let err =
+        Node::start(&config, &bad, StubProtocol::factory(std::time::Duration::ZERO)).await.err().unwrap();
     assert!(err.to_string().contains("not base64 of exactly 32 bytes"), "{err}");
 }
 
@@ -145,7 +151,8 @@ async fn tampered_sealed_keys_are_refused() {
     std::fs::write(&report.node_keys_file, STANDARD.encode(&sealed)).unwrap();
 
     let config = Config::load(&report.config_file, []).unwrap();
-    let err = Node::start(&config, &[], Unplugged::factory()).await.err().unwrap();
+    let err =
+        Node::start(&config, &[], StubProtocol::factory(std::time::Duration::ZERO)).await.err().unwrap();
     assert!(err.to_string().starts_with("master key does not open the sealed node keys"), "{err}");
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use dm3_bridge::store::{
     Acknowledgement, ChallengeId, EnsName, IncomingLimits, Inserted, MessageHash, NewEnvelope, Store,
-    StoreError,
+    StoreError, TokenHash,
 };
 use support::TestDb;
 
@@ -50,6 +50,7 @@ on_both_backends!(
     acknowledged_writes_survive_reopening,
     close_commits_queued_inserts_and_refuses_new_ones,
     migrations_apply_once,
+    sessions_are_found_by_token_hash_and_expire,
 );
 
 const NOW: i64 = 1_700_000_000_000;
@@ -329,4 +330,21 @@ async fn migrations_apply_once(db: &TestDb) {
     let second: Store = db.open().await;
     assert_eq!(second.count_envelopes().await.unwrap(), 1);
     second.close().await;
+}
+
+async fn sessions_are_found_by_token_hash_and_expire(db: &TestDb) {
+    let store = db.open().await;
+    let alice = name("alice.eth");
+    let token = TokenHash::from_bytes([7; 32]);
+    store.create_session(&token, &alice, NOW, NOW + 3_600_000).await.unwrap();
+    let session = store.get_session(&token).await.unwrap().unwrap();
+    assert_eq!((session.name, session.expires_at_ms), (alice.clone(), NOW + 3_600_000));
+    assert_eq!(store.get_session(&TokenHash::from_bytes([8; 32])).await.unwrap(), None);
+    // The same token twice is a bug in the generator, never a silent overwrite.
+    assert!(store.create_session(&token, &name("bob.eth"), NOW, NOW + 1).await.is_err());
+
+    assert_eq!(store.delete_expired(NOW + 3_599_999).await.unwrap().sessions, 0);
+    assert_eq!(store.delete_expired(NOW + 3_600_000).await.unwrap().sessions, 1);
+    assert_eq!(store.get_session(&token).await.unwrap(), None);
+    store.close().await;
 }

@@ -8,10 +8,28 @@
 //! reference's wording where there is one (`Method not allowed`, `Message is too large`).
 //!
 //! Codes: the JSON-RPC standard ones (-32700 parse error, -32600 invalid request, -32601
-//! method not found, -32602 invalid params, -32603 internal), the DM3 spec's -32011 for "too
-//! large" (and whatever spec code the protocol passes in [`DeliveryError::Rejected`]), and the
-//! implementation-defined -32000 for the remaining server-side conditions (unauthorized, not
-//! found, not implemented, unavailable).
+//! method not found, -32602 invalid params, -32603 internal) and the DM3 spec's application
+//! codes (dm3-spec "API Delivery-Service", PROTOCOL.md §9.1): -32000 invalid input, -32001
+//! resource not found, -32002 resource unavailable, -32003 unauthorized, -32010 spam, -32011
+//! too big. Each [`Rejection`] has its code here, and its own `message`:
+//!
+//! | condition | HTTP | code |
+//! | --- | --- | --- |
+//! | malformed params, schema, name | 400 | -32602 |
+//! | envelope larger than `size_limit` | 413 | -32011 |
+//! | unknown account / unknown user | 400 | -32001 |
+//! | name does not resolve | 400 | -32001 |
+//! | delivery information does not open, hash mismatch | 400 | -32000 |
+//! | bad signature, unresolved sender, bad challenge | 400 | -32003 |
+//! | spam | 400 | -32010 |
+//! | missing or invalid token | 401 | -32003 |
+//! | no such account (`GET /profile`, `/auth`) | 404 | -32001 |
+//! | shutting down, database or name source down | 503 | -32002 |
+//! | internal | 500 | -32603 |
+//!
+//! Refusals stay 400 as in the reference DS, whose clients branch on 4xx versus 2xx only, and
+//! react to 401 by logging in again (PROTOCOL.md §9.2): a refused submit or login must not be
+//! a 401, or a client would loop.
 //!
 //! Internal errors are logged with their detail and answered with a generic message: the
 //! detail may name files, tables or hosts.
@@ -21,7 +39,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::protocol::DeliveryError;
+use crate::protocol::{DeliveryError, Rejection};
 use crate::store::StoreError;
 
 pub const PARSE_ERROR: i32 = -32700;
@@ -29,7 +47,16 @@ pub const INVALID_REQUEST: i32 = -32600;
 pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 pub const INTERNAL_ERROR: i32 = -32603;
-pub const SERVER_ERROR: i32 = -32000;
+/// DM3 spec: missing or invalid input.
+pub const INVALID_INPUT: i32 = -32000;
+/// DM3 spec: the requested resource does not exist.
+pub const NOT_FOUND: i32 = -32001;
+/// DM3 spec: the requested resource is not available (now).
+pub const UNAVAILABLE: i32 = -32002;
+/// DM3 spec: the caller is not authorized.
+pub const UNAUTHORIZED: i32 = -32003;
+/// DM3 spec: the sender does not meet the receiver's spam rules.
+pub const SPAM: i32 = -32010;
 /// DM3 spec: the message is larger than the delivery service's `sizeLimit`.
 pub const TOO_LARGE: i32 = -32011;
 
@@ -84,22 +111,31 @@ impl From<DeliveryError> for ApiError {
         match error {
             DeliveryError::InvalidRequest(message) => Self::invalid_params(message),
             DeliveryError::TooLarge => Self::too_large(),
-            DeliveryError::Rejected { code, message } => Self::new(StatusCode::BAD_REQUEST, code, message),
+            DeliveryError::Rejected { reason, message } => {
+                Self::new(StatusCode::BAD_REQUEST, rejection_code(reason), message)
+            }
             DeliveryError::Unauthorized(message) => {
-                Self::new(StatusCode::UNAUTHORIZED, SERVER_ERROR, message)
+                Self::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED, message)
             }
-            DeliveryError::NotFound(message) => Self::new(StatusCode::NOT_FOUND, SERVER_ERROR, message),
-            e @ DeliveryError::NotImplemented(_) => {
-                Self::new(StatusCode::NOT_IMPLEMENTED, SERVER_ERROR, e.to_string())
-            }
+            DeliveryError::NotFound(message) => Self::new(StatusCode::NOT_FOUND, NOT_FOUND, message),
             e @ DeliveryError::Unavailable => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, e.to_string())
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, e.to_string())
             }
             DeliveryError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR, "internal error")
             }
         }
+    }
+}
+
+/// The JSON-RPC code of a refusal (table in the module documentation).
+pub fn rejection_code(reason: Rejection) -> i32 {
+    match reason {
+        Rejection::UnknownAccount | Rejection::UnresolvedName => NOT_FOUND,
+        Rejection::Undecryptable | Rejection::HashMismatch => INVALID_INPUT,
+        Rejection::BadSignature | Rejection::UnresolvedSender | Rejection::InvalidChallenge => UNAUTHORIZED,
+        Rejection::Spam => SPAM,
     }
 }
 

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, SERVER_ERROR};
+use super::error::{ApiError, UNAVAILABLE};
 use crate::server::AppState;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -38,5 +38,5 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 fn not_ready(message: &str) -> Response {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, message).into_response()
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, message).into_response()
 }

@@ -78,6 +78,7 @@ pub struct Acknowledgement {
 pub struct Expired {
     pub envelopes: u64,
     pub challenges: u64,
+    pub sessions: u64,
 }
 
 /// Expired rows deleted per statement: short transactions keep the writer unblocked.
@@ -175,7 +176,7 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Deletes envelopes and challenges that expired by `now_ms`.
+    /// Deletes envelopes, challenges and sessions that expired by `now_ms`.
     pub async fn delete_expired(&self, now_ms: i64) -> Result<Expired, StoreError> {
         const SQL: &str = "DELETE FROM envelopes WHERE id IN ( \
              SELECT id FROM envelopes WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2)";
@@ -193,7 +194,8 @@ impl Store {
             }
         }
         let challenges = self.delete_expired_challenges(now_ms).await?;
-        Ok(Expired { envelopes, challenges })
+        let sessions = self.delete_expired_sessions(now_ms).await?;
+        Ok(Expired { envelopes, challenges, sessions })
     }
 
     /// How many envelopes are stored (expired but not yet deleted ones included).

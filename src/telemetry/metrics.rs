@@ -30,6 +30,15 @@ pub const WRITE_BATCH_SIZE: &str = "dm3_store_write_batch_size";
 pub const WRITE_COMMIT_DURATION: &str = "dm3_store_write_commit_seconds";
 /// Expired envelopes deleted by the TTL cleanup.
 pub const EXPIRED_DELETED: &str = "dm3_expired_envelopes_deleted_total";
+/// Envelopes stored by `dm3_submitMessage`, by `sender`: `verified` (metadata signature
+/// checked against the sender's profile) or `unverified` (`relay.unresolved_sender = "accept"`).
+pub const ENVELOPES_ACCEPTED: &str = "dm3_envelopes_accepted_total";
+/// Submits of an envelope the receiver already had (answered `200 OK`, stored once).
+pub const ENVELOPES_DUPLICATE: &str = "dm3_envelopes_duplicate_total";
+/// Refused submits, by `reason` (a bounded label: `too_large`, `bad_signature`, …).
+pub const ENVELOPES_REJECTED: &str = "dm3_envelopes_rejected_total";
+/// Session tokens issued, by `via`: `profile` (`POST /profile`) or `challenge` (`POST /auth`).
+pub const SESSIONS_ISSUED: &str = "dm3_sessions_issued_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -82,6 +91,10 @@ fn describe() {
         "Duration of one group commit"
     );
     metrics::describe_counter!(EXPIRED_DELETED, "Expired envelopes deleted");
+    metrics::describe_counter!(ENVELOPES_ACCEPTED, "Envelopes stored, by sender authentication");
+    metrics::describe_counter!(ENVELOPES_DUPLICATE, "Envelopes submitted again, stored once");
+    metrics::describe_counter!(ENVELOPES_REJECTED, "Envelopes refused, by reason");
+    metrics::describe_counter!(SESSIONS_ISSUED, "Session tokens issued, by login path");
 }
 
 /// The `outcome` label of an HTTP status.

@@ -1,5 +1,9 @@
 //! A real node for HTTP tests: a data directory made by `init`, served on `127.0.0.1:0`.
 //!
+//! [`start_relay`] runs the real delivery service ([`Relay`]) with names from a
+//! [`StaticResolver`]; [`TestNode::restart`] stops a node and starts it again on the same data
+//! directory and database.
+//!
 //! [`StubProtocol`] stands in for the DM3 protocol code: it stores `params[0]` of a submit as
 //! the envelope (after an optional delay, to hold a request in flight) and accepts the bearer
 //! token `token-<name>`. It exercises the HTTP and storage plumbing, not DM3 itself.
@@ -8,9 +12,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use dm3_bridge::clock::now_ms;
-use dm3_bridge::config::Config;
+use dm3_bridge::config::{Config, DatabaseUrl};
+use dm3_bridge::delivery::Relay;
 use dm3_bridge::init::{InitOptions, init};
+use dm3_bridge::names::directory::{Directory, NoLinks};
+use dm3_bridge::names::static_resolver::StaticResolver;
 use dm3_bridge::node::Node;
 use dm3_bridge::protocol::{BoxFuture, DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
 use dm3_bridge::store::{EnsName, MessageHash, NewEnvelope, Store};
@@ -29,6 +38,48 @@ impl TestNode {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// The node's X25519 public key (`publicEncryptionKey` of its DS profile), base64.
+    pub fn encryption_public_key(&self) -> String {
+        STANDARD.encode(self.node.node_keys().encryption_public_key().as_bytes())
+    }
+
+    /// The node's Ed25519 public key (`publicSigningKey`, checks postmarks), base64.
+    pub fn signing_public_key(&self) -> String {
+        STANDARD.encode(self.node.node_keys().signing_public_key().as_bytes())
+    }
+
+    /// Stops the node gracefully and starts a new one on the same data directory, config
+    /// and database (on a new port).
+    pub async fn restart(self, protocol: ProtocolFactory) -> TestNode {
+        let TestNode { node, client, config, dir, .. } = self;
+        node.shutdown().await.unwrap();
+        let node = Node::start(&config, &[], protocol).await.unwrap();
+        let base = format!("http://{}", node.local_addr());
+        TestNode { node, base, client, config, dir }
+    }
+}
+
+/// The real delivery service, resolving names with `resolver` only.
+pub fn relay(resolver: StaticResolver) -> ProtocolFactory {
+    Relay::factory(Directory::new(Arc::new(resolver), Arc::new(NoLinks)))
+}
+
+/// A node with the real delivery service on the database `url`; `adjust` may change the
+/// config first.
+pub async fn start_relay(
+    url: DatabaseUrl,
+    resolver: StaticResolver,
+    adjust: impl FnOnce(&mut Config),
+) -> TestNode {
+    start_node(
+        move |config| {
+            config.database.url = Some(url);
+            adjust(config);
+        },
+        relay(resolver),
+    )
+    .await
 }
 
 /// Runs `init` in a new temporary directory, listening on port 0.

@@ -1,0 +1,291 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * A DM3 client made of the reference npm libraries (1.7.1), talking to a
+ * delivery service over HTTP exactly as the messenger does (PROTOCOL.md §9,
+ * §10). The Rust interop tests (tests/interop_relay.rs) drive it to check
+ * that a dm3-bridge node works as the delivery service of a stock client.
+ *
+ * The libraries do the DM3 work: profiles (createProfile), the profile POST
+ * (dm3-lib-delivery-api submitUserProfile), messages (createMessage),
+ * envelopes (buildEnvelop for the npm format; seal-current.js for the
+ * current one), the JSON-RPC body (createJsonRpcCallSubmitMessage),
+ * signatures (sign/checkSignature), decryption (decryptEnvelop). HTTP calls
+ * the library has no usable helper for (its delivery helpers need an ENS
+ * provider) are made with Node's fetch, with the messenger's paths and bodies.
+ *
+ * Protocol, as interop/oracle.js: one JSON request per stdin line,
+ * {"id":N,"op":"...","args":{...}}, one answer per stdout line,
+ * {"id":N,"ok":true,"result":...} or {"id":N,"ok":false,"error":"..."}.
+ * HTTP failures are results ({status, body}), not errors: the tests assert on
+ * them. One-shot use: `node interop/ds-client.js OP < args.json`.
+ *
+ * Ops (keys are standard base64; KP = {publicKey, privateKey}):
+ *   ping
+ *   new_user      {deliveryServices}            -> {address, ensName, keys:{encryption:KP, signing:KP}, signedUserProfile}
+ *   register      {url, ensName, signedUserProfile}            -> {status, token | body}
+ *   login         {url, ensName, signingPrivateKey, replay?}   -> {status, challenge, token | body, replayStatus?}
+ *   submit        {url, from:{ensName, signingPrivateKey}, to:{ensName, publicEncryptionKey},
+ *                  dsPublicEncryptionKey, text, format: "current"|"npm",
+ *                  metadataSigningPrivateKey?, tamper?: "deliveryInformation"|"messageHash"|"message"}
+ *                                               -> {status, body, envelope, message, messageHash}
+ *   post_envelope {url, envelope, asObject?}    -> {status, body}   (a replay, or params[0] as an object)
+ *   post_raw      {url, path, body}             -> {status, body}   (any text as a JSON POST body)
+ *   rpc           {url, method, params}         -> {status, body}
+ *   incoming      {url, ensName, token, encryptionKeyPair, dsPublicSigningKey, senderSigningKeys?: {name: pk}}
+ *                                               -> {status, body | envelopes:[{format, ackHash, messageHash, from,
+ *                                                   text, deliveryInformation, postmark, postmarkValid, messageSignatureValid}]}
+ *   ack           {url, ensName, token, acknowledgements}   -> {status, body}
+ */
+
+// Keep stdout for answers; the libraries log (submitUserProfile prints its URL).
+const answerOut = process.stdout;
+for (const level of ['log', 'info', 'debug', 'warn', 'trace']) {
+    console[level] = (...a) => process.stderr.write(a.map(String).join(' ') + '\n');
+}
+
+const readline = require('readline');
+const { ethers } = require('ethers');
+const crypto = require('@dm3-org/dm3-lib-crypto');
+const profileLib = require('@dm3-org/dm3-lib-profile');
+const messaging = require('@dm3-org/dm3-lib-messaging');
+const deliveryApi = require('@dm3-org/dm3-lib-delivery-api');
+const { stringify, sha256 } = require('@dm3-org/dm3-lib-shared');
+const { sealCurrent } = require('./seal-current');
+
+class BadRequest extends Error {}
+
+function need(args, name) {
+    if (args[name] === undefined || args[name] === null) throw new BadRequest(`missing argument "${name}"`);
+    return args[name];
+}
+
+// An HTTP exchange as a result: status and body (JSON when it parses).
+async function exchange(url, init) {
+    const response = await fetch(url, init);
+    const text = await response.text();
+    let body = text;
+    try {
+        body = JSON.parse(text);
+    } catch {
+        // Not JSON (e.g. the submit's plain "OK"): keep the text.
+    }
+    return { status: response.status, body };
+}
+
+const postJson = (url, body, headers = {}) =>
+    exchange(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+
+const bearer = (token) => ({ Authorization: `Bearer ${token}` });
+const named = (ensName) => encodeURIComponent(profileLib.normalizeEnsName(ensName));
+
+// Changes one base64 character of an encrypted payload's ciphertext.
+function flipCiphertext(payloadText) {
+    const payload = JSON.parse(payloadText);
+    const i = 10;
+    const c = payload.ciphertext[i] === 'A' ? 'B' : 'A';
+    payload.ciphertext = payload.ciphertext.slice(0, i) + c + payload.ciphertext.slice(i + 1);
+    return stringify(payload);
+}
+
+async function seal(message, format, senderSk, recipientPk, dsPk) {
+    if (format === 'npm') {
+        // npm 1.7.1 dist: metadata.encryptedMessageHash (PROTOCOL.md P1).
+        const { encryptedEnvelop } = await messaging.buildEnvelop(message, crypto.encryptAsymmetric, {
+            to: { ensName: message.metadata.to, profile: { publicEncryptionKey: recipientPk } },
+            from: { ensName: message.metadata.from },
+            deliverServiceProfile: { publicEncryptionKey: dsPk, url: '' },
+            keys: { signingKeyPair: { privateKey: senderSk } },
+        });
+        return encryptedEnvelop;
+    }
+    if (format !== 'current') throw new BadRequest('format must be "current" or "npm"');
+    return sealCurrent(message, senderSk, recipientPk, dsPk);
+}
+
+// How the messenger submits (§9.1): no id, params[0] = JSON.stringify(envelope).
+const submitEnvelope = (url, envelope, asObject) => {
+    const call = messaging.createJsonRpcCallSubmitMessage(envelope);
+    if (asObject) call.params = [envelope];
+    return postJson(`${url}/rpc`, call);
+};
+
+// Postmark verification (§8): the postmark belongs to this ciphertext and the DS signed it.
+function postmarkValid(envelope, postmark, dsPublicSigningKey) {
+    if (postmark.messageHash !== ethers.utils.hashMessage(stringify(envelope.message))) return false;
+    const signed = sha256(stringify({ incommingTimestamp: postmark.incommingTimestamp, messageHash: postmark.messageHash }));
+    return crypto.checkSignature(dsPublicSigningKey, signed, postmark.signature);
+}
+
+const OPS = {
+    ping: async () => 'pong',
+
+    new_user: async (a) => {
+        const deliveryServices = a.deliveryServices ?? ['ds.example.eth'];
+        const wallet = ethers.Wallet.createRandom();
+        const { keys, signedProfile } = await profileLib.createProfile(wallet.address, deliveryServices, null, {
+            signer: (msg) => wallet.signMessage(msg),
+        });
+        return {
+            address: wallet.address,
+            ensName: `${wallet.address.toLowerCase()}.addr.dm3.eth`,
+            keys: {
+                encryption: { publicKey: keys.encryptionKeyPair.publicKey, privateKey: keys.encryptionKeyPair.privateKey },
+                signing: { publicKey: keys.signingKeyPair.publicKey, privateKey: keys.signingKeyPair.privateKey },
+            },
+            signedUserProfile: signedProfile,
+        };
+    },
+
+    register: async (a) => {
+        const signedUserProfile = need(a, 'signedUserProfile');
+        const account = { ensName: need(a, 'ensName'), profile: signedUserProfile.profile };
+        try {
+            const token = await deliveryApi.submitUserProfile(need(a, 'url'), account, signedUserProfile);
+            return { status: 200, token };
+        } catch (e) {
+            if (!e.response) throw e;
+            return { status: e.response.status, body: e.response.data };
+        }
+    },
+
+    login: async (a) => {
+        const url = `${need(a, 'url')}/auth/${named(need(a, 'ensName'))}`;
+        const issued = await exchange(url, { method: 'GET' });
+        if (issued.status !== 200) return issued;
+        const challenge = issued.body;
+        // The client signs the challenge string verbatim (§9.2).
+        const signature = await crypto.sign(need(a, 'signingPrivateKey'), challenge);
+        const redeemed = await postJson(url, { signature, challenge });
+        const out = { status: redeemed.status, challenge };
+        if (redeemed.status === 200) out.token = redeemed.body;
+        else out.body = redeemed.body;
+        if (a.replay) out.replayStatus = (await postJson(url, { signature, challenge })).status;
+        return out;
+    },
+
+    submit: async (a) => {
+        const from = need(a, 'from');
+        const to = need(a, 'to');
+        const message = JSON.parse(
+            JSON.stringify(await messaging.createMessage(to.ensName, from.ensName, need(a, 'text'), from.signingPrivateKey)),
+        );
+        const metadataKey = a.metadataSigningPrivateKey ?? from.signingPrivateKey;
+        const envelope = await seal(message, a.format ?? 'current', metadataKey, to.publicEncryptionKey, need(a, 'dsPublicEncryptionKey'));
+        switch (a.tamper) {
+            case undefined:
+            case null:
+                break;
+            case 'deliveryInformation':
+                envelope.metadata.deliveryInformation = flipCiphertext(envelope.metadata.deliveryInformation);
+                break;
+            case 'messageHash':
+                envelope.metadata.messageHash = sha256('another message');
+                break;
+            case 'message':
+                envelope.message = flipCiphertext(envelope.message);
+                break;
+            default:
+                throw new BadRequest(`unknown tamper ${JSON.stringify(a.tamper)}`);
+        }
+        const answer = await submitEnvelope(need(a, 'url'), envelope, false);
+        return { ...answer, envelope, message, messageHash: sha256(stringify(message)) };
+    },
+
+    post_envelope: async (a) => submitEnvelope(need(a, 'url'), need(a, 'envelope'), Boolean(a.asObject)),
+
+    post_raw: async (a) => postJson(`${need(a, 'url')}${need(a, 'path')}`, String(need(a, 'body'))),
+
+    rpc: async (a) => postJson(`${need(a, 'url')}/rpc`, { jsonrpc: '2.0', method: need(a, 'method'), params: a.params ?? [] }),
+
+    incoming: async (a) => {
+        const url = `${need(a, 'url')}/delivery/messages/incoming/${named(need(a, 'ensName'))}`;
+        const answer = await exchange(url, { method: 'GET', headers: bearer(need(a, 'token')) });
+        if (answer.status !== 200) return answer;
+        const keyPair = need(a, 'encryptionKeyPair');
+        const dsPk = need(a, 'dsPublicSigningKey');
+        const senderKeys = a.senderSigningKeys ?? {};
+        const envelopes = [];
+        for (const envelope of answer.body) {
+            // What the messenger does with each: decrypt message and postmark (§8, §10.2).
+            const opened = await messaging.decryptEnvelop(envelope, keyPair);
+            const from = opened.message.metadata.from;
+            const senderKey = senderKeys[from];
+            envelopes.push({
+                format: envelope.metadata.messageHash !== undefined ? 'current' : 'npm',
+                ackHash: envelope.metadata.messageHash ?? envelope.metadata.encryptedMessageHash,
+                messageHash: sha256(stringify(opened.message)),
+                from,
+                text: opened.message.message,
+                deliveryInformation: envelope.metadata.deliveryInformation,
+                postmark: opened.postmark,
+                postmarkValid: await postmarkValid(envelope, opened.postmark, dsPk),
+                messageSignatureValid:
+                    senderKey === undefined ? null : await messaging.checkMessageSignature(opened.message, senderKey, from),
+            });
+        }
+        return { status: answer.status, envelopes };
+    },
+
+    ack: async (a) =>
+        postJson(
+            `${need(a, 'url')}/delivery/messages/${named(need(a, 'ensName'))}/syncAcknowledgements`,
+            { acknowledgements: need(a, 'acknowledgements') },
+            bearer(need(a, 'token')),
+        ),
+};
+
+function errorText(e) {
+    if (e instanceof Error) return e.stack || e.message || e.name;
+    return typeof e === 'string' ? e : JSON.stringify(e);
+}
+
+async function run(op, args) {
+    if (typeof op !== 'string' || !Object.prototype.hasOwnProperty.call(OPS, op)) {
+        throw new BadRequest(`unknown op ${JSON.stringify(op)}`);
+    }
+    if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new BadRequest('args must be an object');
+    const result = await OPS[op](args);
+    return result === undefined ? null : result;
+}
+
+async function handle(line) {
+    let id = null;
+    try {
+        const request = JSON.parse(line);
+        id = request.id ?? null;
+        return { id, ok: true, result: await run(request.op, request.args ?? {}) };
+    } catch (e) {
+        return { id, ok: false, error: errorText(e) };
+    }
+}
+
+process.on('unhandledRejection', (e) => process.stderr.write(`ds-client: unhandled rejection ${errorText(e)}\n`));
+answerOut.on('error', () => process.exit(0));
+
+if (process.argv.length > 2) {
+    // One-shot: node ds-client.js OP < args.json
+    let input = '';
+    process.stdin.on('data', (chunk) => (input += chunk));
+    process.stdin.on('end', async () => {
+        try {
+            const result = await run(process.argv[2], input.trim() === '' ? {} : JSON.parse(input));
+            answerOut.write(JSON.stringify(result) + '\n');
+        } catch (e) {
+            process.stderr.write(errorText(e) + '\n');
+            process.exit(1);
+        }
+    });
+} else {
+    let chain = Promise.resolve();
+    const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+    rl.on('line', (line) => {
+        if (line.trim() === '') return;
+        chain = chain.then(() => handle(line)).then((answer) => answerOut.write(JSON.stringify(answer) + '\n'));
+    });
+    rl.on('close', () => chain.then(() => process.exit(0)));
+}

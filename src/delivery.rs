@@ -1,0 +1,120 @@
+//! The delivery service: the DM3 protocol behind the HTTP API (PROTOCOL.md §8, §9).
+//!
+//! [`Relay`] implements [`DeliveryProtocol`], the seam the routes call. It owns no HTTP and no
+//! SQL: it decides, with the SDK (`dm3`) for the byte formats, the [`Directory`] for names,
+//! and the [`Store`] for state. One file per flow:
+//! - [`submit`]: `dm3_submitMessage`, from the received envelope to the durable insert;
+//! - [`accounts`]: `POST/GET /profile`, `dm3_getProfileExtension`, and which profile key
+//!   counts for an account right now;
+//! - [`login`]: the challenge flow of `GET/POST /auth`;
+//! - [`sessions`]: the tokens those hand out, and the check of `Authorization: Bearer`;
+//! - [`names`]: turning what clients send into normalized names, once, at the edge.
+//!
+//! Where we deliberately differ from the reference delivery service, and why:
+//! - the sender is authenticated: the envelope's metadata signature must verify with the key
+//!   of the sender's resolved profile (P14; DESIGN.md invariants). A sender whose profile does
+//!   not resolve follows `relay.unresolved_sender`;
+//! - accounts, tokens and routes are bound to the normalized *name*, not to the address
+//!   behind it (P18), and tokens are opaque random strings stored only as hashes;
+//! - challenges are single use (the reference's JWT challenges can be replayed until expiry).
+
+mod accounts;
+mod login;
+mod names;
+mod sessions;
+mod submit;
+
+use std::sync::Arc;
+
+use dm3::crypto::kx::KxKeyPair;
+use dm3::crypto::signing::SigningKeyPair;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::config::RelayConfig;
+use crate::names::directory::Directory;
+use crate::protocol::{BoxFuture, DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
+use crate::store::{EnsName, Store};
+
+pub use sessions::SESSION_TTL_MS;
+
+/// The node's DM3 delivery service.
+pub struct Relay {
+    store: Store,
+    directory: Directory,
+    relay: RelayConfig,
+    node_name: String,
+    /// Opens `deliveryInformation` (§8 step 2).
+    encryption: KxKeyPair,
+    /// Signs postmarks (§8 step 7).
+    signing: SigningKeyPair,
+}
+
+impl Relay {
+    /// The relay over `context`, looking names up in `directory`.
+    pub fn new(context: ProtocolContext, directory: Directory) -> Self {
+        let keys = &context.node_keys;
+        // The SDK's key types, made once: the node keys stay sealed on disk and zeroized here.
+        let encryption = KxKeyPair::from_secret(*Zeroizing::new(keys.encryption_secret().to_bytes()));
+        let signing = SigningKeyPair::from_seed(&Zeroizing::new(keys.signing_key().to_bytes()));
+        Self {
+            store: context.store,
+            directory,
+            relay: context.relay,
+            node_name: context.node_name,
+            encryption,
+            signing,
+        }
+    }
+
+    /// The [`ProtocolFactory`] that [`crate::node::Node::start`] takes.
+    pub fn factory(directory: Directory) -> ProtocolFactory {
+        Box::new(move |context| Arc::new(Relay::new(context, directory)))
+    }
+}
+
+impl DeliveryProtocol for Relay {
+    fn submit_message<'a>(&'a self, params: &'a [Value]) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.submit(params))
+    }
+
+    fn profile_extension<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Value, DeliveryError>> {
+        Box::pin(self.extension(name))
+    }
+
+    fn get_profile<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Value, DeliveryError>> {
+        Box::pin(self.stored_profile(name))
+    }
+
+    fn register_profile<'a>(
+        &'a self,
+        name: &'a str,
+        body: Value,
+    ) -> BoxFuture<'a, Result<String, DeliveryError>> {
+        Box::pin(self.register(name, body))
+    }
+
+    fn issue_challenge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, DeliveryError>> {
+        Box::pin(self.challenge(name))
+    }
+
+    fn redeem_challenge<'a>(
+        &'a self,
+        name: &'a str,
+        body: Value,
+    ) -> BoxFuture<'a, Result<String, DeliveryError>> {
+        Box::pin(self.answer_challenge(name, body))
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        name: &'a str,
+        bearer: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<EnsName, DeliveryError>> {
+        Box::pin(self.check_token(name, bearer))
+    }
+
+    fn normalize_name(&self, name: &str) -> Result<EnsName, DeliveryError> {
+        Ok(names::Name::parse(name)?.key)
+    }
+}

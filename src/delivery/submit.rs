@@ -1,0 +1,224 @@
+//! `dm3_submitMessage`: from the received envelope to the durable, deduplicated insert.
+//!
+//! [`Relay::accept`] is the whole path in order, one step per line (PROTOCOL.md §8):
+//! 1. read `params[0]`: the envelope as a JSON string (reference) or, leniently, an object;
+//! 2. size per `getEnvelopSize` (canonical bytes, §7.3) against `relay.size_limit`;
+//! 3. npm format (P1): `encryptedMessageHash` must be the hash of the `message` string, the
+//!    only binding between the signed metadata and that ciphertext a relay can check;
+//! 4. open `deliveryInformation` with the node's X25519 key;
+//! 5. the receiver (`to`, normalized) must have an account here: "unknown account";
+//! 6. authenticate the sender, which the reference never does (P14): `from`'s verified
+//!    profile is resolved and the metadata signature must verify with its key. A sender
+//!    without a verifiable profile follows `relay.unresolved_sender`;
+//! 7. postmark for the receiver: `incommingTimestamp` = now in milliseconds, encrypted to the
+//!    receiver's current profile key (resolved now, else the registration copy), so the
+//!    receiver can always open it (§8: an undecryptable postmark makes the messenger skip the
+//!    message forever);
+//! 8. store the stored form (plain `deliveryInformation` and the postmark, P9), deduplicated
+//!    by (receiver, hash), and answer only once the insert committed.
+//!
+//! The dedup and acknowledgement key is `metadata.messageHash` (current format). The npm
+//! format has none, and the node cannot compute it (it cannot read the message), so there the
+//! key is `metadata.encryptedMessageHash`: stable across replays of the same envelope, and the
+//! value a client of that format acknowledges with. A duplicate answers `200 OK` like a new
+//! envelope: the sender's retry succeeded. Stored envelopes leave only by acknowledgement or
+//! TTL (P24, [`crate::expiry`]).
+//!
+//! Nothing of the envelope reaches a log line; a refusal is logged with its reason label only.
+
+use dm3::canonical;
+use dm3::envelope::{DeliveryInformation, DeliveryInformationField, Envelope, EnvelopeError, EnvelopeFormat};
+use dm3::message::MessageHash;
+use dm3::postmark::stamp_envelope;
+use serde_json::Value;
+
+use super::Relay;
+use super::names::Name;
+use crate::clock::now_ms;
+use crate::config::UnresolvedSenderPolicy;
+use crate::names::ResolveError;
+use crate::names::directory::DirectoryError;
+use crate::protocol::{DeliveryError, Rejection};
+use crate::store::{self, Account, Inserted, NewEnvelope};
+use crate::telemetry::metrics::{ENVELOPES_ACCEPTED, ENVELOPES_DUPLICATE, ENVELOPES_REJECTED};
+
+/// Whether the sender was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    /// The metadata signature verified with the sender's resolved profile key.
+    Verified,
+    /// The sender has no verifiable profile and `relay.unresolved_sender = "accept"`.
+    Unverified,
+}
+
+impl Relay {
+    /// `dm3_submitMessage`, with its metrics.
+    pub(super) async fn submit(&self, params: &[Value]) -> Result<(), DeliveryError> {
+        match self.accept(params).await {
+            Ok((Inserted::New, sender)) => {
+                let label = if sender == Sender::Verified { "verified" } else { "unverified" };
+                metrics::counter!(ENVELOPES_ACCEPTED, "sender" => label).increment(1);
+                Ok(())
+            }
+            Ok((Inserted::Duplicate, _)) => {
+                metrics::counter!(ENVELOPES_DUPLICATE).increment(1);
+                Ok(())
+            }
+            Err(error) => {
+                metrics::counter!(ENVELOPES_REJECTED, "reason" => error.label()).increment(1);
+                tracing::debug!(reason = error.label(), "envelope refused");
+                Err(error)
+            }
+        }
+    }
+
+    /// The path of one envelope (see the module documentation for each step).
+    async fn accept(&self, params: &[Value]) -> Result<(Inserted, Sender), DeliveryError> {
+        let envelope = read_envelope(params)?;
+        self.check_size(&envelope)?;
+        check_encrypted_message_hash(&envelope)?;
+        let delivery = self.open_delivery_information(&envelope)?;
+        let receiver = Name::parse(delivery.to())?;
+        let account = self.receiver_account(&receiver).await?;
+        let sender_name = Name::parse(delivery.from())?;
+        let sender = self.authenticate_sender(&envelope, &sender_name).await?;
+        let now = now_ms();
+        let stored = self.postmark(&envelope, &delivery, &receiver, &account, now).await?;
+        let inserted = self
+            .store
+            .insert_envelope(NewEnvelope {
+                receiver: receiver.key,
+                sender: sender_name.key,
+                message_hash: dedup_key(&envelope)?,
+                envelope: stored.to_json(),
+                received_at_ms: now,
+                expires_at_ms: self.expiry(now),
+            })
+            .await?;
+        Ok((inserted, sender))
+    }
+
+    fn check_size(&self, envelope: &Envelope) -> Result<(), DeliveryError> {
+        let size = u64::try_from(envelope.size()).unwrap_or(u64::MAX);
+        if size > self.relay.size_limit { Err(DeliveryError::TooLarge) } else { Ok(()) }
+    }
+
+    /// §8 step 2. The plain form (P9) is refused: it is what a DS stores, not what a sender
+    /// sends, and its metadata signature can no longer be checked.
+    fn open_delivery_information(&self, envelope: &Envelope) -> Result<DeliveryInformation, DeliveryError> {
+        if let DeliveryInformationField::Plain(_) = envelope.delivery_information_field() {
+            return Err(DeliveryError::rejected(
+                Rejection::Undecryptable,
+                "metadata.deliveryInformation must be encrypted to this node's publicEncryptionKey",
+            ));
+        }
+        envelope.delivery_information(&self.encryption).map_err(|e| {
+            DeliveryError::rejected(
+                Rejection::Undecryptable,
+                format!("metadata.deliveryInformation does not open with this node's key: {e}"),
+            )
+        })
+    }
+
+    async fn receiver_account(&self, receiver: &Name) -> Result<Account, DeliveryError> {
+        self.store
+            .get_account(&receiver.key)
+            .await?
+            .ok_or_else(|| DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"))
+    }
+
+    /// The sender authentication the reference DS does not do (P14, §10.4 step 4).
+    async fn authenticate_sender(&self, envelope: &Envelope, sender: &Name) -> Result<Sender, DeliveryError> {
+        let policy = self.relay.unresolved_sender;
+        let why = match self.directory.user_profile(&sender.ens).await {
+            Ok(Some(verified)) => match verified.profile.profile().verify_key() {
+                Ok(key) => {
+                    return envelope.verify_metadata(&key).map(|()| Sender::Verified).map_err(|e| {
+                        DeliveryError::rejected(
+                            Rejection::BadSignature,
+                            format!("bad signature: {e} (the signing key of {sender}'s profile)"),
+                        )
+                    });
+                }
+                Err(e) => format!("its profile has no usable signing key ({e})"),
+            },
+            Ok(None) => "it has no DM3 profile".to_owned(),
+            Err(DirectoryError::Resolve(ResolveError::Unavailable(detail)))
+                if policy == UnresolvedSenderPolicy::Reject =>
+            {
+                // Not the sender's fault, and a retry may succeed: 503, not a refusal.
+                tracing::warn!(%detail, "name source unavailable while authenticating a sender");
+                return Err(DeliveryError::Unavailable);
+            }
+            Err(e) => e.to_string(),
+        };
+        match policy {
+            UnresolvedSenderPolicy::Reject => Err(DeliveryError::rejected(
+                Rejection::UnresolvedSender,
+                format!(
+                    "unknown sender: {sender} cannot be authenticated, {why}; this node accepts only \
+                     senders with a verifiable DM3 profile"
+                ),
+            )),
+            UnresolvedSenderPolicy::Accept => Ok(Sender::Unverified),
+        }
+    }
+
+    /// §8 step 7 and the stored form of step 8.
+    async fn postmark(
+        &self,
+        envelope: &Envelope,
+        delivery: &DeliveryInformation,
+        receiver: &Name,
+        account: &Account,
+        now: i64,
+    ) -> Result<Envelope, DeliveryError> {
+        let key = self.current_profile(receiver, account).await?.encryption_key().map_err(|e| {
+            DeliveryError::Internal(format!("the profile of {receiver} has no usable encryption key: {e}"))
+        })?;
+        let timestamp = u64::try_from(now).unwrap_or_default();
+        stamp_envelope(envelope, delivery, &key, &self.signing, timestamp)
+            .map_err(|e| DeliveryError::Internal(format!("postmarking for {receiver} failed: {e}")))
+    }
+
+    /// `expires_at` of an envelope received `now`; `None` keeps it until acknowledged.
+    fn expiry(&self, now: i64) -> Option<i64> {
+        let ttl = i64::try_from(self.relay.message_ttl_ms()).unwrap_or(i64::MAX);
+        (ttl > 0).then(|| now.saturating_add(ttl))
+    }
+}
+
+/// `params[0]` as an envelope (§9.1), with the reference's words for the common failures.
+fn read_envelope(params: &[Value]) -> Result<Envelope, DeliveryError> {
+    let param = params.first().ok_or_else(|| DeliveryError::InvalidRequest("Envelop missing".to_owned()))?;
+    Envelope::from_rpc_param(param).map_err(|e| {
+        DeliveryError::InvalidRequest(match e {
+            EnvelopeError::NotJson => "Error parsing envelop".to_owned(),
+            other => format!("invalid schema: {other}"),
+        })
+    })
+}
+
+/// npm format only: `encryptedMessageHash = sha256(stringify(message))` (P1, P3).
+fn check_encrypted_message_hash(envelope: &Envelope) -> Result<(), DeliveryError> {
+    if envelope.format() != EnvelopeFormat::EncryptedMessageHash {
+        return Ok(());
+    }
+    let computed = MessageHash::of_canonical(&canonical::stringify_str(envelope.message()));
+    if envelope.encrypted_message_hash() == Some(computed) {
+        Ok(())
+    } else {
+        Err(DeliveryError::rejected(
+            Rejection::HashMismatch,
+            "metadata.encryptedMessageHash does not match the message: the envelope was altered",
+        ))
+    }
+}
+
+/// The hash the receiver dedups and acknowledges by, as the sender wrote it (see the module
+/// documentation for the npm format).
+fn dedup_key(envelope: &Envelope) -> Result<store::MessageHash, DeliveryError> {
+    let field = envelope.format().hash_field();
+    let text = envelope.metadata().get(field).and_then(Value::as_str).unwrap_or_default();
+    Ok(store::MessageHash::new(text)?)
+}
