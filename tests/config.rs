@@ -150,8 +150,8 @@ level = "dm3=[bad"
             "node.data_dir",
             "database.url",
             "relay.size_limit",
-            "names.static[0].address",
             "log.level",
+            "names.static[0].address",
         ]
     );
     assert!(problems.iter().all(|p| !p.message.is_empty()));
