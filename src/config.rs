@@ -3,7 +3,7 @@
 //! Why this shape:
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
-//!   `[relay]`, `[log]`, `[keys]`.
+//!   `[relay]`, `[log]`, `[keys]`, and `[identities]`/`[admin]` ([`mod@identities`]).
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
 //!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
@@ -20,6 +20,7 @@
 
 mod database_url;
 pub mod env;
+mod identities;
 pub(crate) mod validate;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use database_url::{Backend, DatabaseUrl};
+pub use identities::{AdminConfig, AdminToken, IdentitiesConfig, MIN_ADMIN_TOKEN_LEN};
 pub use validate::Problem;
 
 /// The prefix of every environment variable the node reads.
@@ -42,6 +44,8 @@ pub struct Config {
     pub relay: RelayConfig,
     pub log: LogConfig,
     pub keys: KeysConfig,
+    pub identities: IdentitiesConfig,
+    pub admin: AdminConfig,
 }
 
 /// `[node]`: who the node is and where it listens.

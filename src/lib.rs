@@ -17,12 +17,14 @@
 //! - [`routes`] and [`server`]: the axum HTTP API;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
+//! - [`identities`]: the custodial virtual identities (name scheme, sealed keys, vault);
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod check;
 pub mod clock;
 pub mod config;
 pub mod expiry;
+pub mod identities;
 pub mod init;
 pub mod names;
 pub mod new_file;

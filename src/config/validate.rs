@@ -125,6 +125,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     if config.keys.node_keys_file.as_os_str().is_empty() {
         problem("keys.node_keys_file", "must not be empty".to_owned());
     }
+    out.extend(super::identities::problems(&config.identities, &config.admin));
     out
 }
 

@@ -15,10 +15,15 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use super::Pool;
 
-const SQLITE: &[(i64, &str, &str)] = &[(1, "relay", include_str!("../../migrations/sqlite/0001_relay.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (1, "relay", include_str!("../../migrations/sqlite/0001_relay.sql")),
+    (3, "identities", include_str!("../../migrations/sqlite/0003_identities.sql")),
+];
 
-const POSTGRES: &[(i64, &str, &str)] =
-    &[(1, "relay", include_str!("../../migrations/postgres/0001_relay.sql"))];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (1, "relay", include_str!("../../migrations/postgres/0001_relay.sql")),
+    (3, "identities", include_str!("../../migrations/postgres/0003_identities.sql")),
+];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
