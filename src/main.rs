@@ -8,6 +8,7 @@
 //! dm3-bridge init --data-dir DIR --name NODE_ENS_NAME --public-url URL [--listen ADDR]
 //! dm3-bridge --config DIR/config.toml check
 //! dm3-bridge --config DIR/config.toml run
+//! dm3-bridge --config DIR/config.toml identity create|list|show|disable|enable|delete|rotate|profile|conversations|gateway
 //! ```
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use dm3_bridge::admin::cli::IdentityCommand;
 use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::config::env::{CONFIG_VAR, process_env};
@@ -61,6 +63,11 @@ enum Command {
     Check,
     /// Run the node until SIGTERM or ctrl-c.
     Run,
+    /// Manage virtual identities (the same operations as the admin API); prints JSON.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +79,7 @@ fn main() -> ExitCode {
         }
         Command::Check => run_check(cli.config, &env),
         Command::Run => run_node(cli.config, &env),
+        Command::Identity { command } => run_identity(cli.config, command, &env),
     };
     match result {
         Ok(code) => code,
@@ -142,6 +150,22 @@ fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<E
         node.shutdown().await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn run_identity(
+    path: Option<PathBuf>,
+    command: IdentityCommand,
+    env: &[(String, String)],
+) -> anyhow::Result<ExitCode> {
+    let path = config_path(path)?;
+    let config = Config::load(&path, env.iter().cloned())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let output = runtime.block_on(dm3_bridge::admin::cli::run(&config, env, command))?;
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// SIGTERM (service managers) and SIGINT (ctrl-c).

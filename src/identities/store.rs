@@ -16,7 +16,7 @@ use sqlx::Row;
 
 use super::error::IdentityError;
 use super::network::{Network, NetworkUserId};
-use crate::store::{Store, on_pool};
+use crate::store::{Pool, Store, on_pool};
 
 /// An identity as stored: everything public about it, and the current key version.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,10 +189,18 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<Vec<IdentityRecord>, IdentityError> {
-        const SQL: &str = concat!("SELECT ", columns!(), " FROM identities ORDER BY name LIMIT $1 OFFSET $2");
+        // Byte order on both backends: PostgreSQL's default collation may follow the locale.
+        const SQLITE: &str =
+            concat!("SELECT ", columns!(), " FROM identities ORDER BY name LIMIT $1 OFFSET $2");
+        const POSTGRES: &str =
+            concat!("SELECT ", columns!(), " FROM identities ORDER BY name COLLATE \"C\" LIMIT $1 OFFSET $2");
+        let sql = match self.pool() {
+            Pool::Sqlite(_) => SQLITE,
+            Pool::Postgres(_) => POSTGRES,
+        };
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let raws = on_pool!(self.pool(), p => {
-            let rows = sqlx::query(SQL).bind(i64::from(limit)).bind(offset).fetch_all(p).await?;
+            let rows = sqlx::query(sql).bind(i64::from(limit)).bind(offset).fetch_all(p).await?;
             let mut raws: Vec<Raw> = Vec::with_capacity(rows.len());
             for row in &rows {
                 raws.push(raw_row!(row));

@@ -3,10 +3,12 @@
 //! - [`postgres`]: one throwaway PostgreSQL cluster per test binary, a fresh database per test;
 //! - [`TestDb`]: a database of either backend, for suites that must run on both;
 //! - [`node`]: a data directory made by `init` and a node serving on `127.0.0.1:0`;
+//! - [`names`]: such a node with virtual identities enabled, and an admin API client;
 //!
 //! Not every test binary uses every helper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod names;
 pub mod node;
 pub mod postgres;
 
