@@ -12,6 +12,7 @@
 //!   through its own `LocalNames`, without the chain;
 //! - tampered, replayed and expired gateway answers are rejected by the contract;
 //! - rotation and disabling show on chain at once.
+//!
 //! The scenario runs on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
