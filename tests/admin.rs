@@ -386,3 +386,36 @@ async fn the_cli_offers_the_same_operations() {
     let (ok, _, err) = cli(&config, &["create", "--network", "irc", "--user-id", "x"]);
     assert!(!ok && err.contains("unknown network"), "{err}");
 }
+
+#[test]
+fn identities_and_admin_settings_come_from_file_or_environment() {
+    let text = "[node]\nname = \"relay.example.eth\"\npublic_url = \"https://relay.example.org\"\n\
+                [identities]\nparent = \"bridge.example.eth\"\n";
+    let env = [
+        ("DM3_BRIDGE_ADMIN__TOKEN", "environment-token-0123456789"),
+        ("DM3_BRIDGE_IDENTITIES__ANSWER_TTL_SECS", "120"),
+        ("DM3_BRIDGE_IDENTITIES__MATRIX_LABEL", "matrix"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let config = Config::from_toml(text, &std::env::temp_dir().join("config.toml"), env).unwrap();
+    assert_eq!(config.identities.parent, PARENT);
+    assert_eq!((config.identities.answer_ttl_secs, config.identities.matrix_label.as_str()), (120, "matrix"));
+    assert_eq!(config.admin.token.as_ref().map(|t| t.expose()), Some("environment-token-0123456789"));
+    assert!(!format!("{config:?}").contains("environment-token"), "the token is printed by Debug");
+    assert!(config.problems().is_empty(), "{:?}", config.problems());
+
+    let short = [("DM3_BRIDGE_ADMIN__TOKEN".to_owned(), "short-secret".to_owned())];
+    let config = Config::from_toml(text, &std::env::temp_dir().join("config.toml"), short).unwrap();
+    let problems: Vec<String> = config.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("admin.token: is shorter than 16") && !problems[0].contains("short-secret")
+    );
+    let bad = Config::from_toml(
+        "[node]\nname = \"relay.example.eth\"\npublic_url = \"https://relay.example.org\"\n[identities]\nparent = \"Bridge.eth\"\n",
+        &std::env::temp_dir().join("config.toml"),
+        [],
+    )
+    .unwrap();
+    assert_eq!(bad.problems()[0].key, "identities.parent");
+}
