@@ -111,6 +111,10 @@ impl LocalNames {
     /// The enabled identity called `name`, if any.
     async fn identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, LookupError> {
         let Some(scheme) = &self.scheme else { return Ok(None) };
+        if *name == self.node_name {
+            // The node's name is never an identity, wherever the operator put it.
+            return Ok(None);
+        }
         match scheme.parse(name) {
             Err(source) => Err(LookupError::InvalidName { name: name.to_string(), source }),
             Ok(ParsedName::Foreign | ParsedName::Structural) => Ok(None),
