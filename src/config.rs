@@ -3,7 +3,7 @@
 //! Why this shape:
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
-//!   `[relay]`, `[log]`, `[keys]`, and `[identities]`/`[admin]` ([`mod@identities`]).
+//!   `[relay]`, `[log]`, `[keys]`, and `[identities]`/`[admin]` (`config/identities.rs`).
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
 //!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.

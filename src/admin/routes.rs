@@ -1,4 +1,4 @@
-//! The admin API handlers: thin HTTP shells over [`IdentityVault`].
+//! The admin API handlers: thin HTTP shells over [`IdentityVault`](crate::identities::IdentityVault).
 //!
 //! Each handler parses its input into typed values (every rejection becomes an
 //! [`AdminError`] with a JSON body, including axum's own path rejections), calls one vault
