@@ -1,7 +1,8 @@
 //! `dm3-bridge check`: everything wrong with a configuration, in one list.
 //!
 //! It checks what can be checked without side effects: the file parses, every key is valid
-//! ([`Config::problems`]), the master key is found and opens the sealed node keys. It does not
+//! ([`Config::problems`]), the master key is found and opens the sealed node keys and the gateway
+//! signer (noting its address, which the parent name's resolver must trust). It does not
 //! connect to the database (a database that is down is an outage, not a config error; `GET
 //! /ready` reports it) and writes nothing.
 
@@ -9,8 +10,10 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use dm3::crypto::eth::checksum;
 
 use crate::config::Config;
+use crate::gateway::{GatewaySigner, GatewaySignerError};
 use crate::node_keys::NodeKeys;
 use crate::vault::MasterKey;
 
@@ -59,6 +62,17 @@ pub fn check(path: &Path, env: &[(String, String)]) -> CheckReport {
                     STANDARD.encode(keys.encryption_public_key().as_bytes()),
                     STANDARD.encode(keys.signing_public_key().as_bytes()),
                 )),
+            }
+            let path = config.key_path(&config.identities.gateway_signer_file);
+            match GatewaySigner::read_file(&master, &path) {
+                Ok(signer) => report.notes.push(format!(
+                    "gateway signer: open; register {} on the parent name's OffchainResolver",
+                    checksum(&signer.address())
+                )),
+                Err(GatewaySignerError::Missing { .. }) => {
+                    report.notes.push("gateway signer: not made yet (the first start makes it)".to_owned())
+                }
+                Err(e) => report.problems.push(format!("keys: {e}")),
             }
         }
     }

@@ -4,6 +4,7 @@
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
 //!   `[relay]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]).
+//!   `[relay]`, `[log]`, `[keys]`, and `[identities]`/`[admin]` (`config/identities.rs`).
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
 //!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
@@ -22,6 +23,7 @@
 
 mod database_url;
 pub mod env;
+mod identities;
 pub mod names;
 pub(crate) mod validate;
 
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use database_url::{Backend, DatabaseUrl};
+pub use identities::{AdminConfig, AdminToken, IdentitiesConfig, MIN_ADMIN_TOKEN_LEN};
 pub use names::{MAINNET_ENS_REGISTRY, NamesConfig, StaticNameConfig};
 pub use validate::Problem;
 
@@ -47,6 +50,8 @@ pub struct Config {
     pub log: LogConfig,
     pub keys: KeysConfig,
     pub names: NamesConfig,
+    pub identities: IdentitiesConfig,
+    pub admin: AdminConfig,
 }
 
 /// `[node]`: who the node is and where it listens.

@@ -69,7 +69,13 @@ impl Relay {
 
     /// The [`ProtocolFactory`] that [`crate::node::Node::start`] takes.
     pub fn factory(directory: Directory) -> ProtocolFactory {
-        Box::new(move |context| Arc::new(Relay::new(context, directory)))
+        Box::new(move |context| {
+            // The node's own virtual identities answer first, without a chain round trip;
+            // every other name goes to `[[names.static]]` and ENS.
+            let resolver = context.local_names.clone().with_fallback(directory.resolver().clone());
+            let directory = directory.with_resolver(Arc::new(resolver));
+            Arc::new(Relay::new(context, directory))
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! `dm3-bridge init`: a fresh data directory, and nothing else.
 //!
 //! It writes exactly three files:
-//! - `config.toml`, commented, so the operator learns every knob from the file itself;
+//! - `config.toml`, commented, so the operator learns every knob from the file itself (the
+//!   gateway signer is not among the files: the node makes it at its first start);
 //! - `master.key` (mode 0600), unless `DM3_BRIDGE_MASTER_KEY` is set, in which case that key
 //!   is used and no key file is written;
 //! - `node-keys.sealed` (mode 0600): the node's fresh X25519 and Ed25519 keys sealed under
@@ -247,6 +248,7 @@ level = "info"
          node_keys_file = \"node-keys.sealed\"\n",
     );
     s.push_str(NAMES_SECTION);
+    s.push_str(IDENTITIES_SECTIONS);
     s
 }
 
@@ -273,6 +275,28 @@ allow_private_addresses = false
 # delivery_service = "data:application/json,{...}"
 "#;
 
+/// `[identities]` and `[admin]`, with their defaults (docs/names.md explains the setup).
+const IDENTITIES_SECTIONS: &str = r#"
+[identities]
+# The ENS name the bridge's virtual identities live under, e.g. "bridge.example.eth";
+# empty disables them. Its resolver on chain must be an OffchainResolver that points at
+# <public_url>/ccip/{sender}/{data}.json and trusts the gateway signer (see docs/names.md;
+# `dm3-bridge identity gateway` prints both).
+parent = ""
+# Sub-names per network: tg-12345.tg.<parent>, <escaped Matrix id>.mx.<parent>.
+telegram_label = "tg"
+matrix_label = "mx"
+# The key that signs gateway answers, sealed under the master key; made at the first start.
+gateway_signer_file = "gateway-signer.sealed"
+# How long a signed gateway answer stays valid, in seconds.
+answer_ttl_secs = 600
+
+[admin]
+# The bearer token of the admin API under /admin (at least 16 characters). Without one the
+# admin API is disabled. Prefer DM3_BRIDGE_ADMIN__TOKEN to writing it here.
+# token = "..."
+"#;
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -294,5 +318,7 @@ mod tests {
         assert_eq!(config.data_dir(), Path::new("/srv/dm3 \"x\""));
         assert_eq!(config.relay, RelayConfig::default());
         assert_eq!(config.database.url, None);
+        assert_eq!(config.identities, crate::config::IdentitiesConfig::default());
+        assert_eq!(config.admin.token, None);
     }
 }

@@ -20,15 +20,22 @@
 //! - [`routes`] and [`server`]: the axum HTTP API;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
+//! - [`identities`]: the custodial virtual identities (name scheme, sealed keys, vault);
+//! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API and CLI;
+//!   [`name_service`]: the three assembled at start-up;
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
+pub mod admin;
 pub mod check;
 pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod ds_profile;
 pub mod expiry;
+pub mod gateway;
+pub mod identities;
 pub mod init;
+pub mod name_service;
 pub mod names;
 pub mod new_file;
 pub mod node;

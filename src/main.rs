@@ -9,6 +9,7 @@
 //! dm3-bridge --config DIR/config.toml check
 //! dm3-bridge --config DIR/config.toml run
 //! dm3-bridge --config DIR/config.toml profile [--json]
+//! dm3-bridge --config DIR/config.toml identity create|list|show|disable|enable|delete|rotate|profile|conversations|gateway
 //! ```
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use dm3_bridge::admin::cli::IdentityCommand;
 use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::config::env::{CONFIG_VAR, process_env};
@@ -71,6 +73,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage virtual identities (the same operations as the admin API); prints JSON.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
         Command::Check => run_check(cli.config, &env),
         Command::Run => run_node(cli.config, &env),
         Command::Profile { json } => run_profile(cli.config, &env, json),
+        Command::Identity { command } => run_identity(cli.config, command, &env),
     };
     match result {
         Ok(code) => code,
@@ -171,6 +179,22 @@ fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<E
         node.shutdown().await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn run_identity(
+    path: Option<PathBuf>,
+    command: IdentityCommand,
+    env: &[(String, String)],
+) -> anyhow::Result<ExitCode> {
+    let path = config_path(path)?;
+    let config = Config::load(&path, env.iter().cloned())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let output = runtime.block_on(dm3_bridge::admin::cli::run(&config, env, command))?;
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// SIGTERM (service managers) and SIGINT (ctrl-c).

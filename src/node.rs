@@ -5,7 +5,9 @@
 //! 2. the master key is found and opens the sealed node keys; a wrong key stops the node with
 //!    "master key does not open the sealed node keys: wrong key file?", never garbage keys;
 //! 3. the database is reachable and migrated;
-//! 4. the listener is bound.
+//! 4. the gateway signer opens (or is generated) and the sealed identity keys open under the
+//!    master key ([`crate::name_service`]);
+//! 5. the listener is bound.
 //!
 //! Only then does it accept requests.
 //!
@@ -27,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Problem};
+use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{ProtocolContext, ProtocolFactory};
 use crate::server::{AppState, router, serve};
@@ -46,6 +49,8 @@ pub enum NodeError {
     MasterKey(#[from] MasterKeyError),
     #[error(transparent)]
     NodeKeys(#[from] NodeKeysError),
+    #[error(transparent)]
+    Names(#[from] NameServiceError),
     #[error("opening the database {url} failed: {source}")]
     Store { url: String, source: StoreError },
     #[error("cannot listen on {addr}: {source}")]
@@ -62,6 +67,7 @@ pub struct Node {
     expiry: JoinHandle<()>,
     store: Store,
     node_keys: Arc<NodeKeys>,
+    names: NameService,
 }
 
 impl Node {
@@ -79,7 +85,8 @@ impl Node {
         let (master, source) = MasterKey::resolve(config, env)?;
         let keys_path = config.key_path(&config.keys.node_keys_file);
         let node_keys = Arc::new(NodeKeys::read_file(&master, &keys_path)?);
-        drop(master);
+        // Kept (zeroized on drop) for the identity vault, which seals new keys at run time.
+        let master = Arc::new(master);
         tracing::info!(
             master_key = %source,
             encryption_public_key = %STANDARD.encode(node_keys.encryption_public_key().as_bytes()),
@@ -97,6 +104,7 @@ impl Node {
             .await
             .map_err(|source| NodeError::Store { url: url.to_string(), source })?;
         tracing::info!(database = %url, backend = %store.backend(), "database ready");
+        let names = NameService::open(config, master, store.clone(), &node_keys).await?;
 
         let metrics = telemetry::metrics::install();
         let protocol = protocol(ProtocolContext {
@@ -105,6 +113,7 @@ impl Node {
             relay: config.relay.clone(),
             node_name: config.node.name.clone(),
             public_url: config.node.public_url.clone(),
+            local_names: names.local_names.clone(),
         });
         let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics);
 
@@ -113,10 +122,11 @@ impl Node {
             .map_err(|source| NodeError::Bind { addr: config.node.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
         let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, router(state), stop.clone()));
+        let app = router(state).merge(names.router(config));
+        let server = tokio::spawn(serve(listener, app, stop.clone()));
         let expiry = tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
         tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
-        Ok(Self { addr, stop, server, expiry, store, node_keys })
+        Ok(Self { addr, stop, server, expiry, store, node_keys, names })
     }
 
     /// The address the server listens on (useful with port 0).
@@ -130,6 +140,11 @@ impl Node {
 
     pub fn node_keys(&self) -> &Arc<NodeKeys> {
         &self.node_keys
+    }
+
+    /// The identity vault, the local names and the gateway.
+    pub fn names(&self) -> &NameService {
+        &self.names
     }
 
     /// Stops the node gracefully (see the module documentation for the order).

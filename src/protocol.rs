@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::config::{RelayConfig, UnresolvedSenderPolicy};
+use crate::identities::LocalNames;
 use crate::node_keys::NodeKeys;
 use crate::store::{EnsName, InvalidId, Store, StoreError};
 
@@ -136,6 +137,10 @@ pub struct ProtocolContext {
     /// The node's own ENS name.
     pub node_name: String,
     pub public_url: String,
+    /// The node's own names (its virtual identities and its delivery-service record), read
+    /// from its tables; wrap the ENS client with [`LocalNames::with_fallback`] so that the
+    /// `Directory` verifies local identities without a chain.
+    pub local_names: LocalNames,
 }
 
 impl ProtocolContext {

@@ -140,6 +140,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
         problem("keys.node_keys_file", "must not be empty".to_owned());
     }
     names_problems(&config.names, &mut problem);
+    out.extend(super::identities::problems(&config.identities, &config.admin));
     out
 }
 

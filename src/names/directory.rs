@@ -71,6 +71,12 @@ impl Directory {
         &self.resolver
     }
 
+    /// The same directory over another resolver (e.g. one that puts the node's own names in
+    /// front of this one's), following links the same way.
+    pub fn with_resolver(&self, resolver: Arc<dyn NameResolver>) -> Self {
+        Self { resolver, links: self.links.clone() }
+    }
+
     /// `addr(name)`.
     pub async fn address(&self, name: &EnsName) -> Result<Option<Address>, DirectoryError> {
         Ok(self.resolver.address(name).await?)

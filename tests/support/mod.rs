@@ -4,11 +4,13 @@
 //! - [`TestDb`]: a database of either backend, for suites that must run on both;
 //! - [`node`]: a data directory made by `init` and a node serving on `127.0.0.1:0`;
 //! - [`js`]: a Node.js helper from `interop/` (the reference libraries as a DM3 client);
+//! - [`names`]: such a node with virtual identities enabled, and an admin API client;
 //!
 //! Not every test binary uses every helper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod js;
+pub mod names;
 pub mod node;
 pub mod postgres;
 

@@ -1,0 +1,64 @@
+//! Administration of virtual identities: an HTTP API under `/admin` and the same operations
+//! as `dm3-bridge identity …` subcommands.
+//!
+//! Both faces call the same [`IdentityVault`] operations and show the same JSON
+//! ([`views`]), so a script can switch between them. The API is for running nodes (and the
+//! bridge's own tooling); the CLI works on the database directly and needs no running node.
+//!
+//! | method and path | operation |
+//! | --- | --- |
+//! | `GET /admin/gateway` | signer address and URL template to register on chain |
+//! | `GET /admin/identities?page=&perPage=` | list, paged, in name order |
+//! | `POST /admin/identities` `{network, userId}` | create |
+//! | `GET /admin/identities/{id}` | show |
+//! | `DELETE /admin/identities/{id}` | delete (with every key version) |
+//! | `POST /admin/identities/{id}/disable`, `/enable` | stop or resume publishing |
+//! | `POST /admin/identities/{id}/rotate` | new wallet, keys and profile |
+//! | `GET /admin/identities/{id}/profile` | the published signed profile and record |
+//! | `GET /admin/identities/{id}/conversations` | who it has envelopes from |
+//!
+//! `{id}` is the identity's ENS name or `network:userId` (`telegram:12345`,
+//! `matrix:@bob:example.org`). Every route needs the bearer token ([`auth`]); errors are JSON
+//! ([`error`]). `docs/admin-api.yaml` is the OpenAPI description.
+
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod routes;
+pub mod views;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::config::AdminToken;
+use crate::identities::IdentityVault;
+use auth::TokenCheck;
+use views::GatewayView;
+
+/// What the admin handlers reach.
+#[derive(Clone)]
+pub struct AdminState {
+    pub vault: IdentityVault,
+    pub gateway: GatewayView,
+}
+
+/// The `/admin` routes, token check included, with their state applied.
+pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
+    let check = TokenCheck::new(token);
+    if !check.is_enabled() {
+        tracing::info!("admin API disabled (no admin.token configured)");
+    }
+    let routes = Router::new()
+        .route("/gateway", get(routes::gateway))
+        .route("/identities", get(routes::list).post(routes::create))
+        .route("/identities/{id}", get(routes::show).delete(routes::delete))
+        .route("/identities/{id}/disable", post(routes::disable))
+        .route("/identities/{id}/enable", post(routes::enable))
+        .route("/identities/{id}/rotate", post(routes::rotate))
+        .route("/identities/{id}/profile", get(routes::profile))
+        .route("/identities/{id}/conversations", get(routes::conversations))
+        .fallback(routes::not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(check, auth::require_token));
+    Router::new().nest("/admin", routes)
+}

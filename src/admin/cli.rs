@@ -1,0 +1,163 @@
+//! `dm3-bridge identity …`: the admin API's operations from the command line.
+//!
+//! The CLI opens the node's database and keys itself (no running node is needed; SQLite's WAL
+//! and PostgreSQL both allow it next to a running node) through the same
+//! [`NameService::open`] the node uses, so a wrong master key is refused here the same way.
+//! It prints the same JSON as the API ([`super::views`]), one document on stdout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::Value;
+
+use super::routes::CONVERSATIONS_LIMIT;
+use super::views::{ConversationsView, IdentityView, PageView, ProfileView};
+use crate::clock::now_ms;
+use crate::config::{Config, Problem};
+use crate::identities::vault::DEFAULT_PER_PAGE;
+use crate::identities::{IdentityError, IdentityRef, Network, NetworkUserId};
+use crate::name_service::{NameService, NameServiceError};
+use crate::node_keys::{NodeKeys, NodeKeysError};
+use crate::store::{Store, StoreError, StoreOptions};
+use crate::vault::{MasterKey, MasterKeyError};
+
+/// The identity subcommands. `ID` is an identity's ENS name or `network:userId`
+/// (e.g. `telegram:12345`, `matrix:@bob:example.org`).
+#[derive(Subcommand, Debug, Clone)]
+pub enum IdentityCommand {
+    /// Create the virtual identity of a network user.
+    Create {
+        /// telegram or matrix.
+        #[arg(long, value_parser = parse_network)]
+        network: Network,
+        /// The user's id on the network: 12345, or @bob:example.org.
+        #[arg(long, value_name = "USER_ID", allow_hyphen_values = true)]
+        user_id: String,
+    },
+    /// List identities, in name order.
+    List {
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long, default_value_t = DEFAULT_PER_PAGE)]
+        per_page: u32,
+    },
+    /// Show one identity.
+    Show { id: String },
+    /// Stop publishing an identity (its keys are kept).
+    Disable { id: String },
+    /// Publish a disabled identity again.
+    Enable { id: String },
+    /// Delete an identity and all its keys. Irreversible.
+    Delete {
+        id: String,
+        /// Confirms the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Rotate: a new wallet (so a new address), new DM3 keys, a new signed profile.
+    Rotate { id: String },
+    /// Show the published signed profile and its text record.
+    Profile { id: String },
+    /// List who the identity has stored envelopes from.
+    Conversations { id: String },
+    /// Show the gateway signer address and URL template to register on chain.
+    Gateway,
+}
+
+fn parse_network(text: &str) -> Result<Network, String> {
+    text.parse().map_err(|e: crate::identities::network::UserIdError| e.to_string())
+}
+
+/// Why an identity command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("the configuration is not valid:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    InvalidConfig(Vec<Problem>),
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    #[error(transparent)]
+    NodeKeys(#[from] NodeKeysError),
+    #[error("opening the database {url} failed: {source}")]
+    Store { url: String, source: StoreError },
+    #[error(transparent)]
+    Names(#[from] NameServiceError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("delete is irreversible: add --yes to delete {0} and all its keys")]
+    NotConfirmed(String),
+}
+
+/// Runs one command against the node's data; returns the JSON to print.
+pub async fn run(
+    config: &Config,
+    env: &[(String, String)],
+    command: IdentityCommand,
+) -> Result<Value, CliError> {
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(CliError::InvalidConfig(problems));
+    }
+    let (master, _) = MasterKey::resolve(config, env)?;
+    let node_keys = NodeKeys::read_file(&master, &config.key_path(&config.keys.node_keys_file))?;
+    let url = config.database_url();
+    let options = StoreOptions {
+        max_connections: 2,
+        busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&url, &options)
+        .await
+        .map_err(|source| CliError::Store { url: url.to_string(), source })?;
+    let result = execute(config, Arc::new(master), store.clone(), &node_keys, command).await;
+    store.close().await;
+    result
+}
+
+async fn execute(
+    config: &Config,
+    master: Arc<MasterKey>,
+    store: Store,
+    node_keys: &NodeKeys,
+    command: IdentityCommand,
+) -> Result<Value, CliError> {
+    let names = NameService::open(config, master, store, node_keys).await?;
+    let vault = &names.vault;
+    let id = |text: &str| text.parse::<IdentityRef>();
+    let value = match command {
+        IdentityCommand::Create { network, user_id } => {
+            let user = NetworkUserId::parse(network, &user_id).map_err(IdentityError::from)?;
+            json(&IdentityView::from(&vault.create(user, now_ms()).await?))
+        }
+        IdentityCommand::List { page, per_page } => json(&PageView::from(&vault.list(page, per_page).await?)),
+        IdentityCommand::Show { id: text } => json(&IdentityView::from(&vault.get(&id(&text)?).await?)),
+        IdentityCommand::Disable { id: text } => {
+            json(&IdentityView::from(&vault.disable(&id(&text)?, now_ms()).await?))
+        }
+        IdentityCommand::Enable { id: text } => {
+            json(&IdentityView::from(&vault.enable(&id(&text)?, now_ms()).await?))
+        }
+        IdentityCommand::Delete { id: text, yes } => {
+            let reference = id(&text)?;
+            if !yes {
+                return Err(CliError::NotConfirmed(reference.to_string()));
+            }
+            json(&IdentityView::from(&vault.delete(&reference).await?))
+        }
+        IdentityCommand::Rotate { id: text } => {
+            json(&IdentityView::from(&vault.rotate(&id(&text)?, now_ms()).await?))
+        }
+        IdentityCommand::Profile { id: text } => json(&ProfileView::from(&vault.get(&id(&text)?).await?)),
+        IdentityCommand::Conversations { id: text } => {
+            let (identity, counterparties) = vault.counterparties(&id(&text)?, CONVERSATIONS_LIMIT).await?;
+            json(&ConversationsView::new(&identity, &counterparties))
+        }
+        IdentityCommand::Gateway => json(&names.info),
+    };
+    Ok(value)
+}
+
+/// Views are plain structs of strings and numbers: serializing them cannot fail.
+fn json<T: serde::Serialize>(view: &T) -> Value {
+    serde_json::to_value(view).unwrap_or(Value::Null)
+}

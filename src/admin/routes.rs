@@ -1,0 +1,134 @@
+//! The admin API handlers: thin HTTP shells over [`IdentityVault`](crate::identities::IdentityVault).
+//!
+//! Each handler parses its input into typed values (every rejection becomes an
+//! [`AdminError`] with a JSON body, including axum's own path rejections), calls one vault
+//! operation and answers a view from [`super::views`]. `docs/admin-api.yaml` documents them.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::AdminState;
+use super::error::AdminError;
+use super::views::{ConversationsView, IdentityView, PageView, ProfileView};
+use crate::clock::now_ms;
+use crate::identities::vault::DEFAULT_PER_PAGE;
+use crate::identities::{IdentityRef, Network, NetworkUserId};
+use crate::routes::body::read_limited;
+
+/// A create request is two short strings.
+const CREATE_BODY_LIMIT: usize = 4 * 1024;
+/// The most conversations one answer lists.
+pub const CONVERSATIONS_LIMIT: u32 = 1_000;
+
+type Answer = Result<Response, AdminError>;
+
+pub async fn gateway(State(state): State<AdminState>) -> Answer {
+    Ok(Json(state.gateway.clone()).into_response())
+}
+
+/// `POST /admin/identities` with `{"network": "telegram"|"matrix", "userId": "…"}`.
+pub async fn create(State(state): State<AdminState>, headers: HeaderMap, body: Body) -> Answer {
+    let bytes = read_limited(&headers, body, CREATE_BODY_LIMIT).await.map_err(|_| {
+        AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
+    })?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| AdminError::bad_request(format!("the body is not JSON: {e}")))?;
+    let network = body
+        .get("network")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AdminError::bad_request("missing \"network\": \"telegram\" or \"matrix\""))?;
+    let network: Network = network
+        .parse()
+        .map_err(|e: crate::identities::network::UserIdError| AdminError::bad_request(e.to_string()))?;
+    let user_id = match body.get("userId") {
+        Some(Value::String(text)) => text.clone(),
+        // A Telegram id sent as a JSON number is still unambiguous.
+        Some(Value::Number(number)) if network == Network::Telegram => number.to_string(),
+        _ => {
+            return Err(AdminError::bad_request(
+                "missing \"userId\": the user's id on the network, as a string",
+            ));
+        }
+    };
+    let user = NetworkUserId::parse(network, &user_id).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let identity = state.vault.create(user, now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(IdentityView::from(&identity))).into_response())
+}
+
+/// `GET /admin/identities?page=1&perPage=50`.
+pub async fn list(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Answer {
+    let mut page = 1;
+    let mut per_page = DEFAULT_PER_PAGE;
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let number = || {
+            value
+                .parse::<u32>()
+                .map_err(|_| AdminError::bad_request(format!("{key}={value:?} is not a whole number")))
+        };
+        match key.as_ref() {
+            "page" => page = number()?,
+            "perPage" | "per_page" => per_page = number()?,
+            other => {
+                return Err(AdminError::bad_request(format!(
+                    "unknown query parameter {other:?}; expected page, perPage"
+                )));
+            }
+        }
+    }
+    let page = state.vault.list(page, per_page).await?;
+    Ok(Json(PageView::from(&page)).into_response())
+}
+
+pub async fn show(State(state): State<AdminState>, id: Result<Path<String>, PathRejection>) -> Answer {
+    let identity = state.vault.get(&reference(id)?).await?;
+    Ok(Json(IdentityView::from(&identity)).into_response())
+}
+
+pub async fn delete(State(state): State<AdminState>, id: Result<Path<String>, PathRejection>) -> Answer {
+    let identity = state.vault.delete(&reference(id)?).await?;
+    Ok(Json(IdentityView::from(&identity)).into_response())
+}
+
+pub async fn disable(State(state): State<AdminState>, id: Result<Path<String>, PathRejection>) -> Answer {
+    let identity = state.vault.disable(&reference(id)?, now_ms()).await?;
+    Ok(Json(IdentityView::from(&identity)).into_response())
+}
+
+pub async fn enable(State(state): State<AdminState>, id: Result<Path<String>, PathRejection>) -> Answer {
+    let identity = state.vault.enable(&reference(id)?, now_ms()).await?;
+    Ok(Json(IdentityView::from(&identity)).into_response())
+}
+
+pub async fn rotate(State(state): State<AdminState>, id: Result<Path<String>, PathRejection>) -> Answer {
+    let identity = state.vault.rotate(&reference(id)?, now_ms()).await?;
+    Ok(Json(IdentityView::from(&identity)).into_response())
+}
+
+pub async fn profile(State(state): State<AdminState>, id: Result<Path<String>, PathRejection>) -> Answer {
+    let identity = state.vault.get(&reference(id)?).await?;
+    Ok(Json(ProfileView::from(&identity)).into_response())
+}
+
+pub async fn conversations(
+    State(state): State<AdminState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let (identity, counterparties) = state.vault.counterparties(&reference(id)?, CONVERSATIONS_LIMIT).await?;
+    Ok(Json(ConversationsView::new(&identity, &counterparties)).into_response())
+}
+
+/// Any other path under `/admin`.
+pub async fn not_found() -> AdminError {
+    AdminError::new(StatusCode::NOT_FOUND, "no_route", "no such admin route; see docs/admin-api.yaml")
+}
+
+fn reference(id: Result<Path<String>, PathRejection>) -> Result<IdentityRef, AdminError> {
+    let Path(id) =
+        id.map_err(|e| AdminError::bad_request(format!("the identity in the path is unreadable: {e}")))?;
+    Ok(id.parse::<IdentityRef>()?)
+}

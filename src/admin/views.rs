@@ -1,0 +1,152 @@
+//! The JSON the admin API answers and the CLI prints: one shape for both, public data only.
+//!
+//! Field names are camelCase like the rest of DM3's JSON. Timestamps are milliseconds since
+//! the epoch. Built only from [`IdentityRecord`] and friends, which hold no secret, so no view
+//! can leak a key however it is extended.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::identities::store::Counterparty;
+use crate::identities::{IdentityRecord, Page};
+
+/// One identity.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityView {
+    pub name: String,
+    pub label: String,
+    pub network: &'static str,
+    pub user_id: String,
+    /// EIP-55; what the name's `addr` resolves to.
+    pub address: String,
+    pub key_version: u32,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+impl From<&IdentityRecord> for IdentityView {
+    fn from(record: &IdentityRecord) -> Self {
+        Self {
+            name: record.name.to_string(),
+            label: record.label.clone(),
+            network: record.user.network().as_str(),
+            user_id: record.user.user_id(),
+            address: dm3::crypto::eth::checksum(&record.address),
+            key_version: record.key_version,
+            enabled: record.disabled_at_ms.is_none(),
+            created_at: record.created_at_ms,
+            updated_at: record.updated_at_ms,
+            disabled_at: record.disabled_at_ms,
+        }
+    }
+}
+
+/// A page of identities.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageView {
+    pub items: Vec<IdentityView>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+impl From<&Page> for PageView {
+    fn from(page: &Page) -> Self {
+        Self {
+            items: page.items.iter().map(IdentityView::from).collect(),
+            page: page.page,
+            per_page: page.per_page,
+            total: page.total,
+        }
+    }
+}
+
+/// The published profile of an identity.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileView {
+    pub name: String,
+    pub address: String,
+    pub key_version: u32,
+    /// Whether the gateway publishes it (a disabled identity's profile is not published).
+    pub published: bool,
+    /// The signed user profile `{profile, signature}`.
+    pub profile: Value,
+    /// The `network.dm3.profile` text record value.
+    pub record: String,
+}
+
+impl From<&IdentityRecord> for ProfileView {
+    fn from(record: &IdentityRecord) -> Self {
+        Self {
+            name: record.name.to_string(),
+            address: dm3::crypto::eth::checksum(&record.address),
+            key_version: record.key_version,
+            published: record.disabled_at_ms.is_none(),
+            profile: record.profile.to_value(),
+            record: record.profile.to_text_record(),
+        }
+    }
+}
+
+/// One conversation partner.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    pub counterparty: String,
+    /// Envelopes from them that the store holds for the identity.
+    pub envelopes: u64,
+    pub last_received_at: i64,
+}
+
+/// The conversations an identity is in.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationsView {
+    pub name: String,
+    /// Where the list comes from; the message engine will add its own conversations.
+    pub source: &'static str,
+    pub conversations: Vec<ConversationView>,
+}
+
+impl ConversationsView {
+    pub fn new(identity: &IdentityRecord, counterparties: &[Counterparty]) -> Self {
+        Self {
+            name: identity.name.to_string(),
+            source: "stored-envelopes",
+            conversations: counterparties
+                .iter()
+                .map(|c| ConversationView {
+                    counterparty: c.name.clone(),
+                    envelopes: c.envelopes,
+                    last_received_at: c.last_received_at_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What an operator needs to set up the resolver of the parent name.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayView {
+    /// The address to register with `setSigner` on the OffchainResolver.
+    pub signer: String,
+    /// The EIP-3668 URL template to register with `setUrls`.
+    pub url_template: String,
+    pub parent: Option<String>,
+    pub node_name: String,
+    /// The sub-name of each network, when a parent is configured.
+    pub sub_names: Option<SubNamesView>,
+    pub answer_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubNamesView {
+    pub telegram: String,
+    pub matrix: String,
+}

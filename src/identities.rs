@@ -1,0 +1,34 @@
+//! Virtual identities: the custodial DM3 identities the bridge holds for people on other
+//! networks (DESIGN.md, "Names and identities").
+//!
+//! A Telegram user or a Matrix user gets a DM3 name under the operator's parent name
+//! (`tg-12345.tg.bridge.example.eth`), a secp256k1 wallet the node holds for them, the DM3
+//! keys derived from it, and a profile naming this node as their delivery service. The node
+//! publishes name and profile itself, through its CCIP-read gateway ([`crate::gateway`]).
+//!
+//! Files, bottom up:
+//! - [`network`]: which network and which user an identity stands for (validated ids);
+//! - [`label`]: user id ↔ ENS label, the reversible escaping (`docs/names.md` specifies it);
+//! - [`scheme`]: label ↔ full name under the parent and the per-network sub-names;
+//! - [`keys`]: one key version: wallet, derived DM3 keys, signed profile, sealing;
+//! - [`store`]: the `identities` and `identity_keys` tables;
+//! - [`vault`]: the operations (create, rotate, disable, enable, delete, list, keys);
+//! - [`resolver`]: the node's own names as records, for the gateway and the `Directory`;
+//! - [`error`]: what those operations fail with.
+
+pub mod error;
+pub mod keys;
+pub mod label;
+pub mod network;
+pub mod resolver;
+pub mod scheme;
+pub mod store;
+pub mod vault;
+
+pub use error::IdentityError;
+pub use keys::IdentityKeys;
+pub use network::{MatrixUserId, Network, NetworkUserId, TelegramUserId};
+pub use resolver::LocalNames;
+pub use scheme::NameScheme;
+pub use store::IdentityRecord;
+pub use vault::{IdentityRef, IdentityVault, Page};

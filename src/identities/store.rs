@@ -1,0 +1,391 @@
+//! The identity tables (`migrations/*/0003_identities.sql`) behind one small repository API.
+//!
+//! The same SQL runs on SQLite and PostgreSQL through the store's `on_pool!`, as in
+//! `crate::store`. Rows are turned into typed records here, so a row that does not parse (a
+//! hand-edited database) is a named error, never a panic or a silently wrong answer.
+//!
+//! Changes that touch both tables (create, rotate, delete) run in one transaction. Rotation is
+//! optimistic: it only applies if the identity is still at the version the caller rotated
+//! from, so two concurrent rotations cannot both win.
+
+use alloy_primitives::Address;
+use dm3::crypto::eth::{checksum, parse_address};
+use dm3::ens::EnsName;
+use dm3::profile::SignedUserProfile;
+use sqlx::Row;
+
+use super::error::IdentityError;
+use super::network::{Network, NetworkUserId};
+use crate::store::{Pool, Store, on_pool};
+
+/// An identity as stored: everything public about it, and the current key version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityRecord {
+    pub name: EnsName,
+    pub label: String,
+    pub user: NetworkUserId,
+    pub address: Address,
+    pub key_version: u32,
+    pub profile: SignedUserProfile,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Set while the identity is disabled.
+    pub disabled_at_ms: Option<i64>,
+}
+
+/// One key version, sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedKey {
+    pub version: u32,
+    pub address: Address,
+    pub sealed: Vec<u8>,
+    pub created_at_ms: i64,
+    /// Set when a rotation replaced this version.
+    pub retired_at_ms: Option<i64>,
+}
+
+/// Someone an identity has envelopes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counterparty {
+    pub name: String,
+    pub envelopes: u64,
+    pub last_received_at_ms: i64,
+}
+
+/// The columns of an identities row, before parsing.
+type Raw = (String, String, String, String, String, i64, String, i64, i64, Option<i64>);
+
+/// The columns of an identities row, as a literal so that `concat!` can build static SQL.
+macro_rules! columns {
+    () => {
+        "name, label, network, network_user_id, address, key_version, profile, created_at, updated_at, disabled_at"
+    };
+}
+
+macro_rules! raw_row {
+    ($row:expr) => {
+        (
+            $row.try_get::<String, _>("name")?,
+            $row.try_get::<String, _>("label")?,
+            $row.try_get::<String, _>("network")?,
+            $row.try_get::<String, _>("network_user_id")?,
+            $row.try_get::<String, _>("address")?,
+            $row.try_get::<i64, _>("key_version")?,
+            $row.try_get::<String, _>("profile")?,
+            $row.try_get::<i64, _>("created_at")?,
+            $row.try_get::<i64, _>("updated_at")?,
+            $row.try_get::<Option<i64>, _>("disabled_at")?,
+        )
+    };
+}
+
+macro_rules! raw_key {
+    ($row:expr) => {
+        (
+            $row.try_get::<i64, _>("version")?,
+            $row.try_get::<String, _>("address")?,
+            $row.try_get::<Vec<u8>, _>("sealed")?,
+            $row.try_get::<i64, _>("created_at")?,
+            $row.try_get::<Option<i64>, _>("retired_at")?,
+        )
+    };
+}
+
+type RawKey = (i64, String, Vec<u8>, i64, Option<i64>);
+
+/// Inserts one key version inside the transaction `$tx`.
+macro_rules! insert_key {
+    ($tx:expr, $name:expr, $key:expr) => {
+        sqlx::query(
+            "INSERT INTO identity_keys (name, version, address, sealed, created_at, retired_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($name.as_str())
+        .bind(i64::from($key.version))
+        .bind(checksum(&$key.address))
+        .bind($key.sealed.as_slice())
+        .bind($key.created_at_ms)
+        .bind($key.retired_at_ms)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
+impl Store {
+    /// Stores a new identity and its first key. `false` when the name or the network user is
+    /// already taken (nothing is written then).
+    pub async fn insert_identity(
+        &self,
+        record: &IdentityRecord,
+        key: &SealedKey,
+    ) -> Result<bool, IdentityError> {
+        const SQL: &str = concat!(
+            "INSERT INTO identities (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+        );
+        let inserted = on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            let inserted = sqlx::query(SQL)
+                .bind(record.name.as_str())
+                .bind(&record.label)
+                .bind(record.user.network().as_str())
+                .bind(record.user.user_id())
+                .bind(checksum(&record.address))
+                .bind(i64::from(record.key_version))
+                .bind(record.profile.canonical())
+                .bind(record.created_at_ms)
+                .bind(record.updated_at_ms)
+                .bind(record.disabled_at_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if inserted {
+                insert_key!(tx, record.name, key);
+                tx.commit().await?;
+            }
+            inserted
+        });
+        Ok(inserted)
+    }
+
+    /// The identity called `name`.
+    pub async fn identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
+        const SQL: &str = concat!("SELECT ", columns!(), " FROM identities WHERE name = $1");
+        let raw = on_pool!(self.pool(), p => {
+            match sqlx::query(SQL).bind(name.as_str()).fetch_optional(p).await? {
+                Some(row) => Some(raw_row!(row)),
+                None => None,
+            }
+        });
+        raw.map(parse).transpose()
+    }
+
+    /// The identity of a network user.
+    pub async fn identity_of_user(
+        &self,
+        user: &NetworkUserId,
+    ) -> Result<Option<IdentityRecord>, IdentityError> {
+        const SQL: &str =
+            concat!("SELECT ", columns!(), " FROM identities WHERE network = $1 AND network_user_id = $2");
+        let raw = on_pool!(self.pool(), p => {
+            match sqlx::query(SQL)
+                .bind(user.network().as_str())
+                .bind(user.user_id())
+                .fetch_optional(p)
+                .await?
+            {
+                Some(row) => Some(raw_row!(row)),
+                None => None,
+            }
+        });
+        raw.map(parse).transpose()
+    }
+
+    /// Identities in name order, `limit` of them after skipping `offset`.
+    pub async fn list_identities(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<IdentityRecord>, IdentityError> {
+        // Byte order on both backends: PostgreSQL's default collation may follow the locale.
+        const SQLITE: &str =
+            concat!("SELECT ", columns!(), " FROM identities ORDER BY name LIMIT $1 OFFSET $2");
+        const POSTGRES: &str =
+            concat!("SELECT ", columns!(), " FROM identities ORDER BY name COLLATE \"C\" LIMIT $1 OFFSET $2");
+        let sql = match self.pool() {
+            Pool::Sqlite(_) => SQLITE,
+            Pool::Postgres(_) => POSTGRES,
+        };
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let raws = on_pool!(self.pool(), p => {
+            let rows = sqlx::query(sql).bind(i64::from(limit)).bind(offset).fetch_all(p).await?;
+            let mut raws: Vec<Raw> = Vec::with_capacity(rows.len());
+            for row in &rows {
+                raws.push(raw_row!(row));
+            }
+            raws
+        });
+        raws.into_iter().map(parse).collect()
+    }
+
+    pub async fn count_identities(&self) -> Result<u64, IdentityError> {
+        let n = on_pool!(self.pool(), p => sqlx::query("SELECT COUNT(*) AS n FROM identities")
+            .fetch_one(p)
+            .await?
+            .try_get::<i64, _>("n")?);
+        Ok(n.unsigned_abs())
+    }
+
+    /// Disables (`Some(now)`) or enables (`None`) an identity; `false` if it does not exist.
+    pub async fn set_identity_disabled(
+        &self,
+        name: &EnsName,
+        disabled_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<bool, IdentityError> {
+        const SQL: &str = "UPDATE identities SET disabled_at = $2, updated_at = $3 WHERE name = $1";
+        let n = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(name.as_str())
+            .bind(disabled_at_ms)
+            .bind(now_ms)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Deletes an identity and every key version of it; `false` if it did not exist.
+    pub async fn delete_identity(&self, name: &EnsName) -> Result<bool, IdentityError> {
+        let deleted = on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM identity_keys WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
+            let n = sqlx::query("DELETE FROM identities WHERE name = $1")
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n == 1
+        });
+        Ok(deleted)
+    }
+
+    /// Makes `key` the current version of `name`, if the identity is still at `from_version`;
+    /// the old version is marked retired. `false` if it was not (a concurrent rotation, or
+    /// the identity is gone); nothing is written then.
+    pub async fn rotate_identity(
+        &self,
+        name: &EnsName,
+        from_version: u32,
+        key: &SealedKey,
+        profile: &SignedUserProfile,
+    ) -> Result<bool, IdentityError> {
+        const UPDATE: &str = "UPDATE identities SET key_version = $3, address = $4, profile = $5, updated_at = $6 \
+             WHERE name = $1 AND key_version = $2";
+        const RETIRE: &str = "UPDATE identity_keys SET retired_at = $3 WHERE name = $1 AND version = $2";
+        let rotated = on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(UPDATE)
+                .bind(name.as_str())
+                .bind(i64::from(from_version))
+                .bind(i64::from(key.version))
+                .bind(checksum(&key.address))
+                .bind(profile.canonical())
+                .bind(key.created_at_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                sqlx::query(RETIRE)
+                    .bind(name.as_str())
+                    .bind(i64::from(from_version))
+                    .bind(key.created_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_key!(tx, name, key);
+                tx.commit().await?;
+            }
+            n == 1
+        });
+        Ok(rotated)
+    }
+
+    /// Every key version of `name`, newest first.
+    pub async fn identity_keys(&self, name: &EnsName) -> Result<Vec<SealedKey>, IdentityError> {
+        const SQL: &str = "SELECT version, address, sealed, created_at, retired_at FROM identity_keys \
+             WHERE name = $1 ORDER BY version DESC";
+        let raws = on_pool!(self.pool(), p => {
+            let rows = sqlx::query(SQL).bind(name.as_str()).fetch_all(p).await?;
+            let mut raws = Vec::with_capacity(rows.len());
+            for row in &rows {
+                raws.push(raw_key!(row));
+            }
+            raws
+        });
+        raws.into_iter().map(|raw| parse_key(name.as_str(), raw)).collect()
+    }
+
+    /// The most recently created sealed key of any identity, to check the master key at start-up.
+    pub async fn newest_identity_key(&self) -> Result<Option<(EnsName, SealedKey)>, IdentityError> {
+        const SQL: &str = "SELECT name, version, address, sealed, created_at, retired_at FROM identity_keys \
+             ORDER BY created_at DESC, name LIMIT 1";
+        let raw = on_pool!(self.pool(), p => {
+            match sqlx::query(SQL).fetch_optional(p).await? {
+                Some(row) => Some((row.try_get::<String, _>("name")?, raw_key!(row))),
+                None => None,
+            }
+        });
+        raw.map(|(name, raw)| {
+            let key = parse_key(&name, raw)?;
+            let name = EnsName::parse(&name).map_err(|e| corrupt(&name, e))?;
+            Ok((name, key))
+        })
+        .transpose()
+    }
+
+    /// Who sent envelopes to `name` that the store still holds: one entry per sender, the most
+    /// recent conversation first, at most `limit`.
+    pub async fn identity_counterparties(
+        &self,
+        name: &EnsName,
+        limit: u32,
+    ) -> Result<Vec<Counterparty>, IdentityError> {
+        const SQL: &str = "SELECT sender, COUNT(*) AS n, MAX(received_at) AS last_at FROM envelopes \
+             WHERE receiver = $1 GROUP BY sender ORDER BY last_at DESC, sender LIMIT $2";
+        let rows = on_pool!(self.pool(), p => {
+            let rows = sqlx::query(SQL).bind(name.as_str()).bind(i64::from(limit)).fetch_all(p).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push((
+                    row.try_get::<String, _>("sender")?,
+                    row.try_get::<i64, _>("n")?,
+                    row.try_get::<i64, _>("last_at")?,
+                ));
+            }
+            out
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(name, n, last)| Counterparty {
+                name,
+                envelopes: n.unsigned_abs(),
+                last_received_at_ms: last,
+            })
+            .collect())
+    }
+}
+
+fn parse(raw: Raw) -> Result<IdentityRecord, IdentityError> {
+    let (name, label, network, user_id, address, version, profile, created, updated, disabled) = raw;
+    let fail = |reason: String| IdentityError::Corrupt { name: name.clone(), reason };
+    let parsed_name = EnsName::parse(&name).map_err(|e| fail(e.to_string()))?;
+    let network: Network = network.parse().map_err(|e: super::network::UserIdError| fail(e.to_string()))?;
+    let user = NetworkUserId::parse(network, &user_id).map_err(|e| fail(e.to_string()))?;
+    let address = parse_address(&address).map_err(|e| fail(format!("address: {e}")))?;
+    let key_version = u32::try_from(version).map_err(|_| fail(format!("key version {version}")))?;
+    let profile = SignedUserProfile::parse(&profile).map_err(|e| fail(format!("profile: {e}")))?;
+    Ok(IdentityRecord {
+        name: parsed_name,
+        label,
+        user,
+        address,
+        key_version,
+        profile,
+        created_at_ms: created,
+        updated_at_ms: updated,
+        disabled_at_ms: disabled,
+    })
+}
+
+fn parse_key(name: &str, raw: RawKey) -> Result<SealedKey, IdentityError> {
+    let (version, address, sealed, created_at_ms, retired_at_ms) = raw;
+    let version = u32::try_from(version).map_err(|_| corrupt(name, format!("key version {version}")))?;
+    let address = parse_address(&address).map_err(|e| corrupt(name, format!("key address: {e}")))?;
+    Ok(SealedKey { version, address, sealed, created_at_ms, retired_at_ms })
+}
+
+fn corrupt(name: &str, reason: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Corrupt { name: name.to_owned(), reason: reason.to_string() }
+}

@@ -1,0 +1,291 @@
+//! The identity vault: every operation on virtual identities, for the admin API, the CLI and
+//! (later) the engine.
+//!
+//! - **Create**: a random wallet, the DM3 keys derived from it, a profile whose
+//!   `deliveryServices` is the node's own name, signed by the wallet; the wallet secret sealed
+//!   under the master key; one row per identity and one per key version, in one transaction.
+//! - **Rotate**: a *new random wallet*, so a new address: the name's `addr` changes with the
+//!   profile, and clients that verify the profile against `addr` (PROTOCOL.md §4.2, P15) see a
+//!   consistent pair. Re-deriving from the same wallet with another nonce would not help, since
+//!   rotation is for a key that may have leaked, and the wallet is the root of every other key.
+//!   The old version is kept, marked retired, only so that envelopes already sealed to its
+//!   X25519 key can still be opened ([`IdentityVault::opening_keys`]); it never signs again.
+//! - **Disable / enable**: a disabled identity keeps its keys but is not published (the
+//!   gateway answers "not found"); **delete** removes it and every key version.
+//!
+//! Secrets leave this module only as [`IdentityKeys`], which prints no secret, and only
+//! through the two `*_keys` methods that the message engine uses. Nothing the admin API or the
+//! CLI shows comes from them.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use dm3::ens::EnsName;
+
+use super::error::IdentityError;
+use super::keys::IdentityKeys;
+use super::network::{Network, NetworkUserId};
+use super::scheme::NameScheme;
+use super::store::{Counterparty, IdentityRecord, SealedKey};
+use crate::store::Store;
+use crate::vault::MasterKey;
+
+/// The largest page of a listing.
+pub const MAX_PER_PAGE: u32 = 1_000;
+/// The page size when none is asked for.
+pub const DEFAULT_PER_PAGE: u32 = 50;
+
+/// How an operator names an identity: its ENS name, or `network:userId`
+/// (`telegram:12345`, `matrix:@bob:example.org`). An ENS name never contains `:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityRef {
+    Name(EnsName),
+    User(NetworkUserId),
+}
+
+impl FromStr for IdentityRef {
+    type Err = IdentityError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once(':') {
+            Some((network, user_id)) => {
+                let network: Network = network.parse()?;
+                Ok(Self::User(NetworkUserId::parse(network, user_id)?))
+            }
+            None => EnsName::parse(text)
+                .ok()
+                .filter(|name| !name.is_root())
+                .map(Self::Name)
+                .ok_or_else(|| IdentityError::BadReference(text.chars().take(80).collect())),
+        }
+    }
+}
+
+impl std::fmt::Display for IdentityRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Name(name) => write!(f, "{name}"),
+            Self::User(user) => write!(f, "{user}"),
+        }
+    }
+}
+
+/// One page of identities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<IdentityRecord>,
+    /// 1-based.
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+/// Virtual identities: creation, lookup, lifecycle and their keys.
+#[derive(Clone)]
+pub struct IdentityVault {
+    store: Store,
+    master: Arc<MasterKey>,
+    scheme: Option<NameScheme>,
+    delivery_service: EnsName,
+}
+
+impl IdentityVault {
+    /// `scheme` is `None` when no parent is configured (then nothing can be created);
+    /// `delivery_service` is the node's own name, which every profile names.
+    pub fn new(
+        store: Store,
+        master: Arc<MasterKey>,
+        scheme: Option<NameScheme>,
+        delivery_service: EnsName,
+    ) -> Self {
+        Self { store, master, scheme, delivery_service }
+    }
+
+    pub fn scheme(&self) -> Option<&NameScheme> {
+        self.scheme.as_ref()
+    }
+
+    pub fn delivery_service(&self) -> &EnsName {
+        &self.delivery_service
+    }
+
+    /// Creates the identity of `user`; fails with [`IdentityError::Exists`] if it has one.
+    pub async fn create(&self, user: NetworkUserId, now_ms: i64) -> Result<IdentityRecord, IdentityError> {
+        let scheme = self.scheme.as_ref().ok_or(IdentityError::NoParent)?;
+        let (label, name) = scheme.name_for(&user)?;
+        if let Some(existing) = self.store.identity_of_user(&user).await? {
+            return Err(IdentityError::Exists { user: user.to_string(), name: existing.name.to_string() });
+        }
+        let keys = IdentityKeys::generate(1);
+        let key = self.sealed(&name, &keys, now_ms)?;
+        let record = IdentityRecord {
+            profile: keys.signed_profile(&self.delivery_service),
+            name,
+            label,
+            user,
+            address: keys.address(),
+            key_version: keys.version(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            disabled_at_ms: None,
+        };
+        if self.store.insert_identity(&record, &key).await? {
+            tracing::info!(name = %record.name, user = %record.user, address = %record.address, "identity created");
+            return Ok(record);
+        }
+        // Lost a race with another create of the same user, or (astronomically unlikely) a
+        // hashed label collided: either way the row that exists wins, nothing is aliased.
+        let holder = match self.store.identity_of_user(&record.user).await? {
+            Some(existing) => existing.name.to_string(),
+            None => record.name.to_string(),
+        };
+        Err(IdentityError::Exists { user: record.user.to_string(), name: holder })
+    }
+
+    /// The identity `reference` names.
+    pub async fn get(&self, reference: &IdentityRef) -> Result<IdentityRecord, IdentityError> {
+        let found = match reference {
+            IdentityRef::Name(name) => self.store.identity(name).await?,
+            IdentityRef::User(user) => self.store.identity_of_user(user).await?,
+        };
+        found.ok_or_else(|| IdentityError::NotFound(reference.to_string()))
+    }
+
+    /// The `page`-th page (1-based) of `per_page` identities, in name order.
+    pub async fn list(&self, page: u32, per_page: u32) -> Result<Page, IdentityError> {
+        if page == 0 || !(1..=MAX_PER_PAGE).contains(&per_page) {
+            return Err(IdentityError::InvalidPage { page, per_page });
+        }
+        let offset = u64::from(page - 1) * u64::from(per_page);
+        let items = self.store.list_identities(offset, per_page).await?;
+        let total = self.store.count_identities().await?;
+        Ok(Page { items, page, per_page, total })
+    }
+
+    /// Stops publishing the identity; its keys are kept.
+    pub async fn disable(
+        &self,
+        reference: &IdentityRef,
+        now_ms: i64,
+    ) -> Result<IdentityRecord, IdentityError> {
+        self.set_disabled(reference, Some(now_ms), now_ms).await
+    }
+
+    /// Publishes a disabled identity again.
+    pub async fn enable(
+        &self,
+        reference: &IdentityRef,
+        now_ms: i64,
+    ) -> Result<IdentityRecord, IdentityError> {
+        self.set_disabled(reference, None, now_ms).await
+    }
+
+    async fn set_disabled(
+        &self,
+        reference: &IdentityRef,
+        disabled_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<IdentityRecord, IdentityError> {
+        let identity = self.get(reference).await?;
+        // Disabling twice keeps the first time.
+        let disabled_at_ms = disabled_at_ms.map(|now| identity.disabled_at_ms.unwrap_or(now));
+        if !self.store.set_identity_disabled(&identity.name, disabled_at_ms, now_ms).await? {
+            return Err(IdentityError::NotFound(reference.to_string()));
+        }
+        tracing::info!(name = %identity.name, disabled = disabled_at_ms.is_some(), "identity status changed");
+        self.get(&IdentityRef::Name(identity.name)).await
+    }
+
+    /// Deletes the identity and all its keys; returns what it was.
+    pub async fn delete(&self, reference: &IdentityRef) -> Result<IdentityRecord, IdentityError> {
+        let identity = self.get(reference).await?;
+        if !self.store.delete_identity(&identity.name).await? {
+            return Err(IdentityError::NotFound(reference.to_string()));
+        }
+        tracing::info!(name = %identity.name, "identity deleted");
+        Ok(identity)
+    }
+
+    /// A new wallet, keys and profile (see the module documentation).
+    pub async fn rotate(
+        &self,
+        reference: &IdentityRef,
+        now_ms: i64,
+    ) -> Result<IdentityRecord, IdentityError> {
+        let identity = self.get(reference).await?;
+        let version = identity
+            .key_version
+            .checked_add(1)
+            .ok_or_else(|| IdentityError::Conflict(identity.name.to_string()))?;
+        let keys = IdentityKeys::generate(version);
+        let key = self.sealed(&identity.name, &keys, now_ms)?;
+        let profile = keys.signed_profile(&self.delivery_service);
+        if !self.store.rotate_identity(&identity.name, identity.key_version, &key, &profile).await? {
+            return Err(IdentityError::Conflict(identity.name.to_string()));
+        }
+        tracing::info!(name = %identity.name, version, address = %keys.address(), "identity keys rotated");
+        self.get(&IdentityRef::Name(identity.name)).await
+    }
+
+    /// The identity and the senders of the envelopes the store holds for it. The message
+    /// engine will extend this with the conversations of its message map.
+    pub async fn counterparties(
+        &self,
+        reference: &IdentityRef,
+        limit: u32,
+    ) -> Result<(IdentityRecord, Vec<Counterparty>), IdentityError> {
+        let identity = self.get(reference).await?;
+        let counterparties = self.store.identity_counterparties(&identity.name, limit).await?;
+        Ok((identity, counterparties))
+    }
+
+    /// The current keys of `name`: they sign and open. Disabled identities have keys too.
+    pub async fn current_keys(&self, name: &EnsName) -> Result<IdentityKeys, IdentityError> {
+        let identity = self.get(&IdentityRef::Name(name.clone())).await?;
+        let keys = self.store.identity_keys(name).await?;
+        let current = keys.iter().find(|key| key.version == identity.key_version).ok_or_else(|| {
+            IdentityError::Corrupt { name: name.to_string(), reason: "the current key is missing".into() }
+        })?;
+        Ok(IdentityKeys::open(&self.master, name, current.version, &current.sealed)?)
+    }
+
+    /// Every key version of `name`, newest first: the retired ones only open envelopes that
+    /// were sealed to them before a rotation.
+    pub async fn opening_keys(&self, name: &EnsName) -> Result<Vec<IdentityKeys>, IdentityError> {
+        let sealed = self.store.identity_keys(name).await?;
+        if sealed.is_empty() {
+            return Err(IdentityError::NotFound(name.to_string()));
+        }
+        sealed
+            .iter()
+            .map(|key| IdentityKeys::open(&self.master, name, key.version, &key.sealed).map_err(Into::into))
+            .collect()
+    }
+
+    /// Opens the most recently sealed identity key, so that a wrong or lost master key stops
+    /// the node at start-up instead of failing at the first message. Returns the identity it
+    /// checked, if there is any.
+    pub async fn check_master_key(&self) -> Result<Option<EnsName>, IdentityError> {
+        let Some((name, key)) = self.store.newest_identity_key().await? else {
+            return Ok(None);
+        };
+        let keys = IdentityKeys::open(&self.master, &name, key.version, &key.sealed)?;
+        if keys.address() != key.address {
+            return Err(IdentityError::Corrupt {
+                name: name.to_string(),
+                reason: format!("key version {} opens to another address than recorded", key.version),
+            });
+        }
+        Ok(Some(name))
+    }
+
+    fn sealed(&self, name: &EnsName, keys: &IdentityKeys, now_ms: i64) -> Result<SealedKey, IdentityError> {
+        Ok(SealedKey {
+            version: keys.version(),
+            address: keys.address(),
+            sealed: keys.seal(&self.master, name)?,
+            created_at_ms: now_ms,
+            retired_at_ms: None,
+        })
+    }
+}

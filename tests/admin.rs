@@ -1,0 +1,428 @@
+//! Managing virtual identities: the admin API of a real node (on SQLite and PostgreSQL), its
+//! token check, its JSON errors, the `dm3-bridge identity` CLI, keys sealed at rest, and a
+//! wrong master key refused at start-up.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use alloy_primitives::Address;
+use dm3::encoding::hex_encode;
+use dm3::ens::EnsName;
+use dm3::profile::SignedUserProfile;
+use dm3_bridge::config::{Config, DatabaseUrl};
+use dm3_bridge::name_service::NameService;
+use dm3_bridge::node::Node;
+use dm3_bridge::node_keys::NodeKeys;
+use dm3_bridge::store::{EnsName as StoreName, MessageHash, NewEnvelope};
+use dm3_bridge::vault::MasterKey;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::TestDb;
+use support::names::{Admin, NamesNode, PARENT, TOKEN, start_names_node};
+use support::node::TestNode;
+
+async fn node_on(database: Option<DatabaseUrl>) -> TestNode {
+    start_names_node(NamesNode { database, ..NamesNode::default() }).await
+}
+
+fn error_of(body: &Value) -> (&str, &str) {
+    (
+        body["error"]["code"].as_str().unwrap_or_default(),
+        body["error"]["message"].as_str().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn every_admin_route_needs_the_token() {
+    let node = node_on(None).await;
+    for (method, path) in [
+        (Method::GET, "/admin/identities"),
+        (Method::POST, "/admin/identities"),
+        (Method::GET, "/admin/gateway"),
+        (Method::DELETE, "/admin/identities/tg-1.tg.bridge.example.eth"),
+        (Method::GET, "/admin/no-such-route"),
+    ] {
+        for auth in [None, Some("Bearer wrong-token-wrong-token"), Some(TOKEN), Some("Basic dXNlcjpwYXNz")] {
+            let mut request = node.client.request(method.clone(), node.url(path));
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{method} {path} {auth:?}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(error_of(&body).0, "unauthorized", "{body}");
+        }
+    }
+    // With the token, an unknown route is a JSON 404.
+    let (status, body) = Admin { node: &node }.get("/admin/no-such-route").await;
+    assert_eq!((status, error_of(&body).0), (StatusCode::NOT_FOUND, "no_route"));
+
+    // Without a configured token the API is off, and says how to turn it on.
+    let off = start_names_node(NamesNode { token: Some(None), ..NamesNode::default() }).await;
+    let response = off.client.get(off.url("/admin/identities")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_of(&body).0, "admin_disabled");
+    assert!(error_of(&body).1.contains("admin.token"), "{body}");
+}
+
+#[tokio::test]
+async fn identity_lifecycle_on_sqlite() {
+    identity_lifecycle(node_on(None).await).await;
+}
+
+#[tokio::test]
+async fn identity_lifecycle_on_postgres() {
+    let db = TestDb::postgres().await;
+    identity_lifecycle(node_on(Some(db.url.clone())).await).await;
+}
+
+async fn identity_lifecycle(node: TestNode) {
+    let admin = Admin { node: &node };
+    let created = admin.create("telegram", "12345").await;
+    assert_eq!(created["name"], "tg-12345.tg.bridge.example.eth");
+    assert_eq!(created["label"], "tg-12345");
+    assert_eq!((created["network"].as_str(), created["userId"].as_str()), (Some("telegram"), Some("12345")));
+    assert_eq!((created["keyVersion"].as_u64(), created["enabled"].as_bool()), (Some(1), Some(true)));
+    let first_address: Address = created["address"].as_str().unwrap().parse().unwrap();
+
+    // A Telegram id may come as a JSON number; the same user twice is a conflict.
+    let (status, body) =
+        admin.post("/admin/identities", Some(json!({"network": "telegram", "userId": 12345}))).await;
+    assert_eq!((status, error_of(&body).0), (StatusCode::CONFLICT, "exists"), "{body}");
+    assert!(error_of(&body).1.contains("tg-12345.tg.bridge.example.eth"), "{body}");
+    let matrix = admin.create("matrix", "@bob:example.org").await;
+    assert_eq!(matrix["name"], "bob-sexample-porg.mx.bridge.example.eth");
+
+    // Show: by name, by network:userId, percent-encoded or not.
+    for id in ["tg-12345.tg.bridge.example.eth", "telegram:12345", "TG-12345.tg.bridge.example.eth"] {
+        let (status, shown) = admin.get(&format!("/admin/identities/{id}")).await;
+        assert_eq!((status, &shown), (StatusCode::OK, &created), "{id}");
+    }
+    let (status, shown) = admin.get("/admin/identities/matrix:%40bob%3Aexample.org").await;
+    assert_eq!((status, &shown), (StatusCode::OK, &matrix));
+
+    // Paging, in name order.
+    for id in 1..=5 {
+        admin.create("telegram", &id.to_string()).await;
+    }
+    let (status, page) = admin.get("/admin/identities?page=2&perPage=3").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        (page["page"].as_u64(), page["perPage"].as_u64(), page["total"].as_u64()),
+        (Some(2), Some(3), Some(7))
+    );
+    let names: Vec<&str> =
+        page["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    // Byte order: bob-…mx, tg-1., tg-12345. make page 1 ('.' sorts before the digits).
+    assert_eq!(
+        names,
+        ["tg-2.tg.bridge.example.eth", "tg-3.tg.bridge.example.eth", "tg-4.tg.bridge.example.eth"]
+    );
+    let (_, last) = admin.get("/admin/identities?page=3&perPage=3").await;
+    assert_eq!(last["items"].as_array().unwrap().len(), 1);
+    let (_, beyond) = admin.get("/admin/identities?page=9").await;
+    assert_eq!(beyond["items"], json!([]));
+
+    // Disable and enable.
+    let (status, disabled) = admin.post("/admin/identities/telegram:12345/disable", None).await;
+    assert_eq!((status, disabled["enabled"].as_bool()), (StatusCode::OK, Some(false)));
+    assert!(disabled["disabledAt"].as_i64().is_some());
+    let (_, profile) = admin.get("/admin/identities/telegram:12345/profile").await;
+    assert_eq!(profile["published"], false);
+    let (_, enabled) = admin.post("/admin/identities/telegram:12345/enable", None).await;
+    assert_eq!((enabled["enabled"].as_bool(), &enabled["disabledAt"]), (Some(true), &Value::Null));
+
+    // Rotation: a new wallet, so a new address, and a profile signed by it.
+    let (status, rotated) = admin.post("/admin/identities/telegram:12345/rotate", None).await;
+    assert_eq!((status, rotated["keyVersion"].as_u64()), (StatusCode::OK, Some(2)));
+    let new_address: Address = rotated["address"].as_str().unwrap().parse().unwrap();
+    assert_ne!(new_address, first_address);
+    let (_, profile) = admin.get("/admin/identities/telegram:12345/profile").await;
+    assert_eq!((profile["keyVersion"].as_u64(), profile["published"].as_bool()), (Some(2), Some(true)));
+    let signed = SignedUserProfile::from_value(profile["profile"].clone()).unwrap();
+    signed.verify_against_address(&new_address).unwrap();
+    assert!(signed.verify_against_address(&first_address).is_err());
+    assert_eq!(profile["record"], signed.to_text_record());
+    // The old key is kept to open envelopes in flight; the new one signs.
+    let name = EnsName::parse("tg-12345.tg.bridge.example.eth").unwrap();
+    let vault = &node.node.names().vault;
+    let versions: Vec<(u32, Address)> =
+        vault.opening_keys(&name).await.unwrap().iter().map(|k| (k.version(), k.address())).collect();
+    assert_eq!(versions, [(2, new_address), (1, first_address)]);
+    assert_eq!(vault.current_keys(&name).await.unwrap().address(), new_address);
+
+    // Conversations: the senders of the envelopes stored for it.
+    for (sender, hash) in [("alice.eth", "0x01"), ("alice.eth", "0x02"), ("carol.eth", "0x03")] {
+        node.node
+            .store()
+            .insert_envelope(NewEnvelope {
+                receiver: StoreName::new(name.as_str()).unwrap(),
+                sender: StoreName::new(sender).unwrap(),
+                message_hash: MessageHash::new(hash).unwrap(),
+                envelope: "{}".to_owned(),
+                received_at_ms: if sender == "carol.eth" { 10 } else { 5 },
+                expires_at_ms: None,
+            })
+            .await
+            .unwrap();
+    }
+    let (status, conversations) = admin.get("/admin/identities/telegram:12345/conversations").await;
+    assert_eq!(status, StatusCode::OK, "{conversations}");
+    assert_eq!(
+        conversations["conversations"],
+        json!([
+            {"counterparty": "carol.eth", "envelopes": 1, "lastReceivedAt": 10},
+            {"counterparty": "alice.eth", "envelopes": 2, "lastReceivedAt": 5},
+        ])
+    );
+
+    // Delete: gone, with its keys.
+    let (status, deleted) = admin.request(Method::DELETE, "/admin/identities/telegram:12345", None).await;
+    assert_eq!((status, deleted["name"].as_str()), (StatusCode::OK, Some(name.as_str())));
+    let (status, body) = admin.get("/admin/identities/telegram:12345").await;
+    assert_eq!((status, error_of(&body).0), (StatusCode::NOT_FOUND, "not_found"));
+    assert!(vault.opening_keys(&name).await.is_err());
+    // The user can get a new identity, with a fresh wallet.
+    let again = admin.create("telegram", "12345").await;
+    assert_eq!(again["keyVersion"], 1);
+    assert_ne!(again["address"], created["address"]);
+}
+
+#[tokio::test]
+async fn bad_requests_say_what_was_wrong() {
+    let node = node_on(None).await;
+    let admin = Admin { node: &node };
+    let creates = [
+        (json!({"network": "irc", "userId": "x"}), "unknown network \"irc\""),
+        (json!({"userId": "1"}), "missing \"network\""),
+        (json!({"network": "telegram"}), "missing \"userId\""),
+        (json!({"network": "telegram", "userId": "0123"}), "not a Telegram user id"),
+        (json!({"network": "telegram", "userId": -5}), "not a Telegram user id"),
+        (json!({"network": "matrix", "userId": "bob"}), "does not start with @"),
+        (json!({"network": "matrix", "userId": 5}), "missing \"userId\""),
+        (json!({"network": "matrix", "userId": format!("@{}:x", "a".repeat(300))}), "longer than 255 bytes"),
+    ];
+    for (body, needle) in creates {
+        let (status, answer) = admin.post("/admin/identities", Some(body.clone())).await;
+        assert_eq!((status, error_of(&answer).0), (StatusCode::BAD_REQUEST, "invalid_request"), "{body}");
+        assert!(error_of(&answer).1.contains(needle), "{body}: {answer}");
+    }
+    let response = node
+        .client
+        .post(node.url("/admin/identities"))
+        .bearer_auth(TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(error_of(&response.json::<Value>().await.unwrap()).1.contains("not JSON"));
+    let response = node
+        .client
+        .post(node.url("/admin/identities"))
+        .bearer_auth(TOKEN)
+        .body("x".repeat(10_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    for (path, status, needle) in [
+        ("/admin/identities?page=0", StatusCode::BAD_REQUEST, "pages start at 1"),
+        ("/admin/identities?perPage=5000", StatusCode::BAD_REQUEST, "1 to 1000 per page"),
+        ("/admin/identities?page=x", StatusCode::BAD_REQUEST, "not a whole number"),
+        ("/admin/identities?sort=name", StatusCode::BAD_REQUEST, "unknown query parameter"),
+        ("/admin/identities/Not%20A%20Name", StatusCode::BAD_REQUEST, "neither an identity name"),
+        ("/admin/identities/telegram:abc", StatusCode::BAD_REQUEST, "not a Telegram user id"),
+        ("/admin/identities/irc:bob", StatusCode::BAD_REQUEST, "unknown network"),
+        ("/admin/identities/tg-9.tg.bridge.example.eth", StatusCode::NOT_FOUND, "no identity tg-9"),
+        ("/admin/identities/%FF%FE", StatusCode::BAD_REQUEST, "unreadable"),
+    ] {
+        let (answer_status, answer) = admin.get(path).await;
+        assert_eq!(answer_status, status, "{path}: {answer}");
+        assert!(error_of(&answer).1.contains(needle), "{path}: {answer}");
+    }
+    for route in ["disable", "enable", "rotate"] {
+        let (status, answer) = admin.post(&format!("/admin/identities/telegram:77/{route}"), None).await;
+        assert_eq!((status, error_of(&answer).0), (StatusCode::NOT_FOUND, "not_found"), "{route}");
+    }
+
+    // No parent configured: identities are off, and the error says so.
+    let off = start_names_node(NamesNode { parent: Some(String::new()), ..NamesNode::default() }).await;
+    let (status, answer) = Admin { node: &off }
+        .post("/admin/identities", Some(json!({"network": "telegram", "userId": "1"})))
+        .await;
+    assert_eq!((status, error_of(&answer).0), (StatusCode::CONFLICT, "identities_disabled"));
+    assert!(error_of(&answer).1.contains("identities.parent"));
+}
+
+/// Keys are sealed at rest: neither the database file nor any API answer holds a secret.
+#[tokio::test]
+async fn secrets_stay_sealed_and_out_of_answers() {
+    let node = node_on(None).await;
+    let admin = Admin { node: &node };
+    let mut answers = String::new();
+    let created = admin.create("matrix", "@carol:example.org").await;
+    let name = EnsName::parse(created["name"].as_str().unwrap()).unwrap();
+    for path in ["", "/profile", "/conversations"] {
+        answers.push_str(&admin.get(&format!("/admin/identities/{name}{path}")).await.1.to_string());
+    }
+    answers.push_str(&admin.get("/admin/identities").await.1.to_string());
+    answers.push_str(&admin.get("/admin/gateway").await.1.to_string());
+    let keys = node.node.names().vault.current_keys(&name).await.unwrap();
+    let wallet = keys.wallet().secret_bytes();
+    let secrets = [
+        hex_encode(wallet.as_ref())[2..].to_owned(),
+        keys.profile_keys().encryption.secret_b64().to_string(),
+        keys.profile_keys().signing.secret_b64().to_string(),
+    ];
+    for secret in &secrets {
+        assert!(!answers.contains(secret.as_str()), "an API answer contains a secret");
+    }
+    // The SQLite files (database and WAL) do not contain the wallet secret in the clear.
+    let mut on_disk = Vec::new();
+    for entry in std::fs::read_dir(node.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("sqlite") {
+            on_disk.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(on_disk.windows(32).all(|w| w != wallet.as_ref()), "the wallet secret is on disk in the clear");
+    assert!(!format!("{keys:?}").contains(&secrets[0]));
+}
+
+/// A master key that does not open the gateway signer or the identity keys stops the node.
+#[tokio::test]
+async fn a_wrong_master_key_stops_the_node_with_the_reason() {
+    let node = node_on(None).await;
+    Admin { node: &node }.create("telegram", "1").await;
+    let config: Config = node.config.clone();
+    let TestNode { node: running, dir, .. } = node;
+    running.shutdown().await.unwrap();
+
+    // The operator replaced master.key (and re-made the node keys with it), keeping the data.
+    let other = MasterKey::generate().unwrap();
+    let env = vec![("DM3_BRIDGE_MASTER_KEY".to_owned(), other.to_base64().to_string())];
+    std::fs::remove_file(dir.path().join("node-keys.sealed")).unwrap();
+    NodeKeys::generate().unwrap().write_new_file(&other, &dir.path().join("node-keys.sealed")).unwrap();
+    let error = Node::start(&config, &env, support::node::StubProtocol::factory(std::time::Duration::ZERO))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("master key does not open the sealed gateway signer"), "{error}");
+
+    // Without the signer file (it would be made again), the identity keys still refuse.
+    std::fs::remove_file(dir.path().join("gateway-signer.sealed")).unwrap();
+    let error = Node::start(&config, &env, support::node::StubProtocol::factory(std::time::Duration::ZERO))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("master key does not open the sealed keys of tg-1.tg.bridge.example.eth"),
+        "{error}"
+    );
+
+    // The same check guards the CLI's NameService.
+    let store = dm3_bridge::store::Store::open(&config.database_url(), &Default::default()).await.unwrap();
+    let keys = NodeKeys::read_file(&other, &dir.path().join("node-keys.sealed")).unwrap();
+    let result = NameService::open(&config, Arc::new(other), store, &keys).await;
+    assert!(result.err().unwrap().to_string().contains("wrong master key"));
+}
+
+fn cli(config: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_dm3-bridge"))
+        .env("DM3_BRIDGE_IDENTITIES__PARENT", PARENT)
+        .arg("--config")
+        .arg(config)
+        .arg("identity")
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (output.status.success(), value, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn the_cli_offers_the_same_operations() {
+    let node = node_on(None).await;
+    let config = node.dir.path().join("config.toml");
+    let admin = Admin { node: &node };
+
+    let (ok, created, err) =
+        cli(&config, &["create", "--network", "matrix", "--user-id", "@Dave:example.org"]);
+    assert!(ok, "{err}");
+    assert_eq!(created["name"], "-44ave-sexample-porg.mx.bridge.example.eth");
+    // The running node sees what the CLI wrote, and vice versa.
+    let (status, shown) = admin.get("/admin/identities/matrix:@Dave:example.org").await;
+    assert_eq!((status, &shown), (StatusCode::OK, &created));
+    admin.create("telegram", "42").await;
+
+    let (ok, page, _) = cli(&config, &["list", "--page", "1", "--per-page", "1"]);
+    assert!(ok);
+    assert_eq!((page["total"].as_u64(), page["items"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    let (_, shown, _) = cli(&config, &["show", "telegram:42"]);
+    assert_eq!(shown["name"], "tg-42.tg.bridge.example.eth");
+    let (_, disabled, _) = cli(&config, &["disable", "telegram:42"]);
+    assert_eq!(disabled["enabled"], false);
+    let (_, enabled, _) = cli(&config, &["enable", "tg-42.tg.bridge.example.eth"]);
+    assert_eq!(enabled["enabled"], true);
+    let (_, rotated, _) = cli(&config, &["rotate", "telegram:42"]);
+    assert_eq!(rotated["keyVersion"], 2);
+    let (_, profile, _) = cli(&config, &["profile", "telegram:42"]);
+    assert_eq!(profile["address"], rotated["address"]);
+    let (_, conversations, _) = cli(&config, &["conversations", "telegram:42"]);
+    assert_eq!(conversations["conversations"], json!([]));
+    let (_, gateway, _) = cli(&config, &["gateway"]);
+    assert_eq!(gateway, admin.get("/admin/gateway").await.1);
+    assert!(gateway["urlTemplate"].as_str().unwrap().ends_with("/ccip/{sender}/{data}.json"));
+
+    let (ok, _, err) = cli(&config, &["delete", "telegram:42"]);
+    assert!(!ok && err.contains("add --yes"), "{err}");
+    let (ok, _, _) = cli(&config, &["delete", "telegram:42", "--yes"]);
+    assert!(ok);
+    let (ok, _, err) = cli(&config, &["show", "telegram:42"]);
+    assert!(!ok && err.contains("no identity telegram:42"), "{err}");
+    let (ok, _, err) = cli(&config, &["create", "--network", "irc", "--user-id", "x"]);
+    assert!(!ok && err.contains("unknown network"), "{err}");
+}
+
+#[test]
+fn identities_and_admin_settings_come_from_file_or_environment() {
+    let text = "[node]\nname = \"relay.example.eth\"\npublic_url = \"https://relay.example.org\"\n\
+                [identities]\nparent = \"bridge.example.eth\"\n";
+    let env = [
+        ("DM3_BRIDGE_ADMIN__TOKEN", "environment-token-0123456789"),
+        ("DM3_BRIDGE_IDENTITIES__ANSWER_TTL_SECS", "120"),
+        ("DM3_BRIDGE_IDENTITIES__MATRIX_LABEL", "matrix"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let config = Config::from_toml(text, &std::env::temp_dir().join("config.toml"), env).unwrap();
+    assert_eq!(config.identities.parent, PARENT);
+    assert_eq!((config.identities.answer_ttl_secs, config.identities.matrix_label.as_str()), (120, "matrix"));
+    assert_eq!(config.admin.token.as_ref().map(|t| t.expose()), Some("environment-token-0123456789"));
+    assert!(!format!("{config:?}").contains("environment-token"), "the token is printed by Debug");
+    assert!(config.problems().is_empty(), "{:?}", config.problems());
+
+    let short = [("DM3_BRIDGE_ADMIN__TOKEN".to_owned(), "short-secret".to_owned())];
+    let config = Config::from_toml(text, &std::env::temp_dir().join("config.toml"), short).unwrap();
+    let problems: Vec<String> = config.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("admin.token: is shorter than 16") && !problems[0].contains("short-secret")
+    );
+    let bad = Config::from_toml(
+        "[node]\nname = \"relay.example.eth\"\npublic_url = \"https://relay.example.org\"\n[identities]\nparent = \"Bridge.eth\"\n",
+        &std::env::temp_dir().join("config.toml"),
+        [],
+    )
+    .unwrap();
+    assert_eq!(bad.problems()[0].key, "identities.parent");
+}
