@@ -25,6 +25,11 @@ command -v python3 >/dev/null 2>&1 || die "python3 is not installed (need Python
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
     || die "python3 $(python3 --version 2>&1) is too old; Synapse needs >= 3.10"
 
+# Tests run in parallel and each may call this script; one install at a time.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$version" ] \
     && "$venv/bin/python" -c 'import synapse' >/dev/null 2>&1 \
     && [ -x "$venv/bin/register_new_matrix_user" ]; then
@@ -34,7 +39,6 @@ fi
 
 echo "install-synapse: installing matrix-synapse $version into $venv"
 rm -rf "$venv"
-mkdir -p "$(dirname "$venv")"
 python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "matrix-synapse==$version" \
     || die "pip install matrix-synapse==$version failed"
