@@ -14,10 +14,15 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dm3_bridge_connector::RemoteIdentity;
+use dm3_bridge_connector::{
+    Attachment, Connector as _, ConnectorError, Content, ConversationId, Delete, Edit, EventKind, Feature,
+    IdempotencyKey, InboundEvent, Message, MimeType, NetworkId, NetworkMessageId, Outbound, Reaction,
+    ReactionKey, ReadReceipt, RemoteIdentity, Text, Unsupported, deliver,
+};
+use dm3_bridge_matrix::inbound::{Converted, convert};
 use dm3_bridge_matrix::{
-    Appservice, Client, DirectoryError, GhostDirectory, GhostProfile, Recorded, Registration,
-    RegistrationScope, RoomEncryption, SinkError, Transaction, TransactionSink,
+    Appservice, Client, DirectoryError, GhostDirectory, GhostProfile, MatrixConnector, Recorded,
+    Registration, RegistrationScope, RoomEncryption, SinkError, Transaction, TransactionSink,
 };
 use ruma::events::room::message::RoomMessageEventContent;
 use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
@@ -309,4 +314,91 @@ async fn encrypted_rooms_are_detected() {
     let state = bridge.client.room_encryption(&ghost, &encrypted).await.unwrap();
     assert_eq!(state, RoomEncryption::Encrypted { algorithm: "m.megolm.v1.aes-sha2".to_owned() });
     assert!(!state.is_bridgeable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neutral_events_reach_the_matrix_user_with_their_relations() {
+    let bridge = Bridge::start().await;
+    let (bob, room) = bridge.dm_with_alice().await;
+    let ghost = bridge.ghost("alice.eth");
+    let question = bob.send_text(room.as_str(), "q1", "coffee?").await.unwrap();
+    let connector = MatrixConnector::new(
+        NetworkId::new("matrix").unwrap(),
+        bridge.client.clone(),
+        bridge.registration.ghosts().clone(),
+    );
+    connector.start().await.expect("start pings the homeserver through the bridge");
+
+    let outbound = |key: &str, payload: EventKind| Outbound {
+        conversation: ConversationId::new(room.as_str()).unwrap(),
+        sender: RemoteIdentity::new("alice.eth").unwrap(),
+        idempotency_key: IdempotencyKey::new(key).unwrap(),
+        timestamp_ms: Some(1_700_000_000_000),
+        payload,
+    };
+    let question_id = NetworkMessageId::new(question.as_str()).unwrap();
+    let reply = Message::new(Content::Text(Text::formatted("**yes**", "<b>yes</b>")))
+        .replying_to(question_id.clone());
+    let reply_id =
+        deliver(&connector, &outbound("k-reply", EventKind::Message(reply))).await.unwrap().unwrap();
+    let edit = Edit { target: reply_id.clone(), text: Text::plain("yes, now") };
+    let edit_id = deliver(&connector, &outbound("k-edit", EventKind::Edit(edit))).await.unwrap().unwrap();
+    let reaction = Reaction { target: question_id.clone(), key: ReactionKey::new("☕").unwrap() };
+    let reaction_id =
+        deliver(&connector, &outbound("k-react", EventKind::Reaction(reaction))).await.unwrap().unwrap();
+    let delete = Delete { target: reaction_id.clone(), reason: None };
+    assert_eq!(deliver(&connector, &outbound("k-delete", EventKind::Delete(delete))).await.unwrap(), None);
+    let receipt = ReadReceipt { up_to: question_id.clone() };
+    deliver(&connector, &outbound("k-read", EventKind::ReadReceipt(receipt))).await.unwrap();
+    let file = Attachment::inline("a.txt", MimeType::new("text/plain").unwrap(), b"x".to_vec()).unwrap();
+    let attachment = Message::new(Content::Attachment { attachment: file, caption: None });
+    assert_eq!(
+        deliver(&connector, &outbound("k-file", EventKind::Message(attachment))).await,
+        Err(ConnectorError::Unsupported(Unsupported::Feature(Feature::Media))),
+        "no media yet: an explicit refusal, not silence"
+    );
+
+    // What bob's client shows.
+    let timeline = bob.messages(room.as_str()).await.unwrap();
+    let by_id =
+        |id: &NetworkMessageId| timeline.iter().find(|e| e["event_id"] == id.as_str()).cloned().unwrap();
+    let reply = by_id(&reply_id);
+    assert_eq!(reply["sender"], ghost.as_str());
+    assert_eq!(reply["content"]["formatted_body"], "<b>yes</b>");
+    assert_eq!(reply["content"]["m.relates_to"]["m.in_reply_to"]["event_id"], question.as_str());
+    let edit = by_id(&edit_id);
+    assert_eq!(
+        edit["content"]["m.relates_to"],
+        json!({"rel_type": "m.replace", "event_id": reply_id.as_str()})
+    );
+    assert_eq!(edit["content"]["m.new_content"]["body"], "yes, now");
+    let reaction = by_id(&reaction_id);
+    assert_eq!(reaction["content"], json!({}), "the reaction was redacted: {reaction}");
+    let sync = bob.call(reqwest::Method::GET, "/_matrix/client/v3/sync?timeout=0", None).await.unwrap();
+    let ephemeral = &sync["rooms"]["join"][room.as_str()]["ephemeral"]["events"];
+    let read = ephemeral.as_array().unwrap().iter().find(|e| e["type"] == "m.receipt").unwrap();
+    assert!(read["content"][question.as_str()]["m.read"][ghost.as_str()].is_object(), "{read}");
+
+    // Inbound: bob's message converts to a neutral event; the ghost's own sends are echoes.
+    bridge
+        .wait_for("the ghost's echo", |events| events.iter().any(|(_, e)| e["event_id"] == reply_id.as_str()))
+        .await;
+    let delivered = bridge.sink.delivered.lock().unwrap().clone();
+    let converted: Vec<Converted> = delivered
+        .iter()
+        .flat_map(|t| t.events.iter())
+        .map(|e| convert(e, bridge.registration.ghosts()))
+        .collect();
+    let texts: Vec<&Message> = converted
+        .iter()
+        .filter_map(|c| match c {
+            Converted::Event(InboundEvent { kind: EventKind::Message(m), .. }) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [&Message::new(Content::Text(Text::plain("coffee?")))],
+        "only bob's message is inbound"
+    );
 }

@@ -14,14 +14,18 @@
 //! - [`appservice`]: the routes the homeserver calls, with [`auth`] and [`response`];
 //! - [`transaction`], [`directory`]: the traits the service implements for those routes;
 //! - [`client`]: the client-server calls the bridge makes as its ghosts;
+//! - [`connector`]: the neutral `Connector` traits over the client; [`inbound`]: Matrix events
+//!   into neutral inbound events;
 //! - [`encryption`]: encrypted rooms, detected and refused in plain words.
 
 pub mod appservice;
 pub mod auth;
 pub mod client;
+pub mod connector;
 pub mod directory;
 pub mod encryption;
 pub mod ghost;
+pub mod inbound;
 pub mod registration;
 pub mod response;
 pub mod secret;
@@ -29,6 +33,7 @@ pub mod transaction;
 
 pub use appservice::Appservice;
 pub use client::{Client, ClientError, Registered, RetryAfter};
+pub use connector::MatrixConnector;
 pub use directory::{DirectoryError, GhostDirectory, GhostProfile};
 pub use encryption::RoomEncryption;
 pub use ghost::{GhostError, GhostNamespace};
