@@ -1,0 +1,144 @@
+//! The traits a connector implements: one small required trait, and optional capabilities.
+//!
+//! As in mautrix bridgev2 (bridge-anchors §2.1), a minimal connector sends text and nothing
+//! else; edits, reactions, deletes, read receipts and media are separate traits it grows into.
+//! Go discovers those by type assertion; here [`Connector`] has one accessor per capability
+//! (`fn edits(&self) -> Option<&dyn EditHandling>`) that returns `None` unless the connector
+//! overrides it. The engine holds connectors as `Arc<dyn Connector>`, so the traits are
+//! dyn-compatible and return [`BoxFuture`]s.
+//!
+//! Errors are classified for the engine's retry policy, not described for a person:
+//! [`ConnectorError::RetryAfter`] and [`ConnectorError::Transient`] are retried (with the
+//! network's own delay when it gave one, e.g. Matrix `retry_after_ms`), [`ConnectorError::Permanent`]
+//! and [`ConnectorError::Unsupported`] are reported to the sender.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::attachment::Attachment;
+use crate::capabilities::{Capabilities, Unsupported};
+use crate::event::Outbound;
+use crate::id::{ConversationId, NetworkId, NetworkMessageId};
+use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
+
+/// A boxed, sendable future: what the dyn-compatible traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a connector call failed, classified for the retry policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The network rate-limited us; try again after the delay, if it gave one.
+    #[error("rate limited by the network{}", .0.map(|d| format!(", retry after {} ms", d.as_millis())).unwrap_or_default())]
+    RetryAfter(Option<Duration>),
+    /// A failure that may pass: network unreachable, timeout, a 5xx.
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// A failure that will not pass by retrying: refused, not found, malformed.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+    /// The conversation cannot carry this content.
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+}
+
+impl ConnectorError {
+    /// Whether the engine should try again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ConnectorError::RetryAfter(_) | ConnectorError::Transient(_))
+    }
+}
+
+/// What every connector does.
+pub trait Connector: Send + Sync {
+    /// Which network this connector serves.
+    fn network(&self) -> &NetworkId;
+
+    /// Starts receiving from the network (after the engine is ready to take inbound events).
+    fn start(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
+
+    /// Stops receiving; in-flight work is finished or left to be retried.
+    fn stop(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
+
+    /// What `conversation` can carry now.
+    fn capabilities<'a>(
+        &'a self,
+        conversation: &'a ConversationId,
+    ) -> BoxFuture<'a, Result<Capabilities, ConnectorError>>;
+
+    /// Sends a new message; answers the network's id for it.
+    fn send_message<'a>(
+        &'a self,
+        message: &'a Outbound<Message>,
+    ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>>;
+
+    /// Edits, if this connector can send them.
+    fn edits(&self) -> Option<&dyn EditHandling> {
+        None
+    }
+
+    /// Reactions, if this connector can send them.
+    fn reactions(&self) -> Option<&dyn ReactionHandling> {
+        None
+    }
+
+    /// Deletes, if this connector can send them.
+    fn deletes(&self) -> Option<&dyn DeleteHandling> {
+        None
+    }
+
+    /// Read receipts, if this connector can send them.
+    fn receipts(&self) -> Option<&dyn ReceiptHandling> {
+        None
+    }
+
+    /// Media transfer, if this connector moves files.
+    fn media(&self) -> Option<&dyn MediaHandling> {
+        None
+    }
+}
+
+/// Sending edits.
+pub trait EditHandling: Send + Sync {
+    /// Replaces the text of an earlier message; answers the network's id of the edit event.
+    fn send_edit<'a>(
+        &'a self,
+        edit: &'a Outbound<Edit>,
+    ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>>;
+}
+
+/// Sending reactions.
+pub trait ReactionHandling: Send + Sync {
+    /// Reacts to an earlier message; answers the network's id of the reaction (to delete it later).
+    fn send_reaction<'a>(
+        &'a self,
+        reaction: &'a Outbound<Reaction>,
+    ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>>;
+}
+
+/// Sending deletes.
+pub trait DeleteHandling: Send + Sync {
+    /// Removes an earlier message or reaction.
+    fn send_delete<'a>(&'a self, delete: &'a Outbound<Delete>) -> BoxFuture<'a, Result<(), ConnectorError>>;
+}
+
+/// Sending read receipts.
+pub trait ReceiptHandling: Send + Sync {
+    /// Marks everything up to a message as read by the sender.
+    fn send_receipt<'a>(
+        &'a self,
+        receipt: &'a Outbound<ReadReceipt>,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>>;
+}
+
+/// Moving files between the bridge and the network's media store.
+pub trait MediaHandling: Send + Sync {
+    /// Stores an inline attachment on the network; answers it with a URL source.
+    fn upload<'a>(&'a self, attachment: &'a Attachment) -> BoxFuture<'a, Result<Attachment, ConnectorError>>;
+
+    /// Fetches the bytes behind `url`, refusing more than `max_bytes`.
+    fn download<'a>(&'a self, url: &'a Url, max_bytes: u64)
+    -> BoxFuture<'a, Result<Vec<u8>, ConnectorError>>;
+}

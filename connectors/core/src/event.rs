@@ -1,0 +1,71 @@
+//! Events crossing the connector boundary, in both directions.
+//!
+//! - [`InboundEvent`]: a connector saw something happen on its network and hands it to the
+//!   engine, which persists it (the outbox) before the connector acknowledges the network.
+//! - [`Outbound`]: the engine asks a connector to make something happen, on behalf of a
+//!   [`RemoteIdentity`] (the connector's stand-in for that user sends it), with an
+//!   [`IdempotencyKey`] so that a retry after a crash or timeout does not post twice.
+//!
+//! Both carry the same [`EventKind`], so the vocabulary is defined once.
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{ConversationId, IdempotencyKey, NetworkMessageId, NetworkUserId, RemoteIdentity};
+use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
+
+/// What happened (inbound) or should happen (outbound).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Message(Message),
+    Edit(Edit),
+    Reaction(Reaction),
+    Delete(Delete),
+    ReadReceipt(ReadReceipt),
+}
+
+/// Something a network user did in a bridged conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundEvent {
+    /// Where: the portal.
+    pub conversation: ConversationId,
+    /// Who, as the network names them.
+    pub sender: NetworkUserId,
+    /// The network's id of this event: the key for deduplication and for the message map.
+    pub network_event_id: NetworkMessageId,
+    /// When, in milliseconds since the Unix epoch, as the network stamped it.
+    pub timestamp_ms: u64,
+    /// What.
+    pub kind: EventKind,
+}
+
+/// A request to a connector to act in a conversation on behalf of a remote user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbound<T> {
+    /// Where: the portal.
+    pub conversation: ConversationId,
+    /// On whose behalf: the connector's stand-in for this identity acts.
+    pub sender: RemoteIdentity,
+    /// Makes the send idempotent on the network.
+    pub idempotency_key: IdempotencyKey,
+    /// The original time, in milliseconds since the Unix epoch, where the network lets a bridge
+    /// set it (Matrix `?ts=`); `None` lets the network stamp it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_ms: Option<u64>,
+    /// What to do.
+    pub payload: T,
+}
+
+impl<T> Outbound<T> {
+    /// The same request with another payload (used to narrow an `Outbound<EventKind>` to the
+    /// payload type of one capability trait).
+    pub fn with_payload<U>(&self, payload: U) -> Outbound<U> {
+        Outbound {
+            conversation: self.conversation.clone(),
+            sender: self.sender.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            timestamp_ms: self.timestamp_ms,
+            payload,
+        }
+    }
+}

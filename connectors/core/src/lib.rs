@@ -1,0 +1,43 @@
+//! The network-neutral model of dm3-bridge: what the engine and every connector agree on.
+//!
+//! The engine (in the `dm3-bridge` service) speaks DM3; a connector speaks one other network
+//! (Matrix, Telegram). This crate is the narrow waist between them, so it knows neither: no DM3
+//! name, key or envelope appears here, and no network's wire format. A DM3 user is only an
+//! opaque [`RemoteIdentity`] to a connector.
+//!
+//! The shape follows mautrix bridgev2 (see `shared/notes/bridge-anchors.md` §2.1): a small
+//! required [`Connector`] trait, optional capability traits for edits, reactions, deletes,
+//! receipts and media, and per-conversation [`Capabilities`] that the engine checks *before*
+//! calling a connector, so content a network cannot carry gets an explicit
+//! [`Unsupported`] status instead of being lost.
+//!
+//! - [`id`]: the typed ids, each a validated newtype;
+//! - [`message`]: text, replies, edits, reactions, deletes and read receipts;
+//! - [`attachment`]: files, inline or by URL;
+//! - [`event`]: what a connector hands the engine ([`InboundEvent`]) and what the engine asks
+//!   a connector to send ([`Outbound`]);
+//! - [`capabilities`]: what a conversation can carry, and the check that names what it cannot;
+//! - [`connector`]: the traits and their error;
+//! - [`dispatch`]: the one place that gates an outbound event on capabilities and routes it to
+//!   the right trait.
+
+pub mod attachment;
+pub mod capabilities;
+pub mod connector;
+pub mod dispatch;
+pub mod event;
+pub mod id;
+pub mod message;
+
+pub use attachment::{Attachment, AttachmentError, AttachmentSource, MimeType};
+pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
+pub use connector::{
+    BoxFuture, Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, ReactionHandling,
+    ReceiptHandling,
+};
+pub use dispatch::deliver;
+pub use event::{EventKind, InboundEvent, Outbound};
+pub use id::{
+    ConversationId, IdError, IdempotencyKey, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity,
+};
+pub use message::{Content, Delete, Edit, Message, Reaction, ReactionKey, ReadReceipt, Text};

@@ -1,0 +1,244 @@
+//! The Matrix connector as the engine sees it: the neutral [`Connector`] traits over [`Client`].
+//!
+//! The engine hands an [`Outbound`] request naming a conversation (a room id), a sender (a DM3
+//! name) and an idempotency key (derived from the DM3 message hash); this module turns it into
+//! the ghost's client-server call:
+//! - the sender's ghost acts (`?user_id=`), so the Matrix user sees the DM3 user, not a bot;
+//! - the idempotency key is the Matrix transaction id, so a retried send after a crash or a
+//!   timeout is recognised by the homeserver instead of posted twice;
+//! - the DM3 time goes into `?ts=`.
+//!
+//! Edits, reactions, deletes and read receipts are all supported by Matrix, so all four
+//! capability traits are implemented. Media is not yet ([`Capabilities::media`] is `None`), so
+//! the engine refuses attachments with an explicit status until it is. Encrypted rooms are
+//! detected when a portal is set up ([`Client::room_encryption`]); the engine keeps such rooms
+//! out of the bridge and tells the user ([`crate::encryption`]).
+//!
+//! [`Connector::start`] pings the homeserver through the bridge, the check that catches the
+//! common misconfiguration where the homeserver cannot reach the bridge's URL (bridge-anchors
+//! §3, pain 11) with a message that says so.
+
+use std::sync::Arc;
+
+use dm3_bridge_connector::{
+    BoxFuture, Capabilities, Connector, ConnectorError, Content, ConversationId, Delete, DeleteHandling,
+    Edit, EditHandling, Feature, Message, NetworkId, NetworkMessageId, Outbound, Reaction, ReactionHandling,
+    ReadReceipt, ReceiptHandling, Text, Unsupported,
+};
+use ruma::events::relation::{InReplyTo, Reply};
+use ruma::events::room::message::{Relation, ReplacementMetadata, RoomMessageEventContent};
+use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId};
+
+use crate::client::{Client, ClientError};
+use crate::ghost::GhostNamespace;
+
+/// The Matrix connector.
+pub struct MatrixConnector {
+    network: NetworkId,
+    client: Arc<Client>,
+    ghosts: GhostNamespace,
+}
+
+impl MatrixConnector {
+    /// A connector named `network`, acting through `client` as the ghosts of `ghosts`.
+    pub fn new(network: NetworkId, client: Arc<Client>, ghosts: GhostNamespace) -> Self {
+        Self { network, client, ghosts }
+    }
+
+    /// What every unencrypted room carries today.
+    pub fn room_capabilities() -> Capabilities {
+        Capabilities { media: None, ..Capabilities::full(0) }
+    }
+
+    fn parts<T>(
+        &self,
+        request: &Outbound<T>,
+    ) -> Result<(OwnedUserId, OwnedRoomId, OwnedTransactionId), ConnectorError> {
+        let ghost =
+            self.ghosts.user_id(&request.sender).map_err(|e| ConnectorError::Permanent(e.to_string()))?;
+        Ok((
+            ghost,
+            room_id(&request.conversation)?,
+            OwnedTransactionId::from(request.idempotency_key.as_str()),
+        ))
+    }
+}
+
+fn room_id(conversation: &ConversationId) -> Result<OwnedRoomId, ConnectorError> {
+    RoomId::parse(conversation.as_str())
+        .map_err(|e| ConnectorError::Permanent(format!("`{conversation}` is not a Matrix room id: {e}")))
+}
+
+fn event_id(id: &NetworkMessageId) -> Result<OwnedEventId, ConnectorError> {
+    EventId::parse(id.as_str())
+        .map_err(|e| ConnectorError::Permanent(format!("`{id}` is not a Matrix event id: {e}")))
+}
+
+fn network_id(id: &EventId) -> Result<NetworkMessageId, ConnectorError> {
+    NetworkMessageId::new(id.as_str()).map_err(|e| ConnectorError::Permanent(e.to_string()))
+}
+
+/// Classifies a client error for the engine's retry policy.
+fn classify(error: ClientError) -> ConnectorError {
+    match error {
+        ClientError::RetryAfter(retry) => ConnectorError::RetryAfter(retry.delay),
+        e if e.is_retryable() => ConnectorError::Transient(e.to_string()),
+        e => ConnectorError::Permanent(e.to_string()),
+    }
+}
+
+fn text_content(text: &Text, notice: bool) -> RoomMessageEventContent {
+    match (&text.html, notice) {
+        (Some(html), false) => RoomMessageEventContent::text_html(&text.body, html),
+        (None, false) => RoomMessageEventContent::text_plain(&text.body),
+        (Some(html), true) => RoomMessageEventContent::notice_html(&text.body, html),
+        (None, true) => RoomMessageEventContent::notice_plain(&text.body),
+    }
+}
+
+impl Connector for MatrixConnector {
+    fn network(&self) -> &NetworkId {
+        &self.network
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
+        Box::pin(async move {
+            match self.client.ping(None).await {
+                Ok(round_trip) => {
+                    tracing::info!(
+                        round_trip_ms = round_trip.as_millis(),
+                        "the homeserver reaches the bridge"
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(ConnectorError::Transient(format!(
+                    "the homeserver could not ping the bridge; check the registration's url and tokens, \
+                     and that the homeserver can reach that url: {e}"
+                ))),
+            }
+        })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
+        // The routes are served by the service, which stops them; nothing runs here.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn capabilities<'a>(
+        &'a self,
+        _: &'a ConversationId,
+    ) -> BoxFuture<'a, Result<Capabilities, ConnectorError>> {
+        Box::pin(async { Ok(Self::room_capabilities()) })
+    }
+
+    fn send_message<'a>(
+        &'a self,
+        message: &'a Outbound<Message>,
+    ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
+        Box::pin(async move {
+            let (ghost, room, txn) = self.parts(message)?;
+            let mut content = match &message.payload.content {
+                Content::Text(text) => text_content(text, false),
+                Content::Notice(text) => text_content(text, true),
+                Content::Attachment { .. } => return Err(Unsupported::Feature(Feature::Media).into()),
+            };
+            if let Some(target) = &message.payload.reply_to {
+                content.relates_to = Some(Relation::Reply(Reply::new(InReplyTo::new(event_id(target)?))));
+            }
+            let id = self
+                .client
+                .send_message(&ghost, &room, &txn, message.timestamp_ms, &content)
+                .await
+                .map_err(classify)?;
+            network_id(&id)
+        })
+    }
+
+    fn edits(&self) -> Option<&dyn EditHandling> {
+        Some(self)
+    }
+
+    fn reactions(&self) -> Option<&dyn ReactionHandling> {
+        Some(self)
+    }
+
+    fn deletes(&self) -> Option<&dyn DeleteHandling> {
+        Some(self)
+    }
+
+    fn receipts(&self) -> Option<&dyn ReceiptHandling> {
+        Some(self)
+    }
+}
+
+impl EditHandling for MatrixConnector {
+    fn send_edit<'a>(
+        &'a self,
+        edit: &'a Outbound<Edit>,
+    ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
+        Box::pin(async move {
+            let (ghost, room, txn) = self.parts(edit)?;
+            let target = event_id(&edit.payload.target)?;
+            let content = text_content(&edit.payload.text, false)
+                .make_replacement(ReplacementMetadata::new(target, None));
+            let id = self
+                .client
+                .send_message(&ghost, &room, &txn, edit.timestamp_ms, &content)
+                .await
+                .map_err(classify)?;
+            network_id(&id)
+        })
+    }
+}
+
+impl ReactionHandling for MatrixConnector {
+    fn send_reaction<'a>(
+        &'a self,
+        reaction: &'a Outbound<Reaction>,
+    ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
+        Box::pin(async move {
+            let (ghost, room, txn) = self.parts(reaction)?;
+            let target = event_id(&reaction.payload.target)?;
+            let id = self
+                .client
+                .send_reaction(
+                    &ghost,
+                    &room,
+                    &txn,
+                    reaction.timestamp_ms,
+                    &target,
+                    reaction.payload.key.as_str(),
+                )
+                .await
+                .map_err(classify)?;
+            network_id(&id)
+        })
+    }
+}
+
+impl DeleteHandling for MatrixConnector {
+    fn send_delete<'a>(&'a self, delete: &'a Outbound<Delete>) -> BoxFuture<'a, Result<(), ConnectorError>> {
+        Box::pin(async move {
+            let (ghost, room, txn) = self.parts(delete)?;
+            let target = event_id(&delete.payload.target)?;
+            self.client
+                .redact(&ghost, &room, &target, &txn, delete.payload.reason.as_deref())
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        })
+    }
+}
+
+impl ReceiptHandling for MatrixConnector {
+    fn send_receipt<'a>(
+        &'a self,
+        receipt: &'a Outbound<ReadReceipt>,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>> {
+        Box::pin(async move {
+            let (ghost, room, _) = self.parts(receipt)?;
+            let target = event_id(&receipt.payload.up_to)?;
+            self.client.send_receipt(&ghost, &room, &target).await.map_err(classify)
+        })
+    }
+}

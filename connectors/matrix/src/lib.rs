@@ -1,0 +1,42 @@
+//! The Matrix connector of dm3-bridge: an application service on ruma types.
+//!
+//! The bridge is a Matrix application service: the homeserver pushes room events to it and
+//! lets it act as many users ("ghosts", one per DM3 identity) with one token. This crate holds
+//! the Matrix side of that and nothing else: no database (the service implements
+//! [`TransactionSink`] and [`GhostDirectory`]), no DM3 (a DM3 name is an opaque
+//! [`dm3_bridge_connector::RemoteIdentity`] here). It uses ruma's types for every request and
+//! event, axum for the routes and reqwest for the client; not matrix-sdk, which is a client SDK
+//! with no appservice mode (real-components.md).
+//!
+//! - [`registration`]: `registration.yaml` and the scope of transaction ids;
+//! - [`secret`]: the as/hs tokens, unloggable;
+//! - [`ghost`]: the reversible mapping of identities onto ghost user ids;
+//! - [`appservice`]: the routes the homeserver calls, with [`auth`] and [`response`];
+//! - [`transaction`], [`directory`]: the traits the service implements for those routes;
+//! - [`client`]: the client-server calls the bridge makes as its ghosts;
+//! - [`connector`]: the neutral `Connector` traits over the client; [`inbound`]: Matrix events
+//!   into neutral inbound events;
+//! - [`encryption`]: encrypted rooms, detected and refused in plain words.
+
+pub mod appservice;
+pub mod auth;
+pub mod client;
+pub mod connector;
+pub mod directory;
+pub mod encryption;
+pub mod ghost;
+pub mod inbound;
+pub mod registration;
+pub mod response;
+pub mod secret;
+pub mod transaction;
+
+pub use appservice::Appservice;
+pub use client::{Client, ClientError, Registered, RetryAfter};
+pub use connector::MatrixConnector;
+pub use directory::{DirectoryError, GhostDirectory, GhostProfile};
+pub use encryption::RoomEncryption;
+pub use ghost::{GhostError, GhostNamespace};
+pub use registration::{Registration, RegistrationBuilder, RegistrationError, RegistrationScope};
+pub use secret::{AsToken, HsToken};
+pub use transaction::{Recorded, SinkError, Transaction, TransactionSink};

@@ -1,0 +1,57 @@
+//! Transactions from the homeserver, and the sink that must make them durable.
+//!
+//! The homeserver pushes events in numbered batches (`PUT /_matrix/app/v1/transactions/{txnId}`)
+//! and retries a batch, with the same id and content, until the bridge answers 200. Nothing is
+//! lost only if the bridge answers 200 *after* the batch is safely stored, and nothing is
+//! delivered twice only if a repeated id is recognised, including across a restart. Every
+//! anchor bridge keeps the ids in memory only (bridge-anchors §7.2); here the service's
+//! [`TransactionSink`] stores the batch and the id in one durable write, and the route answers
+//! only when that returns.
+//!
+//! The sink, not the route, decides what is a duplicate: it holds the durable record. Ids are
+//! scoped by [`RegistrationScope`] because the homeserver restarts its numbering when the
+//! registration is regenerated.
+
+use std::future::Future;
+
+use ruma::OwnedTransactionId;
+use ruma::api::appservice::event::push_events::v1::EphemeralData;
+use ruma::events::AnyTimelineEvent;
+use ruma::serde::Raw;
+
+use crate::registration::RegistrationScope;
+
+/// One batch from the homeserver, as received (raw JSON, so nothing is lost by re-serializing a
+/// typed view; parse each event with `Raw::deserialize` when handling it).
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    /// The registration generation the batch arrived under.
+    pub scope: RegistrationScope,
+    /// The homeserver's id of the batch.
+    pub txn_id: OwnedTransactionId,
+    /// Room timeline events (messages, reactions, redactions, membership, state).
+    pub events: Vec<Raw<AnyTimelineEvent>>,
+    /// Ephemeral events (receipts, typing), if the registration asked for them.
+    pub ephemeral: Vec<Raw<EphemeralData>>,
+}
+
+/// What the sink did with a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored for processing.
+    New,
+    /// This (scope, txn id) was stored before; nothing was delivered again.
+    AlreadySeen,
+}
+
+/// The sink could not store a transaction; the route answers 500 and the homeserver retries.
+#[derive(Debug, thiserror::Error)]
+#[error("the transaction could not be stored: {0}")]
+pub struct SinkError(pub String);
+
+/// Where transactions go: implemented by the service over its database.
+pub trait TransactionSink: Send + Sync + 'static {
+    /// Durably records the transaction and its events in one step, unless (scope, txn id) was
+    /// recorded before. Returns only once the record survives a crash.
+    fn record(&self, transaction: Transaction) -> impl Future<Output = Result<Recorded, SinkError>> + Send;
+}

@@ -1,0 +1,330 @@
+//! A real Matrix homeserver for tests: Synapse from a cached venv, one per test, on a free port.
+//!
+//! Use it from a test file with `#[path = "support/synapse.rs"] mod synapse;` (tests/support/mod.rs
+//! belongs to the node's own harness).
+//!
+//! - **Install.** `scripts/install-synapse.sh` puts Synapse into `.cache/synapse-venv` (git-ignored,
+//!   kept between runs; ~1 min the first time). The harness runs the script once per test binary,
+//!   which is a quick check when the venv is there. A failed install fails the test with the
+//!   script's message: the Matrix tests are never skipped.
+//! - **Config.** Written whole (not `--generate-config`, which costs a Python start-up): bound to
+//!   127.0.0.1 only, SQLite, no key servers (no network here), presence off, rate limits raised
+//!   for the test users, the given application-service registration, and a fresh signing key and
+//!   shared secret. Server name `localhost`. Recipe and pitfalls: shared/notes/real-components.md.
+//! - **Users.** [`Synapse::register_user`] runs `register_new_matrix_user` (the shared-secret admin
+//!   registration) and logs in, giving a [`MatrixUser`] that speaks the client-server API with
+//!   plain JSON, as any client would.
+//! - **Stop.** On drop the process is killed and its directory removed. Its log is kept in the
+//!   directory while it runs and shown in start-up errors.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// The homeserver's name: user ids are `@name:localhost`.
+pub const SERVER_NAME: &str = "localhost";
+
+static INSTALLED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's directory, installing Synapse first if needed (once per test binary).
+pub fn venv() -> Result<PathBuf> {
+    INSTALLED
+        .get_or_init(|| {
+            let script = repo_root().join("scripts/install-synapse.sh");
+            let output = Command::new("bash")
+                .arg(&script)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("running {}: {e}", script.display()))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "Synapse is not installed and {} failed ({}):\n{}{}",
+                    script.display(),
+                    output.status,
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            Ok(std::env::var_os("DM3_SYNAPSE_VENV")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo_root().join(".cache/synapse-venv")))
+        })
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+/// A running Synapse.
+pub struct Synapse {
+    child: Child,
+    dir: tempfile::TempDir,
+    venv: PathBuf,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Synapse {
+    /// Starts Synapse with the application service in `registration_yaml` and waits until it
+    /// answers `/_matrix/client/versions`.
+    pub async fn start(registration_yaml: &str) -> Result<Synapse> {
+        let venv = venv()?;
+        let mut last_error = anyhow!("Synapse did not start");
+        // The port is free when we look; another process may take it before Synapse binds it.
+        for _ in 0..3 {
+            match Self::start_once(&venv, registration_yaml).await {
+                Ok(synapse) => return Ok(synapse),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn start_once(venv: &Path, registration_yaml: &str) -> Result<Synapse> {
+        let dir = tempfile::Builder::new().prefix("dm3-synapse-").tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let config = write_config(dir.path(), port, registration_yaml)?;
+        let log = std::fs::File::create(dir.path().join("homeserver.log"))?;
+        let child = Command::new(venv.join("bin/python"))
+            .args(["-m", "synapse.app.homeserver", "-c"])
+            .arg(&config)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting Synapse from {}", venv.display()))?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let mut synapse = Synapse { child, dir, venv: venv.to_owned(), url, http };
+
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(90);
+        loop {
+            if let Some(status) = synapse.child.try_wait()? {
+                bail!("Synapse exited with {status} on port {port}:\n{}", synapse.log_tail());
+            }
+            let versions = synapse.http.get(format!("{}/_matrix/client/versions", synapse.url)).send().await;
+            if versions.is_ok_and(|r| r.status().is_success()) {
+                eprintln!("synapse: ready on port {port} in {:.1} s", started.elapsed().as_secs_f64());
+                return Ok(synapse);
+            }
+            if Instant::now() > deadline {
+                bail!("Synapse on port {port} did not answer within 90 s:\n{}", synapse.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The client-server base URL, e.g. `http://127.0.0.1:38211`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The last lines of Synapse's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("homeserver.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Registers a normal (non-admin) user with `register_new_matrix_user` and logs them in.
+    pub async fn register_user(&self, name: &str) -> Result<MatrixUser> {
+        let password = format!("pw-{name}-{}", random_hex(8)?);
+        let output = Command::new(self.venv.join("bin/register_new_matrix_user"))
+            .arg("-c")
+            .arg(self.dir.path().join("homeserver.yaml"))
+            .args(["-u", name, "-p", &password, "--no-admin", &self.url])
+            .stdin(Stdio::null())
+            .output()
+            .context("running register_new_matrix_user")?;
+        if !output.status.success() {
+            bail!(
+                "register_new_matrix_user {name} failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let login = self
+            .http
+            .post(format!("{}/_matrix/client/v3/login", self.url))
+            .json(&json!({
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": name},
+                "password": password,
+            }))
+            .send()
+            .await?;
+        let status = login.status();
+        let body: Value = login.json().await?;
+        if !status.is_success() {
+            bail!("logging in {name}: {status} {body}");
+        }
+        let field = |key: &str| {
+            body[key].as_str().map(str::to_owned).ok_or_else(|| anyhow!("login answer without {key}: {body}"))
+        };
+        Ok(MatrixUser {
+            user_id: field("user_id")?,
+            access_token: field("access_token")?,
+            url: self.url.clone(),
+            http: self.http.clone(),
+        })
+    }
+}
+
+impl Drop for Synapse {
+    fn drop(&mut self) {
+        // Best effort: the test is ending, and the homeserver's data dies with its directory.
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A real user of the homeserver, speaking the client-server API.
+#[derive(Clone)]
+pub struct MatrixUser {
+    pub user_id: String,
+    access_token: String,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl MatrixUser {
+    /// One authenticated call; answers the JSON body of a 2xx, an error with the body otherwise.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut request =
+            self.http.request(method.clone(), format!("{}{path}", self.url)).bearer_auth(&self.access_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{method} {path} as {}: {status} {body}", self.user_id);
+        }
+        Ok(body)
+    }
+
+    /// Creates a room with `body` (the `/createRoom` request); answers its id.
+    pub async fn create_room(&self, body: Value) -> Result<String> {
+        let answer = self.call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Some(body)).await?;
+        answer["room_id"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("no room_id in {answer}"))
+    }
+
+    /// Sends a plain text message; answers the event id.
+    pub async fn send_text(&self, room_id: &str, txn_id: &str, text: &str) -> Result<String> {
+        let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{txn_id}", encode(room_id));
+        let answer =
+            self.call(reqwest::Method::PUT, &path, Some(json!({"msgtype": "m.text", "body": text}))).await?;
+        answer["event_id"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("no event_id in {answer}"))
+    }
+
+    /// Joins a room (accepting an invite).
+    pub async fn join(&self, room_id: &str) -> Result<()> {
+        let path = format!("/_matrix/client/v3/rooms/{}/join", encode(room_id));
+        self.call(reqwest::Method::POST, &path, Some(json!({}))).await.map(|_| ())
+    }
+
+    /// The room's timeline, oldest first (up to 100 events).
+    pub async fn messages(&self, room_id: &str) -> Result<Vec<Value>> {
+        let path = format!("/_matrix/client/v3/rooms/{}/messages?dir=f&limit=100", encode(room_id));
+        let answer = self.call(reqwest::Method::GET, &path, None).await?;
+        answer["chunk"].as_array().cloned().ok_or_else(|| anyhow!("no chunk in {answer}"))
+    }
+
+    /// The rooms this user is invited to (from one `/sync`).
+    pub async fn invited_rooms(&self) -> Result<Vec<String>> {
+        let answer = self.call(reqwest::Method::GET, "/_matrix/client/v3/sync?timeout=0", None).await?;
+        Ok(answer["rooms"]["invite"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default())
+    }
+}
+
+/// Percent-encodes a path segment (room ids start with `!`, user ids hold `@` and `:`).
+pub fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| anyhow!("random: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes homeserver.yaml, the signing key and the registration into `dir`; answers the config path.
+fn write_config(dir: &Path, port: u16, registration_yaml: &str) -> Result<PathBuf> {
+    let registration = dir.join("registration.yaml");
+    std::fs::write(&registration, registration_yaml)?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow!("random: {e}"))?;
+    let signing_key = dir.join("signing.key");
+    std::fs::write(
+        &signing_key,
+        format!("ed25519 a_test {}\n", base64::engine::general_purpose::STANDARD_NO_PAD.encode(seed)),
+    )?;
+    let d = dir.display();
+    let many = "{per_second: 1000, burst_count: 1000}";
+    let config = format!(
+        r#"server_name: "{SERVER_NAME}"
+pid_file: "{d}/homeserver.pid"
+public_baseurl: "http://127.0.0.1:{port}/"
+listeners:
+  - port: {port}
+    bind_addresses: ["127.0.0.1"]
+    type: http
+    tls: false
+    x_forwarded: false
+    resources:
+      - names: [client]
+        compress: false
+database:
+  name: sqlite3
+  args:
+    database: "{d}/homeserver.db"
+media_store_path: "{d}/media_store"
+signing_key_path: "{signing_key}"
+report_stats: false
+registration_shared_secret: "{shared}"
+macaroon_secret_key: "{macaroon}"
+form_secret: "{form}"
+enable_registration: false
+trusted_key_servers: []
+suppress_key_server_warning: true
+presence:
+  enabled: false
+url_preview_enabled: false
+app_service_config_files: ["{registration}"]
+rc_message: {many}
+rc_registration: {many}
+rc_room_creation: {many}
+rc_login:
+  address: {many}
+  account: {many}
+  failed_attempts: {many}
+rc_joins:
+  local: {many}
+  remote: {many}
+rc_invites:
+  per_room: {many}
+  per_user: {many}
+  per_issuer: {many}
+"#,
+        signing_key = signing_key.display(),
+        registration = registration.display(),
+        shared = random_hex(16)?,
+        macaroon = random_hex(16)?,
+        form = random_hex(16)?,
+    );
+    let path = dir.join("homeserver.yaml");
+    std::fs::write(&path, config)?;
+    Ok(path)
+}
