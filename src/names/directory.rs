@@ -60,11 +60,42 @@ pub struct VerifiedProfile {
 pub struct Directory {
     resolver: Arc<dyn NameResolver>,
     links: Arc<dyn LinkFetcher>,
+    verified: Arc<VerifiedSignatures>,
+}
+
+/// Profiles already checked against an address. The check is an ECDSA recovery, the most
+/// expensive step of a submit after the key exchanges, and a node sees the same few senders
+/// over and over; the answer depends only on (address, signed profile), so it never goes
+/// stale. Bounded: when full it starts over, which only costs re-verification.
+#[derive(Default)]
+struct VerifiedSignatures {
+    pairs: std::sync::Mutex<std::collections::HashSet<(Address, String)>>,
+}
+
+impl VerifiedSignatures {
+    const MAX_ENTRIES: usize = 10_000;
+
+    fn check(&self, profile: &SignedUserProfile, address: &Address) -> bool {
+        let key = (*address, profile.canonical());
+        if self.pairs.lock().is_ok_and(|pairs| pairs.contains(&key)) {
+            return true;
+        }
+        if profile.verify_against_address(address).is_err() {
+            return false;
+        }
+        if let Ok(mut pairs) = self.pairs.lock() {
+            if pairs.len() >= Self::MAX_ENTRIES {
+                pairs.clear();
+            }
+            pairs.insert(key);
+        }
+        true
+    }
 }
 
 impl Directory {
     pub fn new(resolver: Arc<dyn NameResolver>, links: Arc<dyn LinkFetcher>) -> Self {
-        Self { resolver, links }
+        Self { resolver, links, verified: Arc::default() }
     }
 
     pub fn resolver(&self) -> &Arc<dyn NameResolver> {
@@ -74,7 +105,7 @@ impl Directory {
     /// The same directory over another resolver (e.g. one that puts the node's own names in
     /// front of this one's), following links the same way.
     pub fn with_resolver(&self, resolver: Arc<dyn NameResolver>) -> Self {
-        Self { resolver, links: self.links.clone() }
+        Self { resolver, links: self.links.clone(), verified: self.verified.clone() }
     }
 
     /// `addr(name)`.
@@ -95,9 +126,9 @@ impl Directory {
             .address(name)
             .await?
             .ok_or_else(|| DirectoryError::NoAddress { name: name.to_string() })?;
-        profile
-            .verify_against_address(&address)
-            .map_err(|_| DirectoryError::NotSignedByAddress { name: name.to_string(), address })?;
+        if !self.verified.check(&profile, &address) {
+            return Err(DirectoryError::NotSignedByAddress { name: name.to_string(), address });
+        }
         Ok(Some(VerifiedProfile { name: name.clone(), address, profile }))
     }
 
