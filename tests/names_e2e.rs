@@ -7,9 +7,9 @@
 //! - ethers 5.7.2 (`tests/contracts/resolve.js`) resolves each identity's profile and address;
 //! - the reference `@dm3-org/dm3-lib-profile` (`interop/check-profile.js`) accepts the profile
 //!   as valid for the name, and reads the node's delivery-service profile;
-//! - the node's `Directory` verifies the same profiles, once through a minimal eth_call +
-//!   CCIP-read client (test-only: the node's ENS client lives on another branch) and once
-//!   through its own `LocalNames`, without the chain;
+//! - the node's `Directory` verifies the same profiles, once through its own ENS client
+//!   (ENSIP-10 + CCIP-read over anvil, as `[names] ens_rpc_url` configures it) and once through
+//!   its own `LocalNames`, without the chain;
 //! - tampered, replayed and expired gateway answers are rejected by the contract;
 //! - rotation and disabling show on chain at once.
 //!
@@ -24,15 +24,16 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::Address;
 use alloy_sol_types::{SolCall, SolInterface, SolValue};
-use anvil::{Anvil, Ens, IENSRegistry, IOffchainResolver, Rpc};
+use anvil::{Anvil, Ens, IOffchainResolver};
 use anyhow::{Context, anyhow, bail};
 use dm3::ccip::{GatewayRequest, GatewayResponse, OffchainLookup, Query, gateway_request};
-use dm3::ens::{EnsName, dns_encode, namehash};
-use dm3_bridge::config::DatabaseUrl;
+use dm3::crypto::eth::checksum;
+use dm3::ens::{EnsName, dns_encode};
+use dm3_bridge::config::{DatabaseUrl, NamesConfig};
+use dm3_bridge::names::chain::build_directory;
 use dm3_bridge::names::directory::{Directory, NoLinks};
-use dm3_bridge::names::{BoxFuture, NameResolver, ResolveError};
 use serde_json::{Value, json};
 use support::TestDb;
 use support::names::{Admin, NamesNode, start_names_node};
@@ -251,79 +252,18 @@ async fn reference_check(world: &World, name: &str, ds: Option<&str>) -> Value {
     run_json(command).await.unwrap()
 }
 
-// ---- a minimal eth_call + CCIP-read client, test-only ----
-
-/// ENSIP-10 + EIP-3668 over anvil, just enough to feed the node's `Directory`.
-struct ChainResolver {
-    rpc: Rpc,
-    registry: Address,
-}
-
+/// The node's own name resolution, pointed at the chain: the ENS client (ENSIP-10 resolver
+/// discovery, EIP-3668 CCIP-read through the node's gateway), uncached so that rotation and
+/// disabling show at once.
 fn chain_directory(world: &World) -> Directory {
-    let resolver = ChainResolver { rpc: world.ens.rpc().clone(), registry: world.ens.registry };
-    Directory::new(Arc::new(resolver), Arc::new(NoLinks))
-}
-
-impl ChainResolver {
-    /// The resolver of the name or of its closest ancestor that has one (ENSIP-10).
-    async fn resolver_of(&self, name: &EnsName) -> anyhow::Result<Address> {
-        let labels: Vec<&str> = name.labels().collect();
-        for start in 0..labels.len() {
-            let candidate = EnsName::parse(&labels[start..].join("."))?;
-            let node = B256::from(*namehash(&candidate).as_bytes());
-            let resolver = self.rpc.view(self.registry, &IENSRegistry::resolverCall { node }).await?;
-            if resolver != Address::ZERO {
-                return Ok(resolver);
-            }
-        }
-        bail!("no resolver for {name}")
-    }
-
-    /// The verified `result` of one record query, `None` when empty (not found).
-    async fn record(&self, name: &EnsName, query: Query) -> anyhow::Result<Option<Vec<u8>>> {
-        let resolver = self.resolver_of(name).await?;
-        let call =
-            IOffchainResolver::resolveCall { name: dns_encode(name).into(), data: query.encode().into() };
-        let revert = match self.rpc.call(resolver, &call.abi_encode()).await? {
-            Ok(_) => bail!("the resolver answered without an OffchainLookup"),
-            Err(revert) => revert,
-        };
-        let lookup = OffchainLookup::decode_from(&resolver, &revert)?;
-        let response = fetch_gateway(&lookup).await?;
-        let proof = IOffchainResolver::resolveWithProofCall {
-            response: response.encode().into(),
-            extraData: lookup.extra_data.clone().into(),
-        };
-        let out = self.rpc.call(resolver, &proof.abi_encode()).await?.map_err(|revert| {
-            anyhow!("resolveWithProof reverted: {:?}", ResolverError::abi_decode(&revert))
-        })?;
-        let result = IOffchainResolver::resolveWithProofCall::abi_decode_returns(&out)?.to_vec();
-        Ok((!result.is_empty()).then_some(result))
-    }
-}
-
-fn unavailable(e: anyhow::Error) -> ResolveError {
-    ResolveError::Unavailable(format!("{e:#}"))
-}
-
-impl NameResolver for ChainResolver {
-    fn address<'a>(&'a self, name: &'a EnsName) -> BoxFuture<'a, Result<Option<Address>, ResolveError>> {
-        Box::pin(async move {
-            let result = self.record(name, Query::addr(name)).await.map_err(unavailable)?;
-            result.map(|word| Address::abi_decode(&word).map_err(|e| unavailable(e.into()))).transpose()
-        })
-    }
-
-    fn text<'a>(
-        &'a self,
-        name: &'a EnsName,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, ResolveError>> {
-        Box::pin(async move {
-            let result = self.record(name, Query::text(name, key)).await.map_err(unavailable)?;
-            result.map(|text| String::abi_decode(&text).map_err(|e| unavailable(e.into()))).transpose()
-        })
-    }
+    let config = NamesConfig {
+        ens_rpc_url: Some(world.anvil.url().to_owned()),
+        ens_registry: checksum(&world.ens.registry),
+        cache_ttl_secs: 0,
+        allow_private_addresses: true,
+        ..NamesConfig::default()
+    };
+    build_directory(&config).unwrap()
 }
 
 /// The OffchainLookup that `resolve(name, query)` reverts with.
