@@ -215,6 +215,19 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn new() -> Self {
+        Self { accepted: 0, failed: 0, elapsed: Duration::ZERO, latencies: Vec::new() }
+    }
+
+    fn record(&mut self, (ok, latency): (bool, Duration)) {
+        if ok {
+            self.accepted += 1;
+        } else {
+            self.failed += 1;
+        }
+        self.latencies.push(latency);
+    }
+
     fn percentile(&mut self, p: f64) -> Duration {
         self.latencies.sort_unstable();
         let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
@@ -260,16 +273,9 @@ async fn throughput(
             })
         })
         .collect();
-    let mut outcome = Outcome { accepted: 0, failed: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    let mut outcome = Outcome::new();
     for worker in workers {
-        for (ok, latency) in worker.await.unwrap() {
-            if ok {
-                outcome.accepted += 1
-            } else {
-                outcome.failed += 1
-            }
-            outcome.latencies.push(latency);
-        }
+        worker.await.unwrap().into_iter().for_each(|result| outcome.record(result));
     }
     outcome.elapsed = started.elapsed();
     outcome
@@ -296,15 +302,9 @@ async fn fixed_rate(
         let (client, url) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move { submit(&client, &url, body).await }));
     }
-    let mut outcome = Outcome { accepted: 0, failed: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    let mut outcome = Outcome::new();
     for task in tasks {
-        let (ok, latency) = task.await.unwrap();
-        if ok {
-            outcome.accepted += 1
-        } else {
-            outcome.failed += 1
-        }
-        outcome.latencies.push(latency);
+        outcome.record(task.await.unwrap());
     }
     outcome.elapsed = started.elapsed();
     outcome
