@@ -62,7 +62,17 @@ function need(args, name) {
 
 // An HTTP exchange as a result: status and body (JSON when it parses).
 async function exchange(url, init) {
-    const response = await fetch(url, init);
+    let response;
+    try {
+        response = await fetch(url, init);
+    } catch (error) {
+        // A pooled keep-alive connection that the server closed (it refuses an oversized body
+        // without reading it, then hangs up) fails the next request sent on it. Every request
+        // this client makes is idempotent (submits are deduplicated by the node), so one retry
+        // on a fresh connection is what a real client does too.
+        if (!(error instanceof TypeError)) throw error;
+        response = await fetch(url, init);
+    }
     const text = await response.text();
     let body = text;
     try {
