@@ -21,7 +21,8 @@ use url::Url;
 use crate::attachment::Attachment;
 use crate::capabilities::{Capabilities, Unsupported};
 use crate::event::Outbound;
-use crate::id::{ConversationId, NetworkId, NetworkMessageId};
+use crate::event::PortalRequest;
+use crate::id::{ConversationId, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity};
 use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
 
 /// A boxed, sendable future: what the dyn-compatible traits return.
@@ -98,6 +99,32 @@ pub trait Connector: Send + Sync {
     fn media(&self) -> Option<&dyn MediaHandling> {
         None
     }
+
+    /// Opening conversations, if the network has one per pair of users (Matrix DM rooms).
+    fn portals(&self) -> Option<&dyn PortalHandling> {
+        None
+    }
+}
+
+/// Conversations the bridge opens or joins on the network.
+pub trait PortalHandling: Send + Sync {
+    /// A remote user writes to `local` for the first time: open a conversation between
+    /// `remote`'s stand-in and `local` (Matrix: the ghost creates a DM room and invites the user).
+    fn open_portal<'a>(
+        &'a self,
+        local: &'a NetworkUserId,
+        remote: &'a RemoteIdentity,
+    ) -> BoxFuture<'a, Result<ConversationId, ConnectorError>>;
+
+    /// The engine accepted `request`: `remote`'s stand-in joins the conversation.
+    fn join_portal<'a>(&'a self, request: &'a PortalRequest) -> BoxFuture<'a, Result<(), ConnectorError>>;
+
+    /// The engine refused `request` (policy, unknown identity): leave it with `reason` shown.
+    fn refuse_portal<'a>(
+        &'a self,
+        request: &'a PortalRequest,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>>;
 }
 
 /// Sending edits.

@@ -39,6 +39,52 @@ pub struct InboundEvent {
     pub kind: EventKind,
 }
 
+/// A network user asked to talk with a remote user (Matrix: invited a ghost into a DM).
+///
+/// The engine decides (the operator's policy, whether the remote identity exists), records the
+/// portal, and asks the connector to take part ([`crate::PortalHandling::join_portal`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalRequest {
+    /// The conversation the network user opened.
+    pub conversation: ConversationId,
+    /// Who opened it.
+    pub requester: NetworkUserId,
+    /// Whom they want to talk with.
+    pub remote: RemoteIdentity,
+    /// When, in milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+/// A network event the bridge cannot carry; the engine tells the sender so (never silence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unbridgeable {
+    pub conversation: ConversationId,
+    pub sender: NetworkUserId,
+    pub network_event_id: NetworkMessageId,
+    /// Why, in words for the sender.
+    pub reason: String,
+}
+
+/// Everything a connector hands the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Inbound {
+    Event(InboundEvent),
+    PortalRequest(PortalRequest),
+    Unbridgeable(Unbridgeable),
+}
+
+impl Inbound {
+    /// The conversation it belongs to: the unit of ordering in the engine's queues.
+    pub fn conversation(&self) -> &ConversationId {
+        match self {
+            Inbound::Event(event) => &event.conversation,
+            Inbound::PortalRequest(request) => &request.conversation,
+            Inbound::Unbridgeable(unbridgeable) => &unbridgeable.conversation,
+        }
+    }
+}
+
 /// A request to a connector to act in a conversation on behalf of a remote user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbound<T> {

@@ -18,6 +18,7 @@
 //!   a connector to send ([`Outbound`]);
 //! - [`capabilities`]: what a conversation can carry, and the check that names what it cannot;
 //! - [`connector`]: the traits and their error;
+//! - [`sink`]: where a connector hands what it received ([`InboundSink`]), durably and once;
 //! - [`dispatch`]: the one place that gates an outbound event on capabilities and routes it to
 //!   the right trait.
 
@@ -28,16 +29,18 @@ pub mod dispatch;
 pub mod event;
 pub mod id;
 pub mod message;
+pub mod sink;
 
 pub use attachment::{Attachment, AttachmentError, AttachmentSource, MimeType};
 pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
 pub use connector::{
-    BoxFuture, Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, ReactionHandling,
-    ReceiptHandling,
+    BoxFuture, Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, PortalHandling,
+    ReactionHandling, ReceiptHandling,
 };
 pub use dispatch::deliver;
-pub use event::{EventKind, InboundEvent, Outbound};
+pub use event::{EventKind, Inbound, InboundEvent, Outbound, PortalRequest, Unbridgeable};
 pub use id::{
     ConversationId, IdError, IdempotencyKey, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity,
 };
 pub use message::{Content, Delete, Edit, Message, Reaction, ReactionKey, ReadReceipt, Text};
+pub use sink::{Accepted, InboundBatch, InboundSink, SinkError};
