@@ -15,6 +15,8 @@
 //! - [`profile`], [`ds_profile`], [`profile_link`]: user and delivery-service
 //!   profiles and profile links;
 //! - [`message`]: the signed plaintext message, its builders and attachments;
+//! - [`bridge_payload`]: content already encoded for Matrix or Telegram,
+//!   carried as one attachment, and the allow-list a bridge forwards it by;
 //! - [`envelope`], [`postmark`]: sealing and opening per delivery service, and
 //!   the delivery service's signed receipt;
 //! - [`auth`], [`ds_properties`], [`backend_storage`]: the delivery-service and
@@ -45,6 +47,7 @@
 
 pub mod auth;
 pub mod backend_storage;
+pub mod bridge_payload;
 pub mod canonical;
 pub mod ccip;
 pub mod crypto;
