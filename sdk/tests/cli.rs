@@ -213,3 +213,87 @@ fn what_seal_writes_the_reference_opens() {
     );
     assert_eq!(run.code, 2);
 }
+
+#[test]
+fn bridge_payload_encode_decode_validate_round_trip() {
+    let event = json!({"type": "m.room.message", "content": {"msgtype": "m.text", "body": "hi", "format": "org.matrix.custom.html", "formatted_body": "<b>hi</b>"}});
+    let attachment = json_out(&dm3(&["bridge-payload", "encode", "--network", "matrix"], &event.to_string()));
+    assert_eq!(attachment["name"], "bridge-payload.json");
+    let uri = attachment["data"].as_str().unwrap();
+    assert!(uri.starts_with("data:application/vnd.dm3.bridge-payload+json;base64,"), "{uri}");
+    let document =
+        json!({"version": 1, "network": "matrix", "type": "m.room.message", "content": event["content"]});
+    // decode reads the attachment object, its URI as a JSON string, or the bare URI.
+    for input in [attachment.to_string(), json!(uri).to_string(), format!("{uri}\n")] {
+        assert_eq!(json_out(&dm3(&["bridge-payload", "decode"], &input)), document, "{input}");
+        assert_eq!(dm3(&["bridge-payload", "validate"], &input).stdout, "valid\n");
+    }
+    // What decode prints, encode takes back, from a file too.
+    let path = std::env::temp_dir().join(format!("dm3-cli-bridge-payload-{}.json", std::process::id()));
+    std::fs::write(&path, document.to_string()).unwrap();
+    let again = json_out(&dm3(&["bridge-payload", "encode", path.to_str().unwrap()], ""));
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(again, attachment);
+
+    let call = json!({"method": "sendMessage", "parameters": {"text": "hi", "entities": [{"type": "bold", "offset": 0, "length": 2}]}});
+    let attachment =
+        json_out(&dm3(&["bridge-payload", "encode", "--network", "telegram"], &call.to_string()));
+    let decoded = json_out(&dm3(&["bridge-payload", "decode"], &attachment.to_string()));
+    assert_eq!(
+        decoded,
+        json!({"version": 1, "network": "telegram", "method": "sendMessage", "parameters": call["parameters"]})
+    );
+}
+
+#[test]
+fn bridge_payload_refusals_exit_1_and_malformed_input_exits_2() {
+    let reaction = json!({"type": "m.reaction", "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$e", "key": "👍"}}}).to_string();
+    let refused = dm3(&["bridge-payload", "encode", "--network", "matrix"], &reaction);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("m.reaction"), "{}", refused.stderr);
+    // --unchecked writes it anyway (the reverse direction carries such content); validate then refuses it.
+    let attachment = dm3(&["bridge-payload", "encode", "--network", "matrix", "--unchecked"], &reaction);
+    let refused = dm3(&["bridge-payload", "validate"], &attachment.stdout);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("not allowed"), "{}", refused.stderr);
+    let chat = json!({"method": "sendMessage", "parameters": {"text": "x", "chat_id": 5}}).to_string();
+    let refused = dm3(&["bridge-payload", "encode", "--network", "telegram"], &chat);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("parameters.chat_id"), "{}", refused.stderr);
+
+    let text = json!({"method": "sendMessage", "parameters": {"text": "x"}}).to_string();
+    assert_eq!(dm3(&["bridge-payload", "encode"], &text).code, 2, "no --network");
+    assert_eq!(dm3(&["bridge-payload", "encode", "--network", "irc"], &text).code, 2, "unknown network");
+    assert_eq!(dm3(&["bridge-payload", "encode", "--network", "telegram", "--encrypted"], &text).code, 2);
+    assert_eq!(dm3(&["bridge-payload", "encode", "--network", "telegram"], "[]").code, 2);
+    assert_eq!(dm3(&["bridge-payload", "encode", "/nonexistent/payload.json"], "").code, 2);
+    assert_eq!(dm3(&["bridge-payload", "decode"], "data:image/png;base64,iVBO").code, 2);
+    assert_eq!(dm3(&["bridge-payload", "decode"], "{\"name\":\"x\"}").code, 2);
+    assert_eq!(dm3(&["bridge-payload", "validate"], "42").code, 2);
+}
+
+#[test]
+fn bridge_payload_find_reads_a_message() {
+    let call = json!({"method": "sendMessage", "parameters": {"text": "hi"}}).to_string();
+    let attachment = json_out(&dm3(&["bridge-payload", "encode", "--network", "telegram"], &call));
+    let message = |attachments: Value| {
+        json!({
+            "message": "hi",
+            "attachments": attachments,
+            "metadata": {"to": "tg-1.bridge.eth", "from": "alice.eth", "timestamp": 1, "type": "NEW"},
+        })
+        .to_string()
+    };
+    let with_payload = message(json!([{"name": "a.png", "data": "data:image/png;base64,iVBO"}, attachment]));
+    let found = json_out(&dm3(&["bridge-payload", "find", "--network", "telegram"], &with_payload));
+    assert_eq!(
+        found,
+        json!({"version": 1, "network": "telegram", "method": "sendMessage", "parameters": {"text": "hi"}})
+    );
+    assert_eq!(dm3(&["bridge-payload", "find", "--network", "matrix"], &with_payload).stdout, "null\n");
+    let twice = message(json!([attachment, attachment]));
+    assert_eq!(dm3(&["bridge-payload", "find", "--network", "telegram"], &twice).code, 1);
+    let broken = message(json!(["data:application/vnd.dm3.bridge-payload+json;base64,*"]));
+    assert_eq!(dm3(&["bridge-payload", "find", "--network", "telegram"], &broken).code, 2);
+    assert_eq!(dm3(&["bridge-payload", "find", "--network", "telegram"], "{}").code, 2);
+}

@@ -15,6 +15,7 @@ use dm3::message::{Message, MessageVerifyError};
 use dm3::postmark::{Postmark, PostmarkError};
 use dm3::profile::{ProfileVerifyError, SignedUserProfile};
 
+use crate::bridge_payload::{self, BridgePayloadCommand};
 use crate::io::{Failure, read_json, read_stdin};
 
 #[derive(Subcommand, Debug)]
@@ -65,6 +66,9 @@ pub enum Command {
         #[arg(long)]
         ds_key: Option<String>,
     },
+    /// Encode, decode, validate and find bridge payloads (content already encoded for Matrix or Telegram).
+    #[command(subcommand)]
+    BridgePayload(BridgePayloadCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +135,7 @@ pub fn run(command: Command) -> Result<String, Failure> {
         }
         Command::Seal { sender_key, recipient_key, ds_key } => seal(&sender_key, &recipient_key, &ds_key),
         Command::Open { key, ds_key } => open(&key, ds_key.as_deref()),
+        Command::BridgePayload(command) => bridge_payload::run(command),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Standard input and output for the `dm3` command, and its two kinds of failure.
 
-use std::io::{Read as _, Write as _};
+use std::io::{Read, Write as _};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -28,13 +29,29 @@ impl Failure {
 
 /// Reads all of stdin as UTF-8 text, bounded.
 pub fn read_stdin() -> Result<String, Failure> {
+    read_bounded(std::io::stdin(), "stdin")
+}
+
+/// Reads a file, or stdin when there is no path or it is `-`, as UTF-8 text, bounded.
+pub fn read_input(path: Option<&Path>) -> Result<String, Failure> {
+    match path {
+        Some(path) if path != Path::new("-") => {
+            let file = std::fs::File::open(path)
+                .map_err(|error| Failure::Malformed(format!("cannot open {}: {error}", path.display())))?;
+            read_bounded(file, &path.display().to_string())
+        }
+        _ => read_stdin(),
+    }
+}
+
+fn read_bounded(source: impl Read, name: &str) -> Result<String, Failure> {
     let mut text = String::new();
-    let read = std::io::stdin()
+    let read = source
         .take(MAX_INPUT_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|error| Failure::Malformed(format!("cannot read stdin as UTF-8: {error}")))?;
+        .map_err(|error| Failure::Malformed(format!("cannot read {name} as UTF-8: {error}")))?;
     if read as u64 > MAX_INPUT_BYTES {
-        return Err(Failure::Malformed(format!("stdin is larger than {MAX_INPUT_BYTES} bytes")));
+        return Err(Failure::Malformed(format!("{name} is larger than {MAX_INPUT_BYTES} bytes")));
     }
     Ok(text)
 }

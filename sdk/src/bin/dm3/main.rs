@@ -6,6 +6,7 @@
 //! key, tampered ciphertext); 2 malformed input or a usage error. Each
 //! failure prints one line on stderr.
 
+mod bridge_payload;
 mod commands;
 mod io;
 
@@ -16,7 +17,7 @@ use clap::Parser;
 use commands::Command;
 use io::Failure;
 
-/// The DM3 encoder/decoder: canonical JSON, keys, messages, envelopes.
+/// The DM3 encoder/decoder: canonical JSON, keys, messages, envelopes, bridge payloads.
 #[derive(Parser, Debug)]
 #[command(name = "dm3", version, about, long_about = None)]
 struct Cli {
