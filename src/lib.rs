@@ -20,6 +20,7 @@
 //! - [`routes`] and [`server`]: the axum HTTP API;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
+//! - [`engine`]: the bridge's durable queues and their workers (docs/engine.md);
 //! - [`identities`]: the custodial virtual identities (name scheme, sealed keys, vault);
 //! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API and CLI;
 //!   [`name_service`]: the three assembled at start-up;
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod ds_profile;
+pub mod engine;
 pub mod expiry;
 pub mod gateway;
 pub mod identities;

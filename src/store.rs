@@ -21,13 +21,17 @@
 //! and the stored `received_at` must be the same number, and tests need to move the clock.
 //!
 //! Files: [`ids`] (validated names and hashes), [`accounts`], [`envelopes`], [`challenges`],
-//! [`sessions`], [`writer`], and `migrations` (the embedded SQL of `migrations/<backend>/`).
+//! [`sessions`], [`writer`], the engine's [`jobs`], [`portals`] and [`message_map`], and
+//! `migrations` (the embedded SQL of `migrations/<backend>/`).
 
 pub mod accounts;
 pub mod challenges;
 pub mod envelopes;
 pub mod ids;
+pub mod jobs;
+pub mod message_map;
 mod migrations;
+pub mod portals;
 pub mod sessions;
 pub mod writer;
 
@@ -46,6 +50,9 @@ pub use accounts::Account;
 pub use challenges::{Challenge, ChallengeId};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use ids::{EnsName, InvalidId, MessageHash};
+pub use jobs::{BatchKey, ClaimedJob, JobCount, JobId, JobRecord, JobState, Lease, NewJob, QueueName};
+pub use message_map::{MappedMessage, NewMapping};
+pub use portals::{NewPortal, Portal};
 pub use sessions::{Session, TokenHash};
 pub use writer::WriterStats;
 
@@ -102,6 +109,8 @@ pub enum StoreError {
     UnsupportedUrl(DatabaseUrl),
     #[error("a stored value is invalid: {0}")]
     Invalid(#[from] InvalidId),
+    #[error("a stored row does not hold what the schema promises: {0}")]
+    Corrupt(String),
     #[error("the store is shutting down")]
     ShuttingDown,
     #[error("the operating system's random generator failed")]

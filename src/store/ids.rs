@@ -17,7 +17,12 @@ pub struct InvalidId {
     reason: &'static str,
 }
 
-fn check(what: &'static str, value: &str, max_len: usize, lowercase: bool) -> Result<(), InvalidId> {
+pub(super) fn check(
+    what: &'static str,
+    value: &str,
+    max_len: usize,
+    lowercase: bool,
+) -> Result<(), InvalidId> {
     let fail = |reason| {
         Err(InvalidId {
             what,

@@ -19,12 +19,14 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (1, "relay", include_str!("../../migrations/sqlite/0001_relay.sql")),
     (2, "sessions", include_str!("../../migrations/sqlite/0002_sessions.sql")),
     (3, "identities", include_str!("../../migrations/sqlite/0003_identities.sql")),
+    (4, "engine", include_str!("../../migrations/sqlite/0004_engine.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "relay", include_str!("../../migrations/postgres/0001_relay.sql")),
     (2, "sessions", include_str!("../../migrations/postgres/0002_sessions.sql")),
     (3, "identities", include_str!("../../migrations/postgres/0003_identities.sql")),
+    (4, "engine", include_str!("../../migrations/postgres/0004_engine.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -39,6 +39,16 @@ pub const ENVELOPES_DUPLICATE: &str = "dm3_envelopes_duplicate_total";
 pub const ENVELOPES_REJECTED: &str = "dm3_envelopes_rejected_total";
 /// Session tokens issued, by `via`: `profile` (`POST /profile`) or `challenge` (`POST /auth`).
 pub const SESSIONS_ISSUED: &str = "dm3_sessions_issued_total";
+/// Engine job runs settled, by `queue` (inbox, outbox) and `outcome` (done, retry, failed,
+/// expired, lease_lost).
+pub const ENGINE_JOBS: &str = "dm3_engine_jobs_total";
+/// Seconds a job handler ran, by `queue`.
+pub const ENGINE_JOB_DURATION: &str = "dm3_engine_job_duration_seconds";
+/// Jobs in the engine's queues, by `queue` and `state` (pending, done, failed; sampled by the
+/// workers).
+pub const ENGINE_QUEUE_DEPTH: &str = "dm3_engine_queue_depth";
+/// Inbound batches handed in by connectors, by `network` and `outcome` (new, duplicate).
+pub const ENGINE_INBOUND_BATCHES: &str = "dm3_engine_inbound_batches_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -95,6 +105,14 @@ fn describe() {
     metrics::describe_counter!(ENVELOPES_DUPLICATE, "Envelopes submitted again, stored once");
     metrics::describe_counter!(ENVELOPES_REJECTED, "Envelopes refused, by reason");
     metrics::describe_counter!(SESSIONS_ISSUED, "Session tokens issued, by login path");
+    metrics::describe_counter!(ENGINE_JOBS, "Engine job runs settled, by queue and outcome");
+    metrics::describe_histogram!(
+        ENGINE_JOB_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of one engine job run, by queue"
+    );
+    metrics::describe_gauge!(ENGINE_QUEUE_DEPTH, "Jobs in the engine's queues, by queue and state");
+    metrics::describe_counter!(ENGINE_INBOUND_BATCHES, "Inbound batches from connectors, by outcome");
 }
 
 /// The `outcome` label of an HTTP status.

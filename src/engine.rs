@@ -1,0 +1,25 @@
+//! The bridge engine: durable queues between the relay (DM3) and the connectors (networks).
+//!
+//! Everything that crosses the bridge is first a row in `bridge_jobs` (the store's
+//! [`jobs`](crate::store::jobs)): the relay queues DM3 messages for virtual identities in the
+//! inbox, connectors hand what they received to the outbox through [`InboundQueue`] (their
+//! [`InboundSink`](dm3_bridge_connector::InboundSink)). Producers acknowledge upstream only
+//! after that commit, so a crash loses nothing; idempotency keys make a replay harmless.
+//!
+//! [`worker::run`] then works a queue: heads of different conversations in parallel, each
+//! conversation in order, with backoff, leases and the message TTL. What a job *does* is a
+//! [`JobHandler`]; the inbox and outbox handlers (open, verify, convert, send, map) plug in
+//! there. The design, tables and flows are in `docs/engine.md`.
+//!
+//! Files: [`queue`] (the producers' handle: enqueue and wake the worker), [`worker`] (the
+//! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry).
+
+pub mod backoff;
+pub mod queue;
+pub mod sink;
+pub mod worker;
+
+pub use backoff::Backoff;
+pub use queue::Queue;
+pub use sink::InboundQueue;
+pub use worker::{JobHandler, Outcome, WorkerOptions};

@@ -1,0 +1,108 @@
+//! The connectors' entry into the engine: an [`InboundSink`] that turns each inbound batch
+//! into outbox jobs, durably and once.
+//!
+//! A batch becomes one transaction: its key in `inbound_batches` and one outbox job per item.
+//! The connector acknowledges its network only after [`InboundSink::accept`] returned, so
+//! nothing is lost; a redelivered batch finds its key and queues nothing, so nothing is
+//! bridged twice. The same event arriving in two different batches (a network that re-sends an
+//! event in a new transaction) is caught by the job key, derived from the network's own id:
+//! - an event: `<network>:<network event id>`;
+//! - a portal request: `<network>:portal:<conversation>:<requester>` (it has no event id;
+//!   a second request for the same conversation by the same user is the same request);
+//! - an unbridgeable event: `<network>:<event id>:unbridgeable` (apart from the event's key,
+//!   in case a network reports the same event both ways).
+//!
+//! The job's conversation is `<network>:<conversation>`, so each network conversation is
+//! ordered on its own. The payload is the item's serde JSON; the outbox handler reads it back.
+
+use std::time::Duration;
+
+use dm3_bridge_connector::{
+    Accepted, BoxFuture, ConversationId, Inbound, InboundBatch, InboundSink, NetworkId, SinkError,
+};
+
+use crate::clock::now_ms;
+use crate::store::{BatchKey, Inserted, NewJob, QueueName};
+use crate::telemetry::metrics as names;
+
+use super::Queue;
+
+/// The engine's [`InboundSink`]: cheap to clone, one per connector or shared.
+#[derive(Clone)]
+pub struct InboundQueue {
+    queue: Queue,
+    ttl: Option<Duration>,
+}
+
+impl InboundQueue {
+    /// Jobs never expire by themselves.
+    pub fn new(queue: Queue) -> Self {
+        Self { queue, ttl: None }
+    }
+
+    /// Jobs not delivered within `ttl` of their arrival fail (the relay's message TTL).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// [`InboundSink::accept`] at a given time.
+    pub async fn accept_at(&self, batch: InboundBatch, now_ms: i64) -> Result<Accepted, SinkError> {
+        let expires_at_ms =
+            self.ttl.map(|ttl| now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)));
+        let jobs = batch
+            .items
+            .iter()
+            .map(|item| {
+                let payload = serde_json::to_string(item)
+                    .map_err(|e| SinkError(format!("an inbound item could not be serialized: {e}")))?;
+                Ok(NewJob {
+                    queue: QueueName::Outbox,
+                    idempotency_key: job_key(&batch.network, item),
+                    conversation: job_conversation(&batch.network, item.conversation()),
+                    payload,
+                    expires_at_ms,
+                })
+            })
+            .collect::<Result<Vec<_>, SinkError>>()?;
+        let key = BatchKey { network: batch.network.clone(), key: batch.key.as_str().to_owned() };
+        match self.queue.enqueue_batch(Some(&key), &jobs, now_ms).await {
+            Ok(inserted) => {
+                let (accepted, label) = match inserted {
+                    Inserted::New => (Accepted::New, "new"),
+                    Inserted::Duplicate => (Accepted::Duplicate, "duplicate"),
+                };
+                metrics::counter!(names::ENGINE_INBOUND_BATCHES,
+                    "network" => batch.network.as_str().to_owned(), "outcome" => label)
+                .increment(1);
+                Ok(accepted)
+            }
+            Err(error) => {
+                tracing::error!(network = %batch.network, batch = %batch.key, %error, "storing an inbound batch failed");
+                Err(SinkError(error.to_string()))
+            }
+        }
+    }
+}
+
+impl InboundSink for InboundQueue {
+    fn accept(&self, batch: InboundBatch) -> BoxFuture<'_, Result<Accepted, SinkError>> {
+        Box::pin(self.accept_at(batch, now_ms()))
+    }
+}
+
+/// The outbox job key of an inbound item (see the module doc).
+pub fn job_key(network: &NetworkId, item: &Inbound) -> String {
+    match item {
+        Inbound::Event(event) => format!("{network}:{}", event.network_event_id),
+        Inbound::PortalRequest(request) => {
+            format!("{network}:portal:{}:{}", request.conversation, request.requester)
+        }
+        Inbound::Unbridgeable(event) => format!("{network}:{}:unbridgeable", event.network_event_id),
+    }
+}
+
+/// The job conversation of a network conversation: the unit of ordering in the outbox.
+pub fn job_conversation(network: &NetworkId, conversation: &ConversationId) -> String {
+    format!("{network}:{conversation}")
+}

@@ -1,0 +1,297 @@
+//! The worker: claims the heads of one queue and runs them through a [`JobHandler`].
+//!
+//! The loop (`run`):
+//! 1. claim up to as many heads as there are free slots (the semaphore bounds how many
+//!    conversations run at once). The store hands out at most one job per conversation and
+//!    only the oldest pending one, so a conversation runs one job at a time, in order, even
+//!    across replicas;
+//! 2. run each claimed job in its own task: check the message TTL, call the handler (in a task
+//!    of its own, so a panic or a hang becomes a retry instead of a lost worker), then settle
+//!    the outcome in the store under the job's lease;
+//! 3. sleep until a job ends (its conversation may have a next head), a producer wakes the
+//!    queue, the poll interval passes (another replica may have queued work, or a retry came
+//!    due) or `stop` is cancelled.
+//!
+//! Stopping claims nothing new and waits for the jobs in flight, each bounded by the handler
+//! timeout. A job is never settled twice: an outcome is written only while the job still holds
+//! the lease of its claim; the handler timeout is kept below the lease so that a slow handler
+//! is cut off before another worker may take the job over.
+//!
+//! Errors of the store are logged and retried at the next poll: a job whose outcome could not
+//! be written keeps its lease until it runs out and is then run again (handlers are
+//! idempotent: every send carries a key derived from the job).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dm3_bridge_connector::BoxFuture;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::store::{ClaimedJob, JobState, QueueName, Store};
+use crate::telemetry::metrics as names;
+
+use super::{Backoff, Queue};
+
+/// How a job run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Try again later: after the backoff, and not before `after` if the network said so.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Give up; the conversation moves on and the sender is told ([`JobHandler::on_failed`]).
+    Failed {
+        reason: String,
+    },
+}
+
+/// What a job does. One handler per queue; it must be idempotent, because a job whose worker
+/// died or overran its lease runs again.
+pub trait JobHandler: Send + Sync + 'static {
+    /// Runs one job. Should finish well within the lease ([`WorkerOptions::handler_timeout`]
+    /// cuts it off otherwise).
+    fn handle(&self, job: ClaimedJob) -> BoxFuture<'_, Outcome>;
+
+    /// Called when a job is about to end `failed`, whatever the cause (its own
+    /// [`Outcome::Failed`], or the message TTL passing): the place to queue the failure report
+    /// to the sender. The job is marked failed only after this returned `Ok`, so a report is
+    /// never lost; it may run twice for one job after a crash (queue it under a key derived
+    /// from the job). `Err` is for transient trouble only: the job is retried later. Default:
+    /// nothing to report.
+    fn on_failed<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        let _ = (job, reason);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// How a worker runs; the defaults suit a small node.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Conversations run at once.
+    pub concurrency: usize,
+    /// Most heads claimed by one query.
+    pub claim_batch: u32,
+    /// How long a claim holds a job before another worker may take it over.
+    pub lease: Duration,
+    /// How long a handler may run; at most nine tenths of the lease is used.
+    pub handler_timeout: Duration,
+    /// How often the worker looks for work without being woken.
+    pub poll_interval: Duration,
+    /// How often the queue-depth gauges are refreshed (a count over the whole table).
+    pub depth_interval: Duration,
+    pub backoff: Backoff,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            claim_batch: 32,
+            lease: Duration::from_secs(300),
+            handler_timeout: Duration::from_secs(240),
+            poll_interval: Duration::from_secs(1),
+            depth_interval: Duration::from_secs(15),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl WorkerOptions {
+    fn effective_handler_timeout(&self) -> Duration {
+        self.handler_timeout.min(self.lease.mul_f64(0.9))
+    }
+}
+
+/// What a job task needs, shared by all of them.
+struct Context {
+    store: Store,
+    queue: QueueName,
+    handler: Arc<dyn JobHandler>,
+    options: WorkerOptions,
+}
+
+/// Works `queue` until `stop` is cancelled, then waits for the jobs in flight.
+pub async fn run(
+    queue: Queue,
+    name: QueueName,
+    handler: Arc<dyn JobHandler>,
+    options: WorkerOptions,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let lease_ms = millis(options.lease);
+    let claim_batch = options.claim_batch.max(1);
+    let mut poll = tokio::time::interval(options.poll_interval.max(Duration::from_millis(1)));
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let context =
+        Arc::new(Context { store: queue.store().clone(), queue: name, handler, options: options.clone() });
+    let mut running = JoinSet::new();
+    let mut depth_refreshed: Option<Instant> = None;
+
+    while !stop.is_cancelled() {
+        if depth_refreshed.is_none_or(|at| at.elapsed() >= options.depth_interval) {
+            refresh_depth(&context.store, name).await;
+            depth_refreshed = Some(Instant::now());
+        }
+        let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
+        let mut maybe_more = false;
+        if free > 0 {
+            let limit = free.min(claim_batch);
+            match context.store.claim_jobs(name, now_ms(), lease_ms, limit).await {
+                Ok(jobs) => {
+                    maybe_more = u32::try_from(jobs.len()).is_ok_and(|n| n == limit);
+                    for job in jobs {
+                        // Never waits: this loop is the only one taking slots, and it claimed
+                        // no more jobs than were free. Fails only if the semaphore is closed,
+                        // which it never is; the job then simply runs without a slot.
+                        let slot = slots.clone().acquire_owned().await.ok();
+                        running.spawn(run_job(context.clone(), job, slot));
+                    }
+                }
+                Err(error) => tracing::warn!(queue = %name, %error, "claiming jobs failed; will retry"),
+            }
+        }
+        if maybe_more && slots.available_permits() > 0 {
+            continue;
+        }
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            Some(ended) = running.join_next(), if !running.is_empty() => log_task_end(name, ended),
+            () = queue.woken(name) => {}
+            _ = poll.tick() => {}
+        }
+    }
+    while let Some(ended) = running.join_next().await {
+        log_task_end(name, ended);
+    }
+}
+
+fn log_task_end(queue: QueueName, ended: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = ended {
+        tracing::error!(%queue, %error, "a job task ended abnormally");
+    }
+}
+
+/// Runs one claimed job and settles its outcome; holds its slot until then.
+async fn run_job(context: Arc<Context>, job: ClaimedJob, _slot: Option<OwnedSemaphorePermit>) {
+    let started = Instant::now();
+    let queue = context.queue;
+    if job.is_expired(now_ms()) {
+        let reason = format!(
+            "the message expired before it could be delivered (after {} attempts{})",
+            job.attempt.saturating_sub(1),
+            job.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+        );
+        give_up(&context, &job, &reason, "expired").await;
+        return;
+    }
+    let outcome = call_handler(&context, job.clone()).await;
+    metrics::histogram!(names::ENGINE_JOB_DURATION, "queue" => queue.as_str())
+        .record(started.elapsed().as_secs_f64());
+    match outcome {
+        Outcome::Done => {
+            let settled = context.store.complete_job(job.lease(), now_ms()).await;
+            record_settled(&job, "done", settled);
+        }
+        Outcome::Retry { after, reason } => {
+            let delay = context.options.backoff.random_delay(job.attempt, after);
+            let now = now_ms();
+            let next_attempt_at = now.saturating_add(millis(delay));
+            if job.expires_at_ms.is_some_and(|expires| next_attempt_at >= expires) {
+                let reason = format!(
+                    "the message expired while delivery was being retried (after {} attempts); \
+                     last error: {reason}",
+                    job.attempt
+                );
+                give_up(&context, &job, &reason, "expired").await;
+            } else {
+                tracing::debug!(%queue, job = %job.id, attempt = job.attempt, ?delay, %reason, "job will be retried");
+                let settled = context.store.retry_job(job.lease(), next_attempt_at, &reason, now).await;
+                record_settled(&job, "retry", settled);
+            }
+        }
+        Outcome::Failed { reason } => give_up(&context, &job, &reason, "failed").await,
+    }
+}
+
+/// The handler's outcome; a panic or a run past the timeout is a retry.
+async fn call_handler(context: &Context, job: ClaimedJob) -> Outcome {
+    let handler = context.handler.clone();
+    let mut task = tokio::spawn(async move { handler.handle(job).await });
+    let timeout = context.options.effective_handler_timeout();
+    match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(error)) => {
+            tracing::error!(queue = %context.queue, %error, "a job handler panicked");
+            Outcome::Retry { after: None, reason: "the handler panicked".to_owned() }
+        }
+        Err(_) => {
+            task.abort();
+            Outcome::Retry { after: None, reason: format!("the handler did not finish within {timeout:?}") }
+        }
+    }
+}
+
+/// Reports the failure through the handler, then marks the job failed; if the report could not
+/// be queued, retries the job instead so that the report is not lost.
+async fn give_up(context: &Context, job: &ClaimedJob, reason: &str, outcome: &'static str) {
+    tracing::warn!(queue = %context.queue, job = %job.id, key = %job.idempotency_key, %reason, "job failed");
+    match context.handler.on_failed(job, reason).await {
+        Ok(()) => {
+            let settled = context.store.fail_job(job.lease(), reason, now_ms()).await;
+            record_settled(job, outcome, settled);
+        }
+        Err(error) => {
+            let delay = context.options.backoff.random_delay(job.attempt, None);
+            let now = now_ms();
+            let why = format!("reporting the failure failed ({error}); the job failed because: {reason}");
+            let settled =
+                context.store.retry_job(job.lease(), now.saturating_add(millis(delay)), &why, now).await;
+            record_settled(job, "retry", settled);
+        }
+    }
+}
+
+/// Counts the outcome once it is in the store; a lost lease or a store error is logged.
+fn record_settled(job: &ClaimedJob, outcome: &'static str, settled: Result<bool, crate::store::StoreError>) {
+    match settled {
+        Ok(true) => {
+            metrics::counter!(names::ENGINE_JOBS, "queue" => job.queue.as_str(), "outcome" => outcome)
+                .increment(1);
+        }
+        Ok(false) => {
+            tracing::warn!(queue = %job.queue, job = %job.id, outcome, "the job's lease ran out; another run owns it now");
+            metrics::counter!(names::ENGINE_JOBS, "queue" => job.queue.as_str(), "outcome" => "lease_lost")
+                .increment(1);
+        }
+        Err(error) => {
+            tracing::warn!(queue = %job.queue, job = %job.id, outcome, %error,
+                "recording the job's outcome failed; it runs again when its lease runs out");
+        }
+    }
+}
+
+/// Sets the depth gauges of `queue` for every state (0 where the store counted none).
+async fn refresh_depth(store: &Store, queue: QueueName) {
+    match store.count_jobs().await {
+        Ok(counts) => {
+            for state in [JobState::Pending, JobState::Done, JobState::Failed] {
+                let n = counts.iter().find(|c| c.queue == queue && c.state == state).map_or(0, |c| c.count);
+                metrics::gauge!(names::ENGINE_QUEUE_DEPTH, "queue" => queue.as_str(), "state" => state.as_str())
+                    .set(n as f64);
+            }
+        }
+        Err(error) => tracing::warn!(%queue, %error, "counting jobs failed"),
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

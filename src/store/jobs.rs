@@ -1,0 +1,627 @@
+//! The engine's durable job queues: the inbox (DM3 → network) and the outbox (network → DM3).
+//!
+//! One table, `bridge_jobs`, holds both (docs/engine.md). What the queue promises:
+//! - **Once**: a job's idempotency key is unique in its queue, and a batch key is remembered in
+//!   `inbound_batches` in the same transaction as the batch's jobs, so a replayed batch or job
+//!   is a [`Inserted::Duplicate`], never a second job and never an error. Keys are free text:
+//!   they are the engine's own (`matrix:$event`), not a network's transaction ids.
+//! - **In order**: within a queue and conversation, jobs run in `id` order, one at a time. A
+//!   claim takes only *heads*: pending jobs with no older pending job in their conversation.
+//!   A running job is still pending (it holds a lease), so its successor is not a head until
+//!   it is done or failed.
+//! - **No lost work**: a claim sets `lease_until`; a worker that dies leaves the lease to run
+//!   out and the job is claimed again. The lease is also the fence: an outcome is applied only
+//!   if the job still holds the lease its worker got ([`Lease`]), so a worker that overran its
+//!   lease cannot overwrite the outcome of the worker that took the job over. A new lease always
+//!   ends later than the one it replaces (it starts after that one ran out), so two claims
+//!   never share a `lease_until`.
+//! - **One claimant**: on PostgreSQL the claim locks its rows `FOR UPDATE SKIP LOCKED`, so
+//!   replicas claiming at once take disjoint jobs; on SQLite the claim is one `UPDATE …
+//!   RETURNING`, which holds the database's single write lock from its first read.
+//!
+//! Jobs inserted concurrently on PostgreSQL may commit out of `id` order; jobs of one
+//! conversation that were enqueued concurrently have no order to keep, so this is harmless.
+//!
+//! `attempts` counts claims, not outcomes: a job that crashes its worker still counts up, so
+//! backoff grows and the operator can see it. Done jobs keep their key (to deduplicate replays)
+//! but drop their payload, until [`Store::prune_done_jobs`] removes them after the message TTL.
+
+use std::fmt;
+
+use dm3_bridge_connector::NetworkId;
+use sqlx::Row;
+
+use super::{Inserted, Store, StoreError, ids, on_pool};
+
+/// Which queue a job is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueueName {
+    /// DM3 → network: envelopes for virtual identities, to be delivered by a connector.
+    Inbox,
+    /// Network → DM3: what connectors received, to be sent as DM3 messages.
+    Outbox,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 2] = [QueueName::Inbox, QueueName::Outbox];
+
+    /// The stored form, also the `queue` label of the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::Inbox => "inbox",
+            QueueName::Outbox => "outbox",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self, StoreError> {
+        match stored {
+            "inbox" => Ok(QueueName::Inbox),
+            "outbox" => Ok(QueueName::Outbox),
+            other => Err(StoreError::Corrupt(format!("unknown queue {other:?}"))),
+        }
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The row id of a job; ascending ids are the order of arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(i64);
+
+impl JobId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting, retrying or running (a running job holds a lease).
+    Pending,
+    Done,
+    /// Given up; `last_error` says why.
+    Failed,
+}
+
+impl JobState {
+    /// The stored form, also the `state` label of the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self, StoreError> {
+        match stored {
+            "pending" => Ok(JobState::Pending),
+            "done" => Ok(JobState::Done),
+            "failed" => Ok(JobState::Failed),
+            other => Err(StoreError::Corrupt(format!("unknown job state {other:?}"))),
+        }
+    }
+}
+
+/// Longest idempotency key, conversation or batch key accepted, in bytes. Generous: an engine
+/// key joins a network id and two network ids of up to 255 bytes each.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Longest `last_error` kept, in bytes; longer reasons are cut (they come from networks).
+pub const MAX_ERROR_BYTES: usize = 1024;
+
+/// A job to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub queue: QueueName,
+    /// Unique in its queue: a second job with this key is a duplicate.
+    pub idempotency_key: String,
+    /// The unit of ordering: jobs of one conversation run one at a time, in order.
+    pub conversation: String,
+    /// JSON text written by the producer; the queue never reads it.
+    pub payload: String,
+    /// The message's TTL: a job still pending at this time fails instead of retrying.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// The key of an inbound batch: the network and the delivery id it gave the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchKey {
+    pub network: NetworkId,
+    /// A Matrix `<scope>.<txnId>`, a Telegram `update-<id>`.
+    pub key: String,
+}
+
+/// A claim on a job: the job's id and the end of the lease its worker got. Outcomes are
+/// applied only while the job still holds this lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub id: JobId,
+    pub until_ms: i64,
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    pub queue: QueueName,
+    pub idempotency_key: String,
+    pub conversation: String,
+    pub payload: String,
+    /// Which run this is: 1 the first time, counting runs that crashed.
+    pub attempt: u32,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub lease_until_ms: i64,
+    /// Why the previous attempt did not finish, if it said.
+    pub last_error: Option<String>,
+}
+
+impl ClaimedJob {
+    pub fn lease(&self) -> Lease {
+        Lease { id: self.id, until_ms: self.lease_until_ms }
+    }
+
+    /// Whether the message's TTL has passed at `now_ms`.
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        self.expires_at_ms.is_some_and(|expires| expires <= now_ms)
+    }
+}
+
+/// A job as stored, whatever its state (for inspection and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub queue: QueueName,
+    pub idempotency_key: String,
+    pub conversation: String,
+    /// Empty once the job is done.
+    pub payload: String,
+    pub state: JobState,
+    pub attempts: u32,
+    pub next_attempt_at_ms: i64,
+    pub lease_until_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// How many jobs a queue holds in one state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobCount {
+    pub queue: QueueName,
+    pub state: JobState,
+    pub count: u64,
+}
+
+/// Rows deleted per statement by the pruning: short transactions keep the writer unblocked.
+const PRUNE_BATCH: i64 = 1_000;
+
+const INSERT_BATCH_KEY: &str = "INSERT INTO inbound_batches (network, batch_key, received_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (network, batch_key) DO NOTHING";
+
+const INSERT_JOB: &str = "INSERT INTO bridge_jobs \
+     (queue, idempotency_key, conversation, payload, state, attempts, next_attempt_at, \
+      lease_until, last_error, created_at, updated_at, expires_at, finished_at) \
+     VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, NULL, $5, $5, $6, NULL) \
+     ON CONFLICT (queue, idempotency_key) DO NOTHING";
+
+/// The heads of a queue that are due and not leased, oldest first. Shared by both claims; the
+/// literal `state = 'pending'` lets both planners use the partial indexes.
+macro_rules! heads_sql {
+    ($lock:literal) => {
+        concat!(
+            "SELECT j.id FROM bridge_jobs j \
+             WHERE j.queue = $1 AND j.state = 'pending' AND j.next_attempt_at <= $2 \
+               AND (j.lease_until IS NULL OR j.lease_until <= $2) \
+               AND NOT EXISTS ( \
+                   SELECT 1 FROM bridge_jobs older \
+                   WHERE older.queue = j.queue AND older.conversation = j.conversation \
+                     AND older.state = 'pending' AND older.id < j.id) \
+             ORDER BY j.id LIMIT $4 ",
+            $lock
+        )
+    };
+}
+
+/// SQLite: one statement, so the read of the heads and the update happen under the single
+/// write lock, which the statement takes before it reads anything.
+const CLAIM_SQLITE: &str = concat!(
+    "UPDATE bridge_jobs SET lease_until = $3, attempts = attempts + 1, updated_at = $2 \
+     WHERE id IN (",
+    heads_sql!(""),
+    ") RETURNING id, queue, idempotency_key, conversation, payload, attempts, \
+     created_at, expires_at, lease_until, last_error"
+);
+
+/// PostgreSQL: rows another replica is claiming right now are skipped, not waited for. A row
+/// whose claim committed meanwhile is re-checked against its new version (its lease is then
+/// live, so it drops out); the outer `WHERE` repeats the lease check for the same reason.
+const CLAIM_POSTGRES: &str = concat!(
+    "WITH heads AS (",
+    heads_sql!("FOR UPDATE OF j SKIP LOCKED"),
+    ") UPDATE bridge_jobs SET lease_until = $3, attempts = bridge_jobs.attempts + 1, updated_at = $2 \
+     FROM heads WHERE bridge_jobs.id = heads.id AND bridge_jobs.state = 'pending' \
+       AND (bridge_jobs.lease_until IS NULL OR bridge_jobs.lease_until <= $2) \
+     RETURNING bridge_jobs.id, bridge_jobs.queue, bridge_jobs.idempotency_key, \
+       bridge_jobs.conversation, bridge_jobs.payload, bridge_jobs.attempts, bridge_jobs.created_at, \
+       bridge_jobs.expires_at, bridge_jobs.lease_until, bridge_jobs.last_error"
+);
+
+/// Only the worker holding the current lease may settle a job.
+const COMPLETE: &str = "UPDATE bridge_jobs \
+     SET state = 'done', payload = '', lease_until = NULL, finished_at = $3, updated_at = $3 \
+     WHERE id = $1 AND state = 'pending' AND lease_until = $2";
+const RETRY: &str = "UPDATE bridge_jobs \
+     SET lease_until = NULL, next_attempt_at = $3, last_error = $4, updated_at = $5 \
+     WHERE id = $1 AND state = 'pending' AND lease_until = $2";
+const FAIL: &str = "UPDATE bridge_jobs \
+     SET state = 'failed', lease_until = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
+     WHERE id = $1 AND state = 'pending' AND lease_until = $2";
+
+/// The raw columns of a claimed job, read inside `on_pool!` (one copy per driver).
+struct RawClaimed {
+    id: i64,
+    queue: String,
+    idempotency_key: String,
+    conversation: String,
+    payload: String,
+    attempts: i64,
+    created_at: i64,
+    expires_at: Option<i64>,
+    lease_until: Option<i64>,
+    last_error: Option<String>,
+}
+
+macro_rules! read_claimed {
+    ($row:expr) => {
+        RawClaimed {
+            id: $row.try_get("id")?,
+            queue: $row.try_get("queue")?,
+            idempotency_key: $row.try_get("idempotency_key")?,
+            conversation: $row.try_get("conversation")?,
+            payload: $row.try_get("payload")?,
+            attempts: $row.try_get("attempts")?,
+            created_at: $row.try_get("created_at")?,
+            expires_at: $row.try_get("expires_at")?,
+            lease_until: $row.try_get("lease_until")?,
+            last_error: $row.try_get("last_error")?,
+        }
+    };
+}
+
+impl RawClaimed {
+    fn into_claimed(self) -> Result<ClaimedJob, StoreError> {
+        let lease_until_ms = self
+            .lease_until
+            .ok_or_else(|| StoreError::Corrupt(format!("claimed job {} has no lease", self.id)))?;
+        Ok(ClaimedJob {
+            id: JobId(self.id),
+            queue: QueueName::parse(&self.queue)?,
+            idempotency_key: self.idempotency_key,
+            conversation: self.conversation,
+            payload: self.payload,
+            attempt: count(self.attempts),
+            created_at_ms: self.created_at,
+            expires_at_ms: self.expires_at,
+            lease_until_ms,
+            last_error: self.last_error,
+        })
+    }
+}
+
+fn count(stored: i64) -> u32 {
+    u32::try_from(stored.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Keys must be usable as keys: not empty, bounded, printable.
+fn check_key(what: &'static str, key: &str) -> Result<(), StoreError> {
+    ids::check(what, key, MAX_KEY_BYTES, false)?;
+    Ok(())
+}
+
+fn check_job(job: &NewJob) -> Result<(), StoreError> {
+    check_key("job idempotency key", &job.idempotency_key)?;
+    check_key("job conversation", &job.conversation)
+}
+
+/// `reason` cut to [`MAX_ERROR_BYTES`] at a character boundary.
+fn bounded_error(reason: &str) -> &str {
+    if reason.len() <= MAX_ERROR_BYTES {
+        return reason;
+    }
+    let mut end = MAX_ERROR_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+impl Store {
+    /// Queues `jobs` and remembers `batch` (if given) in one transaction: all of it or nothing.
+    ///
+    /// [`Inserted::Duplicate`] when nothing was stored: the batch key was seen before (then
+    /// none of the jobs is queued, even new ones), or, without a key, every job's key was.
+    /// Jobs whose key was seen are skipped silently. Returns only after the commit.
+    pub async fn enqueue_jobs(
+        &self,
+        batch: Option<&BatchKey>,
+        jobs: &[NewJob],
+        now_ms: i64,
+    ) -> Result<Inserted, StoreError> {
+        if let Some(batch) = batch {
+            check_key("batch key", &batch.key)?;
+        }
+        for job in jobs {
+            check_job(job)?;
+        }
+        let stored = on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            let batch_is_new = match batch {
+                Some(batch) => {
+                    sqlx::query(INSERT_BATCH_KEY)
+                        .bind(batch.network.as_str())
+                        .bind(batch.key.as_str())
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1
+                }
+                None => false,
+            };
+            if batch.is_some() && !batch_is_new {
+                tx.rollback().await?;
+                return Ok(Inserted::Duplicate);
+            }
+            let mut new_jobs = 0;
+            for job in jobs {
+                new_jobs += sqlx::query(INSERT_JOB)
+                    .bind(job.queue.as_str())
+                    .bind(job.idempotency_key.as_str())
+                    .bind(job.conversation.as_str())
+                    .bind(job.payload.as_str())
+                    .bind(now_ms)
+                    .bind(job.expires_at_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            batch_is_new || new_jobs > 0
+        });
+        Ok(if stored { Inserted::New } else { Inserted::Duplicate })
+    }
+
+    /// Queues one job unless its key was seen; returns only after the commit.
+    pub async fn enqueue_job(&self, job: &NewJob, now_ms: i64) -> Result<Inserted, StoreError> {
+        self.enqueue_jobs(None, std::slice::from_ref(job), now_ms).await
+    }
+
+    /// Claims up to `limit` heads of `queue` that are due at `now_ms`, leasing each until
+    /// `now_ms + lease_ms`. At most one job per conversation is returned, oldest first.
+    pub async fn claim_jobs(
+        &self,
+        queue: QueueName,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // A lease of at least 1 ms keeps every new lease later than the one it replaces.
+        let lease_until = now_ms.saturating_add(lease_ms.max(1));
+        let raw = match self.pool() {
+            super::Pool::Sqlite(p) => {
+                let rows = sqlx::query(CLAIM_SQLITE)
+                    .bind(queue.as_str())
+                    .bind(now_ms)
+                    .bind(lease_until)
+                    .bind(i64::from(limit))
+                    .fetch_all(p)
+                    .await?;
+                rows.iter().map(|row| Ok(read_claimed!(row))).collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+            super::Pool::Postgres(p) => {
+                let rows = sqlx::query(CLAIM_POSTGRES)
+                    .bind(queue.as_str())
+                    .bind(now_ms)
+                    .bind(lease_until)
+                    .bind(i64::from(limit))
+                    .fetch_all(p)
+                    .await?;
+                rows.iter().map(|row| Ok(read_claimed!(row))).collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+        };
+        let mut claimed = raw.into_iter().map(RawClaimed::into_claimed).collect::<Result<Vec<_>, _>>()?;
+        // RETURNING promises no order.
+        claimed.sort_by_key(|job| job.id);
+        Ok(claimed)
+    }
+
+    /// Marks the job done. `false`: the lease was lost (the job was claimed again after it ran
+    /// out) and nothing changed.
+    pub async fn complete_job(&self, lease: Lease, now_ms: i64) -> Result<bool, StoreError> {
+        let changed = on_pool!(self.pool(), p => sqlx::query(COMPLETE)
+            .bind(lease.id.0)
+            .bind(lease.until_ms)
+            .bind(now_ms)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(changed == 1)
+    }
+
+    /// Releases the job to run again at `next_attempt_at_ms`, recording why it did not finish.
+    /// `false`: the lease was lost and nothing changed.
+    pub async fn retry_job(
+        &self,
+        lease: Lease,
+        next_attempt_at_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = on_pool!(self.pool(), p => sqlx::query(RETRY)
+            .bind(lease.id.0)
+            .bind(lease.until_ms)
+            .bind(next_attempt_at_ms)
+            .bind(bounded_error(reason))
+            .bind(now_ms)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(changed == 1)
+    }
+
+    /// Gives the job up with `reason`; its conversation moves on to the next job.
+    /// `false`: the lease was lost and nothing changed.
+    pub async fn fail_job(&self, lease: Lease, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let changed = on_pool!(self.pool(), p => sqlx::query(FAIL)
+            .bind(lease.id.0)
+            .bind(lease.until_ms)
+            .bind(bounded_error(reason))
+            .bind(now_ms)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(changed == 1)
+    }
+
+    /// Deletes done jobs that finished before `finished_before_ms`; returns how many. Pending
+    /// and failed jobs stay.
+    pub async fn prune_done_jobs(&self, finished_before_ms: i64) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM bridge_jobs WHERE id IN ( \
+             SELECT id FROM bridge_jobs WHERE state = 'done' AND finished_at < $1 LIMIT $2)";
+        self.delete_in_batches(SQL, finished_before_ms).await
+    }
+
+    /// Forgets batch keys received before `received_before_ms`; returns how many. Only safe
+    /// once the network no longer redelivers them (after the message TTL).
+    pub async fn prune_inbound_batches(&self, received_before_ms: i64) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM inbound_batches WHERE (network, batch_key) IN ( \
+             SELECT network, batch_key FROM inbound_batches WHERE received_at < $1 LIMIT $2)";
+        self.delete_in_batches(SQL, received_before_ms).await
+    }
+
+    async fn delete_in_batches(&self, sql: &'static str, before_ms: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let deleted = on_pool!(self.pool(), p => sqlx::query(sql)
+                .bind(before_ms)
+                .bind(PRUNE_BATCH)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            total += deleted;
+            if deleted < PRUNE_BATCH.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Jobs per queue and state (for the queue-depth metrics); absent pairs have none.
+    pub async fn count_jobs(&self) -> Result<Vec<JobCount>, StoreError> {
+        const SQL: &str = "SELECT queue, state, COUNT(*) AS n FROM bridge_jobs GROUP BY queue, state";
+        let rows = on_pool!(self.pool(), p => {
+            let rows = sqlx::query(SQL).fetch_all(p).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<String, _>("queue")?,
+                        row.try_get::<String, _>("state")?,
+                        row.try_get::<i64, _>("n")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        rows.into_iter()
+            .map(|(queue, state, n)| {
+                Ok(JobCount {
+                    queue: QueueName::parse(&queue)?,
+                    state: JobState::parse(&state)?,
+                    count: n.unsigned_abs(),
+                })
+            })
+            .collect()
+    }
+
+    /// The job with this key in `queue`, in whatever state.
+    pub async fn get_job(
+        &self,
+        queue: QueueName,
+        idempotency_key: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        const SQL: &str = "SELECT id, queue, idempotency_key, conversation, payload, state, attempts, \
+             next_attempt_at, lease_until, last_error, created_at, updated_at, expires_at, finished_at \
+             FROM bridge_jobs WHERE queue = $1 AND idempotency_key = $2";
+        let row = on_pool!(self.pool(), p => {
+            match sqlx::query(SQL).bind(queue.as_str()).bind(idempotency_key).fetch_optional(p).await? {
+                None => None,
+                Some(row) => Some((
+                    read_claimed!(row),
+                    row.try_get::<String, _>("state")?,
+                    row.try_get::<i64, _>("next_attempt_at")?,
+                    row.try_get::<i64, _>("updated_at")?,
+                    row.try_get::<Option<i64>, _>("finished_at")?,
+                )),
+            }
+        });
+        row.map(|(raw, state, next_attempt_at_ms, updated_at_ms, finished_at_ms)| {
+            Ok(JobRecord {
+                id: JobId(raw.id),
+                queue: QueueName::parse(&raw.queue)?,
+                idempotency_key: raw.idempotency_key,
+                conversation: raw.conversation,
+                payload: raw.payload,
+                state: JobState::parse(&state)?,
+                attempts: count(raw.attempts),
+                next_attempt_at_ms,
+                lease_until_ms: raw.lease_until,
+                last_error: raw.last_error,
+                created_at_ms: raw.created_at,
+                updated_at_ms,
+                expires_at_ms: raw.expires_at,
+                finished_at_ms,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_round_trip() {
+        for queue in QueueName::ALL {
+            assert_eq!(QueueName::parse(queue.as_str()).ok(), Some(queue));
+        }
+        for state in [JobState::Pending, JobState::Done, JobState::Failed] {
+            assert_eq!(JobState::parse(state.as_str()).ok(), Some(state));
+        }
+        assert!(QueueName::parse("elsewhere").is_err());
+    }
+
+    #[test]
+    fn long_errors_are_cut_at_a_character_boundary() {
+        let reason = "é".repeat(MAX_ERROR_BYTES);
+        let cut = bounded_error(&reason);
+        assert!(cut.len() <= MAX_ERROR_BYTES);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(bounded_error("short"), "short");
+    }
+}
