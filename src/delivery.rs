@@ -32,6 +32,8 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::config::RelayConfig;
+use crate::engine::Queue;
+use crate::identities::resolver::LocalNames;
 use crate::names::directory::Directory;
 use crate::protocol::{BoxFuture, DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
 use crate::store::{EnsName, Store};
@@ -48,6 +50,10 @@ pub struct Relay {
     encryption: KxKeyPair,
     /// Signs postmarks (§8 step 7).
     signing: SigningKeyPair,
+    /// The node's own names: which receivers are virtual identities.
+    local_names: LocalNames,
+    /// Where envelopes for virtual identities go, when the node bridges.
+    engine_queue: Option<Queue>,
 }
 
 impl Relay {
@@ -64,6 +70,8 @@ impl Relay {
             node_name: context.node_name,
             encryption,
             signing,
+            local_names: context.local_names,
+            engine_queue: context.engine_queue,
         }
     }
 

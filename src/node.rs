@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Problem};
+use crate::engine::Queue;
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{ProtocolContext, ProtocolFactory};
@@ -107,6 +108,8 @@ impl Node {
         let names = NameService::open(config, master, store.clone(), &node_keys).await?;
 
         let metrics = telemetry::metrics::install();
+        // The engine runs when the node has virtual identities to bridge.
+        let engine_queue = names.local_names.bridges().then(|| Queue::new(store.clone()));
         let protocol = protocol(ProtocolContext {
             store: store.clone(),
             node_keys: node_keys.clone(),
@@ -114,6 +117,7 @@ impl Node {
             node_name: config.node.name.clone(),
             public_url: config.node.public_url.clone(),
             local_names: names.local_names.clone(),
+            engine_queue: engine_queue.clone(),
         });
         let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics);
 

@@ -141,6 +141,9 @@ pub struct ProtocolContext {
     /// from its tables; wrap the ENS client with [`LocalNames::with_fallback`] so that the
     /// `Directory` verifies local identities without a chain.
     pub local_names: LocalNames,
+    /// The engine's queues, when the node bridges: envelopes for the node's virtual identities
+    /// go to the inbox instead of being stored for retrieval.
+    pub engine_queue: Option<crate::engine::Queue>,
 }
 
 impl ProtocolContext {

@@ -30,6 +30,7 @@ use dm3::canonical;
 use dm3::envelope::{DeliveryInformation, DeliveryInformationField, Envelope, EnvelopeError, EnvelopeFormat};
 use dm3::message::MessageHash;
 use dm3::postmark::stamp_envelope;
+use dm3::profile::UserProfile;
 use serde_json::Value;
 
 use super::Relay;
@@ -41,6 +42,14 @@ use crate::names::directory::DirectoryError;
 use crate::protocol::{DeliveryError, Rejection};
 use crate::store::{self, Account, Inserted, NewEnvelope};
 use crate::telemetry::metrics::{ENVELOPES_ACCEPTED, ENVELOPES_DUPLICATE, ENVELOPES_REJECTED};
+
+/// Who an envelope is for.
+enum Recipient {
+    /// A DM3 user registered here: the envelope is stored for retrieval.
+    Account(Account),
+    /// One of the node's virtual identities: the envelope goes to the bridge's inbox.
+    VirtualIdentity(UserProfile),
+}
 
 /// Whether the sender was authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,22 +88,27 @@ impl Relay {
         check_encrypted_message_hash(&envelope)?;
         let delivery = self.open_delivery_information(&envelope)?;
         let receiver = Name::parse(delivery.to())?;
-        let account = self.receiver_account(&receiver).await?;
+        let recipient = self.recipient(&receiver).await?;
         let sender_name = Name::parse(delivery.from())?;
         let sender = self.authenticate_sender(&envelope, &sender_name).await?;
         let now = now_ms();
-        let stored = self.postmark(&envelope, &delivery, &receiver, &account, now).await?;
-        let inserted = self
-            .store
-            .insert_envelope(NewEnvelope {
-                receiver: receiver.key,
-                sender: sender_name.key,
-                message_hash: dedup_key(&envelope)?,
-                envelope: stored.to_json(),
-                received_at_ms: now,
-                expires_at_ms: self.expiry(now),
-            })
-            .await?;
+        let key = match &recipient {
+            Recipient::Account(account) => self.current_profile(&receiver, account).await?,
+            Recipient::VirtualIdentity(profile) => profile.clone(),
+        };
+        let stored = self.postmark(&envelope, &delivery, &receiver, &key, now).await?;
+        let stored = NewEnvelope {
+            receiver: receiver.key,
+            sender: sender_name.key,
+            message_hash: dedup_key(&envelope)?,
+            envelope: stored.to_json(),
+            received_at_ms: now,
+            expires_at_ms: self.expiry(now),
+        };
+        let inserted = match recipient {
+            Recipient::Account(_) => self.store.insert_envelope(stored).await?,
+            Recipient::VirtualIdentity(_) => self.queue_for_bridge(&stored).await?,
+        };
         Ok((inserted, sender))
     }
 
@@ -120,11 +134,33 @@ impl Relay {
         })
     }
 
-    async fn receiver_account(&self, receiver: &Name) -> Result<Account, DeliveryError> {
-        self.store
-            .get_account(&receiver.key)
-            .await?
-            .ok_or_else(|| DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"))
+    /// §8 step 3: who the envelope is for. A registered account first; then, when the node
+    /// bridges, one of its virtual identities (whose verified profile the local names answer).
+    async fn recipient(&self, receiver: &Name) -> Result<Recipient, DeliveryError> {
+        if let Some(account) = self.store.get_account(&receiver.key).await? {
+            return Ok(Recipient::Account(account));
+        }
+        if self.engine_queue.is_some() && self.local_names.is_virtual_identity_name(&receiver.ens) {
+            match self.directory.user_profile(&receiver.ens).await {
+                Ok(Some(verified)) => {
+                    return Ok(Recipient::VirtualIdentity(verified.profile.profile().clone()));
+                }
+                Ok(None) => {}
+                Err(error) => return Err(super::accounts::resolve_failure(receiver, error)),
+            }
+        }
+        Err(DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"))
+    }
+
+    /// The inbox job of an envelope for a virtual identity: keyed like the stored envelopes
+    /// (receiver, hash), ordered per (receiver, sender). Durable when this returns.
+    async fn queue_for_bridge(&self, envelope: &NewEnvelope) -> Result<Inserted, DeliveryError> {
+        let Some(queue) = &self.engine_queue else {
+            return Err(DeliveryError::Internal("no engine queue for a virtual identity".to_owned()));
+        };
+        let job = crate::engine::inbox::job(envelope)
+            .map_err(|e| DeliveryError::Internal(format!("queueing for the bridge: {e}")))?;
+        Ok(queue.enqueue(&job, envelope.received_at_ms).await?)
     }
 
     /// The sender authentication the reference DS does not do (P14, §10.4 step 4).
@@ -170,10 +206,10 @@ impl Relay {
         envelope: &Envelope,
         delivery: &DeliveryInformation,
         receiver: &Name,
-        account: &Account,
+        profile: &UserProfile,
         now: i64,
     ) -> Result<Envelope, DeliveryError> {
-        let key = self.current_profile(receiver, account).await?.encryption_key().map_err(|e| {
+        let key = profile.encryption_key().map_err(|e| {
             DeliveryError::Internal(format!("the profile of {receiver} has no usable encryption key: {e}"))
         })?;
         let timestamp = u64::try_from(now).unwrap_or_default();

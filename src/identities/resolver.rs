@@ -75,6 +75,16 @@ impl LocalNames {
         &self.node_name
     }
 
+    /// Whether the node has virtual identities (`[identities] parent` is set).
+    pub fn bridges(&self) -> bool {
+        self.scheme.is_some()
+    }
+
+    /// Whether `name` is a name under the parent, so possibly one of the node's virtual identities.
+    pub fn is_virtual_identity_name(&self, name: &EnsName) -> bool {
+        *name != self.node_name && self.scheme.as_ref().is_some_and(|s| name.is_within(s.parent()))
+    }
+
     /// Whether the node answers for `name`: its own name or anything under the parent.
     pub fn serves(&self, name: &EnsName) -> bool {
         *name == self.node_name || self.scheme.as_ref().is_some_and(|s| name.is_within(s.parent()))

@@ -1,0 +1,295 @@
+//! The DM3 side of a bridge test: a chain, names, a second delivery service and a DM3 user.
+//!
+//! Set up as it would be in production, with nothing resolved in process:
+//! - anvil with our ENS registry; the bridge's parent name has the OffchainResolver, pointed at
+//!   the bridge's own CCIP-read gateway once the bridge runs ([`Dm3World::point_parent_at`]);
+//! - `alice.test.eth` and `ds-b.test.eth` have a PlainResolver with records on chain: alice's
+//!   signed profile (her delivery service is `ds-b.test.eth`) and that DS's profile;
+//! - node B, a plain relay node (the real [`Relay`]) resolving through the chain, is alice's
+//!   delivery service, and alice is registered there with a session token.
+//!
+//! [`Dm3User`] is alice's client, made of the SDK: it seals messages for a recipient's delivery
+//! services and reads and opens what B stored for her.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use alloy_primitives::Address;
+use alloy_sol_types::sol;
+use dm3::crypto::eth::Wallet;
+use dm3::crypto::kx::KxKeyPair;
+use dm3::crypto::signing::SigningKeyPair;
+use dm3::ds_profile::DeliveryServiceProfile;
+use dm3::envelope::Envelope;
+use dm3::keys::ProfileKeys;
+use dm3::message::{Message, MessageBuilder, MessageHash};
+use dm3::profile::{SignedUserProfile, UserProfile};
+use dm3::text_record::{DELIVERY_SERVICE_KEY, USER_PROFILE_KEY};
+use dm3_bridge::config::{Config, DatabaseUrl, NamesConfig};
+use dm3_bridge::delivery::Relay;
+use dm3_bridge::names::chain::build_directory;
+use dm3_bridge::names::directory::Directory;
+use serde_json::{Value, json};
+
+use super::anvil::{Anvil, Ens, namehash};
+use super::node::{TestNode, start_node};
+
+pub const PARENT: &str = "bridge.test.eth";
+pub const BRIDGE_NODE_NAME: &str = "ds.bridge.test.eth";
+pub const ALICE: &str = "alice.test.eth";
+pub const DS_B: &str = "ds-b.test.eth";
+
+sol! {
+    interface IPlainResolver {
+        function setAddr(bytes32 node, address a) external;
+        function setText(bytes32 node, string key, string value) external;
+    }
+}
+
+/// Everything outside the bridge.
+pub struct Dm3World {
+    pub anvil: Anvil,
+    pub ens: Ens,
+    pub ds_b: TestNode,
+    pub alice: Dm3User,
+}
+
+impl Dm3World {
+    /// Starts the chain, node B and alice; `database` is node B's (SQLite when `None`).
+    pub async fn start(database: Option<DatabaseUrl>) -> Dm3World {
+        let anvil = Anvil::start().await.unwrap();
+        let ens = Ens::deploy(&anvil, &["http://unset.invalid/{sender}/{data}.json"], &[]).await.unwrap();
+        ens.use_offchain_resolver(PARENT).await.unwrap();
+        let plain = ens.rpc().deploy("PlainResolver", &[]).await.unwrap();
+
+        let port = free_port();
+        let names = names_config(&anvil, &ens);
+        let ds_b = start_node(
+            |config| {
+                config.node.name = DS_B.to_owned();
+                config.node.listen = format!("127.0.0.1:{port}");
+                config.node.public_url = format!("http://127.0.0.1:{port}");
+                config.names = names.clone();
+                if let Some(url) = database {
+                    config.database.url = Some(url);
+                }
+            },
+            Relay::factory(build_directory(&names).unwrap()),
+        )
+        .await;
+        let ds_b_profile = DeliveryServiceProfile::new(
+            ds_b.encryption_public_key(),
+            ds_b.signing_public_key(),
+            ds_b.base.clone(),
+        );
+        set_records(&ens, plain, DS_B, None, &[(DELIVERY_SERVICE_KEY, ds_b_profile.to_text_record())]).await;
+
+        let alice = Dm3User::new(ALICE, &[DS_B]);
+        let record = alice.profile.to_text_record();
+        set_records(&ens, plain, ALICE, Some(alice.wallet.address()), &[(USER_PROFILE_KEY, record)]).await;
+        let mut world = Dm3World { anvil, ens, ds_b, alice };
+        let token = world.alice.register(&world.ds_b).await;
+        world.alice.token = Some(token);
+        world
+    }
+
+    /// `[names]` for any node of this world: the chain, no cache (identities appear at run time),
+    /// and loopback gateways allowed.
+    pub fn names_config(&self) -> NamesConfig {
+        names_config(&self.anvil, &self.ens)
+    }
+
+    /// The Directory the bridge and node B use, as a test would check names with it.
+    pub fn directory(&self) -> Directory {
+        build_directory(&self.names_config()).unwrap()
+    }
+
+    /// Points the parent's resolver at the gateway of the bridge with `config`, trusting its
+    /// signer (the operator's steps, docs/names.md).
+    pub async fn point_parent_at(&self, bridge: &TestNode) {
+        let gateway: Value = bridge
+            .client
+            .get(bridge.url("/admin/gateway"))
+            .bearer_auth(bridge.config.admin.token.as_ref().unwrap().expose())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.ens.set_gateway_url(gateway["urlTemplate"].as_str().unwrap()).await.unwrap();
+        self.ens.set_signer(gateway["signer"].as_str().unwrap().parse().unwrap(), true).await.unwrap();
+    }
+
+    /// Sets up `config` as the bridge node of this world (name, names, a fixed port).
+    pub fn configure_bridge(&self, config: &mut Config) {
+        let port = free_port();
+        config.node.name = BRIDGE_NODE_NAME.to_owned();
+        config.node.listen = format!("127.0.0.1:{port}");
+        config.node.public_url = format!("http://127.0.0.1:{port}");
+        config.names = self.names_config();
+        config.identities.parent = PARENT.to_owned();
+    }
+}
+
+fn names_config(anvil: &Anvil, ens: &Ens) -> NamesConfig {
+    NamesConfig {
+        ens_rpc_url: Some(anvil.url().to_owned()),
+        ens_registry: ens.registry.to_string(),
+        cache_ttl_secs: 0,
+        request_timeout_ms: 5_000,
+        allow_private_addresses: true,
+        ..NamesConfig::default()
+    }
+}
+
+async fn set_records(ens: &Ens, resolver: Address, name: &str, addr: Option<Address>, text: &[(&str, String)]) {
+    ens.claim(name).await.unwrap();
+    ens.set_resolver(name, resolver).await.unwrap();
+    let node = namehash(name);
+    if let Some(a) = addr {
+        ens.rpc().transact(resolver, &IPlainResolver::setAddrCall { node, a }).await.unwrap();
+    }
+    for (key, value) in text {
+        let call = IPlainResolver::setTextCall { node, key: (*key).to_owned(), value: value.clone() };
+        ens.rpc().transact(resolver, &call).await.unwrap();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A message alice received, opened and checked.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub message: Message,
+    /// The hash alice acknowledges with.
+    pub ack_hash: String,
+}
+
+/// A DM3 user with a wallet, keys, a published profile and a session at her delivery service.
+pub struct Dm3User {
+    pub name: String,
+    pub wallet: Wallet,
+    pub keys: ProfileKeys,
+    pub profile: SignedUserProfile,
+    pub token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Dm3User {
+    pub fn new(name: &str, delivery_services: &[&str]) -> Dm3User {
+        let wallet = Wallet::generate();
+        let keys = ProfileKeys::from_wallet(&wallet, "0");
+        let profile = UserProfile::from_keys(&keys, delivery_services.iter().copied()).sign(&wallet);
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+        Dm3User { name: name.to_owned(), wallet, keys, profile, token: None, http }
+    }
+
+    fn signing(&self) -> &SigningKeyPair {
+        &self.keys.signing
+    }
+
+    fn encryption(&self) -> &KxKeyPair {
+        &self.keys.encryption
+    }
+
+    /// `POST /profile/<name>` at `ds`; the session token.
+    pub async fn register(&self, ds: &TestNode) -> String {
+        let response = self
+            .http
+            .post(ds.url(&format!("/profile/{}", self.name)))
+            .json(&self.profile.to_value())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "registering {}: {status} {body}", self.name);
+        body.as_str().or_else(|| body["token"].as_str()).unwrap().to_owned()
+    }
+
+    /// A message builder from this user to `to`.
+    pub fn builder(&self, to: &str) -> MessageBuilder {
+        MessageBuilder::now(to, self.name.clone())
+    }
+
+    /// Signs `message`, seals it for every delivery service of `to` (resolved through
+    /// `directory`) and posts it; the message hash.
+    pub async fn send(&self, directory: &Directory, message: Message) -> MessageHash {
+        let message = message.sign(self.signing());
+        let to: dm3::ens::EnsName = message.to().parse().unwrap();
+        let recipient = directory.user_profile(&to).await.unwrap().expect("the recipient has a profile");
+        let profile = recipient.profile.profile();
+        for ds_name in profile.delivery_services() {
+            let ds = directory
+                .delivery_service(&ds_name.parse().unwrap())
+                .await
+                .unwrap()
+                .expect("the recipient's delivery service resolves");
+            let recipient_key = profile.encryption_key().unwrap();
+            let ds_key = ds.encryption_key().unwrap();
+            let envelope = Envelope::seal(&message, self.signing(), &recipient_key, &ds_key).expect("sealing");
+            self.post(ds.url(), &envelope).await;
+        }
+        message.hash()
+    }
+
+    /// Posts a sealed envelope to `<ds_url>/rpc`, asserting `200 OK`.
+    pub async fn post(&self, ds_url: &str, envelope: &Envelope) {
+        let body = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "dm3_submitMessage",
+            "params": [envelope.to_json(), ""],
+        });
+        let response = self.http.post(format!("{ds_url}/rpc")).json(&body).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "submitting to {ds_url}: {status} {text}");
+    }
+
+    /// Everything `ds` stores for this user from `from`, opened; the message signature is
+    /// checked with `from`'s profile resolved through `directory`.
+    pub async fn incoming(&self, ds: &TestNode, directory: &Directory, from: &str) -> Vec<Received> {
+        let url = ds.url(&format!("/delivery/messages/incoming/{}?contactAddress={from}", self.name));
+        let response = self.http.get(url).bearer_auth(self.token.as_deref().unwrap()).send().await.unwrap();
+        assert!(response.status().is_success(), "incoming: {}", response.status());
+        let envelopes: Vec<Value> = response.json().await.unwrap();
+        let sender: dm3::ens::EnsName = from.parse().unwrap();
+        let sender_key = directory
+            .user_profile(&sender)
+            .await
+            .unwrap()
+            .expect("the sender has a profile")
+            .profile
+            .profile()
+            .verify_key()
+            .unwrap();
+        envelopes
+            .into_iter()
+            .map(|stored| {
+                let envelope = Envelope::from_value(stored).expect("a stored envelope");
+                let opened = envelope.open(self.encryption()).expect("opens with alice's key");
+                opened.message.verify(&sender_key, from).expect("signed by the sender");
+                Received { ack_hash: opened.message.hash().to_string(), message: opened.message }
+            })
+            .collect()
+    }
+
+    /// Waits until `ds` holds at least `count` messages from `from`; all of them, in order.
+    pub async fn wait_for(&self, ds: &TestNode, directory: &Directory, from: &str, count: usize) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let received = self.incoming(ds, directory, from).await;
+            if received.len() >= count {
+                return received;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {count} messages from {from} arrived in 60 s",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
