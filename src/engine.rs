@@ -15,6 +15,7 @@
 //! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry).
 
 pub mod backoff;
+pub mod connectors;
 pub mod inbox;
 pub mod queue;
 pub mod sink;

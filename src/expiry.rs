@@ -18,6 +18,11 @@ use crate::telemetry::metrics::EXPIRED_DELETED;
 /// How often expired rows are deleted.
 pub const INTERVAL: Duration = Duration::from_secs(60);
 
+/// How long finished bridge jobs and inbound batch keys are kept. A done job's key still
+/// deduplicates a replayed envelope or event, and networks redeliver for hours at most
+/// (Synapse backs off to about a day), so a week leaves a wide margin at a small cost.
+pub const BRIDGE_KEYS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Runs until `stop` is cancelled.
 pub async fn run(store: Store, interval: Duration, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(interval);
@@ -41,5 +46,20 @@ pub async fn run(store: Store, interval: Duration, stop: CancellationToken) {
             }
             Err(error) => tracing::warn!(%error, "deleting expired rows failed; will retry"),
         }
+        prune_bridge_keys(&store).await;
+    }
+}
+
+async fn prune_bridge_keys(store: &Store) {
+    let kept = i64::try_from(BRIDGE_KEYS_KEPT.as_millis()).unwrap_or(i64::MAX);
+    let before = now_ms().saturating_sub(kept);
+    let jobs = store.prune_done_jobs(before).await;
+    let batches = store.prune_inbound_batches(before).await;
+    match (jobs, batches) {
+        (Ok(jobs), Ok(batches)) if jobs > 0 || batches > 0 => {
+            tracing::info!(jobs, batches, "pruned finished bridge jobs and old batch keys");
+        }
+        (Ok(_), Ok(_)) => {}
+        (Err(error), _) | (_, Err(error)) => tracing::warn!(%error, "pruning bridge keys failed; will retry"),
     }
 }
