@@ -7,172 +7,25 @@
 //! arrives once, a retried send shows once in the room.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/matrix_bridge.rs"]
+mod matrix_bridge;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use dm3_bridge_connector::{
-    Attachment, Connector as _, ConnectorError, Content, ConversationId, Delete, Edit, EventKind, Feature,
-    IdempotencyKey, InboundEvent, Message, MimeType, NetworkId, NetworkMessageId, Outbound, Reaction,
-    ReactionKey, ReadReceipt, RemoteIdentity, Text, Unsupported, deliver,
+    Attachment, Connector as _, ConnectorError, Content, ConversationId, Delete, Edit, EventKind,
+    IdempotencyKey, InboundEvent, Message, MimeType, NetworkMessageId, Outbound, Reaction, ReactionKey,
+    ReadReceipt, RemoteIdentity, Text, Unsupported, deliver,
 };
 use dm3_bridge_matrix::inbound::{Converted, convert};
-use dm3_bridge_matrix::{
-    Appservice, Client, DirectoryError, GhostDirectory, GhostProfile, MatrixConnector, Recorded,
-    Registration, RegistrationScope, RoomEncryption, SinkError, Transaction, TransactionSink,
-};
+use dm3_bridge_matrix::{Appservice, Registration, RoomEncryption};
+use matrix_bridge::Bridge;
 use ruma::events::room::message::RoomMessageEventContent;
 use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
-use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId, ServerName};
+use ruma::{OwnedTransactionId, RoomId, ServerName};
 use serde_json::{Value, json};
-use synapse::{MatrixUser, SERVER_NAME, Synapse};
+use synapse::SERVER_NAME;
 use url::Url;
-
-/// An in-memory stand-in for the service's durable sink: the same dedup contract, no database.
-#[derive(Default)]
-struct MemorySink {
-    seen: Mutex<HashSet<(RegistrationScope, String)>>,
-    /// Every transaction delivered (not the replays).
-    delivered: Mutex<Vec<Transaction>>,
-    replays: Mutex<usize>,
-}
-
-impl TransactionSink for MemorySink {
-    async fn record(&self, transaction: Transaction) -> Result<Recorded, SinkError> {
-        let key = (transaction.scope.clone(), transaction.txn_id.to_string());
-        if !self.seen.lock().unwrap().insert(key) {
-            *self.replays.lock().unwrap() += 1;
-            return Ok(Recorded::AlreadySeen);
-        }
-        self.delivered.lock().unwrap().push(transaction);
-        Ok(Recorded::New)
-    }
-}
-
-impl MemorySink {
-    /// Every delivered timeline event, as JSON, with the txn id it came in.
-    fn events(&self) -> Vec<(String, Value)> {
-        let delivered = self.delivered.lock().unwrap();
-        delivered
-            .iter()
-            .flat_map(|t| {
-                t.events.iter().map(|e| (t.txn_id.to_string(), serde_json::from_str(e.json().get()).unwrap()))
-            })
-            .collect()
-    }
-}
-
-/// Knows a fixed set of DM3 names; counts the questions.
-struct Names {
-    known: HashSet<String>,
-    asked: Mutex<Vec<String>>,
-}
-
-impl GhostDirectory for Names {
-    async fn lookup(&self, identity: &RemoteIdentity) -> Result<Option<GhostProfile>, DirectoryError> {
-        self.asked.lock().unwrap().push(identity.to_string());
-        Ok(self
-            .known
-            .contains(identity.as_str())
-            .then(|| GhostProfile { display_name: identity.to_string() }))
-    }
-}
-
-/// A homeserver and the bridge's application-service side, wired to each other.
-struct Bridge {
-    synapse: Synapse,
-    registration: Registration,
-    client: Arc<Client>,
-    sink: Arc<MemorySink>,
-    names: Arc<Names>,
-    as_url: String,
-}
-
-impl Bridge {
-    async fn start() -> Bridge {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let as_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let server_name = <&ServerName>::try_from(SERVER_NAME).unwrap();
-        let registration =
-            Registration::builder("dm3-test", Url::parse(&as_url).unwrap(), server_name).build().unwrap();
-        let synapse =
-            Synapse::start(&registration.to_yaml().unwrap()).await.unwrap_or_else(|e| panic!("{e:#}"));
-        let client = Arc::new(
-            Client::new(
-                &Url::parse(synapse.url()).unwrap(),
-                registration.as_token().clone(),
-                registration.id(),
-            )
-            .unwrap(),
-        );
-        let sink = Arc::new(MemorySink::default());
-        let names =
-            Arc::new(Names { known: HashSet::from(["alice.eth".to_owned()]), asked: Mutex::default() });
-        let router = Appservice::new(&registration, client.clone(), sink.clone(), names.clone()).router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Bridge { synapse, registration, client, sink, names, as_url }
-    }
-
-    fn ghost(&self, name: &str) -> OwnedUserId {
-        self.registration.ghosts().user_id(&RemoteIdentity::new(name).unwrap()).unwrap()
-    }
-
-    /// PUTs a transaction to the bridge as the homeserver would, with `token`.
-    async fn put_transaction(&self, txn_id: &str, body: &Value, token: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .put(format!("{}/_matrix/app/v1/transactions/{txn_id}", self.as_url))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// A real user `bob` in a DM with the ghost of alice.eth, which joined; answers (bob, room).
-    async fn dm_with_alice(&self) -> (MatrixUser, OwnedRoomId) {
-        let bob = self.synapse.register_user("bob").await.unwrap();
-        let ghost = self.ghost("alice.eth");
-        let room = bob
-            .create_room(
-                json!({"is_direct": true, "preset": "trusted_private_chat", "invite": [ghost.as_str()]}),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}\n{}", self.synapse.log_tail()));
-        let room = RoomId::parse(&room).unwrap();
-        // The invite reaches the bridge as a transaction; the engine would then join the ghost.
-        self.wait_for("the invite of the ghost", |events| {
-            events.iter().any(|(_, e)| {
-                e["type"] == "m.room.member"
-                    && e["state_key"] == ghost.as_str()
-                    && e["content"]["membership"] == "invite"
-            })
-        })
-        .await;
-        self.client.join(&ghost, &room).await.unwrap();
-        (bob, room)
-    }
-
-    async fn wait_for(&self, what: &str, done: impl Fn(&[(String, Value)]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let events = self.sink.events();
-            if done(&events) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{what} did not reach the bridge within 30 s; events: {events:#?}\n{}",
-                    self.synapse.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn homeserver_pings_the_bridge_and_a_wrong_token_is_forbidden() {
@@ -322,11 +175,7 @@ async fn neutral_events_reach_the_matrix_user_with_their_relations() {
     let (bob, room) = bridge.dm_with_alice().await;
     let ghost = bridge.ghost("alice.eth");
     let question = bob.send_text(room.as_str(), "q1", "coffee?").await.unwrap();
-    let connector = MatrixConnector::new(
-        NetworkId::new("matrix").unwrap(),
-        bridge.client.clone(),
-        bridge.registration.ghosts().clone(),
-    );
+    let connector = bridge.connector().with_max_media_bytes(4);
     connector.start().await.expect("start pings the homeserver through the bridge");
 
     let outbound = |key: &str, payload: EventKind| Outbound {
@@ -350,12 +199,12 @@ async fn neutral_events_reach_the_matrix_user_with_their_relations() {
     assert_eq!(deliver(&connector, &outbound("k-delete", EventKind::Delete(delete))).await.unwrap(), None);
     let receipt = ReadReceipt { up_to: question_id.clone() };
     deliver(&connector, &outbound("k-read", EventKind::ReadReceipt(receipt))).await.unwrap();
-    let file = Attachment::inline("a.txt", MimeType::new("text/plain").unwrap(), b"x".to_vec()).unwrap();
+    let file = Attachment::inline("a.txt", MimeType::new("text/plain").unwrap(), b"12345".to_vec()).unwrap();
     let attachment = Message::new(Content::Attachment { attachment: file, caption: None });
     assert_eq!(
         deliver(&connector, &outbound("k-file", EventKind::Message(attachment))).await,
-        Err(ConnectorError::Unsupported(Unsupported::Feature(Feature::Media))),
-        "no media yet: an explicit refusal, not silence"
+        Err(ConnectorError::Unsupported(Unsupported::AttachmentTooLarge { size: 5, max: 4 })),
+        "a file over the limit: an explicit refusal, not silence"
     );
 
     // What bob's client shows.

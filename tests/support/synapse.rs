@@ -242,6 +242,44 @@ impl MatrixUser {
         answer["chunk"].as_array().cloned().ok_or_else(|| anyhow!("no chunk in {answer}"))
     }
 
+    /// Uploads a file to the media repository; answers its `mxc://` URI.
+    pub async fn upload(&self, bytes: Vec<u8>, content_type: &str, filename: &str) -> Result<String> {
+        let response = self
+            .http
+            .post(format!("{}/_matrix/media/v3/upload?filename={}", self.url, encode(filename)))
+            .bearer_auth(&self.access_token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("upload as {}: {status} {body}", self.user_id);
+        }
+        body["content_uri"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("no content_uri in {body}"))
+    }
+
+    /// Downloads a file through authenticated media, as this user.
+    pub async fn download(&self, mxc: &str) -> Result<Vec<u8>> {
+        let path = mxc.strip_prefix("mxc://").ok_or_else(|| anyhow!("not an mxc URI: {mxc}"))?;
+        let response = self
+            .http
+            .get(format!("{}/_matrix/client/v1/media/download/{path}", self.url))
+            .bearer_auth(&self.access_token)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!(
+                "download {mxc} as {}: {status} {}",
+                self.user_id,
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(response.bytes().await?.to_vec())
+    }
+
     /// The rooms this user is invited to (from one `/sync`).
     pub async fn invited_rooms(&self) -> Result<Vec<String>> {
         let answer = self.call(reqwest::Method::GET, "/_matrix/client/v3/sync?timeout=0", None).await?;

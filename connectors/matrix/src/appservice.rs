@@ -24,7 +24,7 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use ruma::api::IncomingRequestExt as _;
 use ruma::api::appservice::event::push_events;
@@ -43,7 +43,7 @@ use crate::transaction::{Recorded, Transaction, TransactionSink};
 pub const DEFAULT_MAX_TRANSACTION_BYTES: usize = 16 * 1024 * 1024;
 
 /// Everything the routes need.
-pub struct Appservice<S, G> {
+pub struct Appservice<S, G: ?Sized> {
     verifier: HsTokenVerifier,
     scope: RegistrationScope,
     ghosts: GhostNamespace,
@@ -53,7 +53,7 @@ pub struct Appservice<S, G> {
     max_transaction_bytes: usize,
 }
 
-impl<S: TransactionSink, G: GhostDirectory> Appservice<S, G> {
+impl<S: TransactionSink, G: GhostDirectory + ?Sized> Appservice<S, G> {
     /// The routes of `registration`, registering ghosts through `client`, handing transactions
     /// to `sink` and asking `directory` which ghosts exist.
     pub fn new(registration: &Registration, client: Arc<Client>, sink: Arc<S>, directory: Arc<G>) -> Self {
@@ -74,22 +74,27 @@ impl<S: TransactionSink, G: GhostDirectory> Appservice<S, G> {
         self
     }
 
-    /// The router to mount (at the root: the paths are absolute).
+    /// The router to mount (at the root: the paths are absolute). It has no router-wide
+    /// fallback, so it merges into the node's router: unknown paths under `/_matrix/` and wrong
+    /// methods on known ones get Matrix errors, everything else is left to the node.
     pub fn router(self) -> Router {
         let state = Arc::new(self);
+        let wrong_method = || async { MatrixError::method_not_allowed() };
         Router::new()
-            .route("/_matrix/app/v1/transactions/{txn_id}", put(put_transaction::<S, G>))
-            .route("/_matrix/app/v1/users/{user_id}", get(get_user::<S, G>))
-            .route("/_matrix/app/v1/rooms/{room_alias}", get(get_room_alias))
-            .route("/_matrix/app/v1/ping", post(post_ping))
+            .route(
+                "/_matrix/app/v1/transactions/{txn_id}",
+                put(put_transaction::<S, G>).fallback(wrong_method),
+            )
+            .route("/_matrix/app/v1/users/{user_id}", get(get_user::<S, G>).fallback(wrong_method))
+            .route("/_matrix/app/v1/rooms/{room_alias}", get(get_room_alias).fallback(wrong_method))
+            .route("/_matrix/app/v1/ping", post(post_ping).fallback(wrong_method))
             .route_layer(middleware::from_fn_with_state(state.clone(), require_hs_token::<S, G>))
-            .fallback(|| async { MatrixError::unrecognized() })
-            .method_not_allowed_fallback(|| async { MatrixError::method_not_allowed() })
+            .route("/_matrix/{*rest}", any(|| async { MatrixError::unrecognized() }))
             .with_state(state)
     }
 }
 
-async fn require_hs_token<S: TransactionSink, G: GhostDirectory>(
+async fn require_hs_token<S: TransactionSink, G: GhostDirectory + ?Sized>(
     State(state): State<Arc<Appservice<S, G>>>,
     request: Request,
     next: Next,
@@ -104,7 +109,7 @@ async fn require_hs_token<S: TransactionSink, G: GhostDirectory>(
     }
 }
 
-async fn put_transaction<S: TransactionSink, G: GhostDirectory>(
+async fn put_transaction<S: TransactionSink, G: GhostDirectory + ?Sized>(
     State(state): State<Arc<Appservice<S, G>>>,
     Path(txn_id): Path<String>,
     headers: HeaderMap,
@@ -136,7 +141,7 @@ async fn put_transaction<S: TransactionSink, G: GhostDirectory>(
     Ok(empty())
 }
 
-async fn get_user<S: TransactionSink, G: GhostDirectory>(
+async fn get_user<S: TransactionSink, G: GhostDirectory + ?Sized>(
     State(state): State<Arc<Appservice<S, G>>>,
     Path(user_id): Path<String>,
 ) -> Result<Response, MatrixError> {
@@ -207,7 +212,7 @@ mod tests {
     use std::sync::Mutex;
 
     use axum::http::StatusCode;
-    use dm3_bridge_connector::RemoteIdentity;
+    use dm3_bridge_connector::{BoxFuture, RemoteIdentity};
     use ruma::ServerName;
     use tower::ServiceExt as _;
     use url::Url;
@@ -237,8 +242,11 @@ mod tests {
     struct NoGhosts;
 
     impl GhostDirectory for NoGhosts {
-        async fn lookup(&self, _: &RemoteIdentity) -> Result<Option<GhostProfile>, DirectoryError> {
-            Ok(None)
+        fn lookup<'a>(
+            &'a self,
+            _: &'a RemoteIdentity,
+        ) -> BoxFuture<'a, Result<Option<GhostProfile>, DirectoryError>> {
+            Box::pin(async { Ok(None) })
         }
     }
 

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 use ruma::api::auth_scheme::{AuthScheme, SendAccessToken};
 use ruma::api::client::account::register::{self, LoginType, RegistrationKind};
 use ruma::api::client::appservice::request_ping;
-use ruma::api::client::membership::{invite_user, join_room_by_id};
+use ruma::api::client::membership::{invite_user, join_room_by_id, joined_members, leave_room};
 use ruma::api::client::message::send_message_event;
 use ruma::api::client::profile::set_profile_field;
 use ruma::api::client::receipt::create_receipt::{self, v3::ReceiptType};
@@ -47,10 +47,14 @@ use ruma::events::room::message::RoomMessageEventContent;
 use ruma::events::{MessageLikeEventContent, StateEventType};
 use ruma::profile::ProfileFieldValue;
 use ruma::{
-    EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedTransactionId, RoomId,
+    EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId,
     TransactionId, UInt, UserId,
 };
 use url::Url;
+
+mod media;
+
+pub use media::Downloaded;
 
 use crate::encryption::RoomEncryption;
 use crate::secret::AsToken;
@@ -82,6 +86,9 @@ pub enum ClientError {
     /// The request could not be built (an id that does not fit, a bug).
     #[error("could not build the request: {0}")]
     Request(String),
+    /// A file is larger than the caller accepts.
+    #[error("the file is larger than the {max} bytes allowed")]
+    TooLarge { max: u64 },
 }
 
 impl ClientError {
@@ -99,7 +106,7 @@ impl ClientError {
         match self {
             ClientError::RetryAfter(_) | ClientError::Transport(_) => true,
             ClientError::Matrix { status, .. } => *status >= 500,
-            ClientError::BadResponse(_) | ClientError::Request(_) => false,
+            ClientError::BadResponse(_) | ClientError::Request(_) | ClientError::TooLarge { .. } => false,
         }
     }
 }
@@ -183,6 +190,16 @@ impl Client {
         }
     }
 
+    /// The homeserver's client-server base URL.
+    pub fn homeserver(&self) -> &str {
+        &self.homeserver
+    }
+
+    /// The application service's id (the registration's `id`).
+    pub fn appservice_id(&self) -> &str {
+        &self.appservice_id
+    }
+
     /// Registers a ghost by localpart, without a device or an access token.
     pub async fn register_ghost(&self, localpart: &str) -> Result<Registered, ClientError> {
         let mut request = register::v3::Request::new();
@@ -227,6 +244,24 @@ impl Client {
     /// Joins `room` as `user` (a ghost accepting an invite).
     pub async fn join(&self, user: &UserId, room: &RoomId) -> Result<(), ClientError> {
         self.call(join_room_by_id::v3::Request::new(room.to_owned()), Some(user)).await.map(|_| ())
+    }
+
+    /// Leaves `room` as `user`, or rejects the invite if `user` was only invited; `reason` is
+    /// shown to the room's members.
+    pub async fn leave(&self, user: &UserId, room: &RoomId, reason: Option<&str>) -> Result<(), ClientError> {
+        let mut request = leave_room::v3::Request::new(room.to_owned());
+        request.reason = reason.map(str::to_owned);
+        self.call(request, Some(user)).await.map(|_| ())
+    }
+
+    /// The users who joined `room`, as seen by `user` (who must be in it).
+    pub async fn joined_members(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+    ) -> Result<Vec<OwnedUserId>, ClientError> {
+        let request = joined_members::v3::Request::new(room.to_owned());
+        self.call(request, Some(user)).await.map(|r| r.joined.into_keys().collect())
     }
 
     /// Sends a message-like event as `sender`, idempotent by `txn_id`, stamped `timestamp_ms`.
@@ -332,6 +367,25 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
+        let response = self.execute(request, as_user).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = read_bounded(response, MAX_RESPONSE_BYTES).await?;
+        let http_response = http_response(status, headers, &body)?;
+        if status.as_u16() >= 400 {
+            return Err(matrix_error(ruma::api::error::Error::from_http_response(http_response)));
+        }
+        R::IncomingResponse::try_from_http_response(http_response)
+            .map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
+    /// Builds `request` with ruma and sends it; the body of the answer is left to the caller.
+    async fn execute<R>(&self, request: R, as_user: Option<&UserId>) -> Result<reqwest::Response, ClientError>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
         let identity = match as_user {
             Some(user) => AppserviceUserIdentity::new(user),
             None => AppserviceUserIdentity::default(),
@@ -346,39 +400,41 @@ impl Client {
             .map_err(|e| ClientError::Request(e.to_string()))?;
         let request =
             reqwest::Request::try_from(http_request).map_err(|e| ClientError::Request(e.to_string()))?;
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = read_bounded(response).await?;
-        let mut builder = axum::http::Response::builder().status(status);
-        if let Some(h) = builder.headers_mut() {
-            *h = headers;
-        }
-        let http_response =
-            builder.body(body.as_slice()).map_err(|e| ClientError::BadResponse(e.to_string()))?;
-        if status.as_u16() >= 400 {
-            return Err(matrix_error(ruma::api::error::Error::from_http_response(http_response)));
-        }
-        R::IncomingResponse::try_from_http_response(http_response)
-            .map_err(|e| ClientError::BadResponse(e.to_string()))
+        self.http.execute(request).await.map_err(|e| ClientError::Transport(e.without_url().to_string()))
     }
 }
 
-async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+/// The answer as the `http` type ruma parses.
+fn http_response(
+    status: reqwest::StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Result<axum::http::Response<&[u8]>, ClientError> {
+    let mut builder = axum::http::Response::builder().status(status);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    builder.body(body).map_err(|e| ClientError::BadResponse(e.to_string()))
+}
+
+/// Reads at most `limit` bytes of `response`'s body; `None` if it is longer.
+async fn read_up_to(mut response: reqwest::Response, limit: u64) -> Result<Option<Vec<u8>>, ClientError> {
     let mut body = Vec::new();
     while let Some(chunk) =
         response.chunk().await.map_err(|e| ClientError::Transport(e.without_url().to_string()))?
     {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(ClientError::BadResponse(format!("answer larger than {MAX_RESPONSE_BYTES} bytes")));
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Ok(None);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(Some(body))
+}
+
+async fn read_bounded(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ClientError> {
+    read_up_to(response, limit as u64)
+        .await?
+        .ok_or_else(|| ClientError::BadResponse(format!("answer larger than {limit} bytes")))
 }
 
 fn millis(timestamp_ms: u64) -> Result<MilliSecondsSinceUnixEpoch, ClientError> {

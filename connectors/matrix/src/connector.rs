@@ -8,22 +8,23 @@
 //!   timeout is recognised by the homeserver instead of posted twice;
 //! - the DM3 time goes into `?ts=`.
 //!
-//! Edits, reactions, deletes and read receipts are all supported by Matrix, so all four
-//! capability traits are implemented. Media is not yet ([`Capabilities::media`] is `None`), so
-//! the engine refuses attachments with an explicit status until it is. Encrypted rooms are
-//! detected when a portal is set up ([`Client::room_encryption`]); the engine keeps such rooms
-//! out of the bridge and tells the user ([`crate::encryption`]).
+//! Edits, reactions, deletes, read receipts, media ([`crate::media`]) and portals
+//! ([`crate::portal`]) are all supported by Matrix, so every capability trait is implemented.
+//! Encrypted rooms are detected when a portal is joined ([`Client::room_encryption`]) and
+//! refused with a notice to the user ([`crate::encryption`]).
 //!
 //! [`Connector::start`] pings the homeserver through the bridge, the check that catches the
 //! common misconfiguration where the homeserver cannot reach the bridge's URL (bridge-anchors
-//! §3, pain 11) with a message that says so.
+//! §3, pain 11), with a message that names the setting to fix. It then reads the homeserver's
+//! upload limit, which caps [`Capabilities::media`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dm3_bridge_connector::{
     BoxFuture, Capabilities, Connector, ConnectorError, Content, ConversationId, Delete, DeleteHandling,
-    Edit, EditHandling, Feature, Message, NetworkId, NetworkMessageId, Outbound, Reaction, ReactionHandling,
-    ReadReceipt, ReceiptHandling, Text, Unsupported,
+    Edit, EditHandling, MediaHandling, Message, NetworkId, NetworkMessageId, Outbound, PortalHandling,
+    Reaction, ReactionHandling, ReadReceipt, ReceiptHandling, Text,
 };
 use ruma::events::relation::{InReplyTo, Reply};
 use ruma::events::room::message::{Relation, ReplacementMetadata, RoomMessageEventContent};
@@ -31,23 +32,70 @@ use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, 
 
 use crate::client::{Client, ClientError};
 use crate::ghost::GhostNamespace;
+use crate::media::media_message;
+
+/// The largest file unless configured otherwise: Synapse's default `max_upload_size`, and a
+/// bound on what the engine holds in memory for one file.
+pub const DEFAULT_MAX_MEDIA_BYTES: u64 = 50 * 1024 * 1024;
 
 /// The Matrix connector.
 pub struct MatrixConnector {
     network: NetworkId,
     client: Arc<Client>,
     ghosts: GhostNamespace,
+    /// The configured limit on files.
+    configured_media_bytes: u64,
+    /// The limit in force: the configured one, lowered to the homeserver's at start.
+    media_bytes: AtomicU64,
 }
 
 impl MatrixConnector {
-    /// A connector named `network`, acting through `client` as the ghosts of `ghosts`.
+    /// A connector named `network`, acting through `client` as the ghosts of `ghosts`, with
+    /// files up to [`DEFAULT_MAX_MEDIA_BYTES`].
     pub fn new(network: NetworkId, client: Arc<Client>, ghosts: GhostNamespace) -> Self {
-        Self { network, client, ghosts }
+        Self {
+            network,
+            client,
+            ghosts,
+            configured_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
+            media_bytes: AtomicU64::new(DEFAULT_MAX_MEDIA_BYTES),
+        }
     }
 
-    /// What every unencrypted room carries today.
-    pub fn room_capabilities() -> Capabilities {
-        Capabilities { media: None, ..Capabilities::full(0) }
+    /// Files up to `max_bytes` (lowered to the homeserver's limit by [`Connector::start`]).
+    pub fn with_max_media_bytes(mut self, max_bytes: u64) -> Self {
+        self.configured_media_bytes = max_bytes;
+        self.media_bytes = AtomicU64::new(max_bytes);
+        self
+    }
+
+    /// The largest file in force.
+    pub fn max_media_bytes(&self) -> u64 {
+        self.media_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The client-server client the connector acts through.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// The ghosts the connector acts as.
+    pub fn ghosts(&self) -> &GhostNamespace {
+        &self.ghosts
+    }
+
+    /// What every unencrypted room carries.
+    pub fn room_capabilities(&self) -> Capabilities {
+        Capabilities::full(self.max_media_bytes())
+    }
+
+    /// Reads the homeserver's upload limit (`m.upload.size`) and lowers the limit in force to
+    /// it; answers the limit in force.
+    pub async fn refresh_media_limit(&self) -> Result<u64, ClientError> {
+        let homeserver = self.client.media_upload_limit().await?;
+        let limit = self.configured_media_bytes.min(homeserver);
+        self.media_bytes.store(limit, Ordering::Relaxed);
+        Ok(limit)
     }
 
     fn parts<T>(
@@ -64,7 +112,7 @@ impl MatrixConnector {
     }
 }
 
-fn room_id(conversation: &ConversationId) -> Result<OwnedRoomId, ConnectorError> {
+pub(crate) fn room_id(conversation: &ConversationId) -> Result<OwnedRoomId, ConnectorError> {
     RoomId::parse(conversation.as_str())
         .map_err(|e| ConnectorError::Permanent(format!("`{conversation}` is not a Matrix room id: {e}")))
 }
@@ -74,12 +122,12 @@ fn event_id(id: &NetworkMessageId) -> Result<OwnedEventId, ConnectorError> {
         .map_err(|e| ConnectorError::Permanent(format!("`{id}` is not a Matrix event id: {e}")))
 }
 
-fn network_id(id: &EventId) -> Result<NetworkMessageId, ConnectorError> {
+pub(crate) fn network_id(id: &EventId) -> Result<NetworkMessageId, ConnectorError> {
     NetworkMessageId::new(id.as_str()).map_err(|e| ConnectorError::Permanent(e.to_string()))
 }
 
 /// Classifies a client error for the engine's retry policy.
-fn classify(error: ClientError) -> ConnectorError {
+pub(crate) fn classify(error: ClientError) -> ConnectorError {
     match error {
         ClientError::RetryAfter(retry) => ConnectorError::RetryAfter(retry.delay),
         e if e.is_retryable() => ConnectorError::Transient(e.to_string()),
@@ -87,7 +135,7 @@ fn classify(error: ClientError) -> ConnectorError {
     }
 }
 
-fn text_content(text: &Text, notice: bool) -> RoomMessageEventContent {
+pub(crate) fn text_content(text: &Text, notice: bool) -> RoomMessageEventContent {
     match (&text.html, notice) {
         (Some(html), false) => RoomMessageEventContent::text_html(&text.body, html),
         (None, false) => RoomMessageEventContent::text_plain(&text.body),
@@ -108,14 +156,24 @@ impl Connector for MatrixConnector {
                     tracing::info!(
                         round_trip_ms = round_trip.as_millis(),
                         "the homeserver reaches the bridge"
-                    );
-                    Ok(())
+                    )
                 }
-                Err(e) => Err(ConnectorError::Transient(format!(
-                    "the homeserver could not ping the bridge; check the registration's url and tokens, \
-                     and that the homeserver can reach that url: {e}"
-                ))),
+                Err(e) if e.errcode() == Some("M_UNRECOGNIZED") => {
+                    tracing::warn!(
+                        "the homeserver has no appservice ping (Matrix 1.7); its reach is not checked"
+                    )
+                }
+                Err(e) => return Err(crate::ping::explain(e, self.client.homeserver())),
             }
+            match self.refresh_media_limit().await {
+                Ok(limit) => tracing::info!(max_media_bytes = limit, "largest file bridged to Matrix"),
+                Err(e) => tracing::warn!(
+                    max_media_bytes = self.max_media_bytes(),
+                    error = %e,
+                    "the homeserver's upload limit could not be read; keeping the configured one"
+                ),
+            }
+            Ok(())
         })
     }
 
@@ -128,7 +186,7 @@ impl Connector for MatrixConnector {
         &'a self,
         _: &'a ConversationId,
     ) -> BoxFuture<'a, Result<Capabilities, ConnectorError>> {
-        Box::pin(async { Ok(Self::room_capabilities()) })
+        Box::pin(async { Ok(self.room_capabilities()) })
     }
 
     fn send_message<'a>(
@@ -140,7 +198,12 @@ impl Connector for MatrixConnector {
             let mut content = match &message.payload.content {
                 Content::Text(text) => text_content(text, false),
                 Content::Notice(text) => text_content(text, true),
-                Content::Attachment { .. } => return Err(Unsupported::Feature(Feature::Media).into()),
+                Content::Attachment { attachment, caption } => {
+                    // A retry uploads again (an orphan file at worst); the send below is the
+                    // idempotent step, so the room still shows the message once.
+                    let uri = self.stored(attachment, Some(&ghost)).await?;
+                    media_message(attachment, caption.as_ref(), uri)
+                }
             };
             if let Some(target) = &message.payload.reply_to {
                 content.relates_to = Some(Relation::Reply(Reply::new(InReplyTo::new(event_id(target)?))));
@@ -167,6 +230,14 @@ impl Connector for MatrixConnector {
     }
 
     fn receipts(&self) -> Option<&dyn ReceiptHandling> {
+        Some(self)
+    }
+
+    fn media(&self) -> Option<&dyn MediaHandling> {
+        Some(self)
+    }
+
+    fn portals(&self) -> Option<&dyn PortalHandling> {
         Some(self)
     }
 }

@@ -5,10 +5,11 @@
 //! names that resolve to nobody (or anyone could fill the homeserver with junk users), so the
 //! route asks a [`GhostDirectory`], implemented by the service over its name resolver, before
 //! registering the ghost.
+//!
+//! The trait answers a [`BoxFuture`] (like the core traits) so the service can hand it over as
+//! `Arc<dyn GhostDirectory>`.
 
-use std::future::Future;
-
-use dm3_bridge_connector::RemoteIdentity;
+use dm3_bridge_connector::{BoxFuture, RemoteIdentity};
 
 /// How a ghost presents itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +27,8 @@ pub struct DirectoryError(pub String);
 /// Which remote identities have ghosts: implemented by the service.
 pub trait GhostDirectory: Send + Sync + 'static {
     /// `Some(profile)` if `identity` exists and may have a ghost, `None` if not.
-    fn lookup(
-        &self,
-        identity: &RemoteIdentity,
-    ) -> impl Future<Output = Result<Option<GhostProfile>, DirectoryError>> + Send;
+    fn lookup<'a>(
+        &'a self,
+        identity: &'a RemoteIdentity,
+    ) -> BoxFuture<'a, Result<Option<GhostProfile>, DirectoryError>>;
 }

@@ -8,8 +8,10 @@
 //! - `m.room.message` text, notice and emote → a message (HTML kept when the format is
 //!   `org.matrix.custom.html`), a reply (`m.in_reply_to`) or an edit (`m.replace`, whose
 //!   `m.new_content` is the new text);
+//! - `m.image`, `m.file`, `m.audio`, `m.video` → an attachment by `mxc://` URL ([`crate::media`]);
 //! - `m.reaction` → a reaction; `m.room.redaction` → a delete;
-//! - other message types (media, locations, polls for now) → [`Converted::Unbridgeable`];
+//! - other message types (locations, polls for now), encrypted events and encrypted files →
+//!   [`Converted::Unbridgeable`];
 //! - everything else (membership, state, redacted events) and anything sent by our own ghosts
 //!   (the echo of what the bridge itself sent) → [`Converted::Ignored`].
 
@@ -26,7 +28,9 @@ use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
 use ruma::serde::Raw;
 use ruma::{EventId, RoomId, UserId};
 
+use crate::encryption::ENCRYPTION_NOT_BRIDGED;
 use crate::ghost::GhostNamespace;
+use crate::media::inbound_attachment;
 
 /// What a Matrix event means for the bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +74,7 @@ pub fn convert(raw: &Raw<AnyTimelineEvent>, ghosts: &GhostNamespace) -> Converte
                 None => return unbridgeable("the reaction's target id is unusable".to_owned()),
             }
         }
+        AnyMessageLikeEvent::RoomEncrypted(_) => return unbridgeable(ENCRYPTION_NOT_BRIDGED.to_owned()),
         AnyMessageLikeEvent::RoomRedaction(RoomRedactionEvent::Original(redaction)) => {
             let target = redaction.content.redacts.as_deref().or(redaction.redacts.as_deref());
             match target.and_then(message_id) {
@@ -113,10 +118,15 @@ fn message_kind(content: &RoomMessageEventContent) -> Result<EventKind, String> 
         let target = message_id(&replacement.event_id).ok_or("the edited event's id is unusable")?;
         return Ok(EventKind::Edit(Edit { target, text }));
     }
-    let text = text_of(&content.msgtype)?;
-    let body = match &content.msgtype {
-        MessageType::Notice(_) => Content::Notice(text),
-        _ => Content::Text(text),
+    let body = match inbound_attachment(&content.msgtype) {
+        Some(attachment) => attachment?,
+        None => {
+            let text = text_of(&content.msgtype)?;
+            match &content.msgtype {
+                MessageType::Notice(_) => Content::Notice(text),
+                _ => Content::Text(text),
+            }
+        }
     };
     let mut message = Message::new(body);
     message.reply_to = reply_target(content);
@@ -244,15 +254,21 @@ mod tests {
         .unwrap()
         .cast_unchecked();
         assert_eq!(convert(&member, &ghosts()), Converted::Ignored);
-        let image = event(
+        let location = event(
             "@bob:localhost",
             "m.room.message",
-            json!({
-                "msgtype": "m.image", "body": "cat.png", "url": "mxc://localhost/abc",
-            }),
+            json!({"msgtype": "m.location", "body": "here", "geo_uri": "geo:51.5,0.1"}),
         );
         assert!(
-            matches!(convert(&image, &ghosts()), Converted::Unbridgeable { reason, .. } if reason.contains("m.image"))
+            matches!(convert(&location, &ghosts()), Converted::Unbridgeable { reason, .. } if reason.contains("m.location"))
+        );
+        let encrypted = event(
+            "@bob:localhost",
+            "m.room.encrypted",
+            json!({"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "sender_key": "k", "device_id": "D", "session_id": "s"}),
+        );
+        assert!(
+            matches!(convert(&encrypted, &ghosts()), Converted::Unbridgeable { reason, .. } if reason == ENCRYPTION_NOT_BRIDGED)
         );
     }
 }

@@ -14,29 +14,40 @@
 //! - [`appservice`]: the routes the homeserver calls, with [`auth`] and [`response`];
 //! - [`transaction`], [`directory`]: the traits the service implements for those routes;
 //! - [`client`]: the client-server calls the bridge makes as its ghosts;
-//! - [`connector`]: the neutral `Connector` traits over the client; [`inbound`]: Matrix events
-//!   into neutral inbound events;
+//! - [`connector`]: the neutral `Connector` traits over the client, with [`portal`] (DM rooms
+//!   opened, joined, refused), [`media`] (files both ways) and [`ping`] (the start-up check);
+//! - [`inbound`]: Matrix events into neutral inbound events; [`batch`]: a stored transaction
+//!   into the engine's inbound batch, and the adapter from [`TransactionSink`] to the engine's
+//!   `InboundSink`;
+//! - [`policy`]: which Matrix users may use the bridge;
 //! - [`encryption`]: encrypted rooms, detected and refused in plain words.
 
 pub mod appservice;
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod connector;
 pub mod directory;
 pub mod encryption;
 pub mod ghost;
 pub mod inbound;
+pub mod media;
+pub mod ping;
+pub mod policy;
+pub mod portal;
 pub mod registration;
 pub mod response;
 pub mod secret;
 pub mod transaction;
 
 pub use appservice::Appservice;
-pub use client::{Client, ClientError, Registered, RetryAfter};
-pub use connector::MatrixConnector;
+pub use batch::{SinkTransactions, batch_key, inbound_items};
+pub use client::{Client, ClientError, Downloaded, Registered, RetryAfter};
+pub use connector::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
 pub use directory::{DirectoryError, GhostDirectory, GhostProfile};
 pub use encryption::RoomEncryption;
 pub use ghost::{GhostError, GhostNamespace};
+pub use policy::{PolicyEntry, PolicyError, UserPolicy};
 pub use registration::{Registration, RegistrationBuilder, RegistrationError, RegistrationScope};
 pub use secret::{AsToken, HsToken};
 pub use transaction::{Recorded, SinkError, Transaction, TransactionSink};
