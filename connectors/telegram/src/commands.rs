@@ -1,0 +1,217 @@
+//! The bot's commands: how a Telegram user links to DM3 and picks whom they write to.
+//!
+//! | command | does |
+//! |---|---|
+//! | `/start` | creates (or finds) the user's DM3 identity and tells them its name |
+//! | `/start <payload>` | the same, then `/to` the DM3 name the deep link encodes ([`crate::deep_link`]) |
+//! | `/to <DM3 name>` | checks the name exists, makes it the current contact, asks the engine for the portal |
+//! | `/who` | the current contact |
+//! | `/contacts` | the recent contacts, most recent first |
+//! | `/help` | the commands |
+//!
+//! Setting a contact emits an [`Inbound::PortalRequest`] in the update's batch, so the engine
+//! records the portal (`<chat>/<DM3 name>`) durably together with the update.
+
+use dm3_bridge_connector::{Inbound, PortalRequest, RemoteIdentity};
+
+use crate::deep_link;
+use crate::handler::{Plan, Stop, UpdateHandler, id_problem, refused};
+use crate::html::escape;
+use crate::ids;
+use crate::state::TelegramUser;
+
+/// Contacts listed by `/contacts`.
+const RECENT_CONTACTS: usize = 10;
+/// Longest DM3 name the bot looks up (ENS names are shorter in practice; this bounds the lookup).
+const MAX_NAME_INPUT_BYTES: usize = 255;
+
+/// A command, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Command<'a> {
+    Start(Option<&'a str>),
+    To(&'a str),
+    Who,
+    Contacts,
+    Help,
+    Unknown(&'a str),
+}
+
+/// `/name[@bot] args`; `None` if the command is addressed to another bot.
+pub(crate) fn parse<'a>(text: &'a str, bot_username: Option<&str>) -> Option<Command<'a>> {
+    let text = text.strip_prefix('/')?;
+    let (head, args) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let args = args.trim();
+    let (name, addressee) = head.split_once('@').map_or((head, None), |(n, b)| (n, Some(b)));
+    if let (Some(addressee), Some(me)) = (addressee, bot_username)
+        && !addressee.eq_ignore_ascii_case(me)
+    {
+        return None;
+    }
+    let arg = (!args.is_empty()).then_some(args);
+    Some(match name.to_ascii_lowercase().as_str() {
+        "start" => Command::Start(arg),
+        "to" => Command::To(args),
+        "who" => Command::Who,
+        "contacts" => Command::Contacts,
+        "help" => Command::Help,
+        _ => Command::Unknown(name),
+    })
+}
+
+pub(crate) const HELP: &str = "This bot connects you with DM3 users (dm3.network).\n\n\
+/to <i>name</i> — write to a DM3 user, e.g. <code>/to alice.eth</code>; what you send next goes to them\n\
+/who — whom you are writing to\n\
+/contacts — whom you wrote to lately\n\
+/start — your own DM3 name, which DM3 users write to\n\
+/help — this text\n\n\
+Messages from DM3 users appear here with their name in front. Reply to one to answer its sender, \
+whoever you are writing to. Note: messages pass through this bridge and Telegram's servers in readable \
+form; they are end-to-end encrypted only between the bridge and DM3.";
+
+impl UpdateHandler {
+    pub(crate) async fn plan_command(
+        &self,
+        chat: i64,
+        user: &TelegramUser,
+        text: &str,
+    ) -> Result<Plan, Stop> {
+        let Some(command) = parse(text, self.bot_username.get().map(String::as_str)) else {
+            return Ok(Plan::default());
+        };
+        match command {
+            Command::Start(payload) => self.start(chat, user, payload).await,
+            Command::To(name) => self.set_contact(chat, user, name).await,
+            Command::Who => {
+                let html = match self.state.current_contact(chat).await.map_err(refused(chat))? {
+                    Some(contact) => format!("You are writing to <b>{}</b>.", escape(contact.as_str())),
+                    None => "You are not writing to anyone. Choose someone with <code>/to alice.eth</code>."
+                        .to_owned(),
+                };
+                Ok(Plan::answer(chat, html))
+            }
+            Command::Contacts => {
+                let contacts =
+                    self.state.recent_contacts(chat, RECENT_CONTACTS).await.map_err(refused(chat))?;
+                let current = self.state.current_contact(chat).await.map_err(refused(chat))?;
+                if contacts.is_empty() {
+                    return Ok(Plan::answer(
+                        chat,
+                        "No contacts yet. Write to someone with <code>/to alice.eth</code>.",
+                    ));
+                }
+                let mut html = "Your recent contacts:\n".to_owned();
+                for contact in contacts {
+                    let marker = if current.as_ref() == Some(&contact) { " ← current" } else { "" };
+                    html.push_str(&format!("• <code>{}</code>{marker}\n", escape(contact.as_str())));
+                }
+                html.push_str("Switch with /to <i>name</i>.");
+                Ok(Plan::answer(chat, html))
+            }
+            Command::Help => Ok(Plan::answer(chat, HELP)),
+            Command::Unknown(name) => {
+                Ok(Plan::answer(chat, format!("There is no command /{}. /help lists them.", escape(name))))
+            }
+        }
+    }
+
+    async fn start(&self, chat: i64, user: &TelegramUser, payload: Option<&str>) -> Result<Plan, Stop> {
+        let own = self.accounts.link(user).await.map_err(refused(chat))?;
+        let mut html = format!(
+            "Welcome! Your DM3 name is <b>{}</b>. DM3 users can write to you at that name; their messages \
+             appear here with their name in front.\n\nTo write to a DM3 user, send <code>/to alice.eth</code>, \
+             then your message. /help lists the commands.",
+            escape(own.as_str())
+        );
+        if let (Some(bot), Ok(payload)) = (self.bot_username.get(), deep_link::encode(own.as_str())) {
+            html.push_str(&format!(
+                "\n\nOther Telegram users of this bridge can open a chat with you through https://t.me/{}?start={payload}",
+                escape(bot)
+            ));
+        }
+        let mut plan = Plan::answer(chat, html);
+        if let Some(payload) = payload {
+            match deep_link::decode(payload) {
+                Ok(name) => {
+                    let contact = self.set_contact(chat, user, &name).await;
+                    let contact = match contact {
+                        Ok(plan) | Err(Stop::Answer(plan)) => plan,
+                        Err(retry) => return Err(retry),
+                    };
+                    plan.items.extend(contact.items);
+                    plan.answers.extend(contact.answers);
+                }
+                Err(e) => plan.answers.extend(Plan::answer(chat, escape(&e.to_string())).answers),
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn set_contact(&self, chat: i64, user: &TelegramUser, input: &str) -> Result<Plan, Stop> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Ok(Plan::answer(chat, "Whom to? Send <code>/to alice.eth</code> with a DM3 name."));
+        }
+        if input.len() > MAX_NAME_INPUT_BYTES || input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Ok(Plan::answer(
+                chat,
+                "That is not a DM3 name: a DM3 name is one word such as <code>alice.eth</code>.",
+            ));
+        }
+        let Some(contact) = self.accounts.find_dm3_name(input).await.map_err(refused(chat))? else {
+            return Ok(Plan::answer(
+                chat,
+                format!(
+                    "There is no DM3 user named <b>{}</b>. Check the spelling; a DM3 name is an ENS name such as \
+                     <code>alice.eth</code>.",
+                    escape(input)
+                ),
+            ));
+        };
+        let conversation = ids::conversation_id(chat, &contact).map_err(|e| id_problem(chat, e))?;
+        let requester = self.accounts.link(user).await.map_err(refused(chat))?;
+        self.state.set_current_contact(chat, &contact).await.map_err(refused(chat))?;
+        let request = PortalRequest {
+            conversation,
+            requester: ids::user_id(user.id),
+            remote: contact.clone(),
+            timestamp_ms: now_ms(),
+        };
+        tracing::debug!(chat, requester = %requester, contact = %contact, "current contact set");
+        let mut plan = Plan::answer(chat, writing_to(&contact));
+        plan.items.push(Inbound::PortalRequest(request));
+        Ok(plan)
+    }
+}
+
+fn writing_to(contact: &RemoteIdentity) -> String {
+    format!(
+        "You are now writing to <b>{}</b>. What you send here goes to them. To answer someone else, \
+         reply to their message or use /to again.",
+        escape(contact.as_str())
+    )
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse("/start", None), Some(Command::Start(None)));
+        assert_eq!(parse("/start alice_eth", None), Some(Command::Start(Some("alice_eth"))));
+        assert_eq!(parse("/to  bob.eth ", Some("dm3bot")), Some(Command::To("bob.eth")));
+        assert_eq!(parse("/to@DM3Bot bob.eth", Some("dm3bot")), Some(Command::To("bob.eth")));
+        assert_eq!(parse("/to@otherbot bob.eth", Some("dm3bot")), None);
+        assert_eq!(parse("/WHO", None), Some(Command::Who));
+        assert_eq!(parse("/frobnicate x", None), Some(Command::Unknown("frobnicate")));
+        assert_eq!(parse("hello", None), None);
+    }
+}

@@ -1,0 +1,134 @@
+//! How a relayed message looks in the bot chat: the DM3 sender's name, then the message.
+//!
+//! Every message the bot posts comes from the bot, and one bot chat carries several DM3
+//! contacts, so each relayed message names its sender. The operator picks the layout with a
+//! template holding `{sender}` and `{body}` once each (default `{sender}: {body}`); the sender
+//! is shown in bold, the template's own text is escaped, and the body is the neutral text's
+//! HTML narrowed to Telegram's subset (or its plain body, escaped).
+//!
+//! Telegram counts limits in UTF-16 units of the visible text: 4096 for a message, 1024 for a
+//! caption. The rendered text carries that count so the connector can refuse a text that is too
+//! long with a clear reason instead of Telegram's "message is too long".
+
+use dm3_bridge_connector::Text;
+use serde::{Deserialize, Serialize};
+
+use crate::html::{self, TelegramHtml};
+
+/// Longest message text Telegram takes, in UTF-16 units after parsing.
+pub const MAX_TEXT_UNITS: usize = 4096;
+/// Longest caption Telegram takes, in UTF-16 units after parsing.
+pub const MAX_CAPTION_UNITS: usize = 1024;
+
+const SENDER: &str = "{sender}";
+const BODY: &str = "{body}";
+const MAX_TEMPLATE_BYTES: usize = 200;
+
+/// The template of a relayed message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SenderFormat(String);
+
+impl Default for SenderFormat {
+    fn default() -> Self {
+        Self(format!("{SENDER}: {BODY}"))
+    }
+}
+
+impl SenderFormat {
+    /// A template; see [`Self::problem`] for the rules.
+    pub fn new(template: impl Into<String>) -> Self {
+        Self(template.into())
+    }
+
+    /// What is wrong with the template, if anything.
+    pub fn problem(&self) -> Option<String> {
+        let template = &self.0;
+        if template.matches(SENDER).count() != 1 || template.matches(BODY).count() != 1 {
+            return Some(format!("must hold {SENDER} and {BODY} once each, e.g. \"{SENDER}: {BODY}\""));
+        }
+        if template.len() > MAX_TEMPLATE_BYTES {
+            return Some(format!("must be at most {MAX_TEMPLATE_BYTES} bytes"));
+        }
+        None
+    }
+
+    /// Only the sender's name (bold): the caption of a file sent without one.
+    pub fn sender_only(sender: &str) -> TelegramHtml {
+        let mut out = TelegramHtml::default();
+        out.push_markup("<b>");
+        out.push_text(sender);
+        out.push_markup("</b>");
+        out
+    }
+
+    /// The message as posted: the template with the sender (bold) and the body filled in.
+    pub fn render(&self, sender: &str, body: &TelegramHtml) -> TelegramHtml {
+        let mut out = TelegramHtml::default();
+        let mut rest = self.0.as_str();
+        while !rest.is_empty() {
+            let next = [SENDER, BODY].iter().filter_map(|p| rest.find(p).map(|at| (at, *p))).min();
+            match next {
+                Some((at, placeholder)) => {
+                    out.push_text(&rest[..at]);
+                    if placeholder == SENDER {
+                        out.push_markup("<b>");
+                        out.push_text(sender);
+                        out.push_markup("</b>");
+                    } else {
+                        out.push_html(body);
+                    }
+                    rest = &rest[at + placeholder.len()..];
+                }
+                None => {
+                    out.push_text(rest);
+                    rest = "";
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The body of a neutral text: its HTML narrowed to Telegram's, or its plain body.
+pub fn body_html(text: &Text) -> TelegramHtml {
+    match &text.html {
+        Some(markup) => html::to_telegram(markup),
+        None => html::from_plain(&text.body),
+    }
+}
+
+/// A notice from the bridge: in italics, so it does not read as the contact's words.
+pub fn notice_html(text: &Text) -> TelegramHtml {
+    let mut out = TelegramHtml::default();
+    out.push_markup("<i>");
+    out.push_html(&body_html(text));
+    out.push_markup("</i>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn default_and_custom_templates() {
+        let body = body_html(&Text::plain("1 < 2"));
+        let rendered = SenderFormat::default().render("alice.eth", &body);
+        assert_eq!(rendered.html, "<b>alice.eth</b>: 1 &lt; 2");
+        assert_eq!(rendered.visible_len, "alice.eth: 1 < 2".len());
+        let custom = SenderFormat::new("[{sender}] {body}")
+            .render("a<b", &body_html(&Text::formatted("x", "<em>x</em>")));
+        assert_eq!(custom.html, "[<b>a&lt;b</b>] <i>x</i>");
+    }
+
+    #[test]
+    fn templates_are_validated() {
+        assert_eq!(SenderFormat::default().problem(), None);
+        assert!(SenderFormat::new("{body}").problem().is_some());
+        assert!(SenderFormat::new("{sender}{sender}{body}").problem().is_some());
+        assert!(SenderFormat::new(format!("{{sender}}{{body}}{}", "x".repeat(300))).problem().is_some());
+    }
+}

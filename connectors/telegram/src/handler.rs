@@ -1,0 +1,317 @@
+//! One Telegram update, handled: commands answered, messages turned into inbound events,
+//! and the batch handed to the engine before the update is confirmed.
+//!
+//! Both ways of receiving (long polling, webhook) call [`UpdateHandler::handle`] once per
+//! update, in order, and confirm the update to Telegram only when it returned `Ok`:
+//! 1. **plan**: read and update the chat state (current contact, routes) and decide what to
+//!    queue and what to answer. State writes are idempotent, so planning an update again after a
+//!    crash gives the same result.
+//! 2. **accept**: hand the items to the [`InboundSink`] as one batch keyed `update-<update_id>`;
+//!    a re-served update is a [`Accepted::Duplicate`] and queues nothing again.
+//! 3. **answer**: only for a new batch, send the bot's answers (a duplicate was answered the
+//!    first time). A crash between 2 and 3 loses an answer, never a message.
+//!
+//! A failure of the service in 1 or 2 is an `Err`: the update stays unconfirmed and comes again.
+//! Handling is serialized: webhook deliveries may overlap, and a chat's updates must be planned
+//! in order (a `/to` before the message it routes).
+
+use std::sync::{Arc, OnceLock};
+
+use dm3_bridge_connector::{
+    Accepted, EventKind, IdempotencyKey, Inbound, InboundBatch, InboundEvent, InboundSink, Message,
+    NetworkId, NetworkMessageId, Unbridgeable,
+};
+use teloxide_core::Bot;
+use teloxide_core::payloads::SendMessageSetters as _;
+use teloxide_core::prelude::Requester as _;
+use teloxide_core::requests::Request as _;
+use teloxide_core::types::{
+    ChatId, Message as TgMessage, MessageId, ParseMode, ReplyParameters, Update, UpdateKind, User,
+};
+
+use crate::config::LinkPolicy;
+use crate::content;
+use crate::entities;
+use crate::html::escape;
+use crate::ids::{self, IdsError};
+use crate::rate_limit::RateLimiter;
+use crate::state::{ChatState, StateError, TelegramAccounts, TelegramUser};
+
+/// The update could not be handled now; it must not be confirmed to Telegram.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the update could not be handled now: {0}")]
+pub struct HandleError(pub String);
+
+/// Everything handling an update needs.
+pub(crate) struct UpdateHandler {
+    pub(crate) network: NetworkId,
+    pub(crate) bot: Bot,
+    pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) policy: LinkPolicy,
+    pub(crate) sink: Arc<dyn InboundSink>,
+    pub(crate) state: Arc<dyn ChatState>,
+    pub(crate) accounts: Arc<dyn TelegramAccounts>,
+    /// The bot's `@username`, known after `getMe`; for deep links and `/cmd@bot`.
+    pub(crate) bot_username: OnceLock<String>,
+    serial: tokio::sync::Mutex<()>,
+}
+
+/// What one update leads to.
+#[derive(Default)]
+pub(crate) struct Plan {
+    pub(crate) items: Vec<Inbound>,
+    pub(crate) answers: Vec<Answer>,
+}
+
+/// A message from the bot itself to a chat (HTML).
+pub(crate) struct Answer {
+    pub(crate) chat: i64,
+    pub(crate) html: String,
+    pub(crate) reply_to: Option<i32>,
+}
+
+impl Plan {
+    pub(crate) fn answer(chat: i64, html: impl Into<String>) -> Self {
+        Self { items: Vec::new(), answers: vec![Answer { chat, html: html.into(), reply_to: None }] }
+    }
+}
+
+/// A planning step that stops: the service is unavailable, or the user gets an answer instead.
+pub(crate) enum Stop {
+    Retry(String),
+    Answer(Plan),
+}
+
+/// Maps a service error for `chat`: unavailable → retry, refused → tell the user.
+pub(crate) fn refused(chat: i64) -> impl Fn(StateError) -> Stop {
+    move |error| match error {
+        StateError::Unavailable(reason) => Stop::Retry(reason),
+        StateError::Refused(reason) => Stop::Answer(Plan::answer(chat, escape(&reason))),
+    }
+}
+
+pub(crate) const NO_CONTACT: &str = "You are not writing to anyone yet, so this message was not sent.\n\
+Choose a DM3 user with <code>/to alice.eth</code>, or reply to a message someone sent you here.";
+
+impl UpdateHandler {
+    pub(crate) fn new(
+        network: NetworkId,
+        bot: Bot,
+        limiter: Arc<RateLimiter>,
+        policy: LinkPolicy,
+        sink: Arc<dyn InboundSink>,
+        state: Arc<dyn ChatState>,
+        accounts: Arc<dyn TelegramAccounts>,
+    ) -> Self {
+        Self {
+            network,
+            bot,
+            limiter,
+            policy,
+            sink,
+            state,
+            accounts,
+            bot_username: OnceLock::new(),
+            serial: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Handles `update`; `Ok` means it may be confirmed to Telegram.
+    pub(crate) async fn handle(&self, update: &Update) -> Result<Accepted, HandleError> {
+        let _turn = self.serial.lock().await;
+        let plan = match self.plan(update).await {
+            Ok(plan) | Err(Stop::Answer(plan)) => plan,
+            Err(Stop::Retry(reason)) => return Err(HandleError(reason)),
+        };
+        let key =
+            IdempotencyKey::new(format!("update-{}", update.id.0)).map_err(|e| HandleError(e.to_string()))?;
+        let batch = InboundBatch { network: self.network.clone(), key, items: plan.items };
+        let accepted = self.sink.accept(batch).await.map_err(|e| HandleError(e.to_string()))?;
+        match accepted {
+            Accepted::New => {
+                for answer in plan.answers {
+                    self.send_answer(answer).await;
+                }
+            }
+            Accepted::Duplicate => {
+                tracing::debug!(update_id = update.id.0, "update seen before; not handled again")
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// Sends a message from the bot itself. Best effort: a lost answer is logged, not retried
+    /// (the update it answers is already stored).
+    pub(crate) async fn send_answer(&self, answer: Answer) {
+        self.limiter.acquire_waiting(answer.chat).await;
+        let mut request = self.bot.send_message(ChatId(answer.chat), answer.html).parse_mode(ParseMode::Html);
+        if let Some(target) = answer.reply_to {
+            request = request.reply_parameters(ReplyParameters {
+                allow_sending_without_reply: Some(true),
+                ..ReplyParameters::new(MessageId(target))
+            });
+        }
+        if let Err(e) = request.send().await {
+            if let Some(wait) = crate::errors::retry_after(&e) {
+                self.limiter.penalize(answer.chat, wait);
+            }
+            tracing::warn!(chat = answer.chat, error = %crate::errors::classify(e), "the bot's answer was not sent");
+        }
+    }
+
+    async fn plan(&self, update: &Update) -> Result<Plan, Stop> {
+        match &update.kind {
+            UpdateKind::Message(message) => self.plan_message(message).await,
+            UpdateKind::EditedMessage(message) => self.plan_edit(update.id.0, message).await,
+            other => {
+                tracing::debug!(
+                    update_id = update.id.0,
+                    kind = kind_name(other),
+                    "update of a kind the bridge does not handle"
+                );
+                Ok(Plan::default())
+            }
+        }
+    }
+
+    /// The sender of a message in a private chat, if the bridge should look at it at all.
+    fn private_sender<'m>(&self, message: &'m TgMessage) -> Option<&'m User> {
+        let user = message.from.as_ref()?;
+        if !message.chat.is_private() || user.is_bot {
+            tracing::debug!(
+                chat = message.chat.id.0,
+                "message outside a private chat with a person; ignored"
+            );
+            return None;
+        }
+        Some(user)
+    }
+
+    async fn plan_message(&self, message: &TgMessage) -> Result<Plan, Stop> {
+        let Some(user) = self.private_sender(message) else { return Ok(Plan::default()) };
+        let chat = message.chat.id.0;
+        if !self.policy.allows(user.id.0) {
+            tracing::info!(user = user.id.0, "a Telegram user outside the link policy wrote to the bot");
+            return Ok(Plan::answer(
+                chat,
+                format!(
+                    "This bridge is not open to your Telegram account (id <code>{}</code>). \
+                     Ask its operator to add you.",
+                    user.id.0
+                ),
+            ));
+        }
+        if let Some(text) = message.text()
+            && text.starts_with('/')
+        {
+            return self.plan_command(chat, &telegram_user(user), text).await;
+        }
+        self.plan_relay(chat, user, message).await
+    }
+
+    /// A message to a DM3 user: to the sender of the message it replies to, or to the current
+    /// contact.
+    async fn plan_relay(&self, chat: i64, user: &User, message: &TgMessage) -> Result<Plan, Stop> {
+        let reply_to = message.reply_to_message().map(|m| ids::message_id(chat, m.id.0));
+        let routed = match &reply_to {
+            Some(target) => self.state.route_of(target).await.map_err(refused(chat))?,
+            None => None,
+        };
+        let conversation = match routed {
+            Some(conversation) => conversation,
+            None => match self.state.current_contact(chat).await.map_err(refused(chat))? {
+                Some(contact) => ids::conversation_id(chat, &contact).map_err(|e| id_problem(chat, e))?,
+                None => return Ok(Plan::answer(chat, NO_CONTACT)),
+            },
+        };
+        let id = ids::message_id(chat, message.id.0);
+        let sender = ids::user_id(user.id.0);
+        let item = match content::of_message(message) {
+            Ok(content) => Inbound::Event(InboundEvent {
+                conversation: conversation.clone(),
+                sender,
+                network_event_id: id.clone(),
+                timestamp_ms: timestamp_ms(message),
+                kind: EventKind::Message(Message { content, reply_to }),
+            }),
+            Err(reason) => Inbound::Unbridgeable(Unbridgeable {
+                conversation: conversation.clone(),
+                sender,
+                network_event_id: id.clone(),
+                reason,
+            }),
+        };
+        self.state.record_route(&id, &conversation).await.map_err(refused(chat))?;
+        Ok(Plan { items: vec![item], answers: Vec::new() })
+    }
+
+    /// An edit of a message the user sent earlier: an edit in the conversation it went to.
+    async fn plan_edit(&self, update_id: u32, message: &TgMessage) -> Result<Plan, Stop> {
+        let Some(user) = self.private_sender(message) else { return Ok(Plan::default()) };
+        let chat = message.chat.id.0;
+        if !self.policy.allows(user.id.0) {
+            return Ok(Plan::default());
+        }
+        let target = ids::message_id(chat, message.id.0);
+        let Some(conversation) = self.state.route_of(&target).await.map_err(refused(chat))? else {
+            // A command or a message that went nowhere: nothing to edit on the DM3 side.
+            return Ok(Plan::default());
+        };
+        let sender = ids::user_id(user.id.0);
+        let event_id = edit_event_id(chat, message.id.0, update_id)?;
+        let text = match (message.text(), message.caption()) {
+            (Some(text), _) => Some(entities::to_text(text, message.entities().unwrap_or_default())),
+            (None, Some(caption)) => {
+                Some(entities::to_text(caption, message.caption_entities().unwrap_or_default()))
+            }
+            (None, None) => None,
+        };
+        let item = match text {
+            Some(text) => Inbound::Event(InboundEvent {
+                conversation,
+                sender,
+                network_event_id: event_id,
+                timestamp_ms: message
+                    .edit_date()
+                    .map_or_else(|| timestamp_ms(message), |d| d.timestamp_millis().max(0) as u64),
+                kind: EventKind::Edit(dm3_bridge_connector::Edit { target, text }),
+            }),
+            None => Inbound::Unbridgeable(Unbridgeable {
+                conversation,
+                sender,
+                network_event_id: event_id,
+                reason: "replacing the file of a message is not sent to DM3 users; send the new file"
+                    .to_owned(),
+            }),
+        };
+        Ok(Plan { items: vec![item], answers: Vec::new() })
+    }
+}
+
+fn edit_event_id(chat: i64, message: i32, update_id: u32) -> Result<NetworkMessageId, Stop> {
+    ids::derived_id(ids::MessageRef { chat, message }, &format!("edit-{update_id}"))
+        .map_err(|e| Stop::Retry(format!("no id for an edit: {e}")))
+}
+
+/// An id problem the user caused (a name too long): said to them.
+pub(crate) fn id_problem(chat: i64, error: IdsError) -> Stop {
+    Stop::Answer(Plan::answer(chat, escape(&error.to_string())))
+}
+
+pub(crate) fn telegram_user(user: &User) -> TelegramUser {
+    TelegramUser { id: user.id.0, username: user.username.clone(), display_name: user.full_name() }
+}
+
+fn timestamp_ms(message: &TgMessage) -> u64 {
+    message.date.timestamp_millis().max(0) as u64
+}
+
+fn kind_name(kind: &UpdateKind) -> &'static str {
+    match kind {
+        UpdateKind::ChannelPost(_) | UpdateKind::EditedChannelPost(_) => "channel post",
+        UpdateKind::CallbackQuery(_) => "callback query",
+        UpdateKind::MyChatMember(_) | UpdateKind::ChatMember(_) => "chat member",
+        UpdateKind::Error(_) => "unknown to teloxide",
+        _ => "other",
+    }
+}

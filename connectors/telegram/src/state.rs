@@ -1,0 +1,85 @@
+//! What the connector needs from the service: identities, DM3 names, and per-chat state.
+//!
+//! The bot chat multiplexes DM3 contacts, so the connector has to remember things between
+//! updates: whom each Telegram user is writing to, whom they wrote to lately, and which
+//! conversation every relayed message belongs to (so a Telegram reply goes back to the right
+//! DM3 user). A connector knows nothing of the database (style.md), so that state lives behind
+//! [`ChatState`], and the engine-side operations (virtual identities, DM3 name lookups) behind
+//! [`TelegramAccounts`]. The service implements both durably; the test suite has in-memory ones.
+//!
+//! Every method may be called again for the same input after a crash (Telegram re-serves an
+//! update until the connector confirmed it), so implementations must be idempotent: setting the
+//! same contact or recording the same route twice is not an error.
+
+use dm3_bridge_connector::{BoxFuture, ConversationId, NetworkMessageId, RemoteIdentity};
+
+/// A failure of the service behind the traits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The service could not answer now (database down, name lookup timed out). The update is
+    /// not confirmed to Telegram and is handled again later.
+    #[error("the bridge could not answer now: {0}")]
+    Unavailable(String),
+    /// The service refuses, for a reason the Telegram user should read (e.g. the operator turned
+    /// off new identities). The update is confirmed and the user is told.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The Telegram user who sent an update, as much as the bridge needs of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelegramUser {
+    /// The Telegram user id (also the id of their private chat with the bot).
+    pub id: u64,
+    /// `@username`, without the `@`, if they have one.
+    pub username: Option<String>,
+    /// First and last name as Telegram shows them.
+    pub display_name: String,
+}
+
+/// Virtual identities and DM3 names: the engine's side of linking.
+pub trait TelegramAccounts: Send + Sync {
+    /// Gets, or creates, the DM3 identity of `user` (`tg-<id>.<parent>`) and answers its DM3 name.
+    /// Called for `/start` and whenever the user picks a contact; must be idempotent.
+    fn link<'a>(&'a self, user: &'a TelegramUser) -> BoxFuture<'a, Result<RemoteIdentity, StateError>>;
+
+    /// Normalizes what the user typed as a DM3 name and checks that it exists (resolves to a
+    /// DM3 profile); answers the normalized name, or `None` if there is no such DM3 user.
+    fn find_dm3_name<'a>(
+        &'a self,
+        input: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RemoteIdentity>, StateError>>;
+}
+
+/// Per-chat state: current contact, recent contacts, and the conversation of each relayed message.
+pub trait ChatState: Send + Sync {
+    /// Whom `chat` is writing to now.
+    fn current_contact(&self, chat: i64) -> BoxFuture<'_, Result<Option<RemoteIdentity>, StateError>>;
+
+    /// Makes `contact` the current contact of `chat`, and the most recent of its contacts.
+    fn set_current_contact<'a>(
+        &'a self,
+        chat: i64,
+        contact: &'a RemoteIdentity,
+    ) -> BoxFuture<'a, Result<(), StateError>>;
+
+    /// The contacts of `chat`, most recent first, at most `limit`.
+    fn recent_contacts(
+        &self,
+        chat: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RemoteIdentity>, StateError>>;
+
+    /// Remembers that `message` (relayed in either direction) belongs to `conversation`.
+    fn record_route<'a>(
+        &'a self,
+        message: &'a NetworkMessageId,
+        conversation: &'a ConversationId,
+    ) -> BoxFuture<'a, Result<(), StateError>>;
+
+    /// The conversation `message` belongs to, if it was relayed.
+    fn route_of<'a>(
+        &'a self,
+        message: &'a NetworkMessageId,
+    ) -> BoxFuture<'a, Result<Option<ConversationId>, StateError>>;
+}

@@ -1,0 +1,96 @@
+//! Long polling: updates are confirmed to Telegram only after the sink stored them, and a
+//! restarted poller delivers nothing twice.
+
+use dm3_bridge_connector::{Connector as _, Inbound};
+
+use crate::support::Harness;
+use crate::support::bot_api::wait_until;
+
+#[tokio::test]
+async fn a_restarted_poller_with_the_same_sink_delivers_nothing_twice() {
+    let h = Harness::new().await;
+    h.api.user_text(42, "/to bob.eth");
+    h.api.user_text(42, "one");
+    h.api.user_text(42, "two");
+    // The first getUpdates is served; every later one fails, so nothing gets confirmed: as if
+    // the process died right after handing the updates to the engine.
+    h.api.outage_after("getUpdates", 1);
+    h.connector.start().await.unwrap();
+    let batches = h.sink.wait_for(3).await;
+    h.connector.stop().await.unwrap();
+    assert_eq!(h.api.pending_updates(), 3, "Telegram still holds the unconfirmed updates");
+    assert_eq!(h.api.sent_to(42).len(), 1, "the /to was answered once");
+
+    h.api.end_outage();
+    let restarted = h.restarted();
+    restarted.start().await.unwrap();
+    wait_until(|| (h.api.pending_updates() == 0).then_some(())).await;
+    restarted.stop().await.unwrap();
+    assert_eq!(h.sink.batches(), batches, "the re-served updates were duplicates");
+    assert_eq!(h.sink.duplicates(), 3);
+    assert_eq!(h.api.sent_to(42).len(), 1, "a duplicate is not answered again");
+    let texts: Vec<String> = batches
+        .iter()
+        .flat_map(|b| b.items.clone())
+        .filter_map(|i| match i {
+            Inbound::Event(e) => Some(format!("{:?}", e.kind)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts.len(), 2);
+    assert!(texts[0].contains("\"one\"") && texts[1].contains("\"two\""), "{texts:?}");
+}
+
+#[tokio::test]
+async fn an_update_the_sink_could_not_store_is_retried_in_order() {
+    let h = Harness::new().await;
+    h.sink.fail_next(2);
+    h.api.user_text(42, "/to bob.eth");
+    h.api.user_text(42, "after the outage");
+    h.connector.start().await.unwrap();
+    let batches = h.sink.wait_for(2).await;
+    assert!(matches!(batches[0].items[0], Inbound::PortalRequest(_)), "the first update first");
+    assert!(matches!(batches[1].items[0], Inbound::Event(_)));
+    wait_until(|| (h.api.pending_updates() == 0).then_some(())).await;
+    h.connector.stop().await.unwrap();
+    assert_eq!(h.sink.batches().len(), 2);
+}
+
+#[tokio::test]
+async fn a_clean_stop_confirms_what_was_handled() {
+    let h = Harness::new().await;
+    h.connector.start().await.unwrap();
+    h.api.user_text(42, "/help");
+    h.sink.wait_for(1).await;
+    h.connector.stop().await.unwrap();
+    assert_eq!(h.api.pending_updates(), 0);
+    let offsets = h.api.get_updates_offsets();
+    assert!(offsets.iter().any(Option::is_some), "the offset moved past the handled update: {offsets:?}");
+}
+
+#[tokio::test]
+async fn polling_removes_a_webhook_left_set() {
+    let h = Harness::new().await;
+    let webhook = dm3_bridge_telegram::WebhookConfig {
+        public_base_url: url::Url::parse("https://bridge.example.org").unwrap(),
+        secret: dm3_bridge_telegram::WebhookSecret::new("s".repeat(32)),
+        max_update_bytes: 1 << 20,
+    };
+    let mut config = crate::support::config(&h.api);
+    config.mode = dm3_bridge_telegram::ReceiveMode::Webhook;
+    config.webhook = Some(webhook);
+    let hooked = dm3_bridge_telegram::TelegramConnector::new(
+        config,
+        h.sink.clone(),
+        h.state.clone(),
+        h.accounts.clone(),
+    )
+    .unwrap();
+    hooked.start().await.unwrap();
+    assert!(h.api.webhook().is_some());
+    h.connector.start().await.unwrap();
+    assert!(h.api.webhook().is_none(), "polling deleted the webhook");
+    h.api.user_text(42, "/help");
+    h.sink.wait_for(1).await;
+    h.connector.stop().await.unwrap();
+}
