@@ -23,6 +23,7 @@
 //! - [`identities`]: the custodial virtual identities (name scheme, sealed keys, vault);
 //! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API and CLI;
 //!   [`name_service`]: the three assembled at start-up;
+//! - [`engine`]: the bridge between DM3 and the connectors (for now its DM3 half);
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod admin;
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod ds_profile;
+pub mod engine;
 pub mod expiry;
 pub mod gateway;
 pub mod identities;
