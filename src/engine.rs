@@ -11,11 +11,16 @@
 //! [`JobHandler`]; the inbox and outbox handlers (open, verify, convert, send, map) plug in
 //! there. The design, tables and flows are in `docs/engine.md`.
 //!
+//! [`dm3`] is the DM3 half as pure steps: opening and verifying inbound envelopes, converting
+//! between DM3 messages and the neutral model, and delivering to the recipient's delivery
+//! services.
+//!
 //! Files: [`queue`] (the producers' handle: enqueue and wake the worker), [`worker`] (the
 //! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry).
 
 pub mod backoff;
 pub mod connectors;
+pub mod dm3;
 pub mod inbox;
 pub mod queue;
 pub mod sink;

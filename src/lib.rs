@@ -24,6 +24,7 @@
 //! - [`identities`]: the custodial virtual identities (name scheme, sealed keys, vault);
 //! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API and CLI;
 //!   [`name_service`]: the three assembled at start-up;
+//! - [`engine`]: the bridge between DM3 and the connectors (for now its DM3 half);
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod admin;

@@ -137,7 +137,7 @@ fn check_charset(charset: &str, payload: &str) -> Result<(), DataUriError> {
     }
 }
 
-fn decode_base64(payload: &str) -> Result<Vec<u8>, DataUriError> {
+pub(crate) fn decode_base64(payload: &str) -> Result<Vec<u8>, DataUriError> {
     if let Ok(bytes) = b64_decode(payload) {
         return Ok(bytes);
     }
@@ -154,7 +154,7 @@ fn decode_base64(payload: &str) -> Result<Vec<u8>, DataUriError> {
 
 /// `decodeURIComponent` to bytes: `%XX` escapes, everything else literal
 /// (`+` stays `+`). A malformed escape is `None`, as the JS function throws.
-fn percent_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn percent_decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;

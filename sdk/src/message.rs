@@ -10,13 +10,16 @@
 //!   builds, byte for byte;
 //! - [`Message::sign`] and [`Message::verify`] (`sign.rs`) are the reference's
 //!   signing and `checkMessageSignature`;
-//! - [`Attachment`] (`attachment.rs`) reads attachments without losing fields.
+//! - [`Attachment`] (`attachment.rs`) reads attachments without losing fields;
+//!   `attachment_data.rs` decodes the bytes of `data:` attachments, bounded.
 
 mod attachment;
+mod attachment_data;
 mod build;
 mod sign;
 
 pub use attachment::{Attachment, AttachmentError};
+pub use attachment_data::{AttachmentData, AttachmentDataError, DEFAULT_MIME, decode_data_uri};
 pub use build::{MessageBuilder, now_ms};
 pub use sign::MessageVerifyError;
 

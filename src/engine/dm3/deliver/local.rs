@@ -1,0 +1,93 @@
+//! This node's own delivery service, called in process.
+//!
+//! A recipient that lists this node among its delivery services (a DM3 user with an account
+//! here, or another virtual identity) would otherwise get the envelope through the node's own
+//! public URL: a round trip through the network, TLS and the body limits for nothing, and a
+//! dependency on the public URL being reachable from inside. [`LocalDeliveryTarget`] hands the
+//! envelope to the same [`DeliveryProtocol::submit_message`] the `/rpc` route calls, so it goes
+//! through exactly the checks a remote sender's would (size, sender authentication, postmark,
+//! dedup). [`RoutedTarget`] picks it for the node's own name and HTTP for every other.
+
+use std::sync::Arc;
+
+use ::dm3::ens::EnsName;
+use ::dm3::envelope::Envelope;
+use serde_json::Value;
+
+use super::target::{DeliveryTarget, ServiceEndpoint, SubmitError};
+use crate::names::BoxFuture;
+use crate::protocol::{DeliveryError, DeliveryProtocol};
+
+/// The node's own delivery service, in process.
+#[derive(Clone)]
+pub struct LocalDeliveryTarget {
+    protocol: Arc<dyn DeliveryProtocol>,
+}
+
+impl LocalDeliveryTarget {
+    pub fn new(protocol: Arc<dyn DeliveryProtocol>) -> Self {
+        Self { protocol }
+    }
+}
+
+impl DeliveryTarget for LocalDeliveryTarget {
+    fn submit<'a>(
+        &'a self,
+        _service: &'a ServiceEndpoint,
+        envelope: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), SubmitError>> {
+        Box::pin(async move {
+            // `params[0]` as the messenger sends it: the envelope as a JSON string (§9.1).
+            let params = [Value::String(envelope.to_value().to_string())];
+            self.protocol.submit_message(&params).await.map_err(submit_error)
+        })
+    }
+}
+
+/// The relay's answer in the terms of a remote service's: refusals are permanent, an
+/// unavailable store or name source may pass, and so may an internal error (most are the
+/// database failing; the message's TTL bounds the retries of one that is not).
+fn submit_error(error: DeliveryError) -> SubmitError {
+    match error {
+        DeliveryError::Unavailable => SubmitError::Unavailable {
+            retry_after: None,
+            reason: "this node's delivery service is unavailable".into(),
+        },
+        DeliveryError::Internal(detail) => SubmitError::Unavailable { retry_after: None, reason: detail },
+        refused @ (DeliveryError::InvalidRequest(_)
+        | DeliveryError::TooLarge
+        | DeliveryError::Rejected { .. }
+        | DeliveryError::Unauthorized(_)
+        | DeliveryError::NotFound(_)) => {
+            SubmitError::Refused { status: None, code: None, message: refused.to_string() }
+        }
+    }
+}
+
+/// Sends to this node's own delivery service in process and to every other through `remote`.
+pub struct RoutedTarget<L, R> {
+    own_name: EnsName,
+    local: L,
+    remote: R,
+}
+
+impl<L: DeliveryTarget, R: DeliveryTarget> RoutedTarget<L, R> {
+    /// `own_name` is the node's delivery-service name (`node.name`).
+    pub fn new(own_name: EnsName, local: L, remote: R) -> Self {
+        Self { own_name, local, remote }
+    }
+}
+
+impl<L: DeliveryTarget, R: DeliveryTarget> DeliveryTarget for RoutedTarget<L, R> {
+    fn submit<'a>(
+        &'a self,
+        service: &'a ServiceEndpoint,
+        envelope: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), SubmitError>> {
+        if service.name == self.own_name {
+            self.local.submit(service, envelope)
+        } else {
+            self.remote.submit(service, envelope)
+        }
+    }
+}
