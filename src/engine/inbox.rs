@@ -7,9 +7,22 @@
 //! The handler ([`InboxHandler`]) opens, verifies, converts and delivers it through the
 //! receiver's connector (docs/engine.md).
 
+use std::sync::Arc;
+
+use dm3::ens::EnsName;
+use dm3_bridge_connector::{IdempotencyKey, NetworkUserId, Outbound, RemoteIdentity, deliver};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{NewEnvelope, NewJob, QueueName};
+use super::dm3::convert::{ToNetwork, to_network};
+use super::dm3::open::open_inbound;
+use super::parts::{EngineParts, Failure, Report};
+use super::references::StoredReferences;
+use super::{JobHandler, Outcome};
+use crate::clock::now_ms;
+use crate::identities::vault::IdentityRef;
+use crate::names::BoxFuture;
+use crate::store::{self, ClaimedJob, NewEnvelope, NewJob, NewMapping, QueueName};
+use crate::telemetry::metrics::BRIDGED_MESSAGES;
 
 /// What an inbox job carries: the stored form of the envelope and the names it was checked
 /// against at submit.
@@ -37,4 +50,95 @@ pub fn job(envelope: &NewEnvelope) -> Result<NewJob, serde_json::Error> {
         payload: serde_json::to_string(&payload)?,
         expires_at_ms: envelope.expires_at_ms,
     })
+}
+
+/// Works inbox jobs (docs/engine.md, "Inbox").
+pub struct InboxHandler {
+    pub(crate) parts: Arc<EngineParts>,
+}
+
+impl JobHandler for InboxHandler {
+    fn handle(&self, job: ClaimedJob) -> BoxFuture<'_, Outcome> {
+        Box::pin(async move {
+            match self.deliver(&job).await {
+                Ok(outcome) => outcome,
+                Err(failure) => failure.into_outcome(),
+            }
+        })
+    }
+
+    fn on_failed<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let Ok(payload) = serde_json::from_str::<InboxPayload>(&job.payload) else {
+                return Ok(()); // nothing names a sender to tell
+            };
+            let report = Report::ToDm3 {
+                from: payload.receiver.clone(),
+                to: payload.sender.clone(),
+                failed_hash: payload.message_hash.clone(),
+                reason: reason.to_owned(),
+                at_ms: u64::try_from(now_ms()).unwrap_or_default(),
+            };
+            self.parts.queue_report(&job.idempotency_key, &job.conversation, &report).await
+        })
+    }
+}
+
+impl InboxHandler {
+    async fn deliver(&self, job: &ClaimedJob) -> Result<Outcome, Failure> {
+        let parts = &self.parts;
+        let payload: InboxPayload = serde_json::from_str(&job.payload)
+            .map_err(|e| Failure::permanent(format!("the inbox job is unreadable: {e}")))?;
+        let receiver = EnsName::parse(&payload.receiver)
+            .map_err(|e| Failure::permanent(format!("the receiver is not a name: {e}")))?;
+        let identity = parts.vault.get(&IdentityRef::Name(receiver.clone())).await.map_err(Failure::identity)?;
+        if identity.disabled_at_ms.is_some() {
+            return Err(Failure::permanent(format!("{receiver} is disabled on this bridge")));
+        }
+        let network = identity.user.network();
+        let connector = parts.connector(network)?;
+        let network_id = connector.network().clone();
+        let keys = parts.vault.opening_keys(&receiver).await.map_err(Failure::identity)?;
+        let opened = open_inbound(&payload.envelope, &receiver, &keys, &parts.directory)
+            .await
+            .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
+        let remote = RemoteIdentity::new(opened.sender.to_string()).map_err(Failure::permanent)?;
+        let local_user = NetworkUserId::new(identity.user.user_id()).map_err(Failure::permanent)?;
+        let conversation = parts.portal_for(connector.as_ref(), &network_id, &receiver, &opened.sender, &local_user, &remote).await?;
+        let references = StoredReferences { store: &parts.store, network: &network_id };
+        let events = match to_network(&opened, &conversation, &references, &parts.attachment_limits)
+            .await
+            .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?
+        {
+            ToNetwork::Send(events) => events,
+            ToNetwork::Skip(why) => {
+                tracing::debug!(why, "nothing to send for an inbound DM3 message");
+                return Ok(Outcome::Done);
+            }
+        };
+        let hash = opened.message_hash.to_string();
+        for (index, event) in events.into_iter().enumerate() {
+            let key = format!("dm3-{hash}{}", ToNetwork::idempotency_suffix(index));
+            let outbound = Outbound {
+                conversation: conversation.clone(),
+                sender: remote.clone(),
+                idempotency_key: IdempotencyKey::new(key).map_err(Failure::permanent)?,
+                timestamp_ms: Some(opened.timestamp_ms),
+                payload: event,
+            };
+            let sent = deliver(connector.as_ref(), &outbound).await.map_err(Failure::connector)?;
+            if let (0, Some(network_message_id)) = (index, sent) {
+                let mapping = NewMapping {
+                    network: network_id.clone(),
+                    dm3_hash: store::MessageHash::new(hash.clone()).map_err(Failure::permanent)?,
+                    network_message_id,
+                    conversation: conversation.clone(),
+                };
+                parts.store.record_message(&mapping, now_ms()).await.map_err(Failure::store)?;
+            }
+        }
+        metrics::counter!(BRIDGED_MESSAGES, "direction" => "dm3_to_network", "network" => network.as_str())
+            .increment(1);
+        Ok(Outcome::Done)
+    }
 }

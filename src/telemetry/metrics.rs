@@ -49,6 +49,9 @@ pub const ENGINE_JOB_DURATION: &str = "dm3_engine_job_duration_seconds";
 pub const ENGINE_QUEUE_DEPTH: &str = "dm3_engine_queue_depth";
 /// Inbound batches handed in by connectors, by `network` and `outcome` (new, duplicate).
 pub const ENGINE_INBOUND_BATCHES: &str = "dm3_engine_inbound_batches_total";
+/// Messages carried across the bridge, by `direction` (dm3_to_network, network_to_dm3) and
+/// `network`.
+pub const BRIDGED_MESSAGES: &str = "dm3_bridged_messages_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -100,6 +103,7 @@ fn describe() {
         metrics::Unit::Seconds,
         "Duration of one group commit"
     );
+    metrics::describe_counter!(BRIDGED_MESSAGES, "Messages carried across the bridge, by direction and network");
     metrics::describe_counter!(EXPIRED_DELETED, "Expired envelopes deleted");
     metrics::describe_counter!(ENVELOPES_ACCEPTED, "Envelopes stored, by sender authentication");
     metrics::describe_counter!(ENVELOPES_DUPLICATE, "Envelopes submitted again, stored once");

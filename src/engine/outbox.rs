@@ -1,0 +1,294 @@
+//! The outbox: what network users did, on its way to DM3 (docs/engine.md, "Outbox").
+//!
+//! Connectors hand their batches to [`super::InboundQueue`]; each item is an outbox job whose
+//! conversation is the network conversation, so a portal's events go to DM3 in the order the
+//! network gave them. The engine's own failure reports ride the same queue ([`Report`]).
+//!
+//! A DM3 message built here is a pure function of the event (its time is the network's), so a
+//! retried job seals the same message, with the same hash, and every delivery service that
+//! took it already answers the retry as a duplicate.
+
+use std::sync::Arc;
+
+use dm3::ens::EnsName;
+use dm3::message::MessageBuilder;
+use dm3_bridge_connector::{
+    Content, ConversationId, IdempotencyKey, Inbound, InboundEvent, Message, NetworkId,
+    Outbound, PortalRequest, RemoteIdentity, Text, Unbridgeable,
+};
+
+use super::dm3::convert::{ToDm3, to_dm3};
+use super::dm3::deliver::deliver as deliver_to_dm3;
+use super::parts::{EngineParts, Failure, Report, ReportJob};
+use super::references::StoredReferences;
+use super::{JobHandler, Outcome};
+use crate::clock::now_ms;
+use crate::identities::IdentityError;
+use crate::identities::network::{self, Network};
+use crate::identities::vault::IdentityRef;
+use crate::names::BoxFuture;
+use crate::store::{self, ClaimedJob, NewMapping, NewPortal};
+use crate::telemetry::metrics::BRIDGED_MESSAGES;
+
+/// Works outbox jobs.
+pub struct OutboxHandler {
+    pub(crate) parts: Arc<EngineParts>,
+}
+
+/// What an outbox job holds.
+enum Job {
+    Inbound(NetworkId, Inbound),
+    Report(Report),
+}
+
+impl JobHandler for OutboxHandler {
+    fn handle(&self, job: ClaimedJob) -> BoxFuture<'_, Outcome> {
+        Box::pin(async move {
+            let result = match read(&job) {
+                Ok(Job::Inbound(network, Inbound::Event(event))) => self.event(&network, &event).await,
+                Ok(Job::Inbound(network, Inbound::PortalRequest(request))) => {
+                    self.portal_request(&network, &request).await
+                }
+                Ok(Job::Inbound(network, Inbound::Unbridgeable(event))) => {
+                    self.unbridgeable(&network, &event).await
+                }
+                Ok(Job::Report(report)) => self.report(&report).await,
+                Err(failure) => Err(failure),
+            };
+            result.map_or_else(Failure::into_outcome, |()| Outcome::Done)
+        })
+    }
+
+    fn on_failed<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            // Only a network user's own message is reported back; a failed report is logged
+            // (reporting a report could loop).
+            let Ok(Job::Inbound(network, Inbound::Event(event))) = read(job) else {
+                tracing::warn!(job = %job.id, %reason, "an outbox job failed");
+                return Ok(());
+            };
+            let portal = self
+                .parts
+                .store
+                .portal_by_conversation(&network, &event.conversation)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(portal) = portal else {
+                tracing::warn!(job = %job.id, %reason, "a message from a conversation without portal failed");
+                return Ok(());
+            };
+            let remote = RemoteIdentity::new(portal.remote_name.to_string()).map_err(|e| e.to_string())?;
+            let report = Report::ToNetwork {
+                network,
+                conversation: event.conversation,
+                remote,
+                reason: reason.to_owned(),
+            };
+            self.parts.queue_report(&job.idempotency_key, &job.conversation, &report).await
+        })
+    }
+}
+
+/// The job's payload, and for connector items the network (the job conversation's prefix,
+/// `<network>:<conversation>`, written by the sink).
+fn read(job: &ClaimedJob) -> Result<Job, Failure> {
+    if let Ok(ReportJob::Report(report)) = serde_json::from_str::<ReportJob>(&job.payload) {
+        return Ok(Job::Report(report));
+    }
+    let item: Inbound = serde_json::from_str(&job.payload)
+        .map_err(|e| Failure::permanent(format!("the outbox job is unreadable: {e}")))?;
+    let network = job
+        .conversation
+        .split_once(':')
+        .and_then(|(network, _)| NetworkId::new(network).ok())
+        .ok_or_else(|| Failure::permanent("the outbox job names no network"))?;
+    Ok(Job::Inbound(network, item))
+}
+
+impl OutboxHandler {
+    fn network(&self, id: &NetworkId) -> Result<Network, Failure> {
+        self.parts
+            .connectors
+            .network_of(id)
+            .ok_or_else(|| Failure::retry(format!("no {id} connector is running on this node")))
+    }
+
+    /// A network user's message to the DM3 user of the portal.
+    async fn event(&self, network_id: &NetworkId, event: &InboundEvent) -> Result<(), Failure> {
+        let parts = &self.parts;
+        let network = self.network(network_id)?;
+        let portal = parts
+            .store
+            .portal_by_conversation(network_id, &event.conversation)
+            .await
+            .map_err(Failure::store)?
+            .ok_or_else(|| Failure::permanent("this conversation is not bridged to a DM3 user"))?;
+        let from = parse_name(portal.local_name.as_str())?;
+        let to = parse_name(portal.remote_name.as_str())?;
+        let identity = parts.vault.get(&IdentityRef::Name(from.clone())).await.map_err(Failure::identity)?;
+        if identity.user.user_id() != event.sender.as_str() {
+            // Someone else in the room: only the portal's owner speaks as their identity.
+            tracing::debug!(network = %network_id, "ignoring a message from another member of a portal");
+            return Ok(());
+        }
+        if identity.disabled_at_ms.is_some() {
+            return Err(Failure::permanent(format!("your DM3 identity {from} is disabled on this bridge")));
+        }
+        let keys = parts.vault.current_keys(&from).await.map_err(Failure::identity)?;
+        let signing = &keys.profile_keys().signing;
+        let references = StoredReferences { store: &parts.store, network: network_id };
+        let built = match to_dm3(event, &from, &to, signing, &references, &parts.attachment_limits)
+            .await
+            .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?
+        {
+            ToDm3::Send(built) => built,
+            ToDm3::Skip(why) => {
+                tracing::debug!(why, "nothing to send for a network event");
+                return Ok(());
+            }
+        };
+        let report = deliver_to_dm3(&built.message, signing, &parts.directory, parts.target.as_ref(), &[])
+            .await
+            .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
+        report.outcome().map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
+        let mapping = NewMapping {
+            network: network_id.clone(),
+            dm3_hash: store::MessageHash::new(built.hash.to_string()).map_err(Failure::permanent)?,
+            network_message_id: event.network_event_id.clone(),
+            conversation: event.conversation.clone(),
+        };
+        parts.store.record_message(&mapping, now_ms()).await.map_err(Failure::store)?;
+        metrics::counter!(BRIDGED_MESSAGES, "direction" => "network_to_dm3", "network" => network.as_str())
+            .increment(1);
+        Ok(())
+    }
+
+    /// A network user opened a conversation with a DM3 user: record the portal (creating the
+    /// user's identity on first use) and join, or refuse with the reason.
+    async fn portal_request(&self, network_id: &NetworkId, request: &PortalRequest) -> Result<(), Failure> {
+        let parts = &self.parts;
+        let network = self.network(network_id)?;
+        let connector = parts.connector(network)?;
+        let portals = connector
+            .portals()
+            .ok_or_else(|| Failure::permanent(format!("{network_id} has no conversations to join")))?;
+        let remote = parse_name(request.remote.as_str())?;
+        let refusal = match parts.directory.user_profile(&remote).await {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(format!("{remote} has no DM3 profile, so messages cannot reach them")),
+            Err(error) => return Err(Failure::retry(format!("looking up {remote}: {error}"))),
+        };
+        if let Some(reason) = refusal {
+            return portals.refuse_portal(request, &reason).await.map_err(Failure::connector);
+        }
+        let user = network::NetworkUserId::parse(network, request.requester.as_str())
+            .map_err(|e| Failure::permanent(format!("the requester is not a {network} user: {e}")))?;
+        let identity = match parts.vault.create(user.clone(), now_ms()).await {
+            Ok(identity) => identity,
+            Err(IdentityError::Exists { .. }) => {
+                parts.vault.get(&IdentityRef::User(user)).await.map_err(Failure::identity)?
+            }
+            Err(error) => return Err(Failure::identity(error)),
+        };
+        if identity.disabled_at_ms.is_some() {
+            let reason = format!("your DM3 identity {} is disabled on this bridge", identity.name);
+            return portals.refuse_portal(request, &reason).await.map_err(Failure::connector);
+        }
+        let portal = NewPortal {
+            network: network_id.clone(),
+            conversation: request.conversation.clone(),
+            local_name: store::EnsName::new(identity.name.to_string()).map_err(Failure::permanent)?,
+            remote_name: store::EnsName::new(remote.to_string()).map_err(Failure::permanent)?,
+        };
+        parts.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
+        portals.join_portal(request).await.map_err(Failure::connector)
+    }
+
+    /// Tells the sender in the conversation that the bridge cannot carry their message.
+    async fn unbridgeable(&self, network_id: &NetworkId, event: &Unbridgeable) -> Result<(), Failure> {
+        let portal = self
+            .parts
+            .store
+            .portal_by_conversation(network_id, &event.conversation)
+            .await
+            .map_err(Failure::store)?;
+        let Some(portal) = portal else { return Ok(()) };
+        let remote = RemoteIdentity::new(portal.remote_name.to_string()).map_err(Failure::permanent)?;
+        let report = Report::ToNetwork {
+            network: network_id.clone(),
+            conversation: event.conversation.clone(),
+            remote,
+            reason: format!("this message was not delivered: {}", event.reason),
+        };
+        self.report(&report).await
+    }
+
+    async fn report(&self, report: &Report) -> Result<(), Failure> {
+        match report {
+            Report::ToNetwork { network, conversation, remote, reason } => {
+                self.notice(network, conversation, remote, reason).await
+            }
+            Report::ToDm3 { from, to, failed_hash, reason, at_ms } => {
+                self.dm3_report(from, to, failed_hash, reason, *at_ms).await
+            }
+        }
+    }
+
+    /// A notice in a network conversation from the DM3 user's stand-in.
+    async fn notice(
+        &self,
+        network_id: &NetworkId,
+        conversation: &ConversationId,
+        remote: &RemoteIdentity,
+        reason: &str,
+    ) -> Result<(), Failure> {
+        let connector = self.parts.connector(self.network(network_id)?)?;
+        let text = format!("⚠️ The bridge could not deliver a message: {reason}");
+        let key = notice_key(conversation, &text);
+        let notice = Outbound {
+            conversation: conversation.clone(),
+            sender: remote.clone(),
+            idempotency_key: IdempotencyKey::new(key).map_err(Failure::permanent)?,
+            timestamp_ms: None,
+            payload: Message::new(Content::Notice(Text::plain(text))),
+        };
+        connector.send_message(&notice).await.map(|_| ()).map_err(Failure::connector)
+    }
+
+    /// A DM3 message from the virtual identity `from` telling `to` their message failed.
+    async fn dm3_report(
+        &self,
+        from: &str,
+        to: &str,
+        failed_hash: &str,
+        reason: &str,
+        at_ms: u64,
+    ) -> Result<(), Failure> {
+        let parts = &self.parts;
+        let from = parse_name(from)?;
+        let keys = parts.vault.current_keys(&from).await.map_err(Failure::identity)?;
+        let signing = &keys.profile_keys().signing;
+        let failed: dm3::message::MessageHash = failed_hash
+            .parse()
+            .map_err(|_| Failure::permanent("the failed message's hash is not a message hash"))?;
+        let text = format!("⚠️ The bridge could not deliver your message: {reason}");
+        // The time was fixed when the report was queued: a retry builds the same message (and
+        // hash), which delivery services deduplicate.
+        let message = MessageBuilder::new(to, from.as_str(), at_ms).reply(&text, &failed, None).sign(signing);
+        let report = deliver_to_dm3(&message, signing, &parts.directory, parts.target.as_ref(), &[])
+            .await
+            .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
+        report.outcome().map_err(|e| Failure::from_kind(e.kind(), e.to_string()))
+    }
+}
+
+fn parse_name(name: &str) -> Result<EnsName, Failure> {
+    EnsName::parse(name).map_err(|e| Failure::permanent(format!("`{name}` is not a name: {e}")))
+}
+
+/// A stable idempotency key for a notice (`[A-Za-z0-9._~-]`): the same notice in the same
+/// conversation is sent once.
+fn notice_key(conversation: &ConversationId, text: &str) -> String {
+    let digest = dm3::hash::sha256_hex(&format!("{conversation}\n{text}"));
+    format!("notice-{}", digest.trim_start_matches("0x"))
+}

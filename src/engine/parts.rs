@@ -1,0 +1,162 @@
+//! What both job handlers share: the engine's collaborators, how a step's failure becomes a
+//! job outcome, portals, and the failure reports they queue.
+
+use std::time::Duration;
+
+use dm3::ens::EnsName;
+use dm3_bridge_connector::{
+    Connector, ConnectorError, ConversationId, NetworkId, NetworkUserId, RemoteIdentity,
+};
+use serde::{Deserialize, Serialize};
+
+use super::Queue;
+use super::connectors::Connectors;
+use super::dm3::FailureKind;
+use super::dm3::attachments::AttachmentLimits;
+use super::dm3::deliver::DeliveryTarget;
+use super::worker::Outcome;
+use crate::clock::now_ms;
+use crate::identities::IdentityError;
+use crate::identities::network::Network;
+use crate::identities::vault::IdentityVault;
+use crate::names::directory::Directory;
+use crate::store::{self, NewJob, NewPortal, QueueName, Store, StoreError};
+
+/// The engine's collaborators, shared by its handlers.
+pub struct EngineParts {
+    pub store: Store,
+    pub queue: Queue,
+    pub vault: IdentityVault,
+    /// Verified profiles of senders and recipients, the node's own identities first.
+    pub directory: Directory,
+    pub connectors: Connectors,
+    /// Where DM3 messages are posted: this node in process, other delivery services over HTTP.
+    pub target: Box<dyn DeliveryTarget>,
+    pub attachment_limits: AttachmentLimits,
+    /// The relay's message TTL: how long a report may take to deliver.
+    pub report_ttl: Option<Duration>,
+}
+
+/// A step that did not succeed, classified for the worker.
+#[derive(Debug)]
+pub struct Failure {
+    kind: FailureKind,
+    reason: String,
+}
+
+impl Failure {
+    pub fn permanent(reason: impl ToString) -> Self {
+        Self { kind: FailureKind::Permanent, reason: reason.to_string() }
+    }
+
+    pub fn retry(reason: impl ToString) -> Self {
+        Self { kind: FailureKind::RETRY, reason: reason.to_string() }
+    }
+
+    pub fn from_kind(kind: FailureKind, reason: String) -> Self {
+        Self { kind, reason }
+    }
+
+    /// The database is down or shutting down: it will pass.
+    pub fn store(error: StoreError) -> Self {
+        Self::retry(format!("database: {error}"))
+    }
+
+    pub fn identity(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Store(error) => Self::store(error),
+            IdentityError::Conflict(_) => Self::retry(error),
+            other => Self::permanent(other),
+        }
+    }
+
+    pub fn connector(error: ConnectorError) -> Self {
+        let reason = error.to_string();
+        match error {
+            ConnectorError::RetryAfter(after) => Self { kind: FailureKind::Retryable { after }, reason },
+            ConnectorError::Transient(_) => Self::retry(reason),
+            ConnectorError::Permanent(_) | ConnectorError::Unsupported(_) => Self::permanent(reason),
+        }
+    }
+
+    pub fn into_outcome(self) -> Outcome {
+        match self.kind {
+            FailureKind::Retryable { after } => Outcome::Retry { after, reason: self.reason },
+            FailureKind::Permanent => Outcome::Failed { reason: self.reason },
+        }
+    }
+}
+
+/// A failure report, queued in the outbox when a job ends failed (never dropped in silence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Report {
+    /// To a DM3 user, as a DM3 message from the virtual identity they wrote to.
+    ToDm3 { from: String, to: String, failed_hash: String, reason: String, at_ms: u64 },
+    /// To a network user, as a notice in the conversation, from the DM3 user's stand-in.
+    ToNetwork { network: NetworkId, conversation: ConversationId, remote: RemoteIdentity, reason: String },
+}
+
+/// An outbox job: what a connector received, or a report the engine queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportJob {
+    Report(Report),
+}
+
+impl EngineParts {
+    /// The running connector of `network`; without one the job waits.
+    pub fn connector(&self, network: Network) -> Result<std::sync::Arc<dyn Connector>, Failure> {
+        self.connectors
+            .get(network)
+            .cloned()
+            .ok_or_else(|| Failure::retry(format!("no {network} connector is running on this node")))
+    }
+
+    /// Queues `report` for the job keyed `job_key`, in the job's conversation.
+    pub async fn queue_report(&self, job_key: &str, conversation: &str, report: &Report) -> Result<(), String> {
+        let now = now_ms();
+        let ttl = self.report_ttl.map(|ttl| i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let job = NewJob {
+            queue: QueueName::Outbox,
+            idempotency_key: format!("report:{job_key}"),
+            conversation: format!("report:{conversation}"),
+            payload: serde_json::to_string(&ReportJob::Report(report.clone())).map_err(|e| e.to_string())?,
+            expires_at_ms: ttl.map(|ttl| now.saturating_add(ttl)),
+        };
+        self.queue.enqueue(&job, now).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// The conversation of (`local`, `remote`) on `network`: the portal, or a new one the
+    /// connector opens (a DM3 user writing to a network user for the first time).
+    pub async fn portal_for(
+        &self,
+        connector: &dyn Connector,
+        network: &NetworkId,
+        local: &EnsName,
+        remote: &EnsName,
+        local_user: &NetworkUserId,
+        remote_identity: &RemoteIdentity,
+    ) -> Result<ConversationId, Failure> {
+        let local_key = store::EnsName::new(local.to_string()).map_err(Failure::permanent)?;
+        let remote_key = store::EnsName::new(remote.to_string()).map_err(Failure::permanent)?;
+        if let Some(portal) =
+            self.store.portal_by_names(network, &local_key, &remote_key).await.map_err(Failure::store)?
+        {
+            return Ok(portal.conversation);
+        }
+        let portals = connector
+            .portals()
+            .ok_or_else(|| Failure::permanent(format!("{network} cannot open conversations")))?;
+        let conversation =
+            portals.open_portal(local_user, remote_identity).await.map_err(Failure::connector)?;
+        let portal = NewPortal {
+            network: network.clone(),
+            conversation,
+            local_name: local_key,
+            remote_name: remote_key,
+        };
+        let (stored, _) = self.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
+        Ok(stored.conversation)
+    }
+}

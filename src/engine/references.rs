@@ -1,0 +1,44 @@
+//! The message map of one network, as the DM3 converters look references up in it.
+
+use dm3::message::MessageHash;
+use dm3_bridge_connector::{NetworkId, NetworkMessageId};
+
+use crate::engine::dm3::references::{MappedMessage, MessageReferences, ReferenceError};
+use crate::names::BoxFuture;
+use crate::store::{self, Store};
+
+/// [`MessageReferences`] over the store's `message_map`, scoped to one network.
+pub struct StoredReferences<'a> {
+    pub store: &'a Store,
+    pub network: &'a NetworkId,
+}
+
+impl MessageReferences for StoredReferences<'_> {
+    fn by_dm3_hash<'a>(
+        &'a self,
+        hash: &'a MessageHash,
+    ) -> BoxFuture<'a, Result<Option<MappedMessage>, ReferenceError>> {
+        Box::pin(async move {
+            let key = store::MessageHash::new(hash.to_string()).map_err(|e| ReferenceError(e.to_string()))?;
+            let found = self.store.message_by_dm3_hash(self.network, &key).await;
+            found.map(|m| m.and_then(mapped)).map_err(|e| ReferenceError(e.to_string()))
+        })
+    }
+
+    fn by_network_id<'a>(
+        &'a self,
+        id: &'a NetworkMessageId,
+    ) -> BoxFuture<'a, Result<Option<MappedMessage>, ReferenceError>> {
+        Box::pin(async move {
+            let found = self.store.message_by_network_id(self.network, id).await;
+            found.map(|m| m.and_then(mapped)).map_err(|e| ReferenceError(e.to_string()))
+        })
+    }
+}
+
+/// A stored row in the converters' terms; a row whose hash does not parse is treated as absent
+/// (it cannot have been written by the engine, which writes parsed hashes only).
+fn mapped(row: store::MappedMessage) -> Option<MappedMessage> {
+    let dm3_hash = row.dm3_hash.as_str().parse().ok()?;
+    Some(MappedMessage { dm3_hash, network_message_id: row.network_message_id, conversation: row.conversation })
+}
