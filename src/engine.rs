@@ -18,14 +18,16 @@
 //! Files: [`queue`] (the producers' handle: enqueue and wake the worker), [`worker`] (the
 //! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry).
 
+pub mod assemble;
 pub mod backoff;
 pub mod connectors;
 pub mod dm3;
 pub mod inbox;
 pub mod outbox;
 pub mod parts;
-pub mod references;
 pub mod queue;
+pub mod references;
+pub mod runtime;
 pub mod sink;
 pub mod worker;
 

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
+use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -30,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Problem};
 use crate::engine::Queue;
+use crate::engine::assemble::{Assembled, EngineSetupError, assemble};
+use crate::engine::connectors::Connectors;
+use crate::engine::runtime::Engine;
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{ProtocolContext, ProtocolFactory};
@@ -58,6 +61,8 @@ pub enum NodeError {
     Bind { addr: String, source: std::io::Error },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Engine(#[from] EngineSetupError),
 }
 
 /// A running node.
@@ -66,6 +71,8 @@ pub struct Node {
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     expiry: JoinHandle<()>,
+    /// The bridge engine's workers, when the node bridges.
+    engine: Option<Engine>,
     store: Store,
     node_keys: Arc<NodeKeys>,
     names: NameService,
@@ -119,6 +126,21 @@ impl Node {
             local_names: names.local_names.clone(),
             engine_queue: engine_queue.clone(),
         });
+        let bridge = match &engine_queue {
+            Some(queue) => {
+                let (connectors, routes) = (Connectors::new(), axum::Router::new());
+                Some(assemble(
+                    config,
+                    queue.clone(),
+                    store.clone(),
+                    &names,
+                    protocol.clone(),
+                    connectors,
+                    routes,
+                )?)
+            }
+            None => None,
+        };
         let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics);
 
         let listener = TcpListener::bind(&config.node.listen)
@@ -126,11 +148,18 @@ impl Node {
             .map_err(|source| NodeError::Bind { addr: config.node.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
         let stop = CancellationToken::new();
-        let app = router(state).merge(names.router(config));
+        let mut app = router(state).merge(names.router(config));
+        let engine = match bridge {
+            Some(Assembled { engine, routes, .. }) => {
+                app = app.merge(routes);
+                Some(engine)
+            }
+            None => None,
+        };
         let server = tokio::spawn(serve(listener, app, stop.clone()));
         let expiry = tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
         tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
-        Ok(Self { addr, stop, server, expiry, store, node_keys, names })
+        Ok(Self { addr, stop, server, expiry, engine, store, node_keys, names })
     }
 
     /// The address the server listens on (useful with port 0).
@@ -166,6 +195,9 @@ impl Node {
             }
         };
         let _ = self.expiry.await;
+        if let Some(engine) = self.engine {
+            engine.shutdown().await;
+        }
         self.store.close().await;
         tracing::info!("stopped");
         served

@@ -91,7 +91,8 @@ impl InboxHandler {
             .map_err(|e| Failure::permanent(format!("the inbox job is unreadable: {e}")))?;
         let receiver = EnsName::parse(&payload.receiver)
             .map_err(|e| Failure::permanent(format!("the receiver is not a name: {e}")))?;
-        let identity = parts.vault.get(&IdentityRef::Name(receiver.clone())).await.map_err(Failure::identity)?;
+        let identity =
+            parts.vault.get(&IdentityRef::Name(receiver.clone())).await.map_err(Failure::identity)?;
         if identity.disabled_at_ms.is_some() {
             return Err(Failure::permanent(format!("{receiver} is disabled on this bridge")));
         }
@@ -104,7 +105,9 @@ impl InboxHandler {
             .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
         let remote = RemoteIdentity::new(opened.sender.to_string()).map_err(Failure::permanent)?;
         let local_user = NetworkUserId::new(identity.user.user_id()).map_err(Failure::permanent)?;
-        let conversation = parts.portal_for(connector.as_ref(), &network_id, &receiver, &opened.sender, &local_user, &remote).await?;
+        let conversation = parts
+            .portal_for(connector.as_ref(), &network_id, &receiver, &opened.sender, &local_user, &remote)
+            .await?;
         let references = StoredReferences { store: &parts.store, network: &network_id };
         let events = match to_network(&opened, &conversation, &references, &parts.attachment_limits)
             .await

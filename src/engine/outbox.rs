@@ -13,8 +13,8 @@ use std::sync::Arc;
 use dm3::ens::EnsName;
 use dm3::message::MessageBuilder;
 use dm3_bridge_connector::{
-    Content, ConversationId, IdempotencyKey, Inbound, InboundEvent, Message, NetworkId,
-    Outbound, PortalRequest, RemoteIdentity, Text, Unbridgeable,
+    Attachment, AttachmentSource, Content, ConversationId, EventKind, IdempotencyKey, Inbound, InboundEvent,
+    Message, NetworkId, Outbound, PortalRequest, RemoteIdentity, Text, Unbridgeable,
 };
 
 use super::dm3::convert::{ToDm3, to_dm3};
@@ -136,6 +136,7 @@ impl OutboxHandler {
         }
         let keys = parts.vault.current_keys(&from).await.map_err(Failure::identity)?;
         let signing = &keys.profile_keys().signing;
+        let event = &self.fetch_media(network, event).await?;
         let references = StoredReferences { store: &parts.store, network: network_id };
         let built = match to_dm3(event, &from, &to, signing, &references, &parts.attachment_limits)
             .await
@@ -161,6 +162,33 @@ impl OutboxHandler {
         metrics::counter!(BRIDGED_MESSAGES, "direction" => "network_to_dm3", "network" => network.as_str())
             .increment(1);
         Ok(())
+    }
+
+    /// `event` with a file the network hosts brought inline (DM3 carries files as `data:`
+    /// URIs), bounded by the engine's attachment limit.
+    async fn fetch_media(&self, network: Network, event: &InboundEvent) -> Result<InboundEvent, Failure> {
+        let EventKind::Message(Message { content: Content::Attachment { attachment, caption }, reply_to }) =
+            &event.kind
+        else {
+            return Ok(event.clone());
+        };
+        let AttachmentSource::Url(url) = attachment.source() else {
+            return Ok(event.clone());
+        };
+        let connector = self.parts.connector(network)?;
+        let media = connector
+            .media()
+            .ok_or_else(|| Failure::permanent(format!("{network} files are not bridged")))?;
+        let limit = u64::try_from(self.parts.attachment_limits.max_total_bytes).unwrap_or(u64::MAX);
+        let bytes = media.download(url, limit).await.map_err(Failure::connector)?;
+        let inline = Attachment::inline(attachment.name(), attachment.mime().clone(), bytes)
+            .map_err(|e| Failure::permanent(format!("the file cannot be carried: {e}")))?;
+        let mut fetched = event.clone();
+        fetched.kind = EventKind::Message(Message {
+            content: Content::Attachment { attachment: inline, caption: caption.clone() },
+            reply_to: reply_to.clone(),
+        });
+        Ok(fetched)
     }
 
     /// A network user opened a conversation with a DM3 user: record the portal (creating the

@@ -114,7 +114,12 @@ impl EngineParts {
     }
 
     /// Queues `report` for the job keyed `job_key`, in the job's conversation.
-    pub async fn queue_report(&self, job_key: &str, conversation: &str, report: &Report) -> Result<(), String> {
+    pub async fn queue_report(
+        &self,
+        job_key: &str,
+        conversation: &str,
+        report: &Report,
+    ) -> Result<(), String> {
         let now = now_ms();
         let ttl = self.report_ttl.map(|ttl| i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         let job = NewJob {

@@ -40,5 +40,9 @@ impl MessageReferences for StoredReferences<'_> {
 /// (it cannot have been written by the engine, which writes parsed hashes only).
 fn mapped(row: store::MappedMessage) -> Option<MappedMessage> {
     let dm3_hash = row.dm3_hash.as_str().parse().ok()?;
-    Some(MappedMessage { dm3_hash, network_message_id: row.network_message_id, conversation: row.conversation })
+    Some(MappedMessage {
+        dm3_hash,
+        network_message_id: row.network_message_id,
+        conversation: row.conversation,
+    })
 }

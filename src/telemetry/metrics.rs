@@ -103,7 +103,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "Duration of one group commit"
     );
-    metrics::describe_counter!(BRIDGED_MESSAGES, "Messages carried across the bridge, by direction and network");
+    metrics::describe_counter!(
+        BRIDGED_MESSAGES,
+        "Messages carried across the bridge, by direction and network"
+    );
     metrics::describe_counter!(EXPIRED_DELETED, "Expired envelopes deleted");
     metrics::describe_counter!(ENVELOPES_ACCEPTED, "Envelopes stored, by sender authentication");
     metrics::describe_counter!(ENVELOPES_DUPLICATE, "Envelopes submitted again, stored once");

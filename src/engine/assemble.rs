@@ -1,0 +1,80 @@
+//! Putting the engine together at start-up from the config: its directory, its delivery
+//! target, the connectors that are configured, and the routes they add to the node's server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+
+use super::Queue;
+use super::connectors::Connectors;
+use super::dm3::attachments::AttachmentLimits;
+use super::dm3::deliver::{HttpDeliveryTarget, HttpTargetOptions, LocalDeliveryTarget, RoutedTarget};
+use super::parts::EngineParts;
+use super::runtime::Engine;
+use super::worker::WorkerOptions;
+use crate::config::Config;
+use crate::name_service::NameService;
+use crate::names::chain::{NamesSetupError, build_directory};
+use crate::protocol::DeliveryProtocol;
+use crate::store::Store;
+
+/// Why the engine could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineSetupError {
+    #[error("setting up name resolution for the bridge: {0}")]
+    Names(#[from] NamesSetupError),
+    #[error("the bridge's delivery client: {0}")]
+    Http(String),
+    #[error("the node name {0:?} is not a valid ENS name")]
+    NodeName(String),
+    #[error("the {network} connector: {reason}")]
+    Connector { network: &'static str, reason: String },
+}
+
+/// The engine's pieces that the node runs and serves.
+pub struct Assembled {
+    pub engine: Engine,
+    pub connectors: Connectors,
+    /// Routes the connectors add to the node's server (the Matrix appservice API, a Telegram
+    /// webhook).
+    pub routes: Router,
+}
+
+/// Builds the engine over `queue` for a node whose delivery service is `protocol`, with
+/// `connectors` already made (they need the queue as their sink, so the caller builds them).
+pub fn assemble(
+    config: &Config,
+    queue: Queue,
+    store: Store,
+    names: &NameService,
+    protocol: Arc<dyn DeliveryProtocol>,
+    connectors: Connectors,
+    routes: Router,
+) -> Result<Assembled, EngineSetupError> {
+    // The node's own identities answer first, without a chain round trip, as for the relay.
+    let base = build_directory(&config.names)?;
+    let resolver = names.local_names.clone().with_fallback(base.resolver().clone());
+    let directory = base.with_resolver(Arc::new(resolver));
+    let own_name = dm3::ens::EnsName::parse(&config.node.name)
+        .map_err(|_| EngineSetupError::NodeName(config.node.name.clone()))?;
+    let remote = HttpDeliveryTarget::new(HttpTargetOptions {
+        allow_private_addresses: config.names.allow_private_addresses,
+        ..HttpTargetOptions::default()
+    })
+    .map_err(|e| EngineSetupError::Http(e.to_string()))?;
+    let target = RoutedTarget::new(own_name, LocalDeliveryTarget::new(protocol), remote);
+    let ttl = config.relay.message_ttl_ms();
+    let parts = EngineParts {
+        store,
+        queue,
+        vault: names.vault.clone(),
+        directory,
+        connectors: connectors.clone(),
+        target: Box::new(target),
+        attachment_limits: AttachmentLimits::default(),
+        report_ttl: (ttl > 0).then(|| Duration::from_millis(ttl)),
+    };
+    let engine = Engine::start(parts, WorkerOptions::default());
+    Ok(Assembled { engine, connectors, routes })
+}
