@@ -7,9 +7,12 @@
 //! 3. the database is reachable and migrated;
 //! 4. the gateway signer opens (or is generated) and the sealed identity keys open under the
 //!    master key ([`crate::name_service`]);
-//! 5. the listener is bound.
+//! 5. the listener is bound;
+//! 6. with `[matrix]`, the homeserver answers the appservice ping through the bridge's URL
+//!    ([`crate::matrix`]), so a homeserver that cannot reach the bridge stops the start with a
+//!    message that names the setting to fix.
 //!
-//! Only then does it accept requests.
+//! Only then does it accept requests (the appservice routes serve the ping during step 6).
 //!
 //! Shutdown (SIGTERM, ctrl-c, or [`Node::shutdown`]) reverses it:
 //! 1. stop accepting connections and let the requests in flight finish (bounded by
@@ -29,6 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Problem};
+use crate::matrix::{MatrixBridge, MatrixContext, MatrixError, MatrixFactory};
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{ProtocolContext, ProtocolFactory};
@@ -57,6 +61,8 @@ pub enum NodeError {
     Bind { addr: String, source: std::io::Error },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Matrix(#[from] MatrixError),
 }
 
 /// A running node.
@@ -68,6 +74,7 @@ pub struct Node {
     store: Store,
     node_keys: Arc<NodeKeys>,
     names: NameService,
+    matrix: Option<Arc<dm3_bridge_matrix::MatrixConnector>>,
 }
 
 impl Node {
@@ -77,6 +84,19 @@ impl Node {
         config: &Config,
         env: &[(String, String)],
         protocol: ProtocolFactory,
+    ) -> Result<Self, NodeError> {
+        Self::start_with_matrix(config, env, protocol, None).await
+    }
+
+    /// [`Node::start`], with the service's halves of the Matrix bridge: when `[matrix]` is
+    /// configured, `matrix` builds the inbound sink and the ghost directory, the appservice
+    /// routes are mounted, and the homeserver must answer the ping before the start succeeds.
+    /// `[matrix]` without `matrix` is an error: the node would take transactions it cannot keep.
+    pub async fn start_with_matrix(
+        config: &Config,
+        env: &[(String, String)],
+        protocol: ProtocolFactory,
+        matrix: Option<MatrixFactory>,
     ) -> Result<Self, NodeError> {
         let problems = config.problems();
         if !problems.is_empty() {
@@ -116,17 +136,52 @@ impl Node {
             local_names: names.local_names.clone(),
         });
         let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics);
+        let matrix = match (&config.matrix, matrix) {
+            (Some(section), Some(factory)) => {
+                let bridge = MatrixBridge::from_config(section)?;
+                let services = factory(MatrixContext {
+                    store: store.clone(),
+                    local_names: names.local_names.clone(),
+                    connector: bridge.connector().clone(),
+                    policy: bridge.policy().clone(),
+                });
+                let routes = bridge.router(services.sink, services.directory);
+                Some((bridge, routes))
+            }
+            (Some(_), None) => {
+                store.close().await;
+                return Err(MatrixError::Config(
+                    "[matrix] is configured, but this node was started without the bridge engine that takes \
+                     Matrix events"
+                        .to_owned(),
+                )
+                .into());
+            }
+            (None, _) => None,
+        };
 
         let listener = TcpListener::bind(&config.node.listen)
             .await
             .map_err(|source| NodeError::Bind { addr: config.node.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
         let stop = CancellationToken::new();
-        let app = router(state).merge(names.router(config));
+        let mut app = router(state).merge(names.router(config));
+        if let Some((_, routes)) = &matrix {
+            app = app.merge(routes.clone());
+        }
         let server = tokio::spawn(serve(listener, app, stop.clone()));
+        if let Some((bridge, _)) = &matrix
+            && let Err(e) = bridge.start().await
+        {
+            stop.cancel();
+            let _ = server.await;
+            store.close().await;
+            return Err(e.into());
+        }
+        let matrix = matrix.map(|(bridge, _)| bridge.connector().clone());
         let expiry = tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
         tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
-        Ok(Self { addr, stop, server, expiry, store, node_keys, names })
+        Ok(Self { addr, stop, server, expiry, store, node_keys, names, matrix })
     }
 
     /// The address the server listens on (useful with port 0).
@@ -145,6 +200,11 @@ impl Node {
     /// The identity vault, the local names and the gateway.
     pub fn names(&self) -> &NameService {
         &self.names
+    }
+
+    /// The Matrix connector, when `[matrix]` is configured.
+    pub fn matrix(&self) -> Option<&Arc<dm3_bridge_matrix::MatrixConnector>> {
+        self.matrix.as_ref()
     }
 
     /// Stops the node gracefully (see the module documentation for the order).
