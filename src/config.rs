@@ -4,7 +4,8 @@
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
 //!   `[relay]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]).
-//!   `[relay]`, `[log]`, `[keys]`, and `[identities]`/`[admin]` (`config/identities.rs`).
+//!   `[relay]`, `[log]`, `[keys]`, and `[identities]`/`[admin]` (`config/identities.rs`), and
+//!   `[matrix]` (`config/matrix.rs`), whose presence turns the Matrix bridge on.
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
 //!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
@@ -24,6 +25,7 @@
 mod database_url;
 pub mod env;
 mod identities;
+mod matrix;
 pub mod names;
 pub(crate) mod validate;
 
@@ -34,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use database_url::{Backend, DatabaseUrl};
 pub use identities::{AdminConfig, AdminToken, IdentitiesConfig, MIN_ADMIN_TOKEN_LEN};
+pub use matrix::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use names::{MAINNET_ENS_REGISTRY, NamesConfig, StaticNameConfig};
 pub use validate::Problem;
 
@@ -52,6 +55,9 @@ pub struct Config {
     pub names: NamesConfig,
     pub identities: IdentitiesConfig,
     pub admin: AdminConfig,
+    /// Absent: no Matrix bridge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<MatrixConfig>,
 }
 
 /// `[node]`: who the node is and where it listens.

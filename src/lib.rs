@@ -24,7 +24,10 @@
 //! - [`identities`]: the custodial virtual identities (name scheme, sealed keys, vault);
 //! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API and CLI;
 //!   [`name_service`]: the three assembled at start-up;
-//! - [`engine`]: the bridge between DM3 and the connectors (for now its DM3 half);
+//! - [`engine`]: the bridge between DM3 and the connectors: durable queues, portals, the
+//!   message map, and the DM3 half of every bridged message;
+//! - [`matrix`]: the Matrix bridge in the node (`[matrix]`, the appservice routes, the
+//!   start-up ping) and `dm3-bridge generate-registration`;
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod admin;
@@ -38,6 +41,7 @@ pub mod expiry;
 pub mod gateway;
 pub mod identities;
 pub mod init;
+pub mod matrix;
 pub mod name_service;
 pub mod names;
 pub mod new_file;

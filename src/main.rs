@@ -10,6 +10,7 @@
 //! dm3-bridge --config DIR/config.toml run
 //! dm3-bridge --config DIR/config.toml profile [--json]
 //! dm3-bridge --config DIR/config.toml identity create|list|show|disable|enable|delete|rotate|profile|conversations|gateway
+//! dm3-bridge --config DIR/config.toml generate-registration [--homeserver-url URL] [--server-name NAME] [--bridge-url URL] [--force]
 //! ```
 
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use dm3_bridge::config::env::{CONFIG_VAR, process_env};
 use dm3_bridge::delivery::Relay;
 use dm3_bridge::ds_profile::NodeDsProfile;
 use dm3_bridge::init::{InitOptions, init};
+use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
 use dm3_bridge::names::chain::build_directory;
 use dm3_bridge::node::Node;
 use dm3_bridge::telemetry;
@@ -78,6 +80,22 @@ enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// Write the Matrix homeserver's registration file (matrix.registration_file) with fresh
+    /// tokens, and put the tokens into [matrix] of the config file, keeping its comments.
+    GenerateRegistration {
+        /// The homeserver's client-server URL as this node reaches it [default: matrix.homeserver_url].
+        #[arg(long, value_name = "URL")]
+        homeserver_url: Option<String>,
+        /// The homeserver's name, the part after `:` in user ids [default: matrix.server_name].
+        #[arg(long, value_name = "NAME")]
+        server_name: Option<String>,
+        /// The URL the homeserver reaches this node at [default: matrix.bridge_url].
+        #[arg(long, value_name = "URL")]
+        bridge_url: Option<String>,
+        /// Replace an existing registration (new tokens: the homeserver must reload it).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -91,6 +109,9 @@ fn main() -> ExitCode {
         Command::Run => run_node(cli.config, &env),
         Command::Profile { json } => run_profile(cli.config, &env, json),
         Command::Identity { command } => run_identity(cli.config, command, &env),
+        Command::GenerateRegistration { homeserver_url, server_name, bridge_url, force } => {
+            run_generate_registration(cli.config, &env, homeserver_url, server_name, bridge_url, force)
+        }
     };
     match result {
         Ok(code) => code,
@@ -194,6 +215,37 @@ fn run_identity(
         .context("starting the async runtime")?;
     let output = runtime.block_on(dm3_bridge::admin::cli::run(&config, env, command))?;
     println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_generate_registration(
+    path: Option<PathBuf>,
+    env: &[(String, String)],
+    homeserver_url: Option<String>,
+    server_name: Option<String>,
+    bridge_url: Option<String>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let config_file = config_path(path)?;
+    let options = GenerateOptions { config_file, homeserver_url, server_name, bridge_url, force };
+    let report = generate_registration(&options, env)?;
+    println!("wrote {} (mode 0600: it holds both tokens)", report.registration_file.display());
+    println!("wrote the tokens into [matrix] of {}", report.config_file.display());
+    if report.replaced {
+        println!(
+            "replaced the earlier registration: the homeserver must load the new file and restart; \
+             the bridge now remembers transaction ids under scope {}",
+            report.scope
+        );
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!();
+    println!(
+        "Next: add {} to the homeserver's app_service_config_files, restart the homeserver, then run the node.",
+        report.registration_file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

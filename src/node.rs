@@ -30,9 +30,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Problem};
 use crate::engine::Queue;
-use crate::engine::assemble::{Assembled, EngineSetupError, assemble};
+use crate::engine::assemble::{EngineSetupError, assemble, engine_directory, inbound_queue};
 use crate::engine::connectors::Connectors;
+use crate::engine::ghosts::EngineGhosts;
 use crate::engine::runtime::Engine;
+use crate::identities::network::Network;
+use crate::matrix::{MatrixBridge, MatrixContext, MatrixError, MatrixFactory, MatrixServices};
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{ProtocolContext, ProtocolFactory};
@@ -40,6 +43,7 @@ use crate::server::{AppState, router, serve};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry;
 use crate::vault::{MasterKey, MasterKeyError};
+use dm3_bridge_connector::Connector;
 
 /// The longest shutdown waits for requests in flight.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -63,6 +67,8 @@ pub enum NodeError {
     Serve(std::io::Error),
     #[error(transparent)]
     Engine(#[from] EngineSetupError),
+    #[error(transparent)]
+    Matrix(#[from] MatrixError),
 }
 
 /// A running node.
@@ -73,6 +79,7 @@ pub struct Node {
     expiry: JoinHandle<()>,
     /// The bridge engine's workers, when the node bridges.
     engine: Option<Engine>,
+    matrix: Option<Arc<dm3_bridge_matrix::MatrixConnector>>,
     store: Store,
     node_keys: Arc<NodeKeys>,
     names: NameService,
@@ -85,6 +92,19 @@ impl Node {
         config: &Config,
         env: &[(String, String)],
         protocol: ProtocolFactory,
+    ) -> Result<Self, NodeError> {
+        Self::start_with_matrix(config, env, protocol, None).await
+    }
+
+    /// [`Node::start`], with the service's halves of the Matrix bridge replaced by `matrix`
+    /// (tests stand in for the engine there). Without it, `[matrix]` hands transactions to the
+    /// engine's durable queue and asks the engine's directory which ghosts exist. The
+    /// homeserver must answer the ping before the start succeeds.
+    pub async fn start_with_matrix(
+        config: &Config,
+        env: &[(String, String)],
+        protocol: ProtocolFactory,
+        matrix: Option<MatrixFactory>,
     ) -> Result<Self, NodeError> {
         let problems = config.problems();
         if !problems.is_empty() {
@@ -126,20 +146,60 @@ impl Node {
             local_names: names.local_names.clone(),
             engine_queue: engine_queue.clone(),
         });
-        let bridge = match &engine_queue {
-            Some(queue) => {
-                let (connectors, routes) = (Connectors::new(), axum::Router::new());
+        let engine_directory = match &engine_queue {
+            Some(_) => Some(engine_directory(config, &names)?),
+            None => None,
+        };
+        let matrix = match (&config.matrix, matrix, &engine_queue, &engine_directory) {
+            (None, _, _, _) => None,
+            (Some(section), factory, queue, directory) => {
+                let bridge = MatrixBridge::from_config(section)?;
+                let services = match (factory, queue, directory) {
+                    (Some(factory), _, _) => factory(MatrixContext {
+                        store: store.clone(),
+                        local_names: names.local_names.clone(),
+                        connector: bridge.connector().clone(),
+                        policy: bridge.policy().clone(),
+                    }),
+                    (None, Some(queue), Some(directory)) => MatrixServices {
+                        sink: Arc::new(inbound_queue(config, queue)),
+                        directory: Arc::new(EngineGhosts::new(directory.clone())),
+                    },
+                    (None, _, _) => {
+                        store.close().await;
+                        return Err(MatrixError::Config(
+                            "[matrix] is configured, but the node has no virtual identities for Matrix users: \
+                             set identities.parent"
+                                .to_owned(),
+                        )
+                        .into());
+                    }
+                };
+                let routes = bridge.router(services.sink, services.directory);
+                Some((bridge, routes))
+            }
+        };
+        let engine = match (&engine_queue, engine_directory) {
+            (Some(queue), Some(directory)) => {
+                let mut connectors = Connectors::new();
+                if let Some((bridge, _)) = &matrix {
+                    let connector: Arc<dyn Connector> = bridge.connector().clone();
+                    let policy = bridge.policy().clone();
+                    connectors = connectors
+                        .with(Network::Matrix, connector)
+                        .with_policy(Network::Matrix, Arc::new(move |user| policy.allows_network_user(user)));
+                }
                 Some(assemble(
                     config,
                     queue.clone(),
                     store.clone(),
                     &names,
+                    directory,
                     protocol.clone(),
                     connectors,
-                    routes,
                 )?)
             }
-            None => None,
+            _ => None,
         };
         let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics);
 
@@ -149,17 +209,25 @@ impl Node {
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
         let stop = CancellationToken::new();
         let mut app = router(state).merge(names.router(config));
-        let engine = match bridge {
-            Some(Assembled { engine, routes, .. }) => {
-                app = app.merge(routes);
-                Some(engine)
-            }
-            None => None,
-        };
+        if let Some((_, routes)) = &matrix {
+            app = app.merge(routes.clone());
+        }
         let server = tokio::spawn(serve(listener, app, stop.clone()));
+        if let Some((bridge, _)) = &matrix
+            && let Err(e) = bridge.start().await
+        {
+            stop.cancel();
+            let _ = server.await;
+            if let Some(engine) = engine {
+                engine.shutdown().await;
+            }
+            store.close().await;
+            return Err(e.into());
+        }
+        let matrix = matrix.map(|(bridge, _)| bridge.connector().clone());
         let expiry = tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
         tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
-        Ok(Self { addr, stop, server, expiry, engine, store, node_keys, names })
+        Ok(Self { addr, stop, server, expiry, engine, matrix, store, node_keys, names })
     }
 
     /// The address the server listens on (useful with port 0).
@@ -178,6 +246,11 @@ impl Node {
     /// The identity vault, the local names and the gateway.
     pub fn names(&self) -> &NameService {
         &self.names
+    }
+
+    /// The Matrix connector, when `[matrix]` is configured.
+    pub fn matrix(&self) -> Option<&Arc<dm3_bridge_matrix::MatrixConnector>> {
+        self.matrix.as_ref()
     }
 
     /// Stops the node gracefully (see the module documentation for the order).

@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 
-use super::{AdminToken, Config, ConfigError, DatabaseUrl, ENV_PREFIX};
+use super::{AdminToken, Config, ConfigError, DatabaseUrl, ENV_PREFIX, MatrixConfig, MatrixToken};
 
 /// The master key, base64 of 32 bytes, when it is not in a file.
 pub const MASTER_KEY_VAR: &str = "DM3_BRIDGE_MASTER_KEY";
@@ -96,6 +96,11 @@ fn schema() -> Result<toml::Table, ConfigError> {
     full.database.url = Some(DatabaseUrl::new("sqlite://schema"));
     full.names.ens_rpc_url = Some("http://schema".to_owned());
     full.admin.token = Some(AdminToken::new("schema"));
+    full.matrix = Some(MatrixConfig {
+        as_token: Some(MatrixToken::new("schema")),
+        hs_token: Some(MatrixToken::new("schema")),
+        ..MatrixConfig::default()
+    });
     let merged = |e: toml::ser::Error| ConfigError::Merged { message: e.to_string() };
     match toml::Value::try_from(&full).map_err(merged)? {
         toml::Value::Table(table) => Ok(table),

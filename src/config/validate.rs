@@ -141,6 +141,9 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     }
     names_problems(&config.names, &mut problem);
     out.extend(super::identities::problems(&config.identities, &config.admin));
+    if let Some(matrix) = &config.matrix {
+        out.extend(super::matrix::problems(matrix));
+    }
     out
 }
 

@@ -4,18 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-
-use super::Queue;
 use super::connectors::Connectors;
 use super::dm3::attachments::AttachmentLimits;
 use super::dm3::deliver::{HttpDeliveryTarget, HttpTargetOptions, LocalDeliveryTarget, RoutedTarget};
 use super::parts::EngineParts;
 use super::runtime::Engine;
 use super::worker::WorkerOptions;
+use super::{InboundQueue, Queue};
 use crate::config::Config;
 use crate::name_service::NameService;
 use crate::names::chain::{NamesSetupError, build_directory};
+use crate::names::directory::Directory;
 use crate::protocol::DeliveryProtocol;
 use crate::store::Store;
 
@@ -32,30 +31,35 @@ pub enum EngineSetupError {
     Connector { network: &'static str, reason: String },
 }
 
-/// The engine's pieces that the node runs and serves.
-pub struct Assembled {
-    pub engine: Engine,
-    pub connectors: Connectors,
-    /// Routes the connectors add to the node's server (the Matrix appservice API, a Telegram
-    /// webhook).
-    pub routes: Router,
+/// The engine's view of names: the node's own identities first, without a chain round trip
+/// (as for the relay), then `[names]`.
+pub fn engine_directory(config: &Config, names: &NameService) -> Result<Directory, EngineSetupError> {
+    let base = build_directory(&config.names)?;
+    let resolver = names.local_names.clone().with_fallback(base.resolver().clone());
+    Ok(base.with_resolver(Arc::new(resolver)))
 }
 
-/// Builds the engine over `queue` for a node whose delivery service is `protocol`, with
-/// `connectors` already made (they need the queue as their sink, so the caller builds them).
+/// The connectors' sink into `queue`: what they hand in and is not bridged within the relay's
+/// message TTL fails (and is reported) instead of waiting for ever.
+pub fn inbound_queue(config: &Config, queue: &Queue) -> InboundQueue {
+    let sink = InboundQueue::new(queue.clone());
+    match config.relay.message_ttl_ms() {
+        0 => sink,
+        ttl => sink.with_ttl(Duration::from_millis(ttl)),
+    }
+}
+
+/// Starts the engine over `queue` for a node whose delivery service is `protocol`, delivering
+/// through `connectors` (built by the caller: they take the queue as their sink).
 pub fn assemble(
     config: &Config,
     queue: Queue,
     store: Store,
     names: &NameService,
+    directory: Directory,
     protocol: Arc<dyn DeliveryProtocol>,
     connectors: Connectors,
-    routes: Router,
-) -> Result<Assembled, EngineSetupError> {
-    // The node's own identities answer first, without a chain round trip, as for the relay.
-    let base = build_directory(&config.names)?;
-    let resolver = names.local_names.clone().with_fallback(base.resolver().clone());
-    let directory = base.with_resolver(Arc::new(resolver));
+) -> Result<Engine, EngineSetupError> {
     let own_name = dm3::ens::EnsName::parse(&config.node.name)
         .map_err(|_| EngineSetupError::NodeName(config.node.name.clone()))?;
     let remote = HttpDeliveryTarget::new(HttpTargetOptions {
@@ -70,11 +74,10 @@ pub fn assemble(
         queue,
         vault: names.vault.clone(),
         directory,
-        connectors: connectors.clone(),
+        connectors,
         target: Box::new(target),
         attachment_limits: AttachmentLimits::default(),
         report_ttl: (ttl > 0).then(|| Duration::from_millis(ttl)),
     };
-    let engine = Engine::start(parts, WorkerOptions::default());
-    Ok(Assembled { engine, connectors, routes })
+    Ok(Engine::start(parts, WorkerOptions::default()))
 }

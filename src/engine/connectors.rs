@@ -8,14 +8,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dm3_bridge_connector::{Connector, NetworkId};
+use dm3_bridge_connector::{Connector, NetworkId, NetworkUserId};
 
 use crate::identities::network::Network;
 
-/// The running connectors.
+/// Whether a network user may have a virtual identity (the operator's allow-list).
+pub type UserPolicy = Arc<dyn Fn(&NetworkUserId) -> bool + Send + Sync>;
+
+/// The running connectors, and who may use each.
 #[derive(Clone, Default)]
 pub struct Connectors {
     by_network: HashMap<Network, Arc<dyn Connector>>,
+    policies: HashMap<Network, UserPolicy>,
 }
 
 impl Connectors {
@@ -27,6 +31,17 @@ impl Connectors {
     pub fn with(mut self, network: Network, connector: Arc<dyn Connector>) -> Self {
         self.by_network.insert(network, connector);
         self
+    }
+
+    /// Lets only the users `policy` allows have identities on `network` (default: everyone).
+    pub fn with_policy(mut self, network: Network, policy: UserPolicy) -> Self {
+        self.policies.insert(network, policy);
+        self
+    }
+
+    /// Whether `user` of `network` may have a virtual identity.
+    pub fn allows(&self, network: Network, user: &NetworkUserId) -> bool {
+        self.policies.get(&network).is_none_or(|policy| policy(user))
     }
 
     pub fn get(&self, network: Network) -> Option<&Arc<dyn Connector>> {

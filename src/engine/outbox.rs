@@ -206,6 +206,10 @@ impl OutboxHandler {
             Ok(None) => Some(format!("{remote} has no DM3 profile, so messages cannot reach them")),
             Err(error) => return Err(Failure::retry(format!("looking up {remote}: {error}"))),
         };
+        let refusal = refusal.or_else(|| {
+            (!parts.connectors.allows(network, &request.requester))
+                .then(|| format!("{} may not use this bridge (the operator's allow-list)", request.requester))
+        });
         if let Some(reason) = refusal {
             return portals.refuse_portal(request, &reason).await.map_err(Failure::connector);
         }

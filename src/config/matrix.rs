@@ -1,0 +1,352 @@
+//! `[matrix]`: the Matrix application service, when the node bridges to a homeserver.
+//!
+//! The section's presence turns the bridge on; without it the node is a DM3 relay only. Its
+//! keys describe the two directions of the appservice link and who may use it:
+//! - `homeserver_url`: where the bridge reaches the homeserver (client-server API);
+//! - `bridge_url`: where the homeserver reaches the bridge, i.e. this node's listener as seen
+//!   from the homeserver (the registration's `url`);
+//! - `as_token`/`hs_token`: the shared secrets, written here and into the registration file by
+//!   `dm3-bridge generate-registration`. [`MatrixToken`] never prints them, and
+//!   `DM3_BRIDGE_MATRIX__AS_TOKEN`/`__HS_TOKEN` may hold them instead of the file;
+//! - `allow`: which Matrix users may get a virtual DM3 identity (see
+//!   [`dm3_bridge_matrix::UserPolicy`]); empty means the users of `server_name` only.
+//!
+//! Values stay strings here so that loading never fails on them; [`problems`] names each
+//! malformed one by key, and `crate::matrix` parses them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use dm3_bridge_matrix::ghost::{DEFAULT_GHOST_PREFIX, GhostNamespace};
+use dm3_bridge_matrix::registration::DEFAULT_BOT_LOCALPART;
+use dm3_bridge_matrix::{DEFAULT_MAX_MEDIA_BYTES, PolicyEntry, PolicyError, UserPolicy};
+use ruma::ServerName;
+use serde::{Deserialize, Serialize};
+
+use super::Problem;
+
+/// The shortest token accepted: shorter ones can be guessed over the network.
+pub const MIN_MATRIX_TOKEN_LEN: usize = 16;
+/// 1 GiB: the engine holds a file in memory while it moves it.
+const MAX_MEDIA_BYTES: u64 = 1024 * 1024 * 1024;
+/// Ten minutes of waiting for the homeserver at start-up is already generous.
+const MAX_PING_TIMEOUT_SECS: u64 = 600;
+
+/// `[matrix]`: the homeserver, the two tokens, the registration and the user policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatrixConfig {
+    /// The homeserver's client-server base URL, as this node reaches it, e.g. `http://127.0.0.1:8008`.
+    pub homeserver_url: String,
+    /// The homeserver's name, the part after `:` in user ids, e.g. `example.org`.
+    pub server_name: String,
+    /// The URL the homeserver reaches this node at (the registration's `url`).
+    pub bridge_url: String,
+    /// The bridge's token towards the homeserver; better set through `DM3_BRIDGE_MATRIX__AS_TOKEN`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_token: Option<MatrixToken>,
+    /// The homeserver's token towards the bridge; better set through `DM3_BRIDGE_MATRIX__HS_TOKEN`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hs_token: Option<MatrixToken>,
+    /// Where `generate-registration` writes the registration; relative to the data directory.
+    pub registration_file: PathBuf,
+    /// The application service's id in the registration.
+    pub registration_id: String,
+    /// The bridge bot's localpart (the registration's `sender_localpart`).
+    pub bot_localpart: String,
+    /// The localpart prefix of the ghosts, the stand-ins of DM3 users: `@<prefix><name>:<server>`.
+    pub ghost_prefix: String,
+    /// Who may use the bridge: `@user:server`, `server`, or `*`. Empty: the users of `server_name`.
+    pub allow: Vec<String>,
+    /// The largest file bridged, in bytes; lowered to the homeserver's `m.upload.size` at start.
+    pub max_media_bytes: u64,
+    /// How long start-up waits for the homeserver to answer the appservice ping, in seconds;
+    /// 0 tries once.
+    pub ping_timeout_secs: u64,
+}
+
+impl Default for MatrixConfig {
+    fn default() -> Self {
+        Self {
+            homeserver_url: String::new(),
+            server_name: String::new(),
+            bridge_url: String::new(),
+            as_token: None,
+            hs_token: None,
+            registration_file: PathBuf::from("registration.yaml"),
+            registration_id: "dm3-bridge".to_owned(),
+            bot_localpart: DEFAULT_BOT_LOCALPART.to_owned(),
+            ghost_prefix: DEFAULT_GHOST_PREFIX.to_owned(),
+            allow: Vec::new(),
+            max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
+            ping_timeout_secs: 30,
+        }
+    }
+}
+
+impl MatrixConfig {
+    /// The registration file, resolved against the data directory.
+    pub fn registration_path(&self, data_dir: &Path) -> PathBuf {
+        data_dir.join(&self.registration_file)
+    }
+
+    /// Who may use the bridge (an error for a malformed `allow` entry or `server_name`).
+    pub fn user_policy(&self) -> Result<UserPolicy, PolicyError> {
+        let own = ServerName::parse(&self.server_name).map_err(|_| PolicyError(self.server_name.clone()))?;
+        UserPolicy::parse(self.allow.iter().map(String::as_str), &own)
+    }
+}
+
+/// An appservice token. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MatrixToken(String);
+
+impl MatrixToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself, to hand to the connector. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MatrixToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MatrixToken([redacted])")
+    }
+}
+
+impl fmt::Display for MatrixToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The problems of the section.
+pub(super) fn problems(matrix: &MatrixConfig) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut problem =
+        |key: &str, message: String| out.push(Problem { key: format!("matrix.{key}"), message });
+
+    if let Err(message) = check_http_url(&matrix.homeserver_url, "http://127.0.0.1:8008") {
+        problem(
+            "homeserver_url",
+            format!("{message} (the homeserver's client-server API, as this node reaches it)"),
+        );
+    }
+    if let Err(message) = check_http_url(&matrix.bridge_url, "http://127.0.0.1:8080") {
+        problem("bridge_url", format!("{message} (this node, as the homeserver reaches it)"));
+    }
+    let server_name = ServerName::parse(&matrix.server_name);
+    if server_name.is_err() {
+        let example = "expected the part after : in the homeserver's user ids, e.g. example.org";
+        match matrix.server_name.as_str() {
+            "" => problem("server_name", format!("must be set; {example}")),
+            name => problem("server_name", format!("{name:?} is not a server name; {example}")),
+        }
+    }
+    let generate = "run `dm3-bridge generate-registration` to create both tokens and the registration file";
+    for (key, token) in [("as_token", &matrix.as_token), ("hs_token", &matrix.hs_token)] {
+        match token {
+            None => problem(key, format!("must be set; {generate}")),
+            Some(token) if token.expose().chars().count() < MIN_MATRIX_TOKEN_LEN => problem(
+                key,
+                format!(
+                    "is shorter than {MIN_MATRIX_TOKEN_LEN} characters (the value is not shown); {generate}"
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    if let (Some(a), Some(h)) = (&matrix.as_token, &matrix.hs_token)
+        && a == h
+    {
+        problem("hs_token", format!("must differ from as_token; {generate}"));
+    }
+    if matrix.registration_file.as_os_str().is_empty() {
+        problem("registration_file", "must not be empty".to_owned());
+    }
+    let id_ok = !matrix.registration_id.is_empty()
+        && matrix.registration_id.len() <= 64
+        && matrix
+            .registration_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !id_ok {
+        problem(
+            "registration_id",
+            format!("{:?} is not usable; use 1 to 64 of a-z A-Z 0-9 . _ -", matrix.registration_id),
+        );
+    }
+    let localpart_ok = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+    };
+    if !localpart_ok(&matrix.ghost_prefix) {
+        problem(
+            "ghost_prefix",
+            format!("{:?} is not usable; use a-z 0-9 . _ -, e.g. \"_dm3_\"", matrix.ghost_prefix),
+        );
+    } else if let Ok(server) = &server_name
+        && GhostNamespace::new(&matrix.ghost_prefix, server).is_err()
+    {
+        problem("ghost_prefix", format!("{:?} is not usable", matrix.ghost_prefix));
+    }
+    if !localpart_ok(&matrix.bot_localpart) {
+        problem(
+            "bot_localpart",
+            format!("{:?} is not usable; use a-z 0-9 . _ -, e.g. \"dm3bot\"", matrix.bot_localpart),
+        );
+    } else if !matrix.ghost_prefix.is_empty() && matrix.bot_localpart.starts_with(&matrix.ghost_prefix) {
+        problem(
+            "bot_localpart",
+            format!(
+                "{:?} starts with the ghost prefix {:?}; the bot is not a ghost",
+                matrix.bot_localpart, matrix.ghost_prefix
+            ),
+        );
+    }
+    for (index, entry) in matrix.allow.iter().enumerate() {
+        if let Err(e) = PolicyEntry::parse(entry) {
+            problem(&format!("allow[{index}]"), e.to_string());
+        }
+    }
+    if !(1..=MAX_MEDIA_BYTES).contains(&matrix.max_media_bytes) {
+        problem(
+            "max_media_bytes",
+            format!("{} is out of range; expected 1 to {MAX_MEDIA_BYTES}", matrix.max_media_bytes),
+        );
+    }
+    if matrix.ping_timeout_secs > MAX_PING_TIMEOUT_SECS {
+        problem(
+            "ping_timeout_secs",
+            format!("{} is more than {MAX_PING_TIMEOUT_SECS} seconds", matrix.ping_timeout_secs),
+        );
+    }
+    out
+}
+
+/// An absolute http(s) URL with a host and without query or fragment.
+fn check_http_url(text: &str, example: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err(format!("must be set, e.g. {example}"));
+    }
+    match url::Url::parse(text) {
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.query().is_none()
+                && url.fragment().is_none() =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("{text:?} is not an http(s) URL without query, e.g. {example}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::super::Config;
+    use super::*;
+
+    fn valid() -> MatrixConfig {
+        MatrixConfig {
+            homeserver_url: "http://127.0.0.1:8008".to_owned(),
+            server_name: "example.org".to_owned(),
+            bridge_url: "http://127.0.0.1:8080".to_owned(),
+            as_token: Some(MatrixToken::new("a".repeat(64))),
+            hs_token: Some(MatrixToken::new("b".repeat(64))),
+            ..MatrixConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_section_is_valid() {
+        assert_eq!(problems(&valid()), []);
+    }
+
+    #[test]
+    fn every_bad_value_is_named_by_its_key() {
+        let bad = MatrixConfig {
+            homeserver_url: "ftp://x".to_owned(),
+            server_name: "not a server".to_owned(),
+            bridge_url: String::new(),
+            as_token: None,
+            hs_token: Some(MatrixToken::new("short")),
+            registration_file: PathBuf::new(),
+            registration_id: "a b".to_owned(),
+            bot_localpart: "_dm3_bot".to_owned(),
+            ghost_prefix: "_dm3_".to_owned(),
+            allow: vec!["example.org".to_owned(), "@nobody".to_owned()],
+            max_media_bytes: 0,
+            ping_timeout_secs: 100_000,
+        };
+        let keys: Vec<String> = problems(&bad).into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "matrix.homeserver_url",
+                "matrix.bridge_url",
+                "matrix.server_name",
+                "matrix.as_token",
+                "matrix.hs_token",
+                "matrix.registration_file",
+                "matrix.registration_id",
+                "matrix.bot_localpart",
+                "matrix.allow[1]",
+                "matrix.max_media_bytes",
+                "matrix.ping_timeout_secs",
+            ]
+        );
+        let same = MatrixConfig { hs_token: valid().as_token, ..valid() };
+        assert_eq!(problems(&same)[0].key, "matrix.hs_token");
+    }
+
+    #[test]
+    fn tokens_never_printed() {
+        let config = valid();
+        let shown =
+            format!("{config:?} {}", config.as_token.as_ref().map(ToString::to_string).unwrap_or_default());
+        assert!(!shown.contains("aaaa") && !shown.contains("bbbb"), "{shown}");
+    }
+
+    #[test]
+    fn tokens_and_the_allow_list_come_from_the_environment_too() {
+        let file = "[matrix]\nhomeserver_url = \"http://127.0.0.1:8008\"\nserver_name = \"example.org\"\nbridge_url = \"http://127.0.0.1:8080\"\n";
+        let env = [
+            ("DM3_BRIDGE_MATRIX__AS_TOKEN".to_owned(), "a".repeat(32)),
+            ("DM3_BRIDGE_MATRIX__HS_TOKEN".to_owned(), "b".repeat(32)),
+            ("DM3_BRIDGE_MATRIX__ALLOW".to_owned(), r#"["@carol:elsewhere.org", "friends.org"]"#.to_owned()),
+        ];
+        let config = Config::from_toml(file, Path::new("config.toml"), env).unwrap();
+        let matrix = config.matrix.unwrap();
+        assert_eq!(matrix.as_token.unwrap().expose(), "a".repeat(32));
+        assert_eq!(matrix.allow, ["@carol:elsewhere.org", "friends.org"]);
+        assert_eq!(matrix.registration_file, PathBuf::from("registration.yaml"), "defaults fill the rest");
+
+        let without = Config::from_toml("", Path::new("config.toml"), []).unwrap();
+        assert_eq!(without.matrix, None, "no section, no bridge");
+        let only_env = [("DM3_BRIDGE_MATRIX__SERVER_NAME".to_owned(), "example.org".to_owned())];
+        let config = Config::from_toml("", Path::new("config.toml"), only_env).unwrap();
+        let keys: Vec<String> = problems(&config.matrix.unwrap()).into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            ["matrix.homeserver_url", "matrix.bridge_url", "matrix.as_token", "matrix.hs_token"]
+        );
+    }
+
+    #[test]
+    fn the_policy_defaults_to_the_own_server() {
+        let policy = valid().user_policy().unwrap();
+        assert!(policy.allows(&ruma::UserId::parse("@alice:example.org").unwrap()));
+        assert!(!policy.allows(&ruma::UserId::parse("@alice:elsewhere.org").unwrap()));
+        let listed = MatrixConfig { allow: vec!["@carol:elsewhere.org".to_owned()], ..valid() };
+        let policy = listed.user_policy().unwrap();
+        assert!(policy.allows(&ruma::UserId::parse("@carol:elsewhere.org").unwrap()));
+        assert!(!policy.allows(&ruma::UserId::parse("@alice:example.org").unwrap()));
+    }
+}

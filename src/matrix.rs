@@ -1,0 +1,162 @@
+//! The Matrix bridge inside the node: `[matrix]` turned into a connector, the appservice routes
+//! and the start-up check.
+//!
+//! The connector crate (`dm3_bridge_matrix`) knows Matrix and nothing of the node; this module
+//! is the seam. [`MatrixBridge::from_config`] builds the client, the registration (from the
+//! tokens in the config, not from the file, which is the homeserver's copy) and the
+//! [`MatrixConnector`]. [`MatrixBridge::router`] gives the routes the node mounts, handing
+//! transactions through [`SinkTransactions`] to the engine's [`InboundSink`] and asking the
+//! service's [`GhostDirectory`] which ghosts exist. [`MatrixBridge::start`] pings the homeserver
+//! through the bridge once the node listens, retrying while the homeserver is still starting.
+//!
+//! [`generate`] is `dm3-bridge generate-registration`.
+
+pub mod generate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use dm3_bridge_connector::{Connector as _, ConnectorError, InboundSink, NetworkId};
+use dm3_bridge_matrix::{
+    Appservice, AsToken, Client, ClientError, GhostDirectory, HsToken, MatrixConnector, PolicyError,
+    Registration, RegistrationError, SinkTransactions, UserPolicy,
+};
+use ruma::ServerName;
+use url::Url;
+
+use crate::config::MatrixConfig;
+use crate::identities::LocalNames;
+use crate::store::Store;
+
+/// The network id of the Matrix connector in the engine's tables.
+pub const MATRIX_NETWORK: &str = "matrix";
+
+/// What the service's Matrix halves are built from at start-up.
+pub struct MatrixContext {
+    pub store: Store,
+    /// The node's own names (its virtual identities), for the ghost directory.
+    pub local_names: LocalNames,
+    /// The connector, for the engine's sends and portals.
+    pub connector: Arc<MatrixConnector>,
+    /// Which Matrix users may use the bridge (`matrix.allow`).
+    pub policy: UserPolicy,
+}
+
+/// The service's halves of the appservice.
+pub struct MatrixServices {
+    /// The engine's durable inbound queue: each transaction is stored there before the
+    /// homeserver gets its 200.
+    pub sink: Arc<dyn InboundSink>,
+    /// Which DM3 names have ghosts, asked when a Matrix user invites an unknown one.
+    pub directory: Arc<dyn GhostDirectory>,
+}
+
+/// Builds [`MatrixServices`] once the store is open ([`crate::node::Node::start_with_matrix`]).
+pub type MatrixFactory = Box<dyn FnOnce(MatrixContext) -> MatrixServices + Send>;
+
+/// Why the Matrix bridge did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// `[matrix]` is incomplete or malformed (`dm3-bridge check` lists every problem).
+    #[error("[matrix] is not usable: {0}")]
+    Config(String),
+    #[error("[matrix] is not usable: {0}")]
+    Registration(#[from] RegistrationError),
+    #[error("matrix.allow: {0}")]
+    Policy(#[from] PolicyError),
+    #[error("the Matrix client could not be built: {0}")]
+    Client(#[from] ClientError),
+    /// The start-up ping failed; the message names the setting to fix.
+    #[error("the Matrix homeserver check failed: {0}")]
+    Ping(ConnectorError),
+}
+
+/// The Matrix side of the node.
+pub struct MatrixBridge {
+    registration: Registration,
+    client: Arc<Client>,
+    connector: Arc<MatrixConnector>,
+    policy: UserPolicy,
+    bridge_url: String,
+    ping_timeout: Duration,
+}
+
+impl MatrixBridge {
+    /// The bridge `matrix` describes (a section that `dm3-bridge check` found valid).
+    pub fn from_config(matrix: &MatrixConfig) -> Result<Self, MatrixError> {
+        let missing = |key: &str| MatrixError::Config(format!("matrix.{key} is not set"));
+        let bridge_url = Url::parse(&matrix.bridge_url)
+            .map_err(|e| MatrixError::Config(format!("matrix.bridge_url: {e}")))?;
+        let homeserver = Url::parse(&matrix.homeserver_url)
+            .map_err(|e| MatrixError::Config(format!("matrix.homeserver_url: {e}")))?;
+        let server = ServerName::parse(&matrix.server_name)
+            .map_err(|e| MatrixError::Config(format!("matrix.server_name: {e}")))?;
+        let as_token = AsToken::new(matrix.as_token.as_ref().ok_or_else(|| missing("as_token"))?.expose());
+        let hs_token = HsToken::new(matrix.hs_token.as_ref().ok_or_else(|| missing("hs_token"))?.expose());
+        let registration = Registration::from_parts(
+            matrix.registration_id.clone(),
+            bridge_url,
+            &server,
+            &matrix.bot_localpart,
+            &matrix.ghost_prefix,
+            as_token,
+            hs_token,
+        )?;
+        let client = Arc::new(Client::new(&homeserver, registration.as_token().clone(), registration.id())?);
+        let network = NetworkId::new(MATRIX_NETWORK).map_err(|e| MatrixError::Config(e.to_string()))?;
+        let connector = Arc::new(
+            MatrixConnector::new(network, client.clone(), registration.ghosts().clone())
+                .with_max_media_bytes(matrix.max_media_bytes),
+        );
+        Ok(Self {
+            policy: matrix.user_policy()?,
+            registration,
+            client,
+            connector,
+            bridge_url: matrix.bridge_url.clone(),
+            ping_timeout: Duration::from_secs(matrix.ping_timeout_secs),
+        })
+    }
+
+    /// The connector, for the engine's outbound sends and portals.
+    pub fn connector(&self) -> &Arc<MatrixConnector> {
+        &self.connector
+    }
+
+    /// Which Matrix users may use the bridge.
+    pub fn policy(&self) -> &UserPolicy {
+        &self.policy
+    }
+
+    /// The registration the node runs under (its scope keys the remembered transaction ids).
+    pub fn registration(&self) -> &Registration {
+        &self.registration
+    }
+
+    /// The appservice routes, to merge into the node's router: transactions go through
+    /// [`SinkTransactions`] to `sink`, ghost queries to `directory`.
+    pub fn router(&self, sink: Arc<dyn InboundSink>, directory: Arc<dyn GhostDirectory>) -> Router {
+        let adapter =
+            SinkTransactions::new(self.connector.network().clone(), self.registration.ghosts().clone(), sink);
+        Appservice::new(&self.registration, self.client.clone(), Arc::new(adapter), directory).router()
+    }
+
+    /// Pings the homeserver through the bridge (the node must be listening), retrying
+    /// temporary failures until `matrix.ping_timeout_secs` have passed.
+    pub async fn start(&self) -> Result<(), MatrixError> {
+        let deadline = Instant::now() + self.ping_timeout;
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match self.connector.start().await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() && Instant::now() + delay < deadline => {
+                    tracing::warn!(error = %e, bridge_url = %self.bridge_url, "the homeserver check failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(MatrixError::Ping(e)),
+            }
+        }
+    }
+}
