@@ -13,6 +13,7 @@
 
 pub mod generate;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,50 @@ use url::Url;
 use crate::config::MatrixConfig;
 use crate::identities::LocalNames;
 use crate::store::Store;
+
+/// Whether the registration file (the homeserver's copy) agrees with `[matrix]`: a note if it
+/// does, the problem if not. A homeserver with another copy refuses the bridge's token or is
+/// refused by the bridge, which the start-up ping reports less precisely.
+pub fn check_registration_file(matrix: &MatrixConfig, data_dir: &Path) -> Result<String, String> {
+    let path = matrix.registration_path(data_dir);
+    let key = "matrix.registration_file";
+    let yaml = match std::fs::read_to_string(&path) {
+        Ok(yaml) => yaml,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{key}: {} does not exist; `dm3-bridge generate-registration` writes it for the homeserver",
+                path.display()
+            ));
+        }
+        Err(e) => return Err(format!("{key}: cannot read {}: {e}", path.display())),
+    };
+    let file = Registration::parse_yaml(&yaml)
+        .map_err(|e| format!("{key}: {} is not a registration: {e}", path.display()))?;
+    let token = |t: &Option<crate::config::MatrixToken>| {
+        t.as_ref().map(|t| t.expose().to_owned()).unwrap_or_default()
+    };
+    let url = |u: &str| u.trim_end_matches('/').to_owned();
+    let mismatches: Vec<&str> = [
+        ("as_token", file.as_token == token(&matrix.as_token)),
+        ("hs_token", file.hs_token == token(&matrix.hs_token)),
+        ("url (matrix.bridge_url)", url(file.url.as_deref().unwrap_or_default()) == url(&matrix.bridge_url)),
+        ("id (matrix.registration_id)", file.id == matrix.registration_id),
+        ("sender_localpart (matrix.bot_localpart)", file.sender_localpart == matrix.bot_localpart),
+    ]
+    .into_iter()
+    .filter_map(|(field, same)| (!same).then_some(field))
+    .collect();
+    if mismatches.is_empty() {
+        Ok(format!("matrix: {} matches [matrix]; the homeserver must load this file", path.display()))
+    } else {
+        Err(format!(
+            "{key}: {} differs from [matrix] in {} (values not shown); run `dm3-bridge generate-registration --force` \
+             and give the homeserver the new file",
+            path.display(),
+            mismatches.join(", ")
+        ))
+    }
+}
 
 /// The network id of the Matrix connector in the engine's tables.
 pub const MATRIX_NETWORK: &str = "matrix";

@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::init::{InitOptions, init};
 use dm3_bridge::matrix::MatrixBridge;
@@ -98,6 +99,13 @@ async fn the_registration_is_accepted_by_ruma_and_synapse_with_the_tokens_of_the
     assert!(text.contains("name = \"relay.example.eth\""));
     let config = Config::load(&config_file, []).unwrap();
     assert_eq!(config.problems(), []);
+    let checked = check(&config_file, &[]);
+    assert!(checked.is_ok(), "{:?}", checked.problems);
+    assert!(
+        checked.notes.iter().any(|n| n.contains("registration.yaml matches [matrix]")),
+        "{:?}",
+        checked.notes
+    );
     let matrix = config.matrix.clone().unwrap();
     assert_eq!(matrix.as_token.as_ref().unwrap().expose(), parsed.as_token);
     assert_eq!(matrix.hs_token.as_ref().unwrap().expose(), parsed.hs_token);
