@@ -37,7 +37,7 @@ pub struct OutboxHandler {
 
 /// What an outbox job holds.
 enum Job {
-    Inbound(NetworkId, Inbound),
+    Inbound(NetworkId, Box<Inbound>),
     Report(Report),
 }
 
@@ -45,13 +45,11 @@ impl JobHandler for OutboxHandler {
     fn handle(&self, job: ClaimedJob) -> BoxFuture<'_, Outcome> {
         Box::pin(async move {
             let result = match read(&job) {
-                Ok(Job::Inbound(network, Inbound::Event(event))) => self.event(&network, &event).await,
-                Ok(Job::Inbound(network, Inbound::PortalRequest(request))) => {
-                    self.portal_request(&network, &request).await
-                }
-                Ok(Job::Inbound(network, Inbound::Unbridgeable(event))) => {
-                    self.unbridgeable(&network, &event).await
-                }
+                Ok(Job::Inbound(network, item)) => match *item {
+                    Inbound::Event(event) => self.event(&network, &event).await,
+                    Inbound::PortalRequest(request) => self.portal_request(&network, &request).await,
+                    Inbound::Unbridgeable(event) => self.unbridgeable(&network, &event).await,
+                },
                 Ok(Job::Report(report)) => self.report(&report).await,
                 Err(failure) => Err(failure),
             };
@@ -63,7 +61,11 @@ impl JobHandler for OutboxHandler {
         Box::pin(async move {
             // Only a network user's own message is reported back; a failed report is logged
             // (reporting a report could loop).
-            let Ok(Job::Inbound(network, Inbound::Event(event))) = read(job) else {
+            let Ok(Job::Inbound(network, item)) = read(job) else {
+                tracing::warn!(job = %job.id, %reason, "an outbox report failed");
+                return Ok(());
+            };
+            let Inbound::Event(event) = *item else {
                 tracing::warn!(job = %job.id, %reason, "an outbox job failed");
                 return Ok(());
             };
@@ -102,7 +104,7 @@ fn read(job: &ClaimedJob) -> Result<Job, Failure> {
         .split_once(':')
         .and_then(|(network, _)| NetworkId::new(network).ok())
         .ok_or_else(|| Failure::permanent("the outbox job names no network"))?;
-    Ok(Job::Inbound(network, item))
+    Ok(Job::Inbound(network, Box::new(item)))
 }
 
 impl OutboxHandler {
