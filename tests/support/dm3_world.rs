@@ -31,8 +31,8 @@ use dm3_bridge::names::chain::build_directory;
 use dm3_bridge::names::directory::Directory;
 use serde_json::{Value, json};
 
-use super::anvil::{Anvil, Ens, namehash};
-use super::node::{TestNode, start_node};
+use crate::anvil::{Anvil, Ens, namehash};
+use crate::support::node::{TestNode, start_node};
 
 pub const PARENT: &str = "bridge.test.eth";
 pub const BRIDGE_NODE_NAME: &str = "ds.bridge.test.eth";
@@ -143,7 +143,13 @@ fn names_config(anvil: &Anvil, ens: &Ens) -> NamesConfig {
     }
 }
 
-async fn set_records(ens: &Ens, resolver: Address, name: &str, addr: Option<Address>, text: &[(&str, String)]) {
+async fn set_records(
+    ens: &Ens,
+    resolver: Address,
+    name: &str,
+    addr: Option<Address>,
+    text: &[(&str, String)],
+) {
     ens.claim(name).await.unwrap();
     ens.set_resolver(name, resolver).await.unwrap();
     let node = namehash(name);
@@ -230,7 +236,8 @@ impl Dm3User {
                 .expect("the recipient's delivery service resolves");
             let recipient_key = profile.encryption_key().unwrap();
             let ds_key = ds.encryption_key().unwrap();
-            let envelope = Envelope::seal(&message, self.signing(), &recipient_key, &ds_key).expect("sealing");
+            let envelope =
+                Envelope::seal(&message, self.signing(), &recipient_key, &ds_key).expect("sealing");
             self.post(ds.url(), &envelope).await;
         }
         message.hash()
@@ -277,7 +284,13 @@ impl Dm3User {
     }
 
     /// Waits until `ds` holds at least `count` messages from `from`; all of them, in order.
-    pub async fn wait_for(&self, ds: &TestNode, directory: &Directory, from: &str, count: usize) -> Vec<Received> {
+    pub async fn wait_for(
+        &self,
+        ds: &TestNode,
+        directory: &Directory,
+        from: &str,
+        count: usize,
+    ) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let received = self.incoming(ds, directory, from).await;

@@ -1,0 +1,223 @@
+//! DM3 ⇄ Matrix end to end, with nothing faked: a real Synapse, a chain (anvil) with our ENS
+//! contracts, the bridge node (its engine, its CCIP-read gateway, its appservice) and a second
+//! relay node that is the DM3 user's delivery service (`tests/support/dm3_world.rs`).
+//!
+//! bob is a real Matrix user (a CS-API client here); alice is a DM3 user whose client is the SDK.
+//! Every name is resolved through the chain: the bridge verifies alice's messages against her
+//! on-chain profile, and node B verifies the bridge's messages against bob's virtual identity,
+//! published by the bridge's gateway through the OffchainResolver.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/anvil.rs"]
+mod anvil;
+#[path = "support/dm3_world.rs"]
+mod dm3_world;
+mod support;
+#[path = "support/synapse.rs"]
+mod synapse;
+
+use std::time::Duration;
+
+use dm3::message::MessageType;
+use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
+use dm3_bridge::delivery::Relay;
+use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
+use dm3_bridge::names::chain::build_directory;
+use dm3_bridge::node::Node;
+use dm3_world::{ALICE, Dm3World};
+use serde_json::{Value, json};
+use support::TestDb;
+use support::node::{TestNode, init_data_dir};
+use synapse::{MatrixUser, SERVER_NAME, Synapse};
+
+const ADMIN_TOKEN: &str = "bridge-admin-token-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm3_and_matrix_users_talk_through_the_bridge_on_sqlite() {
+    scenario(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm3_and_matrix_users_talk_through_the_bridge_on_postgres() {
+    let db = TestDb::postgres().await;
+    scenario(Some(db.url.clone())).await;
+}
+
+/// The bridge node, configured with `[matrix]` for `synapse` and names from `world`.
+async fn start_bridge(world: &Dm3World, database: Option<DatabaseUrl>) -> (TestNode, Synapse) {
+    let (dir, config_file) = init_data_dir();
+    let mut config = Config::load(&config_file, []).unwrap();
+    world.configure_bridge(&mut config);
+    let options = GenerateOptions {
+        config_file: config_file.clone(),
+        homeserver_url: Some("http://127.0.0.1:1".to_owned()),
+        server_name: Some(SERVER_NAME.to_owned()),
+        bridge_url: Some(config.node.public_url.clone()),
+        force: false,
+    };
+    let report = generate_registration(&options, &[]).unwrap();
+    let yaml = std::fs::read_to_string(report.registration_file).unwrap();
+    let synapse = Synapse::start(&yaml).await.unwrap_or_else(|e| panic!("{e:#}"));
+
+    // Reload: generate-registration wrote the tokens into the file.
+    let listen = config.node.listen.clone();
+    let public_url = config.node.public_url.clone();
+    let mut config = Config::load(&config_file, []).unwrap();
+    world.configure_bridge(&mut config);
+    config.node.listen = listen;
+    config.node.public_url = public_url;
+    config.admin.token = Some(AdminToken::new(ADMIN_TOKEN));
+    config.matrix.as_mut().unwrap().homeserver_url = synapse.url().to_owned();
+    config.database.url = database;
+    let directory = build_directory(&config.names).unwrap();
+    let node = Node::start(&config, &[], Relay::factory(directory))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", synapse.log_tail()));
+    let base = format!("http://{}", node.local_addr());
+    (TestNode { node, base, client: reqwest::Client::new(), config, dir }, synapse)
+}
+
+async fn scenario(database: Option<DatabaseUrl>) {
+    let world = Dm3World::start(None).await;
+    let (bridge, synapse) = start_bridge(&world, database).await;
+    world.point_parent_at(&bridge).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+
+    // bob opens a DM with alice's ghost; the bridge joins it and bob gets a DM3 identity.
+    let bob = synapse.register_user("bob").await.unwrap();
+    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
+    let room = bob
+        .create_room(json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}))
+        .await
+        .unwrap();
+    wait_until("the ghost joins", &synapse, || async { members(&bob, &room).await.contains(&ghost) }).await;
+    let bob_name = identity_name(&bridge, &bob.user_id).await;
+
+    // Matrix → DM3: alice's client opens and verifies bob's message.
+    let bob_event = bob.send_text(&room, "t1", "hello alice, from **matrix**").await.unwrap();
+    let received = alice.wait_for(&world.ds_b, &directory, &bob_name, 1).await;
+    assert_eq!(received[0].message.text(), Some("hello alice, from **matrix**"));
+    assert_eq!(received[0].message.kind(), MessageType::New);
+    let bob_hash = received[0].message.hash();
+
+    // DM3 → Matrix: alice replies; bob sees it from the ghost, as a reply to his message,
+    // rendered from Markdown.
+    let reply = alice.builder(&bob_name).reply("hi bob, *welcome*", &bob_hash, None);
+    let reply_hash = alice.send(&directory, reply.clone()).await;
+    let from_ghost = wait_for_event(&synapse, &bob, &room, |e| {
+        e["sender"] == ghost.as_str() && e["type"] == "m.room.message"
+    })
+    .await;
+    assert_eq!(from_ghost["content"]["body"], "hi bob, *welcome*");
+    assert_eq!(
+        from_ghost["content"]["formatted_body"].as_str().map(|h| h.contains("<em>welcome</em>")),
+        Some(true)
+    );
+    assert_eq!(from_ghost["content"]["m.relates_to"]["m.in_reply_to"]["event_id"], bob_event.as_str());
+    let alice_event = from_ghost["event_id"].as_str().unwrap().to_owned();
+
+    // A replayed envelope is not delivered twice.
+    alice.send(&directory, reply).await;
+
+    // alice reacts to bob's message and edits her reply.
+    alice.send(&directory, alice.builder(&bob_name).reaction("👍", &bob_hash)).await;
+    alice
+        .send(&directory, alice.builder(&bob_name).edit("hi bob, *welcome* (edited)", &reply_hash, None))
+        .await;
+    let reaction = wait_for_event(&synapse, &bob, &room, |e| e["type"] == "m.reaction").await;
+    assert_eq!(reaction["sender"], ghost.as_str());
+    assert_eq!(reaction["content"]["m.relates_to"]["event_id"], bob_event.as_str());
+    assert_eq!(reaction["content"]["m.relates_to"]["key"], "👍");
+    let edit =
+        wait_for_event(&synapse, &bob, &room, |e| e["content"]["m.relates_to"]["rel_type"] == "m.replace")
+            .await;
+    assert_eq!(edit["content"]["m.relates_to"]["event_id"], alice_event.as_str());
+    assert_eq!(edit["content"]["m.new_content"]["body"], "hi bob, *welcome* (edited)");
+
+    // bob answers alice's message, reacts to it and redacts his first message: each arrives
+    // with the DM3 hash of its target.
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/t2", synapse::encode(&room));
+    let body = json!({"msgtype": "m.text", "body": "thanks!", "m.relates_to": {"m.in_reply_to": {"event_id": alice_event}}});
+    bob.call(reqwest::Method::PUT, &path, Some(body)).await.unwrap();
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/t3", synapse::encode(&room));
+    let body = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": alice_event, "key": "🎉"}});
+    bob.call(reqwest::Method::PUT, &path, Some(body)).await.unwrap();
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/redact/{}/t4",
+        synapse::encode(&room),
+        synapse::encode(&bob_event)
+    );
+    bob.call(reqwest::Method::PUT, &path, Some(json!({}))).await.unwrap();
+    let mut received = alice.wait_for(&world.ds_b, &directory, &bob_name, 4).await;
+    // As a messenger shows them: by the sender's time (Matrix's origin_server_ts).
+    received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
+    let kinds: Vec<MessageType> = received.iter().map(|r| r.message.kind()).collect();
+    assert_eq!(
+        kinds,
+        [MessageType::New, MessageType::Reply, MessageType::Reaction, MessageType::DeleteRequest]
+    );
+    let reference = |i: usize| received[i].message.reference_message_hash().map(str::to_owned);
+    assert_eq!(received[1].message.text(), Some("thanks!"));
+    assert_eq!(reference(1), Some(reply_hash.to_string()));
+    assert_eq!((received[2].message.text(), reference(2)), (Some("🎉"), Some(reply_hash.to_string())));
+    assert_eq!(reference(3), Some(bob_hash.to_string()));
+
+    // Everything arrived once: alice's reply, reaction and edit are three ghost events.
+    let timeline = bob.messages(&room).await.unwrap();
+    let from_ghost: Vec<&Value> =
+        timeline.iter().filter(|e| e["sender"] == ghost.as_str() && e["type"] != "m.room.member").collect();
+    assert_eq!(from_ghost.len(), 3, "{from_ghost:#?}");
+
+    bridge.node.shutdown().await.unwrap();
+}
+
+/// The DM3 name of the Matrix user `user_id`, once the bridge made it.
+async fn identity_name(bridge: &TestNode, user_id: &str) -> String {
+    let url = bridge.url(&format!("/admin/identities/matrix:{user_id}"));
+    for _ in 0..300 {
+        let response = bridge.client.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        if response.status().is_success() {
+            let body: Value = response.json().await.unwrap();
+            return body["name"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the bridge made no identity for {user_id}");
+}
+
+async fn members(user: &MatrixUser, room: &str) -> Vec<String> {
+    let path = format!("/_matrix/client/v3/rooms/{}/joined_members", synapse::encode(room));
+    let answer = user.call(reqwest::Method::GET, &path, None).await.unwrap();
+    answer["joined"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+}
+
+async fn wait_until<F, Fut>(what: &str, synapse: &Synapse, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 60 s\n{}", synapse.log_tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first event of the room's timeline that `matches`, waiting for it.
+async fn wait_for_event(
+    synapse: &Synapse,
+    user: &MatrixUser,
+    room: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let timeline = user.messages(room).await.unwrap();
+        if let Some(event) = timeline.into_iter().find(|e| matches(e)) {
+            return event;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no such event within 60 s\n{}", synapse.log_tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
