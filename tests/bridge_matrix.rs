@@ -16,14 +16,18 @@ mod support;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use dm3::message::MessageType;
 use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
 use dm3_bridge::delivery::Relay;
 use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
 use dm3_bridge::names::chain::build_directory;
+use dm3_bridge::names::directory::Directory;
 use dm3_bridge::node::Node;
+use dm3_bridge::store::JobState;
 use dm3_world::{ALICE, Dm3World};
 use serde_json::{Value, json};
 use support::TestDb;
@@ -31,6 +35,8 @@ use support::node::{TestNode, init_data_dir};
 use synapse::{MatrixUser, SERVER_NAME, Synapse};
 
 const ADMIN_TOKEN: &str = "bridge-admin-token-0123456789abcdef";
+/// How long the many-message scenarios wait for a queue to drain.
+const LONG_WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dm3_and_matrix_users_talk_through_the_bridge_on_sqlite() {
@@ -77,14 +83,22 @@ async fn start_bridge(world: &Dm3World, database: Option<DatabaseUrl>) -> (TestN
     (TestNode { node, base, client: reqwest::Client::new(), config, dir }, synapse)
 }
 
-async fn scenario(database: Option<DatabaseUrl>) {
+/// A world, its bridge and a DM between them: bob opened a DM with alice's ghost, the ghost
+/// joined it, and the bridge gave bob a DM3 name.
+struct Bridged {
+    world: Dm3World,
+    bridge: TestNode,
+    synapse: Synapse,
+    bob: MatrixUser,
+    room: String,
+    ghost: String,
+    bob_name: String,
+}
+
+async fn bridged(database: Option<DatabaseUrl>) -> Bridged {
     let world = Dm3World::start(None).await;
     let (bridge, synapse) = start_bridge(&world, database).await;
     world.point_parent_at(&bridge).await;
-    let directory = world.directory();
-    let alice = &world.alice;
-
-    // bob opens a DM with alice's ghost; the bridge joins it and bob gets a DM3 identity.
     let bob = synapse.register_user("bob").await.unwrap();
     let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
     let room = bob
@@ -93,6 +107,13 @@ async fn scenario(database: Option<DatabaseUrl>) {
         .unwrap();
     wait_until("the ghost joins", &synapse, || async { members(&bob, &room).await.contains(&ghost) }).await;
     let bob_name = identity_name(&bridge, &bob.user_id).await;
+    Bridged { world, bridge, synapse, bob, room, ghost, bob_name }
+}
+
+async fn scenario(database: Option<DatabaseUrl>) {
+    let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } = bridged(database).await;
+    let directory = world.directory();
+    let alice = &world.alice;
 
     // Matrix → DM3: alice's client opens and verifies bob's message.
     let bob_event = bob.send_text(&room, "t1", "hello alice, from **matrix**").await.unwrap();
@@ -170,6 +191,203 @@ async fn scenario(database: Option<DatabaseUrl>) {
     assert_eq!(from_ghost.len(), 3, "{from_ghost:#?}");
 
     bridge.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_messages_each_way_arrive_in_order() {
+    const COUNT: usize = 200;
+    let started = Instant::now();
+    let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } = bridged(None).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+    eprintln!("set up in {:.1} s", started.elapsed().as_secs_f64());
+
+    // DM3 → Matrix: alice's client sends one after the other without waiting for delivery.
+    let sent: Vec<String> = (0..COUNT).map(|i| format!("m{i:03}")).collect();
+    let phase = Instant::now();
+    for text in &sent {
+        alice.send(&directory, alice.builder(&bob_name).text(text, None)).await;
+    }
+    eprintln!("alice sent {COUNT} in {:.1} s", phase.elapsed().as_secs_f64());
+    let arrived = wait_for_ghost_texts(&synapse, &bob, &room, &ghost, COUNT).await;
+    eprintln!("bob saw them {:.1} s after the first send", phase.elapsed().as_secs_f64());
+    settled(&bridge).await;
+    assert_eq!(ghost_texts(&bob, &room, &ghost).await, sent, "(first seen: {arrived:?})");
+
+    // Matrix → DM3: bob sends as fast as Synapse takes them.
+    let sent: Vec<String> = (0..COUNT).map(|i| format!("b{i:03}")).collect();
+    let phase = Instant::now();
+    for (i, text) in sent.iter().enumerate() {
+        bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
+    }
+    eprintln!("bob sent {COUNT} in {:.1} s", phase.elapsed().as_secs_f64());
+    wait_for_dm3_texts(&world, &directory, &bob_name, COUNT).await;
+    eprintln!("alice's DS held them {:.1} s after the first send", phase.elapsed().as_secs_f64());
+    settled(&bridge).await;
+    assert_eq!(dm3_texts(&world, &directory, &bob_name).await, sent);
+
+    bridge.node.shutdown().await.unwrap();
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_the_bridge_loses_and_duplicates_nothing() {
+    const COUNT: usize = 50;
+    let started = Instant::now();
+    let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } = bridged(None).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+
+    // DM3 → Matrix: the bridge accepted all 50 and stops while it is still delivering them.
+    let sent: Vec<String> = (0..COUNT).map(|i| format!("m{i:03}")).collect();
+    for text in &sent {
+        alice.send(&directory, alice.builder(&bob_name).text(text, None)).await;
+    }
+    let before = ghost_texts(&bob, &room, &ghost).await.len();
+    let stopped = stop(bridge).await;
+    let during = ghost_texts(&bob, &room, &ghost).await.len();
+    eprintln!("bob had {before} of {COUNT} when the bridge was told to stop, {during} once it stopped");
+    assert!(during < COUNT, "all {COUNT} were delivered before the bridge stopped: nothing was in flight");
+    let bridge = stopped.start().await;
+    wait_for_ghost_texts(&synapse, &bob, &room, &ghost, COUNT).await;
+    settled(&bridge).await;
+    assert_eq!(ghost_texts(&bob, &room, &ghost).await, sent);
+
+    // Matrix → DM3: bob keeps sending while the bridge stops and starts again; Synapse
+    // retries the transactions it could not push.
+    let sent: Vec<String> = (0..COUNT).map(|i| format!("b{i:03}")).collect();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let sender = tokio::spawn({
+        let (bob, room, sent, progress) = (bob.clone(), room.clone(), sent.clone(), progress.clone());
+        async move {
+            for (i, text) in sent.iter().enumerate() {
+                bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
+                progress.store(i + 1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    let sent_by = |n: usize| {
+        let progress = progress.clone();
+        async move {
+            while progress.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    sent_by(COUNT / 5).await;
+    let stopped = stop(bridge).await;
+    let at_stop = progress.load(Ordering::SeqCst);
+    sent_by(at_stop + COUNT / 5).await;
+    let bridge = stopped.start().await;
+    eprintln!(
+        "bob had sent {at_stop} of {COUNT} when the bridge stopped, {} when it started again",
+        progress.load(Ordering::SeqCst)
+    );
+    sender.await.unwrap();
+    wait_for_dm3_texts(&world, &directory, &bob_name, COUNT).await;
+    settled(&bridge).await;
+    assert_eq!(dm3_texts(&world, &directory, &bob_name).await, sent);
+
+    bridge.node.shutdown().await.unwrap();
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// A bridge node shut down, with what starts it again.
+struct StoppedBridge {
+    config: Config,
+    dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+/// Shuts `bridge` down gracefully: requests in flight finish, then the jobs in flight.
+async fn stop(bridge: TestNode) -> StoppedBridge {
+    let TestNode { node, client, config, dir, .. } = bridge;
+    node.shutdown().await.unwrap();
+    StoppedBridge { config, dir, client }
+}
+
+impl StoppedBridge {
+    /// The bridge again, on the same data directory, database, keys and port (Synapse's
+    /// registration names that port).
+    async fn start(self) -> TestNode {
+        let StoppedBridge { config, dir, client } = self;
+        let directory = build_directory(&config.names).unwrap();
+        let node = Node::start(&config, &[], Relay::factory(directory)).await.unwrap();
+        let base = format!("http://{}", node.local_addr());
+        TestNode { node, base, client, config, dir }
+    }
+}
+
+/// Waits until the bridge has no job pending in either queue; none may have failed.
+async fn settled(bridge: &TestNode) {
+    let deadline = Instant::now() + LONG_WAIT;
+    loop {
+        let counts = bridge.node.store().count_jobs().await.unwrap();
+        let failed: Vec<_> = counts.iter().filter(|c| c.state == JobState::Failed).collect();
+        assert!(failed.is_empty(), "jobs failed: {failed:?}");
+        if counts.iter().all(|c| c.state != JobState::Pending || c.count == 0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "jobs still pending after {LONG_WAIT:?}: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The bodies of the ghost's messages in the room, oldest first (the whole timeline).
+async fn ghost_texts(bob: &MatrixUser, room: &str, ghost: &str) -> Vec<String> {
+    let timeline = bob.timeline(room).await.unwrap();
+    timeline
+        .iter()
+        .filter(|e| e["sender"] == ghost && e["type"] == "m.room.message")
+        .map(|e| e["content"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Waits until the ghost sent at least `count` messages into the room; their bodies.
+async fn wait_for_ghost_texts(
+    synapse: &Synapse,
+    bob: &MatrixUser,
+    room: &str,
+    ghost: &str,
+    count: usize,
+) -> Vec<String> {
+    let deadline = Instant::now() + LONG_WAIT;
+    loop {
+        let texts = ghost_texts(bob, room, ghost).await;
+        if texts.len() >= count {
+            return texts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} ghost messages within {LONG_WAIT:?}\n{}",
+            texts.len(),
+            synapse.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The texts alice's delivery service holds from `from`, as a messenger orders them: by the
+/// sender's timestamp, messages of the same millisecond in the order they were stored.
+async fn dm3_texts(world: &Dm3World, directory: &Directory, from: &str) -> Vec<String> {
+    let mut received = world.alice.incoming(&world.ds_b, directory, from).await;
+    received.reverse(); // the delivery service answers newest first
+    received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
+    received.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect()
+}
+
+/// Waits until alice's delivery service holds at least `count` messages from `from`.
+async fn wait_for_dm3_texts(world: &Dm3World, directory: &Directory, from: &str, count: usize) {
+    let deadline = Instant::now() + LONG_WAIT;
+    loop {
+        let held = world.alice.incoming(&world.ds_b, directory, from).await.len();
+        if held >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{held} of {count} messages reached alice within {LONG_WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The DM3 name of the Matrix user `user_id`, once the bridge made it.

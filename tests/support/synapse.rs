@@ -242,6 +242,31 @@ impl MatrixUser {
         answer["chunk"].as_array().cloned().ok_or_else(|| anyhow!("no chunk in {answer}"))
     }
 
+    /// The room's whole timeline, oldest first: `/messages` paginated forwards, 100 events a
+    /// page, until a page comes back empty or without a next token.
+    pub async fn timeline(&self, room_id: &str) -> Result<Vec<Value>> {
+        const MOST_PAGES: usize = 1_000;
+        let mut events = Vec::new();
+        let mut from: Option<String> = None;
+        for _ in 0..MOST_PAGES {
+            let mut path = format!("/_matrix/client/v3/rooms/{}/messages?dir=f&limit=100", encode(room_id));
+            if let Some(token) = &from {
+                path.push_str(&format!("&from={}", encode(token)));
+            }
+            let answer = self.call(reqwest::Method::GET, &path, None).await?;
+            let chunk = answer["chunk"].as_array().ok_or_else(|| anyhow!("no chunk in {answer}"))?;
+            if chunk.is_empty() {
+                return Ok(events);
+            }
+            events.extend(chunk.iter().cloned());
+            match answer["end"].as_str() {
+                Some(end) => from = Some(end.to_owned()),
+                None => return Ok(events),
+            }
+        }
+        bail!("the timeline of {room_id} has more than {MOST_PAGES} pages")
+    }
+
     /// Uploads a file to the media repository; answers its `mxc://` URI.
     pub async fn upload(&self, bytes: Vec<u8>, content_type: &str, filename: &str) -> Result<String> {
         let response = self
