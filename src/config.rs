@@ -4,8 +4,9 @@
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
 //!   `[relay]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]).
-//!   `[relay]`, `[log]`, `[keys]`, and `[identities]`/`[admin]` (`config/identities.rs`), and
-//!   `[matrix]` (`config/matrix.rs`), whose presence turns the Matrix bridge on.
+//!   `[relay]`, `[log]`, `[keys]`, and `[identities]`/`[admin]` (`config/identities.rs`),
+//!   `[matrix]` (`config/matrix.rs`), whose presence turns the Matrix bridge on, and the
+//!   optional `[telegram]` of the Telegram connector, whose type and checks its crate owns.
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
 //!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
@@ -58,6 +59,9 @@ pub struct Config {
     /// Absent: no Matrix bridge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixConfig>,
+    /// `[telegram]`: the Telegram bot (docs/telegram.md). Absent: no Telegram connector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<dm3_bridge_telegram::TelegramConfig>,
 }
 
 /// `[node]`: who the node is and where it listens.

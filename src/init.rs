@@ -249,6 +249,7 @@ level = "info"
     );
     s.push_str(NAMES_SECTION);
     s.push_str(IDENTITIES_SECTIONS);
+    s.push_str(TELEGRAM_SECTION);
     s
 }
 
@@ -297,6 +298,28 @@ answer_ttl_secs = 600
 # token = "..."
 "#;
 
+/// `[telegram]`, commented out: a fresh node runs without Telegram (docs/telegram.md).
+const TELEGRAM_SECTION: &str = r#"
+# The Telegram bot (docs/telegram.md). Uncomment to run it; it needs identities.parent, since
+# every Telegram user who starts the bot gets a DM3 name tg-<id>.<telegram_label>.<parent>.
+# [telegram]
+# The token from @BotFather. Prefer DM3_BRIDGE_TELEGRAM__TOKEN to writing it here.
+# token = "123456789:AAE..."
+# "polling" needs no public URL; "webhook" needs [telegram.webhook] below.
+# mode = "polling"
+# poll_timeout_secs = 25
+# request_timeout_secs = 120
+# How a relayed message names its DM3 sender.
+# sender_format = "{sender}: {body}"
+# Who may use the bridge: everyone, or { allow = "users", users = [12345, 67890] }.
+# link_policy = { allow = "everyone" }
+#
+# [telegram.webhook]
+# public_base_url = "https://bridge.example.org"
+# 16 to 256 of A-Z a-z 0-9 _ -, e.g. `openssl rand -hex 32`.
+# secret = "..."
+"#;
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -320,5 +343,7 @@ mod tests {
         assert_eq!(config.database.url, None);
         assert_eq!(config.identities, crate::config::IdentitiesConfig::default());
         assert_eq!(config.admin.token, None);
+        assert_eq!(config.telegram, None);
+        assert!(text.contains("# [telegram]"));
     }
 }

@@ -28,9 +28,11 @@
 //!   message map, and the DM3 half of every bridged message;
 //! - [`matrix`]: the Matrix bridge in the node (`[matrix]`, the appservice routes, the
 //!   start-up ping) and `dm3-bridge generate-registration`;
+//! - [`bridges`]: what each connector needs from the service, and its assembly from config;
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod admin;
+pub mod bridges;
 pub mod check;
 pub mod clock;
 pub mod config;

@@ -21,7 +21,8 @@
 //! and the stored `received_at` must be the same number, and tests need to move the clock.
 //!
 //! Files: [`ids`] (validated names and hashes), [`accounts`], [`envelopes`], [`challenges`],
-//! [`sessions`], [`writer`], the engine's [`jobs`], [`portals`] and [`message_map`], and
+//! [`sessions`], [`writer`], the engine's [`jobs`], [`portals`] and [`message_map`], the
+//! Telegram connector's chat state ([`telegram`]), and
 //! `migrations` (the embedded SQL of `migrations/<backend>/`).
 
 pub mod accounts;
@@ -33,6 +34,7 @@ pub mod message_map;
 mod migrations;
 pub mod portals;
 pub mod sessions;
+pub mod telegram;
 pub mod writer;
 
 use std::str::FromStr;

@@ -10,6 +10,9 @@
 //!   variable.
 //! - A variable with our prefix that names no key is an error, not silently ignored: a typo in
 //!   a deployment manifest should stop the node, not run it with a default.
+//! - Only two levels: a key inside a sub-table (`[telegram.webhook] secret`) is set by giving
+//!   the whole sub-table as a TOML inline value,
+//!   `DM3_BRIDGE_TELEGRAM__WEBHOOK='{ public_base_url = "https://…", secret = "…" }'`.
 //! - Two variables are not config keys and are skipped here: [`MASTER_KEY_VAR`] (a secret,
 //!   read only by the vault) and [`CONFIG_VAR`] (the path of the file itself).
 
@@ -101,11 +104,29 @@ fn schema() -> Result<toml::Table, ConfigError> {
         hs_token: Some(MatrixToken::new("schema")),
         ..MatrixConfig::default()
     });
+    full.telegram = Some(telegram_schema()?);
     let merged = |e: toml::ser::Error| ConfigError::Merged { message: e.to_string() };
     match toml::Value::try_from(&full).map_err(merged)? {
         toml::Value::Table(table) => Ok(table),
         _ => Err(ConfigError::Merged { message: "the config schema is not a table".to_owned() }),
     }
+}
+
+/// `[telegram]` with its optional keys set, so that each can be overridden; a variable of the
+/// section creates it when the file has none (then the token must come with it).
+fn telegram_schema() -> Result<dm3_bridge_telegram::TelegramConfig, ConfigError> {
+    use dm3_bridge_telegram::{BotToken, TelegramConfig, WebhookConfig, WebhookSecret};
+    let url = |text: &str| {
+        url::Url::parse(text).map_err(|e| ConfigError::Merged { message: format!("telegram schema: {e}") })
+    };
+    let mut telegram = TelegramConfig::new(BotToken::new("schema"));
+    telegram.api_url = Some(url("http://schema")?);
+    telegram.webhook = Some(WebhookConfig {
+        public_base_url: url("https://schema")?,
+        secret: WebhookSecret::new("schema"),
+        max_update_bytes: 0,
+    });
+    Ok(telegram)
 }
 
 fn parse_as(expected: &toml::Value, text: &str) -> Result<toml::Value, String> {

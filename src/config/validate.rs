@@ -144,6 +144,28 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     if let Some(matrix) = &config.matrix {
         out.extend(super::matrix::problems(matrix));
     }
+    if let Some(telegram) = &config.telegram {
+        out.extend(telegram_problems(telegram, &config.identities.parent));
+    }
+    out
+}
+
+/// The connector's own checks under `telegram.`, and the one it cannot make: every Telegram
+/// user gets a virtual identity, so identities must be enabled.
+fn telegram_problems(telegram: &dm3_bridge_telegram::TelegramConfig, parent: &str) -> Vec<Problem> {
+    let mut out: Vec<Problem> = telegram
+        .problems()
+        .into_iter()
+        .map(|p| Problem { key: format!("telegram.{}", p.key), message: p.message })
+        .collect();
+    if parent.is_empty() {
+        out.push(Problem {
+            key: "identities.parent".to_owned(),
+            message: "must be set when [telegram] is: every Telegram user gets a DM3 name under it \
+                      (e.g. bridge.example.eth)"
+                .to_owned(),
+        });
+    }
     out
 }
 

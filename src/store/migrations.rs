@@ -20,6 +20,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (2, "sessions", include_str!("../../migrations/sqlite/0002_sessions.sql")),
     (3, "identities", include_str!("../../migrations/sqlite/0003_identities.sql")),
     (4, "engine", include_str!("../../migrations/sqlite/0004_engine.sql")),
+    (5, "telegram", include_str!("../../migrations/sqlite/0005_telegram.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -27,6 +28,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (2, "sessions", include_str!("../../migrations/postgres/0002_sessions.sql")),
     (3, "identities", include_str!("../../migrations/postgres/0003_identities.sql")),
     (4, "engine", include_str!("../../migrations/postgres/0004_engine.sql")),
+    (5, "telegram", include_str!("../../migrations/postgres/0005_telegram.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

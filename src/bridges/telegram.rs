@@ -1,0 +1,225 @@
+//! The Telegram connector's service side: its chat state, its accounts, and its assembly.
+//!
+//! The connector (`connectors/telegram`, docs/telegram.md) asks the service two things through
+//! traits of its crate:
+//! - [`ChatState`]: whom each chat writes to, whom it wrote to lately, and the conversation of
+//!   each relayed message. [`StoreChatState`] keeps them in the store
+//!   ([`crate::store::telegram`]), so they survive restarts and are shared by replicas.
+//! - [`TelegramAccounts`]: the Telegram user's virtual identity, and whether a name someone
+//!   typed is a DM3 user. [`VaultAccounts`] gets or creates the identity in the
+//!   [`IdentityVault`] and checks names through the [`Directory`], which accepts a name only
+//!   with a profile signed by the address it resolves to.
+//!
+//! Errors follow the traits' split: trouble that may pass (the database, a name source not
+//! answering, a concurrent create) is [`StateError::Unavailable`], so the connector leaves the
+//! update unconfirmed and handles it again later; anything retrying cannot fix is
+//! [`StateError::Refused`] with a sentence for the Telegram user, and the details go to the
+//! log for the operator. A Telegram user never sees a database error.
+
+use std::sync::Arc;
+
+use dm3::ens::EnsName;
+use dm3_bridge_connector::{
+    BoxFuture, ConversationId, InboundSink, NetworkId, NetworkMessageId, RemoteIdentity,
+};
+use dm3_bridge_telegram::{
+    ChatState, StateError, TelegramAccounts, TelegramConfig, TelegramConnector, TelegramError, TelegramUser,
+};
+
+use crate::clock::now_ms;
+use crate::identities::{
+    IdentityError, IdentityRecord, IdentityRef, IdentityVault, NetworkUserId, TelegramUserId,
+};
+use crate::names::ResolveError;
+use crate::names::directory::{Directory, DirectoryError};
+use crate::store::{Store, StoreError};
+
+/// Builds the Telegram connector of `config` over the node's store, vault and directory.
+/// `directory` should resolve the node's own virtual identities too (the node's directory puts
+/// [`crate::identities::LocalNames`] in front of ENS), so that Telegram users can write to one
+/// another. The connector is not started; the node starts it with the others.
+pub fn build_telegram(
+    config: &TelegramConfig,
+    sink: Arc<dyn InboundSink>,
+    store: Store,
+    vault: IdentityVault,
+    directory: Directory,
+) -> Result<Arc<TelegramConnector>, TelegramError> {
+    let state = Arc::new(StoreChatState::new(store, config.network.clone()));
+    let accounts = Arc::new(VaultAccounts::new(vault, directory));
+    TelegramConnector::new(config.clone(), sink, state, accounts).map(Arc::new)
+}
+
+/// [`ChatState`] in the store, under the connector's network id.
+#[derive(Clone)]
+pub struct StoreChatState {
+    store: Store,
+    network: NetworkId,
+}
+
+impl StoreChatState {
+    pub fn new(store: Store, network: NetworkId) -> Self {
+        Self { store, network }
+    }
+}
+
+impl ChatState for StoreChatState {
+    fn current_contact(&self, chat: i64) -> BoxFuture<'_, Result<Option<RemoteIdentity>, StateError>> {
+        Box::pin(async move {
+            self.store.telegram_current_contact(&self.network, chat).await.map_err(store_error)
+        })
+    }
+
+    fn set_current_contact<'a>(
+        &'a self,
+        chat: i64,
+        contact: &'a RemoteIdentity,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.store.set_telegram_contact(&self.network, chat, contact, now_ms()).await.map_err(store_error)
+        })
+    }
+
+    fn recent_contacts(
+        &self,
+        chat: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RemoteIdentity>, StateError>> {
+        // The store caps the limit again; a usize beyond u32 asks for "all" anyway.
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        Box::pin(async move {
+            self.store.telegram_recent_contacts(&self.network, chat, limit).await.map_err(store_error)
+        })
+    }
+
+    fn record_route<'a>(
+        &'a self,
+        message: &'a NetworkMessageId,
+        conversation: &'a ConversationId,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.store
+                .record_telegram_route(&self.network, message, conversation, now_ms())
+                .await
+                .map(|_| ())
+                .map_err(store_error)
+        })
+    }
+
+    fn route_of<'a>(
+        &'a self,
+        message: &'a NetworkMessageId,
+    ) -> BoxFuture<'a, Result<Option<ConversationId>, StateError>> {
+        Box::pin(async move { self.store.telegram_route(&self.network, message).await.map_err(store_error) })
+    }
+}
+
+/// [`TelegramAccounts`] over the identity vault and the node's directory.
+#[derive(Clone)]
+pub struct VaultAccounts {
+    vault: IdentityVault,
+    directory: Directory,
+}
+
+impl VaultAccounts {
+    pub fn new(vault: IdentityVault, directory: Directory) -> Self {
+        Self { vault, directory }
+    }
+
+    /// The identity of `user`, created if it has none. Two creates of one user can race (two
+    /// updates, two replicas): the loser finds the winner's identity.
+    async fn identity_of(&self, user: NetworkUserId) -> Result<IdentityRecord, IdentityError> {
+        let reference = IdentityRef::User(user.clone());
+        match self.vault.get(&reference).await {
+            Err(IdentityError::NotFound(_)) => {}
+            found => return found,
+        }
+        match self.vault.create(user, now_ms()).await {
+            Err(IdentityError::Exists { .. }) => self.vault.get(&reference).await,
+            created => created,
+        }
+    }
+}
+
+impl TelegramAccounts for VaultAccounts {
+    fn link<'a>(&'a self, user: &'a TelegramUser) -> BoxFuture<'a, Result<RemoteIdentity, StateError>> {
+        Box::pin(async move {
+            let id = TelegramUserId::new(user.id)
+                .map_err(|_| StateError::Refused("Telegram sent no valid user id for you.".to_owned()))?;
+            let identity = self.identity_of(NetworkUserId::Telegram(id)).await.map_err(identity_error)?;
+            if identity.disabled_at_ms.is_some() {
+                return Err(StateError::Refused(format!(
+                    "Your DM3 identity {} is disabled on this bridge, so you cannot send or receive DM3 \
+                     messages. Ask the bridge's operator.",
+                    identity.name
+                )));
+            }
+            RemoteIdentity::new(identity.name.as_str()).map_err(|e| {
+                tracing::error!(name = %identity.name, error = %e, "an identity name is not a remote identity");
+                StateError::Refused(BROKEN.to_owned())
+            })
+        })
+    }
+
+    fn find_dm3_name<'a>(
+        &'a self,
+        input: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RemoteIdentity>, StateError>> {
+        Box::pin(async move {
+            // What the user typed, in the form ENS hashes it (lowercase, NFC, ignored characters
+            // dropped); text that is no ENS name is no DM3 user.
+            let Some(name) = EnsName::parse(input.trim()).ok().filter(|name| !name.is_root()) else {
+                return Ok(None);
+            };
+            match self.directory.user_profile(&name).await {
+                Ok(Some(_)) => RemoteIdentity::new(name.as_str()).map(Some).map_err(|e| {
+                    StateError::Refused(format!("{name} cannot be used as a contact here: {e}"))
+                }),
+                Ok(None) => Ok(None),
+                Err(DirectoryError::Resolve(ResolveError::Unavailable(reason))) => {
+                    Err(StateError::Unavailable(format!("looking up {name}: {reason}")))
+                }
+                // The name has a profile, but not one anybody could write to safely.
+                Err(e) => {
+                    tracing::debug!(name = %name, error = %e, "a DM3 name's profile is not usable");
+                    Err(StateError::Refused(format!("{name} is not a usable DM3 user: {e}")))
+                }
+            }
+        })
+    }
+}
+
+/// What a Telegram user reads when the bridge's own records are broken; the log says more.
+const BROKEN: &str = "The bridge could not do this because of a problem on its side. Its operator can \
+                      see the details in the bridge's log.";
+
+fn store_error(error: StoreError) -> StateError {
+    match error {
+        StoreError::Database(_) | StoreError::ShuttingDown => StateError::Unavailable(error.to_string()),
+        other => {
+            tracing::error!(error = %other, "the Telegram chat state is unusable");
+            StateError::Refused(BROKEN.to_owned())
+        }
+    }
+}
+
+fn identity_error(error: IdentityError) -> StateError {
+    match error {
+        IdentityError::Store(error) => store_error(error),
+        // Another request changed the identity meanwhile: the next attempt sees the result.
+        IdentityError::Exists { .. } | IdentityError::Conflict(_) => {
+            StateError::Unavailable(error.to_string())
+        }
+        IdentityError::NoParent => {
+            tracing::warn!("a Telegram user needs a DM3 identity, but identities.parent is not set");
+            StateError::Refused(
+                "This bridge is not set up to give Telegram users DM3 names yet. Ask its operator."
+                    .to_owned(),
+            )
+        }
+        other => {
+            tracing::error!(error = %other, "a Telegram user's DM3 identity is unusable");
+            StateError::Refused(BROKEN.to_owned())
+        }
+    }
+}

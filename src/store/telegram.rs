@@ -1,0 +1,182 @@
+//! The Telegram connector's per-chat state: current contact, recent contacts, message routes.
+//!
+//! The bot chat multiplexes DM3 contacts (docs/telegram.md), so the connector needs to remember
+//! between updates whom each chat writes to, whom it wrote to lately (`/contacts`), and which
+//! conversation each relayed message belongs to (a Telegram reply answers that conversation).
+//! The connector owns no database; [`crate::bridges::telegram`] implements its `ChatState`
+//! over these methods.
+//!
+//! Everything is keyed by the connector's network id as well, like portals and the message
+//! map: a Telegram user's private chat has the same id with every bot.
+//!
+//! Every write is idempotent, because Telegram serves an update again until the connector
+//! confirmed it: setting the same contact again only refreshes its time, recording the same
+//! route again keeps the first record.
+
+use dm3_bridge_connector::{ConversationId, IdError, NetworkId, NetworkMessageId, RemoteIdentity};
+use sqlx::Row;
+
+use super::{Inserted, Store, StoreError, on_pool};
+
+/// The most contacts remembered per chat; older ones are forgotten when a new one is chosen.
+pub const MAX_RECENT_CONTACTS: u32 = 50;
+
+fn corrupt(what: &'static str) -> impl Fn(IdError) -> StoreError {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl Store {
+    /// Whom `chat_id` writes to now, on the Telegram connector `network`.
+    pub async fn telegram_current_contact(
+        &self,
+        network: &NetworkId,
+        chat_id: i64,
+    ) -> Result<Option<RemoteIdentity>, StoreError> {
+        const SQL: &str = "SELECT current_contact FROM telegram_chats WHERE network = $1 AND chat_id = $2";
+        let contact: Option<String> = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(network.as_str())
+            .bind(chat_id)
+            .fetch_optional(p)
+            .await?
+            .map(|row| row.try_get("current_contact"))
+            .transpose()?);
+        contact.map(|c| RemoteIdentity::new(c).map_err(corrupt("a chat's current contact"))).transpose()
+    }
+
+    /// Makes `contact` the current contact of `chat_id` and the most recent of its contacts, in
+    /// one transaction, and forgets the contacts beyond the [`MAX_RECENT_CONTACTS`] most recent.
+    ///
+    /// The contact's `last_used_at` is `now_ms`, or one past the chat's newest if the clock has
+    /// not moved past it (two choices in one millisecond, a clock set back): the contact just
+    /// chosen is always the most recent.
+    pub async fn set_telegram_contact(
+        &self,
+        network: &NetworkId,
+        chat_id: i64,
+        contact: &RemoteIdentity,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SET_CURRENT: &str = "INSERT INTO telegram_chats (network, chat_id, current_contact, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (network, chat_id) \
+             DO UPDATE SET current_contact = excluded.current_contact, updated_at = excluded.updated_at";
+        const NEWEST_USE: &str =
+            "SELECT MAX(last_used_at) AS newest FROM telegram_contacts WHERE network = $1 AND chat_id = $2";
+        const TOUCH_CONTACT: &str = "INSERT INTO telegram_contacts (network, chat_id, contact, last_used_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (network, chat_id, contact) \
+             DO UPDATE SET last_used_at = excluded.last_used_at";
+        const FORGET_OLD: &str = "DELETE FROM telegram_contacts WHERE network = $1 AND chat_id = $2 \
+             AND contact NOT IN (SELECT contact FROM telegram_contacts WHERE network = $1 AND chat_id = $2 \
+             ORDER BY last_used_at DESC LIMIT $3)";
+        on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(SET_CURRENT)
+                .bind(network.as_str())
+                .bind(chat_id)
+                .bind(contact.as_str())
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            let newest: Option<i64> = sqlx::query(NEWEST_USE)
+                .bind(network.as_str())
+                .bind(chat_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("newest")?;
+            let used_at = match newest {
+                Some(newest) if newest >= now_ms => newest.saturating_add(1),
+                _ => now_ms,
+            };
+            sqlx::query(TOUCH_CONTACT)
+                .bind(network.as_str())
+                .bind(chat_id)
+                .bind(contact.as_str())
+                .bind(used_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(FORGET_OLD)
+                .bind(network.as_str())
+                .bind(chat_id)
+                .bind(i64::from(MAX_RECENT_CONTACTS))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The contacts of `chat_id`, most recently chosen first, at most `limit` (and at most
+    /// [`MAX_RECENT_CONTACTS`]).
+    pub async fn telegram_recent_contacts(
+        &self,
+        network: &NetworkId,
+        chat_id: i64,
+        limit: u32,
+    ) -> Result<Vec<RemoteIdentity>, StoreError> {
+        const SQL: &str = "SELECT contact FROM telegram_contacts WHERE network = $1 AND chat_id = $2 \
+             ORDER BY last_used_at DESC, contact LIMIT $3";
+        let limit = i64::from(limit.min(MAX_RECENT_CONTACTS));
+        let contacts: Vec<String> = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(network.as_str())
+            .bind(chat_id)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(|row| row.try_get("contact"))
+            .collect::<Result<_, sqlx::Error>>()?);
+        contacts.into_iter().map(|c| RemoteIdentity::new(c).map_err(corrupt("a chat's contact"))).collect()
+    }
+
+    /// Remembers that the relayed `message` belongs to `conversation`.
+    /// [`Inserted::Duplicate`] if it was recorded before (the first record stays).
+    pub async fn record_telegram_route(
+        &self,
+        network: &NetworkId,
+        message: &NetworkMessageId,
+        conversation: &ConversationId,
+        now_ms: i64,
+    ) -> Result<Inserted, StoreError> {
+        const SQL: &str = "INSERT INTO telegram_routes (network, network_message_id, conversation, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+        let inserted = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(network.as_str())
+            .bind(message.as_str())
+            .bind(conversation.as_str())
+            .bind(now_ms)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(if inserted == 1 { Inserted::New } else { Inserted::Duplicate })
+    }
+
+    /// The conversation the relayed `message` belongs to.
+    pub async fn telegram_route(
+        &self,
+        network: &NetworkId,
+        message: &NetworkMessageId,
+    ) -> Result<Option<ConversationId>, StoreError> {
+        const SQL: &str =
+            "SELECT conversation FROM telegram_routes WHERE network = $1 AND network_message_id = $2";
+        let conversation: Option<String> = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(network.as_str())
+            .bind(message.as_str())
+            .fetch_optional(p)
+            .await?
+            .map(|row| row.try_get("conversation"))
+            .transpose()?);
+        conversation.map(|c| ConversationId::new(c).map_err(corrupt("a message route"))).transpose()
+    }
+
+    /// Forgets the routes recorded before `before_ms`, on every network; returns how many. A
+    /// reply to an older message then no longer finds its conversation (the connector tells the
+    /// user to choose a contact), so only routes nobody will reply to should go.
+    pub async fn prune_telegram_routes(&self, before_ms: i64) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM telegram_routes WHERE created_at < $1";
+        let deleted = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(before_ms)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(deleted)
+    }
+}
