@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::bridges::telegram::build_telegram;
 use crate::config::{Config, Problem};
 use crate::engine::Queue;
 use crate::engine::assemble::{EngineSetupError, assemble, engine_directory, inbound_queue};
@@ -80,6 +81,7 @@ pub struct Node {
     /// The bridge engine's workers, when the node bridges.
     engine: Option<Engine>,
     matrix: Option<Arc<dm3_bridge_matrix::MatrixConnector>>,
+    telegram: Option<Arc<dm3_bridge_telegram::TelegramConnector>>,
     store: Store,
     node_keys: Arc<NodeKeys>,
     names: NameService,
@@ -179,9 +181,36 @@ impl Node {
                 Some((bridge, routes))
             }
         };
+        let telegram = match (&config.telegram, &engine_queue, &engine_directory) {
+            (None, _, _) => None,
+            (Some(section), Some(queue), Some(directory)) => Some(
+                build_telegram(
+                    section,
+                    Arc::new(inbound_queue(config, queue)),
+                    store.clone(),
+                    names.vault.clone(),
+                    directory.clone(),
+                )
+                .map_err(|e| EngineSetupError::Connector { network: "telegram", reason: e.to_string() })?,
+            ),
+            (Some(_), _, _) => {
+                store.close().await;
+                return Err(EngineSetupError::Connector {
+                    network: "telegram",
+                    reason: "[telegram] is configured, but the node has no virtual identities for Telegram \
+                             users: set identities.parent"
+                        .to_owned(),
+                }
+                .into());
+            }
+        };
         let engine = match (&engine_queue, engine_directory) {
             (Some(queue), Some(directory)) => {
                 let mut connectors = Connectors::new();
+                if let Some(connector) = &telegram {
+                    let connector: Arc<dyn Connector> = connector.clone();
+                    connectors = connectors.with(Network::Telegram, connector);
+                }
                 if let Some((bridge, _)) = &matrix {
                     let connector: Arc<dyn Connector> = bridge.connector().clone();
                     let policy = bridge.policy().clone();
@@ -212,6 +241,9 @@ impl Node {
         if let Some((_, routes)) = &matrix {
             app = app.merge(routes.clone());
         }
+        if let Some(routes) = telegram.as_ref().and_then(|connector| connector.webhook_router()) {
+            app = app.merge(routes);
+        }
         let server = tokio::spawn(serve(listener, app, stop.clone()));
         if let Some((bridge, _)) = &matrix
             && let Err(e) = bridge.start().await
@@ -225,9 +257,20 @@ impl Node {
             return Err(e.into());
         }
         let matrix = matrix.map(|(bridge, _)| bridge.connector().clone());
+        if let Some(connector) = &telegram
+            && let Err(e) = connector.start().await
+        {
+            stop.cancel();
+            let _ = server.await;
+            if let Some(engine) = engine {
+                engine.shutdown().await;
+            }
+            store.close().await;
+            return Err(EngineSetupError::Connector { network: "telegram", reason: e.to_string() }.into());
+        }
         let expiry = tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
         tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
-        Ok(Self { addr, stop, server, expiry, engine, matrix, store, node_keys, names })
+        Ok(Self { addr, stop, server, expiry, engine, matrix, telegram, store, node_keys, names })
     }
 
     /// The address the server listens on (useful with port 0).
@@ -268,6 +311,11 @@ impl Node {
             }
         };
         let _ = self.expiry.await;
+        if let Some(connector) = &self.telegram
+            && let Err(error) = connector.stop().await
+        {
+            tracing::warn!(%error, "stopping the Telegram connector");
+        }
         if let Some(engine) = self.engine {
             engine.shutdown().await;
         }
