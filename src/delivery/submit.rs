@@ -39,7 +39,7 @@ use crate::config::UnresolvedSenderPolicy;
 use crate::names::ResolveError;
 use crate::names::directory::DirectoryError;
 use crate::protocol::{DeliveryError, Rejection};
-use crate::store::{self, Account, Inserted, NewEnvelope};
+use crate::store::{self, Inserted, NewEnvelope};
 use crate::telemetry::metrics::{ENVELOPES_ACCEPTED, ENVELOPES_DUPLICATE, ENVELOPES_REJECTED};
 
 /// Whether the sender was authenticated.
@@ -79,11 +79,11 @@ impl Relay {
         check_encrypted_message_hash(&envelope)?;
         let delivery = self.open_delivery_information(&envelope)?;
         let receiver = Name::parse(delivery.to())?;
-        let account = self.receiver_account(&receiver).await?;
+        self.check_receiver_account(&receiver).await?;
         let sender_name = Name::parse(delivery.from())?;
         let sender = self.authenticate_sender(&envelope, &sender_name).await?;
         let now = now_ms();
-        let stored = self.postmark(&envelope, &delivery, &receiver, &account, now).await?;
+        let stored = self.postmark(&envelope, &delivery, &receiver, now).await?;
         let inserted = self
             .store
             .insert_envelope(NewEnvelope {
@@ -120,11 +120,12 @@ impl Relay {
         })
     }
 
-    async fn receiver_account(&self, receiver: &Name) -> Result<Account, DeliveryError> {
-        self.store
-            .get_account(&receiver.key)
-            .await?
-            .ok_or_else(|| DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"))
+    async fn check_receiver_account(&self, receiver: &Name) -> Result<(), DeliveryError> {
+        if self.store.account_exists(&receiver.key).await? {
+            Ok(())
+        } else {
+            Err(DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"))
+        }
     }
 
     /// The sender authentication the reference DS does not do (P14, §10.4 step 4).
@@ -170,10 +171,9 @@ impl Relay {
         envelope: &Envelope,
         delivery: &DeliveryInformation,
         receiver: &Name,
-        account: &Account,
         now: i64,
     ) -> Result<Envelope, DeliveryError> {
-        let key = self.current_profile(receiver, account).await?.encryption_key().map_err(|e| {
+        let key = self.current_profile(receiver, None).await?.encryption_key().map_err(|e| {
             DeliveryError::Internal(format!("the profile of {receiver} has no usable encryption key: {e}"))
         })?;
         let timestamp = u64::try_from(now).unwrap_or_default();
