@@ -1,7 +1,7 @@
 //! Load generator for the relay: sustained accepted envelopes per second, latency
 //! percentiles and the node's memory, on SQLite and on PostgreSQL.
 //!
-//! `cargo bench --bench relay_load [-- sqlite|postgres] [--seconds N] [--connections N]`
+//! `cargo bench --bench relay_load [-- sqlite|postgres] [--seconds N] [--connections N] [--rate N]`
 //! (`DM3_BENCH_NODE=path/to/dm3-bridge` runs another build of the node under the same load).
 //!
 //! The node under test is the real `dm3-bridge` binary (release build), started
@@ -18,7 +18,7 @@
 //! 1. idle RSS, a few seconds after start-up;
 //! 2. throughput: `--connections` concurrent submitters as fast as the node
 //!    answers, for `--seconds`;
-//! 3. latency at a fixed 1,000 envelopes/s (an open-loop schedule, so a slow
+//! 3. latency at a fixed `--rate` envelopes/s (1,000 unless told) (an open-loop schedule, so a slow
 //!    answer cannot hide the queueing it causes), for `--seconds`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -50,10 +50,12 @@ struct Options {
     backends: Vec<String>,
     seconds: u64,
     connections: usize,
+    /// Submits per second of the open-loop phase.
+    rate: u64,
 }
 
 fn options() -> Options {
-    let mut options = Options { backends: vec![], seconds: 10, connections: 64 };
+    let mut options = Options { backends: vec![], seconds: 10, connections: 64, rate: 1_000 };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -61,6 +63,10 @@ fn options() -> Options {
             "--seconds" => options.seconds = args.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
             "--connections" => {
                 options.connections = args.next().and_then(|v| v.parse().ok()).expect("--connections N")
+            }
+            "--rate" => {
+                options.rate =
+                    args.next().and_then(|v| v.parse().ok()).filter(|r| *r > 0).expect("--rate N (> 0)")
             }
             // cargo bench passes --bench; ignore flags meant for libtest.
             _ => {}
@@ -424,7 +430,7 @@ async fn run(backend: &str, options: &Options) -> Value {
     let ds_key: [u8; 32] =
         dm3::encoding::b64_decode_array(ds_profile["publicEncryptionKey"].as_str().unwrap()).unwrap();
     // Enough for the closed loop at well above the goal, plus the fixed-rate phase.
-    let count = (options.seconds as usize) * (6_000 + 1_000);
+    let count = (options.seconds as usize) * (6_000 + options.rate as usize);
     eprintln!("{backend}: sealing {count} envelopes …");
     // Whole HTTP requests, serialized before the clock starts: the client only writes bytes.
     let requests: Vec<Vec<u8>> = seal_all(&senders, &receivers, ds_key, count)
@@ -439,8 +445,8 @@ async fn run(backend: &str, options: &Options) -> Value {
     let mut burst =
         throughput(&node, requests.clone(), next.clone(), options.connections, options.seconds).await;
     let peak_rss = node.rss_kib("VmHWM:");
-    eprintln!("{backend}: 1,000/s for {} s …", options.seconds);
-    let mut steady = fixed_rate(&node, requests, next, 1_000, options.seconds).await;
+    eprintln!("{backend}: {}/s for {} s …", options.rate, options.seconds);
+    let mut steady = fixed_rate(&node, requests, next, options.rate, options.seconds).await;
 
     let mut throughput = burst.summary();
     throughput["connections"] = json!(options.connections);
@@ -451,7 +457,8 @@ async fn run(backend: &str, options: &Options) -> Value {
         // What else ran on the machine: the figures are only comparable at similar load.
         "load_average_before": load_before,
         "throughput": throughput,
-        "at_1000_per_sec": steady.summary(),
+        "rate": options.rate,
+        "fixed_rate": steady.summary(),
     })
 }
 
@@ -475,13 +482,13 @@ fn main() {
     }
     println!();
     println!(
-        "| backend | accepted/s ({} conns) | p50 / p99 (ms) | at 1,000/s p50 / p99 (ms) | failed | idle RSS | peak RSS | node CPU µs/env (sat. / 1,000/s) | client CPU µs/req |",
-        options.connections
+        "| backend | accepted/s ({} conns) | p50 / p99 (ms) | at {}/s p50 / p99 (ms) | failed | idle RSS | peak RSS | node CPU µs/env (sat. / {}/s) | client CPU µs/req |",
+        options.connections, options.rate, options.rate
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for row in rows {
         let t = &row["throughput"];
-        let s = &row["at_1000_per_sec"];
+        let s = &row["fixed_rate"];
         println!(
             "| {} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {} | {:.1} MiB | {:.1} MiB | {:.0} / {:.0} | {:.0} |",
             row["backend"].as_str().unwrap(),
