@@ -1,7 +1,8 @@
 //! Load generator for the relay: sustained accepted envelopes per second, latency
 //! percentiles and the node's memory, on SQLite and on PostgreSQL.
 //!
-//! `cargo bench --bench relay_load [-- sqlite|postgres] [--seconds N] [--connections N]`
+//! `cargo bench --bench relay_load [-- sqlite|postgres] [--seconds N] [--connections N] [--rate N]`
+//! (`DM3_BENCH_NODE=path/to/dm3-bridge` runs another build of the node under the same load).
 //!
 //! The node under test is the real `dm3-bridge` binary (release build), started
 //! in its own process so that its RSS is its own, with the same code path a DM3
@@ -17,7 +18,7 @@
 //! 1. idle RSS, a few seconds after start-up;
 //! 2. throughput: `--connections` concurrent submitters as fast as the node
 //!    answers, for `--seconds`;
-//! 3. latency at a fixed 1,000 envelopes/s (an open-loop schedule, so a slow
+//! 3. latency at a fixed `--rate` envelopes/s (1,000 unless told) (an open-loop schedule, so a slow
 //!    answer cannot hide the queueing it causes), for `--seconds`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -25,10 +26,13 @@
 #[allow(dead_code)]
 mod postgres;
 
+#[path = "support/http1.rs"]
+mod http1;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dm3::crypto::eth::{Wallet, checksum};
@@ -46,10 +50,12 @@ struct Options {
     backends: Vec<String>,
     seconds: u64,
     connections: usize,
+    /// Submits per second of the open-loop phase.
+    rate: u64,
 }
 
 fn options() -> Options {
-    let mut options = Options { backends: vec![], seconds: 10, connections: 64 };
+    let mut options = Options { backends: vec![], seconds: 10, connections: 64, rate: 1_000 };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -57,6 +63,10 @@ fn options() -> Options {
             "--seconds" => options.seconds = args.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
             "--connections" => {
                 options.connections = args.next().and_then(|v| v.parse().ok()).expect("--connections N")
+            }
+            "--rate" => {
+                options.rate =
+                    args.next().and_then(|v| v.parse().ok()).filter(|r| *r > 0).expect("--rate N (> 0)")
             }
             // cargo bench passes --bench; ignore flags meant for libtest.
             _ => {}
@@ -99,6 +109,8 @@ impl User {
 struct Node {
     child: Child,
     url: String,
+    /// `127.0.0.1:port`, for the load generator's own connections.
+    address: String,
     _dir: tempfile::TempDir,
 }
 
@@ -125,8 +137,10 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The node binary: this build's, or `DM3_BENCH_NODE` to compare against another build.
 fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_dm3-bridge"))
+    std::env::var_os("DM3_BENCH_NODE")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dm3-bridge")), PathBuf::from)
 }
 
 fn node_command(config: &Path, env: &[(String, String)]) -> Command {
@@ -138,7 +152,8 @@ fn node_command(config: &Path, env: &[(String, String)]) -> Command {
 async fn start_node(database_url: Option<String>, users: impl Iterator<Item = &User>) -> (Node, Value) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
+    let address = format!("127.0.0.1:{port}");
+    let url = format!("http://{address}");
     let status = Command::new(binary())
         .args(["init", "--data-dir"])
         .arg(dir.path())
@@ -160,7 +175,7 @@ async fn start_node(database_url: Option<String>, users: impl Iterator<Item = &U
     assert!(profile.status.success(), "dm3-bridge profile: {}", String::from_utf8_lossy(&profile.stderr));
     let profile: Value = serde_json::from_slice(&profile.stdout).unwrap();
     let child = node_command(&config, &env).arg("run").stdout(Stdio::null()).spawn().unwrap();
-    let node = Node { child, url, _dir: dir };
+    let node = Node { child, url, address, _dir: dir };
     let client = reqwest::Client::new();
     for _ in 0..200 {
         if client.get(format!("{}/ready", node.url)).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -212,11 +227,21 @@ struct Outcome {
     failed: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU time of the node and of this load generator during the phase.
+    node_cpu: Duration,
+    client_cpu: Duration,
 }
 
 impl Outcome {
     fn new() -> Self {
-        Self { accepted: 0, failed: 0, elapsed: Duration::ZERO, latencies: Vec::new() }
+        Self {
+            accepted: 0,
+            failed: 0,
+            elapsed: Duration::ZERO,
+            latencies: Vec::new(),
+            node_cpu: Duration::ZERO,
+            client_cpu: Duration::ZERO,
+        }
     }
 
     fn record(&mut self, (ok, latency): (bool, Duration)) {
@@ -233,41 +258,90 @@ impl Outcome {
         let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
         self.latencies.get(index).copied().unwrap_or_default()
     }
+
+    fn summary(&mut self) -> Value {
+        let requests = (self.accepted + self.failed).max(1) as f64;
+        json!({
+            "accepted": self.accepted,
+            "failed": self.failed,
+            "accepted_per_sec": self.accepted as f64 / self.elapsed.as_secs_f64(),
+            "p50_ms": ms(self.percentile(0.50)),
+            "p99_ms": ms(self.percentile(0.99)),
+            "max_ms": ms(self.percentile(1.0)),
+            // CPU per request is what the node costs, whatever else runs on the machine.
+            "node_cpu_us_per_request": self.node_cpu.as_secs_f64() * 1e6 / requests,
+            "node_cpu_cores": self.node_cpu.as_secs_f64() / self.elapsed.as_secs_f64(),
+            "client_cpu_us_per_request": self.client_cpu.as_secs_f64() * 1e6 / requests,
+        })
+    }
 }
 
-async fn submit(client: &reqwest::Client, url: &str, body: String) -> (bool, Duration) {
+/// User plus system CPU time of a process so far (`/proc/<pid>/stat`, in clock ticks of
+/// 1/100 s, Linux's fixed `USER_HZ`).
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time of the node and of this process, to take differences of around a phase.
+fn cpu_times(node: &Node) -> (Duration, Duration) {
+    (cpu_time(&node.child.id().to_string()), cpu_time("self"))
+}
+
+/// One request on `connection` (opened first if there is none): whether it was answered
+/// `200 OK`, and how long it took. A connection that cannot be reused is dropped.
+async fn submit(
+    connection: &mut Option<http1::Connection>,
+    address: &str,
+    request: &[u8],
+) -> (bool, Duration) {
     let started = Instant::now();
-    let ok = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success());
-    (ok, started.elapsed())
+    let answer = match connection {
+        Some(open) => open.send(request).await,
+        None => match http1::Connection::open(address).await {
+            Ok(open) => connection.insert(open).send(request).await,
+            Err(e) => Err(e),
+        },
+    };
+    let latency = started.elapsed();
+    match answer {
+        Ok(answer) => {
+            if !answer.reusable {
+                *connection = None;
+            }
+            (answer.status == 200, latency)
+        }
+        Err(_) => {
+            *connection = None;
+            (false, latency)
+        }
+    }
 }
 
 /// Closed loop: `connections` workers submit back to back until the time or the envelopes run out.
 async fn throughput(
     node: &Node,
-    bodies: Arc<Vec<String>>,
+    requests: Arc<Vec<Vec<u8>>>,
     next: Arc<AtomicUsize>,
     connections: usize,
     seconds: u64,
 ) -> Outcome {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap();
-    let url = format!("{}/rpc", node.url);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let cpu_before = cpu_times(node);
     let workers: Vec<_> = (0..connections)
         .map(|_| {
-            let (client, url, bodies, next) = (client.clone(), url.clone(), bodies.clone(), next.clone());
+            let (address, requests, next) = (node.address.clone(), requests.clone(), next.clone());
             tokio::spawn(async move {
                 let mut results = Vec::new();
+                let mut connection = None;
                 while Instant::now() < deadline {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(index) else { break };
-                    results.push(submit(&client, &url, body.clone()).await);
+                    let Some(request) = requests.get(index) else { break };
+                    results.push(submit(&mut connection, &address, request).await);
                 }
                 results
             })
@@ -278,35 +352,49 @@ async fn throughput(
         worker.await.unwrap().into_iter().for_each(|result| outcome.record(result));
     }
     outcome.elapsed = started.elapsed();
+    let cpu_after = cpu_times(node);
+    (outcome.node_cpu, outcome.client_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
     outcome
 }
 
-/// Open loop: one submit every `1/rate` seconds, whatever the answers do.
+/// Open loop: one submit every `1/rate` seconds, whatever the answers do. Each submit takes
+/// an idle connection, or opens one when all are busy (as a pooling client would).
 async fn fixed_rate(
     node: &Node,
-    bodies: Arc<Vec<String>>,
+    requests: Arc<Vec<Vec<u8>>>,
     next: Arc<AtomicUsize>,
     rate: u64,
     seconds: u64,
 ) -> Outcome {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
-    let url = format!("{}/rpc", node.url);
+    let idle: Arc<Mutex<Vec<http1::Connection>>> = Arc::new(Mutex::new(Vec::new()));
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
+    let cpu_before = cpu_times(node);
     let mut tasks = Vec::new();
     for _ in 0..rate * seconds {
         ticker.tick().await;
         let index = next.fetch_add(1, Ordering::Relaxed);
-        let Some(body) = bodies.get(index).cloned() else { break };
-        let (client, url) = (client.clone(), url.clone());
-        tasks.push(tokio::spawn(async move { submit(&client, &url, body).await }));
+        if index >= requests.len() {
+            break;
+        }
+        let (address, requests, idle) = (node.address.clone(), requests.clone(), idle.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut connection = idle.lock().unwrap().pop();
+            let result = submit(&mut connection, &address, &requests[index]).await;
+            if let Some(connection) = connection {
+                idle.lock().unwrap().push(connection);
+            }
+            result
+        }));
     }
     let mut outcome = Outcome::new();
     for task in tasks {
         outcome.record(task.await.unwrap());
     }
     outcome.elapsed = started.elapsed();
+    let cpu_after = cpu_times(node);
+    (outcome.node_cpu, outcome.client_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
     outcome
 }
 
@@ -342,42 +430,48 @@ async fn run(backend: &str, options: &Options) -> Value {
     let ds_key: [u8; 32] =
         dm3::encoding::b64_decode_array(ds_profile["publicEncryptionKey"].as_str().unwrap()).unwrap();
     // Enough for the closed loop at well above the goal, plus the fixed-rate phase.
-    let count = (options.seconds as usize) * (6_000 + 1_000);
+    let count = (options.seconds as usize) * (6_000 + options.rate as usize);
     eprintln!("{backend}: sealing {count} envelopes …");
-    let bodies = Arc::new(seal_all(&senders, &receivers, ds_key, count));
+    // Whole HTTP requests, serialized before the clock starts: the client only writes bytes.
+    let requests: Vec<Vec<u8>> = seal_all(&senders, &receivers, ds_key, count)
+        .iter()
+        .map(|body| http1::post_request(&node.address, "/rpc", body.as_bytes()))
+        .collect();
+    let requests = Arc::new(requests);
     let next = Arc::new(AtomicUsize::new(0));
+    let load_before = load_average();
 
     eprintln!("{backend}: throughput with {} connections for {} s …", options.connections, options.seconds);
     let mut burst =
-        throughput(&node, bodies.clone(), next.clone(), options.connections, options.seconds).await;
+        throughput(&node, requests.clone(), next.clone(), options.connections, options.seconds).await;
     let peak_rss = node.rss_kib("VmHWM:");
-    eprintln!("{backend}: 1,000/s for {} s …", options.seconds);
-    let mut steady = fixed_rate(&node, bodies, next, 1_000, options.seconds).await;
+    eprintln!("{backend}: {}/s for {} s …", options.rate, options.seconds);
+    let mut steady = fixed_rate(&node, requests, next, options.rate, options.seconds).await;
 
+    let mut throughput = burst.summary();
+    throughput["connections"] = json!(options.connections);
     json!({
         "backend": backend,
         "idle_rss_mib": idle_rss as f64 / 1024.0,
         "peak_rss_mib": peak_rss as f64 / 1024.0,
-        "throughput": {
-            "connections": options.connections,
-            "accepted": burst.accepted,
-            "failed": burst.failed,
-            "accepted_per_sec": burst.accepted as f64 / burst.elapsed.as_secs_f64(),
-            "p50_ms": ms(burst.percentile(0.50)),
-            "p99_ms": ms(burst.percentile(0.99)),
-        },
-        "at_1000_per_sec": {
-            "accepted": steady.accepted,
-            "failed": steady.failed,
-            "p50_ms": ms(steady.percentile(0.50)),
-            "p99_ms": ms(steady.percentile(0.99)),
-        },
+        // What else ran on the machine: the figures are only comparable at similar load.
+        "load_average_before": load_before,
+        "throughput": throughput,
+        "rate": options.rate,
+        "fixed_rate": steady.summary(),
     })
+}
+
+/// The 1-minute load average of the machine.
+fn load_average() -> f64 {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap();
+    text.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap()
 }
 
 fn main() {
     let options = options();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // One thread is plenty for this client, and leaves the second core to the node.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // This benchmark claims durability: the PostgreSQL cluster keeps fsync on.
     postgres::keep_durability();
     let mut rows = Vec::new();
@@ -388,15 +482,15 @@ fn main() {
     }
     println!();
     println!(
-        "| backend | accepted/s ({} conns) | p50 / p99 (ms) | at 1,000/s p50 / p99 (ms) | failed | idle RSS | peak RSS |",
-        options.connections
+        "| backend | accepted/s ({} conns) | p50 / p99 (ms) | at {}/s p50 / p99 (ms) | failed | idle RSS | peak RSS | node CPU µs/env (sat. / {}/s) | client CPU µs/req |",
+        options.connections, options.rate, options.rate
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for row in rows {
         let t = &row["throughput"];
-        let s = &row["at_1000_per_sec"];
+        let s = &row["fixed_rate"];
         println!(
-            "| {} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {} | {:.1} MiB | {:.1} MiB |",
+            "| {} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {} | {:.1} MiB | {:.1} MiB | {:.0} / {:.0} | {:.0} |",
             row["backend"].as_str().unwrap(),
             t["accepted_per_sec"].as_f64().unwrap(),
             t["p50_ms"].as_f64().unwrap(),
@@ -406,6 +500,9 @@ fn main() {
             t["failed"].as_u64().unwrap() + s["failed"].as_u64().unwrap(),
             row["idle_rss_mib"].as_f64().unwrap(),
             row["peak_rss_mib"].as_f64().unwrap(),
+            t["node_cpu_us_per_request"].as_f64().unwrap(),
+            s["node_cpu_us_per_request"].as_f64().unwrap(),
+            t["client_cpu_us_per_request"].as_f64().unwrap(),
         );
     }
 }

@@ -129,6 +129,7 @@ struct Inner {
     pool: Pool,
     backend: Backend,
     writer: writer::Writer,
+    known_accounts: accounts::KnownAccounts,
 }
 
 impl Store {
@@ -161,7 +162,7 @@ impl Store {
         };
         migrations::run(&pool).await?;
         let writer = writer::Writer::start(pool.clone(), options);
-        Ok(Self { inner: Arc::new(Inner { pool, backend, writer }) })
+        Ok(Self { inner: Arc::new(Inner { pool, backend, writer, known_accounts: Default::default() }) })
     }
 
     /// Which backend this store runs on.
@@ -175,6 +176,10 @@ impl Store {
 
     pub(crate) fn writer(&self) -> &writer::Writer {
         &self.inner.writer
+    }
+
+    fn known_accounts(&self) -> &accounts::KnownAccounts {
+        &self.inner.known_accounts
     }
 
     /// Whether the database answers a trivial query (for `GET /ready`).

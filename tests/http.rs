@@ -98,15 +98,25 @@ async fn oversized_body_is_413_before_parsing() {
     let big = "x".repeat(100_000);
     let response = node.client.post(node.url("/rpc")).body(big.clone()).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The body was not read, so the connection closes: the answer must say so, or a pooling
+    // client would send its next request on a connection the server is dropping.
+    assert_eq!(response.headers()["connection"], "close");
     assert_eq!(error_code(&response.text().await.unwrap()), -32011);
 
     // Without Content-Length (chunked), the limit still holds while streaming.
     let (status, body) = chunked_post(&node, "/rpc", big.as_bytes()).await;
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("-32011"), "{body}");
+    assert!(body.to_ascii_lowercase().contains("connection: close"), "{body}");
 
-    // Just under the raw limit is read and parsed (and here fails as JSON).
+    // The same pooled client goes on working after the refusals.
+    let (status, _) = rpc(&node, &submit("bob.eth", "alice.eth", "0x01")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Just under the raw limit is read and parsed (and here fails as JSON), on a connection
+    // that stays open.
     let response = node.client.post(node.url("/rpc")).body("x".repeat(2_000)).send().await.unwrap();
+    assert!(response.headers().get("connection").is_none_or(|v| v != "close"));
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&response.text().await.unwrap()), -32700);
     node.node.shutdown().await.unwrap();

@@ -39,6 +39,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     account_upsert_replaces_profile_but_keeps_creation_time,
     unknown_account_is_none,
+    account_existence_is_remembered_and_registrations_elsewhere_count_at_once,
     same_message_for_same_receiver_is_stored_once,
     incoming_is_newest_first_and_only_the_receivers,
     incoming_respects_conversation_and_message_caps,
@@ -90,6 +91,24 @@ async fn account_upsert_replaces_profile_but_keeps_creation_time(db: &TestDb) {
 async fn unknown_account_is_none(db: &TestDb) {
     let store = db.open().await;
     assert_eq!(store.get_account(&name("nobody.eth")).await.unwrap(), None);
+    store.close().await;
+}
+
+/// The submit path asks `account_exists` from memory once a name was seen; a name not seen
+/// yet, registered through another store on the same database (another replica), must count
+/// at once, so a "no" is never remembered.
+async fn account_existence_is_remembered_and_registrations_elsewhere_count_at_once(db: &TestDb) {
+    let store = db.open().await;
+    let replica = db.open().await;
+    let (alice, bob) = (name("alice.eth"), name("bob.eth"));
+    assert!(!store.account_exists(&alice).await.unwrap());
+    store.upsert_account(&alice, "0xaaa", r#"{"v":1}"#, NOW).await.unwrap();
+    assert!(store.account_exists(&alice).await.unwrap());
+    assert!(!store.account_exists(&bob).await.unwrap());
+    replica.upsert_account(&bob, "0xbbb", r#"{"v":1}"#, NOW).await.unwrap();
+    assert!(store.account_exists(&bob).await.unwrap(), "a registration through a replica counts at once");
+    assert!(replica.account_exists(&alice).await.unwrap());
+    replica.close().await;
     store.close().await;
 }
 

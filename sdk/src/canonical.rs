@@ -108,9 +108,21 @@ fn write_number(out: &mut String, number: &Number) {
 }
 
 fn write_string(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
     out.push('"');
+    let bytes = text.as_bytes();
     let mut plain_start = 0;
-    for (index, byte) in text.bytes().enumerate() {
+    let mut index = 0;
+    while index < bytes.len() {
+        // Envelopes are mostly long runs of base64 with nothing to escape: skip those eight
+        // bytes at a time, and look at single bytes only around the few that need escaping.
+        if let Some(Ok(word)) = bytes.get(index..index + 8).map(<[u8; 8]>::try_from)
+            && !may_need_escape(u64::from_le_bytes(word))
+        {
+            index += 8;
+            continue;
+        }
+        let byte = bytes[index];
         let escape = match byte {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -120,18 +132,35 @@ fn write_string(out: &mut String, text: &str) {
             0x08 => "\\b",
             0x0c => "\\f",
             0x00..=0x1f => "",
-            _ => continue,
+            _ => {
+                index += 1;
+                continue;
+            }
         };
+        // Escaped bytes are ASCII, so `index` is a character boundary.
         out.push_str(&text[plain_start..index]);
         if escape.is_empty() {
             let _ = write!(out, "\\u{byte:04x}");
         } else {
             out.push_str(escape);
         }
-        plain_start = index + 1;
+        index += 1;
+        plain_start = index;
     }
     out.push_str(&text[plain_start..]);
     out.push('"');
+}
+
+/// Whether any of the eight bytes in `word` is `"`, `\` or below 0x20 (the classic
+/// "has a byte less than n" and "has a zero byte" bit tricks; exact for n ≤ 128).
+fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let has_zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH_BITS;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+    let quote = has_zero_byte(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero_byte(word ^ (ONES * u64::from(b'\\')));
+    control | quote | backslash != 0
 }
 
 #[cfg(test)]
@@ -184,6 +213,45 @@ mod tests {
             "\"q\\\" b\\\\ \\b\\f\\n\\r\\t \\u0001\\u001f \u{7f} \u{2028} / ü\""
         );
         assert_eq!(stringify_str("{\"a\":1}"), r#""{\"a\":1}""#);
+    }
+
+    /// The byte-at-a-time definition the word-at-a-time writer must match.
+    fn escape_slowly(text: &str) -> String {
+        let mut out = String::from("\"");
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn escapes_at_every_position_of_a_word() {
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}', ' ', '\u{7f}', 'ü', '\u{2028}'] {
+            for position in 0..24 {
+                let mut text: String = "abcdefghijklmnopqrstuvwx".chars().take(position).collect();
+                text.push(special);
+                text.push_str("yz0123456789");
+                assert_eq!(stringify_str(&text), escape_slowly(&text), "{special:?} at {position}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_matches_the_definition(text in "(?s).{0,64}") {
+            proptest::prop_assert_eq!(stringify_str(&text), escape_slowly(&text));
+        }
     }
 
     #[test]

@@ -63,10 +63,11 @@ impl Relay {
     /// `dm3_getProfileExtension [name]`: the SDK default for registered users (§4.5, P20).
     pub(super) async fn extension(&self, name: &str) -> Result<Value, DeliveryError> {
         let name = Name::parse(name)?;
-        match self.store.get_account(&name.key).await? {
-            Some(_) => Ok(ProfileExtension::default().to_value()),
+        if self.store.account_exists(&name.key).await? {
+            Ok(ProfileExtension::default().to_value())
+        } else {
             // The reference's words: 400 {error: "unknown user"}.
-            None => Err(DeliveryError::rejected(Rejection::UnknownAccount, "unknown user")),
+            Err(DeliveryError::rejected(Rejection::UnknownAccount, "unknown user"))
         }
     }
 
@@ -79,17 +80,26 @@ impl Relay {
     }
 
     /// The account's profile as it counts now: the verified profile `name` resolves to, or,
-    /// when it does not resolve (or not validly), the one stored at registration.
+    /// when it does not resolve (or not validly), the one stored at registration. `account`
+    /// is that registration if the caller has it already; else it is read only when needed.
     pub(super) async fn current_profile(
         &self,
         name: &Name,
-        account: &Account,
+        account: Option<&Account>,
     ) -> Result<UserProfile, DeliveryError> {
         match self.directory.user_profile(&name.ens).await {
             Ok(Some(verified)) => return Ok(verified.profile.profile().clone()),
             Ok(None) => {}
             Err(error) => tracing::debug!(%error, "account profile does not resolve; using the stored one"),
         }
+        let fetched;
+        let account = match account {
+            Some(account) => account,
+            None => {
+                fetched = self.account(name).await?;
+                &fetched
+            }
+        };
         SignedUserProfile::parse(&account.profile)
             .map(|signed| signed.profile().clone())
             .map_err(|e| DeliveryError::Internal(format!("stored profile of {name} is invalid: {e}")))

@@ -67,7 +67,7 @@ impl Relay {
         })?;
         let account = self.account(&name).await?;
         let id = challenge_id(&self.node_name, &name, &answer.challenge).ok_or_else(invalid_challenge)?;
-        let key = self.current_profile(&name, &account).await?.verify_key().map_err(|e| {
+        let key = self.current_profile(&name, Some(&account)).await?.verify_key().map_err(|e| {
             DeliveryError::rejected(
                 Rejection::BadSignature,
                 format!("the account's profile has no usable key: {e}"),

@@ -40,13 +40,13 @@ use crate::config::UnresolvedSenderPolicy;
 use crate::names::ResolveError;
 use crate::names::directory::DirectoryError;
 use crate::protocol::{DeliveryError, Rejection};
-use crate::store::{self, Account, Inserted, NewEnvelope};
+use crate::store::{self, Inserted, NewEnvelope};
 use crate::telemetry::metrics::{ENVELOPES_ACCEPTED, ENVELOPES_DUPLICATE, ENVELOPES_REJECTED};
 
 /// Who an envelope is for.
 enum Recipient {
     /// A DM3 user registered here: the envelope is stored for retrieval.
-    Account(Account),
+    Account,
     /// One of the node's virtual identities: the envelope goes to the bridge's inbox.
     VirtualIdentity(UserProfile),
 }
@@ -93,7 +93,7 @@ impl Relay {
         let sender = self.authenticate_sender(&envelope, &sender_name).await?;
         let now = now_ms();
         let key = match &recipient {
-            Recipient::Account(account) => self.current_profile(&receiver, account).await?,
+            Recipient::Account => self.current_profile(&receiver, None).await?,
             Recipient::VirtualIdentity(profile) => profile.clone(),
         };
         let stored = self.postmark(&envelope, &delivery, &receiver, &key, now).await?;
@@ -106,7 +106,7 @@ impl Relay {
             expires_at_ms: self.expiry(now),
         };
         let inserted = match recipient {
-            Recipient::Account(_) => self.store.insert_envelope(stored).await?,
+            Recipient::Account => self.store.insert_envelope(stored).await?,
             Recipient::VirtualIdentity(_) => self.queue_for_bridge(&stored).await?,
         };
         Ok((inserted, sender))
@@ -137,8 +137,8 @@ impl Relay {
     /// §8 step 3: who the envelope is for. A registered account first; then, when the node
     /// bridges, one of its virtual identities (whose verified profile the local names answer).
     async fn recipient(&self, receiver: &Name) -> Result<Recipient, DeliveryError> {
-        if let Some(account) = self.store.get_account(&receiver.key).await? {
-            return Ok(Recipient::Account(account));
+        if self.store.account_exists(&receiver.key).await? {
+            return Ok(Recipient::Account);
         }
         if self.engine_queue.is_some() && self.local_names.is_virtual_identity_name(&receiver.ens) {
             match self.directory.user_profile(&receiver.ens).await {

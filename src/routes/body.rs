@@ -12,16 +12,17 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::error::ApiError;
 
-/// Reads at most `limit` bytes; more is a 413 [`ApiError::too_large`].
+/// Reads at most `limit` bytes; more is a 413 [`ApiError::body_too_large`], which closes the
+/// connection (the rest of the body is never read).
 pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared =
         headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::too_large());
+        return Err(ApiError::body_too_large());
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::too_large()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::body_too_large()),
         Err(e) => Err(ApiError::invalid_request(format!("the request body could not be read: {e}"))),
     }
 }

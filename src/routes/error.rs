@@ -34,8 +34,9 @@
 //! Internal errors are logged with their detail and answered with a generic message: the
 //! detail may name files, tables or hosts.
 
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONNECTION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -67,11 +68,14 @@ pub struct ApiError {
     pub code: i32,
     pub message: String,
     pub id: Option<Value>,
+    /// Answer with `Connection: close`: the request body was left unread, so the connection
+    /// cannot carry another request.
+    pub close_connection: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: i32, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), id: None }
+        Self { status, code, message: message.into(), id: None, close_connection: false }
     }
 
     /// Echoes the JSON-RPC request id, if the request had one.
@@ -83,6 +87,13 @@ impl ApiError {
     /// 413: the body is larger than the route accepts.
     pub fn too_large() -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE, "Message is too large")
+    }
+
+    /// 413 for a raw body over its limit, refused before it was read to the end. The server
+    /// drops such a connection after answering, so the answer says `Connection: close`: a
+    /// pooling client then does not send its next request on a connection about to close.
+    pub fn body_too_large() -> Self {
+        Self { close_connection: true, ..Self::too_large() }
     }
 
     /// 400: the body is not JSON.
@@ -154,6 +165,11 @@ impl IntoResponse for ApiError {
         if let (Some(id), Some(object)) = (self.id, body.as_object_mut()) {
             object.insert("id".to_owned(), id);
         }
-        (self.status, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        let mut response =
+            (self.status, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+        if self.close_connection {
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }

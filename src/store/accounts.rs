@@ -5,10 +5,43 @@
 //! routes and tokens are name-bound anyway) and keep the address beside it; an upsert replaces
 //! address and profile but keeps the first `created_at`. The signed profile is stored as the
 //! exact JSON text received, because its signature covers that text's canonical form.
+//!
+//! Every submit must check that its receiver has an account here. That check is answered from
+//! memory once a name was seen ([`KnownAccounts`]): accounts are never deleted, so "this name
+//! has an account" can never become false, not even when another replica shares the
+//! database, and a remembered yes is always right. A no is never remembered: it is asked of
+//! the database each time, so a registration through any replica counts at once.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use sqlx::Row;
 
 use super::{EnsName, Store, StoreError, on_pool};
+
+/// Names known to have an account (see the module documentation for why this cannot go
+/// stale). Bounded: when full it starts over, which only costs a query per name.
+#[derive(Default)]
+pub(super) struct KnownAccounts {
+    names: Mutex<HashSet<EnsName>>,
+}
+
+impl KnownAccounts {
+    const MAX_ENTRIES: usize = 100_000;
+
+    fn contains(&self, name: &EnsName) -> bool {
+        self.names.lock().is_ok_and(|names| names.contains(name))
+    }
+
+    fn remember(&self, name: &EnsName) {
+        if let Ok(mut names) = self.names.lock() {
+            if names.len() >= Self::MAX_ENTRIES {
+                names.clear();
+            }
+            names.insert(name.clone());
+        }
+    }
+}
 
 /// A registered account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +76,25 @@ impl Store {
             .execute(p)
             .await
             .map(|_| ()))?;
+        self.known_accounts().remember(name);
         Ok(())
+    }
+
+    /// Whether `name` has an account; from memory once it was seen (see the module docs).
+    pub async fn account_exists(&self, name: &EnsName) -> Result<bool, StoreError> {
+        if self.known_accounts().contains(name) {
+            return Ok(true);
+        }
+        const SQL: &str = "SELECT 1 FROM accounts WHERE name = $1";
+        let exists = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(name.as_str())
+            .fetch_optional(p)
+            .await?
+            .is_some());
+        if exists {
+            self.known_accounts().remember(name);
+        }
+        Ok(exists)
     }
 
     /// The account registered under `name`, if any.

@@ -41,7 +41,9 @@ const ENVELOPE: Shape =
 impl Envelope {
     /// `JSON.stringify(envelope)` with the reference's key order.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(self.size() + 16);
+        // Room for the message (most of an envelope) and the small rest; measuring exactly
+        // would cost a whole canonical serialization.
+        let mut out = String::with_capacity(self.message().len() + 4096);
         write_object(&mut out, self.as_map(), &ENVELOPE);
         out
     }
