@@ -202,29 +202,32 @@ async fn two_hundred_messages_each_way_arrive_in_order() {
     let alice = &world.alice;
     eprintln!("set up in {:.1} s", started.elapsed().as_secs_f64());
 
-    // DM3 → Matrix: alice's client sends one after the other without waiting for delivery.
-    let sent: Vec<String> = (0..COUNT).map(|i| format!("m{i:03}")).collect();
+    // Both at once, each one message after the other without waiting for delivery: alice's
+    // client (DM3 → Matrix) and bob's (Matrix → DM3, as fast as Synapse takes them).
+    let from_alice: Vec<String> = (0..COUNT).map(|i| format!("m{i:03}")).collect();
+    let from_bob: Vec<String> = (0..COUNT).map(|i| format!("b{i:03}")).collect();
     let phase = Instant::now();
-    for text in &sent {
-        alice.send(&directory, alice.builder(&bob_name).text(text, None)).await;
-    }
+    let bob_sends = tokio::spawn({
+        let (bob, room, texts) = (bob.clone(), room.clone(), from_bob.clone());
+        async move {
+            for (i, text) in texts.iter().enumerate() {
+                bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
+            }
+            eprintln!("bob sent {COUNT} in {:.1} s", phase.elapsed().as_secs_f64());
+        }
+    });
+    let messages = from_alice.iter().map(|text| alice.builder(&bob_name).text(text, None)).collect();
+    alice.send_all(&directory, messages).await;
     eprintln!("alice sent {COUNT} in {:.1} s", phase.elapsed().as_secs_f64());
-    let arrived = wait_for_ghost_texts(&synapse, &bob, &room, &ghost, COUNT).await;
-    eprintln!("bob saw them {:.1} s after the first send", phase.elapsed().as_secs_f64());
-    settled(&bridge).await;
-    assert_eq!(ghost_texts(&bob, &room, &ghost).await, sent, "(first seen: {arrived:?})");
+    bob_sends.await.unwrap();
 
-    // Matrix → DM3: bob sends as fast as Synapse takes them.
-    let sent: Vec<String> = (0..COUNT).map(|i| format!("b{i:03}")).collect();
-    let phase = Instant::now();
-    for (i, text) in sent.iter().enumerate() {
-        bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
-    }
-    eprintln!("bob sent {COUNT} in {:.1} s", phase.elapsed().as_secs_f64());
-    wait_for_dm3_texts(&world, &directory, &bob_name, COUNT).await;
-    eprintln!("alice's DS held them {:.1} s after the first send", phase.elapsed().as_secs_f64());
-    settled(&bridge).await;
-    assert_eq!(dm3_texts(&world, &directory, &bob_name).await, sent);
+    wait_for_dm3_count(&world, COUNT).await;
+    eprintln!("alice's DS held bob's {:.1} s after the first send", phase.elapsed().as_secs_f64());
+    settled(&bridge, &synapse).await;
+    eprintln!("the bridge's queues were empty {:.1} s after the first send", phase.elapsed().as_secs_f64());
+    assert_eq!(ghost_texts(&bob, &room, &ghost).await, from_alice);
+    assert_eq!(dm3_texts(&world, &directory, &bob_name).await, from_bob);
+    eprintln!("checked {:.1} s after the first send", phase.elapsed().as_secs_f64());
 
     bridge.node.shutdown().await.unwrap();
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
@@ -240,17 +243,15 @@ async fn a_restart_of_the_bridge_loses_and_duplicates_nothing() {
 
     // DM3 → Matrix: the bridge accepted all 50 and stops while it is still delivering them.
     let sent: Vec<String> = (0..COUNT).map(|i| format!("m{i:03}")).collect();
-    for text in &sent {
-        alice.send(&directory, alice.builder(&bob_name).text(text, None)).await;
-    }
+    let messages = sent.iter().map(|text| alice.builder(&bob_name).text(text, None)).collect();
+    alice.send_all(&directory, messages).await;
     let before = ghost_texts(&bob, &room, &ghost).await.len();
     let stopped = stop(bridge).await;
     let during = ghost_texts(&bob, &room, &ghost).await.len();
     eprintln!("bob had {before} of {COUNT} when the bridge was told to stop, {during} once it stopped");
     assert!(during < COUNT, "all {COUNT} were delivered before the bridge stopped: nothing was in flight");
     let bridge = stopped.start().await;
-    wait_for_ghost_texts(&synapse, &bob, &room, &ghost, COUNT).await;
-    settled(&bridge).await;
+    settled(&bridge, &synapse).await;
     assert_eq!(ghost_texts(&bob, &room, &ghost).await, sent);
 
     // Matrix → DM3: bob keeps sending while the bridge stops and starts again; Synapse
@@ -285,8 +286,8 @@ async fn a_restart_of_the_bridge_loses_and_duplicates_nothing() {
         progress.load(Ordering::SeqCst)
     );
     sender.await.unwrap();
-    wait_for_dm3_texts(&world, &directory, &bob_name, COUNT).await;
-    settled(&bridge).await;
+    wait_for_dm3_count(&world, COUNT).await;
+    settled(&bridge, &synapse).await;
     assert_eq!(dm3_texts(&world, &directory, &bob_name).await, sent);
 
     bridge.node.shutdown().await.unwrap();
@@ -303,7 +304,9 @@ struct StoppedBridge {
 /// Shuts `bridge` down gracefully: requests in flight finish, then the jobs in flight.
 async fn stop(bridge: TestNode) -> StoppedBridge {
     let TestNode { node, client, config, dir, .. } = bridge;
+    let stopping = Instant::now();
     node.shutdown().await.unwrap();
+    eprintln!("the bridge stopped in {:.1} s", stopping.elapsed().as_secs_f64());
     StoppedBridge { config, dir, client }
 }
 
@@ -320,7 +323,7 @@ impl StoppedBridge {
 }
 
 /// Waits until the bridge has no job pending in either queue; none may have failed.
-async fn settled(bridge: &TestNode) {
+async fn settled(bridge: &TestNode, synapse: &Synapse) {
     let deadline = Instant::now() + LONG_WAIT;
     loop {
         let counts = bridge.node.store().count_jobs().await.unwrap();
@@ -329,7 +332,11 @@ async fn settled(bridge: &TestNode) {
         if counts.iter().all(|c| c.state != JobState::Pending || c.count == 0) {
             return;
         }
-        assert!(Instant::now() < deadline, "jobs still pending after {LONG_WAIT:?}: {counts:?}");
+        assert!(
+            Instant::now() < deadline,
+            "jobs still pending after {LONG_WAIT:?}: {counts:?}\n{}",
+            synapse.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -344,30 +351,6 @@ async fn ghost_texts(bob: &MatrixUser, room: &str, ghost: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the ghost sent at least `count` messages into the room; their bodies.
-async fn wait_for_ghost_texts(
-    synapse: &Synapse,
-    bob: &MatrixUser,
-    room: &str,
-    ghost: &str,
-    count: usize,
-) -> Vec<String> {
-    let deadline = Instant::now() + LONG_WAIT;
-    loop {
-        let texts = ghost_texts(bob, room, ghost).await;
-        if texts.len() >= count {
-            return texts;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {count} ghost messages within {LONG_WAIT:?}\n{}",
-            texts.len(),
-            synapse.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// The texts alice's delivery service holds from `from`, as a messenger orders them: by the
 /// sender's timestamp, messages of the same millisecond in the order they were stored.
 async fn dm3_texts(world: &Dm3World, directory: &Directory, from: &str) -> Vec<String> {
@@ -377,11 +360,11 @@ async fn dm3_texts(world: &Dm3World, directory: &Directory, from: &str) -> Vec<S
     received.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect()
 }
 
-/// Waits until alice's delivery service holds at least `count` messages from `from`.
-async fn wait_for_dm3_texts(world: &Dm3World, directory: &Directory, from: &str, count: usize) {
+/// Waits until alice's delivery service holds at least `count` messages.
+async fn wait_for_dm3_count(world: &Dm3World, count: usize) {
     let deadline = Instant::now() + LONG_WAIT;
     loop {
-        let held = world.alice.incoming(&world.ds_b, directory, from).await.len();
+        let held = world.alice.stored_count(&world.ds_b).await;
         if held >= count {
             return;
         }

@@ -166,6 +166,31 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Where a message to one recipient goes: their encryption key and their delivery services'
+/// URLs and keys, resolved through the chain.
+struct Route {
+    recipient_key: [u8; 32],
+    delivery_services: Vec<(String, [u8; 32])>,
+}
+
+impl Route {
+    async fn resolve(directory: &Directory, to: &str) -> Route {
+        let to: dm3::ens::EnsName = to.parse().unwrap();
+        let recipient = directory.user_profile(&to).await.unwrap().expect("the recipient has a profile");
+        let profile = recipient.profile.profile();
+        let mut delivery_services = Vec::new();
+        for ds_name in profile.delivery_services() {
+            let ds = directory
+                .delivery_service(&ds_name.parse().unwrap())
+                .await
+                .unwrap()
+                .expect("the recipient's delivery service resolves");
+            delivery_services.push((ds.url().to_owned(), ds.encryption_key().unwrap()));
+        }
+        Route { recipient_key: profile.encryption_key().unwrap(), delivery_services }
+    }
+}
+
 /// A message alice received, opened and checked.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -224,21 +249,29 @@ impl Dm3User {
     /// Signs `message`, seals it for every delivery service of `to` (resolved through
     /// `directory`) and posts it; the message hash.
     pub async fn send(&self, directory: &Directory, message: Message) -> MessageHash {
+        let route = Route::resolve(directory, message.to()).await;
+        self.send_on(&route, message).await
+    }
+
+    /// Sends `messages`, all to one recipient, one after the other, resolving the recipient's
+    /// profile and delivery services once (as a client caches them); their hashes.
+    pub async fn send_all(&self, directory: &Directory, messages: Vec<Message>) -> Vec<MessageHash> {
+        let Some(to) = messages.first().map(|m| m.to().to_owned()) else { return Vec::new() };
+        let route = Route::resolve(directory, &to).await;
+        let mut hashes = Vec::with_capacity(messages.len());
+        for message in messages {
+            assert_eq!(message.to(), to, "send_all sends to one recipient");
+            hashes.push(self.send_on(&route, message).await);
+        }
+        hashes
+    }
+
+    async fn send_on(&self, route: &Route, message: Message) -> MessageHash {
         let message = message.sign(self.signing());
-        let to: dm3::ens::EnsName = message.to().parse().unwrap();
-        let recipient = directory.user_profile(&to).await.unwrap().expect("the recipient has a profile");
-        let profile = recipient.profile.profile();
-        for ds_name in profile.delivery_services() {
-            let ds = directory
-                .delivery_service(&ds_name.parse().unwrap())
-                .await
-                .unwrap()
-                .expect("the recipient's delivery service resolves");
-            let recipient_key = profile.encryption_key().unwrap();
-            let ds_key = ds.encryption_key().unwrap();
+        for (ds_url, ds_key) in &route.delivery_services {
             let envelope =
-                Envelope::seal(&message, self.signing(), &recipient_key, &ds_key).expect("sealing");
-            self.post(ds.url(), &envelope).await;
+                Envelope::seal(&message, self.signing(), &route.recipient_key, ds_key).expect("sealing");
+            self.post(ds_url, &envelope).await;
         }
         message.hash()
     }
@@ -253,6 +286,15 @@ impl Dm3User {
         let status = response.status();
         let text = response.text().await.unwrap();
         assert!(status.is_success(), "submitting to {ds_url}: {status} {text}");
+    }
+
+    /// How many envelopes `ds` stores for this user, unopened (cheap enough to poll).
+    pub async fn stored_count(&self, ds: &TestNode) -> usize {
+        let url = ds.url(&format!("/delivery/messages/incoming/{}", self.name));
+        let response = self.http.get(url).bearer_auth(self.token.as_deref().unwrap()).send().await.unwrap();
+        assert!(response.status().is_success(), "incoming: {}", response.status());
+        let envelopes: Vec<Value> = response.json().await.unwrap();
+        envelopes.len()
     }
 
     /// Everything `ds` stores for this user from `from`, opened; the message signature is
