@@ -27,7 +27,7 @@ use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
 use dm3_bridge::names::chain::build_directory;
 use dm3_bridge::names::directory::Directory;
 use dm3_bridge::node::Node;
-use dm3_bridge::store::JobState;
+use dm3_bridge::store::{JobState, QueueName};
 use dm3_world::{ALICE, Dm3World};
 use serde_json::{Value, json};
 use support::TestDb;
@@ -229,7 +229,7 @@ async fn two_hundred_messages_each_way_arrive_in_order() {
     assert_eq!(dm3_texts(&world, &directory, &bob_name).await, from_bob);
     eprintln!("checked {:.1} s after the first send", phase.elapsed().as_secs_f64());
 
-    bridge.node.shutdown().await.unwrap();
+    stop(bridge).await;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -291,6 +291,56 @@ async fn a_restart_of_the_bridge_loses_and_duplicates_nothing() {
     assert_eq!(dm3_texts(&world, &directory, &bob_name).await, sent);
 
     bridge.node.shutdown().await.unwrap();
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synapse_restart_loses_nothing() {
+    const HALF: usize = 20;
+    let started = Instant::now();
+    let Bridged { world, bridge, mut synapse, bob, room, ghost, bob_name } = bridged(None).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+    let from_alice: Vec<String> = (0..2 * HALF).map(|i| format!("m{i:03}")).collect();
+    let from_bob: Vec<String> = (0..2 * HALF).map(|i| format!("b{i:03}")).collect();
+    let alice_sends = |texts: &[String]| {
+        let messages = texts.iter().map(|text| alice.builder(&bob_name).text(text, None)).collect();
+        alice.send_all(&directory, messages)
+    };
+
+    // bob's first half, and Synapse stops at once: what it had not pushed to the bridge yet
+    // waits in its database.
+    for (i, text) in from_bob[..HALF].iter().enumerate() {
+        bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
+    }
+    let down_for = Instant::now();
+    synapse.stop().await.unwrap();
+    let at_stop = world.alice.stored_count(&world.ds_b).await;
+    // alice's first half reaches the bridge while Synapse is down: it keeps them and retries.
+    let while_down = alice_sends(&from_alice[..HALF]).await;
+    synapse.start_again().await.unwrap();
+    eprintln!(
+        "alice held {at_stop} of bob's {HALF} when Synapse stopped; it was down {:.1} s",
+        down_for.elapsed().as_secs_f64()
+    );
+
+    // The second halves, through the restarted homeserver.
+    for (i, text) in from_bob[HALF..].iter().enumerate() {
+        bob.send_text(&room, &format!("b{}", HALF + i), text).await.unwrap();
+    }
+    alice_sends(&from_alice[HALF..]).await;
+
+    wait_for_dm3_count(&world, 2 * HALF).await;
+    settled(&bridge, &synapse).await;
+    assert_eq!(dm3_texts(&world, &directory, &bob_name).await, from_bob);
+    assert_eq!(ghost_texts(&bob, &room, &ghost).await, from_alice);
+    // The bridge did meet the stopped homeserver: the first message sent meanwhile took
+    // more than one attempt.
+    let key = format!("{bob_name}:{}", while_down[0]);
+    let job = bridge.node.store().get_job(QueueName::Inbox, &key).await.unwrap().unwrap();
+    assert!(job.attempts >= 2, "{job:?}");
+
+    stop(bridge).await;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 }
 

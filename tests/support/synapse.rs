@@ -14,6 +14,8 @@
 //! - **Users.** [`Synapse::register_user`] runs `register_new_matrix_user` (the shared-secret admin
 //!   registration) and logs in, giving a [`MatrixUser`] that speaks the client-server API with
 //!   plain JSON, as any client would.
+//! - **Restart.** [`Synapse::stop`] (SIGTERM) and [`Synapse::start_again`] on the same directory
+//!   and port, or both at once with [`Synapse::restart`]: what survives a homeserver restart.
 //! - **Stop.** On drop the process is killed and its directory removed. Its log is kept in the
 //!   directory while it runs and shown in start-up errors.
 #![allow(dead_code)] // each test file uses a different part of the harness
@@ -91,34 +93,71 @@ impl Synapse {
     async fn start_once(venv: &Path, registration_yaml: &str) -> Result<Synapse> {
         let dir = tempfile::Builder::new().prefix("dm3-synapse-").tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let config = write_config(dir.path(), port, registration_yaml)?;
-        let log = std::fs::File::create(dir.path().join("homeserver.log"))?;
-        let child = Command::new(venv.join("bin/python"))
-            .args(["-m", "synapse.app.homeserver", "-c"])
-            .arg(&config)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting Synapse from {}", venv.display()))?;
+        write_config(dir.path(), port, registration_yaml)?;
+        let child = spawn(venv, dir.path())?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
         let url = format!("http://127.0.0.1:{port}");
         let mut synapse = Synapse { child, dir, venv: venv.to_owned(), url, http };
+        synapse.wait_until_ready().await?;
+        Ok(synapse)
+    }
 
+    /// Stops Synapse as an operator's restart does (SIGTERM, then waiting for it to exit) and
+    /// starts it again on the same data directory, configuration and port; answers once it
+    /// serves again. Its users' tokens, rooms and pending appservice transactions survive.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await?;
+        self.start_again().await
+    }
+
+    /// Stops the process: SIGTERM, and SIGKILL if it has not exited within 30 s. Start it again
+    /// with [`start_again`](Self::start_again).
+    pub async fn stop(&mut self) -> Result<()> {
+        if self.child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("running kill")?;
+        if terminated.success() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if self.child.try_wait()?.is_some() {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        self.child.kill().ok();
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts the stopped homeserver again on the same directory and port.
+    pub async fn start_again(&mut self) -> Result<()> {
+        if self.child.try_wait()?.is_none() {
+            bail!("Synapse at {} is still running", self.url);
+        }
+        self.child = spawn(&self.venv, self.dir.path())?;
+        self.wait_until_ready().await
+    }
+
+    async fn wait_until_ready(&mut self) -> Result<()> {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(90);
+        let url = &self.url;
         loop {
-            if let Some(status) = synapse.child.try_wait()? {
-                bail!("Synapse exited with {status} on port {port}:\n{}", synapse.log_tail());
+            if let Some(status) = self.child.try_wait()? {
+                bail!("Synapse exited with {status} at {url}:\n{}", self.log_tail());
             }
-            let versions = synapse.http.get(format!("{}/_matrix/client/versions", synapse.url)).send().await;
+            let versions = self.http.get(format!("{url}/_matrix/client/versions")).send().await;
             if versions.is_ok_and(|r| r.status().is_success()) {
-                eprintln!("synapse: ready on port {port} in {:.1} s", started.elapsed().as_secs_f64());
-                return Ok(synapse);
+                eprintln!("synapse: ready at {url} in {:.1} s", started.elapsed().as_secs_f64());
+                return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("Synapse on port {port} did not answer within 90 s:\n{}", synapse.log_tail());
+                bail!("Synapse at {url} did not answer within 90 s:\n{}", self.log_tail());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -321,6 +360,20 @@ fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| anyhow!("random: {e}"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Starts the homeserver of `dir` (its homeserver.yaml), appending to its log.
+fn spawn(venv: &Path, dir: &Path) -> Result<Child> {
+    let log = std::fs::File::options().create(true).append(true).open(dir.join("homeserver.log"))?;
+    Command::new(venv.join("bin/python"))
+        .args(["-m", "synapse.app.homeserver", "-c"])
+        .arg(dir.join("homeserver.yaml"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting Synapse from {}", venv.display()))
 }
 
 /// Writes homeserver.yaml, the signing key and the registration into `dir`; answers the config path.
