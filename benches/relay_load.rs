@@ -177,7 +177,8 @@ async fn start_node(database_url: Option<String>, users: impl Iterator<Item = &U
     let child = node_command(&config, &env).arg("run").stdout(Stdio::null()).spawn().unwrap();
     let node = Node { child, url, address, _dir: dir };
     let client = reqwest::Client::new();
-    for _ in 0..200 {
+    // Up to a minute: under a profiler (scripts/callgrind-relay.sh) start-up is slow.
+    for _ in 0..1200 {
         if client.get(format!("{}/ready", node.url)).send().await.is_ok_and(|r| r.status().is_success()) {
             return (node, profile["profile"].clone());
         }
