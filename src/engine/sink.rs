@@ -14,12 +14,23 @@
 //!
 //! The job's conversation is `<network>:<conversation>`, so each network conversation is
 //! ordered on its own. The payload is the item's serde JSON; the outbox handler reads it back.
+//!
+//! The batch is remembered under the network's key *and* a digest of its items' job keys
+//! ([`stored_batch_key`]): a network may give a new batch the id of an old one. Synapse on
+//! SQLite restarts its transaction numbering at 1 when it restarts (element-hq/synapse#14556),
+//! and with the key alone every batch after such a restart would be taken for a replay and
+//! dropped until the numbers passed the old ones. A true replay has the same items, so the
+//! same digest, and is a duplicate; a replay with fewer or other items (Synapse drops a retried
+//! transaction's receipts) is remembered anew, and its items' own keys keep each of them from
+//! being queued twice.
 
 use std::time::Duration;
 
 use dm3_bridge_connector::{
     Accepted, BoxFuture, ConversationId, Inbound, InboundBatch, InboundSink, NetworkId, SinkError,
 };
+
+use dm3::hash::sha256;
 
 use crate::clock::now_ms;
 use crate::store::{BatchKey, Inserted, NewJob, QueueName};
@@ -65,7 +76,8 @@ impl InboundQueue {
                 })
             })
             .collect::<Result<Vec<_>, SinkError>>()?;
-        let key = BatchKey { network: batch.network.clone(), key: batch.key.as_str().to_owned() };
+        let key =
+            BatchKey { network: batch.network.clone(), key: stored_batch_key(batch.key.as_str(), &jobs) };
         match self.queue.enqueue_batch(Some(&key), &jobs, now_ms).await {
             Ok(inserted) => {
                 let (accepted, label) = match inserted {
@@ -91,6 +103,18 @@ impl InboundSink for InboundQueue {
     }
 }
 
+/// The key a batch is remembered under: `<network's key>#<digest of the job keys>`, the first
+/// 16 bytes of SHA-256 over the keys in order, in hex (see the module doc).
+pub fn stored_batch_key(network_key: &str, jobs: &[NewJob]) -> String {
+    let mut keys = Vec::new();
+    for job in jobs {
+        keys.extend_from_slice(job.idempotency_key.as_bytes());
+        keys.push(0); // the store refuses control characters in keys: joined, they stay apart
+    }
+    let digest: String = sha256(&keys).iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{network_key}#{digest}")
+}
+
 /// The outbox job key of an inbound item (see the module doc).
 pub fn job_key(network: &NetworkId, item: &Inbound) -> String {
     match item {
@@ -105,4 +129,32 @@ pub fn job_key(network: &NetworkId, item: &Inbound) -> String {
 /// The job conversation of a network conversation: the unit of ordering in the outbox.
 pub fn job_conversation(network: &NetworkId, conversation: &ConversationId) -> String {
     format!("{network}:{conversation}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(key: &str) -> NewJob {
+        NewJob {
+            queue: QueueName::Outbox,
+            idempotency_key: key.to_owned(),
+            conversation: "matrix:!room".to_owned(),
+            payload: "{}".to_owned(),
+            expires_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_reused_batch_id_with_other_items_is_another_batch() {
+        let first = stored_batch_key("scope.1", &[job("matrix:$a"), job("matrix:$b")]);
+        assert!(first.starts_with("scope.1#"), "{first}");
+        assert_eq!(first, stored_batch_key("scope.1", &[job("matrix:$a"), job("matrix:$b")]));
+        assert_ne!(first, stored_batch_key("scope.1", &[job("matrix:$c")]));
+        assert_ne!(first, stored_batch_key("scope.1", &[job("matrix:$a")]));
+        assert_ne!(first, stored_batch_key("scope.2", &[job("matrix:$a"), job("matrix:$b")]));
+        // Joining is unambiguous: one key "ab" is not two keys "a", "b".
+        assert_ne!(stored_batch_key("k", &[job("ab")]), stored_batch_key("k", &[job("a"), job("b")]));
+        assert_eq!(stored_batch_key("k", &[]).len(), "k#".len() + 32);
+    }
 }
