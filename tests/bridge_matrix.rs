@@ -221,7 +221,7 @@ async fn two_hundred_messages_each_way_arrive_in_order() {
     eprintln!("alice sent {COUNT} in {:.1} s", phase.elapsed().as_secs_f64());
     bob_sends.await.unwrap();
 
-    wait_for_dm3_count(&world, COUNT).await;
+    wait_for_dm3_count(&world, &bridge, &synapse, COUNT).await;
     eprintln!("alice's DS held bob's {:.1} s after the first send", phase.elapsed().as_secs_f64());
     settled(&bridge, &synapse).await;
     eprintln!("the bridge's queues were empty {:.1} s after the first send", phase.elapsed().as_secs_f64());
@@ -286,7 +286,7 @@ async fn a_restart_of_the_bridge_loses_and_duplicates_nothing() {
         progress.load(Ordering::SeqCst)
     );
     sender.await.unwrap();
-    wait_for_dm3_count(&world, COUNT).await;
+    wait_for_dm3_count(&world, &bridge, &synapse, COUNT).await;
     settled(&bridge, &synapse).await;
     assert_eq!(dm3_texts(&world, &directory, &bob_name).await, sent);
 
@@ -308,10 +308,22 @@ async fn a_synapse_restart_loses_nothing() {
         alice.send_all(&directory, messages)
     };
 
-    // bob's first half, and Synapse stops at once: what it had not pushed to the bridge yet
-    // waits in its database.
+    // bob's first half; Synapse stops as soon as the bridge has accepted it (not sooner:
+    // Synapse keeps the events that arrive while a push is in flight in memory only, and
+    // loses them if it stops then — element-hq/synapse#11637). The bridge delivers what it
+    // accepted whatever the homeserver does.
+    let queued_before = outbox_jobs(&bridge).await;
     for (i, text) in from_bob[..HALF].iter().enumerate() {
         bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
+    }
+    let deadline = Instant::now() + LONG_WAIT;
+    while outbox_jobs(&bridge).await < queued_before + HALF as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the bridge did not accept bob's messages\n{}",
+            synapse.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let down_for = Instant::now();
     synapse.stop().await.unwrap();
@@ -330,7 +342,7 @@ async fn a_synapse_restart_loses_nothing() {
     }
     alice_sends(&from_alice[HALF..]).await;
 
-    wait_for_dm3_count(&world, 2 * HALF).await;
+    wait_for_dm3_count(&world, &bridge, &synapse, 2 * HALF).await;
     settled(&bridge, &synapse).await;
     assert_eq!(dm3_texts(&world, &directory, &bob_name).await, from_bob);
     assert_eq!(ghost_texts(&bob, &room, &ghost).await, from_alice);
@@ -372,6 +384,12 @@ impl StoppedBridge {
     }
 }
 
+/// How many jobs the bridge ever queued in its outbox (network → DM3), in any state.
+async fn outbox_jobs(bridge: &TestNode) -> u64 {
+    let counts = bridge.node.store().count_jobs().await.unwrap();
+    counts.iter().filter(|c| c.queue == QueueName::Outbox).map(|c| c.count).sum()
+}
+
 /// Waits until the bridge has no job pending in either queue; none may have failed.
 async fn settled(bridge: &TestNode, synapse: &Synapse) {
     let deadline = Instant::now() + LONG_WAIT;
@@ -411,14 +429,19 @@ async fn dm3_texts(world: &Dm3World, directory: &Directory, from: &str) -> Vec<S
 }
 
 /// Waits until alice's delivery service holds at least `count` messages.
-async fn wait_for_dm3_count(world: &Dm3World, count: usize) {
+async fn wait_for_dm3_count(world: &Dm3World, bridge: &TestNode, synapse: &Synapse, count: usize) {
     let deadline = Instant::now() + LONG_WAIT;
     loop {
         let held = world.alice.stored_count(&world.ds_b).await;
         if held >= count {
             return;
         }
-        assert!(Instant::now() < deadline, "{held} of {count} messages reached alice within {LONG_WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{held} of {count} messages reached alice within {LONG_WAIT:?}; the bridge's jobs: {:?}\n{}",
+            bridge.node.store().count_jobs().await,
+            synapse.appservice_log()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

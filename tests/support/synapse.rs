@@ -175,6 +175,18 @@ impl Synapse {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// The lines of Synapse's log about application services (pushes, failures, recovery).
+    pub fn appservice_log(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("homeserver.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                l.contains("appservice") || l.contains("transactions/") || l.contains("Starting synapse")
+            })
+            .collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+
     /// Registers a normal (non-admin) user with `register_new_matrix_user` and logs them in.
     pub async fn register_user(&self, name: &str) -> Result<MatrixUser> {
         let password = format!("pw-{name}-{}", random_hex(8)?);
