@@ -4,8 +4,8 @@
 //! - `Any` decodes through its own small type set and re-checks every value at run time; the
 //!   native drivers give us their exact types (BIGINT ↔ `i64`, TEXT ↔ `String`) on both sides.
 //! - The backends must differ where it matters: SQLite needs WAL, `synchronous=FULL` and a busy
-//!   timeout on every connection; PostgreSQL will later claim jobs with
-//!   `FOR UPDATE SKIP LOCKED`, which SQLite has no equivalent for. With an enum the few
+//!   timeout on every connection; PostgreSQL claims engine jobs with
+//!   `FOR UPDATE SKIP LOCKED` ([`jobs`]), which SQLite has no equivalent for. With an enum the few
 //!   backend-specific statements are an ordinary `match`.
 //! - Everything else is written once: the SQL uses `$1`-style placeholders, which both drivers
 //!   accept, and `on_pool!` expands one body for each arm, so each copy is type-checked
