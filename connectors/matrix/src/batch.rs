@@ -3,8 +3,11 @@
 //! The transaction is what the bridge acknowledges, so it is also what the engine stores: one
 //! [`InboundBatch`] per transaction, keyed `<registration scope>.<txnId>` ([`batch_key`]) so a
 //! retried transaction is recognised and a regenerated registration (which restarts the
-//! homeserver's numbering) is not mistaken for a replay. [`SinkTransactions`] is the whole
-//! adapter: the appservice's [`TransactionSink`] over any engine [`InboundSink`].
+//! homeserver's numbering) is not mistaken for a replay. Synapse on SQLite also restarts its
+//! numbering whenever it restarts (element-hq/synapse#14556); the key alone cannot tell that
+//! apart, so the engine's sink remembers a batch under its key and a digest of its items.
+//! [`SinkTransactions`] is the whole adapter: the appservice's [`TransactionSink`] over any
+//! engine [`InboundSink`].
 //!
 //! What a transaction holds, and what each part becomes ([`inbound_items`]):
 //! - timeline events → [`crate::inbound::convert`]: an event, an unbridgeable event, or nothing;
