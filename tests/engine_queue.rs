@@ -922,5 +922,16 @@ async fn inbound_batches_become_outbox_jobs_once(db: &TestDb) {
         }
     }
     assert_eq!(order, ["matrix:$e1", "matrix:$e2", "matrix:$e3:unbridgeable", "matrix:$e4"]);
+
+    // Synapse on SQLite numbers its transactions from 1 again after a restart: a known key
+    // with other items is a new batch, not a replay of the old one.
+    let renumbered = InboundBatch {
+        network: network("matrix"),
+        key: IdempotencyKey::new("scope.txn1").unwrap(),
+        items: vec![event("$e5", "after a homeserver restart")],
+    };
+    assert_eq!(sink.accept(renumbered.clone()).await.unwrap(), Accepted::New);
+    assert_eq!(sink.accept(renumbered).await.unwrap(), Accepted::Duplicate);
+    assert_eq!(record(&store, "matrix:$e5").await.state, JobState::Pending);
     store.close().await;
 }
