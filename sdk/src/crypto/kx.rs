@@ -6,8 +6,18 @@
 //! Session keys are `BLAKE2b-512(q ‖ client_pk ‖ server_pk)` split in halves;
 //! the client reads with the first half and the server with the second
 //! (PROTOCOL.md P4). An all-zero `q` is rejected, as libsodium does (P22).
+//!
+//! `q = X25519(sk, peer)` is computed on the Edwards form of the curve when the peer's
+//! u-coordinate is on the curve: curve25519-dalek multiplies Edwards points with its AVX2
+//! backend, which the Montgomery ladder lacks, and a relay does two exchanges per envelope.
+//! The result is the same number (the u-coordinate of `[clamp(sk)]P` does not depend on which
+//! of the two points with that u-coordinate is `P`); a u-coordinate on the twist, which has no
+//! Edwards point, takes the ladder. Both paths are constant time in the secret; which path is
+//! taken depends only on the public key. A property test checks the result against
+//! x25519-dalek.
 
 use blake2::{Blake2b256, Blake2b512, Digest as _};
+use curve25519_dalek::montgomery::MontgomeryPoint;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -90,11 +100,21 @@ impl KxKeyPair {
     }
 
     fn shared_secret(&self, peer: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
-        let shared = StaticSecret::from(*self.secret).diffie_hellman(&PublicKey::from(*peer));
-        if !shared.was_contributory() {
+        let shared = Zeroizing::new(x25519(&self.secret, peer));
+        // A low-order peer key gives all zeros; libsodium refuses it (P22).
+        if shared.iter().fold(0u8, |any, byte| any | byte) == 0 {
             return Err(CryptoError::WeakSharedSecret);
         }
-        Ok(Zeroizing::new(shared.to_bytes()))
+        Ok(shared)
+    }
+}
+
+/// RFC 7748 X25519 (see the module documentation for the Edwards path).
+fn x25519(secret: &[u8; 32], peer: &[u8; 32]) -> [u8; 32] {
+    let u = MontgomeryPoint(*peer);
+    match u.to_edwards(0) {
+        Some(point) => point.mul_clamped(*secret).to_montgomery().to_bytes(),
+        None => u.mul_clamped(*secret).to_bytes(),
     }
 }
 
@@ -124,6 +144,49 @@ mod tests {
         let pair = KxKeyPair::generate();
         assert_eq!(pair.client_session_keys(&[0u8; 32]).err(), Some(CryptoError::WeakSharedSecret));
         assert_eq!(pair.server_session_keys(&[0u8; 32]).err(), Some(CryptoError::WeakSharedSecret));
+    }
+
+    fn reference_x25519(secret: &[u8; 32], peer: &[u8; 32]) -> [u8; 32] {
+        StaticSecret::from(*secret).diffie_hellman(&PublicKey::from(*peer)).to_bytes()
+    }
+
+    #[test]
+    fn x25519_matches_the_ladder_on_special_points() {
+        let secret = [0x5a; 32];
+        let p = "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f";
+        let specials = [
+            // Low order (libsodium's blocklist), 0 and 1, p - 1 (= -1, twist), p, p + 1, 2^255 - 1.
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            p,
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            // The base point, with and without the top bit (which X25519 ignores).
+            "0900000000000000000000000000000000000000000000000000000000000000",
+            "0900000000000000000000000000000000000000000000000000000000000080",
+        ];
+        for hex in specials {
+            let peer: [u8; 32] = crate::encoding::hex_decode_array(&format!("0x{hex}")).unwrap();
+            assert_eq!(x25519(&secret, &peer), reference_x25519(&secret, &peer), "{hex}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any 32 bytes as the peer key: about half are on the twist and take the ladder.
+        #[test]
+        fn x25519_matches_the_ladder(secret in proptest::array::uniform32(0u8..), peer in proptest::array::uniform32(0u8..)) {
+            proptest::prop_assert_eq!(x25519(&secret, &peer), reference_x25519(&secret, &peer));
+        }
+
+        /// Real public keys: all on the curve, so all take the Edwards path.
+        #[test]
+        fn x25519_matches_the_ladder_for_public_keys(secret in proptest::array::uniform32(0u8..), other in proptest::array::uniform32(0u8..)) {
+            let peer = KxKeyPair::from_secret(other).public;
+            proptest::prop_assert_eq!(x25519(&secret, &peer), reference_x25519(&secret, &peer));
+        }
     }
 
     #[test]
