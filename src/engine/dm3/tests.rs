@@ -353,3 +353,21 @@ async fn a_delivery_receipt_is_a_signed_read_received() {
     assert_eq!(receipt.message.verify(&bob_key(&w), w.bob.name.as_str()), Ok(()));
     assert_eq!(receipt, delivery_receipt(&w.bob.name, &w.alice.name, signing, &w.original, 42));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Any text a network user writes reaches the other network with the same body (the HTML
+    /// is the rendering of that body).
+    #[test]
+    fn any_text_keeps_its_body_through_dm3(body in "\\PC{1,200}") {
+        proptest::prop_assume!(!body.trim().is_empty());
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let events = runtime.block_on(async { world().round_trip(text_message(&body)).await });
+        let expected = super::markdown::render_text(&body);
+        proptest::prop_assert_eq!(
+            events,
+            vec![EventKind::Message(Message::new(Content::Text(expected)))]
+        );
+    }
+}

@@ -147,18 +147,20 @@ fn rpc_url(url: &str, allow_private: bool) -> Result<Url, SubmitError> {
 
 /// The answer as a result (see the module documentation).
 fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Result<(), SubmitError> {
-    let (code, message) = error_of(body);
+    let answer = ErrorBody::read(body);
+    let code = answer.code;
+    let message = answer.message;
     let refused = |message: String| SubmitError::Refused { status: Some(status), code, message };
     let rate_limited = |message: String| SubmitError::RateLimited { retry_after, message };
     let unavailable = |reason: String| SubmitError::Unavailable { retry_after, reason };
     match status {
-        200..=299 => match code {
-            // A success status with a JSON-RPC error object: the error counts.
+        // A success status with a JSON-RPC error object: the error counts.
+        200..=299 if answer.is_error => match code {
             Some(RATE_LIMITED_CODE) => Err(rate_limited(message)),
             Some(code) if UNAVAILABLE_CODES.contains(&code) => Err(unavailable(message)),
-            Some(_) => Err(refused(message)),
-            None => Ok(()),
+            _ => Err(refused(message)),
         },
+        200..=299 => Ok(()),
         429 => Err(rate_limited(message)),
         408 | 500..=599 => Err(unavailable(format!("HTTP {status}: {message}"))),
         300..=399 => Err(refused(format!("redirects are not followed: {message}"))),
@@ -168,26 +170,36 @@ fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Result<(
     }
 }
 
-/// The JSON-RPC error code and a message from an answer body. For a success body without an
-/// `error` object the code is `None`.
-fn error_of(body: &[u8]) -> (Option<i64>, String) {
-    let text = String::from_utf8_lossy(body);
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let error = parsed.as_ref().and_then(|value| value.get("error")).filter(|e| !e.is_null());
-    let (code, message) = match error {
-        Some(Value::Object(error)) => (
-            // An error object without a usable code still is an error.
-            Some(error.get("code").and_then(Value::as_i64).unwrap_or(0)),
-            error.get("message").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        ),
-        Some(Value::String(message)) => (Some(0), message.clone()),
-        Some(other) => (Some(0), other.to_string()),
-        None => {
-            let message = parsed.as_ref().and_then(|v| v.get("message")).and_then(Value::as_str);
-            (None, message.map(str::to_owned).unwrap_or_else(|| text.trim().to_owned()))
-        }
-    };
-    (code, message.chars().take(MAX_MESSAGE_CHARS).collect())
+/// What an answer body says about an error.
+struct ErrorBody {
+    /// The body holds an `error` member (a JSON-RPC error object, or the reference's `{error}`).
+    is_error: bool,
+    /// Its JSON-RPC code, when it has one.
+    code: Option<i64>,
+    /// The words to show, at most [`MAX_MESSAGE_CHARS`].
+    message: String,
+}
+
+impl ErrorBody {
+    fn read(body: &[u8]) -> Self {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let error = parsed.as_ref().and_then(|value| value.get("error")).filter(|e| !e.is_null());
+        let (is_error, code, message) = match error {
+            Some(Value::Object(error)) => (
+                true,
+                error.get("code").and_then(Value::as_i64),
+                error.get("message").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            ),
+            Some(Value::String(message)) => (true, None, message.clone()),
+            Some(other) => (true, None, other.to_string()),
+            None => {
+                let message = parsed.as_ref().and_then(|v| v.get("message")).and_then(Value::as_str);
+                let text = || String::from_utf8_lossy(body).trim().to_owned();
+                (false, None, message.map(str::to_owned).unwrap_or_else(text))
+            }
+        };
+        Self { is_error, code, message: message.chars().take(MAX_MESSAGE_CHARS).collect() }
+    }
 }
 
 /// `Retry-After` as a pause from `now`: delta-seconds or an HTTP date, capped.
@@ -252,6 +264,8 @@ mod tests {
         assert_eq!(classify(200, None, b"OK"), Ok(()));
         assert_eq!(classify(204, None, b""), Ok(()));
         assert_eq!(classify(200, None, br#"{"jsonrpc":"2.0","result":"x"}"#), Ok(()));
+        assert_eq!(classify(200, None, br#"{"jsonrpc":"2.0","error":null}"#), Ok(()));
+        assert!(matches!(classify(200, None, br#"{"error":"nope"}"#), Err(SubmitError::Refused { .. })));
         assert_eq!(
             classify(200, None, br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"bad"}}"#),
             Err(SubmitError::Refused { status: Some(200), code: Some(-32000), message: "bad".into() })
@@ -272,7 +286,10 @@ mod tests {
             Err(SubmitError::Refused { message, .. }) => message,
             other => panic!("{other:?}"),
         };
-        assert_eq!(message(br#"{"error":"invalid schema"}"#), "invalid schema");
+        assert_eq!(
+            classify(400, None, br#"{"error":"invalid schema"}"#),
+            Err(SubmitError::Refused { status: Some(400), code: None, message: "invalid schema".into() })
+        );
         assert_eq!(message(br#"{"message":"Couldn't store"}"#), "Couldn't store");
         assert_eq!(message(b"Envelop missing\n"), "Envelop missing");
         assert_eq!(message(b""), "");

@@ -53,7 +53,15 @@ fn submit_error(error: DeliveryError) -> SubmitError {
             retry_after: None,
             reason: "this node's delivery service is unavailable".into(),
         },
-        DeliveryError::Internal(detail) => SubmitError::Unavailable { retry_after: None, reason: detail },
+        DeliveryError::Internal(detail) => {
+            // The detail may name tables or files: logged here, not carried into a reason that
+            // may reach the sender.
+            tracing::warn!(%detail, "this node's delivery service failed on an outgoing envelope");
+            SubmitError::Unavailable {
+                retry_after: None,
+                reason: "this node's delivery service failed internally".to_owned(),
+            }
+        }
         refused @ (DeliveryError::InvalidRequest(_)
         | DeliveryError::TooLarge
         | DeliveryError::Rejected { .. }
@@ -88,6 +96,33 @@ impl<L: DeliveryTarget, R: DeliveryTarget> DeliveryTarget for RoutedTarget<L, R>
             self.local.submit(service, envelope)
         } else {
             self.remote.submit(service, envelope)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::dm3::FailureKind;
+    use crate::protocol::Rejection;
+
+    #[test]
+    fn the_relays_refusals_are_final_and_its_outages_are_not() {
+        let refusals = [
+            DeliveryError::InvalidRequest("invalid schema".into()),
+            DeliveryError::TooLarge,
+            DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"),
+            DeliveryError::rejected(Rejection::BadSignature, "bad signature"),
+            DeliveryError::NotFound("no such account".into()),
+        ];
+        for error in refusals {
+            let text = error.to_string();
+            let mapped = submit_error(error);
+            assert_eq!(mapped.kind(), FailureKind::Permanent, "{text}");
+            assert!(mapped.to_string().contains(&text), "{mapped}");
+        }
+        for error in [DeliveryError::Unavailable, DeliveryError::Internal("database is locked".into())] {
+            assert!(submit_error(error).kind().is_retryable());
         }
     }
 }
