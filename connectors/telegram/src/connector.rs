@@ -6,7 +6,7 @@
 //! mode hides group messages), then either starts the long-polling task or registers the
 //! webhook, whose route the service mounts from [`TelegramConnector::webhook_router`].
 //!
-//! Sending is in [`crate::outbound`] and [`crate::media`]. Every send waits for a slot of the
+//! Sending is in `outbound` and `media`. Every send waits for a slot of the
 //! [`RateLimiter`]; Telegram's 429 becomes [`ConnectorError::RetryAfter`] for the engine's outbox.
 
 use std::sync::{Arc, Mutex};

@@ -14,11 +14,11 @@
 //! be confirmed to Telegram only after the engine stored it.
 //!
 //! - [`config`], [`secret`]: the `[telegram]` section; the token and webhook secret, unloggable;
-//! - [`connector`]: [`TelegramConnector`], start/stop and capabilities; [`outbound`] and
-//!   [`media`]: sending, with [`rate_limit`], [`errors`] (429 → retry after) and [`sent_cache`];
-//! - receiving: [`poller`] (long polling) or [`webhook`], both through [`handler`], which turns
-//!   updates into inbound batches, with [`commands`] and [`content`];
-//! - [`format`], [`html`], [`entities`]: text both ways (Telegram entities → markdown; neutral
+//! - [`connector`]: [`TelegramConnector`], start/stop and capabilities; `outbound` and
+//!   `media`: sending, with [`rate_limit`], `errors` (429 → retry after) and `sent_cache`;
+//! - receiving: `poller` (long polling) or [`webhook`], both through `handler`, which turns
+//!   updates into inbound batches, with `commands` and [`content`];
+//! - [`mod@format`], [`html`], [`entities`]: text both ways (Telegram entities → markdown; neutral
 //!   HTML → Telegram's HTML subset, with the sender's name);
 //! - [`ids`], [`deep_link`]: the ids, and DM3 names in `t.me/<bot>?start=` links;
 //! - [`state`]: the traits the service implements.

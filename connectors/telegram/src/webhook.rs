@@ -1,7 +1,7 @@
 //! Webhook mode: the route Telegram POSTs updates to, `/telegram/webhook/<secret>`.
 //!
 //! Telegram treats any answer but 2xx as "not delivered" and sends the update again later, so
-//! the route answers 200 only after [`UpdateHandler::handle`] returned `Ok` (the engine stored
+//! the route answers 200 only after the update handler returned `Ok` (the engine stored
 //! the batch), and 500 when it could not: that is the acknowledgement, as the offset is for
 //! polling. The connector registers the webhook with `max_connections = 1`, so Telegram sends one
 //! update at a time, in order.

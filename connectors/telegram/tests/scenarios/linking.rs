@@ -158,3 +158,23 @@ async fn a_wrong_token_fails_start_with_a_clear_reason() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(h.api.calls("getUpdates"), 0);
 }
+
+#[tokio::test]
+async fn an_unavailable_service_leaves_the_update_for_later_and_a_refusal_is_told() {
+    let h = Harness::new().await;
+    h.accounts.link_failures.lock().unwrap().extend([
+        dm3_bridge_telegram::StateError::Unavailable("database restarting".into()),
+        dm3_bridge_telegram::StateError::Refused("new identities are paused by the operator".into()),
+    ]);
+    h.connector.start().await.unwrap();
+    // The first /start meets the outage: not confirmed, handled again, then refused in words.
+    h.api.user_text(42, "/start");
+    let answers = h.api.wait_for_sent(42, 1).await;
+    assert_eq!(answers[0].text, "new identities are paused by the operator");
+    h.api.user_text(42, "/start");
+    let answers = h.api.wait_for_sent(42, 2).await;
+    assert!(answers[1].text.contains("tg-42.tg.bridge.eth"));
+    let batches = h.sink.wait_for(2).await;
+    assert_eq!(batches.len(), 2, "each update stored once, the outage notwithstanding");
+    h.connector.stop().await.unwrap();
+}

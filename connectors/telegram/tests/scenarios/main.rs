@@ -9,6 +9,7 @@
 mod support;
 
 mod linking;
+mod logs;
 mod media;
 mod polling;
 mod rate_limits;

@@ -94,3 +94,17 @@ async fn polling_removes_a_webhook_left_set() {
     h.sink.wait_for(1).await;
     h.connector.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_long_poll_waits_for_updates_and_wakes_on_one() {
+    let h = Harness::new().await; // poll timeout 1 s
+    h.connector.start().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let idle_calls = h.api.calls("getUpdates");
+    assert!(idle_calls <= 3, "a held poll, not a busy loop: {idle_calls} calls in 1.5 s");
+    let sent_at = std::time::Instant::now();
+    h.api.user_text(42, "/help");
+    h.sink.wait_for(1).await;
+    assert!(sent_at.elapsed() < std::time::Duration::from_millis(800), "the held poll answered at once");
+    h.connector.stop().await.unwrap();
+}

@@ -137,11 +137,17 @@ impl ChatState for MemoryChatState {
 pub struct MemoryAccounts {
     pub known: Mutex<HashSet<String>>,
     pub linked: Mutex<Vec<u64>>,
+    /// Failures the next `link` calls answer, in order.
+    pub link_failures: Mutex<Vec<StateError>>,
 }
 
 impl MemoryAccounts {
     pub fn knowing(names: &[&str]) -> Self {
-        Self { known: Mutex::new(names.iter().map(|n| (*n).to_owned()).collect()), linked: Mutex::default() }
+        Self {
+            known: Mutex::new(names.iter().map(|n| (*n).to_owned()).collect()),
+            linked: Mutex::default(),
+            link_failures: Mutex::default(),
+        }
     }
 
     pub fn add_name(&self, name: &str) {
@@ -156,6 +162,12 @@ impl MemoryAccounts {
 impl TelegramAccounts for MemoryAccounts {
     fn link<'a>(&'a self, user: &'a TelegramUser) -> BoxFuture<'a, Result<RemoteIdentity, StateError>> {
         Box::pin(async move {
+            {
+                let mut failures = self.link_failures.lock().unwrap();
+                if !failures.is_empty() {
+                    return Err(failures.remove(0));
+                }
+            }
             let mut linked = self.linked.lock().unwrap();
             if !linked.contains(&user.id) {
                 linked.push(user.id);
