@@ -41,6 +41,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -182,6 +183,29 @@ impl Store {
         &self.inner.known_accounts
     }
 
+    /// The `name, created_at, expires_at` of the row that `sql` finds by one text key: the
+    /// shape that challenges and sessions share (a name's record that lives for a while).
+    async fn get_name_lifetime(
+        &self,
+        sql: &'static str,
+        key: &str,
+    ) -> Result<Option<NameLifetime>, StoreError> {
+        let row = on_pool!(self.pool(), p => {
+            match sqlx::query(sql).bind(key).fetch_optional(p).await? {
+                None => None,
+                Some(row) => Some((
+                    row.try_get::<String, _>("name")?,
+                    row.try_get::<i64, _>("created_at")?,
+                    row.try_get::<i64, _>("expires_at")?,
+                )),
+            }
+        });
+        row.map(|(name, created_at_ms, expires_at_ms)| {
+            Ok(NameLifetime { name: EnsName::new(name)?, created_at_ms, expires_at_ms })
+        })
+        .transpose()
+    }
+
     /// Whether the database answers a trivial query (for `GET /ready`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_pool!(self.pool(), p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
@@ -204,6 +228,13 @@ impl Store {
         self.inner.writer.shutdown().await;
         on_pool!(self.pool(), p => p.close().await);
     }
+}
+
+/// A name with the creation and expiry times (ms) of its record.
+struct NameLifetime {
+    name: EnsName,
+    created_at_ms: i64,
+    expires_at_ms: i64,
 }
 
 #[cfg(test)]

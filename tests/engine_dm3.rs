@@ -7,6 +7,7 @@
 //! be through ENS. The sender is a virtual identity made with the SDK.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -35,27 +36,6 @@ use serde_json::{Value, json};
 use support::TestDb;
 use support::js::JsProcess;
 use support::node::{TestNode, relay, start_relay};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(&super::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(&super::TestDb::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     the_reference_client_reads_what_deliver_posted,

@@ -4,6 +4,7 @@
 //! its conversation's order, and a slow or failing conversation did not hold up the others.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 
 use std::collections::{HashMap, HashSet};
@@ -27,29 +28,6 @@ use dm3_bridge_connector::{
 use support::TestDb;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::sqlite();
-                    super::$name(&db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::postgres().await;
-                    super::$name(&db).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     claim_takes_only_the_head_of_each_conversation,

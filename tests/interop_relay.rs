@@ -8,6 +8,7 @@
 //! through ENS.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 
 use std::collections::BTreeSet;
@@ -22,27 +23,6 @@ use serde_json::{Value, json};
 use support::TestDb;
 use support::js::JsProcess;
 use support::node::{TestNode, relay, start_relay};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(&super::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(&super::TestDb::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     reference_client_registers_logs_in_sends_fetches_and_acknowledges,

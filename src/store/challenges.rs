@@ -7,7 +7,6 @@
 
 use std::fmt;
 
-use sqlx::Row;
 
 use super::{EnsName, Store, StoreError, on_pool};
 
@@ -109,19 +108,12 @@ impl Store {
     /// The challenge with this id, used or not (for diagnostics and tests).
     pub async fn get_challenge(&self, id: &ChallengeId) -> Result<Option<Challenge>, StoreError> {
         const SQL: &str = "SELECT name, created_at, expires_at FROM challenges WHERE id = $1";
-        let row = on_pool!(self.pool(), p => {
-            match sqlx::query(SQL).bind(id.as_str()).fetch_optional(p).await? {
-                None => None,
-                Some(row) => Some((
-                    row.try_get::<String, _>("name")?,
-                    row.try_get::<i64, _>("created_at")?,
-                    row.try_get::<i64, _>("expires_at")?,
-                )),
-            }
-        });
-        row.map(|(name, created_at_ms, expires_at_ms)| {
-            Ok(Challenge { id: id.clone(), name: EnsName::new(name)?, created_at_ms, expires_at_ms })
-        })
-        .transpose()
+        let found = self.get_name_lifetime(SQL, id.as_str()).await?;
+        Ok(found.map(|row| Challenge {
+            id: id.clone(),
+            name: row.name,
+            created_at_ms: row.created_at_ms,
+            expires_at_ms: row.expires_at_ms,
+        }))
     }
 }

@@ -424,28 +424,20 @@ impl Store {
         }
         // A lease of at least 1 ms keeps every new lease later than the one it replaces.
         let lease_until = now_ms.saturating_add(lease_ms.max(1));
-        let raw = match self.pool() {
-            super::Pool::Sqlite(p) => {
-                let rows = sqlx::query(CLAIM_SQLITE)
-                    .bind(queue.as_str())
-                    .bind(now_ms)
-                    .bind(lease_until)
-                    .bind(i64::from(limit))
-                    .fetch_all(p)
-                    .await?;
-                rows.iter().map(|row| Ok(read_claimed!(row))).collect::<Result<Vec<_>, sqlx::Error>>()?
-            }
-            super::Pool::Postgres(p) => {
-                let rows = sqlx::query(CLAIM_POSTGRES)
-                    .bind(queue.as_str())
-                    .bind(now_ms)
-                    .bind(lease_until)
-                    .bind(i64::from(limit))
-                    .fetch_all(p)
-                    .await?;
-                rows.iter().map(|row| Ok(read_claimed!(row))).collect::<Result<Vec<_>, sqlx::Error>>()?
-            }
+        let claim = match self.pool() {
+            super::Pool::Sqlite(_) => CLAIM_SQLITE,
+            super::Pool::Postgres(_) => CLAIM_POSTGRES,
         };
+        let raw = on_pool!(self.pool(), p => {
+            let rows = sqlx::query(claim)
+                .bind(queue.as_str())
+                .bind(now_ms)
+                .bind(lease_until)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(|row| Ok(read_claimed!(row))).collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
         let mut claimed = raw.into_iter().map(RawClaimed::into_claimed).collect::<Result<Vec<_>, _>>()?;
         // RETURNING promises no order.
         claimed.sort_by_key(|job| job.id);

@@ -8,7 +8,6 @@
 
 use std::fmt;
 
-use sqlx::Row;
 
 use super::{EnsName, Store, StoreError, on_pool};
 
@@ -72,25 +71,13 @@ impl Store {
     /// The session whose token hashes to `token_hash`, expired or not; the caller decides.
     pub async fn get_session(&self, token_hash: &TokenHash) -> Result<Option<Session>, StoreError> {
         const SQL: &str = "SELECT name, created_at, expires_at FROM sessions WHERE token_hash = $1";
-        let row = on_pool!(self.pool(), p => {
-            match sqlx::query(SQL).bind(token_hash.to_hex()).fetch_optional(p).await? {
-                None => None,
-                Some(row) => Some((
-                    row.try_get::<String, _>("name")?,
-                    row.try_get::<i64, _>("created_at")?,
-                    row.try_get::<i64, _>("expires_at")?,
-                )),
-            }
-        });
-        row.map(|(name, created_at_ms, expires_at_ms)| {
-            Ok(Session {
-                token_hash: token_hash.clone(),
-                name: EnsName::new(name)?,
-                created_at_ms,
-                expires_at_ms,
-            })
-        })
-        .transpose()
+        let found = self.get_name_lifetime(SQL, &token_hash.to_hex()).await?;
+        Ok(found.map(|row| Session {
+            token_hash: token_hash.clone(),
+            name: row.name,
+            created_at_ms: row.created_at_ms,
+            expires_at_ms: row.expires_at_ms,
+        }))
     }
 
     /// Forgets sessions that expired by `now_ms`; returns how many.

@@ -1,13 +1,14 @@
 //! Shared harness of the integration tests: real databases, real servers.
 //!
 //! - [`postgres`]: one throwaway PostgreSQL cluster per test binary, a fresh database per test;
-//! - [`TestDb`]: a database of either backend, for suites that must run on both;
+//! - [`TestDb`]: a database of either backend, and `on_both_backends!`, for suites that must
+//!   run on both;
 //! - [`node`]: a data directory made by `init` and a node serving on `127.0.0.1:0`;
 //! - [`js`]: a Node.js helper from `interop/` (the reference libraries as a DM3 client);
 //! - [`names`]: such a node with virtual identities enabled, and an admin API client;
 //!
 //! Not every test binary uses every helper.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod js;
 pub mod names;
@@ -16,6 +17,32 @@ pub mod postgres;
 
 use dm3_bridge::config::DatabaseUrl;
 use dm3_bridge::store::{Store, StoreOptions};
+
+/// Turns each `async fn name(db: &TestDb)` scenario of the calling test file into two
+/// tests, `sqlite::name` and `postgres::name`, each on a fresh database: every storage
+/// behaviour is proven on both backends by the same code.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::support::TestDb::sqlite();
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::support::TestDb::postgres().await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
 
 /// A fresh, empty database, and whatever keeps it alive.
 pub struct TestDb {
