@@ -34,7 +34,7 @@ impl BridgeProcess {
     pub fn init(name: &str, port: u16) -> BridgeProcess {
         let dir = tempfile::Builder::new().prefix("dm3-bridge-proc-").tempdir().unwrap();
         let address = format!("127.0.0.1:{port}");
-        let mut process = BridgeProcess {
+        let process = BridgeProcess {
             config_file: dir.path().join("config.toml"),
             dir,
             port,
