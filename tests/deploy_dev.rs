@@ -15,7 +15,7 @@ fn the_dev_setup_does_a_round_trip() {
     command
         .arg(format!("{root}/deploy/dev/run.sh"))
         .arg("--check")
-        .env("DM3_BRIDGE_BIN", env!("CARGO_BIN_EXE_dm3-bridge"))
+        .env("DEV_BRIDGE_BIN", env!("CARGO_BIN_EXE_dm3-bridge"))
         .env("DEV_DIR", dev_dir.path())
         .stdin(Stdio::null());
     let output = command.output().unwrap();

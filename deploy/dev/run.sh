@@ -15,7 +15,7 @@
 # in the bridge's config (docs/configuration.md), and alice.sh looks Matrix users' DM3 names up
 # in the bridge's admin API instead of ENS.
 #
-# DM3_BRIDGE_BIN runs that binary instead of building target/release/dm3-bridge. --check uses
+# DEV_BRIDGE_BIN runs that binary instead of building target/release/dm3-bridge. --check uses
 # free ports and a fresh DEV_DIR unless they are given.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -58,8 +58,8 @@ for tool in curl jq node python3; do
 done
 
 # --- what runs -------------------------------------------------------------------------------
-if [ -n "${DM3_BRIDGE_BIN:-}" ]; then
-    BIN="$DM3_BRIDGE_BIN"
+if [ -n "${DEV_BRIDGE_BIN:-}" ]; then
+    BIN="$DEV_BRIDGE_BIN"
 else
     cargo build --release --locked --bin dm3-bridge
     BIN="$root/target/release/dm3-bridge"
@@ -69,7 +69,7 @@ bash scripts/install-node-deps.sh >&2
 venv="${DM3_SYNAPSE_VENV:-$root/.cache/synapse-venv}"
 # The test environment's own DM3_BRIDGE_* settings are not this node's.
 for var in $(compgen -e | grep '^DM3_BRIDGE_' || true); do
-    [ "$var" = DM3_BRIDGE_BIN ] || unset "$var"
+    unset "$var"
 done
 
 # --- first run: alice, the bridge's data directory, Synapse's config -------------------------
