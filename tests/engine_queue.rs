@@ -44,6 +44,8 @@ on_both_backends!(
     a_slow_conversation_does_not_hold_up_the_others,
     retry_honours_the_networks_retry_after,
     crashed_claim_runs_again_after_its_lease,
+    renewed_lease_holds_the_job_and_fences_the_old_one,
+    a_handler_longer_than_the_lease_runs_once,
     job_past_its_ttl_fails_and_is_reported_once,
     handler_failure_is_reported_and_the_conversation_moves_on,
     stop_lets_the_jobs_in_flight_finish,
@@ -661,6 +663,66 @@ async fn crashed_claim_runs_again_after_its_lease(db: &TestDb) {
     assert_eq!(runs[1].0, "next");
     // The crashed worker's lease settles nothing.
     assert!(!store.complete_job(crashed[0].lease(), now_ms()).await.unwrap());
+    store.close().await;
+}
+
+async fn renewed_lease_holds_the_job_and_fences_the_old_one(db: &TestDb) {
+    let store = db.open().await;
+    store.enqueue_job(&outbox("a1", "A"), NOW).await.unwrap();
+    let claimed = store.claim_jobs(QueueName::Outbox, NOW, LEASE, 10).await.unwrap();
+    let first = claimed[0].lease();
+    // Half-way, the running worker renews: the job stays its own past the first lease.
+    let renewed = store.renew_lease(first, NOW + LEASE / 2 + LEASE).await.unwrap().unwrap();
+    assert_eq!(renewed.until_ms, NOW + LEASE / 2 + LEASE);
+    assert!(store.claim_jobs(QueueName::Outbox, NOW + LEASE + 1, LEASE, 10).await.unwrap().is_empty());
+    // The old lease no longer settles or renews anything; a renewal never shortens a lease.
+    assert!(!store.complete_job(first, NOW + 2).await.unwrap());
+    assert!(store.renew_lease(first, NOW + 3 * LEASE).await.unwrap().is_none());
+    let again = store.renew_lease(renewed, NOW).await.unwrap().unwrap();
+    assert_eq!(again.until_ms, renewed.until_ms + 1);
+    // Once it runs out unrenewed, another worker takes the job over and the renewal is refused.
+    let taken = store.claim_jobs(QueueName::Outbox, again.until_ms, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&taken), ["a1"]);
+    assert!(store.renew_lease(again, again.until_ms + LEASE).await.unwrap().is_none());
+    assert!(store.complete_job(taken[0].lease(), again.until_ms + 1).await.unwrap());
+    assert!(store.renew_lease(taken[0].lease(), again.until_ms + LEASE).await.unwrap().is_none(), "done");
+    store.close().await;
+}
+
+/// A short lease (what makes a killed process's jobs run again soon) does not make a slow send
+/// run twice: the worker renews it while the handler runs, even with a second replica polling.
+async fn a_handler_longer_than_the_lease_runs_once(db: &TestDb) {
+    let store = db.open().await;
+    let queue = Queue::new(store.clone());
+    queue.enqueue(&outbox("slow", "A"), now_ms()).await.unwrap();
+    queue.enqueue(&outbox("next", "A"), now_ms()).await.unwrap();
+    let runs = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = runs.clone();
+    let handler = TestHandler::new(move |job: ClaimedJob| -> BoxFuture<'static, Outcome> {
+        seen.lock().unwrap().push(job.idempotency_key.clone());
+        let slow = job.idempotency_key == "slow";
+        Box::pin(async move {
+            if slow {
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+            }
+            Outcome::Done
+        })
+    });
+    let options = WorkerOptions { lease: Duration::from_millis(300), ..fast_options() };
+    let stop = CancellationToken::new();
+    let replicas = [
+        start(&queue, handler.clone(), options.clone(), &stop),
+        start(&queue, handler.clone(), options, &stop),
+    ];
+    let both = ["slow".to_owned(), "next".to_owned()];
+    eventually(Duration::from_secs(20), "both done", || all_settled(&store, &both)).await;
+    stop.cancel();
+    for replica in replicas {
+        replica.await.unwrap();
+    }
+    assert_eq!(*runs.lock().unwrap(), ["slow", "next"], "each ran once, in order");
+    let slow = record(&store, "slow").await;
+    assert_eq!((slow.state, slow.attempts), (JobState::Done, 1));
     store.close().await;
 }
 

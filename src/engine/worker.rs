@@ -14,8 +14,13 @@
 //!
 //! Stopping claims nothing new and waits for the jobs in flight, each bounded by the handler
 //! timeout. A job is never settled twice: an outcome is written only while the job still holds
-//! the lease of its claim; the handler timeout is kept below the lease so that a slow handler
-//! is cut off before another worker may take the job over.
+//! the lease of its claim.
+//!
+//! The lease is short and renewed while the handler runs (every third of it): a process that
+//! dies (`kill -9`, a crash, a lost machine) holds its jobs only until their lease runs out, so
+//! their conversations resume within a lease after a restart instead of waiting out a lease
+//! sized for the slowest send. A renewal that finds the lease lost (the job was taken over
+//! after the renewals stalled) stops the handler: the other run owns the job.
 //!
 //! Errors of the store are logged and retried at the next poll: a job whose outcome could not
 //! be written keeps its lease until it runs out and is then run again (handlers are
@@ -77,9 +82,11 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     /// Most heads claimed by one query.
     pub claim_batch: u32,
-    /// How long a claim holds a job before another worker may take it over.
+    /// How long a claim holds a job before another worker may take it over, unless the
+    /// worker renews it (every third of it, while the handler runs): how long the jobs of a
+    /// process that died stay blocked.
     pub lease: Duration,
-    /// How long a handler may run; at most nine tenths of the lease is used.
+    /// How long a handler may run.
     pub handler_timeout: Duration,
     /// How often the worker looks for work without being woken.
     pub poll_interval: Duration,
@@ -93,7 +100,7 @@ impl Default for WorkerOptions {
         Self {
             concurrency: 16,
             claim_batch: 32,
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(240),
             poll_interval: Duration::from_secs(1),
             depth_interval: Duration::from_secs(15),
@@ -103,8 +110,8 @@ impl Default for WorkerOptions {
 }
 
 impl WorkerOptions {
-    fn effective_handler_timeout(&self) -> Duration {
-        self.handler_timeout.min(self.lease.mul_f64(0.9))
+    fn renew_every(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(1))
     }
 }
 
@@ -192,7 +199,8 @@ async fn run_job(context: Arc<Context>, job: ClaimedJob, _slot: Option<OwnedSema
         give_up(&context, &job, &reason, "expired").await;
         return;
     }
-    let outcome = call_handler(&context, job.clone()).await;
+    let mut job = job;
+    let outcome = call_handler(&context, &mut job).await;
     metrics::histogram!(names::ENGINE_JOB_DURATION, "queue" => queue.as_str())
         .record(started.elapsed().as_secs_f64());
     match outcome {
@@ -221,20 +229,52 @@ async fn run_job(context: Arc<Context>, job: ClaimedJob, _slot: Option<OwnedSema
     }
 }
 
-/// The handler's outcome; a panic or a run past the timeout is a retry.
-async fn call_handler(context: &Context, job: ClaimedJob) -> Outcome {
+/// The handler's outcome; a panic or a run past the timeout is a retry. Renews the job's
+/// lease while the handler runs (`job` then holds the latest one); a lost lease stops it.
+async fn call_handler(context: &Context, job: &mut ClaimedJob) -> Outcome {
     let handler = context.handler.clone();
-    let mut task = tokio::spawn(async move { handler.handle(job).await });
-    let timeout = context.options.effective_handler_timeout();
-    match tokio::time::timeout(timeout, &mut task).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(error)) => {
-            tracing::error!(queue = %context.queue, %error, "a job handler panicked");
-            Outcome::Retry { after: None, reason: "the handler panicked".to_owned() }
-        }
-        Err(_) => {
-            task.abort();
-            Outcome::Retry { after: None, reason: format!("the handler did not finish within {timeout:?}") }
+    let run = job.clone();
+    let mut task = tokio::spawn(async move { handler.handle(run).await });
+    let timeout = context.options.handler_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let every = context.options.renew_every();
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            joined = &mut task => {
+                return match joined {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        tracing::error!(queue = %context.queue, %error, "a job handler panicked");
+                        Outcome::Retry { after: None, reason: "the handler panicked".to_owned() }
+                    }
+                };
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                task.abort();
+                return Outcome::Retry {
+                    after: None,
+                    reason: format!("the handler did not finish within {timeout:?}"),
+                };
+            }
+            _ = renew.tick() => {
+                let until = now_ms().saturating_add(millis(context.options.lease));
+                match context.store.renew_lease(job.lease(), until).await {
+                    Ok(Some(lease)) => job.lease_until_ms = lease.until_ms,
+                    Ok(None) => {
+                        task.abort();
+                        return Outcome::Retry {
+                            after: None,
+                            reason: "the job's lease was lost while it ran".to_owned(),
+                        };
+                    }
+                    // The lease still runs for two thirds; the next tick tries again.
+                    Err(error) => {
+                        tracing::warn!(queue = %context.queue, job = %job.id, %error, "renewing the job's lease failed");
+                    }
+                }
+            }
         }
     }
 }

@@ -9,8 +9,9 @@
 //!   claim takes only *heads*: pending jobs with no older pending job in their conversation.
 //!   A running job is still pending (it holds a lease), so its successor is not a head until
 //!   it is done or failed.
-//! - **No lost work**: a claim sets `lease_until`; a worker that dies leaves the lease to run
-//!   out and the job is claimed again. The lease is also the fence: an outcome is applied only
+//! - **No lost work**: a claim sets `lease_until`; a running worker renews it
+//!   ([`Store::renew_lease`]), so a short lease serves a long send, and a worker that dies
+//!   leaves the lease to run out within that short time and the job is claimed again. The lease is also the fence: an outcome is applied only
 //!   if the job still holds the lease its worker got ([`Lease`]), so a worker that overran its
 //!   lease cannot overwrite the outcome of the worker that took the job over. A new lease always
 //!   ends later than the one it replaces (it starts after that one ran out), so two claims
@@ -267,6 +268,8 @@ const COMPLETE: &str = "UPDATE bridge_jobs \
 const RETRY: &str = "UPDATE bridge_jobs \
      SET lease_until = NULL, next_attempt_at = $3, last_error = $4, updated_at = $5 \
      WHERE id = $1 AND state = 'pending' AND lease_until = $2";
+const RENEW: &str = "UPDATE bridge_jobs SET lease_until = $3 \
+     WHERE id = $1 AND state = 'pending' AND lease_until = $2";
 const FAIL: &str = "UPDATE bridge_jobs \
      SET state = 'failed', lease_until = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
      WHERE id = $1 AND state = 'pending' AND lease_until = $2";
@@ -455,6 +458,22 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(changed == 1)
+    }
+
+    /// Extends the lease of a job that is still running to `until_ms` (raised to just after
+    /// the current lease if earlier, so a lease never ends sooner than the one it replaces);
+    /// the new lease. `None`: the lease was lost (another worker claimed the job after it ran
+    /// out) and nothing changed.
+    pub async fn renew_lease(&self, lease: Lease, until_ms: i64) -> Result<Option<Lease>, StoreError> {
+        let until_ms = until_ms.max(lease.until_ms.saturating_add(1));
+        let changed = on_pool!(self.pool(), p => sqlx::query(RENEW)
+            .bind(lease.id.0)
+            .bind(lease.until_ms)
+            .bind(until_ms)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok((changed == 1).then_some(Lease { id: lease.id, until_ms }))
     }
 
     /// Releases the job to run again at `next_attempt_at_ms`, recording why it did not finish.

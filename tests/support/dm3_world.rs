@@ -107,10 +107,16 @@ impl Dm3World {
     /// Points the parent's resolver at the gateway of the bridge with `config`, trusting its
     /// signer (the operator's steps, docs/names.md).
     pub async fn point_parent_at(&self, bridge: &TestNode) {
-        let gateway: Value = bridge
-            .client
-            .get(bridge.url("/admin/gateway"))
-            .bearer_auth(bridge.config.admin.token.as_ref().unwrap().expose())
+        self.point_parent_at_gateway(&bridge.base, bridge.config.admin.token.as_ref().unwrap().expose())
+            .await;
+    }
+
+    /// [`point_parent_at`](Self::point_parent_at) for a bridge at `base` (e.g. one running as
+    /// its own process), asking its admin API with `admin_token`.
+    pub async fn point_parent_at_gateway(&self, base: &str, admin_token: &str) {
+        let gateway: Value = reqwest::Client::new()
+            .get(format!("{base}/admin/gateway"))
+            .bearer_auth(admin_token)
             .send()
             .await
             .unwrap()
@@ -129,6 +135,24 @@ impl Dm3World {
         config.node.public_url = format!("http://127.0.0.1:{port}");
         config.names = self.names_config();
         config.identities.parent = PARENT.to_owned();
+    }
+
+    /// What [`configure_bridge`](Self::configure_bridge) sets but the node's name, as the
+    /// `DM3_BRIDGE_…` variables of a bridge running as its own process (made by `init` with
+    /// the name [`BRIDGE_NODE_NAME`] and its port).
+    pub fn bridge_env(&self) -> Vec<(String, String)> {
+        let names = self.names_config();
+        [
+            ("NAMES__ENS_RPC_URL", names.ens_rpc_url.unwrap_or_default()),
+            ("NAMES__ENS_REGISTRY", names.ens_registry),
+            ("NAMES__CACHE_TTL_SECS", names.cache_ttl_secs.to_string()),
+            ("NAMES__REQUEST_TIMEOUT_MS", names.request_timeout_ms.to_string()),
+            ("NAMES__ALLOW_PRIVATE_ADDRESSES", names.allow_private_addresses.to_string()),
+            ("IDENTITIES__PARENT", PARENT.to_owned()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (format!("DM3_BRIDGE_{key}"), value))
+        .collect()
     }
 }
 
@@ -168,7 +192,7 @@ pub fn free_port() -> u16 {
 
 /// Where a message to one recipient goes: their encryption key and their delivery services'
 /// URLs and keys, resolved through the chain.
-struct Route {
+pub struct Route {
     recipient_key: [u8; 32],
     delivery_services: Vec<(String, [u8; 32])>,
 }
@@ -266,6 +290,28 @@ impl Dm3User {
         hashes
     }
 
+    /// Where messages to `to` go, resolved once through `directory` (as a client caches it).
+    pub async fn route(&self, directory: &Directory, to: &str) -> Route {
+        Route::resolve(directory, to).await
+    }
+
+    /// Signs `message` as this user, as a client does once before its first attempt.
+    pub fn sign(&self, message: Message) -> Message {
+        message.sign(self.signing())
+    }
+
+    /// One attempt to submit the signed `message` to every delivery service of `route`: an
+    /// error (the transport's, or a status other than 2xx) as a client would see it and
+    /// retry the same message.
+    pub async fn try_submit(&self, route: &Route, signed: &Message) -> Result<(), String> {
+        for (ds_url, ds_key) in &route.delivery_services {
+            let envelope =
+                Envelope::seal(signed, self.signing(), &route.recipient_key, ds_key).expect("sealing");
+            self.try_post(ds_url, &envelope).await?;
+        }
+        Ok(())
+    }
+
     async fn send_on(&self, route: &Route, message: Message) -> MessageHash {
         let message = message.sign(self.signing());
         for (ds_url, ds_key) in &route.delivery_services {
@@ -278,14 +324,20 @@ impl Dm3User {
 
     /// Posts a sealed envelope to `<ds_url>/rpc`, asserting `200 OK`.
     pub async fn post(&self, ds_url: &str, envelope: &Envelope) {
+        self.try_post(ds_url, envelope).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Posts a sealed envelope to `<ds_url>/rpc` once; an error unless it answered `2xx`.
+    pub async fn try_post(&self, ds_url: &str, envelope: &Envelope) -> Result<(), String> {
         let body = json!({
             "jsonrpc": "2.0", "id": 1, "method": "dm3_submitMessage",
             "params": [envelope.to_json(), ""],
         });
-        let response = self.http.post(format!("{ds_url}/rpc")).json(&body).send().await.unwrap();
+        let failed = |e: reqwest::Error| format!("submitting to {ds_url}: {e}");
+        let response = self.http.post(format!("{ds_url}/rpc")).json(&body).send().await.map_err(failed)?;
         let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "submitting to {ds_url}: {status} {text}");
+        let text = response.text().await.map_err(failed)?;
+        if status.is_success() { Ok(()) } else { Err(format!("submitting to {ds_url}: {status} {text}")) }
     }
 
     /// How many envelopes `ds` stores for this user, unopened (cheap enough to poll).

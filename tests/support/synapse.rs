@@ -318,6 +318,17 @@ impl MatrixUser {
         bail!("the timeline of {room_id} has more than {MOST_PAGES} pages")
     }
 
+    /// The bodies of the `m.room.message` events `sender` sent to the room, oldest first (the
+    /// whole timeline).
+    pub async fn bodies_from(&self, room_id: &str, sender: &str) -> Result<Vec<String>> {
+        let timeline = self.timeline(room_id).await?;
+        Ok(timeline
+            .iter()
+            .filter(|e| e["sender"] == sender && e["type"] == "m.room.message")
+            .map(|e| e["content"]["body"].as_str().unwrap_or_default().to_owned())
+            .collect())
+    }
+
     /// Uploads a file to the media repository; answers its `mxc://` URI.
     pub async fn upload(&self, bytes: Vec<u8>, content_type: &str, filename: &str) -> Result<String> {
         let response = self

@@ -1,0 +1,295 @@
+//! `kill -9` of the bridge in the middle of a conversation loses nothing and duplicates nothing.
+//!
+//! The bridge runs as its own process here (the real `dm3-bridge run`,
+//! `tests/support/bridge_process.rs`), everything else as in `tests/bridge_matrix.rs`: a real
+//! Synapse, a chain with our ENS contracts, and node B as alice's delivery service. alice (DM3,
+//! her client is the SDK) and bob (Matrix, a CS-API client) each send [`COUNT`] messages, one
+//! after the other, while the test SIGKILLs the bridge twice, each time once both streams are
+//! part-way through, and starts it again on the same data directory, database and port.
+//!
+//! What may repeat after a kill, and must not show: alice's client did not get an answer to the
+//! submit in flight and sends the same message again (the bridge dedups by receiver and message
+//! hash); Synapse pushes again the transaction the bridge had not acknowledged (dedup by txn id
+//! and items); the bridge runs again the jobs it had claimed (sends carry deterministic ids:
+//! Matrix txn ids `dm3-<hash>`, DM3 messages whose hash does not depend on the run).
+//!
+//! At the end every message is counted at the other end: bob's room timeline holds alice's
+//! texts, and alice's delivery service bob's, each exactly once and in the order sent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/anvil.rs"]
+mod anvil;
+#[path = "support/bridge_process.rs"]
+mod bridge_process;
+#[path = "support/dm3_world.rs"]
+mod dm3_world;
+mod support;
+#[path = "support/synapse.rs"]
+mod synapse;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bridge_process::BridgeProcess;
+use dm3_bridge::config::DatabaseUrl;
+use dm3_bridge::store::{JobState, QueueName, Store, StoreOptions};
+use dm3_world::{ALICE, BRIDGE_NODE_NAME, Dm3World, free_port};
+use serde_json::{Value, json};
+use support::TestDb;
+use synapse::{MatrixUser, SERVER_NAME, Synapse};
+
+/// Messages each way.
+const COUNT: usize = 100;
+/// The pause between two sends of one sender: both streams last a few seconds, so that the
+/// kills land while both are flowing.
+const PACE: Duration = Duration::from_millis(15);
+/// The kills happen once this many messages of each stream were accepted by the bridge.
+const KILL_AT: [usize; 2] = [COUNT / 3, 2 * COUNT / 3];
+/// How long the bridge stays dead: alice's client retries meanwhile, Synapse queues.
+const DOWN_FOR: Duration = Duration::from_millis(500);
+const ADMIN_TOKEN: &str = "bridge-admin-token-0123456789abcdef";
+/// How long the streams may take to arrive after the last send.
+const LONG_WAIT: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_loses_and_duplicates_nothing_on_sqlite() {
+    crash_scenario(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_loses_and_duplicates_nothing_on_postgres() {
+    let db = TestDb::postgres().await;
+    crash_scenario(Some(db.url.clone())).await;
+}
+
+async fn crash_scenario(database: Option<DatabaseUrl>) {
+    let started = Instant::now();
+    let world = Dm3World::start(None).await;
+    let mut bridge = BridgeProcess::init(BRIDGE_NODE_NAME, free_port());
+    let database =
+        database.unwrap_or_else(|| DatabaseUrl::sqlite_file(&bridge.data_dir().join("bridge.sqlite")));
+    let yaml = bridge.generate_registration(SERVER_NAME);
+    let synapse = Synapse::start(&yaml).await.unwrap_or_else(|e| panic!("{e:#}"));
+    for (key, value) in world.bridge_env() {
+        bridge.set_env(key, value);
+    }
+    bridge.set_env("DM3_BRIDGE_MATRIX__HOMESERVER_URL", synapse.url());
+    bridge.set_env("DM3_BRIDGE_ADMIN__TOKEN", ADMIN_TOKEN);
+    bridge.set_env("DM3_BRIDGE_DATABASE__URL", database.expose());
+    bridge.start().await;
+    world.point_parent_at_gateway(&bridge.base(), ADMIN_TOKEN).await;
+    // The test reads the bridge's queues in its database, beside the bridge.
+    let store = Store::open(&database, &StoreOptions::default()).await.unwrap();
+
+    // bob opens a DM with alice's ghost; the bridge gives him a DM3 name.
+    let bob = synapse.register_user("bob").await.unwrap();
+    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
+    let room = bob
+        .create_room(json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}))
+        .await
+        .unwrap();
+    wait_for("the ghost to join", &bridge, &synapse, || async {
+        members(&bob, &room).await.contains(&ghost)
+    })
+    .await;
+    let bob_name = identity_name(&bridge, &bob.user_id).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+    let route = alice.route(&directory, &bob_name).await;
+    settled(&store, &bridge, &synapse).await;
+    let outbox_before = outbox_jobs(&store).await;
+    eprintln!("set up in {:.1} s", started.elapsed().as_secs_f64());
+
+    let from_alice: Vec<String> = (0..COUNT).map(|i| format!("m{i:03}")).collect();
+    let from_bob: Vec<String> = (0..COUNT).map(|i| format!("b{i:03}")).collect();
+    let alice_accepted = AtomicUsize::new(0);
+    let bob_sent = AtomicUsize::new(0);
+    let streaming = Instant::now();
+
+    // alice's client: each message signed once, submitted until the bridge answers 200, as a
+    // client retries a send that failed.
+    let alice_stream = async {
+        let mut retries = 0;
+        for (i, text) in from_alice.iter().enumerate() {
+            let signed = alice.sign(alice.builder(&bob_name).text(text, None));
+            let deadline = Instant::now() + LONG_WAIT;
+            while let Err(error) = alice.try_submit(&route, &signed).await {
+                assert!(Instant::now() < deadline, "alice could not submit {text}: {error}");
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            alice_accepted.store(i + 1, Ordering::SeqCst);
+            tokio::time::sleep(PACE).await;
+        }
+        eprintln!(
+            "alice's {COUNT} accepted in {:.1} s, {retries} retries",
+            streaming.elapsed().as_secs_f64()
+        );
+    };
+    // bob's client: Synapse takes every message whatever the bridge does.
+    let bob_stream = async {
+        for (i, text) in from_bob.iter().enumerate() {
+            bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
+            bob_sent.store(i + 1, Ordering::SeqCst);
+            tokio::time::sleep(PACE).await;
+        }
+        eprintln!("bob's {COUNT} sent in {:.1} s", streaming.elapsed().as_secs_f64());
+    };
+    let kills = async {
+        for kill_at in KILL_AT {
+            let deadline = Instant::now() + LONG_WAIT;
+            loop {
+                let bob_accepted = outbox_jobs(&store).await - outbox_before;
+                if alice_accepted.load(Ordering::SeqCst) >= kill_at && bob_accepted >= kill_at as u64 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the bridge did not accept {kill_at} messages each way; alice's: {}, bob's: {bob_accepted}\n{}",
+                    alice_accepted.load(Ordering::SeqCst),
+                    bridge.log_tail(40)
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            bridge.kill();
+            let (alice_at_kill, bob_at_kill) =
+                (alice_accepted.load(Ordering::SeqCst), bob_sent.load(Ordering::SeqCst));
+            let pending = pending_jobs(&store).await;
+            eprintln!(
+                "killed at {:.1} s: alice had {alice_at_kill} accepted, bob {bob_at_kill} sent; \
+                 the bridge had {pending:?} jobs pending",
+                streaming.elapsed().as_secs_f64()
+            );
+            // Mid-stream: alice is still sending, and the bridge holds work in both directions
+            // (bob may have handed all of his to Synapse already on a slow machine).
+            let holds = |queue| pending.iter().any(|(q, n)| *q == queue && *n > 0);
+            assert!(alice_at_kill < COUNT, "alice's stream had ended before the kill");
+            assert!(holds(QueueName::Inbox) && holds(QueueName::Outbox), "the bridge was idle at the kill");
+            tokio::time::sleep(DOWN_FOR).await;
+            bridge.start().await;
+        }
+    };
+    tokio::join!(alice_stream, bob_stream, kills);
+
+    // Every message arrives; then the bridge has nothing left to do, and nothing arrived twice.
+    wait_for("bob's messages to reach alice", &bridge, &synapse, || async {
+        alice.stored_count(&world.ds_b).await >= COUNT
+    })
+    .await;
+    wait_for("alice's messages to reach bob", &bridge, &synapse, || async {
+        bob.bodies_from(&room, &ghost).await.unwrap().len() >= COUNT
+    })
+    .await;
+    eprintln!("all arrived {:.1} s after the first send", streaming.elapsed().as_secs_f64());
+    settled(&store, &bridge, &synapse).await;
+
+    let at_bob = bob.bodies_from(&room, &ghost).await.unwrap();
+    assert_exactly_once_in_order("alice → bob (bob's room timeline)", &at_bob, &from_alice);
+    let mut at_alice = alice.incoming(&world.ds_b, &directory, &bob_name).await;
+    at_alice.reverse(); // the delivery service lists newest first
+    let stored: Vec<String> =
+        at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
+    assert_exactly_once_in_order("bob → alice (her delivery service, as stored)", &stored, &from_bob);
+    at_alice.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
+    let by_time: Vec<String> =
+        at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
+    assert_exactly_once_in_order("bob → alice (by the sender's time)", &by_time, &from_bob);
+
+    bridge.terminate().await;
+    store.close().await;
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// `received` is `sent`: nothing missing, nothing twice, in order; else a report that counts.
+fn assert_exactly_once_in_order(what: &str, received: &[String], sent: &[String]) {
+    if received == sent {
+        return;
+    }
+    let mut counts: BTreeMap<&str, usize> = sent.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut unexpected = Vec::new();
+    for text in received {
+        match counts.get_mut(text.as_str()) {
+            Some(n) => *n += 1,
+            None => unexpected.push(text),
+        }
+    }
+    let missing: Vec<&str> = counts.iter().filter(|(_, n)| **n == 0).map(|(t, _)| *t).collect();
+    let twice: Vec<(&str, usize)> = counts.iter().filter(|(_, n)| **n > 1).map(|(t, n)| (*t, *n)).collect();
+    panic!(
+        "{what}: {} received for {} sent; missing {missing:?}, more than once {twice:?}, unexpected \
+         {unexpected:?}; in this order:\n{received:?}",
+        received.len(),
+        sent.len()
+    );
+}
+
+/// How many jobs the bridge ever queued in its outbox (network → DM3), in any state.
+async fn outbox_jobs(store: &Store) -> u64 {
+    let counts = store.count_jobs().await.unwrap();
+    counts.iter().filter(|c| c.queue == QueueName::Outbox).map(|c| c.count).sum()
+}
+
+/// The pending jobs, by queue.
+async fn pending_jobs(store: &Store) -> Vec<(QueueName, u64)> {
+    let counts = store.count_jobs().await.unwrap();
+    counts.iter().filter(|c| c.state == JobState::Pending).map(|c| (c.queue, c.count)).collect()
+}
+
+/// Waits until the bridge has no job pending in either queue; none may have failed.
+async fn settled(store: &Store, bridge: &BridgeProcess, synapse: &Synapse) {
+    let deadline = Instant::now() + LONG_WAIT;
+    loop {
+        let counts = store.count_jobs().await.unwrap();
+        let failed: Vec<_> = counts.iter().filter(|c| c.state == JobState::Failed).collect();
+        assert!(failed.is_empty(), "jobs failed: {failed:?}\n{}", bridge.log_tail(40));
+        if counts.iter().all(|c| c.state != JobState::Pending || c.count == 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs still pending after {LONG_WAIT:?}: {counts:?}\n{}\n{}",
+            bridge.log_tail(40),
+            synapse.appservice_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The DM3 name the bridge gave the Matrix user `user_id`, once it made one.
+async fn identity_name(bridge: &BridgeProcess, user_id: &str) -> String {
+    let url = bridge.url(&format!("/admin/identities/matrix:{user_id}"));
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        let response = http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        if response.status().is_success() {
+            let body: Value = response.json().await.unwrap();
+            return body["name"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the bridge made no identity for {user_id}:\n{}", bridge.log_tail(40));
+}
+
+async fn members(user: &MatrixUser, room: &str) -> Vec<String> {
+    let path = format!("/_matrix/client/v3/rooms/{}/joined_members", synapse::encode(room));
+    let answer = user.call(reqwest::Method::GET, &path, None).await.unwrap();
+    answer["joined"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+}
+
+async fn wait_for<F, Fut>(what: &str, bridge: &BridgeProcess, synapse: &Synapse, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + LONG_WAIT;
+    while !done().await {
+        assert!(
+            Instant::now() < deadline,
+            "waited {LONG_WAIT:?} for {what}\n{}\n{}",
+            bridge.log_tail(40),
+            synapse.appservice_log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
