@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+for tool in curl jq python3; do
+    # deploy/dev/run.sh (run by tests/deploy_dev.rs) and the install scripts use them.
+    command -v "$tool" >/dev/null || { echo "$tool is missing: install it (e.g. apt-get install $tool)" >&2; exit 1; }
+done
 
 step "reference DM3 libraries (npm, pinned by interop/package-lock.json)"
 scripts/install-node-deps.sh
