@@ -495,3 +495,140 @@ async fn wait_for_event(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_receipts_cross_the_bridge_both_ways() {
+    let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } = bridged(None).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+
+    // Matrix → DM3: bob reads alice's bridged message; alice gets READ_OPENED for its hash.
+    let alice_hash = alice.send(&directory, alice.builder(&bob_name).text("did you read this?", None)).await;
+    let from_ghost = wait_for_event(&synapse, &bob, &room, |e| {
+        e["sender"] == ghost.as_str() && e["type"] == "m.room.message"
+    })
+    .await;
+    let alice_event = from_ghost["event_id"].as_str().unwrap().to_owned();
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/receipt/m.read/{}",
+        synapse::encode(&room),
+        synapse::encode(&alice_event)
+    );
+    bob.call(reqwest::Method::POST, &path, Some(json!({}))).await.unwrap();
+    let received = alice.wait_for(&world.ds_b, &directory, &bob_name, 1).await;
+    let read: Vec<&dm3_world::Received> =
+        received.iter().filter(|r| r.message.kind() == MessageType::ReadOpened).collect();
+    assert_eq!(read.len(), 1, "{received:#?}");
+    assert_eq!(read[0].message.reference_message_hash(), Some(alice_hash.to_string().as_str()));
+
+    // DM3 → Matrix: bob writes, alice reads it; bob sees the ghost's m.read on his event.
+    let bob_event = bob.send_text(&room, "r1", "and this one?").await.unwrap();
+    let received = alice.wait_for(&world.ds_b, &directory, &bob_name, 2).await;
+    let bob_message = received
+        .iter()
+        .find(|r| r.message.text() == Some("and this one?"))
+        .unwrap_or_else(|| panic!("{received:#?}"));
+    let read_hash =
+        alice.send(&directory, alice.builder(&bob_name).read_opened(&bob_message.message.hash())).await;
+    inbox_job_done(&bridge, &format!("{bob_name}:{read_hash}")).await;
+    wait_until("the ghost's read receipt on bob's message", &synapse, || async {
+        read_receipt_of(&bob, &room, &ghost).await.as_deref() == Some(bob_event.as_str())
+    })
+    .await;
+
+    settled(&bridge, &synapse).await;
+    bridge.node.shutdown().await.unwrap();
+}
+
+/// The event `reader`'s public read receipt in `room` points at, as `user` sees it in `/sync`.
+async fn read_receipt_of(user: &MatrixUser, room: &str, reader: &str) -> Option<String> {
+    let sync = user.call(reqwest::Method::GET, "/_matrix/client/v3/sync?timeout=0", None).await.unwrap();
+    let ephemeral = sync["rooms"]["join"][room]["ephemeral"]["events"].as_array()?.clone();
+    ephemeral.iter().filter(|e| e["type"] == "m.receipt").find_map(|receipt| {
+        let content = receipt["content"].as_object()?;
+        content
+            .iter()
+            .find(|(_, kinds)| kinds["m.read"].get(reader).is_some())
+            .map(|(event, _)| event.clone())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm3_user_writing_first_opens_a_dm_with_the_matrix_user() {
+    let world = Dm3World::start(None).await;
+    let (bridge, synapse) = start_bridge(&world, None).await;
+    world.point_parent_at(&bridge).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+    let bob = synapse.register_user("bob").await.unwrap();
+    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
+    // bob has a DM3 name (the operator made it), but no room with alice exists.
+    let created = bridge
+        .client
+        .post(bridge.url("/admin/identities"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"network": "matrix", "userId": bob.user_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let bob_name = identity_name(&bridge, &bob.user_id).await;
+
+    let hash =
+        alice.send(&directory, alice.builder(&bob_name).text("hi bob, it's alice from DM3", None)).await;
+    inbox_job_done(&bridge, &format!("{bob_name}:{hash}")).await;
+    wait_until("bob is invited", &synapse, || async { !bob.invited_rooms().await.unwrap().is_empty() }).await;
+    let mut invited = bob.invited_rooms().await.unwrap();
+    assert_eq!(invited.len(), 1, "{invited:?}");
+    let room = invited.remove(0);
+    bob.join(&room).await.unwrap();
+    assert!(members(&bob, &room).await.contains(&ghost), "the ghost is in the room it opened");
+    // A direct chat, opened by alice's ghost.
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
+        synapse::encode(&room),
+        synapse::encode(&bob.user_id)
+    );
+    let bob_member = bob.call(reqwest::Method::GET, &path, None).await.unwrap();
+    assert_eq!(bob_member["membership"], "join");
+    let timeline = bob.messages(&room).await.unwrap();
+    let invite = timeline
+        .iter()
+        .find(|e| {
+            e["type"] == "m.room.member"
+                && e["state_key"] == bob.user_id.as_str()
+                && e["content"]["membership"] == "invite"
+        })
+        .unwrap_or_else(|| panic!("no invite of bob in {timeline:#?}"));
+    assert_eq!(invite["sender"], ghost.as_str());
+    assert_eq!(invite["content"]["is_direct"], true);
+    let message = wait_for_event(&synapse, &bob, &room, |e| {
+        e["sender"] == ghost.as_str() && e["type"] == "m.room.message"
+    })
+    .await;
+    assert_eq!(message["content"]["body"], "hi bob, it's alice from DM3");
+
+    // The room is the portal: bob's answer reaches alice from his DM3 name.
+    bob.send_text(&room, "f1", "hello alice!").await.unwrap();
+    let received = alice.wait_for(&world.ds_b, &directory, &bob_name, 1).await;
+    assert_eq!(received[0].message.text(), Some("hello alice!"));
+
+    settled(&bridge, &synapse).await;
+    bridge.node.shutdown().await.unwrap();
+}
+
+/// Waits until the bridge's inbox job `key` ran; it must have succeeded.
+async fn inbox_job_done(bridge: &TestNode, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = bridge.node.store().get_job(QueueName::Inbox, key).await.unwrap();
+        match job {
+            Some(job) if job.state == JobState::Done => return,
+            Some(job) if job.state == JobState::Failed || job.attempts > 1 => {
+                panic!("the inbox job {key} did not go through: {job:?}")
+            }
+            job => assert!(Instant::now() < deadline, "the inbox job {key} did not run within 60 s: {job:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
