@@ -34,6 +34,7 @@ use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
 use dm3_bridge::identities::{IdentityError, IdentityRef, NetworkUserId};
 use dm3_bridge::names::directory::Directory;
 use dm3_bridge::store::{JobState, QueueName};
+use dm3_bridge_connector::{NetworkId, NetworkMessageId};
 use dm3_bridge_telegram::deep_link;
 use dm3_bridge_telegram::{BotToken, LinkPolicy, RateLimits, TelegramConfig};
 use dm3_world::{ALICE, DS_B, Dm3World, PARENT, Received};
@@ -333,12 +334,27 @@ async fn replies_edits_deletes_and_files_reach_both_ends(database: Option<Databa
     assert_eq!(relayed[1].reply_to, Some(first), "a DM3 reply is a Telegram reply");
     let (alice_message, alice_reply_message) = (relayed[0].message_id, relayed[1].message_id);
 
+    // Two messages alike within one second (Telegram dates messages in whole seconds) are two
+    // DM3 messages, not one message sent twice.
+    let (_, ok_first) = t.api.user_text(ANN, "ok");
+    let (_, ok_second) = t.api.user_text(ANN, "ok");
+    let from_ann = t.alice_got(&ann, 3).await;
+    let oks: Vec<&Received> = from_ann.iter().filter(|r| r.message.text() == Some("ok")).collect();
+    assert_eq!(oks.len(), 2, "{oks:#?}");
+    assert_ne!(oks[0].message.hash(), oks[1].message.hash());
+    let network = NetworkId::new("telegram").unwrap();
+    for id in [ok_first, ok_second] {
+        let id = NetworkMessageId::new(format!("{ANN}:{id}")).unwrap();
+        let mapped = t.bridge.node.store().message_by_network_id(&network, &id).await.unwrap();
+        assert!(mapped.is_some(), "{id} became no DM3 message");
+    }
+
     // Files from Telegram: a document and a photo reach alice with their bytes.
     let pdf = b"%PDF-1.4 a small document".to_vec();
     let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], b"a small photo"].concat();
     t.api.user_document(ANN, "notes.pdf", "application/pdf", pdf.clone(), pdf.len() as u64);
     t.api.user_photo(ANN, jpeg.clone(), "a photo");
-    let from_ann = t.alice_got(&ann, 3).await;
+    let from_ann = t.alice_got(&ann, 5).await;
     let file_of = |received: &Received| {
         let attachments = received.message.attachments().expect("the message has attachments");
         assert_eq!(attachments.len(), 1, "{attachments:?}");
@@ -376,7 +392,7 @@ async fn replies_edits_deletes_and_files_reach_both_ends(database: Option<Databa
     t.write_to(ANN, &tg_name(BEN)).await;
     let bot_messages = t.api.sent_to(ANN).len();
     let (_, ann_reply) = t.api.user_reply(ANN, "replying to alice", alice_message);
-    let from_ann = t.alice_got(&ann, 4).await;
+    let from_ann = t.alice_got(&ann, 6).await;
     let reply = the(&from_ann, "ANN's reply", |r| r.message.kind() == MessageType::Reply).clone();
     assert_eq!(reply.message.text(), Some("replying to alice"));
     assert_eq!(reply.message.reference_message_hash(), Some(alice_new.to_string().as_str()));
@@ -396,7 +412,7 @@ async fn replies_edits_deletes_and_files_reach_both_ends(database: Option<Databa
     // changes the bot's message in place.
     t.api.user_edit(ANN, first, "first, from telegram (edited)");
     t.api.user_edit(ANN, ann_reply, "replying to alice (edited)");
-    let from_ann = t.alice_got(&ann, 6).await;
+    let from_ann = t.alice_got(&ann, 8).await;
     let edits: Vec<(Option<&str>, Option<&str>)> = from_ann
         .iter()
         .filter(|r| r.message.kind() == MessageType::Edit)
