@@ -300,6 +300,21 @@ async fn linking_and_a_round_trip_with_the_reference_client(database: Option<Dat
     assert_eq!(relayed[1].reply_to, None);
     assert_eq!(relayed[0].parse_mode.as_deref(), Some("HTML"));
 
+    // A name whose source is down (a CCIP-read gateway that does not answer) is answered
+    // after a few tries, and does not hold up the updates after it.
+    t.world.ens.use_offchain_resolver("offchain.test.eth").await.unwrap();
+    t.world.ens.set_gateway_url("http://127.0.0.1:1/{sender}/{data}.json").await.unwrap();
+    let ann_before = t.api.sent_to(ANN).len();
+    let ben_before = t.api.sent_to(BEN).len();
+    t.api.user_text(ANN, "/to dave.offchain.test.eth");
+    t.api.user_text(BEN, "/who");
+    let answer = t.next_from_bot(ANN, ann_before).await;
+    assert!(answer.contains("could not look up dave.offchain.test.eth right now"), "{answer}");
+    assert_eq!(t.next_from_bot(BEN, ben_before).await, format!("You are writing to {ALICE}."));
+    t.api.user_text(ANN, "/who");
+    assert_eq!(t.next_from_bot(ANN, ann_before + 1).await, format!("You are writing to {CAROL}."));
+    t.world.point_parent_at(&t.bridge).await;
+
     bridge::settled(&t.bridge, String::new).await;
     t.stop().await;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
