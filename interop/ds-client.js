@@ -26,7 +26,7 @@
  *   register      {url, ensName, signedUserProfile}            -> {status, token | body}
  *   login         {url, ensName, signingPrivateKey, replay?}   -> {status, challenge, token | body, replayStatus?}
  *   submit        {url, from:{ensName, signingPrivateKey}, to:{ensName, publicEncryptionKey},
- *                  dsPublicEncryptionKey, text, format: "current"|"npm",
+ *                  dsPublicEncryptionKey, text, format: "current"|"npm", replyTo?: messageHash,
  *                  metadataSigningPrivateKey?, tamper?: "deliveryInformation"|"messageHash"|"message"}
  *                                               -> {status, body, envelope, message, messageHash}
  *   post_envelope {url, envelope, asObject?}    -> {status, body}   (a replay, or params[0] as an object)
@@ -34,7 +34,8 @@
  *   rpc           {url, method, params}         -> {status, body}
  *   incoming      {url, ensName, token, encryptionKeyPair, dsPublicSigningKey, senderSigningKeys?: {name: pk}}
  *                                               -> {status, body | envelopes:[{format, ackHash, messageHash, from,
- *                                                   text, deliveryInformation, postmark, postmarkValid, messageSignatureValid}]}
+ *                                                   text, type, referenceMessageHash, attachments, deliveryInformation,
+ *                                                   postmark, postmarkValid, messageSignatureValid}]}
  *   ack           {url, ensName, token, acknowledgements}   -> {status, body}
  */
 
@@ -181,9 +182,12 @@ const OPS = {
     submit: async (a) => {
         const from = need(a, 'from');
         const to = need(a, 'to');
-        const message = JSON.parse(
-            JSON.stringify(await messaging.createMessage(to.ensName, from.ensName, need(a, 'text'), from.signingPrivateKey)),
-        );
+        // A reply (createReplyMessage) when `replyTo` names the answered message's hash.
+        const created =
+            a.replyTo === undefined || a.replyTo === null
+                ? await messaging.createMessage(to.ensName, from.ensName, need(a, 'text'), from.signingPrivateKey)
+                : await messaging.createReplyMessage(to.ensName, from.ensName, need(a, 'text'), from.signingPrivateKey, a.replyTo);
+        const message = JSON.parse(JSON.stringify(created));
         const metadataKey = a.metadataSigningPrivateKey ?? from.signingPrivateKey;
         const envelope = await seal(message, a.format ?? 'current', metadataKey, to.publicEncryptionKey, need(a, 'dsPublicEncryptionKey'));
         switch (a.tamper) {
@@ -231,6 +235,9 @@ const OPS = {
                 messageHash: sha256(stringify(opened.message)),
                 from,
                 text: opened.message.message,
+                type: opened.message.metadata.type,
+                referenceMessageHash: opened.message.metadata.referenceMessageHash ?? null,
+                attachments: opened.message.attachments ?? [],
                 deliveryInformation: envelope.metadata.deliveryInformation,
                 postmark: opened.postmark,
                 postmarkValid: await postmarkValid(envelope, opened.postmark, dsPk),

@@ -1,4 +1,6 @@
-//! The TTL cleanup worker: deletes expired envelopes, challenges and sessions on a fixed interval.
+//! The TTL cleanup worker: deletes expired envelopes, challenges and sessions on a fixed interval,
+//! and prunes what the bridge keeps for a while only (finished jobs, batch keys, Telegram reply
+//! routes; [`prune_bridge_keys`]).
 //!
 //! Expired envelopes are already invisible to `incoming` (the query filters on `expires_at`),
 //! so the interval only bounds how long their rows linger on disk; once a minute is plenty and
@@ -46,20 +48,32 @@ pub async fn run(store: Store, interval: Duration, stop: CancellationToken) {
             }
             Err(error) => tracing::warn!(%error, "deleting expired rows failed; will retry"),
         }
-        prune_bridge_keys(&store).await;
+        prune_bridge_keys(&store, now_ms()).await;
     }
 }
 
-async fn prune_bridge_keys(store: &Store) {
+/// Prunes, as of `now_ms`, what is older than [`BRIDGE_KEYS_KEPT`]: done jobs, inbound batch
+/// keys, and the Telegram reply routes (which conversation a relayed message belongs to). A
+/// route lives as long as the job that relayed its message; a Telegram reply to an older relayed
+/// message is routed like a plain message, to the current contact.
+pub async fn prune_bridge_keys(store: &Store, now_ms: i64) {
     let kept = i64::try_from(BRIDGE_KEYS_KEPT.as_millis()).unwrap_or(i64::MAX);
-    let before = now_ms().saturating_sub(kept);
+    let before = now_ms.saturating_sub(kept);
     let jobs = store.prune_done_jobs(before).await;
     let batches = store.prune_inbound_batches(before).await;
-    match (jobs, batches) {
-        (Ok(jobs), Ok(batches)) if jobs > 0 || batches > 0 => {
-            tracing::info!(jobs, batches, "pruned finished bridge jobs and old batch keys");
+    let routes = store.prune_telegram_routes(before).await;
+    match (jobs, batches, routes) {
+        (Ok(jobs), Ok(batches), Ok(routes)) if jobs > 0 || batches > 0 || routes > 0 => {
+            tracing::info!(
+                jobs,
+                batches,
+                routes,
+                "pruned finished bridge jobs, old batch keys and reply routes"
+            );
         }
-        (Ok(_), Ok(_)) => {}
-        (Err(error), _) | (_, Err(error)) => tracing::warn!(%error, "pruning bridge keys failed; will retry"),
+        (Ok(_), Ok(_), Ok(_)) => {}
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
+            tracing::warn!(%error, "pruning bridge keys failed; will retry")
+        }
     }
 }

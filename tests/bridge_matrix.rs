@@ -22,21 +22,15 @@ use std::time::{Duration, Instant};
 
 use dm3::message::MessageType;
 use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
-use dm3_bridge::delivery::Relay;
 use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
-use dm3_bridge::names::chain::build_directory;
 use dm3_bridge::names::directory::Directory;
-use dm3_bridge::node::Node;
-use dm3_bridge::store::{JobState, QueueName};
+use dm3_bridge::store::QueueName;
 use dm3_world::{ALICE, Dm3World};
 use serde_json::{Value, json};
 use support::TestDb;
+use support::bridge::{self, ADMIN_TOKEN, LONG_WAIT, stop};
 use support::node::{TestNode, init_data_dir};
 use synapse::{MatrixUser, SERVER_NAME, Synapse};
-
-const ADMIN_TOKEN: &str = "bridge-admin-token-0123456789abcdef";
-/// How long the many-message scenarios wait for a queue to drain.
-const LONG_WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dm3_and_matrix_users_talk_through_the_bridge_on_sqlite() {
@@ -75,12 +69,8 @@ async fn start_bridge(world: &Dm3World, database: Option<DatabaseUrl>) -> (TestN
     config.admin.token = Some(AdminToken::new(ADMIN_TOKEN));
     config.matrix.as_mut().unwrap().homeserver_url = synapse.url().to_owned();
     config.database.url = database;
-    let directory = build_directory(&config.names).unwrap();
-    let node = Node::start(&config, &[], Relay::factory(directory))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", synapse.log_tail()));
-    let base = format!("http://{}", node.local_addr());
-    (TestNode { node, base, client: reqwest::Client::new(), config, dir }, synapse)
+    let node = bridge::start(config, dir, || synapse.log_tail()).await;
+    (node, synapse)
 }
 
 /// A world, its bridge and a DM between them: bob opened a DM with alice's ghost, the ghost
@@ -356,57 +346,14 @@ async fn a_synapse_restart_loses_nothing() {
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// A bridge node shut down, with what starts it again.
-struct StoppedBridge {
-    config: Config,
-    dir: tempfile::TempDir,
-    client: reqwest::Client,
-}
-
-/// Shuts `bridge` down gracefully: requests in flight finish, then the jobs in flight.
-async fn stop(bridge: TestNode) -> StoppedBridge {
-    let TestNode { node, client, config, dir, .. } = bridge;
-    let stopping = Instant::now();
-    node.shutdown().await.unwrap();
-    eprintln!("the bridge stopped in {:.1} s", stopping.elapsed().as_secs_f64());
-    StoppedBridge { config, dir, client }
-}
-
-impl StoppedBridge {
-    /// The bridge again, on the same data directory, database, keys and port (Synapse's
-    /// registration names that port).
-    async fn start(self) -> TestNode {
-        let StoppedBridge { config, dir, client } = self;
-        let directory = build_directory(&config.names).unwrap();
-        let node = Node::start(&config, &[], Relay::factory(directory)).await.unwrap();
-        let base = format!("http://{}", node.local_addr());
-        TestNode { node, base, client, config, dir }
-    }
-}
-
 /// How many jobs the bridge ever queued in its outbox (network → DM3), in any state.
 async fn outbox_jobs(bridge: &TestNode) -> u64 {
-    let counts = bridge.node.store().count_jobs().await.unwrap();
-    counts.iter().filter(|c| c.queue == QueueName::Outbox).map(|c| c.count).sum()
+    bridge::jobs_in(bridge, QueueName::Outbox).await
 }
 
 /// Waits until the bridge has no job pending in either queue; none may have failed.
 async fn settled(bridge: &TestNode, synapse: &Synapse) {
-    let deadline = Instant::now() + LONG_WAIT;
-    loop {
-        let counts = bridge.node.store().count_jobs().await.unwrap();
-        let failed: Vec<_> = counts.iter().filter(|c| c.state == JobState::Failed).collect();
-        assert!(failed.is_empty(), "jobs failed: {failed:?}");
-        if counts.iter().all(|c| c.state != JobState::Pending || c.count == 0) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "jobs still pending after {LONG_WAIT:?}: {counts:?}\n{}",
-            synapse.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    bridge::settled(bridge, || synapse.log_tail()).await;
 }
 
 /// The bodies of the ghost's messages in the room, oldest first (the whole timeline).

@@ -18,6 +18,7 @@ use dm3::profile::{SignedUserProfile, UserProfile};
 use dm3_bridge::bridges::telegram::{StoreChatState, VaultAccounts, build_telegram};
 use dm3_bridge::config::{Config, ConfigError};
 use dm3_bridge::engine::{InboundQueue, Queue};
+use dm3_bridge::expiry::{BRIDGE_KEYS_KEPT, prune_bridge_keys};
 use dm3_bridge::identities::{IdentityRef, IdentityVault, LocalNames, NameScheme, NetworkUserId};
 use dm3_bridge::names::directory::{Directory, NoLinks};
 use dm3_bridge::names::static_resolver::StaticResolver;
@@ -40,6 +41,7 @@ on_both_backends!(
     chat_state_is_separate_per_chat_and_per_network,
     routes_are_recorded_once_and_survive_reopening,
     old_routes_are_pruned,
+    the_expiry_task_prunes_routes_older_than_a_week,
     link_creates_the_identity_once,
     concurrent_links_of_one_user_agree,
     link_refuses_a_disabled_identity,
@@ -221,6 +223,33 @@ async fn old_routes_are_pruned(db: &TestDb) {
     assert_eq!(store.prune_telegram_routes(2_000).await.unwrap(), 1);
     assert_eq!(store.telegram_route(&network, &message("1:1")).await.unwrap(), None);
     assert_eq!(store.telegram_route(&network, &message("1:2")).await.unwrap(), Some(conversation("1/a.eth")));
+    store.close().await;
+}
+
+async fn the_expiry_task_prunes_routes_older_than_a_week(db: &TestDb) {
+    let store = db.open().await;
+    let network = telegram();
+    let now = 1_800_000_000_000;
+    let kept = i64::try_from(BRIDGE_KEYS_KEPT.as_millis()).unwrap();
+    let route = |id: &str, at: i64| {
+        let store = store.clone();
+        let network = network.clone();
+        let id = id.to_owned();
+        async move {
+            store.record_telegram_route(&network, &message(&id), &conversation("1/a.eth"), at).await.unwrap()
+        }
+    };
+    route("1:1", now - kept - 1).await;
+    route("1:2", now - kept).await;
+    route("1:3", now - 60_000).await;
+    prune_bridge_keys(&store, now).await;
+    assert_eq!(store.telegram_route(&network, &message("1:1")).await.unwrap(), None, "older than a week");
+    for kept in ["1:2", "1:3"] {
+        assert_eq!(
+            store.telegram_route(&network, &message(kept)).await.unwrap(),
+            Some(conversation("1/a.eth"))
+        );
+    }
     store.close().await;
 }
 

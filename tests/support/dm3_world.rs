@@ -52,6 +52,8 @@ pub struct Dm3World {
     pub ens: Ens,
     pub ds_b: TestNode,
     pub alice: Dm3User,
+    /// The plain resolver that holds the records of alice, node B and [`Self::publish_user`]'s users.
+    plain: Address,
 }
 
 impl Dm3World {
@@ -87,10 +89,17 @@ impl Dm3World {
         let alice = Dm3User::new(ALICE, &[DS_B]);
         let record = alice.profile.to_text_record();
         set_records(&ens, plain, ALICE, Some(alice.wallet.address()), &[(USER_PROFILE_KEY, record)]).await;
-        let mut world = Dm3World { anvil, ens, ds_b, alice };
+        let mut world = Dm3World { anvil, ens, ds_b, alice, plain };
         let token = world.alice.register(&world.ds_b).await;
         world.alice.token = Some(token);
         world
+    }
+
+    /// Publishes another DM3 user on the chain: `name` resolves to `address` and holds the
+    /// signed profile `profile` (e.g. one the reference libraries made).
+    pub async fn publish_user(&self, name: &str, address: Address, profile: &SignedUserProfile) {
+        let record = profile.to_text_record();
+        set_records(&self.ens, self.plain, name, Some(address), &[(USER_PROFILE_KEY, record)]).await;
     }
 
     /// `[names]` for any node of this world: the chain, no cache (identities appear at run time),

@@ -6,10 +6,13 @@
 //! - [`node`]: a data directory made by `init` and a node serving on `127.0.0.1:0`;
 //! - [`js`]: a Node.js helper from `interop/` (the reference libraries as a DM3 client);
 //! - [`names`]: such a node with virtual identities enabled, and an admin API client;
+//! - [`bridge`]: the bridge node of the end-to-end tests: start, graceful stop and restart, and
+//!   waiting until its queues settle;
 //!
 //! Not every test binary uses every helper.
 #![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod bridge;
 pub mod js;
 pub mod names;
 pub mod node;

@@ -18,10 +18,13 @@ use crate::deep_link;
 use crate::handler::{Plan, Stop, UpdateHandler, id_problem, refused};
 use crate::html::escape;
 use crate::ids;
-use crate::state::TelegramUser;
+use crate::state::{StateError, TelegramUser};
 
 /// Contacts listed by `/contacts`.
 const RECENT_CONTACTS: usize = 10;
+/// How often a DM3 name lookup is tried while its source is unavailable, and the first pause.
+const LOOKUP_ATTEMPTS: u32 = 3;
+const LOOKUP_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 /// Longest DM3 name the bot looks up (ENS names are shorter in practice; this bounds the lookup).
 const MAX_NAME_INPUT_BYTES: usize = 255;
 
@@ -157,7 +160,7 @@ impl UpdateHandler {
                 "That is not a DM3 name: a DM3 name is one word such as <code>alice.eth</code>.",
             ));
         }
-        let Some(contact) = self.accounts.find_dm3_name(input).await.map_err(refused(chat))? else {
+        let Some(contact) = self.look_up(chat, input).await? else {
             return Ok(Plan::answer(
                 chat,
                 format!(
@@ -180,6 +183,45 @@ impl UpdateHandler {
         let mut plan = Plan::answer(chat, writing_to(&contact));
         plan.items.push(Inbound::PortalRequest(request));
         Ok(plan)
+    }
+}
+
+impl UpdateHandler {
+    /// [`TelegramAccounts::find_dm3_name`], tried [`LOOKUP_ATTEMPTS`] times while it is
+    /// unavailable. A name source that stays down (an unreachable CCIP gateway, a dead RPC) is
+    /// then answered, not retried as the update: updates are handled one at a time, so leaving
+    /// this one unconfirmed would hold up every later update of every chat for as long as that
+    /// one name's source is down. The user learns to try again; nothing else is lost.
+    ///
+    /// [`TelegramAccounts::find_dm3_name`]: crate::state::TelegramAccounts::find_dm3_name
+    async fn look_up(&self, chat: i64, input: &str) -> Result<Option<RemoteIdentity>, Stop> {
+        let mut pause = LOOKUP_PAUSE;
+        for attempt in 1..=LOOKUP_ATTEMPTS {
+            match self.accounts.find_dm3_name(input).await {
+                Err(StateError::Unavailable(reason)) if attempt < LOOKUP_ATTEMPTS => {
+                    tracing::debug!(chat, attempt, reason, "a DM3 name lookup failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(StateError::Unavailable(reason)) => {
+                    tracing::warn!(
+                        chat,
+                        reason,
+                        "a DM3 name could not be looked up; the user is told to try again"
+                    );
+                    return Err(Stop::Answer(Plan::answer(
+                        chat,
+                        format!(
+                            "The bridge could not look up <b>{}</b> right now: its name service did not answer. \
+                             Please try again in a minute.",
+                            escape(input)
+                        ),
+                    )));
+                }
+                other => return other.map_err(refused(chat)),
+            }
+        }
+        Ok(None)
     }
 }
 

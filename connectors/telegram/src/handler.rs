@@ -271,9 +271,11 @@ impl UpdateHandler {
                 conversation,
                 sender,
                 network_event_id: event_id,
-                timestamp_ms: message
-                    .edit_date()
-                    .map_or_else(|| timestamp_ms(message), |d| d.timestamp_millis().max(0) as u64),
+                // Edits are dated in seconds too; the update id tells a second's edits apart.
+                timestamp_ms: message.edit_date().map_or_else(
+                    || timestamp_ms(message),
+                    |d| with_millis(d.timestamp_millis(), i32::try_from(update_id % 1000).unwrap_or(0)),
+                ),
                 kind: EventKind::Edit(dm3_bridge_connector::Edit { target, text }),
             }),
             None => Inbound::Unbridgeable(Unbridgeable {
@@ -302,8 +304,20 @@ pub(crate) fn telegram_user(user: &User) -> TelegramUser {
     TelegramUser { id: user.id.0, username: user.username.clone(), display_name: user.full_name() }
 }
 
+/// When `message` was sent, in milliseconds. Telegram dates messages in whole seconds, and the
+/// engine builds the DM3 message from the event alone (so that a retry hashes the same), so two
+/// alike messages of one second ("ok", "ok") would be one DM3 message, and the second would be
+/// dropped as a duplicate. The message id, one more for each message of a chat, fills the
+/// milliseconds: distinct within a second, and the same whenever the update is handled again.
+/// (Across a thousand boundary of ids, two messages of one second sort the wrong way round.)
 fn timestamp_ms(message: &TgMessage) -> u64 {
-    message.date.timestamp_millis().max(0) as u64
+    with_millis(message.date.timestamp_millis(), message.id.0)
+}
+
+/// Whole-second `date_ms` with `sequence` (an id that grows) as its milliseconds.
+fn with_millis(date_ms: i64, sequence: i32) -> u64 {
+    let seconds_ms = u64::try_from(date_ms.max(0)).unwrap_or_default() / 1000 * 1000;
+    seconds_ms + u64::from(sequence.rem_euclid(1000).unsigned_abs())
 }
 
 fn kind_name(kind: &UpdateKind) -> &'static str {

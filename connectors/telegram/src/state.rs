@@ -45,6 +45,9 @@ pub trait TelegramAccounts: Send + Sync {
 
     /// Normalizes what the user typed as a DM3 name and checks that it exists (resolves to a
     /// DM3 profile); answers the normalized name, or `None` if there is no such DM3 user.
+    /// `Unavailable` is tried again a few times, then answered to the user ("try again"): unlike
+    /// the other methods, it does not leave the update unconfirmed, because one name whose
+    /// source stays down must not hold up every later update.
     fn find_dm3_name<'a>(
         &'a self,
         input: &'a str,

@@ -2,6 +2,7 @@
 //! `/to`, `/who`, `/contacts`, and the operator's link policy.
 
 use dm3_bridge_connector::{Connector as _, ConnectorError, Inbound};
+use dm3_bridge_telegram::ChatState as _;
 
 use crate::support::bot_api::BOT_USERNAME;
 use crate::support::{Harness, only};
@@ -176,5 +177,23 @@ async fn an_unavailable_service_leaves_the_update_for_later_and_a_refusal_is_tol
     assert!(answers[1].text.contains("tg-42.tg.bridge.eth"));
     let batches = h.sink.wait_for(2).await;
     assert_eq!(batches.len(), 2, "each update stored once, the outage notwithstanding");
+    h.connector.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_name_source_that_stays_down_does_not_hold_up_later_updates() {
+    let h = Harness::new().await;
+    h.accounts.unavailable.lock().unwrap().insert("down.eth".into(), 0);
+    h.connector.start().await.unwrap();
+    h.api.user_text(42, "/to down.eth");
+    h.api.user_text(43, "/start");
+    // The lookup is tried a few times, then the user is told to try again; the update after it
+    // is handled.
+    let answers = h.api.wait_for_sent(42, 1).await;
+    assert!(answers[0].text.contains("could not look up <b>down.eth</b> right now"), "{}", answers[0].text);
+    let answers = h.api.wait_for_sent(43, 1).await;
+    assert!(answers[0].text.contains("tg-43.tg.bridge.eth"), "{}", answers[0].text);
+    assert_eq!(h.accounts.unavailable.lock().unwrap()["down.eth"], 3);
+    assert_eq!(h.state.current_contact(42).await.unwrap(), None, "no contact was set");
     h.connector.stop().await.unwrap();
 }

@@ -130,3 +130,24 @@ async fn kinds_dm3_cannot_carry_are_reported_not_dropped() {
     }
     h.connector.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn messages_of_one_second_get_distinct_times_from_their_ids() {
+    let h = Harness::new().await;
+    h.connector.start().await.unwrap();
+    h.api.user_text(42, "/to bob.eth");
+    // Telegram dates both in the same whole second (or the next: the test cannot stop the
+    // clock); as DM3 messages with the same text they must still differ.
+    let (_, first) = h.api.user_text(42, "ok");
+    let (_, second) = h.api.user_text(42, "ok");
+    let batches = h.sink.wait_for(3).await;
+    let (a, b) = (event(&batches[1].items[0]), event(&batches[2].items[0]));
+    assert_eq!(a.network_event_id.as_str(), format!("42:{first}"));
+    assert_ne!(a.timestamp_ms, b.timestamp_ms);
+    assert!(a.timestamp_ms < b.timestamp_ms, "in the order sent");
+    // The milliseconds come from the message id, so handling an update again (a re-served
+    // update) gives the same time, hence the same DM3 message.
+    assert_eq!(a.timestamp_ms % 1000, u64::try_from(first % 1000).unwrap());
+    assert_eq!(b.timestamp_ms % 1000, u64::try_from(second % 1000).unwrap());
+    h.connector.stop().await.unwrap();
+}

@@ -8,12 +8,14 @@
 //!
 //! The test drives the "Telegram users" side (`user_text`, `user_reply`, …, which queue
 //! updates), scripts failures (`rate_limit_every`, `fail_next`), and reads back what the bot did
-//! (`sent`, `edits`, `deleted`, `reactions`): the fake records only what it accepted.
+//! (`sent`, `edits`, `deleted`, `reactions`): the fake records only what it accepted. Every call
+//! is also logged with its arrival time and answer ([`BotApi::log`]), so a test can check the
+//! bot's timing, e.g. that it waited `retry_after` after a 429.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::{any, get};
@@ -52,6 +54,18 @@ pub struct Sent {
 pub enum SentFile {
     Upload { name: String, bytes: Vec<u8> },
     Reference(String),
+}
+
+/// One call the fake answered: when it arrived, for which chat, and the HTTP status it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The method, lowercased (`sendmessage`).
+    pub method: String,
+    pub chat: Option<i64>,
+    pub at: Instant,
+    pub status: u16,
+    /// The `retry_after` of a 429 answer.
+    pub retry_after: Option<u32>,
 }
 
 /// A scripted failure.
@@ -95,6 +109,7 @@ struct Inner {
     outage_after: Option<(String, u32)>,
     fail_next: VecDeque<(String, Failure)>,
     get_updates_offsets: Vec<Option<i64>>,
+    log: Vec<Call>,
 }
 
 #[derive(Default)]
@@ -177,6 +192,16 @@ impl BotApi {
         self.user_message(
             user,
             json!({"document": {"file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_name": name, "mime_type": mime, "file_size": declared_size}, "caption": "see attached"}),
+        )
+    }
+
+    /// A photo from `user` (Telegram lists its sizes; this one has a single size).
+    pub fn user_photo(&self, user: i64, bytes: Vec<u8>, caption: &str) -> (u32, i32) {
+        let size = bytes.len() as u64;
+        let file_id = self.add_file("photo.jpg", bytes, size);
+        self.user_message(
+            user,
+            json!({"photo": [{"file_id": file_id, "file_unique_id": format!("u{file_id}"), "width": 64, "height": 48, "file_size": size}], "caption": caption}),
         )
     }
 
@@ -280,6 +305,11 @@ impl BotApi {
         self.lock().pending.len()
     }
 
+    /// Every call so far, in the order they arrived.
+    pub fn log(&self) -> Vec<Call> {
+        self.lock().log.clone()
+    }
+
     /// The `offset` of every `getUpdates` call so far.
     pub fn get_updates_offsets(&self) -> Vec<Option<i64>> {
         self.lock().get_updates_offsets.clone()
@@ -293,6 +323,11 @@ impl BotApi {
         })
         .await
     }
+}
+
+/// What a Telegram client shows of the HTML the bot sent.
+pub fn visible_text(html: &str) -> String {
+    methods::plain(html)
 }
 
 /// Polls `check` until it answers, for at most 10 s.

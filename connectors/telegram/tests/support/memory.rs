@@ -139,6 +139,9 @@ pub struct MemoryAccounts {
     pub linked: Mutex<Vec<u64>>,
     /// Failures the next `link` calls answer, in order.
     pub link_failures: Mutex<Vec<StateError>>,
+    /// Names whose lookup always answers `Unavailable` (their name source is down), and how
+    /// often they were looked up.
+    pub unavailable: Mutex<HashMap<String, u32>>,
 }
 
 impl MemoryAccounts {
@@ -147,6 +150,7 @@ impl MemoryAccounts {
             known: Mutex::new(names.iter().map(|n| (*n).to_owned()).collect()),
             linked: Mutex::default(),
             link_failures: Mutex::default(),
+            unavailable: Mutex::default(),
         }
     }
 
@@ -182,6 +186,10 @@ impl TelegramAccounts for MemoryAccounts {
     ) -> BoxFuture<'a, Result<Option<RemoteIdentity>, StateError>> {
         Box::pin(async move {
             let name = input.to_lowercase();
+            if let Some(lookups) = self.unavailable.lock().unwrap().get_mut(&name) {
+                *lookups += 1;
+                return Err(StateError::Unavailable(format!("the name source of {name} is down")));
+            }
             Ok(self.known.lock().unwrap().contains(&name).then(|| RemoteIdentity::new(name).unwrap()))
         })
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -15,7 +15,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{Map, Value, json};
 
 use super::methods::call;
-use super::{Failure, MAX_UPLOAD, Shared, TOKEN};
+use super::{Call, Failure, MAX_UPLOAD, Shared, TOKEN};
 
 pub(super) fn ok(result: Value) -> Response {
     Json(json!({"ok": true, "result": result})).into_response()
@@ -112,6 +112,7 @@ pub(super) async fn method(
     Path((bot, method)): Path<(String, String)>,
     request: Request<Body>,
 ) -> Response {
+    let arrived = Instant::now();
     if bot != format!("bot{TOKEN}") {
         return error(&Failure { code: 401, description: "Unauthorized".into(), retry_after: None });
     }
@@ -121,37 +122,54 @@ pub(super) async fn method(
         Ok(params) => params,
         Err(response) => return response,
     };
-    {
-        let mut inner = shared.inner.lock().unwrap();
-        let count = {
-            let count = inner.calls.entry(method.clone()).or_insert(0);
-            *count += 1;
-            *count
-        };
-        if let Some(position) = inner.fail_next.iter().position(|(m, _)| *m == method) {
-            let (_, failure) = inner.fail_next.remove(position).unwrap();
-            return error(&failure);
-        }
-        if let Some((down, after)) = &inner.outage_after
-            && *down == method
-            && count > *after
-        {
-            return bad_request("scripted outage");
-        }
-        if let Some((limited, n, seconds)) = &inner.rate_limit_every
-            && *limited == method
-            && count % n == 0
-        {
-            return error(&Failure::too_many(*seconds));
-        }
+    let chat = params.int("chat_id");
+    let log = |status: u16, retry_after: Option<u32>| {
+        let call = Call { method: method.clone(), chat, at: arrived, status, retry_after };
+        shared.inner.lock().unwrap().log.push(call);
+    };
+    if let Some(failure) = scripted_failure(&shared, &method) {
+        log(failure.code, failure.retry_after);
+        return error(&failure);
     }
-    match method.as_str() {
+    let response = match method.as_str() {
         "getupdates" => get_updates(&shared, &params).await,
         other => {
             let mut inner = shared.inner.lock().unwrap();
             call(&mut inner, other, &params)
         }
+    };
+    log(response.status().as_u16(), None);
+    response
+}
+
+/// Counts the call, and answers the failure scripted for it, if any.
+fn scripted_failure(shared: &Shared, method: &str) -> Option<Failure> {
+    let mut inner = shared.inner.lock().unwrap();
+    let count = {
+        let count = inner.calls.entry(method.to_owned()).or_insert(0);
+        *count += 1;
+        *count
+    };
+    if let Some(position) = inner.fail_next.iter().position(|(m, _)| m == method) {
+        return inner.fail_next.remove(position).map(|(_, failure)| failure);
     }
+    if let Some((down, after)) = &inner.outage_after
+        && down == method
+        && count > *after
+    {
+        return Some(Failure {
+            code: 400,
+            description: "Bad Request: scripted outage".into(),
+            retry_after: None,
+        });
+    }
+    if let Some((limited, n, seconds)) = &inner.rate_limit_every
+        && limited == method
+        && count % n == 0
+    {
+        return Some(Failure::too_many(*seconds));
+    }
+    None
 }
 
 /// `getUpdates`: drops what `offset` confirms, answers what is pending, or waits for an update

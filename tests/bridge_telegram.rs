@@ -1,0 +1,574 @@
+//! DM3 ⇄ Telegram end to end, through the whole engine: the bridge node (its engine, its
+//! CCIP-read gateway, its Telegram connector polling the fake Bot API of the connector's own
+//! tests), a chain (anvil) with our ENS contracts, and a second relay node that is the DM3
+//! users' delivery service (`tests/support/dm3_world.rs`).
+//!
+//! Only Telegram's servers are faked (`connectors/telegram/tests/support/bot_api.rs`, the real
+//! Bot API JSON, which teloxide accepts unchanged). The Telegram users are the fake's; alice is
+//! a DM3 user whose client is the SDK, carol one whose client is the reference npm libraries
+//! (`interop/ds-client.js`). Every name resolves through the chain: the bridge verifies the DM3
+//! users against their on-chain profiles, and node B and the npm client verify the Telegram
+//! users' virtual identities, published by the bridge's gateway through the OffchainResolver.
+//!
+//! Every scenario runs on SQLite and on PostgreSQL (the bridge's database).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/anvil.rs"]
+mod anvil;
+#[path = "support/dm3_world.rs"]
+mod dm3_world;
+mod support;
+/// The fake Bot API of the connector's tests (not every helper is used here).
+#[allow(dead_code)]
+#[path = "../connectors/telegram/tests/support"]
+mod telegram {
+    pub mod bot_api;
+}
+
+use std::time::{Duration, Instant};
+
+use alloy_primitives::Address;
+use dm3::message::{Attachment, MessageType};
+use dm3::profile::SignedUserProfile;
+use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
+use dm3_bridge::identities::{IdentityError, IdentityRef, NetworkUserId};
+use dm3_bridge::names::directory::Directory;
+use dm3_bridge::store::{JobState, QueueName};
+use dm3_bridge_connector::{NetworkId, NetworkMessageId};
+use dm3_bridge_telegram::deep_link;
+use dm3_bridge_telegram::{BotToken, LinkPolicy, RateLimits, TelegramConfig};
+use dm3_world::{ALICE, DS_B, Dm3World, PARENT, Received};
+use serde_json::{Value, json};
+use support::TestDb;
+use support::bridge::{self, ADMIN_TOKEN, LONG_WAIT};
+use support::js::JsProcess;
+use support::node::{TestNode, init_data_dir};
+use telegram::bot_api::{BotApi, Failure, SentFile, TOKEN, visible_text};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(None).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::TestDb::postgres().await;
+                    super::$name(Some(db.url.clone())).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    linking_and_a_round_trip_with_the_reference_client,
+    replies_edits_deletes_and_files_reach_both_ends,
+    a_429_storm_delivers_a_hundred_queued_messages_once_each_in_order,
+    a_blocked_bot_is_reported_to_the_dm3_sender,
+);
+
+/// Telegram users of the scenarios; only the first two may link.
+const ANN: i64 = 1001;
+const BEN: i64 = 1002;
+const STRANGER: i64 = 666;
+/// A DM3 user whose client is the reference npm libraries.
+const CAROL: &str = "carol.test.eth";
+
+/// The DM3 name the bridge gives a Telegram user.
+fn tg_name(user: i64) -> String {
+    format!("tg-{user}.tg.{PARENT}")
+}
+
+/// The world, the fake Bot API and the bridge between them.
+struct TgBridged {
+    world: Dm3World,
+    api: BotApi,
+    bridge: TestNode,
+    directory: Directory,
+}
+
+/// The bridge with `[telegram]` against a fresh fake (polling; only [`ANN`] and [`BEN`] may
+/// link), on `database` (SQLite when `None`).
+async fn bridged(database: Option<DatabaseUrl>) -> TgBridged {
+    let started = Instant::now();
+    let world = Dm3World::start(None).await;
+    let api = BotApi::start().await;
+    let (dir, config_file) = init_data_dir();
+    let mut config = Config::load(&config_file, []).unwrap();
+    world.configure_bridge(&mut config);
+    config.admin.token = Some(AdminToken::new(ADMIN_TOKEN));
+    config.database.url = database;
+    let mut telegram = TelegramConfig::new(BotToken::new(TOKEN));
+    telegram.api_url = Some(api.url.clone());
+    telegram.poll_timeout_secs = 1;
+    telegram.link_policy = LinkPolicy::Users { users: vec![ANN as u64, BEN as u64] };
+    // Paced, but faster than Telegram's 1/s per chat: the scenarios send a hundred messages.
+    telegram.rate_limits =
+        RateLimits { per_chat_interval_ms: 10, global_per_second: 1000, max_wait_ms: 5000 };
+    config.telegram = Some(telegram);
+    let bridge = bridge::start(config, dir, String::new).await;
+    world.point_parent_at(&bridge).await;
+    let directory = world.directory();
+    eprintln!("set up in {:.1} s", started.elapsed().as_secs_f64());
+    TgBridged { world, api, bridge, directory }
+}
+
+impl TgBridged {
+    /// `user` sends `/start`; the bot's welcome.
+    async fn start(&self, user: i64) -> String {
+        let before = self.api.sent_to(user).len();
+        self.api.user_text(user, "/start");
+        let answer = self.next_from_bot(user, before).await;
+        assert!(answer.contains(&tg_name(user)), "{answer}");
+        answer
+    }
+
+    /// `user` sends `/to <name>`; the bot confirms.
+    async fn write_to(&self, user: i64, name: &str) {
+        let before = self.api.sent_to(user).len();
+        self.api.user_text(user, &format!("/to {name}"));
+        let answer = self.next_from_bot(user, before).await;
+        assert_eq!(
+            answer,
+            format!(
+                "You are now writing to {name}. What you send here goes to them. To answer someone else, reply \
+                 to their message or use /to again."
+            )
+        );
+    }
+
+    /// The visible text of the bot's message number `index` (from 0) in `chat`, waiting for it.
+    async fn next_from_bot(&self, chat: i64, index: usize) -> String {
+        let sent = wait_for(&format!("message {index} of the bot in chat {chat}"), || {
+            self.api.sent_to(chat).get(index).cloned()
+        })
+        .await;
+        visible_text(&sent.text)
+    }
+
+    /// The messages alice holds from `from`, oldest first, once there are at least `count`.
+    async fn alice_got(&self, from: &str, count: usize) -> Vec<Received> {
+        let mut received = self.world.alice.wait_for(&self.world.ds_b, &self.directory, from, count).await;
+        // The delivery service answers newest first; a messenger orders by the sender's time.
+        received.reverse();
+        received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
+        received
+    }
+
+    /// The inbox job of the DM3 message `hash` for `receiver`.
+    async fn inbox_job(&self, receiver: &str, hash: &str) -> dm3_bridge::store::JobRecord {
+        let key = format!("{receiver}:{hash}");
+        self.bridge.node.store().get_job(QueueName::Inbox, &key).await.unwrap().unwrap()
+    }
+
+    async fn stop(self) {
+        self.bridge.node.shutdown().await.unwrap();
+    }
+}
+
+/// Polls `check` for at most a minute (the engine, the chain and two nodes share a small
+/// machine with other tests).
+async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn linking_and_a_round_trip_with_the_reference_client(database: Option<DatabaseUrl>) {
+    let started = Instant::now();
+    let t = bridged(database).await;
+    let vault = &t.bridge.node.names().vault;
+    let telegram_user = |id: i64| {
+        IdentityRef::User(NetworkUserId::parse("telegram".parse().unwrap(), &id.to_string()).unwrap())
+    };
+
+    // Outside the allow-list: told so, with the id to give the operator; no identity, nothing queued.
+    t.api.user_text(STRANGER, "/start");
+    t.api.user_text(STRANGER, "hello?");
+    for index in 0..2 {
+        let refusal = t.next_from_bot(STRANGER, index).await;
+        assert!(refusal.contains("not open to your Telegram account (id 666)"), "{refusal}");
+    }
+    assert!(matches!(vault.get(&telegram_user(STRANGER)).await, Err(IdentityError::NotFound(_))));
+    assert_eq!(bridge::jobs_in(&t.bridge, QueueName::Outbox).await, 0);
+
+    // /start: a DM3 name under the parent, published through the chain, and a deep link to it.
+    let welcome = t.start(ANN).await;
+    let link = format!("https://t.me/dm3_test_bot?start={}", deep_link::encode(&tg_name(ANN)).unwrap());
+    assert!(welcome.contains(&link), "{welcome}");
+    let record = vault.get(&telegram_user(ANN)).await.unwrap();
+    assert_eq!(record.name.as_str(), tg_name(ANN));
+    let published = t.directory.user_profile(&tg_name(ANN).parse().unwrap()).await.unwrap();
+    assert!(published.is_some(), "{} does not resolve through the chain", tg_name(ANN));
+    // A second /start finds the same identity.
+    t.start(ANN).await;
+    assert_eq!(vault.list(1, 10).await.unwrap().total, 1);
+
+    // A deep link to alice: BEN is linked and writes to her at once.
+    t.api.user_text(BEN, &format!("/start {}", deep_link::encode(ALICE).unwrap()));
+    assert!(t.next_from_bot(BEN, 0).await.contains(&tg_name(BEN)));
+    assert!(t.next_from_bot(BEN, 1).await.starts_with(&format!("You are now writing to {ALICE}.")));
+    t.api.user_text(BEN, "/who");
+    assert_eq!(t.next_from_bot(BEN, 2).await, format!("You are writing to {ALICE}."));
+    t.api.user_text(BEN, "hello alice, from **telegram**");
+    let received = t.alice_got(&tg_name(BEN), 1).await;
+    assert_eq!(received[0].message.text(), Some("hello alice, from **telegram**"));
+    assert_eq!(received[0].message.kind(), MessageType::New);
+
+    // carol's client is the reference libraries: her profile on chain, her session at node B.
+    let mut js = JsProcess::spawn("ds-client.js").await;
+    let carol = js.call("new_user", json!({"deliveryServices": [DS_B]})).await;
+    let profile = SignedUserProfile::from_value(carol["signedUserProfile"].clone()).unwrap();
+    let address: Address = carol["address"].as_str().unwrap().parse().unwrap();
+    t.world.publish_user(CAROL, address, &profile).await;
+    let registered = js
+        .call(
+            "register",
+            json!({"url": t.world.ds_b.base, "ensName": CAROL, "signedUserProfile": carol["signedUserProfile"]}),
+        )
+        .await;
+    assert_eq!(registered["status"], 200, "{registered}");
+    let carol_token = registered["token"].as_str().unwrap().to_owned();
+
+    // Telegram → DM3: ANN writes to carol; her libraries fetch, decrypt and verify it.
+    t.write_to(ANN, CAROL).await;
+    let (_, ann_message) = t.api.user_text(ANN, "hi carol, from telegram");
+    let ann_profile = t.directory.user_profile(&tg_name(ANN).parse().unwrap()).await.unwrap().unwrap();
+    let ann_keys = ann_profile.profile.profile();
+    let incoming = json!({
+        "url": t.world.ds_b.base,
+        "ensName": CAROL,
+        "token": carol_token,
+        "encryptionKeyPair": carol["keys"]["encryption"],
+        "dsPublicSigningKey": t.world.ds_b.signing_public_key(),
+        "senderSigningKeys": {tg_name(ANN): ann_keys.public_signing_key()},
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let fetched = loop {
+        let answer = js.call("incoming", incoming.clone()).await;
+        assert_eq!(answer["status"], 200, "{answer}");
+        if !answer["envelopes"].as_array().unwrap().is_empty() {
+            break answer["envelopes"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "carol got nothing from {} within 60 s", tg_name(ANN));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(fetched["text"], "hi carol, from telegram");
+    assert_eq!(fetched["from"], tg_name(ANN).as_str());
+    assert_eq!(fetched["type"], "NEW");
+    assert_eq!(fetched["postmarkValid"], true, "{fetched}");
+    assert_eq!(fetched["messageSignatureValid"], true, "{fetched}");
+
+    // DM3 → Telegram: carol's libraries answer with a reply, sealed for ANN's identity and
+    // submitted to the bridge, its delivery service; ANN sees it as a reply to their message.
+    let submit = |text: &str, reply_to: Value| {
+        json!({
+            "url": t.bridge.base,
+            "from": {"ensName": CAROL, "signingPrivateKey": carol["keys"]["signing"]["privateKey"]},
+            "to": {"ensName": tg_name(ANN), "publicEncryptionKey": ann_keys.public_encryption_key()},
+            "dsPublicEncryptionKey": t.bridge.encryption_public_key(),
+            "text": text,
+            "replyTo": reply_to,
+        })
+    };
+    let bot_messages = t.api.sent_to(ANN).len();
+    let answer =
+        js.call("submit", submit("hi ann, from the npm client", fetched["messageHash"].clone())).await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    let answer = js.call("submit", submit("and something new", Value::Null)).await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    let relayed = wait_for("carol's two messages in ANN's chat", || {
+        let sent = t.api.sent_to(ANN);
+        (sent.len() >= bot_messages + 2).then(|| sent[bot_messages..].to_vec())
+    })
+    .await;
+    assert_eq!(visible_text(&relayed[0].text), format!("{CAROL}: hi ann, from the npm client"));
+    assert_eq!(relayed[0].reply_to, Some(ann_message));
+    assert_eq!(visible_text(&relayed[1].text), format!("{CAROL}: and something new"));
+    assert_eq!(relayed[1].reply_to, None);
+    assert_eq!(relayed[0].parse_mode.as_deref(), Some("HTML"));
+
+    // A name whose source is down (a CCIP-read gateway that does not answer) is answered
+    // after a few tries, and does not hold up the updates after it.
+    t.world.ens.use_offchain_resolver("offchain.test.eth").await.unwrap();
+    t.world.ens.set_gateway_url("http://127.0.0.1:1/{sender}/{data}.json").await.unwrap();
+    let ann_before = t.api.sent_to(ANN).len();
+    let ben_before = t.api.sent_to(BEN).len();
+    t.api.user_text(ANN, "/to dave.offchain.test.eth");
+    t.api.user_text(BEN, "/who");
+    let answer = t.next_from_bot(ANN, ann_before).await;
+    assert!(answer.contains("could not look up dave.offchain.test.eth right now"), "{answer}");
+    assert_eq!(t.next_from_bot(BEN, ben_before).await, format!("You are writing to {ALICE}."));
+    t.api.user_text(ANN, "/who");
+    assert_eq!(t.next_from_bot(ANN, ann_before + 1).await, format!("You are writing to {CAROL}."));
+    t.world.point_parent_at(&t.bridge).await;
+
+    bridge::settled(&t.bridge, String::new).await;
+    t.stop().await;
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+async fn replies_edits_deletes_and_files_reach_both_ends(database: Option<DatabaseUrl>) {
+    let started = Instant::now();
+    let t = bridged(database).await;
+    let alice = &t.world.alice;
+    let ann = tg_name(ANN);
+    t.start(BEN).await;
+    t.start(ANN).await;
+    t.write_to(ANN, ALICE).await;
+
+    // ANN writes; alice answers with a message of her own and a reply.
+    let (_, first) = t.api.user_text(ANN, "first, from telegram");
+    let from_ann = t.alice_got(&ann, 1).await;
+    let first_hash = from_ann[0].message.hash();
+    let bot_messages = t.api.sent_to(ANN).len();
+    let alice_new = alice.send(&t.directory, alice.builder(&ann).text("from *alice*", None)).await;
+    let alice_reply =
+        alice.send(&t.directory, alice.builder(&ann).reply("answering you", &first_hash, None)).await;
+    let relayed = wait_for("alice's two messages", || {
+        let sent = t.api.sent_to(ANN);
+        (sent.len() >= bot_messages + 2).then(|| sent[bot_messages..].to_vec())
+    })
+    .await;
+    assert_eq!(visible_text(&relayed[0].text), format!("{ALICE}: from alice"));
+    assert_eq!(relayed[0].text, format!("<b>{ALICE}</b>: from <i>alice</i>"), "markdown rendered");
+    assert_eq!(relayed[0].reply_to, None);
+    assert_eq!(visible_text(&relayed[1].text), format!("{ALICE}: answering you"));
+    assert_eq!(relayed[1].reply_to, Some(first), "a DM3 reply is a Telegram reply");
+    let (alice_message, alice_reply_message) = (relayed[0].message_id, relayed[1].message_id);
+
+    // Two messages alike within one second (Telegram dates messages in whole seconds) are two
+    // DM3 messages, not one message sent twice.
+    let (_, ok_first) = t.api.user_text(ANN, "ok");
+    let (_, ok_second) = t.api.user_text(ANN, "ok");
+    let from_ann = t.alice_got(&ann, 3).await;
+    let oks: Vec<&Received> = from_ann.iter().filter(|r| r.message.text() == Some("ok")).collect();
+    assert_eq!(oks.len(), 2, "{oks:#?}");
+    assert_ne!(oks[0].message.hash(), oks[1].message.hash());
+    let network = NetworkId::new("telegram").unwrap();
+    for id in [ok_first, ok_second] {
+        let id = NetworkMessageId::new(format!("{ANN}:{id}")).unwrap();
+        let mapped = t.bridge.node.store().message_by_network_id(&network, &id).await.unwrap();
+        assert!(mapped.is_some(), "{id} became no DM3 message");
+    }
+
+    // Files from Telegram: a document and a photo reach alice with their bytes.
+    let pdf = b"%PDF-1.4 a small document".to_vec();
+    let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], b"a small photo"].concat();
+    t.api.user_document(ANN, "notes.pdf", "application/pdf", pdf.clone(), pdf.len() as u64);
+    t.api.user_photo(ANN, jpeg.clone(), "a photo");
+    let from_ann = t.alice_got(&ann, 5).await;
+    let file_of = |received: &Received| {
+        let attachments = received.message.attachments().expect("the message has attachments");
+        assert_eq!(attachments.len(), 1, "{attachments:?}");
+        let attachment = Attachment::from_value(&attachments[0]).unwrap();
+        let data = attachment.decode_data(1 << 20).unwrap();
+        (attachment.name().map(str::to_owned), data.mime, data.bytes)
+    };
+    let document = the(&from_ann, "the document", |r| r.message.text() == Some("see attached"));
+    assert_eq!(file_of(document), (Some("notes.pdf".to_owned()), "application/pdf".to_owned(), pdf));
+    let photo = the(&from_ann, "the photo", |r| r.message.text() == Some("a photo"));
+    assert_eq!(file_of(photo), (Some("photo.jpg".to_owned()), "image/jpeg".to_owned(), jpeg));
+
+    // Files from DM3: an image goes as a photo, anything else as a document, bytes intact.
+    let png = [&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A][..], b"pixels"].concat();
+    let csv = b"a,b\n1,2\n".to_vec();
+    let bot_messages = t.api.sent_to(ANN).len();
+    for attachment in
+        [Attachment::inline("pic.png", "image/png", &png), Attachment::inline("table.csv", "text/csv", &csv)]
+    {
+        alice.send(&t.directory, alice.builder(&ann).text("a file", Some(vec![attachment]))).await;
+    }
+    let files = wait_for("alice's two files", || {
+        let sent = t.api.sent_to(ANN);
+        (sent.len() >= bot_messages + 2).then(|| sent[bot_messages..].to_vec())
+    })
+    .await;
+    assert_eq!(files[0].method, "sendPhoto");
+    assert_eq!(files[0].file, Some(SentFile::Upload { name: "pic.png".to_owned(), bytes: png }));
+    assert_eq!(visible_text(&files[0].text), format!("{ALICE}: a file"));
+    assert_eq!(files[1].method, "sendDocument");
+    assert_eq!(files[1].file, Some(SentFile::Upload { name: "table.csv".to_owned(), bytes: csv }));
+
+    // Reply routing: ANN now writes to BEN, but a reply to alice's message goes to alice, as a
+    // DM3 reply to it; the current contact stays BEN.
+    t.write_to(ANN, &tg_name(BEN)).await;
+    let bot_messages = t.api.sent_to(ANN).len();
+    let (_, ann_reply) = t.api.user_reply(ANN, "replying to alice", alice_message);
+    let from_ann = t.alice_got(&ann, 6).await;
+    let reply = the(&from_ann, "ANN's reply", |r| r.message.kind() == MessageType::Reply).clone();
+    assert_eq!(reply.message.text(), Some("replying to alice"));
+    assert_eq!(reply.message.reference_message_hash(), Some(alice_new.to_string().as_str()));
+    t.api.user_text(ANN, "/who");
+    assert_eq!(t.next_from_bot(ANN, bot_messages).await, format!("You are writing to {}.", tg_name(BEN)));
+    let ben_chat = t.api.sent_to(BEN);
+    assert!(
+        ben_chat.iter().all(|s| !visible_text(&s.text).contains("replying to alice")),
+        "the reply went to BEN: {ben_chat:?}"
+    );
+    // A plain message goes to the current contact, BEN, who sees it from ANN's DM3 name.
+    let ben_before = t.api.sent_to(BEN).len();
+    t.api.user_text(ANN, "hello ben");
+    assert_eq!(t.next_from_bot(BEN, ben_before).await, format!("{ann}: hello ben"));
+
+    // Edits both ways: ANN's edit reaches alice as an EDIT of the original; alice's edit
+    // changes the bot's message in place.
+    t.api.user_edit(ANN, first, "first, from telegram (edited)");
+    t.api.user_edit(ANN, ann_reply, "replying to alice (edited)");
+    let from_ann = t.alice_got(&ann, 8).await;
+    let edits: Vec<(Option<&str>, Option<&str>)> = from_ann
+        .iter()
+        .filter(|r| r.message.kind() == MessageType::Edit)
+        .map(|r| (r.message.text(), r.message.reference_message_hash()))
+        .collect();
+    assert_eq!(edits.len(), 2, "{edits:?}");
+    let first_hash = first_hash.to_string();
+    let reply_hash = reply.message.hash().to_string();
+    assert!(edits.contains(&(Some("first, from telegram (edited)"), Some(first_hash.as_str()))), "{edits:?}");
+    assert!(edits.contains(&(Some("replying to alice (edited)"), Some(reply_hash.as_str()))), "{edits:?}");
+    alice.send(&t.directory, alice.builder(&ann).edit("from *alice* (edited)", &alice_new, None)).await;
+    let edit = wait_for("alice's edit", || t.api.edits().first().cloned()).await;
+    assert_eq!((edit.0, edit.1), (ANN, alice_message));
+    assert_eq!(visible_text(&edit.2), format!("{ALICE}: from alice (edited)"));
+
+    // alice deletes her reply: the bot deletes the message it relayed, and only that one.
+    alice.send(&t.directory, alice.builder(&ann).delete_request(&alice_reply)).await;
+    let deleted = wait_for("alice's delete", || t.api.deleted().first().copied()).await;
+    assert_eq!(deleted, (ANN, alice_reply_message));
+
+    bridge::settled(&t.bridge, String::new).await;
+    assert_eq!(t.api.deleted().len(), 1);
+    assert_eq!(t.api.edits().len(), 1);
+    t.stop().await;
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+async fn a_429_storm_delivers_a_hundred_queued_messages_once_each_in_order(database: Option<DatabaseUrl>) {
+    const COUNT: usize = 100;
+    /// Every this many `sendMessage` calls, Telegram answers 429 …
+    const EVERY: u32 = 7;
+    /// … with this `retry_after`.
+    const RETRY_AFTER: u32 = 1;
+    let started = Instant::now();
+    let t = bridged(database).await;
+    let alice = &t.world.alice;
+    let ann = tg_name(ANN);
+    t.start(ANN).await;
+    let bot_messages = t.api.sent_to(ANN).len();
+
+    // The storm starts before the messages arrive: Telegram answers every send with 429 until
+    // all hundred wait in the bridge's durable inbox, then every EVERY-th.
+    t.api.rate_limit_every("sendMessage", 1, RETRY_AFTER);
+    let storm = Instant::now();
+    let texts: Vec<String> = (0..COUNT).map(|i| format!("m{i:03}")).collect();
+    let messages = texts.iter().map(|text| alice.builder(&ann).text(text, None)).collect();
+    let hashes = alice.send_all(&t.directory, messages).await;
+    eprintln!("alice sent {COUNT} in {:.1} s", storm.elapsed().as_secs_f64());
+    let counts = t.bridge.node.store().count_jobs().await.unwrap();
+    let pending: u64 = counts
+        .iter()
+        .filter(|c| c.queue == QueueName::Inbox && c.state == JobState::Pending)
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(pending, COUNT as u64, "all queued, none delivered: {counts:?}");
+    assert_eq!(t.api.sent_to(ANN).len(), bot_messages);
+    let second_phase = Instant::now();
+    t.api.rate_limit_every("sendMessage", EVERY, RETRY_AFTER);
+
+    let deadline = Instant::now() + LONG_WAIT;
+    while t.api.sent_to(ANN).len() < bot_messages + COUNT {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {COUNT} delivered within {LONG_WAIT:?}",
+            t.api.sent_to(ANN).len() - bot_messages
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("all delivered {:.1} s after the first send", storm.elapsed().as_secs_f64());
+    bridge::settled(&t.bridge, String::new).await;
+
+    // All, once each, in order.
+    let delivered: Vec<String> =
+        t.api.sent_to(ANN)[bot_messages..].iter().map(|s| visible_text(&s.text)).collect();
+    let expected: Vec<String> = texts.iter().map(|text| format!("{ALICE}: {text}")).collect();
+    assert_eq!(delivered, expected);
+
+    // Telegram did say 429, and every time the bridge waited retry_after before it sent to
+    // that chat again.
+    let calls: Vec<_> =
+        t.api.log().into_iter().filter(|c| c.method == "sendmessage" && c.chat == Some(ANN)).collect();
+    let limited: Vec<usize> = (0..calls.len()).filter(|&i| calls[i].status == 429).collect();
+    let limited_later = limited.iter().filter(|&&i| calls[i].at >= second_phase).count();
+    assert!(
+        limited_later >= COUNT / EVERY as usize,
+        "only {limited_later} answers were 429 after the first phase"
+    );
+    for &i in &limited {
+        let retry_after = Duration::from_secs(u64::from(calls[i].retry_after.unwrap()));
+        let next = calls.get(i + 1).expect("a 429 is followed by a retry");
+        let waited = next.at.duration_since(calls[i].at);
+        assert!(
+            waited >= retry_after,
+            "call {} came {waited:?} after a 429 with retry_after {retry_after:?}",
+            i + 1
+        );
+    }
+    // The retries were the engine's, from its durable inbox: each message Telegram refused
+    // took another attempt of its job.
+    let mut retried = 0;
+    for hash in &hashes {
+        let job = t.inbox_job(&ann, &hash.to_string()).await;
+        assert_eq!(job.state, JobState::Done, "{job:?}");
+        retried += usize::from(job.attempts > 1);
+    }
+    assert!(retried >= limited_later, "{retried} jobs were retried for {limited_later} answers 429");
+    eprintln!("{} answers were 429; done in {:.1} s", limited.len(), started.elapsed().as_secs_f64());
+    t.stop().await;
+}
+
+async fn a_blocked_bot_is_reported_to_the_dm3_sender(database: Option<DatabaseUrl>) {
+    let t = bridged(database).await;
+    let alice = &t.world.alice;
+    let ann = tg_name(ANN);
+    t.start(ANN).await;
+    let bot_messages = t.api.sent_to(ANN).len();
+
+    // ANN blocked the bot: Telegram answers 403 to the relay of alice's message.
+    t.api.fail_next("sendMessage", Failure::blocked());
+    let hash = alice.send(&t.directory, alice.builder(&ann).text("are you there?", None)).await;
+    let reports = t.alice_got(&ann, 1).await;
+    let report = &reports[0];
+    assert_eq!(report.message.kind(), MessageType::Reply);
+    assert_eq!(report.message.reference_message_hash(), Some(hash.to_string().as_str()));
+    let text = report.message.text().unwrap();
+    assert!(text.contains("could not deliver your message"), "{text}");
+    assert!(text.contains("blocked the bridge's bot"), "{text}");
+
+    let job = t.inbox_job(&ann, &hash.to_string()).await;
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.attempts, 1, "a 403 is not retried");
+    assert_eq!(t.api.sent_to(ANN).len(), bot_messages, "nothing reached the chat");
+    // Once unblocked, the next message arrives.
+    alice.send(&t.directory, alice.builder(&ann).text("now?", None)).await;
+    assert_eq!(t.next_from_bot(ANN, bot_messages).await, format!("{ALICE}: now?"));
+    t.stop().await;
+}
+
+/// The one message of `received` that `matches`.
+fn the<'a>(received: &'a [Received], what: &str, matches: impl Fn(&Received) -> bool) -> &'a Received {
+    let found: Vec<&Received> = received.iter().filter(|r| matches(r)).collect();
+    assert_eq!(found.len(), 1, "{what}: {found:#?}");
+    found[0]
+}

@@ -1,0 +1,85 @@
+//! The bridge node of the end-to-end tests (`tests/bridge_*.rs`): started on a config the test
+//! prepared (a data directory from `init`, names from a `Dm3World`, a connector section), stopped
+//! gracefully and started again on the same directory, and watched until its queues settle.
+//!
+//! The node resolves names through `[names]` of its config, as in production, with the real
+//! delivery service ([`Relay`]).
+
+use std::time::{Duration, Instant};
+
+use dm3_bridge::config::Config;
+use dm3_bridge::delivery::Relay;
+use dm3_bridge::names::chain::build_directory;
+use dm3_bridge::node::Node;
+use dm3_bridge::store::{JobState, QueueName};
+
+use super::node::TestNode;
+
+/// The admin token the bridge tests configure.
+pub const ADMIN_TOKEN: &str = "bridge-admin-token-0123456789abcdef";
+/// How long the many-message scenarios wait for a queue to drain.
+pub const LONG_WAIT: Duration = Duration::from_secs(120);
+
+/// Starts the bridge node of `config` on its data directory `dir`; `context` is shown if the
+/// start fails (e.g. the homeserver's log).
+pub async fn start(config: Config, dir: tempfile::TempDir, context: impl FnOnce() -> String) -> TestNode {
+    let directory = build_directory(&config.names).unwrap();
+    let node = Node::start(&config, &[], Relay::factory(directory))
+        .await
+        .unwrap_or_else(|e| panic!("the bridge did not start: {e}\n{}", context()));
+    let base = format!("http://{}", node.local_addr());
+    TestNode { node, base, client: reqwest::Client::new(), config, dir }
+}
+
+/// A bridge node shut down, with what starts it again.
+pub struct StoppedBridge {
+    config: Config,
+    dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+/// Shuts `bridge` down gracefully: requests in flight finish, then the jobs in flight.
+pub async fn stop(bridge: TestNode) -> StoppedBridge {
+    let TestNode { node, client, config, dir, .. } = bridge;
+    let stopping = Instant::now();
+    node.shutdown().await.unwrap();
+    eprintln!("the bridge stopped in {:.1} s", stopping.elapsed().as_secs_f64());
+    StoppedBridge { config, dir, client }
+}
+
+impl StoppedBridge {
+    /// The bridge again, on the same data directory, database, keys and port.
+    pub async fn start(self) -> TestNode {
+        let StoppedBridge { config, dir, client } = self;
+        let directory = build_directory(&config.names).unwrap();
+        let node = Node::start(&config, &[], Relay::factory(directory)).await.unwrap();
+        let base = format!("http://{}", node.local_addr());
+        TestNode { node, base, client, config, dir }
+    }
+}
+
+/// How many jobs the bridge ever queued in `queue`, in any state.
+pub async fn jobs_in(bridge: &TestNode, queue: QueueName) -> u64 {
+    let counts = bridge.node.store().count_jobs().await.unwrap();
+    counts.iter().filter(|c| c.queue == queue).map(|c| c.count).sum()
+}
+
+/// Waits until the bridge has no job pending in either queue; none may have failed. `context`
+/// is shown on a timeout (e.g. the homeserver's log).
+pub async fn settled(bridge: &TestNode, context: impl Fn() -> String) {
+    let deadline = Instant::now() + LONG_WAIT;
+    loop {
+        let counts = bridge.node.store().count_jobs().await.unwrap();
+        let failed: Vec<_> = counts.iter().filter(|c| c.state == JobState::Failed).collect();
+        assert!(failed.is_empty(), "jobs failed: {failed:?}");
+        if counts.iter().all(|c| c.state != JobState::Pending || c.count == 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs still pending after {LONG_WAIT:?}: {counts:?}\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
