@@ -233,6 +233,7 @@ impl UpdateHandler {
                 network_event_id: id.clone(),
                 timestamp_ms: timestamp_ms(message),
                 kind: EventKind::Message(Message { content, reply_to }),
+                original: content::original_call(message).map(Box::new),
             }),
             Err(reason) => Inbound::Unbridgeable(Unbridgeable {
                 conversation: conversation.clone(),
@@ -275,6 +276,7 @@ impl UpdateHandler {
                     .edit_date()
                     .map_or_else(|| timestamp_ms(message), |d| d.timestamp_millis().max(0) as u64),
                 kind: EventKind::Edit(dm3_bridge_connector::Edit { target, text }),
+                original: content::original_call(message).map(Box::new),
             }),
             None => Inbound::Unbridgeable(Unbridgeable {
                 conversation,
