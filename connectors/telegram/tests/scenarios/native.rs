@@ -63,9 +63,13 @@ async fn a_payload_is_sent_with_its_own_parameters_and_the_bridges_additions() {
     // An edit replaces the text with the payload's, through editMessageText.
     let edit = NativeMessage {
         replaces: Some(id.clone()),
-        ..native("sendMessage", json!({"text": "<i>moved to 6pm</i>", "parse_mode": "HTML", "protect_content": true}))
+        ..native(
+            "sendMessage",
+            json!({"text": "<i>moved to 6pm</i>", "parse_mode": "HTML", "protect_content": true}),
+        )
     };
-    let edit_id = deliver(&h.connector, &outbound(42, "alice.eth", "n2", event(edit))).await.unwrap().unwrap();
+    let edit_id =
+        deliver(&h.connector, &outbound(42, "alice.eth", "n2", event(edit))).await.unwrap().unwrap();
     assert_eq!(edit_id.as_str(), format!("{id}:edit-n2"));
     let edits = h.api.params_of("editMessageText");
     assert_eq!(
