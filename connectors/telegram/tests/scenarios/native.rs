@@ -116,3 +116,23 @@ async fn telegrams_refusal_reaches_the_engine_as_a_permanent_failure() {
     let refused = deliver(&h.connector, &outbound(42, "alice.eth", "r1", event(empty))).await;
     assert!(matches!(refused, Err(ConnectorError::Permanent(_))), "{refused:?}");
 }
+
+#[tokio::test]
+async fn a_users_message_comes_in_with_the_call_that_reproduces_it() {
+    use dm3_bridge_connector::{Connector as _, Inbound};
+
+    let h = Harness::new().await;
+    h.connector.start().await.unwrap();
+    h.api.user_text(42, "/to bob.eth");
+    let entities = json!([{"type": "bold", "offset": 6, "length": 5}, {"type": "text_link", "offset": 12, "length": 4, "url": "https://dm3.network/"}]);
+    h.api.user_formatted(42, "hello world docs", entities.clone());
+    let batches = h.sink.wait_for(2).await;
+    let Inbound::Event(event) = &batches[1].items[0] else { panic!("{:?}", batches[1].items) };
+    let original = event.original.as_ref().expect("the original call");
+    assert_eq!(original.kind, "sendMessage");
+    assert_eq!(
+        Value::Object(original.body.clone()),
+        json!({"text": "hello world docs", "entities": entities})
+    );
+    h.connector.stop().await.unwrap();
+}

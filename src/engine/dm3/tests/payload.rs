@@ -219,3 +219,16 @@ async fn the_original_content_rides_along_and_decodes_with_the_sdk() {
     assert_eq!(built.message.text(), Some("sure, see **the docs**"));
     assert!(payloads(&built.message).is_empty(), "the oversized original is skipped, not the message");
 }
+
+#[test]
+fn a_telegram_original_becomes_a_telegram_payload() {
+    let mut event = event(text_message("hi"));
+    let call = json!({"text": "hi", "entities": [{"type": "bold", "offset": 0, "length": 2}]});
+    event.original = Some(Box::new(NativeContent::new("sendMessage", object(call.clone()))));
+    let attachment =
+        crate::engine::dm3::bridge_payload::original_content_attachment(&event, Network::Telegram).unwrap();
+    assert_eq!(
+        bridge_payload::decode(attachment.data()).unwrap(),
+        BridgePayload::Telegram(TelegramCall { method: "sendMessage".into(), parameters: object(call) })
+    );
+}
