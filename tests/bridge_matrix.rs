@@ -24,7 +24,7 @@ use dm3::message::MessageType;
 use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
 use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
 use dm3_bridge::names::directory::Directory;
-use dm3_bridge::store::QueueName;
+use dm3_bridge::store::{JobState, QueueName};
 use dm3_world::{ALICE, Dm3World};
 use serde_json::{Value, json};
 use support::TestDb;
@@ -578,4 +578,76 @@ async fn inbox_job_done(bridge: &TestNode, key: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_payloads_are_forwarded_verbatim_and_original_content_rides_along() {
+    use dm3::bridge_payload::{self, BridgePayload, MatrixEvent, Network};
+
+    let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } = bridged(None).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+    let object = |value: &Value| value.as_object().unwrap().clone();
+
+    // Matrix → DM3: bob's formatted message arrives with its content as a bridge payload.
+    let bobs = json!({
+        "msgtype": "m.text", "body": "see **the docs**", "format": "org.matrix.custom.html",
+        "formatted_body": "see <strong>the docs</strong>",
+    });
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/p1", synapse::encode(&room));
+    bob.call(reqwest::Method::PUT, &path, Some(bobs.clone())).await.unwrap();
+    let received = alice.wait_for(&world.ds_b, &directory, &bob_name, 1).await;
+    assert_eq!(received[0].message.text(), Some("see **the docs**"));
+    assert_eq!(
+        bridge_payload::find(&received[0].message, Network::Matrix).unwrap(),
+        Some(BridgePayload::Matrix(MatrixEvent {
+            event_type: "m.room.message".into(),
+            content: object(&bobs),
+            encrypted: false
+        })),
+        "the original content, decoded with the SDK"
+    );
+
+    // DM3 → Matrix: alice's prepared event is what bob's client shows, exactly.
+    let content = json!({
+        "msgtype": "m.notice", "body": "prepared by an SDK-aware client",
+        "format": "org.matrix.custom.html", "formatted_body": "prepared by an <b>SDK-aware</b> client",
+        "m.mentions": {"user_ids": [bob.user_id.clone()]},
+    });
+    let payload = bridge_payload::attachment(&BridgePayload::Matrix(MatrixEvent {
+        event_type: "m.room.message".into(),
+        content: object(&content),
+        encrypted: false,
+    }))
+    .unwrap();
+    alice.send(&directory, alice.builder(&bob_name).text("plain-text fallback", Some(vec![payload]))).await;
+    let forwarded = wait_for_event(&synapse, &bob, &room, |e| {
+        e["sender"] == ghost.as_str() && e["content"]["msgtype"] == "m.notice"
+    })
+    .await;
+    assert_eq!(forwarded["content"], content);
+
+    // A payload the allow-list refuses: bob gets the text, alice is told why.
+    let mut refused = object(&content);
+    refused.insert("m.relates_to".into(), json!({"m.in_reply_to": {"event_id": "$x"}}));
+    let refused = bridge_payload::attachment(&BridgePayload::Matrix(MatrixEvent {
+        event_type: "m.room.message".into(),
+        content: refused,
+        encrypted: false,
+    }))
+    .unwrap();
+    let refused_hash =
+        alice.send(&directory, alice.builder(&bob_name).text("the *fallback*", Some(vec![refused]))).await;
+    let rendered = wait_for_event(&synapse, &bob, &room, |e| {
+        e["sender"] == ghost.as_str() && e["content"]["body"] == "the *fallback*"
+    })
+    .await;
+    assert_eq!(rendered["content"]["msgtype"], "m.text");
+    let received = alice.wait_for(&world.ds_b, &directory, &bob_name, 2).await;
+    let warning = received.iter().find(|r| r.message.kind() == MessageType::Reply).expect("a warning");
+    assert_eq!(warning.message.reference_message_hash(), Some(refused_hash.to_string().as_str()));
+    let text = warning.message.text().unwrap();
+    assert!(text.contains("instead of its bridge payload") && text.contains("m.relates_to"), "{text}");
+
+    bridge.node.shutdown().await.unwrap();
 }

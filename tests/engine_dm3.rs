@@ -25,6 +25,7 @@ use dm3_bridge::engine::dm3::deliver::{
 use dm3_bridge::engine::dm3::open::open_inbound;
 use dm3_bridge::engine::dm3::references::{MappedMessage, MessageReferences, ReferenceError};
 use dm3_bridge::identities::keys::IdentityKeys;
+use dm3_bridge::identities::network::Network;
 use dm3_bridge::names::BoxFuture;
 use dm3_bridge::names::directory::{Directory, NoLinks};
 use dm3_bridge::names::static_resolver::StaticResolver;
@@ -88,6 +89,7 @@ fn bob_says(text: &str) -> InboundEvent {
         network_event_id: NetworkMessageId::new("$event1").unwrap(),
         timestamp_ms: 1_700_000_000_000,
         kind: EventKind::Message(Message::new(Content::Text(Text::plain(text)))),
+        original: None,
     }
 }
 
@@ -95,6 +97,7 @@ fn bob_says(text: &str) -> InboundEvent {
 async fn build(sender: &Identity, to: &EnsName, text: &str) -> dm3::message::Message {
     let converted = to_dm3(
         &bob_says(text),
+        Network::Matrix,
         &sender.name,
         to,
         &sender.keys.profile_keys().signing,
@@ -220,6 +223,7 @@ async fn a_delivered_message_opens_in_the_inbox_step_after_an_in_process_submit(
     assert_eq!(opened.text.as_deref(), Some("# hi carol\nfrom *matrix*"));
     let converted = to_network(
         &opened,
+        Network::Telegram,
         &ConversationId::new("-100123").unwrap(),
         &EmptyMap,
         &AttachmentLimits::default(),

@@ -901,6 +901,7 @@ async fn inbound_batches_become_outbox_jobs_once(db: &TestDb) {
             network_event_id: NetworkMessageId::new(id).unwrap(),
             timestamp_ms: 1,
             kind: EventKind::Message(Message::new(Content::Text(Text::plain(text)))),
+            original: None,
         })
     };
     let request = Inbound::PortalRequest(PortalRequest {

@@ -109,11 +109,12 @@ impl InboxHandler {
             .portal_for(connector.as_ref(), &network_id, &receiver, &opened.sender, &local_user, &remote)
             .await?;
         let references = StoredReferences { store: &parts.store, network: &network_id };
-        let events = match to_network(&opened, &conversation, &references, &parts.attachment_limits)
+        let converted = to_network(&opened, network, &conversation, &references, &parts.attachment_limits)
             .await
-            .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?
-        {
-            ToNetwork::Send(events) => events,
+            .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
+        let (events, payload_refused) = match converted {
+            ToNetwork::Send(events) => (events, None),
+            ToNetwork::Rendered { events, payload_refused } => (events, Some(payload_refused)),
             ToNetwork::Skip(why) => {
                 tracing::debug!(why, "nothing to send for an inbound DM3 message");
                 return Ok(Outcome::Done);
@@ -139,6 +140,21 @@ impl InboxHandler {
                 };
                 parts.store.record_message(&mapping, now_ms()).await.map_err(Failure::store)?;
             }
+        }
+        if let Some(reason) = payload_refused {
+            // After the send, so the warning says what happened. Its own key: a later failure
+            // report of this job must not be taken for a duplicate of it.
+            let report = Report::ToDm3Warning {
+                from: payload.receiver.clone(),
+                to: payload.sender.clone(),
+                about_hash: hash.clone(),
+                warning: format!(
+                    "The bridge sent the text of your message instead of its bridge payload: {reason}"
+                ),
+                at_ms: opened.timestamp_ms,
+            };
+            let key = format!("{}#payload", job.idempotency_key);
+            parts.queue_report(&key, &job.conversation, &report).await.map_err(Failure::retry)?;
         }
         metrics::counter!(BRIDGED_MESSAGES, "direction" => "dm3_to_network", "network" => network.as_str())
             .increment(1);

@@ -140,7 +140,7 @@ impl OutboxHandler {
         let signing = &keys.profile_keys().signing;
         let event = &self.fetch_media(network, event).await?;
         let references = StoredReferences { store: &parts.store, network: network_id };
-        let built = match to_dm3(event, &from, &to, signing, &references, &parts.attachment_limits)
+        let built = match to_dm3(event, network, &from, &to, signing, &references, &parts.attachment_limits)
             .await
             .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?
         {
@@ -263,7 +263,11 @@ impl OutboxHandler {
                 self.notice(network, conversation, remote, reason).await
             }
             Report::ToDm3 { from, to, failed_hash, reason, at_ms } => {
-                self.dm3_report(from, to, failed_hash, reason, *at_ms).await
+                let text = format!("⚠️ The bridge could not deliver your message: {reason}");
+                self.dm3_report(from, to, failed_hash, &text, *at_ms).await
+            }
+            Report::ToDm3Warning { from, to, about_hash, warning, at_ms } => {
+                self.dm3_report(from, to, about_hash, &format!("⚠️ {warning}"), *at_ms).await
             }
         }
     }
@@ -289,13 +293,14 @@ impl OutboxHandler {
         connector.send_message(&notice).await.map(|_| ()).map_err(Failure::connector)
     }
 
-    /// A DM3 message from the virtual identity `from` telling `to` their message failed.
+    /// A DM3 message from the virtual identity `from` telling `to` about their message
+    /// `failed_hash` (that it failed, or went out otherwise than prepared): a reply saying `text`.
     async fn dm3_report(
         &self,
         from: &str,
         to: &str,
         failed_hash: &str,
-        reason: &str,
+        text: &str,
         at_ms: u64,
     ) -> Result<(), Failure> {
         let parts = &self.parts;
@@ -305,10 +310,9 @@ impl OutboxHandler {
         let failed: dm3::message::MessageHash = failed_hash
             .parse()
             .map_err(|_| Failure::permanent("the failed message's hash is not a message hash"))?;
-        let text = format!("⚠️ The bridge could not deliver your message: {reason}");
         // The time was fixed when the report was queued: a retry builds the same message (and
         // hash), which delivery services deduplicate.
-        let message = MessageBuilder::new(to, from.as_str(), at_ms).reply(&text, &failed, None).sign(signing);
+        let message = MessageBuilder::new(to, from.as_str(), at_ms).reply(text, &failed, None).sign(signing);
         let report = deliver_to_dm3(&message, signing, &parts.directory, parts.target.as_ref(), &[])
             .await
             .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;

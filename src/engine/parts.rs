@@ -93,6 +93,9 @@ impl Failure {
 pub enum Report {
     /// To a DM3 user, as a DM3 message from the virtual identity they wrote to.
     ToDm3 { from: String, to: String, failed_hash: String, reason: String, at_ms: u64 },
+    /// To a DM3 user whose message went out, but not as they prepared it (its bridge payload
+    /// could not be used, so its text was sent): a DM3 reply to `about_hash` saying why.
+    ToDm3Warning { from: String, to: String, about_hash: String, warning: String, at_ms: u64 },
     /// To a network user, as a notice in the conversation, from the DM3 user's stand-in.
     ToNetwork { network: NetworkId, conversation: ConversationId, remote: RemoteIdentity, reason: String },
 }

@@ -7,7 +7,6 @@
 
 use std::fmt;
 
-
 use super::{EnsName, Store, StoreError, on_pool};
 
 /// A random challenge id (128 bits, hex), unguessable and unique.

@@ -8,7 +8,6 @@
 
 use std::fmt;
 
-
 use super::{EnsName, Store, StoreError, on_pool};
 
 /// The SHA-256 of a session token: the key of its row.

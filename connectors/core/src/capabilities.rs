@@ -28,6 +28,8 @@ pub enum Feature {
     Delete,
     ReadReceipt,
     Media,
+    /// Content a client prepared in the network's own format (a bridge payload).
+    Native,
 }
 
 impl fmt::Display for Feature {
@@ -40,6 +42,7 @@ impl fmt::Display for Feature {
             Feature::Delete => "deletions",
             Feature::ReadReceipt => "read receipts",
             Feature::Media => "attachments",
+            Feature::Native => "messages prepared for the network (bridge payloads)",
         })
     }
 }
@@ -160,6 +163,17 @@ impl Capabilities {
             EventKind::Reaction(_) => need(self.reactions, Feature::Reaction),
             EventKind::Delete(_) => need(self.deletes, Feature::Delete),
             EventKind::ReadReceipt(_) => need(self.read_receipts, Feature::ReadReceipt),
+            // The content itself is the network's business (the engine checked it against the
+            // allow-list, the connector refuses what it cannot send); the relations are ours.
+            EventKind::Native(native) => {
+                if native.reply_to.is_some() {
+                    need(self.replies, Feature::Reply)?;
+                }
+                if native.replaces.is_some() {
+                    need(self.edits, Feature::Edit)?;
+                }
+                Ok(())
+            }
         }
     }
 

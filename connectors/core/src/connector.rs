@@ -24,6 +24,7 @@ use crate::event::Outbound;
 use crate::event::PortalRequest;
 use crate::id::{ConversationId, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity};
 use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
+use crate::native::NativeMessage;
 
 /// A boxed, sendable future: what the dyn-compatible traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -104,6 +105,11 @@ pub trait Connector: Send + Sync {
     fn portals(&self) -> Option<&dyn PortalHandling> {
         None
     }
+
+    /// Content in the network's own format (bridge payloads), if this connector sends it.
+    fn native(&self) -> Option<&dyn NativeHandling> {
+        None
+    }
 }
 
 /// Conversations the bridge opens or joins on the network.
@@ -168,4 +174,16 @@ pub trait MediaHandling: Send + Sync {
     /// Fetches the bytes behind `url`, refusing more than `max_bytes`.
     fn download<'a>(&'a self, url: &'a Url, max_bytes: u64)
     -> BoxFuture<'a, Result<Vec<u8>, ConnectorError>>;
+}
+
+/// Sending content already in the network's format ([`crate::native`]).
+pub trait NativeHandling: Send + Sync {
+    /// Sends `native.payload.content` as it is, adding only the conversation, the reply or
+    /// replacement relation and what else the bridge alone decides; answers the network's id of
+    /// the message (of the edit, for a replacement). Content the connector cannot send is a
+    /// [`ConnectorError::Permanent`] with the reason, never a partial send.
+    fn send_native<'a>(
+        &'a self,
+        native: &'a Outbound<NativeMessage>,
+    ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>>;
 }

@@ -41,6 +41,10 @@ pub async fn deliver(
             let receipts = connector.receipts().ok_or(missing(Feature::ReadReceipt))?;
             receipts.send_receipt(&event.with_payload(receipt.clone())).await.map(|()| None)
         }
+        EventKind::Native(native) => {
+            let handler = connector.native().ok_or(missing(Feature::Native))?;
+            handler.send_native(&event.with_payload(native.as_ref().clone())).await.map(Some)
+        }
     }
 }
 
@@ -113,6 +117,14 @@ mod tests {
         assert_eq!(
             deliver(&connector, &reaction).await,
             Err(ConnectorError::Unsupported(Unsupported::Feature(Feature::Reaction)))
+        );
+        let native = outbound(EventKind::Native(Box::new(crate::native::NativeMessage::new(
+            crate::native::NativeContent::new("m.room.message", serde_json::Map::new()),
+        ))));
+        assert_eq!(
+            deliver(&connector, &native).await,
+            Err(ConnectorError::Unsupported(Unsupported::Feature(Feature::Native))),
+            "a connector without the native capability refuses by name"
         );
         assert_eq!(connector.sent.lock().unwrap().len(), 1);
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{ConversationId, IdempotencyKey, NetworkMessageId, NetworkUserId, RemoteIdentity};
 use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
+use crate::native::{NativeContent, NativeMessage};
 
 /// What happened (inbound) or should happen (outbound).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +23,9 @@ pub enum EventKind {
     Reaction(Reaction),
     Delete(Delete),
     ReadReceipt(ReadReceipt),
+    /// Content already in the network's format (outbound only: a DM3 client's bridge payload);
+    /// boxed, being the largest and rarest.
+    Native(Box<NativeMessage>),
 }
 
 /// Something a network user did in a bridged conversation.
@@ -37,6 +41,12 @@ pub struct InboundEvent {
     pub timestamp_ms: u64,
     /// What.
     pub kind: EventKind,
+    /// The event's content in the network's own format, as received (Matrix: the event type and
+    /// `content`; Telegram: the Bot API call that would reproduce the message), where the
+    /// connector keeps it. The engine attaches it to the DM3 message as a bridge payload so an
+    /// SDK-aware reader can show the original formatting. Boxed: it is rare next to the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Box<NativeContent>>,
 }
 
 /// A network user asked to talk with a remote user (Matrix: invited a ghost into a DM).
@@ -68,6 +78,9 @@ pub struct Unbridgeable {
 /// Everything a connector hands the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+// An event is the common case and each item lives only until the sink has stored it, so the
+// other variants' unused bytes cost nothing worth a box on every event.
+#[allow(clippy::large_enum_variant)]
 pub enum Inbound {
     Event(InboundEvent),
     PortalRequest(PortalRequest),

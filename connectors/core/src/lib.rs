@@ -14,6 +14,8 @@
 //! - [`id`]: the typed ids, each a validated newtype;
 //! - [`message`]: text, replies, edits, reactions, deletes and read receipts;
 //! - [`attachment`]: files, inline or by URL;
+//! - [`native`]: content already in a network's own format (a DM3 client's bridge payload, or
+//!   the original content of a network event), an optional capability;
 //! - [`event`]: what a connector hands the engine ([`InboundEvent`]) and what the engine asks
 //!   a connector to send ([`Outbound`]);
 //! - [`capabilities`]: what a conversation can carry, and the check that names what it cannot;
@@ -29,13 +31,14 @@ pub mod dispatch;
 pub mod event;
 pub mod id;
 pub mod message;
+pub mod native;
 pub mod sink;
 
 pub use attachment::{Attachment, AttachmentError, AttachmentSource, MimeType};
 pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
 pub use connector::{
-    BoxFuture, Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, PortalHandling,
-    ReactionHandling, ReceiptHandling,
+    BoxFuture, Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling,
+    PortalHandling, ReactionHandling, ReceiptHandling,
 };
 pub use dispatch::deliver;
 pub use event::{EventKind, Inbound, InboundEvent, Outbound, PortalRequest, Unbridgeable};
@@ -43,4 +46,5 @@ pub use id::{
     ConversationId, IdError, IdempotencyKey, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity,
 };
 pub use message::{Content, Delete, Edit, Message, Reaction, ReactionKey, ReadReceipt, Text};
+pub use native::{NativeContent, NativeMessage};
 pub use sink::{Accepted, InboundBatch, InboundSink, SinkError};

@@ -152,6 +152,7 @@ fn read_receipt(room: &RoomId, user: &UserId, event_id: &EventId, timestamp_ms: 
         network_event_id: NetworkMessageId::new(format!("m.read.{}", hex(&hasher.finalize()))).ok()?,
         timestamp_ms,
         kind: EventKind::ReadReceipt(ReadReceipt { up_to: NetworkMessageId::new(event_id.as_str()).ok()? }),
+        original: None,
     })
 }
 

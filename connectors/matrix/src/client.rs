@@ -44,8 +44,9 @@ use ruma::events::reaction::ReactionEventContent;
 use ruma::events::relation::Annotation;
 use ruma::events::room::encryption::RoomEncryptionEventContent;
 use ruma::events::room::message::RoomMessageEventContent;
-use ruma::events::{MessageLikeEventContent, StateEventType};
+use ruma::events::{MessageLikeEventContent, MessageLikeEventType, StateEventType};
 use ruma::profile::ProfileFieldValue;
+use ruma::serde::Raw;
 use ruma::{
     EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId,
     TransactionId, UInt, UserId,
@@ -289,6 +290,29 @@ impl Client {
         content: &RoomMessageEventContent,
     ) -> Result<OwnedEventId, ClientError> {
         self.send(sender, room, txn_id, timestamp_ms, content).await
+    }
+
+    /// Sends an event of `event_type` whose content is `content` exactly (a bridge payload), as
+    /// `sender`, idempotent by `txn_id`, stamped `timestamp_ms`.
+    pub async fn send_raw(
+        &self,
+        sender: &UserId,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        timestamp_ms: Option<u64>,
+        event_type: &str,
+        content: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<OwnedEventId, ClientError> {
+        let body =
+            serde_json::value::to_raw_value(content).map_err(|e| ClientError::Request(e.to_string()))?;
+        let mut request = send_message_event::v3::Request::new_raw(
+            room.to_owned(),
+            txn_id.to_owned(),
+            MessageLikeEventType::from(event_type),
+            Raw::from_json(body),
+        );
+        request.timestamp = timestamp_ms.map(millis).transpose()?;
+        self.call(request, Some(sender)).await.map(|r| r.event_id)
     }
 
     /// Reacts to `target` with `key` as `sender`.

@@ -8,8 +8,9 @@
 //!   timeout is recognised by the homeserver instead of posted twice;
 //! - the DM3 time goes into `?ts=`.
 //!
-//! Edits, reactions, deletes, read receipts, media ([`crate::media`]) and portals
-//! ([`crate::portal`]) are all supported by Matrix, so every capability trait is implemented.
+//! Edits, reactions, deletes, read receipts, media ([`crate::media`]), portals
+//! ([`crate::portal`]) and native content (bridge payloads, [`crate::native`]) are all supported
+//! by Matrix, so every capability trait is implemented.
 //! Encrypted rooms are detected when a portal is joined ([`Client::room_encryption`]) and
 //! refused with a notice to the user ([`crate::encryption`]).
 //!
@@ -23,8 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dm3_bridge_connector::{
     BoxFuture, Capabilities, Connector, ConnectorError, Content, ConversationId, Delete, DeleteHandling,
-    Edit, EditHandling, MediaHandling, Message, NetworkId, NetworkMessageId, Outbound, PortalHandling,
-    Reaction, ReactionHandling, ReadReceipt, ReceiptHandling, Text,
+    Edit, EditHandling, MediaHandling, Message, NativeHandling, NetworkId, NetworkMessageId, Outbound,
+    PortalHandling, Reaction, ReactionHandling, ReadReceipt, ReceiptHandling, Text,
 };
 use ruma::events::relation::{InReplyTo, Reply};
 use ruma::events::room::message::{Relation, ReplacementMetadata, RoomMessageEventContent};
@@ -98,7 +99,7 @@ impl MatrixConnector {
         Ok(limit)
     }
 
-    fn parts<T>(
+    pub(crate) fn parts<T>(
         &self,
         request: &Outbound<T>,
     ) -> Result<(OwnedUserId, OwnedRoomId, OwnedTransactionId), ConnectorError> {
@@ -117,7 +118,7 @@ pub(crate) fn room_id(conversation: &ConversationId) -> Result<OwnedRoomId, Conn
         .map_err(|e| ConnectorError::Permanent(format!("`{conversation}` is not a Matrix room id: {e}")))
 }
 
-fn event_id(id: &NetworkMessageId) -> Result<OwnedEventId, ConnectorError> {
+pub(crate) fn event_id(id: &NetworkMessageId) -> Result<OwnedEventId, ConnectorError> {
     EventId::parse(id.as_str())
         .map_err(|e| ConnectorError::Permanent(format!("`{id}` is not a Matrix event id: {e}")))
 }
@@ -238,6 +239,10 @@ impl Connector for MatrixConnector {
     }
 
     fn portals(&self) -> Option<&dyn PortalHandling> {
+        Some(self)
+    }
+
+    fn native(&self) -> Option<&dyn NativeHandling> {
         Some(self)
     }
 }

@@ -14,8 +14,13 @@
 //!   [`Converted::Unbridgeable`];
 //! - everything else (membership, state, redacted events) and anything sent by our own ghosts
 //!   (the echo of what the bridge itself sent) → [`Converted::Ignored`].
+//!
+//! A bridged `m.room.message` keeps its `content` exactly as received in
+//! [`InboundEvent::original`], relations included: the engine hands it to DM3 readers as a
+//! bridge payload (`docs/bridge-payload.md` §8). The homeserver bounds an event to 64 KiB, and
+//! the engine leaves the payload out if it is larger than the format allows.
 
-use dm3_bridge_connector::{Content, Delete, Reaction};
+use dm3_bridge_connector::{Content, Delete, NativeContent, Reaction};
 use dm3_bridge_connector::{
     ConversationId, Edit, EventKind, InboundEvent, Message, NetworkMessageId, NetworkUserId, ReactionKey,
     Text,
@@ -34,6 +39,8 @@ use crate::media::inbound_attachment;
 
 /// What a Matrix event means for the bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Short-lived (one per event of a transaction); an event is the common case.
+#[allow(clippy::large_enum_variant)]
 pub enum Converted {
     /// Something to bridge.
     Event(InboundEvent),
@@ -57,8 +64,11 @@ pub fn convert(raw: &Raw<AnyTimelineEvent>, ghosts: &GhostNamespace) -> Converte
         sender: event.sender().to_string(),
         reason,
     };
+    let mut original = None;
     let kind = match &event {
         AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(message)) => {
+            original =
+                raw_content(raw).map(|content| Box::new(NativeContent::new("m.room.message", content)));
             match message_kind(&message.content) {
                 Ok(kind) => kind,
                 Err(reason) => return unbridgeable(reason),
@@ -93,7 +103,7 @@ pub fn convert(raw: &Raw<AnyTimelineEvent>, ghosts: &GhostNamespace) -> Converte
         event.origin_server_ts().get().into(),
         kind,
     ) {
-        Some(inbound) => Converted::Event(inbound),
+        Some(inbound) => Converted::Event(InboundEvent { original, ..inbound }),
         None => unbridgeable("the event's ids are unusable".to_owned()),
     }
 }
@@ -105,7 +115,13 @@ fn envelope(room: &RoomId, sender: &UserId, id: &EventId, ts: u64, kind: EventKi
         network_event_id: message_id(id)?,
         timestamp_ms: ts,
         kind,
+        original: None,
     })
+}
+
+/// The event's `content` object exactly as the homeserver sent it.
+fn raw_content(raw: &Raw<AnyTimelineEvent>) -> Option<serde_json::Map<String, serde_json::Value>> {
+    raw.get_field("content").ok().flatten()
 }
 
 fn message_id(id: &EventId) -> Option<NetworkMessageId> {
@@ -198,7 +214,17 @@ mod tests {
                 "m.relates_to": {"m.in_reply_to": {"event_id": "$earlier"}},
             }),
         );
-        let EventKind::Message(message) = kind(convert(&raw, &ghosts())) else { panic!() };
+        let Converted::Event(inbound) = convert(&raw, &ghosts()) else { panic!() };
+        let original = inbound.original.clone().expect("the content as received");
+        assert_eq!(original.kind, "m.room.message");
+        assert_eq!(
+            serde_json::Value::Object(original.body),
+            json!({
+                "msgtype": "m.text", "body": "hi", "format": "org.matrix.custom.html", "formatted_body": "<b>hi</b>",
+                "m.relates_to": {"m.in_reply_to": {"event_id": "$earlier"}},
+            })
+        );
+        let EventKind::Message(message) = kind(Converted::Event(inbound)) else { panic!() };
         assert_eq!(message.content, Content::Text(Text::formatted("hi", "<b>hi</b>")));
         assert_eq!(message.reply_to.unwrap().as_str(), "$earlier");
     }

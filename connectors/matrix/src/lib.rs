@@ -15,7 +15,8 @@
 //! - [`transaction`], [`directory`]: the traits the service implements for those routes;
 //! - [`client`]: the client-server calls the bridge makes as its ghosts;
 //! - [`connector`]: the neutral `Connector` traits over the client, with [`portal`] (DM rooms
-//!   opened, joined, refused), [`media`] (files both ways) and [`ping`] (the start-up check);
+//!   opened, joined, refused), [`media`] (files both ways), [`native`] (bridge payloads sent as
+//!   given) and [`ping`] (the start-up check);
 //! - [`inbound`]: Matrix events into neutral inbound events; [`batch`]: a stored transaction
 //!   into the engine's inbound batch, and the adapter from [`TransactionSink`] to the engine's
 //!   `InboundSink`;
@@ -32,6 +33,7 @@ pub mod encryption;
 pub mod ghost;
 pub mod inbound;
 pub mod media;
+pub mod native;
 pub mod ping;
 pub mod policy;
 pub mod portal;

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use dm3_bridge_connector::{
     BoxFuture, Capabilities, Connector, ConnectorError, ConversationId, DeleteHandling, EditHandling,
-    InboundSink, MediaHandling, MediaLimits, Message, NetworkId, NetworkMessageId, Outbound, PortalHandling,
-    ReactionHandling,
+    InboundSink, MediaHandling, MediaLimits, Message, NativeHandling, NetworkId, NetworkMessageId, Outbound,
+    PortalHandling, ReactionHandling,
 };
 use teloxide_core::Bot;
 use teloxide_core::payloads::{DeleteWebhookSetters as _, SetWebhookSetters as _};
@@ -258,6 +258,10 @@ impl Connector for TelegramConnector {
     }
 
     fn portals(&self) -> Option<&dyn PortalHandling> {
+        Some(self)
+    }
+
+    fn native(&self) -> Option<&dyn NativeHandling> {
         Some(self)
     }
 }

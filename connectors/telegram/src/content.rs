@@ -6,8 +6,14 @@
 //! needs them. A bot can fetch at most 20 MB, so a larger file is refused here with that reason,
 //! before anything is queued. Message kinds DM3 has no form for (polls, locations, contacts,
 //! dice, …) are refused the same way, by name.
+//!
+//! [`original_call`] keeps the message in Telegram's own terms as well: the Bot API call that
+//! would reproduce it (`sendMessage` with `text` and `entities`, or the media method with the
+//! `file_id`, `caption` and `caption_entities`), which the engine hands to DM3 readers as a
+//! bridge payload (`docs/bridge-payload.md` §8).
 
-use dm3_bridge_connector::{Attachment, Content, MimeType};
+use dm3_bridge_connector::{Attachment, Content, MimeType, NativeContent};
+use serde_json::{Map, Value};
 use teloxide_core::types::{FileMeta, Message};
 use url::Url;
 
@@ -32,6 +38,49 @@ pub fn of_message(message: &Message) -> Result<Content, String> {
         .map(|c| entities::to_text(c, message.caption_entities().unwrap_or_default()));
     let attachment = file.into_attachment()?;
     Ok(Content::Attachment { attachment, caption })
+}
+
+/// The Bot API call that would reproduce `message`, if it is text or a file.
+pub fn original_call(message: &Message) -> Option<NativeContent> {
+    let mut parameters = Map::new();
+    let entities = |entities: Option<&[teloxide_core::types::MessageEntity]>| {
+        entities.filter(|e| !e.is_empty()).and_then(|e| serde_json::to_value(e).ok())
+    };
+    if let Some(text) = message.text() {
+        parameters.insert("text".to_owned(), text.into());
+        if let Some(entities) = entities(message.entities()) {
+            parameters.insert("entities".to_owned(), entities);
+        }
+        return Some(NativeContent::new("sendMessage", parameters));
+    }
+    let (method, field, file_id) = if let Some(photo) = message.photo() {
+        let largest = photo.iter().max_by_key(|p| (p.width * p.height, p.file.size))?;
+        ("sendPhoto", "photo", &largest.file.id.0)
+    } else if let Some(d) = message.document() {
+        ("sendDocument", "document", &d.file.id.0)
+    } else if let Some(v) = message.video() {
+        ("sendVideo", "video", &v.file.id.0)
+    } else if let Some(a) = message.animation() {
+        ("sendAnimation", "animation", &a.file.id.0)
+    } else if let Some(a) = message.audio() {
+        ("sendAudio", "audio", &a.file.id.0)
+    } else if let Some(v) = message.voice() {
+        ("sendVoice", "voice", &v.file.id.0)
+    } else if let Some(v) = message.video_note() {
+        ("sendVideoNote", "video_note", &v.file.id.0)
+    } else if let Some(s) = message.sticker() {
+        ("sendSticker", "sticker", &s.file.id.0)
+    } else {
+        return None;
+    };
+    parameters.insert(field.to_owned(), Value::String(file_id.clone()));
+    if let Some(caption) = message.caption().filter(|c| !c.is_empty()) {
+        parameters.insert("caption".to_owned(), caption.into());
+        if let Some(entities) = entities(message.caption_entities()) {
+            parameters.insert("caption_entities".to_owned(), entities);
+        }
+    }
+    Some(NativeContent::new(method, parameters))
 }
 
 /// The file of a media message: its metadata, a name and a media type.

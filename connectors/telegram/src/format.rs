@@ -24,6 +24,13 @@ const SENDER: &str = "{sender}";
 const BODY: &str = "{body}";
 const MAX_TEMPLATE_BYTES: usize = 200;
 
+/// A piece of the template around the body: its own text, or the sender's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramePart<'a> {
+    Text(&'a str),
+    Sender,
+}
+
 /// The template of a relayed message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -62,6 +69,13 @@ impl SenderFormat {
         out
     }
 
+    /// The template's pieces before and after `{body}`, for a body the bridge does not render
+    /// itself (a bridge payload in Telegram's own markup, which `native` frames in that markup).
+    pub fn frame(&self) -> (Vec<FramePart<'_>>, Vec<FramePart<'_>>) {
+        let (before, after) = self.0.split_once(BODY).unwrap_or((self.0.as_str(), ""));
+        (frame_parts(before), frame_parts(after))
+    }
+
     /// The message as posted: the template with the sender (bold) and the body filled in.
     pub fn render(&self, sender: &str, body: &TelegramHtml) -> TelegramHtml {
         let mut out = TelegramHtml::default();
@@ -88,6 +102,25 @@ impl SenderFormat {
         }
         out
     }
+}
+
+/// `text` as template pieces: around `{sender}` if it holds it.
+fn frame_parts(text: &str) -> Vec<FramePart<'_>> {
+    let mut parts = Vec::new();
+    let (head, tail) = match text.split_once(SENDER) {
+        Some((head, tail)) => (head, Some(tail)),
+        None => (text, None),
+    };
+    if !head.is_empty() {
+        parts.push(FramePart::Text(head));
+    }
+    if let Some(tail) = tail {
+        parts.push(FramePart::Sender);
+        if !tail.is_empty() {
+            parts.push(FramePart::Text(tail));
+        }
+    }
+    parts
 }
 
 /// The body of a neutral text: its HTML narrowed to Telegram's, or its plain body.
@@ -122,6 +155,15 @@ mod tests {
         let custom = SenderFormat::new("[{sender}] {body}")
             .render("a<b", &body_html(&Text::formatted("x", "<em>x</em>")));
         assert_eq!(custom.html, "[<b>a&lt;b</b>] <i>x</i>");
+    }
+
+    #[test]
+    fn frames_split_the_template_around_the_body() {
+        assert_eq!(SenderFormat::default().frame(), (vec![FramePart::Sender, FramePart::Text(": ")], vec![]));
+        assert_eq!(
+            SenderFormat::new("{body} (from {sender})").frame(),
+            (vec![], vec![FramePart::Text(" (from "), FramePart::Sender, FramePart::Text(")")])
+        );
     }
 
     #[test]

@@ -233,6 +233,7 @@ impl UpdateHandler {
                 network_event_id: id.clone(),
                 timestamp_ms: timestamp_ms(message),
                 kind: EventKind::Message(Message { content, reply_to }),
+                original: content::original_call(message).map(Box::new),
             }),
             Err(reason) => Inbound::Unbridgeable(Unbridgeable {
                 conversation: conversation.clone(),
@@ -277,6 +278,7 @@ impl UpdateHandler {
                     |d| with_millis(d.timestamp_millis(), i32::try_from(update_id % 1000).unwrap_or(0)),
                 ),
                 kind: EventKind::Edit(dm3_bridge_connector::Edit { target, text }),
+                original: content::original_call(message).map(Box::new),
             }),
             None => Inbound::Unbridgeable(Unbridgeable {
                 conversation,

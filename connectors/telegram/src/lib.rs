@@ -14,8 +14,8 @@
 //! be confirmed to Telegram only after the engine stored it.
 //!
 //! - [`config`], [`secret`]: the `[telegram]` section; the token and webhook secret, unloggable;
-//! - [`connector`]: [`TelegramConnector`], start/stop and capabilities; `outbound` and
-//!   `media`: sending, with [`rate_limit`], `errors` (429 → retry after) and `sent_cache`;
+//! - [`connector`]: [`TelegramConnector`], start/stop and capabilities; `outbound`, `media`
+//!   and [`native`] (bridge payloads): sending, with [`rate_limit`], `errors` (429 → retry after) and `sent_cache`;
 //! - receiving: `poller` (long polling) or [`webhook`], both through `handler`, which turns
 //!   updates into inbound batches, with `commands` and [`content`];
 //! - [`mod@format`], [`html`], [`entities`]: text both ways (Telegram entities → markdown; neutral
@@ -35,6 +35,7 @@ mod handler;
 pub mod html;
 pub mod ids;
 mod media;
+pub mod native;
 mod outbound;
 mod poller;
 pub mod rate_limit;

@@ -1,37 +1,94 @@
-//! The hook for bridge payloads: network content that an SDK-aware DM3 client prepared.
+//! Bridge payloads in the engine: network content an SDK-aware DM3 client prepared, and the
+//! original network content the bridge hands to DM3 readers (`docs/bridge-payload.md`).
 //!
-//! A DM3 client that knows the bridge can attach the message already encoded for the target
-//! network (and encrypted where the network can), which the bridge forwards verbatim instead of
-//! rendering the text (DESIGN.md, bridge mode). In the other direction the bridge keeps the
-//! original network content as such an attachment. The format is specified separately
-//! (`docs/bridge-payload.md`, `dm3::bridge_payload` in the SDK) and does not exist yet, so this
-//! module holds only the two seams, and neither pretends to understand a payload:
-//! - [`ForwardedPayload`] has no variant, so [`find_forwarded_payload`] cannot return one and
-//!   every converter branch that would forward it is statically unreachable until the format
-//!   lands;
-//! - [`original_content_attachment`] adds nothing to outgoing messages yet.
-//!
-//! To wire the format in: give [`ForwardedPayload`] its variant(s) (what the connector needs to
-//! send it), decode in [`find_forwarded_payload`] (return `None` for no or an invalid payload:
-//! the text is rendered instead), handle it in `convert::to_network`, and encode in
-//! [`original_content_attachment`].
+//! The format, the size limits and the allow-lists are the SDK's (`dm3::bridge_payload`); this
+//! module only decides what they mean for one message:
+//! - DM3 → network ([`payload_for`]): the message's payload for the recipient's network, read
+//!   with `find` and checked with `validate`. A valid one becomes [`NativeContent`] that the
+//!   converter sends instead of the rendered text. One that is unreadable, ambiguous (two for
+//!   the network) or refused by the allow-list is *not* trimmed to what would pass (the doc's
+//!   "refuse, don't strip"): the text is rendered instead and the reason goes to the sender.
+//!   Payload attachments never reach the network as files ([`without_payloads`]): they are
+//!   instructions to bridges, for this network or another.
+//! - network → DM3 ([`original_content_attachment`]): the event's content as received
+//!   ([`InboundEvent::original`], filled by the connector) as a payload attachment beside the
+//!   plain text, not held to the allow-list. If it would exceed the payload size limit it is
+//!   left out and the text still goes: the attachment is a nicety, the message is not.
 
-use ::dm3::message::Attachment as Dm3Attachment;
-use dm3_bridge_connector::InboundEvent;
+use ::dm3::bridge_payload::{self, BridgePayload, MatrixEvent, Network as PayloadNetwork, TelegramCall};
+use ::dm3::message::{Attachment as Dm3Attachment, Message, MessageType};
+use dm3_bridge_connector::{EventKind, InboundEvent, NativeContent};
 
-/// Network content forwarded verbatim from a bridge payload attachment. Uninhabited until the
-/// bridge payload format exists (see the module documentation).
+use crate::identities::network::Network;
+
+/// What a DM3 message's bridge payload means for the network it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ForwardedPayload {}
-
-/// The bridge payload among a DM3 message's attachments, if one is there and valid, and the
-/// index of the attachment that carried it (which is then not converted as a file).
-pub fn find_forwarded_payload(_attachments: &[Dm3Attachment]) -> Option<(usize, ForwardedPayload)> {
-    None
+pub enum PayloadUse {
+    /// No payload for this network: the text is rendered.
+    Absent,
+    /// A payload the allow-list accepts: sent verbatim instead of the text.
+    Forward(NativeContent),
+    /// A payload that cannot be used, and why (for the sender): the text is rendered instead.
+    Refused(String),
 }
 
-/// The original network content of `event` as a bridge payload attachment for the DM3 message
-/// built from it; `None` until the format exists.
-pub fn original_content_attachment(_event: &InboundEvent) -> Option<Dm3Attachment> {
-    None
+/// The bridge payload of `message` for `network` (docs/bridge-payload.md §5, steps 1–4).
+/// Only NEW, REPLY and EDIT use one; other types say everything themselves.
+pub fn payload_for(message: &Message, kind: MessageType, network: Network) -> PayloadUse {
+    if !matches!(kind, MessageType::New | MessageType::Reply | MessageType::Edit) {
+        return PayloadUse::Absent;
+    }
+    let payload = match bridge_payload::find(message, payload_network(network)) {
+        Ok(Some(payload)) => payload,
+        Ok(None) => return PayloadUse::Absent,
+        Err(error) => return PayloadUse::Refused(error.to_string()),
+    };
+    if let Err(rejection) = bridge_payload::validate(&payload) {
+        return PayloadUse::Refused(rejection.to_string());
+    }
+    PayloadUse::Forward(match payload {
+        BridgePayload::Matrix(event) => NativeContent::new(event.event_type, event.content),
+        BridgePayload::Telegram(call) => NativeContent::new(call.method, call.parameters),
+    })
+}
+
+/// `attachments` without the bridge payloads (for any network), which are never sent as files.
+pub fn without_payloads(attachments: &[Dm3Attachment]) -> Vec<Dm3Attachment> {
+    attachments.iter().filter(|a| !bridge_payload::is_bridge_payload(a.data())).cloned().collect()
+}
+
+/// The original content of `event`, received on `network`, as a bridge payload attachment for
+/// the DM3 message built from it (§8): for messages and edits whose connector kept the content,
+/// and only if it fits the payload size limit.
+pub fn original_content_attachment(event: &InboundEvent, network: Network) -> Option<Dm3Attachment> {
+    if !matches!(event.kind, EventKind::Message(_) | EventKind::Edit(_)) {
+        return None;
+    }
+    let original = event.original.as_ref()?;
+    let payload = match network {
+        Network::Matrix => BridgePayload::Matrix(MatrixEvent {
+            event_type: original.kind.clone(),
+            content: original.body.clone(),
+            encrypted: false,
+        }),
+        Network::Telegram => BridgePayload::Telegram(TelegramCall {
+            method: original.kind.clone(),
+            parameters: original.body.clone(),
+        }),
+    };
+    match bridge_payload::attachment(&payload) {
+        Ok(attachment) => Some(attachment),
+        Err(error) => {
+            // Skipped, not failed: the plain text carries the message (docs/bridge-payload.md §8).
+            tracing::debug!(%error, event = %event.network_event_id, "original content not attached");
+            None
+        }
+    }
+}
+
+fn payload_network(network: Network) -> PayloadNetwork {
+    match network {
+        Network::Matrix => PayloadNetwork::Matrix,
+        Network::Telegram => PayloadNetwork::Telegram,
+    }
 }

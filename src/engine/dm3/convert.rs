@@ -7,6 +7,7 @@
 //! | EDIT | `Edit` (the text; an edit's attachments are not carried) |
 //! | REACTION | `Reaction` |
 //! | DELETE_REQUEST | `Delete` (of a message or of a reaction, as the messenger takes reactions back) |
+//! | NEW, REPLY, EDIT with a valid bridge payload | `Native` (the payload verbatim, relations set by the bridge) |
 //! | READ_OPENED | `ReadReceipt` (the network user read it / the DM3 user read it) |
 //! | READ_RECEIVED | nothing on the way in (no network shows delivery receipts); sent by the engine when a network accepted a message ([`to_dm3::delivery_receipt`]) |
 //! | RESEND_REQUEST | nothing (no builder in the reference, nothing to resend from) |
@@ -49,6 +50,9 @@ pub enum ConvertError {
     BadReaction(String),
     #[error("the message has neither text nor attachments")]
     Empty,
+    /// The message's bridge payload cannot be used and there is no text to send instead.
+    #[error("the message's bridge payload cannot be used ({0}) and it has no text to send instead")]
+    PayloadRefused(String),
     #[error(transparent)]
     Attachment(#[from] AttachmentConvertError),
     #[error(transparent)]

@@ -16,7 +16,10 @@ use super::convert::{ConvertError, ToDm3, ToNetwork, delivery_receipt, to_dm3, t
 use super::open::{OpenedMessage, open_inbound};
 use super::references::memory::MemoryReferences;
 use super::testkit::{self, User};
+use crate::identities::network::Network;
 use crate::names::directory::Directory;
+
+mod payload;
 
 const ROOM: &str = "!room:example.org";
 
@@ -51,6 +54,7 @@ fn event(kind: EventKind) -> InboundEvent {
         network_event_id: id("$new"),
         timestamp_ms: 1_700_000_000_000,
         kind,
+        original: None,
     }
 }
 
@@ -64,6 +68,7 @@ impl World {
         let signing = &self.bob.keys.profile_keys().signing;
         to_dm3(
             &event(kind),
+            Network::Matrix,
             &self.bob.name,
             &self.alice.name,
             signing,
@@ -85,7 +90,7 @@ impl World {
     }
 
     async fn to_network(&self, opened: &OpenedMessage) -> Result<ToNetwork, ConvertError> {
-        to_network(opened, &room(), &self.references, &AttachmentLimits::default()).await
+        to_network(opened, Network::Matrix, &room(), &self.references, &AttachmentLimits::default()).await
     }
 
     /// Network event → DM3 → network event, as two bridges back to back would.
@@ -96,7 +101,7 @@ impl World {
         assert_eq!(opened.message_hash, built.hash);
         match self.to_network(&opened).await.unwrap() {
             ToNetwork::Send(events) => events,
-            ToNetwork::Skip(why) => panic!("skipped: {why}"),
+            other => panic!("not sent as is: {other:?}"),
         }
     }
 }

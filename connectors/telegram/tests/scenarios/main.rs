@@ -11,6 +11,7 @@ mod support;
 mod linking;
 mod logs;
 mod media;
+mod native;
 mod polling;
 mod rate_limits;
 mod relay;

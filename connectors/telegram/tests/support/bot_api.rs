@@ -110,6 +110,8 @@ struct Inner {
     fail_next: VecDeque<(String, Failure)>,
     get_updates_offsets: Vec<Option<i64>>,
     log: Vec<Call>,
+    /// Every accepted call but `getUpdates`: the method (lower case) and its parameters.
+    accepted_params: Vec<(String, serde_json::Map<String, Value>)>,
 }
 
 #[derive(Default)]
@@ -278,6 +280,12 @@ impl BotApi {
 
     pub fn sent_to(&self, chat: i64) -> Vec<Sent> {
         self.sent().into_iter().filter(|s| s.chat == chat).collect()
+    }
+
+    /// The parameters of every accepted call of `method` (case-insensitive), in order.
+    pub fn params_of(&self, method: &str) -> Vec<serde_json::Map<String, Value>> {
+        let method = method.to_lowercase();
+        self.lock().accepted_params.iter().filter(|(m, _)| *m == method).map(|(_, p)| p.clone()).collect()
     }
 
     pub fn edits(&self) -> Vec<(i64, i32, String)> {

@@ -20,6 +20,7 @@ use super::ConvertError;
 use crate::engine::dm3::attachments::{AttachmentLimits, to_dm3 as attachments_to_dm3};
 use crate::engine::dm3::bridge_payload::original_content_attachment;
 use crate::engine::dm3::references::{MessageReferences, dm3_target};
+use crate::identities::network::Network;
 
 /// A signed DM3 message and its hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,10 +45,13 @@ pub enum ToDm3 {
     Skip(&'static str),
 }
 
-/// `event` as a DM3 message from `from` (the sender's virtual identity, whose signing key is
-/// `signing`) to `to` (the DM3 user of the portal).
+/// `event`, received on `network`, as a DM3 message from `from` (the sender's virtual identity,
+/// whose signing key is `signing`) to `to` (the DM3 user of the portal). Messages and edits
+/// carry the event's original content as a bridge payload attachment where the connector kept
+/// it (docs/bridge-payload.md §8).
 pub async fn to_dm3(
     event: &InboundEvent,
+    network: Network,
     from: &EnsName,
     to: &EnsName,
     signing: &SigningKeyPair,
@@ -64,7 +68,7 @@ pub async fn to_dm3(
     let message = match &event.kind {
         EventKind::Message(message) => {
             let (text, mut attachments) = content(&message.content, limits)?;
-            attachments.extend(original_content_attachment(event));
+            attachments.extend(original_content_attachment(event, network));
             let attachments = (!attachments.is_empty()).then_some(attachments);
             let replied = match &message.reply_to {
                 Some(target) => lookup(target).await?,
@@ -78,7 +82,8 @@ pub async fn to_dm3(
         }
         EventKind::Edit(edit) => {
             let original = lookup(&edit.target).await?.ok_or_else(|| unknown("edit", &edit.target))?;
-            let attachments: Vec<Dm3Attachment> = original_content_attachment(event).into_iter().collect();
+            let attachments: Vec<Dm3Attachment> =
+                original_content_attachment(event, network).into_iter().collect();
             builder.edit(&edit.text.body, &original, (!attachments.is_empty()).then_some(attachments))
         }
         EventKind::Reaction(reaction) => {
@@ -94,6 +99,9 @@ pub async fn to_dm3(
             Some(target) => builder.read_opened(&target),
             None => return Ok(ToDm3::Skip("the read message was never bridged")),
         },
+        // Connectors report what they received in the neutral vocabulary (with the raw content
+        // beside it, `InboundEvent::original`); native content only goes out.
+        EventKind::Native(_) => return Ok(ToDm3::Skip("native content is outbound only")),
     };
     Ok(ToDm3::Send(BuiltMessage::signed(message, signing)))
 }

@@ -10,25 +10,36 @@
 //!
 //! Text is rendered (Markdown → sanitized HTML, [`crate::engine::dm3::markdown`]) with the
 //! text itself as the plain body.
+//!
+//! A NEW, REPLY or EDIT that carries a valid bridge payload for the recipient's network is not
+//! rendered: the payload is the whole message, one [`NativeMessage`] whose reply or replacement
+//! relation the bridge sets from `referenceMessageHash` (docs/bridge-payload.md §5). A payload
+//! that cannot be used is never trimmed: the text is rendered as if there were none, and
+//! [`ToNetwork::Rendered`] carries the reason so the sender is told; with no text to fall back
+//! on, the message fails with that reason.
 
 use ::dm3::message::MessageType;
 use dm3_bridge_connector::{
-    Content, ConversationId, Delete, Edit, EventKind, Message, NetworkMessageId, Reaction, ReactionKey,
-    ReadReceipt, Text,
+    Content, ConversationId, Delete, Edit, EventKind, Message, NativeContent, NativeMessage,
+    NetworkMessageId, Reaction, ReactionKey, ReadReceipt, Text,
 };
 
 use super::ConvertError;
 use crate::engine::dm3::attachments::{AttachmentLimits, Incoming, from_dm3};
-use crate::engine::dm3::bridge_payload::find_forwarded_payload;
+use crate::engine::dm3::bridge_payload::{PayloadUse, payload_for, without_payloads};
 use crate::engine::dm3::markdown::render_text;
 use crate::engine::dm3::open::OpenedMessage;
 use crate::engine::dm3::references::{MessageReferences, network_target};
+use crate::identities::network::Network;
 
 /// What to send for one DM3 message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToNetwork {
     /// These events, in order; the first is the DM3 message's counterpart.
     Send(Vec<EventKind>),
+    /// These events, rendered from the text because the message's bridge payload could not be
+    /// used; `payload_refused` is why, for a report to the sender.
+    Rendered { events: Vec<EventKind>, payload_refused: String },
     /// Nothing: the message has no network counterpart (the reason is for the log).
     Skip(&'static str),
 }
@@ -42,9 +53,10 @@ impl ToNetwork {
     }
 }
 
-/// `opened` as network events for `conversation` (the portal it is delivered to).
+/// `opened` as network events for `conversation` (the portal it is delivered to) on `network`.
 pub async fn to_network(
     opened: &OpenedMessage,
+    network: Network,
     conversation: &ConversationId,
     references: &dyn MessageReferences,
     limits: &AttachmentLimits,
@@ -61,14 +73,36 @@ pub async fn to_network(
         kind,
         reference: opened.reference.map(|h| h.to_string()).unwrap_or_default(),
     };
+    let refused = match payload_for(&opened.message, opened.kind, network) {
+        PayloadUse::Forward(content) => {
+            let native = match opened.kind {
+                MessageType::Edit => native(content, None, Some(target(true).await?.ok_or_else(unknown)?)),
+                // A reply to something this conversation never had is still a whole message.
+                MessageType::Reply => native(content, target(false).await?, None),
+                _ => native(content, None, None),
+            };
+            return Ok(ToNetwork::Send(vec![native]));
+        }
+        PayloadUse::Refused(reason) => Some(reason),
+        PayloadUse::Absent => None,
+    };
+    let no_text = || match &refused {
+        Some(reason) => ConvertError::PayloadRefused(reason.clone()),
+        None => ConvertError::Empty,
+    };
     let events = match opened.kind {
-        MessageType::New => messages(opened, None, limits)?,
+        MessageType::New => messages(opened, None, limits).map_err(|e| or_refused(e, no_text))?,
         // A reply to something this conversation never had is still a whole message.
-        MessageType::Reply => messages(opened, target(false).await?, limits)?,
+        MessageType::Reply => {
+            messages(opened, target(false).await?, limits).map_err(|e| or_refused(e, no_text))?
+        }
         MessageType::Edit => {
             let target = target(true).await?.ok_or_else(unknown)?;
-            let text = render_text(opened.text.as_deref().unwrap_or_default());
-            vec![EventKind::Edit(Edit { target, text })]
+            let source = opened.text.as_deref().unwrap_or_default();
+            if refused.is_some() && source.trim().is_empty() {
+                return Err(no_text());
+            }
+            vec![EventKind::Edit(Edit { target, text: render_text(source) })]
         }
         MessageType::Reaction => {
             let emoji = opened.text.as_deref().unwrap_or_default();
@@ -89,7 +123,24 @@ pub async fn to_network(
         }
         MessageType::ResendRequest => return Ok(ToNetwork::Skip("resend requests are not bridged")),
     };
-    Ok(ToNetwork::Send(events))
+    Ok(match refused {
+        Some(payload_refused) => ToNetwork::Rendered { events, payload_refused },
+        None => ToNetwork::Send(events),
+    })
+}
+
+fn native(
+    content: NativeContent,
+    reply_to: Option<NetworkMessageId>,
+    replaces: Option<NetworkMessageId>,
+) -> EventKind {
+    EventKind::Native(Box::new(NativeMessage { content, reply_to, replaces }))
+}
+
+/// An empty message whose payload was refused fails with the payload's reason, which says
+/// more than "no text".
+fn or_refused(error: ConvertError, no_text: impl Fn() -> ConvertError) -> ConvertError {
+    if error == ConvertError::Empty { no_text() } else { error }
 }
 
 /// NEW and REPLY: the text and files as messages, the first replying to `reply_to`.
@@ -98,11 +149,7 @@ fn messages(
     reply_to: Option<NetworkMessageId>,
     limits: &AttachmentLimits,
 ) -> Result<Vec<EventKind>, ConvertError> {
-    let mut attachments = opened.attachments.clone();
-    if let Some((index, payload)) = find_forwarded_payload(&attachments) {
-        attachments.remove(index);
-        match payload {}
-    }
+    let attachments = without_payloads(&opened.attachments);
     let mut files = Vec::new();
     let mut links = Vec::new();
     for incoming in from_dm3(&attachments, limits)? {

@@ -135,7 +135,11 @@ pub(super) async fn method(
         "getupdates" => get_updates(&shared, &params).await,
         other => {
             let mut inner = shared.inner.lock().unwrap();
-            call(&mut inner, other, &params)
+            let response = call(&mut inner, other, &params);
+            if response.status().is_success() {
+                inner.accepted_params.push((other.to_owned(), params.fields.clone()));
+            }
+            response
         }
     };
     log(response.status().as_u16(), None);
