@@ -27,16 +27,17 @@ mod support;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bridge_process::BridgeProcess;
 use dm3_bridge::config::DatabaseUrl;
-use dm3_bridge::store::{JobState, QueueName, Store, StoreOptions};
+use dm3_bridge::store::{QueueName, Store, StoreOptions};
 use dm3_world::{ALICE, BRIDGE_NODE_NAME, Dm3World, free_port};
 use serde_json::{Value, json};
 use support::TestDb;
+use support::bridge::ADMIN_TOKEN;
+use support::crash::{LONG_WAIT, assert_exactly_once_in_order, outbox_jobs, pending_jobs, settled};
 use synapse::{MatrixUser, SERVER_NAME, Synapse};
 
 /// Messages each way.
@@ -48,9 +49,6 @@ const PACE: Duration = Duration::from_millis(15);
 const KILL_AT: [usize; 2] = [COUNT / 3, 2 * COUNT / 3];
 /// How long the bridge stays dead: alice's client retries meanwhile, Synapse queues.
 const DOWN_FOR: Duration = Duration::from_millis(500);
-const ADMIN_TOKEN: &str = "bridge-admin-token-0123456789abcdef";
-/// How long the streams may take to arrive after the last send.
-const LONG_WAIT: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_and_duplicates_nothing_on_sqlite() {
@@ -97,7 +95,7 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
     let directory = world.directory();
     let alice = &world.alice;
     let route = alice.route(&directory, &bob_name).await;
-    settled(&store, &bridge, &synapse).await;
+    settled(&store, || format!("{}\n{}", bridge.log_tail(40), synapse.appservice_log())).await;
     let outbox_before = outbox_jobs(&store).await;
     eprintln!("set up in {:.1} s", started.elapsed().as_secs_f64());
 
@@ -182,7 +180,7 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
     })
     .await;
     eprintln!("all arrived {:.1} s after the first send", streaming.elapsed().as_secs_f64());
-    settled(&store, &bridge, &synapse).await;
+    settled(&store, || format!("{}\n{}", bridge.log_tail(40), synapse.appservice_log())).await;
 
     let at_bob = bob.bodies_from(&room, &ghost).await.unwrap();
     assert_exactly_once_in_order("alice → bob (bob's room timeline)", &at_bob, &from_alice);
@@ -199,61 +197,6 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
     bridge.terminate().await;
     store.close().await;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
-}
-
-/// `received` is `sent`: nothing missing, nothing twice, in order; else a report that counts.
-fn assert_exactly_once_in_order(what: &str, received: &[String], sent: &[String]) {
-    if received == sent {
-        return;
-    }
-    let mut counts: BTreeMap<&str, usize> = sent.iter().map(|s| (s.as_str(), 0)).collect();
-    let mut unexpected = Vec::new();
-    for text in received {
-        match counts.get_mut(text.as_str()) {
-            Some(n) => *n += 1,
-            None => unexpected.push(text),
-        }
-    }
-    let missing: Vec<&str> = counts.iter().filter(|(_, n)| **n == 0).map(|(t, _)| *t).collect();
-    let twice: Vec<(&str, usize)> = counts.iter().filter(|(_, n)| **n > 1).map(|(t, n)| (*t, *n)).collect();
-    panic!(
-        "{what}: {} received for {} sent; missing {missing:?}, more than once {twice:?}, unexpected \
-         {unexpected:?}; in this order:\n{received:?}",
-        received.len(),
-        sent.len()
-    );
-}
-
-/// How many jobs the bridge ever queued in its outbox (network → DM3), in any state.
-async fn outbox_jobs(store: &Store) -> u64 {
-    let counts = store.count_jobs().await.unwrap();
-    counts.iter().filter(|c| c.queue == QueueName::Outbox).map(|c| c.count).sum()
-}
-
-/// The pending jobs, by queue.
-async fn pending_jobs(store: &Store) -> Vec<(QueueName, u64)> {
-    let counts = store.count_jobs().await.unwrap();
-    counts.iter().filter(|c| c.state == JobState::Pending).map(|c| (c.queue, c.count)).collect()
-}
-
-/// Waits until the bridge has no job pending in either queue; none may have failed.
-async fn settled(store: &Store, bridge: &BridgeProcess, synapse: &Synapse) {
-    let deadline = Instant::now() + LONG_WAIT;
-    loop {
-        let counts = store.count_jobs().await.unwrap();
-        let failed: Vec<_> = counts.iter().filter(|c| c.state == JobState::Failed).collect();
-        assert!(failed.is_empty(), "jobs failed: {failed:?}\n{}", bridge.log_tail(40));
-        if counts.iter().all(|c| c.state != JobState::Pending || c.count == 0) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "jobs still pending after {LONG_WAIT:?}: {counts:?}\n{}\n{}",
-            bridge.log_tail(40),
-            synapse.appservice_log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The DM3 name the bridge gave the Matrix user `user_id`, once it made one.

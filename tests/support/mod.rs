@@ -13,6 +13,7 @@
 #![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bridge;
+pub mod crash;
 pub mod js;
 pub mod names;
 pub mod node;
