@@ -17,6 +17,7 @@
 //! - [`error`]: what those operations fail with.
 
 pub mod error;
+pub mod key_cache;
 pub mod keys;
 pub mod label;
 pub mod network;

@@ -35,7 +35,9 @@ pub enum OpenKeysError {
     Corrupt { name: String, version: u32, reason: String },
 }
 
-/// A wallet and its DM3 keys, for one version of one identity.
+/// A wallet and its DM3 keys, for one version of one identity. A clone is a copy of the
+/// secrets, wiped on drop like the original.
+#[derive(Clone)]
 pub struct IdentityKeys {
     version: u32,
     wallet: Wallet,

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use dm3::ens::EnsName;
 
 use super::error::IdentityError;
+use super::key_cache::KeyCache;
 use super::keys::IdentityKeys;
 use super::network::{Network, NetworkUserId};
 use super::scheme::NameScheme;
@@ -87,6 +88,8 @@ pub struct IdentityVault {
     master: Arc<MasterKey>,
     scheme: Option<NameScheme>,
     delivery_service: EnsName,
+    /// Opened key versions: deriving them is the costliest step of a message otherwise.
+    opened_keys: Arc<KeyCache>,
 }
 
 impl IdentityVault {
@@ -98,7 +101,7 @@ impl IdentityVault {
         scheme: Option<NameScheme>,
         delivery_service: EnsName,
     ) -> Self {
-        Self { store, master, scheme, delivery_service }
+        Self { store, master, scheme, delivery_service, opened_keys: Arc::default() }
     }
 
     pub fn scheme(&self) -> Option<&NameScheme> {
@@ -202,6 +205,7 @@ impl IdentityVault {
         if !self.store.delete_identity(&identity.name).await? {
             return Err(IdentityError::NotFound(reference.to_string()));
         }
+        self.opened_keys.forget(&identity.name);
         tracing::info!(name = %identity.name, "identity deleted");
         Ok(identity)
     }
@@ -246,7 +250,7 @@ impl IdentityVault {
         let current = keys.iter().find(|key| key.version == identity.key_version).ok_or_else(|| {
             IdentityError::Corrupt { name: name.to_string(), reason: "the current key is missing".into() }
         })?;
-        Ok(IdentityKeys::open(&self.master, name, current.version, &current.sealed)?)
+        Ok(self.opened_keys.open(&self.master, name, current.version, &current.sealed)?)
     }
 
     /// Every key version of `name`, newest first: the retired ones only open envelopes that
@@ -258,7 +262,9 @@ impl IdentityVault {
         }
         sealed
             .iter()
-            .map(|key| IdentityKeys::open(&self.master, name, key.version, &key.sealed).map_err(Into::into))
+            .map(|key| {
+                self.opened_keys.open(&self.master, name, key.version, &key.sealed).map_err(Into::into)
+            })
             .collect()
     }
 
