@@ -20,9 +20,15 @@ use crate::vault::MasterKey;
 /// cheaper than tracking recency on every message).
 const MAX_ENTRIES: usize = 4_096;
 
+/// An identity's name and key version.
+type KeyVersion = (String, u32);
+
+/// The sealed bytes an entry was opened from, and what they opened to.
+type Opened = (Vec<u8>, IdentityKeys);
+
 #[derive(Default)]
 pub struct KeyCache {
-    opened: Mutex<HashMap<(String, u32), (Vec<u8>, IdentityKeys)>>,
+    opened: Mutex<HashMap<KeyVersion, Opened>>,
 }
 
 impl KeyCache {
