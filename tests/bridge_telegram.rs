@@ -28,6 +28,7 @@ mod telegram {
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
+use dm3::bridge_payload::{self, BridgePayload};
 use dm3::message::{Attachment, MessageType};
 use dm3::profile::SignedUserProfile;
 use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
@@ -371,9 +372,16 @@ async fn replies_edits_deletes_and_files_reach_both_ends(database: Option<Databa
     t.api.user_photo(ANN, jpeg.clone(), "a photo");
     let from_ann = t.alice_got(&ann, 5).await;
     let file_of = |received: &Received| {
+        // Beside the file: the original Telegram call as a bridge payload (docs/bridge-payload.md).
+        let payload = bridge_payload::find(&received.message, bridge_payload::Network::Telegram).unwrap();
+        assert!(matches!(payload, Some(BridgePayload::Telegram(_))), "{payload:?}");
         let attachments = received.message.attachments().expect("the message has attachments");
-        assert_eq!(attachments.len(), 1, "{attachments:?}");
-        let attachment = Attachment::from_value(&attachments[0]).unwrap();
+        let files: Vec<&Value> = attachments
+            .iter()
+            .filter(|a| !a["data"].as_str().is_some_and(bridge_payload::is_bridge_payload))
+            .collect();
+        assert_eq!(files.len(), 1, "{attachments:?}");
+        let attachment = Attachment::from_value(files[0]).unwrap();
         let data = attachment.decode_data(1 << 20).unwrap();
         (attachment.name().map(str::to_owned), data.mime, data.bytes)
     };
