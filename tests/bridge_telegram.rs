@@ -73,6 +73,7 @@ on_both_backends!(
     replies_edits_deletes_and_files_reach_both_ends,
     a_429_storm_delivers_a_hundred_queued_messages_once_each_in_order,
     a_blocked_bot_is_reported_to_the_dm3_sender,
+    an_outage_is_retried_until_the_message_expires_then_reported,
 );
 
 /// Telegram users of the scenarios; only the first two may link.
@@ -98,6 +99,11 @@ struct TgBridged {
 /// The bridge with `[telegram]` against a fresh fake (polling; only [`ANN`] and [`BEN`] may
 /// link), on `database` (SQLite when `None`).
 async fn bridged(database: Option<DatabaseUrl>) -> TgBridged {
+    bridged_with(database, |_| {}).await
+}
+
+/// [`bridged`], with `adjust` applied to the bridge's config last.
+async fn bridged_with(database: Option<DatabaseUrl>, adjust: impl FnOnce(&mut Config)) -> TgBridged {
     let started = Instant::now();
     let world = Dm3World::start(None).await;
     let api = BotApi::start().await;
@@ -114,6 +120,7 @@ async fn bridged(database: Option<DatabaseUrl>) -> TgBridged {
     telegram.rate_limits =
         RateLimits { per_chat_interval_ms: 10, global_per_second: 1000, max_wait_ms: 5000 };
     config.telegram = Some(telegram);
+    adjust(&mut config);
     let bridge = bridge::start(config, dir, String::new).await;
     world.point_parent_at(&bridge).await;
     let directory = world.directory();
@@ -571,6 +578,46 @@ async fn a_blocked_bot_is_reported_to_the_dm3_sender(database: Option<DatabaseUr
     // Once unblocked, the next message arrives.
     alice.send(&t.directory, alice.builder(&ann).text("now?", None)).await;
     assert_eq!(t.next_from_bot(ANN, bot_messages).await, format!("{ALICE}: now?"));
+    t.stop().await;
+}
+
+/// Telegram's servers down (502): alice's message is retried until its TTL has passed, then
+/// she is told from the Telegram user's identity; once Telegram is back, the next one arrives.
+async fn an_outage_is_retried_until_the_message_expires_then_reported(database: Option<DatabaseUrl>) {
+    const TTL_SECS: u64 = 4;
+    let t = bridged_with(database, |config| config.relay.message_ttl_secs = TTL_SECS).await;
+    let alice = &t.world.alice;
+    let ann = tg_name(ANN);
+    t.start(ANN).await;
+    let bot_messages = t.api.sent_to(ANN).len();
+
+    t.api.fail_after("sendMessage", 0, Failure::bad_gateway());
+    let sent_at = Instant::now();
+    let hash = alice.send(&t.directory, alice.builder(&ann).text("anyone there?", None)).await;
+    let reports = t.alice_got(&ann, 1).await;
+    let waited = sent_at.elapsed();
+    let report = &reports[0];
+    assert_eq!(report.message.kind(), MessageType::Reply);
+    assert_eq!(report.message.reference_message_hash(), Some(hash.to_string().as_str()));
+    let text = report.message.text().unwrap();
+    assert!(text.contains("could not deliver your message") && text.contains("expired"), "{text}");
+    assert!(waited >= Duration::from_secs(TTL_SECS), "reported after {waited:?}, before the TTL");
+
+    let job = t.inbox_job(&ann, &hash.to_string()).await;
+    assert_eq!(job.state, JobState::Failed);
+    // Retried, not given up on: the job failed only when its retry found the TTL passed.
+    let last_error = job.last_error.clone().unwrap_or_default();
+    assert!(
+        last_error.contains("expired while delivery was being retried") && last_error.contains("Bad Gateway"),
+        "{last_error}"
+    );
+    let tries = t.api.log().iter().filter(|call| call.method == "sendmessage" && call.status == 502).count();
+    assert_eq!(tries as u32, job.attempts, "each attempt asked Telegram once");
+    assert_eq!(t.api.sent_to(ANN).len(), bot_messages, "nothing reached the chat");
+
+    t.api.end_outage();
+    alice.send(&t.directory, alice.builder(&ann).text("back?", None)).await;
+    assert_eq!(t.next_from_bot(ANN, bot_messages).await, format!("{ALICE}: back?"));
     t.stop().await;
 }
 

@@ -81,6 +81,11 @@ impl Failure {
         Self { code: 403, description: "Forbidden: bot was blocked by the user".into(), retry_after: None }
     }
 
+    /// What Telegram's front ends answer while its servers are down.
+    pub fn bad_gateway() -> Self {
+        Self { code: 502, description: "Bad Gateway".into(), retry_after: None }
+    }
+
     pub fn too_many(seconds: u32) -> Self {
         Self {
             code: 429,
@@ -106,7 +111,7 @@ struct Inner {
     calls: HashMap<String, u32>,
     rate_limit_every: Option<(String, u32, u32)>,
     /// Calls of this method after the first `n` fail with 400 until cleared.
-    outage_after: Option<(String, u32)>,
+    outage_after: Option<(String, u32, Failure)>,
     fail_next: VecDeque<(String, Failure)>,
     get_updates_offsets: Vec<Option<i64>>,
     log: Vec<Call>,
@@ -257,10 +262,19 @@ impl BotApi {
 
     /// Calls of `method` after the first `n` fail (400) until [`Self::end_outage`].
     pub fn outage_after(&self, method: &str, n: u32) {
+        self.fail_after(
+            method,
+            n,
+            Failure { code: 400, description: "Bad Request: scripted outage".into(), retry_after: None },
+        );
+    }
+
+    /// Calls of `method` after the first `n` get `failure` until [`Self::end_outage`].
+    pub fn fail_after(&self, method: &str, n: u32, failure: Failure) {
         let mut inner = self.lock();
         let method = method.to_ascii_lowercase();
         let made = inner.calls.get(&method).copied().unwrap_or(0);
-        inner.outage_after = Some((method, made + n));
+        inner.outage_after = Some((method, made + n, failure));
     }
 
     pub fn end_outage(&self) {

@@ -157,15 +157,11 @@ fn scripted_failure(shared: &Shared, method: &str) -> Option<Failure> {
     if let Some(position) = inner.fail_next.iter().position(|(m, _)| m == method) {
         return inner.fail_next.remove(position).map(|(_, failure)| failure);
     }
-    if let Some((down, after)) = &inner.outage_after
+    if let Some((down, after, failure)) = &inner.outage_after
         && down == method
         && count > *after
     {
-        return Some(Failure {
-            code: 400,
-            description: "Bad Request: scripted outage".into(),
-            retry_after: None,
-        });
+        return Some(failure.clone());
     }
     if let Some((limited, n, seconds)) = &inner.rate_limit_every
         && limited == method
