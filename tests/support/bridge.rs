@@ -11,7 +11,7 @@ use dm3_bridge::config::Config;
 use dm3_bridge::delivery::Relay;
 use dm3_bridge::names::chain::build_directory;
 use dm3_bridge::node::Node;
-use dm3_bridge::store::{JobState, QueueName};
+use dm3_bridge::store::{JobState, QueueName, Store};
 
 use super::node::TestNode;
 
@@ -60,26 +60,32 @@ impl StoppedBridge {
 
 /// How many jobs the bridge ever queued in `queue`, in any state.
 pub async fn jobs_in(bridge: &TestNode, queue: QueueName) -> u64 {
-    let counts = bridge.node.store().count_jobs().await.unwrap();
+    jobs_in_store(bridge.node.store(), queue).await
+}
+
+/// [`jobs_in`] for a bridge known by its database (e.g. one running as its own process).
+pub async fn jobs_in_store(store: &Store, queue: QueueName) -> u64 {
+    let counts = store.count_jobs().await.unwrap();
     counts.iter().filter(|c| c.queue == queue).map(|c| c.count).sum()
 }
 
 /// Waits until the bridge has no job pending in either queue; none may have failed. `context`
-/// is shown on a timeout (e.g. the homeserver's log).
+/// is shown when it does not settle (e.g. the homeserver's log).
 pub async fn settled(bridge: &TestNode, context: impl Fn() -> String) {
-    let deadline = Instant::now() + LONG_WAIT;
+    store_settled(bridge.node.store(), LONG_WAIT, context).await;
+}
+
+/// [`settled`] for a bridge known by its database, waiting up to `wait`.
+pub async fn store_settled(store: &Store, wait: Duration, context: impl Fn() -> String) {
+    let deadline = Instant::now() + wait;
     loop {
-        let counts = bridge.node.store().count_jobs().await.unwrap();
+        let counts = store.count_jobs().await.unwrap();
         let failed: Vec<_> = counts.iter().filter(|c| c.state == JobState::Failed).collect();
-        assert!(failed.is_empty(), "jobs failed: {failed:?}");
+        assert!(failed.is_empty(), "jobs failed: {failed:?}\n{}", context());
         if counts.iter().all(|c| c.state != JobState::Pending || c.count == 0) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "jobs still pending after {LONG_WAIT:?}: {counts:?}\n{}",
-            context()
-        );
+        assert!(Instant::now() < deadline, "jobs still pending after {wait:?}: {counts:?}\n{}", context());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dm3_bridge::store::{JobState, QueueName, Store};
 
@@ -35,8 +35,7 @@ pub fn assert_exactly_once_in_order(what: &str, received: &[String], sent: &[Str
 
 /// How many jobs the bridge ever queued in its outbox (network → DM3), in any state.
 pub async fn outbox_jobs(store: &Store) -> u64 {
-    let counts = store.count_jobs().await.unwrap();
-    counts.iter().filter(|c| c.queue == QueueName::Outbox).map(|c| c.count).sum()
+    super::bridge::jobs_in_store(store, QueueName::Outbox).await
 }
 
 /// The pending jobs, by queue.
@@ -48,19 +47,5 @@ pub async fn pending_jobs(store: &Store) -> Vec<(QueueName, u64)> {
 /// Waits until the bridge has no job pending in either queue; none may have failed. `context`
 /// says what else to show when it does not settle (the bridge's log, the homeserver's).
 pub async fn settled(store: &Store, context: impl Fn() -> String) {
-    let deadline = Instant::now() + LONG_WAIT;
-    loop {
-        let counts = store.count_jobs().await.unwrap();
-        let failed: Vec<_> = counts.iter().filter(|c| c.state == JobState::Failed).collect();
-        assert!(failed.is_empty(), "jobs failed: {failed:?}\n{}", context());
-        if counts.iter().all(|c| c.state != JobState::Pending || c.count == 0) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "jobs still pending after {LONG_WAIT:?}: {counts:?}\n{}",
-            context()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    super::bridge::store_settled(store, LONG_WAIT, context).await;
 }
