@@ -108,20 +108,11 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
     let alice_accepted = AtomicUsize::new(0);
     let streaming = Instant::now();
 
-    // alice's client: each message signed once, submitted until the bridge answers 200.
+    // alice's client retries a send that failed, each message signed once.
     let alice_stream = async {
-        let mut retries = 0;
-        for (i, text) in from_alice.iter().enumerate() {
-            let signed = alice.sign(alice.builder(&ann_name).text(text, None));
-            let deadline = Instant::now() + LONG_WAIT;
-            while let Err(error) = alice.try_submit(&route, &signed).await {
-                assert!(Instant::now() < deadline, "alice could not submit {text}: {error}");
-                retries += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            alice_accepted.store(i + 1, Ordering::SeqCst);
-            tokio::time::sleep(PACE).await;
-        }
+        let retries = alice
+            .send_each_until_accepted(&route, &ann_name, &from_alice, PACE, LONG_WAIT, &alice_accepted)
+            .await;
         eprintln!(
             "alice's {COUNT} accepted in {:.1} s, {retries} retries",
             streaming.elapsed().as_secs_f64()

@@ -309,6 +309,38 @@ impl Dm3User {
         message.sign(self.signing())
     }
 
+    /// Sends `texts` to `route`'s recipient one after the other, `pace` apart, as a client
+    /// that retries a failed send: each message is signed once and submitted until the node
+    /// answers 200, for up to `give_up` per message. `accepted` counts the messages accepted
+    /// so far (for a test to act mid-stream); answers how many submits were retried.
+    pub async fn send_each_until_accepted(
+        &self,
+        route: &Route,
+        to: &str,
+        texts: &[String],
+        pace: Duration,
+        give_up: Duration,
+        accepted: &std::sync::atomic::AtomicUsize,
+    ) -> usize {
+        let mut retries = 0;
+        for (i, text) in texts.iter().enumerate() {
+            let signed = self.sign(self.builder(to).text(text, None));
+            let deadline = std::time::Instant::now() + give_up;
+            while let Err(error) = self.try_submit(route, &signed).await {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} could not submit {text}: {error}",
+                    self.name
+                );
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            accepted.store(i + 1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(pace).await;
+        }
+        retries
+    }
+
     /// One attempt to submit the signed `message` to every delivery service of `route`: an
     /// error (the transport's, or a status other than 2xx) as a client would see it and
     /// retry the same message.
