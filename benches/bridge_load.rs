@@ -187,7 +187,10 @@ fn prepare_node(server_name: &str, users: &[Dm3User], services: &DeliveryService
         ("DM3_BRIDGE_NAMES__ALLOW_PRIVATE_ADDRESSES".to_owned(), "true".to_owned()),
         ("DM3_BRIDGE_IDENTITIES__PARENT".to_owned(), PARENT.to_owned()),
         ("DM3_BRIDGE_ADMIN__TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
-        ("DM3_BRIDGE_LOG__LEVEL".to_owned(), "warn".to_owned()),
+        (
+            "DM3_BRIDGE_LOG__LEVEL".to_owned(),
+            std::env::var("BRIDGE_LOAD_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        ),
     ];
     let generated = Command::new(binary())
         .arg("--config")

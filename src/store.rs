@@ -35,12 +35,14 @@ mod migrations;
 pub mod portals;
 pub mod sessions;
 pub mod telegram;
+pub(crate) mod write_connection;
 pub mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -70,6 +72,25 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Runs `$body` as one write transaction: on SQLite in the next group of the one write
+/// connection ([`write_connection`]), on PostgreSQL in a transaction of its own on the pool.
+/// `$c` is the connection (`&mut SqliteConnection` or `&mut PgConnection`); `$body` evaluates
+/// to `Result<T, StoreError>`, and an `Err` undoes its statements. It runs on another task, so
+/// it may use only what it owns: clone what it needs before.
+macro_rules! write_on {
+    ($store:expr, $c:ident => $body:expr) => {
+        match $store.pool() {
+            $crate::store::Pool::Sqlite(_) => {
+                $store.write_connection()?.write(move |$c| Box::pin(async move { $body })).await
+            }
+            $crate::store::Pool::Postgres(p) => {
+                $crate::store::write_postgres(p, move |$c| Box::pin(async move { $body })).await
+            }
+        }
+    };
+}
+pub(crate) use write_on;
 
 /// The connection pool of whichever backend the URL chose.
 #[derive(Clone, Debug)]
@@ -116,6 +137,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shutting down")]
     ShuttingDown,
+    #[error("the transaction this write was part of failed to commit: {0}")]
+    GroupCommit(String),
     #[error("the operating system's random generator failed")]
     Random,
 }
@@ -130,6 +153,8 @@ struct Inner {
     pool: Pool,
     backend: Backend,
     writer: writer::Writer,
+    /// SQLite only: the connection that does every write.
+    write_connection: Option<Arc<write_connection::WriteConnection>>,
     known_accounts: accounts::KnownAccounts,
 }
 
@@ -138,7 +163,7 @@ impl Store {
     /// Must run inside a Tokio runtime.
     pub async fn open(url: &DatabaseUrl, options: &StoreOptions) -> Result<Self, StoreError> {
         let backend = url.backend().ok_or_else(|| StoreError::UnsupportedUrl(url.clone()))?;
-        let pool = match backend {
+        let (pool, write_connection) = match backend {
             Backend::Sqlite => {
                 let connect = SqliteConnectOptions::from_str(url.expose())?
                     .create_if_missing(true)
@@ -146,24 +171,43 @@ impl Store {
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(options.busy_timeout)
                     .foreign_keys(true);
-                Pool::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(options.max_connections)
-                        .connect_with(connect)
-                        .await?,
-                )
-            }
-            Backend::Postgres => Pool::Postgres(
-                PgPoolOptions::new()
+                let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(url.expose())
-                    .await?,
-            ),
+                    .connect_with(connect.clone())
+                    .await?;
+                let pool = Pool::Sqlite(pool);
+                // Migrated before the write connection opens, so that it sees the schema.
+                migrations::run(&pool).await?;
+                let connection = sqlx::SqliteConnection::connect_with(&connect).await?;
+                let writes = write_connection::WriteConnection::start(
+                    connection,
+                    options.max_batch,
+                    options.queue_capacity,
+                );
+                (pool, Some(Arc::new(writes)))
+            }
+            Backend::Postgres => {
+                let pool = Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(options.max_connections)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect(url.expose())
+                        .await?,
+                );
+                migrations::run(&pool).await?;
+                (pool, None)
+            }
         };
-        migrations::run(&pool).await?;
-        let writer = writer::Writer::start(pool.clone(), options);
-        Ok(Self { inner: Arc::new(Inner { pool, backend, writer, known_accounts: Default::default() }) })
+        let writer = writer::Writer::start(pool.clone(), write_connection.clone(), options);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                backend,
+                writer,
+                write_connection,
+                known_accounts: Default::default(),
+            }),
+        })
     }
 
     /// Which backend this store runs on.
@@ -177,6 +221,14 @@ impl Store {
 
     pub(crate) fn writer(&self) -> &writer::Writer {
         &self.inner.writer
+    }
+
+    /// The connection that does every SQLite write ([`write_on!`]).
+    pub(crate) fn write_connection(&self) -> Result<&write_connection::WriteConnection, StoreError> {
+        self.inner
+            .write_connection
+            .as_deref()
+            .ok_or_else(|| StoreError::Corrupt("a SQLite store without its write connection".to_owned()))
     }
 
     fn known_accounts(&self) -> &accounts::KnownAccounts {
@@ -226,8 +278,24 @@ impl Store {
     /// Inserts attempted afterwards fail with [`StoreError::ShuttingDown`].
     pub async fn close(&self) {
         self.inner.writer.shutdown().await;
+        if let Some(writes) = &self.inner.write_connection {
+            writes.shutdown().await;
+        }
         on_pool!(self.pool(), p => p.close().await);
     }
+}
+
+/// [`write_on!`] on PostgreSQL: `body` in a transaction of its own.
+pub(crate) async fn write_postgres<T, F>(pool: &PgPool, body: F) -> Result<T, StoreError>
+where
+    F: for<'c> FnOnce(
+        &'c mut sqlx::PgConnection,
+    ) -> dm3_bridge_connector::BoxFuture<'c, Result<T, StoreError>>,
+{
+    let mut transaction = pool.begin().await?;
+    let value = body(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(value)
 }
 
 /// A name with the creation and expiry times (ms) of its record.

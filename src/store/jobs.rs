@@ -32,7 +32,7 @@ use std::fmt;
 use dm3_bridge_connector::NetworkId;
 use sqlx::Row;
 
-use super::{Inserted, Store, StoreError, ids, on_pool};
+use super::{Inserted, Store, StoreError, ids, on_pool, write_on};
 
 /// Which queue a job is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -380,27 +380,28 @@ impl Store {
         for job in jobs {
             check_job(job)?;
         }
-        let stored = on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
-            let batch_is_new = match batch {
+        let batch = batch.cloned();
+        let jobs = jobs.to_vec();
+        let stored = write_on!(self, c => {
+            let batch_is_new = match &batch {
                 Some(batch) => {
                     sqlx::query(INSERT_BATCH_KEY)
                         .bind(batch.network.as_str())
                         .bind(batch.key.as_str())
                         .bind(now_ms)
-                        .execute(&mut *tx)
+                        .execute(&mut *c)
                         .await?
                         .rows_affected()
                         == 1
                 }
                 None => false,
             };
+            // A batch seen before: nothing was written, none of its jobs is queued again.
             if batch.is_some() && !batch_is_new {
-                tx.rollback().await?;
-                return Ok(Inserted::Duplicate);
+                return Ok(false);
             }
             let mut new_jobs = 0;
-            for job in jobs {
+            for job in &jobs {
                 new_jobs += sqlx::query(INSERT_JOB)
                     .bind(job.queue.as_str())
                     .bind(job.idempotency_key.as_str())
@@ -408,13 +409,12 @@ impl Store {
                     .bind(job.payload.as_str())
                     .bind(now_ms)
                     .bind(job.expires_at_ms)
-                    .execute(&mut *tx)
+                    .execute(&mut *c)
                     .await?
                     .rows_affected();
             }
-            tx.commit().await?;
-            batch_is_new || new_jobs > 0
-        });
+            Ok(batch_is_new || new_jobs > 0)
+        })?;
         Ok(if stored { Inserted::New } else { Inserted::Duplicate })
     }
 
@@ -441,16 +441,16 @@ impl Store {
             super::Pool::Sqlite(_) => CLAIM_SQLITE,
             super::Pool::Postgres(_) => CLAIM_POSTGRES,
         };
-        let raw = on_pool!(self.pool(), p => {
+        let raw = write_on!(self, c => {
             let rows = sqlx::query(claim)
                 .bind(queue.as_str())
                 .bind(now_ms)
                 .bind(lease_until)
                 .bind(i64::from(limit))
-                .fetch_all(p)
+                .fetch_all(&mut *c)
                 .await?;
-            rows.iter().map(|row| Ok(read_claimed!(row))).collect::<Result<Vec<_>, sqlx::Error>>()?
-        });
+            Ok(rows.iter().map(|row| Ok(read_claimed!(row))).collect::<Result<Vec<_>, sqlx::Error>>()?)
+        })?;
         let mut claimed = raw.into_iter().map(RawClaimed::into_claimed).collect::<Result<Vec<_>, _>>()?;
         // RETURNING promises no order.
         claimed.sort_by_key(|job| job.id);
@@ -460,13 +460,13 @@ impl Store {
     /// Marks the job done. `false`: the lease was lost (the job was claimed again after it ran
     /// out) and nothing changed.
     pub async fn complete_job(&self, lease: Lease, now_ms: i64) -> Result<bool, StoreError> {
-        let changed = on_pool!(self.pool(), p => sqlx::query(COMPLETE)
+        let changed = write_on!(self, c => Ok(sqlx::query(COMPLETE)
             .bind(lease.id.0)
             .bind(lease.until_ms)
             .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok(changed == 1)
     }
 
@@ -476,13 +476,13 @@ impl Store {
     /// out) and nothing changed.
     pub async fn renew_lease(&self, lease: Lease, until_ms: i64) -> Result<Option<Lease>, StoreError> {
         let until_ms = until_ms.max(lease.until_ms.saturating_add(1));
-        let changed = on_pool!(self.pool(), p => sqlx::query(RENEW)
+        let changed = write_on!(self, c => Ok(sqlx::query(RENEW)
             .bind(lease.id.0)
             .bind(lease.until_ms)
             .bind(until_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok((changed == 1).then_some(Lease { id: lease.id, until_ms }))
     }
 
@@ -495,29 +495,31 @@ impl Store {
         reason: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let changed = on_pool!(self.pool(), p => sqlx::query(RETRY)
+        let reason = bounded_error(reason).to_owned();
+        let changed = write_on!(self, c => Ok(sqlx::query(RETRY)
             .bind(lease.id.0)
             .bind(lease.until_ms)
             .bind(next_attempt_at_ms)
-            .bind(bounded_error(reason))
+            .bind(reason.as_str())
             .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok(changed == 1)
     }
 
     /// Gives the job up with `reason`; its conversation moves on to the next job.
     /// `false`: the lease was lost and nothing changed.
     pub async fn fail_job(&self, lease: Lease, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let changed = on_pool!(self.pool(), p => sqlx::query(FAIL)
+        let reason = bounded_error(reason).to_owned();
+        let changed = write_on!(self, c => Ok(sqlx::query(FAIL)
             .bind(lease.id.0)
             .bind(lease.until_ms)
-            .bind(bounded_error(reason))
+            .bind(reason.as_str())
             .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok(changed == 1)
     }
 
@@ -540,12 +542,12 @@ impl Store {
     async fn delete_in_batches(&self, sql: &'static str, before_ms: i64) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let deleted = on_pool!(self.pool(), p => sqlx::query(sql)
+            let deleted = write_on!(self, c => Ok(sqlx::query(sql)
                 .bind(before_ms)
                 .bind(PRUNE_BATCH)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+                .execute(&mut *c)
+                .await?
+                .rows_affected()))?;
             total += deleted;
             if deleted < PRUNE_BATCH.unsigned_abs() {
                 return Ok(total);

@@ -13,7 +13,7 @@
 use dm3_bridge_connector::{ConversationId, NetworkId, NetworkMessageId};
 use sqlx::Row;
 
-use super::{Inserted, MessageHash, Store, StoreError, on_pool};
+use super::{Inserted, MessageHash, Store, StoreError, on_pool, write_on};
 
 /// A delivered message to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,15 +76,16 @@ impl Store {
         const SQL: &str = "INSERT INTO message_map \
              (network, dm3_hash, network_message_id, conversation, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-        let inserted = on_pool!(self.pool(), p => sqlx::query(SQL)
+        let mapping = mapping.clone();
+        let inserted = write_on!(self, c => Ok(sqlx::query(SQL)
             .bind(mapping.network.as_str())
             .bind(mapping.dm3_hash.as_str())
             .bind(mapping.network_message_id.as_str())
             .bind(mapping.conversation.as_str())
             .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok(if inserted == 1 { Inserted::New } else { Inserted::Duplicate })
     }
 

@@ -13,7 +13,7 @@
 use dm3_bridge_connector::{ConversationId, NetworkId};
 use sqlx::Row;
 
-use super::{EnsName, Inserted, Store, StoreError, on_pool};
+use super::{EnsName, Inserted, Store, StoreError, on_pool, write_on};
 
 /// A portal to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,15 +90,16 @@ impl Store {
     ) -> Result<(Portal, Inserted), StoreError> {
         const SQL: &str = "INSERT INTO portals (network, conversation, local_name, remote_name, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-        let inserted = on_pool!(self.pool(), p => sqlx::query(SQL)
-            .bind(portal.network.as_str())
-            .bind(portal.conversation.as_str())
-            .bind(portal.local_name.as_str())
-            .bind(portal.remote_name.as_str())
+        let owned = portal.clone();
+        let inserted = write_on!(self, c => Ok(sqlx::query(SQL)
+            .bind(owned.network.as_str())
+            .bind(owned.conversation.as_str())
+            .bind(owned.local_name.as_str())
+            .bind(owned.remote_name.as_str())
             .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         let outcome = if inserted == 1 { Inserted::New } else { Inserted::Duplicate };
         if let Some(stored) = self.portal_by_conversation(&portal.network, &portal.conversation).await? {
             return Ok((stored, outcome));

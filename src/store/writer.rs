@@ -22,7 +22,9 @@
 //! error) cannot fail its neighbours; each caller gets its own envelope's outcome. A caller is
 //! answered `Ok` only after COMMIT returned.
 //!
-//! The same path runs on PostgreSQL: fewer, larger commits help there too.
+//! The same path runs on PostgreSQL: fewer, larger commits help there too. On SQLite a batch
+//! is one write of the node's write connection ([`super::write_connection`]), which may share
+//! its transaction with the engine's writes.
 //!
 //! Shutdown: `Writer::shutdown` (called by [`Store::close`](super::Store::close)) closes the
 //! queue (new inserts fail with [`StoreError::ShuttingDown`]), commits everything already
@@ -40,7 +42,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::metrics as names;
 
-use super::{Inserted, NewEnvelope, Pool, StoreError, StoreOptions, on_pool};
+use super::write_connection::WriteConnection;
+use super::{Inserted, NewEnvelope, Pool, StoreError, StoreOptions};
 
 /// Most rows in one `INSERT` statement: 6 parameters each stays far below both backends'
 /// parameter limits, and few distinct statement texts stay in the prepared-statement cache.
@@ -63,6 +66,12 @@ fn insert_sql(rows: usize) -> String {
          VALUES {} ON CONFLICT (receiver, message_hash) DO NOTHING RETURNING receiver, message_hash",
         values.join(", ")
     )
+}
+
+/// Where batches are committed.
+struct Target {
+    pool: Pool,
+    write_connection: Option<Arc<WriteConnection>>,
 }
 
 struct Job {
@@ -95,11 +104,18 @@ pub struct WriterStats {
 
 impl Writer {
     /// Spawns the writer task on the current runtime.
-    pub(super) fn start(pool: Pool, options: &StoreOptions) -> Self {
+    /// Spawns the writer task on the current runtime. `write_connection`: SQLite's, which
+    /// then commits every batch.
+    pub(super) fn start(
+        pool: Pool,
+        write_connection: Option<Arc<WriteConnection>>,
+        options: &StoreOptions,
+    ) -> Self {
         let (queue, jobs) = mpsc::channel(options.queue_capacity.max(1));
         let stop = CancellationToken::new();
         let counters = Arc::new(Counters::default());
-        let task = tokio::spawn(run(pool, jobs, stop.clone(), options.max_batch.max(1), counters.clone()));
+        let target = Target { pool, write_connection };
+        let task = tokio::spawn(run(target, jobs, stop.clone(), options.max_batch.max(1), counters.clone()));
         Self { queue, stop, task: Mutex::new(Some(task)), counters }
     }
 
@@ -135,7 +151,7 @@ impl Writer {
 }
 
 async fn run(
-    pool: Pool,
+    pool: Target,
     mut jobs: mpsc::Receiver<Job>,
     stop: CancellationToken,
     max: usize,
@@ -176,7 +192,7 @@ async fn run(
 
 /// Commits `batch` in one transaction and answers every caller; on failure, retries each
 /// envelope in its own transaction.
-async fn commit(pool: &Pool, batch: Vec<Job>, counters: &Counters) {
+async fn commit(pool: &Target, batch: Vec<Job>, counters: &Counters) {
     let started = Instant::now();
     let size = batch.len();
     let envelopes: Vec<&NewEnvelope> = batch.iter().map(|job| &job.envelope).collect();
@@ -210,10 +226,13 @@ async fn commit(pool: &Pool, batch: Vec<Job>, counters: &Counters) {
     }
 }
 
-async fn insert_all(pool: &Pool, envelopes: &[&NewEnvelope]) -> Result<Vec<Inserted>, StoreError> {
-    let inserted: HashSet<(String, String)> = on_pool!(pool, p => {
-        let mut tx = p.begin().await?;
-        let mut inserted = HashSet::with_capacity(envelopes.len());
+/// Inserts `$envelopes` (each `&NewEnvelope`) on `$connection` with multi-row statements;
+/// evaluates to the keys of the rows that went in. A macro, so that one body serves both
+/// drivers' connection types.
+macro_rules! insert_rows {
+    ($connection:expr, $envelopes:expr) => {{
+        let envelopes = $envelopes;
+        let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(envelopes.len());
         for chunk in envelopes.chunks(ROWS_PER_STATEMENT) {
             let mut query = sqlx::query(INSERT_SQL[chunk.len() - 1].as_str());
             for e in chunk {
@@ -225,13 +244,30 @@ async fn insert_all(pool: &Pool, envelopes: &[&NewEnvelope]) -> Result<Vec<Inser
                     .bind(e.received_at_ms)
                     .bind(e.expires_at_ms);
             }
-            for row in query.fetch_all(&mut *tx).await? {
+            for row in query.fetch_all(&mut *$connection).await? {
                 inserted.insert((row.try_get(0)?, row.try_get(1)?));
             }
         }
-        tx.commit().await?;
         inserted
-    });
+    }};
+}
+
+async fn insert_all(target: &Target, envelopes: &[&NewEnvelope]) -> Result<Vec<Inserted>, StoreError> {
+    let inserted = match (&target.pool, &target.write_connection) {
+        (Pool::Sqlite(_), Some(writes)) => {
+            let owned: Vec<NewEnvelope> = envelopes.iter().map(|&e| e.clone()).collect();
+            writes.write(move |c| Box::pin(async move { Ok(insert_rows!(c, &owned)) })).await?
+        }
+        (Pool::Sqlite(_), None) => {
+            return Err(StoreError::Corrupt("a SQLite store without its write connection".to_owned()));
+        }
+        (Pool::Postgres(p), _) => {
+            let mut tx = p.begin().await?;
+            let inserted = insert_rows!(tx, envelopes);
+            tx.commit().await?;
+            inserted
+        }
+    };
     Ok(outcomes(envelopes, inserted))
 }
 

@@ -28,6 +28,10 @@ pub const PENDING_WRITES: &str = "dm3_pending_envelope_writes";
 pub const WRITE_BATCH_SIZE: &str = "dm3_store_write_batch_size";
 /// Seconds per group commit, insert statements and COMMIT (recorded by the store's writer).
 pub const WRITE_COMMIT_DURATION: &str = "dm3_store_write_commit_seconds";
+/// Writes per SQLite transaction (recorded by the store's write connection).
+pub const WRITE_GROUP_SIZE: &str = "dm3_store_write_group_size";
+/// Seconds per SQLite write group, writes and COMMIT (recorded by the store's write connection).
+pub const WRITE_GROUP_COMMIT_DURATION: &str = "dm3_store_write_group_commit_seconds";
 /// Expired envelopes deleted by the TTL cleanup.
 pub const EXPIRED_DELETED: &str = "dm3_expired_envelopes_deleted_total";
 /// Envelopes stored by `dm3_submitMessage`, by `sender`: `verified` (metadata signature
@@ -67,6 +71,9 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(WRITE_BATCH_SIZE.to_owned()), BATCH_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(WRITE_GROUP_SIZE.to_owned()), BATCH_BUCKETS)
                 });
             let builder = match builder {
                 Ok(builder) => builder,
@@ -102,6 +109,12 @@ fn describe() {
         WRITE_COMMIT_DURATION,
         metrics::Unit::Seconds,
         "Duration of one group commit"
+    );
+    metrics::describe_histogram!(WRITE_GROUP_SIZE, "Writes per SQLite transaction");
+    metrics::describe_histogram!(
+        WRITE_GROUP_COMMIT_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of one SQLite write group, writes and COMMIT"
     );
     metrics::describe_counter!(
         BRIDGED_MESSAGES,

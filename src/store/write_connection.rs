@@ -1,0 +1,199 @@
+//! SQLite's one write connection: every write of the node, committed in groups.
+//!
+//! SQLite has a single write lock per database. With writes spread over the pool's
+//! connections, each waits for the lock in SQLite's busy handler, which *sleeps* (1, 2, 5, 10 …
+//! 100 ms) instead of queueing; under load that turned into second-long statements and an
+//! engine that idled between commits (docs/benchmarks.md, "Bridge engine"). Each commit is
+//! also an fsync (`synchronous=FULL`), so one transaction per write caps the node at a few
+//! hundred writes per second however fast the disk is otherwise. So, on SQLite:
+//!
+//! - one connection, owned by one task, does every write; callers queue [`Write`]s and wait;
+//! - the task takes whatever is queued (up to `max_batch`), opens one `BEGIN IMMEDIATE`
+//!   transaction, runs each write in a savepoint of its own (a failing write rolls back alone,
+//!   and its caller gets its error; its neighbours are not affected), commits once, and only
+//!   then answers every caller. There is no timer: at low load a group is one write; under
+//!   load groups grow while the previous commit's fsync runs.
+//!
+//! A write is answered `Ok` only after COMMIT returned, so "acknowledged" still means durable.
+//! If the commit itself fails, every write of the group gets the error (and nothing of the
+//! group is in the database); callers treat store errors as transient and try again.
+//!
+//! PostgreSQL has no single write lock and groups WAL flushes of concurrent commits itself, so
+//! there each write runs in its own transaction on the pool ([`write_on!`](super::write_on)).
+//!
+//! Shutdown: [`WriteConnection::shutdown`] refuses new writes, commits the queued ones, and
+//! waits for the task.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use dm3_bridge_connector::BoxFuture;
+use sqlx::{Acquire as _, Connection as _, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry::metrics as names;
+
+use super::StoreError;
+
+/// One write, type-erased so that writes of every shape share the queue.
+trait Write: Send {
+    /// Runs the write inside the group's transaction; keeps its result for [`Write::answer`].
+    /// `Err` when the write failed and its savepoint must be rolled back.
+    fn run<'c>(&'c mut self, connection: &'c mut SqliteConnection) -> BoxFuture<'c, Result<(), ()>>;
+    /// Answers the caller once the group's commit is known: its own result if the group
+    /// committed, the commit's error otherwise.
+    fn answer(self: Box<Self>, committed: Result<(), &StoreError>);
+}
+
+/// A caller's write and where its answer goes.
+struct Typed<T, F> {
+    body: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Write for Typed<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+{
+    fn run<'c>(&'c mut self, connection: &'c mut SqliteConnection) -> BoxFuture<'c, Result<(), ()>> {
+        Box::pin(async move {
+            let Some(body) = self.body.take() else { return Ok(()) };
+            let result = body(connection).await;
+            let failed = result.is_err();
+            self.result = Some(result);
+            if failed { Err(()) } else { Ok(()) }
+        })
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &StoreError>) {
+        let answer = match (committed, self.result) {
+            // A write that failed on its own reports its own error, whatever the group did.
+            (_, Some(Err(own))) => Err(own),
+            (Ok(()), Some(Ok(value))) => Ok(value),
+            (Ok(()), None) => Err(StoreError::Corrupt("a queued write was never run".to_owned())),
+            (Err(error), _) => Err(StoreError::GroupCommit(error.to_string())),
+        };
+        // A caller that gave up (its request was dropped) no longer listens.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The handle to the writing task.
+pub(crate) struct WriteConnection {
+    queue: mpsc::Sender<Box<dyn Write>>,
+    stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl WriteConnection {
+    /// Spawns the task that owns `connection` on the current runtime.
+    pub(super) fn start(connection: SqliteConnection, max_batch: usize, capacity: usize) -> Self {
+        let (queue, writes) = mpsc::channel(capacity.max(1));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(connection, writes, stop.clone(), max_batch.max(1)));
+        Self { queue, stop, task: Mutex::new(Some(task)) }
+    }
+
+    /// Runs `body` in the next group and waits until that group committed. `body` sees only
+    /// its own savepoint: an `Err` it returns undoes its own statements and no others.
+    pub(crate) async fn write<T, F>(&self, body: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let write: Box<dyn Write> = Box::new(Typed { body: Some(body), result: None, reply });
+        self.queue.send(write).await.map_err(|_| StoreError::ShuttingDown)?;
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Refuses new writes, commits the queued ones, closes the connection and waits for it.
+    pub(super) async fn shutdown(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task
+            && let Err(error) = task.await
+        {
+            tracing::error!(%error, "the SQLite write task failed");
+        }
+    }
+}
+
+async fn run(
+    mut connection: SqliteConnection,
+    mut writes: mpsc::Receiver<Box<dyn Write>>,
+    stop: CancellationToken,
+    max: usize,
+) {
+    loop {
+        let first = tokio::select! {
+            // Queued work first: a stop request still lets everything queued commit.
+            biased;
+            write = writes.recv() => match write {
+                Some(write) => write,
+                None => break,
+            },
+            () = stop.cancelled() => break,
+        };
+        let mut group = vec![first];
+        while group.len() < max {
+            match writes.try_recv() {
+                Ok(write) => group.push(write),
+                Err(_) => break,
+            }
+        }
+        commit(&mut connection, group).await;
+    }
+    writes.close();
+    let mut group = Vec::new();
+    while let Some(write) = writes.recv().await {
+        group.push(write);
+        if group.len() >= max {
+            commit(&mut connection, std::mem::take(&mut group)).await;
+        }
+    }
+    if !group.is_empty() {
+        commit(&mut connection, group).await;
+    }
+    if let Err(error) = connection.close().await {
+        tracing::warn!(%error, "closing the SQLite write connection failed");
+    }
+}
+
+/// Runs `group` in one transaction and answers every write.
+async fn commit(connection: &mut SqliteConnection, mut group: Vec<Box<dyn Write>>) {
+    let started = Instant::now();
+    let size = group.len();
+    let committed = run_group(connection, &mut group).await;
+    if let Err(error) = &committed {
+        tracing::warn!(%error, size, "a group of writes failed to commit");
+    } else {
+        metrics::histogram!(names::WRITE_GROUP_SIZE).record(size as f64);
+        metrics::histogram!(names::WRITE_GROUP_COMMIT_DURATION).record(started.elapsed().as_secs_f64());
+    }
+    for write in group {
+        write.answer(committed.as_ref().map(|_| ()));
+    }
+}
+
+async fn run_group(
+    connection: &mut SqliteConnection,
+    group: &mut [Box<dyn Write>],
+) -> Result<(), StoreError> {
+    // IMMEDIATE: the write lock is taken at BEGIN, so a write that reads first cannot find
+    // its snapshot outdated by a writer outside this task (a migration, a tool) later on.
+    let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
+    for write in group.iter_mut() {
+        let mut savepoint = transaction.begin().await?;
+        match write.run(&mut savepoint).await {
+            Ok(()) => savepoint.commit().await?,
+            Err(()) => savepoint.rollback().await?,
+        }
+    }
+    transaction.commit().await?;
+    Ok(())
+}
