@@ -350,7 +350,9 @@ fn cli(config: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
     (output.status.success(), value, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
-#[tokio::test]
+// Multi-threaded: `cli` blocks its thread while the CLI process runs, and the node must go on
+// meanwhile (a write of its own may hold SQLite's write lock that the CLI waits for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_offers_the_same_operations() {
     let node = node_on(None).await;
     let config = node.dir.path().join("config.toml");

@@ -30,6 +30,7 @@ on_both_backends!(
     close_commits_queued_inserts_and_refuses_new_ones,
     migrations_apply_once,
     sessions_are_found_by_token_hash_and_expire,
+    two_stores_on_one_database_both_write,
 );
 
 const NOW: i64 = 1_700_000_000_000;
@@ -344,4 +345,21 @@ async fn sessions_are_found_by_token_hash_and_expire(db: &TestDb) {
     assert_eq!(store.delete_expired(NOW + 3_600_000).await.unwrap().sessions, 1);
     assert_eq!(store.get_session(&token).await.unwrap(), None);
     store.close().await;
+}
+
+/// The admin CLI opens the database a running node has open: both must be able to write,
+/// whichever wrote last (on SQLite each has its own write connection).
+async fn two_stores_on_one_database_both_write(db: &TestDb) {
+    let node = db.open().await;
+    let cli = db.open().await;
+    for round in 0..3 {
+        let who = name(&format!("n{round}.eth"));
+        node.upsert_account(&who, "0xaaa", "{}", NOW).await.unwrap();
+        let challenge = cli.create_challenge(&who, NOW, 60_000).await.unwrap();
+        assert!(node.consume_challenge(&challenge.id, &who, NOW + 1).await.unwrap());
+        cli.upsert_account(&who, "0xbbb", "{}", NOW + 2).await.unwrap();
+        assert_eq!(node.get_account(&who).await.unwrap().unwrap().address, "0xbbb");
+    }
+    cli.close().await;
+    node.close().await;
 }

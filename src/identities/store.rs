@@ -1,6 +1,6 @@
 //! The identity tables (`migrations/*/0003_identities.sql`) behind one small repository API.
 //!
-//! The same SQL runs on SQLite and PostgreSQL through the store's `on_pool!`, as in
+//! The same SQL runs on SQLite and PostgreSQL through the store's `on_pool!` (writes: `write_on!`), as in
 //! `crate::store`. Rows are turned into typed records here, so a row that does not parse (a
 //! hand-edited database) is a named error, never a panic or a silently wrong answer.
 //!
@@ -16,7 +16,7 @@ use sqlx::Row;
 
 use super::error::IdentityError;
 use super::network::{Network, NetworkUserId};
-use crate::store::{Pool, Store, on_pool};
+use crate::store::{Pool, Store, on_pool, write_on};
 
 /// An identity as stored: everything public about it, and the current key version.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,8 +124,8 @@ impl Store {
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
         );
-        let inserted = on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+        let (record, key) = (record.clone(), key.clone());
+        let inserted = write_on!(self, tx => {
             let inserted = sqlx::query(SQL)
                 .bind(record.name.as_str())
                 .bind(&record.label)
@@ -143,10 +143,9 @@ impl Store {
                 == 1;
             if inserted {
                 insert_key!(tx, record.name, key);
-                tx.commit().await?;
             }
-            inserted
-        });
+            Ok(inserted)
+        })?;
         Ok(inserted)
     }
 
@@ -226,29 +225,29 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, IdentityError> {
         const SQL: &str = "UPDATE identities SET disabled_at = $2, updated_at = $3 WHERE name = $1";
-        let n = on_pool!(self.pool(), p => sqlx::query(SQL)
+        let name = name.clone();
+        let n = write_on!(self, c => Ok(sqlx::query(SQL)
             .bind(name.as_str())
             .bind(disabled_at_ms)
             .bind(now_ms)
-            .execute(p)
+            .execute(&mut *c)
             .await?
-            .rows_affected());
+            .rows_affected()))?;
         Ok(n == 1)
     }
 
     /// Deletes an identity and every key version of it; `false` if it did not exist.
     pub async fn delete_identity(&self, name: &EnsName) -> Result<bool, IdentityError> {
-        let deleted = on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+        let name = name.clone();
+        let deleted = write_on!(self, tx => {
             sqlx::query("DELETE FROM identity_keys WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
             let n = sqlx::query("DELETE FROM identities WHERE name = $1")
                 .bind(name.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            tx.commit().await?;
-            n == 1
-        });
+            Ok(n == 1)
+        })?;
         Ok(deleted)
     }
 
@@ -265,14 +264,14 @@ impl Store {
         const UPDATE: &str = "UPDATE identities SET key_version = $3, address = $4, profile = $5, updated_at = $6 \
              WHERE name = $1 AND key_version = $2";
         const RETIRE: &str = "UPDATE identity_keys SET retired_at = $3 WHERE name = $1 AND version = $2";
-        let rotated = on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+        let (name, key, profile) = (name.clone(), key.clone(), profile.canonical());
+        let rotated = write_on!(self, tx => {
             let n = sqlx::query(UPDATE)
                 .bind(name.as_str())
                 .bind(i64::from(from_version))
                 .bind(i64::from(key.version))
                 .bind(checksum(&key.address))
-                .bind(profile.canonical())
+                .bind(profile.as_str())
                 .bind(key.created_at_ms)
                 .execute(&mut *tx)
                 .await?
@@ -285,10 +284,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 insert_key!(tx, name, key);
-                tx.commit().await?;
             }
-            n == 1
-        });
+            Ok(n == 1)
+        })?;
         Ok(rotated)
     }
 

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use sqlx::Row;
 
-use super::{EnsName, Store, StoreError, on_pool};
+use super::{EnsName, Store, StoreError, on_pool, write_on};
 
 /// Names known to have an account (see the module documentation for why this cannot go
 /// stale). Bounded: when full it starts over, which only costs a query per name.
@@ -68,14 +68,17 @@ impl Store {
              VALUES ($1, $2, $3, $4, $4) \
              ON CONFLICT (name) DO UPDATE SET \
              address = excluded.address, profile = excluded.profile, updated_at = excluded.updated_at";
-        on_pool!(self.pool(), p => sqlx::query(SQL)
-            .bind(name.as_str())
-            .bind(address)
-            .bind(profile_json)
-            .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
+        let (owned_name, address, profile_json) = (name.clone(), address.to_owned(), profile_json.to_owned());
+        write_on!(self, c => {
+            sqlx::query(SQL)
+                .bind(owned_name.as_str())
+                .bind(address.as_str())
+                .bind(profile_json.as_str())
+                .bind(now_ms)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        })?;
         self.known_accounts().remember(name);
         Ok(())
     }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::{EnsName, Store, StoreError, on_pool};
+use super::{EnsName, Store, StoreError, write_on};
 
 /// A random challenge id (128 bits, hex), unguessable and unique.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -62,14 +62,17 @@ impl Store {
             created_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(ttl_ms),
         };
-        on_pool!(self.pool(), p => sqlx::query(SQL)
-            .bind(challenge.id.as_str())
-            .bind(challenge.name.as_str())
-            .bind(challenge.created_at_ms)
-            .bind(challenge.expires_at_ms)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
+        let stored = challenge.clone();
+        write_on!(self, c => {
+            sqlx::query(SQL)
+                .bind(stored.id.as_str())
+                .bind(stored.name.as_str())
+                .bind(stored.created_at_ms)
+                .bind(stored.expires_at_ms)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        })?;
         Ok(challenge)
     }
 
@@ -83,24 +86,25 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE challenges SET used_at = $3 \
              WHERE id = $1 AND name = $2 AND used_at IS NULL AND expires_at > $3";
-        let changed = on_pool!(self.pool(), p => sqlx::query(SQL)
+        let (id, name) = (id.clone(), name.clone());
+        let changed = write_on!(self, c => Ok(sqlx::query(SQL)
             .bind(id.as_str())
             .bind(name.as_str())
             .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok(changed == 1)
     }
 
     /// Forgets challenges that expired by `now_ms`; returns how many.
     pub async fn delete_expired_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM challenges WHERE expires_at <= $1";
-        let deleted = on_pool!(self.pool(), p => sqlx::query(SQL)
+        let deleted = write_on!(self, c => Ok(sqlx::query(SQL)
             .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok(deleted)
     }
 

@@ -15,12 +15,12 @@
 //!   once and deleted by [`Store::delete_expired`] in small batches, so cleanup never holds the
 //!   write lock for long.
 //!
-//! Inserts go through the group-commit writer ([`super::writer`]); everything else runs
-//! directly on the pool.
+//! Inserts go through the group-commit writer ([`super::writer`]), other writes through
+//! [`write_on!`](super::write_on), reads directly on the pool.
 
 use sqlx::Row;
 
-use super::{EnsName, MessageHash, Store, StoreError, on_pool};
+use super::{EnsName, MessageHash, Store, StoreError, on_pool, write_on};
 
 /// An envelope to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,21 +158,20 @@ impl Store {
         if acks.is_empty() {
             return Ok(0);
         }
-        let deleted = on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+        let (receiver, acks) = (receiver.clone(), acks.to_vec());
+        let deleted = write_on!(self, c => {
             let mut deleted = 0;
-            for ack in acks {
+            for ack in &acks {
                 deleted += sqlx::query(SQL)
                     .bind(receiver.as_str())
                     .bind(ack.sender.as_str())
                     .bind(ack.message_hash.as_str())
-                    .execute(&mut *tx)
+                    .execute(&mut *c)
                     .await?
                     .rows_affected();
             }
-            tx.commit().await?;
-            deleted
-        });
+            Ok(deleted)
+        })?;
         Ok(deleted)
     }
 
@@ -182,12 +181,12 @@ impl Store {
              SELECT id FROM envelopes WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2)";
         let mut envelopes = 0;
         loop {
-            let deleted = on_pool!(self.pool(), p => sqlx::query(SQL)
+            let deleted = write_on!(self, c => Ok(sqlx::query(SQL)
                 .bind(now_ms)
                 .bind(EXPIRY_BATCH)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+                .execute(&mut *c)
+                .await?
+                .rows_affected()))?;
             envelopes += deleted;
             if deleted < EXPIRY_BATCH.unsigned_abs() {
                 break;

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::{EnsName, Store, StoreError, on_pool};
+use super::{EnsName, Store, StoreError, write_on};
 
 /// The SHA-256 of a session token: the key of its row.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -56,14 +56,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         const SQL: &str =
             "INSERT INTO sessions (token_hash, name, created_at, expires_at) VALUES ($1, $2, $3, $4)";
-        on_pool!(self.pool(), p => sqlx::query(SQL)
-            .bind(token_hash.to_hex())
-            .bind(name.as_str())
-            .bind(now_ms)
-            .bind(expires_at_ms)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
+        let (token_hash, name) = (token_hash.to_hex(), name.clone());
+        write_on!(self, c => {
+            sqlx::query(SQL)
+                .bind(token_hash.as_str())
+                .bind(name.as_str())
+                .bind(now_ms)
+                .bind(expires_at_ms)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -82,11 +85,11 @@ impl Store {
     /// Forgets sessions that expired by `now_ms`; returns how many.
     pub async fn delete_expired_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM sessions WHERE expires_at <= $1";
-        let deleted = on_pool!(self.pool(), p => sqlx::query(SQL)
+        let deleted = write_on!(self, c => Ok(sqlx::query(SQL)
             .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok(deleted)
     }
 }

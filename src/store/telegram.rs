@@ -16,7 +16,7 @@
 use dm3_bridge_connector::{ConversationId, IdError, NetworkId, NetworkMessageId, RemoteIdentity};
 use sqlx::Row;
 
-use super::{Inserted, Store, StoreError, on_pool};
+use super::{Inserted, Store, StoreError, on_pool, write_on};
 
 /// The most contacts remembered per chat; older ones are forgotten when a new one is chosen.
 pub const MAX_RECENT_CONTACTS: u32 = 50;
@@ -67,19 +67,19 @@ impl Store {
         const FORGET_OLD: &str = "DELETE FROM telegram_contacts WHERE network = $1 AND chat_id = $2 \
              AND contact NOT IN (SELECT contact FROM telegram_contacts WHERE network = $1 AND chat_id = $2 \
              ORDER BY last_used_at DESC LIMIT $3)";
-        on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+        let (network, contact) = (network.clone(), contact.clone());
+        write_on!(self, c => {
             sqlx::query(SET_CURRENT)
                 .bind(network.as_str())
                 .bind(chat_id)
                 .bind(contact.as_str())
                 .bind(now_ms)
-                .execute(&mut *tx)
+                .execute(&mut *c)
                 .await?;
             let newest: Option<i64> = sqlx::query(NEWEST_USE)
                 .bind(network.as_str())
                 .bind(chat_id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *c)
                 .await?
                 .try_get("newest")?;
             let used_at = match newest {
@@ -91,16 +91,16 @@ impl Store {
                 .bind(chat_id)
                 .bind(contact.as_str())
                 .bind(used_at)
-                .execute(&mut *tx)
+                .execute(&mut *c)
                 .await?;
             sqlx::query(FORGET_OLD)
                 .bind(network.as_str())
                 .bind(chat_id)
                 .bind(i64::from(MAX_RECENT_CONTACTS))
-                .execute(&mut *tx)
+                .execute(&mut *c)
                 .await?;
-            tx.commit().await?;
-        });
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -138,14 +138,15 @@ impl Store {
     ) -> Result<Inserted, StoreError> {
         const SQL: &str = "INSERT INTO telegram_routes (network, network_message_id, conversation, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-        let inserted = on_pool!(self.pool(), p => sqlx::query(SQL)
+        let (network, message, conversation) = (network.clone(), message.clone(), conversation.clone());
+        let inserted = write_on!(self, c => Ok(sqlx::query(SQL)
             .bind(network.as_str())
             .bind(message.as_str())
             .bind(conversation.as_str())
             .bind(now_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok(if inserted == 1 { Inserted::New } else { Inserted::Duplicate })
     }
 
@@ -172,11 +173,11 @@ impl Store {
     /// user to choose a contact), so only routes nobody will reply to should go.
     pub async fn prune_telegram_routes(&self, before_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM telegram_routes WHERE created_at < $1";
-        let deleted = on_pool!(self.pool(), p => sqlx::query(SQL)
+        let deleted = write_on!(self, c => Ok(sqlx::query(SQL)
             .bind(before_ms)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
         Ok(deleted)
     }
 }
