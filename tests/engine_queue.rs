@@ -40,6 +40,7 @@ on_both_backends!(
     jobs_are_counted_by_queue_and_state,
     portals_are_found_from_both_sides_and_created_once,
     message_map_translates_both_ways_per_network,
+    a_bridged_message_is_recorded_with_its_jobs_completion,
     order_is_kept_per_conversation_under_random_retries,
     a_slow_conversation_does_not_hold_up_the_others,
     retry_honours_the_networks_retry_after,
@@ -373,6 +374,36 @@ async fn message_map_translates_both_ways_per_network(db: &TestDb) {
     telegram.dm3_hash = hash(2);
     assert_eq!(store.record_message(&telegram, NOW).await.unwrap(), Inserted::New);
     assert!(store.message_by_dm3_hash(&network("telegram"), &hash(1)).await.unwrap().is_none());
+    store.close().await;
+}
+
+async fn a_bridged_message_is_recorded_with_its_jobs_completion(db: &TestDb) {
+    let store = db.open().await;
+    let mapping = |n: u64| NewMapping {
+        network: network("matrix"),
+        dm3_hash: MessageHash::new(format!("0x{n:064x}")).unwrap(),
+        network_message_id: NetworkMessageId::new(format!("$event{n}")).unwrap(),
+        conversation: ConversationId::new("!room:hs").unwrap(),
+    };
+    let matrix = network("matrix");
+    store.enqueue_job(&outbox("a1", "A"), NOW).await.unwrap();
+    let first = store.claim_jobs(QueueName::Outbox, NOW, LEASE, 10).await.unwrap();
+    assert!(store.complete_job_recording(first[0].lease(), &mapping(1), NOW + 1).await.unwrap());
+    assert_eq!(record(&store, "a1").await.state, JobState::Done);
+    let mapped = store.message_by_dm3_hash(&matrix, &mapping(1).dm3_hash).await.unwrap().unwrap();
+    assert_eq!((mapped.network_message_id.as_str(), mapped.created_at_ms), ("$event1", NOW + 1));
+
+    // A run that lost its lease settles nothing, but what it delivered is still recorded: the
+    // message is on the other side either way.
+    store.enqueue_job(&outbox("a2", "A"), NOW).await.unwrap();
+    let stale = store.claim_jobs(QueueName::Outbox, NOW, LEASE, 10).await.unwrap();
+    let retaken = store.claim_jobs(QueueName::Outbox, NOW + LEASE, LEASE, 10).await.unwrap();
+    assert!(!store.complete_job_recording(stale[0].lease(), &mapping(2), NOW + LEASE + 1).await.unwrap());
+    assert_eq!(record(&store, "a2").await.state, JobState::Pending);
+    assert!(store.message_by_dm3_hash(&matrix, &mapping(2).dm3_hash).await.unwrap().is_some());
+    // The run that holds the lease records the same message again: a duplicate, no error.
+    assert!(store.complete_job_recording(retaken[0].lease(), &mapping(2), NOW + LEASE + 2).await.unwrap());
+    assert_eq!(record(&store, "a2").await.state, JobState::Done);
     store.close().await;
 }
 

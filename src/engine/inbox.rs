@@ -121,6 +121,7 @@ impl InboxHandler {
             }
         };
         let hash = opened.message_hash.to_string();
+        let mut bridged = None;
         for (index, event) in events.into_iter().enumerate() {
             let key = format!("dm3-{hash}{}", ToNetwork::idempotency_suffix(index));
             let outbound = Outbound {
@@ -131,14 +132,15 @@ impl InboxHandler {
                 payload: event,
             };
             let sent = deliver(connector.as_ref(), &outbound).await.map_err(Failure::connector)?;
+            // The first event stands for the message (a reply names it). Recorded with the
+            // job's completion; a retry sends it again under the same key and learns its id.
             if let (0, Some(network_message_id)) = (index, sent) {
-                let mapping = NewMapping {
+                bridged = Some(NewMapping {
                     network: network_id.clone(),
                     dm3_hash: store::MessageHash::new(hash.clone()).map_err(Failure::permanent)?,
                     network_message_id,
                     conversation: conversation.clone(),
-                };
-                parts.store.record_message(&mapping, now_ms()).await.map_err(Failure::store)?;
+                });
             }
         }
         if let Some(reason) = payload_refused {
@@ -158,6 +160,6 @@ impl InboxHandler {
         }
         metrics::counter!(BRIDGED_MESSAGES, "direction" => "dm3_to_network", "network" => network.as_str())
             .increment(1);
-        Ok(Outcome::Done)
+        Ok(bridged.map_or(Outcome::Done, Outcome::Bridged))
     }
 }

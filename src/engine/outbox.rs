@@ -47,13 +47,19 @@ impl JobHandler for OutboxHandler {
             let result = match read(&job) {
                 Ok(Job::Inbound(network, item)) => match *item {
                     Inbound::Event(event) => self.event(&network, &event).await,
-                    Inbound::PortalRequest(request) => self.portal_request(&network, &request).await,
-                    Inbound::Unbridgeable(event) => self.unbridgeable(&network, &event).await,
+                    Inbound::PortalRequest(request) => {
+                        self.portal_request(&network, &request).await.map(|()| None)
+                    }
+                    Inbound::Unbridgeable(event) => self.unbridgeable(&network, &event).await.map(|()| None),
                 },
-                Ok(Job::Report(report)) => self.report(&report).await,
+                Ok(Job::Report(report)) => self.report(&report).await.map(|()| None),
                 Err(failure) => Err(failure),
             };
-            result.map_or_else(Failure::into_outcome, |()| Outcome::Done)
+            match result {
+                Ok(Some(mapping)) => Outcome::Bridged(mapping),
+                Ok(None) => Outcome::Done,
+                Err(failure) => failure.into_outcome(),
+            }
         })
     }
 
@@ -115,8 +121,9 @@ impl OutboxHandler {
             .ok_or_else(|| Failure::retry(format!("no {id} connector is running on this node")))
     }
 
-    /// A network user's message to the DM3 user of the portal.
-    async fn event(&self, network_id: &NetworkId, event: &InboundEvent) -> Result<(), Failure> {
+    /// A network user's message to the DM3 user of the portal; what it became, to be recorded
+    /// with the job's completion.
+    async fn event(&self, network_id: &NetworkId, event: &InboundEvent) -> Result<Option<NewMapping>, Failure> {
         let parts = &self.parts;
         let network = self.network(network_id)?;
         let portal = parts
@@ -131,7 +138,7 @@ impl OutboxHandler {
         if identity.user.user_id() != event.sender.as_str() {
             // Someone else in the room: only the portal's owner speaks as their identity.
             tracing::debug!(network = %network_id, "ignoring a message from another member of a portal");
-            return Ok(());
+            return Ok(None);
         }
         if identity.disabled_at_ms.is_some() {
             return Err(Failure::permanent(format!("your DM3 identity {from} is disabled on this bridge")));
@@ -147,7 +154,7 @@ impl OutboxHandler {
             ToDm3::Send(built) => built,
             ToDm3::Skip(why) => {
                 tracing::debug!(why, "nothing to send for a network event");
-                return Ok(());
+                return Ok(None);
             }
         };
         let report = deliver_to_dm3(&built.message, signing, &parts.directory, parts.target.as_ref(), &[])
@@ -160,10 +167,9 @@ impl OutboxHandler {
             network_message_id: event.network_event_id.clone(),
             conversation: event.conversation.clone(),
         };
-        parts.store.record_message(&mapping, now_ms()).await.map_err(Failure::store)?;
         metrics::counter!(BRIDGED_MESSAGES, "direction" => "network_to_dm3", "network" => network.as_str())
             .increment(1);
-        Ok(())
+        Ok(Some(mapping))
     }
 
     /// `event` with a file the network hosts brought inline (DM3 carries files as `data:`

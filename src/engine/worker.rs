@@ -36,7 +36,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::store::{ClaimedJob, JobState, QueueName, Store};
+use crate::store::{ClaimedJob, JobState, NewMapping, QueueName, Store};
 use crate::telemetry::metrics as names;
 
 use super::{Backoff, Queue};
@@ -45,6 +45,9 @@ use super::{Backoff, Queue};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
+    /// Done: the job bridged a message, which became `0` on the other side. The mapping is
+    /// recorded in the commit that completes the job (one commit per message, not two).
+    Bridged(NewMapping),
     /// Try again later: after the backoff, and not before `after` if the network said so.
     Retry {
         after: Option<Duration>,
@@ -206,6 +209,10 @@ async fn run_job(context: Arc<Context>, job: ClaimedJob, _slot: Option<OwnedSema
     match outcome {
         Outcome::Done => {
             let settled = context.store.complete_job(job.lease(), now_ms()).await;
+            record_settled(&job, "done", settled);
+        }
+        Outcome::Bridged(mapping) => {
+            let settled = context.store.complete_job_recording(job.lease(), &mapping, now_ms()).await;
             record_settled(&job, "done", settled);
         }
         Outcome::Retry { after, reason } => {

@@ -32,7 +32,8 @@ use std::fmt;
 use dm3_bridge_connector::NetworkId;
 use sqlx::Row;
 
-use super::{Inserted, Store, StoreError, ids, on_pool, write_on};
+use super::message_map::insert_mapping;
+use super::{Inserted, NewMapping, Store, StoreError, ids, on_pool, write_on};
 
 /// Which queue a job is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -460,13 +461,34 @@ impl Store {
     /// Marks the job done. `false`: the lease was lost (the job was claimed again after it ran
     /// out) and nothing changed.
     pub async fn complete_job(&self, lease: Lease, now_ms: i64) -> Result<bool, StoreError> {
-        let changed = write_on!(self, c => Ok(sqlx::query(COMPLETE)
-            .bind(lease.id.0)
-            .bind(lease.until_ms)
-            .bind(now_ms)
-            .execute(&mut *c)
-            .await?
-            .rows_affected()))?;
+        self.complete(lease, None, now_ms).await
+    }
+
+    /// Marks the job done and records the message it bridged ([`Store::record_message`]) in
+    /// the same commit: one commit per bridged message instead of two. The mapping is recorded
+    /// even if the lease was lost (`false`): the message was delivered either way.
+    pub async fn complete_job_recording(
+        &self,
+        lease: Lease,
+        mapping: &NewMapping,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.complete(lease, Some(mapping.clone()), now_ms).await
+    }
+
+    async fn complete(&self, lease: Lease, mapping: Option<NewMapping>, now_ms: i64) -> Result<bool, StoreError> {
+        let changed = write_on!(self, c => {
+            if let Some(mapping) = &mapping {
+                insert_mapping!(c, mapping, now_ms);
+            }
+            Ok(sqlx::query(COMPLETE)
+                .bind(lease.id.0)
+                .bind(lease.until_ms)
+                .bind(now_ms)
+                .execute(&mut *c)
+                .await?
+                .rows_affected())
+        })?;
         Ok(changed == 1)
     }
 

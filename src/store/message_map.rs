@@ -69,23 +69,33 @@ impl RawMapping {
     }
 }
 
+/// Inserts `$mapping` (a `NewMapping`) at `$now_ms` on `$c` inside a write; evaluates to the
+/// rows inserted (0: either side was mapped already). Shared by [`Store::record_message`] and
+/// the job completion that records its message in the same commit.
+macro_rules! insert_mapping {
+    ($c:expr, $mapping:expr, $now_ms:expr) => {
+        sqlx::query(
+            "INSERT INTO message_map (network, dm3_hash, network_message_id, conversation, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind($mapping.network.as_str())
+        .bind($mapping.dm3_hash.as_str())
+        .bind($mapping.network_message_id.as_str())
+        .bind($mapping.conversation.as_str())
+        .bind($now_ms)
+        .execute(&mut *$c)
+        .await?
+        .rows_affected()
+    };
+}
+pub(super) use insert_mapping;
+
 impl Store {
     /// Records that `mapping.dm3_hash` and `mapping.network_message_id` are one message.
     /// [`Inserted::Duplicate`] if either side was mapped already (the first mapping stays).
     pub async fn record_message(&self, mapping: &NewMapping, now_ms: i64) -> Result<Inserted, StoreError> {
-        const SQL: &str = "INSERT INTO message_map \
-             (network, dm3_hash, network_message_id, conversation, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
         let mapping = mapping.clone();
-        let inserted = write_on!(self, c => Ok(sqlx::query(SQL)
-            .bind(mapping.network.as_str())
-            .bind(mapping.dm3_hash.as_str())
-            .bind(mapping.network_message_id.as_str())
-            .bind(mapping.conversation.as_str())
-            .bind(now_ms)
-            .execute(&mut *c)
-            .await?
-            .rows_affected()))?;
+        let inserted = write_on!(self, c => Ok(insert_mapping!(c, mapping, now_ms)))?;
         Ok(if inserted == 1 { Inserted::New } else { Inserted::Duplicate })
     }
 
