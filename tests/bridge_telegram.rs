@@ -177,6 +177,19 @@ impl TgBridged {
         self.bridge.node.store().get_job(QueueName::Inbox, &key).await.unwrap().unwrap()
     }
 
+    /// Waits until the bridge's message map holds Telegram message `message` of `chat`: the bot
+    /// shows a relayed message a moment before the bridge records which DM3 message it was, and
+    /// a reaction to it within that moment would find no DM3 message to react to.
+    async fn wait_until_mapped(&self, chat: i64, message: i32) {
+        let network = NetworkId::new("telegram").unwrap();
+        let id = NetworkMessageId::new(format!("{chat}:{message}")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.bridge.node.store().message_by_network_id(&network, &id).await.unwrap().is_none() {
+            assert!(Instant::now() < deadline, "{id} was not mapped within 60 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn stop(self) {
         self.bridge.node.shutdown().await.unwrap();
     }
@@ -312,6 +325,7 @@ async fn linking_and_a_round_trip_with_the_reference_client(database: Option<Dat
     // ANN reacts 👍 to carol's second message; her libraries fetch a REACTION to it, signed by
     // ANN's identity.
     let carol_message = answer["messageHash"].clone();
+    t.wait_until_mapped(ANN, relayed[1].message_id).await;
     t.api.user_reaction(ANN, relayed[1].message_id, &["👍"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let reaction = loop {
@@ -644,7 +658,8 @@ async fn an_outage_is_retried_until_the_message_expires_then_reported(database: 
 
 /// ANN reacts to alice's relayed message: alice gets a REACTION to her message's hash; taking it
 /// back is a DELETE_REQUEST of that REACTION, and reacting again a new REACTION. A reaction to a
-/// message the bridge never relayed is dropped, and what follows still flows.
+/// message the bridge never relayed is dropped, and what follows still flows; one to the
+/// bridge's own notice is answered as undeliverable.
 async fn telegram_reactions_reach_the_dm3_sender_and_are_taken_back(database: Option<DatabaseUrl>) {
     let started = Instant::now();
     let t = bridged(database).await;
@@ -657,6 +672,7 @@ async fn telegram_reactions_reach_the_dm3_sender_and_are_taken_back(database: Op
     let relayed =
         wait_for("alice's message in ANN's chat", || t.api.sent_to(ANN).get(bot_messages).cloned()).await;
     assert_eq!(visible_text(&relayed.text), format!("{ALICE}: react to this"));
+    t.wait_until_mapped(ANN, relayed.message_id).await;
 
     // 🔥 on ANN's own /start, which went to no one: nothing to react to on the DM3 side.
     t.api.user_reaction(ANN, 1, &["🔥"]);
@@ -706,6 +722,18 @@ async fn telegram_reactions_reach_the_dm3_sender_and_are_taken_back(database: Op
     bridge::settled(&t.bridge, String::new).await;
     assert_eq!(t.alice_got(&ann, 4).await.len(), 4, "the 🔥 on /start reached no one");
     assert_eq!(t.api.pending_updates(), 0, "every update was confirmed");
+
+    // The bridge's own notice belongs to alice's conversation but is no DM3 message: a reaction
+    // to it cannot reach her, and ANN is told so (the engine's rule for unknown targets).
+    let bot_messages = t.api.sent_to(ANN).len();
+    t.api.user_location(ANN);
+    let notice =
+        wait_for("the notice about the location", || t.api.sent_to(ANN).get(bot_messages).cloned()).await;
+    assert!(visible_text(&notice.text).contains("locations cannot be sent"), "{}", notice.text);
+    t.api.user_reaction(ANN, notice.message_id, &["👍"]);
+    let answer = t.next_from_bot(ANN, bot_messages + 1).await;
+    assert!(answer.contains("could not deliver") && answer.contains("reaction"), "{answer}");
+    assert_eq!(t.alice_got(&ann, 4).await.len(), 4, "the 👍 on the notice reached no one");
     t.stop().await;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 }
