@@ -53,9 +53,10 @@ pub async fn run(store: Store, interval: Duration, stop: CancellationToken) {
 }
 
 /// Prunes, as of `now_ms`, what is older than [`BRIDGE_KEYS_KEPT`]: done jobs, inbound batch
-/// keys, and the Telegram reply routes (which conversation a relayed message belongs to). A
-/// route lives as long as the job that relayed its message; a Telegram reply to an older relayed
-/// message is routed like a plain message, to the current contact.
+/// keys, and the Telegram reply routes (which conversation a relayed message belongs to) with
+/// the reactions recorded beside them. A route lives as long as the job that relayed its message;
+/// a Telegram reply to an older relayed message is routed like a plain message, to the current
+/// contact, and a reaction to it is not relayed.
 pub async fn prune_bridge_keys(store: &Store, now_ms: i64) {
     let kept = i64::try_from(BRIDGE_KEYS_KEPT.as_millis()).unwrap_or(i64::MAX);
     let before = now_ms.saturating_sub(kept);

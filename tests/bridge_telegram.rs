@@ -74,6 +74,7 @@ on_both_backends!(
     a_429_storm_delivers_a_hundred_queued_messages_once_each_in_order,
     a_blocked_bot_is_reported_to_the_dm3_sender,
     an_outage_is_retried_until_the_message_expires_then_reported,
+    telegram_reactions_reach_the_dm3_sender_and_are_taken_back,
 );
 
 /// Telegram users of the scenarios; only the first two may link.
@@ -174,6 +175,19 @@ impl TgBridged {
     async fn inbox_job(&self, receiver: &str, hash: &str) -> dm3_bridge::store::JobRecord {
         let key = format!("{receiver}:{hash}");
         self.bridge.node.store().get_job(QueueName::Inbox, &key).await.unwrap().unwrap()
+    }
+
+    /// Waits until the bridge's message map holds Telegram message `message` of `chat`: the bot
+    /// shows a relayed message a moment before the bridge records which DM3 message it was, and
+    /// a reaction to it within that moment would find no DM3 message to react to.
+    async fn wait_until_mapped(&self, chat: i64, message: i32) {
+        let network = NetworkId::new("telegram").unwrap();
+        let id = NetworkMessageId::new(format!("{chat}:{message}")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.bridge.node.store().message_by_network_id(&network, &id).await.unwrap().is_none() {
+            assert!(Instant::now() < deadline, "{id} was not mapped within 60 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn stop(self) {
@@ -307,6 +321,27 @@ async fn linking_and_a_round_trip_with_the_reference_client(database: Option<Dat
     assert_eq!(visible_text(&relayed[1].text), format!("{CAROL}: and something new"));
     assert_eq!(relayed[1].reply_to, None);
     assert_eq!(relayed[0].parse_mode.as_deref(), Some("HTML"));
+
+    // ANN reacts 👍 to carol's second message; her libraries fetch a REACTION to it, signed by
+    // ANN's identity.
+    let carol_message = answer["messageHash"].clone();
+    t.wait_until_mapped(ANN, relayed[1].message_id).await;
+    t.api.user_reaction(ANN, relayed[1].message_id, &["👍"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let reaction = loop {
+        let answer = js.call("incoming", incoming.clone()).await;
+        assert_eq!(answer["status"], 200, "{answer}");
+        let envelopes = answer["envelopes"].as_array().unwrap();
+        if let Some(reaction) = envelopes.iter().find(|e| e["type"] == "REACTION") {
+            break reaction.clone();
+        }
+        assert!(Instant::now() < deadline, "carol got no reaction from {} within 60 s", tg_name(ANN));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(reaction["text"], "👍");
+    assert_eq!(reaction["referenceMessageHash"], carol_message, "{reaction}");
+    assert_eq!(reaction["from"], tg_name(ANN).as_str());
+    assert_eq!(reaction["messageSignatureValid"], true, "{reaction}");
 
     // A name whose source is down (a CCIP-read gateway that does not answer) is answered
     // after a few tries, and does not hold up the updates after it.
@@ -619,6 +654,88 @@ async fn an_outage_is_retried_until_the_message_expires_then_reported(database: 
     alice.send(&t.directory, alice.builder(&ann).text("back?", None)).await;
     assert_eq!(t.next_from_bot(ANN, bot_messages).await, format!("{ALICE}: back?"));
     t.stop().await;
+}
+
+/// ANN reacts to alice's relayed message: alice gets a REACTION to her message's hash; taking it
+/// back is a DELETE_REQUEST of that REACTION, and reacting again a new REACTION. A reaction to a
+/// message the bridge never relayed is dropped, and what follows still flows; one to the
+/// bridge's own notice is answered as undeliverable.
+async fn telegram_reactions_reach_the_dm3_sender_and_are_taken_back(database: Option<DatabaseUrl>) {
+    let started = Instant::now();
+    let t = bridged(database).await;
+    let alice = &t.world.alice;
+    let ann = tg_name(ANN);
+    t.start(ANN).await;
+    t.write_to(ANN, ALICE).await;
+    let bot_messages = t.api.sent_to(ANN).len();
+    let hello = alice.send(&t.directory, alice.builder(&ann).text("react to this", None)).await;
+    let relayed =
+        wait_for("alice's message in ANN's chat", || t.api.sent_to(ANN).get(bot_messages).cloned()).await;
+    assert_eq!(visible_text(&relayed.text), format!("{ALICE}: react to this"));
+    t.wait_until_mapped(ANN, relayed.message_id).await;
+
+    // 🔥 on ANN's own /start, which went to no one: nothing to react to on the DM3 side.
+    t.api.user_reaction(ANN, 1, &["🔥"]);
+    t.api.user_reaction(ANN, relayed.message_id, &["👍"]);
+    let reactions_of = |received: &[Received]| -> Vec<(String, String, String)> {
+        received
+            .iter()
+            .filter(|r| r.message.kind() == MessageType::Reaction)
+            .map(|r| {
+                let text = r.message.text().unwrap_or_default().to_owned();
+                let target = r.message.reference_message_hash().unwrap_or_default().to_owned();
+                (text, target, r.message.hash().to_string())
+            })
+            .collect()
+    };
+    let from_ann = t.alice_got(&ann, 1).await;
+    let reactions = reactions_of(&from_ann);
+    assert_eq!(reactions.len(), 1, "{from_ann:#?}");
+    let (emoji, target, first_reaction) = reactions[0].clone();
+    assert_eq!((emoji.as_str(), target.as_str()), ("👍", hello.to_string().as_str()));
+
+    // Taken back, then given again, then a message: all three reach alice.
+    t.api.user_reaction(ANN, relayed.message_id, &[]);
+    t.api.user_reaction(ANN, relayed.message_id, &["👍"]);
+    t.api.user_text(ANN, "after the reactions");
+    let from_ann = t.alice_got(&ann, 4).await;
+    // In the order given (a reaction is dated by its update, a message by its own id, so only
+    // the reactions' order among themselves is defined within a second).
+    let changes: Vec<&Received> = from_ann.iter().filter(|r| r.message.kind() != MessageType::New).collect();
+    let kinds: Vec<MessageType> = changes.iter().map(|r| r.message.kind()).collect();
+    assert_eq!(
+        kinds,
+        [MessageType::Reaction, MessageType::DeleteRequest, MessageType::Reaction],
+        "{from_ann:#?}"
+    );
+    assert_eq!(
+        changes[1].message.reference_message_hash(),
+        Some(first_reaction.as_str()),
+        "the 👍 taken back"
+    );
+    let reactions = reactions_of(&from_ann);
+    assert_eq!(reactions[1].0, "👍");
+    assert_eq!(reactions[1].1, hello.to_string());
+    assert_ne!(reactions[1].2, first_reaction, "given again is a new reaction, not a replay");
+    the(&from_ann, "the message after the reactions", |r| r.message.text() == Some("after the reactions"));
+
+    bridge::settled(&t.bridge, String::new).await;
+    assert_eq!(t.alice_got(&ann, 4).await.len(), 4, "the 🔥 on /start reached no one");
+    assert_eq!(t.api.pending_updates(), 0, "every update was confirmed");
+
+    // The bridge's own notice belongs to alice's conversation but is no DM3 message: a reaction
+    // to it cannot reach her, and ANN is told so (the engine's rule for unknown targets).
+    let bot_messages = t.api.sent_to(ANN).len();
+    t.api.user_location(ANN);
+    let notice =
+        wait_for("the notice about the location", || t.api.sent_to(ANN).get(bot_messages).cloned()).await;
+    assert!(visible_text(&notice.text).contains("locations cannot be sent"), "{}", notice.text);
+    t.api.user_reaction(ANN, notice.message_id, &["👍"]);
+    let answer = t.next_from_bot(ANN, bot_messages + 1).await;
+    assert!(answer.contains("could not deliver") && answer.contains("reaction"), "{answer}");
+    assert_eq!(t.alice_got(&ann, 4).await.len(), 4, "the 👍 on the notice reached no one");
+    t.stop().await;
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// The one message of `received` that `matches`.

@@ -40,6 +40,7 @@ on_both_backends!(
     recent_contacts_order_even_when_the_clock_stands_still_or_goes_back,
     chat_state_is_separate_per_chat_and_per_network,
     routes_are_recorded_once_and_survive_reopening,
+    reactions_are_replaced_by_the_latest_and_survive_reopening,
     old_routes_are_pruned,
     the_expiry_task_prunes_routes_older_than_a_week,
     link_creates_the_identity_once,
@@ -215,14 +216,50 @@ async fn routes_are_recorded_once_and_survive_reopening(db: &TestDb) {
     reopened.close().await;
 }
 
+async fn reactions_are_replaced_by_the_latest_and_survive_reopening(db: &TestDb) {
+    let store = db.open().await;
+    let state = StoreChatState::new(store.clone(), telegram());
+    let slot = message("4242:7:reacted-4242-f09f918d");
+    assert_eq!(state.reaction_in(&slot).await.unwrap(), None);
+    state.record_reaction(&slot, &message("4242:7:reacted-4242-f09f918d-u1")).await.unwrap();
+    // Recording the same again (an update handled twice) is no error.
+    state.record_reaction(&slot, &message("4242:7:reacted-4242-f09f918d-u1")).await.unwrap();
+    assert_eq!(state.reaction_in(&slot).await.unwrap(), Some(message("4242:7:reacted-4242-f09f918d-u1")));
+    // Added again after being taken back: the new event stands for the slot now.
+    state.record_reaction(&slot, &message("4242:7:reacted-4242-f09f918d-u3")).await.unwrap();
+    let other_bot = StoreChatState::new(store.clone(), NetworkId::new("telegram-2").unwrap());
+    assert_eq!(other_bot.reaction_in(&slot).await.unwrap(), None, "kept per network");
+    store.close().await;
+
+    let reopened = db.open().await;
+    let state = StoreChatState::new(reopened.clone(), telegram());
+    assert_eq!(state.reaction_in(&slot).await.unwrap(), Some(message("4242:7:reacted-4242-f09f918d-u3")));
+    assert_eq!(state.reaction_in(&message("4242:7:reacted-4242-e29da4")).await.unwrap(), None);
+    reopened.close().await;
+}
+
 async fn old_routes_are_pruned(db: &TestDb) {
     let store = db.open().await;
     let network = telegram();
     store.record_telegram_route(&network, &message("1:1"), &conversation("1/a.eth"), 1_000).await.unwrap();
     store.record_telegram_route(&network, &message("1:2"), &conversation("1/a.eth"), 2_000).await.unwrap();
-    assert_eq!(store.prune_telegram_routes(2_000).await.unwrap(), 1);
+    let (old_slot, new_slot) = (message("1:1:reacted-1-f09f918d"), message("1:2:reacted-1-f09f918d"));
+    store
+        .record_telegram_reaction(&network, &old_slot, &message("1:1:reacted-1-f09f918d-u1"), 1_000)
+        .await
+        .unwrap();
+    store
+        .record_telegram_reaction(&network, &new_slot, &message("1:2:reacted-1-f09f918d-u2"), 2_000)
+        .await
+        .unwrap();
+    assert_eq!(store.prune_telegram_routes(2_000).await.unwrap(), 2, "a route and a reaction");
     assert_eq!(store.telegram_route(&network, &message("1:1")).await.unwrap(), None);
     assert_eq!(store.telegram_route(&network, &message("1:2")).await.unwrap(), Some(conversation("1/a.eth")));
+    assert_eq!(store.telegram_reaction(&network, &old_slot).await.unwrap(), None);
+    assert_eq!(
+        store.telegram_reaction(&network, &new_slot).await.unwrap(),
+        Some(message("1:2:reacted-1-f09f918d-u2"))
+    );
     store.close().await;
 }
 

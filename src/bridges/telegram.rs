@@ -112,6 +112,26 @@ impl ChatState for StoreChatState {
     ) -> BoxFuture<'a, Result<Option<ConversationId>, StateError>> {
         Box::pin(async move { self.store.telegram_route(&self.network, message).await.map_err(store_error) })
     }
+
+    fn record_reaction<'a>(
+        &'a self,
+        slot: &'a NetworkMessageId,
+        reaction: &'a NetworkMessageId,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.store
+                .record_telegram_reaction(&self.network, slot, reaction, now_ms())
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn reaction_in<'a>(
+        &'a self,
+        slot: &'a NetworkMessageId,
+    ) -> BoxFuture<'a, Result<Option<NetworkMessageId>, StateError>> {
+        Box::pin(async move { self.store.telegram_reaction(&self.network, slot).await.map_err(store_error) })
+    }
 }
 
 /// [`TelegramAccounts`] over the identity vault and the node's directory.

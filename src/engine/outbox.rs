@@ -123,7 +123,11 @@ impl OutboxHandler {
 
     /// A network user's message to the DM3 user of the portal; what it became, to be recorded
     /// with the job's completion.
-    async fn event(&self, network_id: &NetworkId, event: &InboundEvent) -> Result<Option<NewMapping>, Failure> {
+    async fn event(
+        &self,
+        network_id: &NetworkId,
+        event: &InboundEvent,
+    ) -> Result<Option<NewMapping>, Failure> {
         let parts = &self.parts;
         let network = self.network(network_id)?;
         let portal = parts

@@ -476,7 +476,12 @@ impl Store {
         self.complete(lease, Some(mapping.clone()), now_ms).await
     }
 
-    async fn complete(&self, lease: Lease, mapping: Option<NewMapping>, now_ms: i64) -> Result<bool, StoreError> {
+    async fn complete(
+        &self,
+        lease: Lease,
+        mapping: Option<NewMapping>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let changed = write_on!(self, c => {
             if let Some(mapping) = &mapping {
                 insert_mapping!(c, mapping, now_ms);

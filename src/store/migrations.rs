@@ -21,6 +21,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (3, "identities", include_str!("../../migrations/sqlite/0003_identities.sql")),
     (4, "engine", include_str!("../../migrations/sqlite/0004_engine.sql")),
     (5, "telegram", include_str!("../../migrations/sqlite/0005_telegram.sql")),
+    (6, "telegram_reactions", include_str!("../../migrations/sqlite/0006_telegram_reactions.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -29,6 +30,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (3, "identities", include_str!("../../migrations/postgres/0003_identities.sql")),
     (4, "engine", include_str!("../../migrations/postgres/0004_engine.sql")),
     (5, "telegram", include_str!("../../migrations/postgres/0005_telegram.sql")),
+    (6, "telegram_reactions", include_str!("../../migrations/postgres/0006_telegram_reactions.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

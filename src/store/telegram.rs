@@ -1,4 +1,5 @@
-//! The Telegram connector's per-chat state: current contact, recent contacts, message routes.
+//! The Telegram connector's per-chat state: current contact, recent contacts, message routes,
+//! and the reaction events standing for users' reactions.
 //!
 //! The bot chat multiplexes DM3 contacts (docs/telegram.md), so the connector needs to remember
 //! between updates whom each chat writes to, whom it wrote to lately (`/contacts`), and which
@@ -11,7 +12,7 @@
 //!
 //! Every write is idempotent, because Telegram serves an update again until the connector
 //! confirmed it: setting the same contact again only refreshes its time, recording the same
-//! route again keeps the first record.
+//! route again keeps the first record, recording a reaction again records the same event.
 
 use dm3_bridge_connector::{ConversationId, IdError, NetworkId, NetworkMessageId, RemoteIdentity};
 use sqlx::Row;
@@ -168,16 +169,64 @@ impl Store {
         conversation.map(|c| ConversationId::new(c).map_err(corrupt("a message route"))).transpose()
     }
 
-    /// Forgets the routes recorded before `before_ms`, on every network; returns how many. A
-    /// reply to an older message then no longer finds its conversation (the connector tells the
-    /// user to choose a contact), so only routes nobody will reply to should go.
-    pub async fn prune_telegram_routes(&self, before_ms: i64) -> Result<u64, StoreError> {
-        const SQL: &str = "DELETE FROM telegram_routes WHERE created_at < $1";
-        let deleted = write_on!(self, c => Ok(sqlx::query(SQL)
-            .bind(before_ms)
-            .execute(&mut *c)
+    /// Remembers that the reaction event `reaction` stands for `slot` (one user's emoji on one
+    /// message) now, replacing the event recorded before: the same emoji added again after
+    /// being taken back is a new event, and taking it back again must name the new one.
+    pub async fn record_telegram_reaction(
+        &self,
+        network: &NetworkId,
+        slot: &NetworkMessageId,
+        reaction: &NetworkMessageId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO telegram_reactions (network, slot, reaction, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (network, slot) \
+             DO UPDATE SET reaction = excluded.reaction, created_at = excluded.created_at";
+        let (network, slot, reaction) = (network.clone(), slot.clone(), reaction.clone());
+        write_on!(self, c => {
+            sqlx::query(SQL)
+                .bind(network.as_str())
+                .bind(slot.as_str())
+                .bind(reaction.as_str())
+                .bind(now_ms)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The reaction event last recorded for `slot`.
+    pub async fn telegram_reaction(
+        &self,
+        network: &NetworkId,
+        slot: &NetworkMessageId,
+    ) -> Result<Option<NetworkMessageId>, StoreError> {
+        const SQL: &str = "SELECT reaction FROM telegram_reactions WHERE network = $1 AND slot = $2";
+        let reaction: Option<String> = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(network.as_str())
+            .bind(slot.as_str())
+            .fetch_optional(p)
             .await?
-            .rows_affected()))?;
+            .map(|row| row.try_get("reaction"))
+            .transpose()?);
+        reaction.map(|r| NetworkMessageId::new(r).map_err(corrupt("a reaction event"))).transpose()
+    }
+
+    /// Forgets the routes and reaction events recorded before `before_ms`, on every network;
+    /// returns how many. A reply to an older message then no longer finds its conversation (the
+    /// connector tells the user to choose a contact), and a reaction to it is not relayed, so
+    /// only routes nobody will reply to should go.
+    pub async fn prune_telegram_routes(&self, before_ms: i64) -> Result<u64, StoreError> {
+        const ROUTES: &str = "DELETE FROM telegram_routes WHERE created_at < $1";
+        const REACTIONS: &str = "DELETE FROM telegram_reactions WHERE created_at < $1";
+        let deleted = write_on!(self, c => {
+            let mut deleted = 0;
+            for sql in [ROUTES, REACTIONS] {
+                deleted += sqlx::query(sql).bind(before_ms).execute(&mut *c).await?.rows_affected();
+            }
+            Ok(deleted)
+        })?;
         Ok(deleted)
     }
 }

@@ -1,9 +1,9 @@
-//! One Telegram update, handled: commands answered, messages turned into inbound events,
-//! and the batch handed to the engine before the update is confirmed.
+//! One Telegram update, handled: commands answered, messages, edits and reactions
+//! ([`crate::reactions`]) turned into inbound events, and the batch handed to the engine before the update is confirmed.
 //!
 //! Both ways of receiving (long polling, webhook) call [`UpdateHandler::handle`] once per
 //! update, in order, and confirm the update to Telegram only when it returned `Ok`:
-//! 1. **plan**: read and update the chat state (current contact, routes) and decide what to
+//! 1. **plan**: read and update the chat state (current contact, routes, reactions) and decide what to
 //!    queue and what to answer. State writes are idempotent, so planning an update again after a
 //!    crash gives the same result.
 //! 2. **accept**: hand the items to the [`InboundSink`] as one batch keyed `update-<update_id>`;
@@ -163,6 +163,7 @@ impl UpdateHandler {
         match &update.kind {
             UpdateKind::Message(message) => self.plan_message(message).await,
             UpdateKind::EditedMessage(message) => self.plan_edit(update.id.0, message).await,
+            UpdateKind::MessageReaction(reaction) => self.plan_reaction(update.id.0, reaction).await,
             other => {
                 tracing::debug!(
                     update_id = update.id.0,
@@ -317,7 +318,7 @@ fn timestamp_ms(message: &TgMessage) -> u64 {
 }
 
 /// Whole-second `date_ms` with `sequence` (an id that grows) as its milliseconds.
-fn with_millis(date_ms: i64, sequence: i32) -> u64 {
+pub(crate) fn with_millis(date_ms: i64, sequence: i32) -> u64 {
     let seconds_ms = u64::try_from(date_ms.max(0)).unwrap_or_default() / 1000 * 1000;
     seconds_ms + u64::from(sequence.rem_euclid(1000).unsigned_abs())
 }

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`ConversationId`] | `<chat id>/<DM3 name>` | `12345/alice.eth` |
 //! | [`NetworkMessageId`] | `<chat id>:<message id>`, optionally `:<suffix>` | `12345:678`, `12345:678:edit-k1` |
+//! | a Telegram user's reaction | `<message>:reacted-<user id>-<emoji as hex>-u<update id>` | `12345:678:reacted-12345-f09f918d-u1005` |
 //! | [`NetworkUserId`] | the Telegram user id | `12345` |
 //!
 //! Message ids are only unique within a chat, hence the chat id in front. Telegram gives edits and
@@ -81,6 +82,55 @@ pub fn derived_id(target: MessageRef, suffix: &str) -> Result<NetworkMessageId, 
     NetworkMessageId::new(format!("{}:{}:{suffix}", target.chat, target.message))
 }
 
+/// Suffix of a Telegram user's reaction, and of its [`reaction_slot`].
+const REACTED: &str = "reacted-";
+/// Suffix of a Telegram user taking a reaction back.
+const UNREACTED: &str = "unreacted-";
+
+/// The id of `user`'s reaction `emoji` on `target`, added in update `update_id`. The update id
+/// makes each addition an event of its own: a reaction taken back and added again is a new DM3
+/// REACTION, not a replay of the first (whose job key would swallow it). The emoji is written in
+/// hex so that the id stays ASCII, as every other id of this connector.
+pub fn user_reaction_id(
+    target: MessageRef,
+    user: u64,
+    emoji: &str,
+    update_id: u32,
+) -> Result<NetworkMessageId, IdError> {
+    derived_id(target, &format!("{REACTED}{user}-{}-u{update_id}", hex(emoji)))
+}
+
+/// Where the bridge remembers which [`user_reaction_id`] stands for `user`'s `emoji` on
+/// `target` now: Telegram says only *that* a reaction was taken back, and the DM3 side needs
+/// the hash of the REACTION it takes back.
+pub fn reaction_slot(target: MessageRef, user: u64, emoji: &str) -> Result<NetworkMessageId, IdError> {
+    derived_id(target, &format!("{REACTED}{user}-{}", hex(emoji)))
+}
+
+/// The id of `user` taking back their reaction `emoji` on `target` in update `update_id`.
+pub fn reaction_removal_id(
+    target: MessageRef,
+    user: u64,
+    emoji: &str,
+    update_id: u32,
+) -> Result<NetworkMessageId, IdError> {
+    derived_id(target, &format!("{UNREACTED}{user}-{}-u{update_id}", hex(emoji)))
+}
+
+/// Whether `suffix` (of [`parse_message_id`]) names a Telegram user's reaction or its removal:
+/// something only that user can undo, never the bot.
+pub fn is_user_reaction(suffix: &str) -> bool {
+    suffix.starts_with(REACTED) || suffix.starts_with(UNREACTED)
+}
+
+fn hex(text: &str) -> String {
+    use std::fmt::Write as _;
+    text.bytes().fold(String::with_capacity(text.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}
+
 /// The Telegram message an id refers to, and its suffix if it names an edit or a reaction.
 pub fn parse_message_id(id: &NetworkMessageId) -> Result<(MessageRef, Option<&str>), IdsError> {
     let bad = || IdsError::NotAMessage(id.to_string());
@@ -144,6 +194,33 @@ mod tests {
         for bad in ["5", "x/alice.eth", "5/", "05/a"] {
             assert!(parse_conversation(&ConversationId::new(bad).unwrap()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn reaction_ids_name_their_message_user_emoji_and_update() {
+        let target = MessageRef { chat: 42, message: 7 };
+        let added = user_reaction_id(target, 42, "👍", 1005).unwrap();
+        assert_eq!(added.as_str(), "42:7:reacted-42-f09f918d-u1005");
+        assert_eq!(reaction_slot(target, 42, "👍").unwrap().as_str(), "42:7:reacted-42-f09f918d");
+        let removed = reaction_removal_id(target, 42, "👍", 1006).unwrap();
+        assert_eq!(removed.as_str(), "42:7:unreacted-42-f09f918d-u1006");
+        for id in [&added, &removed] {
+            let (message, suffix) = parse_message_id(id).unwrap();
+            assert_eq!(message, target);
+            assert!(is_user_reaction(suffix.unwrap()), "{id}");
+        }
+        // The bot's own reactions (`reaction-<key>`) and edits are not a user's.
+        assert!(!is_user_reaction("reaction-k1"));
+        assert!(!is_user_reaction("edit-1005"));
+        // Another emoji, user or update is another id.
+        assert_ne!(user_reaction_id(target, 42, "❤", 1005).unwrap(), added);
+        assert_ne!(user_reaction_id(target, 43, "👍", 1005).unwrap(), added);
+        assert_ne!(user_reaction_id(target, 42, "👍", 1007).unwrap(), added);
+        // The longest reaction key still makes an id.
+        let longest = "😀".repeat(dm3_bridge_connector::message::MAX_REACTION_KEY_BYTES / 4);
+        let extreme = MessageRef { chat: i64::MIN, message: i32::MAX };
+        assert!(user_reaction_id(extreme, u64::MAX, &longest, u32::MAX).is_ok());
+        assert!(reaction_removal_id(extreme, u64::MAX, &longest, u32::MAX).is_ok());
     }
 
     #[test]

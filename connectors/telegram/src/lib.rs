@@ -17,7 +17,7 @@
 //! - [`connector`]: [`TelegramConnector`], start/stop and capabilities; `outbound`, `media`
 //!   and [`native`] (bridge payloads): sending, with [`rate_limit`], `errors` (429 → retry after) and `sent_cache`;
 //! - receiving: `poller` (long polling) or [`webhook`], both through `handler`, which turns
-//!   updates into inbound batches, with `commands` and [`content`];
+//!   updates into inbound batches, with `commands`, [`content`] and `reactions`;
 //! - [`mod@format`], [`html`], [`entities`]: text both ways (Telegram entities → markdown; neutral
 //!   HTML → Telegram's HTML subset, with the sender's name);
 //! - [`ids`], [`deep_link`]: the ids, and DM3 names in `t.me/<bot>?start=` links;
@@ -39,6 +39,7 @@ pub mod native;
 mod outbound;
 mod poller;
 pub mod rate_limit;
+mod reactions;
 pub mod secret;
 mod sent_cache;
 pub mod state;

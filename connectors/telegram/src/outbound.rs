@@ -185,6 +185,13 @@ impl DeleteHandling for TelegramConnector {
                     "message {base} belongs to another conversation"
                 )));
             }
+            if suffix.as_deref().is_some_and(ids::is_user_reaction) {
+                // Only the Telegram user can take back their reaction; deleting the message it
+                // is on instead would destroy more than was asked.
+                return Err(ConnectorError::Permanent(
+                    "a Telegram user's reaction can be taken back only by that user".to_owned(),
+                ));
+            }
             self.limiter.acquire(chat).await?;
             if suffix.as_deref().is_some_and(|s| s.starts_with("reaction-")) {
                 let request = self

@@ -29,9 +29,11 @@ const BATCH_LIMIT: u8 = 100;
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// The update kinds the bridge asks for.
+/// The update kinds the bridge asks for, when polling and when registering the webhook.
+/// Telegram sends `message_reaction` only to bots that ask for it by name here (and, in groups,
+/// only to administrators; the bridge's chats are private chats, where it always comes).
 pub(crate) fn allowed_updates() -> Vec<AllowedUpdate> {
-    vec![AllowedUpdate::Message, AllowedUpdate::EditedMessage]
+    vec![AllowedUpdate::Message, AllowedUpdate::EditedMessage, AllowedUpdate::MessageReaction]
 }
 
 /// Polls until `cancel` fires.

@@ -1,9 +1,10 @@
 //! What the connector needs from the service: identities, DM3 names, and per-chat state.
 //!
 //! The bot chat multiplexes DM3 contacts, so the connector has to remember things between
-//! updates: whom each Telegram user is writing to, whom they wrote to lately, and which
+//! updates: whom each Telegram user is writing to, whom they wrote to lately, which
 //! conversation every relayed message belongs to (so a Telegram reply goes back to the right
-//! DM3 user). A connector knows nothing of the database (style.md), so that state lives behind
+//! DM3 user), and which event stands for each reaction a user has on a message (so taking it
+//! back takes back the right DM3 REACTION). A connector knows nothing of the database (style.md), so that state lives behind
 //! [`ChatState`], and the engine-side operations (virtual identities, DM3 name lookups) behind
 //! [`TelegramAccounts`]. The service implements both durably; the test suite has in-memory ones.
 //!
@@ -85,4 +86,19 @@ pub trait ChatState: Send + Sync {
         &'a self,
         message: &'a NetworkMessageId,
     ) -> BoxFuture<'a, Result<Option<ConversationId>, StateError>>;
+
+    /// Remembers that the reaction event `reaction` stands for `slot` now (one Telegram user's
+    /// emoji on one message, [`crate::ids::reaction_slot`]), replacing an earlier one: the
+    /// same reaction added again after being taken back is a new event.
+    fn record_reaction<'a>(
+        &'a self,
+        slot: &'a NetworkMessageId,
+        reaction: &'a NetworkMessageId,
+    ) -> BoxFuture<'a, Result<(), StateError>>;
+
+    /// The reaction event last recorded for `slot`, if any.
+    fn reaction_in<'a>(
+        &'a self,
+        slot: &'a NetworkMessageId,
+    ) -> BoxFuture<'a, Result<Option<NetworkMessageId>, StateError>>;
 }

@@ -76,6 +76,10 @@ async fn receive(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
+    if lacks_reaction_actor(&bytes) {
+        tracing::warn!("webhook body is a reaction without who reacted");
+        return (StatusCode::BAD_REQUEST, "not a Telegram update").into_response();
+    }
     let update: Update = match serde_json::from_slice(&bytes) {
         Ok(update) => update,
         Err(e) => {
@@ -89,6 +93,27 @@ async fn receive(
             tracing::warn!(update_id = update.id.0, error = %e, "update not stored; Telegram will send it again");
             (StatusCode::INTERNAL_SERVER_ERROR, "not stored; retry later").into_response()
         }
+    }
+}
+
+/// Whether `body` is a `message_reaction` naming neither `user` nor `actor_chat`. Telegram
+/// always names one; teloxide-core 0.13 unwraps their absence (`deserialize_actor`), which
+/// would panic the route, so such a body is refused before it reaches teloxide.
+fn lacks_reaction_actor(body: &[u8]) -> bool {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        message_reaction: Option<Actor>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Actor {
+        user: Option<IgnoredAny>,
+        actor_chat: Option<IgnoredAny>,
+    }
+    match serde_json::from_slice::<Shape>(body) {
+        Ok(Shape { message_reaction: Some(actor) }) => actor.user.is_none() && actor.actor_chat.is_none(),
+        // Not this shape: teloxide decides, without the panicking path.
+        _ => false,
     }
 }
 

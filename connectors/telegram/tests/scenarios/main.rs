@@ -14,6 +14,7 @@ mod media;
 mod native;
 mod polling;
 mod rate_limits;
+mod reactions;
 mod relay;
 mod sending;
 mod webhook;

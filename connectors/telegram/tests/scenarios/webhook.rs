@@ -64,7 +64,7 @@ async fn start_registers_the_webhook_with_its_secret_one_connection_at_a_time() 
     assert_eq!(webhook["url"], format!("https://bridge.example.org/telegram/webhook/{SECRET}"));
     assert_eq!(webhook["secret_token"], SECRET);
     assert_eq!(webhook["max_connections"], 1, "one update at a time keeps them in order");
-    assert_eq!(webhook["allowed_updates"], json!(["message", "edited_message"]));
+    assert_eq!(webhook["allowed_updates"], json!(["message", "edited_message", "message_reaction"]));
     assert_eq!(h.api.calls("getUpdates"), 0, "no polling in webhook mode");
     assert!(h.connector.webhook_router().is_some());
 }
@@ -124,4 +124,34 @@ async fn bodies_are_bounded_and_must_be_updates() {
 async fn polling_mode_has_no_webhook_route() {
     let h = Harness::new().await;
     assert!(h.connector.webhook_router().is_none());
+}
+
+#[tokio::test]
+async fn a_reaction_arrives_through_the_webhook_and_one_without_its_actor_is_refused() {
+    let h = webhook_harness().await;
+    h.connector.start().await.unwrap();
+    let router = h.connector.webhook_router().unwrap();
+    let reaction = |update_id: u32, actor: serde_json::Value| {
+        let mut update = json!({
+            "update_id": update_id,
+            "message_reaction": {
+                "chat": {"id": 42, "type": "private", "first_name": "Ann"},
+                "message_id": 5, "date": 1_700_000_000,
+                "old_reaction": [], "new_reaction": [{"type": "emoji", "emoji": "👍"}],
+            }
+        });
+        if let serde_json::Value::Object(actor) = actor {
+            update["message_reaction"].as_object_mut().unwrap().extend(actor);
+        }
+        update.to_string()
+    };
+    let ann = json!({"user": {"id": 42, "is_bot": false, "first_name": "Ann"}});
+    let (status, _) = post(&router, SECRET, Some(SECRET), reaction(10, ann)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h.sink.batches()[0].key.as_str(), "update-10");
+    // Telegram always names who reacted (`user` or `actor_chat`); a body that does not is refused,
+    // not a crash of the route.
+    let (status, _) = post(&router, SECRET, Some(SECRET), reaction(11, serde_json::Value::Null)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(h.sink.batches().len(), 1);
 }

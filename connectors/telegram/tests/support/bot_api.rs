@@ -6,8 +6,8 @@
 //! status of the code. Requests come as JSON or multipart (uploads), at `/bot<token>/<method>`;
 //! files are served at `/file/bot<token>/<path>`. Dates are in seconds, as Telegram sends them.
 //!
-//! The test drives the "Telegram users" side (`user_text`, `user_reply`, …, which queue
-//! updates), scripts failures (`rate_limit_every`, `fail_next`), and reads back what the bot did
+//! The test drives the "Telegram users" side (`user_text`, `user_reply`, `user_reaction`, …,
+//! which queue updates), scripts failures (`rate_limit_every`, `fail_next`), and reads back what the bot did
 //! (`sent`, `edits`, `deleted`, `reactions`): the fake records only what it accepted. Every call
 //! is also logged with its arrival time and answer ([`BotApi::log`]), so a test can check the
 //! bot's timing, e.g. that it waited `retry_after` after a 429.
@@ -105,6 +105,11 @@ struct Inner {
     edits: Vec<(i64, i32, String)>,
     deleted: Vec<(i64, i32)>,
     reactions: Vec<(i64, i32, Vec<String>)>,
+    /// Each user's reactions on a message of their chat, as Telegram lists them (JSON).
+    user_reactions: HashMap<(i64, i32), Value>,
+    /// The update kinds the bot asked for last (`getUpdates` or `setWebhook`); `None` or empty
+    /// is Telegram's default.
+    allowed_updates: Option<Vec<String>>,
     files: HashMap<String, (String, Vec<u8>, u64)>,
     webhook: Option<Value>,
     privacy_mode: bool,
@@ -225,6 +230,30 @@ impl BotApi {
         message["edit_date"] = json!(now_secs());
         inner.messages.insert((user, id), message.clone());
         push_update(&mut inner, "edited_message", message, &self.shared)
+    }
+
+    /// `user` changes their reactions on message `id` of their chat to `emoji` (the whole list,
+    /// empty to take every reaction back); answers the update id. The update carries the list
+    /// before and after, as Telegram's `message_reaction` does.
+    pub fn user_reaction(&self, user: i64, id: i32, emoji: &[&str]) -> u32 {
+        let new = emoji.iter().map(|e| json!({"type": "emoji", "emoji": e})).collect();
+        self.user_reaction_types(user, id, Value::Array(new))
+    }
+
+    /// [`Self::user_reaction`] with any reaction types, as JSON (`{"type": "custom_emoji",
+    /// "custom_emoji_id": …}`, `{"type": "paid"}`).
+    pub fn user_reaction_types(&self, user: i64, id: i32, new: Value) -> u32 {
+        let mut inner = self.lock();
+        let old = inner.user_reactions.insert((user, id), new.clone()).unwrap_or_else(|| json!([]));
+        let update = json!({
+            "chat": chat_json(user),
+            "message_id": id,
+            "user": user_json(user),
+            "date": now_secs(),
+            "old_reaction": old,
+            "new_reaction": new,
+        });
+        push_update(&mut inner, "message_reaction", update, &self.shared)
     }
 
     fn user_message(&self, user: i64, mut fields: Value) -> (u32, i32) {
@@ -387,10 +416,31 @@ fn next_message_id(inner: &mut Inner, chat: i64) -> i32 {
     id
 }
 
-fn push_update(inner: &mut Inner, kind: &str, message: Value, shared: &Shared) -> u32 {
+/// Update kinds Telegram sends only to a bot that names them in `allowed_updates`.
+const NOT_SENT_BY_DEFAULT: [&str; 3] = ["chat_member", "message_reaction", "message_reaction_count"];
+
+/// Remembers the `allowed_updates` of a call that has them ("if not specified, the previous
+/// setting will be used").
+fn set_allowed_updates(inner: &mut Inner, allowed: Option<Value>) {
+    if let Some(Value::Array(kinds)) = allowed {
+        inner.allowed_updates = Some(kinds.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect());
+    }
+}
+
+/// Whether Telegram would send `update` to the bot, given what it asked for.
+fn is_allowed(inner: &Inner, update: &Value) -> bool {
+    let kind =
+        update.as_object().and_then(|o| o.keys().find(|k| *k != "update_id")).cloned().unwrap_or_default();
+    match &inner.allowed_updates {
+        Some(kinds) if !kinds.is_empty() => kinds.contains(&kind),
+        _ => !NOT_SENT_BY_DEFAULT.contains(&kind.as_str()),
+    }
+}
+
+fn push_update(inner: &mut Inner, kind: &str, object: Value, shared: &Shared) -> u32 {
     let update_id = inner.next_update_id;
     inner.next_update_id += 1;
-    inner.pending.push(json!({"update_id": update_id, kind: message}));
+    inner.pending.push(json!({"update_id": update_id, kind: object}));
     shared.update_arrived.notify_waiters();
     update_id
 }

@@ -70,6 +70,7 @@ pub struct MemoryChatState {
     current: Mutex<HashMap<i64, RemoteIdentity>>,
     recent: Mutex<HashMap<i64, Vec<RemoteIdentity>>>,
     routes: Mutex<HashMap<NetworkMessageId, ConversationId>>,
+    reactions: Mutex<HashMap<NetworkMessageId, NetworkMessageId>>,
 }
 
 impl MemoryChatState {
@@ -130,6 +131,24 @@ impl ChatState for MemoryChatState {
         message: &'a NetworkMessageId,
     ) -> BoxFuture<'a, Result<Option<ConversationId>, StateError>> {
         Box::pin(async move { Ok(self.routes.lock().unwrap().get(message).cloned()) })
+    }
+
+    fn record_reaction<'a>(
+        &'a self,
+        slot: &'a NetworkMessageId,
+        reaction: &'a NetworkMessageId,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.reactions.lock().unwrap().insert(slot.clone(), reaction.clone());
+            Ok(())
+        })
+    }
+
+    fn reaction_in<'a>(
+        &'a self,
+        slot: &'a NetworkMessageId,
+    ) -> BoxFuture<'a, Result<Option<NetworkMessageId>, StateError>> {
+        Box::pin(async move { Ok(self.reactions.lock().unwrap().get(slot).cloned()) })
     }
 }
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::wire::{Params, bad_request, error, ok};
 use super::{
     ALLOWED_REACTIONS, BOT_ID, BOT_USERNAME, Failure, Inner, MAX_DOWNLOAD, Sent, SentFile, bot_json,
-    chat_json, next_message_id, now_secs,
+    chat_json, next_message_id, now_secs, set_allowed_updates,
 };
 use axum::response::Response;
 
@@ -28,6 +28,7 @@ pub(super) fn call(inner: &mut Inner, method: &str, params: &Params) -> Response
         }
         "setwebhook" => {
             let Some(url) = params.str("url") else { return bad_request("url is empty") };
+            set_allowed_updates(inner, params.object("allowed_updates"));
             inner.webhook = Some(json!({
                 "url": url,
                 "secret_token": params.str("secret_token"),

@@ -15,7 +15,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{Map, Value, json};
 
 use super::methods::call;
-use super::{Call, Failure, MAX_UPLOAD, Shared, TOKEN};
+use super::{Call, Failure, MAX_UPLOAD, Shared, TOKEN, is_allowed, set_allowed_updates};
 
 pub(super) fn ok(result: Value) -> Response {
     Json(json!({"ok": true, "result": result})).into_response()
@@ -179,7 +179,11 @@ async fn get_updates(shared: &Shared, params: &Params) -> Response {
     let timeout = Duration::from_secs(params.int("timeout").unwrap_or(0).max(0) as u64);
     let limit = params.int("limit").unwrap_or(100).clamp(1, 100) as usize;
     let deadline = tokio::time::Instant::now() + timeout;
-    shared.inner.lock().unwrap().get_updates_offsets.push(offset);
+    {
+        let mut inner = shared.inner.lock().unwrap();
+        inner.get_updates_offsets.push(offset);
+        set_allowed_updates(&mut inner, params.object("allowed_updates"));
+    }
     loop {
         let notified = shared.update_arrived.notified();
         tokio::pin!(notified);
@@ -196,6 +200,9 @@ async fn get_updates(shared: &Shared, params: &Params) -> Response {
             if let Some(offset) = offset {
                 inner.pending.retain(|u| u["update_id"].as_i64().unwrap() >= offset);
             }
+            // Telegram never sends kinds the bot did not ask for (nor keeps them for later).
+            let pending = std::mem::take(&mut inner.pending);
+            inner.pending = pending.into_iter().filter(|u| is_allowed(&inner, u)).collect();
             if !inner.pending.is_empty() || tokio::time::Instant::now() >= deadline {
                 let updates: Vec<Value> = inner.pending.iter().take(limit).cloned().collect();
                 return ok(Value::Array(updates));
