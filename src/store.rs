@@ -78,14 +78,24 @@ pub(crate) use on_pool;
 /// `$c` is the connection (`&mut SqliteConnection` or `&mut PgConnection`); `$body` evaluates
 /// to `Result<T, StoreError>`, and an `Err` undoes its statements. It runs on another task, so
 /// it may use only what it owns: clone what it needs before.
+///
+/// `write_on!(store, one_statement, c => …)` is for a body that runs exactly one statement:
+/// it needs no savepoint on SQLite (SQLite undoes a failed statement by itself) and no
+/// transaction on PostgreSQL.
 macro_rules! write_on {
     ($store:expr, $c:ident => $body:expr) => {
+        $crate::store::write_on!(@ $store, $crate::store::write_connection::Statements::Several, $c => $body)
+    };
+    ($store:expr, one_statement, $c:ident => $body:expr) => {
+        $crate::store::write_on!(@ $store, $crate::store::write_connection::Statements::One, $c => $body)
+    };
+    (@ $store:expr, $statements:expr, $c:ident => $body:expr) => {
         match $store.pool() {
             $crate::store::Pool::Sqlite(_) => {
-                $store.write_connection()?.write(move |$c| Box::pin(async move { $body })).await
+                $store.write_connection()?.write($statements, move |$c| Box::pin(async move { $body })).await
             }
             $crate::store::Pool::Postgres(p) => {
-                $crate::store::write_postgres(p, move |$c| Box::pin(async move { $body })).await
+                $crate::store::write_postgres(p, $statements, move |$c| Box::pin(async move { $body })).await
             }
         }
     };
@@ -285,13 +295,21 @@ impl Store {
     }
 }
 
-/// [`write_on!`] on PostgreSQL: `body` in a transaction of its own.
-pub(crate) async fn write_postgres<T, F>(pool: &PgPool, body: F) -> Result<T, StoreError>
+/// [`write_on!`] on PostgreSQL: `body` in a transaction of its own (one statement is one).
+pub(crate) async fn write_postgres<T, F>(
+    pool: &PgPool,
+    statements: write_connection::Statements,
+    body: F,
+) -> Result<T, StoreError>
 where
     F: for<'c> FnOnce(
         &'c mut sqlx::PgConnection,
     ) -> dm3_bridge_connector::BoxFuture<'c, Result<T, StoreError>>,
 {
+    if statements == write_connection::Statements::One {
+        let mut connection = pool.acquire().await?;
+        return body(&mut connection).await;
+    }
     let mut transaction = pool.begin().await?;
     let value = body(&mut transaction).await?;
     transaction.commit().await?;

@@ -226,7 +226,7 @@ impl Store {
     ) -> Result<bool, IdentityError> {
         const SQL: &str = "UPDATE identities SET disabled_at = $2, updated_at = $3 WHERE name = $1";
         let name = name.clone();
-        let n = write_on!(self, c => Ok(sqlx::query(SQL)
+        let n = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(name.as_str())
             .bind(disabled_at_ms)
             .bind(now_ms)

@@ -69,7 +69,7 @@ impl Store {
              ON CONFLICT (name) DO UPDATE SET \
              address = excluded.address, profile = excluded.profile, updated_at = excluded.updated_at";
         let (owned_name, address, profile_json) = (name.clone(), address.to_owned(), profile_json.to_owned());
-        write_on!(self, c => {
+        write_on!(self, one_statement, c => {
             sqlx::query(SQL)
                 .bind(owned_name.as_str())
                 .bind(address.as_str())

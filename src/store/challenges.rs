@@ -63,7 +63,7 @@ impl Store {
             expires_at_ms: now_ms.saturating_add(ttl_ms),
         };
         let stored = challenge.clone();
-        write_on!(self, c => {
+        write_on!(self, one_statement, c => {
             sqlx::query(SQL)
                 .bind(stored.id.as_str())
                 .bind(stored.name.as_str())
@@ -87,7 +87,7 @@ impl Store {
         const SQL: &str = "UPDATE challenges SET used_at = $3 \
              WHERE id = $1 AND name = $2 AND used_at IS NULL AND expires_at > $3";
         let (id, name) = (id.clone(), name.clone());
-        let changed = write_on!(self, c => Ok(sqlx::query(SQL)
+        let changed = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(id.as_str())
             .bind(name.as_str())
             .bind(now_ms)
@@ -100,7 +100,7 @@ impl Store {
     /// Forgets challenges that expired by `now_ms`; returns how many.
     pub async fn delete_expired_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM challenges WHERE expires_at <= $1";
-        let deleted = write_on!(self, c => Ok(sqlx::query(SQL)
+        let deleted = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(now_ms)
             .execute(&mut *c)
             .await?

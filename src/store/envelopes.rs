@@ -181,7 +181,7 @@ impl Store {
              SELECT id FROM envelopes WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2)";
         let mut envelopes = 0;
         loop {
-            let deleted = write_on!(self, c => Ok(sqlx::query(SQL)
+            let deleted = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
                 .bind(now_ms)
                 .bind(EXPIRY_BATCH)
                 .execute(&mut *c)

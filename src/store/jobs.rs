@@ -220,6 +220,23 @@ const INSERT_JOB: &str = "INSERT INTO bridge_jobs \
      VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, NULL, $5, $5, $6, NULL) \
      ON CONFLICT (queue, idempotency_key) DO NOTHING";
 
+/// Inserts the `NewJob` `$job` at `$now_ms` on `$c` inside a write; evaluates to the rows
+/// inserted (0: its key was seen).
+macro_rules! insert_job {
+    ($c:expr, $job:expr, $now_ms:expr) => {
+        sqlx::query(INSERT_JOB)
+            .bind($job.queue.as_str())
+            .bind($job.idempotency_key.as_str())
+            .bind($job.conversation.as_str())
+            .bind($job.payload.as_str())
+            .bind($now_ms)
+            .bind($job.expires_at_ms)
+            .execute(&mut *$c)
+            .await?
+            .rows_affected()
+    };
+}
+
 /// The heads of a queue that are due and not leased, oldest first. Shared by both claims; the
 /// literal `state = 'pending'` lets both planners use the partial indexes.
 macro_rules! heads_sql {
@@ -403,16 +420,7 @@ impl Store {
             }
             let mut new_jobs = 0;
             for job in &jobs {
-                new_jobs += sqlx::query(INSERT_JOB)
-                    .bind(job.queue.as_str())
-                    .bind(job.idempotency_key.as_str())
-                    .bind(job.conversation.as_str())
-                    .bind(job.payload.as_str())
-                    .bind(now_ms)
-                    .bind(job.expires_at_ms)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected();
+                new_jobs += insert_job!(c, job, now_ms);
             }
             Ok(batch_is_new || new_jobs > 0)
         })?;
@@ -421,7 +429,10 @@ impl Store {
 
     /// Queues one job unless its key was seen; returns only after the commit.
     pub async fn enqueue_job(&self, job: &NewJob, now_ms: i64) -> Result<Inserted, StoreError> {
-        self.enqueue_jobs(None, std::slice::from_ref(job), now_ms).await
+        check_job(job)?;
+        let job = job.clone();
+        let inserted = write_on!(self, one_statement, c => Ok(insert_job!(c, job, now_ms)))?;
+        Ok(if inserted == 1 { Inserted::New } else { Inserted::Duplicate })
     }
 
     /// Claims up to `limit` heads of `queue` that are due at `now_ms`, leasing each until
@@ -442,7 +453,7 @@ impl Store {
             super::Pool::Sqlite(_) => CLAIM_SQLITE,
             super::Pool::Postgres(_) => CLAIM_POSTGRES,
         };
-        let raw = write_on!(self, c => {
+        let raw = write_on!(self, one_statement, c => {
             let rows = sqlx::query(claim)
                 .bind(queue.as_str())
                 .bind(now_ms)
@@ -503,7 +514,7 @@ impl Store {
     /// out) and nothing changed.
     pub async fn renew_lease(&self, lease: Lease, until_ms: i64) -> Result<Option<Lease>, StoreError> {
         let until_ms = until_ms.max(lease.until_ms.saturating_add(1));
-        let changed = write_on!(self, c => Ok(sqlx::query(RENEW)
+        let changed = write_on!(self, one_statement, c => Ok(sqlx::query(RENEW)
             .bind(lease.id.0)
             .bind(lease.until_ms)
             .bind(until_ms)
@@ -523,7 +534,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let reason = bounded_error(reason).to_owned();
-        let changed = write_on!(self, c => Ok(sqlx::query(RETRY)
+        let changed = write_on!(self, one_statement, c => Ok(sqlx::query(RETRY)
             .bind(lease.id.0)
             .bind(lease.until_ms)
             .bind(next_attempt_at_ms)
@@ -539,7 +550,7 @@ impl Store {
     /// `false`: the lease was lost and nothing changed.
     pub async fn fail_job(&self, lease: Lease, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
         let reason = bounded_error(reason).to_owned();
-        let changed = write_on!(self, c => Ok(sqlx::query(FAIL)
+        let changed = write_on!(self, one_statement, c => Ok(sqlx::query(FAIL)
             .bind(lease.id.0)
             .bind(lease.until_ms)
             .bind(reason.as_str())
@@ -569,7 +580,7 @@ impl Store {
     async fn delete_in_batches(&self, sql: &'static str, before_ms: i64) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let deleted = write_on!(self, c => Ok(sqlx::query(sql)
+            let deleted = write_on!(self, one_statement, c => Ok(sqlx::query(sql)
                 .bind(before_ms)
                 .bind(PRUNE_BATCH)
                 .execute(&mut *c)

@@ -95,7 +95,7 @@ impl Store {
     /// [`Inserted::Duplicate`] if either side was mapped already (the first mapping stays).
     pub async fn record_message(&self, mapping: &NewMapping, now_ms: i64) -> Result<Inserted, StoreError> {
         let mapping = mapping.clone();
-        let inserted = write_on!(self, c => Ok(insert_mapping!(c, mapping, now_ms)))?;
+        let inserted = write_on!(self, one_statement, c => Ok(insert_mapping!(c, mapping, now_ms)))?;
         Ok(if inserted == 1 { Inserted::New } else { Inserted::Duplicate })
     }
 

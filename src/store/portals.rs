@@ -91,7 +91,7 @@ impl Store {
         const SQL: &str = "INSERT INTO portals (network, conversation, local_name, remote_name, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
         let owned = portal.clone();
-        let inserted = write_on!(self, c => Ok(sqlx::query(SQL)
+        let inserted = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(owned.network.as_str())
             .bind(owned.conversation.as_str())
             .bind(owned.local_name.as_str())

@@ -57,7 +57,7 @@ impl Store {
         const SQL: &str =
             "INSERT INTO sessions (token_hash, name, created_at, expires_at) VALUES ($1, $2, $3, $4)";
         let (token_hash, name) = (token_hash.to_hex(), name.clone());
-        write_on!(self, c => {
+        write_on!(self, one_statement, c => {
             sqlx::query(SQL)
                 .bind(token_hash.as_str())
                 .bind(name.as_str())
@@ -85,7 +85,7 @@ impl Store {
     /// Forgets sessions that expired by `now_ms`; returns how many.
     pub async fn delete_expired_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM sessions WHERE expires_at <= $1";
-        let deleted = write_on!(self, c => Ok(sqlx::query(SQL)
+        let deleted = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(now_ms)
             .execute(&mut *c)
             .await?

@@ -140,7 +140,7 @@ impl Store {
         const SQL: &str = "INSERT INTO telegram_routes (network, network_message_id, conversation, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
         let (network, message, conversation) = (network.clone(), message.clone(), conversation.clone());
-        let inserted = write_on!(self, c => Ok(sqlx::query(SQL)
+        let inserted = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(network.as_str())
             .bind(message.as_str())
             .bind(conversation.as_str())
@@ -183,7 +183,7 @@ impl Store {
              VALUES ($1, $2, $3, $4) ON CONFLICT (network, slot) \
              DO UPDATE SET reaction = excluded.reaction, created_at = excluded.created_at";
         let (network, slot, reaction) = (network.clone(), slot.clone(), reaction.clone());
-        write_on!(self, c => {
+        write_on!(self, one_statement, c => {
             sqlx::query(SQL)
                 .bind(network.as_str())
                 .bind(slot.as_str())

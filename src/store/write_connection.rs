@@ -13,6 +13,10 @@
 //!   and its caller gets its error; its neighbours are not affected), commits once, and only
 //!   then answers every caller. There is no timer: at low load a group is one write; under
 //!   load groups grow while the previous commit's fsync runs.
+//! - a write of a single statement skips the savepoint ([`Statements::One`]):
+//!   SQLite undoes a failed statement by itself, and the two extra statements (each a round
+//!   trip to the connection's thread) were a good part of the cost of the engine's small
+//!   writes.
 //!
 //! A write is answered `Ok` only after COMMIT returned, so "acknowledged" still means durable.
 //! If the commit itself fails, every write of the group gets the error (and nothing of the
@@ -45,11 +49,14 @@ trait Write: Send {
     /// Answers the caller once the group's commit is known: its own result if the group
     /// committed, the commit's error otherwise.
     fn answer(self: Box<Self>, committed: Result<(), &StoreError>);
+    /// Whether the write needs a savepoint to fail alone (more than one statement).
+    fn needs_savepoint(&self) -> bool;
 }
 
 /// A caller's write and where its answer goes.
 struct Typed<T, F> {
     body: Option<F>,
+    savepoint: bool,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -80,6 +87,17 @@ where
         // A caller that gave up (its request was dropped) no longer listens.
         let _ = self.reply.send(answer);
     }
+
+    fn needs_savepoint(&self) -> bool {
+        self.savepoint
+    }
+}
+
+/// How many statements a write runs: a single statement needs no savepoint to fail alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Statements {
+    One,
+    Several,
 }
 
 /// The handle to the writing task.
@@ -99,14 +117,16 @@ impl WriteConnection {
     }
 
     /// Runs `body` in the next group and waits until that group committed. `body` sees only
-    /// its own savepoint: an `Err` it returns undoes its own statements and no others.
-    pub(crate) async fn write<T, F>(&self, body: F) -> Result<T, StoreError>
+    /// its own savepoint (none for [`Statements::One`], which SQLite undoes by itself): an
+    /// `Err` it returns undoes its own statements and no others.
+    pub(crate) async fn write<T, F>(&self, statements: Statements, body: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
+        let savepoint = statements == Statements::Several;
         let (reply, answer) = oneshot::channel();
-        let write: Box<dyn Write> = Box::new(Typed { body: Some(body), result: None, reply });
+        let write: Box<dyn Write> = Box::new(Typed { body: Some(body), savepoint, result: None, reply });
         self.queue.send(write).await.map_err(|_| StoreError::ShuttingDown)?;
         answer.await.map_err(|_| StoreError::ShuttingDown)?
     }
@@ -188,6 +208,11 @@ async fn run_group(
     // its snapshot outdated by a writer outside this task (a migration, a tool) later on.
     let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
     for write in group.iter_mut() {
+        if !write.needs_savepoint() {
+            // Failed or not, its one statement left nothing half done.
+            let _ = write.run(&mut transaction).await;
+            continue;
+        }
         let mut savepoint = transaction.begin().await?;
         match write.run(&mut savepoint).await {
             Ok(()) => savepoint.commit().await?,
@@ -196,4 +221,91 @@ async fn run_group(
     }
     transaction.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use std::str::FromStr;
+
+    use sqlx::Row;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+
+    use super::*;
+
+    async fn open(dir: &tempfile::TempDir) -> (WriteConnection, SqliteConnection) {
+        let url = format!("sqlite://{}", dir.path().join("w.sqlite").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut reader = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER NOT NULL CHECK (n >= 0))").execute(&mut reader).await.unwrap();
+        let writer = SqliteConnection::connect_with(&options).await.unwrap();
+        (WriteConnection::start(writer, 64, 1024), reader)
+    }
+
+    /// Inserts `values` in one write (several statements, or one).
+    async fn insert(writes: &WriteConnection, values: Vec<i64>) -> Result<u64, StoreError> {
+        let statements = if values.len() == 1 { Statements::One } else { Statements::Several };
+        writes
+            .write(statements, move |c| {
+                Box::pin(async move {
+                    let mut n = 0;
+                    for v in values {
+                        n += sqlx::query("INSERT INTO t (n) VALUES ($1)")
+                            .bind(v)
+                            .execute(&mut *c)
+                            .await?
+                            .rows_affected();
+                    }
+                    Ok(n)
+                })
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_fails_alone_and_its_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writes, mut reader) = open(&dir).await;
+        // Queued together so that they share groups: good and bad writes of both shapes.
+        let (a, b, c, d, e) = tokio::join!(
+            insert(&writes, vec![1, 2]),
+            insert(&writes, vec![3, -1]), // its first row must be undone with it
+            insert(&writes, vec![4]),
+            insert(&writes, vec![-2]),
+            insert(&writes, vec![5, 6]),
+        );
+        assert_eq!(a.unwrap(), 2);
+        assert!(matches!(b, Err(StoreError::Database(_))), "{b:?}");
+        assert_eq!(c.unwrap(), 1);
+        assert!(matches!(d, Err(StoreError::Database(_))), "{d:?}");
+        assert_eq!(e.unwrap(), 2);
+        let rows = sqlx::query("SELECT n FROM t ORDER BY n").fetch_all(&mut reader).await.unwrap();
+        let stored: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(stored, [1, 2, 4, 5, 6]);
+        writes.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_commits_what_was_queued_and_refuses_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writes, mut reader) = open(&dir).await;
+        let writes = std::sync::Arc::new(writes);
+        let mut queued = tokio::task::JoinSet::new();
+        for n in 0..50 {
+            let writes = writes.clone();
+            queued.spawn(async move { insert(&writes, vec![n]).await });
+        }
+        // On this single-threaded runtime one yield lets every task queue its write.
+        tokio::task::yield_now().await;
+        writes.shutdown().await;
+        while let Some(answer) = queued.join_next().await {
+            assert!(answer.unwrap().is_ok());
+        }
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM t").fetch_one(&mut reader).await.unwrap().get(0);
+        assert_eq!(count, 50);
+        assert!(matches!(insert(&writes, vec![1]).await, Err(StoreError::ShuttingDown)));
+    }
 }

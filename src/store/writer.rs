@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::metrics as names;
 
-use super::write_connection::WriteConnection;
+use super::write_connection::{Statements, WriteConnection};
 use super::{Inserted, NewEnvelope, Pool, StoreError, StoreOptions};
 
 /// Most rows in one `INSERT` statement: 6 parameters each stays far below both backends'
@@ -256,7 +256,10 @@ async fn insert_all(target: &Target, envelopes: &[&NewEnvelope]) -> Result<Vec<I
     let inserted = match (&target.pool, &target.write_connection) {
         (Pool::Sqlite(_), Some(writes)) => {
             let owned: Vec<NewEnvelope> = envelopes.iter().map(|&e| e.clone()).collect();
-            writes.write(move |c| Box::pin(async move { Ok(insert_rows!(c, &owned)) })).await?
+            // Up to one statement's rows are one statement: no savepoint needed around it.
+            let statements =
+                if owned.len() <= ROWS_PER_STATEMENT { Statements::One } else { Statements::Several };
+            writes.write(statements, move |c| Box::pin(async move { Ok(insert_rows!(c, &owned)) })).await?
         }
         (Pool::Sqlite(_), None) => {
             return Err(StoreError::Corrupt("a SQLite store without its write connection".to_owned()));
