@@ -166,6 +166,7 @@ struct Inner {
     /// SQLite only: the connection that does every write.
     write_connection: Option<Arc<write_connection::WriteConnection>>,
     known_accounts: accounts::KnownAccounts,
+    known_portals: portals::KnownPortals,
 }
 
 impl Store {
@@ -216,6 +217,7 @@ impl Store {
                 writer,
                 write_connection,
                 known_accounts: Default::default(),
+                known_portals: Default::default(),
             }),
         })
     }
@@ -243,6 +245,10 @@ impl Store {
 
     fn known_accounts(&self) -> &accounts::KnownAccounts {
         &self.inner.known_accounts
+    }
+
+    fn known_portals(&self) -> &portals::KnownPortals {
+        &self.inner.known_portals
     }
 
     /// The `name, created_at, expires_at` of the row that `sql` finds by one text key: the

@@ -39,6 +39,7 @@ on_both_backends!(
     prune_removes_only_old_done_jobs,
     jobs_are_counted_by_queue_and_state,
     portals_are_found_from_both_sides_and_created_once,
+    a_portal_another_replica_creates_is_found_at_once,
     message_map_translates_both_ways_per_network,
     a_bridged_message_is_recorded_with_its_jobs_completion,
     order_is_kept_per_conversation_under_random_retries,
@@ -339,6 +340,33 @@ async fn portals_are_found_from_both_sides_and_created_once(db: &TestDb) {
     assert_eq!((page.len(), rest.len()), (1, 1));
     assert_eq!(rest[0].remote_name, name("carol.eth"));
     store.close().await;
+}
+
+/// Found portals are remembered, never an absence: a replica that looked a portal up before
+/// another replica created it finds it at once, from either side.
+async fn a_portal_another_replica_creates_is_found_at_once(db: &TestDb) {
+    let (one, other) = (db.open().await, db.open().await);
+    let matrix = network("matrix");
+    let portal = NewPortal {
+        network: matrix.clone(),
+        conversation: ConversationId::new("!room:hs").unwrap(),
+        local_name: name("bob.matrix.bridge.eth"),
+        remote_name: name("alice.eth"),
+    };
+    assert!(one.portal_by_conversation(&matrix, &portal.conversation).await.unwrap().is_none());
+    assert!(one.portal_by_names(&matrix, &portal.local_name, &portal.remote_name).await.unwrap().is_none());
+    let (created, _) = other.insert_or_get_portal(&portal, NOW).await.unwrap();
+    for _ in 0..2 {
+        // Twice: from the database, then from what the first lookup remembered.
+        assert_eq!(
+            one.portal_by_conversation(&matrix, &portal.conversation).await.unwrap(),
+            Some(created.clone())
+        );
+        let by_names = one.portal_by_names(&matrix, &portal.local_name, &portal.remote_name).await.unwrap();
+        assert_eq!(by_names, Some(created.clone()));
+    }
+    one.close().await;
+    other.close().await;
 }
 
 async fn message_map_translates_both_ways_per_network(db: &TestDb) {

@@ -9,6 +9,14 @@
 //! Creating a portal races with itself (the first message in each direction may open it at
 //! once, on two replicas), so creation is "insert, or get the one that won":
 //! [`Store::insert_or_get_portal`].
+//!
+//! Every bridged message looks its portal up, so found portals are remembered
+//! ([`KnownPortals`]): a portal is never changed or deleted once stored, so a remembered one is
+//! right forever, whichever replica stored it. Only found portals are remembered, never an
+//! absence, so a portal another replica creates is found at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use dm3_bridge_connector::{ConversationId, NetworkId};
 use sqlx::Row;
@@ -75,6 +83,45 @@ impl RawPortal {
     }
 }
 
+/// Portals found so far, by both keys (see the module documentation for why they cannot go
+/// stale). Bounded: when full it starts over, which only costs a query per portal.
+#[derive(Default)]
+pub(super) struct KnownPortals {
+    maps: Mutex<PortalMaps>,
+}
+
+#[derive(Default)]
+struct PortalMaps {
+    by_conversation: HashMap<(NetworkId, ConversationId), Portal>,
+    by_names: HashMap<(NetworkId, EnsName, EnsName), Portal>,
+}
+
+impl KnownPortals {
+    const MAX_ENTRIES: usize = 100_000;
+
+    fn by_conversation(&self, network: &NetworkId, conversation: &ConversationId) -> Option<Portal> {
+        let maps = self.maps.lock().ok()?;
+        maps.by_conversation.get(&(network.clone(), conversation.clone())).cloned()
+    }
+
+    fn by_names(&self, network: &NetworkId, local: &EnsName, remote: &EnsName) -> Option<Portal> {
+        let maps = self.maps.lock().ok()?;
+        maps.by_names.get(&(network.clone(), local.clone(), remote.clone())).cloned()
+    }
+
+    fn remember(&self, portal: &Portal) {
+        if let Ok(mut maps) = self.maps.lock() {
+            if maps.by_conversation.len() >= Self::MAX_ENTRIES {
+                *maps = PortalMaps::default();
+            }
+            let names = (portal.network.clone(), portal.local_name.clone(), portal.remote_name.clone());
+            maps.by_names.insert(names, portal.clone());
+            maps.by_conversation
+                .insert((portal.network.clone(), portal.conversation.clone()), portal.clone());
+        }
+    }
+}
+
 /// Longest page of [`Store::list_portals`].
 pub const MAX_PAGE: u32 = 1_000;
 
@@ -119,6 +166,9 @@ impl Store {
     ) -> Result<Option<Portal>, StoreError> {
         const SQL: &str = "SELECT id, network, conversation, local_name, remote_name, created_at \
              FROM portals WHERE network = $1 AND conversation = $2";
+        if let Some(known) = self.known_portals().by_conversation(network, conversation) {
+            return Ok(Some(known));
+        }
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL)
                 .bind(network.as_str())
@@ -130,7 +180,11 @@ impl Store {
                 Some(row) => Some(read_portal!(row)),
             }
         });
-        raw.map(RawPortal::into_portal).transpose()
+        let found = raw.map(RawPortal::into_portal).transpose()?;
+        if let Some(portal) = &found {
+            self.known_portals().remember(portal);
+        }
+        Ok(found)
     }
 
     /// The portal on `network` between the virtual identity `local_name` and `remote_name`.
@@ -142,6 +196,9 @@ impl Store {
     ) -> Result<Option<Portal>, StoreError> {
         const SQL: &str = "SELECT id, network, conversation, local_name, remote_name, created_at \
              FROM portals WHERE network = $1 AND local_name = $2 AND remote_name = $3";
+        if let Some(known) = self.known_portals().by_names(network, local_name, remote_name) {
+            return Ok(Some(known));
+        }
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL)
                 .bind(network.as_str())
@@ -154,7 +211,11 @@ impl Store {
                 Some(row) => Some(read_portal!(row)),
             }
         });
-        raw.map(RawPortal::into_portal).transpose()
+        let found = raw.map(RawPortal::into_portal).transpose()?;
+        if let Some(portal) = &found {
+            self.known_portals().remember(portal);
+        }
+        Ok(found)
     }
 
     /// Portals with an id above `after_id`, in id order, on `network` or on all networks; at most
