@@ -258,18 +258,29 @@ macro_rules! heads_sql {
 /// SQLite: one statement, so the read of the heads and the update happen under the single
 /// write lock, which the statement takes before it reads anything.
 ///
-/// The heads are found per conversation (`MIN(id) … GROUP BY conversation`, answered from the
-/// partial index on `(queue, conversation, id)` without touching the table) and only those rows
-/// are read. The shared form (every pending job a candidate, each probed for an older one) reads
-/// every pending row behind leased heads on every claim, payload included (the payload column
-/// comes first and an envelope spills into overflow pages): with a backlog of 2,000 jobs in 8
-/// conversations that was ~12 ms of node CPU per message (benches/bridge_load.rs).
+/// The heads are found by skipping through the partial index on `(queue, conversation, id)`:
+/// the first pending conversation, then the next one after it, and so on (a recursive CTE, as
+/// SQLite has no loose index scan), each conversation's head its smallest id. That is one
+/// index seek per conversation with pending work, however long the backlog behind the heads.
+/// The forms before read more: every pending job probed for an older one (reading each
+/// pending row, payload included: ~12 ms of node CPU per message with 2,000 jobs queued), then
+/// `MIN(id) … GROUP BY conversation`, which still walks every pending index entry (1.8 ms per
+/// claim with 5,000 queued; this form 0.2 ms; benches/bridge_load.rs, docs/benchmarks.md).
 const CLAIM_SQLITE: &str = "UPDATE bridge_jobs SET lease_until = $3, attempts = attempts + 1, updated_at = $2 \
      WHERE id IN ( \
-         SELECT j.id FROM ( \
-             SELECT MIN(id) AS id FROM bridge_jobs \
-             WHERE queue = $1 AND state = 'pending' GROUP BY conversation) heads \
-         JOIN bridge_jobs j ON j.id = heads.id \
+         WITH RECURSIVE conversations(conversation) AS ( \
+             SELECT (SELECT conversation FROM bridge_jobs WHERE queue = $1 AND state = 'pending' \
+                     ORDER BY conversation LIMIT 1) \
+             UNION ALL \
+             SELECT (SELECT b.conversation FROM bridge_jobs b \
+                     WHERE b.queue = $1 AND b.state = 'pending' AND b.conversation > c.conversation \
+                     ORDER BY b.conversation LIMIT 1) \
+             FROM conversations c WHERE c.conversation IS NOT NULL), \
+         heads(id) AS ( \
+             SELECT (SELECT MIN(id) FROM bridge_jobs \
+                     WHERE queue = $1 AND state = 'pending' AND conversation = c.conversation) \
+             FROM conversations c WHERE c.conversation IS NOT NULL) \
+         SELECT j.id FROM heads JOIN bridge_jobs j ON j.id = heads.id \
          WHERE j.next_attempt_at <= $2 AND (j.lease_until IS NULL OR j.lease_until <= $2) \
          ORDER BY j.id LIMIT $4) \
      RETURNING id, queue, idempotency_key, conversation, payload, attempts, \
