@@ -21,6 +21,7 @@ pub mod key_cache;
 pub mod keys;
 pub mod label;
 pub mod network;
+pub mod recent;
 pub mod resolver;
 pub mod scheme;
 pub mod store;

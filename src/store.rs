@@ -167,6 +167,7 @@ struct Inner {
     write_connection: Option<Arc<write_connection::WriteConnection>>,
     known_accounts: accounts::KnownAccounts,
     known_portals: portals::KnownPortals,
+    recent_identities: crate::identities::recent::RecentIdentities,
 }
 
 impl Store {
@@ -218,6 +219,7 @@ impl Store {
                 write_connection,
                 known_accounts: Default::default(),
                 known_portals: Default::default(),
+                recent_identities: Default::default(),
             }),
         })
     }
@@ -249,6 +251,11 @@ impl Store {
 
     fn known_portals(&self) -> &portals::KnownPortals {
         &self.inner.known_portals
+    }
+
+    /// Identity records read in the last moment ([`crate::identities::recent`]).
+    pub(crate) fn recent_identities(&self) -> &crate::identities::recent::RecentIdentities {
+        &self.inner.recent_identities
     }
 
     /// The `name, created_at, expires_at` of the row that `sql` finds by one text key: the

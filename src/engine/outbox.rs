@@ -147,7 +147,7 @@ impl OutboxHandler {
         if identity.disabled_at_ms.is_some() {
             return Err(Failure::permanent(format!("your DM3 identity {from} is disabled on this bridge")));
         }
-        let keys = parts.vault.current_keys(&from).await.map_err(Failure::identity)?;
+        let keys = parts.vault.current_keys_of(&identity).await.map_err(Failure::identity)?;
         let signing = &keys.profile_keys().signing;
         let event = &self.fetch_media(network, event).await?;
         let references = StoredReferences { store: &parts.store, network: network_id };

@@ -128,9 +128,11 @@ impl LocalNames {
         match scheme.parse(name) {
             Err(source) => Err(LookupError::InvalidName { name: name.to_string(), source }),
             Ok(ParsedName::Foreign | ParsedName::Structural) => Ok(None),
-            Ok(ParsedName::Identity { .. }) => {
-                Ok(self.store.identity(name).await?.filter(|identity| identity.disabled_at_ms.is_none()))
-            }
+            Ok(ParsedName::Identity { .. }) => Ok(self
+                .store
+                .recent_identity(name)
+                .await?
+                .filter(|identity| identity.disabled_at_ms.is_none())),
         }
     }
 }

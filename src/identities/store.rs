@@ -124,6 +124,7 @@ impl Store {
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
         );
+        let changed = record.name.clone();
         let (record, key) = (record.clone(), key.clone());
         let inserted = write_on!(self, tx => {
             let inserted = sqlx::query(SQL)
@@ -146,6 +147,7 @@ impl Store {
             }
             Ok(inserted)
         })?;
+        self.recent_identities().forget(&changed);
         Ok(inserted)
     }
 
@@ -159,6 +161,19 @@ impl Store {
             }
         });
         raw.map(parse).transpose()
+    }
+
+    /// [`identity`](Self::identity), or a record of it read less than a second ago, for name
+    /// resolution ([`super::recent`] says why that is safe).
+    pub async fn recent_identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
+        if let Some(recent) = self.recent_identities().get(name) {
+            return Ok(Some(recent));
+        }
+        let found = self.identity(name).await?;
+        if let Some(record) = &found {
+            self.recent_identities().remember(record);
+        }
+        Ok(found)
     }
 
     /// The identity of a network user.
@@ -225,6 +240,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, IdentityError> {
         const SQL: &str = "UPDATE identities SET disabled_at = $2, updated_at = $3 WHERE name = $1";
+        let changed = name.clone();
         let name = name.clone();
         let n = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(name.as_str())
@@ -233,11 +249,13 @@ impl Store {
             .execute(&mut *c)
             .await?
             .rows_affected()))?;
+        self.recent_identities().forget(&changed);
         Ok(n == 1)
     }
 
     /// Deletes an identity and every key version of it; `false` if it did not exist.
     pub async fn delete_identity(&self, name: &EnsName) -> Result<bool, IdentityError> {
+        let changed = name.clone();
         let name = name.clone();
         let deleted = write_on!(self, tx => {
             sqlx::query("DELETE FROM identity_keys WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
@@ -248,6 +266,7 @@ impl Store {
                 .rows_affected();
             Ok(n == 1)
         })?;
+        self.recent_identities().forget(&changed);
         Ok(deleted)
     }
 
@@ -264,6 +283,7 @@ impl Store {
         const UPDATE: &str = "UPDATE identities SET key_version = $3, address = $4, profile = $5, updated_at = $6 \
              WHERE name = $1 AND key_version = $2";
         const RETIRE: &str = "UPDATE identity_keys SET retired_at = $3 WHERE name = $1 AND version = $2";
+        let changed = name.clone();
         let (name, key, profile) = (name.clone(), key.clone(), profile.canonical());
         let rotated = write_on!(self, tx => {
             let n = sqlx::query(UPDATE)
@@ -287,6 +307,7 @@ impl Store {
             }
             Ok(n == 1)
         })?;
+        self.recent_identities().forget(&changed);
         Ok(rotated)
     }
 

@@ -246,6 +246,12 @@ impl IdentityVault {
     /// The current keys of `name`: they sign and open. Disabled identities have keys too.
     pub async fn current_keys(&self, name: &EnsName) -> Result<IdentityKeys, IdentityError> {
         let identity = self.get(&IdentityRef::Name(name.clone())).await?;
+        self.current_keys_of(&identity).await
+    }
+
+    /// [`current_keys`](Self::current_keys) of an identity the caller has just read.
+    pub async fn current_keys_of(&self, identity: &IdentityRecord) -> Result<IdentityKeys, IdentityError> {
+        let name = &identity.name;
         let keys = self.store.identity_keys(name).await?;
         let current = keys.iter().find(|key| key.version == identity.key_version).ok_or_else(|| {
             IdentityError::Corrupt { name: name.to_string(), reason: "the current key is missing".into() }
