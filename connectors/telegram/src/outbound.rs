@@ -175,8 +175,16 @@ impl DeleteHandling for TelegramConnector {
         Box::pin(async move {
             let (chat, _) = target(&delete.conversation)?;
             let (message, suffix) = self.message_in(chat, &delete.payload.target)?;
-            // Only what was relayed in this conversation: another contact's messages in the same
-            // bot chat are not this sender's to delete.
+            if suffix.as_deref().is_some_and(ids::is_user_reaction) {
+                // Only the Telegram user can take back their reaction; deleting the message it
+                // is on instead would destroy more than was asked.
+                return Err(ConnectorError::Permanent(
+                    "a Telegram user's reaction can be taken back only by that user".to_owned(),
+                ));
+            }
+            // What the bot relayed in this conversation has its route (recorded when it was sent;
+            // a delete of it runs after that send, in the conversation's order). Another
+            // contact's messages in the same bot chat are not this sender's to touch.
             let base = ids::message_id(chat, message.message);
             let route =
                 self.state.route_of(&base).await.map_err(|e| ConnectorError::Transient(e.to_string()))?;
@@ -185,21 +193,24 @@ impl DeleteHandling for TelegramConnector {
                     "message {base} belongs to another conversation"
                 )));
             }
-            if suffix.as_deref().is_some_and(ids::is_user_reaction) {
-                // Only the Telegram user can take back their reaction; deleting the message it
-                // is on instead would destroy more than was asked.
-                return Err(ConnectorError::Permanent(
-                    "a Telegram user's reaction can be taken back only by that user".to_owned(),
-                ));
-            }
-            self.limiter.acquire(chat).await?;
             if suffix.as_deref().is_some_and(|s| s.starts_with("reaction-")) {
+                // The bot's reaction for this DM3 user: taking it back leaves the message alone.
+                self.limiter.acquire(chat).await?;
                 let request = self
                     .bot
                     .set_message_reaction(ChatId(chat), MessageId(message.message))
                     .reaction(Vec::new());
                 return request.send().await.map(|_| ()).map_err(|e| self.failed(chat, e));
             }
+            if route.is_none() {
+                // The Telegram user's own message: a bot may delete it in a private chat, so
+                // Telegram would not stop a DM3 user who names it; the bridge must.
+                return Err(ConnectorError::Permanent(format!(
+                    "message {base} was not relayed by the bridge for this DM3 user (or is older than \
+                     the bridge remembers), so it is not theirs to delete"
+                )));
+            }
+            self.limiter.acquire(chat).await?;
             match self.bot.delete_message(ChatId(chat), MessageId(message.message)).send().await {
                 Ok(_) | Err(RequestError::Api(ApiError::MessageToDeleteNotFound)) => Ok(()),
                 Err(RequestError::Api(ApiError::MessageCantBeDeleted)) => Err(ConnectorError::Permanent(

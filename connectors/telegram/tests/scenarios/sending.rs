@@ -93,6 +93,24 @@ async fn a_contact_cannot_delete_what_belongs_to_another_conversation() {
     assert!(h.api.deleted().is_empty());
 }
 
+/// A bot may delete the user's own messages in a private chat, so Telegram would carry out a
+/// DM3 user's DELETE_REQUEST that names one; the connector refuses it.
+#[tokio::test]
+async fn a_dm3_user_cannot_delete_the_telegram_users_own_message() {
+    let h = Harness::new().await;
+    h.api.user_text(42, "/to alice.eth");
+    let (_, message) = h.api.user_text(42, "my words");
+    let target = NetworkMessageId::new(format!("42:{message}")).unwrap();
+    let delete = EventKind::Delete(Delete { target, reason: None });
+    match deliver(&h.connector, &outbound(42, "alice.eth", "d1", delete)).await {
+        Err(ConnectorError::Permanent(reason)) => {
+            assert!(reason.contains("not theirs to delete"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.api.deleted().is_empty());
+}
+
 #[tokio::test]
 async fn reactions_with_telegram_emoji_and_a_clear_refusal_for_others() {
     let h = Harness::new().await;
