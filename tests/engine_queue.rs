@@ -44,6 +44,7 @@ on_both_backends!(
     a_bridged_message_is_recorded_with_its_jobs_completion,
     order_is_kept_per_conversation_under_random_retries,
     a_slow_conversation_does_not_hold_up_the_others,
+    jobs_run_at_once_without_the_poll,
     retry_honours_the_networks_retry_after,
     crashed_claim_runs_again_after_its_lease,
     renewed_lease_holds_the_job_and_fences_the_old_one,
@@ -614,6 +615,46 @@ async fn order_is_kept_per_conversation_under_random_retries(db: &TestDb) {
     for key in &all_keys {
         assert_eq!(record(&store, key).await.state, JobState::Done);
     }
+    store.close().await;
+}
+
+/// Wake-ups, not the poll, start every job: one queued behind a running job of its
+/// conversation (which wakes nobody) runs as soon as that job ends, and one of another
+/// conversation at once.
+async fn jobs_run_at_once_without_the_poll(db: &TestDb) {
+    let store = db.open().await;
+    let queue = Queue::new(store.clone());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let handler = TestHandler::new(move |job: ClaimedJob| -> BoxFuture<'static, Outcome> {
+        let gate = gate.clone();
+        Box::pin(async move {
+            if job.idempotency_key == "x1" {
+                gate.notified().await;
+            }
+            Outcome::Done
+        })
+    });
+    let stop = CancellationToken::new();
+    let options = WorkerOptions { poll_interval: Duration::from_secs(3600), ..fast_options() };
+    let worker = start(&queue, handler, options, &stop);
+    // Past the worker's first claim, which it makes at start whatever it was told.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    queue.enqueue(&outbox("x1", "X"), now_ms()).await.unwrap();
+    eventually(Duration::from_secs(5), "x1 running", || async {
+        record(&store, "x1").await.lease_until_ms.is_some()
+    })
+    .await;
+    queue.enqueue(&outbox("x2", "X"), now_ms()).await.unwrap();
+    queue.enqueue(&outbox("y1", "Y"), now_ms()).await.unwrap();
+    let y = ["y1".to_owned()];
+    eventually(Duration::from_secs(5), "y1 done while x1 runs", || all_settled(&store, &y)).await;
+    assert_eq!(record(&store, "x2").await.state, JobState::Pending, "waits behind x1");
+    release.notify_one();
+    let x = ["x1".to_owned(), "x2".to_owned()];
+    eventually(Duration::from_secs(5), "x1 and x2 done", || all_settled(&store, &x)).await;
+    stop.cancel();
+    worker.await.unwrap();
     store.close().await;
 }
 

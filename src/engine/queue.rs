@@ -5,8 +5,14 @@
 //! latency at the speed of the database instead of the poll interval. One [`Notify`] per queue:
 //! `notify_one` leaves a permit when the worker is busy claiming, so a wake-up is never lost,
 //! it only merges with the next one.
+//!
+//! A job whose conversation is running in this process wakes nobody: it cannot be a head
+//! before the running job ends, and the worker claims again whenever a job ends (after the
+//! conversation left the running set here, so that claim sees every job committed before).
+//! Under load most jobs are queued behind a running one, and those claims found nothing.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -21,15 +27,45 @@ pub struct Queue {
 
 #[derive(Default)]
 struct Wakers {
-    inbox: Notify,
-    outbox: Notify,
+    inbox: Waker,
+    outbox: Waker,
+}
+
+/// A queue's wake-up and the conversations its worker in this process is running.
+#[derive(Default)]
+struct Waker {
+    notify: Notify,
+    running: Mutex<HashSet<String>>,
 }
 
 impl Wakers {
-    fn of(&self, queue: QueueName) -> &Notify {
+    fn of(&self, queue: QueueName) -> &Waker {
         match queue {
             QueueName::Inbox => &self.inbox,
             QueueName::Outbox => &self.outbox,
+        }
+    }
+}
+
+impl Waker {
+    fn is_running(&self, conversation: &str) -> bool {
+        // A poisoned set answers "not running": a needless claim, never a lost one.
+        self.running.lock().is_ok_and(|running| running.contains(conversation))
+    }
+}
+
+/// Marks a conversation as running in this process until dropped (the worker holds one per
+/// job it runs, so a panicking or aborted job task leaves the set too).
+pub struct Running {
+    wakers: Arc<Wakers>,
+    queue: QueueName,
+    conversation: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.wakers.of(self.queue).running.lock() {
+            running.remove(&self.conversation);
         }
     }
 }
@@ -46,7 +82,7 @@ impl Queue {
     /// Queues one job (unless its key was seen) and wakes its worker. Durable once returned.
     pub async fn enqueue(&self, job: &NewJob, now_ms: i64) -> Result<Inserted, StoreError> {
         let inserted = self.store.enqueue_job(job, now_ms).await?;
-        if inserted == Inserted::New {
+        if inserted == Inserted::New && !self.wakers.of(job.queue).is_running(&job.conversation) {
             self.wake(job.queue);
         }
         Ok(inserted)
@@ -63,7 +99,8 @@ impl Queue {
         let inserted = self.store.enqueue_jobs(batch, jobs, now_ms).await?;
         if inserted == Inserted::New {
             for queue in QueueName::ALL {
-                if jobs.iter().any(|job| job.queue == queue) {
+                let waker = self.wakers.of(queue);
+                if jobs.iter().any(|job| job.queue == queue && !waker.is_running(&job.conversation)) {
                     self.wake(queue);
                 }
             }
@@ -73,12 +110,21 @@ impl Queue {
 
     /// Tells the worker of `queue` to claim now.
     pub fn wake(&self, queue: QueueName) {
-        self.wakers.of(queue).notify_one();
+        self.wakers.of(queue).notify.notify_one();
     }
 
     /// Resolves at the next [`wake`](Self::wake) of `queue` (at once if one came since the
     /// last call).
     pub async fn woken(&self, queue: QueueName) {
-        self.wakers.of(queue).notified().await;
+        self.wakers.of(queue).notify.notified().await;
+    }
+
+    /// Records that this process runs a job of `conversation` in `queue`, until the returned
+    /// guard is dropped: meanwhile new jobs of that conversation wake nobody.
+    pub fn running(&self, queue: QueueName, conversation: &str) -> Running {
+        if let Ok(mut running) = self.wakers.of(queue).running.lock() {
+            running.insert(conversation.to_owned());
+        }
+        Running { wakers: self.wakers.clone(), queue, conversation: conversation.to_owned() }
     }
 }

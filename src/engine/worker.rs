@@ -39,6 +39,7 @@ use crate::clock::now_ms;
 use crate::store::{ClaimedJob, JobState, NewMapping, QueueName, Store};
 use crate::telemetry::metrics as names;
 
+use super::queue::Running;
 use super::{Backoff, Queue};
 
 /// How a job run ended.
@@ -161,7 +162,8 @@ pub async fn run(
                         // no more jobs than were free. Fails only if the semaphore is closed,
                         // which it never is; the job then simply runs without a slot.
                         let slot = slots.clone().acquire_owned().await.ok();
-                        running.spawn(run_job(context.clone(), job, slot));
+                        let conversation = queue.running(name, &job.conversation);
+                        running.spawn(run_job(context.clone(), job, (slot, conversation)));
                     }
                 }
                 Err(error) => tracing::warn!(queue = %name, %error, "claiming jobs failed; will retry"),
@@ -189,8 +191,9 @@ fn log_task_end(queue: QueueName, ended: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// Runs one claimed job and settles its outcome; holds its slot until then.
-async fn run_job(context: Arc<Context>, job: ClaimedJob, _slot: Option<OwnedSemaphorePermit>) {
+/// Runs one claimed job and settles its outcome; holds its slot and marks its conversation
+/// running until then.
+async fn run_job(context: Arc<Context>, job: ClaimedJob, _held: (Option<OwnedSemaphorePermit>, Running)) {
     let started = Instant::now();
     let queue = context.queue;
     if job.is_expired(now_ms()) {
