@@ -618,23 +618,30 @@ async fn order_is_kept_per_conversation_under_random_retries(db: &TestDb) {
     store.close().await;
 }
 
+/// A handler that finishes every job at once, except those `held` picks: each of those waits
+/// for a `notify_one` of the returned `Notify`.
+fn holding_handler(held: fn(&ClaimedJob) -> bool) -> (Arc<tokio::sync::Notify>, Arc<dyn JobHandler>) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let handler = TestHandler::new(move |job: ClaimedJob| -> BoxFuture<'static, Outcome> {
+        let gate = gate.clone();
+        Box::pin(async move {
+            if held(&job) {
+                gate.notified().await;
+            }
+            Outcome::Done
+        })
+    });
+    (release, handler)
+}
+
 /// Wake-ups, not the poll, start every job: one queued behind a running job of its
 /// conversation (which wakes nobody) runs as soon as that job ends, and one of another
 /// conversation at once.
 async fn jobs_run_at_once_without_the_poll(db: &TestDb) {
     let store = db.open().await;
     let queue = Queue::new(store.clone());
-    let release = Arc::new(tokio::sync::Notify::new());
-    let gate = release.clone();
-    let handler = TestHandler::new(move |job: ClaimedJob| -> BoxFuture<'static, Outcome> {
-        let gate = gate.clone();
-        Box::pin(async move {
-            if job.idempotency_key == "x1" {
-                gate.notified().await;
-            }
-            Outcome::Done
-        })
-    });
+    let (release, handler) = holding_handler(|job| job.idempotency_key == "x1");
     let stop = CancellationToken::new();
     let options = WorkerOptions { poll_interval: Duration::from_secs(3600), ..fast_options() };
     let worker = start(&queue, handler, options, &stop);
@@ -661,17 +668,7 @@ async fn jobs_run_at_once_without_the_poll(db: &TestDb) {
 async fn a_slow_conversation_does_not_hold_up_the_others(db: &TestDb) {
     let store = db.open().await;
     let queue = Queue::new(store.clone());
-    let release = Arc::new(tokio::sync::Notify::new());
-    let gate = release.clone();
-    let handler = TestHandler::new(move |job: ClaimedJob| -> BoxFuture<'static, Outcome> {
-        let gate = gate.clone();
-        Box::pin(async move {
-            if job.conversation == "slow" {
-                gate.notified().await;
-            }
-            Outcome::Done
-        })
-    });
+    let (release, handler) = holding_handler(|job| job.conversation == "slow");
     let stop = CancellationToken::new();
     let worker = start(&queue, handler, fast_options(), &stop);
     queue.enqueue(&outbox("slow-1", "slow"), now_ms()).await.unwrap();
