@@ -13,15 +13,17 @@
 //!
 //! Durability: a write is acknowledged only after its transaction committed. On SQLite that
 //! means WAL with `synchronous=FULL` (the WAL is fsynced at every commit, so an acknowledged
-//! envelope survives `kill -9` and power loss). Envelope inserts, the hot path, go through a
-//! single writer task that commits concurrent inserts together ([`writer`]), so the cost of
-//! one fsync is shared by a whole batch.
+//! envelope survives `kill -9` and power loss). On SQLite every write goes through one write
+//! connection that commits concurrent writes together ([`write_connection`], [`write_on!`]),
+//! so the cost of one fsync is shared by a whole group and no writer waits in SQLite's
+//! sleeping busy handler; envelope inserts, the relay's hot path, are first batched into
+//! multi-row statements ([`writer`]).
 //!
 //! Time is passed in by the caller (milliseconds since the epoch): the postmark timestamp
 //! and the stored `received_at` must be the same number, and tests need to move the clock.
 //!
 //! Files: [`ids`] (validated names and hashes), [`accounts`], [`envelopes`], [`challenges`],
-//! [`sessions`], [`writer`], the engine's [`jobs`], [`portals`] and [`message_map`], the
+//! [`sessions`], [`writer`], [`write_connection`], the engine's [`jobs`], [`portals`] and [`message_map`], the
 //! Telegram connector's chat state ([`telegram`]), and
 //! `migrations` (the embedded SQL of `migrations/<backend>/`).
 
@@ -115,9 +117,11 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// SQLite only: how long a statement waits for a lock held by another connection.
     pub busy_timeout: Duration,
-    /// Most envelope inserts committed in one transaction.
+    /// Most envelope inserts committed in one transaction, and (SQLite) most writes in one
+    /// group of the write connection.
     pub max_batch: usize,
-    /// Inserts that may wait for the writer before submitters are slowed down.
+    /// Inserts that may wait for the writer (and, on SQLite, writes that may wait for the
+    /// write connection) before callers are slowed down.
     pub queue_capacity: usize,
 }
 
