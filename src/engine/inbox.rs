@@ -19,7 +19,6 @@ use super::parts::{EngineParts, Failure, Report};
 use super::references::StoredReferences;
 use super::{JobHandler, Outcome};
 use crate::clock::now_ms;
-use crate::identities::vault::IdentityRef;
 use crate::names::BoxFuture;
 use crate::store::{self, ClaimedJob, NewEnvelope, NewJob, NewMapping, QueueName};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
@@ -91,8 +90,7 @@ impl InboxHandler {
             .map_err(|e| Failure::permanent(format!("the inbox job is unreadable: {e}")))?;
         let receiver = EnsName::parse(&payload.receiver)
             .map_err(|e| Failure::permanent(format!("the receiver is not a name: {e}")))?;
-        let identity =
-            parts.vault.get(&IdentityRef::Name(receiver.clone())).await.map_err(Failure::identity)?;
+        let identity = parts.vault.recent(&receiver).await.map_err(Failure::identity)?;
         if identity.disabled_at_ms.is_some() {
             return Err(Failure::permanent(format!("{receiver} is disabled on this bridge")));
         }

@@ -138,7 +138,7 @@ impl OutboxHandler {
             .ok_or_else(|| Failure::permanent("this conversation is not bridged to a DM3 user"))?;
         let from = parse_name(portal.local_name.as_str())?;
         let to = parse_name(portal.remote_name.as_str())?;
-        let identity = parts.vault.get(&IdentityRef::Name(from.clone())).await.map_err(Failure::identity)?;
+        let identity = parts.vault.recent(&from).await.map_err(Failure::identity)?;
         if identity.user.user_id() != event.sender.as_str() {
             // Someone else in the room: only the portal's owner speaks as their identity.
             tracing::debug!(network = %network_id, "ignoring a message from another member of a portal");

@@ -1,18 +1,25 @@
-//! Identity records read in the last moment, for name resolution.
+//! Identity rows read in the last moment, reused instead of read again.
 //!
-//! Every DM3 message for a virtual identity resolves the identity's name at least twice (the
-//! relay looks up the receiver's address and profile before it accepts the envelope), and each
-//! lookup read the identity's row. The answers are what this node's CCIP-read gateway signs as
-//! valid for `identities.answer_ttl_secs` (ten minutes by default), so every other resolver may
-//! already use an answer that old; reusing a row read less than [`RecentIdentities::TTL`] ago
-//! is well within that. So:
-//! - only found identities are kept, never an absence: a new identity resolves at once;
+//! Every DM3 message for or from a virtual identity read the identity's rows several times:
+//! the relay resolves the receiver's address and profile before it accepts an envelope, and
+//! the engine reads the identity (disabled?) and its key versions to open or sign each
+//! message. Each read is a round trip to SQLite, and together they were a good part of a
+//! message's cost (docs/benchmarks.md, "Bridge engine"). A row read less than
+//! [`RecentIdentities::TTL`] ago is reused instead:
+//! - for name resolution this is well within what the gateway promises anyway: its answers
+//!   are signed as valid for `identities.answer_ttl_secs` (ten minutes by default), so every
+//!   other resolver may already use an answer that old;
+//! - for the engine it bounds how long a change made elsewhere takes to reach it: a message
+//!   opened or signed within a second after another replica or the admin CLI disabled,
+//!   rotated or deleted the identity still uses what was read before. Rotation and deletion
+//!   are for keys that may have leaked, which a second does not change, and the published
+//!   profile (the gateway's ten-minute answers) lags far more;
+//! - only found identities and key versions are kept, never an absence: a new identity
+//!   resolves at once;
 //! - a change through this process (create, enable, disable, rotate, delete) forgets the
-//!   name at once, so the node never contradicts its own admin API; a change by another
-//!   replica or the admin CLI is seen within the TTL;
-//! - the engine's own reads (the vault: keys, disabled state) are not served from here.
+//!   name at once, so the node never contradicts its own admin API.
 //!
-//! Bounded: when full it starts over, which only costs a read per name.
+//! Bounded: when full a map starts over, which only costs a read per name.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,37 +27,78 @@ use std::time::{Duration, Instant};
 
 use dm3::ens::EnsName;
 
-use super::store::IdentityRecord;
+use super::store::{IdentityRecord, SealedKey};
 
 #[derive(Default)]
 pub struct RecentIdentities {
-    records: Mutex<HashMap<EnsName, (IdentityRecord, Instant)>>,
+    records: Recent<IdentityRecord>,
+    keys: Recent<Vec<SealedKey>>,
 }
 
 impl RecentIdentities {
     /// How long a read is reused.
     pub const TTL: Duration = Duration::from_secs(1);
-    const MAX_ENTRIES: usize = 10_000;
 
     /// The record of `name` if it was read less than [`Self::TTL`] ago.
     pub fn get(&self, name: &EnsName) -> Option<IdentityRecord> {
-        let records = self.records.lock().ok()?;
-        let (record, read_at) = records.get(name)?;
-        (read_at.elapsed() < Self::TTL).then(|| record.clone())
+        self.records.get(name)
     }
 
     pub fn remember(&self, record: &IdentityRecord) {
-        if let Ok(mut records) = self.records.lock() {
-            if records.len() >= Self::MAX_ENTRIES {
-                records.clear();
-            }
-            records.insert(record.name.clone(), (record.clone(), Instant::now()));
+        self.records.remember(&record.name, record.clone());
+    }
+
+    /// The key versions of `name` if they were read less than [`Self::TTL`] ago.
+    pub fn keys(&self, name: &EnsName) -> Option<Vec<SealedKey>> {
+        self.keys.get(name)
+    }
+
+    /// Remembers the key versions of `name`; none (an unknown name) are not remembered.
+    pub fn remember_keys(&self, name: &EnsName, keys: &[SealedKey]) {
+        if !keys.is_empty() {
+            self.keys.remember(name, keys.to_vec());
         }
     }
 
+    /// Forgets everything read of `name` (it changed).
     pub fn forget(&self, name: &EnsName) {
-        if let Ok(mut records) = self.records.lock() {
-            records.remove(name);
+        self.records.forget(name);
+        self.keys.forget(name);
+    }
+}
+
+/// Values per name, each with the moment it was read.
+struct Recent<V> {
+    entries: Mutex<HashMap<EnsName, (V, Instant)>>,
+}
+
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Self { entries: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<V: Clone> Recent<V> {
+    const MAX_ENTRIES: usize = 10_000;
+
+    fn get(&self, name: &EnsName) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        let (value, read_at) = entries.get(name)?;
+        (read_at.elapsed() < RecentIdentities::TTL).then(|| value.clone())
+    }
+
+    fn remember(&self, name: &EnsName, value: V) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(name.clone(), (value, Instant::now()));
+        }
+    }
+
+    fn forget(&self, name: &EnsName) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(name);
         }
     }
 }
@@ -89,5 +137,27 @@ mod tests {
         assert!(recent.get(&name).is_none());
         recent.remember(&record("tg-42.tg.bridge.eth", true));
         assert_eq!(recent.get(&name).map(|r| r.disabled_at_ms), Some(Some(1)));
+    }
+
+    #[test]
+    fn key_versions_are_served_until_the_name_changes() {
+        let recent = RecentIdentities::default();
+        let name = EnsName::parse("tg-42.tg.bridge.eth").unwrap();
+        let key = SealedKey {
+            version: 1,
+            address: crate::identities::keys::IdentityKeys::generate(1).address(),
+            sealed: vec![1, 2, 3],
+            created_at_ms: 0,
+            retired_at_ms: None,
+        };
+        recent.remember_keys(&name, &[]);
+        assert!(recent.keys(&name).is_none(), "an absence is never remembered");
+        recent.remember(&record("tg-42.tg.bridge.eth", false));
+        recent.remember_keys(&name, std::slice::from_ref(&key));
+        assert_eq!(recent.keys(&name), Some(vec![key]));
+        // Any change of the name forgets its record and its keys together.
+        recent.forget(&name);
+        assert!(recent.keys(&name).is_none());
+        assert!(recent.get(&name).is_none());
     }
 }

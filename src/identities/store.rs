@@ -164,7 +164,7 @@ impl Store {
     }
 
     /// [`identity`](Self::identity), or a record of it read less than a second ago, for name
-    /// resolution ([`super::recent`] says why that is safe).
+    /// resolution and the engine ([`super::recent`] says why that is safe).
     pub async fn recent_identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
         if let Some(recent) = self.recent_identities().get(name) {
             return Ok(Some(recent));
@@ -324,6 +324,24 @@ impl Store {
             raws
         });
         raws.into_iter().map(|raw| parse_key(name.as_str(), raw)).collect()
+    }
+
+    /// [`identity_keys`](Self::identity_keys), or the versions of `name` read less than a
+    /// second ago, for the engine ([`super::recent`] says why that is safe). Read again if
+    /// they lack `including`: the caller read a record after a rotation they predate.
+    pub async fn recent_identity_keys(
+        &self,
+        name: &EnsName,
+        including: Option<u32>,
+    ) -> Result<Vec<SealedKey>, IdentityError> {
+        if let Some(recent) = self.recent_identities().keys(name)
+            && including.is_none_or(|version| recent.iter().any(|key| key.version == version))
+        {
+            return Ok(recent);
+        }
+        let keys = self.identity_keys(name).await?;
+        self.recent_identities().remember_keys(name, &keys);
+        Ok(keys)
     }
 
     /// The most recently created sealed key of any identity, to check the master key at start-up.

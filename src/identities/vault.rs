@@ -154,6 +154,13 @@ impl IdentityVault {
         found.ok_or_else(|| IdentityError::NotFound(reference.to_string()))
     }
 
+    /// The identity called `name` as read within the last second, for the engine's messages
+    /// ([`super::recent`]: a change made elsewhere reaches the engine within that second; the
+    /// admin API and the CLI read with [`get`](Self::get)).
+    pub async fn recent(&self, name: &EnsName) -> Result<IdentityRecord, IdentityError> {
+        self.store.recent_identity(name).await?.ok_or_else(|| IdentityError::NotFound(name.to_string()))
+    }
+
     /// The `page`-th page (1-based) of `per_page` identities, in name order.
     pub async fn list(&self, page: u32, per_page: u32) -> Result<Page, IdentityError> {
         if page == 0 || !(1..=MAX_PER_PAGE).contains(&per_page) {
@@ -244,15 +251,17 @@ impl IdentityVault {
     }
 
     /// The current keys of `name`: they sign and open. Disabled identities have keys too.
+    /// Like every key read of the engine, from rows read within the last second
+    /// ([`recent`](Self::recent)).
     pub async fn current_keys(&self, name: &EnsName) -> Result<IdentityKeys, IdentityError> {
-        let identity = self.get(&IdentityRef::Name(name.clone())).await?;
+        let identity = self.recent(name).await?;
         self.current_keys_of(&identity).await
     }
 
     /// [`current_keys`](Self::current_keys) of an identity the caller has just read.
     pub async fn current_keys_of(&self, identity: &IdentityRecord) -> Result<IdentityKeys, IdentityError> {
         let name = &identity.name;
-        let keys = self.store.identity_keys(name).await?;
+        let keys = self.store.recent_identity_keys(name, Some(identity.key_version)).await?;
         let current = keys.iter().find(|key| key.version == identity.key_version).ok_or_else(|| {
             IdentityError::Corrupt { name: name.to_string(), reason: "the current key is missing".into() }
         })?;
@@ -262,7 +271,7 @@ impl IdentityVault {
     /// Every key version of `name`, newest first: the retired ones only open envelopes that
     /// were sealed to them before a rotation.
     pub async fn opening_keys(&self, name: &EnsName) -> Result<Vec<IdentityKeys>, IdentityError> {
-        let sealed = self.store.identity_keys(name).await?;
+        let sealed = self.store.recent_identity_keys(name, None).await?;
         if sealed.is_empty() {
             return Err(IdentityError::NotFound(name.to_string()));
         }
