@@ -83,13 +83,19 @@ pub(crate) use on_pool;
 ///
 /// `write_on!(store, one_statement, c => …)` is for a body that runs exactly one statement:
 /// it needs no savepoint on SQLite (SQLite undoes a failed statement by itself) and no
-/// transaction on PostgreSQL.
+/// transaction on PostgreSQL. `write_on!(store, independent_statements, c => …)` is for
+/// statements that may each stay when a later one fails
+/// ([`Statements::Independent`](write_connection::Statements::Independent)): no savepoint on
+/// SQLite; a transaction still on PostgreSQL, where it saves commits.
 macro_rules! write_on {
     ($store:expr, $c:ident => $body:expr) => {
         $crate::store::write_on!(@ $store, $crate::store::write_connection::Statements::Several, $c => $body)
     };
     ($store:expr, one_statement, $c:ident => $body:expr) => {
         $crate::store::write_on!(@ $store, $crate::store::write_connection::Statements::One, $c => $body)
+    };
+    ($store:expr, independent_statements, $c:ident => $body:expr) => {
+        $crate::store::write_on!(@ $store, $crate::store::write_connection::Statements::Independent, $c => $body)
     };
     (@ $store:expr, $statements:expr, $c:ident => $body:expr) => {
         match $store.pool() {

@@ -504,7 +504,9 @@ impl Store {
         mapping: Option<NewMapping>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let changed = write_on!(self, c => {
+        // Independent: a mapping recorded without the completion is still true (the message
+        // was delivered), and the job's rerun records it again as a no-op.
+        let changed = write_on!(self, independent_statements, c => {
             if let Some(mapping) = &mapping {
                 insert_mapping!(c, mapping, now_ms);
             }

@@ -16,7 +16,8 @@
 //! - a write of a single statement skips the savepoint ([`Statements::One`]):
 //!   SQLite undoes a failed statement by itself, and the two extra statements (each a round
 //!   trip to the connection's thread) were a good part of the cost of the engine's small
-//!   writes.
+//!   writes. So does a write of statements that may each stay without the others
+//!   ([`Statements::Independent`]).
 //!
 //! A write is answered `Ok` only after COMMIT returned, so "acknowledged" still means durable.
 //! If the commit itself fails, every write of the group gets the error (and nothing of the
@@ -93,11 +94,17 @@ where
     }
 }
 
-/// How many statements a write runs: a single statement needs no savepoint to fail alone.
+/// How many statements a write runs, which decides whether it needs a savepoint to fail alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Statements {
+    /// SQLite undoes a failed statement by itself.
     One,
+    /// Undone together if one fails: in a savepoint.
     Several,
+    /// Several, each true on its own and idempotent (a job's completion and the mapping of
+    /// the message it delivered): if a later one fails, the earlier ones may stay, so no
+    /// savepoint (two statements fewer).
+    Independent,
 }
 
 /// The handle to the writing task.
@@ -117,8 +124,9 @@ impl WriteConnection {
     }
 
     /// Runs `body` in the next group and waits until that group committed. `body` sees only
-    /// its own savepoint (none for [`Statements::One`], which SQLite undoes by itself): an
-    /// `Err` it returns undoes its own statements and no others.
+    /// its own savepoint (none for [`Statements::One`], which SQLite undoes by itself, and
+    /// [`Statements::Independent`]): an `Err` it returns undoes its own statements and no
+    /// others.
     pub(crate) async fn write<T, F>(&self, statements: Statements, body: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -248,6 +256,14 @@ mod tests {
     /// Inserts `values` in one write (several statements, or one).
     async fn insert(writes: &WriteConnection, values: Vec<i64>) -> Result<u64, StoreError> {
         let statements = if values.len() == 1 { Statements::One } else { Statements::Several };
+        insert_as(writes, statements, values).await
+    }
+
+    async fn insert_as(
+        writes: &WriteConnection,
+        statements: Statements,
+        values: Vec<i64>,
+    ) -> Result<u64, StoreError> {
         writes
             .write(statements, move |c| {
                 Box::pin(async move {
@@ -285,6 +301,23 @@ mod tests {
         let rows = sqlx::query("SELECT n FROM t ORDER BY n").fetch_all(&mut reader).await.unwrap();
         let stored: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         assert_eq!(stored, [1, 2, 4, 5, 6]);
+        writes.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn independent_statements_before_a_failure_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writes, mut reader) = open(&dir).await;
+        let (a, b) = tokio::join!(
+            insert_as(&writes, Statements::Independent, vec![1, -1, 2]),
+            insert_as(&writes, Statements::Independent, vec![3, 4]),
+        );
+        assert!(matches!(a, Err(StoreError::Database(_))), "{a:?}");
+        assert_eq!(b.unwrap(), 2);
+        let rows = sqlx::query("SELECT n FROM t ORDER BY n").fetch_all(&mut reader).await.unwrap();
+        let stored: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        // The failing write's first row stays (no savepoint), its rows after the failure never ran.
+        assert_eq!(stored, [1, 3, 4]);
         writes.shutdown().await;
     }
 
