@@ -13,9 +13,12 @@
 //! 7. postmark for the receiver: `incommingTimestamp` = now in milliseconds, encrypted to the
 //!    receiver's current profile key (resolved now, else the registration copy), so the
 //!    receiver can always open it (§8: an undecryptable postmark makes the messenger skip the
-//!    message forever);
+//!    message forever). Not for a virtual identity: the engine opens its envelope at once and
+//!    no client ever fetches it, so a postmark would be sealed to a key only this node holds,
+//!    for nobody to read (and cost an X25519 agreement and a signature per message);
 //! 8. store the stored form (plain `deliveryInformation` and the postmark, P9), deduplicated
-//!    by (receiver, hash), and answer only once the insert committed.
+//!    by (receiver, hash), and answer only once the insert committed; for a virtual identity,
+//!    queue it in the bridge's inbox instead.
 //!
 //! The dedup and acknowledgement key is `metadata.messageHash` (current format). The npm
 //! format has none, and the node cannot compute it (it cannot read the message), so there the
@@ -48,7 +51,7 @@ enum Recipient {
     /// A DM3 user registered here: the envelope is stored for retrieval.
     Account,
     /// One of the node's virtual identities: the envelope goes to the bridge's inbox.
-    VirtualIdentity(UserProfile),
+    VirtualIdentity,
 }
 
 /// Whether the sender was authenticated.
@@ -92,11 +95,13 @@ impl Relay {
         let sender_name = Name::parse(delivery.from())?;
         let sender = self.authenticate_sender(&envelope, &sender_name).await?;
         let now = now_ms();
-        let key = match &recipient {
-            Recipient::Account => self.current_profile(&receiver, None).await?,
-            Recipient::VirtualIdentity(profile) => profile.clone(),
+        let stored = match &recipient {
+            Recipient::Account => {
+                let key = self.current_profile(&receiver, None).await?;
+                self.postmark(&envelope, &delivery, &receiver, &key, now).await?
+            }
+            Recipient::VirtualIdentity => envelope.with_plain_delivery_information(&delivery),
         };
-        let stored = self.postmark(&envelope, &delivery, &receiver, &key, now).await?;
         let stored = NewEnvelope {
             receiver: receiver.key,
             sender: sender_name.key,
@@ -107,7 +112,7 @@ impl Relay {
         };
         let inserted = match recipient {
             Recipient::Account => self.store.insert_envelope(stored).await?,
-            Recipient::VirtualIdentity(_) => self.queue_for_bridge(&stored).await?,
+            Recipient::VirtualIdentity => self.queue_for_bridge(&stored).await?,
         };
         Ok((inserted, sender))
     }
@@ -134,20 +139,21 @@ impl Relay {
         })
     }
 
-    /// §8 step 3: who the envelope is for. A registered account first; then, when the node
-    /// bridges, one of its virtual identities (whose verified profile the local names answer).
+    /// §8 step 3: who the envelope is for. When the node bridges, a name under its parent is
+    /// looked up among its virtual identities first (the local names answer their verified
+    /// profiles, from memory under load): an account cannot hold such a name, since
+    /// registering one takes a signature of the address the node itself publishes for it.
+    /// Then a registered account.
     async fn recipient(&self, receiver: &Name) -> Result<Recipient, DeliveryError> {
-        if self.store.account_exists(&receiver.key).await? {
-            return Ok(Recipient::Account);
-        }
         if self.engine_queue.is_some() && self.local_names.is_virtual_identity_name(&receiver.ens) {
             match self.directory.user_profile(&receiver.ens).await {
-                Ok(Some(verified)) => {
-                    return Ok(Recipient::VirtualIdentity(verified.profile.profile().clone()));
-                }
+                Ok(Some(_)) => return Ok(Recipient::VirtualIdentity),
                 Ok(None) => {}
                 Err(error) => return Err(super::accounts::resolve_failure(receiver, error)),
             }
+        }
+        if self.store.account_exists(&receiver.key).await? {
+            return Ok(Recipient::Account);
         }
         Err(DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"))
     }

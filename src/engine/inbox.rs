@@ -1,8 +1,8 @@
 //! The inbox: DM3 messages for the node's virtual identities, on their way to a network.
 //!
-//! The relay's submit ([`crate::delivery`]) checks, postmarks and authenticates an envelope
-//! for a virtual identity exactly as for a registered account, then, instead of storing it for
-//! retrieval, queues it here with [`job`] — the same (receiver, hash) key as the envelopes
+//! The relay's submit ([`crate::delivery`]) checks and authenticates an envelope for a virtual
+//! identity exactly as for a registered account, then, instead of postmarking and storing it
+//! for retrieval, queues it here with [`job`] — the same (receiver, hash) key as the envelopes
 //! table, so a replay is a duplicate, and ordered per (receiver, sender): one DM3 conversation.
 //! The handler ([`InboxHandler`]) opens, verifies, converts and delivers it through the
 //! receiver's connector (docs/engine.md).
@@ -30,7 +30,8 @@ pub struct InboxPayload {
     pub receiver: String,
     pub sender: String,
     pub message_hash: String,
-    /// The postmarked envelope, as a registered receiver would fetch it.
+    /// The envelope with its delivery information decrypted (P9), without a postmark: nobody
+    /// fetches it.
     pub envelope: String,
 }
 

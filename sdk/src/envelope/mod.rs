@@ -237,11 +237,18 @@ impl Envelope {
     /// replaced by the decrypted object (P9) and the encrypted `postmark` added.
     /// The reference stores `stringify` of this object.
     pub fn to_stored(&self, delivery_information: &DeliveryInformation, postmark: &str) -> Envelope {
+        let mut stored = self.with_plain_delivery_information(delivery_information);
+        stored.raw.insert("postmark".into(), Value::String(postmark.to_owned()));
+        stored
+    }
+
+    /// `deliveryInformation` replaced by the decrypted object (P9), without a postmark: the
+    /// form for a receiver that opens the envelope where it arrived instead of fetching it.
+    pub fn with_plain_delivery_information(&self, delivery_information: &DeliveryInformation) -> Envelope {
         let mut raw = self.raw.clone();
         if let Some(Value::Object(metadata)) = raw.get_mut("metadata") {
             metadata.insert("deliveryInformation".into(), delivery_information.to_value());
         }
-        raw.insert("postmark".into(), Value::String(postmark.to_owned()));
         Envelope { raw, format: self.format, plain_delivery_information: Some(delivery_information.clone()) }
     }
 }
