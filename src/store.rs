@@ -57,7 +57,9 @@ pub use accounts::Account;
 pub use challenges::{Challenge, ChallengeId};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use ids::{EnsName, InvalidId, MessageHash};
-pub use jobs::{BatchKey, ClaimedJob, JobCount, JobId, JobRecord, JobState, Lease, NewJob, QueueName};
+pub use jobs::{
+    BatchKey, ClaimedJob, Completed, JobCount, JobId, JobRecord, JobState, Lease, NewJob, QueueName,
+};
 pub use message_map::{MappedMessage, NewMapping};
 pub use portals::{NewPortal, Portal};
 pub use sessions::{Session, TokenHash};

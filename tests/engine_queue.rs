@@ -42,6 +42,7 @@ on_both_backends!(
     a_portal_another_replica_creates_is_found_at_once,
     message_map_translates_both_ways_per_network,
     a_bridged_message_is_recorded_with_its_jobs_completion,
+    a_completion_claims_the_next_job_of_its_conversation,
     order_is_kept_per_conversation_under_random_retries,
     a_slow_conversation_does_not_hold_up_the_others,
     jobs_run_at_once_without_the_poll,
@@ -433,6 +434,56 @@ async fn a_bridged_message_is_recorded_with_its_jobs_completion(db: &TestDb) {
     // The run that holds the lease records the same message again: a duplicate, no error.
     assert!(store.complete_job_recording(retaken[0].lease(), &mapping(2), NOW + LEASE + 2).await.unwrap());
     assert_eq!(record(&store, "a2").await.state, JobState::Done);
+    store.close().await;
+}
+
+async fn a_completion_claims_the_next_job_of_its_conversation(db: &TestDb) {
+    let store = db.open().await;
+    for (key, conversation) in [("a1", "A"), ("b1", "B"), ("a2", "A"), ("a3", "A")] {
+        store.enqueue_job(&outbox(key, conversation), NOW).await.unwrap();
+    }
+    let first = store.claim_jobs(QueueName::Outbox, NOW, LEASE, 1).await.unwrap();
+    assert_eq!(keys(&first), ["a1"]);
+
+    // a1 done: a2 is claimed in the same commit, never another conversation's job.
+    let completed = store.complete_job_and_claim_next(&first[0], None, NOW + 1, LEASE).await.unwrap();
+    assert!(completed.settled);
+    let a2 = completed.next.expect("the conversation's next job");
+    assert_eq!((a2.idempotency_key.as_str(), a2.attempt, a2.lease_until_ms), ("a2", 1, NOW + 1 + LEASE));
+    assert_eq!(record(&store, "a1").await.state, JobState::Done);
+    // It is leased: a claim does not hand it out again, only b1.
+    let b1 = store.claim_jobs(QueueName::Outbox, NOW + 2, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&b1), ["b1"]);
+    assert!(store.complete_job(b1[0].lease(), NOW + 2).await.unwrap());
+
+    // a2 is retried later: a3 stays behind it, and a2 is not claimed before it is due.
+    assert!(store.retry_job(a2.lease(), NOW + 5_000, "429", NOW + 3).await.unwrap());
+    let retried = store.claim_jobs(QueueName::Outbox, NOW + 5_000, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&retried), ["a2"]);
+    assert_eq!(retried[0].attempt, 2);
+
+    // A run that lost its lease settles nothing and claims nothing.
+    let retaken = store.claim_jobs(QueueName::Outbox, NOW + 5_000 + LEASE, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&retaken), ["a2"]);
+    let stale =
+        store.complete_job_and_claim_next(&retried[0], None, NOW + 5_001 + LEASE, LEASE).await.unwrap();
+    assert_eq!((stale.settled, stale.next), (false, None));
+    assert_eq!(record(&store, "a3").await.attempts, 0);
+
+    // The last job of a conversation claims nothing; its mapping is recorded with it.
+    let mapping = NewMapping {
+        network: network("matrix"),
+        dm3_hash: MessageHash::new(format!("0x{:064x}", 2)).unwrap(),
+        network_message_id: NetworkMessageId::new("$event2").unwrap(),
+        conversation: ConversationId::new("!room:hs").unwrap(),
+    };
+    let now = NOW + 5_002 + LEASE;
+    let completed = store.complete_job_and_claim_next(&retaken[0], Some(&mapping), now, LEASE).await.unwrap();
+    let a3 = completed.next.expect("a3 after a2");
+    assert_eq!(a3.idempotency_key, "a3");
+    assert!(store.message_by_dm3_hash(&network("matrix"), &mapping.dm3_hash).await.unwrap().is_some());
+    let last = store.complete_job_and_claim_next(&a3, None, now + 1, LEASE).await.unwrap();
+    assert_eq!((last.settled, last.next), (true, None));
     store.close().await;
 }
 

@@ -8,7 +8,9 @@
 //! 2. run each claimed job in its own task: check the message TTL, call the handler (in a task
 //!    of its own, so a panic or a hang becomes a retry instead of a lost worker), then settle
 //!    the outcome in the store under the job's lease;
-//! 3. sleep until a job ends (its conversation may have a next head), a producer wakes the
+//! 3. a job that ends done claims the next job of its conversation in the same commit, and its
+//!    task runs that one too, while slots are free (so no other conversation waits for one);
+//! 4. sleep until a job task ends (its conversation may have a next head), a producer wakes the
 //!    queue, the poll interval passes (another replica may have queued work, or a retry came
 //!    due) or `stop` is cancelled.
 //!
@@ -125,6 +127,9 @@ struct Context {
     queue: QueueName,
     handler: Arc<dyn JobHandler>,
     options: WorkerOptions,
+    /// The worker's slots: a task keeps its conversation only while some are free.
+    slots: Arc<Semaphore>,
+    stop: CancellationToken,
 }
 
 /// Works `queue` until `stop` is cancelled, then waits for the jobs in flight.
@@ -140,8 +145,14 @@ pub async fn run(
     let claim_batch = options.claim_batch.max(1);
     let mut poll = tokio::time::interval(options.poll_interval.max(Duration::from_millis(1)));
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let context =
-        Arc::new(Context { store: queue.store().clone(), queue: name, handler, options: options.clone() });
+    let context = Arc::new(Context {
+        store: queue.store().clone(),
+        queue: name,
+        handler,
+        options: options.clone(),
+        slots: slots.clone(),
+        stop: stop.clone(),
+    });
     let mut running = JoinSet::new();
     let mut depth_refreshed: Option<Instant> = None;
 
@@ -163,7 +174,7 @@ pub async fn run(
                         // which it never is; the job then simply runs without a slot.
                         let slot = slots.clone().acquire_owned().await.ok();
                         let conversation = queue.running(name, &job.conversation);
-                        running.spawn(run_job(context.clone(), job, (slot, conversation)));
+                        running.spawn(run_conversation(context.clone(), job, (slot, conversation)));
                     }
                 }
                 Err(error) => tracing::warn!(queue = %name, %error, "claiming jobs failed; will retry"),
@@ -191,9 +202,24 @@ fn log_task_end(queue: QueueName, ended: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// Runs one claimed job and settles its outcome; holds its slot and marks its conversation
-/// running until then.
-async fn run_job(context: Arc<Context>, job: ClaimedJob, _held: (Option<OwnedSemaphorePermit>, Running)) {
+/// Runs a claimed job and then each next job of its conversation claimed with the previous
+/// one's completion; holds its slot and marks its conversation running until then.
+async fn run_conversation(
+    context: Arc<Context>,
+    job: ClaimedJob,
+    _held: (Option<OwnedSemaphorePermit>, Running),
+) {
+    let mut next = Some(job);
+    while let Some(job) = next {
+        next = run_job(&context, job).await;
+    }
+}
+
+/// Runs one claimed job and settles its outcome. Returns the conversation's next job if it
+/// was claimed with the completion: only while no other conversation could be waiting for a
+/// slot (some are free; otherwise the worker's claim picks the oldest heads of all) and the
+/// worker is not stopping.
+async fn run_job(context: &Context, job: ClaimedJob) -> Option<ClaimedJob> {
     let started = Instant::now();
     let queue = context.queue;
     if job.is_expired(now_ms()) {
@@ -202,22 +228,16 @@ async fn run_job(context: Arc<Context>, job: ClaimedJob, _held: (Option<OwnedSem
             job.attempt.saturating_sub(1),
             job.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
         );
-        give_up(&context, &job, &reason, "expired").await;
-        return;
+        give_up(context, &job, &reason, "expired").await;
+        return None;
     }
     let mut job = job;
-    let outcome = call_handler(&context, &mut job).await;
+    let outcome = call_handler(context, &mut job).await;
     metrics::histogram!(names::ENGINE_JOB_DURATION, "queue" => queue.as_str())
         .record(started.elapsed().as_secs_f64());
     match outcome {
-        Outcome::Done => {
-            let settled = context.store.complete_job(job.lease(), now_ms()).await;
-            record_settled(&job, "done", settled);
-        }
-        Outcome::Bridged(mapping) => {
-            let settled = context.store.complete_job_recording(job.lease(), &mapping, now_ms()).await;
-            record_settled(&job, "done", settled);
-        }
+        Outcome::Done => return complete(context, &job, None).await,
+        Outcome::Bridged(mapping) => return complete(context, &job, Some(&mapping)).await,
         Outcome::Retry { after, reason } => {
             let delay = context.options.backoff.random_delay(job.attempt, after);
             let now = now_ms();
@@ -228,14 +248,40 @@ async fn run_job(context: Arc<Context>, job: ClaimedJob, _held: (Option<OwnedSem
                      last error: {reason}",
                     job.attempt
                 );
-                give_up(&context, &job, &reason, "expired").await;
+                give_up(context, &job, &reason, "expired").await;
             } else {
                 tracing::debug!(%queue, job = %job.id, attempt = job.attempt, ?delay, %reason, "job will be retried");
                 let settled = context.store.retry_job(job.lease(), next_attempt_at, &reason, now).await;
                 record_settled(&job, "retry", settled);
             }
         }
-        Outcome::Failed { reason } => give_up(&context, &job, &reason, "failed").await,
+        Outcome::Failed { reason } => give_up(context, &job, &reason, "failed").await,
+    }
+    None
+}
+
+/// Settles a job done (with the mapping of what it bridged) and, when [`run_job`] may go on
+/// with the conversation, claims its next job in the same commit.
+async fn complete(context: &Context, job: &ClaimedJob, mapping: Option<&NewMapping>) -> Option<ClaimedJob> {
+    let now = now_ms();
+    if context.slots.available_permits() == 0 || context.stop.is_cancelled() {
+        let settled = match mapping {
+            Some(mapping) => context.store.complete_job_recording(job.lease(), mapping, now).await,
+            None => context.store.complete_job(job.lease(), now).await,
+        };
+        record_settled(job, "done", settled);
+        return None;
+    }
+    let lease_ms = millis(context.options.lease);
+    match context.store.complete_job_and_claim_next(job, mapping, now, lease_ms).await {
+        Ok(completed) => {
+            record_settled(job, "done", Ok(completed.settled));
+            completed.next
+        }
+        Err(error) => {
+            record_settled(job, "done", Err(error));
+            None
+        }
     }
 }
 

@@ -180,6 +180,23 @@ impl ClaimedJob {
     }
 }
 
+/// What completing a job wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// `false`: the lease was lost (the job was claimed again after it ran out) and nothing
+    /// changed.
+    pub settled: bool,
+    /// The next head of the job's conversation, claimed in the same commit, if asked for.
+    pub next: Option<ClaimedJob>,
+}
+
+/// Which head to claim with a completion.
+struct NextOf {
+    queue: QueueName,
+    conversation: String,
+    lease_until_ms: i64,
+}
+
 /// A job as stored, whatever its state (for inspection and tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
@@ -299,6 +316,18 @@ const CLAIM_POSTGRES: &str = concat!(
        bridge_jobs.conversation, bridge_jobs.payload, bridge_jobs.attempts, bridge_jobs.created_at, \
        bridge_jobs.expires_at, bridge_jobs.lease_until, bridge_jobs.last_error"
 );
+
+/// The head of one conversation, if it is due and not leased: what a worker that just
+/// completed that conversation's job claims in the same commit. On PostgreSQL a row another
+/// replica is claiming meanwhile is waited for, then re-checked (its lease is live by then).
+const CLAIM_NEXT_OF_CONVERSATION: &str = "UPDATE bridge_jobs \
+     SET lease_until = $4, attempts = attempts + 1, updated_at = $3 \
+     WHERE id = (SELECT MIN(id) FROM bridge_jobs \
+                 WHERE queue = $1 AND state = 'pending' AND conversation = $2) \
+       AND state = 'pending' AND next_attempt_at <= $3 \
+       AND (lease_until IS NULL OR lease_until <= $3) \
+     RETURNING id, queue, idempotency_key, conversation, payload, attempts, \
+     created_at, expires_at, lease_until, last_error";
 
 /// Only the worker holding the current lease may settle a job.
 const COMPLETE: &str = "UPDATE bridge_jobs \
@@ -483,7 +512,7 @@ impl Store {
     /// Marks the job done. `false`: the lease was lost (the job was claimed again after it ran
     /// out) and nothing changed.
     pub async fn complete_job(&self, lease: Lease, now_ms: i64) -> Result<bool, StoreError> {
-        self.complete(lease, None, now_ms).await
+        Ok(self.complete(lease, None, None, now_ms).await?.settled)
     }
 
     /// Marks the job done and records the message it bridged ([`Store::record_message`]) in
@@ -495,30 +524,61 @@ impl Store {
         mapping: &NewMapping,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        self.complete(lease, Some(mapping.clone()), now_ms).await
+        Ok(self.complete(lease, Some(mapping.clone()), None, now_ms).await?.settled)
+    }
+
+    /// Marks `job` done, records `mapping` (if any) and claims the next head of the job's
+    /// conversation, leased until `now_ms + lease_ms`, all in one commit: a worker that keeps
+    /// a busy conversation saves the claim's round trip and its search over every
+    /// conversation. Nothing is claimed if the lease was lost or the next job is not due.
+    pub async fn complete_job_and_claim_next(
+        &self,
+        job: &ClaimedJob,
+        mapping: Option<&NewMapping>,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Completed, StoreError> {
+        let next = NextOf {
+            queue: job.queue,
+            conversation: job.conversation.clone(),
+            lease_until_ms: now_ms.saturating_add(lease_ms.max(1)),
+        };
+        self.complete(job.lease(), mapping.cloned(), Some(next), now_ms).await
     }
 
     async fn complete(
         &self,
         lease: Lease,
         mapping: Option<NewMapping>,
+        next: Option<NextOf>,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Completed, StoreError> {
         // Independent: a mapping recorded without the completion is still true (the message
-        // was delivered), and the job's rerun records it again as a no-op.
-        let changed = write_on!(self, independent_statements, c => {
+        // was delivered), and the job's rerun records it again as a no-op. A failed claim
+        // after the completion fails the call, though the completion may stay (SQLite): the
+        // caller then takes the job for unsettled, and its lease for lost, which is harmless.
+        let (changed, raw) = write_on!(self, independent_statements, c => {
             if let Some(mapping) = &mapping {
                 insert_mapping!(c, mapping, now_ms);
             }
-            Ok(sqlx::query(COMPLETE)
+            let changed = sqlx::query(COMPLETE)
                 .bind(lease.id.0)
                 .bind(lease.until_ms)
                 .bind(now_ms)
                 .execute(&mut *c)
                 .await?
-                .rows_affected())
+                .rows_affected();
+            let Some(next) = next.filter(|_| changed == 1) else { return Ok((changed, None)) };
+            let row = sqlx::query(CLAIM_NEXT_OF_CONVERSATION)
+                .bind(next.queue.as_str())
+                .bind(next.conversation.as_str())
+                .bind(now_ms)
+                .bind(next.lease_until_ms)
+                .fetch_optional(&mut *c)
+                .await?;
+            Ok((changed, row.map(|row| Ok::<_, sqlx::Error>(read_claimed!(row))).transpose()?))
         })?;
-        Ok(changed == 1)
+        Ok(Completed { settled: changed == 1, next: raw.map(RawClaimed::into_claimed).transpose()? })
     }
 
     /// Extends the lease of a job that is still running to `until_ms` (raised to just after
