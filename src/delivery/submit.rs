@@ -140,16 +140,17 @@ impl Relay {
     }
 
     /// §8 step 3: who the envelope is for. When the node bridges, a name under its parent is
-    /// looked up among its virtual identities first (the local names answer their verified
-    /// profiles, from memory under load): an account cannot hold such a name, since
-    /// registering one takes a signature of the address the node itself publishes for it.
-    /// Then a registered account.
+    /// looked up among its enabled virtual identities first (from memory under load): an
+    /// account cannot hold such a name, since registering one takes a signature of the
+    /// address the node itself publishes for it. Then a registered account.
     async fn recipient(&self, receiver: &Name) -> Result<Recipient, DeliveryError> {
         if self.engine_queue.is_some() && self.local_names.is_virtual_identity_name(&receiver.ens) {
-            match self.directory.user_profile(&receiver.ens).await {
-                Ok(Some(_)) => return Ok(Recipient::VirtualIdentity),
-                Ok(None) => {}
-                Err(error) => return Err(super::accounts::resolve_failure(receiver, error)),
+            match self.local_names.is_enabled_identity(&receiver.ens).await {
+                Ok(true) => return Ok(Recipient::VirtualIdentity),
+                Ok(false) => {}
+                Err(error) => {
+                    return Err(super::accounts::resolve_failure(receiver, DirectoryError::Resolve(error)));
+                }
             }
         }
         if self.store.account_exists(&receiver.key).await? {

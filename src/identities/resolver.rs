@@ -85,6 +85,13 @@ impl LocalNames {
         *name != self.node_name && self.scheme.as_ref().is_some_and(|s| name.is_within(s.parent()))
     }
 
+    /// Whether `name` is one of the node's enabled virtual identities, as the gateway would
+    /// publish it, without building its records and reading them back (the relay asks this
+    /// of every envelope's receiver).
+    pub async fn is_enabled_identity(&self, name: &EnsName) -> Result<bool, ResolveError> {
+        resolved(self.identity(name).await).map(|found| found.is_some())
+    }
+
     /// Whether the node answers for `name`: its own name or anything under the parent.
     pub fn serves(&self, name: &EnsName) -> bool {
         *name == self.node_name || self.scheme.as_ref().is_some_and(|s| name.is_within(s.parent()))

@@ -191,6 +191,15 @@ fn normalize_label(raw: &str, index: usize) -> Result<String, EnsNameError> {
 }
 
 fn map_label(raw: &str) -> String {
+    // ASCII has no ignored characters, lowercases to ASCII and is its own NFC: the common case
+    // (every name on a message is parsed, several times) skips the Unicode machinery.
+    if raw.is_ascii() {
+        return raw.to_ascii_lowercase();
+    }
+    map_label_unicode(raw)
+}
+
+fn map_label_unicode(raw: &str) -> String {
     raw.chars().filter(|&ch| !is_ignored(ch)).flat_map(char::to_lowercase).nfc().collect()
 }
 
@@ -383,5 +392,14 @@ mod tests {
         assert!(!name.is_within(&EnsName::parse("ser.dm3.eth").unwrap()));
         assert_eq!(name.labels().collect::<Vec<_>>(), ["alice", "user", "dm3", "eth"]);
         assert_eq!(EnsName::root().labels().count(), 0);
+    }
+
+    #[test]
+    fn the_ascii_path_maps_as_the_unicode_one() {
+        for byte in 0u8..128 {
+            let text = char::from(byte).to_string();
+            assert_eq!(map_label(&text), map_label_unicode(&text), "{byte:#x}");
+        }
+        assert_eq!(map_label("Alice_-9Z"), map_label_unicode("Alice_-9Z"));
     }
 }
