@@ -174,7 +174,7 @@ impl Relay {
     async fn authenticate_sender(&self, envelope: &Envelope, sender: &Name) -> Result<Sender, DeliveryError> {
         let policy = self.relay.unresolved_sender;
         let why = match self.directory.user_profile(&sender.ens).await {
-            Ok(Some(verified)) => match verified.profile.profile().verify_key() {
+            Ok(Some(verified)) => match verified.verify_key() {
                 Ok(key) => {
                     return envelope.verify_metadata(&key).map(|()| Sender::Verified).map_err(|e| {
                         DeliveryError::rejected(

@@ -9,9 +9,10 @@
 use std::sync::Arc;
 
 use alloy_primitives::Address;
+use dm3::crypto::signing::VerifyKey;
 use dm3::ds_profile::DeliveryServiceProfile;
 use dm3::ens::EnsName;
-use dm3::profile::SignedUserProfile;
+use dm3::profile::{ProfileError, SignedUserProfile};
 use dm3::text_record::{DELIVERY_SERVICE_KEY, ProfileRecord, USER_PROFILE_KEY};
 use serde_json::Value;
 
@@ -53,6 +54,21 @@ pub struct VerifiedProfile {
     pub name: EnsName,
     pub address: Address,
     pub profile: SignedUserProfile,
+    /// The profile's signing key, parsed when the profile was first verified: parsing
+    /// decompresses an Ed25519 point (a square root), and every message of a sender needs it.
+    signing_key: Option<VerifyKey>,
+}
+
+impl VerifiedProfile {
+    /// The Ed25519 key the user's messages are checked with ([`UserProfile::verify_key`]).
+    ///
+    /// [`UserProfile::verify_key`]: dm3::profile::UserProfile::verify_key
+    pub fn verify_key(&self) -> Result<VerifyKey, ProfileError> {
+        match self.signing_key {
+            Some(key) => Ok(key),
+            None => self.profile.profile().verify_key(),
+        }
+    }
 }
 
 /// Verified lookups of user and delivery-service profiles.
@@ -63,33 +79,35 @@ pub struct Directory {
     verified: Arc<VerifiedSignatures>,
 }
 
-/// Profiles already checked against an address. The check is an ECDSA recovery, the most
-/// expensive step of a submit after the key exchanges, and a node sees the same few senders
-/// over and over; the answer depends only on (address, signed profile), so it never goes
-/// stale. Bounded: when full it starts over, which only costs re-verification.
+/// Profiles already checked against an address, with their parsed signing keys. The check
+/// is an ECDSA recovery, the most expensive step of a submit after the key exchanges, and a
+/// node sees the same few senders over and over; the answer depends only on (address, signed
+/// profile), so it never goes stale. Bounded: when full it starts over, which only costs
+/// re-verification.
 #[derive(Default)]
 struct VerifiedSignatures {
-    pairs: std::sync::Mutex<std::collections::HashSet<(Address, String)>>,
+    pairs: std::sync::Mutex<std::collections::HashMap<(Address, String), Option<VerifyKey>>>,
 }
 
 impl VerifiedSignatures {
     const MAX_ENTRIES: usize = 10_000;
 
-    fn check(&self, profile: &SignedUserProfile, address: &Address) -> bool {
+    /// `None` if `profile` is not signed by `address`; otherwise its parsed signing key, if
+    /// it has a usable one.
+    fn check(&self, profile: &SignedUserProfile, address: &Address) -> Option<Option<VerifyKey>> {
         let key = (*address, profile.canonical());
-        if self.pairs.lock().is_ok_and(|pairs| pairs.contains(&key)) {
-            return true;
+        if let Some(signing_key) = self.pairs.lock().ok().and_then(|pairs| pairs.get(&key).copied()) {
+            return Some(signing_key);
         }
-        if profile.verify_against_address(address).is_err() {
-            return false;
-        }
+        profile.verify_against_address(address).ok()?;
+        let signing_key = profile.profile().verify_key().ok();
         if let Ok(mut pairs) = self.pairs.lock() {
             if pairs.len() >= Self::MAX_ENTRIES {
                 pairs.clear();
             }
-            pairs.insert(key);
+            pairs.insert(key, signing_key);
         }
-        true
+        Some(signing_key)
     }
 }
 
@@ -126,10 +144,10 @@ impl Directory {
             .address(name)
             .await?
             .ok_or_else(|| DirectoryError::NoAddress { name: name.to_string() })?;
-        if !self.verified.check(&profile, &address) {
+        let Some(signing_key) = self.verified.check(&profile, &address) else {
             return Err(DirectoryError::NotSignedByAddress { name: name.to_string(), address });
-        }
-        Ok(Some(VerifiedProfile { name: name.clone(), address, profile }))
+        };
+        Ok(Some(VerifiedProfile { name: name.clone(), address, profile, signing_key }))
     }
 
     /// The delivery service's profile; `None` when the name has no such record.

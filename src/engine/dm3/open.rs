@@ -159,17 +159,15 @@ async fn verify_sender(
 ) -> Result<(), InboundError> {
     let unknown = |reason: String| InboundError::UnknownSender { sender: sender.to_string(), reason };
     let profile = match directory.user_profile(sender).await {
-        Ok(Some(verified)) => verified.profile,
+        Ok(Some(verified)) => verified,
         Ok(None) => return Err(unknown("the name has no DM3 profile".to_owned())),
         Err(DirectoryError::Resolve(ResolveError::Unavailable(detail))) => {
             return Err(InboundError::NameSourceUnavailable { name: sender.to_string(), detail });
         }
         Err(other) => return Err(unknown(other.to_string())),
     };
-    let key = profile
-        .profile()
-        .verify_key()
-        .map_err(|e| unknown(format!("its profile has no usable signing key ({e})")))?;
+    let key =
+        profile.verify_key().map_err(|e| unknown(format!("its profile has no usable signing key ({e})")))?;
     message.verify(&key, sender.as_str()).map_err(|e| match e {
         MessageVerifyError::WrongSender { actual, .. } => {
             InboundError::InconsistentSender { sender: sender.to_string(), claimed: actual }
