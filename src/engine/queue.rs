@@ -7,8 +7,9 @@
 //! it only merges with the next one.
 //!
 //! A job whose conversation is running in this process wakes nobody: it cannot be a head
-//! before the running job ends, and the worker claims again whenever a job ends (after the
-//! conversation left the running set here, so that claim sees every job committed before).
+//! before the running job ends, and the running job's completion claims its conversation's
+//! next job, or, when its task ends, the worker claims again (after the conversation left
+//! the running set here, so that claim sees every job committed before).
 //! Under load most jobs are queued behind a running one, and those claims found nothing.
 
 use std::collections::HashSet;
