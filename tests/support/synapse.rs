@@ -187,6 +187,13 @@ impl Synapse {
         lines[lines.len().saturating_sub(80)..].join("\n")
     }
 
+    /// How often Synapse has logged recovering an application service it had marked down
+    /// (it then pushed the transactions it held while the service was unreachable).
+    pub fn appservice_recoveries(&self) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("homeserver.log")).unwrap_or_default();
+        log.lines().filter(|l| l.contains("Successfully recovered application service")).count()
+    }
+
     /// Registers a normal (non-admin) user with `register_new_matrix_user` and logs them in.
     pub async fn register_user(&self, name: &str) -> Result<MatrixUser> {
         let password = format!("pw-{name}-{}", random_hex(8)?);
