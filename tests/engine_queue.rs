@@ -446,7 +446,7 @@ async fn a_completion_claims_the_next_job_of_its_conversation(db: &TestDb) {
     assert_eq!(keys(&first), ["a1"]);
 
     // a1 done: a2 is claimed in the same commit, never another conversation's job.
-    let completed = store.complete_job_and_claim_next(&first[0], None, NOW + 1, LEASE).await.unwrap();
+    let completed = store.complete_job_and_claim_next(&first[0], None, NOW + 1, Some(LEASE)).await.unwrap();
     assert!(completed.settled);
     let a2 = completed.next.expect("the conversation's next job");
     assert_eq!((a2.idempotency_key.as_str(), a2.attempt, a2.lease_until_ms), ("a2", 1, NOW + 1 + LEASE));
@@ -466,7 +466,7 @@ async fn a_completion_claims_the_next_job_of_its_conversation(db: &TestDb) {
     let retaken = store.claim_jobs(QueueName::Outbox, NOW + 5_000 + LEASE, LEASE, 10).await.unwrap();
     assert_eq!(keys(&retaken), ["a2"]);
     let stale =
-        store.complete_job_and_claim_next(&retried[0], None, NOW + 5_001 + LEASE, LEASE).await.unwrap();
+        store.complete_job_and_claim_next(&retried[0], None, NOW + 5_001 + LEASE, Some(LEASE)).await.unwrap();
     assert_eq!((stale.settled, stale.next), (false, None));
     assert_eq!(record(&store, "a3").await.attempts, 0);
 
@@ -478,12 +478,23 @@ async fn a_completion_claims_the_next_job_of_its_conversation(db: &TestDb) {
         conversation: ConversationId::new("!room:hs").unwrap(),
     };
     let now = NOW + 5_002 + LEASE;
-    let completed = store.complete_job_and_claim_next(&retaken[0], Some(&mapping), now, LEASE).await.unwrap();
+    let completed =
+        store.complete_job_and_claim_next(&retaken[0], Some(&mapping), now, Some(LEASE)).await.unwrap();
     let a3 = completed.next.expect("a3 after a2");
     assert_eq!(a3.idempotency_key, "a3");
     assert!(store.message_by_dm3_hash(&network("matrix"), &mapping.dm3_hash).await.unwrap().is_some());
-    let last = store.complete_job_and_claim_next(&a3, None, now + 1, LEASE).await.unwrap();
+    let last = store.complete_job_and_claim_next(&a3, None, now + 1, Some(LEASE)).await.unwrap();
     assert_eq!((last.settled, last.next), (true, None));
+
+    // Without a lease for the next job (the worker has no free slot), nothing is claimed.
+    for key in ["a4", "a5"] {
+        store.enqueue_job(&outbox(key, "A"), now).await.unwrap();
+    }
+    let a4 = store.claim_jobs(QueueName::Outbox, now + 2, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&a4), ["a4"]);
+    let alone = store.complete_job_and_claim_next(&a4[0], None, now + 3, None).await.unwrap();
+    assert_eq!((alone.settled, alone.next), (true, None));
+    assert_eq!(record(&store, "a5").await.attempts, 0);
     store.close().await;
 }
 

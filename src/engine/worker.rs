@@ -263,17 +263,9 @@ async fn run_job(context: &Context, job: ClaimedJob) -> Option<ClaimedJob> {
 /// Settles a job done (with the mapping of what it bridged) and, when [`run_job`] may go on
 /// with the conversation, claims its next job in the same commit.
 async fn complete(context: &Context, job: &ClaimedJob, mapping: Option<&NewMapping>) -> Option<ClaimedJob> {
-    let now = now_ms();
-    if context.slots.available_permits() == 0 || context.stop.is_cancelled() {
-        let settled = match mapping {
-            Some(mapping) => context.store.complete_job_recording(job.lease(), mapping, now).await,
-            None => context.store.complete_job(job.lease(), now).await,
-        };
-        record_settled(job, "done", settled);
-        return None;
-    }
-    let lease_ms = millis(context.options.lease);
-    match context.store.complete_job_and_claim_next(job, mapping, now, lease_ms).await {
+    let go_on = context.slots.available_permits() > 0 && !context.stop.is_cancelled();
+    let next_lease_ms = go_on.then(|| millis(context.options.lease));
+    match context.store.complete_job_and_claim_next(job, mapping, now_ms(), next_lease_ms).await {
         Ok(completed) => {
             record_settled(job, "done", Ok(completed.settled));
             completed.next

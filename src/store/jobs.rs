@@ -527,23 +527,24 @@ impl Store {
         Ok(self.complete(lease, Some(mapping.clone()), None, now_ms).await?.settled)
     }
 
-    /// Marks `job` done, records `mapping` (if any) and claims the next head of the job's
-    /// conversation, leased until `now_ms + lease_ms`, all in one commit: a worker that keeps
-    /// a busy conversation saves the claim's round trip and its search over every
-    /// conversation. Nothing is claimed if the lease was lost or the next job is not due.
+    /// Marks `job` done, records `mapping` (if any) and, given `next_lease_ms`, claims the
+    /// next head of the job's conversation, leased until `now_ms + next_lease_ms`, all in one
+    /// commit: a worker that keeps a busy conversation saves the claim's round trip and its
+    /// search over every conversation. Nothing is claimed if the lease was lost or the next
+    /// job is not due.
     pub async fn complete_job_and_claim_next(
         &self,
         job: &ClaimedJob,
         mapping: Option<&NewMapping>,
         now_ms: i64,
-        lease_ms: i64,
+        next_lease_ms: Option<i64>,
     ) -> Result<Completed, StoreError> {
-        let next = NextOf {
+        let next = next_lease_ms.map(|lease_ms| NextOf {
             queue: job.queue,
             conversation: job.conversation.clone(),
             lease_until_ms: now_ms.saturating_add(lease_ms.max(1)),
-        };
-        self.complete(job.lease(), mapping.cloned(), Some(next), now_ms).await
+        });
+        self.complete(job.lease(), mapping.cloned(), next, now_ms).await
     }
 
     async fn complete(
