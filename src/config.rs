@@ -3,8 +3,8 @@
 //! Why this shape:
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
-//!   `[relay]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]).
-//!   `[relay]`, `[log]`, `[keys]`, and `[identities]`/`[admin]` (`config/identities.rs`),
+//!   `[relay]`, `[engine]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]),
+//!   `[identities]`/`[admin]` (`config/identities.rs`),
 //!   `[matrix]` (`config/matrix.rs`), whose presence turns the Matrix bridge on, and the
 //!   optional `[telegram]` of the Telegram connector, whose type and checks its crate owns.
 //! - Containers and systemd units configure through the environment. Every key can be set with
@@ -51,6 +51,7 @@ pub struct Config {
     pub node: NodeConfig,
     pub database: DatabaseConfig,
     pub relay: RelayConfig,
+    pub engine: EngineConfig,
     pub log: LogConfig,
     pub keys: KeysConfig,
     pub names: NamesConfig,
@@ -148,6 +149,26 @@ impl RelayConfig {
 pub enum UnresolvedSenderPolicy {
     Reject,
     Accept,
+}
+
+/// `[engine]`: how the bridge engine works its queues (docs/engine.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Conversations each queue (inbox, outbox) runs at once. A conversation runs one message
+    /// at a time whatever this is; more slots keep more conversations moving while sends wait
+    /// on the network, and let the SQLite writer commit more of them in each group.
+    pub concurrency: u32,
+}
+
+/// Most conversations a queue runs at once: each holds a task and, while it sends, a
+/// connection to the network.
+pub const MAX_ENGINE_CONCURRENCY: u32 = 1_024;
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { concurrency: 64 }
+    }
 }
 
 /// `[log]`: human-readable by default, JSON for log shippers.

@@ -209,6 +209,11 @@ message_ttl_secs = 0
 # "reject" refuses the envelope, "accept" stores it anyway.
 unresolved_sender = "reject"
 
+[engine]
+# Conversations each bridge queue (inbox, outbox) runs at once; each conversation still
+# runs one message at a time, in order.
+concurrency = 64
+
 # Names this node resolves from this file instead of ENS (air-gapped setups). Repeat the
 # block per name; `profile` is the network.dm3.profile record as it would be published.
 # [[names.static]]

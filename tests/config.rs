@@ -33,6 +33,7 @@ fn minimal_file_gets_documented_defaults() {
     assert_eq!(config.relay.message_ttl_secs, 0);
     assert_eq!(config.relay.unresolved_sender, UnresolvedSenderPolicy::Reject);
     assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.engine.concurrency, 64);
     assert_eq!(config.data_dir(), Path::new("/etc/dm3"));
     assert_eq!(config.database_url().expose(), "sqlite:///etc/dm3/dm3-bridge.sqlite");
 }
@@ -49,6 +50,7 @@ fn environment_overrides_keys_of_every_section() {
             ("DM3_BRIDGE_RELAY__SIZE_LIMIT", "5000"),
             ("DM3_BRIDGE_RELAY__MESSAGE_TTL_SECS", "86400"),
             ("DM3_BRIDGE_RELAY__UNRESOLVED_SENDER", "accept"),
+            ("DM3_BRIDGE_ENGINE__CONCURRENCY", "8"),
             ("DM3_BRIDGE_LOG__FORMAT", "json"),
             // Lower case works too: the keys are lower case anyway.
             ("dm3_bridge_log__level", "debug"),
@@ -64,6 +66,7 @@ fn environment_overrides_keys_of_every_section() {
     assert_eq!(config.relay.size_limit, 5000);
     assert_eq!(config.relay.message_ttl_ms(), 86_400_000);
     assert_eq!(config.relay.unresolved_sender, UnresolvedSenderPolicy::Accept);
+    assert_eq!(config.engine.concurrency, 8);
     assert_eq!(config.log.format, LogFormat::Json);
     assert_eq!(config.log.level, "debug");
     assert_eq!(config.keys.master_key_file, PathBuf::from("/run/secrets/master.key"));
@@ -133,6 +136,8 @@ data_dir = "/nonexistent/dm3"
 url = "mysql://db/x"
 [relay]
 size_limit = 0
+[engine]
+concurrency = 0
 [[names.static]]
 name = "alice.eth"
 address = "0x12"
@@ -150,6 +155,7 @@ level = "dm3=[bad"
             "node.data_dir",
             "database.url",
             "relay.size_limit",
+            "engine.concurrency",
             "log.level",
             "names.static[0].address",
         ]

@@ -11,7 +11,7 @@ use dm3::crypto::eth::parse_address;
 use dm3::ens::EnsName;
 use dm3::text_record::ProfileRecord;
 
-use super::{Backend, Config, NamesConfig};
+use super::{Backend, Config, MAX_ENGINE_CONCURRENCY, NamesConfig};
 
 /// Most the reference DS ever accepts in one request (`express.json({limit:'50mb'})`,
 /// PROTOCOL.md §9); a larger envelope limit could never be reached.
@@ -120,6 +120,13 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
                 "{} seconds is more than 100 years; use 0 to keep envelopes until acknowledged",
                 config.relay.message_ttl_secs
             ),
+        );
+    }
+
+    if !(1..=MAX_ENGINE_CONCURRENCY).contains(&config.engine.concurrency) {
+        problem(
+            "engine.concurrency",
+            format!("{} is out of range; expected 1 to {MAX_ENGINE_CONCURRENCY}", config.engine.concurrency),
         );
     }
 

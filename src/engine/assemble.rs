@@ -79,5 +79,7 @@ pub fn assemble(
         attachment_limits: AttachmentLimits::default(),
         report_ttl: (ttl > 0).then(|| Duration::from_millis(ttl)),
     };
-    Ok(Engine::start(parts, WorkerOptions::default()))
+    let options =
+        WorkerOptions { concurrency: config.engine.concurrency as usize, ..WorkerOptions::default() };
+    Ok(Engine::start(parts, options))
 }

@@ -104,7 +104,8 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
-            concurrency: 16,
+            // As `[engine] concurrency`.
+            concurrency: 64,
             claim_batch: 32,
             lease: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(240),
