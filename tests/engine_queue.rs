@@ -495,6 +495,18 @@ async fn a_completion_claims_the_next_job_of_its_conversation(db: &TestDb) {
     let alone = store.complete_job_and_claim_next(&a4[0], None, now + 3, None).await.unwrap();
     assert_eq!((alone.settled, alone.next), (true, None));
     assert_eq!(record(&store, "a5").await.attempts, 0);
+
+    // A run whose job was taken over and finished by the other run claims nothing either,
+    // though the conversation's next job is free to claim.
+    let a5 = store.claim_jobs(QueueName::Outbox, now + 4, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&a5), ["a5"]);
+    store.enqueue_job(&outbox("a6", "A"), now + 4).await.unwrap();
+    let taken_over = store.claim_jobs(QueueName::Outbox, now + 4 + LEASE, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&taken_over), ["a5"]);
+    assert!(store.complete_job(taken_over[0].lease(), now + 5 + LEASE).await.unwrap());
+    let late = store.complete_job_and_claim_next(&a5[0], None, now + 6 + LEASE, Some(LEASE)).await.unwrap();
+    assert_eq!((late.settled, late.next), (false, None));
+    assert_eq!(record(&store, "a6").await.attempts, 0);
     store.close().await;
 }
 
