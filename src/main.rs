@@ -16,13 +16,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc: the node allocates and frees many short-lived buffers
-/// per message (JSON, envelopes, HTTP bodies) from two runtime threads, and glibc's free-list
-/// upkeep was ~15% of its CPU samples. Measured side by side (docs/benchmarks.md, "Bridge
-/// engine"): 10–15% less CPU per bridged message.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dm3_bridge::admin::cli::IdentityCommand;
@@ -37,6 +30,13 @@ use dm3_bridge::names::chain::build_directory;
 use dm3_bridge::node::Node;
 use dm3_bridge::telemetry;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// mimalloc instead of glibc's malloc: the node allocates and frees many short-lived buffers
+/// per message (JSON, envelopes, HTTP bodies) from two runtime threads, and glibc's free-list
+/// upkeep was ~15% of its CPU samples. Measured side by side (docs/benchmarks.md, "Bridge
+/// engine"): 10–15% less CPU per bridged message.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A DM3 message relay node that bridges DM3 to Matrix and Telegram.
 ///

@@ -172,13 +172,15 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
             // second kill's recovery sending it). That is Synapse's race, not the bridge's;
             // the bridge keeps the order in which transactions arrive.
             let recoveries = synapse.appservice_recoveries();
-            let held_back = bob_sent.load(Ordering::SeqCst) > bob_at_kill;
             hold.store(true, Ordering::SeqCst);
             let deadline = Instant::now() + LONG_WAIT;
             while !paused.load(Ordering::SeqCst) && bob_sent.load(Ordering::SeqCst) < COUNT {
                 assert!(Instant::now() < deadline, "bob did not pause");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            // Counted once bob stands still: a send between the count and the pause would be
+            // held too.
+            let held_back = bob_sent.load(Ordering::SeqCst) > bob_at_kill;
             bridge.start().await;
             while held_back && synapse.appservice_recoveries() == recoveries {
                 assert!(
