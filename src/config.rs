@@ -161,13 +161,16 @@ pub struct EngineConfig {
     pub concurrency: u32,
 }
 
+/// Conversations a queue runs at once unless configured: enough that sends waiting on the
+/// network keep two cores busy and the SQLite writer's groups large (docs/benchmarks.md).
+pub const DEFAULT_ENGINE_CONCURRENCY: u32 = 64;
 /// Most conversations a queue runs at once: each holds a task and, while it sends, a
 /// connection to the network.
 pub const MAX_ENGINE_CONCURRENCY: u32 = 1_024;
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { concurrency: 64 }
+        Self { concurrency: DEFAULT_ENGINE_CONCURRENCY }
     }
 }
 

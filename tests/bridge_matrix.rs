@@ -17,7 +17,7 @@ mod support;
 mod synapse;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dm3::message::MessageType;
@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use support::TestDb;
 use support::bridge::{self, ADMIN_TOKEN, LONG_WAIT, stop};
 use support::node::{TestNode, init_data_dir};
+use support::pause::Pause;
 use synapse::{MatrixUser, SERVER_NAME, Synapse};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,18 +249,13 @@ async fn a_restart_of_the_bridge_loses_and_duplicates_nothing() {
     // retries the transactions it could not push.
     let sent: Vec<String> = (0..COUNT).map(|i| format!("b{i:03}")).collect();
     let progress = Arc::new(AtomicUsize::new(0));
-    // bob pauses (between two sends) while this is set, and says so in `paused`.
-    let (hold, paused) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let pause = Arc::new(Pause::default());
     let sender = tokio::spawn({
         let (bob, room, sent, progress) = (bob.clone(), room.clone(), sent.clone(), progress.clone());
-        let (hold, paused) = (hold.clone(), paused.clone());
+        let pause = pause.clone();
         async move {
             for (i, text) in sent.iter().enumerate() {
-                while hold.load(Ordering::SeqCst) {
-                    paused.store(true, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                paused.store(false, Ordering::SeqCst);
+                pause.checkpoint().await;
                 bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
                 progress.store(i + 1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -284,8 +280,8 @@ async fn a_restart_of_the_bridge_loses_and_duplicates_nothing() {
     // a transaction made meanwhile, which it then never sends until the next failure (seen
     // in CI: transaction 79 of 101 never pushed, its message missing); that is Synapse's
     // race, not the bridge's.
-    hold.store(true, Ordering::SeqCst);
-    wait_until("bob pauses", &synapse, || async { paused.load(Ordering::SeqCst) }).await;
+    pause.hold();
+    wait_until("bob pauses", &synapse, || async { pause.is_paused() }).await;
     let bridge = stopped.start().await;
     eprintln!(
         "bob had sent {at_stop} of {COUNT} when the bridge stopped, {} when it started again",
@@ -295,7 +291,7 @@ async fn a_restart_of_the_bridge_loses_and_duplicates_nothing() {
         synapse.appservice_recoveries() > recoveries
     })
     .await;
-    hold.store(false, Ordering::SeqCst);
+    pause.release();
     sender.await.unwrap();
     wait_for_dm3_count(&world, &bridge, &synapse, COUNT).await;
     settled(&bridge, &synapse).await;

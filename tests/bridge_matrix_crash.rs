@@ -30,7 +30,7 @@ mod support;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bridge_process::BridgeProcess;
@@ -41,6 +41,7 @@ use serde_json::{Value, json};
 use support::TestDb;
 use support::bridge::ADMIN_TOKEN;
 use support::crash::{LONG_WAIT, assert_exactly_once_in_order, outbox_jobs, pending_jobs, settled};
+use support::pause::Pause;
 use synapse::{MatrixUser, SERVER_NAME, Synapse};
 
 /// Messages each way.
@@ -107,7 +108,7 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
     let alice_accepted = AtomicUsize::new(0);
     let bob_sent = AtomicUsize::new(0);
     // bob pauses around each restart until Synapse has pushed what it held (see `kills`).
-    let (hold, paused) = (AtomicBool::new(false), AtomicBool::new(false));
+    let pause = Pause::default();
     let streaming = Instant::now();
 
     // alice's client retries a send that failed, each message signed once.
@@ -123,11 +124,7 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
     // bob's client: Synapse takes every message whatever the bridge does.
     let bob_stream = async {
         for (i, text) in from_bob.iter().enumerate() {
-            while hold.load(Ordering::SeqCst) {
-                paused.store(true, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            paused.store(false, Ordering::SeqCst);
+            pause.checkpoint().await;
             bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
             bob_sent.store(i + 1, Ordering::SeqCst);
             tokio::time::sleep(PACE).await;
@@ -172,9 +169,9 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
             // second kill's recovery sending it). That is Synapse's race, not the bridge's;
             // the bridge keeps the order in which transactions arrive.
             let recoveries = synapse.appservice_recoveries();
-            hold.store(true, Ordering::SeqCst);
+            pause.hold();
             let deadline = Instant::now() + LONG_WAIT;
-            while !paused.load(Ordering::SeqCst) && bob_sent.load(Ordering::SeqCst) < COUNT {
+            while !pause.is_paused() && bob_sent.load(Ordering::SeqCst) < COUNT {
                 assert!(Instant::now() < deadline, "bob did not pause");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -190,7 +187,7 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            hold.store(false, Ordering::SeqCst);
+            pause.release();
         }
     };
     tokio::join!(alice_stream, bob_stream, kills);

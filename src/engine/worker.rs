@@ -38,6 +38,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
+use crate::config::DEFAULT_ENGINE_CONCURRENCY;
 use crate::store::{ClaimedJob, JobState, NewMapping, QueueName, Store};
 use crate::telemetry::metrics as names;
 
@@ -104,8 +105,7 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
-            // As `[engine] concurrency`.
-            concurrency: 64,
+            concurrency: DEFAULT_ENGINE_CONCURRENCY as usize,
             claim_batch: 32,
             lease: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(240),

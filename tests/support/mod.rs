@@ -8,6 +8,7 @@
 //! - [`names`]: such a node with virtual identities enabled, and an admin API client;
 //! - [`bridge`]: the bridge node of the end-to-end tests: start, graceful stop and restart, and
 //!   waiting until its queues settle;
+//! - [`pause`]: a sender the test can hold still between two sends;
 //!
 //! Not every test binary uses every helper.
 #![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,6 +18,7 @@ pub mod crash;
 pub mod js;
 pub mod names;
 pub mod node;
+pub mod pause;
 pub mod postgres;
 
 use dm3_bridge::config::DatabaseUrl;
