@@ -17,7 +17,8 @@
 //! - [`protocol`]: the seam where the DM3 protocol code plugs into the HTTP API;
 //! - [`delivery`]: the DM3 delivery service that plugs in there (submit, accounts, login);
 //! - [`ds_profile`]: the node's own `network.dm3.deliveryService` record;
-//! - [`routes`] and [`server`]: the axum HTTP API;
+//! - [`routes`] and [`server`]: the axum HTTP API; [`bearer`]: the one reader of
+//!   `Authorization: Bearer`;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
 //! - [`engine`]: the bridge's durable queues and their workers (docs/engine.md);
@@ -32,6 +33,7 @@
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod admin;
+pub mod bearer;
 pub mod bridges;
 pub mod check;
 pub mod clock;

@@ -74,6 +74,12 @@ pub enum Rejection {
     InvalidChallenge,
     /// The sender does not meet the receiver's spam rules (none are configurable yet).
     Spam,
+    /// The name is one this node serves itself (its own, or one under `[identities] parent`):
+    /// it cannot be registered as an account from outside.
+    ReservedName,
+    /// The profile does not list this node among its delivery services, so this node is not
+    /// the place to register it.
+    NotThisNode,
 }
 
 impl Rejection {
@@ -88,6 +94,8 @@ impl Rejection {
             Self::UnresolvedName => "unresolved_name",
             Self::InvalidChallenge => "invalid_challenge",
             Self::Spam => "spam",
+            Self::ReservedName => "reserved_name",
+            Self::NotThisNode => "not_this_node",
         }
     }
 }

@@ -21,6 +21,7 @@
 //! | name does not resolve | 400 | -32001 |
 //! | delivery information does not open, hash mismatch | 400 | -32000 |
 //! | bad signature, unresolved sender, bad challenge | 400 | -32003 |
+//! | registering a name the node serves, or a profile that does not list the node | 400 | -32003 |
 //! | spam | 400 | -32010 |
 //! | missing or invalid token | 401 | -32003 |
 //! | no such account (`GET /profile`, `/auth`) | 404 | -32001 |
@@ -146,6 +147,7 @@ pub fn rejection_code(reason: Rejection) -> i32 {
         Rejection::UnknownAccount | Rejection::UnresolvedName => NOT_FOUND,
         Rejection::Undecryptable | Rejection::HashMismatch => INVALID_INPUT,
         Rejection::BadSignature | Rejection::UnresolvedSender | Rejection::InvalidChallenge => UNAUTHORIZED,
+        Rejection::ReservedName | Rejection::NotThisNode => UNAUTHORIZED,
         Rejection::Spam => SPAM,
     }
 }
