@@ -2,7 +2,7 @@
 'use strict';
 /*
  * A DM3 client made of the reference npm libraries (1.7.1), talking to a
- * delivery service over HTTP exactly as the messenger does (PROTOCOL.md §9,
+ * delivery service over HTTP exactly as the messenger does (docs/protocol.md §9,
  * §10). The Rust interop tests (tests/interop_relay.rs) drive it to check
  * that a dm3-bridge node works as the delivery service of a stock client.
  *
@@ -105,7 +105,7 @@ function flipCiphertext(payloadText) {
 
 async function seal(message, format, senderSk, recipientPk, dsPk) {
     if (format === 'npm') {
-        // npm 1.7.1 dist: metadata.encryptedMessageHash (PROTOCOL.md P1).
+        // npm 1.7.1 dist: metadata.encryptedMessageHash (docs/protocol.md P1).
         const { encryptedEnvelop } = await messaging.buildEnvelop(message, crypto.encryptAsymmetric, {
             to: { ensName: message.metadata.to, profile: { publicEncryptionKey: recipientPk } },
             from: { ensName: message.metadata.from },

@@ -19,7 +19,7 @@
  * other request can observe the pinned Date.
  *
  * The ops (OPS below) and their argument/result shapes are listed in
- * interop/README.md; shared/dm3/PROTOCOL.md explains the formats.
+ * interop/README.md; docs/protocol.md explains the formats.
  */
 
 // Keep stdout clean for the protocol: everything a library prints goes to
@@ -264,7 +264,7 @@ const OPS = {
             throw new BadRequest('message.metadata.to/from must be strings');
         }
         if (format === 'npm') {
-            // npm 1.7.1 dist: metadata.encryptedMessageHash (PROTOCOL.md P1).
+            // npm 1.7.1 dist: metadata.encryptedMessageHash (docs/protocol.md P1).
             const { encryptedEnvelop } = await messaging.buildEnvelop(message, encryptAsymmetric, {
                 to: { ensName: md.to, profile: { publicEncryptionKey: recipientPk } },
                 from: { ensName: md.from },
@@ -331,7 +331,7 @@ const OPS = {
         const receiver = keyPair(objArg(a, 'receiverEncryptionKeyPair'), 'receiverEncryptionKeyPair');
         return JSON.parse(await crypto.decryptAsymmetric(receiver, objArg(a, 'postmark')));
     },
-    // Postmark verification as PROTOCOL.md §8 describes it (no library
+    // Postmark verification as docs/protocol.md §8 describes it (no library
     // function exists; the reference clients never verify postmarks).
     verify_postmark: async (a) => {
         const env = objArg(a, 'envelope');

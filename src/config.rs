@@ -15,7 +15,7 @@
 //!   so that `dm3-bridge check` can list all of them at once instead of one per run.
 //! - Every struct has defaults, so a minimal file only needs `[node] name` and `public_url`.
 //! - Units are in the key names (`size_limit` is bytes, `message_ttl_secs` seconds) because the
-//!   reference delivery service reads one number in three different units (PROTOCOL.md P12).
+//!   reference delivery service reads one number in three different units (docs/protocol.md P12).
 //! - `[names]` says where names are looked up: names fixed in the file (`[[names.static]]`),
 //!   for air-gapped deployments and tests, then ENS through a JSON-RPC node.
 //!
@@ -115,7 +115,7 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
-    /// Largest accepted envelope, in bytes of its canonical JSON (PROTOCOL.md §7.3, P12).
+    /// Largest accepted envelope, in bytes of its canonical JSON (docs/protocol.md §7.3, P12).
     pub size_limit: u64,
     /// How long a stored envelope is kept, in seconds; 0 keeps it until acknowledged.
     pub message_ttl_secs: u64,
@@ -131,7 +131,7 @@ impl Default for RelayConfig {
 
 impl RelayConfig {
     /// The TTL in milliseconds, the unit the reference DS uses on the wire
-    /// (`messageTTL`, PROTOCOL.md P12). Saturates instead of overflowing; validation keeps
+    /// (`messageTTL`, docs/protocol.md P12). Saturates instead of overflowing; validation keeps
     /// the value far below that.
     pub fn message_ttl_ms(&self) -> u64 {
         self.message_ttl_secs.saturating_mul(1_000)
@@ -141,8 +141,8 @@ impl RelayConfig {
 /// The policy for a sender whose DM3 profile cannot be resolved, so whose envelope signature
 /// cannot be checked.
 ///
-/// The reference DS checks no sender at all (PROTOCOL.md P14). We authenticate senders at the
-/// boundary (DESIGN.md invariants), so `reject` is the default; `accept` stores such envelopes
+/// The reference DS checks no sender at all (docs/protocol.md P14). We authenticate senders at the
+/// boundary (docs/design.md invariants), so `reject` is the default; `accept` stores such envelopes
 /// anyway, for interoperability with senders whose names are not (yet) resolvable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

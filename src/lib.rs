@@ -3,6 +3,10 @@
 //! The binary is a thin edge (argument parsing, `anyhow`, exit codes); the pieces live here so
 //! that integration tests in `tests/` drive exactly the code the binary runs.
 //!
+//! Comments cite the DM3 protocol reference in the repository, `docs/protocol.md`, by section
+//! and pitfall (`docs/protocol.md §8 step 2`, `P14`; a bare `§8` or `P14` means that file too),
+//! and the design as `docs/design.md`.
+//!
 //! Map of the house, top to bottom:
 //! - [`clock`]: milliseconds since the epoch, the protocol's time unit;
 //! - [`config`]: the typed configuration (TOML file + `DM3_BRIDGE_*` environment overrides)

@@ -1,6 +1,6 @@
 //! Name resolution: what the node needs to know about ENS names.
 //!
-//! Everything in DM3 hangs off names (PROTOCOL.md P15): a receiver's account is
+//! Everything in DM3 hangs off names (docs/protocol.md P15): a receiver's account is
 //! found through `addr(name)`, a sender's keys through its `network.dm3.profile`
 //! text record, and a delivery service's keys and URL through its
 //! `network.dm3.deliveryService` record. The node reads all three through one

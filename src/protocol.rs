@@ -32,7 +32,7 @@ pub enum DeliveryError {
     /// a name that is not an ENS name.
     #[error("{0}")]
     InvalidRequest(String),
-    /// The envelope exceeds `relay.size_limit` (PROTOCOL.md §8 step 1).
+    /// The envelope exceeds `relay.size_limit` (docs/protocol.md §8 step 1).
     #[error("Message is too large")]
     TooLarge,
     /// Well-formed, but refused for a protocol reason; `reason` names it for clients (through
@@ -164,7 +164,7 @@ impl ProtocolContext {
 /// Builds the protocol implementation at start-up.
 pub type ProtocolFactory = Box<dyn FnOnce(ProtocolContext) -> Arc<dyn DeliveryProtocol> + Send>;
 
-/// The DM3 operations behind the delivery-service API (PROTOCOL.md §9).
+/// The DM3 operations behind the delivery-service API (docs/protocol.md §9).
 ///
 /// Names arrive as the client sent them (path segment or params); normalizing them is the
 /// implementation's job ([`DeliveryProtocol::normalize_name`]).

@@ -1,7 +1,7 @@
 //! The HTTP server: which path goes to which handler, the shared state, and serving with a
 //! graceful shutdown.
 //!
-//! Route table (PROTOCOL.md §9 paths, plus operability):
+//! Route table (docs/protocol.md §9 paths, plus operability):
 //!
 //! | method and path | handler |
 //! | --- | --- |

@@ -56,7 +56,7 @@ struct Records {
     text: HashMap<String, String>,
 }
 
-/// The gateway: answers `resolve(name, text|addr)` calldata per PROTOCOL.md §12.2, in the
+/// The gateway: answers `resolve(name, text|addr)` calldata per docs/protocol.md §12.2, in the
 /// encoding our OffchainResolver returns verbatim (`text` as an ABI string, `addr` as a word).
 struct Gateway {
     trusted: Wallet,

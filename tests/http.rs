@@ -80,7 +80,7 @@ async fn properties_disclose_only_ttl_in_ms_size_and_channels() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["jsonrpc"], "2.0");
     assert!(v.get("id").is_none(), "no id asked, none answered: {body}");
-    // The result is a JSON string to be parsed again (PROTOCOL.md P10).
+    // The result is a JSON string to be parsed again (docs/protocol.md P10).
     let props: Value = serde_json::from_str(v["result"].as_str().unwrap()).unwrap();
     assert_eq!(props, json!({"messageTTL": 3_600_000, "sizeLimit": 100_000, "notificationChannel": []}));
 

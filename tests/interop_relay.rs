@@ -1,7 +1,7 @@
 //! The reference client against the real node: the published `@dm3-org` 1.7.1 libraries
 //! (`interop/ds-client.js`) register, log in, send in both envelope formats, fetch, decrypt,
 //! verify postmarks and acknowledge, all over HTTP, exactly as the messenger does
-//! (PROTOCOL.md §9, §10). Every scenario runs on SQLite and on PostgreSQL.
+//! (docs/protocol.md §9, §10). Every scenario runs on SQLite and on PostgreSQL.
 //!
 //! Users are made by the libraries (`createProfile` with a random wallet); the node knows
 //! their names, addresses and profile records through a static resolver, as it would

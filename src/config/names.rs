@@ -1,4 +1,4 @@
-//! `[names]`: where the node looks names up (PROTOCOL.md P15, §4.3, §4.4).
+//! `[names]`: where the node looks names up (docs/protocol.md P15, §4.3, §4.4).
 //!
 //! Kept apart from the other sections because it is the only one that describes *other*
 //! parties: the chain to ask, how far to trust what comes back (time, size, internal

@@ -14,7 +14,7 @@ use dm3::text_record::ProfileRecord;
 use super::{Backend, Config, MAX_ENGINE_CONCURRENCY, NamesConfig};
 
 /// Most the reference DS ever accepts in one request (`express.json({limit:'50mb'})`,
-/// PROTOCOL.md §9); a larger envelope limit could never be reached.
+/// docs/protocol.md §9); a larger envelope limit could never be reached.
 const MAX_SIZE_LIMIT: u64 = 50 * 1024 * 1024;
 /// 100 years: long enough for "practically forever", short enough to stay far from overflow
 /// when converted to milliseconds.

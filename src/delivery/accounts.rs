@@ -1,7 +1,7 @@
 //! Accounts: registering with `POST /profile/:name`, reading it back, the profile extension,
 //! and which of an account's keys count right now.
 //!
-//! Registration follows the reference (PROTOCOL.md §9, P15): the body is a
+//! Registration follows the reference (docs/protocol.md §9, P15): the body is a
 //! `SignedUserProfile`, and it must be signed by the wallet behind `addr(name)` as the
 //! [`Directory`](crate::names::directory::Directory) resolves it now. That signature proves that
 //! the wallet signed this profile *once*; it does not prove that whoever posts it holds the

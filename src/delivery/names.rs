@@ -2,7 +2,7 @@
 //!
 //! Every name a client sends (a path segment, `deliveryInformation.to/from`, an
 //! acknowledgement's `contactAddress`) is normalized here before it is compared, looked up or
-//! stored, so `Alice.eth` and `alice.eth` are one account (PROTOCOL.md §2.2: the reference
+//! stored, so `Alice.eth` and `alice.eth` are one account (docs/protocol.md §2.2: the reference
 //! normalizes with `normalizeEnsName` before every lookup). [`dm3::ens::EnsName`] implements
 //! ENSIP-15 for the names DM3 uses; for ASCII names it agrees with the reference's nameprep
 //! (lowercasing), and a name it rejects could not have been resolved by ethers either.

@@ -1,5 +1,5 @@
 //! Session tokens: what `POST /profile` and `POST /auth` hand out, and what
-//! `Authorization: Bearer` must carry on the delivery routes (PROTOCOL.md §9.2).
+//! `Authorization: Bearer` must carry on the delivery routes (docs/protocol.md §9.2).
 //!
 //! Clients treat the token as opaque: they only need it as a JSON string. So instead of the
 //! reference's HS256 JWT (whose secret is derived from the DS signing key) a token is 32 bytes

@@ -1,6 +1,6 @@
 //! A TTL cache in front of any [`NameResolver`].
 //!
-//! Every submitted envelope needs its sender's profile (PROTOCOL.md P15), and resolving one
+//! Every submitted envelope needs its sender's profile (docs/protocol.md P15), and resolving one
 //! on ENS costs several chain calls and a gateway round trip; senders repeat, so answers are
 //! reused for a while. The design is as small as the job:
 //! - answers are reused for one TTL, whether positive or "no such record" (a flood of

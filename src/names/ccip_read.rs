@@ -1,6 +1,6 @@
 //! EIP-3668 (CCIP-read): an `eth_call` that may be answered off chain.
 //!
-//! DM3 names live on offchain resolvers (PROTOCOL.md P15, §12.1): the resolver reverts with
+//! DM3 names live on offchain resolvers (docs/protocol.md P15, §12.1): the resolver reverts with
 //! `OffchainLookup(sender, urls, callData, callback, extraData)`, the client asks a gateway for
 //! `callData` and calls `callback(response, extraData)` on the resolver, which checks the
 //! gateway's signature (§12.2) and returns the record. The contract does the verifying, so the

@@ -1,4 +1,4 @@
-//! Fetching and acknowledging stored envelopes (PROTOCOL.md §9, §10.2).
+//! Fetching and acknowledging stored envelopes (docs/protocol.md §9, §10.2).
 //!
 //! - `GET /delivery/messages/incoming/{name}`: the receiver's stored envelopes, newest first,
 //!   within the reference's caps (101 conversations × 1001 envelopes, P24). The stored JSON

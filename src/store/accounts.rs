@@ -1,7 +1,7 @@
 //! Relay accounts: the names that registered with this node as their delivery service.
 //!
 //! The reference DS keys accounts by the Ethereum address behind the name and overwrites them
-//! on every `POST /profile` (PROTOCOL.md §9, P15, P18). We key by the normalized name (the
+//! on every `POST /profile` (docs/protocol.md §9, P15, P18). We key by the normalized name (the
 //! routes and tokens are name-bound anyway) and keep the address beside it; an upsert replaces
 //! address and profile but keeps the first `created_at`. The signed profile is stored as the
 //! exact JSON text received, because its signature covers that text's canonical form.

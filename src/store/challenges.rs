@@ -1,7 +1,7 @@
 //! Login challenges: issued by `GET /auth/:name`, redeemable once by `POST /auth/:name`.
 //!
 //! The reference DS puts the challenge in a stateless JWT, so a signed challenge can be
-//! replayed until it expires (PROTOCOL.md §9.2). We keep each challenge in the database and
+//! replayed until it expires (docs/protocol.md §9.2). We keep each challenge in the database and
 //! mark it used in the same statement that checks it, so a replay — even two concurrent ones —
 //! finds it used: exactly one `consume` of a challenge ever succeeds.
 //!

@@ -1,6 +1,6 @@
 //! [`EnsName`]: a normalized ENS name, checked once at the edge.
 //!
-//! Two normalizations meet in DM3 (PROTOCOL.md §2.2): `normalizeEnsName` is
+//! Two normalizations meet in DM3 (docs/protocol.md §2.2): `normalizeEnsName` is
 //! ethers' IDNA2003 `nameprep` (in practice: lowercase ASCII), while `namehash`
 //! runs ENSIP-15 `ens_normalize` first. A node computed from a name that is not
 //! ENSIP-15-normal differs from the reference's, so every name that reaches
