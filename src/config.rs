@@ -4,7 +4,7 @@
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
 //!   `[relay]`, `[engine]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]),
-//!   `[identities]`/`[admin]` (`config/identities.rs`),
+//!   `[identities]`/`[admin]` (`config/identities.rs`), `[rate_limits]` (`config/rate_limits.rs`),
 //!   `[matrix]` (`config/matrix.rs`), whose presence turns the Matrix bridge on, and the
 //!   optional `[telegram]` of the Telegram connector, whose type and checks its crate owns.
 //! - Containers and systemd units configure through the environment. Every key can be set with
@@ -28,6 +28,7 @@ pub mod env;
 mod identities;
 mod matrix;
 pub mod names;
+pub mod rate_limits;
 pub(crate) mod validate;
 
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ pub use database_url::{Backend, DatabaseUrl};
 pub use identities::{AdminConfig, AdminToken, IdentitiesConfig, MIN_ADMIN_TOKEN_LEN};
 pub use matrix::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use names::{MAINNET_ENS_REGISTRY, NamesConfig, StaticNameConfig};
+pub use rate_limits::{Rate, RateLimitsConfig};
 pub use validate::Problem;
 
 /// The prefix of every environment variable the node reads.
@@ -57,6 +59,7 @@ pub struct Config {
     pub names: NamesConfig,
     pub identities: IdentitiesConfig,
     pub admin: AdminConfig,
+    pub rate_limits: RateLimitsConfig,
     /// Absent: no Matrix bridge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixConfig>,

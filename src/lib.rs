@@ -21,7 +21,8 @@
 //! - [`protocol`]: the seam where the DM3 protocol code plugs into the HTTP API;
 //! - [`delivery`]: the DM3 delivery service that plugs in there (submit, accounts, login);
 //! - [`ds_profile`]: the node's own `network.dm3.deliveryService` record;
-//! - [`routes`] and [`server`]: the axum HTTP API; [`bearer`]: the one reader of
+//! - [`routes`] and [`server`]: the axum HTTP API; [`rate_limit`]: per-client budgets of the
+//!   unauthenticated routes that write or fetch; [`bearer`]: the one reader of
 //!   `Authorization: Bearer`;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
@@ -56,6 +57,7 @@ pub mod new_file;
 pub mod node;
 pub mod node_keys;
 pub mod protocol;
+pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod store;
