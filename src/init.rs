@@ -324,6 +324,9 @@ answer_ttl_secs = 600
 # The bearer token of the admin API under /admin (at least 16 characters). Without one the
 # admin API is disabled. Prefer DM3_BRIDGE_ADMIN__TOKEN to writing it here.
 # token = "..."
+# GET /metrics needs the admin token too (Prometheus: authorization credentials), unless this
+# is true.
+public_metrics = false
 "#;
 
 /// `[telegram]`, commented out: a fresh node runs without Telegram (docs/telegram.md).

@@ -231,7 +231,7 @@ impl Node {
             }
             _ => None,
         };
-        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics);
+        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin);
 
         let listener = TcpListener::bind(&config.node.listen)
             .await

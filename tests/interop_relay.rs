@@ -371,7 +371,11 @@ async fn nothing_submitted_is_lost_across_a_restart(db: &TestDb) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_policy_stores_envelopes_of_unresolved_senders() {
     let db = TestDb::sqlite();
-    let mut w = world(&db, |c| c.relay.unresolved_sender = UnresolvedSenderPolicy::Accept).await;
+    let mut w = world(&db, |c| {
+        c.relay.unresolved_sender = UnresolvedSenderPolicy::Accept;
+        c.admin.public_metrics = true;
+    })
+    .await;
     let (bob, stranger) = (w.bob.clone(), w.stranger.clone());
     let token = w.register(&bob).await;
     let answer = w.submit(&stranger, &bob, "unverified but welcome", json!({})).await;
