@@ -35,7 +35,8 @@
  *   incoming      {url, ensName, token, encryptionKeyPair, dsPublicSigningKey, senderSigningKeys?: {name: pk}}
  *                                               -> {status, body | envelopes:[{format, ackHash, messageHash, from,
  *                                                   text, type, referenceMessageHash, attachments, deliveryInformation,
- *                                                   postmark, postmarkValid, messageSignatureValid}]}
+ *                                                   postmark, postmarkValid, messageSignatureValid}],
+ *                                                   undecryptable:[{ackHash, from, error}]}
  *   ack           {url, ensName, token, acknowledgements}   -> {status, body}
  */
 
@@ -224,9 +225,24 @@ const OPS = {
         const dsPk = need(a, 'dsPublicSigningKey');
         const senderKeys = a.senderSigningKeys ?? {};
         const envelopes = [];
+        const undecryptable = [];
         for (const envelope of answer.body) {
-            // What the messenger does with each: decrypt message and postmark (§8, §10.2).
-            const opened = await messaging.decryptEnvelop(envelope, keyPair);
+            // What the messenger does with each: decrypt message and postmark (§8, §10.2),
+            // skipping one that does not open (a sender can seal garbage the node cannot
+            // see through: the current format signs the plaintext's hash, not the ciphertext),
+            // so one bad envelope never hides the rest of the inbox.
+            let opened;
+            try {
+                opened = await messaging.decryptEnvelop(envelope, keyPair);
+            } catch (error) {
+                const info = envelope.metadata.deliveryInformation;
+                undecryptable.push({
+                    ackHash: envelope.metadata.messageHash ?? envelope.metadata.encryptedMessageHash,
+                    from: typeof info === 'object' && info !== null ? info.from ?? null : null,
+                    error: String(error && error.message ? error.message : error).slice(0, 200),
+                });
+                continue;
+            }
             const from = opened.message.metadata.from;
             const senderKey = senderKeys[from];
             envelopes.push({
@@ -245,7 +261,7 @@ const OPS = {
                     senderKey === undefined ? null : await messaging.checkMessageSignature(opened.message, senderKey, from),
             });
         }
-        return { status: answer.status, envelopes };
+        return { status: answer.status, envelopes, undecryptable };
     },
 
     ack: async (a) =>
