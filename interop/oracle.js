@@ -31,6 +31,8 @@ for (const level of ['log', 'info', 'debug', 'warn', 'trace']) {
 
 const readline = require('readline');
 const { ethers } = require('ethers');
+// ensNormalize is exported by ethers' hash package, not by ethers.utils.
+const ensHash = require('@ethersproject/hash');
 const crypto = require('@dm3-org/dm3-lib-crypto');
 const profileLib = require('@dm3-org/dm3-lib-profile');
 const messaging = require('@dm3-org/dm3-lib-messaging');
@@ -364,6 +366,16 @@ const OPS = {
     // --- auth (§9.2) ----------------------------------------------------
     // The client signs the UTF-8 of the whole challenge JWT string verbatim.
     sign_challenge: async (a) => crypto.sign(need(a, 'signingPrivateKey', 'string'), need(a, 'challenge', 'string')),
+    // ethers 5.7.2's ENS normalization and namehash, as the reference clients resolve names:
+    // {name, namehash} or {error} when ethers refuses the name.
+    ens_normalize: async (a) => {
+        const name = need(a, 'name', 'string');
+        try {
+            return { name: ensHash.ensNormalize(name), namehash: ensHash.namehash(name) };
+        } catch (e) {
+            return { error: errorText(e) };
+        }
+    },
 };
 
 // ------------------------------------------------------------------ driver

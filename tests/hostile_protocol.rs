@@ -299,7 +299,10 @@ async fn challenges_and_registrations_are_bounded_per_client(db: &TestDb) {
     let served = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     assert!((20..=22).contains(&served), "a burst of 20, then about one per half second: {served}");
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
-    assert!(retry_after.as_deref().is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)), "{retry_after:?}");
+    assert!(
+        retry_after.as_deref().is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)),
+        "{retry_after:?}"
+    );
     let mut refused_registrations = 0;
     for _ in 0..30 {
         let (status, _) = t.post(&format!("/profile/{}", name(&bob)), &bob["signedUserProfile"]).await;
