@@ -4,6 +4,11 @@
 //! is refused without reading a byte), and while streaming (a chunked or lying body is cut off
 //! at the limit). Only a body that fits is handed to the JSON parser, so an oversized request
 //! costs at most `limit` bytes of memory and no parsing (DESIGN.md: check size before parsing).
+//!
+//! What a body costs while it is read is bounded by the server as well
+//! (`crate::server::body_guard`): it must arrive in time, and its bytes come out of the
+//! connection's and the node's body budgets, so that many bodies at once cannot exhaust memory
+//! either. A body that fails there fails here as unreadable, and the server answers for it.
 
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
@@ -11,6 +16,7 @@ use axum::http::header::CONTENT_LENGTH;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::error::ApiError;
+use super::json::{MAX_VALUES, parse_value};
 
 /// Reads at most `limit` bytes; more is a 413 [`ApiError::body_too_large`], which closes the
 /// connection (the rest of the body is never read).
@@ -27,8 +33,8 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Resu
     }
 }
 
-/// Reads a JSON body of at most `limit` bytes.
+/// Reads a JSON body of at most `limit` bytes and [`MAX_VALUES`] values.
 pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<serde_json::Value, ApiError> {
     let bytes = read_limited(headers, body, limit).await?;
-    serde_json::from_slice(&bytes).map_err(ApiError::parse_error)
+    parse_value(&bytes, MAX_VALUES).map_err(ApiError::from)
 }
