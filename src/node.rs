@@ -244,7 +244,7 @@ impl Node {
         if let Some(routes) = telegram.as_ref().and_then(|connector| connector.webhook_router()) {
             app = app.merge(routes);
         }
-        let server = tokio::spawn(serve(listener, app, stop.clone()));
+        let server = tokio::spawn(serve(listener, app, config.limits.clone(), stop.clone()));
         if let Some((bridge, _)) = &matrix
             && let Err(e) = bridge.start().await
         {
