@@ -3,21 +3,20 @@
 //! The body is `{"acknowledgements":[{"contactAddress":NAME,"messageHash":HASH}, …]}` and may
 //! be 16 MiB: a client acknowledges a whole `incoming` answer (101 × 1001 envelopes) at once.
 //! As a `serde_json::Value` that is over half a gigabyte (a map per entry); as [`Raw`] entries
-//! whose strings point into the body it is the body plus 48 bytes an entry. At most
-//! [`MAX_ACKS`] entries are kept: the rest of a longer list is skipped without being stored and
-//! the request is refused, so no list grows past that bound whatever the body holds.
+//! whose strings point into the body it is the body plus 48 bytes an entry, reserved once from
+//! the body's size. At most [`MAX_ACKS`] entries are kept: the rest of a longer list is skipped
+//! without being stored and the request is refused, so no list grows past that bound whatever
+//! the body holds.
 //!
 //! The answers are the ones the route gave when it parsed a `Value`: not JSON is 400 -32700,
 //! any other shape 400 -32602 with [`SCHEMA`], a longer list 400 -32602 naming the bound.
 //! Unknown fields are ignored, as before.
 
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::error::Category;
 use std::borrow::Cow;
 use std::fmt;
-use std::marker::PhantomData;
-
-use serde::Deserialize;
-use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
-use serde_json::error::Category;
 
 use super::error::ApiError;
 
@@ -47,10 +46,32 @@ impl Raw<'_> {
     }
 }
 
-#[derive(Deserialize)]
-struct Body<'a> {
-    #[serde(borrow)]
-    acknowledgements: Bounded<'a>,
+/// The smallest entry: `{"contactAddress":"","messageHash":""},`.
+const MIN_ENTRY_BYTES: usize = 39;
+
+/// The entries of `body`, or the answer to give.
+pub fn parse(body: &[u8]) -> Result<Vec<Raw<'_>>, ApiError> {
+    // Room for every entry the body can hold, reserved once: a list grown by doubling would
+    // leave its earlier buffers behind, freed but still resident until the allocator returns
+    // them, as much again as the list.
+    let capacity = (body.len() / MIN_ENTRY_BYTES + 1).min(MAX_ACKS);
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = BodySeed { capacity }.deserialize(&mut deserializer).and_then(|list| {
+        deserializer.end()?;
+        Ok(list)
+    });
+    match parsed {
+        Ok(Bounded { too_many: true, .. }) => {
+            Err(ApiError::invalid_params(format!("at most {MAX_ACKS} acknowledgements per request")))
+        }
+        Ok(Bounded { entries, .. }) => Ok(entries),
+        // A wrong shape is reported as such only if the body is JSON at all: `[1, 2` is not.
+        Err(e) if e.classify() == Category::Data => match serde_json::from_slice::<IgnoredAny>(body) {
+            Ok(_) => Err(ApiError::invalid_params(SCHEMA)),
+            Err(syntax) => Err(ApiError::parse_error(syntax)),
+        },
+        Err(e) => Err(ApiError::parse_error(e)),
+    }
 }
 
 /// At most [`MAX_ACKS`] entries, and whether the list had more.
@@ -59,44 +80,65 @@ struct Bounded<'a> {
     too_many: bool,
 }
 
-/// The entries of `body`, or the answer to give.
-pub fn parse(body: &[u8]) -> Result<Vec<Raw<'_>>, ApiError> {
-    // A derived struct also reads a JSON array positionally; only an object has the shape.
-    if body.trim_ascii_start().first() != Some(&b'{') {
-        return match serde_json::from_slice::<IgnoredAny>(body) {
-            Ok(_) => Err(ApiError::invalid_params(SCHEMA)),
-            Err(e) => Err(ApiError::parse_error(e)),
-        };
+/// The body object: `acknowledgements` is read, any other field skipped.
+struct BodySeed {
+    capacity: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed {
+    type Value = Bounded<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Bounded<'de>, D::Error> {
+        deserializer.deserialize_map(self)
     }
-    match serde_json::from_slice::<Body<'_>>(body) {
-        Ok(Body { acknowledgements: Bounded { too_many: true, .. } }) => {
-            Err(ApiError::invalid_params(format!("at most {MAX_ACKS} acknowledgements per request")))
+}
+
+impl<'de> Visitor<'de> for BodySeed {
+    type Value = Bounded<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object with acknowledgements")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Bounded<'de>, A::Error> {
+        let mut list = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key != "acknowledgements" {
+                map.next_value::<IgnoredAny>()?;
+            } else if list.is_some() {
+                return Err(de::Error::duplicate_field("acknowledgements"));
+            } else {
+                list = Some(map.next_value_seed(ListSeed { capacity: self.capacity })?);
+            }
         }
-        Ok(Body { acknowledgements: Bounded { entries, .. } }) => Ok(entries),
-        Err(e) if e.classify() == Category::Data => Err(ApiError::invalid_params(SCHEMA)),
-        Err(e) => Err(ApiError::parse_error(e)),
+        list.ok_or_else(|| de::Error::missing_field("acknowledgements"))
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Bounded<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(BoundedVisitor(PhantomData))
+/// The list: entries kept up to [`MAX_ACKS`], the rest only read.
+struct ListSeed {
+    capacity: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ListSeed {
+    type Value = Bounded<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Bounded<'de>, D::Error> {
+        deserializer.deserialize_seq(self)
     }
 }
 
-struct BoundedVisitor<'a>(PhantomData<Raw<'a>>);
-
-impl<'de: 'a, 'a> Visitor<'de> for BoundedVisitor<'a> {
-    type Value = Bounded<'a>;
+impl<'de> Visitor<'de> for ListSeed {
+    type Value = Bounded<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of acknowledgements")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bounded<'a>, A::Error> {
-        let mut entries = Vec::new();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bounded<'de>, A::Error> {
+        let mut entries = Vec::with_capacity(self.capacity);
         while entries.len() < MAX_ACKS {
-            match seq.next_element::<Raw<'a>>()? {
+            match seq.next_element::<Raw<'de>>()? {
                 Some(entry) => entries.push(entry),
                 None => return Ok(Bounded { entries, too_many: false }),
             }
