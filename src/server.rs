@@ -53,7 +53,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use body_guard::BodyGuard;
-pub use body_guard::BodyRefused;
 use connection::Shared;
 use peers::PeerSlots;
 
