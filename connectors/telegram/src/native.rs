@@ -279,7 +279,7 @@ impl NativeHandling for TelegramConnector {
                     json!({"message_id": reply, "allow_sending_without_reply": true}),
                 );
             }
-            self.limiter.acquire(chat).await?;
+            let _turn = self.sends.turn(chat).await?;
             let result = self.post(method, &parameters).await;
             let id = match (replaced, result) {
                 (Some(message), Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified))) => {

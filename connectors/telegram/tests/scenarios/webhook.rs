@@ -102,6 +102,8 @@ async fn an_update_is_acknowledged_only_once_stored_and_a_repeat_is_a_duplicate(
         matches!(&batches[0].items[..], [Inbound::PortalRequest(r)] if r.conversation.as_str() == "42/bob.eth")
     );
     assert_eq!(h.sink.duplicates(), 1);
+    // The answer goes out in the chat's turn, after the 200; stopping lets it out.
+    h.connector.stop().await.unwrap();
     assert_eq!(h.api.sent_to(42).len(), 1, "answered once");
 }
 
