@@ -12,9 +12,16 @@ use tower::ServiceExt as _;
 
 use crate::support::Harness;
 
-const SECRET: &str = "webhook-secret-0123456789abcdef";
+pub(crate) const SECRET: &str = "webhook-secret-0123456789abcdef";
 
-async fn webhook_harness() -> Harness {
+pub(crate) async fn webhook_harness() -> Harness {
+    webhook_harness_with(|_| {}).await
+}
+
+/// [`webhook_harness`], with `adjust` applied to the configuration last.
+pub(crate) async fn webhook_harness_with(
+    adjust: impl FnOnce(&mut dm3_bridge_telegram::TelegramConfig),
+) -> Harness {
     Harness::with(|c| {
         c.mode = ReceiveMode::Webhook;
         c.webhook = Some(WebhookConfig {
@@ -22,6 +29,7 @@ async fn webhook_harness() -> Harness {
             secret: WebhookSecret::new(SECRET),
             max_update_bytes: 4096,
         });
+        adjust(c);
     })
     .await
 }
@@ -39,7 +47,7 @@ fn update(update_id: u32, text: &str) -> String {
     .to_string()
 }
 
-async fn post(
+pub(crate) async fn post(
     router: &Router,
     path_secret: &str,
     header: Option<&str>,
