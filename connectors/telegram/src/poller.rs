@@ -122,9 +122,9 @@ pub(crate) async fn run(
             }
         };
         let outcome = handle_batch(&handler, raw, &cancel).await;
-        if let Some(next) = outcome.offset {
-            offset = Some(next);
-        }
+        // Never back: an update served again below the offset must not un-confirm the
+        // updates after it.
+        offset = offset.max(outcome.offset);
         if let Some(reason) = outcome.failed {
             failed = Some(reason);
             break;
