@@ -192,9 +192,10 @@ impl UpdateHandler {
 impl UpdateHandler {
     /// [`TelegramAccounts::find_dm3_name`], tried [`LOOKUP_ATTEMPTS`] times while it is
     /// unavailable. A name source that stays down (an unreachable CCIP gateway, a dead RPC) is
-    /// then answered, not retried as the update: updates are handled one at a time, so leaving
-    /// this one unconfirmed would hold up every later update of every chat for as long as that
-    /// one name's source is down. The user learns to try again; nothing else is lost.
+    /// then answered, not retried as the update: a chat's updates are handled in order, and the
+    /// polling offset cannot pass an unconfirmed update, so leaving this one unconfirmed would
+    /// hold up the chat's later updates, and (polling) every update after it, for as long as
+    /// that one name's source is down. The user learns to try again; nothing else is lost.
     ///
     /// [`TelegramAccounts::find_dm3_name`]: crate::state::TelegramAccounts::find_dm3_name
     async fn look_up(&self, chat: i64, input: &str) -> Result<Option<RemoteIdentity>, Stop> {

@@ -10,14 +10,14 @@
 //! inside the text is ignored, and an entity that overlaps the end of an enclosing one is cut
 //! there, so the output is always well nested.
 //!
-//! The markup the bridge writes must say what the Telegram user saw, and nothing more (issue
-//! #16): the text inside an entity is escaped, so it cannot end the entity early or start a
-//! link (`\*`, `\]`, `\<`, …); a code span or block gets a fence longer than any run of
-//! backticks in it; a `text_link` becomes a link only for an `http(s)`, `tg` or `mailto` URL
-//! (Telegram's own clients open nothing else; a `javascript:` URL stays plain text), its URL is
-//! percent-encoded wherever markdown could read it as the end of the link (`)`, `]`, spaces,
-//! `<`, …) and its text is kept on one line. Text outside entities is what the user typed,
-//! and is passed on as typed.
+//! The markup the bridge writes must say what the Telegram user saw, and nothing more
+//! (docs/telegram.md, section 3): the text inside an entity is escaped, so it cannot end the
+//! entity early or start a link (`\*`, `\]`, `\<`, …); a code span or block gets a fence longer
+//! than any run of backticks in it; a `text_link` becomes a link only for an `http(s)`, `tg` or
+//! `mailto` URL, the links the bridge lets through the other way too (`html::safe_link`), and a
+//! `javascript:` one stays plain text; its URL is percent-encoded wherever markdown could read
+//! it as the end of the link (`)`, `]`, spaces, `<`, …) and its text is kept on one line. Text
+//! outside entities is what the user typed, and is passed on as typed.
 
 use dm3_bridge_connector::Text;
 use teloxide_core::types::{MessageEntity, MessageEntityKind};

@@ -10,7 +10,7 @@
 //! `X-Telegram-Bot-Api-Secret-Token` header must carry it too. Both are compared in constant
 //! time over SHA-256 digests, so neither the secret nor its length leaks through timing. The
 //! body is read with a hard limit before it is parsed, and parsed as polling parses an update
-//! ([`crate::updates`]: a shape teloxide would panic on is refused with 400 first).
+//! (`updates`: a shape teloxide would panic on is refused with 400 first).
 //!
 //! Handling an update never waits for a send (the bot's answers are queued in their chat,
 //! `crate::answers`), so a POST is answered as soon as the update is stored, whatever the
