@@ -6,8 +6,9 @@
 //! 1. **turn**: wait until the chat's previous update is done ([`crate::chat_order`]); updates
 //!    of other chats run meanwhile.
 //! 2. **plan**: read the chat state and decide what to queue, which state to change (current
-//!    contact, routes, reactions) and what to answer. Planning only reads, and may run again
-//!    for the same update after a crash with the same result.
+//!    contact, routes, reactions) and what to answer. Planning changes no chat state (it may
+//!    create the user's DM3 identity, which is idempotent), and may run again for the same
+//!    update after a crash with the same result.
 //! 3. **change the state**, unless the update is a replay, older than one the chat already had
 //!    handled: then its state changes would undo a later one (a replayed `/to` after a newer
 //!    `/to`). State writes are idempotent and come before the batch, so a crash in between
