@@ -4,9 +4,9 @@
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
 //!   `[relay]`, `[engine]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]),
-//!   `[identities]`/`[admin]` (`config/identities.rs`),
-//!   `[matrix]` (`config/matrix.rs`), whose presence turns the Matrix bridge on, and the
-//!   optional `[telegram]` of the Telegram connector, whose type and checks its crate owns.
+//!   `[identities]`/`[admin]` (`config/identities.rs`), and one optional section per network:
+//!   `[matrix]` and `[telegram]`, whose presence turns the network on and whose type
+//!   and checks its connector crate owns (`connectors/*/src/config.rs`).
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
 //!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
@@ -26,7 +26,6 @@
 mod database_url;
 pub mod env;
 mod identities;
-mod matrix;
 pub mod names;
 pub(crate) mod validate;
 
@@ -37,7 +36,6 @@ use serde::{Deserialize, Serialize};
 
 pub use database_url::{Backend, DatabaseUrl};
 pub use identities::{AdminConfig, AdminToken, IdentitiesConfig, MIN_ADMIN_TOKEN_LEN};
-pub use matrix::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use names::{MAINNET_ENS_REGISTRY, NamesConfig, StaticNameConfig};
 pub use validate::Problem;
 
@@ -57,9 +55,9 @@ pub struct Config {
     pub names: NamesConfig,
     pub identities: IdentitiesConfig,
     pub admin: AdminConfig,
-    /// Absent: no Matrix bridge.
+    /// `[matrix]`: the Matrix application service (docs/configuration.md). Absent: no Matrix bridge.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub matrix: Option<MatrixConfig>,
+    pub matrix: Option<dm3_bridge_matrix::MatrixConfig>,
     /// `[telegram]`: the Telegram bot (docs/telegram.md). Absent: no Telegram connector.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telegram: Option<dm3_bridge_telegram::TelegramConfig>,

@@ -26,9 +26,9 @@ use dm3_bridge_matrix::{
 use ruma::ServerName;
 use url::Url;
 
-use crate::config::MatrixConfig;
 use crate::identities::LocalNames;
 use crate::store::Store;
+use dm3_bridge_matrix::{MatrixConfig, MatrixToken};
 
 /// Whether the registration file (the homeserver's copy) agrees with `[matrix]`: a note if it
 /// does, the problem if not. A homeserver with another copy refuses the bridge's token or is
@@ -48,9 +48,7 @@ pub fn check_registration_file(matrix: &MatrixConfig, data_dir: &Path) -> Result
     };
     let file = Registration::parse_yaml(&yaml)
         .map_err(|e| format!("{key}: {} is not a registration: {e}", path.display()))?;
-    let token = |t: &Option<crate::config::MatrixToken>| {
-        t.as_ref().map(|t| t.expose().to_owned()).unwrap_or_default()
-    };
+    let token = |t: &Option<MatrixToken>| t.as_ref().map(|t| t.expose().to_owned()).unwrap_or_default();
     let url = |u: &str| u.trim_end_matches('/').to_owned();
     let mismatches: Vec<&str> = [
         ("as_token", file.as_token == token(&matrix.as_token)),

@@ -18,7 +18,9 @@
 
 use std::path::PathBuf;
 
-use super::{AdminToken, Config, ConfigError, DatabaseUrl, ENV_PREFIX, MatrixConfig, MatrixToken};
+use dm3_bridge_matrix::{MatrixConfig, MatrixToken};
+
+use super::{AdminToken, Config, ConfigError, DatabaseUrl, ENV_PREFIX};
 
 /// The master key, base64 of 32 bytes, when it is not in a file.
 pub const MASTER_KEY_VAR: &str = "DM3_BRIDGE_MASTER_KEY";

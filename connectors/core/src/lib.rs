@@ -19,6 +19,7 @@
 //! - [`event`]: what a connector hands the engine ([`InboundEvent`]) and what the engine asks
 //!   a connector to send ([`Outbound`]);
 //! - [`capabilities`]: what a conversation can carry, and the check that names what it cannot;
+//! - [`config`]: the problems a connector finds in its own config section;
 //! - [`connector`]: the traits and their error;
 //! - [`sink`]: where a connector hands what it received ([`InboundSink`]), durably and once;
 //! - [`dispatch`]: the one place that gates an outbound event on capabilities and routes it to
@@ -26,6 +27,7 @@
 
 pub mod attachment;
 pub mod capabilities;
+pub mod config;
 pub mod connector;
 pub mod dispatch;
 pub mod event;
@@ -36,6 +38,7 @@ pub mod sink;
 
 pub use attachment::{Attachment, AttachmentError, AttachmentSource, MimeType};
 pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
+pub use config::ConfigProblem;
 pub use connector::{
     BoxFuture, Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling,
     PortalHandling, ReactionHandling, ReceiptHandling,

@@ -8,6 +8,7 @@
 //! event, axum for the routes and reqwest for the client; not matrix-sdk, which is a client SDK
 //! with no appservice mode (real-components.md).
 //!
+//! - [`config`]: the `[matrix]` section of the service's config file, and its checks;
 //! - [`registration`]: `registration.yaml` and the scope of transaction ids;
 //! - [`secret`]: the as/hs tokens, unloggable;
 //! - [`ghost`]: the reversible mapping of identities onto ghost user ids;
@@ -27,6 +28,7 @@ pub mod appservice;
 pub mod auth;
 pub mod batch;
 pub mod client;
+pub mod config;
 pub mod connector;
 pub mod directory;
 pub mod encryption;
@@ -45,6 +47,7 @@ pub mod transaction;
 pub use appservice::Appservice;
 pub use batch::{SinkTransactions, batch_key, inbound_items};
 pub use client::{Client, ClientError, Downloaded, Registered, RetryAfter};
+pub use config::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use connector::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
 pub use directory::{DirectoryError, GhostDirectory, GhostProfile};
 pub use encryption::RoomEncryption;
