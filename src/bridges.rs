@@ -6,7 +6,10 @@
 //! implementations live here, one file per connector, so that the node's start-up
 //! ([`crate::node`]) only calls one `build_*` function per configured connector.
 //!
+//! - [`matrix`]: `[matrix]` into the connector, the appservice routes, the start-up ping, and
+//!   the ghost directory over the node's verified names;
 //! - [`telegram`]: chat state over the store, virtual identities over the vault, DM3 names over
 //!   the directory, and [`telegram::build_telegram`].
 
+pub mod matrix;
 pub mod telegram;

@@ -43,7 +43,7 @@ pub fn check(path: &Path, env: &[(String, String)]) -> CheckReport {
     };
     report.problems.extend(config.problems().iter().map(ToString::to_string));
     if let Some(matrix) = &config.matrix {
-        match crate::matrix::check_registration_file(matrix, config.data_dir()) {
+        match crate::bridges::matrix::check_registration_file(matrix, config.data_dir()) {
             Ok(note) => report.notes.push(note),
             Err(problem) => report.problems.push(problem),
         }

@@ -26,9 +26,8 @@
 //!   [`name_service`]: the three assembled at start-up;
 //! - [`engine`]: the bridge between DM3 and the connectors: durable queues, portals, the
 //!   message map, and the DM3 half of every bridged message;
-//! - [`matrix`]: the Matrix bridge in the node (`[matrix]`, the appservice routes, the
-//!   start-up ping) and `dm3-bridge generate-registration`;
-//! - [`bridges`]: what each connector needs from the service, and its assembly from config;
+//! - [`bridges`]: each network in the node (Matrix, Telegram): what its connector needs from
+//!   the service, and its assembly from config; [`matrix`]: `dm3-bridge generate-registration`;
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod admin;

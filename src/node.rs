@@ -28,15 +28,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::bridges::matrix::{
+    DirectoryGhosts, MatrixBridge, MatrixContext, MatrixError, MatrixFactory, MatrixServices,
+};
 use crate::bridges::telegram::build_telegram;
 use crate::config::{Config, Problem};
 use crate::engine::Queue;
 use crate::engine::assemble::{EngineSetupError, assemble, engine_directory, inbound_queue};
 use crate::engine::connectors::Connectors;
-use crate::engine::ghosts::EngineGhosts;
 use crate::engine::runtime::Engine;
 use crate::identities::network::Network;
-use crate::matrix::{MatrixBridge, MatrixContext, MatrixError, MatrixFactory, MatrixServices};
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{ProtocolContext, ProtocolFactory};
@@ -165,7 +166,7 @@ impl Node {
                     }),
                     (None, Some(queue), Some(directory)) => MatrixServices {
                         sink: Arc::new(inbound_queue(config, queue)),
-                        directory: Arc::new(EngineGhosts::new(directory.clone())),
+                        directory: Arc::new(DirectoryGhosts::new(directory.clone())),
                     },
                     (None, _, _) => {
                         store.close().await;

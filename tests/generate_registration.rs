@@ -10,10 +10,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use dm3_bridge::bridges::matrix::MatrixBridge;
 use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::init::{InitOptions, init};
-use dm3_bridge::matrix::MatrixBridge;
 use dm3_bridge::matrix::generate::{GenerateError, GenerateOptions, generate_registration};
 use dm3_bridge_connector::{Accepted, BoxFuture, InboundBatch, InboundSink, RemoteIdentity, SinkError};
 use dm3_bridge_matrix::{DirectoryError, GhostDirectory, GhostProfile, Registration};

@@ -12,9 +12,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dm3_bridge::bridges::matrix::{MatrixContext, MatrixFactory, MatrixServices};
 use dm3_bridge::config::Config;
 use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
-use dm3_bridge::matrix::{MatrixContext, MatrixFactory, MatrixServices};
 use dm3_bridge::node::{Node, NodeError};
 use dm3_bridge_connector::Inbound;
 use matrix_bridge::{MemoryEngine, Names};
