@@ -12,14 +12,13 @@
 //!
 //! `dm3-bridge generate-registration` is [`crate::matrix::generate`].
 
+use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use dm3_bridge_connector::{
-    BoxFuture, Connector as _, ConnectorError, InboundSink, NetworkId, RemoteIdentity,
-};
+use dm3_bridge_connector::{BoxFuture, Connector, ConnectorError, InboundSink, NetworkId, RemoteIdentity};
 use dm3_bridge_matrix::{
     Appservice, AsToken, Client, ClientError, DirectoryError, GhostDirectory, GhostProfile, HsToken,
     MatrixConfig, MatrixConnector, MatrixToken, PolicyError, Registration, RegistrationError, UserPolicy,
@@ -27,7 +26,11 @@ use dm3_bridge_matrix::{
 use ruma::ServerName;
 use url::Url;
 
+use super::{Bridge, BridgeError, NetworkModule, NodeServices};
+use crate::config::Config;
+use crate::engine::connectors::UserPolicy as EngineUserPolicy;
 use crate::identities::LocalNames;
+use crate::identities::network::Network;
 use crate::names::ResolveError;
 use crate::names::directory::{self, Directory};
 use crate::store::Store;
@@ -97,7 +100,8 @@ pub struct MatrixServices {
     pub directory: Arc<dyn GhostDirectory>,
 }
 
-/// Builds [`MatrixServices`] once the store is open ([`crate::node::Node::start_with_matrix`]).
+/// Builds [`MatrixServices`] once the store is open ([`MatrixModule::with_services`],
+/// [`crate::node::Node::start_with_matrix`]).
 pub type MatrixFactory = Box<dyn FnOnce(MatrixContext) -> MatrixServices + Send>;
 
 /// Why the Matrix bridge did not start.
@@ -203,6 +207,95 @@ impl MatrixBridge {
                 Err(e) => return Err(MatrixError::Ping(e)),
             }
         }
+    }
+}
+
+/// `[matrix]` in the node's [`registry`](super::registry).
+#[derive(Default)]
+pub struct MatrixModule {
+    /// Replaces the engine's halves of the appservice (tests stand in for the engine there).
+    services: Option<MatrixFactory>,
+}
+
+impl MatrixModule {
+    /// The module with the service's halves built by `services` instead of the engine's queue
+    /// and the node's directory.
+    pub fn with_services(services: MatrixFactory) -> Self {
+        Self { services: Some(services) }
+    }
+}
+
+impl NetworkModule for MatrixModule {
+    fn section(&self) -> &'static str {
+        "matrix"
+    }
+
+    fn configured(&self, config: &Config) -> bool {
+        config.matrix.is_some()
+    }
+
+    fn check(&self, config: &Config) -> Vec<Result<String, String>> {
+        config.matrix.iter().map(|matrix| check_registration_file(matrix, config.data_dir())).collect()
+    }
+
+    fn build(self: Box<Self>, node: &NodeServices<'_>) -> Result<Box<dyn Bridge>, BridgeError> {
+        let section = node.config.matrix.as_ref().ok_or(BridgeError::NoIdentities("matrix"))?;
+        let bridge = MatrixBridge::from_config(section)?;
+        let services = match self.services {
+            Some(factory) => factory(MatrixContext {
+                store: node.store.clone(),
+                local_names: node.local_names.clone(),
+                connector: bridge.connector().clone(),
+                policy: bridge.policy().clone(),
+            }),
+            None => MatrixServices {
+                sink: node.sink.clone(),
+                directory: Arc::new(DirectoryGhosts::new(node.directory.clone())),
+            },
+        };
+        let routes = bridge.router(services.sink, services.directory);
+        Ok(Box::new(MatrixNetwork { bridge, routes }))
+    }
+}
+
+/// The Matrix network as the node runs it: the bridge and its routes.
+pub struct MatrixNetwork {
+    bridge: MatrixBridge,
+    routes: Router,
+}
+
+impl MatrixNetwork {
+    /// The connector, for callers outside the engine (tests read its media limit).
+    pub fn connector(&self) -> &Arc<MatrixConnector> {
+        self.bridge.connector()
+    }
+}
+
+impl Bridge for MatrixNetwork {
+    fn network(&self) -> Network {
+        Network::Matrix
+    }
+
+    fn connector(&self) -> Arc<dyn Connector> {
+        self.bridge.connector().clone()
+    }
+
+    fn user_policy(&self) -> Option<EngineUserPolicy> {
+        let policy = self.bridge.policy().clone();
+        Some(Arc::new(move |user| policy.allows_network_user(user)))
+    }
+
+    fn routes(&self) -> Option<Router> {
+        Some(self.routes.clone())
+    }
+
+    /// The homeserver's ping through the bridge, retried while it is starting.
+    fn start(&self) -> BoxFuture<'_, Result<(), BridgeError>> {
+        Box::pin(async move { Ok(self.bridge.start().await?) })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
