@@ -264,10 +264,11 @@ impl Node {
             node_name: config.node.name.clone(),
             public_url: config.node.public_url.clone(),
             local_names: names.local_names.clone(),
-            engine_queue: engine_queue.clone(),
         });
         let configured: Vec<_> = networks.into_iter().filter(|network| network.configured(config)).collect();
         if let Some(queue) = engine_queue {
+            // Envelopes for the virtual identities go to the engine's inbox.
+            protocol.plug_inbox(Arc::new(queue.clone()));
             let directory = engine_directory(config, names)?;
             let services = NodeServices {
                 config,
