@@ -18,8 +18,11 @@
 //! - [`matrix`]: `[matrix]` into the connector, the appservice routes, the start-up ping, and
 //!   the ghost directory over the node's verified names;
 //! - [`telegram`]: chat state over the store, virtual identities over the vault, DM3 names over
-//!   the directory.
+//!   the directory;
+//! - [`loopback`]: a network with no servers behind it, for tests and diagnostics, carrying the
+//!   users of another network.
 
+pub mod loopback;
 pub mod matrix;
 pub mod telegram;
 
@@ -38,7 +41,11 @@ use crate::store::Store;
 
 /// Every network the node can run, in start order: one line per network.
 pub fn registry() -> Vec<Box<dyn NetworkModule>> {
-    vec![Box::new(matrix::MatrixModule::default()), Box::new(telegram::TelegramModule)]
+    vec![
+        Box::new(matrix::MatrixModule::default()),
+        Box::new(telegram::TelegramModule),
+        Box::new(loopback::LoopbackModule),
+    ]
 }
 
 /// `modules` with `module` in place of the module of its section (tests replace a network's
@@ -144,6 +151,10 @@ pub enum BridgeError {
         "[{0}] is configured, but the node has no virtual identities for its users: set identities.parent"
     )]
     NoIdentities(&'static str),
+    /// Two configured networks carry the same users (the loopback network and the one it
+    /// stands in for); the engine could not tell which one a message is for.
+    #[error("two configured networks carry the {0} users; run one of them")]
+    SameUsers(Network),
 }
 
 impl BridgeError {

@@ -5,7 +5,7 @@
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
 //!   `[relay]`, `[engine]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]),
 //!   `[identities]`/`[admin]` (`config/identities.rs`), and one optional section per network:
-//!   `[matrix]` and `[telegram]`, whose presence turns the network on and whose type
+//!   `[matrix]`, `[telegram]` and `[loopback]` (a test network), whose presence turns the network on and whose type
 //!   and checks its connector crate owns (`connectors/*/src/config.rs`).
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
@@ -61,6 +61,10 @@ pub struct Config {
     /// `[telegram]`: the Telegram bot (docs/telegram.md). Absent: no Telegram connector.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telegram: Option<dm3_bridge_telegram::TelegramConfig>,
+    /// `[loopback]`: a network with no servers behind it, for tests and diagnostics
+    /// (docs/configuration.md). Absent: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loopback: Option<dm3_bridge_loopback::LoopbackConfig>,
 }
 
 /// `[node]`: who the node is and where it listens.

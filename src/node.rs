@@ -283,6 +283,9 @@ impl Node {
             }
             let mut connectors = Connectors::new();
             for bridge in &started.bridges {
+                if connectors.get(bridge.network()).is_some() {
+                    return Err(BridgeError::SameUsers(bridge.network()).into());
+                }
                 connectors = connectors.with(bridge.network(), bridge.connector());
                 if let Some(policy) = bridge.user_policy() {
                     connectors = connectors.with_policy(bridge.network(), policy);

@@ -333,6 +333,20 @@ fn check_requires_a_parent_for_matrix_as_for_telegram() {
 }
 
 #[test]
+fn the_loopback_network_is_off_by_default_and_needs_a_parent() {
+    let config = load(MINIMAL, &[]).unwrap();
+    assert_eq!(config.loopback, None);
+    let config = load(&format!("{MINIMAL}[loopback]\necho = true\n"), &[]).unwrap();
+    let loopback = config.loopback.clone().unwrap();
+    assert_eq!((loopback.users_of.as_str(), loopback.echo), ("telegram", true));
+    let parent: Vec<String> =
+        config.problems().into_iter().filter(|p| p.key == "identities.parent").map(|p| p.message).collect();
+    assert!(parent.len() == 1 && parent[0].contains("[loopback]"), "{parent:?}");
+    let config = load(MINIMAL, &[("DM3_BRIDGE_LOOPBACK__USERS_OF", "matrix")]).unwrap();
+    assert_eq!(config.loopback.unwrap().users_of.as_str(), "matrix", "the environment creates the section");
+}
+
+#[test]
 fn check_without_a_config_says_how_to_give_one() {
     let output = bin().arg("check").output().unwrap();
     assert!(!output.status.success());

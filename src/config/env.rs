@@ -107,6 +107,7 @@ fn schema() -> Result<toml::Table, ConfigError> {
         ..MatrixConfig::default()
     });
     full.telegram = Some(telegram_schema()?);
+    full.loopback = Some(dm3_bridge_loopback::LoopbackConfig::default());
     let merged = |e: toml::ser::Error| ConfigError::Merged { message: e.to_string() };
     match toml::Value::try_from(&full).map_err(merged)? {
         toml::Value::Table(table) => Ok(table),

@@ -167,6 +167,14 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
              (e.g. bridge.example.eth)",
         ));
     }
+    if let Some(loopback) = &config.loopback {
+        out.extend(network_problems(
+            "loopback",
+            loopback.problems(),
+            &config.identities.parent,
+            "must be set when [loopback] is: its users get DM3 names under it (e.g. bridge.example.eth)",
+        ));
+    }
     out
 }
 
