@@ -42,7 +42,7 @@ use crate::engine::connectors::Connectors;
 use crate::engine::runtime::Engine;
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
-use crate::protocol::{ProtocolContext, ProtocolFactory};
+use crate::protocol::{DeliveryProtocol, ProtocolContext, ProtocolFactory};
 use crate::server::{AppState, router, serve};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry;
@@ -253,10 +253,8 @@ impl Node {
         names: &NameService,
         started: &mut Started,
     ) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>), NodeError> {
-        // 5. The engine runs when the node has virtual identities to bridge; each configured
-        //    network gets the engine's queue as its sink.
+        // 5. The engine and the configured networks.
         let metrics = telemetry::metrics::install();
-        let engine_queue = names.local_names.bridges().then(|| Queue::new(store.clone()));
         let protocol = protocol(ProtocolContext {
             store: store.clone(),
             node_keys: node_keys.clone(),
@@ -265,37 +263,7 @@ impl Node {
             public_url: config.node.public_url.clone(),
             local_names: names.local_names.clone(),
         });
-        let configured: Vec<_> = networks.into_iter().filter(|network| network.configured(config)).collect();
-        if let Some(queue) = engine_queue {
-            // Envelopes for the virtual identities go to the engine's inbox.
-            protocol.plug_inbox(Arc::new(queue.clone()));
-            let directory = engine_directory(config, names)?;
-            let services = NodeServices {
-                config,
-                store,
-                vault: &names.vault,
-                local_names: &names.local_names,
-                directory: &directory,
-                sink: Arc::new(inbound_queue(config, &queue)),
-            };
-            for network in configured {
-                started.bridges.push(network.build(&services)?);
-            }
-            let mut connectors = Connectors::new();
-            for bridge in &started.bridges {
-                if connectors.get(bridge.network()).is_some() {
-                    return Err(BridgeError::SameUsers(bridge.network()).into());
-                }
-                connectors = connectors.with(bridge.network(), bridge.connector());
-                if let Some(policy) = bridge.user_policy() {
-                    connectors = connectors.with_policy(bridge.network(), policy);
-                }
-            }
-            started.engine =
-                Some(assemble(config, queue, store.clone(), names, directory, protocol.clone(), connectors)?);
-        } else if let Some(network) = configured.first() {
-            return Err(BridgeError::NoIdentities(network.section()).into());
-        }
+        Self::build_engine(config, &protocol, networks, store, names, started)?;
 
         // 6. The listener, serving the DM3 API, the names' routes and the networks' routes.
         let listener = TcpListener::bind(&config.node.listen)
@@ -318,6 +286,53 @@ impl Node {
             started.running += 1;
         }
         Ok((addr, server))
+    }
+
+    /// Step 5: the engine runs when the node has virtual identities to bridge. The relay hands
+    /// it their envelopes, and each configured network is built with its queue as the sink and
+    /// gives it its connector.
+    fn build_engine(
+        config: &Config,
+        protocol: &Arc<dyn DeliveryProtocol>,
+        networks: Vec<Box<dyn NetworkModule>>,
+        store: &Store,
+        names: &NameService,
+        started: &mut Started,
+    ) -> Result<(), NodeError> {
+        let configured: Vec<_> = networks.into_iter().filter(|network| network.configured(config)).collect();
+        if !names.local_names.bridges() {
+            return match configured.first() {
+                Some(network) => Err(BridgeError::NoIdentities(network.section()).into()),
+                None => Ok(()),
+            };
+        }
+        let queue = Queue::new(store.clone());
+        protocol.plug_inbox(Arc::new(queue.clone()));
+        let directory = engine_directory(config, names)?;
+        let services = NodeServices {
+            config,
+            store,
+            vault: &names.vault,
+            local_names: &names.local_names,
+            directory: &directory,
+            sink: Arc::new(inbound_queue(config, &queue)),
+        };
+        for network in configured {
+            started.bridges.push(network.build(&services)?);
+        }
+        let mut connectors = Connectors::new();
+        for bridge in &started.bridges {
+            if connectors.get(bridge.network()).is_some() {
+                return Err(BridgeError::SameUsers(bridge.network()).into());
+            }
+            connectors = connectors.with(bridge.network(), bridge.connector());
+            if let Some(policy) = bridge.user_policy() {
+                connectors = connectors.with_policy(bridge.network(), policy);
+            }
+        }
+        started.engine =
+            Some(assemble(config, queue, store.clone(), names, directory, protocol.clone(), connectors)?);
+        Ok(())
     }
 
     /// The address the server listens on (useful with port 0).
