@@ -6,8 +6,8 @@
 //!
 //! [`StubProtocol`] stands in for the DM3 protocol code: it stores `params[0]` of a submit as
 //! the envelope (after an optional delay, to hold a request in flight) and accepts the bearer
-//! token `token-<name>`. It exercises the HTTP and storage plumbing, not DM3 itself, and takes
-//! no DM3 envelopes in process.
+//! token `token-<name>`. It exercises the HTTP and storage plumbing, not DM3 itself, and refuses
+//! the DM3 envelopes the engine posts in process, as it would over HTTP.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,9 +126,8 @@ impl StubProtocol {
 
 impl LocalSubmit for StubProtocol {
     fn submit_envelope<'a>(&'a self, _: &'a Envelope) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(async {
-            Err(DeliveryError::Internal("the stub protocol takes no envelopes in process".into()))
-        })
+        // What its `submit_message` answers a real envelope: no `to`/`from`/`hash` of its own schema.
+        Box::pin(async { Err(DeliveryError::InvalidRequest("invalid schema".to_owned())) })
     }
 }
 
