@@ -43,6 +43,7 @@ use crate::engine::runtime::Engine;
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{DeliveryProtocol, ProtocolContext, ProtocolFactory};
+use crate::rate_limit::{self, ClientRateLimits};
 use crate::server::{AppState, router, serve};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry;
@@ -270,11 +271,13 @@ impl Node {
             .await
             .map_err(|source| NodeError::Bind { addr: config.node.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
-        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics);
+        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin);
         let mut app = router(state).merge(names.router(config));
         for routes in started.bridges.iter().filter_map(|bridge| bridge.routes()) {
             app = app.merge(routes);
         }
+        let rate_limits = ClientRateLimits::new(&config.rate_limits);
+        let app = app.layer(axum::middleware::from_fn_with_state(rate_limits, rate_limit::enforce));
         let server = tokio::spawn(serve(listener, app, started.stop.clone()));
 
         // 7. The networks, started now that the node listens.

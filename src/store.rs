@@ -53,8 +53,8 @@ use sqlx::sqlite::{
 
 use crate::config::{Backend, DatabaseUrl};
 
-pub use accounts::Account;
-pub use challenges::{Challenge, ChallengeId};
+pub use accounts::{Account, AccountCreation};
+pub use challenges::{Challenge, ChallengeId, MAX_LIVE_CHALLENGES};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use ids::{EnsName, InvalidId, MessageHash};
 pub use jobs::{

@@ -1,6 +1,6 @@
 //! `dm3_submitMessage`: from the received envelope to the durable, deduplicated insert.
 //!
-//! [`Relay::accept`] is the whole path in order, one step per line (PROTOCOL.md §8):
+//! [`Relay::accept`] is the whole path in order, one step per line (docs/protocol.md §8):
 //! 1. read `params[0]`: the envelope as a JSON string (reference) or, leniently, an object.
 //!    The node's own in-process posts ([`crate::protocol::LocalSubmit`]) arrive parsed and
 //!    start at step 2, so they pass exactly the checks a remote sender's envelope passes;

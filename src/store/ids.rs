@@ -73,7 +73,7 @@ impl fmt::Display for EnsName {
 }
 
 /// A message hash as it appears in `metadata.messageHash` (or the older
-/// `encryptedMessageHash`, PROTOCOL.md P1): `0x` and 64 lowercase hex digits in practice.
+/// `encryptedMessageHash`, docs/protocol.md P1): `0x` and 64 lowercase hex digits in practice.
 /// The store only bounds it, so that both formats and future ones fit; it is compared
 /// byte for byte, as the reference DS does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
