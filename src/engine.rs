@@ -22,7 +22,6 @@ pub mod assemble;
 pub mod backoff;
 pub mod connectors;
 pub mod dm3;
-pub mod ghosts;
 pub mod inbox;
 pub mod outbox;
 pub mod parts;
