@@ -271,7 +271,9 @@ impl Node {
             .await
             .map_err(|source| NodeError::Bind { addr: config.node.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
-        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin);
+        let connectors = started.bridges.iter().map(|bridge| bridge.connector()).collect();
+        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin)
+            .with_connectors(connectors);
         let mut app = router(state).merge(names.router(config));
         for routes in started.bridges.iter().filter_map(|bridge| bridge.routes()) {
             app = app.merge(routes);

@@ -39,6 +39,7 @@ use support::node::{TestNode, start_node};
 on_both_backends!(
     a_loopback_users_message_reaches_the_dm3_user_and_her_answer_reaches_him_once,
     with_echo_a_dm3_user_hears_her_message_back_from_the_loopback_user,
+    a_network_that_stops_working_makes_the_node_not_ready,
 );
 
 const NODE: &str = "relay.example.eth";
@@ -214,5 +215,21 @@ async fn with_echo_a_dm3_user_hears_her_message_back_from_the_loopback_user(db: 
     let opened = records.iter().filter(|r| matches!(r, Record::Opened { .. })).count();
     assert_eq!((opened, loopback.sent().len()), (1, 1), "{records:#?}");
     assert_eq!(world.alice_receives(1).await.len(), 1, "echoed once");
+    world.node.node.shutdown().await.unwrap();
+}
+
+/// `/ready` asks every running network: a network whose receiving side failed (a Telegram poll
+/// loop restarting, say) takes the node out of a load balancer's rotation until it recovers.
+async fn a_network_that_stops_working_makes_the_node_not_ready(db: &TestDb) {
+    let world = World::start(db, false).await;
+    let ready = || async { world.node.client.get(world.node.url("/ready")).send().await.unwrap() };
+    assert_eq!(ready().await.status(), reqwest::StatusCode::OK);
+    world.loopback().set_health(dm3_bridge_connector::Health::Unhealthy("the test broke it".to_owned()));
+    let answer = ready().await;
+    assert_eq!(answer.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let body = answer.text().await.unwrap();
+    assert!(body.contains("loopback") && body.contains("the test broke it"), "{body}");
+    world.loopback().set_health(dm3_bridge_connector::Health::Healthy);
+    assert_eq!(ready().await.status(), reqwest::StatusCode::OK);
     world.node.node.shutdown().await.unwrap();
 }

@@ -18,8 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dm3_bridge_connector::{
     Accepted, BoxFuture, Capabilities, Connector, ConnectorError, Content, ConversationId, Delete,
-    DeleteHandling, Edit, EditHandling, EventKind, IdempotencyKey, Inbound, InboundBatch, InboundEvent,
-    InboundSink, Message, NetworkId, NetworkMessageId, NetworkUserId, Outbound, PortalHandling,
+    DeleteHandling, Edit, EditHandling, EventKind, Health, IdempotencyKey, Inbound, InboundBatch,
+    InboundEvent, InboundSink, Message, NetworkId, NetworkMessageId, NetworkUserId, Outbound, PortalHandling,
     PortalRequest, Reaction, ReactionHandling, ReadReceipt, ReceiptHandling, RemoteIdentity, SinkError, Text,
 };
 
@@ -54,12 +54,20 @@ pub struct LoopbackConnector {
 struct State {
     records: Vec<Record>,
     sent: HashMap<IdempotencyKey, NetworkMessageId>,
+    /// What [`Connector::health`] answers; a test sets it to see the node report it.
+    health: Health,
 }
 
 impl LoopbackConnector {
     /// The connector of `config`, handing what its users write to `sink`.
     pub fn new(config: LoopbackConfig, sink: Arc<dyn InboundSink>) -> Self {
         Self { config, sink, state: Mutex::default(), next: AtomicU64::new(1), started_ms: now_ms() }
+    }
+
+    /// Makes the connector report `health`, as a network whose receiving side failed would:
+    /// for tests of what the node does with an unhealthy network (`/ready`).
+    pub fn set_health(&self, health: Health) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).health = health;
     }
 
     /// The network whose users it carries (`users_of`).
@@ -194,6 +202,10 @@ impl Connector for LoopbackConnector {
 
     fn stop(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn health(&self) -> Health {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).health.clone()
     }
 
     /// Everything but files: there is no media store to put them in.
