@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use dm3::crypto::kx::KxKeyPair;
 use dm3::crypto::signing::SigningKeyPair;
+use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -35,7 +36,7 @@ use crate::config::RelayConfig;
 use crate::engine::Queue;
 use crate::identities::resolver::LocalNames;
 use crate::names::directory::Directory;
-use crate::protocol::{BoxFuture, DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
+use crate::protocol::{DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
 use crate::store::{EnsName, Store};
 
 pub use sessions::SESSION_TTL_MS;

@@ -11,19 +11,15 @@
 //! node keys and the relay settings. Errors come back as [`DeliveryError`], named in the API's
 //! terms; `routes::error` maps them to HTTP statuses and JSON-RPC codes in one place.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
+use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 
 use crate::config::{RelayConfig, UnresolvedSenderPolicy};
 use crate::identities::LocalNames;
 use crate::node_keys::NodeKeys;
 use crate::store::{EnsName, InvalidId, Store, StoreError};
-
-/// A boxed future, so that the trait can be used as `dyn DeliveryProtocol`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a delivery-service operation can fail with, in the API's terms.
 #[derive(Debug, thiserror::Error)]

@@ -22,11 +22,13 @@ use dm3_bridge::expiry::{BRIDGE_KEYS_KEPT, prune_bridge_keys};
 use dm3_bridge::identities::{IdentityRef, IdentityVault, LocalNames, NameScheme, NetworkUserId};
 use dm3_bridge::names::directory::{Directory, NoLinks};
 use dm3_bridge::names::static_resolver::StaticResolver;
-use dm3_bridge::names::{BoxFuture, NameResolver, ResolveError};
+use dm3_bridge::names::{NameResolver, ResolveError};
 use dm3_bridge::store::telegram::MAX_RECENT_CONTACTS;
 use dm3_bridge::store::{Inserted, Store};
 use dm3_bridge::vault::MasterKey;
-use dm3_bridge_connector::{Connector, ConversationId, NetworkId, NetworkMessageId, RemoteIdentity};
+use dm3_bridge_connector::{
+    BoxFuture, Connector, ConversationId, NetworkId, NetworkMessageId, RemoteIdentity,
+};
 use dm3_bridge_telegram::{
     BotToken, ChatState, LinkPolicy, ReceiveMode, StateError, TelegramAccounts, TelegramConfig,
     TelegramError, TelegramUser,

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use dm3::ens::EnsName;
-use dm3_bridge_connector::{IdempotencyKey, NetworkUserId, Outbound, RemoteIdentity, deliver};
+use dm3_bridge_connector::{BoxFuture, IdempotencyKey, NetworkUserId, Outbound, RemoteIdentity, deliver};
 use serde::{Deserialize, Serialize};
 
 use super::dm3::convert::{ToNetwork, to_network};
@@ -19,7 +19,6 @@ use super::parts::{EngineParts, Failure, Report};
 use super::references::StoredReferences;
 use super::{JobHandler, Outcome};
 use crate::clock::now_ms;
-use crate::names::BoxFuture;
 use crate::store::{self, ClaimedJob, NewEnvelope, NewJob, NewMapping, QueueName};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use dm3::ens::EnsName;
 use dm3::message::MessageBuilder;
 use dm3_bridge_connector::{
-    Attachment, AttachmentSource, Content, ConversationId, EventKind, IdempotencyKey, Inbound, InboundEvent,
-    Message, NetworkId, Outbound, PortalRequest, RemoteIdentity, Text, Unbridgeable,
+    Attachment, AttachmentSource, BoxFuture, Content, ConversationId, EventKind, IdempotencyKey, Inbound,
+    InboundEvent, Message, NetworkId, Outbound, PortalRequest, RemoteIdentity, Text, Unbridgeable,
 };
 
 use super::dm3::convert::{ToDm3, to_dm3};
@@ -26,7 +26,6 @@ use crate::clock::now_ms;
 use crate::identities::IdentityError;
 use crate::identities::network::{self, Network};
 use crate::identities::vault::IdentityRef;
-use crate::names::BoxFuture;
 use crate::store::{self, ClaimedJob, NewMapping, NewPortal};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
 

@@ -1,10 +1,9 @@
 //! The message map of one network, as the DM3 converters look references up in it.
 
 use dm3::message::MessageHash;
-use dm3_bridge_connector::{NetworkId, NetworkMessageId};
+use dm3_bridge_connector::{BoxFuture, NetworkId, NetworkMessageId};
 
 use crate::engine::dm3::references::{MappedMessage, MessageReferences, ReferenceError};
-use crate::names::BoxFuture;
 use crate::store::{self, Store};
 
 /// [`MessageReferences`] over the store's `message_map`, scoped to one network.

@@ -24,12 +24,13 @@ use dm3::ccip::{Answer, Query};
 use dm3::ds_profile::DeliveryServiceProfile;
 use dm3::ens::EnsName;
 use dm3::text_record::{DELIVERY_SERVICE_KEY, USER_PROFILE_KEY};
+use dm3_bridge_connector::BoxFuture;
 
 use super::error::IdentityError;
 use super::label::LabelError;
 use super::scheme::{NameScheme, ParsedName};
 use super::store::IdentityRecord;
-use crate::names::{BoxFuture, NameResolver, ResolveError};
+use crate::names::{NameResolver, ResolveError};
 use crate::store::Store;
 
 /// ENSIP-9 / SLIP-44 coin type of Ethereum: `addr(node, 60)` is `addr(node)`.

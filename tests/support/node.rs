@@ -21,8 +21,9 @@ use dm3_bridge::init::{InitOptions, init};
 use dm3_bridge::names::directory::{Directory, NoLinks};
 use dm3_bridge::names::static_resolver::StaticResolver;
 use dm3_bridge::node::Node;
-use dm3_bridge::protocol::{BoxFuture, DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
+use dm3_bridge::protocol::{DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
 use dm3_bridge::store::{EnsName, MessageHash, NewEnvelope, Store};
+use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 
 /// A node serving on a free port, with its data directory.

@@ -29,6 +29,7 @@ pub mod capabilities;
 pub mod connector;
 pub mod dispatch;
 pub mod event;
+pub mod future;
 pub mod id;
 pub mod message;
 pub mod native;
@@ -37,11 +38,12 @@ pub mod sink;
 pub use attachment::{Attachment, AttachmentError, AttachmentSource, MimeType};
 pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
 pub use connector::{
-    BoxFuture, Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling,
-    PortalHandling, ReactionHandling, ReceiptHandling,
+    Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling, PortalHandling,
+    ReactionHandling, ReceiptHandling,
 };
 pub use dispatch::deliver;
 pub use event::{EventKind, Inbound, InboundEvent, Outbound, PortalRequest, Unbridgeable};
+pub use future::BoxFuture;
 pub use id::{
     ConversationId, IdError, IdempotencyKey, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity,
 };

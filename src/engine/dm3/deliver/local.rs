@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use ::dm3::ens::EnsName;
 use ::dm3::envelope::Envelope;
+use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 
 use super::target::{DeliveryTarget, ServiceEndpoint, SubmitError};
-use crate::names::BoxFuture;
 use crate::protocol::{DeliveryError, DeliveryProtocol};
 
 /// The node's own delivery service, in process.
