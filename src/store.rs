@@ -23,13 +23,15 @@
 //! and the stored `received_at` must be the same number, and tests need to move the clock.
 //!
 //! Files: [`ids`] (validated names and hashes), [`accounts`], [`envelopes`], [`challenges`],
-//! [`sessions`], [`writer`], [`write_connection`], the engine's [`jobs`], [`portals`] and [`message_map`], the
-//! Telegram connector's chat state ([`telegram`]), and
+//! [`sessions`], [`writer`], [`write_connection`], the virtual identities and their sealed keys
+//! ([`identities`]), the engine's [`jobs`], [`portals`] and [`message_map`], the Telegram
+//! connector's chat state ([`telegram`]), and
 //! `migrations` (the embedded SQL of `migrations/<backend>/`).
 
 pub mod accounts;
 pub mod challenges;
 pub mod envelopes;
+pub mod identities;
 pub mod ids;
 pub mod jobs;
 pub mod message_map;
@@ -56,6 +58,7 @@ use crate::config::{Backend, DatabaseUrl};
 pub use accounts::Account;
 pub use challenges::{Challenge, ChallengeId};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
+pub use identities::{Counterparty, IdentityRecord, SealedKey};
 pub use ids::{EnsName, InvalidId, MessageHash};
 pub use jobs::{
     BatchKey, ClaimedJob, Completed, JobCount, JobId, JobRecord, JobState, Lease, NewJob, QueueName,
@@ -157,6 +160,8 @@ pub enum StoreError {
     Invalid(#[from] InvalidId),
     #[error("a stored row does not hold what the schema promises: {0}")]
     Corrupt(String),
+    #[error("the stored identity {name} is invalid: {reason}")]
+    CorruptIdentity { name: String, reason: String },
     #[error("the store is shutting down")]
     ShuttingDown,
     #[error("the transaction this write was part of failed to commit: {0}")]
@@ -179,7 +184,6 @@ struct Inner {
     write_connection: Option<Arc<write_connection::WriteConnection>>,
     known_accounts: accounts::KnownAccounts,
     known_portals: portals::KnownPortals,
-    recent_identities: crate::identities::recent::RecentIdentities,
 }
 
 impl Store {
@@ -231,7 +235,6 @@ impl Store {
                 write_connection,
                 known_accounts: Default::default(),
                 known_portals: Default::default(),
-                recent_identities: Default::default(),
             }),
         })
     }
@@ -263,11 +266,6 @@ impl Store {
 
     fn known_portals(&self) -> &portals::KnownPortals {
         &self.inner.known_portals
-    }
-
-    /// Identity records read in the last moment ([`crate::identities::recent`]).
-    pub(crate) fn recent_identities(&self) -> &crate::identities::recent::RecentIdentities {
-        &self.inner.recent_identities
     }
 
     /// The `name, created_at, expires_at` of the row that `sql` finds by one text key: the

@@ -395,8 +395,7 @@ async fn find_dm3_name_finds_linked_telegram_users_through_local_names(db: &Test
     let store = db.open().await;
     let vault = vault(&store, Some(PARENT));
     let ds = DeliveryServiceProfile::new("a", "b", "https://relay.example.org");
-    let local = LocalNames::new(store.clone(), vault.scheme().cloned(), ens(NODE), &ds)
-        .with_fallback(Arc::new(StaticResolver::new()));
+    let local = LocalNames::new(vault.clone(), &ds).with_fallback(Arc::new(StaticResolver::new()));
     let accounts = VaultAccounts::new(vault.clone(), Directory::new(Arc::new(local), Arc::new(NoLinks)));
 
     let name = "tg-31337.tg.bridge.example.eth";
