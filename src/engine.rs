@@ -16,7 +16,8 @@
 //! services.
 //!
 //! Files: [`queue`] (the producers' handle: enqueue and wake the worker), [`worker`] (the
-//! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry).
+//! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry), [`job`] (what a job
+//! carries, tagged with its kind).
 
 pub mod assemble;
 pub mod backoff;
@@ -24,6 +25,7 @@ pub mod connectors;
 pub mod dm3;
 pub mod ghosts;
 pub mod inbox;
+pub mod job;
 pub mod outbox;
 pub mod parts;
 pub mod queue;
@@ -33,6 +35,7 @@ pub mod sink;
 pub mod worker;
 
 pub use backoff::Backoff;
+pub use job::JobPayload;
 pub use queue::Queue;
 pub use sink::InboundQueue;
 pub use worker::{JobHandler, Outcome, WorkerOptions};

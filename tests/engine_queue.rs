@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::engine::worker::{self, JobHandler, Outcome, WorkerOptions};
-use dm3_bridge::engine::{Backoff, InboundQueue, Queue};
+use dm3_bridge::engine::{Backoff, InboundQueue, JobPayload, Queue};
 use dm3_bridge::store::{
     BatchKey, ClaimedJob, EnsName, Inserted, JobRecord, JobState, MessageHash, NewJob, NewMapping, NewPortal,
     QueueName, Store,
@@ -1100,12 +1100,19 @@ async fn inbound_batches_become_outbox_jobs_once(db: &TestDb) {
     let hello = record(&store, "matrix:$e1").await;
     assert_eq!(hello.conversation, "matrix:!room:hs");
     assert_eq!(hello.expires_at_ms, Some(now + 3_600_000));
-    assert_eq!(serde_json::from_str::<Inbound>(&hello.payload).unwrap(), batch.items[0]);
+    let item_of = |payload: &str| match serde_json::from_str::<JobPayload>(payload).unwrap() {
+        JobPayload::Inbound { network: from, item } => {
+            assert_eq!(from, network("matrix"));
+            *item
+        }
+        other => panic!("not an inbound item: {other:?}"),
+    };
+    assert_eq!(item_of(&hello.payload), batch.items[0]);
     let portal = record(&store, "matrix:portal:!dm:hs:@bob:hs").await;
     assert_eq!(portal.conversation, "matrix:!dm:hs");
-    assert_eq!(serde_json::from_str::<Inbound>(&portal.payload).unwrap(), request);
+    assert_eq!(item_of(&portal.payload), request);
     let unbridgeable = record(&store, "matrix:$e3:unbridgeable").await;
-    assert_eq!(serde_json::from_str::<Inbound>(&unbridgeable.payload).unwrap(), sticker);
+    assert_eq!(item_of(&unbridgeable.payload), sticker);
 
     // The same event in a later transaction is not queued twice; the new one is.
     let later = InboundBatch {

@@ -19,7 +19,8 @@ use dm3_bridge_connector::{
 
 use super::dm3::convert::{ToDm3, to_dm3};
 use super::dm3::deliver::deliver as deliver_to_dm3;
-use super::parts::{EngineParts, Failure, Report, ReportJob};
+use super::job::{JobPayload, Report};
+use super::parts::{EngineParts, Failure};
 use super::references::StoredReferences;
 use super::{JobHandler, Outcome};
 use crate::clock::now_ms;
@@ -96,20 +97,14 @@ impl JobHandler for OutboxHandler {
     }
 }
 
-/// The job's payload, and for connector items the network (the job conversation's prefix,
-/// `<network>:<conversation>`, written by the sink).
+/// What an outbox job holds, by the kind its payload names.
 fn read(job: &ClaimedJob) -> Result<Job, Failure> {
-    if let Ok(ReportJob::Report(report)) = serde_json::from_str::<ReportJob>(&job.payload) {
-        return Ok(Job::Report(report));
+    match JobPayload::of(job) {
+        Ok(JobPayload::Inbound { network, item }) => Ok(Job::Inbound(network, item)),
+        Ok(JobPayload::Report { report }) => Ok(Job::Report(report)),
+        Ok(JobPayload::Envelope(_)) => Err(Failure::permanent("an envelope job in the outbox")),
+        Err(e) => Err(Failure::permanent(format!("the outbox job is unreadable: {e}"))),
     }
-    let item: Inbound = serde_json::from_str(&job.payload)
-        .map_err(|e| Failure::permanent(format!("the outbox job is unreadable: {e}")))?;
-    let network = job
-        .conversation
-        .split_once(':')
-        .and_then(|(network, _)| NetworkId::new(network).ok())
-        .ok_or_else(|| Failure::permanent("the outbox job names no network"))?;
-    Ok(Job::Inbound(network, Box::new(item)))
 }
 
 impl OutboxHandler {

@@ -1,5 +1,5 @@
 //! What both job handlers share: the engine's collaborators, how a step's failure becomes a
-//! job outcome, portals, and the failure reports they queue.
+//! job outcome, portals, and the queueing of failure reports ([`Report`]).
 
 use std::time::Duration;
 
@@ -7,13 +7,13 @@ use dm3::ens::EnsName;
 use dm3_bridge_connector::{
     Connector, ConnectorError, ConversationId, NetworkId, NetworkUserId, RemoteIdentity,
 };
-use serde::{Deserialize, Serialize};
 
 use super::Queue;
 use super::connectors::Connectors;
 use super::dm3::FailureKind;
 use super::dm3::attachments::AttachmentLimits;
 use super::dm3::deliver::DeliveryTarget;
+use super::job::{JobPayload, Report};
 use super::worker::Outcome;
 use crate::clock::now_ms;
 use crate::identities::IdentityError;
@@ -87,26 +87,6 @@ impl Failure {
     }
 }
 
-/// A failure report, queued in the outbox when a job ends failed (never dropped in silence).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Report {
-    /// To a DM3 user, as a DM3 message from the virtual identity they wrote to.
-    ToDm3 { from: String, to: String, failed_hash: String, reason: String, at_ms: u64 },
-    /// To a DM3 user whose message went out, but not as they prepared it (its bridge payload
-    /// could not be used, so its text was sent): a DM3 reply to `about_hash` saying why.
-    ToDm3Warning { from: String, to: String, about_hash: String, warning: String, at_ms: u64 },
-    /// To a network user, as a notice in the conversation, from the DM3 user's stand-in.
-    ToNetwork { network: NetworkId, conversation: ConversationId, remote: RemoteIdentity, reason: String },
-}
-
-/// An outbox job: what a connector received, or a report the engine queued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportJob {
-    Report(Report),
-}
-
 impl EngineParts {
     /// The running connector of `network`; without one the job waits.
     pub fn connector(&self, network: Network) -> Result<std::sync::Arc<dyn Connector>, Failure> {
@@ -129,7 +109,7 @@ impl EngineParts {
             queue: QueueName::Outbox,
             idempotency_key: format!("report:{job_key}"),
             conversation: format!("report:{conversation}"),
-            payload: serde_json::to_string(&ReportJob::Report(report.clone())).map_err(|e| e.to_string())?,
+            payload: JobPayload::Report { report: report.clone() }.to_json().map_err(|e| e.to_string())?,
             expires_at_ms: ttl.map(|ttl| now.saturating_add(ttl)),
         };
         self.queue.enqueue(&job, now).await.map(|_| ()).map_err(|e| e.to_string())
