@@ -25,7 +25,7 @@ use dm3::ens::EnsName;
 use super::error::IdentityError;
 use super::key_cache::KeyCache;
 use super::keys::IdentityKeys;
-use super::network::{Network, NetworkUserId};
+use super::network::{Network, NetworkUserId, UserIdError};
 use super::recent::RecentIdentities;
 use super::scheme::NameScheme;
 use crate::store::{Counterparty, IdentityRecord, SealedKey, Store};
@@ -50,7 +50,7 @@ impl FromStr for IdentityRef {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.split_once(':') {
             Some((network, user_id)) => {
-                let network: Network = network.parse()?;
+                let network: Network = network.parse().map_err(UserIdError::from)?;
                 Ok(Self::User(NetworkUserId::parse(network, user_id)?))
             }
             None => EnsName::parse(text)

@@ -17,7 +17,7 @@ use dm3::profile::SignedUserProfile;
 use sqlx::Row;
 
 use super::{Pool, Store, StoreError, on_pool, write_on};
-use crate::identities::network::{Network, NetworkUserId, UserIdError};
+use crate::identities::network::{Network, NetworkUserId, UnknownNetwork};
 
 /// An identity as stored: everything public about it, and the current key version.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,7 +350,7 @@ fn parse(raw: Raw) -> Result<IdentityRecord, StoreError> {
     let (name, label, network, user_id, address, version, profile, created, updated, disabled) = raw;
     let fail = |reason: String| StoreError::CorruptIdentity { name: name.clone(), reason };
     let parsed_name = EnsName::parse(&name).map_err(|e| fail(e.to_string()))?;
-    let network: Network = network.parse().map_err(|e: UserIdError| fail(e.to_string()))?;
+    let network: Network = network.parse().map_err(|e: UnknownNetwork| fail(e.to_string()))?;
     let user = NetworkUserId::parse(network, &user_id).map_err(|e| fail(e.to_string()))?;
     let address = parse_address(&address).map_err(|e| fail(format!("address: {e}")))?;
     let key_version = u32::try_from(version).map_err(|_| fail(format!("key version {version}")))?;
