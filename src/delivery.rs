@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use dm3::crypto::kx::KxKeyPair;
 use dm3::crypto::signing::SigningKeyPair;
+use dm3::ens::EnsName;
 use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -37,7 +38,7 @@ use crate::engine::Queue;
 use crate::identities::resolver::LocalNames;
 use crate::names::directory::Directory;
 use crate::protocol::{DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
-use crate::store::{EnsName, Store};
+use crate::store::Store;
 
 pub use sessions::SESSION_TTL_MS;
 
@@ -130,6 +131,6 @@ impl DeliveryProtocol for Relay {
     }
 
     fn normalize_name(&self, name: &str) -> Result<EnsName, DeliveryError> {
-        Ok(names::Name::parse(name)?.key)
+        names::parse_name(name)
     }
 }

@@ -13,13 +13,14 @@
 
 use std::sync::Arc;
 
+use dm3::ens::EnsName;
 use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 
 use crate::config::{RelayConfig, UnresolvedSenderPolicy};
 use crate::identities::LocalNames;
 use crate::node_keys::NodeKeys;
-use crate::store::{EnsName, InvalidId, Store, StoreError};
+use crate::store::{InvalidId, Store, StoreError};
 
 /// What a delivery-service operation can fail with, in the API's terms.
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,7 @@
 //! Time is passed in by the caller (milliseconds since the epoch): the postmark timestamp
 //! and the stored `received_at` must be the same number, and tests need to move the clock.
 //!
-//! Files: [`ids`] (validated names and hashes), [`accounts`], [`envelopes`], [`challenges`],
+//! Files: [`ids`] (names and hashes as rows hold them), [`accounts`], [`envelopes`], [`challenges`],
 //! [`sessions`], [`writer`], [`write_connection`], the virtual identities and their sealed keys
 //! ([`identities`]), the engine's [`jobs`], [`portals`] and [`message_map`], the Telegram
 //! connector's chat state ([`telegram`]), and
@@ -53,13 +53,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use dm3::ens::EnsName;
+
 use crate::config::{Backend, DatabaseUrl};
 
 pub use accounts::Account;
 pub use challenges::{Challenge, ChallengeId};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use identities::{Counterparty, IdentityRecord, SealedKey};
-pub use ids::{EnsName, InvalidId, MessageHash};
+pub use ids::InvalidId;
 pub use jobs::{
     BatchKey, ClaimedJob, Completed, JobCount, JobId, JobRecord, JobState, Lease, NewJob, QueueName,
 };
@@ -286,7 +288,7 @@ impl Store {
             }
         });
         row.map(|(name, created_at_ms, expires_at_ms)| {
-            Ok(NameLifetime { name: EnsName::new(name)?, created_at_ms, expires_at_ms })
+            Ok(NameLifetime { name: ids::stored_name(&name)?, created_at_ms, expires_at_ms })
         })
         .transpose()
     }

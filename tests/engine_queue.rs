@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dm3::ens::EnsName;
+use dm3::message::MessageHash;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::engine::worker::{self, JobHandler, Outcome, WorkerOptions};
 use dm3_bridge::engine::{Backoff, InboundQueue, JobPayload, Queue};
 use dm3_bridge::store::{
-    BatchKey, ClaimedJob, EnsName, Inserted, JobRecord, JobState, MessageHash, NewJob, NewMapping, NewPortal,
-    QueueName, Store,
+    BatchKey, ClaimedJob, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal, QueueName, Store,
 };
 use dm3_bridge_connector::{
     Accepted, BoxFuture, Content, ConversationId, EventKind, IdempotencyKey, Inbound, InboundBatch,
@@ -87,7 +88,7 @@ fn network(s: &str) -> NetworkId {
 }
 
 fn name(s: &str) -> EnsName {
-    EnsName::new(s).unwrap()
+    EnsName::from_normalized(s).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,7 +374,7 @@ async fn a_portal_another_replica_creates_is_found_at_once(db: &TestDb) {
 
 async fn message_map_translates_both_ways_per_network(db: &TestDb) {
     let store = db.open().await;
-    let hash = |n: u64| MessageHash::new(format!("0x{n:064x}")).unwrap();
+    let hash = |n: u64| format!("0x{n:064x}").parse::<MessageHash>().unwrap();
     let mapping = NewMapping {
         network: network("matrix"),
         dm3_hash: hash(1),
@@ -411,7 +412,7 @@ async fn a_bridged_message_is_recorded_with_its_jobs_completion(db: &TestDb) {
     let store = db.open().await;
     let mapping = |n: u64| NewMapping {
         network: network("matrix"),
-        dm3_hash: MessageHash::new(format!("0x{n:064x}")).unwrap(),
+        dm3_hash: format!("0x{n:064x}").parse().unwrap(),
         network_message_id: NetworkMessageId::new(format!("$event{n}")).unwrap(),
         conversation: ConversationId::new("!room:hs").unwrap(),
     };
@@ -473,7 +474,7 @@ async fn a_completion_claims_the_next_job_of_its_conversation(db: &TestDb) {
     // The last job of a conversation claims nothing; its mapping is recorded with it.
     let mapping = NewMapping {
         network: network("matrix"),
-        dm3_hash: MessageHash::new(format!("0x{:064x}", 2)).unwrap(),
+        dm3_hash: format!("0x{:064x}", 2).parse().unwrap(),
         network_message_id: NetworkMessageId::new("$event2").unwrap(),
         conversation: ConversationId::new("!room:hs").unwrap(),
     };

@@ -12,11 +12,12 @@
 //! keys and republished gets postmarks they can open, and logs in with the new key.
 
 use dm3::ds_properties::ProfileExtension;
+use dm3::ens::EnsName;
 use dm3::profile::{SignedUserProfile, UserProfile};
 use serde_json::Value;
 
 use super::Relay;
-use super::names::Name;
+use super::names::parse_name;
 use super::sessions::LoginPath;
 use crate::clock::now_ms;
 use crate::names::ResolveError;
@@ -28,10 +29,10 @@ impl Relay {
     /// `POST /profile/:name`: verify the signed profile against `addr(name)`, upsert the
     /// account, and open a session.
     pub(super) async fn register(&self, name: &str, body: Value) -> Result<String, DeliveryError> {
-        let name = Name::parse(name)?;
+        let name = parse_name(name)?;
         let profile = SignedUserProfile::from_value(body)
             .map_err(|e| DeliveryError::InvalidRequest(format!("invalid schema: {e}")))?;
-        let address = match self.directory.address(&name.ens).await {
+        let address = match self.directory.address(&name).await {
             Ok(Some(address)) => address,
             Ok(None) => {
                 return Err(DeliveryError::rejected(
@@ -48,13 +49,13 @@ impl Relay {
             )
         })?;
         // Canonical text: the signature covers the canonical form of the parsed object (P2).
-        self.store.upsert_account(&name.key, &address.to_string(), &profile.canonical(), now_ms()).await?;
+        self.store.upsert_account(&name, &address.to_string(), &profile.canonical(), now_ms()).await?;
         self.open_session(&name, LoginPath::Profile).await
     }
 
     /// `GET /profile/:name`: the signed profile stored at registration.
     pub(super) async fn stored_profile(&self, name: &str) -> Result<Value, DeliveryError> {
-        let name = Name::parse(name)?;
+        let name = parse_name(name)?;
         let account = self.account(&name).await?;
         serde_json::from_str(&account.profile)
             .map_err(|e| DeliveryError::Internal(format!("stored profile of {name} is not JSON: {e}")))
@@ -62,8 +63,8 @@ impl Relay {
 
     /// `dm3_getProfileExtension [name]`: the SDK default for registered users (§4.5, P20).
     pub(super) async fn extension(&self, name: &str) -> Result<Value, DeliveryError> {
-        let name = Name::parse(name)?;
-        if self.store.account_exists(&name.key).await? {
+        let name = parse_name(name)?;
+        if self.store.account_exists(&name).await? {
             Ok(ProfileExtension::default().to_value())
         } else {
             // The reference's words: 400 {error: "unknown user"}.
@@ -72,9 +73,9 @@ impl Relay {
     }
 
     /// The account of `name`, or 404.
-    pub(super) async fn account(&self, name: &Name) -> Result<Account, DeliveryError> {
+    pub(super) async fn account(&self, name: &EnsName) -> Result<Account, DeliveryError> {
         self.store
-            .get_account(&name.key)
+            .get_account(name)
             .await?
             .ok_or_else(|| DeliveryError::NotFound(format!("unknown account {name}")))
     }
@@ -84,10 +85,10 @@ impl Relay {
     /// is that registration if the caller has it already; else it is read only when needed.
     pub(super) async fn current_profile(
         &self,
-        name: &Name,
+        name: &EnsName,
         account: Option<&Account>,
     ) -> Result<UserProfile, DeliveryError> {
-        match self.directory.user_profile(&name.ens).await {
+        match self.directory.user_profile(name).await {
             Ok(Some(verified)) => return Ok(verified.profile.profile().clone()),
             Ok(None) => {}
             Err(error) => tracing::debug!(%error, "account profile does not resolve; using the stored one"),
@@ -108,7 +109,7 @@ impl Relay {
 
 /// A name lookup that failed: a source that does not answer may answer later (503); an
 /// invalid answer will not get better (400).
-pub(super) fn resolve_failure(name: &Name, error: DirectoryError) -> DeliveryError {
+pub(super) fn resolve_failure(name: &EnsName, error: DirectoryError) -> DeliveryError {
     match error {
         DirectoryError::Resolve(ResolveError::Unavailable(detail)) => {
             tracing::warn!(%detail, "name source unavailable");

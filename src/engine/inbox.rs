@@ -19,7 +19,7 @@ use super::parts::{EngineParts, Failure};
 use super::references::StoredReferences;
 use super::{JobHandler, Outcome};
 use crate::clock::now_ms;
-use crate::store::{self, ClaimedJob, NewEnvelope, NewJob, NewMapping, QueueName};
+use crate::store::{ClaimedJob, NewEnvelope, NewJob, NewMapping, QueueName};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
 
 /// The inbox job of an envelope for a virtual identity.
@@ -122,7 +122,7 @@ impl InboxHandler {
             if let (0, Some(network_message_id)) = (index, sent) {
                 bridged = Some(NewMapping {
                     network: network_id.clone(),
-                    dm3_hash: store::MessageHash::new(hash.clone()).map_err(Failure::permanent)?,
+                    dm3_hash: opened.message_hash,
                     network_message_id,
                     conversation: conversation.clone(),
                 });

@@ -27,7 +27,7 @@ use crate::clock::now_ms;
 use crate::identities::IdentityError;
 use crate::identities::network::{self, Network};
 use crate::identities::vault::IdentityRef;
-use crate::store::{self, ClaimedJob, NewMapping, NewPortal};
+use crate::store::{ClaimedJob, NewMapping, NewPortal};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
 
 /// Works outbox jobs.
@@ -161,7 +161,7 @@ impl OutboxHandler {
         report.outcome().map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
         let mapping = NewMapping {
             network: network_id.clone(),
-            dm3_hash: store::MessageHash::new(built.hash.to_string()).map_err(Failure::permanent)?,
+            dm3_hash: built.hash,
             network_message_id: event.network_event_id.clone(),
             conversation: event.conversation.clone(),
         };
@@ -235,8 +235,8 @@ impl OutboxHandler {
         let portal = NewPortal {
             network: network_id.clone(),
             conversation: request.conversation.clone(),
-            local_name: store::EnsName::new(identity.name.to_string()).map_err(Failure::permanent)?,
-            remote_name: store::EnsName::new(remote.to_string()).map_err(Failure::permanent)?,
+            local_name: identity.name.clone(),
+            remote_name: remote,
         };
         parts.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
         portals.join_portal(request).await.map_err(Failure::connector)

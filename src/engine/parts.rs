@@ -20,7 +20,7 @@ use crate::identities::IdentityError;
 use crate::identities::network::Network;
 use crate::identities::vault::IdentityVault;
 use crate::names::directory::Directory;
-use crate::store::{self, NewJob, NewPortal, QueueName, Store, StoreError};
+use crate::store::{NewJob, NewPortal, QueueName, Store, StoreError};
 
 /// The engine's collaborators, shared by its handlers.
 pub struct EngineParts {
@@ -126,10 +126,8 @@ impl EngineParts {
         local_user: &NetworkUserId,
         remote_identity: &RemoteIdentity,
     ) -> Result<ConversationId, Failure> {
-        let local_key = store::EnsName::new(local.to_string()).map_err(Failure::permanent)?;
-        let remote_key = store::EnsName::new(remote.to_string()).map_err(Failure::permanent)?;
         if let Some(portal) =
-            self.store.portal_by_names(network, &local_key, &remote_key).await.map_err(Failure::store)?
+            self.store.portal_by_names(network, local, remote).await.map_err(Failure::store)?
         {
             return Ok(portal.conversation);
         }
@@ -141,8 +139,8 @@ impl EngineParts {
         let portal = NewPortal {
             network: network.clone(),
             conversation,
-            local_name: local_key,
-            remote_name: remote_key,
+            local_name: local.clone(),
+            remote_name: remote.clone(),
         };
         let (stored, _) = self.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
         Ok(stored.conversation)

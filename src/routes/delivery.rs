@@ -22,7 +22,7 @@ use super::body::read_json;
 use super::error::ApiError;
 use crate::clock::now_ms;
 use crate::server::AppState;
-use crate::store::{Acknowledgement, IncomingLimits, MessageHash};
+use crate::store::{Acknowledgement, IncomingLimits};
 
 /// Enough to acknowledge a whole `incoming` answer (101 × 1001 entries of ~150 bytes).
 const ACK_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -99,11 +99,10 @@ fn parse_acknowledgements(state: &AppState, body: &Value) -> Result<Vec<Acknowle
             let (Some(sender), Some(hash)) = (sender, hash) else {
                 return Err(ApiError::invalid_params(schema));
             };
-            Ok(Acknowledgement {
-                sender: state.protocol.normalize_name(sender).map_err(ApiError::from)?,
-                message_hash: MessageHash::new(hash).map_err(|e| ApiError::invalid_params(e.to_string()))?,
-            })
+            let sender = state.protocol.normalize_name(sender).map_err(ApiError::from)?;
+            Acknowledgement::from_client(sender, hash).map_err(|e| ApiError::invalid_params(e.to_string()))
         })
+        .filter_map(Result::transpose)
         .collect()
 }
 

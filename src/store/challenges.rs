@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use super::{EnsName, Store, StoreError, write_on};
+use dm3::ens::EnsName;
+
+use super::{Store, StoreError, write_on};
 
 /// A random challenge id (128 bits, hex), unguessable and unique.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

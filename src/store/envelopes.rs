@@ -18,9 +18,11 @@
 //! Inserts go through the group-commit writer ([`super::writer`]), other writes through
 //! [`write_on!`](super::write_on), reads directly on the pool.
 
+use dm3::ens::EnsName;
+use dm3::message::MessageHash;
 use sqlx::Row;
 
-use super::{EnsName, MessageHash, Store, StoreError, on_pool, write_on};
+use super::{InvalidId, Store, StoreError, ids, on_pool, write_on};
 
 /// An envelope to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,21 @@ impl IncomingLimits {
 pub struct Acknowledgement {
     pub sender: EnsName,
     pub message_hash: MessageHash,
+}
+
+impl Acknowledgement {
+    /// Longest `messageHash` text an acknowledgement may carry.
+    pub const MAX_HASH_LEN: usize = 256;
+
+    /// The acknowledgement of the envelope from `sender` whose hash a client wrote as `hash`.
+    /// Text that is empty, unbounded or has whitespace or control characters is refused;
+    /// other text that is not a message hash acknowledges nothing (`None`): no stored envelope
+    /// has it, as every one is stored under a hash, and the reference DS, which compares the
+    /// text, would delete nothing either.
+    pub fn from_client(sender: EnsName, hash: &str) -> Result<Option<Self>, InvalidId> {
+        ids::check("message hash", hash, Self::MAX_HASH_LEN, false)?;
+        Ok(hash.parse().ok().map(|message_hash| Self { sender, message_hash }))
+    }
 }
 
 /// Rows removed by [`Store::delete_expired`].
@@ -138,8 +155,8 @@ impl Store {
             .map(|(id, sender, hash, envelope, received_at_ms)| {
                 Ok(StoredEnvelope {
                     id,
-                    sender: EnsName::new(sender)?,
-                    message_hash: MessageHash::new(hash)?,
+                    sender: ids::stored_name(&sender)?,
+                    message_hash: ids::stored_hash(&hash)?,
                     envelope,
                     received_at_ms,
                 })
@@ -165,7 +182,7 @@ impl Store {
                 deleted += sqlx::query(SQL)
                     .bind(receiver.as_str())
                     .bind(ack.sender.as_str())
-                    .bind(ack.message_hash.as_str())
+                    .bind(ack.message_hash.to_string())
                     .execute(&mut *c)
                     .await?
                     .rows_affected();

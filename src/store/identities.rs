@@ -308,7 +308,7 @@ impl Store {
         });
         raw.map(|(name, raw)| {
             let key = parse_key(&name, raw)?;
-            let name = EnsName::parse(&name).map_err(|e| corrupt(&name, e))?;
+            let name = EnsName::from_normalized(&name).map_err(|e| corrupt(&name, e))?;
             Ok((name, key))
         })
         .transpose()
@@ -349,7 +349,7 @@ impl Store {
 fn parse(raw: Raw) -> Result<IdentityRecord, StoreError> {
     let (name, label, network, user_id, address, version, profile, created, updated, disabled) = raw;
     let fail = |reason: String| StoreError::CorruptIdentity { name: name.clone(), reason };
-    let parsed_name = EnsName::parse(&name).map_err(|e| fail(e.to_string()))?;
+    let parsed_name = EnsName::from_normalized(&name).map_err(|e| fail(e.to_string()))?;
     let network: Network = network.parse().map_err(|e: UnknownNetwork| fail(e.to_string()))?;
     let user = NetworkUserId::parse(network, &user_id).map_err(|e| fail(e.to_string()))?;
     let address = parse_address(&address).map_err(|e| fail(format!("address: {e}")))?;

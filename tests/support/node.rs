@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use dm3::ens::EnsName;
+use dm3::message::MessageHash;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::config::{Config, DatabaseUrl};
 use dm3_bridge::delivery::Relay;
@@ -22,7 +24,7 @@ use dm3_bridge::names::directory::{Directory, NoLinks};
 use dm3_bridge::names::static_resolver::StaticResolver;
 use dm3_bridge::node::Node;
 use dm3_bridge::protocol::{DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
-use dm3_bridge::store::{EnsName, MessageHash, NewEnvelope, Store};
+use dm3_bridge::store::{NewEnvelope, Store};
 use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 
@@ -138,9 +140,11 @@ impl DeliveryProtocol for StubProtocol {
                     .ok_or_else(|| DeliveryError::InvalidRequest("invalid schema".to_owned()))
             };
             let envelope = NewEnvelope {
-                receiver: EnsName::new(field("to")?)?,
-                sender: EnsName::new(field("from")?)?,
-                message_hash: MessageHash::new(field("hash")?)?,
+                receiver: name(&field("to")?)?,
+                sender: name(&field("from")?)?,
+                message_hash: field("hash")?
+                    .parse::<MessageHash>()
+                    .map_err(|e| DeliveryError::InvalidRequest(e.to_string()))?,
                 envelope: text.to_owned(),
                 received_at_ms: now_ms(),
                 expires_at_ms: None,
@@ -186,7 +190,7 @@ impl DeliveryProtocol for StubProtocol {
     ) -> BoxFuture<'a, Result<EnsName, DeliveryError>> {
         Box::pin(async move {
             if bearer == Some(format!("token-{name}").as_str()) {
-                Ok(EnsName::new(name)?)
+                self::name(name)
             } else {
                 Err(DeliveryError::Unauthorized("invalid token".to_owned()))
             }
@@ -194,6 +198,11 @@ impl DeliveryProtocol for StubProtocol {
     }
 
     fn normalize_name(&self, name: &str) -> Result<EnsName, DeliveryError> {
-        Ok(EnsName::new(name.to_lowercase())?)
+        self::name(&name.to_lowercase())
     }
+}
+
+/// The stub's names: taken as they are, so they must be normal already.
+fn name(text: &str) -> Result<EnsName, DeliveryError> {
+    EnsName::from_normalized(text).map_err(|e| DeliveryError::InvalidRequest(e.to_string()))
 }
