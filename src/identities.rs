@@ -7,7 +7,8 @@
 //! publishes name and profile itself, through its CCIP-read gateway ([`crate::gateway`]).
 //!
 //! Files, bottom up:
-//! - [`network`]: which network and which user an identity stands for (validated ids);
+//! - [`network`]: which network and which user an identity stands for (validated ids): the
+//!   crate's [`crate::network_user`], which the store's identity rows use too;
 //! - [`label`]: user id ↔ ENS label, the reversible escaping (`docs/names.md` specifies it);
 //! - [`scheme`]: label ↔ full name under the parent and the per-network sub-names;
 //! - [`keys`]: one key version: wallet, derived DM3 keys, signed profile, sealing;
@@ -21,11 +22,12 @@ pub mod error;
 pub mod key_cache;
 pub mod keys;
 pub mod label;
-pub mod network;
 pub mod recent;
 pub mod resolver;
 pub mod scheme;
 pub mod vault;
+
+pub use crate::network_user as network;
 
 /// The record the vault hands out is the store's row, typed.
 pub use crate::store::IdentityRecord;

@@ -17,7 +17,7 @@ use dm3::profile::SignedUserProfile;
 use sqlx::Row;
 
 use super::{Pool, Store, StoreError, on_pool, write_on};
-use crate::identities::network::{Network, NetworkUserId, UnknownNetwork};
+use crate::network_user::{Network, NetworkUserId, UnknownNetwork};
 
 /// An identity as stored: everything public about it, and the current key version.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,8 @@
 //! Who a virtual identity stands for: a network and that network's user id, validated once.
 //!
 //! Every identity is bound to exactly one person on one network, and the name scheme
-//! ([`super::label`]) turns that binding into an ENS label. Both sides therefore need ids that
-//! are already known to be well formed:
+//! ([`crate::identities::label`]) turns that binding into an ENS label. Both sides therefore
+//! need ids that are already known to be well formed:
 //! - [`TelegramUserId`]: a positive integer (Bot API `User.id`, at most 52 significant bits in
 //!   practice; any `u64` above zero is accepted), written in decimal without leading zeros;
 //! - [`MatrixUserId`]: `@localpart:server`, at most 255 bytes (Matrix spec, "User
@@ -12,6 +12,9 @@
 //!
 //! The ids are compared byte for byte, as the networks do: `@Bob:example.org` and
 //! `@bob:example.org` are two users (Matrix localparts were once case-sensitive).
+//!
+//! The module sits below both the identities (`crate::identities::network` is this module)
+//! and the store, whose identity rows hold these ids, so that neither leans on the other.
 
 use std::fmt;
 use std::str::FromStr;
