@@ -6,6 +6,8 @@
 # circle. Test code (`#[cfg(test)]` modules and files named tests.rs/testkit.rs) is left out.
 #
 #   scripts/module-circles.sh [CRATE_SRC_DIR...]   (default: src, sdk/src, connectors/*/src)
+#   MODULE_DEPTH=1 scripts/module-circles.sh       modules grouped by their first path segment
+#                                                   (`engine` for all of src/engine/), a coarser view
 #
 # Prints each circle with the lines that make it; exits 1 if there is one.
 set -euo pipefail
@@ -86,15 +88,22 @@ def resolve(module, path, modules):
             return tuple(full[:n])
     return ()
 
+import os
+DEPTH = int(os.environ.get("MODULE_DEPTH", "0"))
+
+def group(module):
+    return module[:DEPTH] if DEPTH else module
+
 found = False
 for root_arg in sys.argv[1:]:
     root = pathlib.Path(root_arg)
     files = {module_of(root, p): p for p in sorted(root.rglob("*.rs")) if "bin" not in p.relative_to(root).parts}
     modules = set(files)
     edges = {}
-    for module, path in files.items():
-        if is_test(module):
+    for file_module, path in files.items():
+        if is_test(file_module):
             continue
+        module = group(file_module)
         lines = strip_tests_and_comments(path.read_text())
         text = "\n".join(lines)
         refs = []
@@ -107,8 +116,11 @@ for root_arg in sys.argv[1:]:
         for ref in refs:
             if not re.match(r"(crate|super|self)\b", ref):
                 continue
-            target = resolve(module, ref, modules)
-            if target == module or is_test(target):
+            target = resolve(file_module, ref, modules)
+            if is_test(target):
+                continue
+            target = group(target)
+            if target == module or not module:
                 continue
             if target[:len(module)] == module or module[:len(target)] == target:
                 continue  # parent and child
@@ -130,7 +142,7 @@ for root_arg in sys.argv[1:]:
                 w = stack.pop(); on.discard(w); scc.append(w)
                 if w == v: break
             if len(scc) > 1: sccs.append(sorted(scc))
-    for v in sorted(modules):
+    for v in sorted({group(m) for m in modules}):
         if v not in index: visit(v)
     name = lambda m: "::".join(m) or "(crate root)"
     for scc in sccs:
