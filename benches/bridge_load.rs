@@ -187,6 +187,10 @@ fn prepare_node(server_name: &str, users: &[Dm3User], services: &DeliveryService
         ("DM3_BRIDGE_NAMES__ALLOW_PRIVATE_ADDRESSES".to_owned(), "true".to_owned()),
         ("DM3_BRIDGE_IDENTITIES__PARENT".to_owned(), PARENT.to_owned()),
         ("DM3_BRIDGE_ADMIN__TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
+        // The load generator is one client (127.0.0.1) to the per-client limits: a budget it
+        // cannot exhaust, with the limiter still on every submit.
+        ("DM3_BRIDGE_RATE_LIMITS__RPC_PER_MINUTE".to_owned(), "100000000".to_owned()),
+        ("DM3_BRIDGE_RATE_LIMITS__RPC_BURST".to_owned(), "1000000".to_owned()),
         (
             "DM3_BRIDGE_LOG__LEVEL".to_owned(),
             std::env::var("BRIDGE_LOAD_LOG").unwrap_or_else(|_| "warn".to_owned()),

@@ -7,7 +7,7 @@
 //
 // - getUserProfile(provider, name): reads network.dm3.profile, parses it, and checks it with
 //   checkUserProfile, which resolves addr(name) itself and requires the profile's signature to
-//   recover to that address (PROTOCOL.md §4.2). It throws if the check fails.
+//   recover to that address (docs/protocol.md §4.2). It throws if the check fails.
 // - checkUserProfileWithAddress(profile, resolveName(name)) is asked again explicitly.
 // - --ds: getDeliveryServiceProfile(name) for a delivery service's record.
 //

@@ -2,7 +2,7 @@
 'use strict';
 /*
  * A DM3 client made of the reference npm libraries (1.7.1), talking to a
- * delivery service over HTTP exactly as the messenger does (PROTOCOL.md §9,
+ * delivery service over HTTP exactly as the messenger does (docs/protocol.md §9,
  * §10). The Rust interop tests (tests/interop_relay.rs) drive it to check
  * that a dm3-bridge node works as the delivery service of a stock client.
  *
@@ -35,7 +35,8 @@
  *   incoming      {url, ensName, token, encryptionKeyPair, dsPublicSigningKey, senderSigningKeys?: {name: pk}}
  *                                               -> {status, body | envelopes:[{format, ackHash, messageHash, from,
  *                                                   text, type, referenceMessageHash, attachments, deliveryInformation,
- *                                                   postmark, postmarkValid, messageSignatureValid}]}
+ *                                                   postmark, postmarkValid, messageSignatureValid}],
+ *                                                   undecryptable:[{ackHash, from, error}]}
  *   ack           {url, ensName, token, acknowledgements}   -> {status, body}
  */
 
@@ -105,7 +106,7 @@ function flipCiphertext(payloadText) {
 
 async function seal(message, format, senderSk, recipientPk, dsPk) {
     if (format === 'npm') {
-        // npm 1.7.1 dist: metadata.encryptedMessageHash (PROTOCOL.md P1).
+        // npm 1.7.1 dist: metadata.encryptedMessageHash (docs/protocol.md P1).
         const { encryptedEnvelop } = await messaging.buildEnvelop(message, crypto.encryptAsymmetric, {
             to: { ensName: message.metadata.to, profile: { publicEncryptionKey: recipientPk } },
             from: { ensName: message.metadata.from },
@@ -224,9 +225,24 @@ const OPS = {
         const dsPk = need(a, 'dsPublicSigningKey');
         const senderKeys = a.senderSigningKeys ?? {};
         const envelopes = [];
+        const undecryptable = [];
         for (const envelope of answer.body) {
-            // What the messenger does with each: decrypt message and postmark (§8, §10.2).
-            const opened = await messaging.decryptEnvelop(envelope, keyPair);
+            // What the messenger does with each: decrypt message and postmark (§8, §10.2),
+            // skipping one that does not open (a sender can seal garbage the node cannot
+            // see through: the current format signs the plaintext's hash, not the ciphertext),
+            // so one bad envelope never hides the rest of the inbox.
+            let opened;
+            try {
+                opened = await messaging.decryptEnvelop(envelope, keyPair);
+            } catch (error) {
+                const info = envelope.metadata.deliveryInformation;
+                undecryptable.push({
+                    ackHash: envelope.metadata.messageHash ?? envelope.metadata.encryptedMessageHash,
+                    from: typeof info === 'object' && info !== null ? info.from ?? null : null,
+                    error: String(error && error.message ? error.message : error).slice(0, 200),
+                });
+                continue;
+            }
             const from = opened.message.metadata.from;
             const senderKey = senderKeys[from];
             envelopes.push({
@@ -245,7 +261,7 @@ const OPS = {
                     senderKey === undefined ? null : await messaging.checkMessageSignature(opened.message, senderKey, from),
             });
         }
-        return { status: answer.status, envelopes };
+        return { status: answer.status, envelopes, undecryptable };
     },
 
     ack: async (a) =>

@@ -19,7 +19,7 @@
  * other request can observe the pinned Date.
  *
  * The ops (OPS below) and their argument/result shapes are listed in
- * interop/README.md; shared/dm3/PROTOCOL.md explains the formats.
+ * interop/README.md; docs/protocol.md explains the formats.
  */
 
 // Keep stdout clean for the protocol: everything a library prints goes to
@@ -31,6 +31,8 @@ for (const level of ['log', 'info', 'debug', 'warn', 'trace']) {
 
 const readline = require('readline');
 const { ethers } = require('ethers');
+// ensNormalize is exported by ethers' hash package, not by ethers.utils.
+const ensHash = require('@ethersproject/hash');
 const crypto = require('@dm3-org/dm3-lib-crypto');
 const profileLib = require('@dm3-org/dm3-lib-profile');
 const messaging = require('@dm3-org/dm3-lib-messaging');
@@ -264,7 +266,7 @@ const OPS = {
             throw new BadRequest('message.metadata.to/from must be strings');
         }
         if (format === 'npm') {
-            // npm 1.7.1 dist: metadata.encryptedMessageHash (PROTOCOL.md P1).
+            // npm 1.7.1 dist: metadata.encryptedMessageHash (docs/protocol.md P1).
             const { encryptedEnvelop } = await messaging.buildEnvelop(message, encryptAsymmetric, {
                 to: { ensName: md.to, profile: { publicEncryptionKey: recipientPk } },
                 from: { ensName: md.from },
@@ -331,7 +333,7 @@ const OPS = {
         const receiver = keyPair(objArg(a, 'receiverEncryptionKeyPair'), 'receiverEncryptionKeyPair');
         return JSON.parse(await crypto.decryptAsymmetric(receiver, objArg(a, 'postmark')));
     },
-    // Postmark verification as PROTOCOL.md §8 describes it (no library
+    // Postmark verification as docs/protocol.md §8 describes it (no library
     // function exists; the reference clients never verify postmarks).
     verify_postmark: async (a) => {
         const env = objArg(a, 'envelope');
@@ -364,6 +366,16 @@ const OPS = {
     // --- auth (§9.2) ----------------------------------------------------
     // The client signs the UTF-8 of the whole challenge JWT string verbatim.
     sign_challenge: async (a) => crypto.sign(need(a, 'signingPrivateKey', 'string'), need(a, 'challenge', 'string')),
+    // ethers 5.7.2's ENS normalization and namehash, as the reference clients resolve names:
+    // {name, namehash} or {error} when ethers refuses the name.
+    ens_normalize: async (a) => {
+        const name = need(a, 'name', 'string');
+        try {
+            return { name: ensHash.ensNormalize(name), namehash: ensHash.namehash(name) };
+        } catch (e) {
+            return { error: errorText(e) };
+        }
+    },
 };
 
 // ------------------------------------------------------------------ driver

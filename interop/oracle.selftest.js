@@ -8,9 +8,8 @@
  * Run: node interop/oracle.selftest.js
  * Prints one line per check and ends with "N passed, N failed".
  *
- * If the shared test vectors are found (../shared/dm3/vectors/vectors.json
- * beside the repository, or $DM3_VECTORS), a few ops are also checked
- * byte-exact against them; otherwise those checks are reported as skipped.
+ * A few ops are also checked byte-exact against the reference vectors
+ * (sdk/tests/vectors/vectors.json in the repository, or $DM3_VECTORS).
  */
 const { spawn } = require('child_process');
 const fs = require('fs');
@@ -95,14 +94,10 @@ async function step(name, fn) {
 // Deep equality regardless of key order (decrypted objects come back sorted).
 const eq = require('util').isDeepStrictEqual;
 
-// shared/ lies beside the clone (CI) or beside the folder of worktrees.
+// The vectors the Rust SDK tests use too (sdk/tests/vectors/README.md says how they were made).
 function findVectors() {
     const root = path.join(__dirname, '..');
-    const candidates = [
-        process.env.DM3_VECTORS,
-        path.join(root, '..', 'shared', 'dm3', 'vectors', 'vectors.json'),
-        path.join(root, '..', '..', 'shared', 'dm3', 'vectors', 'vectors.json'),
-    ];
+    const candidates = [process.env.DM3_VECTORS, path.join(root, 'sdk', 'tests', 'vectors', 'vectors.json')];
     for (const c of candidates) if (c && fs.existsSync(c)) return JSON.parse(fs.readFileSync(c, 'utf8'));
     return null;
 }
@@ -273,8 +268,9 @@ function findVectors() {
 
     const v = findVectors();
     if (!v) {
-        skipped++;
-        console.log('skip shared vectors not found (set DM3_VECTORS)');
+        // The vectors are in the repository: missing means a broken checkout, not a skip.
+        failed++;
+        console.log('FAIL reference vectors not found (sdk/tests/vectors/vectors.json or $DM3_VECTORS)');
     } else {
         await step('shared vectors', async () => {
             const ua = v.users.alice;

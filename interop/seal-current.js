@@ -2,9 +2,9 @@
 /*
  * The envelope format of git tag 1.7.1 / develop ("current"), built from the
  * npm 1.7.1 library primitives. The npm dist's own buildEnvelop still writes
- * the older `encryptedMessageHash` format (PROTOCOL.md P1), so the current
+ * the older `encryptedMessageHash` format (docs/protocol.md P1), so the current
  * format has to be assembled here, step for step as the tagged source does
- * (PROTOCOL.md §7.2): encrypt the message to the recipient, encrypt
+ * (docs/protocol.md §7.2): encrypt the message to the recipient, encrypt
  * {to, from} to the delivery service, hash the plaintext message, sign the
  * canonical metadata. Shared by oracle.js and bench.js so both measure and
  * answer with the same code.

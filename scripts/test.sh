@@ -29,6 +29,7 @@ scripts/install-synapse.sh
 
 step "format and lint"
 cargo fmt --all -- --check
+scripts/check-citations.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"

@@ -1,7 +1,7 @@
 //! Wall-clock time in the protocol's unit: milliseconds since the Unix epoch.
 //!
 //! The postmark's `incommingTimestamp`, `messageTTL` and every stored timestamp use it
-//! (PROTOCOL.md §8, P12). The store takes time as an argument, so this is the one place that
+//! (docs/protocol.md §8, P12). The store takes time as an argument, so this is the one place that
 //! reads the clock.
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -4,7 +4,7 @@
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
 //!   `[relay]`, `[engine]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]),
-//!   `[identities]`/`[admin]` (`config/identities.rs`),
+//!   `[identities]`/`[admin]` (`config/identities.rs`), `[rate_limits]` (`config/rate_limits.rs`),
 //!   `[matrix]` (`config/matrix.rs`), whose presence turns the Matrix bridge on, and the
 //!   optional `[telegram]` of the Telegram connector, whose type and checks its crate owns.
 //! - Containers and systemd units configure through the environment. Every key can be set with
@@ -15,7 +15,7 @@
 //!   so that `dm3-bridge check` can list all of them at once instead of one per run.
 //! - Every struct has defaults, so a minimal file only needs `[node] name` and `public_url`.
 //! - Units are in the key names (`size_limit` is bytes, `message_ttl_secs` seconds) because the
-//!   reference delivery service reads one number in three different units (PROTOCOL.md P12).
+//!   reference delivery service reads one number in three different units (docs/protocol.md P12).
 //! - `[names]` says where names are looked up: names fixed in the file (`[[names.static]]`),
 //!   for air-gapped deployments and tests, then ENS through a JSON-RPC node.
 //!
@@ -28,6 +28,7 @@ pub mod env;
 mod identities;
 mod matrix;
 pub mod names;
+pub mod rate_limits;
 pub(crate) mod validate;
 
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ pub use database_url::{Backend, DatabaseUrl};
 pub use identities::{AdminConfig, AdminToken, IdentitiesConfig, MIN_ADMIN_TOKEN_LEN};
 pub use matrix::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use names::{MAINNET_ENS_REGISTRY, NamesConfig, StaticNameConfig};
+pub use rate_limits::{Rate, RateLimitsConfig};
 pub use validate::Problem;
 
 /// The prefix of every environment variable the node reads.
@@ -57,6 +59,7 @@ pub struct Config {
     pub names: NamesConfig,
     pub identities: IdentitiesConfig,
     pub admin: AdminConfig,
+    pub rate_limits: RateLimitsConfig,
     /// Absent: no Matrix bridge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixConfig>,
@@ -115,7 +118,7 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
-    /// Largest accepted envelope, in bytes of its canonical JSON (PROTOCOL.md §7.3, P12).
+    /// Largest accepted envelope, in bytes of its canonical JSON (docs/protocol.md §7.3, P12).
     pub size_limit: u64,
     /// How long a stored envelope is kept, in seconds; 0 keeps it until acknowledged.
     pub message_ttl_secs: u64,
@@ -131,7 +134,7 @@ impl Default for RelayConfig {
 
 impl RelayConfig {
     /// The TTL in milliseconds, the unit the reference DS uses on the wire
-    /// (`messageTTL`, PROTOCOL.md P12). Saturates instead of overflowing; validation keeps
+    /// (`messageTTL`, docs/protocol.md P12). Saturates instead of overflowing; validation keeps
     /// the value far below that.
     pub fn message_ttl_ms(&self) -> u64 {
         self.message_ttl_secs.saturating_mul(1_000)
@@ -141,8 +144,8 @@ impl RelayConfig {
 /// The policy for a sender whose DM3 profile cannot be resolved, so whose envelope signature
 /// cannot be checked.
 ///
-/// The reference DS checks no sender at all (PROTOCOL.md P14). We authenticate senders at the
-/// boundary (DESIGN.md invariants), so `reject` is the default; `accept` stores such envelopes
+/// The reference DS checks no sender at all (docs/protocol.md P14). We authenticate senders at the
+/// boundary (docs/design.md invariants), so `reject` is the default; `accept` stores such envelopes
 /// anyway, for interoperability with senders whose names are not (yet) resolvable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,4 +1,4 @@
-//! The delivery service: the DM3 protocol behind the HTTP API (PROTOCOL.md §8, §9).
+//! The delivery service: the DM3 protocol behind the HTTP API (docs/protocol.md §8, §9).
 //!
 //! [`Relay`] implements [`DeliveryProtocol`], the seam the routes call. It owns no HTTP and no
 //! SQL: it decides, with the SDK (`dm3`) for the byte formats, the [`Directory`] for names,
@@ -12,7 +12,7 @@
 //!
 //! Where we deliberately differ from the reference delivery service, and why:
 //! - the sender is authenticated: the envelope's metadata signature must verify with the key
-//!   of the sender's resolved profile (P14; DESIGN.md invariants). A sender whose profile does
+//!   of the sender's resolved profile (P14; docs/design.md invariants). A sender whose profile does
 //!   not resolve follows `relay.unresolved_sender`;
 //! - accounts, tokens and routes are bound to the normalized *name*, not to the address
 //!   behind it (P18), and tokens are opaque random strings stored only as hashes;

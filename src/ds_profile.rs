@@ -2,7 +2,7 @@
 //!
 //! A DM3 client finds a delivery service through the ENS text record
 //! `network.dm3.deliveryService` of the service's name: `{publicEncryptionKey,
-//! publicSigningKey, url}` (PROTOCOL.md §4.4). Senders encrypt `deliveryInformation` to the
+//! publicSigningKey, url}` (docs/protocol.md §4.4). Senders encrypt `deliveryInformation` to the
 //! first key, receivers check postmarks with the second, and `url` is the base of every HTTP
 //! call (§9); this node serves its API at the root of `node.public_url`. The record must be the
 //! `data:application/json,` form: bare JSON (what the reference CLI writes) is not found by the

@@ -4,7 +4,7 @@
 //!
 //! Expired envelopes are already invisible to `incoming` (the query filters on `expires_at`),
 //! so the interval only bounds how long their rows linger on disk; once a minute is plenty and
-//! cheap. The reference DS does this daily (PROTOCOL.md §9.4). The first pass runs at start-up,
+//! cheap. The reference DS does this daily (docs/protocol.md §9.4). The first pass runs at start-up,
 //! so a node that was down for a while catches up at once. Deletion is batched inside the
 //! store, so a large backlog never holds the write lock for long.
 

@@ -1,5 +1,5 @@
 //! Virtual identities: the custodial DM3 identities the bridge holds for people on other
-//! networks (DESIGN.md, "Names and identities").
+//! networks (docs/design.md, "Names and identities").
 //!
 //! A Telegram user or a Matrix user gets a DM3 name under the operator's parent name
 //! (`tg-12345.tg.bridge.example.eth`), a secp256k1 wallet the node holds for them, the DM3

@@ -254,6 +254,7 @@ level = "info"
     );
     s.push_str(NAMES_SECTION);
     s.push_str(IDENTITIES_SECTIONS);
+    s.push_str(RATE_LIMITS_SECTION);
     s.push_str(TELEGRAM_SECTION);
     s
 }
@@ -267,9 +268,15 @@ ens_registry = "0x00000000000C2E074eC69A0dFb2997BA6C7d2e1e"
 # Answers (also "no such record") are reused for this many seconds; 0 disables the cache.
 cache_ttl_secs = 300
 cache_max_entries = 10000
+# A failed lookup is answered from the cache this long, so callers cannot make the node
+# repeat failing work; 0 asks again every time.
+failure_cache_secs = 30
 # Each request to the chain node, a CCIP-read gateway or a profile link: time and size bounds.
 request_timeout_ms = 5000
 max_response_bytes = 262144
+# One whole lookup (several requests), and how many lookups may be out at once.
+lookup_timeout_ms = 10000
+max_concurrent_lookups = 32
 # Gateways and profile links come from whoever owns a name: refuse internal addresses.
 allow_private_addresses = false
 
@@ -279,6 +286,22 @@ allow_private_addresses = false
 # address = "0x..."
 # profile = "data:application/json,{...}"
 # delivery_service = "data:application/json,{...}"
+"#;
+
+/// `[rate_limits]`: per-client budgets of the unauthenticated routes (docs/security.md).
+const RATE_LIMITS_SECTION: &str = r#"
+[rate_limits]
+# Per client (IP address, IPv6 /64): a burst, then per_minute sustained. 0 = no limit.
+auth_per_minute = 120
+auth_burst = 20
+profile_per_minute = 30
+profile_burst = 10
+rpc_per_minute = 30000
+rpc_burst = 1000
+ccip_per_minute = 6000
+ccip_burst = 200
+# Behind a reverse proxy that sets X-Forwarded-For, count clients by its last entry.
+trust_forwarded_for = false
 "#;
 
 /// `[identities]` and `[admin]`, with their defaults (docs/names.md explains the setup).
@@ -301,6 +324,9 @@ answer_ttl_secs = 600
 # The bearer token of the admin API under /admin (at least 16 characters). Without one the
 # admin API is disabled. Prefer DM3_BRIDGE_ADMIN__TOKEN to writing it here.
 # token = "..."
+# GET /metrics needs the admin token too (Prometheus: authorization credentials), unless this
+# is true.
+public_metrics = false
 "#;
 
 /// `[telegram]`, commented out: a fresh node runs without Telegram (docs/telegram.md).

@@ -3,6 +3,10 @@
 //! The binary is a thin edge (argument parsing, `anyhow`, exit codes); the pieces live here so
 //! that integration tests in `tests/` drive exactly the code the binary runs.
 //!
+//! Comments cite the DM3 protocol reference in the repository, `docs/protocol.md`, by section
+//! and pitfall (`docs/protocol.md §8 step 2`, `P14`; a bare `§8` or `P14` means that file too),
+//! and the design as `docs/design.md`.
+//!
 //! Map of the house, top to bottom:
 //! - [`clock`]: milliseconds since the epoch, the protocol's time unit;
 //! - [`config`]: the typed configuration (TOML file + `DM3_BRIDGE_*` environment overrides)
@@ -18,7 +22,9 @@
 //! - [`protocol`]: the seam where the DM3 protocol code plugs into the HTTP API;
 //! - [`delivery`]: the DM3 delivery service that plugs in there (submit, accounts, login);
 //! - [`ds_profile`]: the node's own `network.dm3.deliveryService` record;
-//! - [`routes`] and [`server`]: the axum HTTP API;
+//! - [`routes`] and [`server`]: the axum HTTP API; [`rate_limit`]: per-client budgets of the
+//!   unauthenticated routes that write or fetch; [`bearer`]: the one reader of
+//!   `Authorization: Bearer`;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
 //! - [`engine`]: the bridge's durable queues and their workers (docs/engine.md);
@@ -33,6 +39,7 @@
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod admin;
+pub mod bearer;
 pub mod bridges;
 pub mod check;
 pub mod clock;
@@ -52,6 +59,7 @@ pub mod new_file;
 pub mod node;
 pub mod node_keys;
 pub mod protocol;
+pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod store;

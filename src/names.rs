@@ -1,6 +1,6 @@
 //! Name resolution: what the node needs to know about ENS names.
 //!
-//! Everything in DM3 hangs off names (PROTOCOL.md P15): a receiver's account is
+//! Everything in DM3 hangs off names (docs/protocol.md P15): a receiver's account is
 //! found through `addr(name)`, a sender's keys through its `network.dm3.profile`
 //! text record, and a delivery service's keys and URL through its
 //! `network.dm3.deliveryService` record. The node reads all three through one
@@ -12,7 +12,8 @@
 //!   CCIP-read ([`ccip_read`], [`json_rpc`]);
 //! - the names the node serves itself (its virtual identities).
 //!
-//! [`cache`] keeps answers for a TTL, [`chain`] puts the sources in order from
+//! [`cache`] keeps answers (and, briefly, failures) for a TTL, [`budget`] bounds each
+//! whole lookup and how many run at once, [`chain`] puts the sources in order from
 //! `[names]` and builds the node's [`directory::Directory`], and [`http_fetch`]
 //! (with [`address_guard`]) bounds every request a name can make the node send.
 //!
@@ -21,6 +22,7 @@
 //! to, §4.2), so no caller handles an unverified profile by accident.
 
 pub mod address_guard;
+pub mod budget;
 pub mod cache;
 pub mod ccip_read;
 pub mod chain;

@@ -40,6 +40,7 @@ use crate::matrix::{MatrixBridge, MatrixContext, MatrixError, MatrixFactory, Mat
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{ProtocolContext, ProtocolFactory};
+use crate::rate_limit::{self, ClientRateLimits};
 use crate::server::{AppState, router, serve};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry;
@@ -230,7 +231,7 @@ impl Node {
             }
             _ => None,
         };
-        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics);
+        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin);
 
         let listener = TcpListener::bind(&config.node.listen)
             .await
@@ -244,6 +245,8 @@ impl Node {
         if let Some(routes) = telegram.as_ref().and_then(|connector| connector.webhook_router()) {
             app = app.merge(routes);
         }
+        let rate_limits = ClientRateLimits::new(&config.rate_limits);
+        let app = app.layer(axum::middleware::from_fn_with_state(rate_limits, rate_limit::enforce));
         let server = tokio::spawn(serve(listener, app, stop.clone()));
         if let Some((bridge, _)) = &matrix
             && let Err(e) = bridge.start().await

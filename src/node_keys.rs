@@ -1,6 +1,6 @@
 //! The node's own keys: X25519 to open `deliveryInformation`, Ed25519 to sign postmarks.
 //!
-//! PROTOCOL.md §3.2: a delivery service has one X25519 pair (senders encrypt the delivery
+//! docs/protocol.md §3.2: a delivery service has one X25519 pair (senders encrypt the delivery
 //! information to it) and one Ed25519 pair (it signs the postmark of every stored envelope).
 //! The reference DS takes them from environment variables in clear; we generate them at
 //! `init` and keep them only sealed under the master key ([`crate::vault`]).

@@ -29,7 +29,7 @@ pub enum DeliveryError {
     /// a name that is not an ENS name.
     #[error("{0}")]
     InvalidRequest(String),
-    /// The envelope exceeds `relay.size_limit` (PROTOCOL.md §8 step 1).
+    /// The envelope exceeds `relay.size_limit` (docs/protocol.md §8 step 1).
     #[error("Message is too large")]
     TooLarge,
     /// Well-formed, but refused for a protocol reason; `reason` names it for clients (through
@@ -71,6 +71,12 @@ pub enum Rejection {
     InvalidChallenge,
     /// The sender does not meet the receiver's spam rules (none are configurable yet).
     Spam,
+    /// The name is one this node serves itself (its own, or one under `[identities] parent`):
+    /// it cannot be registered as an account from outside.
+    ReservedName,
+    /// The profile does not list this node among its delivery services, so this node is not
+    /// the place to register it.
+    NotThisNode,
 }
 
 impl Rejection {
@@ -85,6 +91,8 @@ impl Rejection {
             Self::UnresolvedName => "unresolved_name",
             Self::InvalidChallenge => "invalid_challenge",
             Self::Spam => "spam",
+            Self::ReservedName => "reserved_name",
+            Self::NotThisNode => "not_this_node",
         }
     }
 }
@@ -153,7 +161,7 @@ impl ProtocolContext {
 /// Builds the protocol implementation at start-up.
 pub type ProtocolFactory = Box<dyn FnOnce(ProtocolContext) -> Arc<dyn DeliveryProtocol> + Send>;
 
-/// The DM3 operations behind the delivery-service API (PROTOCOL.md §9).
+/// The DM3 operations behind the delivery-service API (docs/protocol.md §9).
 ///
 /// Names arrive as the client sent them (path segment or params); normalizing them is the
 /// implementation's job ([`DeliveryProtocol::normalize_name`]).

@@ -1,6 +1,6 @@
 //! The HTTP handlers, one file per group of routes.
 //!
-//! Paths, status codes and body shapes follow the reference delivery service (PROTOCOL.md §9)
+//! Paths, status codes and body shapes follow the reference delivery service (docs/protocol.md §9)
 //! so that stock DM3 clients work unchanged; where we add something (JSON-RPC error objects,
 //! `/health`, `/ready`, Prometheus `/metrics`) it keeps the status semantics clients rely on:
 //! 2xx success, 4xx the client's fault.

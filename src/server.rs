@@ -1,7 +1,7 @@
 //! The HTTP server: which path goes to which handler, the shared state, and serving with a
 //! graceful shutdown.
 //!
-//! Route table (PROTOCOL.md §9 paths, plus operability):
+//! Route table (docs/protocol.md §9 paths, plus operability):
 //!
 //! | method and path | handler |
 //! | --- | --- |
@@ -30,7 +30,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::RelayConfig;
+use crate::admin::auth::TokenCheck;
+use crate::config::{AdminConfig, RelayConfig};
 use crate::protocol::DeliveryProtocol;
 use crate::routes;
 use crate::store::Store;
@@ -44,6 +45,9 @@ pub struct AppState {
     pub rpc_body_limit: usize,
     pub protocol: Arc<dyn DeliveryProtocol>,
     pub metrics: PrometheusHandle,
+    /// Who may read `/metrics`: `None` is anyone (`admin.public_metrics`), else the admin
+    /// token's holder.
+    pub metrics_guard: Option<TokenCheck>,
 }
 
 impl AppState {
@@ -52,8 +56,10 @@ impl AppState {
         relay: RelayConfig,
         protocol: Arc<dyn DeliveryProtocol>,
         metrics: PrometheusHandle,
+        admin: &AdminConfig,
     ) -> Self {
         Self {
+            metrics_guard: (!admin.public_metrics).then(|| TokenCheck::new(admin.token.as_ref())),
             rpc_body_limit: routes::rpc::rpc_body_limit(&relay),
             relay: Arc::new(relay),
             store,
@@ -88,5 +94,8 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    // The peer address reaches handlers and layers as `ConnectInfo` (the per-client rate limits).
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }

@@ -57,8 +57,8 @@ use dm3::ens::EnsName;
 
 use crate::config::{Backend, DatabaseUrl};
 
-pub use accounts::Account;
-pub use challenges::{Challenge, ChallengeId};
+pub use accounts::{Account, AccountCreation};
+pub use challenges::{Challenge, ChallengeId, MAX_LIVE_CHALLENGES};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use identities::{Counterparty, IdentityRecord, SealedKey};
 pub use ids::InvalidId;

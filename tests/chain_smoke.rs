@@ -1,5 +1,5 @@
 //! The test chain works: anvil runs, our ENS registry and OffchainResolver deploy, and the
-//! resolver speaks EIP-3668 and checks gateway signatures exactly as PROTOCOL.md §12.2 says.
+//! resolver speaks EIP-3668 and checks gateway signatures exactly as docs/protocol.md §12.2 says.
 //! The gateway's side is played here by a k256 key, so this pins the signature scheme the
 //! node's gateway (issue 4) must produce.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -30,7 +30,7 @@ fn address_of(key: &SigningKey) -> Address {
     Address::from_slice(&keccak256(&point.as_bytes()[1..])[12..])
 }
 
-/// The gateway's answer, per PROTOCOL.md §12.2:
+/// The gateway's answer, per docs/protocol.md §12.2:
 /// h = keccak256(0x1900 ‖ resolver ‖ uint64 validUntil BE ‖ keccak256(request) ‖ keccak256(result)),
 /// sig = personal_sign(h) = r ‖ s ‖ v (v 27/28), data = abi.encode(bytes result, uint64 validUntil, bytes sig).
 fn sign_answer(
@@ -176,7 +176,7 @@ async fn resolve_with_proof_returns_a_correctly_signed_result() {
     let out = prove(ens, response, &lookup_addr.extraData).await.unwrap();
     assert_eq!(Address::abi_decode(&out).unwrap(), wallet);
 
-    // "Not found" (PROTOCOL.md §12.3: the handler answers 0x) is a valid, signed empty result.
+    // "Not found" (docs/protocol.md §12.3: the handler answers 0x) is a valid, signed empty result.
     let response = sign_answer(gateway_key, ens.resolver, now + 300, &lookup_text.callData, &[]);
     assert_eq!(prove(ens, response, &lookup_text.extraData).await.unwrap(), Vec::<u8>::new());
 }

@@ -367,7 +367,7 @@ fn profile_prints_the_delivery_service_record_to_publish() {
     let profile = &printed["profile"];
     assert_eq!(profile["url"], "http://127.0.0.1:1");
     assert_eq!(profile.as_object().unwrap().len(), 3, "{profile}");
-    // The record is the data: form of the canonical profile (PROTOCOL.md §4.4).
+    // The record is the data: form of the canonical profile (docs/protocol.md §4.4).
     let record = printed["textRecord"].as_str().unwrap();
     let json = record.strip_prefix("data:application/json,").unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(json).unwrap(), *profile);

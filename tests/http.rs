@@ -52,13 +52,19 @@ async fn hello_health_and_ready_answer() {
     node.node.shutdown().await.unwrap();
 }
 
+const ADMIN_TOKEN: &str = "metrics-scraper-token-0123456789";
+
 #[tokio::test]
 async fn metrics_show_requests_latency_and_stored_envelopes() {
-    let node = stub().await;
+    let node = start_node(
+        |c| c.admin.token = Some(dm3_bridge::config::AdminToken::new(ADMIN_TOKEN)),
+        StubProtocol::factory(Duration::ZERO),
+    )
+    .await;
     node.client.get(node.url("/hello")).send().await.unwrap();
     let (status, _) = rpc(&node, &submit("bob.eth", "alice.eth", HASH_1)).await;
     assert_eq!(status, StatusCode::OK);
-    let response = node.client.get(node.url("/metrics")).send().await.unwrap();
+    let response = node.client.get(node.url("/metrics")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();
@@ -76,6 +82,34 @@ async fn metrics_show_requests_latency_and_stored_envelopes() {
     node.node.shutdown().await.unwrap();
 }
 
+/// The metrics tell how much is stored and whom the node refuses: only the admin token's
+/// holder reads them, unless the operator makes them public.
+#[tokio::test]
+async fn metrics_are_for_the_admin_token_unless_made_public() {
+    let token = Some(dm3_bridge::config::AdminToken::new(ADMIN_TOKEN));
+    let guarded = start_node(|c| c.admin.token = token.clone(), StubProtocol::factory(Duration::ZERO)).await;
+    let get = |node: &TestNode, auth: Option<&str>| {
+        let request = node.client.get(node.url("/metrics"));
+        let request = match auth {
+            Some(value) => request.header("authorization", value),
+            None => request,
+        };
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(get(&guarded, None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&guarded, Some("Bearer wrong-token-wrong-token")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&guarded, Some(&format!("BEARER {ADMIN_TOKEN}"))).await, StatusCode::OK);
+    guarded.node.shutdown().await.unwrap();
+
+    let no_token = stub().await;
+    assert_eq!(get(&no_token, None).await, StatusCode::FORBIDDEN, "no token configured: nobody reads them");
+    no_token.node.shutdown().await.unwrap();
+
+    let public = start_node(|c| c.admin.public_metrics = true, StubProtocol::factory(Duration::ZERO)).await;
+    assert_eq!(get(&public, None).await, StatusCode::OK);
+    public.node.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn properties_disclose_only_ttl_in_ms_size_and_channels() {
     let node = start_node(|c| c.relay.message_ttl_secs = 3_600, StubProtocol::factory(Duration::ZERO)).await;
@@ -86,7 +120,7 @@ async fn properties_disclose_only_ttl_in_ms_size_and_channels() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["jsonrpc"], "2.0");
     assert!(v.get("id").is_none(), "no id asked, none answered: {body}");
-    // The result is a JSON string to be parsed again (PROTOCOL.md P10).
+    // The result is a JSON string to be parsed again (docs/protocol.md P10).
     let props: Value = serde_json::from_str(v["result"].as_str().unwrap()).unwrap();
     assert_eq!(props, json!({"messageTTL": 3_600_000, "sizeLimit": 100_000, "notificationChannel": []}));
 

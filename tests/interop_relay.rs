@@ -1,7 +1,7 @@
 //! The reference client against the real node: the published `@dm3-org` 1.7.1 libraries
 //! (`interop/ds-client.js`) register, log in, send in both envelope formats, fetch, decrypt,
 //! verify postmarks and acknowledge, all over HTTP, exactly as the messenger does
-//! (PROTOCOL.md §9, §10). Every scenario runs on SQLite and on PostgreSQL.
+//! (docs/protocol.md §9, §10). Every scenario runs on SQLite and on PostgreSQL.
 //!
 //! Users are made by the libraries (`createProfile` with a random wallet); the node knows
 //! their names, addresses and profile records through a static resolver, as it would
@@ -371,7 +371,11 @@ async fn nothing_submitted_is_lost_across_a_restart(db: &TestDb) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_policy_stores_envelopes_of_unresolved_senders() {
     let db = TestDb::sqlite();
-    let mut w = world(&db, |c| c.relay.unresolved_sender = UnresolvedSenderPolicy::Accept).await;
+    let mut w = world(&db, |c| {
+        c.relay.unresolved_sender = UnresolvedSenderPolicy::Accept;
+        c.admin.public_metrics = true;
+    })
+    .await;
     let (bob, stranger) = (w.bob.clone(), w.stranger.clone());
     let token = w.register(&bob).await;
     let answer = w.submit(&stranger, &bob, "unverified but welcome", json!({})).await;

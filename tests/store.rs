@@ -26,6 +26,7 @@ on_both_backends!(
     expired_envelopes_are_hidden_then_deleted,
     challenge_is_consumed_exactly_once,
     concurrent_challenge_consumers_only_one_wins,
+    a_flood_of_challenges_keeps_only_the_newest_per_name,
     concurrent_inserts_are_batched_and_all_stored,
     acknowledged_writes_survive_reopening,
     close_commits_queued_inserts_and_refuses_new_ones,
@@ -218,6 +219,36 @@ async fn challenge_is_consumed_exactly_once(db: &TestDb) {
     let unknown = ChallengeId::from_client(&"0".repeat(32)).unwrap();
     assert!(!store.consume_challenge(&unknown, &alice, NOW).await.unwrap());
     assert_eq!(store.delete_expired(NOW + 1_000_000).await.unwrap().challenges, 2);
+    store.close().await;
+}
+
+/// `GET /auth` needs no credential, so a flood of challenges for one name must not grow the
+/// table: each name keeps its newest `MAX_LIVE_CHALLENGES` unused ones, and the newest work.
+async fn a_flood_of_challenges_keeps_only_the_newest_per_name(db: &TestDb) {
+    use dm3_bridge::store::MAX_LIVE_CHALLENGES;
+    let store = db.open().await;
+    let (alice, bob) = (name("alice.eth"), name("bob.eth"));
+    let bobs = store.create_challenge(&bob, NOW, 60_000).await.unwrap();
+    let mut issued = Vec::new();
+    for i in 0..100 {
+        issued.push(store.create_challenge(&alice, NOW + i, 60_000).await.unwrap());
+    }
+    let live = MAX_LIVE_CHALLENGES as usize;
+    let mut kept = 0;
+    for challenge in &issued {
+        if store.get_challenge(&challenge.id).await.unwrap().is_some() {
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, live, "only the newest are kept");
+    for old in &issued[..issued.len() - live] {
+        assert!(!store.consume_challenge(&old.id, &alice, NOW + 200).await.unwrap());
+    }
+    for new in &issued[issued.len() - live..] {
+        assert!(store.consume_challenge(&new.id, &alice, NOW + 200).await.unwrap());
+    }
+    // Another name's challenge is not touched by alice's flood.
+    assert!(store.consume_challenge(&bobs.id, &bob, NOW + 200).await.unwrap());
     store.close().await;
 }
 

@@ -1,4 +1,4 @@
-//! Canonical JSON, exactly as `safe-stable-stringify` 2.4.3 prints it (PROTOCOL.md P2).
+//! Canonical JSON, exactly as `safe-stable-stringify` 2.4.3 prints it (docs/protocol.md P2).
 //!
 //! Every DM3 signature and hash covers this serialization of the *parsed*
 //! object, unknown fields included, so it must match the reference to the

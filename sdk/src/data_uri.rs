@@ -1,5 +1,5 @@
 //! `data:application/json` URIs, the inline form of DM3 profile text records
-//! (PROTOCOL.md §4.3 item 1, §4.4, P16).
+//! (docs/protocol.md §4.3 item 1, §4.4, P16).
 //!
 //! Writing: the offchain resolver publishes `data:application/json,` followed
 //! by the canonical JSON, raw and not percent-encoded (`createJsonDataUri`).

@@ -1,4 +1,4 @@
-//! Delivery-service profiles and keys (PROTOCOL.md §3.2, §4.4).
+//! Delivery-service profiles and keys (docs/protocol.md §3.2, §4.4).
 //!
 //! A delivery service publishes `{publicEncryptionKey, publicSigningKey, url}`
 //! in the ENS text record `network.dm3.deliveryService` of its name. The

@@ -1,4 +1,4 @@
-//! Byte encodings as the reference libraries write and read them (PROTOCOL.md §2.1).
+//! Byte encodings as the reference libraries write and read them (docs/protocol.md §2.1).
 //!
 //! Keys, ciphertexts and Ed25519 signatures travel as standard, padded base64.
 //! Node's decoder is lenient (URL-safe alphabet, missing padding), so we emit

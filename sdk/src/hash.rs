@@ -1,4 +1,4 @@
-//! The hash helpers of `dm3-lib-shared` (PROTOCOL.md §2.2).
+//! The hash helpers of `dm3-lib-shared` (docs/protocol.md §2.2).
 //!
 //! DM3 hashes *strings*: `sha256(str)` is SHA-256 over the UTF-8 bytes, written
 //! as `0x` + lowercase hex. `hash_message` is ethers' EIP-191 hash, used for

@@ -1,4 +1,4 @@
-//! Deriving a user's DM3 keys from their wallet (PROTOCOL.md §3.1, P7).
+//! Deriving a user's DM3 keys from their wallet (docs/protocol.md §3.1, P7).
 //!
 //! The wallet signs a fixed SIWE-like text that ends in a nonce; the
 //! *signature string* (`0x` + 130 lowercase hex digits) is hashed with SHA-256

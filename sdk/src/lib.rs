@@ -1,7 +1,7 @@
 //! The DM3 protocol, byte-compatible with the reference TypeScript libraries.
 //!
 //! Everything here follows what `@dm3-org/dm3-lib-*` really does on the wire,
-//! not only what the specification says; `PROTOCOL.md` in the shared notes
+//! not only what the specification says; `docs/protocol.md`
 //! lists the differences (cited below as P-numbers and §-sections). The crate
 //! knows nothing about the bridge: no database, no server, no network.
 //!

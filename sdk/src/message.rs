@@ -1,4 +1,4 @@
-//! DM3 messages: the signed plaintext that travels inside an envelope (PROTOCOL.md §5).
+//! DM3 messages: the signed plaintext that travels inside an envelope (docs/protocol.md §5).
 //!
 //! A message is kept as the JSON object it was received or built as, because
 //! its signature and its hash cover the canonical form of *every* field,

@@ -1,4 +1,4 @@
-//! ENS name normalization as the reference compares names (PROTOCOL.md §2.2).
+//! ENS name normalization as the reference compares names (docs/protocol.md §2.2).
 //!
 //! `normalizeEnsName` in `dm3-lib-profile` is ethers v5's `nameprep`
 //! (IDNA2003 stringprep), **not** ENSIP-15. Message verification

@@ -1,5 +1,5 @@
 //! User profiles: the public keys and delivery services a DM3 user publishes,
-//! signed with their Ethereum wallet (PROTOCOL.md §4.1, §4.2).
+//! signed with their Ethereum wallet (docs/protocol.md §4.1, §4.2).
 //!
 //! A [`SignedUserProfile`] is `{profile, signature}`. The signature is EIP-191
 //! `personal_sign` over a fixed SIWE-like text that ends in

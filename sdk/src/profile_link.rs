@@ -1,5 +1,5 @@
 //! Profile links: a signed statement that a scoped profile belongs to a main
-//! profile or an Ethereum address (PROTOCOL.md §4.6,
+//! profile or an Ethereum address (docs/protocol.md §4.6,
 //! `packages/lib/profile/src/profileLink/ProfileLink.ts`).
 //!
 //! The library defines them and nothing on the wire uses them yet; we carry

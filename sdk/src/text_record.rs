@@ -1,4 +1,4 @@
-//! The value of a DM3 ENS text record, classified (PROTOCOL.md §4.3, §4.4).
+//! The value of a DM3 ENS text record, classified (docs/protocol.md §4.3, §4.4).
 //!
 //! `network.dm3.profile` (user profile) and `network.dm3.deliveryService`
 //! (delivery-service profile) hold the same kinds of value, and the reference

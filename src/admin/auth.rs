@@ -45,8 +45,7 @@ impl TokenCheck {
             ));
         };
         let presented = authorization
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-            .map(str::trim)
+            .and_then(crate::bearer::token)
             .ok_or_else(|| AdminError::unauthorized("missing Authorization: Bearer <admin token>"))?;
         if bool::from(sha256(presented.as_bytes()).ct_eq(expected)) {
             Ok(())
@@ -72,7 +71,9 @@ mod tests {
     #[test]
     fn only_the_exact_token_passes() {
         let check = TokenCheck::new(Some(&AdminToken::new("correct horse battery staple")));
-        assert!(check.check(Some("Bearer correct horse battery staple")).is_ok());
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            assert!(check.check(Some(&format!("{scheme} correct horse battery staple"))).is_ok(), "{scheme}");
+        }
         for bad in [
             None,
             Some("correct horse battery staple"),

@@ -63,6 +63,10 @@ pub struct AdminConfig {
     /// The bearer token of the admin API; better set through `DM3_BRIDGE_ADMIN__TOKEN`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<AdminToken>,
+    /// Serve `GET /metrics` to anyone. Off by default: the metrics tell how much is stored and
+    /// who is refused why, and each scrape counts the stored envelopes; a scraper presents
+    /// the admin token (`Authorization: Bearer`).
+    pub public_metrics: bool,
 }
 
 /// The admin bearer token. `Debug` and `Display` never show it.
@@ -189,7 +193,7 @@ mod tests {
             answer_ttl_secs: 5,
             ..IdentitiesConfig::default()
         };
-        let admin = AdminConfig { token: Some(AdminToken::new("short")) };
+        let admin = AdminConfig { token: Some(AdminToken::new("short")), ..AdminConfig::default() };
         let keys: Vec<String> = problems(&identities, &admin).into_iter().map(|p| p.key).collect();
         assert_eq!(
             keys,
@@ -201,7 +205,8 @@ mod tests {
 
     #[test]
     fn token_never_printed() {
-        let admin = AdminConfig { token: Some(AdminToken::new("hunter2hunter2hunter2")) };
+        let admin =
+            AdminConfig { token: Some(AdminToken::new("hunter2hunter2hunter2")), ..AdminConfig::default() };
         assert!(!format!("{admin:?}").contains("hunter2"));
         assert!(!AdminToken::new("hunter2").to_string().contains("hunter2"));
     }

@@ -1,4 +1,4 @@
-//! `[names]`: where the node looks names up (PROTOCOL.md P15, §4.3, §4.4).
+//! `[names]`: where the node looks names up (docs/protocol.md P15, §4.3, §4.4).
 //!
 //! Kept apart from the other sections because it is the only one that describes *other*
 //! parties: the chain to ask, how far to trust what comes back (time, size, internal
@@ -22,8 +22,17 @@ pub struct NamesConfig {
     pub ens_registry: String,
     /// How long an answer (also "no such record") is reused, in seconds; 0 disables the cache.
     pub cache_ttl_secs: u64,
+    /// How long a failed lookup (no answer in time, a broken gateway) is answered from the
+    /// cache, in seconds; 0 asks again every time. Short: it only stops a caller from making
+    /// the node repeat the same failing work.
+    pub failure_cache_secs: u64,
     /// How many answers the cache holds at most; the oldest go first.
     pub cache_max_entries: usize,
+    /// Bound on one whole name lookup (resolver, records, gateways, profile link), in
+    /// milliseconds, waiting for a free slot included.
+    pub lookup_timeout_ms: u64,
+    /// How many name lookups may be out at once; more wait for a slot, within their deadline.
+    pub max_concurrent_lookups: usize,
     /// Bound on each HTTP request (JSON-RPC, CCIP gateway, profile link), in milliseconds,
     /// from connecting to the last byte of the body.
     pub request_timeout_ms: u64,
@@ -43,7 +52,10 @@ impl Default for NamesConfig {
             ens_rpc_url: None,
             ens_registry: MAINNET_ENS_REGISTRY.to_owned(),
             cache_ttl_secs: 300,
+            failure_cache_secs: 30,
             cache_max_entries: 10_000,
+            lookup_timeout_ms: 10_000,
+            max_concurrent_lookups: 32,
             request_timeout_ms: 5_000,
             max_response_bytes: 256 * 1024,
             allow_private_addresses: false,

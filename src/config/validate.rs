@@ -14,7 +14,7 @@ use dm3::text_record::ProfileRecord;
 use super::{Backend, Config, MAX_ENGINE_CONCURRENCY, NamesConfig};
 
 /// Most the reference DS ever accepts in one request (`express.json({limit:'50mb'})`,
-/// PROTOCOL.md §9); a larger envelope limit could never be reached.
+/// docs/protocol.md §9); a larger envelope limit could never be reached.
 const MAX_SIZE_LIMIT: u64 = 50 * 1024 * 1024;
 /// 100 years: long enough for "practically forever", short enough to stay far from overflow
 /// when converted to milliseconds.
@@ -26,6 +26,11 @@ const MAX_NAME_CACHE_TTL_SECS: u64 = 24 * 3600;
 const MAX_NAME_CACHE_ENTRIES: usize = 1_000_000;
 /// A minute per request: beyond that a lookup is better reported as failed.
 const MAX_NAME_REQUEST_TIMEOUT_MS: u64 = 60_000;
+/// A failure is remembered to stop repeated work, not to hide a name that recovered.
+const MAX_NAME_FAILURE_CACHE_SECS: u64 = 3_600;
+/// A whole lookup is a few requests; past two minutes a caller has long given up.
+const MAX_NAME_LOOKUP_TIMEOUT_MS: u64 = 120_000;
+const MAX_CONCURRENT_LOOKUPS: usize = 4_096;
 /// 16 MiB: a profile is under 1 KiB and a gateway answer a few KiB.
 const MAX_NAME_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -123,6 +128,16 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
         );
     }
 
+    for (class, rate) in config.rate_limits.classes() {
+        if rate.per_minute > 0 && rate.burst == 0 {
+            problem(
+                &format!("rate_limits.{class}_burst"),
+                format!(
+                    "0 lets no call through while rate_limits.{class}_per_minute is set; use at least 1 (or {class}_per_minute = 0 for no limit)"
+                ),
+            );
+        }
+    }
     if !(1..=MAX_ENGINE_CONCURRENCY).contains(&config.engine.concurrency) {
         problem(
             "engine.concurrency",
@@ -208,6 +223,33 @@ fn names_problems(names: &NamesConfig, problem: &mut impl FnMut(&str, String)) {
             format!(
                 "{} ms is out of range; expected 1 to {MAX_NAME_REQUEST_TIMEOUT_MS}",
                 names.request_timeout_ms
+            ),
+        );
+    }
+    if names.failure_cache_secs > MAX_NAME_FAILURE_CACHE_SECS {
+        problem(
+            "names.failure_cache_secs",
+            format!(
+                "{} seconds is more than {MAX_NAME_FAILURE_CACHE_SECS}: a failure should not hide a name for long",
+                names.failure_cache_secs
+            ),
+        );
+    }
+    if !(1..=MAX_NAME_LOOKUP_TIMEOUT_MS).contains(&names.lookup_timeout_ms) {
+        problem(
+            "names.lookup_timeout_ms",
+            format!(
+                "{} ms is out of range; expected 1 to {MAX_NAME_LOOKUP_TIMEOUT_MS}",
+                names.lookup_timeout_ms
+            ),
+        );
+    }
+    if !(1..=MAX_CONCURRENT_LOOKUPS).contains(&names.max_concurrent_lookups) {
+        problem(
+            "names.max_concurrent_lookups",
+            format!(
+                "{} is out of range; expected 1 to {MAX_CONCURRENT_LOOKUPS}",
+                names.max_concurrent_lookups
             ),
         );
     }

@@ -1,11 +1,30 @@
 //! Accounts: registering with `POST /profile/:name`, reading it back, the profile extension,
 //! and which of an account's keys count right now.
 //!
-//! Registration follows the reference (PROTOCOL.md §9, P15): the body is a
+//! Registration follows the reference (docs/protocol.md §9, P15): the body is a
 //! `SignedUserProfile`, and it must be signed by the wallet behind `addr(name)` as the
-//! [`Directory`](crate::names::directory::Directory) resolves it now. Identity is that address;
-//! nothing else ties a profile to a name (§4.2). A second registration replaces the profile
-//! (key rotation: the messenger re-posts its profile when a challenge fails, §9.2).
+//! [`Directory`](crate::names::directory::Directory) resolves it now. That signature proves that
+//! the wallet signed this profile *once*; it does not prove that whoever posts it holds the
+//! keys, because a signed profile is public (`GET /profile`, the ENS record) and can be
+//! replayed by anyone. So a profile alone never opens a session on an existing account
+//! (docs/relay.md, "Who gets a session"):
+//! - **first registration** (the name has no account here): the account is created and a
+//!   session opened, because the reference messenger's sign-up flow posts the profile and uses
+//!   the token it gets back, with no challenge step it could answer. What a replay can still
+//!   do there is bounded: only a profile that lists this node among its delivery services is
+//!   accepted (the owner chose this node, so their client registers at once), and that
+//!   session lives [`REGISTRATION_SESSION_TTL_MS`] (five minutes) instead of an hour; after
+//!   it, the owner's key must answer a challenge. No envelope can be waiting for a name before
+//!   its account exists (submits for unknown receivers are refused), so a replayed first
+//!   registration exposes at most what arrives in those minutes;
+//! - **an existing account**: the profile may replace the stored one (the reference's key
+//!   rotation: the messenger re-posts its profile when a challenge fails, §9.2), but only when
+//!   it is the profile the name publishes now, or the name publishes none, so an old profile
+//!   cannot be put back. The answer is what the reference gives there: a token bound to the
+//!   *address*, which opens no name route (P18). We do not even store it; the client's next
+//!   call gets 401 and it logs in with the challenge, as the messenger does on any 401;
+//! - **the node's own names** (its name and everything under `[identities] parent`, its
+//!   virtual identities, enabled or not) are never registered from outside.
 //!
 //! The profile stored at registration is a fallback only. Keys are taken from the profile
 //! the name resolves to *now* when there is one (§16 recommendation 4): a user who rotated
@@ -23,13 +42,23 @@ use crate::clock::now_ms;
 use crate::names::ResolveError;
 use crate::names::directory::DirectoryError;
 use crate::protocol::{DeliveryError, Rejection};
-use crate::store::Account;
+use crate::store::{Account, AccountCreation};
+
+/// How long the session of a first registration lives: long enough for the sign-up that
+/// follows it, short enough that a replayed profile buys little (see the module docs).
+pub const REGISTRATION_SESSION_TTL_MS: i64 = 5 * 60 * 1_000;
 
 impl Relay {
-    /// `POST /profile/:name`: verify the signed profile against `addr(name)`, upsert the
-    /// account, and open a session.
+    /// `POST /profile/:name`: verify the signed profile against `addr(name)`; create the account
+    /// and open a session if it is new, else maybe replace its profile (module docs).
     pub(super) async fn register(&self, name: &str, body: Value) -> Result<String, DeliveryError> {
         let name = parse_name(name)?;
+        if self.local_names.serves(&name) {
+            return Err(DeliveryError::rejected(
+                Rejection::ReservedName,
+                format!("{name} is served by this node itself and cannot be registered"),
+            ));
+        }
         let profile = SignedUserProfile::from_value(body)
             .map_err(|e| DeliveryError::InvalidRequest(format!("invalid schema: {e}")))?;
         let address = match self.directory.address(&name).await {
@@ -48,9 +77,47 @@ impl Relay {
                 format!("invalid profile signature: not signed by {address}, the address of {name} ({e})"),
             )
         })?;
+        if !self.lists_this_node(profile.profile()) {
+            return Err(DeliveryError::rejected(
+                Rejection::NotThisNode,
+                format!("the profile of {name} does not list {} among its delivery services", self.node_name),
+            ));
+        }
         // Canonical text: the signature covers the canonical form of the parsed object (P2).
-        self.store.upsert_account(&name, &address.to_string(), &profile.canonical(), now_ms()).await?;
-        self.open_session(&name, LoginPath::Profile).await
+        let (address, canonical, now) = (address.to_string(), profile.canonical(), now_ms());
+        match self.store.create_account(&name, &address, &canonical, now).await? {
+            AccountCreation::Created => self.open_session(&name, LoginPath::Registration).await,
+            AccountCreation::Exists => {
+                if self.may_replace_profile(&name, &profile).await {
+                    self.store.upsert_account(&name, &address, &canonical, now).await?;
+                }
+                Ok(self.address_bound_token()?)
+            }
+        }
+    }
+
+    /// Whether the profile names this node among its delivery services (as ENS names, compared
+    /// normalized).
+    fn lists_this_node(&self, profile: &UserProfile) -> bool {
+        profile
+            .delivery_services()
+            .into_iter()
+            .any(|ds| parse_name(ds).is_ok_and(|ds| ds == *self.local_names.node_name()))
+    }
+
+    /// Whether a re-posted profile may replace the stored one: it is the profile the name
+    /// publishes now, or the name publishes none (so the stored one is the only copy, and the
+    /// wallet's signature is all there is to go by).
+    async fn may_replace_profile(&self, name: &EnsName, posted: &SignedUserProfile) -> bool {
+        match self.directory.user_profile(name).await {
+            Ok(Some(published)) => published.profile.canonical() == posted.canonical(),
+            Ok(None) => true,
+            // A lookup that fails changes nothing: the stored profile stays.
+            Err(error) => {
+                tracing::debug!(%error, "re-posted profile not compared: the name does not resolve now");
+                false
+            }
+        }
     }
 
     /// `GET /profile/:name`: the signed profile stored at registration.

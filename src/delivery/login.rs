@@ -1,5 +1,5 @@
 //! The challenge login: `GET /auth/:name` issues a challenge, `POST /auth/:name
-//! {signature, challenge}` redeems it for a session token (PROTOCOL.md §9.2).
+//! {signature, challenge}` redeems it for a session token (docs/protocol.md §9.2).
 //!
 //! The client signs the challenge string verbatim with its profile's Ed25519 key and never
 //! looks inside, so the string is ours to choose. It reads

@@ -2,10 +2,12 @@
 //!
 //! Every name a client sends (a path segment, `deliveryInformation.to/from`, an
 //! acknowledgement's `contactAddress`) is normalized here before it is compared, looked up or
-//! stored, so `Alice.eth` and `alice.eth` are one account (PROTOCOL.md §2.2: the reference
-//! normalizes with `normalizeEnsName` before every lookup). [`EnsName`] implements ENSIP-15
-//! for the names DM3 uses; for ASCII names it agrees with the reference's nameprep
-//! (lowercasing), and a name it rejects could not have been resolved by ethers either.
+//! stored, so `Alice.eth` and `alice.eth` are one account (docs/protocol.md §2.2: the reference
+//! normalizes with `normalizeEnsName` before every lookup). [`EnsName`] implements
+//! a subset of ENSIP-15: for ASCII names, and for full-width ASCII (`ａｌｉｃｅ.eth`), it gives
+//! the text and namehash ethers 5.7.2 gives (`sdk/tests/interop_ens.rs` checks it live); it
+//! refuses some names ethers would accept (other compatibility forms, docs in `dm3::ens`), and
+//! then says so in the error instead of resolving another name.
 //!
 //! What the result is used as (the directory's key, the store's) is the same [`EnsName`]; what
 //! this adds is the edge's rule: the root (the empty name) names nobody, and any refusal is

@@ -1,5 +1,5 @@
 //! Session tokens: what `POST /profile` and `POST /auth` hand out, and what
-//! `Authorization: Bearer` must carry on the delivery routes (PROTOCOL.md §9.2).
+//! `Authorization: Bearer` must carry on the delivery routes (docs/protocol.md §9.2).
 //!
 //! Clients treat the token as opaque: they only need it as a JSON string. So instead of the
 //! reference's HS256 JWT (whose secret is derived from the DS signing key) a token is 32 bytes
@@ -11,10 +11,11 @@
 //!   by the database. Timing can at most reveal a prefix of a SHA-256 output, which does not
 //!   help to find a token with that hash.
 //!
-//! A token is bound to the normalized name it was issued for and lives
-//! [`SESSION_TTL_MS`] (one hour, as the reference's session JWT). The reference binds the
-//! token from `POST /profile` to the *address* instead, which makes it useless on name routes
-//! (P18); ours works on the routes of the name it was issued for, from either login path.
+//! A token is bound to the normalized name it was issued for. A challenge login lives
+//! [`SESSION_TTL_MS`] (one hour, as the reference's session JWT); the session of a first
+//! registration lives five minutes, because a signed profile is public and proves no key
+//! (`delivery::accounts`). `POST /profile` on an existing account gets a token that opens
+//! nothing: the reference binds that one to the *address*, where no route takes it (P18).
 //! Tokens never reach a log line: not here, not in the routes.
 
 use base64::Engine;
@@ -23,6 +24,7 @@ use dm3::ens::EnsName;
 use zeroize::Zeroizing;
 
 use super::Relay;
+use super::accounts::REGISTRATION_SESSION_TTL_MS;
 use super::names::parse_name;
 use crate::clock::now_ms;
 use crate::protocol::DeliveryError;
@@ -36,20 +38,28 @@ const TOKEN_BYTES: usize = 32;
 /// base64url of 32 bytes, unpadded.
 const TOKEN_LEN: usize = 43;
 
-/// How a session was opened, for the metrics.
+/// How a session was opened: it decides the session's lifetime, and labels the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LoginPath {
-    /// `POST /profile`: the signed profile registered the account.
-    Profile,
-    /// `POST /auth`: the account's key signed a challenge.
+    /// `POST /profile` created the account: a replayable document, so a short session
+    /// (`delivery::accounts` says why one is given at all).
+    Registration,
+    /// `POST /auth`: the account's key signed a fresh challenge.
     Challenge,
 }
 
 impl LoginPath {
     fn label(self) -> &'static str {
         match self {
-            Self::Profile => "profile",
+            Self::Registration => "profile",
             Self::Challenge => "challenge",
+        }
+    }
+
+    fn ttl_ms(self) -> i64 {
+        match self {
+            Self::Registration => REGISTRATION_SESSION_TTL_MS,
+            Self::Challenge => SESSION_TTL_MS,
         }
     }
 }
@@ -83,10 +93,19 @@ impl Relay {
     ) -> Result<String, DeliveryError> {
         let token = SessionToken::generate()?;
         let now = now_ms();
-        let expires = now.saturating_add(SESSION_TTL_MS);
+        let expires = now.saturating_add(path.ttl_ms());
         self.store.create_session(&token_hash(&token.0), name, now, expires).await?;
         metrics::counter!(SESSIONS_ISSUED, "via" => path.label()).increment(1);
         Ok(token.0.as_str().to_owned())
+    }
+
+    /// The answer to `POST /profile` on an existing account: a token of the right shape that
+    /// opens nothing. The reference binds that token to the address, where no route accepts
+    /// it (P18); a client that uses it gets 401 and logs in with the challenge. Nothing is
+    /// stored, so a replayed profile costs the node no write.
+    pub(super) fn address_bound_token(&self) -> Result<String, DeliveryError> {
+        metrics::counter!(SESSIONS_ISSUED, "via" => "address_bound").increment(1);
+        Ok(SessionToken::generate()?.0.as_str().to_owned())
     }
 
     /// `Authorization: Bearer <token>` on a route of `name`: the token must exist, be

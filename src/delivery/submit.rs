@@ -1,6 +1,6 @@
 //! `dm3_submitMessage`: from the received envelope to the durable, deduplicated insert.
 //!
-//! [`Relay::accept`] is the whole path in order, one step per line (PROTOCOL.md §8):
+//! [`Relay::accept`] is the whole path in order, one step per line (docs/protocol.md §8):
 //! 1. read `params[0]`: the envelope as a JSON string (reference) or, leniently, an object;
 //! 2. size per `getEnvelopSize` (canonical bytes, §7.3) against `relay.size_limit`;
 //! 3. npm format (P1): `encryptedMessageHash` must be the hash of the `message` string, the

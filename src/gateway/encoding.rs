@@ -1,7 +1,7 @@
 //! The bytes of a gateway `result`, in the form the asking resolver contract expects.
 //!
 //! Two offchain-resolver designs meet here, and they disagree on `addr`:
-//! - DM3's `ERC3668Resolver` (PROTOCOL.md §12.1) asks with `resolveWithContext(name, data,
+//! - DM3's `ERC3668Resolver` (docs/protocol.md §12.1) asks with `resolveWithContext(name, data,
 //!   context)` and its verifier widens a **raw 20-byte** address itself
 //!   (`address(bytes20(result))`, §12.2); the reference handler answers that way (§12.3).
 //! - The ENS offchain-resolver design (ours in `tests/contracts/OffchainResolver.sol`, and the

@@ -1,7 +1,7 @@
 //! The gateway signer: the secp256k1 key whose signature the OffchainResolver trusts.
 //!
 //! The resolver contract on chain accepts an answer only if it recovers to one of its
-//! registered signers (PROTOCOL.md §12.2), so this key is the node's authority over every
+//! registered signers (docs/protocol.md §12.2), so this key is the node's authority over every
 //! name under the parent. It is kept like the node keys ([`crate::node_keys`]): sealed under
 //! the master key (label `gateway-signer`), one line of base64 in a 0600 file in the data
 //! directory (`identities.gateway_signer_file`).

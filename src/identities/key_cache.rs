@@ -1,7 +1,7 @@
 //! Opened identity keys, kept in memory per (identity, key version, sealed bytes).
 //!
 //! Opening a key version derives its X25519 and Ed25519 keys from a secp256k1 signature of the
-//! wallet (PROTOCOL.md §3.1): milliseconds of curve arithmetic that the engine used to repeat
+//! wallet (docs/protocol.md §3.1): milliseconds of curve arithmetic that the engine used to repeat
 //! for every message it opened or signed. A key version never changes once sealed, so the
 //! opened form is cached. The entry is keyed by the sealed bytes too: a deleted and recreated
 //! identity, or a re-sealed row, never gets another row's keys; the store is still read on

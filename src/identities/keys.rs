@@ -1,6 +1,6 @@
 //! One key version of a virtual identity: its wallet, the DM3 keys derived from it, sealing.
 //!
-//! A virtual identity is a secp256k1 wallet like any DM3 user's (PROTOCOL.md §3.1): the
+//! A virtual identity is a secp256k1 wallet like any DM3 user's (docs/protocol.md §3.1): the
 //! X25519 and Ed25519 keys come from the wallet's signature over the storage-key message with
 //! the reference's `DEFAULT_NONCE`, and the profile is signed by the wallet (§4.2). So only the
 //! wallet's 32-byte secret is stored; everything else is derived again when the keys are

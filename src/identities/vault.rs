@@ -5,7 +5,7 @@
 //!   `deliveryServices` is the node's own name, signed by the wallet; the wallet secret sealed
 //!   under the master key; one row per identity and one per key version, in one transaction.
 //! - **Rotate**: a *new random wallet*, so a new address: the name's `addr` changes with the
-//!   profile, and clients that verify the profile against `addr` (PROTOCOL.md §4.2, P15) see a
+//!   profile, and clients that verify the profile against `addr` (docs/protocol.md §4.2, P15) see a
 //!   consistent pair. Re-deriving from the same wallet with another nonce would not help, since
 //!   rotation is for a key that may have leaked, and the wallet is the root of every other key.
 //!   The old version is kept, marked retired, only so that envelopes already sealed to its

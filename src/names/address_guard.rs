@@ -18,8 +18,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// A host resolved to an address the guard does not allow.
+///
+/// The message names the host (which the name's owner wrote) but never the address it resolved
+/// to: refusals reach the client that caused the lookup, and echoing the address would let
+/// anyone with an ENS name map the node's internal DNS. The address stays in `ip` for the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{ip} (for {host}) is not a public address")]
+#[error("{host} does not resolve to a public address")]
 pub struct AddressRefused {
     pub host: String,
     pub ip: IpAddr,
@@ -82,7 +86,12 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 
 /// Checks an address the guard would hand to the HTTP client.
 pub fn check(host: &str, ip: IpAddr, allow_private: bool) -> Result<(), AddressRefused> {
-    if allow_private || is_public(ip) { Ok(()) } else { Err(AddressRefused { host: host.to_owned(), ip }) }
+    if allow_private || is_public(ip) {
+        Ok(())
+    } else {
+        tracing::info!(%host, %ip, "refused a fetch to a non-public address");
+        Err(AddressRefused { host: host.to_owned(), ip })
+    }
 }
 
 /// reqwest's DNS resolver, with every answer checked (see the module documentation).

@@ -1,12 +1,14 @@
 //! A TTL cache in front of any [`NameResolver`].
 //!
-//! Every submitted envelope needs its sender's profile (PROTOCOL.md P15), and resolving one
+//! Every submitted envelope needs its sender's profile (docs/protocol.md P15), and resolving one
 //! on ENS costs several chain calls and a gateway round trip; senders repeat, so answers are
 //! reused for a while. The design is as small as the job:
 //! - answers are reused for one TTL, whether positive or "no such record" (a flood of
 //!   envelopes from an unregistered name must not become a flood of chain calls);
-//! - errors are never cached: an unavailable gateway should be asked again next time, and a
-//!   forged answer must not hide a correct one that follows;
+//! - failures are reused too, for a much shorter `failure_ttl`: a name whose gateways are slow
+//!   or broken once cost the node 32 fetches and 140 s per request, and nothing stopped a client
+//!   from asking again. A short TTL keeps what a failure cached costs small: an unavailable
+//!   gateway is asked again after it, and a forged answer hides a correct one for no longer;
 //! - at most `max_entries` answers; inserting into a full cache evicts the oldest entry, which,
 //!   with one TTL for all, is also the one closest to expiry;
 //! - a hand-written map with an insertion-order index rather than `moka`: the needs are
@@ -30,6 +32,8 @@ use super::{NameResolver, ResolveError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {
     pub ttl: Duration,
+    /// How long a failed lookup is answered from the cache; zero caches no failure.
+    pub failure_ttl: Duration,
     pub max_entries: usize,
 }
 
@@ -46,6 +50,7 @@ enum Key {
 enum Answer {
     Address(Option<Address>),
     Text(Option<String>),
+    Failed(ResolveError),
 }
 
 struct Entry {
@@ -75,9 +80,13 @@ impl Table {
     }
 
     fn insert(&mut self, key: Key, answer: Answer, now: Instant, settings: &CacheSettings) {
+        let ttl = if matches!(answer, Answer::Failed(_)) { settings.failure_ttl } else { settings.ttl };
+        if ttl.is_zero() {
+            return;
+        }
         // A TTL too large for the clock (config validation refuses it) caches nothing
         // rather than overflowing.
-        let Some(expires) = now.checked_add(settings.ttl) else {
+        let Some(expires) = now.checked_add(ttl) else {
             return;
         };
         if let Some(old) = self.entries.remove(&key) {
@@ -160,12 +169,21 @@ impl<R: NameResolver> NameResolver for CachingResolver<R> {
     fn address<'a>(&'a self, name: &'a EnsName) -> BoxFuture<'a, Result<Option<Address>, ResolveError>> {
         Box::pin(async move {
             let key = Key::Address(name.clone());
-            if let Some(Answer::Address(address)) = self.lookup(&key) {
-                return Ok(address);
+            match self.lookup(&key) {
+                Some(Answer::Address(address)) => return Ok(address),
+                Some(Answer::Failed(error)) => return Err(error),
+                _ => {}
             }
-            let address = self.inner.address(name).await?;
-            self.remember(key, Answer::Address(address));
-            Ok(address)
+            match self.inner.address(name).await {
+                Ok(address) => {
+                    self.remember(key, Answer::Address(address));
+                    Ok(address)
+                }
+                Err(error) => {
+                    self.remember(key, Answer::Failed(error.clone()));
+                    Err(error)
+                }
+            }
         })
     }
 
@@ -176,12 +194,21 @@ impl<R: NameResolver> NameResolver for CachingResolver<R> {
     ) -> BoxFuture<'a, Result<Option<String>, ResolveError>> {
         Box::pin(async move {
             let cache_key = Key::Text(name.clone(), key.to_owned());
-            if let Some(Answer::Text(text)) = self.lookup(&cache_key) {
-                return Ok(text);
+            match self.lookup(&cache_key) {
+                Some(Answer::Text(text)) => return Ok(text),
+                Some(Answer::Failed(error)) => return Err(error),
+                _ => {}
             }
-            let text = self.inner.text(name, key).await?;
-            self.remember(cache_key, Answer::Text(text.clone()));
-            Ok(text)
+            match self.inner.text(name, key).await {
+                Ok(text) => {
+                    self.remember(cache_key, Answer::Text(text.clone()));
+                    Ok(text)
+                }
+                Err(error) => {
+                    self.remember(cache_key, Answer::Failed(error.clone()));
+                    Err(error)
+                }
+            }
         })
     }
 }
@@ -237,7 +264,11 @@ mod tests {
             let now = Arc::new(Mutex::new(Instant::now()));
             let clock_now = now.clone();
             let clock: Clock = Arc::new(move || *clock_now.lock().unwrap());
-            let settings = CacheSettings { ttl: Duration::from_secs(ttl_secs), max_entries };
+            let settings = CacheSettings {
+                ttl: Duration::from_secs(ttl_secs),
+                failure_ttl: Duration::from_secs(10),
+                max_entries,
+            };
             Self { cache: CachingResolver::with_clock(Counting::default(), settings, clock), now }
         }
 
@@ -275,12 +306,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn errors_are_not_cached() {
+    async fn failures_are_reused_only_for_the_short_failure_ttl() {
         let f = Fixture::new(60, 100);
+        let first = f.address("err.eth").await;
+        assert!(matches!(first, Err(ResolveError::Unavailable(_))), "{first:?}");
+        f.advance(9);
+        assert_eq!(f.address("err.eth").await, first, "the same failure, from the cache");
+        assert_eq!(f.calls(), 1);
+        f.advance(1);
         assert!(f.address("err.eth").await.is_err());
-        assert!(f.address("err.eth").await.is_err());
-        assert_eq!(f.calls(), 2);
-        assert!(f.cache.is_empty());
+        assert_eq!(f.calls(), 2, "asked again once the failure TTL ended");
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! EIP-3668 (CCIP-read): an `eth_call` that may be answered off chain.
 //!
-//! DM3 names live on offchain resolvers (PROTOCOL.md P15, §12.1): the resolver reverts with
+//! DM3 names live on offchain resolvers (docs/protocol.md P15, §12.1): the resolver reverts with
 //! `OffchainLookup(sender, urls, callData, callback, extraData)`, the client asks a gateway for
 //! `callData` and calls `callback(response, extraData)` on the resolver, which checks the
 //! gateway's signature (§12.2) and returns the record. The contract does the verifying, so the
@@ -11,8 +11,11 @@
 //!   is wrong), a 5xx, transport failure or malformed body moves on to the next URL, as ethers
 //!   v5 does;
 //! - at most [`MAX_LOOKUPS`] lookups in a row (a callback may itself revert with another
-//!   lookup) and at most [`MAX_GATEWAY_URLS`] URLs per lookup, so a hostile resolver cannot keep
-//!   the node busy: with every request bounded by the fetcher's deadline, so is the whole call.
+//!   lookup), at most [`MAX_GATEWAY_URLS`] URLs per lookup, and at most
+//!   [`MAX_GATEWAY_FETCHES`] gateway requests in the whole call, so a hostile resolver cannot
+//!   keep the node busy: one unauthenticated request once made 32 fetches against slow
+//!   gateways (4 lookups × 8 URLs). With every request bounded by the fetcher's deadline, and
+//!   the whole lookup by the name service's (`names::budget`), so is the call.
 //!
 //! Gateway fetches go through the guarded [`HttpFetcher`]: their URLs come from the resolver,
 //! i.e. from the name's owner.
@@ -29,6 +32,9 @@ use super::json_rpc::{CallOutcome, JsonRpc, RpcError};
 pub const MAX_LOOKUPS: usize = 4;
 /// Gateway URLs tried per lookup.
 pub const MAX_GATEWAY_URLS: usize = 8;
+/// Gateway requests made in one call, over all its lookups: a resolver that really serves its
+/// names answers from its first or second URL.
+pub const MAX_GATEWAY_FETCHES: usize = 8;
 
 /// Why a call with CCIP-read did not return.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +86,7 @@ pub async fn call(
     data: Vec<u8>,
 ) -> Result<Vec<u8>, CcipError> {
     let mut data = data;
+    let mut fetches_left = MAX_GATEWAY_FETCHES;
     for lookups in 0..=MAX_LOOKUPS {
         let revert = match rpc.eth_call(&to, &data).await? {
             CallOutcome::Returned(bytes) => return Ok(bytes),
@@ -97,17 +104,26 @@ pub async fn call(
         }
         // The callback goes to `sender`, which decode_from has checked is `to`.
         let lookup = OffchainLookup::decode_from(&to, &revert)?;
-        let response = ask_gateways(gateways, &lookup).await?;
+        let response = ask_gateways(gateways, &lookup, &mut fetches_left).await?;
         data = lookup.callback_calldata(&response);
     }
     Err(CcipError::TooManyLookups)
 }
 
 /// The first usable gateway answer's `data` bytes.
-async fn ask_gateways(gateways: &HttpFetcher, lookup: &OffchainLookup) -> Result<Vec<u8>, CcipError> {
+async fn ask_gateways(
+    gateways: &HttpFetcher,
+    lookup: &OffchainLookup,
+    fetches_left: &mut usize,
+) -> Result<Vec<u8>, CcipError> {
     let mut last = "the lookup lists no gateway".to_owned();
     let mut transient = false;
     for template in lookup.urls.iter().take(MAX_GATEWAY_URLS) {
+        if *fetches_left == 0 {
+            last = format!("{last}; no more than {MAX_GATEWAY_FETCHES} gateway requests per lookup");
+            break;
+        }
+        *fetches_left -= 1;
         let answer = match gateway_request(template, &lookup.sender, &lookup.call_data) {
             GatewayRequest::Get { url } => gateways.get(&url).await,
             GatewayRequest::Post { url, body } => gateways.post_json(&url, body).await,

@@ -22,6 +22,7 @@ use dm3::ens::EnsName;
 use dm3::text_record::{DELIVERY_SERVICE_KEY, ProfileRecord, USER_PROFILE_KEY};
 use dm3_bridge_connector::BoxFuture;
 
+use super::budget::{BudgetedResolver, LookupBudget};
 use super::cache::{CacheSettings, CachingResolver};
 use super::directory::Directory;
 use super::ens_client::EnsClient;
@@ -91,11 +92,17 @@ pub fn build_directory(config: &NamesConfig) -> Result<Directory, NamesSetupErro
                 .map_err(|_| NamesSetupError::Registry(config.ens_registry.clone()))?;
             let rpc_http = HttpFetcher::new(FetchLimits { allow_private_addresses: true, ..limits })?;
             let client = EnsClient::new(JsonRpc::new(rpc_http, url.clone()), registry, guarded.clone());
+            let budget = LookupBudget {
+                deadline: Duration::from_millis(config.lookup_timeout_ms),
+                max_concurrent: config.max_concurrent_lookups,
+            };
             let settings = CacheSettings {
                 ttl: Duration::from_secs(config.cache_ttl_secs),
+                failure_ttl: Duration::from_secs(config.failure_cache_secs),
                 max_entries: config.cache_max_entries,
             };
-            Some(Arc::new(CachingResolver::new(client, settings)) as Arc<dyn NameResolver>)
+            let budgeted = BudgetedResolver::new(client, budget);
+            Some(Arc::new(CachingResolver::new(budgeted, settings)) as Arc<dyn NameResolver>)
         }
         None => None,
     };

@@ -1,7 +1,7 @@
 //! Verified profiles on top of raw name records.
 //!
 //! A user profile is trusted only when it is signed by the wallet behind the
-//! address its name resolves to (PROTOCOL.md §4.2, `checkUserProfile`).
+//! address its name resolves to (docs/protocol.md §4.2, `checkUserProfile`).
 //! Delivery-service profiles are not signed; trust comes from ENS ownership
 //! (§4.4). Profile links (`https://…?dm3Hash=…`) are fetched through a
 //! [`LinkFetcher`] and must hash to the value in the link (§4.3).

@@ -1,5 +1,5 @@
 //! The ENS client: `addr` and `text` records read from an Ethereum node over JSON-RPC, with
-//! ENSIP-10 wildcard resolution and EIP-3668 CCIP-read (PROTOCOL.md P15, §4.3, §12).
+//! ENSIP-10 wildcard resolution and EIP-3668 CCIP-read (docs/protocol.md P15, §4.3, §12).
 //!
 //! Why hand-written over `eth_call` and not alloy's provider: alloy 2.5's HTTP transport pulls
 //! reqwest 0.13 and with it a second TLS stack, next to the reqwest 0.12 (rustls) the node and

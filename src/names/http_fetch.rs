@@ -1,5 +1,5 @@
 //! Bounded HTTP fetches of things names point at: profile links (`https://…?dm3Hash=…`,
-//! PROTOCOL.md §4.3), CCIP-read gateways (EIP-3668, §12) and the chain's JSON-RPC node.
+//! docs/protocol.md §4.3), CCIP-read gateways (EIP-3668, §12) and the chain's JSON-RPC node.
 //!
 //! Every URL here but the JSON-RPC one comes from whoever owns a name, i.e. from anyone, so
 //! one [`HttpFetcher`] applies every bound in one place:

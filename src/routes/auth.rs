@@ -1,4 +1,4 @@
-//! `GET/POST /auth/{name}`: the challenge login (PROTOCOL.md §9.2).
+//! `GET/POST /auth/{name}`: the challenge login (docs/protocol.md §9.2).
 //!
 //! `GET` returns a challenge as a JSON string, which the client signs verbatim with its
 //! profile's Ed25519 key; `POST {signature, challenge}` returns a session token as a JSON

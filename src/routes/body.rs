@@ -3,7 +3,7 @@
 //! The limit is checked twice: against `Content-Length` up front (a declared oversized body
 //! is refused without reading a byte), and while streaming (a chunked or lying body is cut off
 //! at the limit). Only a body that fits is handed to the JSON parser, so an oversized request
-//! costs at most `limit` bytes of memory and no parsing (DESIGN.md: check size before parsing).
+//! costs at most `limit` bytes of memory and no parsing (docs/design.md: check size before parsing).
 
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;

@@ -1,4 +1,4 @@
-//! Fetching and acknowledging stored envelopes (PROTOCOL.md §9, §10.2).
+//! Fetching and acknowledging stored envelopes (docs/protocol.md §9, §10.2).
 //!
 //! - `GET /delivery/messages/incoming/{name}`: the receiver's stored envelopes, newest first,
 //!   within the reference's caps (101 conversations × 1001 envelopes, P24). The stored JSON
@@ -13,7 +13,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -34,7 +34,7 @@ pub async fn incoming(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let account = match state.protocol.authorize(&name, bearer(&headers)).await {
+    let account = match state.protocol.authorize(&name, crate::bearer::from_headers(&headers)).await {
         Ok(account) => account,
         Err(error) => return ApiError::from(error).into_response(),
     };
@@ -62,7 +62,7 @@ pub async fn sync_acknowledgements(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let account = match state.protocol.authorize(&name, bearer(&headers)).await {
+    let account = match state.protocol.authorize(&name, crate::bearer::from_headers(&headers)).await {
         Ok(account) => account,
         Err(error) => return ApiError::from(error).into_response(),
     };
@@ -104,11 +104,4 @@ fn parse_acknowledgements(state: &AppState, body: &Value) -> Result<Vec<Acknowle
         })
         .filter_map(Result::transpose)
         .collect()
-}
-
-/// The token of `Authorization: Bearer <token>`, if present.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

@@ -3,13 +3,13 @@
 //! Every error answer of the node has the body
 //! `{"jsonrpc":"2.0","error":{"code":C,"message":M}}` (and the request's `id`, if it had one).
 //! The reference DS answers errors with assorted bodies (`{error}`, `{message}`, text, or
-//! nothing) and clients look only at the status (PROTOCOL.md §9.1, P10), so one shape for all
+//! nothing) and clients look only at the status (docs/protocol.md §9.1, P10), so one shape for all
 //! routes costs no compatibility and gives clients something to show. `message` carries the
 //! reference's wording where there is one (`Method not allowed`, `Message is too large`).
 //!
 //! Codes: the JSON-RPC standard ones (-32700 parse error, -32600 invalid request, -32601
 //! method not found, -32602 invalid params, -32603 internal) and the DM3 spec's application
-//! codes (dm3-spec "API Delivery-Service", PROTOCOL.md §9.1): -32000 invalid input, -32001
+//! codes (dm3-spec "API Delivery-Service", docs/protocol.md §9.1): -32000 invalid input, -32001
 //! resource not found, -32002 resource unavailable, -32003 unauthorized, -32010 spam, -32011
 //! too big. Each [`Rejection`] has its code here, and its own `message`:
 //!
@@ -21,6 +21,7 @@
 //! | name does not resolve | 400 | -32001 |
 //! | delivery information does not open, hash mismatch | 400 | -32000 |
 //! | bad signature, unresolved sender, bad challenge | 400 | -32003 |
+//! | registering a name the node serves, or a profile that does not list the node | 400 | -32003 |
 //! | spam | 400 | -32010 |
 //! | missing or invalid token | 401 | -32003 |
 //! | no such account (`GET /profile`, `/auth`) | 404 | -32001 |
@@ -28,7 +29,7 @@
 //! | internal | 500 | -32603 |
 //!
 //! Refusals stay 400 as in the reference DS, whose clients branch on 4xx versus 2xx only, and
-//! react to 401 by logging in again (PROTOCOL.md §9.2): a refused submit or login must not be
+//! react to 401 by logging in again (docs/protocol.md §9.2): a refused submit or login must not be
 //! a 401, or a client would loop.
 //!
 //! Internal errors are logged with their detail and answered with a generic message: the
@@ -146,6 +147,7 @@ pub fn rejection_code(reason: Rejection) -> i32 {
         Rejection::UnknownAccount | Rejection::UnresolvedName => NOT_FOUND,
         Rejection::Undecryptable | Rejection::HashMismatch => INVALID_INPUT,
         Rejection::BadSignature | Rejection::UnresolvedSender | Rejection::InvalidChallenge => UNAUTHORIZED,
+        Rejection::ReservedName | Rejection::NotThisNode => UNAUTHORIZED,
         Rejection::Spam => SPAM,
     }
 }

@@ -1,6 +1,6 @@
 //! Liveness and readiness, and the reference's greeting.
 //!
-//! - `GET /hello` → `Hello DM3`, exactly as the reference DS (PROTOCOL.md §9); some tools use
+//! - `GET /hello` → `Hello DM3`, exactly as the reference DS (docs/protocol.md §9); some tools use
 //!   it to recognise a delivery service.
 //! - `GET /health`: the process is up and serving HTTP. It checks nothing else, so an
 //!   orchestrator does not restart a node just because its database is slow.

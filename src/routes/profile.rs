@@ -1,4 +1,4 @@
-//! `GET/POST /profile/{name}`: an account's signed profile (PROTOCOL.md §9).
+//! `GET/POST /profile/{name}`: an account's signed profile (docs/protocol.md §9).
 //!
 //! Thin HTTP shells: the DM3 work (resolving the name, checking the profile's signature
 //! against the resolved address, issuing a token) is the plugged-in protocol's

@@ -1,4 +1,4 @@
-//! `POST /rpc`: the JSON-RPC dispatch of the delivery service (PROTOCOL.md §9.1).
+//! `POST /rpc`: the JSON-RPC dispatch of the delivery service (docs/protocol.md §9.1).
 //!
 //! The reference's behaviour, which clients depend on, and what we do:
 //! - The body is read with a hard limit before parsing (see [`rpc_body_limit`]); over it: 413
@@ -41,7 +41,7 @@ const WRAPPER_HEADROOM: usize = 64 * 1024;
 
 /// The raw body limit of `/rpc` for a given envelope `size_limit`.
 ///
-/// `size_limit` is measured on the canonical envelope after parsing (PROTOCOL.md §7.3, done by
+/// `size_limit` is measured on the canonical envelope after parsing (docs/protocol.md §7.3, done by
 /// the protocol code). On the wire, `params[0]` is that envelope JSON-encoded once more, and
 /// the envelope's fields are themselves JSON strings of JSON, so escaping can up to double its
 /// size (`\"` becomes `\\\"`). The raw limit is therefore twice the envelope limit plus room

@@ -1,7 +1,7 @@
 //! Relay accounts: the names that registered with this node as their delivery service.
 //!
 //! The reference DS keys accounts by the Ethereum address behind the name and overwrites them
-//! on every `POST /profile` (PROTOCOL.md §9, P15, P18). We key by the normalized name (the
+//! on every `POST /profile` (docs/protocol.md §9, P15, P18). We key by the normalized name (the
 //! routes and tokens are name-bound anyway) and keep the address beside it; an upsert replaces
 //! address and profile but keeps the first `created_at`. The signed profile is stored as the
 //! exact JSON text received, because its signature covers that text's canonical form.
@@ -56,7 +56,42 @@ pub struct Account {
     pub updated_at_ms: i64,
 }
 
+/// What [`Store::create_account`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountCreation {
+    /// The account is new: this call created it.
+    Created,
+    /// The name already had an account; nothing was changed.
+    Exists,
+}
+
 impl Store {
+    /// Creates the account if the name has none; never touches an existing one. Two racing
+    /// first registrations of one name see one `Created` between them (the insert is one
+    /// statement on the primary key), which is what lets the delivery service give a
+    /// session to the first registration only.
+    pub async fn create_account(
+        &self,
+        name: &EnsName,
+        address: &str,
+        profile_json: &str,
+        now_ms: i64,
+    ) -> Result<AccountCreation, StoreError> {
+        const SQL: &str = "INSERT INTO accounts (name, address, profile, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING";
+        let (owned_name, address, profile_json) = (name.clone(), address.to_owned(), profile_json.to_owned());
+        let inserted = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
+            .bind(owned_name.as_str())
+            .bind(address.as_str())
+            .bind(profile_json.as_str())
+            .bind(now_ms)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
+        self.known_accounts().remember(name);
+        Ok(if inserted == 1 { AccountCreation::Created } else { AccountCreation::Exists })
+    }
+
     /// Creates the account or replaces its address and profile.
     pub async fn upsert_account(
         &self,

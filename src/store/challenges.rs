@@ -1,15 +1,25 @@
 //! Login challenges: issued by `GET /auth/:name`, redeemable once by `POST /auth/:name`.
 //!
 //! The reference DS puts the challenge in a stateless JWT, so a signed challenge can be
-//! replayed until it expires (PROTOCOL.md §9.2). We keep each challenge in the database and
+//! replayed until it expires (docs/protocol.md §9.2). We keep each challenge in the database and
 //! mark it used in the same statement that checks it, so a replay — even two concurrent ones —
 //! finds it used: exactly one `consume` of a challenge ever succeeds.
+//!
+//! Asking for a challenge needs no credential, so each issue is a write an outsider can cause.
+//! What bounds it: only names with an account get challenges (the delivery service checks),
+//! each name keeps at most [`MAX_LIVE_CHALLENGES`] unused ones (issuing another forgets the
+//! oldest, in the same commit), and the routes rate-limit clients. The table therefore never
+//! holds more than `MAX_LIVE_CHALLENGES` rows per account plus the used ones awaiting expiry.
 
 use std::fmt;
 
 use dm3::ens::EnsName;
 
 use super::{Store, StoreError, write_on};
+
+/// Most unused, unexpired challenges one name has at a time. A client needs one; a few cover
+/// several devices logging in at once.
+pub const MAX_LIVE_CHALLENGES: i64 = 8;
 
 /// A random challenge id (128 bits, hex), unguessable and unique.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -49,7 +59,8 @@ pub struct Challenge {
 }
 
 impl Store {
-    /// Issues a new challenge for `name`, valid for `ttl_ms`.
+    /// Issues a new challenge for `name`, valid for `ttl_ms`, and forgets the name's oldest
+    /// unused ones beyond [`MAX_LIVE_CHALLENGES`] in the same commit.
     pub async fn create_challenge(
         &self,
         name: &EnsName,
@@ -58,6 +69,14 @@ impl Store {
     ) -> Result<Challenge, StoreError> {
         const SQL: &str = "INSERT INTO challenges (id, name, created_at, expires_at, used_at) \
              VALUES ($1, $2, $3, $4, NULL)";
+        // The name's live challenges past the newest MAX_LIVE_CHALLENGES (the new one
+        // included); ids break ties of one millisecond.
+        const FORGET: &str = "DELETE FROM challenges WHERE id IN (\
+             SELECT id FROM challenges WHERE name = $1 AND used_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET $3)";
+        const FORGET_PG: &str = "DELETE FROM challenges WHERE id IN (\
+             SELECT id FROM challenges WHERE name = $1 AND used_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC, id DESC OFFSET $3)";
         let challenge = Challenge {
             id: ChallengeId::random()?,
             name: name.clone(),
@@ -65,12 +84,22 @@ impl Store {
             expires_at_ms: now_ms.saturating_add(ttl_ms),
         };
         let stored = challenge.clone();
-        write_on!(self, one_statement, c => {
+        let forget = match self.pool() {
+            super::Pool::Sqlite(_) => FORGET,
+            super::Pool::Postgres(_) => FORGET_PG,
+        };
+        write_on!(self, c => {
             sqlx::query(SQL)
                 .bind(stored.id.as_str())
                 .bind(stored.name.as_str())
                 .bind(stored.created_at_ms)
                 .bind(stored.expires_at_ms)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(forget)
+                .bind(stored.name.as_str())
+                .bind(now_ms)
+                .bind(MAX_LIVE_CHALLENGES)
                 .execute(&mut *c)
                 .await?;
             Ok(())

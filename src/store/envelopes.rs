@@ -1,6 +1,6 @@
 //! Stored envelopes: kept for the receiver until acknowledged or expired.
 //!
-//! Behaviour matched to the reference DS (PROTOCOL.md §9, §9.4, P24):
+//! Behaviour matched to the reference DS (docs/protocol.md §9, §9.4, P24):
 //! - Dedup by (receiver, message hash): the same message submitted twice (a retry, or the
 //!   same copy relayed twice) is stored once and the second submit reports a duplicate.
 //! - `GET incoming` returns envelopes newest first, grouped by conversation (one per sender).
@@ -64,7 +64,7 @@ pub struct IncomingLimits {
 }
 
 impl IncomingLimits {
-    /// The reference DS's caps (PROTOCOL.md P24).
+    /// The reference DS's caps (docs/protocol.md P24).
     pub const REFERENCE: Self = Self { conversations: 101, per_conversation: 1001 };
 }
 

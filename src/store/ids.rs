@@ -4,7 +4,7 @@
 //! [`dm3::message::MessageHash`]): ENS normalization happens once, at the edge, before a name
 //! reaches any table (or `Alice.eth` and `alice.eth` would be two accounts), and the store
 //! takes only names that went through it. A message hash is stored as `0x` and 64 lowercase hex
-//! digits, which is how both envelope formats write it (PROTOCOL.md P1). Reading back, a value
+//! digits, which is how both envelope formats write it (docs/protocol.md P1). Reading back, a value
 //! is taken as it was written: a name that is not in normal form, or text that is not a hash,
 //! is a corrupt row, never quietly another key.
 //!

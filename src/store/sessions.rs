@@ -1,7 +1,7 @@
 //! Login sessions: which account a session token belongs to, and until when.
 //!
 //! The reference DS issues stateless JWTs signed with a secret derived from its signing key
-//! (PROTOCOL.md §3.2, §9.2). We issue opaque random tokens instead and keep a row per token,
+//! (docs/protocol.md §3.2, §9.2). We issue opaque random tokens instead and keep a row per token,
 //! so a token can be checked, expired and (later) revoked without any signing secret. The
 //! row holds only the token's SHA-256 ([`TokenHash`]): whoever reads the database (a backup, a
 //! replica, an operator) learns no token that works. The token itself never reaches the store.

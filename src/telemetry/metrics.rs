@@ -41,8 +41,12 @@ pub const ENVELOPES_ACCEPTED: &str = "dm3_envelopes_accepted_total";
 pub const ENVELOPES_DUPLICATE: &str = "dm3_envelopes_duplicate_total";
 /// Refused submits, by `reason` (a bounded label: `too_large`, `bad_signature`, …).
 pub const ENVELOPES_REJECTED: &str = "dm3_envelopes_rejected_total";
-/// Session tokens issued, by `via`: `profile` (`POST /profile`) or `challenge` (`POST /auth`).
+/// Session tokens issued, by `via`: `profile` (a first registration by `POST /profile`),
+/// `challenge` (`POST /auth`) or `address_bound` (`POST /profile` on an existing account: a
+/// token that opens nothing, docs/relay.md).
 pub const SESSIONS_ISSUED: &str = "dm3_sessions_issued_total";
+/// Calls refused by the per-client rate limits, by `route` class (auth, profile, rpc, ccip).
+pub const RATE_LIMITED: &str = "dm3_rate_limited_total";
 /// Engine job runs settled, by `queue` (inbox, outbox) and `outcome` (done, retry, failed,
 /// expired, lease_lost).
 pub const ENGINE_JOBS: &str = "dm3_engine_jobs_total";
@@ -125,6 +129,7 @@ fn describe() {
     metrics::describe_counter!(ENVELOPES_DUPLICATE, "Envelopes submitted again, stored once");
     metrics::describe_counter!(ENVELOPES_REJECTED, "Envelopes refused, by reason");
     metrics::describe_counter!(SESSIONS_ISSUED, "Session tokens issued, by login path");
+    metrics::describe_counter!(RATE_LIMITED, "Calls refused by the per-client rate limits, by route class");
     metrics::describe_counter!(ENGINE_JOBS, "Engine job runs settled, by queue and outcome");
     metrics::describe_histogram!(
         ENGINE_JOB_DURATION,

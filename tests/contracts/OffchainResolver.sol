@@ -10,7 +10,7 @@ interface IExtendedResolver {
 /// What the gateway is asked. It has the same signature, hence the same selector (0x9061b923), as
 /// IExtendedResolver.resolve: the calldata the gateway receives is literally
 /// `resolve(bytes dnsName, bytes data)`, the request the client made to this contract. This is the
-/// ENS reference offchain-resolver's choice; the dm3 Ccip-Resolver (`ERC3668Resolver`, PROTOCOL.md
+/// ENS reference offchain-resolver's choice; the dm3 Ccip-Resolver (`ERC3668Resolver`, docs/protocol.md
 /// §12.1) sends `resolveWithContext(name, data, context)` instead, so a gateway must accept both.
 interface IResolverService {
     function resolve(bytes calldata name, bytes calldata data)
@@ -26,7 +26,7 @@ interface IERC165 {
 /// @title An EIP-3668 (CCIP-read) offchain resolver whose answers are signed by a gateway.
 /// @notice Test-only, written for the anvil chain tests. Every lookup reverts with OffchainLookup;
 /// the client fetches the answer from one of `urls` and hands it to `resolveWithProof`, which
-/// returns the record only if a trusted signer signed it (PROTOCOL.md §12.2) and it has not expired.
+/// returns the record only if a trusted signer signed it (docs/protocol.md §12.2) and it has not expired.
 /// `resolveWithProof` returns the gateway's `result` verbatim: the gateway must therefore answer
 /// in the record's ABI encoding (`addr` as a 32-byte word, `text` as `abi.encode(string)`), which
 /// is what ethers and alloy decode. (The dm3 Ccip-Resolver instead accepts a raw 20-byte `addr`
@@ -88,7 +88,7 @@ contract OffchainResolver is IExtendedResolver, IERC165 {
     }
 
     /// The EIP-3668 callback. `response` is the gateway's `data`: abi.encode(bytes result,
-    /// uint64 validUntil, bytes sig). Reverts unless a trusted signer signed, per PROTOCOL.md §12.2,
+    /// uint64 validUntil, bytes sig). Reverts unless a trusted signer signed, per docs/protocol.md §12.2,
     ///   h = keccak256(0x1900 ‖ address(this) ‖ validUntil (8 bytes BE) ‖ keccak256(request) ‖ keccak256(result))
     /// as an EIP-191 personal message over the 32 bytes of h, and validUntil has not passed.
     function resolveWithProof(bytes calldata response, bytes calldata extraData) external view returns (bytes memory) {

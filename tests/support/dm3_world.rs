@@ -90,7 +90,10 @@ impl Dm3World {
         let record = alice.profile.to_text_record();
         set_records(&ens, plain, ALICE, Some(alice.wallet.address()), &[(USER_PROFILE_KEY, record)]).await;
         let mut world = Dm3World { anvil, ens, ds_b, alice, plain };
-        let token = world.alice.register(&world.ds_b).await;
+        world.alice.register(&world.ds_b).await;
+        // A first registration's session lasts minutes; a client that stays keeps an hour's
+        // session by answering a challenge, as the messenger does.
+        let token = world.alice.login(&world.ds_b).await;
         world.alice.token = Some(token);
         world
     }
@@ -272,6 +275,26 @@ impl Dm3User {
         let body: Value = response.json().await.unwrap();
         assert!(status.is_success(), "registering {}: {status} {body}", self.name);
         body.as_str().or_else(|| body["token"].as_str()).unwrap().to_owned()
+    }
+
+    /// `GET /auth/<name>`, the challenge signed with the profile key, `POST /auth/<name>`; the
+    /// session token.
+    pub async fn login(&self, ds: &TestNode) -> String {
+        let url = ds.url(&format!("/auth/{}", self.name));
+        let challenge: String = self.http.get(&url).send().await.unwrap().json().await.unwrap();
+        let answer = dm3::auth::ChallengeAnswer::sign(&self.keys.signing, &challenge);
+        let response = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(answer.to_json())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "logging in {}: {status} {body}", self.name);
+        body.as_str().unwrap().to_owned()
     }
 
     /// A message builder from this user to `to`.

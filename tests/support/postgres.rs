@@ -1,6 +1,6 @@
 //! A throwaway PostgreSQL cluster, started once per test binary.
 //!
-//! Recipe from `shared/notes/real-components.md`: `initdb` + `pg_ctl` as user `postgres`
+//! The recipe: `initdb` + `pg_ctl` as user `postgres`
 //! (PostgreSQL refuses to run as root), on a free port, with the socket and data in a new
 //! temporary directory, and `fsync=off` because test data need not survive a crash.
 //!

@@ -10,7 +10,7 @@
 //! - **Config.** Written whole (not `--generate-config`, which costs a Python start-up): bound to
 //!   127.0.0.1 only, SQLite, no key servers (no network here), presence off, rate limits raised
 //!   for the test users, the given application-service registration, and a fresh signing key and
-//!   shared secret. Server name `localhost`. Recipe and pitfalls: shared/notes/real-components.md.
+//!   shared secret. Server name `localhost`.
 //! - **Users.** [`Synapse::register_user`] runs `register_new_matrix_user` (the shared-secret admin
 //!   registration) and logs in, giving a [`MatrixUser`] that speaks the client-server API with
 //!   plain JSON, as any client would.

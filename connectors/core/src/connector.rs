@@ -1,6 +1,6 @@
 //! The traits a connector implements: one small required trait, and optional capabilities.
 //!
-//! As in mautrix bridgev2 (bridge-anchors §2.1), a minimal connector sends text and nothing
+//! As in mautrix bridgev2 (`mautrix/go`, `bridgev2/networkinterface.go`), a minimal connector sends text and nothing
 //! else; edits, reactions, deletes, read receipts and media are separate traits it grows into.
 //! Go discovers those by type assertion; here [`Connector`] has one accessor per capability
 //! (`fn edits(&self) -> Option<&dyn EditHandling>`) that returns `None` unless the connector

@@ -5,7 +5,7 @@
 //! name, key or envelope appears here, and no network's wire format. A DM3 user is only an
 //! opaque [`RemoteIdentity`] to a connector.
 //!
-//! The shape follows mautrix bridgev2 (see `shared/notes/bridge-anchors.md` §2.1): a small
+//! The shape follows mautrix bridgev2 (`mautrix/go`, `bridgev2/networkinterface.go`): a small
 //! required [`Connector`] trait, optional capability traits for edits, reactions, deletes,
 //! receipts and media, and per-conversation [`Capabilities`] that the engine checks *before*
 //! calling a connector, so content a network cannot carry gets an explicit

@@ -3,7 +3,7 @@
 //! It is the intersection that DM3 and the networks we bridge can all express (DM3's NEW,
 //! REPLY, EDIT, REACTION, DELETE_REQUEST and READ_* messages; Matrix's `m.room.message`,
 //! `m.replace`, `m.annotation`, redactions and receipts), shaped like the MIMI content
-//! vocabulary so a later connector fits (bridge-anchors §1c).
+//! vocabulary (IETF `draft-ietf-mimi-content`) so a later connector fits.
 //!
 //! References to other messages are [`NetworkMessageId`]s *of the connector's network*: on the
 //! way in the connector reports the ids it saw, on the way out the engine has already looked up

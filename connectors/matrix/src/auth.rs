@@ -1,7 +1,7 @@
 //! Checking the homeserver's token on every application-service request.
 //!
 //! The homeserver sends `Authorization: Bearer <hs_token>`; older ones send `?access_token=`
-//! instead, which we accept only when no header is present (bridge-anchors §5.1). The
+//! instead (the API's legacy form), which we accept only when no header is present. The
 //! comparison is constant-time over SHA-256 digests of both tokens, so neither the content nor
 //! the length of the expected token can be learned from response times.
 

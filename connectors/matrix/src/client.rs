@@ -11,7 +11,7 @@
 //!   asserted user) with the first event's id instead of posting again.
 //! - **Original time.** `?ts=` (timestamp massaging, appservices only) keeps the DM3 time.
 //! - **Rate limits.** `M_LIMIT_EXCEEDED` becomes [`ClientError::RetryAfter`] with the server's
-//!   delay, so the engine's queue backs off instead of dropping (bridge-anchors §3, pain 5).
+//!   delay, so the engine's queue backs off instead of dropping (bridges that dropped lost files: 42wim/matterbridge #1238).
 //! - **Ghost registration.** `m.login.application_service` with `inhibit_login` (no device,
 //!   no access token; v1.17 OAuth-only servers refuse it otherwise); `M_USER_IN_USE` means the
 //!   ghost exists already and is success.

@@ -16,8 +16,8 @@
 //! refused with a notice to the user ([`crate::encryption`]).
 //!
 //! [`Connector::start`] pings the homeserver through the bridge, the check that catches the
-//! common misconfiguration where the homeserver cannot reach the bridge's URL (bridge-anchors
-//! §3, pain 11), with a message that names the setting to fix. It then reads the homeserver's
+//! common misconfiguration where the homeserver cannot reach the bridge's URL (a top support topic
+//! of bridges, docs/contributing.md), with a message that names the setting to fix. It then reads the homeserver's
 //! upload limit, which caps [`Capabilities::media`].
 
 use std::sync::Arc;

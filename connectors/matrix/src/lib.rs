@@ -6,7 +6,7 @@
 //! [`TransactionSink`] and [`GhostDirectory`]), no DM3 (a DM3 name is an opaque
 //! [`dm3_bridge_connector::RemoteIdentity`] here). It uses ruma's types for every request and
 //! event, axum for the routes and reqwest for the client; not matrix-sdk, which is a client SDK
-//! with no appservice mode (real-components.md).
+//! with no appservice mode (`matrix-sdk-appservice` is only a reserved name).
 //!
 //! - [`registration`]: `registration.yaml` and the scope of transaction ids;
 //! - [`secret`]: the as/hs tokens, unloggable;

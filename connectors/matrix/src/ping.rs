@@ -6,8 +6,8 @@
 //! homeserver is not reachable from the bridge, it does not know the as_token (the registration
 //! file is not loaded), it cannot reach the bridge's URL (the classic container mistake of
 //! `localhost`), or it reaches something that refuses it (the hs_tokens differ). A bridge that
-//! answers all of these with "ping failed" leaves the operator guessing (bridge-anchors §3,
-//! pain 11), so each gets its own message.
+//! answers all of these with "ping failed" leaves the operator guessing (docs/contributing.md,
+//! "Say what is wrong"), so each gets its own message.
 
 use dm3_bridge_connector::ConnectorError;
 

@@ -7,13 +7,13 @@
 //! - `namespaces.users`: the ghosts `@<prefix>.*:<server>` and the bot, both **exclusive**, so
 //!   nobody else can register a user the bridge speaks for;
 //! - `rate_limited: false`: ghosts speak for many people, and the homeserver's per-user limits
-//!   turned 19 of 30 quick ghost sends into 429s in our measurements (real-components.md);
+//!   turned 19 of 30 quick ghost sends into 429s in our measurements against Synapse;
 //! - `receive_ephemeral: true`: read receipts of Matrix users reach the bridge.
 //!
 //! **Scope of transaction ids.** The homeserver numbers transactions per registration and
 //! restarts at 1 when a registration is replaced. A bridge that remembers processed txn ids
-//! across that would ignore all new traffic (matrix-appservice-discord #852, bridge-anchors
-//! §2.2). So processed ids are keyed by a [`RegistrationScope`]: a digest of the registration
+//! across that would ignore all new traffic (matrix-org/matrix-appservice-discord #852). So
+//! processed ids are keyed by a [`RegistrationScope`]: a digest of the registration
 //! id and the hs_token, which changes whenever the registration is regenerated, and which can be
 //! stored and logged because it reveals nothing about the token.
 

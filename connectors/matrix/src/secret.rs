@@ -5,7 +5,7 @@
 //!
 //! Anyone holding the as_token can act as every ghost, and anyone holding the hs_token can
 //! inject events into the bridge, so neither implements `Display`, their `Debug` prints a
-//! placeholder, and their memory is zeroed on drop (style.md: secrets are their own types).
+//! placeholder, and their memory is zeroed on drop (docs/contributing.md: secrets are their own types).
 
 use std::fmt;
 

@@ -3,8 +3,8 @@
 //! The homeserver pushes events in numbered batches (`PUT /_matrix/app/v1/transactions/{txnId}`)
 //! and retries a batch, with the same id and content, until the bridge answers 200. Nothing is
 //! lost only if the bridge answers 200 *after* the batch is safely stored, and nothing is
-//! delivered twice only if a repeated id is recognised, including across a restart. Every
-//! anchor bridge keeps the ids in memory only (bridge-anchors §7.2); here the service's
+//! delivered twice only if a repeated id is recognised, including across a restart. The bridges
+//! we learned from keep the ids in memory only (docs/contributing.md); here the service's
 //! [`TransactionSink`] stores the batch and the id in one durable write, and the route answers
 //! only when that returns.
 //!

@@ -1,7 +1,7 @@
 //! Pacing sends below Telegram's limits, so a burst becomes a queue instead of a 429 storm.
 //!
 //! Telegram asks bots to stay under about one message per second per chat and 30 per second
-//! overall, and answers 429 with `retry_after` beyond that (bridge-anchors §4). The limiter
+//! overall, and answers 429 with `retry_after` beyond that (Telegram's Bots FAQ). The limiter
 //! hands out send slots: each chat's next slot is one interval after its last, and the global
 //! slots are spaced `1 / global_per_second` apart. A caller sleeps until its slot.
 //!

@@ -6,7 +6,7 @@
 //! - an emoji in the new list only is a [`Reaction`] to the reacted-to message (a DM3 REACTION
 //!   whose `referenceMessageHash` the engine finds in its message map);
 //! - an emoji in the old list only is a [`Delete`] of the reaction event that added it. DM3
-//!   takes a reaction back with a DELETE_REQUEST of the REACTION (PROTOCOL.md §5.2: a
+//!   takes a reaction back with a DELETE_REQUEST of the REACTION (docs/protocol.md §5.2: a
 //!   DELETE_REQUEST blanks its target; the messenger drops a deleted REACTION with it), as the
 //!   Matrix connector does for a redacted `m.reaction`. Telegram does not say which update
 //!   added the emoji, so the connector remembers it in the chat state

@@ -4,7 +4,7 @@
 //! updates: whom each Telegram user is writing to, whom they wrote to lately, which
 //! conversation every relayed message belongs to (so a Telegram reply goes back to the right
 //! DM3 user), and which event stands for each reaction a user has on a message (so taking it
-//! back takes back the right DM3 REACTION). A connector knows nothing of the database (style.md), so that state lives behind
+//! back takes back the right DM3 REACTION). A connector knows nothing of the database (docs/contributing.md), so that state lives behind
 //! [`ChatState`], and the engine-side operations (virtual identities, DM3 name lookups) behind
 //! [`TelegramAccounts`]. The service implements both durably; the test suite has in-memory ones.
 //!

@@ -3,7 +3,7 @@
 //! A DM3 name such as `0x….addr.dm3.eth` resolves through an `ERC3668Resolver`
 //! that reverts with `OffchainLookup`; the client asks a gateway, which asks the
 //! DM3 handler and signs its answer; the client (or the contract) checks that
-//! signature (PROTOCOL.md §12, P15). Our node plays the client when it resolves
+//! signature (docs/protocol.md §12, P15). Our node plays the client when it resolves
 //! a DM3 profile, and may play the gateway and handler for its own users, so
 //! each step has its encoder and its decoder here:
 //! - [`offchain_lookup`]: the revert data and the callback call (client);

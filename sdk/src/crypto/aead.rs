@@ -3,7 +3,7 @@
 //! The plaintext is padded with `sodium_pad` (ISO/IEC 7816-4: `0x80` then
 //! zeros) to the next multiple of the block size strictly above its length, so
 //! message lengths leak only in 2048-byte steps. The nonce is 12 bytes (not
-//! XChaCha) and there is no associated data (PROTOCOL.md P4, §6.2).
+//! XChaCha) and there is no associated data (docs/protocol.md P4, §6.2).
 
 use chacha20poly1305::aead::{Aead as _, KeyInit as _};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};

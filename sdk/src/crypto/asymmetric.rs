@@ -3,7 +3,7 @@
 //! The sender makes a fresh ephemeral kx key pair, takes the *client* `tx`
 //! session key against the receiver's public key, and seals with a random
 //! 12-byte nonce. The receiver runs the *server* side and reads with its `rx`
-//! (PROTOCOL.md §6.1). On the wire the result is the canonical JSON string
+//! (docs/protocol.md §6.1). On the wire the result is the canonical JSON string
 //! `{"ciphertext":…,"ephemPublicKey":…,"nonce":…}` (P5).
 
 use serde_json::{Map, Value};

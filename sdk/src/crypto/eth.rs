@@ -1,6 +1,6 @@
 //! secp256k1 wallets: EIP-191 `personal_sign`, address recovery, EIP-55 addresses.
 //!
-//! Profiles are signed with the user's Ethereum wallet (PROTOCOL.md §4.2), and
+//! Profiles are signed with the user's Ethereum wallet (docs/protocol.md §4.2), and
 //! DM3 keys are derived from a wallet signature *string* (P7), so signatures
 //! must come out byte-identical to ethers v5: RFC 6979 deterministic nonces,
 //! low-`s`, `v` = 27/28, lowercase hex.

@@ -5,7 +5,7 @@
 //! as stored by the reference, unclamped; X25519 clamps when it multiplies.
 //! Session keys are `BLAKE2b-512(q ‖ client_pk ‖ server_pk)` split in halves;
 //! the client reads with the first half and the server with the second
-//! (PROTOCOL.md P4). An all-zero `q` is rejected, as libsodium does (P22).
+//! (docs/protocol.md P4). An all-zero `q` is rejected, as libsodium does (P22).
 //!
 //! `q = X25519(sk, peer)` is computed on the Edwards form of the curve when the peer's
 //! u-coordinate is on the curve: curve25519-dalek multiplies Edwards points with its AVX2

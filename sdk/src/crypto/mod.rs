@@ -1,4 +1,4 @@
-//! The cryptographic primitives of `dm3-lib-crypto`, byte for byte (PROTOCOL.md §6).
+//! The cryptographic primitives of `dm3-lib-crypto`, byte for byte (docs/protocol.md §6).
 //!
 //! - [`kx`]: libsodium `crypto_kx` key pairs and session keys (X25519 + BLAKE2b).
 //! - [`aead`]: IETF ChaCha20-Poly1305 over ISO/IEC 7816-4 padded plaintext.

@@ -1,7 +1,7 @@
 //! Ed25519 as libsodium does it: detached signatures, 64-byte secrets (`seed ‖ pk`).
 //!
 //! Messages, envelope metadata and auth challenges are signed over the UTF-8
-//! of the canonical string itself, not over a hash of it (PROTOCOL.md P6).
+//! of the canonical string itself, not over a hash of it (docs/protocol.md P6).
 //! Verification is strict (canonical `S`, no small-order keys), like
 //! libsodium's `crypto_sign_verify_detached`.
 

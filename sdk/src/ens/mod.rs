@@ -1,6 +1,6 @@
 //! ENS names: normalization, `namehash`, and the DNS wire encoding.
 //!
-//! Identity in DM3 is an ENS name (PROTOCOL.md P15), and the offchain resolver
+//! Identity in DM3 is an ENS name (docs/protocol.md P15), and the offchain resolver
 //! keys every record by `namehash(name)` (§12.3). The three pieces live apart:
 //! - [`EnsName`] (`name.rs`): the one place a string becomes a name, with the
 //!   normalization subset we can vouch for;

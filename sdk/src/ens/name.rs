@@ -1,6 +1,6 @@
 //! [`EnsName`]: a normalized ENS name, checked once at the edge.
 //!
-//! Two normalizations meet in DM3 (PROTOCOL.md §2.2): `normalizeEnsName` is
+//! Two normalizations meet in DM3 (docs/protocol.md §2.2): `normalizeEnsName` is
 //! ethers' IDNA2003 `nameprep` (in practice: lowercase ASCII), while `namehash`
 //! runs ENSIP-15 `ens_normalize` first. A node computed from a name that is not
 //! ENSIP-15-normal differs from the reference's, so every name that reaches
@@ -18,6 +18,9 @@
 //!
 //! Accepted, label by label (labels are separated by `.` only):
 //! - the ENSIP-15 *ignored* code points (soft hyphen, variation selectors, …) are dropped;
+//! - full-width forms of ASCII (`U+FF01`–`U+FF5E`, `ａｌｉｃｅ`) become their ASCII characters,
+//!   as ENSIP-15 and ethers 5.7.2 map them; the ASCII rules below then apply to the result
+//!   (the full-width full stop stays a refused dot look-alike);
 //! - every character is lowercased (Unicode default case mapping, char by char),
 //!   then the label is put in NFC;
 //! - ASCII characters must be `a-z`, `0-9`, `-` or `_` (ENSIP-15 also allows `$`; we do not);
@@ -222,7 +225,19 @@ fn map_label(raw: &str) -> String {
 }
 
 fn map_label_unicode(raw: &str) -> String {
-    raw.chars().filter(|&ch| !is_ignored(ch)).flat_map(char::to_lowercase).nfc().collect()
+    raw.chars().filter(|&ch| !is_ignored(ch)).map(narrow).flat_map(char::to_lowercase).nfc().collect()
+}
+
+/// A full-width form of an ASCII character as that character (`ａ` → `a`, `０` → `0`); every
+/// other character as it is. The full-width full stop is left alone: it is a dot look-alike,
+/// refused rather than turned into a label separator inside a label.
+fn narrow(ch: char) -> char {
+    match ch {
+        '\u{FF01}'..='\u{FF0D}' | '\u{FF0F}'..='\u{FF5E}' => {
+            char::from_u32(u32::from(ch) - 0xFEE0).unwrap_or(ch)
+        }
+        other => other,
+    }
 }
 
 fn validate_label(label: &str, index: usize) -> Result<(), EnsNameError> {
@@ -358,6 +373,15 @@ mod tests {
     }
 
     #[test]
+    fn full_width_ascii_becomes_ascii() {
+        assert_eq!(ok("ａｌｉｃｅ.ｅｔｈ"), "alice.eth");
+        assert_eq!(ok("ＡＬＩＣＥ１２.eth"), "alice12.eth");
+        assert_eq!(ok("ｔｇ－１２３.tg.bridge.eth"), "tg-123.tg.bridge.eth");
+        assert!(EnsName::parse("ａ！.eth").is_err(), "full-width punctuation maps to refused ASCII");
+        assert!(EnsName::parse("ａ．ｂ.eth").is_err(), "the full-width full stop stays refused");
+    }
+
+    #[test]
     fn non_ascii_is_lowercased_and_composed() {
         assert_eq!(ok("MÜNCHEN.eth"), "münchen.eth");
         assert_eq!(ok("mu\u{0308}nchen.eth"), "münchen.eth");
@@ -381,7 +405,7 @@ mod tests {
             ("a_b.eth", MisplacedUnderscore { index: 0 }),
             ("xn--abc.eth", LabelExtension { index: 0 }),
             ("\u{0301}a.eth", LeadingCombiningMark { index: 0 }),
-            ("\u{FF41}.eth", CompatibilityCharacter { index: 0, ch: '\u{FF41}' }),
+            ("a\u{00B2}.eth", CompatibilityCharacter { index: 0, ch: '\u{00B2}' }),
             ("\u{FB01}x.eth", CompatibilityCharacter { index: 0, ch: '\u{FB01}' }),
         ];
         for (input, expected) in cases {

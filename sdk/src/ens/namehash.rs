@@ -1,7 +1,7 @@
 //! EIP-137 `namehash` and `labelhash`, and the [`EnsNode`] they produce.
 //!
 //! ethers' `namehash` normalizes with ENSIP-15 and then hashes the labels' UTF-8
-//! bytes (PROTOCOL.md §2.2). Taking an [`EnsName`] makes the normalization step
+//! bytes (docs/protocol.md §2.2). Taking an [`EnsName`] makes the normalization step
 //! impossible to forget; the hashing itself never fails.
 
 use std::fmt;

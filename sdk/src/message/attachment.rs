@@ -1,4 +1,4 @@
-//! Message attachments as they really travel (PROTOCOL.md §5.1, P17).
+//! Message attachments as they really travel (docs/protocol.md §5.1, P17).
 //!
 //! The published schema says `{name?, data}` with no other field, but the
 //! reference messenger puts its UI objects `{id, name, data, isImage}` into

@@ -1,7 +1,7 @@
 //! The bytes inside an attachment's `data:` URI (RFC 2397), and attachments made from bytes.
 //!
 //! The messenger attaches files as `FileReader.readAsDataURL` writes them,
-//! `data:<mime>;base64,<bytes>` (PROTOCOL.md §5.1); the spec also allows other URIs (https,
+//! `data:<mime>;base64,<bytes>` (docs/protocol.md §5.1); the spec also allows other URIs (https,
 //! ipfs), which have no bytes inside and are not decoded here. Reading is bounded by the
 //! caller's limit, checked on the encoded length before anything is decoded and on the exact
 //! decoded length after; the media type is reported as written (lowercased, parameters

@@ -1,4 +1,4 @@
-//! Building messages exactly as the reference builders emit them (PROTOCOL.md §5.2).
+//! Building messages exactly as the reference builders emit them (docs/protocol.md §5.2).
 //!
 //! Absent and empty are different signed bytes: `"attachments":[]` is part of
 //! the canonical string, a missing key is not. The reference builders differ

@@ -1,4 +1,4 @@
-//! Message signatures (PROTOCOL.md §5.3, P6).
+//! Message signatures (docs/protocol.md §5.3, P6).
 //!
 //! The signature is Ed25519 (libsodium, detached) over the UTF-8 of
 //! `stringify(message without signature)`, base64-encoded. Verification does

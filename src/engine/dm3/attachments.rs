@@ -1,7 +1,7 @@
 //! DM3 attachments ↔ neutral attachments, within a byte budget.
 //!
 //! A DM3 attachment carries its file inside the message as a `data:` URI (the messenger's
-//! `readAsDataURL`, PROTOCOL.md §5.1); a neutral [`Attachment`] carries bytes inline or a URL of
+//! `readAsDataURL`, docs/protocol.md §5.1); a neutral [`Attachment`] carries bytes inline or a URL of
 //! the network's media store. So:
 //! - DM3 → network: a `data:` URI becomes an inline attachment with its bytes, media type and
 //!   name. Any other URI (https, ipfs: the spec allows them) is *not* fetched (the URL is the

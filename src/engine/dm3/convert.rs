@@ -1,6 +1,6 @@
 //! DM3 messages ↔ the neutral model of `connectors/core`.
 //!
-//! | DM3 (PROTOCOL.md §5.2) | neutral [`EventKind`] |
+//! | DM3 (docs/protocol.md §5.2) | neutral [`EventKind`] |
 //! | --- | --- |
 //! | NEW | `Message` (text, or a file with the text as its caption) |
 //! | REPLY | `Message` with `reply_to` |

@@ -1,6 +1,6 @@
 //! Outbox step 4: a signed message to every delivery service of its recipient.
 //!
-//! As the messenger does (PROTOCOL.md §10.1, P13), not as the spec says: resolve the
+//! As the messenger does (docs/protocol.md §10.1, P13), not as the spec says: resolve the
 //! recipient's verified profile, then each delivery service it names (`deliveryServices`,
 //! `network.dm3.deliveryService`), seal one envelope per service (fresh ciphertext each, the
 //! delivery information encrypted to that service, current format: `metadata.messageHash`,

@@ -1,6 +1,6 @@
 //! Stock-client text to safe HTML.
 //!
-//! The reference messenger sends what its users type, which may be Markdown (PROTOCOL.md
+//! The reference messenger sends what its users type, which may be Markdown (docs/protocol.md
 //! §5.1); a network that shows formatting gets it as HTML, next to the text itself as the plain
 //! body (`Text::body` is always complete on its own). The text comes from anyone on DM3, so
 //! the HTML is built from parser events that cannot carry markup of the sender's own:

@@ -1,6 +1,6 @@
 //! Inbox step 1: open a stored envelope addressed to a virtual identity and prove who sent it.
 //!
-//! The relay stored the envelope in its delivery-service form (PROTOCOL.md P9): the message
+//! The relay stored the envelope in its delivery-service form (docs/protocol.md P9): the message
 //! still encrypted to the receiver, `metadata.deliveryInformation` already decrypted to
 //! `{to, from}`, and a postmark. What the relay checked at submit (the metadata signature,
 //! against the sender's profile) covers the *envelope*; nothing yet says that the message

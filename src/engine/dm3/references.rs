@@ -1,7 +1,7 @@
 //! The message map as the converters see it: DM3 message hash ↔ network message id.
 //!
 //! DM3 names the target of a reply, edit, reaction, delete or receipt by its message hash
-//! (`referenceMessageHash`, PROTOCOL.md §5.2); a network names it by its own id. The engine
+//! (`referenceMessageHash`, docs/protocol.md §5.2); a network names it by its own id. The engine
 //! records both halves of every message it carries (`message_map`, one network per map), and
 //! the converters look targets up through this trait, so they stay free of the database. The
 //! lead implements it over the store, bound to one network.

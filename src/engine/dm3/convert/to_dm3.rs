@@ -1,7 +1,7 @@
 //! Outbox step 3: a network event as a DM3 message signed by the sender's virtual identity.
 //!
 //! The message is built with the SDK's builders, so it hashes exactly as the reference
-//! builders' output would (PROTOCOL.md §5.2: absent and empty fields are different bytes), and
+//! builders' output would (docs/protocol.md §5.2: absent and empty fields are different bytes), and
 //! signed with the identity's Ed25519 key (§5.3).
 //!
 //! **Deterministic on purpose.** The timestamp is the network's timestamp of the event, not

@@ -1,6 +1,6 @@
 //! `POST <url>/rpc` `dm3_submitMessage` to another node, bounded and classified.
 //!
-//! The request is the messenger's (PROTOCOL.md §9.1, `createJsonRpcCallSubmitMessage`):
+//! The request is the messenger's (docs/protocol.md §9.1, `createJsonRpcCallSubmitMessage`):
 //! `{"jsonrpc":"2.0","method":"dm3_submitMessage","params":[JSON.stringify(envelope)]}`, with
 //! no `id`. The URL is the service profile's `url` (which names anyone may publish) plus
 //! `/rpc`, so the request is bounded like every fetch a name can trigger (`names::http_fetch`):

@@ -3,7 +3,7 @@
 //! The target only transports: resolving, sealing and deciding the job's outcome happen in
 //! `deliver`. Two targets exist: HTTP to any delivery service, and in process for this node's
 //! own (the node would otherwise post to itself through its public URL). Errors say whether
-//! trying later may help, in the terms of PROTOCOL.md §9.1: the reference answers success with
+//! trying later may help, in the terms of docs/protocol.md §9.1: the reference answers success with
 //! `200 OK` and failures with a 4xx and assorted bodies; clients look at the status only (P10).
 
 use std::time::Duration;

@@ -1,0 +1,78 @@
+//! `[rate_limits]`: how often one client may call the routes that cost the node work before
+//! anyone is authenticated (docs/security.md).
+//!
+//! Each class of route has a sustained rate per minute and a burst: a client (one IP address,
+//! or one IPv6 /64) may make `burst` calls at once, and then one more every
+//! `60 / per_minute` seconds. `per_minute = 0` turns the limit of that class off. Kept apart
+//! from `[relay]` because these numbers are about the node's protection, not about what DM3
+//! clients observe: the defaults are far above what a person's client does, and far below
+//! what makes the node write or fetch without bound.
+
+use serde::{Deserialize, Serialize};
+
+/// One class's rate and burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+/// `[rate_limits]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsConfig {
+    /// `GET/POST /auth/{name}`: each challenge is a row written for an unauthenticated caller.
+    pub auth_per_minute: u32,
+    pub auth_burst: u32,
+    /// `POST /profile/{name}`: each registration resolves the name (chain and gateway fetches).
+    pub profile_per_minute: u32,
+    pub profile_burst: u32,
+    /// `POST /rpc`: each submit may resolve its sender's profile and writes an envelope.
+    pub rpc_per_minute: u32,
+    pub rpc_burst: u32,
+    /// `/ccip`: each answer reads the identities and signs.
+    pub ccip_per_minute: u32,
+    pub ccip_burst: u32,
+    /// Take the client's address from the last `X-Forwarded-For` entry instead of the TCP
+    /// peer. Only behind a reverse proxy that sets it: otherwise every client can pick its own.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            auth_per_minute: 120,
+            auth_burst: 20,
+            profile_per_minute: 30,
+            profile_burst: 10,
+            rpc_per_minute: 30_000,
+            rpc_burst: 1_000,
+            ccip_per_minute: 6_000,
+            ccip_burst: 200,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl RateLimitsConfig {
+    pub fn auth(&self) -> Rate {
+        Rate { per_minute: self.auth_per_minute, burst: self.auth_burst }
+    }
+
+    pub fn profile(&self) -> Rate {
+        Rate { per_minute: self.profile_per_minute, burst: self.profile_burst }
+    }
+
+    pub fn rpc(&self) -> Rate {
+        Rate { per_minute: self.rpc_per_minute, burst: self.rpc_burst }
+    }
+
+    pub fn ccip(&self) -> Rate {
+        Rate { per_minute: self.ccip_per_minute, burst: self.ccip_burst }
+    }
+
+    /// Each class by the key prefix it is configured with, for validation.
+    pub fn classes(&self) -> [(&'static str, Rate); 4] {
+        [("auth", self.auth()), ("profile", self.profile()), ("rpc", self.rpc()), ("ccip", self.ccip())]
+    }
+}
