@@ -400,7 +400,16 @@ async fn submit(connection: &mut Option<http1::Connection>, address: &str, reque
         *connection = http1::Connection::open(address).await.ok();
     }
     let Some(open) = connection.as_mut() else { return false };
-    match open.send(request).await {
+    let mut answer = open.send(request).await;
+    if answer.is_err() {
+        // The node closes a kept-alive connection that waited for its next request longer than
+        // limits.header_timeout_secs: send again on a new one, as a pooling client does.
+        answer = match http1::Connection::open(address).await {
+            Ok(open) => connection.insert(open).send(request).await,
+            Err(e) => Err(e),
+        };
+    }
+    match answer {
         Ok(answer) => {
             if !answer.reusable {
                 *connection = None;

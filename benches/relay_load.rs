@@ -306,7 +306,15 @@ async fn submit(
 ) -> (bool, Duration) {
     let started = Instant::now();
     let answer = match connection {
-        Some(open) => open.send(request).await,
+        Some(open) => match open.send(request).await {
+            // The node closes a kept-alive connection that waited for its next request longer
+            // than limits.header_timeout_secs: send again on a new one, as a pooling client does.
+            Err(_) => match http1::Connection::open(address).await {
+                Ok(open) => connection.insert(open).send(request).await,
+                Err(e) => Err(e),
+            },
+            answer => answer,
+        },
         None => match http1::Connection::open(address).await {
             Ok(open) => connection.insert(open).send(request).await,
             Err(e) => Err(e),

@@ -3,7 +3,7 @@
 //! Why this shape:
 //! - The file is the operator's documentation of the deployment (`dm3-bridge init` writes a
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
-//!   `[relay]`, `[engine]`, `[log]`, `[keys]`, `[names]` ([`mod@names`]),
+//!   `[relay]`, `[engine]`, `[limits]` ([`mod@limits`]), `[log]`, `[keys]`, `[names]` ([`mod@names`]),
 //!   `[identities]`/`[admin]` (`config/identities.rs`), `[rate_limits]` (`config/rate_limits.rs`),
 //!   `[matrix]` (`config/matrix.rs`), whose presence turns the Matrix bridge on, and the
 //!   optional `[telegram]` of the Telegram connector, whose type and checks its crate owns.
@@ -26,6 +26,7 @@
 mod database_url;
 pub mod env;
 mod identities;
+pub mod limits;
 mod matrix;
 pub mod names;
 pub mod rate_limits;
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use database_url::{Backend, DatabaseUrl};
 pub use identities::{AdminConfig, AdminToken, IdentitiesConfig, MIN_ADMIN_TOKEN_LEN};
+pub use limits::LimitsConfig;
 pub use matrix::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use names::{MAINNET_ENS_REGISTRY, NamesConfig, StaticNameConfig};
 pub use rate_limits::{Rate, RateLimitsConfig};
@@ -54,6 +56,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub relay: RelayConfig,
     pub engine: EngineConfig,
+    pub limits: LimitsConfig,
     pub log: LogConfig,
     pub keys: KeysConfig,
     pub names: NamesConfig,

@@ -214,6 +214,32 @@ unresolved_sender = "reject"
 # runs one message at a time, in order.
 concurrency = 64
 
+[limits]
+# What one client, or all together, can hold of the node (docs/relay.md, "Limits").
+# Connections served at once; beyond, new ones wait in the kernel's listen queue.
+max_connections = 512
+# Connections at once from one IP address; more are closed at once. 0 = no cap (behind a
+# reverse proxy every client has the proxy's address: set 0 or max_connections).
+max_connections_per_ip = 256
+# Seconds for a request head to arrive (on HTTP/1 also the wait for the next request on a
+# kept-alive connection), and before a connection with no request in flight is closed.
+header_timeout_secs = 10
+idle_timeout_secs = 60
+# A request body must arrive within body_timeout_secs plus one second per
+# body_min_bytes_per_sec bytes of its length; else 408.
+body_timeout_secs = 30
+body_min_bytes_per_sec = 65536
+# The largest request head, in bytes.
+max_header_bytes = 65536
+# HTTP/2: requests at once on one connection; seconds between pings (0 = none).
+http2_max_streams = 64
+http2_ping_secs = 30
+# Request body bytes held in memory at once by one connection and by the whole node; a
+# request beyond is answered 503 with Retry-After. Both must hold the largest body a route
+# accepts (16 MiB: a full acknowledgement list).
+connection_body_bytes = 33554432
+total_body_bytes = 67108864
+
 # Names this node resolves from this file instead of ENS (air-gapped setups). Repeat the
 # block per name; `profile` is the network.dm3.profile record as it would be published.
 # [[names.static]]
@@ -371,6 +397,7 @@ mod tests {
         assert_eq!(config.node.public_url, "https://relay.example.org");
         assert_eq!(config.data_dir(), Path::new("/srv/dm3 \"x\""));
         assert_eq!(config.relay, RelayConfig::default());
+        assert_eq!(config.limits, crate::config::LimitsConfig::default());
         assert_eq!(config.database.url, None);
         assert_eq!(config.identities, crate::config::IdentitiesConfig::default());
         assert_eq!(config.admin.token, None);

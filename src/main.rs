@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -37,6 +38,36 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 /// engine"): 10–15% less CPU per bridged message.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How often [`return_freed_memory_regularly`] has mimalloc give memory back.
+const TRIM_INTERVAL: Duration = Duration::from_secs(2);
+
+/// mimalloc gives freed memory back to the OS ("purges" it) a second after it was freed, but
+/// only at a later allocator event (a page freed, a thread ending). A node that goes quiet after
+/// a large request keeps that request's memory as long as it stays quiet (docs/relay.md,
+/// "Memory"). A thread's end makes mimalloc purge whatever is due in all of its arenas, so a
+/// helper thread starts and ends an empty thread every [`TRIM_INTERVAL`]: a quiet node is back
+/// near its idle RSS a few seconds after the last large request, and a busy one pays one thread
+/// start per interval.
+///
+/// The alternatives were worse: `mi_collect` is reachable only through `unsafe` FFI, which the
+/// workspace forbids; `MIMALLOC_PURGE_DELAY=0` must be in the environment before the process
+/// starts (setting it from here is `unsafe` too) and purges on every free, costing CPU under
+/// load. An operator can still tune mimalloc with its `MIMALLOC_*` variables.
+fn return_freed_memory_regularly() -> std::io::Result<()> {
+    std::thread::Builder::new().name("allocator-trim".to_owned()).spawn(|| {
+        loop {
+            std::thread::sleep(TRIM_INTERVAL);
+            // The allocation makes the thread one mimalloc knows, so that its end is an event.
+            // A thread that cannot start now (out of threads) is tried again next round.
+            let _ = std::thread::Builder::new()
+                .name("allocator-trim-1".to_owned())
+                .spawn(|| drop(std::hint::black_box(vec![0u8; 64])))
+                .map(std::thread::JoinHandle::join);
+        }
+    })?;
+    Ok(())
+}
 
 /// A DM3 message relay node that bridges DM3 to Matrix and Telegram.
 ///
@@ -198,6 +229,7 @@ fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<E
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    return_freed_memory_regularly().context("starting the allocator's trim thread")?;
     runtime.block_on(async {
         // Install the handlers before start-up: a SIGTERM that arrives while the node starts
         // must stop it gracefully, not kill it with the default action.

@@ -247,7 +247,7 @@ impl Node {
         }
         let rate_limits = ClientRateLimits::new(&config.rate_limits);
         let app = app.layer(axum::middleware::from_fn_with_state(rate_limits, rate_limit::enforce));
-        let server = tokio::spawn(serve(listener, app, stop.clone()));
+        let server = tokio::spawn(serve(listener, app, config.limits.clone(), stop.clone()));
         if let Some((bridge, _)) = &matrix
             && let Err(e) = bridge.start().await
         {

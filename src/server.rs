@@ -18,23 +18,50 @@
 //! no global body-limit layer to reason about. Every request passes through
 //! [`routes::observe::observe`] for metrics.
 //!
-//! Shutdown: when the token is cancelled, the server stops accepting connections, lets the
-//! requests in flight finish (each of which may be waiting for its envelope to commit), and
-//! then returns. The caller ([`crate::node`]) drains the store afterwards.
+//! Serving is our own accept loop over hyper-util ([`serve`]), because axum's `serve` bounds
+//! nothing a hostile client can hold: it keeps silent and idle connections for ever, accepts
+//! any number of them, and lets bodies pile up in memory. `[limits]` bounds each of those
+//! (`docs/relay.md`, "Limits"), for every route on the listener, the Matrix, Telegram, gateway
+//! and admin routes included:
+//! - connections: at most `max_connections` are served at once; at the cap the loop stops
+//!   accepting, and new connections wait in the kernel's listen queue until one closes (the
+//!   connections already served go on being answered). One address gets at most
+//!   `max_connections_per_ip` ([`peers`]); past that its new connection is closed at once;
+//! - time and protocol bounds per connection: head and idle timeouts, HTTP/2 streams, header
+//!   size, pings ([`connection`]);
+//! - request bodies: a deadline, and a per-connection and a node-wide budget of buffered body
+//!   bytes ([`body_guard`]).
+//!
+//! Shutdown: when the token is cancelled, the server stops accepting connections (the
+//! listener closes, so new ones are refused), lets the requests in flight finish (each of
+//! which may be waiting for its envelope to commit), and then returns. The caller
+//! ([`crate::node`]) bounds the wait and drains the store afterwards.
+
+mod body_guard;
+mod connection;
+mod peers;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use body_guard::BodyGuard;
+use connection::Shared;
+use peers::PeerSlots;
 
 use crate::admin::auth::TokenCheck;
-use crate::config::{AdminConfig, RelayConfig};
+use crate::config::{AdminConfig, LimitsConfig, RelayConfig};
 use crate::protocol::DeliveryProtocol;
 use crate::routes;
 use crate::store::Store;
+use crate::telemetry::metrics::{HTTP_CONNECTIONS, HTTP_LIMITED};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -88,14 +115,72 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled and in-flight requests are done.
+/// Serves `router` on `listener` within `limits` until `shutdown` is cancelled and the
+/// requests in flight are done.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: LimitsConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    // The peer address reaches handlers and layers as `ConnectInfo` (the per-client rate limits).
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let router =
+        router.layer(axum::middleware::from_fn_with_state(BodyGuard::new(&limits), body_guard::guard));
+    let shared = Arc::new(Shared::new(router, &limits));
+    let slots = Arc::new(Semaphore::new(usize::try_from(limits.max_connections).unwrap_or(usize::MAX)));
+    let peers = PeerSlots::new(limits.max_connections_per_ip);
+    let connections = TaskTracker::new();
+    loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                metrics::counter!(HTTP_LIMITED, "limit" => "max_connections").increment(1);
+                tracing::debug!("at limits.max_connections: not accepting until a connection closes");
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let Some(peer_slot) = peers.enter(peer.ip()) else {
+            metrics::counter!(HTTP_LIMITED, "limit" => "per_ip").increment(1);
+            tracing::debug!(%peer, "at limits.max_connections_per_ip: connection closed");
+            continue;
+        };
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        connections.spawn(async move {
+            metrics::gauge!(HTTP_CONNECTIONS).increment(1.0);
+            connection::serve(stream, peer, &shared, shutdown).await;
+            metrics::gauge!(HTTP_CONNECTIONS).decrement(1.0);
+            drop((slot, peer_slot));
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// A failed `accept` is the client's problem, except when the process is out of file
+/// descriptors: then accepting again at once would spin, so wait a second for some to close
+/// (as hyper 0.14's server and axum's `serve` do).
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(error.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset) {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection failed; retrying in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dm3_bridge::config::{
-    Backend, Config, ConfigError, LogFormat, MAINNET_ENS_REGISTRY, StaticNameConfig, UnresolvedSenderPolicy,
+    Backend, Config, ConfigError, LimitsConfig, LogFormat, MAINNET_ENS_REGISTRY, StaticNameConfig,
+    UnresolvedSenderPolicy,
 };
 use support::node::init_data_dir;
 
@@ -273,6 +274,127 @@ delivery_service = "ftp://x"
     );
     let not_normalized = problems.iter().find(|p| p.key == "names.static[0].name").unwrap();
     assert!(not_normalized.message.contains("\"alice.eth\""), "{}", not_normalized.message);
+}
+
+#[test]
+fn limits_have_safe_defaults_and_every_key_reads_from_the_environment() {
+    let config = load(MINIMAL, &[]).unwrap();
+    let limits = &config.limits;
+    assert_eq!((limits.max_connections, limits.max_connections_per_ip), (512, 256));
+    assert_eq!(
+        (limits.header_timeout_secs, limits.idle_timeout_secs, limits.body_timeout_secs),
+        (10, 60, 30)
+    );
+    assert_eq!(limits.body_min_bytes_per_sec, 64 * 1024);
+    assert_eq!((limits.max_header_bytes, limits.http2_max_streams, limits.http2_ping_secs), (65_536, 64, 30));
+    assert_eq!((limits.connection_body_bytes, limits.total_body_bytes), (32 << 20, 64 << 20));
+    assert!(config.problems().iter().all(|p| !p.key.starts_with("limits")), "{:?}", config.problems());
+
+    let config = load(
+        MINIMAL,
+        &[
+            ("DM3_BRIDGE_LIMITS__MAX_CONNECTIONS", "100"),
+            ("DM3_BRIDGE_LIMITS__MAX_CONNECTIONS_PER_IP", "0"),
+            ("DM3_BRIDGE_LIMITS__HEADER_TIMEOUT_SECS", "2"),
+            ("DM3_BRIDGE_LIMITS__IDLE_TIMEOUT_SECS", "3"),
+            ("DM3_BRIDGE_LIMITS__BODY_TIMEOUT_SECS", "4"),
+            ("DM3_BRIDGE_LIMITS__BODY_MIN_BYTES_PER_SEC", "1000"),
+            ("DM3_BRIDGE_LIMITS__MAX_HEADER_BYTES", "16384"),
+            ("DM3_BRIDGE_LIMITS__HTTP2_MAX_STREAMS", "8"),
+            ("DM3_BRIDGE_LIMITS__HTTP2_PING_SECS", "0"),
+            ("DM3_BRIDGE_LIMITS__CONNECTION_BODY_BYTES", "20000000"),
+            ("DM3_BRIDGE_LIMITS__TOTAL_BODY_BYTES", "40000000"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        config.limits,
+        LimitsConfig {
+            max_connections: 100,
+            max_connections_per_ip: 0,
+            header_timeout_secs: 2,
+            idle_timeout_secs: 3,
+            body_timeout_secs: 4,
+            body_min_bytes_per_sec: 1000,
+            max_header_bytes: 16_384,
+            http2_max_streams: 8,
+            http2_ping_secs: 0,
+            connection_body_bytes: 20_000_000,
+            total_body_bytes: 40_000_000,
+        }
+    );
+    assert!(config.problems().iter().all(|p| !p.key.starts_with("limits")), "{:?}", config.problems());
+}
+
+#[test]
+fn limits_problems_are_reported_with_their_keys() {
+    let text = format!(
+        r#"{MINIMAL}
+[limits]
+max_connections = 0
+header_timeout_secs = 0
+idle_timeout_secs = 100000
+body_timeout_secs = 0
+body_min_bytes_per_sec = 0
+max_header_bytes = 100
+http2_max_streams = 0
+"#
+    );
+    let problems = load(&text, &[]).unwrap().problems();
+    let keys: Vec<&str> =
+        problems.iter().map(|p| p.key.as_str()).filter(|k| k.starts_with("limits")).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "limits.max_connections",
+            "limits.header_timeout_secs",
+            "limits.idle_timeout_secs",
+            "limits.body_timeout_secs",
+            "limits.body_min_bytes_per_sec",
+            "limits.max_header_bytes",
+            "limits.http2_max_streams",
+        ]
+    );
+    let header = problems.iter().find(|p| p.key == "limits.max_header_bytes").unwrap();
+    assert!(header.message.contains("8192"), "{}", header.message);
+}
+
+#[test]
+fn a_body_budget_that_cannot_hold_the_largest_body_is_a_problem() {
+    // The acknowledgement route takes 16 MiB; /rpc twice the envelope limit and 64 KiB.
+    let small = load(MINIMAL, &[("DM3_BRIDGE_LIMITS__CONNECTION_BODY_BYTES", "1000000")]).unwrap();
+    let problem = small.problems().into_iter().find(|p| p.key == "limits.connection_body_bytes").unwrap();
+    assert!(
+        problem.message.contains("the largest request body a route accepts (16777216 bytes)"),
+        "{problem}"
+    );
+
+    let large_envelopes = load(MINIMAL, &[("DM3_BRIDGE_RELAY__SIZE_LIMIT", "40000000")]).unwrap();
+    let keys: Vec<String> =
+        large_envelopes.problems().into_iter().map(|p| p.key).filter(|k| k.starts_with("limits")).collect();
+    assert_eq!(keys, vec!["limits.connection_body_bytes", "limits.total_body_bytes"]);
+
+    let below_connection = load(MINIMAL, &[("DM3_BRIDGE_LIMITS__TOTAL_BODY_BYTES", "20000000")]).unwrap();
+    let problem =
+        below_connection.problems().into_iter().find(|p| p.key == "limits.total_body_bytes").unwrap();
+    assert!(problem.message.contains("limits.connection_body_bytes"), "{problem}");
+}
+
+#[test]
+fn check_reports_bad_limits_by_key() {
+    let (_dir, config) = init_data_dir();
+    let output = bin()
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .env("DM3_BRIDGE_LIMITS__MAX_CONNECTIONS", "0")
+        .env("DM3_BRIDGE_LIMITS__TOTAL_BODY_BYTES", "1024")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: limits.max_connections: 0 is out of range"), "{stderr}");
+    assert!(stderr.contains("error: limits.total_body_bytes: 1024 bytes is less than"), "{stderr}");
 }
 
 fn bin() -> Command {

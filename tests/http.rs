@@ -162,6 +162,28 @@ async fn oversized_body_is_413_before_parsing() {
     node.node.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_body_of_too_many_json_values_is_refused_before_it_is_built() {
+    let node = stub().await;
+    // 3 bytes a value on the wire, some 40 in a serde_json::Value: refused by count instead.
+    let bomb = format!(
+        r#"{{"jsonrpc":"2.0","method":"dm3_submitMessage","params":[[{}[]]]}}"#,
+        "[],".repeat(50_000)
+    );
+    let response = node.client.post(node.url("/rpc")).body(bomb).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = response.text().await.unwrap();
+    assert_eq!(error_code(&body), -32602);
+    assert!(body.contains("more than 1024 values"), "{body}");
+    // The same inside the envelope text, which the protocol would parse into a Value.
+    let envelope = format!("[{}[]]", "[],".repeat(20_000));
+    let (status, body) =
+        rpc(&node, &json!({"jsonrpc": "2.0", "method": "dm3_submitMessage", "params": [envelope]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("the envelope has more than 1024 JSON values"), "{body}");
+    node.node.shutdown().await.unwrap();
+}
+
 /// POSTs `body` with `Transfer-Encoding: chunked` (no Content-Length) over a raw socket and
 /// returns the status code and the rest of the answer.
 async fn chunked_post(node: &TestNode, path: &str, body: &[u8]) -> (u16, String) {

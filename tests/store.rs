@@ -23,6 +23,7 @@ on_both_backends!(
     incoming_is_newest_first_and_only_the_receivers,
     incoming_respects_conversation_and_message_caps,
     acknowledged_envelopes_are_gone_and_others_stay,
+    a_long_acknowledgement_list_deletes_exactly_its_envelopes,
     expired_envelopes_are_hidden_then_deleted,
     challenge_is_consumed_exactly_once,
     concurrent_challenge_consumers_only_one_wins,
@@ -177,6 +178,35 @@ async fn acknowledged_envelopes_are_gone_and_others_stay(db: &TestDb) {
     assert_eq!(
         store.insert_envelope(envelope("bob.eth", "alice.eth", 1, NOW + 9)).await.unwrap(),
         Inserted::New
+    );
+    store.close().await;
+}
+
+/// More acknowledgements than one statement takes, wrong senders and unknown hashes among
+/// them: exactly the envelopes acknowledged with their own sender go.
+async fn a_long_acknowledgement_list_deletes_exactly_its_envelopes(db: &TestDb) {
+    let store = db.open().await;
+    for n in 0..300u64 {
+        let sender = if n % 2 == 0 { "alice.eth" } else { "carol.eth" };
+        store.insert_envelope(envelope("bob.eth", sender, n, NOW + n as i64)).await.unwrap();
+    }
+    store.insert_envelope(envelope("dave.eth", "alice.eth", 4, NOW)).await.unwrap();
+    let bob = name("bob.eth");
+    let acks: Vec<Acknowledgement> = (0..400u64)
+        .map(|n| Acknowledgement {
+            // Even hashes are alice's: those go (up to 298). Odd ones claim alice too, but are carol's.
+            sender: name("alice.eth"),
+            message_hash: hash(n),
+        })
+        .collect();
+    assert_eq!(store.delete_acknowledged(&bob, &acks).await.unwrap(), 150);
+    let left = store.list_incoming(&bob, NOW, IncomingLimits::REFERENCE).await.unwrap();
+    assert_eq!(left.len(), 150);
+    assert!(left.iter().all(|e| e.sender.as_str() == "carol.eth"));
+    // Another receiver's envelope with an acknowledged hash stays.
+    assert_eq!(
+        store.list_incoming(&name("dave.eth"), NOW, IncomingLimits::REFERENCE).await.unwrap().len(),
+        1
     );
     store.close().await;
 }

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use super::{Gateway, GatewayError, MAX_CALLDATA};
 use crate::routes::body::read_limited;
+use crate::routes::json::{JsonError, MAX_VALUES, parse_value};
 
 /// The mount point of the gateway routes.
 pub const MOUNT: &str = "/ccip";
@@ -51,9 +52,15 @@ async fn post_request(State(gateway): State<Gateway>, headers: HeaderMap, body: 
         Ok(bytes) => bytes,
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large"),
     };
-    let parsed: serde_json::Value = match serde_json::from_slice(&bytes) {
+    // Counted before it is built: the value is held while the lookup waits for the database.
+    let parsed = match parse_value(&bytes, MAX_VALUES) {
         Ok(value) => value,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("the body is not JSON: {e}")),
+        Err(JsonError::Syntax(e)) => {
+            return error(StatusCode::BAD_REQUEST, &format!("the body is not JSON: {e}"));
+        }
+        Err(too_many @ JsonError::TooManyValues { .. }) => {
+            return error(StatusCode::BAD_REQUEST, &too_many.to_string());
+        }
     };
     let field = |key: &str| parsed.get(key).and_then(serde_json::Value::as_str);
     let (Some(sender), Some(data)) = (field("sender"), field("data")) else {

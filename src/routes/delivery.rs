@@ -6,7 +6,10 @@
 //! - `POST /delivery/messages/{name}/syncAcknowledgements` with
 //!   `{acknowledgements:[{contactAddress, messageHash}]}`: deletes those envelopes.
 //!   `contactAddress` is the *sender's name* despite its spelling (P8). Acknowledging an
-//!   envelope that is not there is not an error (clients acknowledge on every device).
+//!   envelope that is not there is not an error (clients acknowledge on every device). The
+//!   body may be 16 MiB (a whole `incoming` answer acknowledged at once), so it is parsed into
+//!   borrowed, typed entries ([`acknowledgements`]), never into a `serde_json::Value`, which
+//!   would take some 35 times its size.
 //!
 //! Both need `Authorization: Bearer <token>`; the token check is the protocol's
 //! ([`crate::protocol::DeliveryProtocol::authorize`]) and happens before the body is read.
@@ -16,18 +19,21 @@ use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use dm3::ens::EnsName;
+use dm3::message::MessageHash;
+use std::collections::HashMap;
 
-use super::body::read_json;
+use super::acknowledgements;
+use super::body::read_limited;
 use super::error::ApiError;
 use crate::clock::now_ms;
 use crate::server::AppState;
 use crate::store::{Acknowledgement, IncomingLimits};
 
 /// Enough to acknowledge a whole `incoming` answer (101 × 1001 entries of ~150 bytes).
-const ACK_BODY_LIMIT: usize = 16 * 1024 * 1024;
-/// The most acknowledgements one request may carry: one full `incoming` answer.
-const MAX_ACKS: usize = 101 * 1001;
+pub const ACK_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Acknowledgements deleted per store call: one conversation's worth of a full answer.
+const DELETE_CHUNK: usize = 1001;
 
 pub async fn incoming(
     State(state): State<AppState>,
@@ -66,42 +72,62 @@ pub async fn sync_acknowledgements(
         Ok(account) => account,
         Err(error) => return ApiError::from(error).into_response(),
     };
-    let body = match read_json(&headers, body, ACK_BODY_LIMIT).await {
+    let body = match read_limited(&headers, body, ACK_BODY_LIMIT).await {
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };
-    let acks = match parse_acknowledgements(&state, &body) {
-        Ok(acks) => acks,
-        Err(error) => return error.into_response(),
+    let result = match acknowledgements::parse(&body) {
+        Ok(acks) => acknowledge(&state, &account, &acks).await,
+        Err(error) => Err(error),
     };
-    match state.store.delete_acknowledged(&account, &acks).await {
-        Ok(deleted) => {
-            tracing::debug!(acknowledged = acks.len(), deleted, "acknowledgements");
+    match result {
+        Ok((acknowledged, deleted)) => {
+            tracing::debug!(acknowledged, deleted, "acknowledgements");
             StatusCode::OK.into_response()
         }
-        Err(error) => ApiError::from(error).into_response(),
+        Err(error) => error.into_response(),
     }
 }
 
-fn parse_acknowledgements(state: &AppState, body: &Value) -> Result<Vec<Acknowledgement>, ApiError> {
-    let schema = "expected {\"acknowledgements\":[{\"contactAddress\":NAME,\"messageHash\":HASH}]}";
-    let list = body
-        .get("acknowledgements")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::invalid_params(schema))?;
-    if list.len() > MAX_ACKS {
-        return Err(ApiError::invalid_params(format!("at most {MAX_ACKS} acknowledgements per request")));
+/// Deletes the acknowledged envelopes of `account`, [`DELETE_CHUNK`] at a time; answers how
+/// many were acknowledged and how many existed.
+///
+/// Every entry is checked before anything is deleted, so a bad one refuses the whole request
+/// as before. The owned names and hashes are then made one chunk at a time: all of them at
+/// once would double what the request holds (they are as large as the body). A chunk that
+/// fails leaves the earlier ones deleted, which is what the client asked for anyway; it sends
+/// the whole list again and acknowledging twice is not an error.
+async fn acknowledge(
+    state: &AppState,
+    account: &EnsName,
+    acks: &[acknowledgements::Raw<'_>],
+) -> Result<(usize, u64), ApiError> {
+    // A full answer has at most 101 senders: each name is normalized once.
+    let mut senders: HashMap<&str, EnsName> = HashMap::new();
+    for ack in acks {
+        if !senders.contains_key(ack.sender()) {
+            senders
+                .insert(ack.sender(), state.protocol.normalize_name(ack.sender()).map_err(ApiError::from)?);
+        }
+        message_hash(ack.message_hash())?;
     }
-    list.iter()
-        .map(|ack| {
-            let sender = ack.get("contactAddress").and_then(Value::as_str);
-            let hash = ack.get("messageHash").and_then(Value::as_str);
-            let (Some(sender), Some(hash)) = (sender, hash) else {
-                return Err(ApiError::invalid_params(schema));
-            };
-            let sender = state.protocol.normalize_name(sender).map_err(ApiError::from)?;
-            Acknowledgement::from_client(sender, hash).map_err(|e| ApiError::invalid_params(e.to_string()))
-        })
-        .filter_map(Result::transpose)
-        .collect()
+    let mut deleted = 0;
+    for chunk in acks.chunks(DELETE_CHUNK) {
+        let mut known = Vec::with_capacity(chunk.len());
+        for ack in chunk {
+            let sender = senders.get(ack.sender()).cloned();
+            let sender = sender.ok_or_else(|| ApiError::invalid_params(acknowledgements::SCHEMA))?;
+            // Text that is no message hash names no stored envelope: nothing to delete.
+            if let Some(message_hash) = message_hash(ack.message_hash())? {
+                known.push(Acknowledgement { sender, message_hash });
+            }
+        }
+        let chunk = known;
+        deleted += state.store.delete_acknowledged(account, &chunk).await?;
+    }
+    Ok((acks.len(), deleted))
+}
+
+fn message_hash(text: &str) -> Result<Option<MessageHash>, ApiError> {
+    Acknowledgement::hash_from_client(text).map_err(|e| ApiError::invalid_params(e.to_string()))
 }

@@ -15,7 +15,8 @@
 //!
 //! | condition | HTTP | code |
 //! | --- | --- | --- |
-//! | malformed params, schema, name | 400 | -32602 |
+//! | body not JSON | 400 | -32700 |
+//! | malformed params, schema, name; a JSON body of too many values | 400 | -32602 |
 //! | envelope larger than `size_limit` | 413 | -32011 |
 //! | unknown account / unknown user | 400 | -32001 |
 //! | name does not resolve | 400 | -32001 |
@@ -41,6 +42,7 @@ use axum::http::header::{CONNECTION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::json::JsonError;
 use crate::protocol::{DeliveryError, Rejection};
 use crate::store::StoreError;
 
@@ -149,6 +151,17 @@ pub fn rejection_code(reason: Rejection) -> i32 {
         Rejection::BadSignature | Rejection::UnresolvedSender | Rejection::InvalidChallenge => UNAUTHORIZED,
         Rejection::ReservedName | Rejection::NotThisNode => UNAUTHORIZED,
         Rejection::Spam => SPAM,
+    }
+}
+
+impl From<JsonError> for ApiError {
+    fn from(error: JsonError) -> Self {
+        match error {
+            JsonError::Syntax(e) => Self::parse_error(e),
+            too_many @ JsonError::TooManyValues { .. } => {
+                Self::invalid_params(format!("invalid schema: {too_many}"))
+            }
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! - The body is read with a hard limit before parsing (see [`rpc_body_limit`]); over it: 413
 //!   with JSON-RPC error -32011.
 //! - A body that is not JSON: 400, -32700. Not an object (batches included): 400, -32600.
+//!   The body, and the envelope text in `params[0]`, become `Value`s only if they hold at most
+//!   [`MAX_VALUES`] JSON values (`routes::json`); more: 400, -32602.
 //! - No `method`: 400 (-32600). An unknown method: 405 `Method not allowed` (-32601).
 //! - The messenger sends no `id`. Such a request is *not* a notification: it gets a full
 //!   answer (P10). When an `id` is present it is echoed.
@@ -28,6 +30,7 @@ use serde_json::{Map, Value, json};
 
 use super::body::read_limited;
 use super::error::ApiError;
+use super::json::{self, JsonError, MAX_VALUES, parse_value};
 use crate::config::RelayConfig;
 use crate::server::AppState;
 use crate::telemetry::metrics::{RPC_DURATION, RPC_REQUESTS, outcome};
@@ -86,7 +89,7 @@ struct Call {
 
 async fn parse(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Call, ApiError> {
     let bytes = read_limited(headers, body, state.rpc_body_limit).await?;
-    let request: Value = serde_json::from_slice(&bytes).map_err(ApiError::parse_error)?;
+    let request = parse_value(&bytes, MAX_VALUES)?;
     let Value::Object(mut request) = request else {
         return Err(ApiError::invalid_request(
             "expected one JSON-RPC request object (batches are not supported)",
@@ -113,12 +116,15 @@ async fn parse(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Call
 async fn dispatch(state: &AppState, call: Call) -> Response {
     let Call { method, params, id } = call;
     let outcome = match method.as_str() {
-        SUBMIT_MESSAGE => state
-            .protocol
-            .submit_message(&params)
-            .await
-            .map(|()| (StatusCode::OK, [(CONTENT_TYPE, "text/plain")], "OK").into_response())
-            .map_err(ApiError::from),
+        SUBMIT_MESSAGE => match bound_envelope_values(&params) {
+            Ok(()) => state
+                .protocol
+                .submit_message(&params)
+                .await
+                .map(|()| (StatusCode::OK, [(CONTENT_TYPE, "text/plain")], "OK").into_response())
+                .map_err(ApiError::from),
+            Err(error) => Err(error),
+        },
         GET_PROPERTIES => Ok(result(&delivery_service_properties(&state.relay), id.clone())),
         GET_PROFILE_EXTENSION => match params.first() {
             Some(Value::String(name)) => state
@@ -132,6 +138,21 @@ async fn dispatch(state: &AppState, call: Call) -> Response {
         _ => Err(ApiError::method_not_allowed()),
     };
     outcome.unwrap_or_else(|error| error.with_id(id).into_response())
+}
+
+/// The envelope in `params[0]` is JSON text that the protocol parses into a `Value` (it is
+/// signed, P2), so its values are bounded like a body's. Text that is not JSON passes: the
+/// protocol refuses it with the reference's words.
+fn bound_envelope_values(params: &[Value]) -> Result<(), ApiError> {
+    match params.first() {
+        Some(Value::String(text)) => match json::count(text.as_bytes(), MAX_VALUES) {
+            Err(JsonError::TooManyValues { max }) => Err(ApiError::invalid_params(format!(
+                "invalid schema: the envelope has more than {max} JSON values"
+            ))),
+            Ok(()) | Err(JsonError::Syntax(_)) => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 /// `{"jsonrpc":"2.0","result":"<value as a JSON string>"}`, plus the id if the call had one.

@@ -9,7 +9,8 @@
 //!   most recent activity, and within each the 1001 newest envelopes, so an answer is bounded
 //!   and the client drains the rest by acknowledging what it got and asking again.
 //! - Acknowledgement deletes by (receiver, sender, message hash), the `contactAddress` of the
-//!   request being the sender's name (P8).
+//!   request being the sender's name (P8), [`ACKS_PER_STATEMENT`] per statement: a client may
+//!   acknowledge a hundred thousand envelopes at once, and one statement each took seconds.
 //! - Expiry: `expires_at` is fixed at insert (`received_at + TTL`, or none when the TTL is 0,
 //!   which keeps an envelope until acknowledged). Expired envelopes are hidden from listings at
 //!   once and deleted by [`Store::delete_expired`] in small batches, so cleanup never holds the
@@ -18,11 +19,35 @@
 //! Inserts go through the group-commit writer ([`super::writer`]), other writes through
 //! [`write_on!`](super::write_on), reads directly on the pool.
 
+use std::sync::LazyLock;
+
 use dm3::ens::EnsName;
 use dm3::message::MessageHash;
 use sqlx::Row;
 
 use super::{InvalidId, Store, StoreError, ids, on_pool, write_on};
+
+/// Most acknowledgements deleted by one statement: 2 parameters each stays far below both
+/// backends' parameter limits, and few distinct statement texts stay in the prepared-statement
+/// cache.
+pub const ACKS_PER_STATEMENT: usize = 64;
+
+/// `DELETE_ACKED_SQL[n - 1]` deletes the envelopes of `n` acknowledgements of receiver `$1`.
+static DELETE_ACKED_SQL: LazyLock<Vec<String>> =
+    LazyLock::new(|| (1..=ACKS_PER_STATEMENT).map(delete_acked_sql).collect());
+
+/// The hashes alone select rows through the `UNIQUE (receiver, message_hash)` index; the pairs
+/// then keep only rows of the acknowledged sender.
+fn delete_acked_sql(acks: usize) -> String {
+    let hashes: Vec<String> = (0..acks).map(|i| format!("${}", 2 * i + 3)).collect();
+    let pairs: Vec<String> = (0..acks).map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3)).collect();
+    format!(
+        "DELETE FROM envelopes WHERE receiver = $1 AND message_hash IN ({}) \
+         AND (sender, message_hash) IN (VALUES {})",
+        hashes.join(", "),
+        pairs.join(", ")
+    )
+}
 
 /// An envelope to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +110,13 @@ impl Acknowledgement {
     /// has it, as every one is stored under a hash, and the reference DS, which compares the
     /// text, would delete nothing either.
     pub fn from_client(sender: EnsName, hash: &str) -> Result<Option<Self>, InvalidId> {
+        Ok(Self::hash_from_client(hash)?.map(|message_hash| Self { sender, message_hash }))
+    }
+
+    /// The hash of [`from_client`](Self::from_client) alone.
+    pub fn hash_from_client(hash: &str) -> Result<Option<MessageHash>, InvalidId> {
         ids::check("message hash", hash, Self::MAX_HASH_LEN, false)?;
-        Ok(hash.parse().ok().map(|message_hash| Self { sender, message_hash }))
+        Ok(hash.parse().ok())
     }
 }
 
@@ -164,28 +194,26 @@ impl Store {
             .collect()
     }
 
-    /// Deletes the acknowledged envelopes of `receiver`; returns how many existed.
-    /// Unknown acknowledgements are not an error: a client may acknowledge twice.
+    /// Deletes the acknowledged envelopes of `receiver`, in one transaction; returns how many
+    /// existed. Unknown acknowledgements are not an error: a client may acknowledge twice.
     pub async fn delete_acknowledged(
         &self,
         receiver: &EnsName,
         acks: &[Acknowledgement],
     ) -> Result<u64, StoreError> {
-        const SQL: &str = "DELETE FROM envelopes WHERE receiver = $1 AND sender = $2 AND message_hash = $3";
         if acks.is_empty() {
             return Ok(0);
         }
         let (receiver, acks) = (receiver.clone(), acks.to_vec());
         let deleted = write_on!(self, c => {
             let mut deleted = 0;
-            for ack in &acks {
-                deleted += sqlx::query(SQL)
-                    .bind(receiver.as_str())
-                    .bind(ack.sender.as_str())
-                    .bind(ack.message_hash.to_string())
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected();
+            for chunk in acks.chunks(ACKS_PER_STATEMENT) {
+                let sql = DELETE_ACKED_SQL.get(chunk.len() - 1).map_or("", String::as_str);
+                let mut query = sqlx::query(sql).bind(receiver.as_str());
+                for ack in chunk {
+                    query = query.bind(ack.sender.as_str()).bind(ack.message_hash.to_string());
+                }
+                deleted += query.execute(&mut *c).await?.rows_affected();
             }
             Ok(deleted)
         })?;

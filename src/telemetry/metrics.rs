@@ -16,6 +16,12 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "dm3_http_requests_total";
 /// HTTP request latency in seconds, by `route` and `method`.
 pub const HTTP_DURATION: &str = "dm3_http_request_duration_seconds";
+/// Connections the HTTP server serves now.
+pub const HTTP_CONNECTIONS: &str = "dm3_http_connections";
+/// Times a `[limits]` bound acted, by `limit`: `max_connections` (accepting paused),
+/// `per_ip` (a connection closed at once), `idle` (a connection closed), `body_budget` (503),
+/// `body_timeout` (408).
+pub const HTTP_LIMITED: &str = "dm3_http_limited_total";
 /// JSON-RPC calls on `/rpc`, by `method` (known methods, else `unknown`) and `outcome`.
 pub const RPC_REQUESTS: &str = "dm3_rpc_requests_total";
 /// JSON-RPC latency in seconds, by `method`.

@@ -69,6 +69,11 @@ impl BridgeProcess {
         self.port
     }
 
+    /// The running child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the bridge is running").id()
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
