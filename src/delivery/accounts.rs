@@ -13,8 +13,8 @@
 //!   the token it gets back, with no challenge step it could answer. What a replay can still
 //!   do there is bounded: only a profile that lists this node among its delivery services is
 //!   accepted (the owner chose this node, so their client registers at once), and that
-//!   session lives [`REGISTRATION_SESSION_TTL_MS`] (five minutes) instead of an hour; after
-//!   it, the owner's key must answer a challenge. No envelope can be waiting for a name before
+//!   session lives [`REGISTRATION_SESSION_TTL_MS`](super::sessions::REGISTRATION_SESSION_TTL_MS)
+//!   (five minutes) instead of an hour; after it, the owner's key must answer a challenge. No envelope can be waiting for a name before
 //!   its account exists (submits for unknown receivers are refused), so a replayed first
 //!   registration exposes at most what arrives in those minutes;
 //! - **an existing account**: the profile may replace the stored one (the reference's key
@@ -43,10 +43,6 @@ use crate::names::ResolveError;
 use crate::names::directory::DirectoryError;
 use crate::protocol::{DeliveryError, Rejection};
 use crate::store::{Account, AccountCreation};
-
-/// How long the session of a first registration lives: long enough for the sign-up that
-/// follows it, short enough that a replayed profile buys little (see the module docs).
-pub const REGISTRATION_SESSION_TTL_MS: i64 = 5 * 60 * 1_000;
 
 impl Relay {
     /// `POST /profile/:name`: verify the signed profile against `addr(name)`; create the account

@@ -24,7 +24,6 @@ use dm3::ens::EnsName;
 use zeroize::Zeroizing;
 
 use super::Relay;
-use super::accounts::REGISTRATION_SESSION_TTL_MS;
 use super::names::parse_name;
 use crate::clock::now_ms;
 use crate::protocol::DeliveryError;
@@ -33,6 +32,10 @@ use crate::telemetry::metrics::SESSIONS_ISSUED;
 
 /// How long a session token is valid: one hour, as the reference DS (§9.2 step 4).
 pub const SESSION_TTL_MS: i64 = 3_600 * 1_000;
+
+/// How long the session of a first registration lives: long enough for the sign-up that
+/// follows it, short enough that a replayed profile buys little (`delivery::accounts`).
+pub const REGISTRATION_SESSION_TTL_MS: i64 = 5 * 60 * 1_000;
 
 const TOKEN_BYTES: usize = 32;
 /// base64url of 32 bytes, unpadded.
