@@ -14,9 +14,10 @@
 //!   do there is bounded: only a profile that lists this node among its delivery services is
 //!   accepted (the owner chose this node, so their client registers at once), and that
 //!   session lives [`REGISTRATION_SESSION_TTL_MS`](super::sessions::REGISTRATION_SESSION_TTL_MS)
-//!   (five minutes) instead of an hour; after it, the owner's key must answer a challenge. No envelope can be waiting for a name before
-//!   its account exists (submits for unknown receivers are refused), so a replayed first
-//!   registration exposes at most what arrives in those minutes;
+//!   (five minutes) instead of an hour; after it, the owner's key must answer a challenge. No
+//!   envelope can be waiting for a name before its account exists (submits for unknown
+//!   receivers are refused), so a replayed first registration exposes at most what arrives in
+//!   those minutes;
 //! - **an existing account**: the profile may replace the stored one (the reference's key
 //!   rotation: the messenger re-posts its profile when a challenge fails, §9.2), but only when
 //!   it is the profile the name publishes now, or the name publishes none, so an old profile
