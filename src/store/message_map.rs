@@ -109,7 +109,8 @@ impl Store {
         const SQL: &str = "SELECT network, dm3_hash, network_message_id, conversation, created_at \
              FROM message_map WHERE network = $1 AND dm3_hash = $2";
         let raw = on_pool!(self.pool(), p => {
-            match sqlx::query(SQL).bind(network.as_str()).bind(dm3_hash.to_string()).fetch_optional(p).await? {
+            let query = sqlx::query(SQL).bind(network.as_str()).bind(dm3_hash.to_string());
+            match query.fetch_optional(p).await? {
                 None => None,
                 Some(row) => Some(read_mapping!(row)),
             }
