@@ -76,6 +76,9 @@ on_both_backends!(
     a_blocked_bot_is_reported_to_the_dm3_sender,
     an_outage_is_retried_until_the_message_expires_then_reported,
     telegram_reactions_reach_the_dm3_sender_and_are_taken_back,
+    a_flood_of_commands_from_one_user_holds_up_no_one_else,
+    a_replayed_to_and_an_unreadable_update_change_nothing,
+    links_and_sender_names_cannot_be_forged_across_the_bridge,
 );
 
 /// Telegram users of the scenarios; only the first two may link.
@@ -743,6 +746,132 @@ async fn telegram_reactions_reach_the_dm3_sender_and_are_taken_back(database: Op
     assert_eq!(t.alice_got(&ann, 4).await.len(), 4, "the 👍 on the notice reached no one");
     t.stop().await;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Issue #16, item 3, with Telegram's own pace (one message per second per chat): a user outside
+/// the allow-list sends thirty `/start`, whose thirty refusals take half a minute to send; ANN's
+/// message reaches the engine, and the answer to ANN's `/who` reaches ANN, within seconds (the
+/// old code took 29 s for both).
+async fn a_flood_of_commands_from_one_user_holds_up_no_one_else(database: Option<DatabaseUrl>) {
+    /// One interval of ANN's own chat, and a wide margin for a busy machine.
+    const BOUND: Duration = Duration::from_secs(3);
+    let t = bridged_with(database, |config| {
+        let telegram = config.telegram.as_mut().unwrap();
+        telegram.rate_limits =
+            RateLimits { per_chat_interval_ms: 1000, global_per_second: 30, max_wait_ms: 5000 };
+    })
+    .await;
+    let ann = tg_name(ANN);
+    t.start(ANN).await;
+    t.write_to(ANN, ALICE).await;
+    let ann_answers = t.api.sent_to(ANN).len();
+
+    for _ in 0..30 {
+        t.api.user_text(STRANGER, "/start");
+    }
+    let sent_at = Instant::now();
+    let (_, message) = t.api.user_text(ANN, "hello alice, despite the flood");
+    t.api.user_text(ANN, "/who");
+    let job = format!("telegram:{ANN}:{message}");
+    let store = t.bridge.node.store();
+    while store.get_job(QueueName::Outbox, &job).await.unwrap().is_none() {
+        assert!(sent_at.elapsed() < BOUND, "ANN's message was not handed to the engine within {BOUND:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let handed_over = sent_at.elapsed();
+    assert_eq!(t.next_from_bot(ANN, ann_answers).await, format!("You are writing to {ALICE}."));
+    let answered = sent_at.elapsed();
+    assert!(answered < BOUND, "ANN's /who was answered after {answered:?}");
+    let received = t.alice_got(&ann, 1).await;
+    assert_eq!(received[0].message.text(), Some("hello alice, despite the flood"));
+    eprintln!(
+        "handed to the engine after {handed_over:?}, /who answered after {answered:?}, at alice after {:?}",
+        sent_at.elapsed()
+    );
+    // The stranger's refusals keep their chat's pace meanwhile.
+    let refusals: Vec<Instant> = t
+        .api
+        .log()
+        .into_iter()
+        .filter(|c| c.method == "sendmessage" && c.chat == Some(STRANGER) && c.status == 200)
+        .map(|c| c.at)
+        .collect();
+    assert!(refusals.len() < 30, "thirty refusals in one chat take half a minute");
+    assert!(
+        refusals.windows(2).all(|w| w[1].duration_since(w[0]) >= Duration::from_millis(950)),
+        "{refusals:?}"
+    );
+    t.stop().await;
+}
+
+/// Issue #16, items 4 and 6: an old `/to` served again after a later one is a duplicate and
+/// leaves the later contact; a reaction teloxide cannot read (no `user`, no `actor_chat`) is
+/// confirmed and skipped, and the node's polling goes on.
+async fn a_replayed_to_and_an_unreadable_update_change_nothing(database: Option<DatabaseUrl>) {
+    let t = bridged(database).await;
+    let ann = tg_name(ANN);
+    let ben = tg_name(BEN);
+    t.start(BEN).await;
+    t.start(ANN).await;
+    let (to_alice, _) = t.api.user_text(ANN, &format!("/to {ALICE}"));
+    t.next_from_bot(ANN, 1).await;
+    t.write_to(ANN, &ben).await;
+
+    t.api.serve_again(to_alice);
+    wait_for("the replay confirmed", || (t.api.pending_updates() == 0).then_some(())).await;
+    let ben_before = t.api.sent_to(BEN).len();
+    t.api.user_text(ANN, "after the replay");
+    assert_eq!(t.next_from_bot(BEN, ben_before).await, format!("{ann}: after the replay"));
+    let bot_messages = t.api.sent_to(ANN).len();
+    assert_eq!(bot_messages, 3, "the replay was not answered: {:?}", t.api.sent_to(ANN));
+    t.api.user_text(ANN, "/who");
+    assert_eq!(t.next_from_bot(ANN, bot_messages).await, format!("You are writing to {ben}."));
+
+    // Telegram always names who reacted; teloxide 0.13 panics on a reaction that does not.
+    t.api.reaction_without_actor(ANN, 1);
+    t.api.user_text(ANN, "after the unreadable update");
+    wait_for("the unreadable update confirmed", || (t.api.pending_updates() == 0).then_some(())).await;
+    assert_eq!(t.next_from_bot(BEN, ben_before + 1).await, format!("{ann}: after the unreadable update"));
+
+    bridge::settled(&t.bridge, String::new).await;
+    let from_ann = t.world.alice.wait_for(&t.world.ds_b, &t.directory, &ann, 0).await;
+    assert!(from_ann.is_empty(), "alice got {from_ann:#?}");
+    t.stop().await;
+}
+
+/// Issue #16, item 6: a Telegram user's `text_link` reaches DM3 as a link only for an http(s)
+/// URL, and a URL cannot smuggle a second link in; a DM3 user's bold line cannot pass for the
+/// bot's sender line in the Telegram chat.
+async fn links_and_sender_names_cannot_be_forged_across_the_bridge(database: Option<DatabaseUrl>) {
+    let t = bridged(database).await;
+    let alice = &t.world.alice;
+    let ann = tg_name(ANN);
+    t.start(ANN).await;
+    t.write_to(ANN, ALICE).await;
+
+    t.api.user_formatted(
+        ANN,
+        "open the docs",
+        json!([{"type": "text_link", "offset": 5, "length": 8, "url": "javascript:alert(document.cookie)"}]),
+    );
+    t.api.user_formatted(
+        ANN,
+        "docs",
+        json!([{"type": "text_link", "offset": 0, "length": 4, "url": "https://x.org/a)](javascript:alert(1))"}]),
+    );
+    let received = t.alice_got(&ann, 2).await;
+    let texts: Vec<Option<&str>> = received.iter().map(|r| r.message.text()).collect();
+    assert_eq!(
+        texts,
+        [Some("open the docs"), Some("[docs](https://x.org/a%29%5D%28javascript:alert%281%29%29)")]
+    );
+
+    // alice writes a line that looks like a message from bob.eth: in ANN's chat it is plain.
+    let bot_messages = t.api.sent_to(ANN).len();
+    alice.send(&t.directory, alice.builder(&ann).text("hi\n\n**bob.eth**: send me your code", None)).await;
+    let relayed = wait_for("alice's message", || t.api.sent_to(ANN).get(bot_messages).cloned()).await;
+    assert_eq!(relayed.text, format!("<b>{ALICE}</b>: hi\n\nbob.eth: send me your code"));
+    t.stop().await;
 }
 
 /// The one message of `received` that `matches`.

@@ -21,6 +21,7 @@ use crate::capabilities::{Capabilities, Unsupported};
 use crate::event::Outbound;
 use crate::event::PortalRequest;
 use crate::future::BoxFuture;
+use crate::health::Health;
 use crate::id::{ConversationId, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity};
 use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
 use crate::native::NativeMessage;
@@ -59,6 +60,11 @@ pub trait Connector: Send + Sync {
 
     /// Stops receiving; in-flight work is finished or left to be retried.
     fn stop(&self) -> BoxFuture<'_, Result<(), ConnectorError>>;
+
+    /// Whether the connector works now ([`crate::health`]); healthy unless it says otherwise.
+    fn health(&self) -> Health {
+        Health::Healthy
+    }
 
     /// What `conversation` can carry now.
     fn capabilities<'a>(

@@ -20,6 +20,7 @@
 //!   a connector to send ([`Outbound`]);
 //! - [`capabilities`]: what a conversation can carry, and the check that names what it cannot;
 //! - [`connector`]: the traits and their error;
+//! - [`health`]: what a connector says about itself (a receiving task that died), for `/ready`;
 //! - [`sink`]: where a connector hands what it received ([`InboundSink`]), durably and once;
 //! - [`dispatch`]: the one place that gates an outbound event on capabilities and routes it to
 //!   the right trait.
@@ -30,6 +31,7 @@ pub mod connector;
 pub mod dispatch;
 pub mod event;
 pub mod future;
+pub mod health;
 pub mod id;
 pub mod message;
 pub mod native;
@@ -44,6 +46,7 @@ pub use connector::{
 pub use dispatch::deliver;
 pub use event::{EventKind, Inbound, InboundEvent, Outbound, PortalRequest, Unbridgeable};
 pub use future::BoxFuture;
+pub use health::Health;
 pub use id::{
     ConversationId, IdError, IdempotencyKey, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity,
 };

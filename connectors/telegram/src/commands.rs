@@ -10,12 +10,14 @@
 //! | `/help` | the commands |
 //!
 //! Setting a contact emits an [`Inbound::PortalRequest`] in the update's batch, so the engine
-//! records the portal (`<chat>/<DM3 name>`) durably together with the update.
+//! records the portal (`<chat>/<DM3 name>`) durably together with the update, and a
+//! [`StateChange::Contact`], which the update handler makes before the batch is stored, unless
+//! the update is a replay ([`crate::chat_order`]).
 
 use dm3_bridge_connector::{Inbound, PortalRequest, RemoteIdentity};
 
 use crate::deep_link;
-use crate::handler::{Plan, Stop, UpdateHandler, id_problem, refused};
+use crate::handler::{Plan, StateChange, Stop, UpdateHandler, id_problem, refused};
 use crate::html::escape;
 use crate::ids;
 use crate::state::{StateError, TelegramUser};
@@ -141,6 +143,7 @@ impl UpdateHandler {
                         Err(retry) => return Err(retry),
                     };
                     plan.items.extend(contact.items);
+                    plan.changes.extend(contact.changes);
                     plan.answers.extend(contact.answers);
                 }
                 Err(e) => plan.answers.extend(Plan::answer(chat, escape(&e.to_string())).answers),
@@ -172,7 +175,6 @@ impl UpdateHandler {
         };
         let conversation = ids::conversation_id(chat, &contact).map_err(|e| id_problem(chat, e))?;
         let requester = self.accounts.link(user).await.map_err(refused(chat))?;
-        self.state.set_current_contact(chat, &contact).await.map_err(refused(chat))?;
         let request = PortalRequest {
             conversation,
             requester: ids::user_id(user.id),
@@ -182,6 +184,7 @@ impl UpdateHandler {
         tracing::debug!(chat, requester = %requester, contact = %contact, "current contact set");
         let mut plan = Plan::answer(chat, writing_to(&contact));
         plan.items.push(Inbound::PortalRequest(request));
+        plan.changes.push(StateChange::Contact { chat, contact });
         Ok(plan)
     }
 }
@@ -189,9 +192,10 @@ impl UpdateHandler {
 impl UpdateHandler {
     /// [`TelegramAccounts::find_dm3_name`], tried [`LOOKUP_ATTEMPTS`] times while it is
     /// unavailable. A name source that stays down (an unreachable CCIP gateway, a dead RPC) is
-    /// then answered, not retried as the update: updates are handled one at a time, so leaving
-    /// this one unconfirmed would hold up every later update of every chat for as long as that
-    /// one name's source is down. The user learns to try again; nothing else is lost.
+    /// then answered, not retried as the update: a chat's updates are handled in order, and the
+    /// polling offset cannot pass an unconfirmed update, so leaving this one unconfirmed would
+    /// hold up the chat's later updates, and (polling) every update after it, for as long as
+    /// that one name's source is down. The user learns to try again; nothing else is lost.
     ///
     /// [`TelegramAccounts::find_dm3_name`]: crate::state::TelegramAccounts::find_dm3_name
     async fn look_up(&self, chat: i64, input: &str) -> Result<Option<RemoteIdentity>, Stop> {

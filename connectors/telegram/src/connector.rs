@@ -6,14 +6,17 @@
 //! mode hides group messages), then either starts the long-polling task or registers the
 //! webhook, whose route the service mounts from [`TelegramConnector::webhook_router`].
 //!
-//! Sending is in `outbound` and `media`. Every send waits for a slot of the
-//! [`RateLimiter`]; Telegram's 429 becomes [`ConnectorError::RetryAfter`] for the engine's outbox.
+//! Sending is in `outbound` and `media`. Every send waits for its chat's turn in the
+//! `send_queue`, which shares Telegram's budget among chats; Telegram's 429 becomes
+//! [`ConnectorError::RetryAfter`] for the engine's outbox. In polling mode the loop runs under
+//! the `supervisor`, which restarts it if it ends and reports that through
+//! [`Connector::health`].
 
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use dm3_bridge_connector::{
-    BoxFuture, Capabilities, Connector, ConnectorError, ConversationId, DeleteHandling, EditHandling,
+    BoxFuture, Capabilities, Connector, ConnectorError, ConversationId, DeleteHandling, EditHandling, Health,
     InboundSink, MediaHandling, MediaLimits, Message, NativeHandling, NetworkId, NetworkMessageId, Outbound,
     PortalHandling, ReactionHandling,
 };
@@ -24,6 +27,7 @@ use teloxide_core::requests::Request as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::answers::Answers;
 use crate::config::{ConfigProblem, ReceiveMode, TelegramConfig, WebhookConfig};
 use crate::content::MAX_UPLOAD_BYTES;
 use crate::errors::classify;
@@ -31,9 +35,10 @@ use crate::format::SenderFormat;
 use crate::handler::UpdateHandler;
 use crate::ids;
 use crate::poller;
-use crate::rate_limit::RateLimiter;
+use crate::send_queue::SendQueue;
 use crate::sent_cache::SentCache;
 use crate::state::{ChatState, TelegramAccounts};
+use crate::supervisor::{self, HealthCell};
 use crate::webhook;
 
 /// Extra time a long poll's HTTP request gets over the poll timeout itself.
@@ -62,10 +67,14 @@ pub struct TelegramConnector {
     /// Long polls, whose client waits longer.
     pub(crate) poll_bot: Bot,
     pub(crate) handler: Arc<UpdateHandler>,
-    pub(crate) limiter: Arc<RateLimiter>,
+    /// Every send waits for its chat's turn here.
+    pub(crate) sends: Arc<SendQueue>,
+    /// The bot's own messages, sent in their chat's turn.
+    pub(crate) answers: Arc<Answers>,
     pub(crate) state: Arc<dyn ChatState>,
     pub(crate) sent: SentCache,
     poller: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    health: Arc<HealthCell>,
 }
 
 impl TelegramConnector {
@@ -95,11 +104,11 @@ impl TelegramConnector {
         let poll_bot =
             Bot::with_client(config.token.expose(), client(config.poll_timeout() + POLL_REQUEST_MARGIN)?)
                 .set_api_url(api_url);
-        let limiter = Arc::new(RateLimiter::new(&config.rate_limits));
+        let sends = SendQueue::new(&config.rate_limits);
+        let answers = Arc::new(Answers::new(bot.clone(), sends.clone()));
         let handler = Arc::new(UpdateHandler::new(
             config.network.clone(),
-            bot.clone(),
-            limiter.clone(),
+            answers.clone(),
             config.link_policy.clone(),
             sink,
             state.clone(),
@@ -114,10 +123,12 @@ impl TelegramConnector {
             bot,
             poll_bot,
             handler,
-            limiter,
+            sends,
+            answers,
             state,
             sent: SentCache::default(),
             poller: Mutex::new(None),
+            health: Arc::default(),
         })
     }
 
@@ -155,11 +166,12 @@ impl TelegramConnector {
                 let mut poller = self.poller.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if poller.is_none() {
                     let cancel = CancellationToken::new();
-                    let task = tokio::spawn(poller::run(
+                    let task = tokio::spawn(supervisor::run(
                         self.handler.clone(),
                         self.poll_bot.clone(),
                         self.poll_timeout,
                         cancel.clone(),
+                        self.health.clone(),
                     ));
                     *poller = Some((cancel, task));
                 }
@@ -216,12 +228,26 @@ impl Connector for TelegramConnector {
     fn stop(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         Box::pin(async move {
             let poller = self.poller.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-            if let Some((cancel, task)) = poller {
-                cancel.cancel();
-                task.await.map_err(|e| ConnectorError::Transient(format!("the polling task failed: {e}")))?;
-            }
-            Ok(())
+            let stopped = match poller {
+                Some((cancel, task)) => {
+                    cancel.cancel();
+                    task.await.map_err(|e| ConnectorError::Transient(format!("the polling task failed: {e}")))
+                }
+                None => Ok(()),
+            };
+            // Stopped on purpose: nothing is expected to run.
+            self.health.healthy();
+            self.answers.drain().await;
+            stopped
         })
+    }
+
+    fn health(&self) -> Health {
+        match self.mode {
+            ReceiveMode::Polling => self.health.get(),
+            // Telegram calls the route; nothing of the connector's own runs to fail.
+            ReceiveMode::Webhook => Health::Healthy,
+        }
     }
 
     fn capabilities<'a>(

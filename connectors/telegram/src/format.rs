@@ -6,6 +6,12 @@
 //! is shown in bold, the template's own text is escaped, and the body is the neutral text's
 //! HTML narrowed to Telegram's subset (or its plain body, escaped).
 //!
+//! Only the bot writes a sender's name in bold at the start of a line, so that is how a reader
+//! tells who wrote what. A DM3 user's own text must not be able to draw that line inside their
+//! bubble (`hi\n\n**bob.eth**: send me the code` would read as a second message, from bob.eth):
+//! bold that starts a line of a body rendered from DM3, or starts the body, is shown as plain
+//! text ([`body_html`]). Bold elsewhere in a line stays bold.
+//!
 //! Telegram counts limits in UTF-16 units of the visible text: 4096 for a message, 1024 for a
 //! caption. The rendered text carries that count so the connector can refuse a text that is too
 //! long with a clear reason instead of Telegram's "message is too long".
@@ -123,12 +129,59 @@ fn frame_parts(text: &str) -> Vec<FramePart<'_>> {
     parts
 }
 
-/// The body of a neutral text: its HTML narrowed to Telegram's, or its plain body.
+/// The body of a neutral text: its HTML narrowed to Telegram's, or its plain body; bold that
+/// would start a line is plain (see the module doc).
 pub fn body_html(text: &Text) -> TelegramHtml {
     match &text.html {
-        Some(markup) => html::to_telegram(markup),
+        Some(markup) => without_leading_bold(html::to_telegram(markup)),
         None => html::from_plain(&text.body),
     }
+}
+
+/// `body` with every `<b>` that opens at the start of a line (only white space and other
+/// opening tags before it on the line) taken out, with its `</b>`; the text stays. `body` is
+/// Telegram HTML as [`html::to_telegram`] writes it: known tags, well nested, every `<` in text
+/// escaped.
+fn without_leading_bold(body: TelegramHtml) -> TelegramHtml {
+    let mut out = String::with_capacity(body.html.len());
+    // For each open `<b>`: whether it was taken out.
+    let mut bold: Vec<bool> = Vec::new();
+    let mut line_start = true;
+    let mut rest = body.html.as_str();
+    while let Some(lt) = rest.find('<') {
+        let (text, tail) = rest.split_at(lt);
+        for c in text.chars() {
+            if c == '\n' {
+                line_start = true;
+            } else if !c.is_whitespace() {
+                line_start = false;
+            }
+        }
+        out.push_str(text);
+        let Some(gt) = tail.find('>') else {
+            out.push_str(tail);
+            rest = "";
+            break;
+        };
+        let tag = &tail[..=gt];
+        match tag {
+            "<b>" => {
+                bold.push(line_start);
+                if !line_start {
+                    out.push_str(tag);
+                }
+            }
+            "</b>" => {
+                if !bold.pop().unwrap_or(false) {
+                    out.push_str(tag);
+                }
+            }
+            _ => out.push_str(tag),
+        }
+        rest = &tail[gt + 1..];
+    }
+    out.push_str(rest);
+    TelegramHtml { html: out, visible_len: body.visible_len }
 }
 
 /// A notice from the bridge: in italics, so it does not read as the contact's words.
@@ -155,6 +208,25 @@ mod tests {
         let custom = SenderFormat::new("[{sender}] {body}")
             .render("a<b", &body_html(&Text::formatted("x", "<em>x</em>")));
         assert_eq!(custom.html, "[<b>a&lt;b</b>] <i>x</i>");
+    }
+
+    #[test]
+    fn a_dm3_user_cannot_draw_a_bold_sender_line_in_their_bubble() {
+        let mimic = Text::formatted(
+            "hi\n\n**bob.eth**: send me the code",
+            "<p>hi</p>\n<p><strong>bob.eth</strong>: send me the code</p>",
+        );
+        let rendered = SenderFormat::default().render("alice.eth", &body_html(&mimic));
+        assert_eq!(rendered.html, "<b>alice.eth</b>: hi\n\nbob.eth: send me the code");
+        // At the very start, after white space or inside other tags, and in a heading alike.
+        for html in ["<b>bob.eth</b>: x", "a<br> <i><b>bob.eth</b>: x</i>", "<h2>bob.eth: x</h2>"] {
+            let body = body_html(&Text::formatted("", html)).html;
+            assert!(!body.contains("<b>"), "{html} → {body}");
+        }
+        // Bold inside a line stays bold.
+        let inline = body_html(&Text::formatted("", "<p>it is <b>very</b> <b>important</b></p>"));
+        assert_eq!(inline.html, "it is <b>very</b> <b>important</b>");
+        assert_eq!(inline.visible_len, "it is very important".len());
     }
 
     #[test]

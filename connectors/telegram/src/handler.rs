@@ -2,40 +2,43 @@
 //! ([`crate::reactions`]) turned into inbound events, and the batch handed to the engine before the update is confirmed.
 //!
 //! Both ways of receiving (long polling, webhook) call [`UpdateHandler::handle`] once per
-//! update, in order, and confirm the update to Telegram only when it returned `Ok`:
-//! 1. **plan**: read and update the chat state (current contact, routes, reactions) and decide what to
-//!    queue and what to answer. State writes are idempotent, so planning an update again after a
-//!    crash gives the same result.
-//! 2. **accept**: hand the items to the [`InboundSink`] as one batch keyed `update-<update_id>`;
+//! update and confirm the update to Telegram only when it returned `Ok`. The flow:
+//! 1. **turn**: wait until the chat's previous update is done ([`crate::chat_order`]); updates
+//!    of other chats run meanwhile.
+//! 2. **plan**: read the chat state and decide what to queue, which state to change (current
+//!    contact, routes, reactions) and what to answer. Planning changes no chat state (it may
+//!    create the user's DM3 identity, which is idempotent), and may run again for the same
+//!    update after a crash with the same result.
+//! 3. **change the state**, unless the update is a replay, older than one the chat already had
+//!    handled: then its state changes would undo a later one (a replayed `/to` after a newer
+//!    `/to`). State writes are idempotent and come before the batch, so a crash in between
+//!    loses nothing: the update comes again and writes the same.
+//! 4. **accept**: hand the items to the [`InboundSink`] as one batch keyed `update-<update_id>`;
 //!    a re-served update is a [`Accepted::Duplicate`] and queues nothing again.
-//! 3. **answer**: only for a new batch, send the bot's answers (a duplicate was answered the
-//!    first time). A crash between 2 and 3 loses an answer, never a message.
+//! 5. **answer**: only for a new batch, queue the bot's answers in their chat
+//!    ([`crate::answers`]) and return: nothing here waits for a send slot, so one chat's
+//!    backlog of answers holds up no other chat's updates. A crash between 4 and the send loses
+//!    an answer, never a message.
 //!
-//! A failure of the service in 1 or 2 is an `Err`: the update stays unconfirmed and comes again.
-//! Handling is serialized: webhook deliveries may overlap, and a chat's updates must be planned
-//! in order (a `/to` before the message it routes).
+//! A failure of the service in 2 to 4 is an `Err`: the update stays unconfirmed and comes again.
 
 use std::sync::{Arc, OnceLock};
 
 use dm3_bridge_connector::{
-    Accepted, EventKind, IdempotencyKey, Inbound, InboundBatch, InboundEvent, InboundSink, Message,
-    NetworkId, NetworkMessageId, Unbridgeable,
+    Accepted, ConversationId, EventKind, IdempotencyKey, Inbound, InboundBatch, InboundEvent, InboundSink,
+    Message, NetworkId, NetworkMessageId, RemoteIdentity, Unbridgeable,
 };
-use teloxide_core::Bot;
-use teloxide_core::payloads::SendMessageSetters as _;
-use teloxide_core::prelude::Requester as _;
-use teloxide_core::requests::Request as _;
-use teloxide_core::types::{
-    ChatId, Message as TgMessage, MessageId, ParseMode, ReplyParameters, Update, UpdateKind, User,
-};
+use teloxide_core::types::{Message as TgMessage, Update, UpdateKind, User};
 
+use crate::answers::{Answer, Answers};
+use crate::chat_order::ChatOrder;
 use crate::config::LinkPolicy;
 use crate::content;
 use crate::entities;
 use crate::html::escape;
 use crate::ids::{self, IdsError};
-use crate::rate_limit::RateLimiter;
 use crate::state::{ChatState, StateError, TelegramAccounts, TelegramUser};
+use crate::updates;
 
 /// The update could not be handled now; it must not be confirmed to Telegram.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,34 +48,38 @@ pub struct HandleError(pub String);
 /// Everything handling an update needs.
 pub(crate) struct UpdateHandler {
     pub(crate) network: NetworkId,
-    pub(crate) bot: Bot,
-    pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) answers: Arc<Answers>,
     pub(crate) policy: LinkPolicy,
     pub(crate) sink: Arc<dyn InboundSink>,
     pub(crate) state: Arc<dyn ChatState>,
     pub(crate) accounts: Arc<dyn TelegramAccounts>,
     /// The bot's `@username`, known after `getMe`; for deep links and `/cmd@bot`.
     pub(crate) bot_username: OnceLock<String>,
-    serial: tokio::sync::Mutex<()>,
+    order: ChatOrder,
 }
 
 /// What one update leads to.
 #[derive(Default)]
 pub(crate) struct Plan {
     pub(crate) items: Vec<Inbound>,
+    pub(crate) changes: Vec<StateChange>,
     pub(crate) answers: Vec<Answer>,
 }
 
-/// A message from the bot itself to a chat (HTML).
-pub(crate) struct Answer {
-    pub(crate) chat: i64,
-    pub(crate) html: String,
-    pub(crate) reply_to: Option<i32>,
+/// A change of the chat state that an update makes (planning only reads the state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StateChange {
+    /// The chat writes to `contact` now.
+    Contact { chat: i64, contact: RemoteIdentity },
+    /// `message` belongs to `conversation`.
+    Route { message: NetworkMessageId, conversation: ConversationId },
+    /// The reaction event `reaction` stands for `slot` now.
+    Reaction { slot: NetworkMessageId, reaction: NetworkMessageId },
 }
 
 impl Plan {
     pub(crate) fn answer(chat: i64, html: impl Into<String>) -> Self {
-        Self { items: Vec::new(), answers: vec![Answer { chat, html: html.into(), reply_to: None }] }
+        Self { answers: vec![Answer { chat, html: html.into(), reply_to: None }], ..Self::default() }
     }
 }
 
@@ -96,8 +103,7 @@ Choose a DM3 user with <code>/to alice.eth</code>, or reply to a message someone
 impl UpdateHandler {
     pub(crate) fn new(
         network: NetworkId,
-        bot: Bot,
-        limiter: Arc<RateLimiter>,
+        answers: Arc<Answers>,
         policy: LinkPolicy,
         sink: Arc<dyn InboundSink>,
         state: Arc<dyn ChatState>,
@@ -105,34 +111,39 @@ impl UpdateHandler {
     ) -> Self {
         Self {
             network,
-            bot,
-            limiter,
+            answers,
             policy,
             sink,
             state,
             accounts,
             bot_username: OnceLock::new(),
-            serial: tokio::sync::Mutex::new(()),
+            order: ChatOrder::default(),
         }
     }
 
     /// Handles `update`; `Ok` means it may be confirmed to Telegram.
     pub(crate) async fn handle(&self, update: &Update) -> Result<Accepted, HandleError> {
-        let _turn = self.serial.lock().await;
+        let chat = updates::chat_of(update);
+        let turn = self.order.begin(chat, update.id.0).await;
         let plan = match self.plan(update).await {
             Ok(plan) | Err(Stop::Answer(plan)) => plan,
             Err(Stop::Retry(reason)) => return Err(HandleError(reason)),
+        };
+        let plan = if turn.replayed() {
+            tracing::debug!(
+                update_id = update.id.0,
+                "an update served again after a later one of its chat; its state changes are skipped"
+            );
+            plan
+        } else {
+            self.change_state(chat, plan).await?
         };
         let key =
             IdempotencyKey::new(format!("update-{}", update.id.0)).map_err(|e| HandleError(e.to_string()))?;
         let batch = InboundBatch { network: self.network.clone(), key, items: plan.items };
         let accepted = self.sink.accept(batch).await.map_err(|e| HandleError(e.to_string()))?;
         match accepted {
-            Accepted::New => {
-                for answer in plan.answers {
-                    self.send_answer(answer).await;
-                }
-            }
+            Accepted::New => plan.answers.into_iter().for_each(|answer| self.answers.send(answer)),
             Accepted::Duplicate => {
                 tracing::debug!(update_id = update.id.0, "update seen before; not handled again")
             }
@@ -140,23 +151,30 @@ impl UpdateHandler {
         Ok(accepted)
     }
 
-    /// Sends a message from the bot itself. Best effort: a lost answer is logged, not retried
-    /// (the update it answers is already stored).
-    pub(crate) async fn send_answer(&self, answer: Answer) {
-        self.limiter.acquire_waiting(answer.chat).await;
-        let mut request = self.bot.send_message(ChatId(answer.chat), answer.html).parse_mode(ParseMode::Html);
-        if let Some(target) = answer.reply_to {
-            request = request.reply_parameters(ReplyParameters {
-                allow_sending_without_reply: Some(true),
-                ..ReplyParameters::new(MessageId(target))
-            });
-        }
-        if let Err(e) = request.send().await {
-            if let Some(wait) = crate::errors::retry_after(&e) {
-                self.limiter.penalize(answer.chat, wait);
+    /// Makes the state changes of `plan`. A refusal replaces the plan with telling the user
+    /// (as a refusal while planning does); unavailability leaves the update for later.
+    async fn change_state(&self, chat: Option<i64>, plan: Plan) -> Result<Plan, HandleError> {
+        for change in &plan.changes {
+            let done = match change {
+                StateChange::Contact { chat, contact } => {
+                    self.state.set_current_contact(*chat, contact).await
+                }
+                StateChange::Route { message, conversation } => {
+                    self.state.record_route(message, conversation).await
+                }
+                StateChange::Reaction { slot, reaction } => self.state.record_reaction(slot, reaction).await,
+            };
+            match (done, chat) {
+                (Ok(()), _) => {}
+                (Err(StateError::Refused(reason)), Some(chat)) => {
+                    return Ok(Plan::answer(chat, escape(&reason)));
+                }
+                (Err(StateError::Refused(reason) | StateError::Unavailable(reason)), _) => {
+                    return Err(HandleError(reason));
+                }
             }
-            tracing::warn!(chat = answer.chat, error = %crate::errors::classify(e), "the bot's answer was not sent");
         }
+        Ok(plan)
     }
 
     async fn plan(&self, update: &Update) -> Result<Plan, Stop> {
@@ -243,8 +261,8 @@ impl UpdateHandler {
                 reason,
             }),
         };
-        self.state.record_route(&id, &conversation).await.map_err(refused(chat))?;
-        Ok(Plan { items: vec![item], answers: Vec::new() })
+        let route = StateChange::Route { message: id, conversation };
+        Ok(Plan { items: vec![item], changes: vec![route], ..Plan::default() })
     }
 
     /// An edit of a message the user sent earlier: an edit in the conversation it went to.
@@ -289,7 +307,7 @@ impl UpdateHandler {
                     .to_owned(),
             }),
         };
-        Ok(Plan { items: vec![item], answers: Vec::new() })
+        Ok(Plan { items: vec![item], ..Plan::default() })
     }
 }
 

@@ -285,8 +285,8 @@ fn allowed(name: &str, attributes: &str) -> Option<&'static str> {
     })
 }
 
-/// Links Telegram opens and nothing that runs code.
-fn safe_link(href: &str) -> bool {
+/// Links Telegram opens and nothing that runs code: `http(s)`, `tg` and `mailto` URLs.
+pub(crate) fn safe_link(href: &str) -> bool {
     let lower = href.trim().to_ascii_lowercase();
     ["http://", "https://", "tg://", "mailto:"].iter().any(|scheme| lower.starts_with(scheme))
 }

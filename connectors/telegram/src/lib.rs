@@ -14,15 +14,20 @@
 //! be confirmed to Telegram only after the engine stored it.
 //!
 //! - [`config`], [`secret`]: the `[telegram]` section; the token and webhook secret, unloggable;
-//! - [`connector`]: [`TelegramConnector`], start/stop and capabilities; `outbound`, `media`
-//!   and [`native`] (bridge payloads): sending, with [`rate_limit`], `errors` (429 → retry after) and `sent_cache`;
-//! - receiving: `poller` (long polling) or [`webhook`], both through `handler`, which turns
-//!   updates into inbound batches, with `commands`, [`content`] and `reactions`;
+//! - [`connector`]: [`TelegramConnector`], start/stop, health and capabilities; `outbound`,
+//!   `media` and [`native`] (bridge payloads): sending, each send in its chat's turn of the
+//!   `send_queue` (under [`rate_limit`]), with `errors` (429 → retry after) and `sent_cache`;
+//! - receiving: `poller` (long polling, kept running by `supervisor`) or [`webhook`], both
+//!   reading raw updates through `updates` and handing them to `handler`, which turns them into
+//!   inbound batches, one update per chat at a time (`chat_order`), with `commands`,
+//!   [`content`] and `reactions`; the bot's answers go out through `answers`;
 //! - [`mod@format`], [`html`], [`entities`]: text both ways (Telegram entities → markdown; neutral
 //!   HTML → Telegram's HTML subset, with the sender's name);
 //! - [`ids`], [`deep_link`]: the ids, and DM3 names in `t.me/<bot>?start=` links;
 //! - [`state`]: the traits the service implements.
 
+mod answers;
+mod chat_order;
 mod commands;
 pub mod config;
 pub mod connector;
@@ -41,8 +46,11 @@ mod poller;
 pub mod rate_limit;
 mod reactions;
 pub mod secret;
+mod send_queue;
 mod sent_cache;
 pub mod state;
+mod supervisor;
+mod updates;
 pub mod webhook;
 
 pub use config::{ConfigProblem, LinkPolicy, ReceiveMode, TelegramConfig, WebhookConfig};

@@ -54,7 +54,7 @@ impl TelegramConnector {
         let file = input_file(attachment)?;
         let as_photo =
             PHOTO_TYPES.contains(&attachment.mime().as_str()) && attachment.size() <= MAX_PHOTO_BYTES;
-        self.limiter.acquire(chat).await?;
+        let _turn = self.sends.turn(chat).await?;
         let post = |caption: String| {
             let file = file.clone();
             async move {

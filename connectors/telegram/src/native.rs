@@ -279,8 +279,11 @@ impl NativeHandling for TelegramConnector {
                     json!({"message_id": reply, "allow_sending_without_reply": true}),
                 );
             }
-            self.limiter.acquire(chat).await?;
-            let result = self.post(method, &parameters).await;
+            let result = {
+                // The chat's next send waits for this call, not for the bookkeeping after it.
+                let _turn = self.sends.turn(chat).await?;
+                self.post(method, &parameters).await
+            };
             let id = match (replaced, result) {
                 (Some(message), Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified))) => {
                     ids::derived_id(message, &format!("edit-{}", native.idempotency_key))

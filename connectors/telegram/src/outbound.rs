@@ -24,10 +24,10 @@ use teloxide_core::requests::Request as _;
 use teloxide_core::types::{ChatId, MessageId, ParseMode, ReactionType, ReplyParameters};
 use teloxide_core::{ApiError, RequestError};
 
+use crate::answers::Answer;
 use crate::connector::TelegramConnector;
 use crate::errors::{classify, retry_after};
 use crate::format::{self, MAX_TEXT_UNITS};
-use crate::handler::Answer;
 use crate::html::{self, escape};
 use crate::ids::{self, MessageRef};
 
@@ -68,7 +68,7 @@ impl TelegramConnector {
         let body = if notice { format::notice_html(text) } else { format::body_html(text) };
         let rendered = self.sender_format.render(sender, &body);
         check_length(rendered.visible_len, MAX_TEXT_UNITS, "text")?;
-        self.limiter.acquire(chat).await?;
+        let _turn = self.sends.turn(chat).await?;
         let post = |html: String| {
             let mut request = self.bot.send_message(ChatId(chat), html).parse_mode(ParseMode::Html);
             if let Some(target) = reply_to {
@@ -90,7 +90,7 @@ impl TelegramConnector {
     /// Classifies a failure, first pushing the chat's next slot past a 429's delay.
     pub(crate) fn failed(&self, chat: i64, error: RequestError) -> ConnectorError {
         if let Some(wait) = retry_after(&error) {
-            self.limiter.penalize(chat, wait);
+            self.sends.penalize(chat, wait);
         }
         classify(error)
     }
@@ -134,7 +134,7 @@ impl EditHandling for TelegramConnector {
             let rendered =
                 self.sender_format.render(edit.sender.as_str(), &format::body_html(&edit.payload.text));
             check_length(rendered.visible_len, MAX_TEXT_UNITS, "text")?;
-            self.limiter.acquire(chat).await?;
+            let _turn = self.sends.turn(chat).await?;
             let edit_text = |html: String| {
                 self.bot
                     .edit_message_text(ChatId(chat), MessageId(message.message), html)
@@ -195,7 +195,7 @@ impl DeleteHandling for TelegramConnector {
             }
             if suffix.as_deref().is_some_and(|s| s.starts_with("reaction-")) {
                 // The bot's reaction for this DM3 user: taking it back leaves the message alone.
-                self.limiter.acquire(chat).await?;
+                let _turn = self.sends.turn(chat).await?;
                 let request = self
                     .bot
                     .set_message_reaction(ChatId(chat), MessageId(message.message))
@@ -210,7 +210,7 @@ impl DeleteHandling for TelegramConnector {
                      the bridge remembers), so it is not theirs to delete"
                 )));
             }
-            self.limiter.acquire(chat).await?;
+            let _turn = self.sends.turn(chat).await?;
             match self.bot.delete_message(ChatId(chat), MessageId(message.message)).send().await {
                 Ok(_) | Err(RequestError::Api(ApiError::MessageToDeleteNotFound)) => Ok(()),
                 Err(RequestError::Api(ApiError::MessageCantBeDeleted)) => Err(ConnectorError::Permanent(
@@ -232,7 +232,7 @@ impl ReactionHandling for TelegramConnector {
             let (message, _) = self.message_in(chat, &reaction.payload.target)?;
             let id = ids::derived_id(message, &format!("reaction-{}", reaction.idempotency_key))
                 .map_err(|e| ConnectorError::Permanent(e.to_string()))?;
-            self.limiter.acquire(chat).await?;
+            let _turn = self.sends.turn(chat).await?;
             let emoji = reaction.payload.key.as_str().to_owned();
             let request = self
                 .bot
@@ -286,7 +286,7 @@ impl PortalHandling for TelegramConnector {
                 escape(contact.as_str()),
                 escape(reason)
             );
-            self.handler.send_answer(Answer { chat, html, reply_to: None }).await;
+            self.answers.send(Answer { chat, html, reply_to: None });
             Ok(())
         })
     }

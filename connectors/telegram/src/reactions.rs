@@ -10,8 +10,8 @@
 //!   DELETE_REQUEST blanks its target; the messenger drops a deleted REACTION with it), as the
 //!   Matrix connector does for a redacted `m.reaction`. Telegram does not say which update
 //!   added the emoji, so the connector remembers it in the chat state
-//!   ([`ChatState::record_reaction`](crate::state::ChatState::record_reaction)), under the
-//!   emoji's [`ids::reaction_slot`].
+//!   ([`ChatState::record_reaction`](crate::state::ChatState::record_reaction), as a
+//!   [`StateChange::Reaction`] of the plan), under the emoji's [`ids::reaction_slot`].
 //!
 //! Removals come first, so swapping 👍 for ❤ (one reaction per message without Premium) reads as
 //! taking 👍 back, then reacting ❤.
@@ -32,7 +32,7 @@ use dm3_bridge_connector::{
 };
 use teloxide_core::types::{MessageReactionUpdated, ReactionType};
 
-use crate::handler::{Plan, Stop, UpdateHandler, refused, with_millis};
+use crate::handler::{Plan, StateChange, Stop, UpdateHandler, refused, with_millis};
 use crate::ids::{self, MessageRef};
 
 /// What changed between two lists of a user's reactions, in emoji DM3 can carry.
@@ -124,7 +124,7 @@ impl UpdateHandler {
         };
         let user = user.id.0;
         let Changes { removed, added } = changes(&update.old_reaction, &update.new_reaction);
-        let mut items = Vec::new();
+        let (mut items, mut changes) = (Vec::new(), Vec::new());
         for key in removed {
             let emoji = key.as_str();
             let Some((slot, id)) = usable(
@@ -148,10 +148,10 @@ impl UpdateHandler {
             ) else {
                 continue;
             };
-            self.state.record_reaction(&slot, &id).await.map_err(refused(chat))?;
+            changes.push(StateChange::Reaction { slot, reaction: id.clone() });
             items.push(event(id, EventKind::Reaction(Reaction { target: target_id.clone(), key })));
         }
-        Ok(Plan { items, answers: Vec::new() })
+        Ok(Plan { items, changes, ..Plan::default() })
     }
 }
 

@@ -9,7 +9,12 @@
 //! The caller must prove it is Telegram: the path holds the secret, and the
 //! `X-Telegram-Bot-Api-Secret-Token` header must carry it too. Both are compared in constant
 //! time over SHA-256 digests, so neither the secret nor its length leaks through timing. The
-//! body is read with a hard limit before it is parsed.
+//! body is read with a hard limit before it is parsed, and parsed as polling parses an update
+//! (`updates`: a shape teloxide would panic on is refused with 400 first).
+//!
+//! Handling an update never waits for a send (the bot's answers are queued in their chat,
+//! `crate::answers`), so a POST is answered as soon as the update is stored, whatever the
+//! chat's backlog.
 
 use std::sync::Arc;
 
@@ -23,11 +28,11 @@ use axum::routing::post;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
-use teloxide_core::types::Update;
 
 use crate::config::WEBHOOK_PATH_PREFIX;
 use crate::handler::UpdateHandler;
 use crate::secret::WebhookSecret;
+use crate::updates;
 
 /// The header Telegram puts the secret in.
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
@@ -76,14 +81,10 @@ async fn receive(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    if lacks_reaction_actor(&bytes) {
-        tracing::warn!("webhook body is a reaction without who reacted");
-        return (StatusCode::BAD_REQUEST, "not a Telegram update").into_response();
-    }
-    let update: Update = match serde_json::from_slice(&bytes) {
+    let update = match updates::parse_bytes(&bytes) {
         Ok(update) => update,
-        Err(e) => {
-            tracing::warn!(error = %e, "webhook body is not a Telegram update");
+        Err(malformed) => {
+            tracing::warn!(update_id = malformed.update_id, reason = %malformed, "webhook body is not a Telegram update the bridge can read");
             return (StatusCode::BAD_REQUEST, "not a Telegram update").into_response();
         }
     };
@@ -93,27 +94,6 @@ async fn receive(
             tracing::warn!(update_id = update.id.0, error = %e, "update not stored; Telegram will send it again");
             (StatusCode::INTERNAL_SERVER_ERROR, "not stored; retry later").into_response()
         }
-    }
-}
-
-/// Whether `body` is a `message_reaction` naming neither `user` nor `actor_chat`. Telegram
-/// always names one; teloxide-core 0.13 unwraps their absence (`deserialize_actor`), which
-/// would panic the route, so such a body is refused before it reaches teloxide.
-fn lacks_reaction_actor(body: &[u8]) -> bool {
-    use serde::de::IgnoredAny;
-    #[derive(serde::Deserialize)]
-    struct Shape {
-        message_reaction: Option<Actor>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Actor {
-        user: Option<IgnoredAny>,
-        actor_chat: Option<IgnoredAny>,
-    }
-    match serde_json::from_slice::<Shape>(body) {
-        Ok(Shape { message_reaction: Some(actor) }) => actor.user.is_none() && actor.actor_chat.is_none(),
-        // Not this shape: teloxide decides, without the panicking path.
-        _ => false,
     }
 }
 

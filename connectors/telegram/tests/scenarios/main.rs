@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod fairness;
 mod linking;
 mod logs;
 mod media;
@@ -16,5 +17,6 @@ mod polling;
 mod rate_limits;
 mod reactions;
 mod relay;
+mod replay;
 mod sending;
 mod webhook;

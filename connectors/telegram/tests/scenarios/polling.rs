@@ -1,7 +1,8 @@
-//! Long polling: updates are confirmed to Telegram only after the sink stored them, and a
-//! restarted poller delivers nothing twice.
+//! Long polling: updates are confirmed to Telegram only after the sink stored them, a
+//! restarted poller delivers nothing twice, an update teloxide cannot read is skipped, and a
+//! loop that dies is reported and restarted.
 
-use dm3_bridge_connector::{Connector as _, Inbound};
+use dm3_bridge_connector::{Connector as _, Health, Inbound};
 
 use crate::support::Harness;
 use crate::support::bot_api::wait_until;
@@ -107,4 +108,57 @@ async fn the_long_poll_waits_for_updates_and_wakes_on_one() {
     h.sink.wait_for(1).await;
     assert!(sent_at.elapsed() < std::time::Duration::from_millis(800), "the held poll answered at once");
     h.connector.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reaction_teloxide_cannot_read_is_skipped_and_the_updates_around_it_are_handled() {
+    let h = Harness::new().await;
+    let (to, _) = h.api.user_text(42, "/to bob.eth");
+    let (before, _) = h.api.user_text(42, "before");
+    // Telegram always names who reacted; teloxide 0.13 panics on a reaction that does not.
+    let bad = h.api.reaction_without_actor(42, 2);
+    let (other, _) = h.api.user_text(43, "/help");
+    let (after, _) = h.api.user_text(42, "after");
+    h.connector.start().await.unwrap();
+    for update in [to, before, other, after] {
+        h.sink.wait_for_update(update).await;
+    }
+    wait_until(|| (h.api.pending_updates() == 0).then_some(())).await;
+    assert!(h.sink.batch_of(bad).is_none(), "nothing was made of the bad update");
+    let help = &h.api.wait_for_sent(43, 1).await[0].text;
+    assert!(help.starts_with("This bot connects you with DM3 users"), "{help}");
+
+    // The loop goes on.
+    let (later, _) = h.api.user_text(42, "later");
+    h.sink.wait_for_update(later).await;
+    assert!(h.connector.health().is_healthy());
+    h.connector.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_polling_loop_that_dies_is_reported_unhealthy_and_restarted() {
+    let h = Harness::new().await;
+    h.connector.start().await.unwrap();
+    let (to, _) = h.api.user_text(42, "/to bob.eth");
+    h.sink.wait_for_update(to).await;
+    assert!(h.connector.health().is_healthy());
+
+    // A bug anywhere in handling an update: the loop ends.
+    h.sink.panic_next(1);
+    let (message, _) = h.api.user_text(42, "through the crash");
+    let reason = wait_until(|| match h.connector.health() {
+        Health::Unhealthy(reason) => Some(reason),
+        Health::Healthy => None,
+    })
+    .await;
+    assert!(reason.contains("scripted panic"), "{reason}");
+
+    // Restarted: the update it died on is served again and stored, and all is well again.
+    h.sink.wait_for_update(message).await;
+    wait_until(|| h.connector.health().is_healthy().then_some(())).await;
+    let (later, _) = h.api.user_text(42, "later");
+    h.sink.wait_for_update(later).await;
+    assert_eq!(h.sink.batches().len(), 3, "each update stored once");
+    h.connector.stop().await.unwrap();
+    assert_eq!(h.api.pending_updates(), 0);
 }

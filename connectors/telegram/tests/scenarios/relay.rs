@@ -48,6 +48,53 @@ async fn to_then_a_plain_message_is_an_inbound_event_for_that_contact() {
     h.connector.stop().await.unwrap();
 }
 
+/// The markdown body of the text message in the batch of `update`.
+fn body_of(h: &Harness, update: u32) -> String {
+    let batch = h.sink.batch_of(update).unwrap();
+    match &event(&batch.items[0]).kind {
+        EventKind::Message(m) => match &m.content {
+            Content::Text(text) => text.body.clone(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn text_links_reach_dm3_as_one_safe_link_or_as_plain_text() {
+    let h = Harness::new().await;
+    h.connector.start().await.unwrap();
+    h.api.user_text(42, "/to bob.eth");
+    // A link whose URL would run code in a reader that follows it: its text alone.
+    let (script, _) = h.api.user_formatted(
+        42,
+        "open the docs",
+        json!([{"type": "text_link", "offset": 5, "length": 8, "url": "javascript:alert(document.cookie)"}]),
+    );
+    // A URL that would close the link and open a second one, and a link text that would too.
+    let (smuggled, _) = h.api.user_formatted(
+        42,
+        "docs and more",
+        json!([
+            {"type": "text_link", "offset": 0, "length": 4, "url": "https://x.org/a)](javascript:alert(1))"},
+            {"type": "text_link", "offset": 5, "length": 8, "url": "https://dm3.network/"},
+        ]),
+    );
+    let (label, _) = h.api.user_formatted(
+        42,
+        "a](javascript:x)\n\n**b**",
+        json!([{"type": "text_link", "offset": 0, "length": 23, "url": "https://dm3.network/"}]),
+    );
+    h.sink.wait_for_update(label).await;
+    assert_eq!(body_of(&h, script), "open the docs");
+    assert_eq!(
+        body_of(&h, smuggled),
+        "[docs](https://x.org/a%29%5D%28javascript:alert%281%29%29) [and more](https://dm3.network/)"
+    );
+    assert_eq!(body_of(&h, label), r"[a\]\(javascript:x\)  \*\*b\*\*](https://dm3.network/)");
+    h.connector.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_message_without_a_contact_gets_a_helpful_answer() {
     let h = Harness::new().await;

@@ -32,6 +32,22 @@ async fn relayed_messages_name_their_sender_and_keep_formatting() {
 }
 
 #[tokio::test]
+async fn a_dm3_user_cannot_pass_a_line_of_their_message_off_as_another_senders() {
+    let h = Harness::new().await;
+    // What alice's client renders from "hi\n\n**bob.eth**: send me your code".
+    let mimic = Text::formatted(
+        "hi\n\n**bob.eth**: send me your code",
+        "<p>hi</p>\n<p><strong>bob.eth</strong>: send me your code</p>",
+    );
+    h.connector
+        .send_message(&outbound(42, "alice.eth", "k1", Message::new(Content::Text(mimic))))
+        .await
+        .unwrap();
+    let sent = h.api.sent_to(42);
+    assert_eq!(sent[0].text, "<b>alice.eth</b>: hi\n\nbob.eth: send me your code");
+}
+
+#[tokio::test]
 async fn a_custom_sender_format_and_a_reply() {
     let h = Harness::with(|c| c.sender_format = dm3_bridge_telegram::SenderFormat::new("{body}\n— {sender}"))
         .await;

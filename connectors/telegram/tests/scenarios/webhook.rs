@@ -12,9 +12,16 @@ use tower::ServiceExt as _;
 
 use crate::support::Harness;
 
-const SECRET: &str = "webhook-secret-0123456789abcdef";
+pub(crate) const SECRET: &str = "webhook-secret-0123456789abcdef";
 
-async fn webhook_harness() -> Harness {
+pub(crate) async fn webhook_harness() -> Harness {
+    webhook_harness_with(|_| {}).await
+}
+
+/// [`webhook_harness`], with `adjust` applied to the configuration last.
+pub(crate) async fn webhook_harness_with(
+    adjust: impl FnOnce(&mut dm3_bridge_telegram::TelegramConfig),
+) -> Harness {
     Harness::with(|c| {
         c.mode = ReceiveMode::Webhook;
         c.webhook = Some(WebhookConfig {
@@ -22,6 +29,7 @@ async fn webhook_harness() -> Harness {
             secret: WebhookSecret::new(SECRET),
             max_update_bytes: 4096,
         });
+        adjust(c);
     })
     .await
 }
@@ -39,7 +47,7 @@ fn update(update_id: u32, text: &str) -> String {
     .to_string()
 }
 
-async fn post(
+pub(crate) async fn post(
     router: &Router,
     path_secret: &str,
     header: Option<&str>,
@@ -102,6 +110,8 @@ async fn an_update_is_acknowledged_only_once_stored_and_a_repeat_is_a_duplicate(
         matches!(&batches[0].items[..], [Inbound::PortalRequest(r)] if r.conversation.as_str() == "42/bob.eth")
     );
     assert_eq!(h.sink.duplicates(), 1);
+    // The answer goes out in the chat's turn, after the 200; stopping lets it out.
+    h.connector.stop().await.unwrap();
     assert_eq!(h.api.sent_to(42).len(), 1, "answered once");
 }
 

@@ -7,7 +7,9 @@
 //! files are served at `/file/bot<token>/<path>`. Dates are in seconds, as Telegram sends them.
 //!
 //! The test drives the "Telegram users" side (`user_text`, `user_reply`, `user_reaction`, …,
-//! which queue updates), scripts failures (`rate_limit_every`, `fail_next`), and reads back what the bot did
+//! which queue updates; `push_raw` queues any JSON, even what Telegram never sends, and
+//! `serve_again` serves an update a second time, as a server that lost the confirmation would),
+//! scripts failures (`rate_limit_every`, `fail_next`), and reads back what the bot did
 //! (`sent`, `edits`, `deleted`, `reactions`): the fake records only what it accepted. Every call
 //! is also logged with its arrival time and answer ([`BotApi::log`]), so a test can check the
 //! bot's timing, e.g. that it waited `retry_after` after a 429.
@@ -99,6 +101,10 @@ impl Failure {
 struct Inner {
     next_update_id: u32,
     pending: Vec<Value>,
+    /// Every update queued so far, by id (for `serve_again`).
+    history: HashMap<u32, Value>,
+    /// Updates served again: their offset does not drop them before they were served.
+    again: Vec<u32>,
     next_message_id: HashMap<i64, i32>,
     messages: HashMap<(i64, i32), Value>,
     sent: Vec<Sent>,
@@ -254,6 +260,46 @@ impl BotApi {
             "new_reaction": new,
         });
         push_update(&mut inner, "message_reaction", update, &self.shared)
+    }
+
+    /// Queues `update` (all but its `update_id`) as it is, however malformed; answers its id.
+    pub fn push_raw(&self, update: Value) -> u32 {
+        let mut inner = self.lock();
+        let update_id = inner.next_update_id;
+        inner.next_update_id += 1;
+        let mut update = update;
+        update["update_id"] = json!(update_id);
+        inner.history.insert(update_id, update.clone());
+        inner.pending.push(update);
+        self.shared.update_arrived.notify_waiters();
+        update_id
+    }
+
+    /// A `message_reaction` on message `id` of `chat` that names neither `user` nor
+    /// `actor_chat`: Telegram never sends one, and teloxide 0.13 panics reading it.
+    pub fn reaction_without_actor(&self, chat: i64, id: i32) -> u32 {
+        self.push_raw(json!({"message_reaction": {
+            "chat": chat_json(chat),
+            "message_id": id,
+            "date": now_secs(),
+            "old_reaction": [],
+            "new_reaction": [{"type": "emoji", "emoji": "👍"}],
+        }}))
+    }
+
+    /// Serves update `update_id` once more, after what is pending, even if an offset already
+    /// confirmed it: what a server that lost the confirmation, or a webhook retry, does.
+    pub fn serve_again(&self, update_id: u32) {
+        let mut inner = self.lock();
+        let update = inner.history.get(&update_id).cloned().expect("the update was queued before");
+        inner.again.push(update_id);
+        inner.pending.push(update);
+        self.shared.update_arrived.notify_waiters();
+    }
+
+    /// The JSON of update `update_id`, as it was queued.
+    pub fn update_json(&self, update_id: u32) -> Value {
+        self.lock().history.get(&update_id).cloned().expect("the update was queued before")
     }
 
     fn user_message(&self, user: i64, mut fields: Value) -> (u32, i32) {
@@ -440,7 +486,9 @@ fn is_allowed(inner: &Inner, update: &Value) -> bool {
 fn push_update(inner: &mut Inner, kind: &str, object: Value, shared: &Shared) -> u32 {
     let update_id = inner.next_update_id;
     inner.next_update_id += 1;
-    inner.pending.push(json!({"update_id": update_id, kind: object}));
+    let update = json!({"update_id": update_id, kind: object});
+    inner.history.insert(update_id, update.clone());
+    inner.pending.push(update);
     shared.update_arrived.notify_waiters();
     update_id
 }

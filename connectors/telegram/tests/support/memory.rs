@@ -21,6 +21,7 @@ pub struct MemorySink {
     batches: Mutex<Vec<InboundBatch>>,
     duplicates: AtomicUsize,
     fail_next: AtomicUsize,
+    panic_next: AtomicUsize,
 }
 
 impl MemorySink {
@@ -37,6 +38,22 @@ impl MemorySink {
         self.fail_next.store(n, Ordering::SeqCst);
     }
 
+    /// The next `n` accepts panic, as a bug anywhere in handling would.
+    pub fn panic_next(&self, n: usize) {
+        self.panic_next.store(n, Ordering::SeqCst);
+    }
+
+    /// The batch stored under `update-<update_id>`, if any.
+    pub fn batch_of(&self, update_id: u32) -> Option<InboundBatch> {
+        let key = format!("update-{update_id}");
+        self.batches().into_iter().find(|b| b.key.as_str() == key)
+    }
+
+    /// Waits until the batch of update `update_id` is stored.
+    pub async fn wait_for_update(&self, update_id: u32) -> InboundBatch {
+        wait_until(|| self.batch_of(update_id)).await
+    }
+
     /// Waits until at least `n` batches were stored.
     pub async fn wait_for(&self, n: usize) -> Vec<InboundBatch> {
         wait_until(|| {
@@ -50,6 +67,10 @@ impl MemorySink {
 impl InboundSink for MemorySink {
     fn accept(&self, batch: InboundBatch) -> BoxFuture<'_, Result<Accepted, SinkError>> {
         Box::pin(async move {
+            if self.panic_next.load(Ordering::SeqCst) > 0 {
+                self.panic_next.fetch_sub(1, Ordering::SeqCst);
+                panic!("a scripted panic while storing {}", batch.key);
+            }
             if self.fail_next.load(Ordering::SeqCst) > 0 {
                 self.fail_next.fetch_sub(1, Ordering::SeqCst);
                 return Err(SinkError("database unavailable".into()));

@@ -198,13 +198,22 @@ async fn get_updates(shared: &Shared, params: &Params) -> Response {
                 });
             }
             if let Some(offset) = offset {
-                inner.pending.retain(|u| u["update_id"].as_i64().unwrap() >= offset);
+                let again = std::mem::take(&mut inner.again);
+                inner.pending.retain(|u| {
+                    let id = u["update_id"].as_i64().unwrap();
+                    id >= offset || again.contains(&(id as u32))
+                });
+                inner.again = again;
             }
             // Telegram never sends kinds the bot did not ask for (nor keeps them for later).
             let pending = std::mem::take(&mut inner.pending);
             inner.pending = pending.into_iter().filter(|u| is_allowed(&inner, u)).collect();
             if !inner.pending.is_empty() || tokio::time::Instant::now() >= deadline {
                 let updates: Vec<Value> = inner.pending.iter().take(limit).cloned().collect();
+                // Served again once: the next offset past it confirms it like any other.
+                let served: Vec<u32> =
+                    updates.iter().map(|u| u["update_id"].as_u64().unwrap() as u32).collect();
+                inner.again.retain(|id| !served.contains(id));
                 return ok(Value::Array(updates));
             }
         }

@@ -1,0 +1,97 @@
+//! The polling task, kept running: restarted with backoff whenever it ends, and reported.
+//!
+//! The long poll is a task of its own. Should it end while the connector is not stopping (a
+//! panic somewhere in handling an update, or a bug), nothing would receive updates any more
+//! while sends still worked, and the node would go on answering "ready". So it runs under
+//! [`run`], which logs why it ended, reports the connector [`Health::Unhealthy`] (for the
+//! node's `/ready`), and starts it again after a backoff: 1 s, doubling up to a minute, and
+//! back to 1 s once a loop has run a minute. The new loop is served every unconfirmed update
+//! again (the sink answers `Duplicate` for those it stored) and reports healthy once Telegram
+//! answered it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use dm3_bridge_connector::Health;
+use teloxide_core::Bot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::handler::UpdateHandler;
+use crate::poller::{self, panic_text, sleep_or_cancel};
+
+const MIN_RESTART: Duration = Duration::from_secs(1);
+const MAX_RESTART: Duration = Duration::from_secs(60);
+/// A loop that ran this long before it ended failed anew: its restart waits the least again.
+const STEADY: Duration = Duration::from_secs(60);
+
+/// The connector's health, as the polling loop and its supervisor see it.
+#[derive(Default)]
+pub(crate) struct HealthCell(Mutex<Health>);
+
+impl HealthCell {
+    pub(crate) fn get(&self) -> Health {
+        self.lock().clone()
+    }
+
+    pub(crate) fn healthy(&self) {
+        let mut health = self.lock();
+        if !health.is_healthy() {
+            tracing::info!("Telegram polling works again");
+            *health = Health::Healthy;
+        }
+    }
+
+    fn unhealthy(&self, reason: String) {
+        *self.lock() = Health::Unhealthy(reason);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Health> {
+        // One assignment per update: a poisoned lock still holds a whole value.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runs the polling loop until `cancel` fires, restarting it whenever it ends otherwise.
+pub(crate) async fn run(
+    handler: Arc<UpdateHandler>,
+    bot: Bot,
+    poll_timeout: Duration,
+    cancel: CancellationToken,
+    health: Arc<HealthCell>,
+) {
+    let mut restart = MIN_RESTART;
+    loop {
+        let started = Instant::now();
+        let task = tokio::spawn(poller::run(
+            handler.clone(),
+            bot.clone(),
+            poll_timeout,
+            cancel.clone(),
+            health.clone(),
+        ));
+        let reason = match task.await {
+            Ok(Ok(())) if cancel.is_cancelled() => return,
+            Ok(Ok(())) => "the polling loop ended".to_owned(),
+            Ok(Err(failed)) => failed.to_string(),
+            Err(error) => format!("the polling loop {}", panic_text(error)),
+        };
+        if cancel.is_cancelled() {
+            return;
+        }
+        if started.elapsed() >= STEADY {
+            restart = MIN_RESTART;
+        }
+        tracing::error!(
+            reason,
+            restart_in_ms = restart.as_millis(),
+            "Telegram polling stopped; restarting it"
+        );
+        health
+            .unhealthy(format!("Telegram polling stopped ({reason}); restarting in {} s", restart.as_secs()));
+        if sleep_or_cancel(restart, &cancel).await {
+            return;
+        }
+        restart = (restart * 2).min(MAX_RESTART);
+    }
+}
