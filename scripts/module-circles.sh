@@ -52,6 +52,7 @@ def strip_tests_and_comments(text):
 
 def expand_use(tree):
     """`a::{b, c::{d, e}}` -> [a::b, a::c::d, a::c::e]"""
+    tree = re.sub(r"\s+as\s+\w+", "", tree)  # `x as y` names x
     tree = re.sub(r"\s+", "", tree)
     def split_top(s):
         parts, level, cur = [], 0, ""
@@ -67,7 +68,7 @@ def expand_use(tree):
         if m:
             head = m.group(1)
             return [p for inner in split_top(m.group(2)) for p in go(prefix + head, inner)]
-        return [prefix + re.sub(r"\bas\w+$", "", s).split(" as ")[0]]
+        return [prefix + s]
     return go("", tree)
 
 PATH = re.compile(r"\b((?:crate|super|self)(?:::(?:super|\w+))*)")
