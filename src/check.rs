@@ -2,8 +2,9 @@
 //!
 //! It checks what can be checked without side effects: the file parses, every key is valid
 //! ([`Config::problems`]), the master key is found and opens the sealed node keys and the gateway
-//! signer (noting its address, which the parent name's resolver must trust), and that the
-//! Matrix registration file agrees with `[matrix]`. It does not
+//! signer (noting its address, which the parent name's resolver must trust), and what each
+//! configured network can check on its own (the Matrix registration file agrees with
+//! `[matrix]`). It does not
 //! connect to the database (a database that is down is an outage, not a config error; `GET
 //! /ready` reports it) and writes nothing.
 
@@ -42,10 +43,12 @@ pub fn check(path: &Path, env: &[(String, String)]) -> CheckReport {
         }
     };
     report.problems.extend(config.problems().iter().map(ToString::to_string));
-    if let Some(matrix) = &config.matrix {
-        match crate::matrix::check_registration_file(matrix, config.data_dir()) {
-            Ok(note) => report.notes.push(note),
-            Err(problem) => report.problems.push(problem),
+    for network in crate::bridges::registry().iter().filter(|network| network.configured(&config)) {
+        for finding in network.check(&config) {
+            match finding {
+                Ok(note) => report.notes.push(note),
+                Err(problem) => report.problems.push(problem),
+            }
         }
     }
     let url = config.database_url();

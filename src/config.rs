@@ -5,8 +5,9 @@
 //!   commented one), so the structs mirror its sections one to one: `[node]`, `[database]`,
 //!   `[relay]`, `[engine]`, `[limits]` ([`mod@limits`]), `[log]`, `[keys]`, `[names]` ([`mod@names`]),
 //!   `[identities]`/`[admin]` (`config/identities.rs`), `[rate_limits]` (`config/rate_limits.rs`),
-//!   `[matrix]` (`config/matrix.rs`), whose presence turns the Matrix bridge on, and the
-//!   optional `[telegram]` of the Telegram connector, whose type and checks its crate owns.
+//!   and one optional section per network: `[matrix]`, `[telegram]` and `[loopback]` (a test
+//!   network), whose presence turns the network on and whose type and checks its connector crate
+//!   owns (`connectors/*/src/config.rs`).
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
 //!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
@@ -27,7 +28,6 @@ mod database_url;
 pub mod env;
 mod identities;
 pub mod limits;
-mod matrix;
 pub mod names;
 pub mod rate_limits;
 pub(crate) mod validate;
@@ -40,7 +40,6 @@ use serde::{Deserialize, Serialize};
 pub use database_url::{Backend, DatabaseUrl};
 pub use identities::{AdminConfig, AdminToken, IdentitiesConfig, MIN_ADMIN_TOKEN_LEN};
 pub use limits::LimitsConfig;
-pub use matrix::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use names::{MAINNET_ENS_REGISTRY, NamesConfig, StaticNameConfig};
 pub use rate_limits::{Rate, RateLimitsConfig};
 pub use validate::Problem;
@@ -63,12 +62,16 @@ pub struct Config {
     pub identities: IdentitiesConfig,
     pub admin: AdminConfig,
     pub rate_limits: RateLimitsConfig,
-    /// Absent: no Matrix bridge.
+    /// `[matrix]`: the Matrix application service (docs/configuration.md). Absent: no Matrix bridge.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub matrix: Option<MatrixConfig>,
+    pub matrix: Option<dm3_bridge_matrix::MatrixConfig>,
     /// `[telegram]`: the Telegram bot (docs/telegram.md). Absent: no Telegram connector.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telegram: Option<dm3_bridge_telegram::TelegramConfig>,
+    /// `[loopback]`: a network with no servers behind it, for tests and diagnostics
+    /// (docs/configuration.md). Absent: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loopback: Option<dm3_bridge_loopback::LoopbackConfig>,
 }
 
 /// `[node]`: who the node is and where it listens.

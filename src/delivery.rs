@@ -24,20 +24,22 @@ mod names;
 mod sessions;
 mod submit;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dm3::crypto::kx::KxKeyPair;
 use dm3::crypto::signing::SigningKeyPair;
 use dm3::ens::EnsName;
+use dm3::envelope::Envelope;
 use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::config::RelayConfig;
-use crate::engine::Queue;
 use crate::identities::resolver::LocalNames;
 use crate::names::directory::Directory;
-use crate::protocol::{DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
+use crate::protocol::{
+    DeliveryError, DeliveryProtocol, InboxSink, LocalSubmit, ProtocolContext, ProtocolFactory,
+};
 use crate::store::Store;
 
 pub use sessions::SESSION_TTL_MS;
@@ -54,8 +56,8 @@ pub struct Relay {
     signing: SigningKeyPair,
     /// The node's own names: which receivers are virtual identities.
     local_names: LocalNames,
-    /// Where envelopes for virtual identities go, when the node bridges.
-    engine_queue: Option<Queue>,
+    /// Where envelopes for virtual identities go, plugged in at start-up when the node bridges.
+    inbox: OnceLock<Arc<dyn InboxSink>>,
 }
 
 impl Relay {
@@ -73,7 +75,7 @@ impl Relay {
             encryption,
             signing,
             local_names: context.local_names,
-            engine_queue: context.engine_queue,
+            inbox: OnceLock::new(),
         }
     }
 
@@ -89,7 +91,19 @@ impl Relay {
     }
 }
 
+impl LocalSubmit for Relay {
+    fn submit_envelope<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.submit_parsed(envelope))
+    }
+}
+
 impl DeliveryProtocol for Relay {
+    fn plug_inbox(&self, inbox: Arc<dyn InboxSink>) {
+        if self.inbox.set(inbox).is_err() {
+            tracing::warn!("the bridge's inbox was plugged in twice; the first one stays");
+        }
+    }
+
     fn submit_message<'a>(&'a self, params: &'a [Value]) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(self.submit(params))
     }

@@ -23,7 +23,6 @@ pub mod assemble;
 pub mod backoff;
 pub mod connectors;
 pub mod dm3;
-pub mod ghosts;
 pub mod inbox;
 pub mod job;
 pub mod outbox;

@@ -19,7 +19,8 @@
 //! - [`store`]: the one repository layer over SQLite and PostgreSQL, with the group-commit
 //!   envelope writer;
 //! - [`names`]: name resolution behind one trait, and verified profiles on top of it;
-//! - [`protocol`]: the seam where the DM3 protocol code plugs into the HTTP API;
+//! - [`protocol`]: the seam where the DM3 protocol code plugs into the HTTP API, and the typed
+//!   in-process seams between the relay and the engine;
 //! - [`delivery`]: the DM3 delivery service that plugs in there (submit, accounts, login);
 //! - [`ds_profile`]: the node's own `network.dm3.deliveryService` record;
 //! - [`routes`] and [`server`]: the axum HTTP API; [`rate_limit`]: per-client budgets of the
@@ -33,9 +34,9 @@
 //!   [`name_service`]: the three assembled at start-up;
 //! - [`engine`]: the bridge between DM3 and the connectors: durable queues, portals, the
 //!   message map, and the DM3 half of every bridged message;
-//! - [`matrix`]: the Matrix bridge in the node (`[matrix]`, the appservice routes, the
-//!   start-up ping) and `dm3-bridge generate-registration`;
-//! - [`bridges`]: what each connector needs from the service, and its assembly from config;
+//! - [`bridges`]: each network in the node (Matrix, Telegram, the loopback test network)
+//!   through one trait, and the registry that lists them; [`matrix`]: `dm3-bridge
+//!   generate-registration`;
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod admin;

@@ -7,14 +7,19 @@
 //! 3. the database is reachable and migrated;
 //! 4. the gateway signer opens (or is generated) and the sealed identity keys open under the
 //!    master key ([`crate::name_service`]);
-//! 5. the listener is bound.
+//! 5. the engine and the configured networks are built: each network module of the
+//!    [registry](crate::bridges::registry) gives its routes and its connector;
+//! 6. the listener is bound, and the DM3 API, the names' routes and the networks' routes served;
+//! 7. the networks are started (Matrix's homeserver pings the node back through the listener).
 //!
-//! Only then does it accept requests.
+//! Steps 1 to 4 are [`NodeData::open`], which `dm3-bridge identity …` runs too. A step that
+//! fails undoes what the steps before it started, in reverse order, and the start fails with
+//! the reason.
 //!
 //! Shutdown (SIGTERM, ctrl-c, or [`Node::shutdown`]) reverses it:
 //! 1. stop accepting connections and let the requests in flight finish (bounded by
 //!    [`DRAIN_TIMEOUT`]); a submit in flight is answered only after its envelope committed;
-//! 2. stop the background workers;
+//! 2. stop the background workers: the networks stop receiving, then the engine stops;
 //! 3. close the store: the writer commits whatever is still queued, then the pool closes
 //!    (which also checkpoints SQLite's WAL).
 
@@ -28,29 +33,27 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::bridges::telegram::build_telegram;
+use crate::bridges::matrix::{MatrixError, MatrixFactory, MatrixModule, MatrixNetwork};
+use crate::bridges::{self, Bridge, BridgeError, NetworkModule, NodeServices};
 use crate::config::{Config, Problem};
 use crate::engine::Queue;
 use crate::engine::assemble::{EngineSetupError, assemble, engine_directory, inbound_queue};
 use crate::engine::connectors::Connectors;
-use crate::engine::ghosts::EngineGhosts;
 use crate::engine::runtime::Engine;
-use crate::identities::network::Network;
-use crate::matrix::{MatrixBridge, MatrixContext, MatrixError, MatrixFactory, MatrixServices};
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
-use crate::protocol::{ProtocolContext, ProtocolFactory};
+use crate::protocol::{DeliveryProtocol, ProtocolContext, ProtocolFactory};
 use crate::rate_limit::{self, ClientRateLimits};
 use crate::server::{AppState, router, serve};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry;
 use crate::vault::{MasterKey, MasterKeyError};
-use dm3_bridge_connector::Connector;
 
 /// The longest shutdown waits for requests in flight.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Why the node did not start or stop cleanly.
+/// Why the node (or the admin CLI, which opens the same [`NodeData`]) did not start or stop
+/// cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("the configuration is not valid:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
@@ -69,45 +72,38 @@ pub enum NodeError {
     Serve(std::io::Error),
     #[error(transparent)]
     Engine(#[from] EngineSetupError),
+    /// `[matrix]` did not start (kept apart: its message names the setting to fix).
     #[error(transparent)]
-    Matrix(#[from] MatrixError),
+    Matrix(MatrixError),
+    /// Another network did not start.
+    #[error(transparent)]
+    Network(BridgeError),
 }
 
-/// A running node.
-pub struct Node {
-    addr: SocketAddr,
-    stop: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
-    expiry: JoinHandle<()>,
-    /// The bridge engine's workers, when the node bridges.
-    engine: Option<Engine>,
-    matrix: Option<Arc<dm3_bridge_matrix::MatrixConnector>>,
-    telegram: Option<Arc<dm3_bridge_telegram::TelegramConnector>>,
-    store: Store,
-    node_keys: Arc<NodeKeys>,
-    names: NameService,
-}
-
-impl Node {
-    /// Starts a node; `env` is the process environment (for `DM3_BRIDGE_MASTER_KEY`), and
-    /// `protocol` builds the DM3 protocol implementation.
-    pub async fn start(
-        config: &Config,
-        env: &[(String, String)],
-        protocol: ProtocolFactory,
-    ) -> Result<Self, NodeError> {
-        Self::start_with_matrix(config, env, protocol, None).await
+impl From<BridgeError> for NodeError {
+    fn from(error: BridgeError) -> Self {
+        match error {
+            BridgeError::Matrix(error) => NodeError::Matrix(error),
+            other => NodeError::Network(other),
+        }
     }
+}
 
-    /// [`Node::start`], with the service's halves of the Matrix bridge replaced by `matrix`
-    /// (tests stand in for the engine there). Without it, `[matrix]` hands transactions to the
-    /// engine's durable queue and asks the engine's directory which ghosts exist. The
-    /// homeserver must answer the ping before the start succeeds.
-    pub async fn start_with_matrix(
+/// What every command that works on the node's data opens first, in order (steps 1 to 4 of
+/// the module documentation): the node keys, the database, the node's own names.
+pub struct NodeData {
+    pub node_keys: Arc<NodeKeys>,
+    pub store: Store,
+    pub names: NameService,
+}
+
+impl NodeData {
+    /// Checks the config, opens the keys under the master key found in `config` or `env`, the
+    /// database with at most `max_connections`, and the names. Nothing stays open on failure.
+    pub async fn open(
         config: &Config,
         env: &[(String, String)],
-        protocol: ProtocolFactory,
-        matrix: Option<MatrixFactory>,
+        max_connections: u32,
     ) -> Result<Self, NodeError> {
         let problems = config.problems();
         if !problems.is_empty() {
@@ -124,10 +120,9 @@ impl Node {
             signing_public_key = %STANDARD.encode(node_keys.signing_public_key().as_bytes()),
             "node keys opened"
         );
-
         let url = config.database_url();
         let options = StoreOptions {
-            max_connections: config.database.max_connections,
+            max_connections,
             busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
             ..StoreOptions::default()
         };
@@ -135,11 +130,132 @@ impl Node {
             .await
             .map_err(|source| NodeError::Store { url: url.to_string(), source })?;
         tracing::info!(database = %url, backend = %store.backend(), "database ready");
-        let names = NameService::open(config, master, store.clone(), &node_keys).await?;
+        match NameService::open(config, master, store.clone(), &node_keys).await {
+            Ok(names) => Ok(Self { node_keys, store, names }),
+            Err(error) => {
+                store.close().await;
+                Err(error.into())
+            }
+        }
+    }
+}
 
+/// A running node.
+pub struct Node {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    expiry: JoinHandle<()>,
+    /// The bridge engine's workers, when the node bridges.
+    engine: Option<Engine>,
+    /// The configured networks, started, in registry order.
+    bridges: Vec<Box<dyn Bridge>>,
+    store: Store,
+    node_keys: Arc<NodeKeys>,
+    names: NameService,
+}
+
+/// What start-up has started so far, to undo in reverse when a later step fails.
+struct Started {
+    stop: CancellationToken,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    engine: Option<Engine>,
+    /// Built networks; the first `running` of them were started.
+    bridges: Vec<Box<dyn Bridge>>,
+    running: usize,
+}
+
+impl Started {
+    /// Stops everything started, newest first, and closes the store.
+    async fn unwind(self, store: &Store) {
+        for bridge in self.bridges.iter().take(self.running).rev() {
+            bridge.stop().await;
+        }
+        self.stop.cancel();
+        if let Some(server) = self.server {
+            let _ = server.await;
+        }
+        if let Some(engine) = self.engine {
+            engine.shutdown().await;
+        }
+        store.close().await;
+    }
+}
+
+impl Node {
+    /// Starts a node with every network of the [registry](bridges::registry) that the config
+    /// turns on; `env` is the process environment (for `DM3_BRIDGE_MASTER_KEY`), and `protocol`
+    /// builds the DM3 protocol implementation.
+    pub async fn start(
+        config: &Config,
+        env: &[(String, String)],
+        protocol: ProtocolFactory,
+    ) -> Result<Self, NodeError> {
+        Self::start_with(config, env, protocol, bridges::registry()).await
+    }
+
+    /// [`Node::start`], with the service's halves of the Matrix bridge replaced by `matrix`
+    /// (tests stand in for the engine there). Without it, `[matrix]` hands transactions to the
+    /// engine's durable queue and asks the node's directory which ghosts exist. The
+    /// homeserver must answer the ping before the start succeeds.
+    pub async fn start_with_matrix(
+        config: &Config,
+        env: &[(String, String)],
+        protocol: ProtocolFactory,
+        matrix: Option<MatrixFactory>,
+    ) -> Result<Self, NodeError> {
+        let mut networks = bridges::registry();
+        if let Some(services) = matrix {
+            networks = bridges::replacing(networks, Box::new(MatrixModule::with_services(services)));
+        }
+        Self::start_with(config, env, protocol, networks).await
+    }
+
+    /// [`Node::start`] with the networks of `networks` (the registry, or a variant of it).
+    pub async fn start_with(
+        config: &Config,
+        env: &[(String, String)],
+        protocol: ProtocolFactory,
+        networks: Vec<Box<dyn NetworkModule>>,
+    ) -> Result<Self, NodeError> {
+        // 1 to 4: config, keys, database, names.
+        let NodeData { node_keys, store, names } =
+            NodeData::open(config, env, config.database.max_connections).await?;
+        let mut started = Started {
+            stop: CancellationToken::new(),
+            server: None,
+            engine: None,
+            bridges: Vec::new(),
+            running: 0,
+        };
+        match Self::bring_up(config, protocol, networks, &node_keys, &store, &names, &mut started).await {
+            Ok((addr, server)) => {
+                let Started { stop, engine, bridges, .. } = started;
+                let expiry =
+                    tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
+                tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
+                Ok(Self { addr, stop, server, expiry, engine, bridges, store, node_keys, names })
+            }
+            Err(error) => {
+                started.unwind(&store).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Steps 5 to 7, recording in `started` what runs; answers the address listened on and the
+    /// server.
+    async fn bring_up(
+        config: &Config,
+        protocol: ProtocolFactory,
+        networks: Vec<Box<dyn NetworkModule>>,
+        node_keys: &Arc<NodeKeys>,
+        store: &Store,
+        names: &NameService,
+        started: &mut Started,
+    ) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>), NodeError> {
+        // 5. The engine and the configured networks.
         let metrics = telemetry::metrics::install();
-        // The engine runs when the node has virtual identities to bridge.
-        let engine_queue = names.local_names.bridges().then(|| Queue::new(store.clone()));
         let protocol = protocol(ProtocolContext {
             store: store.clone(),
             node_keys: node_keys.clone(),
@@ -147,133 +263,81 @@ impl Node {
             node_name: config.node.name.clone(),
             public_url: config.node.public_url.clone(),
             local_names: names.local_names.clone(),
-            engine_queue: engine_queue.clone(),
         });
-        let engine_directory = match &engine_queue {
-            Some(_) => Some(engine_directory(config, &names)?),
-            None => None,
-        };
-        let matrix = match (&config.matrix, matrix, &engine_queue, &engine_directory) {
-            (None, _, _, _) => None,
-            (Some(section), factory, queue, directory) => {
-                let bridge = MatrixBridge::from_config(section)?;
-                let services = match (factory, queue, directory) {
-                    (Some(factory), _, _) => factory(MatrixContext {
-                        store: store.clone(),
-                        local_names: names.local_names.clone(),
-                        connector: bridge.connector().clone(),
-                        policy: bridge.policy().clone(),
-                    }),
-                    (None, Some(queue), Some(directory)) => MatrixServices {
-                        sink: Arc::new(inbound_queue(config, queue)),
-                        directory: Arc::new(EngineGhosts::new(directory.clone())),
-                    },
-                    (None, _, _) => {
-                        store.close().await;
-                        return Err(MatrixError::Config(
-                            "[matrix] is configured, but the node has no virtual identities for Matrix users: \
-                             set identities.parent"
-                                .to_owned(),
-                        )
-                        .into());
-                    }
-                };
-                let routes = bridge.router(services.sink, services.directory);
-                Some((bridge, routes))
-            }
-        };
-        let telegram = match (&config.telegram, &engine_queue, &engine_directory) {
-            (None, _, _) => None,
-            (Some(section), Some(queue), Some(directory)) => Some(
-                build_telegram(
-                    section,
-                    Arc::new(inbound_queue(config, queue)),
-                    store.clone(),
-                    names.vault.clone(),
-                    directory.clone(),
-                )
-                .map_err(|e| EngineSetupError::Connector { network: "telegram", reason: e.to_string() })?,
-            ),
-            (Some(_), _, _) => {
-                store.close().await;
-                return Err(EngineSetupError::Connector {
-                    network: "telegram",
-                    reason: "[telegram] is configured, but the node has no virtual identities for Telegram \
-                             users: set identities.parent"
-                        .to_owned(),
-                }
-                .into());
-            }
-        };
-        let engine = match (&engine_queue, engine_directory) {
-            (Some(queue), Some(directory)) => {
-                let mut connectors = Connectors::new();
-                if let Some(connector) = &telegram {
-                    let connector: Arc<dyn Connector> = connector.clone();
-                    connectors = connectors.with(Network::Telegram, connector);
-                }
-                if let Some((bridge, _)) = &matrix {
-                    let connector: Arc<dyn Connector> = bridge.connector().clone();
-                    let policy = bridge.policy().clone();
-                    connectors = connectors
-                        .with(Network::Matrix, connector)
-                        .with_policy(Network::Matrix, Arc::new(move |user| policy.allows_network_user(user)));
-                }
-                Some(assemble(
-                    config,
-                    queue.clone(),
-                    store.clone(),
-                    &names,
-                    directory,
-                    protocol.clone(),
-                    connectors,
-                )?)
-            }
-            _ => None,
-        };
-        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin);
+        Self::build_engine(config, &protocol, networks, store, names, started)?;
 
+        // 6. The listener, serving the DM3 API, the names' routes and the networks' routes.
         let listener = TcpListener::bind(&config.node.listen)
             .await
             .map_err(|source| NodeError::Bind { addr: config.node.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
-        let stop = CancellationToken::new();
+        let connectors = started.bridges.iter().map(|bridge| bridge.connector()).collect();
+        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin)
+            .with_connectors(connectors);
         let mut app = router(state).merge(names.router(config));
-        if let Some((_, routes)) = &matrix {
-            app = app.merge(routes.clone());
-        }
-        if let Some(routes) = telegram.as_ref().and_then(|connector| connector.webhook_router()) {
+        for routes in started.bridges.iter().filter_map(|bridge| bridge.routes()) {
             app = app.merge(routes);
         }
         let rate_limits = ClientRateLimits::new(&config.rate_limits);
         let app = app.layer(axum::middleware::from_fn_with_state(rate_limits, rate_limit::enforce));
-        let server = tokio::spawn(serve(listener, app, config.limits.clone(), stop.clone()));
-        if let Some((bridge, _)) = &matrix
-            && let Err(e) = bridge.start().await
-        {
-            stop.cancel();
-            let _ = server.await;
-            if let Some(engine) = engine {
-                engine.shutdown().await;
+        let server = tokio::spawn(serve(listener, app, config.limits.clone(), started.stop.clone()));
+
+        // 7. The networks, started now that the node listens.
+        for bridge in &started.bridges {
+            if let Err(error) = bridge.start().await {
+                started.server = Some(server);
+                return Err(error.into());
             }
-            store.close().await;
-            return Err(e.into());
+            started.running += 1;
         }
-        let matrix = matrix.map(|(bridge, _)| bridge.connector().clone());
-        if let Some(connector) = &telegram
-            && let Err(e) = connector.start().await
-        {
-            stop.cancel();
-            let _ = server.await;
-            if let Some(engine) = engine {
-                engine.shutdown().await;
+        Ok((addr, server))
+    }
+
+    /// Step 5: the engine runs when the node has virtual identities to bridge. The relay hands
+    /// it their envelopes, and each configured network is built with its queue as the sink and
+    /// gives it its connector.
+    fn build_engine(
+        config: &Config,
+        protocol: &Arc<dyn DeliveryProtocol>,
+        networks: Vec<Box<dyn NetworkModule>>,
+        store: &Store,
+        names: &NameService,
+        started: &mut Started,
+    ) -> Result<(), NodeError> {
+        let configured: Vec<_> = networks.into_iter().filter(|network| network.configured(config)).collect();
+        if !names.local_names.bridges() {
+            return match configured.first() {
+                Some(network) => Err(BridgeError::NoIdentities(network.section()).into()),
+                None => Ok(()),
+            };
+        }
+        let queue = Queue::new(store.clone());
+        protocol.plug_inbox(Arc::new(queue.clone()));
+        let directory = engine_directory(config, names)?;
+        let services = NodeServices {
+            config,
+            store,
+            vault: &names.vault,
+            local_names: &names.local_names,
+            directory: &directory,
+            sink: Arc::new(inbound_queue(config, &queue)),
+        };
+        for network in configured {
+            started.bridges.push(network.build(&services)?);
+        }
+        let mut connectors = Connectors::new();
+        for bridge in &started.bridges {
+            if connectors.get(bridge.network()).is_some() {
+                return Err(BridgeError::SameUsers(bridge.network()).into());
             }
-            store.close().await;
-            return Err(EngineSetupError::Connector { network: "telegram", reason: e.to_string() }.into());
+            connectors = connectors.with(bridge.network(), bridge.connector());
+            if let Some(policy) = bridge.user_policy() {
+                connectors = connectors.with_policy(bridge.network(), policy);
+            }
         }
-        let expiry = tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
-        tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
-        Ok(Self { addr, stop, server, expiry, engine, matrix, telegram, store, node_keys, names })
+        started.engine =
+            Some(assemble(config, queue, store.clone(), names, directory, protocol.clone(), connectors)?);
+        Ok(())
     }
 
     /// The address the server listens on (useful with port 0).
@@ -294,9 +358,14 @@ impl Node {
         &self.names
     }
 
+    /// The running network of type `T` (`MatrixNetwork`, `TelegramNetwork`, …), if configured.
+    pub fn bridge<T: Bridge + 'static>(&self) -> Option<&T> {
+        self.bridges.iter().find_map(|bridge| bridge.as_any().downcast_ref::<T>())
+    }
+
     /// The Matrix connector, when `[matrix]` is configured.
     pub fn matrix(&self) -> Option<&Arc<dm3_bridge_matrix::MatrixConnector>> {
-        self.matrix.as_ref()
+        self.bridge::<MatrixNetwork>().map(MatrixNetwork::connector)
     }
 
     /// Stops the node gracefully (see the module documentation for the order).
@@ -314,10 +383,8 @@ impl Node {
             }
         };
         let _ = self.expiry.await;
-        if let Some(connector) = &self.telegram
-            && let Err(error) = connector.stop().await
-        {
-            tracing::warn!(%error, "stopping the Telegram connector");
+        for bridge in self.bridges.iter().rev() {
+            bridge.stop().await;
         }
         if let Some(engine) = self.engine {
             engine.shutdown().await;

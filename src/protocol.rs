@@ -10,17 +10,28 @@
 //! The protocol implementation is built at start-up from a [`ProtocolContext`]: the store, the
 //! node keys and the relay settings. Errors come back as [`DeliveryError`], named in the API's
 //! terms; `routes::error` maps them to HTTP statuses and JSON-RPC codes in one place.
+//!
+//! Two smaller seams join the relay and the bridge engine in process, typed, so that neither
+//! module knows the other:
+//! - [`LocalSubmit`]: the relay's entry for an envelope this node itself posts (the engine
+//!   delivering a network user's message to a DM3 user of this node). It takes the parsed
+//!   envelope, with no JSON-RPC text in between, and checks it exactly as a submit from the
+//!   network: size as the reference computes it, hash, sender authentication, dedup;
+//! - [`InboxSink`]: where the relay hands an envelope for one of the node's virtual identities
+//!   once it passed those checks: the engine's inbox, plugged in at start-up
+//!   ([`DeliveryProtocol::plug_inbox`]) when the node bridges.
 
 use std::sync::Arc;
 
 use dm3::ens::EnsName;
+use dm3::envelope::Envelope;
 use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 
 use crate::config::{RelayConfig, UnresolvedSenderPolicy};
 use crate::identities::LocalNames;
 use crate::node_keys::NodeKeys;
-use crate::store::{InvalidId, Store, StoreError};
+use crate::store::{Inserted, InvalidId, NewEnvelope, Store, StoreError};
 
 /// What a delivery-service operation can fail with, in the API's terms.
 #[derive(Debug, thiserror::Error)]
@@ -146,9 +157,6 @@ pub struct ProtocolContext {
     /// from its tables; wrap the ENS client with [`LocalNames::with_fallback`] so that the
     /// `Directory` verifies local identities without a chain.
     pub local_names: LocalNames,
-    /// The engine's queues, when the node bridges: envelopes for the node's virtual identities
-    /// go to the inbox instead of being stored for retrieval.
-    pub engine_queue: Option<crate::engine::Queue>,
 }
 
 impl ProtocolContext {
@@ -161,11 +169,35 @@ impl ProtocolContext {
 /// Builds the protocol implementation at start-up.
 pub type ProtocolFactory = Box<dyn FnOnce(ProtocolContext) -> Arc<dyn DeliveryProtocol> + Send>;
 
+/// The relay's entry for an envelope posted in process, by this node itself.
+pub trait LocalSubmit: Send + Sync {
+    /// Checks and accepts `envelope` as [`DeliveryProtocol::submit_message`] does a received
+    /// one (everything after parsing it is the same): `Ok` only once it is durably stored or
+    /// queued for the bridge, a duplicate included.
+    fn submit_envelope<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), DeliveryError>>;
+}
+
+/// Where the relay hands envelopes for the node's virtual identities: the engine's inbox.
+pub trait InboxSink: Send + Sync {
+    /// Durably queues `envelope` (already checked and authenticated, in its stored form without
+    /// a postmark) for the bridge; a replay of one queued before is [`Inserted::Duplicate`].
+    fn queue_envelope<'a>(
+        &'a self,
+        envelope: &'a NewEnvelope,
+    ) -> BoxFuture<'a, Result<Inserted, DeliveryError>>;
+}
+
 /// The DM3 operations behind the delivery-service API (docs/protocol.md §9).
 ///
 /// Names arrive as the client sent them (path segment or params); normalizing them is the
-/// implementation's job ([`DeliveryProtocol::normalize_name`]).
-pub trait DeliveryProtocol: Send + Sync + 'static {
+/// implementation's job ([`DeliveryProtocol::normalize_name`]). The same checks serve the
+/// node's own in-process posts ([`LocalSubmit`]).
+pub trait DeliveryProtocol: LocalSubmit + Send + Sync + 'static {
+    /// Plugs in the engine's inbox at start-up, when the node bridges: from then on, envelopes
+    /// for the node's virtual identities go there instead of being stored for retrieval. A
+    /// protocol without virtual identities ignores it.
+    fn plug_inbox(&self, _inbox: Arc<dyn InboxSink>) {}
+
     /// `dm3_submitMessage`. `params` is the JSON-RPC params array as received: `params[0]` is
     /// the envelope as a JSON string (reference) or, leniently, an object (§9.1). Must return
     /// `Ok` only once the envelope is durably stored (`Store::insert_envelope` returned);

@@ -62,6 +62,7 @@ use crate::protocol::DeliveryProtocol;
 use crate::routes;
 use crate::store::Store;
 use crate::telemetry::metrics::{HTTP_CONNECTIONS, HTTP_LIMITED};
+use dm3_bridge_connector::Connector;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -75,6 +76,8 @@ pub struct AppState {
     /// Who may read `/metrics`: `None` is anyone (`admin.public_metrics`), else the admin
     /// token's holder.
     pub metrics_guard: Option<TokenCheck>,
+    /// The running networks' connectors, whose health `/ready` reports.
+    pub connectors: Arc<[Arc<dyn Connector>]>,
 }
 
 impl AppState {
@@ -87,12 +90,19 @@ impl AppState {
     ) -> Self {
         Self {
             metrics_guard: (!admin.public_metrics).then(|| TokenCheck::new(admin.token.as_ref())),
+            connectors: Arc::from(Vec::new()),
             rpc_body_limit: routes::rpc::rpc_body_limit(&relay),
             relay: Arc::new(relay),
             store,
             protocol,
             metrics,
         }
+    }
+
+    /// The connectors of the running networks, for `/ready`.
+    pub fn with_connectors(mut self, connectors: Vec<Arc<dyn Connector>>) -> Self {
+        self.connectors = Arc::from(connectors);
+        self
     }
 }
 

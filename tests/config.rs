@@ -432,6 +432,43 @@ fn check_lists_every_problem_and_exits_non_zero() {
 }
 
 #[test]
+fn check_requires_a_parent_for_matrix_as_for_telegram() {
+    let (_dir, config) = init_data_dir();
+    let matrix = [
+        ("DM3_BRIDGE_MATRIX__HOMESERVER_URL", "http://127.0.0.1:8008"),
+        ("DM3_BRIDGE_MATRIX__SERVER_NAME", "example.org"),
+        ("DM3_BRIDGE_MATRIX__BRIDGE_URL", "http://127.0.0.1:8080"),
+        ("DM3_BRIDGE_MATRIX__AS_TOKEN", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ("DM3_BRIDGE_MATRIX__HS_TOKEN", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+    ];
+    let parent_problems = |vars: &[(&str, &str)]| -> Vec<String> {
+        let report = dm3_bridge::check::check(&config, &env(vars));
+        report.problems.into_iter().filter(|p| p.starts_with("identities.parent")).collect()
+    };
+    let without_parent = parent_problems(&matrix);
+    assert_eq!(without_parent.len(), 1, "{without_parent:?}");
+    assert!(without_parent[0].contains("[matrix] is configured"), "{without_parent:?}");
+
+    let mut with_parent = matrix.to_vec();
+    with_parent.push(("DM3_BRIDGE_IDENTITIES__PARENT", "bridge.example.eth"));
+    assert_eq!(parent_problems(&with_parent), Vec::<String>::new());
+}
+
+#[test]
+fn the_loopback_network_is_off_by_default_and_needs_a_parent() {
+    let config = load(MINIMAL, &[]).unwrap();
+    assert_eq!(config.loopback, None);
+    let config = load(&format!("{MINIMAL}[loopback]\necho = true\n"), &[]).unwrap();
+    let loopback = config.loopback.clone().unwrap();
+    assert_eq!((loopback.users_of.as_str(), loopback.echo), ("telegram", true));
+    let parent: Vec<String> =
+        config.problems().into_iter().filter(|p| p.key == "identities.parent").map(|p| p.message).collect();
+    assert!(parent.len() == 1 && parent[0].contains("[loopback]"), "{parent:?}");
+    let config = load(MINIMAL, &[("DM3_BRIDGE_LOOPBACK__USERS_OF", "matrix")]).unwrap();
+    assert_eq!(config.loopback.unwrap().users_of.as_str(), "matrix", "the environment creates the section");
+}
+
+#[test]
 fn check_without_a_config_says_how_to_give_one() {
     let output = bin().arg("check").output().unwrap();
     assert!(!output.status.success());

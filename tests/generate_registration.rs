@@ -10,10 +10,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use dm3_bridge::bridges::matrix::MatrixBridge;
 use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::init::{InitOptions, init};
-use dm3_bridge::matrix::MatrixBridge;
 use dm3_bridge::matrix::generate::{GenerateError, GenerateOptions, generate_registration};
 use dm3_bridge_connector::{Accepted, BoxFuture, InboundBatch, InboundSink, RemoteIdentity, SinkError};
 use dm3_bridge_matrix::{DirectoryError, GhostDirectory, GhostProfile, Registration};
@@ -33,6 +33,8 @@ fn data_dir() -> (tempfile::TempDir, PathBuf) {
     )
     .unwrap();
     let mut text = std::fs::read_to_string(&report.config_file).unwrap();
+    // Matrix users get virtual identities: `[matrix]` needs a parent name (`dm3-bridge check`).
+    text = text.replace("parent = \"\"", "parent = \"bridge.example.eth\"");
     text.push_str("\n# operator's note: keep this line\n");
     std::fs::write(&report.config_file, text).unwrap();
     (dir, report.config_file)

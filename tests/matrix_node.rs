@@ -12,9 +12,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dm3_bridge::bridges::matrix::{MatrixContext, MatrixFactory, MatrixServices};
 use dm3_bridge::config::Config;
 use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
-use dm3_bridge::matrix::{MatrixContext, MatrixFactory, MatrixServices};
 use dm3_bridge::node::{Node, NodeError};
 use dm3_bridge_connector::Inbound;
 use matrix_bridge::{MemoryEngine, Names};
@@ -37,6 +37,8 @@ fn matrix_config(listen: &str, bridge_url: &str) -> (tempfile::TempDir, Config, 
     let yaml = std::fs::read_to_string(report.registration_file).unwrap();
     let mut config = Config::load(&config_file, []).unwrap();
     config.node.listen = listen.to_owned();
+    // Matrix users get virtual identities: `[matrix]` needs a parent name (`dm3-bridge check`).
+    config.identities.parent = "bridge.example.eth".to_owned();
     (dir, config, yaml)
 }
 
@@ -153,7 +155,9 @@ async fn the_start_fails_clearly_when_the_homeserver_cannot_reach_the_bridge() {
 
 #[tokio::test]
 async fn matrix_without_the_engine_is_refused() {
-    let (_dir, config, _) = matrix_config("127.0.0.1:0", "http://127.0.0.1:9");
+    let (_dir, mut config, _) = matrix_config("127.0.0.1:0", "http://127.0.0.1:9");
+    // No parent name: no virtual identities, so no engine for Matrix users.
+    config.identities.parent.clear();
     let error = Node::start(&config, &[], StubProtocol::factory(Duration::ZERO)).await.err().unwrap();
     assert!(error.to_string().contains("[matrix] is configured"), "{error}");
 }

@@ -2,8 +2,8 @@
 //! the DM3 side or requested by the Matrix user's invite.
 //!
 //! The invite travels the whole way a real one does: a real user invites the ghost, Synapse
-//! pushes the transaction to the routes, [`dm3_bridge_matrix::SinkTransactions`] turns it into
-//! a `PortalRequest` for an in-memory engine queue, and the connector answers it. What the user
+//! pushes the transaction to the routes, which hand it to an in-memory engine queue as a batch
+//! holding a `PortalRequest` (`dm3_bridge_matrix::batch`), and the connector answers it. What the user
 //! sees is asserted: who is in the room, the notices, the messages and receipts that arrive.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

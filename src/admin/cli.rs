@@ -1,12 +1,10 @@
 //! `dm3-bridge identity …`: the admin API's operations from the command line.
 //!
 //! The CLI opens the node's database and keys itself (no running node is needed; SQLite's WAL
-//! and PostgreSQL both allow it next to a running node) through the same
-//! [`NameService::open`] the node uses, so a wrong master key is refused here the same way.
+//! and PostgreSQL both allow it next to a running node) through the same start-up sequence
+//! the node runs ([`NodeData::open`]: config, master key, node keys, database, names), so a
+//! wrong master key is refused here the same way, with the same error.
 //! It prints the same JSON as the API ([`super::views`]), one document on stdout.
-
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::Value;
@@ -14,13 +12,11 @@ use serde_json::Value;
 use super::routes::CONVERSATIONS_LIMIT;
 use super::views::{ConversationsView, IdentityView, PageView, ProfileView};
 use crate::clock::now_ms;
-use crate::config::{Config, Problem};
+use crate::config::Config;
 use crate::identities::vault::DEFAULT_PER_PAGE;
 use crate::identities::{IdentityError, IdentityRef, Network, NetworkUserId};
-use crate::name_service::{NameService, NameServiceError};
-use crate::node_keys::{NodeKeys, NodeKeysError};
-use crate::store::{Store, StoreError, StoreOptions};
-use crate::vault::{MasterKey, MasterKeyError};
+use crate::name_service::NameService;
+use crate::node::{NodeData, NodeError};
 
 /// The identity subcommands. `ID` is an identity's ENS name or `network:userId`
 /// (e.g. `telegram:12345`, `matrix:@bob:example.org`).
@@ -72,21 +68,17 @@ fn parse_network(text: &str) -> Result<Network, String> {
 /// Why an identity command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("the configuration is not valid:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
-    InvalidConfig(Vec<Problem>),
+    /// The node's data did not open (the same reasons as for `dm3-bridge run`).
     #[error(transparent)]
-    MasterKey(#[from] MasterKeyError),
-    #[error(transparent)]
-    NodeKeys(#[from] NodeKeysError),
-    #[error("opening the database {url} failed: {source}")]
-    Store { url: String, source: StoreError },
-    #[error(transparent)]
-    Names(#[from] NameServiceError),
+    Open(#[from] NodeError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error("delete is irreversible: add --yes to delete {0} and all its keys")]
     NotConfirmed(String),
 }
+
+/// Connections the CLI needs: one command at a time, and the SQLite writer's own.
+const CLI_CONNECTIONS: u32 = 2;
 
 /// Runs one command against the node's data; returns the JSON to print.
 pub async fn run(
@@ -94,34 +86,13 @@ pub async fn run(
     env: &[(String, String)],
     command: IdentityCommand,
 ) -> Result<Value, CliError> {
-    let problems = config.problems();
-    if !problems.is_empty() {
-        return Err(CliError::InvalidConfig(problems));
-    }
-    let (master, _) = MasterKey::resolve(config, env)?;
-    let node_keys = NodeKeys::read_file(&master, &config.key_path(&config.keys.node_keys_file))?;
-    let url = config.database_url();
-    let options = StoreOptions {
-        max_connections: 2,
-        busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
-        ..StoreOptions::default()
-    };
-    let store = Store::open(&url, &options)
-        .await
-        .map_err(|source| CliError::Store { url: url.to_string(), source })?;
-    let result = execute(config, Arc::new(master), store.clone(), &node_keys, command).await;
+    let NodeData { store, names, .. } = NodeData::open(config, env, CLI_CONNECTIONS).await?;
+    let result = execute(&names, command).await;
     store.close().await;
     result
 }
 
-async fn execute(
-    config: &Config,
-    master: Arc<MasterKey>,
-    store: Store,
-    node_keys: &NodeKeys,
-    command: IdentityCommand,
-) -> Result<Value, CliError> {
-    let names = NameService::open(config, master, store, node_keys).await?;
+async fn execute(names: &NameService, command: IdentityCommand) -> Result<Value, CliError> {
     let vault = &names.vault;
     let id = |text: &str| text.parse::<IdentityRef>();
     let value = match command {

@@ -1,4 +1,4 @@
-//! The Telegram connector's service side: its chat state, its accounts, and its assembly.
+//! The Telegram network in the node: the connector's chat state, its accounts, and its assembly.
 //!
 //! The connector (`connectors/telegram`, docs/telegram.md) asks the service two things through
 //! traits of its crate:
@@ -16,23 +16,83 @@
 //! [`StateError::Refused`] with a sentence for the Telegram user, and the details go to the
 //! log for the operator. A Telegram user never sees a database error.
 
+use std::any::Any;
 use std::sync::Arc;
 
+use axum::Router;
 use dm3::ens::EnsName;
 use dm3_bridge_connector::{
-    BoxFuture, ConversationId, InboundSink, NetworkId, NetworkMessageId, RemoteIdentity,
+    BoxFuture, Connector, ConversationId, InboundSink, NetworkId, NetworkMessageId, RemoteIdentity,
 };
 use dm3_bridge_telegram::{
     ChatState, StateError, TelegramAccounts, TelegramConfig, TelegramConnector, TelegramError, TelegramUser,
 };
 
+use super::{Bridge, BridgeError, NetworkModule, NodeServices};
 use crate::clock::now_ms;
+use crate::config::Config;
+use crate::identities::network::Network;
 use crate::identities::{
     IdentityError, IdentityRecord, IdentityRef, IdentityVault, NetworkUserId, TelegramUserId,
 };
 use crate::names::ResolveError;
 use crate::names::directory::{Directory, DirectoryError};
 use crate::store::{Store, StoreError};
+
+/// `[telegram]` in the node's [`registry`](super::registry).
+pub struct TelegramModule;
+
+impl NetworkModule for TelegramModule {
+    fn section(&self) -> &'static str {
+        "telegram"
+    }
+
+    fn configured(&self, config: &Config) -> bool {
+        config.telegram.is_some()
+    }
+
+    fn build(self: Box<Self>, node: &NodeServices<'_>) -> Result<Box<dyn Bridge>, BridgeError> {
+        let section = node.config.telegram.as_ref().ok_or(BridgeError::NoIdentities("telegram"))?;
+        let connector = build_telegram(
+            section,
+            node.sink.clone(),
+            node.store.clone(),
+            node.vault.clone(),
+            node.directory.clone(),
+        )
+        .map_err(|e| BridgeError::connector("telegram", e))?;
+        Ok(Box::new(TelegramNetwork { connector }))
+    }
+}
+
+/// The Telegram network as the node runs it: the bot, and its webhook route in webhook mode.
+pub struct TelegramNetwork {
+    connector: Arc<TelegramConnector>,
+}
+
+impl TelegramNetwork {
+    pub fn connector(&self) -> &Arc<TelegramConnector> {
+        &self.connector
+    }
+}
+
+impl Bridge for TelegramNetwork {
+    fn network(&self) -> Network {
+        Network::Telegram
+    }
+
+    fn connector(&self) -> Arc<dyn Connector> {
+        self.connector.clone()
+    }
+
+    fn routes(&self) -> Option<Router> {
+        self.connector.webhook_router()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// Builds the Telegram connector of `config` over the node's store, vault and directory.
 /// `directory` should resolve the node's own virtual identities too (the node's directory puts

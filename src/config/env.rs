@@ -18,7 +18,9 @@
 
 use std::path::PathBuf;
 
-use super::{AdminToken, Config, ConfigError, DatabaseUrl, ENV_PREFIX, MatrixConfig, MatrixToken};
+use dm3_bridge_matrix::{MatrixConfig, MatrixToken};
+
+use super::{AdminToken, Config, ConfigError, DatabaseUrl, ENV_PREFIX};
 
 /// The master key, base64 of 32 bytes, when it is not in a file.
 pub const MASTER_KEY_VAR: &str = "DM3_BRIDGE_MASTER_KEY";
@@ -105,6 +107,7 @@ fn schema() -> Result<toml::Table, ConfigError> {
         ..MatrixConfig::default()
     });
     full.telegram = Some(telegram_schema()?);
+    full.loopback = Some(dm3_bridge_loopback::LoopbackConfig::default());
     let merged = |e: toml::ser::Error| ConfigError::Merged { message: e.to_string() };
     match toml::Value::try_from(&full).map_err(merged)? {
         toml::Value::Table(table) => Ok(table),

@@ -10,6 +10,7 @@ use std::fmt;
 use dm3::crypto::eth::parse_address;
 use dm3::ens::EnsName;
 use dm3::text_record::ProfileRecord;
+use dm3_bridge_connector::ConfigProblem;
 
 use super::{Backend, Config, MAX_ENGINE_CONCURRENCY, NamesConfig};
 
@@ -165,29 +166,48 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     out.extend(super::limits::problems(&config.limits, crate::routes::largest_body_limit(config)));
     out.extend(super::identities::problems(&config.identities, &config.admin));
     if let Some(matrix) = &config.matrix {
-        out.extend(super::matrix::problems(matrix));
+        out.extend(network_problems(
+            "matrix",
+            matrix.problems(),
+            &config.identities.parent,
+            "must be set when [matrix] is configured: every Matrix user who writes to DM3 gets a DM3 \
+             name under it (e.g. bridge.example.eth)",
+        ));
     }
     if let Some(telegram) = &config.telegram {
-        out.extend(telegram_problems(telegram, &config.identities.parent));
+        out.extend(network_problems(
+            "telegram",
+            telegram.problems(),
+            &config.identities.parent,
+            "must be set when [telegram] is: every Telegram user gets a DM3 name under it \
+             (e.g. bridge.example.eth)",
+        ));
+    }
+    if let Some(loopback) = &config.loopback {
+        out.extend(network_problems(
+            "loopback",
+            loopback.problems(),
+            &config.identities.parent,
+            "must be set when [loopback] is: its users get DM3 names under it (e.g. bridge.example.eth)",
+        ));
     }
     out
 }
 
-/// The connector's own checks under `telegram.`, and the one it cannot make: every Telegram
-/// user gets a virtual identity, so identities must be enabled.
-fn telegram_problems(telegram: &dm3_bridge_telegram::TelegramConfig, parent: &str) -> Vec<Problem> {
-    let mut out: Vec<Problem> = telegram
-        .problems()
+/// A network's own checks of its section, keyed under `section.`, and the one it cannot make:
+/// every user of a network gets a virtual identity, so identities must be enabled.
+fn network_problems(
+    section: &str,
+    problems: Vec<ConfigProblem>,
+    parent: &str,
+    no_parent: &str,
+) -> Vec<Problem> {
+    let mut out: Vec<Problem> = problems
         .into_iter()
-        .map(|p| Problem { key: format!("telegram.{}", p.key), message: p.message })
+        .map(|p| Problem { key: format!("{section}.{}", p.key), message: p.message })
         .collect();
     if parent.is_empty() {
-        out.push(Problem {
-            key: "identities.parent".to_owned(),
-            message: "must be set when [telegram] is: every Telegram user gets a DM3 name under it \
-                      (e.g. bridge.example.eth)"
-                .to_owned(),
-        });
+        out.push(Problem { key: "identities.parent".to_owned(), message: no_parent.to_owned() });
     }
     out
 }
@@ -360,5 +380,118 @@ mod tests {
         assert!(check_public_url("ftp://x.org").is_err());
         assert!(check_public_url("relay.example.org").is_err());
         assert!(check_public_url("https://x.org/?a=b").is_err());
+    }
+}
+
+#[cfg(test)]
+mod matrix_section {
+    //! `[matrix]` as the service lists its problems: the connector's checks under `matrix.`.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::path::{Path, PathBuf};
+
+    use dm3_bridge_matrix::{MatrixConfig, MatrixToken};
+
+    use super::super::{Config, Problem};
+
+    fn problems(matrix: &MatrixConfig) -> Vec<Problem> {
+        super::network_problems("matrix", matrix.problems(), "bridge.example.eth", "")
+    }
+
+    fn valid() -> MatrixConfig {
+        MatrixConfig {
+            homeserver_url: "http://127.0.0.1:8008".to_owned(),
+            server_name: "example.org".to_owned(),
+            bridge_url: "http://127.0.0.1:8080".to_owned(),
+            as_token: Some(MatrixToken::new("a".repeat(64))),
+            hs_token: Some(MatrixToken::new("b".repeat(64))),
+            ..MatrixConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_section_is_valid() {
+        assert_eq!(problems(&valid()), []);
+    }
+
+    #[test]
+    fn every_bad_value_is_named_by_its_key() {
+        let bad = MatrixConfig {
+            homeserver_url: "ftp://x".to_owned(),
+            server_name: "not a server".to_owned(),
+            bridge_url: String::new(),
+            as_token: None,
+            hs_token: Some(MatrixToken::new("short")),
+            registration_file: PathBuf::new(),
+            registration_id: "a b".to_owned(),
+            bot_localpart: "_dm3_bot".to_owned(),
+            ghost_prefix: "_dm3_".to_owned(),
+            allow: vec!["example.org".to_owned(), "@nobody".to_owned()],
+            max_media_bytes: 0,
+            ping_timeout_secs: 100_000,
+        };
+        let keys: Vec<String> = problems(&bad).into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "matrix.homeserver_url",
+                "matrix.bridge_url",
+                "matrix.server_name",
+                "matrix.as_token",
+                "matrix.hs_token",
+                "matrix.registration_file",
+                "matrix.registration_id",
+                "matrix.bot_localpart",
+                "matrix.allow[1]",
+                "matrix.max_media_bytes",
+                "matrix.ping_timeout_secs",
+            ]
+        );
+        let same = MatrixConfig { hs_token: valid().as_token, ..valid() };
+        assert_eq!(problems(&same)[0].key, "matrix.hs_token");
+    }
+
+    #[test]
+    fn tokens_never_printed() {
+        let config = valid();
+        let shown =
+            format!("{config:?} {}", config.as_token.as_ref().map(ToString::to_string).unwrap_or_default());
+        assert!(!shown.contains("aaaa") && !shown.contains("bbbb"), "{shown}");
+    }
+
+    #[test]
+    fn tokens_and_the_allow_list_come_from_the_environment_too() {
+        let file = "[matrix]\nhomeserver_url = \"http://127.0.0.1:8008\"\nserver_name = \"example.org\"\nbridge_url = \"http://127.0.0.1:8080\"\n";
+        let env = [
+            ("DM3_BRIDGE_MATRIX__AS_TOKEN".to_owned(), "a".repeat(32)),
+            ("DM3_BRIDGE_MATRIX__HS_TOKEN".to_owned(), "b".repeat(32)),
+            ("DM3_BRIDGE_MATRIX__ALLOW".to_owned(), r#"["@carol:elsewhere.org", "friends.org"]"#.to_owned()),
+        ];
+        let config = Config::from_toml(file, Path::new("config.toml"), env).unwrap();
+        let matrix = config.matrix.unwrap();
+        assert_eq!(matrix.as_token.unwrap().expose(), "a".repeat(32));
+        assert_eq!(matrix.allow, ["@carol:elsewhere.org", "friends.org"]);
+        assert_eq!(matrix.registration_file, PathBuf::from("registration.yaml"), "defaults fill the rest");
+
+        let without = Config::from_toml("", Path::new("config.toml"), []).unwrap();
+        assert_eq!(without.matrix, None, "no section, no bridge");
+        let only_env = [("DM3_BRIDGE_MATRIX__SERVER_NAME".to_owned(), "example.org".to_owned())];
+        let config = Config::from_toml("", Path::new("config.toml"), only_env).unwrap();
+        let keys: Vec<String> = problems(&config.matrix.unwrap()).into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            ["matrix.homeserver_url", "matrix.bridge_url", "matrix.as_token", "matrix.hs_token"]
+        );
+    }
+
+    #[test]
+    fn the_policy_defaults_to_the_own_server() {
+        let policy = valid().user_policy().unwrap();
+        assert!(policy.allows(&ruma::UserId::parse("@alice:example.org").unwrap()));
+        assert!(!policy.allows(&ruma::UserId::parse("@alice:elsewhere.org").unwrap()));
+        let listed = MatrixConfig { allow: vec!["@carol:elsewhere.org".to_owned()], ..valid() };
+        let policy = listed.user_policy().unwrap();
+        assert!(policy.allows(&ruma::UserId::parse("@carol:elsewhere.org").unwrap()));
+        assert!(!policy.allows(&ruma::UserId::parse("@alice:example.org").unwrap()));
     }
 }

@@ -1,7 +1,9 @@
 //! `dm3_submitMessage`: from the received envelope to the durable, deduplicated insert.
 //!
 //! [`Relay::accept`] is the whole path in order, one step per line (docs/protocol.md §8):
-//! 1. read `params[0]`: the envelope as a JSON string (reference) or, leniently, an object;
+//! 1. read `params[0]`: the envelope as a JSON string (reference) or, leniently, an object.
+//!    The node's own in-process posts ([`crate::protocol::LocalSubmit`]) arrive parsed and
+//!    start at step 2, so they pass exactly the checks a remote sender's envelope passes;
 //! 2. size per `getEnvelopSize` (canonical bytes, §7.3) against `relay.size_limit`;
 //! 3. npm format (P1): `encryptedMessageHash` must be the hash of the `message` string, the
 //!    only binding between the signed metadata and that ciphertext a relay can check;
@@ -67,46 +69,39 @@ enum Sender {
 impl Relay {
     /// `dm3_submitMessage`, with its metrics.
     pub(super) async fn submit(&self, params: &[Value]) -> Result<(), DeliveryError> {
-        match self.accept(params).await {
-            Ok((Inserted::New, sender)) => {
-                let label = if sender == Sender::Verified { "verified" } else { "unverified" };
-                metrics::counter!(ENVELOPES_ACCEPTED, "sender" => label).increment(1);
-                Ok(())
-            }
-            Ok((Inserted::Duplicate, _)) => {
-                metrics::counter!(ENVELOPES_DUPLICATE).increment(1);
-                Ok(())
-            }
-            Err(error) => {
-                metrics::counter!(ENVELOPES_REJECTED, "reason" => error.label()).increment(1);
-                tracing::debug!(reason = error.label(), "envelope refused");
-                Err(error)
-            }
-        }
+        let accepted = match read_envelope(params) {
+            Ok(envelope) => self.accept(&envelope).await,
+            Err(error) => Err(error),
+        };
+        counted(accepted)
     }
 
-    /// The path of one envelope (see the module documentation for each step).
-    async fn accept(&self, params: &[Value]) -> Result<(Inserted, Sender), DeliveryError> {
-        let envelope = read_envelope(params)?;
-        self.check_size(&envelope)?;
-        check_encrypted_message_hash(&envelope)?;
-        let delivery = self.open_delivery_information(&envelope)?;
+    /// An envelope this node posts in process (step 1 is the caller's), with its metrics.
+    pub(super) async fn submit_parsed(&self, envelope: &Envelope) -> Result<(), DeliveryError> {
+        counted(self.accept(envelope).await)
+    }
+
+    /// The path of one envelope from step 2 (see the module documentation for each step).
+    async fn accept(&self, envelope: &Envelope) -> Result<(Inserted, Sender), DeliveryError> {
+        self.check_size(envelope)?;
+        check_encrypted_message_hash(envelope)?;
+        let delivery = self.open_delivery_information(envelope)?;
         let receiver = parse_name(delivery.to())?;
         let recipient = self.recipient(&receiver).await?;
         let sender_name = parse_name(delivery.from())?;
-        let sender = self.authenticate_sender(&envelope, &sender_name).await?;
+        let sender = self.authenticate_sender(envelope, &sender_name).await?;
         let now = now_ms();
         let stored = match &recipient {
             Recipient::Account => {
                 let key = self.current_profile(&receiver, None).await?;
-                self.postmark(&envelope, &delivery, &receiver, &key, now).await?
+                self.postmark(envelope, &delivery, &receiver, &key, now).await?
             }
             Recipient::VirtualIdentity => envelope.with_plain_delivery_information(&delivery),
         };
         let stored = NewEnvelope {
             receiver,
             sender: sender_name,
-            message_hash: dedup_key(&envelope)?,
+            message_hash: dedup_key(envelope)?,
             envelope: stored.to_json(),
             received_at_ms: now,
             expires_at_ms: self.expiry(now),
@@ -145,7 +140,7 @@ impl Relay {
     /// account cannot hold such a name, since registering one takes a signature of the
     /// address the node itself publishes for it. Then a registered account.
     async fn recipient(&self, receiver: &EnsName) -> Result<Recipient, DeliveryError> {
-        if self.engine_queue.is_some() && self.local_names.is_virtual_identity_name(receiver) {
+        if self.inbox.get().is_some() && self.local_names.is_virtual_identity_name(receiver) {
             match self.local_names.is_enabled_identity(receiver).await {
                 Ok(true) => return Ok(Recipient::VirtualIdentity),
                 Ok(false) => {}
@@ -160,15 +155,13 @@ impl Relay {
         Err(DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"))
     }
 
-    /// The inbox job of an envelope for a virtual identity: keyed like the stored envelopes
-    /// (receiver, hash), ordered per (receiver, sender). Durable when this returns.
+    /// Hands an envelope for a virtual identity to the bridge's inbox, keyed like the stored
+    /// envelopes (receiver, hash). Durable when this returns.
     async fn queue_for_bridge(&self, envelope: &NewEnvelope) -> Result<Inserted, DeliveryError> {
-        let Some(queue) = &self.engine_queue else {
-            return Err(DeliveryError::Internal("no engine queue for a virtual identity".to_owned()));
+        let Some(inbox) = self.inbox.get() else {
+            return Err(DeliveryError::Internal("no bridge inbox for a virtual identity".to_owned()));
         };
-        let job = crate::engine::inbox::job(envelope)
-            .map_err(|e| DeliveryError::Internal(format!("queueing for the bridge: {e}")))?;
-        Ok(queue.enqueue(&job, envelope.received_at_ms).await?)
+        inbox.queue_envelope(envelope).await
     }
 
     /// The sender authentication the reference DS does not do (P14, §10.4 step 4).
@@ -233,6 +226,26 @@ impl Relay {
     fn expiry(&self, now: i64) -> Option<i64> {
         let ttl = i64::try_from(self.relay.message_ttl_ms()).unwrap_or(i64::MAX);
         (ttl > 0).then(|| now.saturating_add(ttl))
+    }
+}
+
+/// The outcome of a submit, counted once for both entries.
+fn counted(accepted: Result<(Inserted, Sender), DeliveryError>) -> Result<(), DeliveryError> {
+    match accepted {
+        Ok((Inserted::New, sender)) => {
+            let label = if sender == Sender::Verified { "verified" } else { "unverified" };
+            metrics::counter!(ENVELOPES_ACCEPTED, "sender" => label).increment(1);
+            Ok(())
+        }
+        Ok((Inserted::Duplicate, _)) => {
+            metrics::counter!(ENVELOPES_DUPLICATE).increment(1);
+            Ok(())
+        }
+        Err(error) => {
+            metrics::counter!(ENVELOPES_REJECTED, "reason" => error.label()).increment(1);
+            tracing::debug!(reason = error.label(), "envelope refused");
+            Err(error)
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Putting the engine together at start-up from the config: its directory, its delivery
-//! target, the connectors that are configured, and the routes they add to the node's server.
+//! target, and the connectors the node's networks ([`crate::bridges`]) built.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +27,6 @@ pub enum EngineSetupError {
     Http(String),
     #[error("the node name {0:?} is not a valid ENS name")]
     NodeName(String),
-    #[error("the {network} connector: {reason}")]
-    Connector { network: &'static str, reason: String },
 }
 
 /// The engine's view of names: the node's own identities first, without a chain round trip

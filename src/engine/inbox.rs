@@ -2,8 +2,9 @@
 //!
 //! The relay's submit ([`crate::delivery`]) checks and authenticates an envelope for a virtual
 //! identity exactly as for a registered account, then, instead of postmarking and storing it
-//! for retrieval, queues it here with [`job`] — the same (receiver, hash) key as the envelopes
-//! table, so a replay is a duplicate, and ordered per (receiver, sender): one DM3 conversation.
+//! for retrieval, hands it to the [`InboxSink`] the node plugged in: the engine's [`Queue`],
+//! which queues it here with [`job`] — the same (receiver, hash) key as the envelopes table, so
+//! a replay is a duplicate, and ordered per (receiver, sender): one DM3 conversation.
 //! The handler ([`InboxHandler`]) opens, verifies, converts and delivers it through the
 //! receiver's connector (docs/engine.md).
 
@@ -17,9 +18,10 @@ use super::dm3::open::open_inbound;
 use super::job::{InboxPayload, JobPayload, Report};
 use super::parts::{EngineParts, Failure};
 use super::references::StoredReferences;
-use super::{JobHandler, Outcome};
+use super::{JobHandler, Outcome, Queue};
 use crate::clock::now_ms;
-use crate::store::{ClaimedJob, NewEnvelope, NewJob, NewMapping, QueueName};
+use crate::protocol::{DeliveryError, InboxSink};
+use crate::store::{ClaimedJob, Inserted, NewEnvelope, NewJob, NewMapping, QueueName};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
 
 /// The inbox job of an envelope for a virtual identity.
@@ -37,6 +39,20 @@ pub fn job(envelope: &NewEnvelope) -> Result<NewJob, serde_json::Error> {
         payload: JobPayload::Envelope(payload).to_json()?,
         expires_at_ms: envelope.expires_at_ms,
     })
+}
+
+/// The relay's way into the inbox.
+impl InboxSink for Queue {
+    fn queue_envelope<'a>(
+        &'a self,
+        envelope: &'a NewEnvelope,
+    ) -> BoxFuture<'a, Result<Inserted, DeliveryError>> {
+        Box::pin(async move {
+            let job = job(envelope)
+                .map_err(|e| DeliveryError::Internal(format!("queueing for the bridge: {e}")))?;
+            Ok(self.enqueue(&job, envelope.received_at_ms).await?)
+        })
+    }
 }
 
 /// Works inbox jobs (docs/engine.md, "Inbox").

@@ -19,12 +19,14 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use dm3_bridge_matrix::{AsToken, HsToken, Registration, RegistrationError, RegistrationScope};
+use dm3_bridge_matrix::{
+    AsToken, HsToken, MatrixConfig, MatrixToken, Registration, RegistrationError, RegistrationScope,
+};
 use ruma::ServerName;
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 use url::Url;
 
-use crate::config::{Config, ConfigError, MatrixConfig, MatrixToken, Problem};
+use crate::config::{Config, ConfigError, Problem};
 
 /// What the command needs; `None` settings come from `[matrix]`.
 #[derive(Debug, Clone, Default)]

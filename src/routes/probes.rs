@@ -4,8 +4,9 @@
 //!   it to recognise a delivery service.
 //! - `GET /health`: the process is up and serving HTTP. It checks nothing else, so an
 //!   orchestrator does not restart a node just because its database is slow.
-//! - `GET /ready`: the database answers within a short timeout; a load balancer should send
-//!   traffic only to ready nodes.
+//! - `GET /ready`: the database answers within a short timeout, and every running network's
+//!   connector says it works (a Telegram poll loop that died and is restarting does not); a
+//!   load balancer should send traffic only to ready nodes.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, UNAVAILABLE};
 use crate::server::AppState;
+use dm3_bridge_connector::Health;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -27,6 +29,12 @@ pub async fn health() -> &'static str {
 }
 
 pub async fn ready(State(state): State<AppState>) -> Response {
+    for connector in state.connectors.iter() {
+        if let Health::Unhealthy(reason) = connector.health() {
+            tracing::warn!(network = %connector.network(), %reason, "readiness check: network not working");
+            return not_ready(&format!("the {} network is not working: {reason}", connector.network()));
+        }
+    }
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => "ready".into_response(),
         Ok(Err(error)) => {

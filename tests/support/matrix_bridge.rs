@@ -17,7 +17,7 @@ use dm3_bridge_connector::{
 };
 use dm3_bridge_matrix::{
     Appservice, Client, DirectoryError, GhostDirectory, GhostProfile, MatrixConnector, Recorded,
-    Registration, RegistrationScope, SinkError, SinkTransactions, Transaction, TransactionSink,
+    Registration, RegistrationScope, SinkError, Transaction, TransactionSink,
 };
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, ServerName};
 use serde_json::{Value, json};
@@ -111,7 +111,7 @@ pub struct Bridge {
     pub registration: Registration,
     pub client: Arc<Client>,
     pub sink: Arc<MemorySink>,
-    /// Fed by the adapter instead of `sink` when started with [`Bridge::start_with_engine`].
+    /// Fed instead of `sink` when started with [`Bridge::start_with_engine`].
     pub engine: Arc<MemoryEngine>,
     pub names: Arc<Names>,
     pub as_url: String,
@@ -123,12 +123,12 @@ impl Bridge {
         Self::start_inner(false).await
     }
 
-    /// Transactions go through [`SinkTransactions`] into the [`MemoryEngine`].
+    /// Transactions go to the [`MemoryEngine`], as the node hands them to the engine's queue.
     pub async fn start_with_engine() -> Bridge {
         Self::start_inner(true).await
     }
 
-    async fn start_inner(through_adapter: bool) -> Bridge {
+    async fn start_inner(through_engine: bool) -> Bridge {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let as_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let server_name = <&ServerName>::try_from(SERVER_NAME).unwrap();
@@ -148,10 +148,8 @@ impl Bridge {
         let engine = Arc::new(MemoryEngine::default());
         let names =
             Arc::new(Names { known: HashSet::from(["alice.eth".to_owned()]), asked: Mutex::default() });
-        let router = if through_adapter {
-            let network = NetworkId::new("matrix").unwrap();
-            let adapter = SinkTransactions::new(network, registration.ghosts().clone(), engine.clone());
-            Appservice::new(&registration, client.clone(), Arc::new(adapter), names.clone()).router()
+        let router = if through_engine {
+            Appservice::new(&registration, client.clone(), engine.clone(), names.clone()).router()
         } else {
             Appservice::new(&registration, client.clone(), sink.clone(), names.clone()).router()
         };

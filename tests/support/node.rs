@@ -6,7 +6,8 @@
 //!
 //! [`StubProtocol`] stands in for the DM3 protocol code: it stores `params[0]` of a submit as
 //! the envelope (after an optional delay, to hold a request in flight) and accepts the bearer
-//! token `token-<name>`. It exercises the HTTP and storage plumbing, not DM3 itself.
+//! token `token-<name>`. It exercises the HTTP and storage plumbing, not DM3 itself, and refuses
+//! the DM3 envelopes the engine posts in process, as it would over HTTP.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use dm3::ens::EnsName;
+use dm3::envelope::Envelope;
 use dm3::message::MessageHash;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::config::{Config, DatabaseUrl};
@@ -23,7 +25,7 @@ use dm3_bridge::init::{InitOptions, init};
 use dm3_bridge::names::directory::{Directory, NoLinks};
 use dm3_bridge::names::static_resolver::StaticResolver;
 use dm3_bridge::node::Node;
-use dm3_bridge::protocol::{DeliveryError, DeliveryProtocol, ProtocolContext, ProtocolFactory};
+use dm3_bridge::protocol::{DeliveryError, DeliveryProtocol, LocalSubmit, ProtocolContext, ProtocolFactory};
 use dm3_bridge::store::{NewEnvelope, Store};
 use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
@@ -120,6 +122,13 @@ pub struct StubProtocol {
 impl StubProtocol {
     pub fn factory(submit_delay: Duration) -> ProtocolFactory {
         Box::new(move |ctx: ProtocolContext| Arc::new(StubProtocol { store: ctx.store, submit_delay }))
+    }
+}
+
+impl LocalSubmit for StubProtocol {
+    fn submit_envelope<'a>(&'a self, _: &'a Envelope) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        // What its `submit_message` answers a real envelope: no `to`/`from`/`hash` of its own schema.
+        Box::pin(async { Err(DeliveryError::InvalidRequest("invalid schema".to_owned())) })
     }
 }
 

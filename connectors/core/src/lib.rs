@@ -19,6 +19,7 @@
 //! - [`event`]: what a connector hands the engine ([`InboundEvent`]) and what the engine asks
 //!   a connector to send ([`Outbound`]);
 //! - [`capabilities`]: what a conversation can carry, and the check that names what it cannot;
+//! - [`config`]: the problems a connector finds in its own config section;
 //! - [`connector`]: the traits and their error;
 //! - [`health`]: what a connector says about itself (a receiving task that died), for `/ready`;
 //! - [`sink`]: where a connector hands what it received ([`InboundSink`]), durably and once;
@@ -27,6 +28,7 @@
 
 pub mod attachment;
 pub mod capabilities;
+pub mod config;
 pub mod connector;
 pub mod dispatch;
 pub mod event;
@@ -39,6 +41,7 @@ pub mod sink;
 
 pub use attachment::{Attachment, AttachmentError, AttachmentSource, MimeType};
 pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
+pub use config::ConfigProblem;
 pub use connector::{
     Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling, PortalHandling,
     ReactionHandling, ReceiptHandling,

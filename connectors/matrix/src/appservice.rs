@@ -25,6 +25,7 @@ use axum::http::{HeaderMap, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
+use dm3_bridge_connector::NetworkId;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use ruma::api::IncomingRequestExt as _;
 use ruma::api::appservice::event::push_events;
@@ -42,9 +43,13 @@ use crate::transaction::{Recorded, Transaction, TransactionSink};
 /// timeline events of at most 64 KiB each, plus ephemeral events.
 pub const DEFAULT_MAX_TRANSACTION_BYTES: usize = 16 * 1024 * 1024;
 
+/// The connector's name in the engine's tables unless [`Appservice::network`] says otherwise.
+pub const DEFAULT_NETWORK: &str = "matrix";
+
 /// Everything the routes need.
-pub struct Appservice<S, G: ?Sized> {
+pub struct Appservice<S: ?Sized, G: ?Sized> {
     verifier: HsTokenVerifier,
+    network: NetworkId,
     scope: RegistrationScope,
     ghosts: GhostNamespace,
     client: Arc<Client>,
@@ -53,12 +58,15 @@ pub struct Appservice<S, G: ?Sized> {
     max_transaction_bytes: usize,
 }
 
-impl<S: TransactionSink, G: GhostDirectory + ?Sized> Appservice<S, G> {
+impl<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized> Appservice<S, G> {
     /// The routes of `registration`, registering ghosts through `client`, handing transactions
-    /// to `sink` and asking `directory` which ghosts exist.
+    /// to `sink` (the engine's `InboundSink` as it is, [`crate::batch`]) and asking `directory`
+    /// which ghosts exist.
     pub fn new(registration: &Registration, client: Arc<Client>, sink: Arc<S>, directory: Arc<G>) -> Self {
         Self {
             verifier: HsTokenVerifier::new(registration.hs_token()),
+            network: NetworkId::new(DEFAULT_NETWORK)
+                .unwrap_or_else(|e| unreachable!("`{DEFAULT_NETWORK}` is a valid network id: {e}")),
             scope: registration.scope(),
             ghosts: registration.ghosts().clone(),
             client,
@@ -66,6 +74,12 @@ impl<S: TransactionSink, G: GhostDirectory + ?Sized> Appservice<S, G> {
             directory,
             max_transaction_bytes: DEFAULT_MAX_TRANSACTION_BYTES,
         }
+    }
+
+    /// The connector's name in the engine's tables (its batches carry it).
+    pub fn network(mut self, network: NetworkId) -> Self {
+        self.network = network;
+        self
     }
 
     /// Overrides the transaction body limit.
@@ -94,7 +108,7 @@ impl<S: TransactionSink, G: GhostDirectory + ?Sized> Appservice<S, G> {
     }
 }
 
-async fn require_hs_token<S: TransactionSink, G: GhostDirectory + ?Sized>(
+async fn require_hs_token<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized>(
     State(state): State<Arc<Appservice<S, G>>>,
     request: Request,
     next: Next,
@@ -109,7 +123,7 @@ async fn require_hs_token<S: TransactionSink, G: GhostDirectory + ?Sized>(
     }
 }
 
-async fn put_transaction<S: TransactionSink, G: GhostDirectory + ?Sized>(
+async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized>(
     State(state): State<Arc<Appservice<S, G>>>,
     Path(txn_id): Path<String>,
     headers: HeaderMap,
@@ -125,6 +139,8 @@ async fn put_transaction<S: TransactionSink, G: GhostDirectory + ?Sized>(
         .map_err(|e| MatrixError::bad_json(format!("not a transaction: {e}")))?;
     let events = request.events.len();
     let transaction = Transaction {
+        network: state.network.clone(),
+        ghosts: state.ghosts.clone(),
         scope: state.scope.clone(),
         txn_id: request.txn_id,
         events: request.events,
@@ -141,7 +157,7 @@ async fn put_transaction<S: TransactionSink, G: GhostDirectory + ?Sized>(
     Ok(empty())
 }
 
-async fn get_user<S: TransactionSink, G: GhostDirectory + ?Sized>(
+async fn get_user<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized>(
     State(state): State<Arc<Appservice<S, G>>>,
     Path(user_id): Path<String>,
 ) -> Result<Response, MatrixError> {

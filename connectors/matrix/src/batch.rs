@@ -6,9 +6,9 @@
 //! homeserver's numbering) is not mistaken for a replay. Synapse on SQLite also restarts its
 //! numbering whenever it restarts (element-hq/synapse#14556); the key alone cannot tell that
 //! apart, so the engine's sink remembers a batch under its key and a digest of its items.
-//! [`SinkTransactions`] is the whole adapter: the appservice's [`TransactionSink`] over any
-//! engine [`InboundSink`].
-//!
+//! Every engine [`InboundSink`] is therefore a [`TransactionSink`] as it is: the routes hand
+//! it the transaction, and it stores [`Transaction::batch`].
+
 //! What a transaction holds, and what each part becomes ([`inbound_items`]):
 //! - timeline events → [`crate::inbound::convert`]: an event, an unbridgeable event, or nothing;
 //! - an invite of one of our ghosts by a Matrix user → a [`PortalRequest`]. Every such invite
@@ -21,12 +21,11 @@
 //! Timeline items come first, then receipts, so a receipt for a message of the same
 //! transaction follows that message in the engine's per-conversation order.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dm3_bridge_connector::{
     Accepted, ConversationId, EventKind, IdError, IdempotencyKey, Inbound, InboundBatch, InboundEvent,
-    InboundSink, NetworkId, NetworkMessageId, NetworkUserId, PortalRequest, ReadReceipt, Unbridgeable,
+    InboundSink, NetworkMessageId, NetworkUserId, PortalRequest, ReadReceipt, Unbridgeable,
 };
 use ruma::api::appservice::event::push_events::v1::EphemeralData;
 use ruma::events::receipt::ReceiptType;
@@ -166,27 +165,21 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The appservice's [`TransactionSink`] over the engine's [`InboundSink`]: each transaction is
-/// converted and handed over as one batch, and acknowledged only once the engine stored it.
-pub struct SinkTransactions<S: ?Sized> {
-    network: NetworkId,
-    ghosts: GhostNamespace,
-    sink: Arc<S>,
-}
-
-impl<S: InboundSink + ?Sized + 'static> SinkTransactions<S> {
-    /// Batches for `network`, converted with `ghosts`, stored by `sink`.
-    pub fn new(network: NetworkId, ghosts: GhostNamespace, sink: Arc<S>) -> Self {
-        Self { network, ghosts, sink }
+impl Transaction {
+    /// The transaction as the engine stores it: one batch under [`batch_key`], holding
+    /// [`inbound_items`].
+    pub fn batch(&self) -> Result<InboundBatch, IdError> {
+        let key = batch_key(&self.scope, &self.txn_id)?;
+        Ok(InboundBatch { network: self.network.clone(), key, items: inbound_items(self, &self.ghosts) })
     }
 }
 
-impl<S: InboundSink + ?Sized + 'static> TransactionSink for SinkTransactions<S> {
+/// The engine's queue takes transactions directly: each is handed over as one batch, and
+/// acknowledged only once the engine stored it.
+impl<S: InboundSink + ?Sized + 'static> TransactionSink for S {
     async fn record(&self, transaction: Transaction) -> Result<Recorded, SinkError> {
-        let key = batch_key(&transaction.scope, &transaction.txn_id).map_err(|e| SinkError(e.to_string()))?;
-        let items = inbound_items(&transaction, &self.ghosts);
-        let batch = InboundBatch { network: self.network.clone(), key, items };
-        match self.sink.accept(batch).await {
+        let batch = transaction.batch().map_err(|e| SinkError(e.to_string()))?;
+        match self.accept(batch).await {
             Ok(Accepted::New) => Ok(Recorded::New),
             Ok(Accepted::Duplicate) => Ok(Recorded::AlreadySeen),
             Err(e) => Err(SinkError(e.to_string())),
@@ -198,9 +191,9 @@ impl<S: InboundSink + ?Sized + 'static> TransactionSink for SinkTransactions<S> 
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
-    use dm3_bridge_connector::{BoxFuture, Content, Message, SinkError as CoreSinkError, Text};
+    use dm3_bridge_connector::{BoxFuture, Content, Message, NetworkId, SinkError as CoreSinkError, Text};
     use proptest::prelude::*;
     use ruma::{OwnedTransactionId, ServerName};
     use serde_json::{Value, json};
@@ -219,6 +212,8 @@ mod tests {
     /// A transaction as Synapse 1.163 pushes it (fields and nesting copied from its output).
     fn transaction(events: Vec<Value>, ephemeral: Vec<Value>) -> Transaction {
         Transaction {
+            network: NetworkId::new("matrix").unwrap(),
+            ghosts: ghosts(),
             scope: scope(),
             txn_id: OwnedTransactionId::from("17"),
             events: events.iter().map(|e| Raw::new(e).unwrap().cast_unchecked()).collect(),
@@ -381,22 +376,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_adapter_hands_one_keyed_batch_and_maps_the_answers() {
+    async fn the_engine_gets_one_keyed_batch_and_its_answers_are_mapped() {
         let engine = Arc::new(Engine::default());
         let network = NetworkId::new("matrix").unwrap();
         let sink: Arc<dyn InboundSink> = engine.clone();
-        let adapter = SinkTransactions::new(network.clone(), ghosts(), sink);
         let t = transaction(vec![invite("@bob:localhost", "@_dm3_alice.eth:localhost", Some(true))], vec![]);
-        assert_eq!(adapter.record(t.clone()).await.unwrap(), Recorded::New);
-        assert_eq!(adapter.record(t).await.unwrap(), Recorded::AlreadySeen);
+        assert_eq!(sink.record(t.clone()).await.unwrap(), Recorded::New);
+        assert_eq!(sink.record(t).await.unwrap(), Recorded::AlreadySeen);
         let batches = engine.batches.lock().unwrap().clone();
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].network, network);
         assert_eq!(batches[0].key.to_string(), format!("{}.17", scope()));
         assert!(matches!(batches[0].items[..], [Inbound::PortalRequest(_)]));
 
-        let down =
-            SinkTransactions::new(network, ghosts(), Arc::new(Engine { fail: true, ..Engine::default() }));
+        let down = Engine { fail: true, ..Engine::default() };
         let error = down.record(transaction(vec![], vec![])).await.unwrap_err();
         assert!(error.to_string().contains("database down"));
     }

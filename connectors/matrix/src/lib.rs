@@ -2,12 +2,13 @@
 //!
 //! The bridge is a Matrix application service: the homeserver pushes room events to it and
 //! lets it act as many users ("ghosts", one per DM3 identity) with one token. This crate holds
-//! the Matrix side of that and nothing else: no database (the service implements
-//! [`TransactionSink`] and [`GhostDirectory`]), no DM3 (a DM3 name is an opaque
+//! the Matrix side of that and nothing else: no database (the service hands the routes its
+//! engine's inbound queue and a [`GhostDirectory`]), no DM3 (a DM3 name is an opaque
 //! [`dm3_bridge_connector::RemoteIdentity`] here). It uses ruma's types for every request and
 //! event, axum for the routes and reqwest for the client; not matrix-sdk, which is a client SDK
 //! with no appservice mode (`matrix-sdk-appservice` is only a reserved name).
 //!
+//! - [`config`]: the `[matrix]` section of the service's config file, and its checks;
 //! - [`registration`]: `registration.yaml` and the scope of transaction ids;
 //! - [`secret`]: the as/hs tokens, unloggable;
 //! - [`ghost`]: the reversible mapping of identities onto ghost user ids;
@@ -17,9 +18,8 @@
 //! - [`connector`]: the neutral `Connector` traits over the client, with [`portal`] (DM rooms
 //!   opened, joined, refused), [`media`] (files both ways), [`native`] (bridge payloads sent as
 //!   given) and [`ping`] (the start-up check);
-//! - [`inbound`]: Matrix events into neutral inbound events; [`batch`]: a stored transaction
-//!   into the engine's inbound batch, and the adapter from [`TransactionSink`] to the engine's
-//!   `InboundSink`;
+//! - [`inbound`]: Matrix events into neutral inbound events; [`batch`]: a transaction into the
+//!   engine's inbound batch, which makes every engine `InboundSink` a [`TransactionSink`];
 //! - [`policy`]: which Matrix users may use the bridge;
 //! - [`encryption`]: encrypted rooms, detected and refused in plain words.
 
@@ -27,6 +27,7 @@ pub mod appservice;
 pub mod auth;
 pub mod batch;
 pub mod client;
+pub mod config;
 pub mod connector;
 pub mod directory;
 pub mod encryption;
@@ -43,8 +44,9 @@ pub mod secret;
 pub mod transaction;
 
 pub use appservice::Appservice;
-pub use batch::{SinkTransactions, batch_key, inbound_items};
+pub use batch::{batch_key, inbound_items};
 pub use client::{Client, ClientError, Downloaded, Registered, RetryAfter};
+pub use config::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use connector::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
 pub use directory::{DirectoryError, GhostDirectory, GhostProfile};
 pub use encryption::RoomEncryption;

@@ -11,20 +11,34 @@
 //! The sink, not the route, decides what is a duplicate: it holds the durable record. Ids are
 //! scoped by [`RegistrationScope`] because the homeserver restarts its numbering when the
 //! registration is regenerated.
+//!
+//! Every engine [`InboundSink`] is a [`TransactionSink`] ([`crate::batch`]): the node hands the
+//! engine's queue to the routes as it is, and each transaction reaches it as one keyed batch of
+//! neutral items. The trait stays for sinks that want the transaction as received; the
+//! connector's tests against Synapse use one to see exactly what the homeserver pushed.
+//!
+//! [`InboundSink`]: dm3_bridge_connector::InboundSink
 
 use std::future::Future;
 
+use dm3_bridge_connector::NetworkId;
 use ruma::OwnedTransactionId;
 use ruma::api::appservice::event::push_events::v1::EphemeralData;
 use ruma::events::AnyTimelineEvent;
 use ruma::serde::Raw;
 
+use crate::ghost::GhostNamespace;
 use crate::registration::RegistrationScope;
 
 /// One batch from the homeserver, as received (raw JSON, so nothing is lost by re-serializing a
-/// typed view; parse each event with `Raw::deserialize` when handling it).
+/// typed view; parse each event with `Raw::deserialize` when handling it), with what it takes
+/// to read it: the connector's network and the registration it arrived under.
 #[derive(Debug, Clone)]
 pub struct Transaction {
+    /// The connector's name in the engine's tables.
+    pub network: NetworkId,
+    /// The registration's ghosts: which senders are the bridge's own stand-ins.
+    pub ghosts: GhostNamespace,
     /// The registration generation the batch arrived under.
     pub scope: RegistrationScope,
     /// The homeserver's id of the batch.

@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+pub use dm3_bridge_connector::ConfigProblem;
 use dm3_bridge_connector::NetworkId;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -119,14 +120,6 @@ impl LinkPolicy {
             LinkPolicy::Users { users } => users.contains(&user_id),
         }
     }
-}
-
-/// One thing wrong with the configuration, tied to its key (relative to `[telegram]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// The dotted key under `[telegram]`, e.g. `webhook.secret`.
-    pub key: String,
-    pub message: String,
 }
 
 /// Longest long poll Telegram honours is 50 s; we stay well under proxies' idle timeouts.

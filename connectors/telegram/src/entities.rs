@@ -392,7 +392,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_and_keeps_the_text(text in "\\PC{0,30}", raw in proptest::collection::vec((0usize..40, 0usize..40, 0u8..4), 0..6)) {
+        // The user's text holds no markup characters here, so stripping the markup the
+        // conversion adds is unambiguous (with them, "**" typed by the user and "**" added for
+        // bold cannot be told apart by a strip); their escaping has its own tests above.
+        fn never_panics_and_keeps_the_text(text in "[^*~_`\\\\\\p{C}]{0,30}", raw in proptest::collection::vec((0usize..40, 0usize..40, 0u8..4), 0..6)) {
             use MessageEntityKind::*;
             let entities: Vec<_> = raw.into_iter().map(|(offset, length, k)| {
                 let kind = [Bold, Italic, Code, Strikethrough][usize::from(k)].clone();

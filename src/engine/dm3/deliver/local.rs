@@ -4,29 +4,30 @@
 //! here, or another virtual identity) would otherwise get the envelope through the node's own
 //! public URL: a round trip through the network, TLS and the body limits for nothing, and a
 //! dependency on the public URL being reachable from inside. [`LocalDeliveryTarget`] hands the
-//! envelope to the same [`DeliveryProtocol::submit_message`] the `/rpc` route calls, so it goes
-//! through exactly the checks a remote sender's would (size, sender authentication, postmark,
-//! dedup). [`RoutedTarget`] picks it for the node's own name and HTTP for every other.
+//! sealed envelope as it is to the relay's typed entry ([`LocalSubmit`]), which checks it
+//! exactly as a remote sender's (size, hash, sender authentication, postmark, dedup) without
+//! turning it into JSON-RPC text and back. [`RoutedTarget`] picks it for the node's own name and
+//! HTTP for every other.
 
 use std::sync::Arc;
 
 use ::dm3::ens::EnsName;
 use ::dm3::envelope::Envelope;
 use dm3_bridge_connector::BoxFuture;
-use serde_json::Value;
 
 use super::target::{DeliveryTarget, ServiceEndpoint, SubmitError};
-use crate::protocol::{DeliveryError, DeliveryProtocol};
+use crate::protocol::{DeliveryError, LocalSubmit};
 
 /// The node's own delivery service, in process.
 #[derive(Clone)]
 pub struct LocalDeliveryTarget {
-    protocol: Arc<dyn DeliveryProtocol>,
+    relay: Arc<dyn LocalSubmit>,
 }
 
 impl LocalDeliveryTarget {
-    pub fn new(protocol: Arc<dyn DeliveryProtocol>) -> Self {
-        Self { protocol }
+    /// Posts to `relay` (the node's `DeliveryProtocol`, which is a [`LocalSubmit`]).
+    pub fn new(relay: Arc<dyn LocalSubmit>) -> Self {
+        Self { relay }
     }
 }
 
@@ -36,11 +37,7 @@ impl DeliveryTarget for LocalDeliveryTarget {
         _service: &'a ServiceEndpoint,
         envelope: &'a Envelope,
     ) -> BoxFuture<'a, Result<(), SubmitError>> {
-        Box::pin(async move {
-            // `params[0]` as the messenger sends it: the envelope as a JSON string (§9.1).
-            let params = [Value::String(envelope.to_value().to_string())];
-            self.protocol.submit_message(&params).await.map_err(submit_error)
-        })
+        Box::pin(async move { self.relay.submit_envelope(envelope).await.map_err(submit_error) })
     }
 }
 

@@ -1,4 +1,4 @@
-//! `[matrix]`: the Matrix application service, when the node bridges to a homeserver.
+//! `[matrix]`: the connector's section of the service's config file.
 //!
 //! The section's presence turns the bridge on; without it the node is a DM3 relay only. Its
 //! keys describe the two directions of the appservice link and who may use it:
@@ -8,22 +8,24 @@
 //! - `as_token`/`hs_token`: the shared secrets, written here and into the registration file by
 //!   `dm3-bridge generate-registration`. [`MatrixToken`] never prints them, and
 //!   `DM3_BRIDGE_MATRIX__AS_TOKEN`/`__HS_TOKEN` may hold them instead of the file;
-//! - `allow`: which Matrix users may get a virtual DM3 identity (see
-//!   [`dm3_bridge_matrix::UserPolicy`]); empty means the users of `server_name` only.
+//! - `allow`: which Matrix users may get a virtual DM3 identity (see [`UserPolicy`]); empty
+//!   means the users of `server_name` only.
 //!
-//! Values stay strings here so that loading never fails on them; [`problems`] names each
-//! malformed one by key, and `crate::matrix` parses them.
+//! Shaped like the service's own config and `[telegram]`: values stay strings here so that
+//! loading never fails on them; [`MatrixConfig::problems`] names each malformed one by its key
+//! under `[matrix]`, and the service's Matrix bridge parses them once they passed.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use dm3_bridge_matrix::ghost::{DEFAULT_GHOST_PREFIX, GhostNamespace};
-use dm3_bridge_matrix::registration::DEFAULT_BOT_LOCALPART;
-use dm3_bridge_matrix::{DEFAULT_MAX_MEDIA_BYTES, PolicyEntry, PolicyError, UserPolicy};
+use dm3_bridge_connector::ConfigProblem;
 use ruma::ServerName;
 use serde::{Deserialize, Serialize};
 
-use super::Problem;
+use crate::connector::DEFAULT_MAX_MEDIA_BYTES;
+use crate::ghost::{DEFAULT_GHOST_PREFIX, GhostNamespace};
+use crate::policy::{PolicyEntry, PolicyError, UserPolicy};
+use crate::registration::DEFAULT_BOT_LOCALPART;
 
 /// The shortest token accepted: shorter ones can be guessed over the network.
 pub const MIN_MATRIX_TOKEN_LEN: usize = 16;
@@ -85,6 +87,11 @@ impl Default for MatrixConfig {
 }
 
 impl MatrixConfig {
+    /// Every semantic problem of the section, each with its key under `[matrix]`.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        problems(self)
+    }
+
     /// The registration file, resolved against the data directory.
     pub fn registration_path(&self, data_dir: &Path) -> PathBuf {
         data_dir.join(&self.registration_file)
@@ -125,11 +132,9 @@ impl fmt::Display for MatrixToken {
     }
 }
 
-/// The problems of the section.
-pub(super) fn problems(matrix: &MatrixConfig) -> Vec<Problem> {
+fn problems(matrix: &MatrixConfig) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
-    let mut problem =
-        |key: &str, message: String| out.push(Problem { key: format!("matrix.{key}"), message });
+    let mut problem = |key: &str, message: String| out.push(ConfigProblem::new(key, message));
 
     if let Err(message) = check_http_url(&matrix.homeserver_url, "http://127.0.0.1:8008") {
         problem(
@@ -250,103 +255,11 @@ fn check_http_url(text: &str, example: &str) -> Result<(), String> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-    use super::super::Config;
     use super::*;
 
-    fn valid() -> MatrixConfig {
-        MatrixConfig {
-            homeserver_url: "http://127.0.0.1:8008".to_owned(),
-            server_name: "example.org".to_owned(),
-            bridge_url: "http://127.0.0.1:8080".to_owned(),
-            as_token: Some(MatrixToken::new("a".repeat(64))),
-            hs_token: Some(MatrixToken::new("b".repeat(64))),
-            ..MatrixConfig::default()
-        }
-    }
-
     #[test]
-    fn a_complete_section_is_valid() {
-        assert_eq!(problems(&valid()), []);
-    }
-
-    #[test]
-    fn every_bad_value_is_named_by_its_key() {
-        let bad = MatrixConfig {
-            homeserver_url: "ftp://x".to_owned(),
-            server_name: "not a server".to_owned(),
-            bridge_url: String::new(),
-            as_token: None,
-            hs_token: Some(MatrixToken::new("short")),
-            registration_file: PathBuf::new(),
-            registration_id: "a b".to_owned(),
-            bot_localpart: "_dm3_bot".to_owned(),
-            ghost_prefix: "_dm3_".to_owned(),
-            allow: vec!["example.org".to_owned(), "@nobody".to_owned()],
-            max_media_bytes: 0,
-            ping_timeout_secs: 100_000,
-        };
-        let keys: Vec<String> = problems(&bad).into_iter().map(|p| p.key).collect();
-        assert_eq!(
-            keys,
-            [
-                "matrix.homeserver_url",
-                "matrix.bridge_url",
-                "matrix.server_name",
-                "matrix.as_token",
-                "matrix.hs_token",
-                "matrix.registration_file",
-                "matrix.registration_id",
-                "matrix.bot_localpart",
-                "matrix.allow[1]",
-                "matrix.max_media_bytes",
-                "matrix.ping_timeout_secs",
-            ]
-        );
-        let same = MatrixConfig { hs_token: valid().as_token, ..valid() };
-        assert_eq!(problems(&same)[0].key, "matrix.hs_token");
-    }
-
-    #[test]
-    fn tokens_never_printed() {
-        let config = valid();
-        let shown =
-            format!("{config:?} {}", config.as_token.as_ref().map(ToString::to_string).unwrap_or_default());
-        assert!(!shown.contains("aaaa") && !shown.contains("bbbb"), "{shown}");
-    }
-
-    #[test]
-    fn tokens_and_the_allow_list_come_from_the_environment_too() {
-        let file = "[matrix]\nhomeserver_url = \"http://127.0.0.1:8008\"\nserver_name = \"example.org\"\nbridge_url = \"http://127.0.0.1:8080\"\n";
-        let env = [
-            ("DM3_BRIDGE_MATRIX__AS_TOKEN".to_owned(), "a".repeat(32)),
-            ("DM3_BRIDGE_MATRIX__HS_TOKEN".to_owned(), "b".repeat(32)),
-            ("DM3_BRIDGE_MATRIX__ALLOW".to_owned(), r#"["@carol:elsewhere.org", "friends.org"]"#.to_owned()),
-        ];
-        let config = Config::from_toml(file, Path::new("config.toml"), env).unwrap();
-        let matrix = config.matrix.unwrap();
-        assert_eq!(matrix.as_token.unwrap().expose(), "a".repeat(32));
-        assert_eq!(matrix.allow, ["@carol:elsewhere.org", "friends.org"]);
-        assert_eq!(matrix.registration_file, PathBuf::from("registration.yaml"), "defaults fill the rest");
-
-        let without = Config::from_toml("", Path::new("config.toml"), []).unwrap();
-        assert_eq!(without.matrix, None, "no section, no bridge");
-        let only_env = [("DM3_BRIDGE_MATRIX__SERVER_NAME".to_owned(), "example.org".to_owned())];
-        let config = Config::from_toml("", Path::new("config.toml"), only_env).unwrap();
-        let keys: Vec<String> = problems(&config.matrix.unwrap()).into_iter().map(|p| p.key).collect();
-        assert_eq!(
-            keys,
-            ["matrix.homeserver_url", "matrix.bridge_url", "matrix.as_token", "matrix.hs_token"]
-        );
-    }
-
-    #[test]
-    fn the_policy_defaults_to_the_own_server() {
-        let policy = valid().user_policy().unwrap();
-        assert!(policy.allows(&ruma::UserId::parse("@alice:example.org").unwrap()));
-        assert!(!policy.allows(&ruma::UserId::parse("@alice:elsewhere.org").unwrap()));
-        let listed = MatrixConfig { allow: vec!["@carol:elsewhere.org".to_owned()], ..valid() };
-        let policy = listed.user_policy().unwrap();
-        assert!(policy.allows(&ruma::UserId::parse("@carol:elsewhere.org").unwrap()));
-        assert!(!policy.allows(&ruma::UserId::parse("@alice:example.org").unwrap()));
+    fn problems_are_keyed_under_the_section() {
+        let keys: Vec<String> = MatrixConfig::default().problems().into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["homeserver_url", "bridge_url", "server_name", "as_token", "hs_token"]);
     }
 }

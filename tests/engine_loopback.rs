@@ -1,0 +1,235 @@
+//! The whole engine through the loopback network (`[loopback]`, `connectors/loopback`): a node
+//! whose virtual identities stand for loopback users, a DM3 user with an account on the same
+//! node, and messages both ways through the real relay, queues, portals and message map. No
+//! homeserver or bot is needed, and nothing of the engine is faked: the loopback connector is
+//! wired through the same registry and config as Matrix and Telegram. Every scenario runs on
+//! SQLite and on PostgreSQL.
+//!
+//! The DM3 user, alice.eth, is known through `[[names.static]]` and names this node as her
+//! delivery service, so the engine delivers to her in process (the relay's typed entry) and she
+//! writes to the virtual identities over HTTP like any DM3 client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[macro_use]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dm3::ens::EnsName;
+use dm3::message::MessageBuilder;
+use dm3::text_record::ProfileRecord;
+use dm3_bridge::bridges::loopback::LoopbackNetwork;
+use dm3_bridge::clock::now_ms;
+use dm3_bridge::config::{NamesConfig, StaticNameConfig};
+use dm3_bridge::delivery::Relay;
+use dm3_bridge::engine::dm3::deliver::{HttpDeliveryTarget, HttpTargetOptions, deliver};
+use dm3_bridge::engine::dm3::open::{OpenedMessage, open_inbound};
+use dm3_bridge::identities::keys::IdentityKeys;
+use dm3_bridge::identities::network::{NetworkUserId as IdentityUser, TelegramUserId};
+use dm3_bridge::names::chain::build_directory;
+use dm3_bridge::names::directory::Directory;
+use dm3_bridge_connector::{Content, EventKind, Message, NetworkUserId, RemoteIdentity, Text};
+use dm3_bridge_loopback::{LoopbackConfig, LoopbackConnector, Record};
+use serde_json::Value;
+use support::TestDb;
+use support::bridge::settled;
+use support::node::{TestNode, start_node};
+
+on_both_backends!(
+    a_loopback_users_message_reaches_the_dm3_user_and_her_answer_reaches_him_once,
+    with_echo_a_dm3_user_hears_her_message_back_from_the_loopback_user,
+    a_network_that_stops_working_makes_the_node_not_ready,
+);
+
+const NODE: &str = "relay.example.eth";
+const PARENT: &str = "bridge.example.eth";
+const ALICE: &str = "alice.eth";
+
+/// The node with `[loopback]`, and alice with an account on it.
+struct World {
+    node: TestNode,
+    alice: IdentityKeys,
+    token: String,
+    /// Names as the node sees them: its own identities first, then alice.
+    directory: Directory,
+}
+
+impl World {
+    async fn start(db: &TestDb, echo: bool) -> World {
+        let alice = IdentityKeys::generate(1);
+        let profile = alice.signed_profile(&NODE.parse().unwrap());
+        let names = NamesConfig {
+            static_names: vec![StaticNameConfig {
+                name: ALICE.to_owned(),
+                address: Some(format!("{:#x}", alice.address())),
+                profile: Some(ProfileRecord::inline(&profile.to_value())),
+                delivery_service: None,
+            }],
+            ..NamesConfig::default()
+        };
+        let base = build_directory(&names).unwrap();
+        let port = free_port();
+        let node = start_node(
+            |config| {
+                config.database.url = Some(db.url.clone());
+                config.node.listen = format!("127.0.0.1:{port}");
+                config.node.public_url = format!("http://127.0.0.1:{port}");
+                config.identities.parent = PARENT.to_owned();
+                config.names = names;
+                config.loopback = Some(LoopbackConfig { echo, ..LoopbackConfig::default() });
+            },
+            Relay::factory(base.clone()),
+        )
+        .await;
+        let resolver = node.node.names().local_names.clone().with_fallback(base.resolver().clone());
+        let directory = base.with_resolver(Arc::new(resolver));
+        let response = node
+            .client
+            .post(node.url(&format!("/profile/{ALICE}")))
+            .json(&profile.to_value())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let token = response.json::<String>().await.unwrap();
+        World { node, alice, token, directory }
+    }
+
+    fn loopback(&self) -> Arc<LoopbackConnector> {
+        self.node.node.bridge::<LoopbackNetwork>().expect("[loopback] runs").connector().clone()
+    }
+
+    /// Alice writes `text` to `to` as a DM3 client does: sealed for its delivery service (this
+    /// node) and posted over HTTP.
+    async fn alice_writes(&self, to: &EnsName, text: &str) {
+        let message = MessageBuilder::new(to.as_str(), ALICE, now_ms().try_into().unwrap())
+            .text(text, None)
+            .sign(&self.alice.profile_keys().signing);
+        let http = HttpDeliveryTarget::new(HttpTargetOptions {
+            allow_private_addresses: true,
+            ..HttpTargetOptions::default()
+        })
+        .unwrap();
+        let signing = &self.alice.profile_keys().signing;
+        let report = deliver(&message, signing, &self.directory, &http, &[]).await.unwrap();
+        assert_eq!(report.outcome(), Ok(()), "{report:?}");
+    }
+
+    /// Waits until alice has `count` envelopes stored; answers them opened.
+    async fn alice_receives(&self, count: usize) -> Vec<OpenedMessage> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let response = self
+                .node
+                .client
+                .get(self.node.url(&format!("/delivery/messages/incoming/{ALICE}")))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            let stored: Vec<Value> = response.json().await.unwrap();
+            if stored.len() >= count {
+                let mut opened = Vec::new();
+                for envelope in &stored {
+                    let keys = [self.alice.clone()];
+                    let alice = ALICE.parse().unwrap();
+                    opened.push(
+                        open_inbound(&envelope.to_string(), &alice, &keys, &self.directory).await.unwrap(),
+                    );
+                }
+                return opened;
+            }
+            assert!(Instant::now() < deadline, "alice got {} of {count} messages", stored.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the loopback network was sent `count` messages; answers what it recorded.
+    async fn loopback_receives(&self, count: usize) -> Vec<Record> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let records = self.loopback().records();
+            if self.loopback().sent().len() >= count {
+                return records;
+            }
+            assert!(Instant::now() < deadline, "the loopback network got {records:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn text(body: &str) -> EventKind {
+    EventKind::Message(Message::new(Content::Text(Text::plain(body))))
+}
+
+async fn a_loopback_users_message_reaches_the_dm3_user_and_her_answer_reaches_him_once(db: &TestDb) {
+    let world = World::start(db, false).await;
+    let loopback = world.loopback();
+    let user = NetworkUserId::new("42").unwrap();
+    let alice = RemoteIdentity::new(ALICE).unwrap();
+
+    // User 42 writes first: the engine opens the portal (and his DM3 identity), then bridges.
+    loopback.write(&user, &alice, "hi alice, from loopback").await.unwrap();
+    let received = world.alice_receives(1).await;
+    assert_eq!(received[0].text.as_deref(), Some("hi alice, from loopback"));
+    let identity = received[0].sender.clone();
+    assert_eq!(identity.as_str(), format!("tg-42.tg.{PARENT}"), "a Telegram user's name: loopback stands in");
+    assert!(
+        loopback.records().iter().any(|r| matches!(r, Record::Joined(request) if request.requester == user)),
+        "{:#?}",
+        loopback.records()
+    );
+
+    // Alice answers; he gets it once, in the portal, from her.
+    world.alice_writes(&identity, "hi 42").await;
+    world.loopback_receives(1).await;
+    settled(&world.node, String::new).await;
+    let sent = loopback.sent();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0].conversation, LoopbackConnector::conversation(&user, &alice).unwrap());
+    assert_eq!(sent[0].sender, alice);
+    assert_eq!(sent[0].payload, text("hi 42"));
+    assert_eq!(world.alice_receives(1).await.len(), 1, "nothing else came back");
+    world.node.node.shutdown().await.unwrap();
+}
+
+async fn with_echo_a_dm3_user_hears_her_message_back_from_the_loopback_user(db: &TestDb) {
+    let world = World::start(db, true).await;
+    let loopback = world.loopback();
+    let user = IdentityUser::Telegram(TelegramUserId::new(7).unwrap());
+    let identity = world.node.node.names().vault.create(user, now_ms()).await.unwrap().name;
+
+    // Alice writes first: the engine opens the conversation on the loopback network, which
+    // answers with her words.
+    world.alice_writes(&identity, "ping").await;
+    let echoed = world.alice_receives(1).await;
+    assert_eq!(echoed[0].text.as_deref(), Some("ping"));
+    assert_eq!(echoed[0].sender, identity);
+    settled(&world.node, String::new).await;
+    let records = loopback.records();
+    let opened = records.iter().filter(|r| matches!(r, Record::Opened { .. })).count();
+    assert_eq!((opened, loopback.sent().len()), (1, 1), "{records:#?}");
+    assert_eq!(world.alice_receives(1).await.len(), 1, "echoed once");
+    world.node.node.shutdown().await.unwrap();
+}
+
+/// `/ready` asks every running network: a network whose receiving side failed (a Telegram poll
+/// loop restarting, say) takes the node out of a load balancer's rotation until it recovers.
+async fn a_network_that_stops_working_makes_the_node_not_ready(db: &TestDb) {
+    let world = World::start(db, false).await;
+    let ready = || async { world.node.client.get(world.node.url("/ready")).send().await.unwrap() };
+    assert_eq!(ready().await.status(), reqwest::StatusCode::OK);
+    world.loopback().set_health(dm3_bridge_connector::Health::Unhealthy("the test broke it".to_owned()));
+    let answer = ready().await;
+    assert_eq!(answer.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let body = answer.text().await.unwrap();
+    assert!(body.contains("loopback") && body.contains("the test broke it"), "{body}");
+    world.loopback().set_health(dm3_bridge_connector::Health::Healthy);
+    assert_eq!(ready().await.status(), reqwest::StatusCode::OK);
+    world.node.node.shutdown().await.unwrap();
+}
