@@ -28,7 +28,9 @@ use std::sync::{Arc, OnceLock};
 
 use dm3::crypto::kx::KxKeyPair;
 use dm3::crypto::signing::SigningKeyPair;
+use dm3::ens::EnsName;
 use dm3::envelope::Envelope;
+use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -36,9 +38,9 @@ use crate::config::RelayConfig;
 use crate::identities::resolver::LocalNames;
 use crate::names::directory::Directory;
 use crate::protocol::{
-    BoxFuture, DeliveryError, DeliveryProtocol, InboxSink, LocalSubmit, ProtocolContext, ProtocolFactory,
+    DeliveryError, DeliveryProtocol, InboxSink, LocalSubmit, ProtocolContext, ProtocolFactory,
 };
-use crate::store::{EnsName, Store};
+use crate::store::Store;
 
 pub use sessions::SESSION_TTL_MS;
 
@@ -143,6 +145,6 @@ impl DeliveryProtocol for Relay {
     }
 
     fn normalize_name(&self, name: &str) -> Result<EnsName, DeliveryError> {
-        Ok(names::Name::parse(name)?.key)
+        names::parse_name(name)
     }
 }

@@ -16,13 +16,15 @@
 //! services.
 //!
 //! Files: [`queue`] (the producers' handle: enqueue and wake the worker), [`worker`] (the
-//! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry).
+//! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry), [`job`] (what a job
+//! carries, tagged with its kind).
 
 pub mod assemble;
 pub mod backoff;
 pub mod connectors;
 pub mod dm3;
 pub mod inbox;
+pub mod job;
 pub mod outbox;
 pub mod parts;
 pub mod queue;
@@ -32,6 +34,7 @@ pub mod sink;
 pub mod worker;
 
 pub use backoff::Backoff;
+pub use job::JobPayload;
 pub use queue::Queue;
 pub use sink::InboundQueue;
 pub use worker::{JobHandler, Outcome, WorkerOptions};

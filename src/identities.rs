@@ -7,12 +7,14 @@
 //! publishes name and profile itself, through its CCIP-read gateway ([`crate::gateway`]).
 //!
 //! Files, bottom up:
-//! - [`network`]: which network and which user an identity stands for (validated ids);
+//! - [`network`]: which network and which user an identity stands for (validated ids): the
+//!   crate's [`crate::network_user`], which the store's identity rows use too;
 //! - [`label`]: user id ↔ ENS label, the reversible escaping (`docs/names.md` specifies it);
 //! - [`scheme`]: label ↔ full name under the parent and the per-network sub-names;
 //! - [`keys`]: one key version: wallet, derived DM3 keys, signed profile, sealing;
-//! - [`store`]: the `identities` and `identity_keys` tables;
-//! - [`vault`]: the operations (create, rotate, disable, enable, delete, list, keys);
+//! - [`vault`]: the operations (create, rotate, disable, enable, delete, list, keys) over the
+//!   store's `identities` and `identity_keys` tables ([`crate::store::identities`]), with its
+//!   two caches: [`recent`] (rows read in the last second) and [`key_cache`] (opened keys);
 //! - [`resolver`]: the node's own names as records, for the gateway and the `Directory`;
 //! - [`error`]: what those operations fail with.
 
@@ -20,17 +22,18 @@ pub mod error;
 pub mod key_cache;
 pub mod keys;
 pub mod label;
-pub mod network;
 pub mod recent;
 pub mod resolver;
 pub mod scheme;
-pub mod store;
 pub mod vault;
 
+pub use crate::network_user as network;
+
+/// The record the vault hands out is the store's row, typed.
+pub use crate::store::IdentityRecord;
 pub use error::IdentityError;
 pub use keys::IdentityKeys;
 pub use network::{MatrixUserId, Network, NetworkUserId, TelegramUserId};
 pub use resolver::LocalNames;
 pub use scheme::NameScheme;
-pub use store::IdentityRecord;
 pub use vault::{IdentityRef, IdentityVault, Page};

@@ -87,7 +87,7 @@ impl NameService {
             STANDARD.encode(node_keys.signing_public_key().as_bytes()),
             config.node.public_url.clone(),
         );
-        let local_names = LocalNames::new(store, scheme.clone(), node_name.clone(), &ds_profile);
+        let local_names = LocalNames::new(vault.clone(), &ds_profile);
         let gateway = Gateway::new(local_names.clone(), Arc::new(signer), config.identities.answer_ttl_secs);
         let info = GatewayView {
             signer: checksum(&gateway.signer_address()),

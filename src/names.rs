@@ -32,15 +32,11 @@ pub mod http_fetch;
 pub mod json_rpc;
 pub mod static_resolver;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use alloy_primitives::Address;
 use dm3::ens::EnsName;
-
-/// A boxed future, so that [`NameResolver`] can be used as a trait object.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use dm3_bridge_connector::BoxFuture;
 
 /// Why a name could not be resolved. "The name has no such record" is not an
 /// error: resolvers answer `Ok(None)` for it.

@@ -21,21 +21,17 @@
 //!   once it passed those checks: the engine's inbox, plugged in at start-up
 //!   ([`DeliveryProtocol::plug_inbox`]) when the node bridges.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use serde_json::Value;
-
+use dm3::ens::EnsName;
 use dm3::envelope::Envelope;
+use dm3_bridge_connector::BoxFuture;
+use serde_json::Value;
 
 use crate::config::{RelayConfig, UnresolvedSenderPolicy};
 use crate::identities::LocalNames;
 use crate::node_keys::NodeKeys;
-use crate::store::{EnsName, Inserted, InvalidId, NewEnvelope, Store, StoreError};
-
-/// A boxed future, so that the trait can be used as `dyn DeliveryProtocol`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::store::{Inserted, InvalidId, NewEnvelope, Store, StoreError};
 
 /// What a delivery-service operation can fail with, in the API's terms.
 #[derive(Debug, thiserror::Error)]

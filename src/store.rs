@@ -22,14 +22,16 @@
 //! Time is passed in by the caller (milliseconds since the epoch): the postmark timestamp
 //! and the stored `received_at` must be the same number, and tests need to move the clock.
 //!
-//! Files: [`ids`] (validated names and hashes), [`accounts`], [`envelopes`], [`challenges`],
-//! [`sessions`], [`writer`], [`write_connection`], the engine's [`jobs`], [`portals`] and [`message_map`], the
-//! Telegram connector's chat state ([`telegram`]), and
+//! Files: [`ids`] (names and hashes as rows hold them), [`accounts`], [`envelopes`], [`challenges`],
+//! [`sessions`], [`writer`], [`write_connection`], the virtual identities and their sealed keys
+//! ([`identities`]), the engine's [`jobs`], [`portals`] and [`message_map`], the Telegram
+//! connector's chat state ([`telegram`]), and
 //! `migrations` (the embedded SQL of `migrations/<backend>/`).
 
 pub mod accounts;
 pub mod challenges;
 pub mod envelopes;
+pub mod identities;
 pub mod ids;
 pub mod jobs;
 pub mod message_map;
@@ -51,12 +53,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use dm3::ens::EnsName;
+
 use crate::config::{Backend, DatabaseUrl};
 
 pub use accounts::{Account, AccountCreation};
 pub use challenges::{Challenge, ChallengeId, MAX_LIVE_CHALLENGES};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
-pub use ids::{EnsName, InvalidId, MessageHash};
+pub use identities::{Counterparty, IdentityRecord, SealedKey};
+pub use ids::InvalidId;
 pub use jobs::{
     BatchKey, ClaimedJob, Completed, JobCount, JobId, JobRecord, JobState, Lease, NewJob, QueueName,
 };
@@ -157,6 +162,8 @@ pub enum StoreError {
     Invalid(#[from] InvalidId),
     #[error("a stored row does not hold what the schema promises: {0}")]
     Corrupt(String),
+    #[error("the stored identity {name} is invalid: {reason}")]
+    CorruptIdentity { name: String, reason: String },
     #[error("the store is shutting down")]
     ShuttingDown,
     #[error("the transaction this write was part of failed to commit: {0}")]
@@ -179,7 +186,6 @@ struct Inner {
     write_connection: Option<Arc<write_connection::WriteConnection>>,
     known_accounts: accounts::KnownAccounts,
     known_portals: portals::KnownPortals,
-    recent_identities: crate::identities::recent::RecentIdentities,
 }
 
 impl Store {
@@ -231,7 +237,6 @@ impl Store {
                 write_connection,
                 known_accounts: Default::default(),
                 known_portals: Default::default(),
-                recent_identities: Default::default(),
             }),
         })
     }
@@ -265,11 +270,6 @@ impl Store {
         &self.inner.known_portals
     }
 
-    /// Identity records read in the last moment ([`crate::identities::recent`]).
-    pub(crate) fn recent_identities(&self) -> &crate::identities::recent::RecentIdentities {
-        &self.inner.recent_identities
-    }
-
     /// The `name, created_at, expires_at` of the row that `sql` finds by one text key: the
     /// shape that challenges and sessions share (a name's record that lives for a while).
     async fn get_name_lifetime(
@@ -288,7 +288,7 @@ impl Store {
             }
         });
         row.map(|(name, created_at_ms, expires_at_ms)| {
-            Ok(NameLifetime { name: EnsName::new(name)?, created_at_ms, expires_at_ms })
+            Ok(NameLifetime { name: ids::stored_name(&name)?, created_at_ms, expires_at_ms })
         })
         .transpose()
     }

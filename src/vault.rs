@@ -8,12 +8,16 @@
 //! Pieces:
 //! - [`secret`]: the in-memory secret type that prints `[redacted]` and zeroizes on drop;
 //! - [`master_key`]: where the master key comes from and how its file is written;
-//! - [`seal`]: the sealed-blob format (version byte, key version, random nonce, AAD label).
+//! - [`seal`]: the sealed-blob format (version byte, key version, random nonce, AAD label);
+//! - [`wallet`]: a secp256k1 wallet sealed under a label, for the gateway signer and the
+//!   virtual identities' key versions alike.
 
 pub mod master_key;
 pub mod seal;
 pub mod secret;
+pub mod wallet;
 
 pub use master_key::{MasterKey, MasterKeyError, MasterKeySource};
 pub use seal::SealError;
 pub use secret::SecretBytes;
+pub use wallet::{OpenWalletError, open_wallet, seal_wallet};

@@ -16,7 +16,7 @@ use dm3_bridge::config::{Config, DatabaseUrl};
 use dm3_bridge::name_service::NameService;
 use dm3_bridge::node::Node;
 use dm3_bridge::node_keys::NodeKeys;
-use dm3_bridge::store::{EnsName as StoreName, MessageHash, NewEnvelope};
+use dm3_bridge::store::NewEnvelope;
 use dm3_bridge::vault::MasterKey;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -157,13 +157,13 @@ async fn identity_lifecycle(node: TestNode) {
     assert_eq!(vault.current_keys(&name).await.unwrap().address(), new_address);
 
     // Conversations: the senders of the envelopes stored for it.
-    for (sender, hash) in [("alice.eth", "0x01"), ("alice.eth", "0x02"), ("carol.eth", "0x03")] {
+    for (sender, hash) in [("alice.eth", 1), ("alice.eth", 2), ("carol.eth", 3)] {
         node.node
             .store()
             .insert_envelope(NewEnvelope {
-                receiver: StoreName::new(name.as_str()).unwrap(),
-                sender: StoreName::new(sender).unwrap(),
-                message_hash: MessageHash::new(hash).unwrap(),
+                receiver: name.clone(),
+                sender: EnsName::from_normalized(sender).unwrap(),
+                message_hash: format!("0x{hash:064x}").parse().unwrap(),
                 envelope: "{}".to_owned(),
                 received_at_ms: if sender == "carol.eth" { 10 } else { 5 },
                 expires_at_ms: None,

@@ -14,8 +14,9 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use dm3::ens::EnsName;
 use dm3_bridge::config::DatabaseUrl;
-use dm3_bridge::store::{EnsName, IncomingLimits, MessageHash, NewEnvelope, Store, StoreOptions};
+use dm3_bridge::store::{IncomingLimits, NewEnvelope, Store, StoreOptions};
 use support::TestDb;
 
 const CHILD_ENV: &str = "DM3_TEST_DURABILITY_DB";
@@ -24,9 +25,9 @@ const KILL_AFTER: usize = 400;
 
 fn envelope(n: u64) -> NewEnvelope {
     NewEnvelope {
-        receiver: EnsName::new("bob.eth").unwrap(),
-        sender: EnsName::new("alice.eth").unwrap(),
-        message_hash: MessageHash::new(format!("0x{n:064x}")).unwrap(),
+        receiver: EnsName::from_normalized("bob.eth").unwrap(),
+        sender: EnsName::from_normalized("alice.eth").unwrap(),
+        message_hash: format!("0x{n:064x}").parse().unwrap(),
         envelope: format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat(1_000)),
         received_at_ms: 1,
         expires_at_ms: None,
@@ -91,14 +92,14 @@ async fn survives_kill_9(db: &TestDb) {
     let store = db.open().await;
     let stored: BTreeSet<u64> = store
         .list_incoming(
-            &EnsName::new("bob.eth").unwrap(),
+            &EnsName::from_normalized("bob.eth").unwrap(),
             0,
             IncomingLimits { conversations: 1, per_conversation: u32::MAX },
         )
         .await
         .unwrap()
         .iter()
-        .map(|e| u64::from_str_radix(e.message_hash.as_str().trim_start_matches("0x"), 16).unwrap())
+        .map(|e| u64::from_str_radix(e.message_hash.to_string().trim_start_matches("0x"), 16).unwrap())
         .collect();
     let lost: Vec<_> = acked.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");

@@ -26,12 +26,12 @@ use dm3_bridge::engine::dm3::open::open_inbound;
 use dm3_bridge::engine::dm3::references::{MappedMessage, MessageReferences, ReferenceError};
 use dm3_bridge::identities::keys::IdentityKeys;
 use dm3_bridge::identities::network::Network;
-use dm3_bridge::names::BoxFuture;
 use dm3_bridge::names::directory::{Directory, NoLinks};
 use dm3_bridge::names::static_resolver::StaticResolver;
 use dm3_bridge::protocol::{DeliveryProtocol, ProtocolFactory};
 use dm3_bridge_connector::{
-    Content, ConversationId, EventKind, InboundEvent, Message, NetworkMessageId, NetworkUserId, Text,
+    BoxFuture, Content, ConversationId, EventKind, InboundEvent, Message, NetworkMessageId, NetworkUserId,
+    Text,
 };
 use serde_json::{Value, json};
 use support::TestDb;

@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dm3::ens::EnsName;
+use dm3::message::MessageHash;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::engine::worker::{self, JobHandler, Outcome, WorkerOptions};
-use dm3_bridge::engine::{Backoff, InboundQueue, Queue};
+use dm3_bridge::engine::{Backoff, InboundQueue, JobPayload, Queue};
 use dm3_bridge::store::{
-    BatchKey, ClaimedJob, EnsName, Inserted, JobRecord, JobState, MessageHash, NewJob, NewMapping, NewPortal,
-    QueueName, Store,
+    BatchKey, ClaimedJob, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal, QueueName, Store,
 };
 use dm3_bridge_connector::{
     Accepted, BoxFuture, Content, ConversationId, EventKind, IdempotencyKey, Inbound, InboundBatch,
@@ -87,7 +88,7 @@ fn network(s: &str) -> NetworkId {
 }
 
 fn name(s: &str) -> EnsName {
-    EnsName::new(s).unwrap()
+    EnsName::from_normalized(s).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,7 +374,7 @@ async fn a_portal_another_replica_creates_is_found_at_once(db: &TestDb) {
 
 async fn message_map_translates_both_ways_per_network(db: &TestDb) {
     let store = db.open().await;
-    let hash = |n: u64| MessageHash::new(format!("0x{n:064x}")).unwrap();
+    let hash = |n: u64| format!("0x{n:064x}").parse::<MessageHash>().unwrap();
     let mapping = NewMapping {
         network: network("matrix"),
         dm3_hash: hash(1),
@@ -411,7 +412,7 @@ async fn a_bridged_message_is_recorded_with_its_jobs_completion(db: &TestDb) {
     let store = db.open().await;
     let mapping = |n: u64| NewMapping {
         network: network("matrix"),
-        dm3_hash: MessageHash::new(format!("0x{n:064x}")).unwrap(),
+        dm3_hash: format!("0x{n:064x}").parse().unwrap(),
         network_message_id: NetworkMessageId::new(format!("$event{n}")).unwrap(),
         conversation: ConversationId::new("!room:hs").unwrap(),
     };
@@ -473,7 +474,7 @@ async fn a_completion_claims_the_next_job_of_its_conversation(db: &TestDb) {
     // The last job of a conversation claims nothing; its mapping is recorded with it.
     let mapping = NewMapping {
         network: network("matrix"),
-        dm3_hash: MessageHash::new(format!("0x{:064x}", 2)).unwrap(),
+        dm3_hash: format!("0x{:064x}", 2).parse().unwrap(),
         network_message_id: NetworkMessageId::new("$event2").unwrap(),
         conversation: ConversationId::new("!room:hs").unwrap(),
     };
@@ -1100,12 +1101,19 @@ async fn inbound_batches_become_outbox_jobs_once(db: &TestDb) {
     let hello = record(&store, "matrix:$e1").await;
     assert_eq!(hello.conversation, "matrix:!room:hs");
     assert_eq!(hello.expires_at_ms, Some(now + 3_600_000));
-    assert_eq!(serde_json::from_str::<Inbound>(&hello.payload).unwrap(), batch.items[0]);
+    let item_of = |payload: &str| match serde_json::from_str::<JobPayload>(payload).unwrap() {
+        JobPayload::Inbound { network: from, item } => {
+            assert_eq!(from, network("matrix"));
+            *item
+        }
+        other => panic!("not an inbound item: {other:?}"),
+    };
+    assert_eq!(item_of(&hello.payload), batch.items[0]);
     let portal = record(&store, "matrix:portal:!dm:hs:@bob:hs").await;
     assert_eq!(portal.conversation, "matrix:!dm:hs");
-    assert_eq!(serde_json::from_str::<Inbound>(&portal.payload).unwrap(), request);
+    assert_eq!(item_of(&portal.payload), request);
     let unbridgeable = record(&store, "matrix:$e3:unbridgeable").await;
-    assert_eq!(serde_json::from_str::<Inbound>(&unbridgeable.payload).unwrap(), sticker);
+    assert_eq!(item_of(&unbridgeable.payload), sticker);
 
     // The same event in a later transaction is not queued twice; the new one is.
     let later = InboundBatch {

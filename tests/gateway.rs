@@ -300,7 +300,7 @@ fn direct() -> Direct {
         );
         vault.create(NetworkUserId::parse("telegram".parse().unwrap(), "1").unwrap(), 0).await.unwrap();
         let ds = DeliveryServiceProfile::new("a", "b", "http://x");
-        let names = LocalNames::new(store, Some(scheme), node_name, &ds);
+        let names = LocalNames::new(vault, &ds);
         Gateway::new(names, Arc::new(GatewaySigner::generate()), TTL)
     });
     Direct { _db: db, gateway, runtime }

@@ -28,6 +28,12 @@ fn error_code(body: &str) -> i64 {
     v["error"]["code"].as_i64().unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
+/// Message hashes as envelopes carry them: `0x` and 64 hex digits.
+const HASH_A: &str = "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const HASH_B: &str = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const HASH_C: &str = "0xcccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+const HASH_1: &str = "0x0000000000000000000000000000000000000000000000000000000000000001";
+
 fn submit(to: &str, from: &str, hash: &str) -> Value {
     let envelope = json!({"to": to, "from": from, "hash": hash}).to_string();
     json!({"jsonrpc": "2.0", "method": "dm3_submitMessage", "params": [envelope]})
@@ -56,7 +62,7 @@ async fn metrics_show_requests_latency_and_stored_envelopes() {
     )
     .await;
     node.client.get(node.url("/hello")).send().await.unwrap();
-    let (status, _) = rpc(&node, &submit("bob.eth", "alice.eth", "0x01")).await;
+    let (status, _) = rpc(&node, &submit("bob.eth", "alice.eth", HASH_1)).await;
     assert_eq!(status, StatusCode::OK);
     let response = node.client.get(node.url("/metrics")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -144,7 +150,7 @@ async fn oversized_body_is_413_before_parsing() {
     assert!(body.to_ascii_lowercase().contains("connection: close"), "{body}");
 
     // The same pooled client goes on working after the refusals.
-    let (status, _) = rpc(&node, &submit("bob.eth", "alice.eth", "0x01")).await;
+    let (status, _) = rpc(&node, &submit("bob.eth", "alice.eth", HASH_1)).await;
     assert_eq!(status, StatusCode::OK);
 
     // Just under the raw limit is read and parsed (and here fails as JSON), on a connection
@@ -244,7 +250,7 @@ async fn malformed_requests_are_400_with_a_json_rpc_error() {
 #[tokio::test]
 async fn submitted_envelope_is_listed_once_then_acknowledged_away() {
     let node = stub().await;
-    let request = submit("bob.eth", "alice.eth", "0xaa");
+    let request = submit("bob.eth", "alice.eth", HASH_A);
     let response = node.client.post(node.url("/rpc")).json(&request).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "OK");
@@ -258,13 +264,13 @@ async fn submitted_envelope_is_listed_once_then_acknowledged_away() {
 
     let listed: Value =
         node.client.get(&incoming).bearer_auth("token-bob.eth").send().await.unwrap().json().await.unwrap();
-    assert_eq!(listed, json!([{"to": "bob.eth", "from": "alice.eth", "hash": "0xaa"}]));
+    assert_eq!(listed, json!([{"to": "bob.eth", "from": "alice.eth", "hash": HASH_A}]));
 
     let ack = node
         .client
         .post(node.url("/delivery/messages/bob.eth/syncAcknowledgements"))
         .bearer_auth("token-bob.eth")
-        .json(&json!({"acknowledgements": [{"contactAddress": "Alice.eth", "messageHash": "0xaa"}]}))
+        .json(&json!({"acknowledgements": [{"contactAddress": "Alice.eth", "messageHash": HASH_A}]}))
         .send()
         .await
         .unwrap();
@@ -292,7 +298,7 @@ async fn shutdown_finishes_submits_in_flight_and_keeps_them() {
     let client = node.client.clone();
     let rpc_url = node.url("/rpc");
     let in_flight = tokio::spawn(async move {
-        client.post(rpc_url).json(&submit("bob.eth", "alice.eth", "0xbb")).send().await
+        client.post(rpc_url).json(&submit("bob.eth", "alice.eth", HASH_B)).send().await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let base = node.base.clone();
@@ -306,7 +312,7 @@ async fn shutdown_finishes_submits_in_flight_and_keeps_them() {
     let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
     let listed = store
         .list_incoming(
-            &dm3_bridge::store::EnsName::new("bob.eth").unwrap(),
+            &dm3::ens::EnsName::from_normalized("bob.eth").unwrap(),
             i64::MAX - 1,
             IncomingLimits::REFERENCE,
         )
@@ -324,7 +330,7 @@ async fn node_serves_from_postgres_too() {
     assert_eq!(node.node.store().backend(), dm3_bridge::config::Backend::Postgres);
     let ready = node.client.get(node.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-    let (status, _) = rpc(&node, &submit("bob.eth", "alice.eth", "0xcc")).await;
+    let (status, _) = rpc(&node, &submit("bob.eth", "alice.eth", HASH_C)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(node.node.store().count_envelopes().await.unwrap(), 1);
     node.node.shutdown().await.unwrap();

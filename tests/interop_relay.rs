@@ -334,7 +334,7 @@ async fn bad_requests_get_their_error_and_change_nothing(db: &TestDb) {
         .node
         .node
         .store()
-        .get_account(&dm3_bridge::store::EnsName::new(name(&bob)).unwrap())
+        .get_account(&EnsName::from_normalized(name(&bob)).unwrap())
         .await
         .unwrap()
         .unwrap();

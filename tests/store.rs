@@ -8,9 +8,10 @@ mod support;
 
 use std::collections::HashSet;
 
+use dm3::ens::EnsName;
+use dm3::message::MessageHash;
 use dm3_bridge::store::{
-    Acknowledgement, ChallengeId, EnsName, IncomingLimits, Inserted, MessageHash, NewEnvelope, Store,
-    StoreError, TokenHash,
+    Acknowledgement, ChallengeId, IncomingLimits, Inserted, NewEnvelope, Store, StoreError, TokenHash,
 };
 use support::TestDb;
 
@@ -38,11 +39,11 @@ on_both_backends!(
 const NOW: i64 = 1_700_000_000_000;
 
 fn name(s: &str) -> EnsName {
-    EnsName::new(s).unwrap()
+    EnsName::from_normalized(s).unwrap()
 }
 
 fn hash(n: u64) -> MessageHash {
-    MessageHash::new(format!("0x{n:064x}")).unwrap()
+    format!("0x{n:064x}").parse().unwrap()
 }
 
 fn envelope(receiver: &str, sender: &str, n: u64, at: i64) -> NewEnvelope {
@@ -118,7 +119,7 @@ async fn incoming_is_newest_first_and_only_the_receivers(db: &TestDb) {
     store.insert_envelope(envelope("bob.eth", "alice.eth", 3, NOW + 1)).await.unwrap();
     store.insert_envelope(envelope("dave.eth", "alice.eth", 4, NOW + 3)).await.unwrap();
     let listed = store.list_incoming(&name("bob.eth"), NOW + 10, IncomingLimits::REFERENCE).await.unwrap();
-    let hashes: Vec<_> = listed.iter().map(|e| e.message_hash.clone()).collect();
+    let hashes: Vec<_> = listed.iter().map(|e| e.message_hash).collect();
     assert_eq!(hashes, vec![hash(2), hash(3), hash(1)]);
     assert_eq!(listed[0].sender, name("carol.eth"));
     assert_eq!(listed[0].received_at_ms, NOW + 2);

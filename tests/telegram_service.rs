@@ -22,11 +22,13 @@ use dm3_bridge::expiry::{BRIDGE_KEYS_KEPT, prune_bridge_keys};
 use dm3_bridge::identities::{IdentityRef, IdentityVault, LocalNames, NameScheme, NetworkUserId};
 use dm3_bridge::names::directory::{Directory, NoLinks};
 use dm3_bridge::names::static_resolver::StaticResolver;
-use dm3_bridge::names::{BoxFuture, NameResolver, ResolveError};
+use dm3_bridge::names::{NameResolver, ResolveError};
 use dm3_bridge::store::telegram::MAX_RECENT_CONTACTS;
 use dm3_bridge::store::{Inserted, Store};
 use dm3_bridge::vault::MasterKey;
-use dm3_bridge_connector::{Connector, ConversationId, NetworkId, NetworkMessageId, RemoteIdentity};
+use dm3_bridge_connector::{
+    BoxFuture, Connector, ConversationId, NetworkId, NetworkMessageId, RemoteIdentity,
+};
 use dm3_bridge_telegram::{
     BotToken, ChatState, LinkPolicy, ReceiveMode, StateError, TelegramAccounts, TelegramConfig,
     TelegramError, TelegramUser,
@@ -393,8 +395,7 @@ async fn find_dm3_name_finds_linked_telegram_users_through_local_names(db: &Test
     let store = db.open().await;
     let vault = vault(&store, Some(PARENT));
     let ds = DeliveryServiceProfile::new("a", "b", "https://relay.example.org");
-    let local = LocalNames::new(store.clone(), vault.scheme().cloned(), ens(NODE), &ds)
-        .with_fallback(Arc::new(StaticResolver::new()));
+    let local = LocalNames::new(vault.clone(), &ds).with_fallback(Arc::new(StaticResolver::new()));
     let accounts = VaultAccounts::new(vault.clone(), Directory::new(Arc::new(local), Arc::new(NoLinks)));
 
     let name = "tg-31337.tg.bridge.example.eth";

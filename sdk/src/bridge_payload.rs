@@ -31,9 +31,6 @@ mod telegram;
 
 pub use allow_list::Rejection;
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde_json::{Map, Value};
 
 use crate::encoding::{b64_decode, b64_encode};
@@ -63,40 +60,8 @@ const MAX_EVENT_TYPE_BYTES: usize = 255;
 /// Longest Telegram method name; the real ones are under 40.
 const MAX_METHOD_BYTES: usize = 64;
 
-/// The network a payload is encoded for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Network {
-    Matrix,
-    Telegram,
-}
-
-impl Network {
-    /// The wire name: `matrix` or `telegram`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Matrix => "matrix",
-            Self::Telegram => "telegram",
-        }
-    }
-}
-
-impl fmt::Display for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Network {
-    type Err = DecodeError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "matrix" => Ok(Self::Matrix),
-            "telegram" => Ok(Self::Telegram),
-            other => Err(DecodeError::UnknownNetwork(excerpt(other))),
-        }
-    }
-}
+/// The network a payload is encoded for: the crate's one [`Network`](crate::network::Network).
+pub use crate::network::Network;
 
 /// A Matrix room event as the client-server API sends it: `PUT
 /// /rooms/{roomId}/send/{type}/{txnId}` with `content` as the body.
@@ -215,11 +180,12 @@ impl BridgePayload {
             Some(Some(other)) => return Err(DecodeError::UnsupportedVersion(other)),
             _ => return Err(DecodeError::Field { field: "version", expected: "the integer 1" }),
         }
-        let network: Network = object
+        let network_name = object
             .get("network")
             .and_then(Value::as_str)
-            .ok_or(DecodeError::Field { field: "network", expected: "a string" })?
-            .parse()?;
+            .ok_or(DecodeError::Field { field: "network", expected: "a string" })?;
+        let network: Network =
+            network_name.parse().map_err(|_| DecodeError::UnknownNetwork(excerpt(network_name)))?;
         let encrypted = match object.get("encrypted") {
             None => false,
             Some(value) => {

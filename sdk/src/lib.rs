@@ -15,6 +15,7 @@
 //! - [`profile`], [`ds_profile`], [`profile_link`]: user and delivery-service
 //!   profiles and profile links;
 //! - [`message`]: the signed plaintext message, its builders and attachments;
+//! - [`network`]: the networks a bridge speaks, by their wire names;
 //! - [`bridge_payload`]: content already encoded for Matrix or Telegram,
 //!   carried as one attachment, and the allow-list a bridge forwards it by;
 //! - [`envelope`], [`postmark`]: sealing and opening per delivery service, and
@@ -61,6 +62,7 @@ pub mod hash;
 pub mod keys;
 pub mod message;
 pub mod name;
+pub mod network;
 pub mod postmark;
 pub mod profile;
 pub mod profile_link;

@@ -62,7 +62,7 @@ pub enum IdentityCommand {
 }
 
 fn parse_network(text: &str) -> Result<Network, String> {
-    text.parse().map_err(|e: crate::identities::network::UserIdError| e.to_string())
+    text.parse().map_err(|e: crate::identities::network::UnknownNetwork| e.to_string())
 }
 
 /// Why an identity command failed.

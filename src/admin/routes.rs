@@ -44,7 +44,7 @@ pub async fn create(State(state): State<AdminState>, headers: HeaderMap, body: B
         .ok_or_else(|| AdminError::bad_request("missing \"network\": \"telegram\" or \"matrix\""))?;
     let network: Network = network
         .parse()
-        .map_err(|e: crate::identities::network::UserIdError| AdminError::bad_request(e.to_string()))?;
+        .map_err(|e: crate::identities::network::UnknownNetwork| AdminError::bad_request(e.to_string()))?;
     let user_id = match body.get("userId") {
         Some(Value::String(text)) => text.clone(),
         // A Telegram id sent as a JSON number is still unambiguous.

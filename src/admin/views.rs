@@ -7,8 +7,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::identities::store::Counterparty;
 use crate::identities::{IdentityRecord, Page};
+use crate::store::Counterparty;
 
 /// One identity.
 #[derive(Debug, Clone, Serialize)]

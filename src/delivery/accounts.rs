@@ -13,10 +13,11 @@
 //!   the token it gets back, with no challenge step it could answer. What a replay can still
 //!   do there is bounded: only a profile that lists this node among its delivery services is
 //!   accepted (the owner chose this node, so their client registers at once), and that
-//!   session lives [`REGISTRATION_SESSION_TTL_MS`] (five minutes) instead of an hour; after
-//!   it, the owner's key must answer a challenge. No envelope can be waiting for a name before
-//!   its account exists (submits for unknown receivers are refused), so a replayed first
-//!   registration exposes at most what arrives in those minutes;
+//!   session lives [`REGISTRATION_SESSION_TTL_MS`](super::sessions::REGISTRATION_SESSION_TTL_MS)
+//!   (five minutes) instead of an hour; after it, the owner's key must answer a challenge. No
+//!   envelope can be waiting for a name before its account exists (submits for unknown
+//!   receivers are refused), so a replayed first registration exposes at most what arrives in
+//!   those minutes;
 //! - **an existing account**: the profile may replace the stored one (the reference's key
 //!   rotation: the messenger re-posts its profile when a challenge fails, §9.2), but only when
 //!   it is the profile the name publishes now, or the name publishes none, so an old profile
@@ -31,11 +32,12 @@
 //! keys and republished gets postmarks they can open, and logs in with the new key.
 
 use dm3::ds_properties::ProfileExtension;
+use dm3::ens::EnsName;
 use dm3::profile::{SignedUserProfile, UserProfile};
 use serde_json::Value;
 
 use super::Relay;
-use super::names::Name;
+use super::names::parse_name;
 use super::sessions::LoginPath;
 use crate::clock::now_ms;
 use crate::names::ResolveError;
@@ -43,16 +45,12 @@ use crate::names::directory::DirectoryError;
 use crate::protocol::{DeliveryError, Rejection};
 use crate::store::{Account, AccountCreation};
 
-/// How long the session of a first registration lives: long enough for the sign-up that
-/// follows it, short enough that a replayed profile buys little (see the module docs).
-pub const REGISTRATION_SESSION_TTL_MS: i64 = 5 * 60 * 1_000;
-
 impl Relay {
     /// `POST /profile/:name`: verify the signed profile against `addr(name)`; create the account
     /// and open a session if it is new, else maybe replace its profile (module docs).
     pub(super) async fn register(&self, name: &str, body: Value) -> Result<String, DeliveryError> {
-        let name = Name::parse(name)?;
-        if self.local_names.serves(&name.ens) {
+        let name = parse_name(name)?;
+        if self.local_names.serves(&name) {
             return Err(DeliveryError::rejected(
                 Rejection::ReservedName,
                 format!("{name} is served by this node itself and cannot be registered"),
@@ -60,7 +58,7 @@ impl Relay {
         }
         let profile = SignedUserProfile::from_value(body)
             .map_err(|e| DeliveryError::InvalidRequest(format!("invalid schema: {e}")))?;
-        let address = match self.directory.address(&name.ens).await {
+        let address = match self.directory.address(&name).await {
             Ok(Some(address)) => address,
             Ok(None) => {
                 return Err(DeliveryError::rejected(
@@ -84,11 +82,11 @@ impl Relay {
         }
         // Canonical text: the signature covers the canonical form of the parsed object (P2).
         let (address, canonical, now) = (address.to_string(), profile.canonical(), now_ms());
-        match self.store.create_account(&name.key, &address, &canonical, now).await? {
+        match self.store.create_account(&name, &address, &canonical, now).await? {
             AccountCreation::Created => self.open_session(&name, LoginPath::Registration).await,
             AccountCreation::Exists => {
                 if self.may_replace_profile(&name, &profile).await {
-                    self.store.upsert_account(&name.key, &address, &canonical, now).await?;
+                    self.store.upsert_account(&name, &address, &canonical, now).await?;
                 }
                 Ok(self.address_bound_token()?)
             }
@@ -101,14 +99,14 @@ impl Relay {
         profile
             .delivery_services()
             .into_iter()
-            .any(|ds| Name::parse(ds).is_ok_and(|ds| ds.ens == *self.local_names.node_name()))
+            .any(|ds| parse_name(ds).is_ok_and(|ds| ds == *self.local_names.node_name()))
     }
 
     /// Whether a re-posted profile may replace the stored one: it is the profile the name
     /// publishes now, or the name publishes none (so the stored one is the only copy, and the
     /// wallet's signature is all there is to go by).
-    async fn may_replace_profile(&self, name: &Name, posted: &SignedUserProfile) -> bool {
-        match self.directory.user_profile(&name.ens).await {
+    async fn may_replace_profile(&self, name: &EnsName, posted: &SignedUserProfile) -> bool {
+        match self.directory.user_profile(name).await {
             Ok(Some(published)) => published.profile.canonical() == posted.canonical(),
             Ok(None) => true,
             // A lookup that fails changes nothing: the stored profile stays.
@@ -121,7 +119,7 @@ impl Relay {
 
     /// `GET /profile/:name`: the signed profile stored at registration.
     pub(super) async fn stored_profile(&self, name: &str) -> Result<Value, DeliveryError> {
-        let name = Name::parse(name)?;
+        let name = parse_name(name)?;
         let account = self.account(&name).await?;
         serde_json::from_str(&account.profile)
             .map_err(|e| DeliveryError::Internal(format!("stored profile of {name} is not JSON: {e}")))
@@ -129,8 +127,8 @@ impl Relay {
 
     /// `dm3_getProfileExtension [name]`: the SDK default for registered users (§4.5, P20).
     pub(super) async fn extension(&self, name: &str) -> Result<Value, DeliveryError> {
-        let name = Name::parse(name)?;
-        if self.store.account_exists(&name.key).await? {
+        let name = parse_name(name)?;
+        if self.store.account_exists(&name).await? {
             Ok(ProfileExtension::default().to_value())
         } else {
             // The reference's words: 400 {error: "unknown user"}.
@@ -139,9 +137,9 @@ impl Relay {
     }
 
     /// The account of `name`, or 404.
-    pub(super) async fn account(&self, name: &Name) -> Result<Account, DeliveryError> {
+    pub(super) async fn account(&self, name: &EnsName) -> Result<Account, DeliveryError> {
         self.store
-            .get_account(&name.key)
+            .get_account(name)
             .await?
             .ok_or_else(|| DeliveryError::NotFound(format!("unknown account {name}")))
     }
@@ -151,10 +149,10 @@ impl Relay {
     /// is that registration if the caller has it already; else it is read only when needed.
     pub(super) async fn current_profile(
         &self,
-        name: &Name,
+        name: &EnsName,
         account: Option<&Account>,
     ) -> Result<UserProfile, DeliveryError> {
-        match self.directory.user_profile(&name.ens).await {
+        match self.directory.user_profile(name).await {
             Ok(Some(verified)) => return Ok(verified.profile.profile().clone()),
             Ok(None) => {}
             Err(error) => tracing::debug!(%error, "account profile does not resolve; using the stored one"),
@@ -175,7 +173,7 @@ impl Relay {
 
 /// A name lookup that failed: a source that does not answer may answer later (503); an
 /// invalid answer will not get better (400).
-pub(super) fn resolve_failure(name: &Name, error: DirectoryError) -> DeliveryError {
+pub(super) fn resolve_failure(name: &EnsName, error: DirectoryError) -> DeliveryError {
     match error {
         DirectoryError::Resolve(ResolveError::Unavailable(detail)) => {
             tracing::warn!(%detail, "name source unavailable");

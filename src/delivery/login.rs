@@ -15,10 +15,11 @@
 //! `Signature invalid`, the reference's words, on which the messenger re-posts its profile.
 
 use dm3::auth::ChallengeAnswer;
+use dm3::ens::EnsName;
 use serde_json::Value;
 
 use super::Relay;
-use super::names::Name;
+use super::names::parse_name;
 use super::sessions::LoginPath;
 use crate::clock::now_ms;
 use crate::protocol::{DeliveryError, Rejection};
@@ -28,12 +29,12 @@ use crate::store::ChallengeId;
 pub const CHALLENGE_TTL_MS: i64 = 900 * 1_000;
 
 /// The text the client signs.
-fn challenge_text(node: &str, name: &Name, id: &ChallengeId) -> String {
+fn challenge_text(node: &str, name: &EnsName, id: &ChallengeId) -> String {
     format!("{node} login challenge for {name}: {id}")
 }
 
 /// The id inside a challenge text, if the text is one of ours for this node and name.
-fn challenge_id(node: &str, name: &Name, text: &str) -> Option<ChallengeId> {
+fn challenge_id(node: &str, name: &EnsName, text: &str) -> Option<ChallengeId> {
     let (_, id) = text.rsplit_once(": ")?;
     let id = ChallengeId::from_client(id)?;
     (challenge_text(node, name, &id) == text).then_some(id)
@@ -49,16 +50,16 @@ fn invalid_challenge() -> DeliveryError {
 impl Relay {
     /// `GET /auth/:name`: a fresh challenge for a registered account.
     pub(super) async fn challenge(&self, name: &str) -> Result<String, DeliveryError> {
-        let name = Name::parse(name)?;
+        let name = parse_name(name)?;
         self.account(&name).await?;
-        let challenge = self.store.create_challenge(&name.key, now_ms(), CHALLENGE_TTL_MS).await?;
+        let challenge = self.store.create_challenge(&name, now_ms(), CHALLENGE_TTL_MS).await?;
         Ok(challenge_text(&self.node_name, &name, &challenge.id))
     }
 
     /// `POST /auth/:name {signature, challenge}`: check the signature, use the challenge up,
     /// and open a session.
     pub(super) async fn answer_challenge(&self, name: &str, body: Value) -> Result<String, DeliveryError> {
-        let name = Name::parse(name)?;
+        let name = parse_name(name)?;
         let answer = ChallengeAnswer::parse(&body.to_string()).map_err(|_| {
             DeliveryError::InvalidRequest(
                 "expected exactly {\"signature\": <base64>, \"challenge\": <the string from GET /auth>}"
@@ -77,7 +78,7 @@ impl Relay {
         answer
             .verify(&key)
             .map_err(|_| DeliveryError::rejected(Rejection::BadSignature, "Signature invalid"))?;
-        if !self.store.consume_challenge(&id, &name.key, now_ms()).await? {
+        if !self.store.consume_challenge(&id, &name, now_ms()).await? {
             return Err(invalid_challenge());
         }
         self.open_session(&name, LoginPath::Challenge).await
@@ -91,8 +92,8 @@ mod tests {
 
     #[test]
     fn only_our_text_for_this_node_and_name_yields_an_id() {
-        let alice = Name::parse("alice.eth").unwrap();
-        let bob = Name::parse("bob.eth").unwrap();
+        let alice = parse_name("alice.eth").unwrap();
+        let bob = parse_name("bob.eth").unwrap();
         let id = ChallengeId::from_client(&"ab".repeat(16)).unwrap();
         let text = challenge_text("relay.eth", &alice, &id);
         assert_eq!(text, format!("relay.eth login challenge for alice.eth: {}", "ab".repeat(16)));

@@ -20,18 +20,22 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dm3::ens::EnsName;
 use zeroize::Zeroizing;
 
 use super::Relay;
-use super::accounts::REGISTRATION_SESSION_TTL_MS;
-use super::names::Name;
+use super::names::parse_name;
 use crate::clock::now_ms;
 use crate::protocol::DeliveryError;
-use crate::store::{self, StoreError, TokenHash};
+use crate::store::{StoreError, TokenHash};
 use crate::telemetry::metrics::SESSIONS_ISSUED;
 
 /// How long a session token is valid: one hour, as the reference DS (§9.2 step 4).
 pub const SESSION_TTL_MS: i64 = 3_600 * 1_000;
+
+/// How long the session of a first registration lives: long enough for the sign-up that
+/// follows it, short enough that a replayed profile buys little (`delivery::accounts`).
+pub const REGISTRATION_SESSION_TTL_MS: i64 = 5 * 60 * 1_000;
 
 const TOKEN_BYTES: usize = 32;
 /// base64url of 32 bytes, unpadded.
@@ -85,11 +89,15 @@ fn looks_like_token(token: &str) -> bool {
 
 impl Relay {
     /// Opens a session for `name` and returns its token, for the client only.
-    pub(super) async fn open_session(&self, name: &Name, path: LoginPath) -> Result<String, DeliveryError> {
+    pub(super) async fn open_session(
+        &self,
+        name: &EnsName,
+        path: LoginPath,
+    ) -> Result<String, DeliveryError> {
         let token = SessionToken::generate()?;
         let now = now_ms();
         let expires = now.saturating_add(path.ttl_ms());
-        self.store.create_session(&token_hash(&token.0), &name.key, now, expires).await?;
+        self.store.create_session(&token_hash(&token.0), name, now, expires).await?;
         metrics::counter!(SESSIONS_ISSUED, "via" => path.label()).increment(1);
         Ok(token.0.as_str().to_owned())
     }
@@ -109,8 +117,8 @@ impl Relay {
         &self,
         name: &str,
         bearer: Option<&str>,
-    ) -> Result<store::EnsName, DeliveryError> {
-        let name = Name::parse(name)?;
+    ) -> Result<EnsName, DeliveryError> {
+        let name = parse_name(name)?;
         let token = bearer.ok_or_else(|| {
             DeliveryError::Unauthorized("missing Authorization: Bearer <token>; log in first".to_owned())
         })?;
@@ -122,10 +130,10 @@ impl Relay {
         if session.expires_at_ms <= now_ms() {
             return Err(DeliveryError::Unauthorized("the token has expired; log in again".to_owned()));
         }
-        if session.name != name.key {
+        if session.name != name {
             return Err(DeliveryError::Unauthorized(format!("the token is not valid for {name}")));
         }
-        Ok(name.key)
+        Ok(name)
     }
 }
 

@@ -32,6 +32,7 @@
 //! Nothing of the envelope reaches a log line; a refusal is logged with its reason label only.
 
 use dm3::canonical;
+use dm3::ens::EnsName;
 use dm3::envelope::{DeliveryInformation, DeliveryInformationField, Envelope, EnvelopeError, EnvelopeFormat};
 use dm3::message::MessageHash;
 use dm3::postmark::stamp_envelope;
@@ -39,13 +40,13 @@ use dm3::profile::UserProfile;
 use serde_json::Value;
 
 use super::Relay;
-use super::names::Name;
+use super::names::parse_name;
 use crate::clock::now_ms;
 use crate::config::UnresolvedSenderPolicy;
 use crate::names::ResolveError;
 use crate::names::directory::DirectoryError;
 use crate::protocol::{DeliveryError, Rejection};
-use crate::store::{self, Inserted, NewEnvelope};
+use crate::store::{Inserted, NewEnvelope};
 use crate::telemetry::metrics::{ENVELOPES_ACCEPTED, ENVELOPES_DUPLICATE, ENVELOPES_REJECTED};
 
 /// Who an envelope is for.
@@ -85,9 +86,9 @@ impl Relay {
         self.check_size(envelope)?;
         check_encrypted_message_hash(envelope)?;
         let delivery = self.open_delivery_information(envelope)?;
-        let receiver = Name::parse(delivery.to())?;
+        let receiver = parse_name(delivery.to())?;
         let recipient = self.recipient(&receiver).await?;
-        let sender_name = Name::parse(delivery.from())?;
+        let sender_name = parse_name(delivery.from())?;
         let sender = self.authenticate_sender(envelope, &sender_name).await?;
         let now = now_ms();
         let stored = match &recipient {
@@ -98,8 +99,8 @@ impl Relay {
             Recipient::VirtualIdentity => envelope.with_plain_delivery_information(&delivery),
         };
         let stored = NewEnvelope {
-            receiver: receiver.key,
-            sender: sender_name.key,
+            receiver,
+            sender: sender_name,
             message_hash: dedup_key(envelope)?,
             envelope: stored.to_json(),
             received_at_ms: now,
@@ -138,9 +139,9 @@ impl Relay {
     /// looked up among its enabled virtual identities first (from memory under load): an
     /// account cannot hold such a name, since registering one takes a signature of the
     /// address the node itself publishes for it. Then a registered account.
-    async fn recipient(&self, receiver: &Name) -> Result<Recipient, DeliveryError> {
-        if self.inbox.get().is_some() && self.local_names.is_virtual_identity_name(&receiver.ens) {
-            match self.local_names.is_enabled_identity(&receiver.ens).await {
+    async fn recipient(&self, receiver: &EnsName) -> Result<Recipient, DeliveryError> {
+        if self.inbox.get().is_some() && self.local_names.is_virtual_identity_name(receiver) {
+            match self.local_names.is_enabled_identity(receiver).await {
                 Ok(true) => return Ok(Recipient::VirtualIdentity),
                 Ok(false) => {}
                 Err(error) => {
@@ -148,7 +149,7 @@ impl Relay {
                 }
             }
         }
-        if self.store.account_exists(&receiver.key).await? {
+        if self.store.account_exists(receiver).await? {
             return Ok(Recipient::Account);
         }
         Err(DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"))
@@ -164,9 +165,13 @@ impl Relay {
     }
 
     /// The sender authentication the reference DS does not do (P14, §10.4 step 4).
-    async fn authenticate_sender(&self, envelope: &Envelope, sender: &Name) -> Result<Sender, DeliveryError> {
+    async fn authenticate_sender(
+        &self,
+        envelope: &Envelope,
+        sender: &EnsName,
+    ) -> Result<Sender, DeliveryError> {
         let policy = self.relay.unresolved_sender;
-        let why = match self.directory.user_profile(&sender.ens).await {
+        let why = match self.directory.user_profile(sender).await {
             Ok(Some(verified)) => match verified.verify_key() {
                 Ok(key) => {
                     return envelope.verify_metadata(&key).map(|()| Sender::Verified).map_err(|e| {
@@ -205,7 +210,7 @@ impl Relay {
         &self,
         envelope: &Envelope,
         delivery: &DeliveryInformation,
-        receiver: &Name,
+        receiver: &EnsName,
         profile: &UserProfile,
         now: i64,
     ) -> Result<Envelope, DeliveryError> {
@@ -271,10 +276,10 @@ fn check_encrypted_message_hash(envelope: &Envelope) -> Result<(), DeliveryError
     }
 }
 
-/// The hash the receiver dedups and acknowledges by, as the sender wrote it (see the module
-/// documentation for the npm format).
-fn dedup_key(envelope: &Envelope) -> Result<store::MessageHash, DeliveryError> {
+/// The hash the receiver dedups and acknowledges by, the one the sender wrote (see the module
+/// documentation for the npm format); `Envelope` has checked that it is one, in either case.
+fn dedup_key(envelope: &Envelope) -> Result<MessageHash, DeliveryError> {
     let field = envelope.format().hash_field();
     let text = envelope.metadata().get(field).and_then(Value::as_str).unwrap_or_default();
-    Ok(store::MessageHash::new(text)?)
+    text.parse().map_err(|e| DeliveryError::InvalidRequest(format!("metadata.{field}: {e}")))
 }

@@ -11,31 +11,18 @@
 use std::sync::Arc;
 
 use dm3::ens::EnsName;
-use dm3_bridge_connector::{IdempotencyKey, NetworkUserId, Outbound, RemoteIdentity, deliver};
-use serde::{Deserialize, Serialize};
+use dm3_bridge_connector::{BoxFuture, IdempotencyKey, NetworkUserId, Outbound, RemoteIdentity, deliver};
 
 use super::dm3::convert::{ToNetwork, to_network};
 use super::dm3::open::open_inbound;
-use super::parts::{EngineParts, Failure, Report};
+use super::job::{InboxPayload, JobPayload, Report};
+use super::parts::{EngineParts, Failure};
 use super::references::StoredReferences;
 use super::{JobHandler, Outcome, Queue};
 use crate::clock::now_ms;
-use crate::names::BoxFuture;
 use crate::protocol::{DeliveryError, InboxSink};
-use crate::store::{self, ClaimedJob, Inserted, NewEnvelope, NewJob, NewMapping, QueueName};
+use crate::store::{ClaimedJob, Inserted, NewEnvelope, NewJob, NewMapping, QueueName};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
-
-/// What an inbox job carries: the stored form of the envelope and the names it was checked
-/// against at submit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InboxPayload {
-    pub receiver: String,
-    pub sender: String,
-    pub message_hash: String,
-    /// The envelope with its delivery information decrypted (P9), without a postmark: nobody
-    /// fetches it.
-    pub envelope: String,
-}
 
 /// The inbox job of an envelope for a virtual identity.
 pub fn job(envelope: &NewEnvelope) -> Result<NewJob, serde_json::Error> {
@@ -49,7 +36,7 @@ pub fn job(envelope: &NewEnvelope) -> Result<NewJob, serde_json::Error> {
         queue: QueueName::Inbox,
         idempotency_key: format!("{}:{}", payload.receiver, payload.message_hash),
         conversation: format!("{}:{}", payload.receiver, payload.sender),
-        payload: serde_json::to_string(&payload)?,
+        payload: JobPayload::Envelope(payload).to_json()?,
         expires_at_ms: envelope.expires_at_ms,
     })
 }
@@ -85,7 +72,7 @@ impl JobHandler for InboxHandler {
 
     fn on_failed<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let Ok(payload) = serde_json::from_str::<InboxPayload>(&job.payload) else {
+            let Ok(payload) = read(job) else {
                 return Ok(()); // nothing names a sender to tell
             };
             let report = Report::ToDm3 {
@@ -103,8 +90,7 @@ impl JobHandler for InboxHandler {
 impl InboxHandler {
     async fn deliver(&self, job: &ClaimedJob) -> Result<Outcome, Failure> {
         let parts = &self.parts;
-        let payload: InboxPayload = serde_json::from_str(&job.payload)
-            .map_err(|e| Failure::permanent(format!("the inbox job is unreadable: {e}")))?;
+        let payload = read(job)?;
         let receiver = EnsName::parse(&payload.receiver)
             .map_err(|e| Failure::permanent(format!("the receiver is not a name: {e}")))?;
         let identity = parts.vault.recent(&receiver).await.map_err(Failure::identity)?;
@@ -152,7 +138,7 @@ impl InboxHandler {
             if let (0, Some(network_message_id)) = (index, sent) {
                 bridged = Some(NewMapping {
                     network: network_id.clone(),
-                    dm3_hash: store::MessageHash::new(hash.clone()).map_err(Failure::permanent)?,
+                    dm3_hash: opened.message_hash,
                     network_message_id,
                     conversation: conversation.clone(),
                 });
@@ -176,5 +162,14 @@ impl InboxHandler {
         metrics::counter!(BRIDGED_MESSAGES, "direction" => "dm3_to_network", "network" => network.as_str())
             .increment(1);
         Ok(bridged.map_or(Outcome::Done, Outcome::Bridged))
+    }
+}
+
+/// The envelope an inbox job carries.
+fn read(job: &ClaimedJob) -> Result<InboxPayload, Failure> {
+    match JobPayload::of(job) {
+        Ok(JobPayload::Envelope(payload)) => Ok(payload),
+        Ok(_) => Err(Failure::permanent("the inbox job holds no envelope")),
+        Err(e) => Err(Failure::permanent(format!("the inbox job is unreadable: {e}"))),
     }
 }

@@ -13,21 +13,21 @@ use std::sync::Arc;
 use dm3::ens::EnsName;
 use dm3::message::MessageBuilder;
 use dm3_bridge_connector::{
-    Attachment, AttachmentSource, Content, ConversationId, EventKind, IdempotencyKey, Inbound, InboundEvent,
-    Message, NetworkId, Outbound, PortalRequest, RemoteIdentity, Text, Unbridgeable,
+    Attachment, AttachmentSource, BoxFuture, Content, ConversationId, EventKind, IdempotencyKey, Inbound,
+    InboundEvent, Message, NetworkId, Outbound, PortalRequest, RemoteIdentity, Text, Unbridgeable,
 };
 
 use super::dm3::convert::{ToDm3, to_dm3};
 use super::dm3::deliver::deliver as deliver_to_dm3;
-use super::parts::{EngineParts, Failure, Report, ReportJob};
+use super::job::{JobPayload, Report};
+use super::parts::{EngineParts, Failure};
 use super::references::StoredReferences;
 use super::{JobHandler, Outcome};
 use crate::clock::now_ms;
 use crate::identities::IdentityError;
 use crate::identities::network::{self, Network};
 use crate::identities::vault::IdentityRef;
-use crate::names::BoxFuture;
-use crate::store::{self, ClaimedJob, NewMapping, NewPortal};
+use crate::store::{ClaimedJob, NewMapping, NewPortal};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
 
 /// Works outbox jobs.
@@ -97,20 +97,14 @@ impl JobHandler for OutboxHandler {
     }
 }
 
-/// The job's payload, and for connector items the network (the job conversation's prefix,
-/// `<network>:<conversation>`, written by the sink).
+/// What an outbox job holds, by the kind its payload names.
 fn read(job: &ClaimedJob) -> Result<Job, Failure> {
-    if let Ok(ReportJob::Report(report)) = serde_json::from_str::<ReportJob>(&job.payload) {
-        return Ok(Job::Report(report));
+    match JobPayload::of(job) {
+        Ok(JobPayload::Inbound { network, item }) => Ok(Job::Inbound(network, item)),
+        Ok(JobPayload::Report { report }) => Ok(Job::Report(report)),
+        Ok(JobPayload::Envelope(_)) => Err(Failure::permanent("an envelope job in the outbox")),
+        Err(e) => Err(Failure::permanent(format!("the outbox job is unreadable: {e}"))),
     }
-    let item: Inbound = serde_json::from_str(&job.payload)
-        .map_err(|e| Failure::permanent(format!("the outbox job is unreadable: {e}")))?;
-    let network = job
-        .conversation
-        .split_once(':')
-        .and_then(|(network, _)| NetworkId::new(network).ok())
-        .ok_or_else(|| Failure::permanent("the outbox job names no network"))?;
-    Ok(Job::Inbound(network, Box::new(item)))
 }
 
 impl OutboxHandler {
@@ -167,7 +161,7 @@ impl OutboxHandler {
         report.outcome().map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
         let mapping = NewMapping {
             network: network_id.clone(),
-            dm3_hash: store::MessageHash::new(built.hash.to_string()).map_err(Failure::permanent)?,
+            dm3_hash: built.hash,
             network_message_id: event.network_event_id.clone(),
             conversation: event.conversation.clone(),
         };
@@ -241,8 +235,8 @@ impl OutboxHandler {
         let portal = NewPortal {
             network: network_id.clone(),
             conversation: request.conversation.clone(),
-            local_name: store::EnsName::new(identity.name.to_string()).map_err(Failure::permanent)?,
-            remote_name: store::EnsName::new(remote.to_string()).map_err(Failure::permanent)?,
+            local_name: identity.name.clone(),
+            remote_name: remote,
         };
         parts.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
         portals.join_portal(request).await.map_err(Failure::connector)

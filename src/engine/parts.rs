@@ -1,5 +1,5 @@
 //! What both job handlers share: the engine's collaborators, how a step's failure becomes a
-//! job outcome, portals, and the failure reports they queue.
+//! job outcome, portals, and the queueing of failure reports ([`Report`]).
 
 use std::time::Duration;
 
@@ -7,20 +7,20 @@ use dm3::ens::EnsName;
 use dm3_bridge_connector::{
     Connector, ConnectorError, ConversationId, NetworkId, NetworkUserId, RemoteIdentity,
 };
-use serde::{Deserialize, Serialize};
 
 use super::Queue;
 use super::connectors::Connectors;
 use super::dm3::FailureKind;
 use super::dm3::attachments::AttachmentLimits;
 use super::dm3::deliver::DeliveryTarget;
+use super::job::{JobPayload, Report};
 use super::worker::Outcome;
 use crate::clock::now_ms;
 use crate::identities::IdentityError;
 use crate::identities::network::Network;
 use crate::identities::vault::IdentityVault;
 use crate::names::directory::Directory;
-use crate::store::{self, NewJob, NewPortal, QueueName, Store, StoreError};
+use crate::store::{NewJob, NewPortal, QueueName, Store, StoreError};
 
 /// The engine's collaborators, shared by its handlers.
 pub struct EngineParts {
@@ -87,26 +87,6 @@ impl Failure {
     }
 }
 
-/// A failure report, queued in the outbox when a job ends failed (never dropped in silence).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Report {
-    /// To a DM3 user, as a DM3 message from the virtual identity they wrote to.
-    ToDm3 { from: String, to: String, failed_hash: String, reason: String, at_ms: u64 },
-    /// To a DM3 user whose message went out, but not as they prepared it (its bridge payload
-    /// could not be used, so its text was sent): a DM3 reply to `about_hash` saying why.
-    ToDm3Warning { from: String, to: String, about_hash: String, warning: String, at_ms: u64 },
-    /// To a network user, as a notice in the conversation, from the DM3 user's stand-in.
-    ToNetwork { network: NetworkId, conversation: ConversationId, remote: RemoteIdentity, reason: String },
-}
-
-/// An outbox job: what a connector received, or a report the engine queued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportJob {
-    Report(Report),
-}
-
 impl EngineParts {
     /// The running connector of `network`; without one the job waits.
     pub fn connector(&self, network: Network) -> Result<std::sync::Arc<dyn Connector>, Failure> {
@@ -129,7 +109,7 @@ impl EngineParts {
             queue: QueueName::Outbox,
             idempotency_key: format!("report:{job_key}"),
             conversation: format!("report:{conversation}"),
-            payload: serde_json::to_string(&ReportJob::Report(report.clone())).map_err(|e| e.to_string())?,
+            payload: JobPayload::Report { report: report.clone() }.to_json().map_err(|e| e.to_string())?,
             expires_at_ms: ttl.map(|ttl| now.saturating_add(ttl)),
         };
         self.queue.enqueue(&job, now).await.map(|_| ()).map_err(|e| e.to_string())
@@ -146,10 +126,8 @@ impl EngineParts {
         local_user: &NetworkUserId,
         remote_identity: &RemoteIdentity,
     ) -> Result<ConversationId, Failure> {
-        let local_key = store::EnsName::new(local.to_string()).map_err(Failure::permanent)?;
-        let remote_key = store::EnsName::new(remote.to_string()).map_err(Failure::permanent)?;
         if let Some(portal) =
-            self.store.portal_by_names(network, &local_key, &remote_key).await.map_err(Failure::store)?
+            self.store.portal_by_names(network, local, remote).await.map_err(Failure::store)?
         {
             return Ok(portal.conversation);
         }
@@ -161,8 +139,8 @@ impl EngineParts {
         let portal = NewPortal {
             network: network.clone(),
             conversation,
-            local_name: local_key,
-            remote_name: remote_key,
+            local_name: local.clone(),
+            remote_name: remote.clone(),
         };
         let (stored, _) = self.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
         Ok(stored.conversation)

@@ -1,10 +1,9 @@
 //! The message map of one network, as the DM3 converters look references up in it.
 
 use dm3::message::MessageHash;
-use dm3_bridge_connector::{NetworkId, NetworkMessageId};
+use dm3_bridge_connector::{BoxFuture, NetworkId, NetworkMessageId};
 
 use crate::engine::dm3::references::{MappedMessage, MessageReferences, ReferenceError};
-use crate::names::BoxFuture;
 use crate::store::{self, Store};
 
 /// [`MessageReferences`] over the store's `message_map`, scoped to one network.
@@ -19,9 +18,8 @@ impl MessageReferences for StoredReferences<'_> {
         hash: &'a MessageHash,
     ) -> BoxFuture<'a, Result<Option<MappedMessage>, ReferenceError>> {
         Box::pin(async move {
-            let key = store::MessageHash::new(hash.to_string()).map_err(|e| ReferenceError(e.to_string()))?;
-            let found = self.store.message_by_dm3_hash(self.network, &key).await;
-            found.map(|m| m.and_then(mapped)).map_err(|e| ReferenceError(e.to_string()))
+            let found = self.store.message_by_dm3_hash(self.network, hash).await;
+            found.map(|m| m.map(mapped)).map_err(|e| ReferenceError(e.to_string()))
         })
     }
 
@@ -31,18 +29,16 @@ impl MessageReferences for StoredReferences<'_> {
     ) -> BoxFuture<'a, Result<Option<MappedMessage>, ReferenceError>> {
         Box::pin(async move {
             let found = self.store.message_by_network_id(self.network, id).await;
-            found.map(|m| m.and_then(mapped)).map_err(|e| ReferenceError(e.to_string()))
+            found.map(|m| m.map(mapped)).map_err(|e| ReferenceError(e.to_string()))
         })
     }
 }
 
-/// A stored row in the converters' terms; a row whose hash does not parse is treated as absent
-/// (it cannot have been written by the engine, which writes parsed hashes only).
-fn mapped(row: store::MappedMessage) -> Option<MappedMessage> {
-    let dm3_hash = row.dm3_hash.as_str().parse().ok()?;
-    Some(MappedMessage {
-        dm3_hash,
+/// A stored row in the converters' terms.
+fn mapped(row: store::MappedMessage) -> MappedMessage {
+    MappedMessage {
+        dm3_hash: row.dm3_hash,
         network_message_id: row.network_message_id,
         conversation: row.conversation,
-    })
+    }
 }

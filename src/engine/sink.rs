@@ -13,7 +13,8 @@
 //!   in case a network reports the same event both ways).
 //!
 //! The job's conversation is `<network>:<conversation>`, so each network conversation is
-//! ordered on its own. The payload is the item's serde JSON; the outbox handler reads it back.
+//! ordered on its own. The payload is [`JobPayload::Inbound`]: the item and the network it
+//! came from; the outbox handler reads it back.
 //!
 //! The batch is remembered under the network's key *and* a digest of its items' job keys
 //! ([`stored_batch_key`]): a network may give a new batch the id of an old one. Synapse on
@@ -37,6 +38,7 @@ use crate::store::{BatchKey, Inserted, NewJob, QueueName};
 use crate::telemetry::metrics as names;
 
 use super::Queue;
+use super::job::JobPayload;
 
 /// The engine's [`InboundSink`]: cheap to clone, one per connector or shared.
 #[derive(Clone)]
@@ -61,23 +63,19 @@ impl InboundQueue {
     pub async fn accept_at(&self, batch: InboundBatch, now_ms: i64) -> Result<Accepted, SinkError> {
         let expires_at_ms =
             self.ttl.map(|ttl| now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)));
-        let jobs = batch
-            .items
-            .iter()
+        let InboundBatch { network, key: batch_key, items } = batch;
+        let jobs = items
+            .into_iter()
             .map(|item| {
-                let payload = serde_json::to_string(item)
+                let idempotency_key = job_key(&network, &item);
+                let conversation = job_conversation(&network, item.conversation());
+                let payload = JobPayload::Inbound { network: network.clone(), item: Box::new(item) }
+                    .to_json()
                     .map_err(|e| SinkError(format!("an inbound item could not be serialized: {e}")))?;
-                Ok(NewJob {
-                    queue: QueueName::Outbox,
-                    idempotency_key: job_key(&batch.network, item),
-                    conversation: job_conversation(&batch.network, item.conversation()),
-                    payload,
-                    expires_at_ms,
-                })
+                Ok(NewJob { queue: QueueName::Outbox, idempotency_key, conversation, payload, expires_at_ms })
             })
             .collect::<Result<Vec<_>, SinkError>>()?;
-        let key =
-            BatchKey { network: batch.network.clone(), key: stored_batch_key(batch.key.as_str(), &jobs) };
+        let key = BatchKey { network: network.clone(), key: stored_batch_key(batch_key.as_str(), &jobs) };
         match self.queue.enqueue_batch(Some(&key), &jobs, now_ms).await {
             Ok(inserted) => {
                 let (accepted, label) = match inserted {
@@ -85,12 +83,12 @@ impl InboundQueue {
                     Inserted::Duplicate => (Accepted::Duplicate, "duplicate"),
                 };
                 metrics::counter!(names::ENGINE_INBOUND_BATCHES,
-                    "network" => batch.network.as_str().to_owned(), "outcome" => label)
+                    "network" => network.as_str().to_owned(), "outcome" => label)
                 .increment(1);
                 Ok(accepted)
             }
             Err(error) => {
-                tracing::error!(network = %batch.network, batch = %batch.key, %error, "storing an inbound batch failed");
+                tracing::error!(%network, batch = %batch_key, %error, "storing an inbound batch failed");
                 Err(SinkError(error.to_string()))
             }
         }

@@ -20,7 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use dm3::crypto::eth::Wallet;
 
-use crate::vault::{MasterKey, SealError};
+use crate::vault::{MasterKey, OpenWalletError, SealError, open_wallet, seal_wallet};
 
 /// The seal label.
 const LABEL: &str = "gateway-signer";
@@ -65,23 +65,15 @@ impl GatewaySigner {
     }
 
     pub fn seal(&self, master: &MasterKey) -> Result<Vec<u8>, GatewaySignerError> {
-        master.seal(LABEL, self.wallet.secret_bytes().as_ref()).map_err(GatewaySignerError::Seal)
+        seal_wallet(master, LABEL, &self.wallet).map_err(GatewaySignerError::Seal)
     }
 
     /// Opens what [`seal`](Self::seal) sealed; `path` only names the source in errors.
     pub fn open(master: &MasterKey, sealed: &[u8], path: &Path) -> Result<Self, GatewaySignerError> {
-        let corrupt = |reason: String| GatewaySignerError::Corrupt { path: path.to_owned(), reason };
-        let secret = master.open(LABEL, sealed).map_err(|e| match e {
-            SealError::WrongKeyOrTampered | SealError::KeyVersion { .. } => {
-                GatewaySignerError::WrongMasterKey { path: path.to_owned() }
-            }
-            other => corrupt(other.to_string()),
+        let wallet = open_wallet(master, LABEL, sealed).map_err(|e| match e {
+            OpenWalletError::WrongMasterKey => GatewaySignerError::WrongMasterKey { path: path.to_owned() },
+            OpenWalletError::Corrupt(reason) => GatewaySignerError::Corrupt { path: path.to_owned(), reason },
         })?;
-        let bytes: &[u8; 32] = secret
-            .expose()
-            .try_into()
-            .map_err(|_| corrupt(format!("{} bytes instead of 32", secret.len())))?;
-        let wallet = Wallet::from_bytes(bytes).map_err(|_| corrupt("not a secp256k1 key".to_owned()))?;
         Ok(Self { wallet })
     }
 

@@ -36,11 +36,16 @@ pub enum IdentityError {
     #[error("the stored identity {name} is invalid: {reason}")]
     Corrupt { name: String, reason: String },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
 }
 
-impl From<sqlx::Error> for IdentityError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Store(StoreError::Database(error))
+impl From<StoreError> for IdentityError {
+    /// A row the store could not read as an identity is this module's `Corrupt`, named alike
+    /// whichever side found it.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::CorruptIdentity { name, reason } => Self::Corrupt { name, reason },
+            other => Self::Store(other),
+        }
     }
 }

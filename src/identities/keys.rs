@@ -6,9 +6,9 @@
 //! wallet's 32-byte secret is stored; everything else is derived again when the keys are
 //! opened, exactly as a stock DM3 client would derive them from the same wallet.
 //!
-//! At rest the secret is sealed under the master key ([`crate::vault`]) with the label
-//! `identity:<name>:v<version>`: a sealed key cannot be moved to another identity or another
-//! version and still open.
+//! At rest the secret is sealed under the master key as the gateway signer's is
+//! ([`crate::vault::wallet`]), with the label `identity:<name>:v<version>`: a sealed key cannot
+//! be moved to another identity or another version and still open.
 //!
 //! `Debug` shows the version and the address; the secrets are zeroized on drop by their own
 //! types (`Wallet`, `KxKeyPair`, `SigningKeyPair`).
@@ -21,7 +21,7 @@ use dm3::ens::EnsName;
 use dm3::keys::{DEFAULT_NONCE, ProfileKeys};
 use dm3::profile::{SignedUserProfile, UserProfile};
 
-use crate::vault::{MasterKey, SealError};
+use crate::vault::{MasterKey, OpenWalletError, SealError, open_wallet, seal_wallet};
 
 /// Why sealed identity keys did not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +81,7 @@ impl IdentityKeys {
 
     /// The wallet secret sealed for `name` and this version.
     pub fn seal(&self, master: &MasterKey, name: &EnsName) -> Result<Vec<u8>, SealError> {
-        master.seal(&seal_label(name, self.version), self.wallet.secret_bytes().as_ref())
+        seal_wallet(master, &seal_label(name, self.version), &self.wallet)
     }
 
     /// Opens what [`seal`](Self::seal) sealed; the DM3 keys are derived again.
@@ -91,18 +91,14 @@ impl IdentityKeys {
         version: u32,
         sealed: &[u8],
     ) -> Result<Self, OpenKeysError> {
-        let corrupt = |reason: String| OpenKeysError::Corrupt { name: name.to_string(), version, reason };
-        let secret = master.open(&seal_label(name, version), sealed).map_err(|e| match e {
-            SealError::WrongKeyOrTampered | SealError::KeyVersion { .. } => {
+        let wallet = open_wallet(master, &seal_label(name, version), sealed).map_err(|e| match e {
+            OpenWalletError::WrongMasterKey => {
                 OpenKeysError::WrongMasterKey { name: name.to_string(), version }
             }
-            other => corrupt(other.to_string()),
+            OpenWalletError::Corrupt(reason) => {
+                OpenKeysError::Corrupt { name: name.to_string(), version, reason }
+            }
         })?;
-        let bytes: &[u8; 32] = secret
-            .expose()
-            .try_into()
-            .map_err(|_| corrupt(format!("{} bytes instead of 32", secret.len())))?;
-        let wallet = Wallet::from_bytes(bytes).map_err(|_| corrupt("not a secp256k1 key".to_owned()))?;
         Ok(Self::from_wallet(version, wallet))
     }
 }

@@ -19,6 +19,12 @@
 //! - a change through this process (create, enable, disable, rotate, delete) forgets the
 //!   name at once, so the node never contradicts its own admin API.
 //!
+//! The vault ([`super::vault::IdentityVault`]) owns it, beside its cache of opened keys
+//! ([`super::key_cache`]): every read and every change of an identity goes through the vault
+//! (the engine's, the admin API's, and name resolution's through [`super::LocalNames`]), so it
+//! is the one place that can both serve a recent read and forget it on a change. The store
+//! only runs the SQL.
+//!
 //! Bounded: when full a map starts over, which only costs a read per name.
 
 use std::collections::HashMap;
@@ -27,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use dm3::ens::EnsName;
 
-use super::store::{IdentityRecord, SealedKey};
+use crate::store::{IdentityRecord, SealedKey};
 
 #[derive(Default)]
 pub struct RecentIdentities {

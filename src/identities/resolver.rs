@@ -24,13 +24,14 @@ use dm3::ccip::{Answer, Query};
 use dm3::ds_profile::DeliveryServiceProfile;
 use dm3::ens::EnsName;
 use dm3::text_record::{DELIVERY_SERVICE_KEY, USER_PROFILE_KEY};
+use dm3_bridge_connector::BoxFuture;
 
 use super::error::IdentityError;
 use super::label::LabelError;
 use super::scheme::{NameScheme, ParsedName};
-use super::store::IdentityRecord;
-use crate::names::{BoxFuture, NameResolver, ResolveError};
-use crate::store::Store;
+use super::vault::IdentityVault;
+use crate::names::{NameResolver, ResolveError};
+use crate::store::IdentityRecord;
 
 /// ENSIP-9 / SLIP-44 coin type of Ethereum: `addr(node, 60)` is `addr(node)`.
 const ETH_COIN_TYPE: u64 = 60;
@@ -47,7 +48,8 @@ pub enum LookupError {
 /// The node's own names as records.
 #[derive(Clone)]
 pub struct LocalNames {
-    store: Store,
+    /// Identities are read through the vault, which keeps what it read in the last second.
+    vault: IdentityVault,
     scheme: Option<NameScheme>,
     node_name: EnsName,
     ds_record: String,
@@ -55,14 +57,12 @@ pub struct LocalNames {
 }
 
 impl LocalNames {
-    /// `ds_profile` is what the node's own name publishes as `network.dm3.deliveryService`.
-    pub fn new(
-        store: Store,
-        scheme: Option<NameScheme>,
-        node_name: EnsName,
-        ds_profile: &DeliveryServiceProfile,
-    ) -> Self {
-        Self { store, scheme, node_name, ds_record: ds_profile.to_text_record(), fallback: None }
+    /// The names of `vault`'s scheme, and its delivery service (the node's own name), which
+    /// publishes `ds_profile` as `network.dm3.deliveryService`.
+    pub fn new(vault: IdentityVault, ds_profile: &DeliveryServiceProfile) -> Self {
+        let scheme = vault.scheme().cloned();
+        let node_name = vault.delivery_service().clone();
+        Self { vault, scheme, node_name, ds_record: ds_profile.to_text_record(), fallback: None }
     }
 
     /// Sends lookups of names that are not the node's to `fallback`.
@@ -136,7 +136,7 @@ impl LocalNames {
             Err(source) => Err(LookupError::InvalidName { name: name.to_string(), source }),
             Ok(ParsedName::Foreign | ParsedName::Structural) => Ok(None),
             Ok(ParsedName::Identity { .. }) => Ok(self
-                .store
+                .vault
                 .recent_identity(name)
                 .await?
                 .filter(|identity| identity.disabled_at_ms.is_none())),

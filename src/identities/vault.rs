@@ -25,10 +25,10 @@ use dm3::ens::EnsName;
 use super::error::IdentityError;
 use super::key_cache::KeyCache;
 use super::keys::IdentityKeys;
-use super::network::{Network, NetworkUserId};
+use super::network::{Network, NetworkUserId, UserIdError};
+use super::recent::RecentIdentities;
 use super::scheme::NameScheme;
-use super::store::{Counterparty, IdentityRecord, SealedKey};
-use crate::store::Store;
+use crate::store::{Counterparty, IdentityRecord, SealedKey, Store};
 use crate::vault::MasterKey;
 
 /// The largest page of a listing.
@@ -50,7 +50,7 @@ impl FromStr for IdentityRef {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.split_once(':') {
             Some((network, user_id)) => {
-                let network: Network = network.parse()?;
+                let network: Network = network.parse().map_err(UserIdError::from)?;
                 Ok(Self::User(NetworkUserId::parse(network, user_id)?))
             }
             None => EnsName::parse(text)
@@ -88,6 +88,8 @@ pub struct IdentityVault {
     master: Arc<MasterKey>,
     scheme: Option<NameScheme>,
     delivery_service: EnsName,
+    /// Rows read in the last second ([`super::recent`]), shared by every clone.
+    recent: Arc<RecentIdentities>,
     /// Opened key versions: deriving them is the costliest step of a message otherwise.
     opened_keys: Arc<KeyCache>,
 }
@@ -101,7 +103,7 @@ impl IdentityVault {
         scheme: Option<NameScheme>,
         delivery_service: EnsName,
     ) -> Self {
-        Self { store, master, scheme, delivery_service, opened_keys: Arc::default() }
+        Self { store, master, scheme, delivery_service, recent: Arc::default(), opened_keys: Arc::default() }
     }
 
     pub fn scheme(&self) -> Option<&NameScheme> {
@@ -132,7 +134,9 @@ impl IdentityVault {
             updated_at_ms: now_ms,
             disabled_at_ms: None,
         };
-        if self.store.insert_identity(&record, &key).await? {
+        let inserted = self.store.insert_identity(&record, &key).await;
+        self.recent.forget(&record.name);
+        if inserted? {
             tracing::info!(name = %record.name, user = %record.user, address = %record.address, "identity created");
             return Ok(record);
         }
@@ -158,7 +162,37 @@ impl IdentityVault {
     /// ([`super::recent`]: a change made elsewhere reaches the engine within that second; the
     /// admin API and the CLI read with [`get`](Self::get)).
     pub async fn recent(&self, name: &EnsName) -> Result<IdentityRecord, IdentityError> {
-        self.store.recent_identity(name).await?.ok_or_else(|| IdentityError::NotFound(name.to_string()))
+        self.recent_identity(name).await?.ok_or_else(|| IdentityError::NotFound(name.to_string()))
+    }
+
+    /// [`recent`](Self::recent), `None` for a name that is no identity: for name resolution.
+    pub async fn recent_identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
+        if let Some(recent) = self.recent.get(name) {
+            return Ok(Some(recent));
+        }
+        let found = self.store.identity(name).await?;
+        if let Some(record) = &found {
+            self.recent.remember(record);
+        }
+        Ok(found)
+    }
+
+    /// Every key version of `name`, newest first, or those read less than a second ago
+    /// ([`super::recent`]). Read again if they lack `including`: the caller read a record
+    /// after a rotation they predate.
+    async fn recent_keys(
+        &self,
+        name: &EnsName,
+        including: Option<u32>,
+    ) -> Result<Vec<SealedKey>, IdentityError> {
+        if let Some(recent) = self.recent.keys(name)
+            && including.is_none_or(|version| recent.iter().any(|key| key.version == version))
+        {
+            return Ok(recent);
+        }
+        let keys = self.store.identity_keys(name).await?;
+        self.recent.remember_keys(name, &keys);
+        Ok(keys)
     }
 
     /// The `page`-th page (1-based) of `per_page` identities, in name order.
@@ -199,7 +233,9 @@ impl IdentityVault {
         let identity = self.get(reference).await?;
         // Disabling twice keeps the first time.
         let disabled_at_ms = disabled_at_ms.map(|now| identity.disabled_at_ms.unwrap_or(now));
-        if !self.store.set_identity_disabled(&identity.name, disabled_at_ms, now_ms).await? {
+        let changed = self.store.set_identity_disabled(&identity.name, disabled_at_ms, now_ms).await;
+        self.recent.forget(&identity.name);
+        if !changed? {
             return Err(IdentityError::NotFound(reference.to_string()));
         }
         tracing::info!(name = %identity.name, disabled = disabled_at_ms.is_some(), "identity status changed");
@@ -209,7 +245,9 @@ impl IdentityVault {
     /// Deletes the identity and all its keys; returns what it was.
     pub async fn delete(&self, reference: &IdentityRef) -> Result<IdentityRecord, IdentityError> {
         let identity = self.get(reference).await?;
-        if !self.store.delete_identity(&identity.name).await? {
+        let deleted = self.store.delete_identity(&identity.name).await;
+        self.recent.forget(&identity.name);
+        if !deleted? {
             return Err(IdentityError::NotFound(reference.to_string()));
         }
         self.opened_keys.forget(&identity.name);
@@ -231,7 +269,9 @@ impl IdentityVault {
         let keys = IdentityKeys::generate(version);
         let key = self.sealed(&identity.name, &keys, now_ms)?;
         let profile = keys.signed_profile(&self.delivery_service);
-        if !self.store.rotate_identity(&identity.name, identity.key_version, &key, &profile).await? {
+        let rotated = self.store.rotate_identity(&identity.name, identity.key_version, &key, &profile).await;
+        self.recent.forget(&identity.name);
+        if !rotated? {
             return Err(IdentityError::Conflict(identity.name.to_string()));
         }
         tracing::info!(name = %identity.name, version, address = %keys.address(), "identity keys rotated");
@@ -261,7 +301,7 @@ impl IdentityVault {
     /// [`current_keys`](Self::current_keys) of an identity the caller has just read.
     pub async fn current_keys_of(&self, identity: &IdentityRecord) -> Result<IdentityKeys, IdentityError> {
         let name = &identity.name;
-        let keys = self.store.recent_identity_keys(name, Some(identity.key_version)).await?;
+        let keys = self.recent_keys(name, Some(identity.key_version)).await?;
         let current = keys.iter().find(|key| key.version == identity.key_version).ok_or_else(|| {
             IdentityError::Corrupt { name: name.to_string(), reason: "the current key is missing".into() }
         })?;
@@ -271,7 +311,7 @@ impl IdentityVault {
     /// Every key version of `name`, newest first: the retired ones only open envelopes that
     /// were sealed to them before a rotation.
     pub async fn opening_keys(&self, name: &EnsName) -> Result<Vec<IdentityKeys>, IdentityError> {
-        let sealed = self.store.recent_identity_keys(name, None).await?;
+        let sealed = self.recent_keys(name, None).await?;
         if sealed.is_empty() {
             return Err(IdentityError::NotFound(name.to_string()));
         }

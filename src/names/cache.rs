@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
 use dm3::ens::EnsName;
+use dm3_bridge_connector::BoxFuture;
 
-use super::{BoxFuture, NameResolver, ResolveError};
+use super::{NameResolver, ResolveError};
 
 /// How long answers are kept, and how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use alloy_primitives::Address;
 use dm3::crypto::eth::parse_address;
 use dm3::ens::EnsName;
 use dm3::text_record::{DELIVERY_SERVICE_KEY, ProfileRecord, USER_PROFILE_KEY};
+use dm3_bridge_connector::BoxFuture;
 
 use super::budget::{BudgetedResolver, LookupBudget};
 use super::cache::{CacheSettings, CachingResolver};
@@ -28,7 +29,8 @@ use super::ens_client::EnsClient;
 use super::http_fetch::{ClientBuildError, FetchLimits, HttpFetcher};
 use super::json_rpc::JsonRpc;
 use super::static_resolver::StaticResolver;
-use super::{BoxFuture, NameResolver, ResolveError};
+
+use super::{NameResolver, ResolveError};
 use crate::config::NamesConfig;
 
 /// Why `[names]` cannot be turned into resolvers. `Config::problems` reports the same

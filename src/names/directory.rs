@@ -14,9 +14,10 @@ use dm3::ds_profile::DeliveryServiceProfile;
 use dm3::ens::EnsName;
 use dm3::profile::{ProfileError, SignedUserProfile};
 use dm3::text_record::{DELIVERY_SERVICE_KEY, ProfileRecord, USER_PROFILE_KEY};
+use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 
-use super::{BoxFuture, NameResolver, ResolveError};
+use super::{NameResolver, ResolveError};
 
 /// Why a name's profile is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -27,11 +27,13 @@
 use alloy_primitives::{Address, B256, Bytes};
 use alloy_sol_types::{SolCall as _, SolValue as _};
 use dm3::ens::{EnsName, EnsNode, dns_encode, namehash};
+use dm3_bridge_connector::BoxFuture;
 
 use super::ccip_read::{self, CcipError};
 use super::http_fetch::HttpFetcher;
 use super::json_rpc::{CallOutcome, JsonRpc};
-use super::{BoxFuture, NameResolver, ResolveError};
+
+use super::{NameResolver, ResolveError};
 
 mod abi {
     alloy_sol_types::sol! {

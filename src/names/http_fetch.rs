@@ -15,13 +15,15 @@
 
 use std::time::Duration;
 
+use dm3_bridge_connector::BoxFuture;
 use reqwest::redirect::{Attempt, Policy};
 use reqwest::{Client, RequestBuilder, Response, Url};
 use serde_json::Value;
 
 use super::address_guard::{self, AddressRefused, GuardedResolver};
 use super::directory::LinkFetcher;
-use super::{BoxFuture, ResolveError};
+
+use super::ResolveError;
 
 /// Redirects followed before giving up; browsers allow 20, nothing we fetch needs more than a few.
 const MAX_REDIRECTS: usize = 5;

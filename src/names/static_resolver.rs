@@ -8,8 +8,9 @@ use dm3::ds_profile::DeliveryServiceProfile;
 use dm3::ens::EnsName;
 use dm3::profile::SignedUserProfile;
 use dm3::text_record::{DELIVERY_SERVICE_KEY, USER_PROFILE_KEY};
+use dm3_bridge_connector::BoxFuture;
 
-use super::{BoxFuture, NameResolver, ResolveError};
+use super::{NameResolver, ResolveError};
 
 /// One name's records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -19,6 +19,8 @@ use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use dm3::ens::EnsName;
+use dm3::message::MessageHash;
 use std::collections::HashMap;
 
 use super::acknowledgements;
@@ -26,7 +28,7 @@ use super::body::read_limited;
 use super::error::ApiError;
 use crate::clock::now_ms;
 use crate::server::AppState;
-use crate::store::{Acknowledgement, EnsName, IncomingLimits, MessageHash};
+use crate::store::{Acknowledgement, IncomingLimits};
 
 /// Enough to acknowledge a whole `incoming` answer (101 × 1001 entries of ~150 bytes).
 pub const ACK_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -111,19 +113,21 @@ async fn acknowledge(
     }
     let mut deleted = 0;
     for chunk in acks.chunks(DELETE_CHUNK) {
-        let chunk = chunk
-            .iter()
-            .map(|ack| {
-                let sender = senders.get(ack.sender()).cloned();
-                let sender = sender.ok_or_else(|| ApiError::invalid_params(acknowledgements::SCHEMA))?;
-                Ok(Acknowledgement { sender, message_hash: message_hash(ack.message_hash())? })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+        let mut known = Vec::with_capacity(chunk.len());
+        for ack in chunk {
+            let sender = senders.get(ack.sender()).cloned();
+            let sender = sender.ok_or_else(|| ApiError::invalid_params(acknowledgements::SCHEMA))?;
+            // Text that is no message hash names no stored envelope: nothing to delete.
+            if let Some(message_hash) = message_hash(ack.message_hash())? {
+                known.push(Acknowledgement { sender, message_hash });
+            }
+        }
+        let chunk = known;
         deleted += state.store.delete_acknowledged(account, &chunk).await?;
     }
     Ok((acks.len(), deleted))
 }
 
-fn message_hash(text: &str) -> Result<MessageHash, ApiError> {
-    MessageHash::new(text).map_err(|e| ApiError::invalid_params(e.to_string()))
+fn message_hash(text: &str) -> Result<Option<MessageHash>, ApiError> {
+    Acknowledgement::hash_from_client(text).map_err(|e| ApiError::invalid_params(e.to_string()))
 }

@@ -15,9 +15,10 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use dm3::ens::EnsName;
 use sqlx::Row;
 
-use super::{EnsName, Store, StoreError, on_pool, write_on};
+use super::{Store, StoreError, ids, on_pool, write_on};
 
 /// Names known to have an account (see the module documentation for why this cannot go
 /// stale). Bounded: when full it starts over, which only costs a query per name.
@@ -152,7 +153,7 @@ impl Store {
             }
         });
         row.map(|(name, address, profile, created_at_ms, updated_at_ms)| {
-            Ok(Account { name: EnsName::new(name)?, address, profile, created_at_ms, updated_at_ms })
+            Ok(Account { name: ids::stored_name(&name)?, address, profile, created_at_ms, updated_at_ms })
         })
         .transpose()
     }

@@ -13,7 +13,9 @@
 
 use std::fmt;
 
-use super::{EnsName, Store, StoreError, write_on};
+use dm3::ens::EnsName;
+
+use super::{Store, StoreError, write_on};
 
 /// Most unused, unexpired challenges one name has at a time. A client needs one; a few cover
 /// several devices logging in at once.

@@ -21,9 +21,11 @@
 
 use std::sync::LazyLock;
 
+use dm3::ens::EnsName;
+use dm3::message::MessageHash;
 use sqlx::Row;
 
-use super::{EnsName, MessageHash, Store, StoreError, on_pool, write_on};
+use super::{InvalidId, Store, StoreError, ids, on_pool, write_on};
 
 /// Most acknowledgements deleted by one statement: 2 parameters each stays far below both
 /// backends' parameter limits, and few distinct statement texts stay in the prepared-statement
@@ -98,6 +100,26 @@ pub struct Acknowledgement {
     pub message_hash: MessageHash,
 }
 
+impl Acknowledgement {
+    /// Longest `messageHash` text an acknowledgement may carry.
+    pub const MAX_HASH_LEN: usize = 256;
+
+    /// The acknowledgement of the envelope from `sender` whose hash a client wrote as `hash`.
+    /// Text that is empty, unbounded or has whitespace or control characters is refused;
+    /// other text that is not a message hash acknowledges nothing (`None`): no stored envelope
+    /// has it, as every one is stored under a hash, and the reference DS, which compares the
+    /// text, would delete nothing either.
+    pub fn from_client(sender: EnsName, hash: &str) -> Result<Option<Self>, InvalidId> {
+        Ok(Self::hash_from_client(hash)?.map(|message_hash| Self { sender, message_hash }))
+    }
+
+    /// The hash of [`from_client`](Self::from_client) alone.
+    pub fn hash_from_client(hash: &str) -> Result<Option<MessageHash>, InvalidId> {
+        ids::check("message hash", hash, Self::MAX_HASH_LEN, false)?;
+        Ok(hash.parse().ok())
+    }
+}
+
 /// Rows removed by [`Store::delete_expired`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
@@ -163,8 +185,8 @@ impl Store {
             .map(|(id, sender, hash, envelope, received_at_ms)| {
                 Ok(StoredEnvelope {
                     id,
-                    sender: EnsName::new(sender)?,
-                    message_hash: MessageHash::new(hash)?,
+                    sender: ids::stored_name(&sender)?,
+                    message_hash: ids::stored_hash(&hash)?,
                     envelope,
                     received_at_ms,
                 })
@@ -189,7 +211,7 @@ impl Store {
                 let sql = DELETE_ACKED_SQL.get(chunk.len() - 1).map_or("", String::as_str);
                 let mut query = sqlx::query(sql).bind(receiver.as_str());
                 for ack in chunk {
-                    query = query.bind(ack.sender.as_str()).bind(ack.message_hash.as_str());
+                    query = query.bind(ack.sender.as_str()).bind(ack.message_hash.to_string());
                 }
                 deleted += query.execute(&mut *c).await?.rows_affected();
             }

@@ -1,12 +1,20 @@
-//! Validated identifiers the store keys rows by: names and message hashes.
+//! The identifiers the store keys rows by, and how they are read back.
 //!
-//! The store does not normalize: ENS normalization (ENSIP-15) is the protocol library's job
-//! and must happen once, before a name reaches any table, or `Alice.eth` and `alice.eth` would
-//! be two accounts. What the store does enforce is what would corrupt its keys: empty values,
-//! whitespace and control characters, capital ASCII letters (a sign that normalization was
-//! skipped), and unbounded length.
+//! Names and message hashes are the SDK's types ([`dm3::ens::EnsName`],
+//! [`dm3::message::MessageHash`]): ENS normalization happens once, at the edge, before a name
+//! reaches any table (or `Alice.eth` and `alice.eth` would be two accounts), and the store
+//! takes only names that went through it. A message hash is stored as `0x` and 64 lowercase hex
+//! digits, which is how both envelope formats write it (docs/protocol.md P1). Reading back, a value
+//! is taken as it was written: a name that is not in normal form, or text that is not a hash,
+//! is a corrupt row, never quietly another key.
+//!
+//! Keys the store does not type (job keys, conversations) are only checked for what would
+//! corrupt them ([`check`]): empty values, whitespace and control characters, unbounded length.
 
-use std::fmt;
+use dm3::ens::EnsName;
+use dm3::message::MessageHash;
+
+use super::StoreError;
 
 /// Why a value is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,77 +54,50 @@ pub(super) fn check(
     Ok(())
 }
 
-/// A normalized ENS name (receiver, sender or account).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EnsName(String);
-
-impl EnsName {
-    /// Longest name accepted (DNS's limit for a whole name).
-    pub const MAX_LEN: usize = 255;
-
-    /// Accepts an already normalized name.
-    pub fn new(name: impl Into<String>) -> Result<Self, InvalidId> {
-        let name = name.into();
-        check("name", &name, Self::MAX_LEN, true)?;
-        Ok(Self(name))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+/// The name a row holds, as it was written.
+pub(super) fn stored_name(text: &str) -> Result<EnsName, StoreError> {
+    EnsName::from_normalized(text).map_err(|e| corrupt("name", text, e))
 }
 
-impl fmt::Display for EnsName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// The message hash a row holds, as it was written.
+pub(super) fn stored_hash(text: &str) -> Result<MessageHash, StoreError> {
+    text.parse().map_err(|e| corrupt("message hash", text, e))
 }
 
-/// A message hash as it appears in `metadata.messageHash` (or the older
-/// `encryptedMessageHash`, docs/protocol.md P1): `0x` and 64 lowercase hex digits in practice.
-/// The store only bounds it, so that both formats and future ones fit; it is compared
-/// byte for byte, as the reference DS does.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageHash(String);
-
-impl MessageHash {
-    pub const MAX_LEN: usize = 256;
-
-    pub fn new(hash: impl Into<String>) -> Result<Self, InvalidId> {
-        let hash = hash.into();
-        check("message hash", &hash, Self::MAX_LEN, false)?;
-        Ok(Self(hash))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for MessageHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+fn corrupt(what: &str, text: &str, error: impl std::fmt::Display) -> StoreError {
+    let shown: String = text.chars().take(80).collect();
+    StoreError::Corrupt(format!("stored {what} {shown:?}: {error}"))
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
-    fn names_must_look_normalized() {
-        assert!(EnsName::new("alice.eth").is_ok());
-        assert!(EnsName::new("0xabc.addr.dm3.eth").is_ok());
-        assert!(EnsName::new("").is_err());
-        assert!(EnsName::new("Alice.eth").is_err());
-        assert!(EnsName::new("a b.eth").is_err());
-        assert!(EnsName::new("a".repeat(256)).is_err());
+    fn names_are_read_back_only_as_written() {
+        assert_eq!(stored_name("alice.eth").unwrap().as_str(), "alice.eth");
+        assert_eq!(stored_name("0xabc.addr.dm3.eth").unwrap().as_str(), "0xabc.addr.dm3.eth");
+        for corrupt in ["", "Alice.eth", "a b.eth", &"a".repeat(256)] {
+            assert!(matches!(stored_name(corrupt), Err(StoreError::Corrupt(_))), "{corrupt:.20}");
+        }
     }
 
     #[test]
-    fn hashes_are_bounded() {
-        assert!(MessageHash::new(format!("0x{}", "ab".repeat(32))).is_ok());
-        assert!(MessageHash::new("").is_err());
-        assert!(MessageHash::new("x".repeat(257)).is_err());
+    fn hashes_are_read_back_only_as_written() {
+        let hash = format!("0x{}", "ab".repeat(32));
+        assert_eq!(stored_hash(&hash).unwrap().to_string(), hash);
+        for corrupt in ["", "0x1234", &"x".repeat(257)] {
+            assert!(matches!(stored_hash(corrupt), Err(StoreError::Corrupt(_))), "{corrupt:.20}");
+        }
+    }
+
+    #[test]
+    fn keys_are_bounded_and_printable() {
+        assert!(check("key", "matrix:$e1", 16, false).is_ok());
+        assert!(check("key", "", 16, false).is_err());
+        assert!(check("key", "a b", 16, false).is_err());
+        assert!(check("key", &"k".repeat(17), 16, false).is_err());
+        assert!(check("key", "Key", 16, true).is_err());
     }
 }

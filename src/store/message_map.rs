@@ -10,10 +10,11 @@
 //! Recording is idempotent: a handler that runs again after a crash records the same pair
 //! again, which is a [`Inserted::Duplicate`], not an error.
 
+use dm3::message::MessageHash;
 use dm3_bridge_connector::{ConversationId, NetworkId, NetworkMessageId};
 use sqlx::Row;
 
-use super::{Inserted, MessageHash, Store, StoreError, on_pool, write_on};
+use super::{Inserted, Store, StoreError, ids, on_pool, write_on};
 
 /// A delivered message to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl RawMapping {
             network: NetworkId::new(self.network.as_str()).map_err(corrupt)?,
             network_message_id: NetworkMessageId::new(self.network_message_id.as_str()).map_err(corrupt)?,
             conversation: ConversationId::new(self.conversation.as_str()).map_err(corrupt)?,
-            dm3_hash: MessageHash::new(self.dm3_hash)?,
+            dm3_hash: ids::stored_hash(&self.dm3_hash)?,
             created_at_ms: self.created_at,
         })
     }
@@ -79,7 +80,7 @@ macro_rules! insert_mapping {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind($mapping.network.as_str())
-        .bind($mapping.dm3_hash.as_str())
+        .bind($mapping.dm3_hash.to_string())
         .bind($mapping.network_message_id.as_str())
         .bind($mapping.conversation.as_str())
         .bind($now_ms)
@@ -108,7 +109,8 @@ impl Store {
         const SQL: &str = "SELECT network, dm3_hash, network_message_id, conversation, created_at \
              FROM message_map WHERE network = $1 AND dm3_hash = $2";
         let raw = on_pool!(self.pool(), p => {
-            match sqlx::query(SQL).bind(network.as_str()).bind(dm3_hash.as_str()).fetch_optional(p).await? {
+            let query = sqlx::query(SQL).bind(network.as_str()).bind(dm3_hash.to_string());
+            match query.fetch_optional(p).await? {
                 None => None,
                 Some(row) => Some(read_mapping!(row)),
             }

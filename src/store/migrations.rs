@@ -22,6 +22,12 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (4, "engine", include_str!("../../migrations/sqlite/0004_engine.sql")),
     (5, "telegram", include_str!("../../migrations/sqlite/0005_telegram.sql")),
     (6, "telegram_reactions", include_str!("../../migrations/sqlite/0006_telegram_reactions.sql")),
+    (7, "tagged_job_payloads", include_str!("../../migrations/sqlite/0007_tagged_job_payloads.sql")),
+    (
+        8,
+        "lowercase_message_hashes",
+        include_str!("../../migrations/sqlite/0008_lowercase_message_hashes.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -31,6 +37,12 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (4, "engine", include_str!("../../migrations/postgres/0004_engine.sql")),
     (5, "telegram", include_str!("../../migrations/postgres/0005_telegram.sql")),
     (6, "telegram_reactions", include_str!("../../migrations/postgres/0006_telegram_reactions.sql")),
+    (7, "tagged_job_payloads", include_str!("../../migrations/postgres/0007_tagged_job_payloads.sql")),
+    (
+        8,
+        "lowercase_message_hashes",
+        include_str!("../../migrations/postgres/0008_lowercase_message_hashes.sql"),
+    ),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -18,10 +18,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use dm3::ens::EnsName;
 use dm3_bridge_connector::{ConversationId, NetworkId};
 use sqlx::Row;
 
-use super::{EnsName, Inserted, Store, StoreError, on_pool, write_on};
+use super::{Inserted, Store, StoreError, ids, on_pool, write_on};
 
 /// A portal to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +77,8 @@ impl RawPortal {
             id: self.id,
             network: NetworkId::new(self.network.as_str()).map_err(corrupt)?,
             conversation: ConversationId::new(self.conversation.as_str()).map_err(corrupt)?,
-            local_name: EnsName::new(self.local_name.as_str())?,
-            remote_name: EnsName::new(self.remote_name.as_str())?,
+            local_name: ids::stored_name(&self.local_name)?,
+            remote_name: ids::stored_name(&self.remote_name)?,
             created_at_ms: self.created_at,
         })
     }

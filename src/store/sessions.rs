@@ -8,7 +8,9 @@
 
 use std::fmt;
 
-use super::{EnsName, Store, StoreError, write_on};
+use dm3::ens::EnsName;
+
+use super::{Store, StoreError, write_on};
 
 /// The SHA-256 of a session token: the key of its row.
 #[derive(Clone, PartialEq, Eq, Hash)]

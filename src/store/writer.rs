@@ -239,7 +239,7 @@ macro_rules! insert_rows {
                 query = query
                     .bind(e.receiver.as_str())
                     .bind(e.sender.as_str())
-                    .bind(e.message_hash.as_str())
+                    .bind(e.message_hash.to_string())
                     .bind(e.envelope.as_str())
                     .bind(e.received_at_ms)
                     .bind(e.expires_at_ms);
@@ -280,7 +280,7 @@ fn outcomes(envelopes: &[&NewEnvelope], mut inserted: HashSet<(String, String)>)
     envelopes
         .iter()
         .map(|e| {
-            let key = (e.receiver.as_str().to_owned(), e.message_hash.as_str().to_owned());
+            let key = (e.receiver.as_str().to_owned(), e.message_hash.to_string());
             if inserted.remove(&key) { Inserted::New } else { Inserted::Duplicate }
         })
         .collect()

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use dm3::ens::EnsName;
 use dm3::envelope::Envelope;
+use dm3::message::MessageHash;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::config::{Config, DatabaseUrl};
 use dm3_bridge::delivery::Relay;
@@ -23,10 +25,9 @@ use dm3_bridge::init::{InitOptions, init};
 use dm3_bridge::names::directory::{Directory, NoLinks};
 use dm3_bridge::names::static_resolver::StaticResolver;
 use dm3_bridge::node::Node;
-use dm3_bridge::protocol::{
-    BoxFuture, DeliveryError, DeliveryProtocol, LocalSubmit, ProtocolContext, ProtocolFactory,
-};
-use dm3_bridge::store::{EnsName, MessageHash, NewEnvelope, Store};
+use dm3_bridge::protocol::{DeliveryError, DeliveryProtocol, LocalSubmit, ProtocolContext, ProtocolFactory};
+use dm3_bridge::store::{NewEnvelope, Store};
+use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 
 /// A node serving on a free port, with its data directory.
@@ -148,9 +149,11 @@ impl DeliveryProtocol for StubProtocol {
                     .ok_or_else(|| DeliveryError::InvalidRequest("invalid schema".to_owned()))
             };
             let envelope = NewEnvelope {
-                receiver: EnsName::new(field("to")?)?,
-                sender: EnsName::new(field("from")?)?,
-                message_hash: MessageHash::new(field("hash")?)?,
+                receiver: name(&field("to")?)?,
+                sender: name(&field("from")?)?,
+                message_hash: field("hash")?
+                    .parse::<MessageHash>()
+                    .map_err(|e| DeliveryError::InvalidRequest(e.to_string()))?,
                 envelope: text.to_owned(),
                 received_at_ms: now_ms(),
                 expires_at_ms: None,
@@ -196,7 +199,7 @@ impl DeliveryProtocol for StubProtocol {
     ) -> BoxFuture<'a, Result<EnsName, DeliveryError>> {
         Box::pin(async move {
             if bearer == Some(format!("token-{name}").as_str()) {
-                Ok(EnsName::new(name)?)
+                self::name(name)
             } else {
                 Err(DeliveryError::Unauthorized("invalid token".to_owned()))
             }
@@ -204,6 +207,11 @@ impl DeliveryProtocol for StubProtocol {
     }
 
     fn normalize_name(&self, name: &str) -> Result<EnsName, DeliveryError> {
-        Ok(EnsName::new(name.to_lowercase())?)
+        self::name(&name.to_lowercase())
     }
+}
+
+/// The stub's names: taken as they are, so they must be normal already.
+fn name(text: &str) -> Result<EnsName, DeliveryError> {
+    EnsName::from_normalized(text).map_err(|e| DeliveryError::InvalidRequest(e.to_string()))
 }

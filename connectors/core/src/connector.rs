@@ -12,8 +12,6 @@
 //! network's own delay when it gave one, e.g. Matrix `retry_after_ms`), [`ConnectorError::Permanent`]
 //! and [`ConnectorError::Unsupported`] are reported to the sender.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use url::Url;
@@ -22,13 +20,11 @@ use crate::attachment::Attachment;
 use crate::capabilities::{Capabilities, Unsupported};
 use crate::event::Outbound;
 use crate::event::PortalRequest;
+use crate::future::BoxFuture;
 use crate::health::Health;
 use crate::id::{ConversationId, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity};
 use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
 use crate::native::NativeMessage;
-
-/// A boxed, sendable future: what the dyn-compatible traits return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a connector call failed, classified for the retry policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -56,7 +56,7 @@ mod tests {
 
     use super::*;
     use crate::capabilities::Capabilities;
-    use crate::connector::BoxFuture;
+    use crate::future::BoxFuture;
     use crate::id::{ConversationId, IdempotencyKey, NetworkId, RemoteIdentity};
     use crate::message::{Content, Message, Reaction, ReactionKey, Text};
 

@@ -32,6 +32,7 @@ pub mod config;
 pub mod connector;
 pub mod dispatch;
 pub mod event;
+pub mod future;
 pub mod health;
 pub mod id;
 pub mod message;
@@ -42,11 +43,12 @@ pub use attachment::{Attachment, AttachmentError, AttachmentSource, MimeType};
 pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
 pub use config::ConfigProblem;
 pub use connector::{
-    BoxFuture, Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling,
-    PortalHandling, ReactionHandling, ReceiptHandling,
+    Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling, PortalHandling,
+    ReactionHandling, ReceiptHandling,
 };
 pub use dispatch::deliver;
 pub use event::{EventKind, Inbound, InboundEvent, Outbound, PortalRequest, Unbridgeable};
+pub use future::BoxFuture;
 pub use health::Health;
 pub use id::{
     ConversationId, IdError, IdempotencyKey, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity,

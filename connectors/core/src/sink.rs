@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::connector::BoxFuture;
 use crate::event::Inbound;
+use crate::future::BoxFuture;
 use crate::id::{IdempotencyKey, NetworkId};
 
 /// What the network delivered in one go.

@@ -8,7 +8,8 @@
 //!   timeout is recognised by the homeserver instead of posted twice;
 //! - the DM3 time goes into `?ts=`.
 //!
-//! Edits, reactions, deletes, read receipts, media ([`crate::media`]), portals
+//! Edits, reactions, deletes, read receipts, media (uploads and downloads here, the message
+//! conversion in [`crate::media`]), portals
 //! ([`crate::portal`]) and native content (bridge payloads, [`crate::native`]) are all supported
 //! by Matrix, so every capability trait is implemented.
 //! Encrypted rooms are detected when a portal is joined ([`Client::room_encryption`]) and
@@ -23,17 +24,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dm3_bridge_connector::{
-    BoxFuture, Capabilities, Connector, ConnectorError, Content, ConversationId, Delete, DeleteHandling,
-    Edit, EditHandling, MediaHandling, Message, NativeHandling, NetworkId, NetworkMessageId, Outbound,
-    PortalHandling, Reaction, ReactionHandling, ReadReceipt, ReceiptHandling, Text,
+    Attachment, AttachmentSource, BoxFuture, Capabilities, Connector, ConnectorError, Content,
+    ConversationId, Delete, DeleteHandling, Edit, EditHandling, MediaHandling, Message, NativeHandling,
+    NetworkId, NetworkMessageId, Outbound, PortalHandling, Reaction, ReactionHandling, ReadReceipt,
+    ReceiptHandling, Text, Unsupported,
 };
 use ruma::events::relation::{InReplyTo, Reply};
 use ruma::events::room::message::{Relation, ReplacementMetadata, RoomMessageEventContent};
-use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId};
+use ruma::{
+    EventId, OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId, UserId,
+};
+use url::Url;
 
 use crate::client::{Client, ClientError};
 use crate::ghost::GhostNamespace;
-use crate::media::media_message;
+use crate::media::{media_message, mxc_uri};
 
 /// The largest file unless configured otherwise: Synapse's default `max_upload_size`, and a
 /// bound on what the engine holds in memory for one file.
@@ -315,6 +320,59 @@ impl ReceiptHandling for MatrixConnector {
             let (ghost, room, _) = self.parts(receipt)?;
             let target = event_id(&receipt.payload.up_to)?;
             self.client.send_receipt(&ghost, &room, &target).await.map_err(classify)
+        })
+    }
+}
+
+impl MatrixConnector {
+    /// The `mxc://` URI of `attachment` on the homeserver, uploading it (as `uploader`) if it is
+    /// inline.
+    pub(crate) async fn stored(
+        &self,
+        attachment: &Attachment,
+        uploader: Option<&UserId>,
+    ) -> Result<OwnedMxcUri, ConnectorError> {
+        let max = self.max_media_bytes();
+        if attachment.size() > max {
+            return Err(Unsupported::AttachmentTooLarge { size: attachment.size(), max }.into());
+        }
+        match attachment.source() {
+            AttachmentSource::Inline(bytes) => self
+                .client()
+                .upload(uploader, bytes.clone(), attachment.mime().as_str(), attachment.name())
+                .await
+                .map_err(classify),
+            AttachmentSource::Url(url) => mxc_uri(url),
+        }
+    }
+}
+
+impl MediaHandling for MatrixConnector {
+    fn upload<'a>(&'a self, attachment: &'a Attachment) -> BoxFuture<'a, Result<Attachment, ConnectorError>> {
+        Box::pin(async move {
+            let uri = self.stored(attachment, None).await?;
+            let url = Url::parse(uri.as_str()).map_err(|e| {
+                ConnectorError::Permanent(format!("the homeserver answered an unusable URI `{uri}`: {e}"))
+            })?;
+            Attachment::remote(attachment.name(), attachment.mime().clone(), url, attachment.size())
+                .map_err(|e| ConnectorError::Permanent(e.to_string()))
+        })
+    }
+
+    fn download<'a>(
+        &'a self,
+        url: &'a Url,
+        max_bytes: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, ConnectorError>> {
+        Box::pin(async move {
+            let uri = mxc_uri(url)?;
+            match self.client().download(&uri, max_bytes).await {
+                Ok(downloaded) => Ok(downloaded.bytes),
+                Err(ClientError::TooLarge { max }) => Err(ConnectorError::Permanent(format!(
+                    "the file {url} is larger than the {max} bytes allowed"
+                ))),
+                Err(e) => Err(classify(e)),
+            }
         })
     }
 }

@@ -1,9 +1,11 @@
 //! Files between the neutral model and Matrix: `m.image`/`m.file`/`m.audio`/`m.video` both
-//! ways, and [`MediaHandling`] over the homeserver's media repository.
+//! ways, as pure conversions. The connector's `MediaHandling` (upload and download through the
+//! homeserver's media repository) is in [`crate::connector`], which calls these; this module
+//! knows nothing of the connector, so the two do not lean on each other.
 //!
 //! - **Inbound.** A media message becomes [`Content::Attachment`] with a *URL* source (the
 //!   `mxc://` URI): the bytes stay on the homeserver until the engine needs them and fetches
-//!   them through [`MediaHandling::download`], bounded by the limit it chooses. The declared
+//!   them through `MediaHandling::download`, bounded by the limit it chooses. The declared
 //!   size and type are the sender's claims, kept as such; a missing size is 0, which the bounded
 //!   download makes harmless. An encrypted file (`file` instead of `url`) is unbridgeable, like
 //!   any encrypted content.
@@ -14,20 +16,14 @@
 //!   `m.upload.size` (read at start); the engine checks it through [`crate::MatrixConnector`]'s
 //!   capabilities before moving a byte.
 
-use dm3_bridge_connector::{
-    Attachment, AttachmentSource, BoxFuture, ConnectorError, Content, MediaHandling, MimeType, Text,
-    Unsupported,
-};
+use dm3_bridge_connector::{Attachment, ConnectorError, Content, MimeType, Text};
 use ruma::events::room::message::{
     AudioInfo, AudioMessageEventContent, FileInfo, FileMessageEventContent, FormattedBody, MessageFormat,
     MessageType, RoomMessageEventContent, VideoInfo, VideoMessageEventContent,
 };
 use ruma::events::room::{ImageInfo, MediaSource};
-use ruma::{MxcUri, OwnedMxcUri, UInt, UserId};
+use ruma::{MxcUri, OwnedMxcUri, UInt};
 use url::Url;
-
-use crate::client::ClientError;
-use crate::connector::{MatrixConnector, classify};
 
 /// The reason given for a file the bridge cannot open.
 pub const ENCRYPTED_FILE: &str = "encrypted files are not bridged yet";
@@ -193,63 +189,11 @@ fn usable(uri: &MxcUri) -> bool {
     uri.parts().is_ok_and(|(_, id)| !id.is_empty())
 }
 
-impl MatrixConnector {
-    /// The `mxc://` URI of `attachment` on the homeserver, uploading it (as `uploader`) if it is
-    /// inline.
-    pub(crate) async fn stored(
-        &self,
-        attachment: &Attachment,
-        uploader: Option<&UserId>,
-    ) -> Result<OwnedMxcUri, ConnectorError> {
-        let max = self.max_media_bytes();
-        if attachment.size() > max {
-            return Err(Unsupported::AttachmentTooLarge { size: attachment.size(), max }.into());
-        }
-        match attachment.source() {
-            AttachmentSource::Inline(bytes) => self
-                .client()
-                .upload(uploader, bytes.clone(), attachment.mime().as_str(), attachment.name())
-                .await
-                .map_err(classify),
-            AttachmentSource::Url(url) => mxc_uri(url),
-        }
-    }
-}
-
-impl MediaHandling for MatrixConnector {
-    fn upload<'a>(&'a self, attachment: &'a Attachment) -> BoxFuture<'a, Result<Attachment, ConnectorError>> {
-        Box::pin(async move {
-            let uri = self.stored(attachment, None).await?;
-            let url = Url::parse(uri.as_str()).map_err(|e| {
-                ConnectorError::Permanent(format!("the homeserver answered an unusable URI `{uri}`: {e}"))
-            })?;
-            Attachment::remote(attachment.name(), attachment.mime().clone(), url, attachment.size())
-                .map_err(|e| ConnectorError::Permanent(e.to_string()))
-        })
-    }
-
-    fn download<'a>(
-        &'a self,
-        url: &'a Url,
-        max_bytes: u64,
-    ) -> BoxFuture<'a, Result<Vec<u8>, ConnectorError>> {
-        Box::pin(async move {
-            let uri = mxc_uri(url)?;
-            match self.client().download(&uri, max_bytes).await {
-                Ok(downloaded) => Ok(downloaded.bytes),
-                Err(ClientError::TooLarge { max }) => Err(ConnectorError::Permanent(format!(
-                    "the file {url} is larger than the {max} bytes allowed"
-                ))),
-                Err(e) => Err(classify(e)),
-            }
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+    use dm3_bridge_connector::AttachmentSource;
     use proptest::prelude::*;
     use ruma::events::room::message::RoomMessageEventContent;
     use serde_json::json;

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::errors::{classify, retry_after};
-use crate::outbound::reply_parameters;
+use crate::reply::reply_parameters;
 use crate::send_queue::{Place, SendQueue, Ticket};
 
 /// Most sends one chat may have queued before its answers are dropped.

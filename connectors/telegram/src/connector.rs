@@ -33,12 +33,13 @@ use crate::content::MAX_UPLOAD_BYTES;
 use crate::errors::classify;
 use crate::format::SenderFormat;
 use crate::handler::UpdateHandler;
+use crate::health::HealthCell;
 use crate::ids;
 use crate::poller;
 use crate::send_queue::SendQueue;
 use crate::sent_cache::SentCache;
 use crate::state::{ChatState, TelegramAccounts};
-use crate::supervisor::{self, HealthCell};
+use crate::supervisor;
 use crate::webhook;
 
 /// Extra time a long poll's HTTP request gets over the poll timeout itself.

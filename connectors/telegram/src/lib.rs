@@ -17,7 +17,8 @@
 //! - [`connector`]: [`TelegramConnector`], start/stop, health and capabilities; `outbound`,
 //!   `media` and [`native`] (bridge payloads): sending, each send in its chat's turn of the
 //!   `send_queue` (under [`rate_limit`]), with `errors` (429 → retry after) and `sent_cache`;
-//! - receiving: `poller` (long polling, kept running by `supervisor`) or [`webhook`], both
+//! - receiving: `poller` (long polling, kept running by `supervisor`, its state in `health`) or
+//!   [`webhook`], both
 //!   reading raw updates through `updates` and handing them to `handler`, which turns them into
 //!   inbound batches, one update per chat at a time (`chat_order`), with `commands`,
 //!   [`content`] and `reactions`; the bot's answers go out through `answers`;
@@ -37,6 +38,7 @@ pub mod entities;
 mod errors;
 pub mod format;
 mod handler;
+mod health;
 pub mod html;
 pub mod ids;
 mod media;
@@ -45,6 +47,7 @@ mod outbound;
 mod poller;
 pub mod rate_limit;
 mod reactions;
+mod reply;
 pub mod secret;
 mod send_queue;
 mod sent_cache;

@@ -26,7 +26,8 @@ use crate::connector::TelegramConnector;
 use crate::content::{MAX_DOWNLOAD_BYTES, MAX_UPLOAD_BYTES, file_id_of, megabytes};
 use crate::format::{self, MAX_CAPTION_UNITS, SenderFormat};
 use crate::html;
-use crate::outbound::{check_length, reply_parameters};
+use crate::outbound::check_length;
+use crate::reply::reply_parameters;
 
 /// Largest image sent as a photo; larger ones go as documents.
 const MAX_PHOTO_BYTES: u64 = 10 * 1024 * 1024;

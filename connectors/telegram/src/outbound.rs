@@ -21,7 +21,7 @@ use teloxide_core::payloads::{
 };
 use teloxide_core::prelude::Requester as _;
 use teloxide_core::requests::Request as _;
-use teloxide_core::types::{ChatId, MessageId, ParseMode, ReactionType, ReplyParameters};
+use teloxide_core::types::{ChatId, MessageId, ParseMode, ReactionType};
 use teloxide_core::{ApiError, RequestError};
 
 use crate::answers::Answer;
@@ -30,6 +30,7 @@ use crate::errors::{classify, retry_after};
 use crate::format::{self, MAX_TEXT_UNITS};
 use crate::html::{self, escape};
 use crate::ids::{self, MessageRef};
+use crate::reply::reply_parameters;
 
 impl TelegramConnector {
     /// `send_message`: a new message in the bot chat of the conversation.
@@ -306,11 +307,6 @@ pub(crate) fn reply_target(chat: i64, target: &NetworkMessageId) -> Option<i32> 
             None
         }
     }
-}
-
-/// A reply that still goes out if its target was deleted meanwhile.
-pub(crate) fn reply_parameters(target: i32) -> ReplyParameters {
-    ReplyParameters { allow_sending_without_reply: Some(true), ..ReplyParameters::new(MessageId(target)) }
 }
 
 /// Refuses a text longer than Telegram takes, in words for the DM3 sender.

@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::UpdateHandler;
-use crate::supervisor::HealthCell;
+use crate::health::HealthCell;
 use crate::updates;
 
 /// Updates fetched per call (Telegram's maximum).

@@ -9,48 +9,21 @@
 //! again (the sink answers `Duplicate` for those it stored) and reports healthy once Telegram
 //! answered it.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use dm3_bridge_connector::Health;
 use teloxide_core::Bot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::UpdateHandler;
+use crate::health::HealthCell;
 use crate::poller::{self, panic_text, sleep_or_cancel};
 
 const MIN_RESTART: Duration = Duration::from_secs(1);
 const MAX_RESTART: Duration = Duration::from_secs(60);
 /// A loop that ran this long before it ended failed anew: its restart waits the least again.
 const STEADY: Duration = Duration::from_secs(60);
-
-/// The connector's health, as the polling loop and its supervisor see it.
-#[derive(Default)]
-pub(crate) struct HealthCell(Mutex<Health>);
-
-impl HealthCell {
-    pub(crate) fn get(&self) -> Health {
-        self.lock().clone()
-    }
-
-    pub(crate) fn healthy(&self) {
-        let mut health = self.lock();
-        if !health.is_healthy() {
-            tracing::info!("Telegram polling works again");
-            *health = Health::Healthy;
-        }
-    }
-
-    fn unhealthy(&self, reason: String) {
-        *self.lock() = Health::Unhealthy(reason);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Health> {
-        // One assignment per update: a poisoned lock still holds a whole value.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
 
 /// Runs the polling loop until `cancel` fires, restarting it whenever it ends otherwise.
 pub(crate) async fn run(

@@ -83,6 +83,12 @@ pub enum EnsNameError {
     LeadingCombiningMark { index: usize },
     #[error("label {index} changes when normalized a second time")]
     Unstable { index: usize },
+    /// [`EnsName::from_normalized`]: the text is a name, but not in its normal form.
+    #[error("the name is not normalized (its normal form is {normal:?})")]
+    NotNormalized { normal: String },
+    /// [`EnsName::from_normalized`]: the empty text (the root) names nobody.
+    #[error("the name is empty")]
+    Empty,
 }
 
 /// A normalized ENS name (see the module documentation for what that means here).
@@ -115,6 +121,22 @@ impl EnsName {
             return Err(EnsNameError::TooLong { encoded });
         }
         Ok(Self(name))
+    }
+
+    /// A name that is already in normal form and not the root: what a database or a queue
+    /// keeps, having stored the result of [`parse`](Self::parse). Unlike `parse` it normalizes
+    /// nothing, so a value that was written wrong (`Alice.eth`, a hand-edited row) is an error
+    /// rather than quietly a different key.
+    pub fn from_normalized(text: &str) -> Result<Self, EnsNameError> {
+        if text.is_empty() {
+            return Err(EnsNameError::Empty);
+        }
+        let name = Self::parse(text)?;
+        if name.0 != text {
+            let normal: String = name.0.chars().take(80).collect();
+            return Err(EnsNameError::NotNormalized { normal });
+        }
+        Ok(name)
     }
 
     /// The root name `""`.
@@ -405,6 +427,20 @@ mod tests {
         let fits = format!("{}.{}", [label63.as_str(); 3].join("."), "a".repeat(61));
         assert_eq!(EnsName::parse(&fits).unwrap().dns_encoded_len(), 255);
         assert_eq!(EnsName::parse(&"a".repeat(2000)), Err(EnsNameError::InputTooLong));
+    }
+
+    #[test]
+    fn a_stored_name_must_already_be_normal() {
+        assert_eq!(EnsName::from_normalized("alice.eth").unwrap().as_str(), "alice.eth");
+        assert_eq!(
+            EnsName::from_normalized("Alice.eth"),
+            Err(EnsNameError::NotNormalized { normal: "alice.eth".to_owned() })
+        );
+        assert_eq!(EnsName::from_normalized(""), Err(EnsNameError::Empty));
+        assert_eq!(
+            EnsName::from_normalized("a b.eth"),
+            Err(EnsNameError::DisallowedCharacter { index: 0, ch: ' ' })
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!   plain text, not held to the allow-list. If it would exceed the payload size limit it is
 //!   left out and the text still goes: the attachment is a nicety, the message is not.
 
-use ::dm3::bridge_payload::{self, BridgePayload, MatrixEvent, Network as PayloadNetwork, TelegramCall};
+use ::dm3::bridge_payload::{self, BridgePayload, MatrixEvent, TelegramCall};
 use ::dm3::message::{Attachment as Dm3Attachment, Message, MessageType};
 use dm3_bridge_connector::{EventKind, InboundEvent, NativeContent};
 
@@ -38,7 +38,7 @@ pub fn payload_for(message: &Message, kind: MessageType, network: Network) -> Pa
     if !matches!(kind, MessageType::New | MessageType::Reply | MessageType::Edit) {
         return PayloadUse::Absent;
     }
-    let payload = match bridge_payload::find(message, payload_network(network)) {
+    let payload = match bridge_payload::find(message, network) {
         Ok(Some(payload)) => payload,
         Ok(None) => return PayloadUse::Absent,
         Err(error) => return PayloadUse::Refused(error.to_string()),
@@ -83,12 +83,5 @@ pub fn original_content_attachment(event: &InboundEvent, network: Network) -> Op
             tracing::debug!(%error, event = %event.network_event_id, "original content not attached");
             None
         }
-    }
-}
-
-fn payload_network(network: Network) -> PayloadNetwork {
-    match network {
-        Network::Matrix => PayloadNetwork::Matrix,
-        Network::Telegram => PayloadNetwork::Telegram,
     }
 }

@@ -12,10 +12,9 @@
 //! other conversation knows them). A mapping of another conversation counts as unmapped.
 
 use ::dm3::message::MessageHash;
-use dm3_bridge_connector::{ConversationId, NetworkMessageId};
+use dm3_bridge_connector::{BoxFuture, ConversationId, NetworkMessageId};
 
 use super::failure::FailureKind;
-use crate::names::BoxFuture;
 
 /// One message known on both sides.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,11 +10,12 @@ use ::dm3::ens::EnsName;
 use ::dm3::envelope::{DeliveryInformation, Envelope};
 use ::dm3::message::{Message, MessageBuilder};
 use alloy_primitives::Address;
+use dm3_bridge_connector::BoxFuture;
 
 use crate::identities::keys::IdentityKeys;
 use crate::names::directory::{Directory, NoLinks};
 use crate::names::static_resolver::StaticResolver;
-use crate::names::{BoxFuture, NameResolver, ResolveError};
+use crate::names::{NameResolver, ResolveError};
 
 /// A DM3 user (or virtual identity): a name and one key version.
 pub struct User {

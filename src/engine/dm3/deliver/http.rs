@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ::dm3::envelope::Envelope;
+use dm3_bridge_connector::BoxFuture;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response, Url};
 use serde_json::{Value, json};
 
 use super::target::{DeliveryTarget, ServiceEndpoint, SubmitError};
-use crate::names::BoxFuture;
 use crate::names::address_guard::{self, AddressRefused, GuardedResolver};
 
 /// The longest pause a `Retry-After` can impose; longer answers are cut to this.

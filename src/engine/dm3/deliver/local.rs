@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use ::dm3::ens::EnsName;
 use ::dm3::envelope::Envelope;
+use dm3_bridge_connector::BoxFuture;
 
 use super::target::{DeliveryTarget, ServiceEndpoint, SubmitError};
-use crate::names::BoxFuture;
 use crate::protocol::{DeliveryError, LocalSubmit};
 
 /// The node's own delivery service, in process.

@@ -12,8 +12,9 @@ use ::dm3::ds_profile::DeliveryServiceProfile;
 use ::dm3::ens::EnsName;
 use ::dm3::envelope::Envelope;
 
+use dm3_bridge_connector::BoxFuture;
+
 use crate::engine::dm3::failure::FailureKind;
-use crate::names::BoxFuture;
 
 /// A delivery service, resolved.
 #[derive(Debug, Clone, PartialEq)]

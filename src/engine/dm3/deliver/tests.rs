@@ -9,10 +9,10 @@ use ::dm3::message::Message;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use dm3_bridge_connector::BoxFuture;
 
 use super::*;
 use crate::engine::dm3::testkit::{self, Unreachable, User};
-use crate::names::BoxFuture;
 use crate::names::directory::NoLinks;
 
 /// Records every envelope and answers each service from a script (default: accept).

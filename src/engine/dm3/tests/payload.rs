@@ -2,7 +2,7 @@
 //! with the bridge's relations, refused as a whole with the text rendered and the reason kept
 //! for the sender, and the original network content attached on the way to DM3.
 
-use ::dm3::bridge_payload::{self, BridgePayload, MatrixEvent, Network as PayloadNetwork, TelegramCall};
+use ::dm3::bridge_payload::{self, BridgePayload, MatrixEvent, TelegramCall};
 use ::dm3::message::{Attachment as Dm3Attachment, Message as Dm3Message};
 use dm3_bridge_connector::{
     Content, EventKind, Message, NativeContent, NativeMessage, Reaction, ReactionKey, Text,
@@ -195,8 +195,8 @@ async fn the_original_content_rides_along_and_decodes_with_the_sdk() {
         "the content exactly as received, relation included"
     );
     assert_eq!(
-        bridge_payload::find(&built.message, PayloadNetwork::Matrix).unwrap().map(|p| p.network()),
-        Some(PayloadNetwork::Matrix)
+        bridge_payload::find(&built.message, Network::Matrix).unwrap().map(|p| p.network()),
+        Some(Network::Matrix)
     );
 
     // Edits carry it too; reactions say everything themselves.

@@ -1,8 +1,8 @@
 //! Who a virtual identity stands for: a network and that network's user id, validated once.
 //!
 //! Every identity is bound to exactly one person on one network, and the name scheme
-//! ([`super::label`]) turns that binding into an ENS label. Both sides therefore need ids that
-//! are already known to be well formed:
+//! ([`crate::identities::label`]) turns that binding into an ENS label. Both sides therefore
+//! need ids that are already known to be well formed:
 //! - [`TelegramUserId`]: a positive integer (Bot API `User.id`, at most 52 significant bits in
 //!   practice; any `u64` above zero is accepted), written in decimal without leading zeros;
 //! - [`MatrixUserId`]: `@localpart:server`, at most 255 bytes (Matrix spec, "User
@@ -12,58 +12,24 @@
 //!
 //! The ids are compared byte for byte, as the networks do: `@Bob:example.org` and
 //! `@bob:example.org` are two users (Matrix localparts were once case-sensitive).
+//!
+//! The module sits below both the identities (`crate::identities::network` is this module)
+//! and the store, whose identity rows hold these ids, so that neither leans on the other.
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 /// The longest Matrix user id, in bytes (Matrix spec).
 pub const MAX_MATRIX_ID_LEN: usize = 255;
 
-/// A network the bridge has virtual identities for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Network {
-    Telegram,
-    Matrix,
-}
-
-impl Network {
-    pub const ALL: [Network; 2] = [Network::Telegram, Network::Matrix];
-
-    /// The name used in the API, the CLI and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Network::Telegram => "telegram",
-            Network::Matrix => "matrix",
-        }
-    }
-}
-
-impl fmt::Display for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Network {
-    type Err = UserIdError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "telegram" => Ok(Network::Telegram),
-            "matrix" => Ok(Network::Matrix),
-            _ => Err(UserIdError::UnknownNetwork(bounded(text))),
-        }
-    }
-}
+/// The network of an identity: the SDK's one list of networks ([`dm3::network`]).
+pub use dm3::network::{Network, UnknownNetwork};
 
 /// Why a text is not a network user id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserIdError {
-    #[error("unknown network {0:?}; expected \"telegram\" or \"matrix\"")]
-    UnknownNetwork(String),
+    #[error(transparent)]
+    UnknownNetwork(#[from] UnknownNetwork),
     #[error("{0:?} is not a Telegram user id: expected a positive decimal number without leading zeros")]
     Telegram(String),
     #[error(
@@ -267,13 +233,5 @@ mod tests {
             assert!(bad.parse::<MatrixUserId>().is_err(), "{bad}");
         }
         assert!(format!("@{}:x", "a".repeat(253)).parse::<MatrixUserId>().is_err());
-    }
-
-    #[test]
-    fn networks_round_trip() {
-        for network in Network::ALL {
-            assert_eq!(network.as_str().parse::<Network>().unwrap(), network);
-        }
-        assert!("irc".parse::<Network>().is_err());
     }
 }

@@ -1,8 +1,10 @@
 //! The identity tables (`migrations/*/0003_identities.sql`) behind one small repository API.
 //!
-//! The same SQL runs on SQLite and PostgreSQL through the store's `on_pool!` (writes: `write_on!`), as in
-//! `crate::store`. Rows are turned into typed records here, so a row that does not parse (a
-//! hand-edited database) is a named error, never a panic or a silently wrong answer.
+//! The same SQL runs on SQLite and PostgreSQL through `on_pool!` (writes: `write_on!`), like
+//! every other table of the store. Rows are turned into typed records here, so a row that does
+//! not parse (a hand-edited database) is a named error ([`StoreError::CorruptIdentity`]), never
+//! a panic or a silently wrong answer. What the rows mean (sealing, rotation, the caches of
+//! recent reads) is the identity vault's ([`crate::identities`]); the store only keeps them.
 //!
 //! Changes that touch both tables (create, rotate, delete) run in one transaction. Rotation is
 //! optimistic: it only applies if the identity is still at the version the caller rotated
@@ -14,9 +16,8 @@ use dm3::ens::EnsName;
 use dm3::profile::SignedUserProfile;
 use sqlx::Row;
 
-use super::error::IdentityError;
-use super::network::{Network, NetworkUserId};
-use crate::store::{Pool, Store, on_pool, write_on};
+use super::{Pool, Store, StoreError, on_pool, write_on};
+use crate::network_user::{Network, NetworkUserId, UnknownNetwork};
 
 /// An identity as stored: everything public about it, and the current key version.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,15 +119,14 @@ impl Store {
         &self,
         record: &IdentityRecord,
         key: &SealedKey,
-    ) -> Result<bool, IdentityError> {
+    ) -> Result<bool, StoreError> {
         const SQL: &str = concat!(
             "INSERT INTO identities (",
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
         );
-        let changed = record.name.clone();
         let (record, key) = (record.clone(), key.clone());
-        let inserted = write_on!(self, tx => {
+        write_on!(self, tx => {
             let inserted = sqlx::query(SQL)
                 .bind(record.name.as_str())
                 .bind(&record.label)
@@ -146,13 +146,11 @@ impl Store {
                 insert_key!(tx, record.name, key);
             }
             Ok(inserted)
-        })?;
-        self.recent_identities().forget(&changed);
-        Ok(inserted)
+        })
     }
 
     /// The identity called `name`.
-    pub async fn identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
+    pub async fn identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, StoreError> {
         const SQL: &str = concat!("SELECT ", columns!(), " FROM identities WHERE name = $1");
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL).bind(name.as_str()).fetch_optional(p).await? {
@@ -163,24 +161,8 @@ impl Store {
         raw.map(parse).transpose()
     }
 
-    /// [`identity`](Self::identity), or a record of it read less than a second ago, for name
-    /// resolution and the engine ([`super::recent`] says why that is safe).
-    pub async fn recent_identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
-        if let Some(recent) = self.recent_identities().get(name) {
-            return Ok(Some(recent));
-        }
-        let found = self.identity(name).await?;
-        if let Some(record) = &found {
-            self.recent_identities().remember(record);
-        }
-        Ok(found)
-    }
-
     /// The identity of a network user.
-    pub async fn identity_of_user(
-        &self,
-        user: &NetworkUserId,
-    ) -> Result<Option<IdentityRecord>, IdentityError> {
+    pub async fn identity_of_user(&self, user: &NetworkUserId) -> Result<Option<IdentityRecord>, StoreError> {
         const SQL: &str =
             concat!("SELECT ", columns!(), " FROM identities WHERE network = $1 AND network_user_id = $2");
         let raw = on_pool!(self.pool(), p => {
@@ -198,11 +180,7 @@ impl Store {
     }
 
     /// Identities in name order, `limit` of them after skipping `offset`.
-    pub async fn list_identities(
-        &self,
-        offset: u64,
-        limit: u32,
-    ) -> Result<Vec<IdentityRecord>, IdentityError> {
+    pub async fn list_identities(&self, offset: u64, limit: u32) -> Result<Vec<IdentityRecord>, StoreError> {
         // Byte order on both backends: PostgreSQL's default collation may follow the locale.
         const SQLITE: &str =
             concat!("SELECT ", columns!(), " FROM identities ORDER BY name LIMIT $1 OFFSET $2");
@@ -224,7 +202,7 @@ impl Store {
         raws.into_iter().map(parse).collect()
     }
 
-    pub async fn count_identities(&self) -> Result<u64, IdentityError> {
+    pub async fn count_identities(&self) -> Result<u64, StoreError> {
         let n = on_pool!(self.pool(), p => sqlx::query("SELECT COUNT(*) AS n FROM identities")
             .fetch_one(p)
             .await?
@@ -238,9 +216,8 @@ impl Store {
         name: &EnsName,
         disabled_at_ms: Option<i64>,
         now_ms: i64,
-    ) -> Result<bool, IdentityError> {
+    ) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE identities SET disabled_at = $2, updated_at = $3 WHERE name = $1";
-        let changed = name.clone();
         let name = name.clone();
         let n = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(name.as_str())
@@ -249,15 +226,13 @@ impl Store {
             .execute(&mut *c)
             .await?
             .rows_affected()))?;
-        self.recent_identities().forget(&changed);
         Ok(n == 1)
     }
 
     /// Deletes an identity and every key version of it; `false` if it did not exist.
-    pub async fn delete_identity(&self, name: &EnsName) -> Result<bool, IdentityError> {
-        let changed = name.clone();
+    pub async fn delete_identity(&self, name: &EnsName) -> Result<bool, StoreError> {
         let name = name.clone();
-        let deleted = write_on!(self, tx => {
+        write_on!(self, tx => {
             sqlx::query("DELETE FROM identity_keys WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
             let n = sqlx::query("DELETE FROM identities WHERE name = $1")
                 .bind(name.as_str())
@@ -265,9 +240,7 @@ impl Store {
                 .await?
                 .rows_affected();
             Ok(n == 1)
-        })?;
-        self.recent_identities().forget(&changed);
-        Ok(deleted)
+        })
     }
 
     /// Makes `key` the current version of `name`, if the identity is still at `from_version`;
@@ -279,13 +252,12 @@ impl Store {
         from_version: u32,
         key: &SealedKey,
         profile: &SignedUserProfile,
-    ) -> Result<bool, IdentityError> {
+    ) -> Result<bool, StoreError> {
         const UPDATE: &str = "UPDATE identities SET key_version = $3, address = $4, profile = $5, updated_at = $6 \
              WHERE name = $1 AND key_version = $2";
         const RETIRE: &str = "UPDATE identity_keys SET retired_at = $3 WHERE name = $1 AND version = $2";
-        let changed = name.clone();
         let (name, key, profile) = (name.clone(), key.clone(), profile.canonical());
-        let rotated = write_on!(self, tx => {
+        write_on!(self, tx => {
             let n = sqlx::query(UPDATE)
                 .bind(name.as_str())
                 .bind(i64::from(from_version))
@@ -306,13 +278,11 @@ impl Store {
                 insert_key!(tx, name, key);
             }
             Ok(n == 1)
-        })?;
-        self.recent_identities().forget(&changed);
-        Ok(rotated)
+        })
     }
 
     /// Every key version of `name`, newest first.
-    pub async fn identity_keys(&self, name: &EnsName) -> Result<Vec<SealedKey>, IdentityError> {
+    pub async fn identity_keys(&self, name: &EnsName) -> Result<Vec<SealedKey>, StoreError> {
         const SQL: &str = "SELECT version, address, sealed, created_at, retired_at FROM identity_keys \
              WHERE name = $1 ORDER BY version DESC";
         let raws = on_pool!(self.pool(), p => {
@@ -326,26 +296,8 @@ impl Store {
         raws.into_iter().map(|raw| parse_key(name.as_str(), raw)).collect()
     }
 
-    /// [`identity_keys`](Self::identity_keys), or the versions of `name` read less than a
-    /// second ago, for the engine ([`super::recent`] says why that is safe). Read again if
-    /// they lack `including`: the caller read a record after a rotation they predate.
-    pub async fn recent_identity_keys(
-        &self,
-        name: &EnsName,
-        including: Option<u32>,
-    ) -> Result<Vec<SealedKey>, IdentityError> {
-        if let Some(recent) = self.recent_identities().keys(name)
-            && including.is_none_or(|version| recent.iter().any(|key| key.version == version))
-        {
-            return Ok(recent);
-        }
-        let keys = self.identity_keys(name).await?;
-        self.recent_identities().remember_keys(name, &keys);
-        Ok(keys)
-    }
-
     /// The most recently created sealed key of any identity, to check the master key at start-up.
-    pub async fn newest_identity_key(&self) -> Result<Option<(EnsName, SealedKey)>, IdentityError> {
+    pub async fn newest_identity_key(&self) -> Result<Option<(EnsName, SealedKey)>, StoreError> {
         const SQL: &str = "SELECT name, version, address, sealed, created_at, retired_at FROM identity_keys \
              ORDER BY created_at DESC, name LIMIT 1";
         let raw = on_pool!(self.pool(), p => {
@@ -356,7 +308,7 @@ impl Store {
         });
         raw.map(|(name, raw)| {
             let key = parse_key(&name, raw)?;
-            let name = EnsName::parse(&name).map_err(|e| corrupt(&name, e))?;
+            let name = EnsName::from_normalized(&name).map_err(|e| corrupt(&name, e))?;
             Ok((name, key))
         })
         .transpose()
@@ -368,7 +320,7 @@ impl Store {
         &self,
         name: &EnsName,
         limit: u32,
-    ) -> Result<Vec<Counterparty>, IdentityError> {
+    ) -> Result<Vec<Counterparty>, StoreError> {
         const SQL: &str = "SELECT sender, COUNT(*) AS n, MAX(received_at) AS last_at FROM envelopes \
              WHERE receiver = $1 GROUP BY sender ORDER BY last_at DESC, sender LIMIT $2";
         let rows = on_pool!(self.pool(), p => {
@@ -394,11 +346,11 @@ impl Store {
     }
 }
 
-fn parse(raw: Raw) -> Result<IdentityRecord, IdentityError> {
+fn parse(raw: Raw) -> Result<IdentityRecord, StoreError> {
     let (name, label, network, user_id, address, version, profile, created, updated, disabled) = raw;
-    let fail = |reason: String| IdentityError::Corrupt { name: name.clone(), reason };
-    let parsed_name = EnsName::parse(&name).map_err(|e| fail(e.to_string()))?;
-    let network: Network = network.parse().map_err(|e: super::network::UserIdError| fail(e.to_string()))?;
+    let fail = |reason: String| StoreError::CorruptIdentity { name: name.clone(), reason };
+    let parsed_name = EnsName::from_normalized(&name).map_err(|e| fail(e.to_string()))?;
+    let network: Network = network.parse().map_err(|e: UnknownNetwork| fail(e.to_string()))?;
     let user = NetworkUserId::parse(network, &user_id).map_err(|e| fail(e.to_string()))?;
     let address = parse_address(&address).map_err(|e| fail(format!("address: {e}")))?;
     let key_version = u32::try_from(version).map_err(|_| fail(format!("key version {version}")))?;
@@ -416,13 +368,13 @@ fn parse(raw: Raw) -> Result<IdentityRecord, IdentityError> {
     })
 }
 
-fn parse_key(name: &str, raw: RawKey) -> Result<SealedKey, IdentityError> {
+fn parse_key(name: &str, raw: RawKey) -> Result<SealedKey, StoreError> {
     let (version, address, sealed, created_at_ms, retired_at_ms) = raw;
     let version = u32::try_from(version).map_err(|_| corrupt(name, format!("key version {version}")))?;
     let address = parse_address(&address).map_err(|e| corrupt(name, format!("key address: {e}")))?;
     Ok(SealedKey { version, address, sealed, created_at_ms, retired_at_ms })
 }
 
-fn corrupt(name: &str, reason: impl std::fmt::Display) -> IdentityError {
-    IdentityError::Corrupt { name: name.to_owned(), reason: reason.to_string() }
+fn corrupt(name: &str, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::CorruptIdentity { name: name.to_owned(), reason: reason.to_string() }
 }
