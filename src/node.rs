@@ -39,6 +39,7 @@ use crate::config::{Config, Problem};
 use crate::engine::Queue;
 use crate::engine::assemble::{EngineSetupError, assemble, engine_directory, inbound_queue};
 use crate::engine::connectors::Connectors;
+use crate::engine::inbox::BridgeInbox;
 use crate::engine::runtime::Engine;
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
@@ -312,7 +313,6 @@ impl Node {
             };
         }
         let queue = Queue::new(store.clone());
-        protocol.plug_inbox(Arc::new(queue.clone()));
         let directory = engine_directory(config, names)?;
         let services = NodeServices {
             config,
@@ -335,6 +335,8 @@ impl Node {
                 connectors = connectors.with_policy(bridge.network(), policy);
             }
         }
+        let networks = started.bridges.iter().map(|bridge| bridge.network());
+        protocol.plug_inbox(Arc::new(BridgeInbox::new(queue.clone(), networks)));
         started.engine =
             Some(assemble(config, queue, store.clone(), names, directory, protocol.clone(), connectors)?);
         Ok(())

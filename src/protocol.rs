@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use dm3::ens::EnsName;
 use dm3::envelope::Envelope;
+use dm3::network::Network;
 use dm3_bridge_connector::BoxFuture;
 use serde_json::Value;
 
@@ -185,6 +186,13 @@ pub trait InboxSink: Send + Sync {
         &'a self,
         envelope: &'a NewEnvelope,
     ) -> BoxFuture<'a, Result<Inserted, DeliveryError>>;
+
+    /// Whether the bridge delivers to the users of `network` on this node (a network runs for
+    /// them). An identity of a network that does not run here is refused at submit: accepted,
+    /// its envelope would wait for a connector that never comes.
+    fn serves(&self, _network: Network) -> bool {
+        true
+    }
 }
 
 /// The DM3 operations behind the delivery-service API (docs/protocol.md §9).

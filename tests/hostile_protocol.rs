@@ -226,8 +226,9 @@ async fn a_virtual_identity_name_is_never_an_account(db: &TestDb) {
     )
     .await;
     // The admin API takes the Bearer scheme in any case (RFC 9110).
+    let (http, base) = (t.http.clone(), t.node.base());
     let admin = |method: reqwest::Method, path: &str| {
-        t.http.request(method, t.node.url(path)).header("authorization", format!("BEARER {ADMIN_TOKEN}"))
+        http.request(method, format!("{base}{path}")).header("authorization", format!("BEARER {ADMIN_TOKEN}"))
     };
     let created = admin(reqwest::Method::POST, "/admin/identities")
         .json(&json!({"network": "telegram", "userId": 12345}))
@@ -245,7 +246,20 @@ async fn a_virtual_identity_name_is_never_an_account(db: &TestDb) {
         .unwrap();
     let signed = profile["profile"].clone();
 
+    let victim = json!({
+        "ensName": identity,
+        "keys": {"encryption": {"publicKey": signed["profile"]["publicEncryptionKey"]}},
+    });
     for state in ["enabled", "disabled"] {
+        // No [telegram] on this node: a message to a Telegram user's identity is refused at
+        // once, whether the identity is enabled or not, never accepted to wait for a connector
+        // that never comes (nor stored for someone to collect).
+        let sent = t.submit(&alice, &victim, &format!("to a Telegram identity, {state}"), json!({})).await;
+        assert_eq!(sent["status"], 400, "{state}: {sent}");
+        if state == "enabled" {
+            let message = sent["body"]["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("does not bridge telegram"), "{sent}");
+        }
         let (status, body) = t.post(&format!("/profile/{identity}"), &signed).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{state}: {body}");
         assert_eq!(body["error"]["code"], -32003, "{state}: {body}");
@@ -259,13 +273,6 @@ async fn a_virtual_identity_name_is_never_an_account(db: &TestDb) {
             assert_eq!(disabled.status(), StatusCode::OK);
         }
     }
-    // A message to the disabled identity is refused, not stored for someone to collect.
-    let victim = json!({
-        "ensName": identity,
-        "keys": {"encryption": {"publicKey": signed["profile"]["publicEncryptionKey"]}},
-    });
-    let sent = t.submit(&alice, &victim, "to a disabled identity", json!({})).await;
-    assert_eq!(sent["status"], 400, "{sent}");
 }
 
 /// An outsider's writes and fetches are bounded: a flood of challenges keeps a few rows, and

@@ -142,7 +142,7 @@ impl Relay {
     async fn recipient(&self, receiver: &EnsName) -> Result<Recipient, DeliveryError> {
         if self.inbox.get().is_some() && self.local_names.is_virtual_identity_name(receiver) {
             match self.local_names.is_enabled_identity(receiver).await {
-                Ok(true) => return Ok(Recipient::VirtualIdentity),
+                Ok(true) => return self.reachable_identity(receiver),
                 Ok(false) => {}
                 Err(error) => {
                     return Err(super::accounts::resolve_failure(receiver, DirectoryError::Resolve(error)));
@@ -153,6 +153,23 @@ impl Relay {
             return Ok(Recipient::Account);
         }
         Err(DeliveryError::rejected(Rejection::UnknownAccount, "unknown account"))
+    }
+
+    /// A virtual identity is a recipient only while its network runs on this node (an identity
+    /// made for Telegram users on a node without `[telegram]` reaches nobody).
+    fn reachable_identity(&self, receiver: &EnsName) -> Result<Recipient, DeliveryError> {
+        let served = match (self.local_names.network_of(receiver), self.inbox.get()) {
+            (Some(network), Some(inbox)) => inbox.serves(network).then_some(()).ok_or(network),
+            // Only names the scheme parses as identities are enabled identities.
+            _ => Ok(()),
+        };
+        match served {
+            Ok(()) => Ok(Recipient::VirtualIdentity),
+            Err(network) => Err(DeliveryError::rejected(
+                Rejection::UnknownAccount,
+                format!("{receiver} stands for a {network} user, and this node does not bridge {network}"),
+            )),
+        }
     }
 
     /// Hands an envelope for a virtual identity to the bridge's inbox, keyed like the stored

@@ -8,9 +8,11 @@
 //! The handler ([`InboxHandler`]) opens, verifies, converts and delivers it through the
 //! receiver's connector (docs/engine.md).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use dm3::ens::EnsName;
+use dm3::network::Network;
 use dm3_bridge_connector::{BoxFuture, IdempotencyKey, NetworkUserId, Outbound, RemoteIdentity, deliver};
 
 use super::dm3::convert::{ToNetwork, to_network};
@@ -52,6 +54,32 @@ impl InboxSink for Queue {
                 .map_err(|e| DeliveryError::Internal(format!("queueing for the bridge: {e}")))?;
             Ok(self.enqueue(&job, envelope.received_at_ms).await?)
         })
+    }
+}
+
+/// The bridge's inbox as the relay sees it: the [`Queue`], and the networks that run on this
+/// node (so the relay refuses envelopes for identities of any other).
+pub struct BridgeInbox {
+    queue: Queue,
+    networks: HashSet<Network>,
+}
+
+impl BridgeInbox {
+    pub fn new(queue: Queue, networks: impl IntoIterator<Item = Network>) -> Self {
+        Self { queue, networks: networks.into_iter().collect() }
+    }
+}
+
+impl InboxSink for BridgeInbox {
+    fn queue_envelope<'a>(
+        &'a self,
+        envelope: &'a NewEnvelope,
+    ) -> BoxFuture<'a, Result<Inserted, DeliveryError>> {
+        self.queue.queue_envelope(envelope)
+    }
+
+    fn serves(&self, network: Network) -> bool {
+        self.networks.contains(&network)
     }
 }
 

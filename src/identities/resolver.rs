@@ -23,6 +23,7 @@ use alloy_primitives::{Address, U256};
 use dm3::ccip::{Answer, Query};
 use dm3::ds_profile::DeliveryServiceProfile;
 use dm3::ens::EnsName;
+use dm3::network::Network;
 use dm3::text_record::{DELIVERY_SERVICE_KEY, USER_PROFILE_KEY};
 use dm3_bridge_connector::BoxFuture;
 
@@ -90,6 +91,14 @@ impl LocalNames {
     /// of every envelope's receiver).
     pub async fn is_enabled_identity(&self, name: &EnsName) -> Result<bool, ResolveError> {
         resolved(self.identity(name).await).map(|found| found.is_some())
+    }
+
+    /// The network whose user `name` stands for, if it is a virtual identity's name.
+    pub fn network_of(&self, name: &EnsName) -> Option<Network> {
+        match self.scheme.as_ref()?.parse(name) {
+            Ok(ParsedName::Identity { network, .. }) => Some(network),
+            _ => None,
+        }
     }
 
     /// Whether the node answers for `name`: its own name or anything under the parent.
