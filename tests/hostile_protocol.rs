@@ -453,7 +453,11 @@ async fn outbound_lookups_are_bounded_remembered_and_reveal_no_internal_address(
         let started = Instant::now();
         let (status, _) = t.post("/profile/victim.evil.test.eth", &profile).await;
         assert!(status.is_client_error() || status.is_server_error());
-        assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "answered from the cache: {:?}",
+            started.elapsed()
+        );
     }
     assert_eq!(hits.load(Ordering::SeqCst), fetched, "the failure was remembered");
     drop(t);
