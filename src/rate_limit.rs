@@ -78,7 +78,10 @@ pub const SWEEP_EVERY: u64 = 4_096;
 /// The key a client is counted under: an IPv4 address, or an IPv6 /64.
 type ClientKey = IpAddr;
 
-fn client_key(ip: IpAddr) -> ClientKey {
+/// Who one client is, for every per-client bound of the node (these budgets and the server's
+/// per-address connection cap): an IPv4 address (an IPv4-mapped IPv6 one counts as IPv4), or
+/// an IPv6 /64, since one host commonly holds a whole /64.
+pub(crate) fn client_key(ip: IpAddr) -> ClientKey {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

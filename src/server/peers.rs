@@ -3,7 +3,9 @@
 //! The node-wide cap pauses accepting, which is fair to nobody in particular: one address with
 //! many connections would hold all of them. Past its own cap an address's new connection is
 //! closed at once instead (it cannot wait in the listen queue: it was accepted to learn its
-//! address). IPv4 clients of a `[::]` listener count under their IPv4 address.
+//! address). An address is a client as the rate limits count one (`rate_limit::client_key`):
+//! IPv4 clients of a `[::]` listener under their IPv4 address, an IPv6 host under its /64, so a
+//! host cannot take a fresh cap per address of its prefix.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,7 +28,7 @@ impl PeerSlots {
         if self.max == 0 {
             return Some(PeerSlot { slots: None, ip });
         }
-        let ip = ip.to_canonical();
+        let ip = crate::rate_limit::client_key(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(ip).or_insert(0);
         if *count >= self.max {
@@ -74,6 +76,19 @@ mod tests {
         let _again = slots.enter(a).unwrap();
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert!(slots.enter(mapped).is_none(), "an IPv4-mapped address is the same address");
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_address_per_64() {
+        let slots = PeerSlots::new(1);
+        let first = slots.enter("2001:db8:1:2::1".parse().unwrap());
+        assert!(first.is_some());
+        assert!(slots.enter("2001:db8:1:2::ff".parse().unwrap()).is_none(), "same /64");
+        assert!(slots.enter("2001:db8:1:3::1".parse().unwrap()).is_some(), "another /64");
+        let mapped = slots.enter("::ffff:192.0.2.1".parse().unwrap());
+        assert!(mapped.is_some());
+        assert!(slots.enter("192.0.2.1".parse().unwrap()).is_none(), "the mapped address is the IPv4 one");
+        drop((first, mapped));
     }
 
     #[test]
