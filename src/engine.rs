@@ -27,6 +27,7 @@ pub mod inbox;
 pub mod job;
 pub mod outbox;
 pub mod parts;
+pub mod portals;
 pub mod queue;
 pub mod references;
 pub mod runtime;

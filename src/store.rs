@@ -66,7 +66,7 @@ pub use jobs::{
     BatchKey, ClaimedJob, Completed, JobCount, JobId, JobRecord, JobState, Lease, NewJob, QueueName,
 };
 pub use message_map::{MappedMessage, NewMapping};
-pub use portals::{NewPortal, Portal};
+pub use portals::{NewPortal, Portal, PortalState};
 pub use sessions::{Session, TokenHash};
 pub use writer::WriterStats;
 
@@ -185,7 +185,6 @@ struct Inner {
     /// SQLite only: the connection that does every write.
     write_connection: Option<Arc<write_connection::WriteConnection>>,
     known_accounts: accounts::KnownAccounts,
-    known_portals: portals::KnownPortals,
 }
 
 impl Store {
@@ -236,7 +235,6 @@ impl Store {
                 writer,
                 write_connection,
                 known_accounts: Default::default(),
-                known_portals: Default::default(),
             }),
         })
     }
@@ -264,10 +262,6 @@ impl Store {
 
     fn known_accounts(&self) -> &accounts::KnownAccounts {
         &self.inner.known_accounts
-    }
-
-    fn known_portals(&self) -> &portals::KnownPortals {
-        &self.inner.known_portals
     }
 
     /// The `name, created_at, expires_at` of the row that `sql` finds by one text key: the

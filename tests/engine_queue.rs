@@ -19,7 +19,8 @@ use dm3_bridge::clock::now_ms;
 use dm3_bridge::engine::worker::{self, JobHandler, Outcome, WorkerOptions};
 use dm3_bridge::engine::{Backoff, InboundQueue, JobPayload, Queue};
 use dm3_bridge::store::{
-    BatchKey, ClaimedJob, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal, QueueName, Store,
+    BatchKey, ClaimedJob, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal, PortalState,
+    QueueName, Store,
 };
 use dm3_bridge_connector::{
     Accepted, BoxFuture, Content, ConversationId, EventKind, IdempotencyKey, Inbound, InboundBatch,
@@ -41,6 +42,7 @@ on_both_backends!(
     jobs_are_counted_by_queue_and_state,
     portals_are_found_from_both_sides_and_created_once,
     a_portal_another_replica_creates_is_found_at_once,
+    a_portal_is_suspended_resumed_rebound_with_its_map_and_unlinked,
     message_map_translates_both_ways_per_network,
     a_bridged_message_is_recorded_with_its_jobs_completion,
     a_completion_claims_the_next_job_of_its_conversation,
@@ -345,8 +347,8 @@ async fn portals_are_found_from_both_sides_and_created_once(db: &TestDb) {
     store.close().await;
 }
 
-/// Found portals are remembered, never an absence: a replica that looked a portal up before
-/// another replica created it finds it at once, from either side.
+/// A replica that looked a portal up before another replica created it finds it at once, from
+/// either side (portals are read from the database every time: they change).
 async fn a_portal_another_replica_creates_is_found_at_once(db: &TestDb) {
     let (one, other) = (db.open().await, db.open().await);
     let matrix = network("matrix");
@@ -360,7 +362,6 @@ async fn a_portal_another_replica_creates_is_found_at_once(db: &TestDb) {
     assert!(one.portal_by_names(&matrix, &portal.local_name, &portal.remote_name).await.unwrap().is_none());
     let (created, _) = other.insert_or_get_portal(&portal, NOW).await.unwrap();
     for _ in 0..2 {
-        // Twice: from the database, then from what the first lookup remembered.
         assert_eq!(
             one.portal_by_conversation(&matrix, &portal.conversation).await.unwrap(),
             Some(created.clone())
@@ -368,6 +369,80 @@ async fn a_portal_another_replica_creates_is_found_at_once(db: &TestDb) {
         let by_names = one.portal_by_names(&matrix, &portal.local_name, &portal.remote_name).await.unwrap();
         assert_eq!(by_names, Some(created.clone()));
     }
+    one.close().await;
+    other.close().await;
+}
+
+/// A portal's state and conversation change in place: a suspension written through one store
+/// is seen by another at once (nothing is cached), and a re-bound portal keeps its id, its pair
+/// and its message map.
+async fn a_portal_is_suspended_resumed_rebound_with_its_map_and_unlinked(db: &TestDb) {
+    let (one, other) = (db.open().await, db.open().await);
+    let matrix = network("matrix");
+    let portal = NewPortal {
+        network: matrix.clone(),
+        conversation: ConversationId::new("!old:hs").unwrap(),
+        local_name: name("bob.matrix.bridge.eth"),
+        remote_name: name("alice.eth"),
+    };
+    let (created, _) = one.insert_or_get_portal(&portal, NOW).await.unwrap();
+    assert_eq!((created.state.clone(), created.updated_at_ms), (PortalState::Live, 0));
+    let by_names = || other.portal_by_names(&matrix, &portal.local_name, &portal.remote_name);
+    assert_eq!(by_names().await.unwrap().unwrap().state, PortalState::Live, "looked up (and once cached)");
+
+    let suspended = PortalState::Suspended { reason: "@eve:hs joined".to_owned() };
+    assert!(one.set_portal_state(created.id, &suspended, NOW + 1).await.unwrap());
+    let seen = by_names().await.unwrap().unwrap();
+    assert_eq!((seen.state, seen.updated_at_ms), (suspended.clone(), NOW + 1));
+    assert!(one.set_portal_state(created.id, &PortalState::Live, NOW + 2).await.unwrap());
+    assert_eq!(by_names().await.unwrap().unwrap().state, PortalState::Live);
+    assert!(!one.set_portal_state(created.id + 1000, &suspended, NOW).await.unwrap(), "no such portal");
+
+    // Messages carried in the old room; one of another portal's room stays where it is.
+    let mapping = |n: u64, room: &str| NewMapping {
+        network: matrix.clone(),
+        dm3_hash: format!("0x{n:064x}").parse().unwrap(),
+        network_message_id: NetworkMessageId::new(format!("$event{n}")).unwrap(),
+        conversation: ConversationId::new(room).unwrap(),
+    };
+    one.record_message(&mapping(1, "!old:hs"), NOW).await.unwrap();
+    one.record_message(&mapping(2, "!elsewhere:hs"), NOW).await.unwrap();
+    one.set_portal_state(created.id, &suspended, NOW + 3).await.unwrap();
+    let new_room = ConversationId::new("!new:hs").unwrap();
+    assert!(other.rebind_portal(created.id, &new_room, NOW + 4).await.unwrap());
+    let moved = one.portal_by_conversation(&matrix, &new_room).await.unwrap().unwrap();
+    assert_eq!(
+        (moved.id, moved.state.clone(), moved.updated_at_ms),
+        (created.id, PortalState::Live, NOW + 4)
+    );
+    assert_eq!(
+        (moved.local_name, moved.remote_name),
+        (portal.local_name.clone(), portal.remote_name.clone())
+    );
+    assert!(one.portal_by_conversation(&matrix, &portal.conversation).await.unwrap().is_none());
+    let carried = one.message_by_dm3_hash(&matrix, &mapping(1, "!x:hs").dm3_hash).await.unwrap().unwrap();
+    assert_eq!(carried.conversation, new_room, "the message map moved with the portal");
+    let untouched = one.message_by_dm3_hash(&matrix, &mapping(2, "!x:hs").dm3_hash).await.unwrap().unwrap();
+    assert_eq!(untouched.conversation.as_str(), "!elsewhere:hs");
+    // Re-binding to the room it is in only makes it live.
+    one.set_portal_state(created.id, &suspended, NOW + 5).await.unwrap();
+    assert!(one.rebind_portal(created.id, &new_room, NOW + 6).await.unwrap());
+    assert_eq!(one.portal(created.id).await.unwrap().unwrap().state, PortalState::Live);
+    // Another portal's room cannot be taken.
+    let mut second = portal.clone();
+    second.conversation = ConversationId::new("!second:hs").unwrap();
+    second.remote_name = name("carol.eth");
+    let (second, _) = one.insert_or_get_portal(&second, NOW).await.unwrap();
+    assert!(one.rebind_portal(second.id, &new_room, NOW + 7).await.is_err());
+
+    // Unlinked: gone from both sides; the pair can have a new portal.
+    assert!(one.delete_portal(created.id).await.unwrap());
+    assert!(!one.delete_portal(created.id).await.unwrap());
+    assert!(by_names().await.unwrap().is_none());
+    assert!(other.portal(created.id).await.unwrap().is_none());
+    let (fresh, inserted) = one.insert_or_get_portal(&portal, NOW + 8).await.unwrap();
+    assert_eq!(inserted, Inserted::New);
+    assert_ne!(fresh.id, created.id);
     one.close().await;
     other.close().await;
 }
@@ -1081,6 +1156,7 @@ async fn inbound_batches_become_outbox_jobs_once(db: &TestDb) {
         requester: bob.clone(),
         remote: RemoteIdentity::new("alice.eth").unwrap(),
         timestamp_ms: 1,
+        network_event_id: None,
     });
     let sticker = Inbound::Unbridgeable(Unbridgeable {
         conversation: room.clone(),

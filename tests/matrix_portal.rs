@@ -200,9 +200,10 @@ async fn a_group_room_is_told_it_is_not_bridged_and_a_refusal_shows_its_reason()
     let request = portal_request(&bridge, &group).await;
     let connector = bridge.connector();
     let error = connector.portals().unwrap().join_portal(&request).await.unwrap_err();
-    assert_eq!(error, ConnectorError::Permanent(GROUP_NOT_BRIDGED.to_owned()));
+    let reason = format!("{} joined or was invited, and {GROUP_NOT_BRIDGED}", carol.user_id);
+    assert_eq!(error, ConnectorError::Permanent(reason.clone()));
     let timeline = bob.messages(&group).await.unwrap();
-    assert_eq!(notices_from(&timeline, ghost.as_str()), [GROUP_NOT_BRIDGED]);
+    assert_eq!(notices_from(&timeline, ghost.as_str()), [reason]);
     assert_eq!(membership_of(&timeline, ghost.as_str()).as_deref(), Some("leave"));
 
     // A direct chat the engine refuses (the user policy, say): the reason is shown, the ghost leaves.

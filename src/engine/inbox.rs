@@ -134,9 +134,8 @@ impl InboxHandler {
             .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
         let remote = RemoteIdentity::new(opened.sender.to_string()).map_err(Failure::permanent)?;
         let local_user = NetworkUserId::new(identity.user.user_id()).map_err(Failure::permanent)?;
-        let conversation = parts
-            .portal_for(connector.as_ref(), &network_id, &receiver, &opened.sender, &local_user, &remote)
-            .await?;
+        let conversation =
+            parts.portal_for(connector.as_ref(), &receiver, &opened.sender, &local_user, &remote).await?;
         let references = StoredReferences { store: &parts.store, network: &network_id };
         let converted = to_network(&opened, network, &conversation, &references, &parts.attachment_limits)
             .await

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use dm3::ens::EnsName;
 use dm3::message::MessageBuilder;
 use dm3_bridge_connector::{
-    Attachment, AttachmentSource, BoxFuture, Content, ConversationId, EventKind, IdempotencyKey, Inbound,
-    InboundEvent, Message, NetworkId, Outbound, PortalRequest, RemoteIdentity, Text, Unbridgeable,
+    Attachment, AttachmentSource, BoxFuture, Content, ConversationChange, ConversationId, EventKind,
+    IdempotencyKey, Inbound, InboundEvent, Message, NetworkId, Outbound, PortalRequest, RemoteIdentity, Text,
+    Unbridgeable,
 };
 
 use super::dm3::convert::{ToDm3, to_dm3};
@@ -23,11 +24,8 @@ use super::job::{JobPayload, Report};
 use super::parts::{EngineParts, Failure};
 use super::references::StoredReferences;
 use super::{JobHandler, Outcome};
-use crate::clock::now_ms;
-use crate::identities::IdentityError;
-use crate::identities::network::{self, Network};
-use crate::identities::vault::IdentityRef;
-use crate::store::{ClaimedJob, NewMapping, NewPortal};
+use crate::identities::network::Network;
+use crate::store::{ClaimedJob, NewMapping, PortalState};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
 
 /// Works outbox jobs.
@@ -49,6 +47,9 @@ impl JobHandler for OutboxHandler {
                     Inbound::Event(event) => self.event(&network, &event).await,
                     Inbound::PortalRequest(request) => {
                         self.portal_request(&network, &request).await.map(|()| None)
+                    }
+                    Inbound::ConversationChange(change) => {
+                        self.conversation_change(&network, &change).await.map(|()| None)
                     }
                     Inbound::Unbridgeable(event) => self.unbridgeable(&network, &event).await.map(|()| None),
                 },
@@ -138,6 +139,12 @@ impl OutboxHandler {
             tracing::debug!(network = %network_id, "ignoring a message from another member of a portal");
             return Ok(None);
         }
+        if let PortalState::Suspended { reason } = &portal.state {
+            if matches!(event.kind, EventKind::ReadReceipt(_)) {
+                return Ok(None); // a receipt is not worth a notice
+            }
+            return Err(Failure::permanent(format!("messages here are paused: {reason}")));
+        }
         if identity.disabled_at_ms.is_some() {
             return Err(Failure::permanent(format!("your DM3 identity {from} is disabled on this bridge")));
         }
@@ -197,49 +204,21 @@ impl OutboxHandler {
         Ok(fetched)
     }
 
-    /// A network user opened a conversation with a DM3 user: record the portal (creating the
-    /// user's identity on first use) and join, or refuse with the reason.
+    /// A network user opened a conversation with a DM3 user ([`EngineParts::portal_request`]).
     async fn portal_request(&self, network_id: &NetworkId, request: &PortalRequest) -> Result<(), Failure> {
-        let parts = &self.parts;
         let network = self.network(network_id)?;
-        let connector = parts.connector(network)?;
-        let portals = connector
-            .portals()
-            .ok_or_else(|| Failure::permanent(format!("{network_id} has no conversations to join")))?;
-        let remote = parse_name(request.remote.as_str())?;
-        let refusal = match parts.directory.user_profile(&remote).await {
-            Ok(Some(_)) => None,
-            Ok(None) => Some(format!("{remote} has no DM3 profile, so messages cannot reach them")),
-            Err(error) => return Err(Failure::retry(format!("looking up {remote}: {error}"))),
-        };
-        let refusal = refusal.or_else(|| {
-            (!parts.connectors.allows(network, &request.requester))
-                .then(|| format!("{} may not use this bridge (the operator's allow-list)", request.requester))
-        });
-        if let Some(reason) = refusal {
-            return portals.refuse_portal(request, &reason).await.map_err(Failure::connector);
-        }
-        let user = network::NetworkUserId::parse(network, request.requester.as_str())
-            .map_err(|e| Failure::permanent(format!("the requester is not a {network} user: {e}")))?;
-        let identity = match parts.vault.create(user.clone(), now_ms()).await {
-            Ok(identity) => identity,
-            Err(IdentityError::Exists { .. }) => {
-                parts.vault.get(&IdentityRef::User(user)).await.map_err(Failure::identity)?
-            }
-            Err(error) => return Err(Failure::identity(error)),
-        };
-        if identity.disabled_at_ms.is_some() {
-            let reason = format!("your DM3 identity {} is disabled on this bridge", identity.name);
-            return portals.refuse_portal(request, &reason).await.map_err(Failure::connector);
-        }
-        let portal = NewPortal {
-            network: network_id.clone(),
-            conversation: request.conversation.clone(),
-            local_name: identity.name.clone(),
-            remote_name: remote,
-        };
-        parts.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
-        portals.join_portal(request).await.map_err(Failure::connector)
+        let connector = self.parts.connector(network)?;
+        self.parts.portal_request(network, connector.as_ref(), request).await
+    }
+
+    /// A portal's room changed ([`EngineParts::conversation_change`]).
+    async fn conversation_change(
+        &self,
+        network_id: &NetworkId,
+        change: &ConversationChange,
+    ) -> Result<(), Failure> {
+        let connector = self.parts.connector(self.network(network_id)?)?;
+        self.parts.conversation_change(connector.as_ref(), change).await
     }
 
     /// Tells the sender in the conversation that the bridge cannot carry their message.

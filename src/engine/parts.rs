@@ -1,12 +1,10 @@
 //! What both job handlers share: the engine's collaborators, how a step's failure becomes a
-//! job outcome, portals, and the queueing of failure reports ([`Report`]).
+//! job outcome, and the queueing of failure reports ([`Report`]). Portals are in
+//! [`super::portals`].
 
 use std::time::Duration;
 
-use dm3::ens::EnsName;
-use dm3_bridge_connector::{
-    Connector, ConnectorError, ConversationId, NetworkId, NetworkUserId, RemoteIdentity,
-};
+use dm3_bridge_connector::{Connector, ConnectorError};
 
 use super::Queue;
 use super::connectors::Connectors;
@@ -20,7 +18,7 @@ use crate::identities::IdentityError;
 use crate::identities::network::Network;
 use crate::identities::vault::IdentityVault;
 use crate::names::directory::Directory;
-use crate::store::{NewJob, NewPortal, QueueName, Store, StoreError};
+use crate::store::{NewJob, QueueName, Store, StoreError};
 
 /// The engine's collaborators, shared by its handlers.
 pub struct EngineParts {
@@ -113,36 +111,5 @@ impl EngineParts {
             expires_at_ms: ttl.map(|ttl| now.saturating_add(ttl)),
         };
         self.queue.enqueue(&job, now).await.map(|_| ()).map_err(|e| e.to_string())
-    }
-
-    /// The conversation of (`local`, `remote`) on `network`: the portal, or a new one the
-    /// connector opens (a DM3 user writing to a network user for the first time).
-    pub async fn portal_for(
-        &self,
-        connector: &dyn Connector,
-        network: &NetworkId,
-        local: &EnsName,
-        remote: &EnsName,
-        local_user: &NetworkUserId,
-        remote_identity: &RemoteIdentity,
-    ) -> Result<ConversationId, Failure> {
-        if let Some(portal) =
-            self.store.portal_by_names(network, local, remote).await.map_err(Failure::store)?
-        {
-            return Ok(portal.conversation);
-        }
-        let portals = connector
-            .portals()
-            .ok_or_else(|| Failure::permanent(format!("{network} cannot open conversations")))?;
-        let conversation =
-            portals.open_portal(local_user, remote_identity).await.map_err(Failure::connector)?;
-        let portal = NewPortal {
-            network: network.clone(),
-            conversation,
-            local_name: local.clone(),
-            remote_name: remote.clone(),
-        };
-        let (stored, _) = self.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
-        Ok(stored.conversation)
     }
 }

@@ -117,9 +117,13 @@ pub fn stored_batch_key(network_key: &str, jobs: &[NewJob]) -> String {
 pub fn job_key(network: &NetworkId, item: &Inbound) -> String {
     match item {
         Inbound::Event(event) => format!("{network}:{}", event.network_event_id),
-        Inbound::PortalRequest(request) => {
-            format!("{network}:portal:{}:{}", request.conversation, request.requester)
-        }
+        Inbound::PortalRequest(request) => match &request.network_event_id {
+            Some(invite) => {
+                format!("{network}:portal:{}:{}:{invite}", request.conversation, request.requester)
+            }
+            None => format!("{network}:portal:{}:{}", request.conversation, request.requester),
+        },
+        Inbound::ConversationChange(change) => format!("{network}:change:{}", change.network_event_id),
         Inbound::Unbridgeable(event) => format!("{network}:{}:unbridgeable", event.network_event_id),
     }
 }

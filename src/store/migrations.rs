@@ -28,6 +28,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "lowercase_message_hashes",
         include_str!("../../migrations/sqlite/0008_lowercase_message_hashes.sql"),
     ),
+    (9, "portal_states", include_str!("../../migrations/sqlite/0009_portal_states.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -43,6 +44,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "lowercase_message_hashes",
         include_str!("../../migrations/postgres/0008_lowercase_message_hashes.sql"),
     ),
+    (9, "portal_states", include_str!("../../migrations/postgres/0009_portal_states.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

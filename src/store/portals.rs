@@ -10,13 +10,12 @@
 //! once, on two replicas), so creation is "insert, or get the one that won":
 //! [`Store::insert_or_get_portal`].
 //!
-//! Every bridged message looks its portal up, so found portals are remembered
-//! ([`KnownPortals`]): a portal is never changed or deleted once stored, so a remembered one is
-//! right forever, whichever replica stored it. Only found portals are remembered, never an
-//! absence, so a portal another replica creates is found at once.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! A portal has a state (docs/engine.md, "Portal lifecycle"): `live` while its conversation is
+//! a direct chat between its two people, `suspended` (with the reason both sides were told)
+//! while it is not. A portal that moves to another conversation (a new DM, an upgraded room)
+//! keeps its row, its id and its message map: [`Store::rebind_portal`] changes the conversation
+//! in place. Because portals change, they are not cached: every lookup reads the row, so a
+//! suspension that one replica wrote stops every replica's next delivery.
 
 use dm3::ens::EnsName;
 use dm3_bridge_connector::{ConversationId, NetworkId};
@@ -35,6 +34,29 @@ pub struct NewPortal {
     pub remote_name: EnsName,
 }
 
+/// Whether a portal carries messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortalState {
+    /// Its conversation is a direct chat between its two people: messages cross it.
+    Live,
+    /// Nothing crosses it, for `reason` (told to both sides when it was suspended).
+    Suspended { reason: String },
+}
+
+impl PortalState {
+    pub fn is_live(&self) -> bool {
+        matches!(self, PortalState::Live)
+    }
+
+    /// The stored form: `state` and `state_reason`.
+    fn columns(&self) -> (&'static str, Option<&str>) {
+        match self {
+            PortalState::Live => ("live", None),
+            PortalState::Suspended { reason } => ("suspended", Some(reason)),
+        }
+    }
+}
+
 /// A recorded portal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Portal {
@@ -45,6 +67,9 @@ pub struct Portal {
     pub local_name: EnsName,
     pub remote_name: EnsName,
     pub created_at_ms: i64,
+    pub state: PortalState,
+    /// When the state or the conversation last changed (0: never since it was created).
+    pub updated_at_ms: i64,
 }
 
 struct RawPortal {
@@ -54,6 +79,16 @@ struct RawPortal {
     local_name: String,
     remote_name: String,
     created_at: i64,
+    state: String,
+    state_reason: Option<String>,
+    updated_at: i64,
+}
+
+/// The columns every portal query reads, in [`read_portal!`]'s names.
+macro_rules! portal_columns {
+    () => {
+        "id, network, conversation, local_name, remote_name, created_at, state, state_reason, updated_at"
+    };
 }
 
 macro_rules! read_portal {
@@ -65,6 +100,9 @@ macro_rules! read_portal {
             local_name: $row.try_get("local_name")?,
             remote_name: $row.try_get("remote_name")?,
             created_at: $row.try_get("created_at")?,
+            state: $row.try_get("state")?,
+            state_reason: $row.try_get("state_reason")?,
+            updated_at: $row.try_get("updated_at")?,
         }
     };
 }
@@ -80,46 +118,15 @@ impl RawPortal {
             local_name: ids::stored_name(&self.local_name)?,
             remote_name: ids::stored_name(&self.remote_name)?,
             created_at_ms: self.created_at,
+            state: match (self.state.as_str(), self.state_reason) {
+                ("live", _) => PortalState::Live,
+                ("suspended", reason) => PortalState::Suspended { reason: reason.unwrap_or_default() },
+                (other, _) => {
+                    return Err(StoreError::Corrupt(format!("portal {}: state `{other}`", self.id)));
+                }
+            },
+            updated_at_ms: self.updated_at,
         })
-    }
-}
-
-/// Portals found so far, by both keys (see the module documentation for why they cannot go
-/// stale). Bounded: when full it starts over, which only costs a query per portal.
-#[derive(Default)]
-pub(super) struct KnownPortals {
-    maps: Mutex<PortalMaps>,
-}
-
-#[derive(Default)]
-struct PortalMaps {
-    by_conversation: HashMap<(NetworkId, ConversationId), Portal>,
-    by_names: HashMap<(NetworkId, EnsName, EnsName), Portal>,
-}
-
-impl KnownPortals {
-    const MAX_ENTRIES: usize = 100_000;
-
-    fn by_conversation(&self, network: &NetworkId, conversation: &ConversationId) -> Option<Portal> {
-        let maps = self.maps.lock().ok()?;
-        maps.by_conversation.get(&(network.clone(), conversation.clone())).cloned()
-    }
-
-    fn by_names(&self, network: &NetworkId, local: &EnsName, remote: &EnsName) -> Option<Portal> {
-        let maps = self.maps.lock().ok()?;
-        maps.by_names.get(&(network.clone(), local.clone(), remote.clone())).cloned()
-    }
-
-    fn remember(&self, portal: &Portal) {
-        if let Ok(mut maps) = self.maps.lock() {
-            if maps.by_conversation.len() >= Self::MAX_ENTRIES {
-                *maps = PortalMaps::default();
-            }
-            let names = (portal.network.clone(), portal.local_name.clone(), portal.remote_name.clone());
-            maps.by_names.insert(names, portal.clone());
-            maps.by_conversation
-                .insert((portal.network.clone(), portal.conversation.clone()), portal.clone());
-        }
     }
 }
 
@@ -154,7 +161,7 @@ impl Store {
         }
         match self.portal_by_names(&portal.network, &portal.local_name, &portal.remote_name).await? {
             Some(stored) => Ok((stored, outcome)),
-            // Portals are never deleted, so the row that conflicted is still there.
+            // Unlinked (deleted) between the insert and the lookups: rare enough to retry.
             None => Err(StoreError::Corrupt("a conflicting portal vanished".to_owned())),
         }
     }
@@ -165,11 +172,8 @@ impl Store {
         network: &NetworkId,
         conversation: &ConversationId,
     ) -> Result<Option<Portal>, StoreError> {
-        const SQL: &str = "SELECT id, network, conversation, local_name, remote_name, created_at \
-             FROM portals WHERE network = $1 AND conversation = $2";
-        if let Some(known) = self.known_portals().by_conversation(network, conversation) {
-            return Ok(Some(known));
-        }
+        const SQL: &str =
+            concat!("SELECT ", portal_columns!(), " FROM portals WHERE network = $1 AND conversation = $2");
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL)
                 .bind(network.as_str())
@@ -181,11 +185,7 @@ impl Store {
                 Some(row) => Some(read_portal!(row)),
             }
         });
-        let found = raw.map(RawPortal::into_portal).transpose()?;
-        if let Some(portal) = &found {
-            self.known_portals().remember(portal);
-        }
-        Ok(found)
+        raw.map(RawPortal::into_portal).transpose()
     }
 
     /// The portal on `network` between the virtual identity `local_name` and `remote_name`.
@@ -195,11 +195,11 @@ impl Store {
         local_name: &EnsName,
         remote_name: &EnsName,
     ) -> Result<Option<Portal>, StoreError> {
-        const SQL: &str = "SELECT id, network, conversation, local_name, remote_name, created_at \
-             FROM portals WHERE network = $1 AND local_name = $2 AND remote_name = $3";
-        if let Some(known) = self.known_portals().by_names(network, local_name, remote_name) {
-            return Ok(Some(known));
-        }
+        const SQL: &str = concat!(
+            "SELECT ",
+            portal_columns!(),
+            " FROM portals WHERE network = $1 AND local_name = $2 AND remote_name = $3"
+        );
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL)
                 .bind(network.as_str())
@@ -212,11 +212,7 @@ impl Store {
                 Some(row) => Some(read_portal!(row)),
             }
         });
-        let found = raw.map(RawPortal::into_portal).transpose()?;
-        if let Some(portal) = &found {
-            self.known_portals().remember(portal);
-        }
-        Ok(found)
+        raw.map(RawPortal::into_portal).transpose()
     }
 
     /// Portals with an id above `after_id`, in id order, on `network` or on all networks; at most
@@ -227,10 +223,13 @@ impl Store {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<Portal>, StoreError> {
-        const ALL: &str = "SELECT id, network, conversation, local_name, remote_name, created_at \
-             FROM portals WHERE id > $1 ORDER BY id LIMIT $2";
-        const ON_NETWORK: &str = "SELECT id, network, conversation, local_name, remote_name, created_at \
-             FROM portals WHERE id > $1 AND network = $3 ORDER BY id LIMIT $2";
+        const ALL: &str =
+            concat!("SELECT ", portal_columns!(), " FROM portals WHERE id > $1 ORDER BY id LIMIT $2");
+        const ON_NETWORK: &str = concat!(
+            "SELECT ",
+            portal_columns!(),
+            " FROM portals WHERE id > $1 AND network = $3 ORDER BY id LIMIT $2"
+        );
         let limit = i64::from(limit.min(MAX_PAGE));
         let raw = on_pool!(self.pool(), p => {
             let query = match network {
@@ -241,5 +240,82 @@ impl Store {
             rows.iter().map(|row| Ok(read_portal!(row))).collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         raw.into_iter().map(RawPortal::into_portal).collect()
+    }
+
+    /// The portal `id`.
+    pub async fn portal(&self, id: i64) -> Result<Option<Portal>, StoreError> {
+        const SQL: &str = concat!("SELECT ", portal_columns!(), " FROM portals WHERE id = $1");
+        let raw = on_pool!(self.pool(), p => {
+            match sqlx::query(SQL).bind(id).fetch_optional(p).await? {
+                None => None,
+                Some(row) => Some(read_portal!(row)),
+            }
+        });
+        raw.map(RawPortal::into_portal).transpose()
+    }
+
+    /// Sets the state of portal `id`; false if there is no such portal.
+    pub async fn set_portal_state(
+        &self,
+        id: i64,
+        state: &PortalState,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE portals SET state = $2, state_reason = $3, updated_at = $4 WHERE id = $1";
+        let (state, reason) = state.columns();
+        let reason = reason.map(str::to_owned);
+        let changed = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
+            .bind(id)
+            .bind(state)
+            .bind(reason.as_deref())
+            .bind(now_ms)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
+        Ok(changed == 1)
+    }
+
+    /// Moves portal `id` to `conversation` and makes it live, in one commit with its message
+    /// map: the messages carried in the old conversation stay known to the portal, so a DM3
+    /// reply, edit or reaction to one of them still finds its target. False if there is no
+    /// such portal; an error if another portal holds `conversation`.
+    pub async fn rebind_portal(
+        &self,
+        id: i64,
+        conversation: &ConversationId,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const MOVE_MAP: &str = "UPDATE message_map SET conversation = $3 \
+             WHERE network = $1 AND conversation = $2";
+        const MOVE_PORTAL: &str = "UPDATE portals SET conversation = $2, state = 'live', state_reason = NULL, \
+             updated_at = $3 WHERE id = $1";
+        let Some(portal) = self.portal(id).await? else { return Ok(false) };
+        if &portal.conversation == conversation {
+            return self.set_portal_state(id, &PortalState::Live, now_ms).await;
+        }
+        let (network, old, new) = (portal.network.clone(), portal.conversation.clone(), conversation.clone());
+        let moved = write_on!(self, c => {
+            sqlx::query(MOVE_MAP)
+                .bind(network.as_str())
+                .bind(old.as_str())
+                .bind(new.as_str())
+                .execute(&mut *c)
+                .await?;
+            Ok(sqlx::query(MOVE_PORTAL).bind(id).bind(new.as_str()).bind(now_ms).execute(&mut *c).await?.rows_affected())
+        })?;
+        Ok(moved == 1)
+    }
+
+    /// Forgets portal `id` (an admin unlinked it). Its message map stays: a new portal of the
+    /// pair starts without it, and the old conversation's events no longer find a portal.
+    /// False if there was no such portal.
+    pub async fn delete_portal(&self, id: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "DELETE FROM portals WHERE id = $1";
+        let deleted = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
+            .bind(id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))?;
+        Ok(deleted == 1)
     }
 }

@@ -133,6 +133,44 @@ pub trait PortalHandling: Send + Sync {
         request: &'a PortalRequest,
         reason: &'a str,
     ) -> BoxFuture<'a, Result<(), ConnectorError>>;
+
+    /// Where the portal between `user` and `remote`'s stand-in in `conversation` stands now,
+    /// looked at afresh (a [`crate::ConversationChange`] only says that something changed).
+    /// Networks whose conversations cannot change members (a bot's private chat) are always
+    /// live.
+    fn check_portal<'a>(
+        &'a self,
+        conversation: &'a ConversationId,
+        user: &'a NetworkUserId,
+        remote: &'a RemoteIdentity,
+    ) -> BoxFuture<'a, Result<PortalStatus, ConnectorError>> {
+        let _ = (conversation, user, remote);
+        Box::pin(async { Ok(PortalStatus::Live) })
+    }
+
+    /// `remote`'s stand-in leaves `conversation` for good, with `reason` shown (the portal moved
+    /// elsewhere or an admin unlinked it). Leaving a conversation it is not in is no error.
+    fn leave_portal<'a>(
+        &'a self,
+        conversation: &'a ConversationId,
+        remote: &'a RemoteIdentity,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>> {
+        let _ = (conversation, remote, reason);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A portal's conversation as the network shows it ([`PortalHandling::check_portal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortalStatus {
+    /// A direct chat between the two people, nobody else able to read it: messages cross.
+    Live,
+    /// Messages must not cross, for `reason` (in words for both sides: "eve joined the room").
+    Suspended { reason: String },
+    /// The conversation was replaced by `successor` (Matrix: a room upgrade), which the
+    /// stand-in joined and which is a direct chat between the two: the portal moves there.
+    Moved { successor: ConversationId },
 }
 
 /// Sending edits.

@@ -63,6 +63,24 @@ pub struct PortalRequest {
     pub remote: RemoteIdentity,
     /// When, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The network's id of the invite, where it has one: a second invite into the same
+    /// conversation (after the stand-in left it) is a new request, not a replay of the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_event_id: Option<NetworkMessageId>,
+}
+
+/// Something changed in a conversation that decides whether it may stay a portal (Matrix: a
+/// member joined, was invited or left, the join rule or history visibility changed, the room
+/// was upgraded or encrypted). It carries no verdict: the engine asks the connector to look at
+/// the conversation as it is now ([`crate::PortalHandling::check_portal`]), so a replayed or
+/// late change decides nothing on stale facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationChange {
+    pub conversation: ConversationId,
+    /// The network's id of the event that changed it: the key that makes a replay a duplicate.
+    pub network_event_id: NetworkMessageId,
+    /// What changed, in words for logs.
+    pub what: String,
 }
 
 /// A network event the bridge cannot carry; the engine tells the sender so (never silence).
@@ -85,6 +103,7 @@ pub enum Inbound {
     Event(InboundEvent),
     PortalRequest(PortalRequest),
     Unbridgeable(Unbridgeable),
+    ConversationChange(ConversationChange),
 }
 
 impl Inbound {
@@ -94,6 +113,7 @@ impl Inbound {
             Inbound::Event(event) => &event.conversation,
             Inbound::PortalRequest(request) => &request.conversation,
             Inbound::Unbridgeable(unbridgeable) => &unbridgeable.conversation,
+            Inbound::ConversationChange(change) => &change.conversation,
         }
     }
 }

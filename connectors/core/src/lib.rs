@@ -44,10 +44,12 @@ pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
 pub use config::ConfigProblem;
 pub use connector::{
     Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling, PortalHandling,
-    ReactionHandling, ReceiptHandling,
+    PortalStatus, ReactionHandling, ReceiptHandling,
 };
 pub use dispatch::deliver;
-pub use event::{EventKind, Inbound, InboundEvent, Outbound, PortalRequest, Unbridgeable};
+pub use event::{
+    ConversationChange, EventKind, Inbound, InboundEvent, Outbound, PortalRequest, Unbridgeable,
+};
 pub use future::BoxFuture;
 pub use health::Health;
 pub use id::{

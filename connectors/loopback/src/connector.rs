@@ -116,6 +116,7 @@ impl LoopbackConnector {
             requester: user.clone(),
             remote: remote.clone(),
             timestamp_ms,
+            network_event_id: None,
         };
         let event = InboundEvent {
             conversation,

@@ -14,6 +14,11 @@
 //! - an invite of one of our ghosts by a Matrix user → a [`PortalRequest`]. Every such invite
 //!   counts, `is_direct` or not: clients set that flag inconsistently, and a group room is better
 //!   told that it is not bridged (`join_portal` looks at its members) than ignored;
+//! - a change of what makes a room a direct chat (a member event, the join rule, the history
+//!   visibility, encryption, a tombstone) made by anyone but our ghosts → a
+//!   [`ConversationChange`]: the engine asks the connector to look at the room again if it is a
+//!   portal, and ignores it otherwise (docs/engine.md, "Portal lifecycle"). Our ghosts' own
+//!   joins and leaves follow from what the engine did, so they change nothing;
 //! - `m.receipt` ephemeral events → one read receipt per user and event under `m.read`, except
 //!   our ghosts' own. `m.read.private` stays private. A receipt has no event id, so its id is
 //!   derived from (room, user, event): stable across replays, unique per receipt.
@@ -24,8 +29,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dm3_bridge_connector::{
-    Accepted, ConversationId, EventKind, IdError, IdempotencyKey, Inbound, InboundBatch, InboundEvent,
-    InboundSink, NetworkMessageId, NetworkUserId, PortalRequest, ReadReceipt, Unbridgeable,
+    Accepted, ConversationChange, ConversationId, EventKind, IdError, IdempotencyKey, Inbound, InboundBatch,
+    InboundEvent, InboundSink, NetworkMessageId, NetworkUserId, PortalRequest, ReadReceipt, Unbridgeable,
 };
 use ruma::api::appservice::event::push_events::v1::EphemeralData;
 use ruma::events::receipt::ReceiptType;
@@ -68,6 +73,10 @@ pub fn inbound_items(transaction: &Transaction, ghosts: &GhostNamespace) -> Vec<
     for raw in &transaction.events {
         if let Some(request) = portal_request(raw, ghosts) {
             items.push(Inbound::PortalRequest(request));
+            continue;
+        }
+        if let Some(change) = conversation_change(raw, ghosts) {
+            items.push(Inbound::ConversationChange(change));
             continue;
         }
         match convert(raw, ghosts) {
@@ -114,6 +123,41 @@ fn portal_request(raw: &Raw<AnyTimelineEvent>, ghosts: &GhostNamespace) -> Optio
         requester: NetworkUserId::new(member.sender.as_str()).ok()?,
         remote,
         timestamp_ms: member.origin_server_ts.get().into(),
+        network_event_id: NetworkMessageId::new(member.event_id.as_str()).ok(),
+    })
+}
+
+/// The state event types whose change can make a portal's room stop (or start again) being a
+/// direct chat that only its two people read.
+const PORTAL_STATE: [&str; 5] = [
+    "m.room.member",
+    "m.room.join_rules",
+    "m.room.history_visibility",
+    "m.room.encryption",
+    "m.room.tombstone",
+];
+
+/// A state change that may decide whether the room can stay a portal.
+fn conversation_change(raw: &Raw<AnyTimelineEvent>, ghosts: &GhostNamespace) -> Option<ConversationChange> {
+    #[derive(serde::Deserialize)]
+    struct StateHead {
+        #[serde(rename = "type")]
+        kind: String,
+        state_key: Option<String>,
+        sender: ruma::OwnedUserId,
+        room_id: String,
+        event_id: String,
+    }
+    let head = raw.deserialize_as_unchecked::<StateHead>().ok()?;
+    let state_key = head.state_key?;
+    if !PORTAL_STATE.contains(&head.kind.as_str()) || ghosts.contains(&head.sender) {
+        return None;
+    }
+    let what = if state_key.is_empty() { head.kind } else { format!("{} of {state_key}", head.kind) };
+    Some(ConversationChange {
+        conversation: ConversationId::new(head.room_id).ok()?,
+        network_event_id: NetworkMessageId::new(head.event_id).ok()?,
+        what,
     })
 }
 
@@ -327,6 +371,59 @@ mod tests {
         let mut join = invite("@bob:localhost", "@_dm3_alice.eth:localhost", None);
         join["content"]["membership"] = json!("join");
         assert_eq!(requests(vec![join]), 0);
+    }
+
+    #[test]
+    fn changes_of_members_and_room_rules_by_users_are_conversation_changes() {
+        let changes = |events: Vec<Value>| -> Vec<String> {
+            inbound_items(&transaction(events, vec![]), &ghosts())
+                .into_iter()
+                .filter_map(|i| match i {
+                    Inbound::ConversationChange(change) => Some(change.what),
+                    _ => None,
+                })
+                .collect()
+        };
+        let state = |kind: &str, sender: &str, state_key: &str, content: Value| {
+            json!({"type": kind, "room_id": "!VwBAzhJtSrvhjPnmbJ", "sender": sender, "state_key": state_key,
+                   "content": content, "origin_server_ts": 1, "event_id": format!("${kind}{state_key}")})
+        };
+        let bob = "@bob:localhost";
+        let ghost = "@_dm3_alice.eth:localhost";
+        assert_eq!(
+            changes(vec![
+                state("m.room.member", "@eve:localhost", "@eve:localhost", json!({"membership": "join"})),
+                state("m.room.member", bob, "@eve:localhost", json!({"membership": "invite"})),
+                state("m.room.member", bob, bob, json!({"membership": "leave"})),
+                state("m.room.member", bob, ghost, json!({"membership": "ban"})),
+                state("m.room.join_rules", bob, "", json!({"join_rule": "public"})),
+                state("m.room.history_visibility", bob, "", json!({"history_visibility": "world_readable"})),
+                state("m.room.encryption", bob, "", json!({"algorithm": "m.megolm.v1.aes-sha2"})),
+                state("m.room.tombstone", bob, "", json!({"replacement_room": "!new:localhost"})),
+            ]),
+            [
+                "m.room.member of @eve:localhost",
+                "m.room.member of @eve:localhost",
+                "m.room.member of @bob:localhost",
+                "m.room.member of @_dm3_alice.eth:localhost",
+                "m.room.join_rules",
+                "m.room.history_visibility",
+                "m.room.encryption",
+                "m.room.tombstone",
+            ]
+        );
+        // The ghost's own joins, other state, and messages are not.
+        assert!(
+            changes(vec![
+                state("m.room.member", ghost, ghost, json!({"membership": "join"})),
+                state("m.room.name", bob, "", json!({"name": "chat"})),
+                state("m.room.power_levels", bob, "", json!({})),
+                text(bob, "$m", "hi"),
+            ])
+            .is_empty()
+        );
+        // An invite of a ghost is a portal request, not a change.
+        assert!(changes(vec![invite(bob, ghost, Some(true))]).is_empty());
     }
 
     #[test]

@@ -33,7 +33,7 @@ use ruma::api::client::profile::set_profile_field;
 use ruma::api::client::receipt::create_receipt::{self, v3::ReceiptType};
 use ruma::api::client::redact::redact_event;
 use ruma::api::client::room::create_room::{self, v3::RoomPreset};
-use ruma::api::client::state::get_state_event_for_key;
+use ruma::api::client::state::{get_state_event_for_key, get_state_events};
 use ruma::api::error::{ErrorKind, RetryAfter as RumaRetryAfter};
 use ruma::api::path_builder::{PathBuilder, SinglePath, VersionHistory};
 use ruma::api::{
@@ -58,6 +58,7 @@ mod media;
 pub use media::Downloaded;
 
 use crate::encryption::RoomEncryption;
+use crate::room_state::RoomFacts;
 use crate::secret::AsToken;
 
 /// Longest response body the client reads (room state and send answers are small).
@@ -230,6 +231,13 @@ impl Client {
         request.is_direct = true;
         request.invite = vec![invitee.to_owned()];
         request.preset = Some(RoomPreset::TrustedPrivateChat);
+        // Whoever joins later (which suspends the portal) reads nothing from before their
+        // invite; the invitee reads from theirs, so a DM3 user's first messages wait for them.
+        let history = serde_json::json!({
+            "type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "invited"}
+        });
+        request.initial_state =
+            vec![Raw::new(&history).map_err(|e| ClientError::Request(e.to_string()))?.cast_unchecked()];
         self.call(request, Some(creator)).await.map(|r| r.room_id)
     }
 
@@ -353,6 +361,13 @@ impl Client {
     ) -> Result<(), ClientError> {
         let request = create_receipt::v3::Request::new(room.to_owned(), ReceiptType::Read, event.to_owned());
         self.call(request, Some(user)).await.map(|_| ())
+    }
+
+    /// The facts of `room`'s current state that decide whether it may be a portal, as seen by
+    /// `user` (who must be in the room: `M_FORBIDDEN` otherwise).
+    pub async fn room_facts(&self, user: &UserId, room: &RoomId) -> Result<RoomFacts, ClientError> {
+        let request = get_state_events::v3::Request::new(room.to_owned());
+        self.call(request, Some(user)).await.map(|response| RoomFacts::from_state(&response.room_state))
     }
 
     /// Whether `room` is end-to-end encrypted, as seen by `user` (who must be in the room).

@@ -40,6 +40,7 @@ pub mod policy;
 pub mod portal;
 pub mod registration;
 pub mod response;
+pub mod room_state;
 pub mod secret;
 pub mod transaction;
 

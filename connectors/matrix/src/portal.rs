@@ -9,28 +9,30 @@
 //!   [`PortalRequest`] ([`crate::batch`]); the engine decides and calls
 //!   [`PortalHandling::join_portal`] or [`PortalHandling::refuse_portal`].
 //!
-//! Joining checks what the invite cannot show: whether the room is end-to-end encrypted and
-//! whether it is a direct chat (nobody joined but the requester and the ghost). `is_direct` on
-//! the invite is only a client's hint, and group rooms are not bridged, so the room itself is
-//! asked. A room that fails either check gets a notice saying why, the ghost leaves, and the
-//! engine gets a permanent error: the user is never left talking to a ghost that stays silent.
+//! Joining checks what the invite cannot show: whether the room is a direct chat that nobody
+//! else can read ([`RoomFacts::verdict`]: only the requester and the ghost in it, not open to
+//! join, history not world-readable, not end-to-end encrypted). `is_direct` on the invite is
+//! only a client's hint, so the room itself is asked. A room that fails gets a notice saying
+//! why, the ghost leaves, and the engine gets a permanent error: the user is never left talking
+//! to a ghost that stays silent, and the engine records nothing for that room.
+//!
+//! Afterwards the same verdict is asked again whenever the room's membership or rules change
+//! ([`PortalHandling::check_portal`], docs/engine.md "Portal lifecycle"); an upgraded room is
+//! followed: the ghost joins the successor, and if that room qualifies the portal moves there.
 //!
 //! Notices use a fixed transaction id per purpose; the homeserver keys transaction ids by user
 //! and room, so a retried join posts its notice once.
 
 use dm3_bridge_connector::{
-    BoxFuture, ConnectorError, ConversationId, NetworkUserId, PortalHandling, PortalRequest, RemoteIdentity,
-    Text,
+    BoxFuture, ConnectorError, ConversationId, NetworkUserId, PortalHandling, PortalRequest, PortalStatus,
+    RemoteIdentity, Text,
 };
 use ruma::{OwnedTransactionId, OwnedUserId, RoomId, UserId};
 
 use crate::client::Registered;
 use crate::connector::{MatrixConnector, classify, room_id, text_content};
-use crate::encryption::ENCRYPTION_NOT_BRIDGED;
-
-/// The reason given for a room with more members than the requester and the ghost.
-pub const GROUP_NOT_BRIDGED: &str =
-    "this room has other members, and the DM3 bridge only bridges direct chats between two people";
+use crate::room_state::GHOST_NOT_IN_ROOM;
+pub use crate::room_state::GROUP_NOT_BRIDGED;
 
 impl MatrixConnector {
     fn ghost_of(&self, remote: &RemoteIdentity) -> Result<OwnedUserId, ConnectorError> {
@@ -60,6 +62,49 @@ impl MatrixConnector {
         }
         ConnectorError::Permanent(reason.to_owned())
     }
+
+    /// `room` was upgraded to `successor`: the ghost joins it (an upgrade of a private room
+    /// invites nobody by itself, so this works once the user invited the ghost, or where the
+    /// server lets members of the old room in), and the portal moves there if it qualifies.
+    async fn follow_upgrade(
+        &self,
+        ghost: &UserId,
+        user: &UserId,
+        room: &RoomId,
+        successor: &RoomId,
+    ) -> Result<PortalStatus, ConnectorError> {
+        match self.client().join(ghost, successor).await {
+            Ok(()) => {}
+            Err(e) if !e.is_retryable() => {
+                tracing::info!(%room, %successor, error = %e, "the ghost cannot join the upgraded room yet");
+                return Ok(PortalStatus::Suspended {
+                    reason: format!(
+                        "this room was upgraded; invite {ghost} into the new room to go on there"
+                    ),
+                });
+            }
+            Err(e) => return Err(classify(e)),
+        }
+        let facts = self.client().room_facts(ghost, successor).await.map_err(classify)?;
+        match facts.verdict(ghost, user) {
+            Ok(()) => {
+                let successor = ConversationId::new(successor.as_str())
+                    .map_err(|e| ConnectorError::Permanent(e.to_string()))?;
+                Ok(PortalStatus::Moved { successor })
+            }
+            Err(reason) => {
+                let _ = self.decline(ghost, successor, "not-direct", &reason).await;
+                Ok(PortalStatus::Suspended {
+                    reason: format!("the room it was upgraded to is not bridged: {reason}"),
+                })
+            }
+        }
+    }
+}
+
+fn matrix_user(user: &NetworkUserId) -> Result<OwnedUserId, ConnectorError> {
+    UserId::parse(user.as_str())
+        .map_err(|e| ConnectorError::Permanent(format!("`{user}` is not a Matrix user id: {e}")))
 }
 
 impl PortalHandling for MatrixConnector {
@@ -70,8 +115,7 @@ impl PortalHandling for MatrixConnector {
     ) -> BoxFuture<'a, Result<ConversationId, ConnectorError>> {
         Box::pin(async move {
             let ghost = self.ghost_of(remote)?;
-            let user = UserId::parse(local.as_str())
-                .map_err(|e| ConnectorError::Permanent(format!("`{local}` is not a Matrix user id: {e}")))?;
+            let user = matrix_user(local)?;
             if self.client().register_ghost(ghost.localpart()).await.map_err(classify)? == Registered::Created
             {
                 self.client().set_display_name(&ghost, remote.as_str()).await.map_err(classify)?;
@@ -86,18 +130,63 @@ impl PortalHandling for MatrixConnector {
         Box::pin(async move {
             let ghost = self.ghost_of(&request.remote)?;
             let room = room_id(&request.conversation)?;
+            let requester = matrix_user(&request.requester)?;
             self.client().join(&ghost, &room).await.map_err(classify)?;
-            let encryption = self.client().room_encryption(&ghost, &room).await.map_err(classify)?;
-            if !encryption.is_bridgeable() {
-                return Err(self.decline(&ghost, &room, "encrypted", ENCRYPTION_NOT_BRIDGED).await);
-            }
-            let members = self.client().joined_members(&ghost, &room).await.map_err(classify)?;
-            if members.iter().any(|member| *member != ghost && member.as_str() != request.requester.as_str())
-            {
-                return Err(self.decline(&ghost, &room, "group", GROUP_NOT_BRIDGED).await);
+            let facts = self.client().room_facts(&ghost, &room).await.map_err(classify)?;
+            if let Err(reason) = facts.verdict(&ghost, &requester) {
+                return Err(self.decline(&ghost, &room, "not-direct", &reason).await);
             }
             tracing::info!(%room, %ghost, requester = %request.requester, "portal joined");
             Ok(())
+        })
+    }
+
+    fn check_portal<'a>(
+        &'a self,
+        conversation: &'a ConversationId,
+        user: &'a NetworkUserId,
+        remote: &'a RemoteIdentity,
+    ) -> BoxFuture<'a, Result<PortalStatus, ConnectorError>> {
+        Box::pin(async move {
+            let ghost = self.ghost_of(remote)?;
+            let room = room_id(conversation)?;
+            let user = matrix_user(user)?;
+            let facts = match self.client().room_facts(&ghost, &room).await {
+                Ok(facts) => facts,
+                // Kicked, banned, or left: the room cannot be read, let alone bridged.
+                Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
+                    return Ok(PortalStatus::Suspended { reason: GHOST_NOT_IN_ROOM.to_owned() });
+                }
+                Err(e) => return Err(classify(e)),
+            };
+            if let Some(successor) = facts.successor {
+                return self.follow_upgrade(&ghost, &user, &room, &successor).await;
+            }
+            Ok(match facts.verdict(&ghost, &user) {
+                Ok(()) => PortalStatus::Live,
+                Err(reason) => PortalStatus::Suspended { reason },
+            })
+        })
+    }
+
+    fn leave_portal<'a>(
+        &'a self,
+        conversation: &'a ConversationId,
+        remote: &'a RemoteIdentity,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>> {
+        Box::pin(async move {
+            let ghost = self.ghost_of(remote)?;
+            let room = room_id(conversation)?;
+            match self.client().leave(&ghost, &room, Some(reason)).await {
+                Ok(()) => Ok(()),
+                // Not in the room (any more): there is nothing to leave.
+                Err(e) if !e.is_retryable() => {
+                    tracing::debug!(%room, error = %e, "the ghost was not in the room it leaves");
+                    Ok(())
+                }
+                Err(e) => Err(classify(e)),
+            }
         })
     }
 

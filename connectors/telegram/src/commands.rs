@@ -180,6 +180,7 @@ impl UpdateHandler {
             requester: ids::user_id(user.id),
             remote: contact.clone(),
             timestamp_ms: now_ms(),
+            network_event_id: None,
         };
         tracing::debug!(chat, requester = %requester, contact = %contact, "current contact set");
         let mut plan = Plan::answer(chat, writing_to(&contact));

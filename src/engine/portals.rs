@@ -1,0 +1,283 @@
+//! The portal lifecycle (docs/engine.md, "Portal lifecycle"): a portal is live only while its
+//! conversation is a direct chat between its two people, and follows them when they move.
+//!
+//! ```text
+//!   (no portal) ──request that qualifies / DM3 user writes first──▶ live
+//!   live ──third member, open join rule, readable history, encryption, user or ghost gone──▶ suspended
+//!   suspended ──the room is a direct chat of the two again──▶ live
+//!   live | suspended ──a new DM with the ghost, or the room's upgrade──▶ live (re-bound, same portal)
+//! ```
+//!
+//! The connector decides what the conversation is *now* ([`PortalHandling::check_portal`]); a
+//! [`ConversationChange`] only says when to ask, so a replayed or late change cannot suspend or
+//! resume on stale facts. Nothing is recorded for a room that never qualified: a request is
+//! joined and checked before its portal is written. While a portal is suspended nothing crosses
+//! it: a DM3 message fails with the reason (its sender gets a DM3 reply saying so) and the
+//! network user's messages get a notice.
+
+use dm3::ens::EnsName;
+use dm3_bridge_connector::{
+    Connector, ConnectorError, Content, ConversationChange, ConversationId, IdempotencyKey, Message,
+    NetworkMessageId, NetworkUserId, Outbound, PortalHandling, PortalRequest, PortalStatus, RemoteIdentity,
+    Text,
+};
+
+use super::parts::{EngineParts, Failure};
+use crate::clock::now_ms;
+use crate::identities::IdentityError;
+use crate::identities::network::{self, Network};
+use crate::identities::vault::IdentityRef;
+use crate::store::{NewPortal, Portal, PortalState};
+
+/// Why an old conversation is left when its portal moves to a newer one.
+const MOVED_AWAY: &str = "this conversation continues in a newer room with the same people";
+
+impl EngineParts {
+    fn portal_handling(connector: &dyn Connector) -> Result<&dyn PortalHandling, Failure> {
+        connector.portals().ok_or_else(|| {
+            Failure::permanent(format!("{} has no conversations to join", connector.network()))
+        })
+    }
+
+    /// The live conversation of (`local`, `remote`) on `network`: the portal, or a new one the
+    /// connector opens (a DM3 user writing to a network user for the first time). A suspended
+    /// portal is a permanent failure with its reason: nothing is posted while it is suspended.
+    pub async fn portal_for(
+        &self,
+        connector: &dyn Connector,
+        local: &EnsName,
+        remote: &EnsName,
+        local_user: &NetworkUserId,
+        remote_identity: &RemoteIdentity,
+    ) -> Result<ConversationId, Failure> {
+        let network = connector.network();
+        if let Some(portal) =
+            self.store.portal_by_names(network, local, remote).await.map_err(Failure::store)?
+        {
+            return match portal.state {
+                PortalState::Live => Ok(portal.conversation),
+                PortalState::Suspended { reason } => Err(Failure::permanent(format!(
+                    "{local_user} cannot be reached in that {network} conversation right now: {reason}"
+                ))),
+            };
+        }
+        let conversation = Self::portal_handling(connector)?
+            .open_portal(local_user, remote_identity)
+            .await
+            .map_err(Failure::connector)?;
+        let portal = NewPortal {
+            network: network.clone(),
+            conversation,
+            local_name: local.clone(),
+            remote_name: remote.clone(),
+        };
+        let (stored, _) = self.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
+        Ok(stored.conversation)
+    }
+
+    /// A network user opened a conversation with a DM3 user: join and check it, then record the
+    /// portal (creating the user's identity on first use), re-bind the pair's existing portal to
+    /// it, or make it live again; or refuse with the reason.
+    pub async fn portal_request(
+        &self,
+        network: Network,
+        connector: &dyn Connector,
+        request: &PortalRequest,
+    ) -> Result<(), Failure> {
+        let portals = Self::portal_handling(connector)?;
+        let network_id = connector.network();
+        let remote = parse_name(request.remote.as_str())?;
+        let refusal = match self.directory.user_profile(&remote).await {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(format!("{remote} has no DM3 profile, so messages cannot reach them")),
+            Err(error) => return Err(Failure::retry(format!("looking up {remote}: {error}"))),
+        };
+        let refusal = refusal.or_else(|| {
+            (!self.connectors.allows(network, &request.requester))
+                .then(|| format!("{} may not use this bridge (the operator's allow-list)", request.requester))
+        });
+        if let Some(reason) = refusal {
+            return portals.refuse_portal(request, &reason).await.map_err(Failure::connector);
+        }
+        let user = network::NetworkUserId::parse(network, request.requester.as_str())
+            .map_err(|e| Failure::permanent(format!("the requester is not a {network} user: {e}")))?;
+        let identity = match self.vault.create(user.clone(), now_ms()).await {
+            Ok(identity) => identity,
+            Err(IdentityError::Exists { .. }) => {
+                self.vault.get(&IdentityRef::User(user)).await.map_err(Failure::identity)?
+            }
+            Err(error) => return Err(Failure::identity(error)),
+        };
+        if identity.disabled_at_ms.is_some() {
+            let reason = format!("your DM3 identity {} is disabled on this bridge", identity.name);
+            return portals.refuse_portal(request, &reason).await.map_err(Failure::connector);
+        }
+        // Joined and checked first: a room that does not qualify is declined by the connector
+        // (a permanent failure) and nothing is recorded for it.
+        portals.join_portal(request).await.map_err(Failure::connector)?;
+        let now = now_ms();
+        let in_room = self.store.portal_by_conversation(network_id, &request.conversation).await;
+        if let Some(portal) = in_room.map_err(Failure::store)? {
+            if portal.local_name != identity.name || portal.remote_name != remote {
+                return Err(Failure::permanent("this room is already the portal of another conversation"));
+            }
+            // The same room again (the user invited the ghost back): live again.
+            return self
+                .store
+                .set_portal_state(portal.id, &PortalState::Live, now)
+                .await
+                .map(|_| ())
+                .map_err(Failure::store);
+        }
+        let of_pair = self.store.portal_by_names(network_id, &identity.name, &remote).await;
+        match of_pair.map_err(Failure::store)? {
+            Some(old) => {
+                self.store.rebind_portal(old.id, &request.conversation, now).await.map_err(Failure::store)?;
+                tracing::info!(portal = old.id, from = %old.conversation, to = %request.conversation, "portal re-bound to a new DM");
+                self.leave_old_conversation(connector, &old, &request.remote).await
+            }
+            None => {
+                let portal = NewPortal {
+                    network: network_id.clone(),
+                    conversation: request.conversation.clone(),
+                    local_name: identity.name.clone(),
+                    remote_name: remote,
+                };
+                self.store.insert_or_get_portal(&portal, now).await.map(|_| ()).map_err(Failure::store)
+            }
+        }
+    }
+
+    /// Something changed in `change.conversation`: if it is a portal, look at it again and move
+    /// the portal to the state that the conversation is in now.
+    pub async fn conversation_change(
+        &self,
+        connector: &dyn Connector,
+        change: &ConversationChange,
+    ) -> Result<(), Failure> {
+        let network_id = connector.network();
+        let found = self.store.portal_by_conversation(network_id, &change.conversation).await;
+        let Some(portal) = found.map_err(Failure::store)? else {
+            tracing::debug!(conversation = %change.conversation, what = %change.what, "a change in a room that is no portal");
+            return Ok(());
+        };
+        let portals = Self::portal_handling(connector)?;
+        let identity = self.vault.recent(&portal.local_name).await.map_err(Failure::identity)?;
+        let user = NetworkUserId::new(identity.user.user_id()).map_err(Failure::permanent)?;
+        let remote = RemoteIdentity::new(portal.remote_name.as_str()).map_err(Failure::permanent)?;
+        let status =
+            portals.check_portal(&portal.conversation, &user, &remote).await.map_err(Failure::connector)?;
+        let now = now_ms();
+        match (status, &portal.state) {
+            (PortalStatus::Live, PortalState::Live) => Ok(()),
+            (PortalStatus::Live, PortalState::Suspended { .. }) => {
+                let text = format!("▶️ Messages with {remote} are carried again.");
+                self.announce(connector, &portal.conversation, &remote, &text, &change.network_event_id)
+                    .await?;
+                tracing::info!(portal = portal.id, "portal live again");
+                self.store
+                    .set_portal_state(portal.id, &PortalState::Live, now)
+                    .await
+                    .map(|_| ())
+                    .map_err(Failure::store)
+            }
+            (PortalStatus::Suspended { reason }, state) => {
+                if matches!(state, PortalState::Suspended { reason: old } if *old == reason) {
+                    return Ok(());
+                }
+                if state.is_live() {
+                    let text = format!(
+                        "⏸️ Messages with {remote} are paused: {reason}. Nothing is carried either way until \
+                         this is a direct chat between the two of you again."
+                    );
+                    self.announce(connector, &portal.conversation, &remote, &text, &change.network_event_id)
+                        .await?;
+                    tracing::info!(portal = portal.id, %reason, "portal suspended");
+                }
+                let state = PortalState::Suspended { reason };
+                self.store.set_portal_state(portal.id, &state, now).await.map(|_| ()).map_err(Failure::store)
+            }
+            (PortalStatus::Moved { successor }, _) => {
+                self.store.rebind_portal(portal.id, &successor, now).await.map_err(Failure::store)?;
+                tracing::info!(portal = portal.id, from = %portal.conversation, to = %successor, "portal followed its room's upgrade");
+                self.leave_old_conversation(connector, &portal, &remote).await
+            }
+        }
+    }
+
+    /// The stand-in says where the conversation went and leaves `old`'s conversation.
+    async fn leave_old_conversation(
+        &self,
+        connector: &dyn Connector,
+        old: &Portal,
+        remote: &RemoteIdentity,
+    ) -> Result<(), Failure> {
+        let text = format!("➡️ Messages with {remote}: {MOVED_AWAY}.");
+        let key = NoticeKey::Moved(old.id, &old.conversation);
+        self.announce_keyed(connector, &old.conversation, remote, &text, key).await?;
+        Self::portal_handling(connector)?
+            .leave_portal(&old.conversation, remote, MOVED_AWAY)
+            .await
+            .map_err(Failure::connector)
+    }
+
+    /// A notice from `remote`'s stand-in, sent once per triggering event. A conversation the
+    /// stand-in can no longer post in (it was kicked) is not an error: the state still changes.
+    async fn announce(
+        &self,
+        connector: &dyn Connector,
+        conversation: &ConversationId,
+        remote: &RemoteIdentity,
+        text: &str,
+        trigger: &NetworkMessageId,
+    ) -> Result<(), Failure> {
+        self.announce_keyed(connector, conversation, remote, text, NoticeKey::Trigger(trigger)).await
+    }
+
+    async fn announce_keyed(
+        &self,
+        connector: &dyn Connector,
+        conversation: &ConversationId,
+        remote: &RemoteIdentity,
+        text: &str,
+        key: NoticeKey<'_>,
+    ) -> Result<(), Failure> {
+        let notice = Outbound {
+            conversation: conversation.clone(),
+            sender: remote.clone(),
+            idempotency_key: IdempotencyKey::new(key.render(conversation)).map_err(Failure::permanent)?,
+            timestamp_ms: None,
+            payload: Message::new(Content::Notice(Text::plain(text))),
+        };
+        match connector.send_message(&notice).await {
+            Ok(_) => Ok(()),
+            Err(error @ (ConnectorError::Permanent(_) | ConnectorError::Unsupported(_))) => {
+                tracing::info!(%conversation, %error, "a portal notice could not be posted");
+                Ok(())
+            }
+            Err(error) => Err(Failure::connector(error)),
+        }
+    }
+}
+
+/// What a portal notice's idempotency key is derived from: the event that triggered it (so a
+/// second pause of the same room is told again), or the portal's move away from a conversation.
+enum NoticeKey<'a> {
+    Trigger(&'a NetworkMessageId),
+    Moved(i64, &'a ConversationId),
+}
+
+impl NoticeKey<'_> {
+    /// `portal-` and a digest: keys allow `[A-Za-z0-9._~-]`, event ids hold `$` and more.
+    fn render(&self, conversation: &ConversationId) -> String {
+        let seed = match self {
+            NoticeKey::Trigger(id) => format!("{conversation}\n{id}"),
+            NoticeKey::Moved(portal, from) => format!("{from}\nmoved\n{portal}"),
+        };
+        format!("portal-{}", dm3::hash::sha256_hex(&seed).trim_start_matches("0x"))
+    }
+}
+
+fn parse_name(name: &str) -> Result<EnsName, Failure> {
+    EnsName::parse(name).map_err(|e| Failure::permanent(format!("`{name}` is not a name: {e}")))
+}
