@@ -10,6 +10,8 @@
 
 #[path = "support/anvil.rs"]
 mod anvil;
+#[path = "support/bridged_matrix.rs"]
+mod bridged_matrix;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
 mod support;
@@ -20,16 +22,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bridged_matrix::{
+    Bridged, bridged, identity_name, members, settled, start_bridge, wait_for_event, wait_until,
+};
 use dm3::message::MessageType;
-use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
-use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
+use dm3_bridge::config::DatabaseUrl;
 use dm3_bridge::names::directory::Directory;
 use dm3_bridge::store::{JobState, QueueName};
 use dm3_world::{ALICE, Dm3World};
 use serde_json::{Value, json};
 use support::TestDb;
 use support::bridge::{self, ADMIN_TOKEN, LONG_WAIT, stop};
-use support::node::{TestNode, init_data_dir};
+use support::node::TestNode;
 use support::pause::Pause;
 use synapse::{MatrixUser, SERVER_NAME, Synapse};
 
@@ -42,63 +46,6 @@ async fn dm3_and_matrix_users_talk_through_the_bridge_on_sqlite() {
 async fn dm3_and_matrix_users_talk_through_the_bridge_on_postgres() {
     let db = TestDb::postgres().await;
     scenario(Some(db.url.clone())).await;
-}
-
-/// The bridge node, configured with `[matrix]` for `synapse` and names from `world`.
-async fn start_bridge(world: &Dm3World, database: Option<DatabaseUrl>) -> (TestNode, Synapse) {
-    let (dir, config_file) = init_data_dir();
-    let mut config = Config::load(&config_file, []).unwrap();
-    world.configure_bridge(&mut config);
-    let options = GenerateOptions {
-        config_file: config_file.clone(),
-        homeserver_url: Some("http://127.0.0.1:1".to_owned()),
-        server_name: Some(SERVER_NAME.to_owned()),
-        bridge_url: Some(config.node.public_url.clone()),
-        force: false,
-    };
-    let report = generate_registration(&options, &[]).unwrap();
-    let yaml = std::fs::read_to_string(report.registration_file).unwrap();
-    let synapse = Synapse::start(&yaml).await.unwrap_or_else(|e| panic!("{e:#}"));
-
-    // Reload: generate-registration wrote the tokens into the file.
-    let listen = config.node.listen.clone();
-    let public_url = config.node.public_url.clone();
-    let mut config = Config::load(&config_file, []).unwrap();
-    world.configure_bridge(&mut config);
-    config.node.listen = listen;
-    config.node.public_url = public_url;
-    config.admin.token = Some(AdminToken::new(ADMIN_TOKEN));
-    config.matrix.as_mut().unwrap().homeserver_url = synapse.url().to_owned();
-    config.database.url = database;
-    let node = bridge::start(config, dir, || synapse.log_tail()).await;
-    (node, synapse)
-}
-
-/// A world, its bridge and a DM between them: bob opened a DM with alice's ghost, the ghost
-/// joined it, and the bridge gave bob a DM3 name.
-struct Bridged {
-    world: Dm3World,
-    bridge: TestNode,
-    synapse: Synapse,
-    bob: MatrixUser,
-    room: String,
-    ghost: String,
-    bob_name: String,
-}
-
-async fn bridged(database: Option<DatabaseUrl>) -> Bridged {
-    let world = Dm3World::start(None).await;
-    let (bridge, synapse) = start_bridge(&world, database).await;
-    world.point_parent_at(&bridge).await;
-    let bob = synapse.register_user("bob").await.unwrap();
-    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
-    let room = bob
-        .create_room(json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}))
-        .await
-        .unwrap();
-    wait_until("the ghost joins", &synapse, || async { members(&bob, &room).await.contains(&ghost) }).await;
-    let bob_name = identity_name(&bridge, &bob.user_id).await;
-    Bridged { world, bridge, synapse, bob, room, ghost, bob_name }
 }
 
 async fn scenario(database: Option<DatabaseUrl>) {
@@ -372,11 +319,6 @@ async fn outbox_jobs(bridge: &TestNode) -> u64 {
     bridge::jobs_in(bridge, QueueName::Outbox).await
 }
 
-/// Waits until the bridge has no job pending in either queue; none may have failed.
-async fn settled(bridge: &TestNode, synapse: &Synapse) {
-    bridge::settled(bridge, || synapse.log_tail()).await;
-}
-
 /// The bodies of the ghost's messages in the room, oldest first (the whole timeline).
 async fn ghost_texts(bob: &MatrixUser, room: &str, ghost: &str) -> Vec<String> {
     let timeline = bob.timeline(room).await.unwrap();
@@ -411,56 +353,6 @@ async fn wait_for_dm3_count(world: &Dm3World, bridge: &TestNode, synapse: &Synap
             synapse.appservice_log()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// The DM3 name of the Matrix user `user_id`, once the bridge made it.
-async fn identity_name(bridge: &TestNode, user_id: &str) -> String {
-    let url = bridge.url(&format!("/admin/identities/matrix:{user_id}"));
-    for _ in 0..300 {
-        let response = bridge.client.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-        if response.status().is_success() {
-            let body: Value = response.json().await.unwrap();
-            return body["name"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the bridge made no identity for {user_id}");
-}
-
-async fn members(user: &MatrixUser, room: &str) -> Vec<String> {
-    let path = format!("/_matrix/client/v3/rooms/{}/joined_members", synapse::encode(room));
-    let answer = user.call(reqwest::Method::GET, &path, None).await.unwrap();
-    answer["joined"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
-}
-
-async fn wait_until<F, Fut>(what: &str, synapse: &Synapse, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 60 s\n{}", synapse.log_tail());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The first event of the room's timeline that `matches`, waiting for it.
-async fn wait_for_event(
-    synapse: &Synapse,
-    user: &MatrixUser,
-    room: &str,
-    matches: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let timeline = user.messages(room).await.unwrap();
-        if let Some(event) = timeline.into_iter().find(|e| matches(e)) {
-            return event;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no such event within 60 s\n{}", synapse.log_tail());
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
