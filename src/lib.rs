@@ -23,9 +23,10 @@
 //!   in-process seams between the relay and the engine;
 //! - [`delivery`]: the DM3 delivery service that plugs in there (submit, accounts, login);
 //! - [`ds_profile`]: the node's own `network.dm3.deliveryService` record;
+//! - [`http`]: what every HTTP face shares (error answers, bounded bodies and JSON, the bearer
+//!   token reader);
 //! - [`routes`] and [`server`]: the axum HTTP API; [`rate_limit`]: per-client budgets of the
-//!   unauthenticated routes that write or fetch; [`bearer`]: the one reader of
-//!   `Authorization: Bearer`;
+//!   unauthenticated routes that write or fetch;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
 //! - [`engine`]: the bridge's durable queues and their workers (docs/engine.md);
@@ -40,7 +41,6 @@
 //! - [`node`]: start-up and graceful shutdown of the whole node.
 
 pub mod admin;
-pub mod bearer;
 pub mod bridges;
 pub mod check;
 pub mod clock;
@@ -50,6 +50,7 @@ pub mod ds_profile;
 pub mod engine;
 pub mod expiry;
 pub mod gateway;
+pub mod http;
 pub mod identities;
 pub mod init;
 pub mod matrix;

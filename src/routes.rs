@@ -11,17 +11,13 @@
 //! - [`profile`], [`auth`]: the account and login routes, delegated to the protocol;
 //! - [`delivery`]: fetching and acknowledging stored envelopes; [`acknowledgements`]: the
 //!   acknowledgement list, parsed borrowed and bounded;
-//! - [`body`]: bounded body reading, before any parsing; [`json`]: JSON values bounded in
-//!   number before they are built;
-//! - [`error`]: the one mapping of errors to HTTP statuses and JSON-RPC error bodies;
+//! - their shared pieces (error answers, bounded bodies and JSON values) are in [`crate::http`],
+//!   below the admin API and the gateway too;
 //! - [`observe`]: the middleware that counts and times every request.
 
 pub mod acknowledgements;
 pub mod auth;
-pub mod body;
 pub mod delivery;
-pub mod error;
-pub mod json;
 pub mod metrics;
 pub mod observe;
 pub mod probes;

@@ -14,7 +14,7 @@
 //! | `GET /delivery/messages/incoming/{name}` | [`routes::delivery::incoming`] |
 //! | `POST /delivery/messages/{name}/syncAcknowledgements` | [`routes::delivery::sync_acknowledgements`] |
 //!
-//! Handlers read their bodies themselves with explicit limits ([`routes::body`]), so there is
+//! Handlers read their bodies themselves with explicit limits ([`crate::http::body`]), so there is
 //! no global body-limit layer to reason about. Every request passes through
 //! [`routes::observe::observe`] for metrics.
 //!

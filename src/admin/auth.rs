@@ -45,7 +45,7 @@ impl TokenCheck {
             ));
         };
         let presented = authorization
-            .and_then(crate::bearer::token)
+            .and_then(crate::http::bearer::token)
             .ok_or_else(|| AdminError::unauthorized("missing Authorization: Bearer <admin token>"))?;
         if bool::from(sha256(presented.as_bytes()).ct_eq(expected)) {
             Ok(())

@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::body::read_json;
-use super::error::ApiError;
+use crate::http::body::read_json;
+use crate::http::error::ApiError;
 use crate::server::AppState;
 
 /// `{signature, challenge}`: a signature and a token-sized challenge.

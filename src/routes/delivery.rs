@@ -24,9 +24,9 @@ use dm3::message::MessageHash;
 use std::collections::HashMap;
 
 use super::acknowledgements;
-use super::body::read_limited;
-use super::error::ApiError;
 use crate::clock::now_ms;
+use crate::http::body::read_limited;
+use crate::http::error::ApiError;
 use crate::server::AppState;
 use crate::store::{Acknowledgement, IncomingLimits};
 
@@ -40,7 +40,7 @@ pub async fn incoming(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let account = match state.protocol.authorize(&name, crate::bearer::from_headers(&headers)).await {
+    let account = match state.protocol.authorize(&name, crate::http::bearer::from_headers(&headers)).await {
         Ok(account) => account,
         Err(error) => return ApiError::from(error).into_response(),
     };
@@ -68,7 +68,7 @@ pub async fn sync_acknowledgements(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let account = match state.protocol.authorize(&name, crate::bearer::from_headers(&headers)).await {
+    let account = match state.protocol.authorize(&name, crate::http::bearer::from_headers(&headers)).await {
         Ok(account) => account,
         Err(error) => return ApiError::from(error).into_response(),
     };

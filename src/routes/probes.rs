@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, UNAVAILABLE};
+use crate::http::error::{ApiError, UNAVAILABLE};
 use crate::server::AppState;
 use dm3_bridge_connector::Health;
 

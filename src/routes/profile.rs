@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::body::read_json;
-use super::error::ApiError;
+use crate::http::body::read_json;
+use crate::http::error::ApiError;
 use crate::server::AppState;
 
 /// A signed user profile is a few hundred bytes; this leaves ample room and bounds abuse.

@@ -5,7 +5,7 @@
 //!   with JSON-RPC error -32011.
 //! - A body that is not JSON: 400, -32700. Not an object (batches included): 400, -32600.
 //!   The body, and the envelope text in `params[0]`, become `Value`s only if they hold at most
-//!   [`MAX_VALUES`] JSON values (`routes::json`); more: 400, -32602.
+//!   [`MAX_VALUES`] JSON values (`http::json`); more: 400, -32602.
 //! - No `method`: 400 (-32600). An unknown method: 405 `Method not allowed` (-32601).
 //! - The messenger sends no `id`. Such a request is *not* a notification: it gets a full
 //!   answer (P10). When an `id` is present it is echoed.
@@ -28,10 +28,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::body::read_limited;
-use super::error::ApiError;
-use super::json::{self, JsonError, MAX_VALUES, parse_value};
 use crate::config::RelayConfig;
+use crate::http::body::read_limited;
+use crate::http::error::ApiError;
+use crate::http::json::{self, JsonError, MAX_VALUES, parse_value};
 use crate::server::AppState;
 use crate::telemetry::metrics::{RPC_DURATION, RPC_REQUESTS, outcome};
 
