@@ -56,8 +56,8 @@ use body_guard::BodyGuard;
 use connection::Shared;
 use peers::PeerSlots;
 
-use crate::admin::auth::TokenCheck;
 use crate::config::{AdminConfig, LimitsConfig, RelayConfig};
+use crate::http::admin_token::TokenCheck;
 use crate::protocol::DeliveryProtocol;
 use crate::routes;
 use crate::store::Store;

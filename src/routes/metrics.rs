@@ -16,7 +16,7 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::admin::error::AdminError;
+use crate::http::admin_error::AdminError;
 use crate::server::AppState;
 use crate::telemetry::metrics::{PENDING_WRITES, STORED_ENVELOPES};
 
