@@ -23,17 +23,3 @@ pub mod observe;
 pub mod probes;
 pub mod profile;
 pub mod rpc;
-
-/// The largest request body any route of `config` accepts, in bytes: the body budgets of
-/// `[limits]` must hold at least one such body (`crate::config::limits`).
-pub fn largest_body_limit(config: &crate::config::Config) -> u64 {
-    let matrix = config.matrix.as_ref().map(|_| dm3_bridge_matrix::appservice::DEFAULT_MAX_TRANSACTION_BYTES);
-    let telegram =
-        config.telegram.as_ref().and_then(|t| t.webhook.as_ref()).map(|webhook| webhook.max_update_bytes);
-    [Some(delivery::ACK_BODY_LIMIT), Some(rpc::rpc_body_limit(&config.relay)), matrix, telegram]
-        .into_iter()
-        .flatten()
-        .map(|bytes| u64::try_from(bytes).unwrap_or(u64::MAX))
-        .max()
-        .unwrap_or(0)
-}

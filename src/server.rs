@@ -56,6 +56,7 @@ use body_guard::BodyGuard;
 use connection::Shared;
 use peers::PeerSlots;
 
+use crate::config::body_limits::rpc_body_limit;
 use crate::config::{AdminConfig, LimitsConfig, RelayConfig};
 use crate::http::admin_token::TokenCheck;
 use crate::protocol::DeliveryProtocol;
@@ -69,7 +70,7 @@ use dm3_bridge_connector::Connector;
 pub struct AppState {
     pub store: Store,
     pub relay: Arc<RelayConfig>,
-    /// The raw body limit of `/rpc` ([`routes::rpc::rpc_body_limit`]).
+    /// The raw body limit of `/rpc` ([`rpc_body_limit`](crate::config::body_limits::rpc_body_limit)).
     pub rpc_body_limit: usize,
     pub protocol: Arc<dyn DeliveryProtocol>,
     pub metrics: PrometheusHandle,
@@ -91,7 +92,7 @@ impl AppState {
         Self {
             metrics_guard: (!admin.public_metrics).then(|| TokenCheck::new(admin.token.as_ref())),
             connectors: Arc::from(Vec::new()),
-            rpc_body_limit: routes::rpc::rpc_body_limit(&relay),
+            rpc_body_limit: rpc_body_limit(&relay),
             relay: Arc::new(relay),
             store,
             protocol,

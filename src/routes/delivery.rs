@@ -25,13 +25,12 @@ use std::collections::HashMap;
 
 use super::acknowledgements;
 use crate::clock::now_ms;
+use crate::config::body_limits::ACK_BODY_LIMIT;
 use crate::http::body::read_limited;
 use crate::http::error::ApiError;
 use crate::server::AppState;
 use crate::store::{Acknowledgement, IncomingLimits};
 
-/// Enough to acknowledge a whole `incoming` answer (101 × 1001 entries of ~150 bytes).
-pub const ACK_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Acknowledgements deleted per store call: one conversation's worth of a full answer.
 const DELETE_CHUNK: usize = 1001;
 
