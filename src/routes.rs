@@ -13,7 +13,8 @@
 //!   acknowledgement list, parsed borrowed and bounded;
 //! - their shared pieces (error answers, bounded bodies and JSON values) are in [`crate::http`],
 //!   below the admin API and the gateway too;
-//! - [`observe`]: the middleware that counts and times every request.
+//! - [`observe`]: the middleware that counts and times every request;
+//! - [`state`]: what every handler can reach, [`state::AppState`].
 
 pub mod acknowledgements;
 pub mod auth;
@@ -23,3 +24,4 @@ pub mod observe;
 pub mod probes;
 pub mod profile;
 pub mod rpc;
+pub mod state;

@@ -24,11 +24,11 @@ use dm3::message::MessageHash;
 use std::collections::HashMap;
 
 use super::acknowledgements;
+use super::state::AppState;
 use crate::clock::now_ms;
 use crate::config::body_limits::ACK_BODY_LIMIT;
 use crate::http::body::read_limited;
 use crate::http::error::ApiError;
-use crate::server::AppState;
 use crate::store::{Acknowledgement, IncomingLimits};
 
 /// Acknowledgements deleted per store call: one conversation's worth of a full answer.

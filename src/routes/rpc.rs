@@ -29,11 +29,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::state::AppState;
 use crate::config::RelayConfig;
 use crate::http::body::read_limited;
 use crate::http::error::ApiError;
 use crate::http::json::{self, JsonError, MAX_VALUES, parse_value};
-use crate::server::AppState;
 use crate::telemetry::metrics::{RPC_DURATION, RPC_REQUESTS, outcome};
 
 pub const SUBMIT_MESSAGE: &str = "dm3_submitMessage";
