@@ -1,5 +1,5 @@
-//! Administration of virtual identities: an HTTP API under `/admin` and the same operations
-//! as `dm3-bridge identity …` subcommands.
+//! Administration of virtual identities: an HTTP API under `/admin`, and the same operations
+//! as `dm3-bridge identity …` subcommands ([`crate::admin_cli`]).
 //!
 //! Both faces call the same [`IdentityVault`] operations and show the same JSON
 //! ([`views`]), so a script can switch between them. The API is for running nodes (and the
@@ -22,7 +22,6 @@
 //! ([`admin_token`](crate::http::admin_token)); errors are JSON
 //! ([`admin_error`](crate::http::admin_error)). `docs/admin-api.yaml` is the OpenAPI description.
 
-pub mod cli;
 pub mod routes;
 pub mod views;
 

@@ -31,16 +31,18 @@
 //! - [`expiry`]: the TTL cleanup worker;
 //! - [`engine`]: the bridge's durable queues and their workers (docs/engine.md);
 //! - [`identities`]: the custodial virtual identities (name scheme, sealed keys, vault);
-//! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API and CLI;
+//! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API;
 //!   [`name_service`]: the three assembled at start-up;
 //! - [`engine`]: the bridge between DM3 and the connectors: durable queues, portals, the
 //!   message map, and the DM3 half of every bridged message;
 //! - [`bridges`]: each network in the node (Matrix, Telegram, the loopback test network)
 //!   through one trait, and the registry that lists them; [`matrix`]: `dm3-bridge
 //!   generate-registration`;
-//! - [`node`]: start-up and graceful shutdown of the whole node.
+//! - [`node`]: start-up and graceful shutdown of the whole node; [`admin_cli`]: `dm3-bridge
+//!   identity …`, which opens the node's data the same way.
 
 pub mod admin;
+pub mod admin_cli;
 pub mod bridges;
 pub mod check;
 pub mod clock;
