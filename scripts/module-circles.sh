@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Circles among the modules of each crate (A uses B and B uses A, or longer loops), read from
-# the `crate::`/`super::`/`self::` paths in the source (use lines and inline paths alike).
+# the `crate::`/`super::`/`self::` paths in the source (use lines and inline paths alike), and
+# from the paths that start with a name a `use` bound (`use crate::routes;` and then
+# `routes::rpc::rpc`, `use crate::{routes, …}`, `use super::body;`, `use crate::x as y;`).
 # A module's own submodules and its ancestors are not counted: a parent declares and re-exports
 # its children, and a child uses its parent's items; that is how Rust modules nest, not a
 # circle. Test code (`#[cfg(test)]` modules and files named tests.rs/testkit.rs) is left out.
 #
 #   scripts/module-circles.sh [CRATE_SRC_DIR...]   (default: src, sdk/src, connectors/*/src)
-#   MODULE_DEPTH=1 scripts/module-circles.sh       modules grouped by their first path segment
-#                                                   (`engine` for all of src/engine/), a coarser view
+#       checks each crate twice: module by module, and with the modules grouped by their first
+#       path segment (`engine` for all of src/engine/, the depth-1 view)
+#   MODULE_DEPTH=1 scripts/module-circles.sh       only the grouped view (MODULE_DEPTH=N: N segments)
 #
 # Prints each circle with the lines that make it; exits 1 if there is one.
 set -euo pipefail
@@ -51,8 +54,8 @@ def strip_tests_and_comments(text):
     return out
 
 def expand_use(tree):
-    """`a::{b, c::{d, e}}` -> [a::b, a::c::d, a::c::e]"""
-    tree = re.sub(r"\s+as\s+\w+", "", tree)  # `x as y` names x
+    """`a::{b, c::{d, e as f}}` -> [a::b, a::c::d, a::c::e@f] (`@f`: bound as f)"""
+    tree = re.sub(r"\s+as\s+(\w+)", r"@\1", tree)  # `x as y` names x, binds y
     tree = re.sub(r"\s+", "", tree)
     def split_top(s):
         parts, level, cur = [], 0, ""
@@ -72,8 +75,11 @@ def expand_use(tree):
     return go("", tree)
 
 PATH = re.compile(r"\b((?:crate|super|self)(?:::(?:super|\w+))*)")
+USE = re.compile(r"\buse\s+([^;]+);")
+ALIAS_PATH = re.compile(r"(?<![\w:.])(\w+)((?:::\w+)+)")  # `name::a::b`, not `x::name::a`
 
-def resolve(module, path, modules):
+def absolute(module, path):
+    """`super::body::x` in `routes::rpc` -> (routes, body, x)"""
     parts = path.split("::")
     if parts[0] == "crate":
         base, rest = [], parts[1:]
@@ -83,20 +89,26 @@ def resolve(module, path, modules):
             if rest[0] == "super":
                 base = base[:-1]
             rest = rest[1:]
-    full = base + rest
+    return tuple(base + rest)
+
+def resolve(module, path, modules):
+    full = absolute(module, path)
     for n in range(len(full), -1, -1):
         if tuple(full[:n]) in modules:
             return tuple(full[:n])
     return ()
 
 import os
-DEPTH = int(os.environ.get("MODULE_DEPTH", "0"))
+# Both views unless one is asked for: a circle inside one top-level module shows only at full
+# depth; one between two top-level modules through different submodules (`a::x` uses `b::y`,
+# `b::z` uses `a::w`) only at depth 1.
+DEPTHS = [int(os.environ["MODULE_DEPTH"])] if os.environ.get("MODULE_DEPTH") else [0, 1]
 
 def group(module):
     return module[:DEPTH] if DEPTH else module
 
 found = False
-for root_arg in sys.argv[1:]:
+for DEPTH, root_arg in ((d, r) for d in DEPTHS for r in sys.argv[1:]):
     root = pathlib.Path(root_arg)
     files = {module_of(root, p): p for p in sorted(root.rglob("*.rs")) if "bin" not in p.relative_to(root).parts}
     modules = set(files)
@@ -105,15 +117,30 @@ for root_arg in sys.argv[1:]:
         if is_test(file_module):
             continue
         module = group(file_module)
-        lines = strip_tests_and_comments(path.read_text())
-        text = "\n".join(lines)
-        refs = []
-        for m in re.finditer(r"\buse\s+([^;]+);", text):
-            refs += expand_use(m.group(1))
-        for i, line in enumerate(lines):
-            if re.match(r"\s*(pub(\([^)]*\))?\s+)?use\s", line):
+        text = "\n".join(strip_tests_and_comments(path.read_text()))
+        uses = [u for m in USE.finditer(text) for u in expand_use(m.group(1))]
+        refs, bound = [], {}
+        for use in uses:
+            use, _, alias = use.partition("@")
+            parts = use.split("::")
+            if parts[0] in bound and parts[0] not in ("crate", "super", "self"):
+                parts = bound[parts[0]].split("::") + parts[1:]  # `use routes::rpc;` after `use crate::routes;`
+            if parts[-1] == "self":
+                parts = parts[:-1]
+            if parts[-1] == "*" or alias == "_":
                 continue
+            refs.append("::".join(parts))
+            bound[alias or parts[-1]] = "::".join(parts)
+        # Inline paths, with the use items blanked out (a use spread over lines is not an inline path).
+        lines = USE.sub(lambda m: "\n" * m.group(0).count("\n"), text).splitlines()
+        # Only a name bound to one of our modules: a type's `Type::Variant` adds nothing its use did not.
+        bound = {name: path for name, path in bound.items()
+                 if re.match(r"(crate|super|self)\b", path) and absolute(file_module, path) in modules}
+        for line in lines:
             refs += [m.group(1) + "::x" for m in PATH.finditer(line)]
+            for m in ALIAS_PATH.finditer(line):
+                if m.group(1) in bound:
+                    refs.append(bound[m.group(1)] + m.group(2) + "::x")
         for ref in refs:
             if not re.match(r"(crate|super|self)\b", ref):
                 continue
@@ -148,7 +175,7 @@ for root_arg in sys.argv[1:]:
     name = lambda m: "::".join(m) or "(crate root)"
     for scc in sccs:
         found = True
-        print(f"{root}: circle among {', '.join(name(m) for m in scc)}")
+        print(f"{root}{f' (depth {DEPTH})' if DEPTH else ''}: circle among {', '.join(name(m) for m in scc)}")
         for a in scc:
             for b in scc:
                 if b in edges.get(a, {}):

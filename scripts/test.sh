@@ -30,7 +30,7 @@ scripts/install-synapse.sh
 step "format and lint"
 cargo fmt --all -- --check
 scripts/check-citations.sh
-scripts/module-circles.sh   # no module uses one that uses it back (ARCHITECTURE.md)
+scripts/module-circles.sh   # no module uses one that uses it back, by module and by top-level module (ARCHITECTURE.md)
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"

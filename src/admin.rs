@@ -1,5 +1,5 @@
-//! Administration of virtual identities: an HTTP API under `/admin` and the same operations
-//! as `dm3-bridge identity …` subcommands.
+//! Administration of virtual identities: an HTTP API under `/admin`, and the same operations
+//! as `dm3-bridge identity …` subcommands ([`crate::admin_cli`]).
 //!
 //! Both faces call the same [`IdentityVault`] operations and show the same JSON
 //! ([`views`]), so a script can switch between them. The API is for running nodes (and the
@@ -18,12 +18,10 @@
 //! | `GET /admin/identities/{id}/conversations` | who it has envelopes from |
 //!
 //! `{id}` is the identity's ENS name or `network:userId` (`telegram:12345`,
-//! `matrix:@bob:example.org`). Every route needs the bearer token ([`auth`]); errors are JSON
-//! ([`error`]). `docs/admin-api.yaml` is the OpenAPI description.
+//! `matrix:@bob:example.org`). Every route needs the bearer token
+//! ([`admin_token`](crate::http::admin_token)); errors are JSON
+//! ([`admin_error`](crate::http::admin_error)). `docs/admin-api.yaml` is the OpenAPI description.
 
-pub mod auth;
-pub mod cli;
-pub mod error;
 pub mod routes;
 pub mod views;
 
@@ -31,8 +29,8 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::config::AdminToken;
+use crate::http::admin_token::{self, TokenCheck};
 use crate::identities::IdentityVault;
-use auth::TokenCheck;
 use views::GatewayView;
 
 /// What the admin handlers reach.
@@ -59,6 +57,6 @@ pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
         .route("/identities/{id}/conversations", get(routes::conversations))
         .fallback(routes::not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(check, auth::require_token));
+        .layer(axum::middleware::from_fn_with_state(check, admin_token::require_token));
     Router::new().nest("/admin", routes)
 }

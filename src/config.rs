@@ -17,6 +17,8 @@
 //! - Every struct has defaults, so a minimal file only needs `[node] name` and `public_url`.
 //! - Units are in the key names (`size_limit` is bytes, `message_ttl_secs` seconds) because the
 //!   reference delivery service reads one number in three different units (docs/protocol.md P12).
+//! - The routes' body limits follow from `[relay]` and the network sections, and `[limits]` is
+//!   checked against the largest; both read them from [`mod@body_limits`].
 //! - `[names]` says where names are looked up: names fixed in the file (`[[names.static]]`),
 //!   for air-gapped deployments and tests, then ENS through a JSON-RPC node.
 //!
@@ -24,6 +26,7 @@
 //! `DM3_BRIDGE_MASTER_KEY` variable, and a password inside `database.url` is hidden by
 //! [`DatabaseUrl`]'s `Debug`/`Display`.
 
+pub mod body_limits;
 mod database_url;
 pub mod env;
 mod identities;

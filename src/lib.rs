@@ -23,24 +23,26 @@
 //!   in-process seams between the relay and the engine;
 //! - [`delivery`]: the DM3 delivery service that plugs in there (submit, accounts, login);
 //! - [`ds_profile`]: the node's own `network.dm3.deliveryService` record;
+//! - [`http`]: what every HTTP face shares (error answers, bounded bodies and JSON, the bearer
+//!   token reader);
 //! - [`routes`] and [`server`]: the axum HTTP API; [`rate_limit`]: per-client budgets of the
-//!   unauthenticated routes that write or fetch; [`bearer`]: the one reader of
-//!   `Authorization: Bearer`;
+//!   unauthenticated routes that write or fetch;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
 //! - [`engine`]: the bridge's durable queues and their workers (docs/engine.md);
 //! - [`identities`]: the custodial virtual identities (name scheme, sealed keys, vault);
-//! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API and CLI;
+//! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API;
 //!   [`name_service`]: the three assembled at start-up;
 //! - [`engine`]: the bridge between DM3 and the connectors: durable queues, portals, the
 //!   message map, and the DM3 half of every bridged message;
 //! - [`bridges`]: each network in the node (Matrix, Telegram, the loopback test network)
 //!   through one trait, and the registry that lists them; [`matrix`]: `dm3-bridge
 //!   generate-registration`;
-//! - [`node`]: start-up and graceful shutdown of the whole node.
+//! - [`node`]: start-up and graceful shutdown of the whole node; [`admin_cli`]: `dm3-bridge
+//!   identity …`, which opens the node's data the same way.
 
 pub mod admin;
-pub mod bearer;
+pub mod admin_cli;
 pub mod bridges;
 pub mod check;
 pub mod clock;
@@ -50,6 +52,7 @@ pub mod ds_profile;
 pub mod engine;
 pub mod expiry;
 pub mod gateway;
+pub mod http;
 pub mod identities;
 pub mod init;
 pub mod matrix;

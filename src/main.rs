@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dm3_bridge::admin::cli::IdentityCommand;
+use dm3_bridge::admin_cli::IdentityCommand;
 use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::config::env::{CONFIG_VAR, process_env};
@@ -252,7 +252,7 @@ fn run_identity(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let output = runtime.block_on(dm3_bridge::admin::cli::run(&config, env, command))?;
+    let output = runtime.block_on(dm3_bridge::admin_cli::run(&config, env, command))?;
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@
 //!
 //! The protocol implementation is built at start-up from a [`ProtocolContext`]: the store, the
 //! node keys and the relay settings. Errors come back as [`DeliveryError`], named in the API's
-//! terms; `routes::error` maps them to HTTP statuses and JSON-RPC codes in one place.
+//! terms; `http::error` maps them to HTTP statuses and JSON-RPC codes in one place.
 //!
 //! Two smaller seams join the relay and the bridge engine in process, typed, so that neither
 //! module knows the other:

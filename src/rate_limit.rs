@@ -33,7 +33,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::{Rate, RateLimitsConfig};
-use crate::routes::error::{ApiError, UNAVAILABLE};
+use crate::http::error::{ApiError, UNAVAILABLE};
 use crate::telemetry::metrics::RATE_LIMITED;
 
 /// The routes with a budget of their own.

@@ -11,33 +11,17 @@
 //! - [`profile`], [`auth`]: the account and login routes, delegated to the protocol;
 //! - [`delivery`]: fetching and acknowledging stored envelopes; [`acknowledgements`]: the
 //!   acknowledgement list, parsed borrowed and bounded;
-//! - [`body`]: bounded body reading, before any parsing; [`json`]: JSON values bounded in
-//!   number before they are built;
-//! - [`error`]: the one mapping of errors to HTTP statuses and JSON-RPC error bodies;
-//! - [`observe`]: the middleware that counts and times every request.
+//! - their shared pieces (error answers, bounded bodies and JSON values) are in [`crate::http`],
+//!   below the admin API and the gateway too;
+//! - [`observe`]: the middleware that counts and times every request;
+//! - [`state`]: what every handler can reach, [`state::AppState`].
 
 pub mod acknowledgements;
 pub mod auth;
-pub mod body;
 pub mod delivery;
-pub mod error;
-pub mod json;
 pub mod metrics;
 pub mod observe;
 pub mod probes;
 pub mod profile;
 pub mod rpc;
-
-/// The largest request body any route of `config` accepts, in bytes: the body budgets of
-/// `[limits]` must hold at least one such body (`crate::config::limits`).
-pub fn largest_body_limit(config: &crate::config::Config) -> u64 {
-    let matrix = config.matrix.as_ref().map(|_| dm3_bridge_matrix::appservice::DEFAULT_MAX_TRANSACTION_BYTES);
-    let telegram =
-        config.telegram.as_ref().and_then(|t| t.webhook.as_ref()).map(|webhook| webhook.max_update_bytes);
-    [Some(delivery::ACK_BODY_LIMIT), Some(rpc::rpc_body_limit(&config.relay)), matrix, telegram]
-        .into_iter()
-        .flatten()
-        .map(|bytes| u64::try_from(bytes).unwrap_or(u64::MAX))
-        .max()
-        .unwrap_or(0)
-}
+pub mod state;

@@ -1,5 +1,5 @@
-//! The HTTP server: which path goes to which handler, the shared state, and serving with a
-//! graceful shutdown.
+//! The HTTP server: which path goes to which handler, and serving with a graceful shutdown.
+//! The state the handlers share is [`AppState`], beside them in [`routes::state`].
 //!
 //! Route table (docs/protocol.md §9 paths, plus operability):
 //!
@@ -14,7 +14,7 @@
 //! | `GET /delivery/messages/incoming/{name}` | [`routes::delivery::incoming`] |
 //! | `POST /delivery/messages/{name}/syncAcknowledgements` | [`routes::delivery::sync_acknowledgements`] |
 //!
-//! Handlers read their bodies themselves with explicit limits ([`routes::body`]), so there is
+//! Handlers read their bodies themselves with explicit limits ([`crate::http::body`]), so there is
 //! no global body-limit layer to reason about. Every request passes through
 //! [`routes::observe::observe`] for metrics.
 //!
@@ -46,7 +46,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -56,55 +55,10 @@ use body_guard::BodyGuard;
 use connection::Shared;
 use peers::PeerSlots;
 
-use crate::admin::auth::TokenCheck;
-use crate::config::{AdminConfig, LimitsConfig, RelayConfig};
-use crate::protocol::DeliveryProtocol;
+use crate::config::LimitsConfig;
 use crate::routes;
-use crate::store::Store;
+use crate::routes::state::AppState;
 use crate::telemetry::metrics::{HTTP_CONNECTIONS, HTTP_LIMITED};
-use dm3_bridge_connector::Connector;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub relay: Arc<RelayConfig>,
-    /// The raw body limit of `/rpc` ([`routes::rpc::rpc_body_limit`]).
-    pub rpc_body_limit: usize,
-    pub protocol: Arc<dyn DeliveryProtocol>,
-    pub metrics: PrometheusHandle,
-    /// Who may read `/metrics`: `None` is anyone (`admin.public_metrics`), else the admin
-    /// token's holder.
-    pub metrics_guard: Option<TokenCheck>,
-    /// The running networks' connectors, whose health `/ready` reports.
-    pub connectors: Arc<[Arc<dyn Connector>]>,
-}
-
-impl AppState {
-    pub fn new(
-        store: Store,
-        relay: RelayConfig,
-        protocol: Arc<dyn DeliveryProtocol>,
-        metrics: PrometheusHandle,
-        admin: &AdminConfig,
-    ) -> Self {
-        Self {
-            metrics_guard: (!admin.public_metrics).then(|| TokenCheck::new(admin.token.as_ref())),
-            connectors: Arc::from(Vec::new()),
-            rpc_body_limit: routes::rpc::rpc_body_limit(&relay),
-            relay: Arc::new(relay),
-            store,
-            protocol,
-            metrics,
-        }
-    }
-
-    /// The connectors of the running networks, for `/ready`.
-    pub fn with_connectors(mut self, connectors: Vec<Arc<dyn Connector>>) -> Self {
-        self.connectors = Arc::from(connectors);
-        self
-    }
-}
 
 /// The node's router.
 pub fn router(state: AppState) -> Router {

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AdminState;
-use super::error::AdminError;
 use super::views::{ConversationsView, IdentityView, PageView, ProfileView};
 use crate::clock::now_ms;
+use crate::http::admin_error::AdminError;
+use crate::http::body::read_limited;
 use crate::identities::vault::DEFAULT_PER_PAGE;
 use crate::identities::{IdentityRef, Network, NetworkUserId};
-use crate::routes::body::read_limited;
 
 /// A create request is two short strings.
 const CREATE_BODY_LIMIT: usize = 4 * 1024;

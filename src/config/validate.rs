@@ -163,7 +163,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
         problem("keys.node_keys_file", "must not be empty".to_owned());
     }
     names_problems(&config.names, &mut problem);
-    out.extend(super::limits::problems(&config.limits, crate::routes::largest_body_limit(config)));
+    out.extend(super::limits::problems(&config.limits, super::body_limits::largest_body_limit(config)));
     out.extend(super::identities::problems(&config.identities, &config.admin));
     if let Some(matrix) = &config.matrix {
         out.extend(network_problems(

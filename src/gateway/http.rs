@@ -22,8 +22,8 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::{Gateway, GatewayError, MAX_CALLDATA};
-use crate::routes::body::read_limited;
-use crate::routes::json::{JsonError, MAX_VALUES, parse_value};
+use crate::http::body::read_limited;
+use crate::http::json::{JsonError, MAX_VALUES, parse_value};
 
 /// The mount point of the gateway routes.
 pub const MOUNT: &str = "/ccip";

@@ -18,7 +18,7 @@ use serde_json::error::Category;
 use std::borrow::Cow;
 use std::fmt;
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The most acknowledgements one request may carry: one full `incoming` answer.
 pub const MAX_ACKS: usize = 101 * 1001;
@@ -173,8 +173,8 @@ mod tests {
 
     #[test]
     fn wrong_shapes_get_the_answers_of_the_value_parser() {
-        assert_eq!(error("{").code, super::super::error::PARSE_ERROR);
-        assert_eq!(error("[1, 2").code, super::super::error::PARSE_ERROR);
+        assert_eq!(error("{").code, crate::http::error::PARSE_ERROR);
+        assert_eq!(error("[1, 2").code, crate::http::error::PARSE_ERROR);
         for shape in [
             r#"{"acks":[]}"#,
             r#"[[{"contactAddress":"a.eth","messageHash":"0x1"}]]"#,
@@ -184,11 +184,7 @@ mod tests {
             "12",
         ] {
             let e = error(shape);
-            assert_eq!(
-                (e.code, e.message.as_str()),
-                (super::super::error::INVALID_PARAMS, SCHEMA),
-                "{shape}"
-            );
+            assert_eq!((e.code, e.message.as_str()), (crate::http::error::INVALID_PARAMS, SCHEMA), "{shape}");
         }
     }
 

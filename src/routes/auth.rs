@@ -11,9 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::body::read_json;
-use super::error::ApiError;
-use crate::server::AppState;
+use super::state::AppState;
+use crate::http::body::read_json;
+use crate::http::error::ApiError;
 
 /// `{signature, challenge}`: a signature and a token-sized challenge.
 const AUTH_BODY_LIMIT: usize = 16 * 1024;

@@ -24,14 +24,13 @@ use dm3::message::MessageHash;
 use std::collections::HashMap;
 
 use super::acknowledgements;
-use super::body::read_limited;
-use super::error::ApiError;
+use super::state::AppState;
 use crate::clock::now_ms;
-use crate::server::AppState;
+use crate::config::body_limits::ACK_BODY_LIMIT;
+use crate::http::body::read_limited;
+use crate::http::error::ApiError;
 use crate::store::{Acknowledgement, IncomingLimits};
 
-/// Enough to acknowledge a whole `incoming` answer (101 × 1001 entries of ~150 bytes).
-pub const ACK_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Acknowledgements deleted per store call: one conversation's worth of a full answer.
 const DELETE_CHUNK: usize = 1001;
 
@@ -40,7 +39,7 @@ pub async fn incoming(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let account = match state.protocol.authorize(&name, crate::bearer::from_headers(&headers)).await {
+    let account = match state.protocol.authorize(&name, crate::http::bearer::from_headers(&headers)).await {
         Ok(account) => account,
         Err(error) => return ApiError::from(error).into_response(),
     };
@@ -68,7 +67,7 @@ pub async fn sync_acknowledgements(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let account = match state.protocol.authorize(&name, crate::bearer::from_headers(&headers)).await {
+    let account = match state.protocol.authorize(&name, crate::http::bearer::from_headers(&headers)).await {
         Ok(account) => account,
         Err(error) => return ApiError::from(error).into_response(),
     };

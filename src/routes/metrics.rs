@@ -16,8 +16,8 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::admin::error::AdminError;
-use crate::server::AppState;
+use super::state::AppState;
+use crate::http::admin_error::AdminError;
 use crate::telemetry::metrics::{PENDING_WRITES, STORED_ENVELOPES};
 
 const COUNT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -14,8 +14,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, UNAVAILABLE};
-use crate::server::AppState;
+use super::state::AppState;
+use crate::http::error::{ApiError, UNAVAILABLE};
 use dm3_bridge_connector::Health;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -11,9 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::body::read_json;
-use super::error::ApiError;
-use crate::server::AppState;
+use super::state::AppState;
+use crate::http::body::read_json;
+use crate::http::error::ApiError;
 
 /// A signed user profile is a few hundred bytes; this leaves ample room and bounds abuse.
 const PROFILE_BODY_LIMIT: usize = 64 * 1024;

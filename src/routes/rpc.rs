@@ -5,7 +5,7 @@
 //!   with JSON-RPC error -32011.
 //! - A body that is not JSON: 400, -32700. Not an object (batches included): 400, -32600.
 //!   The body, and the envelope text in `params[0]`, become `Value`s only if they hold at most
-//!   [`MAX_VALUES`] JSON values (`routes::json`); more: 400, -32602.
+//!   [`MAX_VALUES`] JSON values (`http::json`); more: 400, -32602.
 //! - No `method`: 400 (-32600). An unknown method: 405 `Method not allowed` (-32601).
 //! - The messenger sends no `id`. Such a request is *not* a notification: it gets a full
 //!   answer (P10). When an `id` is present it is echoed.
@@ -18,6 +18,7 @@
 //!   (P11); we disclose nothing else.
 //!
 //! [`DeliveryProtocol::submit_message`]: crate::protocol::DeliveryProtocol::submit_message
+//! [`rpc_body_limit`]: crate::config::body_limits::rpc_body_limit
 
 use std::time::Instant;
 
@@ -28,31 +29,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::body::read_limited;
-use super::error::ApiError;
-use super::json::{self, JsonError, MAX_VALUES, parse_value};
+use super::state::AppState;
 use crate::config::RelayConfig;
-use crate::server::AppState;
+use crate::http::body::read_limited;
+use crate::http::error::ApiError;
+use crate::http::json::{self, JsonError, MAX_VALUES, parse_value};
 use crate::telemetry::metrics::{RPC_DURATION, RPC_REQUESTS, outcome};
 
 pub const SUBMIT_MESSAGE: &str = "dm3_submitMessage";
 pub const GET_PROPERTIES: &str = "dm3_getDeliveryServiceProperties";
 pub const GET_PROFILE_EXTENSION: &str = "dm3_getProfileExtension";
-
-/// Room for the JSON-RPC wrapper around an envelope, beyond the doubled envelope.
-const WRAPPER_HEADROOM: usize = 64 * 1024;
-
-/// The raw body limit of `/rpc` for a given envelope `size_limit`.
-///
-/// `size_limit` is measured on the canonical envelope after parsing (docs/protocol.md §7.3, done by
-/// the protocol code). On the wire, `params[0]` is that envelope JSON-encoded once more, and
-/// the envelope's fields are themselves JSON strings of JSON, so escaping can up to double its
-/// size (`\"` becomes `\\\"`). The raw limit is therefore twice the envelope limit plus room
-/// for the wrapper: large enough never to refuse an envelope the exact check would accept,
-/// small enough to bound memory before parsing.
-pub fn rpc_body_limit(relay: &RelayConfig) -> usize {
-    usize::try_from(relay.size_limit).unwrap_or(usize::MAX).saturating_mul(2).saturating_add(WRAPPER_HEADROOM)
-}
 
 /// The properties a client may know: TTL in milliseconds (the unit the reference DS and its
 /// clients use, P12), the size limit in bytes, and no notification channels.
@@ -185,11 +171,5 @@ mod tests {
         let relay = RelayConfig { message_ttl_secs: 60, ..RelayConfig::default() };
         let props = delivery_service_properties(&relay);
         assert_eq!(props, json!({"messageTTL": 60_000, "sizeLimit": 100_000, "notificationChannel": []}));
-    }
-
-    #[test]
-    fn raw_limit_leaves_room_for_double_encoding() {
-        let relay = RelayConfig::default();
-        assert_eq!(rpc_body_limit(&relay), 200_000 + 64 * 1024);
     }
 }

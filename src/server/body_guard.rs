@@ -1,7 +1,7 @@
 //! The guard on every request body: it must arrive in time, and while it is read its bytes
 //! come out of two budgets, the connection's and the node's.
 //!
-//! Each route bounds its own body (`routes::body`), but that bounds one request. Twenty
+//! Each route bounds its own body (`http::body`), but that bounds one request. Twenty
 //! connections each holding 15 MB of an unfinished acknowledgement, or one HTTP/2 connection
 //! with two hundred unfinished submits, stay within every route's bound and still take
 //! hundreds of megabytes before any of them is authenticated or parsed. So every body is
@@ -39,7 +39,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::LimitsConfig;
-use crate::routes::error::{ApiError, INVALID_REQUEST, UNAVAILABLE};
+use crate::http::error::{ApiError, INVALID_REQUEST, UNAVAILABLE};
 use crate::telemetry::metrics::HTTP_LIMITED;
 
 /// The node-wide half of the guard: the total budget and the timing rule.

@@ -8,6 +8,9 @@
 //! with `subtle`'s constant-time equality, so neither the position of the first wrong byte nor
 //! the length of the token shows in the response time. The token is never logged: the
 //! middleware logs nothing about the header, and [`AdminToken`] prints `[redacted]`.
+//!
+//! It is here, below the admin API, because `/metrics` (`crate::routes::metrics`) is behind the
+//! same token: both faces use this one check, and neither reaches into the other for it.
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -17,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use dm3::hash::sha256;
 use subtle::ConstantTimeEq as _;
 
-use super::error::AdminError;
+use super::admin_error::AdminError;
 use crate::config::AdminToken;
 
 /// The configured token, kept only as its digest.
@@ -45,7 +48,7 @@ impl TokenCheck {
             ));
         };
         let presented = authorization
-            .and_then(crate::bearer::token)
+            .and_then(crate::http::bearer::token)
             .ok_or_else(|| AdminError::unauthorized("missing Authorization: Bearer <admin token>"))?;
         if bool::from(sha256(presented.as_bytes()).ct_eq(expected)) {
             Ok(())

@@ -5,6 +5,9 @@
 //! [`IdentityError`] texts). Internal failures (database, sealing, corrupt rows) are logged
 //! with their detail and answered with a generic message, since the detail may name hosts or
 //! files; no message ever carries key material, because none of the errors holds any.
+//!
+//! It is here, below the admin API, because the admin token check ([`super::admin_token`])
+//! answers with it in front of `/metrics` as well as `/admin`.
 
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};

@@ -4,13 +4,17 @@
 //! and PostgreSQL both allow it next to a running node) through the same start-up sequence
 //! the node runs ([`NodeData::open`]: config, master key, node keys, database, names), so a
 //! wrong master key is refused here the same way, with the same error.
-//! It prints the same JSON as the API ([`super::views`]), one document on stdout.
+//! It prints the same JSON as the API ([`crate::admin::views`]), one document on stdout.
+//!
+//! It is a module of its own, above [`crate::node`] and [`crate::name_service`] whose start-up it
+//! runs, rather than a part of [`crate::admin`]: the name service mounts the admin API, so an
+//! admin module that also opened the name service would use what uses it.
 
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::routes::CONVERSATIONS_LIMIT;
-use super::views::{ConversationsView, IdentityView, PageView, ProfileView};
+use crate::admin::routes::CONVERSATIONS_LIMIT;
+use crate::admin::views::{ConversationsView, IdentityView, PageView, ProfileView};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::identities::vault::DEFAULT_PER_PAGE;
