@@ -16,6 +16,9 @@
 //! | `POST /admin/identities/{id}/rotate` | new wallet, keys and profile |
 //! | `GET /admin/identities/{id}/profile` | the published signed profile and record |
 //! | `GET /admin/identities/{id}/conversations` | who it has envelopes from |
+//! | `GET /admin/portals?network=&after=&limit=` | portals, in id order, with their state |
+//! | `GET /admin/portals/{portalId}` | one portal |
+//! | `DELETE /admin/portals/{portalId}` | unlink: forget it; the stand-in says so and leaves |
 //!
 //! `{id}` is the identity's ENS name or `network:userId` (`telegram:12345`,
 //! `matrix:@bob:example.org`). Every route needs the bearer token
@@ -31,6 +34,7 @@ use axum::routing::{get, post};
 use crate::config::AdminToken;
 use crate::http::admin_token::{self, TokenCheck};
 use crate::identities::IdentityVault;
+use crate::store::Store;
 use views::GatewayView;
 
 /// What the admin handlers reach.
@@ -38,6 +42,8 @@ use views::GatewayView;
 pub struct AdminState {
     pub vault: IdentityVault,
     pub gateway: GatewayView,
+    /// Portals are the engine's rows, read and unlinked here directly.
+    pub store: Store,
 }
 
 /// The `/admin` routes, token check included, with their state applied.
@@ -55,6 +61,8 @@ pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
         .route("/identities/{id}/rotate", post(routes::rotate))
         .route("/identities/{id}/profile", get(routes::profile))
         .route("/identities/{id}/conversations", get(routes::conversations))
+        .route("/portals", get(routes::portals))
+        .route("/portals/{portal}", get(routes::portal).delete(routes::unlink_portal))
         .fallback(routes::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(check, admin_token::require_token));

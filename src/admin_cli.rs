@@ -1,4 +1,5 @@
-//! `dm3-bridge identity …`: the admin API's operations from the command line.
+//! `dm3-bridge identity …` and `dm3-bridge portal …`: the admin API's operations from the
+//! command line.
 //!
 //! The CLI opens the node's database and keys itself (no running node is needed; SQLite's WAL
 //! and PostgreSQL both allow it next to a running node) through the same start-up sequence
@@ -7,20 +8,24 @@
 //! It prints the same JSON as the API ([`crate::admin::views`]), one document on stdout.
 //!
 //! It is a module of its own, above [`crate::node`] and [`crate::name_service`] whose start-up it
-//! runs, rather than a part of [`crate::admin`]: the name service mounts the admin API, so an
-//! admin module that also opened the name service would use what uses it.
+//! runs, rather than a part of [`crate::admin`]: the node mounts the admin API, so an admin
+//! module that also ran the node's start-up would use what uses it.
 
 use clap::Subcommand;
 use serde_json::Value;
 
 use crate::admin::routes::CONVERSATIONS_LIMIT;
-use crate::admin::views::{ConversationsView, IdentityView, PageView, ProfileView};
+use crate::admin::views::{
+    ConversationsView, IdentityView, PageView, PortalPageView, PortalView, ProfileView,
+};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::identities::vault::DEFAULT_PER_PAGE;
 use crate::identities::{IdentityError, IdentityRef, Network, NetworkUserId};
 use crate::name_service::NameService;
 use crate::node::{NodeData, NodeError};
+use crate::store::StoreError;
+use crate::store::portals::MAX_PAGE as MAX_PORTALS_PAGE;
 
 /// The identity subcommands. `ID` is an identity's ENS name or `network:userId`
 /// (e.g. `telegram:12345`, `matrix:@bob:example.org`).
@@ -69,7 +74,48 @@ fn parse_network(text: &str) -> Result<Network, String> {
     text.parse().map_err(|e: crate::identities::network::UnknownNetwork| e.to_string())
 }
 
-/// Why an identity command failed.
+/// The portal subcommands (docs/engine.md, "Portal lifecycle").
+#[derive(Subcommand, Debug, Clone)]
+pub enum PortalCommand {
+    /// List portals in id order, with their state (live or suspended, and why).
+    List {
+        /// Only this network's (matrix, telegram).
+        #[arg(long)]
+        network: Option<String>,
+        /// Start after this portal id (the `next` of the previous page).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show one portal.
+    Show { id: i64 },
+    /// Unlink a portal: it is forgotten, and a running node has the DM3 user's stand-in say so
+    /// in the conversation and leave it. The pair's next message opens a new conversation.
+    Unlink { id: i64 },
+}
+
+async fn execute_portal(store: &crate::store::Store, command: PortalCommand) -> Result<Value, CliError> {
+    Ok(match command {
+        PortalCommand::List { network, after, limit } => {
+            let network = network
+                .map(|n| dm3_bridge_connector::NetworkId::new(n.as_str()))
+                .transpose()
+                .map_err(|e| CliError::BadNetwork(e.to_string()))?;
+            let limit = limit.clamp(1, MAX_PORTALS_PAGE);
+            json(&PortalPageView::new(&store.list_portals(network.as_ref(), after, limit).await?, limit))
+        }
+        PortalCommand::Show { id } => {
+            json(&PortalView::from(&store.portal(id).await?.ok_or(CliError::NoPortal(id))?))
+        }
+        PortalCommand::Unlink { id } => {
+            let unlinked = crate::engine::portals::unlink(store, id).await?;
+            json(&PortalView::from(&unlinked.ok_or(CliError::NoPortal(id))?))
+        }
+    })
+}
+
+/// Why an identity or portal command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// The node's data did not open (the same reasons as for `dm3-bridge run`).
@@ -77,6 +123,12 @@ pub enum CliError {
     Open(#[from] NodeError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error("the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("there is no portal {0}")]
+    NoPortal(i64),
+    #[error("--network: {0}")]
+    BadNetwork(String),
     #[error("delete is irreversible: add --yes to delete {0} and all its keys")]
     NotConfirmed(String),
 }
@@ -84,14 +136,24 @@ pub enum CliError {
 /// Connections the CLI needs: one command at a time, and the SQLite writer's own.
 const CLI_CONNECTIONS: u32 = 2;
 
+/// What `dm3-bridge identity …` and `dm3-bridge portal …` ask for.
+#[derive(Debug, Clone)]
+pub enum AdminCommand {
+    Identity(IdentityCommand),
+    Portal(PortalCommand),
+}
+
 /// Runs one command against the node's data; returns the JSON to print.
 pub async fn run(
     config: &Config,
     env: &[(String, String)],
-    command: IdentityCommand,
+    command: AdminCommand,
 ) -> Result<Value, CliError> {
     let NodeData { store, names, .. } = NodeData::open(config, env, CLI_CONNECTIONS).await?;
-    let result = execute(&names, command).await;
+    let result = match command {
+        AdminCommand::Identity(command) => execute(&names, command).await,
+        AdminCommand::Portal(command) => execute_portal(&store, command).await,
+    };
     store.close().await;
     result
 }

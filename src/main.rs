@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dm3_bridge::admin_cli::IdentityCommand;
+use dm3_bridge::admin_cli::{AdminCommand, IdentityCommand, PortalCommand};
 use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::config::env::{CONFIG_VAR, process_env};
@@ -118,6 +118,11 @@ enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// List, show or unlink portals (network conversations bridged to DM3); prints JSON.
+    Portal {
+        #[command(subcommand)]
+        command: PortalCommand,
+    },
     /// Write the Matrix homeserver's registration file (matrix.registration_file) with fresh
     /// tokens, and put the tokens into [matrix] of the config file, keeping its comments.
     GenerateRegistration {
@@ -146,7 +151,8 @@ fn main() -> ExitCode {
         Command::Check => run_check(cli.config, &env),
         Command::Run => run_node(cli.config, &env),
         Command::Profile { json } => run_profile(cli.config, &env, json),
-        Command::Identity { command } => run_identity(cli.config, command, &env),
+        Command::Identity { command } => run_admin(cli.config, AdminCommand::Identity(command), &env),
+        Command::Portal { command } => run_admin(cli.config, AdminCommand::Portal(command), &env),
         Command::GenerateRegistration { homeserver_url, server_name, bridge_url, force } => {
             run_generate_registration(cli.config, &env, homeserver_url, server_name, bridge_url, force)
         }
@@ -241,9 +247,9 @@ fn run_node(path: Option<PathBuf>, env: &[(String, String)]) -> anyhow::Result<E
     })
 }
 
-fn run_identity(
+fn run_admin(
     path: Option<PathBuf>,
-    command: IdentityCommand,
+    command: AdminCommand,
     env: &[(String, String)],
 ) -> anyhow::Result<ExitCode> {
     let path = config_path(path)?;

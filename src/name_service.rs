@@ -16,9 +16,8 @@ use base64::engine::general_purpose::STANDARD;
 use dm3::crypto::eth::checksum;
 use dm3::ds_profile::DeliveryServiceProfile;
 use dm3::ens::EnsName;
+use serde::Serialize;
 
-use crate::admin::views::{GatewayView, SubNamesView};
-use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::gateway::{self, Gateway, GatewaySigner, GatewaySignerError};
 use crate::identities::scheme::SchemeError;
@@ -112,11 +111,30 @@ impl NameService {
         Ok(Self { vault, local_names, gateway, info })
     }
 
-    /// The `/ccip` and `/admin` routes, observed like the others.
-    pub fn router(&self, config: &Config) -> Router {
-        let admin = AdminState { vault: self.vault.clone(), gateway: self.info.clone() };
+    /// The `/ccip` routes, observed like the others.
+    pub fn router(&self) -> Router {
         gateway::http::router(self.gateway.clone())
-            .merge(admin::router(admin, config.admin.token.as_ref()))
             .layer(axum::middleware::from_fn(crate::routes::observe::observe))
     }
+}
+
+/// What an operator needs to set up the resolver of the parent name.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayView {
+    /// The address to register with `setSigner` on the OffchainResolver.
+    pub signer: String,
+    /// The EIP-3668 URL template to register with `setUrls`.
+    pub url_template: String,
+    pub parent: Option<String>,
+    pub node_name: String,
+    /// The sub-name of each network, when a parent is configured.
+    pub sub_names: Option<SubNamesView>,
+    pub answer_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubNamesView {
+    pub telegram: String,
+    pub matrix: String,
 }

@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{self, AdminState};
 use crate::bridges::matrix::{MatrixError, MatrixFactory, MatrixModule, MatrixNetwork};
 use crate::bridges::{self, Bridge, BridgeError, NetworkModule, NodeServices};
 use crate::config::{Config, Problem};
@@ -276,7 +277,11 @@ impl Node {
         let connectors = started.bridges.iter().map(|bridge| bridge.connector()).collect();
         let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin)
             .with_connectors(connectors);
-        let mut app = router(state).merge(names.router(config));
+        let admin =
+            AdminState { vault: names.vault.clone(), gateway: names.info.clone(), store: store.clone() };
+        let admin = admin::router(admin, config.admin.token.as_ref())
+            .layer(axum::middleware::from_fn(crate::routes::observe::observe));
+        let mut app = router(state).merge(names.router()).merge(admin);
         for routes in started.bridges.iter().filter_map(|bridge| bridge.routes()) {
             app = app.merge(routes);
         }

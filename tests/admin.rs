@@ -1,6 +1,6 @@
 //! Managing virtual identities: the admin API of a real node (on SQLite and PostgreSQL), its
-//! token check, its JSON errors, the `dm3-bridge identity` CLI, keys sealed at rest, and a
-//! wrong master key refused at start-up.
+//! token check, its JSON errors, the `dm3-bridge identity` and `dm3-bridge portal` CLIs, keys
+//! sealed at rest, and a wrong master key refused at start-up.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -16,8 +16,9 @@ use dm3_bridge::config::{Config, DatabaseUrl};
 use dm3_bridge::name_service::NameService;
 use dm3_bridge::node::Node;
 use dm3_bridge::node_keys::NodeKeys;
-use dm3_bridge::store::NewEnvelope;
+use dm3_bridge::store::{NewEnvelope, NewPortal, PortalState, QueueName};
 use dm3_bridge::vault::MasterKey;
+use dm3_bridge_connector::{ConversationId, NetworkId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::TestDb;
@@ -43,6 +44,9 @@ async fn every_admin_route_needs_the_token() {
         (Method::POST, "/admin/identities"),
         (Method::GET, "/admin/gateway"),
         (Method::DELETE, "/admin/identities/tg-1.tg.bridge.example.eth"),
+        (Method::GET, "/admin/portals"),
+        (Method::GET, "/admin/portals/1"),
+        (Method::DELETE, "/admin/portals/1"),
         (Method::GET, "/admin/no-such-route"),
     ] {
         for auth in [None, Some("Bearer wrong-token-wrong-token"), Some(TOKEN), Some("Basic dXNlcjpwYXNz")] {
@@ -337,11 +341,15 @@ async fn a_wrong_master_key_stops_the_node_with_the_reason() {
 }
 
 fn cli(config: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
+    cli_of("identity", config, args)
+}
+
+fn cli_of(command: &str, config: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_dm3-bridge"))
         .env("DM3_BRIDGE_IDENTITIES__PARENT", PARENT)
         .arg("--config")
         .arg(config)
-        .arg("identity")
+        .arg(command)
         .args(args)
         .output()
         .unwrap();
@@ -394,6 +402,92 @@ async fn the_cli_offers_the_same_operations() {
     assert!(!ok && err.contains("no identity telegram:42"), "{err}");
     let (ok, _, err) = cli(&config, &["create", "--network", "irc", "--user-id", "x"]);
     assert!(!ok && err.contains("unknown network"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portals_are_listed_and_unlinked_by_api_and_cli_on_sqlite() {
+    portals_listed_and_unlinked(node_on(None).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portals_are_listed_and_unlinked_by_api_and_cli_on_postgres() {
+    let db = TestDb::postgres().await;
+    portals_listed_and_unlinked(node_on(Some(db.url.clone())).await).await;
+}
+
+/// What an admin sees of portals and how one is unlinked; the stand-in leaving the room is
+/// shown on Synapse in `tests/portal_lifecycle.rs`.
+async fn portals_listed_and_unlinked(node: TestNode) {
+    let store = node.node.store();
+    let portal = |room: &str, remote: &str| NewPortal {
+        network: NetworkId::new("matrix").unwrap(),
+        conversation: ConversationId::new(room).unwrap(),
+        local_name: EnsName::parse("bob.mx.bridge.example.eth").unwrap(),
+        remote_name: EnsName::parse(remote).unwrap(),
+    };
+    let (first, _) = store.insert_or_get_portal(&portal("!one:hs", "alice.eth"), 1).await.unwrap();
+    let (second, _) = store.insert_or_get_portal(&portal("!two:hs", "carol.eth"), 2).await.unwrap();
+    let suspended = PortalState::Suspended { reason: "@eve:hs joined".to_owned() };
+    store.set_portal_state(second.id, &suspended, 3).await.unwrap();
+    let admin = Admin { node: &node };
+
+    let (status, page) = admin.get("/admin/portals?network=matrix&limit=1").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["portals"][0]["conversation"], "!one:hs");
+    assert_eq!(page["portals"][0]["state"], "live");
+    assert_eq!(page["next"], first.id);
+    let (_, rest) = admin.get(&format!("/admin/portals?after={}", first.id)).await;
+    assert_eq!(rest["portals"][0]["state"], "suspended");
+    assert_eq!(rest["portals"][0]["reason"], "@eve:hs joined");
+    assert_eq!(rest["portals"][0]["remoteName"], "carol.eth");
+    assert_eq!(rest["next"], Value::Null, "the last page");
+    let (_, none) = admin.get("/admin/portals?network=telegram").await;
+    assert_eq!(none["portals"], json!([]));
+    let (status, shown) = admin.get(&format!("/admin/portals/{}", first.id)).await;
+    assert_eq!((status, shown["localName"].as_str()), (StatusCode::OK, Some("bob.mx.bridge.example.eth")));
+    for bad in ["/admin/portals?limit=x", "/admin/portals?sort=id", "/admin/portals/abc"] {
+        let (status, body) = admin.get(bad).await;
+        assert_eq!(
+            (status, error_of(&body).0),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{bad}: {body}"
+        );
+    }
+    let (status, body) = admin.get("/admin/portals/999999").await;
+    assert_eq!((status, error_of(&body).0), (StatusCode::NOT_FOUND, "not_found"));
+
+    // Unlinked through the API: gone, and a job has the stand-in leave the room.
+    let response = node
+        .client
+        .delete(node.url(&format!("/admin/portals/{}", first.id)))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(store.portal(first.id).await.unwrap().is_none());
+    let job =
+        store.get_job(QueueName::Outbox, &format!("unlink:{}:!one:hs", first.id)).await.unwrap().unwrap();
+    assert_eq!(job.conversation, "matrix:!one:hs", "ordered after the room's own events");
+    let (status, _) = admin.get(&format!("/admin/portals/{}", first.id)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The CLI: the same views, on the same database, next to the running node (its config file
+    // names the SQLite database; the PostgreSQL URL of the other run is the node's own).
+    if node.config.database.url.is_some() {
+        return;
+    }
+    let config = node.dir.path().join("config.toml");
+    let (ok, listed, err) = cli_of("portal", &config, &["list", "--network", "matrix"]);
+    assert!(ok, "{err}");
+    assert_eq!(listed, admin.get("/admin/portals?network=matrix").await.1);
+    let (_, shown, _) = cli_of("portal", &config, &["show", &second.id.to_string()]);
+    assert_eq!(shown["state"], "suspended");
+    let (ok, _, _) = cli_of("portal", &config, &["unlink", &second.id.to_string()]);
+    assert!(ok);
+    assert!(store.portal(second.id).await.unwrap().is_none());
+    let (ok, _, err) = cli_of("portal", &config, &["unlink", &second.id.to_string()]);
+    assert!(!ok && err.contains(&format!("no portal {}", second.id)), "{err}");
 }
 
 #[test]

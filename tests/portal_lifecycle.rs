@@ -224,6 +224,22 @@ async fn a_group_room_records_nothing_and_a_new_dm_takes_the_portal_with_its_map
     ghost_says(&synapse, &bob, &dm2, &ghost, "welcome back").await;
     bob.send_text(&dm2, "h2", "thanks").await.unwrap();
     assert_eq!(alice_texts(&world, &bob_name, 3).await[2], "thanks");
+
+    // An admin unlinks it: the ghost says so and leaves; nothing of the pair is bridged there.
+    let unlinked = bridge
+        .client
+        .delete(bridge.url(&format!("/admin/portals/{}", moved.id)))
+        .bearer_auth(support::bridge::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlinked.status().as_u16(), 200);
+    ghost_says(&synapse, &bob, &dm2, &ghost, "unlinked").await;
+    wait_until("the ghost leaves the unlinked room", &synapse, || async {
+        !members(&bob, &dm2).await.contains(&ghost)
+    })
+    .await;
+    assert!(portal_of(&bridge, &dm2).await.is_none());
     bridge.node.shutdown().await.unwrap();
 }
 

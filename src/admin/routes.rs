@@ -13,12 +13,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AdminState;
-use super::views::{ConversationsView, IdentityView, PageView, ProfileView};
+use super::views::{ConversationsView, IdentityView, PageView, PortalPageView, PortalView, ProfileView};
 use crate::clock::now_ms;
 use crate::http::admin_error::AdminError;
 use crate::http::body::read_limited;
 use crate::identities::vault::DEFAULT_PER_PAGE;
 use crate::identities::{IdentityRef, Network, NetworkUserId};
+use crate::store::portals::MAX_PAGE as MAX_PORTALS_PAGE;
 
 /// A create request is two short strings.
 const CREATE_BODY_LIMIT: usize = 4 * 1024;
@@ -120,6 +121,65 @@ pub async fn conversations(
 ) -> Answer {
     let (identity, counterparties) = state.vault.counterparties(&reference(id)?, CONVERSATIONS_LIMIT).await?;
     Ok(Json(ConversationsView::new(&identity, &counterparties)).into_response())
+}
+
+/// Portals listed by default.
+const DEFAULT_PORTALS_PAGE: u32 = 100;
+
+/// `GET /admin/portals?network=matrix&after=0&limit=100`: portals in id order.
+pub async fn portals(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Answer {
+    let mut network = None;
+    let mut after = 0;
+    let mut limit = DEFAULT_PORTALS_PAGE;
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let invalid = || AdminError::bad_request(format!("{key}={value:?} is not a whole number"));
+        match key.as_ref() {
+            "network" => {
+                let id = dm3_bridge_connector::NetworkId::new(value.as_ref())
+                    .map_err(|e| AdminError::bad_request(format!("network={value:?}: {e}")))?;
+                network = Some(id);
+            }
+            "after" => after = value.parse::<i64>().map_err(|_| invalid())?,
+            "limit" => limit = value.parse::<u32>().map_err(|_| invalid())?.clamp(1, MAX_PORTALS_PAGE),
+            other => {
+                return Err(AdminError::bad_request(format!(
+                    "unknown query parameter {other:?}; expected network, after, limit"
+                )));
+            }
+        }
+    }
+    let portals = state.store.list_portals(network.as_ref(), after, limit).await.map_err(store_error)?;
+    Ok(Json(PortalPageView::new(&portals, limit)).into_response())
+}
+
+pub async fn portal(State(state): State<AdminState>, id: Result<Path<i64>, PathRejection>) -> Answer {
+    let id = portal_id(id)?;
+    match state.store.portal(id).await.map_err(store_error)? {
+        Some(portal) => Ok(Json(PortalView::from(&portal)).into_response()),
+        None => Err(no_portal(id)),
+    }
+}
+
+/// `DELETE /admin/portals/{id}`: unlinks the portal ([`crate::engine::portals::unlink`]).
+pub async fn unlink_portal(State(state): State<AdminState>, id: Result<Path<i64>, PathRejection>) -> Answer {
+    let id = portal_id(id)?;
+    match crate::engine::portals::unlink(&state.store, id).await.map_err(store_error)? {
+        Some(portal) => Ok(Json(PortalView::from(&portal)).into_response()),
+        None => Err(no_portal(id)),
+    }
+}
+
+fn portal_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, AdminError> {
+    let Path(id) = id.map_err(|e| AdminError::bad_request(format!("the portal id is not a number: {e}")))?;
+    Ok(id)
+}
+
+fn no_portal(id: i64) -> AdminError {
+    AdminError::new(StatusCode::NOT_FOUND, "not_found", format!("there is no portal {id}"))
+}
+
+fn store_error(error: crate::store::StoreError) -> AdminError {
+    AdminError::from(crate::identities::IdentityError::Store(error))
 }
 
 /// Any other path under `/admin`.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::identities::{IdentityRecord, Page};
-use crate::store::Counterparty;
+use crate::store::{Counterparty, Portal, PortalState};
 
 /// One identity.
 #[derive(Debug, Clone, Serialize)]
@@ -130,23 +130,61 @@ impl ConversationsView {
     }
 }
 
-/// What an operator needs to set up the resolver of the parent name.
+pub use crate::name_service::{GatewayView, SubNamesView};
+
+/// One portal: a network conversation bridged to a pair of DM3 names, and whether it is live.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GatewayView {
-    /// The address to register with `setSigner` on the OffchainResolver.
-    pub signer: String,
-    /// The EIP-3668 URL template to register with `setUrls`.
-    pub url_template: String,
-    pub parent: Option<String>,
-    pub node_name: String,
-    /// The sub-name of each network, when a parent is configured.
-    pub sub_names: Option<SubNamesView>,
-    pub answer_ttl_secs: u64,
+pub struct PortalView {
+    pub id: i64,
+    pub network: String,
+    pub conversation: String,
+    /// The network user's virtual identity.
+    pub local_name: String,
+    /// The DM3 user they talk with.
+    pub remote_name: String,
+    /// `live` or `suspended`.
+    pub state: &'static str,
+    /// Why it is suspended.
+    pub reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
+impl From<&Portal> for PortalView {
+    fn from(portal: &Portal) -> Self {
+        let (state, reason) = match &portal.state {
+            PortalState::Live => ("live", None),
+            PortalState::Suspended { reason } => ("suspended", Some(reason.clone())),
+        };
+        Self {
+            id: portal.id,
+            network: portal.network.to_string(),
+            conversation: portal.conversation.to_string(),
+            local_name: portal.local_name.to_string(),
+            remote_name: portal.remote_name.to_string(),
+            state,
+            reason,
+            created_at: portal.created_at_ms,
+            updated_at: portal.updated_at_ms,
+        }
+    }
+}
+
+/// A page of portals: `next` is the `after` of the following page, absent on the last.
 #[derive(Debug, Clone, Serialize)]
-pub struct SubNamesView {
-    pub telegram: String,
-    pub matrix: String,
+#[serde(rename_all = "camelCase")]
+pub struct PortalPageView {
+    pub portals: Vec<PortalView>,
+    pub next: Option<i64>,
+}
+
+impl PortalPageView {
+    pub fn new(portals: &[Portal], limit: u32) -> Self {
+        let full = u32::try_from(portals.len()).is_ok_and(|len| len >= limit);
+        Self {
+            portals: portals.iter().map(PortalView::from).collect(),
+            next: full.then(|| portals.last().map(|p| p.id)).flatten(),
+        }
+    }
 }

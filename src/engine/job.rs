@@ -26,6 +26,9 @@ pub enum JobPayload {
     Inbound { network: NetworkId, item: Box<Inbound> },
     /// Outbox: a failure report, to the sender of a job that failed.
     Report { report: Report },
+    /// Outbox: an admin unlinked the portal of `conversation`: `remote`'s stand-in says so and
+    /// leaves it ([`super::portals::unlink`]).
+    Unlinked { network: NetworkId, conversation: ConversationId, remote: RemoteIdentity },
 }
 
 impl JobPayload {

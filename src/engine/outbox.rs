@@ -37,6 +37,7 @@ pub struct OutboxHandler {
 enum Job {
     Inbound(NetworkId, Box<Inbound>),
     Report(Report),
+    Unlinked { network: NetworkId, conversation: ConversationId, remote: RemoteIdentity },
 }
 
 impl JobHandler for OutboxHandler {
@@ -54,6 +55,9 @@ impl JobHandler for OutboxHandler {
                     Inbound::Unbridgeable(event) => self.unbridgeable(&network, &event).await.map(|()| None),
                 },
                 Ok(Job::Report(report)) => self.report(&report).await.map(|()| None),
+                Ok(Job::Unlinked { network, conversation, remote }) => {
+                    self.unlinked(&network, &conversation, &remote).await.map(|()| None)
+                }
                 Err(failure) => Err(failure),
             };
             match result {
@@ -103,6 +107,9 @@ fn read(job: &ClaimedJob) -> Result<Job, Failure> {
     match JobPayload::of(job) {
         Ok(JobPayload::Inbound { network, item }) => Ok(Job::Inbound(network, item)),
         Ok(JobPayload::Report { report }) => Ok(Job::Report(report)),
+        Ok(JobPayload::Unlinked { network, conversation, remote }) => {
+            Ok(Job::Unlinked { network, conversation, remote })
+        }
         Ok(JobPayload::Envelope(_)) => Err(Failure::permanent("an envelope job in the outbox")),
         Err(e) => Err(Failure::permanent(format!("the outbox job is unreadable: {e}"))),
     }
@@ -209,6 +216,17 @@ impl OutboxHandler {
         let network = self.network(network_id)?;
         let connector = self.parts.connector(network)?;
         self.parts.portal_request(network, connector.as_ref(), request).await
+    }
+
+    /// An admin unlinked a portal ([`EngineParts::unlinked`]).
+    async fn unlinked(
+        &self,
+        network_id: &NetworkId,
+        conversation: &ConversationId,
+        remote: &RemoteIdentity,
+    ) -> Result<(), Failure> {
+        let connector = self.parts.connector(self.network(network_id)?)?;
+        self.parts.unlinked(connector.as_ref(), conversation, remote).await
     }
 
     /// A portal's room changed ([`EngineParts::conversation_change`]).

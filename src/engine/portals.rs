@@ -22,17 +22,71 @@ use dm3_bridge_connector::{
     Text,
 };
 
+use super::job::JobPayload;
 use super::parts::{EngineParts, Failure};
+use super::sink::job_conversation;
 use crate::clock::now_ms;
 use crate::identities::IdentityError;
 use crate::identities::network::{self, Network};
 use crate::identities::vault::IdentityRef;
-use crate::store::{NewPortal, Portal, PortalState};
+use crate::store::{NewJob, NewPortal, Portal, PortalState, QueueName, Store, StoreError};
+
+/// Why a conversation is left when an admin unlinks its portal.
+const UNLINKED: &str = "the bridge's operator unlinked this conversation from DM3";
 
 /// Why an old conversation is left when its portal moves to a newer one.
 const MOVED_AWAY: &str = "this conversation continues in a newer room with the same people";
 
+/// Unlinks portal `id` (the admin API and CLI): the portal is forgotten, so nothing crosses it
+/// and the next message between the pair opens a new conversation, and an outbox job has the
+/// stand-in say so in the old conversation and leave it. The job is queued first and waits
+/// while the portal still exists, so a crash in between leaves a portal that a second unlink
+/// removes, never a stand-in that left a live portal. Answers the unlinked portal.
+pub async fn unlink(store: &Store, id: i64) -> Result<Option<Portal>, StoreError> {
+    let Some(portal) = store.portal(id).await? else { return Ok(None) };
+    let remote = RemoteIdentity::new(portal.remote_name.as_str())
+        .map_err(|e| StoreError::Corrupt(format!("portal {id}: {e}")))?;
+    let payload = JobPayload::Unlinked {
+        network: portal.network.clone(),
+        conversation: portal.conversation.clone(),
+        remote,
+    };
+    let now = now_ms();
+    let job = NewJob {
+        queue: QueueName::Outbox,
+        idempotency_key: format!("unlink:{id}:{}", portal.conversation),
+        conversation: job_conversation(&portal.network, &portal.conversation),
+        payload: payload.to_json().map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        expires_at_ms: None,
+    };
+    store.enqueue_job(&job, now).await?;
+    store.delete_portal(id).await?;
+    tracing::info!(portal = id, conversation = %portal.conversation, "portal unlinked");
+    Ok(Some(portal))
+}
+
 impl EngineParts {
+    /// The stand-in of an unlinked portal says so and leaves ([`unlink`]); while the portal is
+    /// still there (the unlink has not committed its delete), the job waits.
+    pub async fn unlinked(
+        &self,
+        connector: &dyn Connector,
+        conversation: &ConversationId,
+        remote: &RemoteIdentity,
+    ) -> Result<(), Failure> {
+        let found = self.store.portal_by_conversation(connector.network(), conversation).await;
+        if found.map_err(Failure::store)?.is_some() {
+            return Err(Failure::retry("the unlinked portal is still recorded"));
+        }
+        let text = format!("⏹️ Messages with {remote}: {UNLINKED}.");
+        self.announce_keyed(connector, conversation, remote, &text, NoticeKey::Unlinked(conversation))
+            .await?;
+        Self::portal_handling(connector)?
+            .leave_portal(conversation, remote, UNLINKED)
+            .await
+            .map_err(Failure::connector)
+    }
+
     fn portal_handling(connector: &dyn Connector) -> Result<&dyn PortalHandling, Failure> {
         connector.portals().ok_or_else(|| {
             Failure::permanent(format!("{} has no conversations to join", connector.network()))
@@ -265,6 +319,7 @@ impl EngineParts {
 enum NoticeKey<'a> {
     Trigger(&'a NetworkMessageId),
     Moved(i64, &'a ConversationId),
+    Unlinked(&'a ConversationId),
 }
 
 impl NoticeKey<'_> {
@@ -273,6 +328,7 @@ impl NoticeKey<'_> {
         let seed = match self {
             NoticeKey::Trigger(id) => format!("{conversation}\n{id}"),
             NoticeKey::Moved(portal, from) => format!("{from}\nmoved\n{portal}"),
+            NoticeKey::Unlinked(from) => format!("{from}\nunlinked"),
         };
         format!("portal-{}", dm3::hash::sha256_hex(&seed).trim_start_matches("0x"))
     }
