@@ -28,6 +28,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "lowercase_message_hashes",
         include_str!("../../migrations/sqlite/0008_lowercase_message_hashes.sql"),
     ),
+    (10, "bounds", include_str!("../../migrations/sqlite/0010_bounds.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -43,6 +44,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "lowercase_message_hashes",
         include_str!("../../migrations/postgres/0008_lowercase_message_hashes.sql"),
     ),
+    (10, "bounds", include_str!("../../migrations/postgres/0010_bounds.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {
