@@ -237,7 +237,8 @@ fn writing_to(contact: &RemoteIdentity) -> String {
     )
 }
 
-fn now_ms() -> u64 {
+/// The wall clock, in milliseconds since the Unix epoch (0 before it).
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

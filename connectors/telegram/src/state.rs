@@ -55,7 +55,17 @@ pub trait TelegramAccounts: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<RemoteIdentity>, StateError>>;
 }
 
-/// Per-chat state: current contact, recent contacts, and the conversation of each relayed message.
+/// The newest update of a chat whose state changes were made, and when: what tells an update
+/// served again after a later one, even after a restart ([`ChatState::applied_update`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedUpdate {
+    pub update_id: u32,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// Per-chat state: current contact, recent contacts, the conversation of each relayed message,
+/// and the newest update whose state changes were made.
 pub trait ChatState: Send + Sync {
     /// Whom `chat` is writing to now.
     fn current_contact(&self, chat: i64) -> BoxFuture<'_, Result<Option<RemoteIdentity>, StateError>>;
@@ -101,4 +111,15 @@ pub trait ChatState: Send + Sync {
         &'a self,
         slot: &'a NetworkMessageId,
     ) -> BoxFuture<'a, Result<Option<NetworkMessageId>, StateError>>;
+
+    /// What [`record_applied`](Self::record_applied) last recorded for `chat`, if anything.
+    /// Must survive a restart: it is what keeps an old update served again (a webhook retried,
+    /// a server that re-serves what was confirmed) from undoing a later update's state change
+    /// after the connector's memory is gone. May be forgotten after a day.
+    fn applied_update(&self, chat: i64) -> BoxFuture<'_, Result<Option<AppliedUpdate>, StateError>>;
+
+    /// Remembers that the state changes of `update` in `chat` were made, replacing what was
+    /// recorded before (the connector records only the chat's newest update, or one after the
+    /// record went stale).
+    fn record_applied(&self, chat: i64, update: AppliedUpdate) -> BoxFuture<'_, Result<(), StateError>>;
 }
