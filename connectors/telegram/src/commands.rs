@@ -237,8 +237,7 @@ fn writing_to(contact: &RemoteIdentity) -> String {
     )
 }
 
-/// The wall clock, in milliseconds since the Unix epoch (0 before it).
-pub(crate) fn now_ms() -> u64 {
+fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

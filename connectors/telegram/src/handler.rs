@@ -36,7 +36,6 @@ use teloxide_core::types::{Message as TgMessage, Update, UpdateKind, User};
 use crate::answers::{Answer, Answers};
 use crate::chat_order::ChatOrder;
 use crate::chat_order::REMEMBER;
-use crate::commands::now_ms;
 use crate::config::LinkPolicy;
 use crate::content;
 use crate::entities;
@@ -162,9 +161,7 @@ impl UpdateHandler {
     async fn recall(&self, chat: Option<i64>) -> Result<Option<u32>, HandleError> {
         let Some(chat) = chat else { return Ok(None) };
         let applied = self.state.applied_update(chat).await.map_err(|e| HandleError(e.to_string()))?;
-        let remember_ms = u64::try_from(REMEMBER.as_millis()).unwrap_or(u64::MAX);
-        let since = now_ms().saturating_sub(remember_ms);
-        Ok(applied.filter(|applied| applied.at_ms >= since).map(|applied| applied.update_id))
+        Ok(applied.filter(|applied| applied.within(REMEMBER)).map(|applied| applied.update_id))
     }
 
     /// Makes the state changes of `plan` (of update `update_id`), then records the update as
@@ -192,8 +189,10 @@ impl UpdateHandler {
             }
         }
         if let (Some(chat), false) = (chat, plan.changes.is_empty()) {
-            let applied = AppliedUpdate { update_id, at_ms: now_ms() };
-            self.state.record_applied(chat, applied).await.map_err(|e| HandleError(e.to_string()))?;
+            self.state
+                .record_applied(chat, AppliedUpdate::now(update_id))
+                .await
+                .map_err(|e| HandleError(e.to_string()))?;
         }
         Ok(plan)
     }

@@ -12,6 +12,8 @@
 //! update until the connector confirmed it), so implementations must be idempotent: setting the
 //! same contact or recording the same route twice is not an error.
 
+use std::time::Duration;
+
 use dm3_bridge_connector::{BoxFuture, ConversationId, NetworkMessageId, RemoteIdentity};
 
 /// A failure of the service behind the traits.
@@ -62,6 +64,25 @@ pub struct AppliedUpdate {
     pub update_id: u32,
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
+}
+
+impl AppliedUpdate {
+    /// `update_id`, applied now.
+    pub fn now(update_id: u32) -> Self {
+        Self { update_id, at_ms: wall_clock_ms() }
+    }
+
+    /// Whether it was applied within `age` of now.
+    pub fn within(&self, age: Duration) -> bool {
+        let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        self.at_ms >= wall_clock_ms().saturating_sub(age_ms)
+    }
+}
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Per-chat state: current contact, recent contacts, the conversation of each relayed message,
