@@ -323,7 +323,10 @@ async fn an_inbox_conversation_is_capped_and_a_seen_key_stays_a_duplicate(db: &T
     assert!(store.complete_job(a1.lease(), NOW + 1).await.unwrap());
     assert_eq!(store.enqueue_job_capped(&inbox("a4", "A"), NOW + 2, 3).await.unwrap(), queued(3));
     // A done job's key still deduplicates.
-    assert_eq!(store.enqueue_job_capped(&inbox("a1", "A"), NOW + 2, 3).await.unwrap(), CappedInsert::Duplicate);
+    assert_eq!(
+        store.enqueue_job_capped(&inbox("a1", "A"), NOW + 2, 3).await.unwrap(),
+        CappedInsert::Duplicate
+    );
     store.close().await;
 }
 
