@@ -171,7 +171,14 @@ pub struct EngineConfig {
     /// at a time whatever this is; more slots keep more conversations moving while sends wait
     /// on the network, and let the SQLite writer commit more of them in each group.
     pub concurrency: u32,
+    /// Most DM3 messages one sender may have waiting for one virtual identity (an inbox
+    /// conversation); a submit beyond is refused, to be retried later (docs/engine.md, "Bounds").
+    pub max_pending_per_conversation: u32,
 }
+
+/// Messages one conversation of the inbox may have waiting unless configured: about 17
+/// minutes of Telegram's pace of one message a second per chat.
+pub const DEFAULT_MAX_PENDING_PER_CONVERSATION: u32 = 1_000;
 
 /// Conversations a queue runs at once unless configured: enough that sends waiting on the
 /// network keep two cores busy and the SQLite writer's groups large (docs/benchmarks.md).
@@ -182,7 +189,10 @@ pub const MAX_ENGINE_CONCURRENCY: u32 = 1_024;
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { concurrency: DEFAULT_ENGINE_CONCURRENCY }
+        Self {
+            concurrency: DEFAULT_ENGINE_CONCURRENCY,
+            max_pending_per_conversation: DEFAULT_MAX_PENDING_PER_CONVERSATION,
+        }
     }
 }
 

@@ -17,11 +17,14 @@
 //!
 //! Files: [`queue`] (the producers' handle: enqueue and wake the worker), [`worker`] (the
 //! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry), [`job`] (what a job
-//! carries, tagged with its kind).
+//! carries, tagged with its kind), [`depth`] (the queue-depth gauges), [`backlog`] (the inbox's
+//! bound per conversation and the warning to a sender who fills it).
 
 pub mod assemble;
+pub mod backlog;
 pub mod backoff;
 pub mod connectors;
+pub mod depth;
 pub mod dm3;
 pub mod inbox;
 pub mod job;

@@ -1,6 +1,6 @@
 //! The TTL cleanup worker: deletes expired envelopes, challenges and sessions on a fixed interval,
-//! and prunes what the bridge keeps for a while only (finished jobs, batch keys, Telegram reply
-//! routes; [`prune_bridge_keys`]).
+//! and prunes what the bridge keeps for a while only (done and failed jobs, batch keys, Telegram
+//! reply routes and replay records; [`prune_bridge_keys`]).
 //!
 //! Expired envelopes are already invisible to `incoming` (the query filters on `expires_at`),
 //! so the interval only bounds how long their rows linger on disk; once a minute is plenty and
@@ -22,7 +22,8 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long finished bridge jobs and inbound batch keys are kept. A done job's key still
 /// deduplicates a replayed envelope or event, and networks redeliver for hours at most
-/// (Synapse backs off to about a day), so a week leaves a wide margin at a small cost.
+/// (Synapse backs off to about a day), so a week leaves a wide margin at a small cost. A failed
+/// job is kept as long, without its payload, for the operator to see why it failed.
 pub const BRIDGE_KEYS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Runs until `stop` is cancelled.
@@ -52,15 +53,18 @@ pub async fn run(store: Store, interval: Duration, stop: CancellationToken) {
     }
 }
 
-/// Prunes, as of `now_ms`, what is older than [`BRIDGE_KEYS_KEPT`]: done jobs, inbound batch
-/// keys, and the Telegram reply routes (which conversation a relayed message belongs to) with
-/// the reactions recorded beside them. A route lives as long as the job that relayed its message;
+/// Prunes, as of `now_ms`, what is older than [`BRIDGE_KEYS_KEPT`]: done and failed jobs, inbound
+/// batch keys, and the Telegram reply routes (which conversation a relayed message belongs to)
+/// with the reactions and replay records kept beside them. A route lives as long as the job that relayed its message;
 /// a Telegram reply to an older relayed message is routed like a plain message, to the current
 /// contact, and a reaction to it is not relayed.
 pub async fn prune_bridge_keys(store: &Store, now_ms: i64) {
     let kept = i64::try_from(BRIDGE_KEYS_KEPT.as_millis()).unwrap_or(i64::MAX);
     let before = now_ms.saturating_sub(kept);
-    let jobs = store.prune_done_jobs(before).await;
+    let jobs = match (store.prune_done_jobs(before).await, store.prune_failed_jobs(before).await) {
+        (Ok(done), Ok(failed)) => Ok(done + failed),
+        (Err(error), _) | (_, Err(error)) => Err(error),
+    };
     let batches = store.prune_inbound_batches(before).await;
     let routes = store.prune_telegram_routes(before).await;
     match (jobs, batches, routes) {

@@ -39,6 +39,7 @@ use crate::bridges::{self, Bridge, BridgeError, NetworkModule, NodeServices};
 use crate::config::{Config, Problem};
 use crate::engine::Queue;
 use crate::engine::assemble::{EngineSetupError, assemble, engine_directory, inbound_queue};
+use crate::engine::backlog::InboxBounds;
 use crate::engine::connectors::Connectors;
 use crate::engine::inbox::BridgeInbox;
 use crate::engine::runtime::Engine;
@@ -342,7 +343,11 @@ impl Node {
             }
         }
         let networks = started.bridges.iter().map(|bridge| bridge.network());
-        protocol.plug_inbox(Arc::new(BridgeInbox::new(queue.clone(), networks)));
+        let bounds = InboxBounds {
+            max_pending: u64::from(config.engine.max_pending_per_conversation),
+            report_ttl: Some(config.relay.message_ttl_ms()).filter(|&ttl| ttl > 0).map(Duration::from_millis),
+        };
+        protocol.plug_inbox(Arc::new(BridgeInbox::new(queue.clone(), networks, bounds)));
         started.engine =
             Some(assemble(config, queue, store.clone(), names, directory, protocol.clone(), connectors)?);
         Ok(())

@@ -54,6 +54,11 @@ pub enum DeliveryError {
     /// The name has no account on this node.
     #[error("{0}")]
     NotFound(String),
+    /// The receiver's queue of messages from this sender is full (a virtual identity's inbox
+    /// conversation, docs/engine.md "Bounds"): nothing was queued, and retrying later, once some
+    /// were delivered, succeeds.
+    #[error("{0}")]
+    Backlogged(String),
     /// The node is shutting down, or the database or a name source does not answer; retrying
     /// later may succeed.
     #[error("the node is temporarily unavailable")]
@@ -123,6 +128,7 @@ impl DeliveryError {
             Self::Rejected { reason, .. } => reason.label(),
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
+            Self::Backlogged(_) => "backlogged",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal",
         }

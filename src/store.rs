@@ -63,7 +63,8 @@ pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvel
 pub use identities::{Counterparty, IdentityRecord, SealedKey};
 pub use ids::InvalidId;
 pub use jobs::{
-    BatchKey, ClaimedJob, Completed, JobCount, JobId, JobRecord, JobState, Lease, NewJob, QueueName,
+    BatchKey, CappedInsert, ClaimedJob, Completed, JobCount, JobId, JobRecord, JobState, Lease, NewJob,
+    NewJobs, QueueName,
 };
 pub use message_map::{MappedMessage, NewMapping};
 pub use portals::{NewPortal, Portal, PortalState};

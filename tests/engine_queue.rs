@@ -39,6 +39,8 @@ on_both_backends!(
     expired_lease_is_claimed_again_and_the_stale_worker_cannot_settle,
     failed_job_lets_its_conversation_move_on,
     prune_removes_only_old_done_jobs,
+    a_failed_job_drops_its_payload_and_is_pruned_by_age,
+    an_inbox_conversation_is_capped_and_a_seen_key_stays_a_duplicate,
     jobs_are_counted_by_queue_and_state,
     portals_are_found_from_both_sides_and_created_once,
     a_portal_another_replica_creates_is_found_at_once,
@@ -258,6 +260,75 @@ async fn prune_removes_only_old_done_jobs(db: &TestDb) {
     assert_eq!(store.prune_inbound_batches(NOW + 500).await.unwrap(), 1);
     assert_eq!(store.enqueue_jobs(Some(&key("t1")), &[], NOW + 600).await.unwrap(), Inserted::New);
     assert_eq!(store.enqueue_jobs(Some(&key("t2")), &[], NOW + 600).await.unwrap(), Inserted::Duplicate);
+    store.close().await;
+}
+
+/// Issue #16, item 5: a failed job keeps what tells why it failed (its key, conversation and
+/// last error) but not its payload, which went to the failure report; and it is pruned by age
+/// like a done one, by the expiry task too.
+async fn a_failed_job_drops_its_payload_and_is_pruned_by_age(db: &TestDb) {
+    let store = db.open().await;
+    // A large event: before, it stayed in full for as long as the failed job was kept.
+    let mut big = outbox("big", "A");
+    big.payload = format!(r#"{{"event":"{}"}}"#, "x".repeat(4 << 20));
+    store.enqueue_job(&big, NOW).await.unwrap();
+    store.enqueue_job(&outbox("later", "B"), NOW).await.unwrap();
+    store.enqueue_job(&outbox("pending", "C"), NOW).await.unwrap();
+    let claimed = store.claim_jobs(QueueName::Outbox, NOW, LEASE, 10).await.unwrap();
+    let lease = |key: &str| claimed.iter().find(|j| j.idempotency_key == key).unwrap().lease();
+    assert!(store.fail_job(lease("big"), "Bad Request: message is too long", NOW + 100).await.unwrap());
+    assert!(store.fail_job(lease("later"), "blocked", NOW + 200).await.unwrap());
+
+    let failed = record(&store, "big").await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.payload, "", "a failed job keeps its key, not its payload");
+    assert_eq!(
+        (failed.conversation.as_str(), failed.last_error.as_deref()),
+        ("A", Some("Bad Request: message is too long"))
+    );
+
+    assert_eq!(store.prune_failed_jobs(NOW + 100).await.unwrap(), 0, "the cutoff is exclusive");
+    assert_eq!(store.prune_failed_jobs(NOW + 150).await.unwrap(), 1);
+    assert!(store.get_job(QueueName::Outbox, "big").await.unwrap().is_none());
+    assert!(store.get_job(QueueName::Outbox, "later").await.unwrap().is_some());
+
+    // The expiry task prunes them once they are older than what is kept.
+    let kept = i64::try_from(dm3_bridge::expiry::BRIDGE_KEYS_KEPT.as_millis()).unwrap();
+    dm3_bridge::expiry::prune_bridge_keys(&store, NOW + 200 + kept).await;
+    assert!(store.get_job(QueueName::Outbox, "later").await.unwrap().is_some(), "kept that long");
+    dm3_bridge::expiry::prune_bridge_keys(&store, NOW + 201 + kept).await;
+    assert!(store.get_job(QueueName::Outbox, "later").await.unwrap().is_none());
+    assert_eq!(record(&store, "pending").await.state, JobState::Pending, "pending jobs stay");
+    store.close().await;
+}
+
+/// Issue #16, item 5: an inbox conversation takes jobs up to its cap and refuses beyond,
+/// without touching what it holds; a key seen before is a duplicate even then; other
+/// conversations are apart, and a job done makes room.
+async fn an_inbox_conversation_is_capped_and_a_seen_key_stays_a_duplicate(db: &TestDb) {
+    use dm3_bridge::store::CappedInsert;
+    let store = db.open().await;
+    let inbox = |key: &str, conversation: &str| job(QueueName::Inbox, key, conversation);
+    let mut pending = Vec::new();
+    for key in ["a1", "a2", "a3"] {
+        pending.push(store.enqueue_job_capped(&inbox(key, "A"), NOW, 3).await.unwrap());
+    }
+    let queued = |n| CappedInsert::New { pending: n };
+    assert_eq!(pending, [queued(1), queued(2), queued(3)]);
+    assert_eq!(store.enqueue_job_capped(&inbox("a4", "A"), NOW, 3).await.unwrap(), CappedInsert::Full);
+    assert!(store.get_job(QueueName::Inbox, "a4").await.unwrap().is_none(), "refused, not queued");
+    assert_eq!(store.enqueue_job_capped(&inbox("a2", "A"), NOW, 3).await.unwrap(), CappedInsert::Duplicate);
+    assert_eq!(store.enqueue_job_capped(&inbox("b1", "B"), NOW, 3).await.unwrap(), queued(1));
+
+    let head = store.claim_jobs(QueueName::Inbox, NOW, LEASE, 10).await.unwrap();
+    let a1 = head.iter().find(|j| j.idempotency_key == "a1").unwrap();
+    assert!(store.complete_job(a1.lease(), NOW + 1).await.unwrap());
+    assert_eq!(store.enqueue_job_capped(&inbox("a4", "A"), NOW + 2, 3).await.unwrap(), queued(3));
+    // A done job's key still deduplicates.
+    assert_eq!(
+        store.enqueue_job_capped(&inbox("a1", "A"), NOW + 2, 3).await.unwrap(),
+        CappedInsert::Duplicate
+    );
     store.close().await;
 }
 

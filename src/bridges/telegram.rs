@@ -25,7 +25,8 @@ use dm3_bridge_connector::{
     BoxFuture, Connector, ConversationId, InboundSink, NetworkId, NetworkMessageId, RemoteIdentity,
 };
 use dm3_bridge_telegram::{
-    ChatState, StateError, TelegramAccounts, TelegramConfig, TelegramConnector, TelegramError, TelegramUser,
+    AppliedUpdate, ChatState, StateError, TelegramAccounts, TelegramConfig, TelegramConnector, TelegramError,
+    TelegramUser,
 };
 
 use super::{Bridge, BridgeError, NetworkModule, NodeServices};
@@ -191,6 +192,24 @@ impl ChatState for StoreChatState {
         slot: &'a NetworkMessageId,
     ) -> BoxFuture<'a, Result<Option<NetworkMessageId>, StateError>> {
         Box::pin(async move { self.store.telegram_reaction(&self.network, slot).await.map_err(store_error) })
+    }
+
+    fn applied_update(&self, chat: i64) -> BoxFuture<'_, Result<Option<AppliedUpdate>, StateError>> {
+        Box::pin(async move {
+            let applied =
+                self.store.telegram_applied_update(&self.network, chat).await.map_err(store_error)?;
+            Ok(applied.map(|(update_id, at)| AppliedUpdate { update_id, at_ms: at.max(0).unsigned_abs() }))
+        })
+    }
+
+    fn record_applied(&self, chat: i64, update: AppliedUpdate) -> BoxFuture<'_, Result<(), StateError>> {
+        Box::pin(async move {
+            let at = i64::try_from(update.at_ms).unwrap_or(i64::MAX);
+            self.store
+                .record_telegram_applied_update(&self.network, chat, update.update_id, at)
+                .await
+                .map_err(store_error)
+        })
     }
 }
 

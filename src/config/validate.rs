@@ -145,6 +145,12 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
             format!("{} is out of range; expected 1 to {MAX_ENGINE_CONCURRENCY}", config.engine.concurrency),
         );
     }
+    if config.engine.max_pending_per_conversation == 0 {
+        problem(
+            "engine.max_pending_per_conversation",
+            "0 would refuse every DM3 message to a bridged user; use at least 1".to_owned(),
+        );
+    }
 
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         problem(

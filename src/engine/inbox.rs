@@ -2,9 +2,10 @@
 //!
 //! The relay's submit ([`crate::delivery`]) checks and authenticates an envelope for a virtual
 //! identity exactly as for a registered account, then, instead of postmarking and storing it
-//! for retrieval, hands it to the [`InboxSink`] the node plugged in: the engine's [`Queue`],
-//! which queues it here with [`job`] — the same (receiver, hash) key as the envelopes table, so
-//! a replay is a duplicate, and ordered per (receiver, sender): one DM3 conversation.
+//! for retrieval, hands it to the [`InboxSink`] the node plugged in: [`BridgeInbox`], which
+//! queues it in the engine's [`Queue`] with [`job`] — the same (receiver, hash) key as the
+//! envelopes table, so a replay is a duplicate, and ordered per (receiver, sender): one DM3
+//! conversation, bounded in length, its sender warned of a backlog ([`super::backlog`]).
 //! The handler ([`InboxHandler`]) opens, verifies, converts and delivers it through the
 //! receiver's connector (docs/engine.md).
 
@@ -15,6 +16,7 @@ use dm3::ens::EnsName;
 use dm3::network::Network;
 use dm3_bridge_connector::{BoxFuture, IdempotencyKey, NetworkUserId, Outbound, RemoteIdentity, deliver};
 
+use super::backlog::{InboxBounds, warning_job};
 use super::dm3::convert::{ToNetwork, to_network};
 use super::dm3::open::open_inbound;
 use super::job::{InboxPayload, JobPayload, Report};
@@ -23,7 +25,7 @@ use super::references::StoredReferences;
 use super::{JobHandler, Outcome, Queue};
 use crate::clock::now_ms;
 use crate::protocol::{DeliveryError, InboxSink};
-use crate::store::{ClaimedJob, Inserted, NewEnvelope, NewJob, NewMapping, QueueName};
+use crate::store::{CappedInsert, ClaimedJob, Inserted, NewEnvelope, NewJob, NewMapping, QueueName};
 use crate::telemetry::metrics::BRIDGED_MESSAGES;
 
 /// The inbox job of an envelope for a virtual identity.
@@ -43,30 +45,36 @@ pub fn job(envelope: &NewEnvelope) -> Result<NewJob, serde_json::Error> {
     })
 }
 
-/// The relay's way into the inbox.
-impl InboxSink for Queue {
-    fn queue_envelope<'a>(
-        &'a self,
-        envelope: &'a NewEnvelope,
-    ) -> BoxFuture<'a, Result<Inserted, DeliveryError>> {
-        Box::pin(async move {
-            let job = job(envelope)
-                .map_err(|e| DeliveryError::Internal(format!("queueing for the bridge: {e}")))?;
-            Ok(self.enqueue(&job, envelope.received_at_ms).await?)
-        })
-    }
-}
-
-/// The bridge's inbox as the relay sees it: the [`Queue`], and the networks that run on this
-/// node (so the relay refuses envelopes for identities of any other).
+/// The bridge's inbox as the relay sees it: the [`Queue`], bounded per conversation, and the
+/// networks that run on this node (so the relay refuses envelopes for identities of any other).
 pub struct BridgeInbox {
     queue: Queue,
     networks: HashSet<Network>,
+    bounds: InboxBounds,
 }
 
 impl BridgeInbox {
-    pub fn new(queue: Queue, networks: impl IntoIterator<Item = Network>) -> Self {
-        Self { queue, networks: networks.into_iter().collect() }
+    pub fn new(queue: Queue, networks: impl IntoIterator<Item = Network>, bounds: InboxBounds) -> Self {
+        Self { queue, networks: networks.into_iter().collect(), bounds }
+    }
+
+    /// Queues the warning of a backlog; the envelope is accepted either way, so a failure here
+    /// is logged, not answered.
+    async fn warn(&self, envelope: &NewEnvelope, job: &NewJob, pending: u64) {
+        let queued = match warning_job(envelope, &job.conversation, pending, &self.bounds) {
+            Ok(warning) => {
+                self.queue.enqueue(&warning, envelope.received_at_ms).await.map_err(|e| e.to_string())
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        match queued {
+            Ok(_) => {
+                tracing::info!(conversation = %job.conversation, pending, "a DM3 sender was warned of their backlog")
+            }
+            Err(error) => {
+                tracing::warn!(conversation = %job.conversation, %error, "queueing a backlog warning failed")
+            }
+        }
     }
 }
 
@@ -75,7 +83,21 @@ impl InboxSink for BridgeInbox {
         &'a self,
         envelope: &'a NewEnvelope,
     ) -> BoxFuture<'a, Result<Inserted, DeliveryError>> {
-        self.queue.queue_envelope(envelope)
+        Box::pin(async move {
+            let job = job(envelope)
+                .map_err(|e| DeliveryError::Internal(format!("queueing for the bridge: {e}")))?;
+            let cap = self.bounds.max_pending;
+            match self.queue.enqueue_capped(&job, envelope.received_at_ms, cap).await? {
+                CappedInsert::New { pending } => {
+                    if pending == self.bounds.warn_at() {
+                        self.warn(envelope, &job, pending).await;
+                    }
+                    Ok(Inserted::New)
+                }
+                CappedInsert::Duplicate => Ok(Inserted::Duplicate),
+                CappedInsert::Full => Err(self.bounds.refusal(envelope)),
+            }
+        })
     }
 
     fn serves(&self, network: Network) -> bool {

@@ -85,6 +85,25 @@ impl Failure {
     }
 }
 
+/// The outbox job of `report` about the job keyed `job_key` in `conversation`, queued at `now`
+/// and kept for `ttl`: keyed after that job, so that reporting it twice queues one report.
+pub fn report_job(
+    job_key: &str,
+    conversation: &str,
+    report: &Report,
+    now: i64,
+    ttl: Option<Duration>,
+) -> Result<NewJob, serde_json::Error> {
+    let ttl = ttl.map(|ttl| i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+    Ok(NewJob {
+        queue: QueueName::Outbox,
+        idempotency_key: format!("report:{job_key}"),
+        conversation: format!("report:{conversation}"),
+        payload: JobPayload::Report { report: report.clone() }.to_json()?,
+        expires_at_ms: ttl.map(|ttl| now.saturating_add(ttl)),
+    })
+}
+
 impl EngineParts {
     /// The running connector of `network`; without one the job waits.
     pub fn connector(&self, network: Network) -> Result<std::sync::Arc<dyn Connector>, Failure> {
@@ -102,14 +121,8 @@ impl EngineParts {
         report: &Report,
     ) -> Result<(), String> {
         let now = now_ms();
-        let ttl = self.report_ttl.map(|ttl| i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-        let job = NewJob {
-            queue: QueueName::Outbox,
-            idempotency_key: format!("report:{job_key}"),
-            conversation: format!("report:{conversation}"),
-            payload: JobPayload::Report { report: report.clone() }.to_json().map_err(|e| e.to_string())?,
-            expires_at_ms: ttl.map(|ttl| now.saturating_add(ttl)),
-        };
+        let job =
+            report_job(job_key, conversation, report, now, self.report_ttl).map_err(|e| e.to_string())?;
         self.queue.enqueue(&job, now).await.map(|_| ()).map_err(|e| e.to_string())
     }
 }

@@ -11,19 +11,24 @@
 //! next job, or, when its task ends, the worker claims again (after the conversation left
 //! the running set here, so that claim sees every job committed before).
 //! Under load most jobs are queued behind a running one, and those claims found nothing.
+//!
+//! The queue also keeps this process's figures of the queue depth ([`QueueDepth`]), moved by
+//! every enqueue here and every outcome the worker settles.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::store::{BatchKey, Inserted, NewJob, QueueName, Store, StoreError};
+use super::depth::QueueDepth;
+use crate::store::{BatchKey, CappedInsert, Inserted, NewJob, QueueName, Store, StoreError};
 
 /// Cheap to clone; every producer and worker of a node shares one.
 #[derive(Clone)]
 pub struct Queue {
     store: Store,
     wakers: Arc<Wakers>,
+    depth: Arc<QueueDepth>,
 }
 
 #[derive(Default)]
@@ -73,20 +78,49 @@ impl Drop for Running {
 
 impl Queue {
     pub fn new(store: Store) -> Self {
-        Self { store, wakers: Arc::new(Wakers::default()) }
+        Self { store, wakers: Arc::new(Wakers::default()), depth: Arc::new(QueueDepth::default()) }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// This process's figures of the queue depth.
+    pub fn depth(&self) -> &Arc<QueueDepth> {
+        &self.depth
+    }
+
     /// Queues one job (unless its key was seen) and wakes its worker. Durable once returned.
     pub async fn enqueue(&self, job: &NewJob, now_ms: i64) -> Result<Inserted, StoreError> {
         let inserted = self.store.enqueue_job(job, now_ms).await?;
-        if inserted == Inserted::New && !self.wakers.of(job.queue).is_running(&job.conversation) {
-            self.wake(job.queue);
+        if inserted == Inserted::New {
+            self.queued(job);
         }
         Ok(inserted)
+    }
+
+    /// Queues one job unless its key was seen or its conversation has `cap` jobs pending
+    /// ([`Store::enqueue_job_capped`]), and wakes its worker. Durable once returned.
+    pub async fn enqueue_capped(
+        &self,
+        job: &NewJob,
+        now_ms: i64,
+        cap: u64,
+    ) -> Result<CappedInsert, StoreError> {
+        let inserted = self.store.enqueue_job_capped(job, now_ms, cap).await?;
+        if let CappedInsert::New { .. } = inserted {
+            self.queued(job);
+        }
+        Ok(inserted)
+    }
+
+    /// A new `job` was committed: counted, and its worker woken unless the job's conversation
+    /// runs here.
+    fn queued(&self, job: &NewJob) {
+        self.depth.queued(job.queue, 1);
+        if !self.wakers.of(job.queue).is_running(&job.conversation) {
+            self.wake(job.queue);
+        }
     }
 
     /// Queues a batch in one transaction (see [`Store::enqueue_jobs`]) and wakes the workers
@@ -97,9 +131,10 @@ impl Queue {
         jobs: &[NewJob],
         now_ms: i64,
     ) -> Result<Inserted, StoreError> {
-        let inserted = self.store.enqueue_jobs(batch, jobs, now_ms).await?;
+        let (inserted, new_jobs) = self.store.enqueue_jobs_counted(batch, jobs, now_ms).await?;
         if inserted == Inserted::New {
             for queue in QueueName::ALL {
+                self.depth.queued(queue, new_jobs.of(queue));
                 let waker = self.wakers.of(queue);
                 if jobs.iter().any(|job| job.queue == queue && !waker.is_running(&job.conversation)) {
                     self.wake(queue);

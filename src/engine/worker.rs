@@ -42,6 +42,7 @@ use crate::config::DEFAULT_ENGINE_CONCURRENCY;
 use crate::store::{ClaimedJob, JobState, NewMapping, QueueName, Store};
 use crate::telemetry::metrics as names;
 
+use super::depth::QueueDepth;
 use super::queue::Running;
 use super::{Backoff, Queue};
 
@@ -97,7 +98,8 @@ pub struct WorkerOptions {
     pub handler_timeout: Duration,
     /// How often the worker looks for work without being woken.
     pub poll_interval: Duration,
-    /// How often the queue-depth gauges are refreshed (a count over the whole table).
+    /// How often the queue-depth gauges are re-synced with a count over the whole table (they
+    /// move at each transition meanwhile, [`super::depth`]).
     pub depth_interval: Duration,
     pub backoff: Backoff,
 }
@@ -126,6 +128,8 @@ impl WorkerOptions {
 struct Context {
     store: Store,
     queue: QueueName,
+    /// This process's figures of the queue depth, moved as outcomes are settled.
+    depth: Arc<QueueDepth>,
     handler: Arc<dyn JobHandler>,
     options: WorkerOptions,
     /// The worker's slots: a task keeps its conversation only while some are free.
@@ -149,6 +153,7 @@ pub async fn run(
     let context = Arc::new(Context {
         store: queue.store().clone(),
         queue: name,
+        depth: queue.depth().clone(),
         handler,
         options: options.clone(),
         slots: slots.clone(),
@@ -159,7 +164,7 @@ pub async fn run(
 
     while !stop.is_cancelled() {
         if depth_refreshed.is_none_or(|at| at.elapsed() >= options.depth_interval) {
-            refresh_depth(&context.store, name).await;
+            refresh_depth(&context, name).await;
             depth_refreshed = Some(Instant::now());
         }
         let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
@@ -253,7 +258,7 @@ async fn run_job(context: &Context, job: ClaimedJob) -> Option<ClaimedJob> {
             } else {
                 tracing::debug!(%queue, job = %job.id, attempt = job.attempt, ?delay, %reason, "job will be retried");
                 let settled = context.store.retry_job(job.lease(), next_attempt_at, &reason, now).await;
-                record_settled(&job, "retry", settled);
+                record_settled(context, &job, "retry", settled);
             }
         }
         Outcome::Failed { reason } => give_up(context, &job, &reason, "failed").await,
@@ -268,11 +273,11 @@ async fn complete(context: &Context, job: &ClaimedJob, mapping: Option<&NewMappi
     let next_lease_ms = go_on.then(|| millis(context.options.lease));
     match context.store.complete_job_and_claim_next(job, mapping, now_ms(), next_lease_ms).await {
         Ok(completed) => {
-            record_settled(job, "done", Ok(completed.settled));
+            record_settled(context, job, "done", Ok(completed.settled));
             completed.next
         }
         Err(error) => {
-            record_settled(job, "done", Err(error));
+            record_settled(context, job, "done", Err(error));
             None
         }
     }
@@ -335,7 +340,7 @@ async fn give_up(context: &Context, job: &ClaimedJob, reason: &str, outcome: &'s
     match context.handler.on_failed(job, reason).await {
         Ok(()) => {
             let settled = context.store.fail_job(job.lease(), reason, now_ms()).await;
-            record_settled(job, outcome, settled);
+            record_settled(context, job, outcome, settled);
         }
         Err(error) => {
             let delay = context.options.backoff.random_delay(job.attempt, None);
@@ -343,15 +348,25 @@ async fn give_up(context: &Context, job: &ClaimedJob, reason: &str, outcome: &'s
             let why = format!("reporting the failure failed ({error}); the job failed because: {reason}");
             let settled =
                 context.store.retry_job(job.lease(), now.saturating_add(millis(delay)), &why, now).await;
-            record_settled(job, "retry", settled);
+            record_settled(context, job, "retry", settled);
         }
     }
 }
 
 /// Counts the outcome once it is in the store; a lost lease or a store error is logged.
-fn record_settled(job: &ClaimedJob, outcome: &'static str, settled: Result<bool, crate::store::StoreError>) {
+fn record_settled(
+    context: &Context,
+    job: &ClaimedJob,
+    outcome: &'static str,
+    settled: Result<bool, crate::store::StoreError>,
+) {
     match settled {
         Ok(true) => {
+            match outcome {
+                "done" => context.depth.settled(job.queue, JobState::Done),
+                "failed" | "expired" => context.depth.settled(job.queue, JobState::Failed),
+                _ => {}
+            }
             metrics::counter!(names::ENGINE_JOBS, "queue" => job.queue.as_str(), "outcome" => outcome)
                 .increment(1);
         }
@@ -367,16 +382,10 @@ fn record_settled(job: &ClaimedJob, outcome: &'static str, settled: Result<bool,
     }
 }
 
-/// Sets the depth gauges of `queue` for every state (0 where the store counted none).
-async fn refresh_depth(store: &Store, queue: QueueName) {
-    match store.count_jobs().await {
-        Ok(counts) => {
-            for state in [JobState::Pending, JobState::Done, JobState::Failed] {
-                let n = counts.iter().find(|c| c.queue == queue && c.state == state).map_or(0, |c| c.count);
-                metrics::gauge!(names::ENGINE_QUEUE_DEPTH, "queue" => queue.as_str(), "state" => state.as_str())
-                    .set(n as f64);
-            }
-        }
+/// Re-syncs the depth figures of `queue` with a count of the table.
+async fn refresh_depth(context: &Context, queue: QueueName) {
+    match context.store.count_jobs().await {
+        Ok(counts) => context.depth.resync(queue, &counts),
         Err(error) => tracing::warn!(%queue, %error, "counting jobs failed"),
     }
 }

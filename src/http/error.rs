@@ -24,6 +24,7 @@
 //! | bad signature, unresolved sender, bad challenge | 400 | -32003 |
 //! | registering a name the node serves, or a profile that does not list the node | 400 | -32003 |
 //! | spam | 400 | -32010 |
+//! | the receiver's queue from this sender is full (a bridged user, docs/engine.md "Bounds") | 429 | -32005 |
 //! | missing or invalid token | 401 | -32003 |
 //! | no such account (`GET /profile`, `/auth`) | 404 | -32001 |
 //! | shutting down, database or name source down | 503 | -32002 |
@@ -63,6 +64,8 @@ pub const UNAUTHORIZED: i32 = -32003;
 pub const SPAM: i32 = -32010;
 /// DM3 spec: the message is larger than the delivery service's `sizeLimit`.
 pub const TOO_LARGE: i32 = -32011;
+/// DM3 spec: rate limited, retry later (what the engine's own delivery client reads as such).
+pub const RATE_LIMITED: i32 = -32005;
 
 /// An error answer: status, JSON-RPC code and message.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +135,9 @@ impl From<DeliveryError> for ApiError {
                 Self::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED, message)
             }
             DeliveryError::NotFound(message) => Self::new(StatusCode::NOT_FOUND, NOT_FOUND, message),
+            DeliveryError::Backlogged(message) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED, message)
+            }
             e @ DeliveryError::Unavailable => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, e.to_string())
             }

@@ -24,8 +24,10 @@
 //! conversation that were enqueued concurrently have no order to keep, so this is harmless.
 //!
 //! `attempts` counts claims, not outcomes: a job that crashes its worker still counts up, so
-//! backoff grows and the operator can see it. Done jobs keep their key (to deduplicate replays)
-//! but drop their payload, until [`Store::prune_done_jobs`] removes them after the message TTL.
+//! backoff grows and the operator can see it. Done and failed jobs keep their key (to
+//! deduplicate replays), conversation and `last_error` (for the operator) but drop their
+//! payload, until [`Store::prune_done_jobs`] and [`Store::prune_failed_jobs`] remove them after
+//! the time they are kept. The bounds of a conversation's backlog are in [`bounds`].
 
 use std::fmt;
 
@@ -225,6 +227,33 @@ pub struct JobCount {
     pub count: u64,
 }
 
+/// How many jobs an enqueue added to each queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewJobs {
+    pub inbox: u64,
+    pub outbox: u64,
+}
+
+impl NewJobs {
+    fn add(&mut self, queue: QueueName, count: u64) {
+        match queue {
+            QueueName::Inbox => self.inbox += count,
+            QueueName::Outbox => self.outbox += count,
+        }
+    }
+
+    pub fn of(&self, queue: QueueName) -> u64 {
+        match queue {
+            QueueName::Inbox => self.inbox,
+            QueueName::Outbox => self.outbox,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.inbox + self.outbox
+    }
+}
+
 /// Rows deleted per statement by the pruning: short transactions keep the writer unblocked.
 const PRUNE_BATCH: i64 = 1_000;
 
@@ -338,8 +367,11 @@ const RETRY: &str = "UPDATE bridge_jobs \
      WHERE id = $1 AND state = 'pending' AND lease_until = $2";
 const RENEW: &str = "UPDATE bridge_jobs SET lease_until = $3 \
      WHERE id = $1 AND state = 'pending' AND lease_until = $2";
+/// A failed job drops its payload: its failure report was queued before ([`JobHandler`'s
+/// `on_failed`](crate::engine::worker::JobHandler::on_failed)), so nothing reads it again, and a
+/// large event must not stay a large row for the week the job is kept (migration 0010).
 const FAIL: &str = "UPDATE bridge_jobs \
-     SET state = 'failed', lease_until = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
+     SET state = 'failed', payload = '', lease_until = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
      WHERE id = $1 AND state = 'pending' AND lease_until = $2";
 
 /// The raw columns of a claimed job, read inside `on_pool!` (one copy per driver).
@@ -432,6 +464,17 @@ impl Store {
         jobs: &[NewJob],
         now_ms: i64,
     ) -> Result<Inserted, StoreError> {
+        Ok(self.enqueue_jobs_counted(batch, jobs, now_ms).await?.0)
+    }
+
+    /// [`Store::enqueue_jobs`], also answering how many jobs each queue gained (jobs whose key
+    /// was seen are not counted), for the queue-depth metrics.
+    pub async fn enqueue_jobs_counted(
+        &self,
+        batch: Option<&BatchKey>,
+        jobs: &[NewJob],
+        now_ms: i64,
+    ) -> Result<(Inserted, NewJobs), StoreError> {
         if let Some(batch) = batch {
             check_key("batch key", &batch.key)?;
         }
@@ -454,17 +497,19 @@ impl Store {
                 }
                 None => false,
             };
+            let mut new_jobs = NewJobs::default();
             // A batch seen before: nothing was written, none of its jobs is queued again.
             if batch.is_some() && !batch_is_new {
-                return Ok(false);
+                return Ok((false, new_jobs));
             }
-            let mut new_jobs = 0;
             for job in &jobs {
-                new_jobs += insert_job!(c, job, now_ms);
+                let inserted = insert_job!(c, job, now_ms);
+                new_jobs.add(job.queue, inserted);
             }
-            Ok(batch_is_new || new_jobs > 0)
+            Ok((batch_is_new || new_jobs.total() > 0, new_jobs))
         })?;
-        Ok(if stored { Inserted::New } else { Inserted::Duplicate })
+        let (stored, new_jobs) = stored;
+        Ok((if stored { Inserted::New } else { Inserted::Duplicate }, new_jobs))
     }
 
     /// Queues one job unless its key was seen; returns only after the commit.
@@ -636,7 +681,7 @@ impl Store {
     }
 
     /// Deletes done jobs that finished before `finished_before_ms`; returns how many. Pending
-    /// and failed jobs stay.
+    /// and failed jobs stay ([`Store::prune_failed_jobs`] prunes the failed ones).
     pub async fn prune_done_jobs(&self, finished_before_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM bridge_jobs WHERE id IN ( \
              SELECT id FROM bridge_jobs WHERE state = 'done' AND finished_at < $1 LIMIT $2)";
@@ -735,6 +780,9 @@ impl Store {
         .transpose()
     }
 }
+
+mod bounds;
+pub use bounds::CappedInsert;
 
 #[cfg(test)]
 mod tests {

@@ -29,6 +29,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_lowercase_message_hashes.sql"),
     ),
     (9, "portal_states", include_str!("../../migrations/sqlite/0009_portal_states.sql")),
+    (10, "bounds", include_str!("../../migrations/sqlite/0010_bounds.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -45,6 +46,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0008_lowercase_message_hashes.sql"),
     ),
     (9, "portal_states", include_str!("../../migrations/postgres/0009_portal_states.sql")),
+    (10, "bounds", include_str!("../../migrations/postgres/0010_bounds.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -1,5 +1,7 @@
 //! The Telegram connector's per-chat state: current contact, recent contacts, message routes,
-//! and the reaction events standing for users' reactions.
+//! the reaction events standing for users' reactions, and the newest update of each chat whose
+//! state changes were made (migration 0010: the guard against an old update served again, which
+//! must outlive a restart).
 //!
 //! The bot chat multiplexes DM3 contacts (docs/telegram.md), so the connector needs to remember
 //! between updates whom each chat writes to, whom it wrote to lately (`/contacts`), and which
@@ -213,16 +215,69 @@ impl Store {
         reaction.map(|r| NetworkMessageId::new(r).map_err(corrupt("a reaction event"))).transpose()
     }
 
-    /// Forgets the routes and reaction events recorded before `before_ms`, on every network;
-    /// returns how many. A reply to an older message then no longer finds its conversation (the
+    /// The newest update of `chat_id` whose state changes were made, and when (ms): what
+    /// [`Store::record_telegram_applied_update`] recorded last.
+    pub async fn telegram_applied_update(
+        &self,
+        network: &NetworkId,
+        chat_id: i64,
+    ) -> Result<Option<(u32, i64)>, StoreError> {
+        const SQL: &str = "SELECT update_id, applied_at FROM telegram_applied_updates \
+             WHERE network = $1 AND chat_id = $2";
+        let row: Option<(i64, i64)> = on_pool!(self.pool(), p => sqlx::query(SQL)
+            .bind(network.as_str())
+            .bind(chat_id)
+            .fetch_optional(p)
+            .await?
+            .map(|row| Ok::<_, sqlx::Error>((row.try_get("update_id")?, row.try_get("applied_at")?)))
+            .transpose()?);
+        row.map(|(update_id, at)| {
+            let update_id = u32::try_from(update_id).map_err(|_| {
+                StoreError::Corrupt(format!("a Telegram update id out of range: {update_id}"))
+            })?;
+            Ok((update_id, at))
+        })
+        .transpose()
+    }
+
+    /// Records that the state changes of update `update_id` of `chat_id` were made at `now_ms`,
+    /// replacing the record before: the connector handles a chat's updates one at a time and
+    /// records only the newest (or one after the record went stale), so the last write wins.
+    pub async fn record_telegram_applied_update(
+        &self,
+        network: &NetworkId,
+        chat_id: i64,
+        update_id: u32,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO telegram_applied_updates (network, chat_id, update_id, applied_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (network, chat_id) \
+             DO UPDATE SET update_id = excluded.update_id, applied_at = excluded.applied_at";
+        let network = network.clone();
+        write_on!(self, one_statement, c => {
+            sqlx::query(SQL)
+                .bind(network.as_str())
+                .bind(chat_id)
+                .bind(i64::from(update_id))
+                .bind(now_ms)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Forgets the routes, reaction events and applied-update records written before
+    /// `before_ms`, on every network; returns how many. A reply to an older message then no longer finds its conversation (the
     /// connector tells the user to choose a contact), and a reaction to it is not relayed, so
     /// only routes nobody will reply to should go.
     pub async fn prune_telegram_routes(&self, before_ms: i64) -> Result<u64, StoreError> {
         const ROUTES: &str = "DELETE FROM telegram_routes WHERE created_at < $1";
         const REACTIONS: &str = "DELETE FROM telegram_reactions WHERE created_at < $1";
+        const APPLIED: &str = "DELETE FROM telegram_applied_updates WHERE applied_at < $1";
         let deleted = write_on!(self, c => {
             let mut deleted = 0;
-            for sql in [ROUTES, REACTIONS] {
+            for sql in [ROUTES, REACTIONS, APPLIED] {
                 deleted += sqlx::query(sql).bind(before_ms).execute(&mut *c).await?.rows_affected();
             }
             Ok(deleted)

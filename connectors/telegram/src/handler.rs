@@ -10,9 +10,12 @@
 //!    create the user's DM3 identity, which is idempotent), and may run again for the same
 //!    update after a crash with the same result.
 //! 3. **change the state**, unless the update is a replay, older than one the chat already had
-//!    handled: then its state changes would undo a later one (a replayed `/to` after a newer
-//!    `/to`). State writes are idempotent and come before the batch, so a crash in between
-//!    loses nothing: the update comes again and writes the same.
+//!    handled (in this process, or, the first time this process sees the chat, as the service
+//!    recorded, [`ChatState::applied_update`]): then its state changes would undo a later one
+//!    (a replayed `/to` after a newer `/to`). State writes are idempotent and come before the
+//!    batch, so a crash in between loses nothing: the update comes again and writes the same.
+//!    Then the update is recorded as the chat's newest applied one, so that a restart does not
+//!    forget it.
 //! 4. **accept**: hand the items to the [`InboundSink`] as one batch keyed `update-<update_id>`;
 //!    a re-served update is a [`Accepted::Duplicate`] and queues nothing again.
 //! 5. **answer**: only for a new batch, queue the bot's answers in their chat
@@ -32,12 +35,13 @@ use teloxide_core::types::{Message as TgMessage, Update, UpdateKind, User};
 
 use crate::answers::{Answer, Answers};
 use crate::chat_order::ChatOrder;
+use crate::chat_order::REMEMBER;
 use crate::config::LinkPolicy;
 use crate::content;
 use crate::entities;
 use crate::html::escape;
 use crate::ids::{self, IdsError};
-use crate::state::{ChatState, StateError, TelegramAccounts, TelegramUser};
+use crate::state::{AppliedUpdate, ChatState, StateError, TelegramAccounts, TelegramUser};
 use crate::updates;
 
 /// The update could not be handled now; it must not be confirmed to Telegram.
@@ -124,7 +128,7 @@ impl UpdateHandler {
     /// Handles `update`; `Ok` means it may be confirmed to Telegram.
     pub(crate) async fn handle(&self, update: &Update) -> Result<Accepted, HandleError> {
         let chat = updates::chat_of(update);
-        let turn = self.order.begin(chat, update.id.0).await;
+        let turn = self.order.begin(chat, update.id.0, self.recall(chat)).await?;
         let plan = match self.plan(update).await {
             Ok(plan) | Err(Stop::Answer(plan)) => plan,
             Err(Stop::Retry(reason)) => return Err(HandleError(reason)),
@@ -136,7 +140,7 @@ impl UpdateHandler {
             );
             plan
         } else {
-            self.change_state(chat, plan).await?
+            self.change_state(chat, update.id.0, plan).await?
         };
         let key =
             IdempotencyKey::new(format!("update-{}", update.id.0)).map_err(|e| HandleError(e.to_string()))?;
@@ -151,9 +155,19 @@ impl UpdateHandler {
         Ok(accepted)
     }
 
-    /// Makes the state changes of `plan`. A refusal replaces the plan with telling the user
-    /// (as a refusal while planning does); unavailability leaves the update for later.
-    async fn change_state(&self, chat: Option<i64>, plan: Plan) -> Result<Plan, HandleError> {
+    /// The service's record of `chat`'s newest update whose state changes were made, if it is
+    /// recent enough to compare with (Telegram restarts its numbering only after a week
+    /// without updates, and serves an update again for about a day).
+    async fn recall(&self, chat: Option<i64>) -> Result<Option<u32>, HandleError> {
+        let Some(chat) = chat else { return Ok(None) };
+        let applied = self.state.applied_update(chat).await.map_err(|e| HandleError(e.to_string()))?;
+        Ok(applied.filter(|applied| applied.within(REMEMBER)).map(|applied| applied.update_id))
+    }
+
+    /// Makes the state changes of `plan` (of update `update_id`), then records the update as
+    /// the chat's newest applied one. A refusal replaces the plan with telling the user (as a
+    /// refusal while planning does); unavailability leaves the update for later.
+    async fn change_state(&self, chat: Option<i64>, update_id: u32, plan: Plan) -> Result<Plan, HandleError> {
         for change in &plan.changes {
             let done = match change {
                 StateChange::Contact { chat, contact } => {
@@ -173,6 +187,12 @@ impl UpdateHandler {
                     return Err(HandleError(reason));
                 }
             }
+        }
+        if let (Some(chat), false) = (chat, plan.changes.is_empty()) {
+            self.state
+                .record_applied(chat, AppliedUpdate::now(update_id))
+                .await
+                .map_err(|e| HandleError(e.to_string()))?;
         }
         Ok(plan)
     }

@@ -12,6 +12,8 @@
 //! update until the connector confirmed it), so implementations must be idempotent: setting the
 //! same contact or recording the same route twice is not an error.
 
+use std::time::Duration;
+
 use dm3_bridge_connector::{BoxFuture, ConversationId, NetworkMessageId, RemoteIdentity};
 
 /// A failure of the service behind the traits.
@@ -55,7 +57,36 @@ pub trait TelegramAccounts: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<RemoteIdentity>, StateError>>;
 }
 
-/// Per-chat state: current contact, recent contacts, and the conversation of each relayed message.
+/// The newest update of a chat whose state changes were made, and when: what tells an update
+/// served again after a later one, even after a restart ([`ChatState::applied_update`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedUpdate {
+    pub update_id: u32,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+impl AppliedUpdate {
+    /// `update_id`, applied now.
+    pub fn now(update_id: u32) -> Self {
+        Self { update_id, at_ms: wall_clock_ms() }
+    }
+
+    /// Whether it was applied within `age` of now.
+    pub fn within(&self, age: Duration) -> bool {
+        let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        self.at_ms >= wall_clock_ms().saturating_sub(age_ms)
+    }
+}
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Per-chat state: current contact, recent contacts, the conversation of each relayed message,
+/// and the newest update whose state changes were made.
 pub trait ChatState: Send + Sync {
     /// Whom `chat` is writing to now.
     fn current_contact(&self, chat: i64) -> BoxFuture<'_, Result<Option<RemoteIdentity>, StateError>>;
@@ -101,4 +132,15 @@ pub trait ChatState: Send + Sync {
         &'a self,
         slot: &'a NetworkMessageId,
     ) -> BoxFuture<'a, Result<Option<NetworkMessageId>, StateError>>;
+
+    /// What [`record_applied`](Self::record_applied) last recorded for `chat`, if anything.
+    /// Must survive a restart: it is what keeps an old update served again (a webhook retried,
+    /// a server that re-serves what was confirmed) from undoing a later update's state change
+    /// after the connector's memory is gone. May be forgotten after a day.
+    fn applied_update(&self, chat: i64) -> BoxFuture<'_, Result<Option<AppliedUpdate>, StateError>>;
+
+    /// Remembers that the state changes of `update` in `chat` were made, replacing what was
+    /// recorded before (the connector records only the chat's newest update, or one after the
+    /// record went stale).
+    fn record_applied(&self, chat: i64, update: AppliedUpdate) -> BoxFuture<'_, Result<(), StateError>>;
 }

@@ -10,7 +10,7 @@ use dm3_bridge_connector::{
     Accepted, BoxFuture, ConversationId, InboundBatch, InboundSink, NetworkMessageId, RemoteIdentity,
     SinkError,
 };
-use dm3_bridge_telegram::{ChatState, StateError, TelegramAccounts, TelegramUser};
+use dm3_bridge_telegram::{AppliedUpdate, ChatState, StateError, TelegramAccounts, TelegramUser};
 
 use super::bot_api::wait_until;
 
@@ -92,6 +92,7 @@ pub struct MemoryChatState {
     recent: Mutex<HashMap<i64, Vec<RemoteIdentity>>>,
     routes: Mutex<HashMap<NetworkMessageId, ConversationId>>,
     reactions: Mutex<HashMap<NetworkMessageId, NetworkMessageId>>,
+    applied: Mutex<HashMap<i64, AppliedUpdate>>,
 }
 
 impl MemoryChatState {
@@ -170,6 +171,17 @@ impl ChatState for MemoryChatState {
         slot: &'a NetworkMessageId,
     ) -> BoxFuture<'a, Result<Option<NetworkMessageId>, StateError>> {
         Box::pin(async move { Ok(self.reactions.lock().unwrap().get(slot).cloned()) })
+    }
+
+    fn applied_update(&self, chat: i64) -> BoxFuture<'_, Result<Option<AppliedUpdate>, StateError>> {
+        Box::pin(async move { Ok(self.applied.lock().unwrap().get(&chat).copied()) })
+    }
+
+    fn record_applied(&self, chat: i64, update: AppliedUpdate) -> BoxFuture<'_, Result<(), StateError>> {
+        Box::pin(async move {
+            self.applied.lock().unwrap().insert(chat, update);
+            Ok(())
+        })
     }
 }
 

@@ -50,6 +50,8 @@ fn submit_error(error: DeliveryError) -> SubmitError {
             retry_after: None,
             reason: "this node's delivery service is unavailable".into(),
         },
+        // Another sender's flood filled the receiver's queue: later, as from a remote service.
+        DeliveryError::Backlogged(message) => SubmitError::RateLimited { retry_after: None, message },
         DeliveryError::Internal(detail) => {
             // The detail may name tables or files: logged here, not carried into a reason that
             // may reach the sender.
