@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bridged_matrix::{
-    Bridged, bridged, identity_name, members, settled, start_bridge, wait_for_event, wait_until,
+    Bridged, bridged, identity_name, members, settled, start_bridge, start_bridge_with, wait_for_event,
+    wait_until,
 };
 use dm3::message::MessageType;
 use dm3_bridge::config::DatabaseUrl;
@@ -562,5 +563,63 @@ async fn bridge_payloads_are_forwarded_verbatim_and_original_content_rides_along
     let text = warning.message.text().unwrap();
     assert!(text.contains("instead of its bridge payload") && text.contains("m.relates_to"), "{text}");
 
+    bridge.node.shutdown().await.unwrap();
+}
+
+/// Issue #16, item 5, toward Matrix: while the homeserver is down, alice's flood to bob is held
+/// to the cap of one conversation; the submit beyond is refused with 429 / -32005 (her client
+/// retries later), a replay of an accepted message is a duplicate, and when the homeserver is
+/// back every accepted message reaches bob once, in order, and the refused one goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_toward_a_matrix_user_is_capped_per_conversation() {
+    const CAP: u32 = 4;
+    let world = Dm3World::start(None).await;
+    let (bridge, mut synapse) =
+        start_bridge_with(&world, None, |config| config.engine.max_pending_per_conversation = CAP).await;
+    world.point_parent_at(&bridge).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+    let bob = synapse.register_user("bob").await.unwrap();
+    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
+    let room = bob
+        .create_room(json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}))
+        .await
+        .unwrap();
+    wait_until("the ghost joins", &synapse, || async { members(&bob, &room).await.contains(&ghost) }).await;
+    let bob_name = identity_name(&bridge, &bob.user_id).await;
+    let route = alice.route(&directory, &bob_name).await;
+    let texts: Vec<String> = (0..=CAP).map(|i| format!("flood {i}")).collect();
+    let signed: Vec<_> =
+        texts.iter().map(|text| alice.sign(alice.builder(&bob_name).text(text, None))).collect();
+
+    synapse.stop().await.unwrap();
+    for message in &signed[..CAP as usize] {
+        alice.try_submit(&route, message).await.unwrap();
+    }
+    let refused = alice.try_submit(&route, &signed[CAP as usize]).await.unwrap_err();
+    assert!(refused.contains("429") && refused.contains("-32005"), "{refused}");
+    alice.try_submit(&route, &signed[0]).await.expect("a replay of an accepted message is a duplicate");
+
+    synapse.start_again().await.unwrap();
+    let deadline = Instant::now() + LONG_WAIT;
+    while ghost_texts(&bob, &room, &ghost).await.len() < CAP as usize {
+        assert!(Instant::now() < deadline, "{:?}", ghost_texts(&bob, &room, &ghost).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    alice
+        .send_each_until_accepted(
+            &route,
+            &bob_name,
+            &texts[CAP as usize..],
+            Duration::ZERO,
+            LONG_WAIT,
+            &AtomicUsize::new(0),
+        )
+        .await;
+    wait_until("the refused message arrives after all", &synapse, || async {
+        ghost_texts(&bob, &room, &ghost).await.len() > CAP as usize
+    })
+    .await;
+    assert_eq!(ghost_texts(&bob, &room, &ghost).await, texts, "once each, in order");
     bridge.node.shutdown().await.unwrap();
 }

@@ -16,6 +16,15 @@ use crate::synapse::{self, MatrixUser, SERVER_NAME, Synapse};
 
 /// The bridge node, configured with `[matrix]` for `synapse` and names from `world`.
 pub async fn start_bridge(world: &Dm3World, database: Option<DatabaseUrl>) -> (TestNode, Synapse) {
+    start_bridge_with(world, database, |_| {}).await
+}
+
+/// [`start_bridge`] with `adjust` applied to the node's config last.
+pub async fn start_bridge_with(
+    world: &Dm3World,
+    database: Option<DatabaseUrl>,
+    adjust: impl FnOnce(&mut Config),
+) -> (TestNode, Synapse) {
     let (dir, config_file) = init_data_dir();
     let mut config = Config::load(&config_file, []).unwrap();
     world.configure_bridge(&mut config);
@@ -40,6 +49,7 @@ pub async fn start_bridge(world: &Dm3World, database: Option<DatabaseUrl>) -> (T
     config.admin.token = Some(AdminToken::new(ADMIN_TOKEN));
     config.matrix.as_mut().unwrap().homeserver_url = synapse.url().to_owned();
     config.database.url = database;
+    adjust(&mut config);
     let node = bridge::start(config, dir, || synapse.log_tail()).await;
     (node, synapse)
 }
