@@ -571,11 +571,21 @@ async fn bridge_payloads_are_forwarded_verbatim_and_original_content_rides_along
 /// retries later), a replay of an accepted message is a duplicate, and when the homeserver is
 /// back every accepted message reaches bob once, in order, and the refused one goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_toward_a_matrix_user_is_capped_per_conversation() {
+async fn a_flood_toward_a_matrix_user_is_capped_per_conversation_on_sqlite() {
+    flood_capped(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_toward_a_matrix_user_is_capped_per_conversation_on_postgres() {
+    let db = TestDb::postgres().await;
+    flood_capped(Some(db.url.clone())).await;
+}
+
+async fn flood_capped(database: Option<DatabaseUrl>) {
     const CAP: u32 = 4;
     let world = Dm3World::start(None).await;
     let (bridge, mut synapse) =
-        start_bridge_with(&world, None, |config| config.engine.max_pending_per_conversation = CAP).await;
+        start_bridge_with(&world, database, |config| config.engine.max_pending_per_conversation = CAP).await;
     world.point_parent_at(&bridge).await;
     let directory = world.directory();
     let alice = &world.alice;

@@ -163,9 +163,19 @@ async fn paused_and_resumed(database: Option<DatabaseUrl>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_room_records_nothing_and_a_new_dm_takes_the_portal_with_its_map() {
+async fn a_group_room_records_nothing_and_a_new_dm_takes_the_portal_with_its_map_on_sqlite() {
+    group_then_new_dm(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_room_records_nothing_and_a_new_dm_takes_the_portal_with_its_map_on_postgres() {
+    let db = TestDb::postgres().await;
+    group_then_new_dm(Some(db.url.clone())).await;
+}
+
+async fn group_then_new_dm(database: Option<DatabaseUrl>) {
     let world = Dm3World::start(None).await;
-    let (bridge, synapse) = start_bridge(&world, None).await;
+    let (bridge, synapse) = start_bridge(&world, database).await;
     world.point_parent_at(&bridge).await;
     let directory = world.directory();
     let alice = &world.alice;
@@ -244,8 +254,18 @@ async fn a_group_room_records_nothing_and_a_new_dm_takes_the_portal_with_its_map
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upgraded_room_takes_the_portal_along() {
-    let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } = bridged(None).await;
+async fn an_upgraded_room_takes_the_portal_along_on_sqlite() {
+    upgraded(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_room_takes_the_portal_along_on_postgres() {
+    let db = TestDb::postgres().await;
+    upgraded(Some(db.url.clone())).await;
+}
+
+async fn upgraded(database: Option<DatabaseUrl>) {
+    let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } = bridged(database).await;
     let directory = world.directory();
     let alice = &world.alice;
     alice.send(&directory, alice.builder(&bob_name).text("before the upgrade", None)).await;
