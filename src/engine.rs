@@ -41,4 +41,4 @@ pub use backoff::Backoff;
 pub use job::JobPayload;
 pub use queue::Queue;
 pub use sink::InboundQueue;
-pub use worker::{JobHandler, Outcome, WorkerOptions};
+pub use worker::{FailureCause, JobHandler, Outcome, WorkerOptions};

@@ -353,6 +353,8 @@ answer_ttl_secs = 600
 # GET /metrics needs the admin token too (Prometheus: authorization credentials), unless this
 # is true.
 public_metrics = false
+# A second listener serving only /metrics, without the token (keep it private):
+# metrics_listen = "127.0.0.1:9102"
 "#;
 
 /// `[telegram]`, commented out: a fresh node runs without Telegram (docs/telegram.md).

@@ -48,7 +48,7 @@ use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{DeliveryProtocol, ProtocolContext, ProtocolFactory};
 use crate::rate_limit::{self, ClientRateLimits};
 use crate::routes::state::AppState;
-use crate::server::{router, serve};
+use crate::server::{metrics_router, router, serve};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry;
 use crate::vault::{MasterKey, MasterKeyError};
@@ -147,6 +147,8 @@ impl NodeData {
 /// A running node.
 pub struct Node {
     addr: SocketAddr,
+    /// The address of `admin.metrics_listen`, when configured.
+    metrics_addr: Option<SocketAddr>,
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     expiry: JoinHandle<()>,
@@ -157,6 +159,34 @@ pub struct Node {
     store: Store,
     node_keys: Arc<NodeKeys>,
     names: NameService,
+}
+
+/// The listeners of a node that came up, and the task serving them.
+struct Listening {
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves the node's router on `listener` and, when configured, `/metrics` alone on its own
+/// listener, both until `stop`; the first error of either is the answer.
+async fn serve_all(
+    listener: TcpListener,
+    app: axum::Router,
+    metrics: Option<(TcpListener, axum::Router)>,
+    limits: crate::config::LimitsConfig,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let metrics_limits = limits.clone();
+    let metrics_stop = stop.clone();
+    let only_metrics = async move {
+        match metrics {
+            Some((listener, router)) => serve(listener, router, metrics_limits, metrics_stop).await,
+            None => Ok(()),
+        }
+    };
+    let (served, metrics_served) = tokio::join!(serve(listener, app, limits, stop), only_metrics);
+    served.and(metrics_served)
 }
 
 /// What start-up has started so far, to undo in reverse when a later step fails.
@@ -233,12 +263,23 @@ impl Node {
             running: 0,
         };
         match Self::bring_up(config, protocol, networks, &node_keys, &store, &names, &mut started).await {
-            Ok((addr, server)) => {
+            Ok(Listening { addr, metrics_addr, server }) => {
                 let Started { stop, engine, bridges, .. } = started;
                 let expiry =
                     tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
                 tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
-                Ok(Self { addr, stop, server, expiry, engine, bridges, store, node_keys, names })
+                Ok(Self {
+                    addr,
+                    metrics_addr,
+                    stop,
+                    server,
+                    expiry,
+                    engine,
+                    bridges,
+                    store,
+                    node_keys,
+                    names,
+                })
             }
             Err(error) => {
                 started.unwind(&store).await;
@@ -257,7 +298,7 @@ impl Node {
         store: &Store,
         names: &NameService,
         started: &mut Started,
-    ) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>), NodeError> {
+    ) -> Result<Listening, NodeError> {
         // 5. The engine and the configured networks.
         let metrics = telemetry::metrics::install();
         let protocol = protocol(ProtocolContext {
@@ -275,9 +316,18 @@ impl Node {
             .await
             .map_err(|source| NodeError::Bind { addr: config.node.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(NodeError::Serve)?;
+        let metrics_listener = match &config.admin.metrics_listen {
+            Some(at) => Some(
+                TcpListener::bind(at).await.map_err(|source| NodeError::Bind { addr: at.clone(), source })?,
+            ),
+            None => None,
+        };
+        let metrics_addr =
+            metrics_listener.as_ref().map(TcpListener::local_addr).transpose().map_err(NodeError::Serve)?;
         let connectors = started.bridges.iter().map(|bridge| bridge.connector()).collect();
         let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin)
             .with_connectors(connectors);
+        let metrics_state = state.clone();
         let admin =
             AdminState { vault: names.vault.clone(), gateway: names.info.clone(), store: store.clone() };
         let admin = admin::router(admin, config.admin.token.as_ref())
@@ -288,7 +338,9 @@ impl Node {
         }
         let rate_limits = ClientRateLimits::new(&config.rate_limits);
         let app = app.layer(axum::middleware::from_fn_with_state(rate_limits, rate_limit::enforce));
-        let server = tokio::spawn(serve(listener, app, config.limits.clone(), started.stop.clone()));
+        let metrics_app = metrics_listener.map(|listener| (listener, metrics_router(metrics_state)));
+        let server =
+            tokio::spawn(serve_all(listener, app, metrics_app, config.limits.clone(), started.stop.clone()));
 
         // 7. The networks, started now that the node listens.
         for bridge in &started.bridges {
@@ -298,7 +350,7 @@ impl Node {
             }
             started.running += 1;
         }
-        Ok((addr, server))
+        Ok(Listening { addr, metrics_addr, server })
     }
 
     /// Step 5: the engine runs when the node has virtual identities to bridge. The relay hands
@@ -351,6 +403,11 @@ impl Node {
         started.engine =
             Some(assemble(config, queue, store.clone(), names, directory, protocol.clone(), connectors)?);
         Ok(())
+    }
+
+    /// The address of the `/metrics`-only listener (`admin.metrics_listen`), if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The address the server listens on (useful with port 0).

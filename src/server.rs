@@ -79,6 +79,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `GET /metrics` alone, to anyone who reaches it: the router of `admin.metrics_listen`, a
+/// listener the operator keeps on a private network.
+pub fn metrics_router(mut state: AppState) -> Router {
+    state.metrics_guard = None;
+    Router::new().route("/metrics", get(routes::metrics::metrics)).with_state(state)
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` is cancelled and the
 /// requests in flight are done.
 pub async fn serve(

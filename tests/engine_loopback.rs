@@ -40,6 +40,7 @@ on_both_backends!(
     a_loopback_users_message_reaches_the_dm3_user_and_her_answer_reaches_him_once,
     with_echo_a_dm3_user_hears_her_message_back_from_the_loopback_user,
     a_network_that_stops_working_makes_the_node_not_ready,
+    the_metrics_show_sends_failures_and_the_oldest_job_on_their_own_listener,
 );
 
 const NODE: &str = "relay.example.eth";
@@ -78,6 +79,7 @@ impl World {
                 config.identities.parent = PARENT.to_owned();
                 config.names = names;
                 config.loopback = Some(LoopbackConfig { echo, ..LoopbackConfig::default() });
+                config.admin.metrics_listen = Some("127.0.0.1:0".to_owned());
             },
             Relay::factory(base.clone()),
         )
@@ -231,5 +233,53 @@ async fn a_network_that_stops_working_makes_the_node_not_ready(db: &TestDb) {
     assert!(body.contains("loopback") && body.contains("the test broke it"), "{body}");
     world.loopback().set_health(dm3_bridge_connector::Health::Healthy);
     assert_eq!(ready().await.status(), reqwest::StatusCode::OK);
+    world.node.node.shutdown().await.unwrap();
+}
+
+/// `admin.metrics_listen`: `/metrics` alone on a listener of its own, to anyone who reaches it,
+/// while the main listener keeps it behind the admin token. What an operator alerts on is
+/// there: how long each send to the other side took, by network and direction; failures by
+/// queue and cause; the age of the oldest pending job.
+async fn the_metrics_show_sends_failures_and_the_oldest_job_on_their_own_listener(db: &TestDb) {
+    let world = World::start(db, false).await;
+    let loopback = world.loopback();
+    let user = NetworkUserId::new("43").unwrap();
+    let alice = RemoteIdentity::new(ALICE).unwrap();
+    loopback.write(&user, &alice, "hello").await.unwrap();
+    let identity = world.alice_receives(1).await[0].sender.clone();
+    world.alice_writes(&identity, "hi 43").await;
+    world.loopback_receives(1).await;
+    // The network refuses the next one for good: it fails, counted by its cause.
+    loopback.refuse_sends(Some("the bot was blocked by the user"));
+    world.alice_writes(&identity, "this one is refused").await;
+    let report = world.alice_receives(2).await;
+    assert!(
+        report.iter().any(|m| m.text.as_deref().is_some_and(|t| t.contains("the bot was blocked"))),
+        "the sender is told"
+    );
+
+    let metrics_addr = world.node.node.metrics_addr().expect("admin.metrics_listen is set");
+    let scrape = || async {
+        let url = format!("http://{metrics_addr}/metrics");
+        let answer = world.node.client.get(&url).send().await.unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::OK, "no token needed on its own listener");
+        answer.text().await.unwrap()
+    };
+    let text = scrape().await;
+    let series = |name: &str, labels: &[&str]| {
+        text.lines().any(|line| line.starts_with(name) && labels.iter().all(|label| line.contains(label)))
+    };
+    assert!(
+        series("dm3_bridge_send_seconds_count", &["network=\"loopback\"", "direction=\"dm3_to_network\""]),
+        "{text}"
+    );
+    assert!(series("dm3_bridge_send_seconds_count", &["direction=\"network_to_dm3\""]), "{text}");
+    assert!(series("dm3_engine_failures_total", &["queue=\"inbox\"", "cause=\"network\""]), "{text}");
+    assert!(series("dm3_engine_oldest_pending_seconds", &["queue=\"inbox\""]), "{text}");
+    // Only /metrics is served there; the main listener still keeps it to the admin token.
+    let other = world.node.client.get(format!("http://{metrics_addr}/ready")).send().await.unwrap();
+    assert_eq!(other.status(), reqwest::StatusCode::NOT_FOUND);
+    let main = world.node.client.get(world.node.url("/metrics")).send().await.unwrap();
+    assert_eq!(main.status(), reqwest::StatusCode::FORBIDDEN, "no admin token set: not served at all");
     world.node.node.shutdown().await.unwrap();
 }

@@ -17,7 +17,7 @@ use dm3::ens::EnsName;
 use dm3::message::MessageHash;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::engine::worker::{self, JobHandler, Outcome, WorkerOptions};
-use dm3_bridge::engine::{Backoff, InboundQueue, JobPayload, Queue};
+use dm3_bridge::engine::{Backoff, FailureCause, InboundQueue, JobPayload, Queue};
 use dm3_bridge::store::{
     BatchKey, ClaimedJob, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal, PortalState,
     QueueName, Store,
@@ -1094,7 +1094,10 @@ async fn handler_failure_is_reported_and_the_conversation_moves_on(db: &TestDb) 
     let handler = TestHandler::new(move |job: ClaimedJob| -> BoxFuture<'static, Outcome> {
         Box::pin(async move {
             match job.idempotency_key.as_str() {
-                "bad" => Outcome::Failed { reason: "the recipient has no DM3 profile".to_owned() },
+                "bad" => Outcome::Failed {
+                    reason: "the recipient has no DM3 profile".to_owned(),
+                    cause: FailureCause::Dm3,
+                },
                 "panics" => panic!("a bug in a handler"),
                 _ => Outcome::Done,
             }

@@ -101,6 +101,7 @@ fn schema() -> Result<toml::Table, ConfigError> {
     full.database.url = Some(DatabaseUrl::new("sqlite://schema"));
     full.names.ens_rpc_url = Some("http://schema".to_owned());
     full.admin.token = Some(AdminToken::new("schema"));
+    full.admin.metrics_listen = Some("schema".to_owned());
     full.matrix = Some(MatrixConfig {
         as_token: Some(MatrixToken::new("schema")),
         hs_token: Some(MatrixToken::new("schema")),

@@ -67,6 +67,11 @@ pub struct AdminConfig {
     /// who is refused why, and each scrape counts the stored envelopes; a scraper presents
     /// the admin token (`Authorization: Bearer`).
     pub public_metrics: bool,
+    /// A second listener (`127.0.0.1:9102`) that serves `GET /metrics` and nothing else, to
+    /// anyone who reaches it: for a scraper on a private network, without the admin token.
+    /// `/metrics` on the main listener stays as `public_metrics` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }
 
 /// The admin bearer token. `Debug` and `Display` never show it.

@@ -22,11 +22,12 @@ use super::dm3::open::open_inbound;
 use super::job::{InboxPayload, JobPayload, Report};
 use super::parts::{EngineParts, Failure};
 use super::references::StoredReferences;
+use super::worker::FailureCause;
 use super::{JobHandler, Outcome, Queue};
 use crate::clock::now_ms;
 use crate::protocol::{DeliveryError, InboxSink};
 use crate::store::{CappedInsert, ClaimedJob, Inserted, NewEnvelope, NewJob, NewMapping, QueueName};
-use crate::telemetry::metrics::BRIDGED_MESSAGES;
+use crate::telemetry::metrics::{BRIDGE_SEND_DURATION, BRIDGED_MESSAGES};
 
 /// The inbox job of an envelope for a virtual identity.
 pub fn job(envelope: &NewEnvelope) -> Result<NewJob, serde_json::Error> {
@@ -145,7 +146,8 @@ impl InboxHandler {
             .map_err(|e| Failure::permanent(format!("the receiver is not a name: {e}")))?;
         let identity = parts.vault.recent(&receiver).await.map_err(Failure::identity)?;
         if identity.disabled_at_ms.is_some() {
-            return Err(Failure::permanent(format!("{receiver} is disabled on this bridge")));
+            return Err(Failure::permanent(format!("{receiver} is disabled on this bridge"))
+                .because(FailureCause::Identity));
         }
         let network = identity.user.network();
         let connector = parts.connector(network)?;
@@ -181,7 +183,11 @@ impl InboxHandler {
                 timestamp_ms: Some(opened.timestamp_ms),
                 payload: event,
             };
-            let sent = deliver(connector.as_ref(), &outbound).await.map_err(Failure::connector)?;
+            let started = std::time::Instant::now();
+            let sent = deliver(connector.as_ref(), &outbound).await;
+            metrics::histogram!(BRIDGE_SEND_DURATION, "network" => network_id.to_string(), "direction" => "dm3_to_network")
+                .record(started.elapsed().as_secs_f64());
+            let sent = sent.map_err(Failure::connector)?;
             // The first event stands for the message (a reply names it). Recorded with the
             // job's completion; a retry sends it again under the same key and learns its id.
             if let (0, Some(network_message_id)) = (index, sent) {

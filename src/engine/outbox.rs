@@ -23,10 +23,11 @@ use super::dm3::deliver::deliver as deliver_to_dm3;
 use super::job::{JobPayload, Report};
 use super::parts::{EngineParts, Failure};
 use super::references::StoredReferences;
+use super::worker::FailureCause;
 use super::{JobHandler, Outcome};
 use crate::identities::network::Network;
 use crate::store::{ClaimedJob, NewMapping, PortalState};
-use crate::telemetry::metrics::BRIDGED_MESSAGES;
+use crate::telemetry::metrics::{BRIDGE_SEND_DURATION, BRIDGED_MESSAGES};
 
 /// Works outbox jobs.
 pub struct OutboxHandler {
@@ -150,10 +151,12 @@ impl OutboxHandler {
             if matches!(event.kind, EventKind::ReadReceipt(_)) {
                 return Ok(None); // a receipt is not worth a notice
             }
-            return Err(Failure::permanent(format!("messages here are paused: {reason}")));
+            return Err(Failure::permanent(format!("messages here are paused: {reason}"))
+                .because(FailureCause::PortalSuspended));
         }
         if identity.disabled_at_ms.is_some() {
-            return Err(Failure::permanent(format!("your DM3 identity {from} is disabled on this bridge")));
+            return Err(Failure::permanent(format!("your DM3 identity {from} is disabled on this bridge"))
+                .because(FailureCause::Identity));
         }
         let keys = parts.vault.current_keys_of(&identity).await.map_err(Failure::identity)?;
         let signing = &keys.profile_keys().signing;
@@ -169,9 +172,12 @@ impl OutboxHandler {
                 return Ok(None);
             }
         };
-        let report = deliver_to_dm3(&built.message, signing, &parts.directory, parts.target.as_ref(), &[])
-            .await
-            .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
+        let started = std::time::Instant::now();
+        let report =
+            deliver_to_dm3(&built.message, signing, &parts.directory, parts.target.as_ref(), &[]).await;
+        metrics::histogram!(BRIDGE_SEND_DURATION, "network" => network_id.to_string(), "direction" => "network_to_dm3")
+            .record(started.elapsed().as_secs_f64());
+        let report = report.map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
         report.outcome().map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
         let mapping = NewMapping {
             network: network_id.clone(),

@@ -12,7 +12,7 @@ use super::dm3::FailureKind;
 use super::dm3::attachments::AttachmentLimits;
 use super::dm3::deliver::DeliveryTarget;
 use super::job::{JobPayload, Report};
-use super::worker::Outcome;
+use super::worker::{FailureCause, Outcome};
 use crate::clock::now_ms;
 use crate::identities::IdentityError;
 use crate::identities::network::Network;
@@ -40,19 +40,26 @@ pub struct EngineParts {
 pub struct Failure {
     kind: FailureKind,
     reason: String,
+    cause: FailureCause,
 }
 
 impl Failure {
     pub fn permanent(reason: impl ToString) -> Self {
-        Self { kind: FailureKind::Permanent, reason: reason.to_string() }
+        Self { kind: FailureKind::Permanent, reason: reason.to_string(), cause: FailureCause::Other }
     }
 
     pub fn retry(reason: impl ToString) -> Self {
-        Self { kind: FailureKind::RETRY, reason: reason.to_string() }
+        Self { kind: FailureKind::RETRY, reason: reason.to_string(), cause: FailureCause::Other }
     }
 
+    /// A failure of a DM3 step (opening, converting, delivering), classified by the step.
     pub fn from_kind(kind: FailureKind, reason: String) -> Self {
-        Self { kind, reason }
+        Self { kind, reason, cause: FailureCause::Dm3 }
+    }
+
+    /// The same failure, counted under `cause` should it end the job.
+    pub fn because(self, cause: FailureCause) -> Self {
+        Self { cause, ..self }
     }
 
     /// The database is down or shutting down: it will pass.
@@ -64,23 +71,26 @@ impl Failure {
         match error {
             IdentityError::Store(error) => Self::store(error),
             IdentityError::Conflict(_) => Self::retry(error),
-            other => Self::permanent(other),
+            other => Self::permanent(other).because(FailureCause::Identity),
         }
     }
 
     pub fn connector(error: ConnectorError) -> Self {
         let reason = error.to_string();
-        match error {
-            ConnectorError::RetryAfter(after) => Self { kind: FailureKind::Retryable { after }, reason },
+        let failure = match error {
+            ConnectorError::RetryAfter(after) => {
+                Self { kind: FailureKind::Retryable { after }, reason, cause: FailureCause::Other }
+            }
             ConnectorError::Transient(_) => Self::retry(reason),
             ConnectorError::Permanent(_) | ConnectorError::Unsupported(_) => Self::permanent(reason),
-        }
+        };
+        failure.because(FailureCause::Network)
     }
 
     pub fn into_outcome(self) -> Outcome {
         match self.kind {
             FailureKind::Retryable { after } => Outcome::Retry { after, reason: self.reason },
-            FailureKind::Permanent => Outcome::Failed { reason: self.reason },
+            FailureKind::Permanent => Outcome::Failed { reason: self.reason, cause: self.cause },
         }
     }
 }

@@ -25,6 +25,7 @@ use dm3_bridge_connector::{
 use super::job::JobPayload;
 use super::parts::{EngineParts, Failure};
 use super::sink::job_conversation;
+use super::worker::FailureCause;
 use crate::clock::now_ms;
 use crate::identities::IdentityError;
 use crate::identities::network::{self, Network};
@@ -112,7 +113,8 @@ impl EngineParts {
                 PortalState::Live => Ok(portal.conversation),
                 PortalState::Suspended { reason } => Err(Failure::permanent(format!(
                     "{local_user} cannot be reached in that {network} conversation right now: {reason}"
-                ))),
+                ))
+                .because(FailureCause::PortalSuspended)),
             };
         }
         let conversation = Self::portal_handling(connector)?

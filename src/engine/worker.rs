@@ -61,7 +61,40 @@ pub enum Outcome {
     /// Give up; the conversation moves on and the sender is told ([`JobHandler::on_failed`]).
     Failed {
         reason: String,
+        /// Why, in a few words an operator can count and alert on (`dm3_engine_failures_total`).
+        cause: FailureCause,
     },
+}
+
+/// What made a job fail for good, as the `cause` label of `dm3_engine_failures_total`: a small
+/// fixed set, so the metric stays a handful of series however varied the reasons are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The network refused (a blocked bot, a room the ghost cannot post in, unsupported content).
+    Network,
+    /// The DM3 side: the message or envelope is invalid, or the recipient cannot be reached.
+    Dm3,
+    /// The virtual identity is disabled, unknown or unusable.
+    Identity,
+    /// The portal is suspended: its conversation is not a direct chat of its two people.
+    PortalSuspended,
+    /// The message's TTL passed before it could be delivered.
+    Expired,
+    /// Anything else (an unreadable job, a malformed name).
+    Other,
+}
+
+impl FailureCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCause::Network => "network",
+            FailureCause::Dm3 => "dm3",
+            FailureCause::Identity => "identity",
+            FailureCause::PortalSuspended => "portal_suspended",
+            FailureCause::Expired => "expired",
+            FailureCause::Other => "other",
+        }
+    }
 }
 
 /// What a job does. One handler per queue; it must be idempotent, because a job whose worker
@@ -234,7 +267,7 @@ async fn run_job(context: &Context, job: ClaimedJob) -> Option<ClaimedJob> {
             job.attempt.saturating_sub(1),
             job.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
         );
-        give_up(context, &job, &reason, "expired").await;
+        give_up(context, &job, &reason, FailureCause::Expired).await;
         return None;
     }
     let mut job = job;
@@ -254,14 +287,14 @@ async fn run_job(context: &Context, job: ClaimedJob) -> Option<ClaimedJob> {
                      last error: {reason}",
                     job.attempt
                 );
-                give_up(context, &job, &reason, "expired").await;
+                give_up(context, &job, &reason, FailureCause::Expired).await;
             } else {
                 tracing::debug!(%queue, job = %job.id, attempt = job.attempt, ?delay, %reason, "job will be retried");
                 let settled = context.store.retry_job(job.lease(), next_attempt_at, &reason, now).await;
                 record_settled(context, &job, "retry", settled);
             }
         }
-        Outcome::Failed { reason } => give_up(context, &job, &reason, "failed").await,
+        Outcome::Failed { reason, cause } => give_up(context, &job, &reason, cause).await,
     }
     None
 }
@@ -335,11 +368,16 @@ async fn call_handler(context: &Context, job: &mut ClaimedJob) -> Outcome {
 
 /// Reports the failure through the handler, then marks the job failed; if the report could not
 /// be queued, retries the job instead so that the report is not lost.
-async fn give_up(context: &Context, job: &ClaimedJob, reason: &str, outcome: &'static str) {
-    tracing::warn!(queue = %context.queue, job = %job.id, key = %job.idempotency_key, %reason, "job failed");
+async fn give_up(context: &Context, job: &ClaimedJob, reason: &str, cause: FailureCause) {
+    tracing::warn!(queue = %context.queue, job = %job.id, key = %job.idempotency_key, cause = cause.as_str(), %reason, "job failed");
+    let outcome = if cause == FailureCause::Expired { "expired" } else { "failed" };
     match context.handler.on_failed(job, reason).await {
         Ok(()) => {
             let settled = context.store.fail_job(job.lease(), reason, now_ms()).await;
+            if matches!(settled, Ok(true)) {
+                metrics::counter!(names::ENGINE_FAILURES, "queue" => job.queue.as_str(), "cause" => cause.as_str())
+                    .increment(1);
+            }
             record_settled(context, job, outcome, settled);
         }
         Err(error) => {
@@ -382,11 +420,20 @@ fn record_settled(
     }
 }
 
-/// Re-syncs the depth figures of `queue` with a count of the table.
+/// Re-syncs the depth figures of `queue` with a count of the table, and samples the age of
+/// its oldest pending job (0 when none is pending).
 async fn refresh_depth(context: &Context, queue: QueueName) {
     match context.store.count_jobs().await {
         Ok(counts) => context.depth.resync(queue, &counts),
         Err(error) => tracing::warn!(%queue, %error, "counting jobs failed"),
+    }
+    match context.store.oldest_pending_job_at(queue).await {
+        Ok(oldest) => {
+            let age_ms = oldest.map_or(0, |created| now_ms().saturating_sub(created).max(0));
+            metrics::gauge!(names::ENGINE_OLDEST_PENDING, "queue" => queue.as_str())
+                .set(age_ms as f64 / 1000.0);
+        }
+        Err(error) => tracing::warn!(%queue, %error, "finding the oldest pending job failed"),
     }
 }
 

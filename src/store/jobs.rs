@@ -712,6 +712,16 @@ impl Store {
         }
     }
 
+    /// When the oldest pending job of `queue` was queued, if one is pending: the first entry of
+    /// the pending index in id order, which is arrival order.
+    pub async fn oldest_pending_job_at(&self, queue: QueueName) -> Result<Option<i64>, StoreError> {
+        const SQL: &str = "SELECT created_at FROM bridge_jobs WHERE queue = $1 AND state = 'pending' \
+             ORDER BY id LIMIT 1";
+        Ok(on_pool!(self.pool(), p => {
+            sqlx::query_scalar::<_, i64>(SQL).bind(queue.as_str()).fetch_optional(p).await?
+        }))
+    }
+
     /// Jobs per queue and state (for the queue-depth metrics); absent pairs have none.
     pub async fn count_jobs(&self) -> Result<Vec<JobCount>, StoreError> {
         const SQL: &str = "SELECT queue, state, COUNT(*) AS n FROM bridge_jobs GROUP BY queue, state";

@@ -2,8 +2,10 @@
 //!
 //! The `metrics` crate is a facade with one global recorder per process, like `tracing`.
 //! We install the Prometheus recorder once ([`install`]) and render it from our own
-//! `GET /metrics` route, rather than letting the exporter open its own listener: one port, one
-//! server, one shutdown. Several nodes in one process (tests) share the recorder.
+//! `GET /metrics` route, rather than letting the exporter open its own listener: our server's
+//! bounds and shutdown apply to it, on the main listener or on `admin.metrics_listen`. Several
+//! nodes in one process (tests) share the recorder. Every metric is listed, with the alert to
+//! set on it, in docs/operations.md (a test below keeps the two in step).
 //!
 //! Durations are histograms with buckets chosen around the latency goal (p99 < 50 ms), so
 //! quantiles can be computed across replicas in Prometheus.
@@ -61,6 +63,16 @@ pub const ENGINE_JOB_DURATION: &str = "dm3_engine_job_duration_seconds";
 /// Jobs in the engine's queues, by `queue` and `state` (pending, done, failed; sampled by the
 /// workers).
 pub const ENGINE_QUEUE_DEPTH: &str = "dm3_engine_queue_depth";
+/// Seconds the oldest pending job of a `queue` has waited since it was queued (0 when none is
+/// pending; sampled by the workers with the depth count).
+pub const ENGINE_OLDEST_PENDING: &str = "dm3_engine_oldest_pending_seconds";
+/// Jobs failed for good, by `queue` and `cause` (network, dm3, identity, portal_suspended,
+/// expired, other).
+pub const ENGINE_FAILURES: &str = "dm3_engine_failures_total";
+/// Seconds one send to the other side took, by `network` and `direction` (dm3_to_network: the
+/// connector's call; network_to_dm3: sealing and posting to every delivery service); `network`
+/// names the connector (matrix, telegram, loopback).
+pub const BRIDGE_SEND_DURATION: &str = "dm3_bridge_send_seconds";
 /// Inbound batches handed in by connectors, by `network` and `outcome` (new, duplicate).
 pub const ENGINE_INBOUND_BATCHES: &str = "dm3_engine_inbound_batches_total";
 /// Messages carried across the bridge, by `direction` (dm3_to_network, network_to_dm3) and
@@ -144,6 +156,17 @@ fn describe() {
     );
     metrics::describe_gauge!(ENGINE_QUEUE_DEPTH, "Jobs in the engine's queues, by queue and state");
     metrics::describe_counter!(ENGINE_INBOUND_BATCHES, "Inbound batches from connectors, by outcome");
+    metrics::describe_gauge!(
+        ENGINE_OLDEST_PENDING,
+        metrics::Unit::Seconds,
+        "Age of the oldest pending job, by queue"
+    );
+    metrics::describe_counter!(ENGINE_FAILURES, "Jobs failed for good, by queue and cause");
+    metrics::describe_histogram!(
+        BRIDGE_SEND_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of one send to the other side, by network and direction"
+    );
 }
 
 /// The `outcome` label of an HTTP status.
@@ -152,5 +175,27 @@ pub fn outcome(status: u16) -> &'static str {
         200..=399 => "ok",
         400..=499 => "client_error",
         _ => "server_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    /// docs/operations.md lists every metric with the alert to set on it: a metric added here
+    /// and not there fails this test.
+    #[test]
+    fn every_metric_is_in_the_operations_guide() {
+        let source = include_str!("metrics.rs");
+        let guide = include_str!("../../docs/operations.md");
+        let names: Vec<&str> = source
+            .lines()
+            .filter(|line| line.starts_with("pub const ") && line.contains(": &str = \"dm3_"))
+            .filter_map(|line| line.split('"').nth(1))
+            .collect();
+        assert!(names.len() >= 25, "{names:?}");
+        for name in names {
+            assert!(guide.contains(&format!("`{name}`")), "{name} is not in docs/operations.md");
+        }
     }
 }

@@ -56,6 +56,9 @@ struct State {
     sent: HashMap<IdempotencyKey, NetworkMessageId>,
     /// What [`Connector::health`] answers; a test sets it to see the node report it.
     health: Health,
+    /// Every send is refused for good with this reason, as a network that blocked the bot
+    /// would; a test sets it to see the node report and count the failure.
+    refusing: Option<String>,
 }
 
 impl LoopbackConnector {
@@ -68,6 +71,11 @@ impl LoopbackConnector {
     /// for tests of what the node does with an unhealthy network (`/ready`).
     pub fn set_health(&self, health: Health) {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).health = health;
+    }
+
+    /// Makes every send fail for good with `reason` (`None`: sends go through again).
+    pub fn refuse_sends(&self, reason: Option<&str>) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).refusing = reason.map(str::to_owned);
     }
 
     /// The network whose users it carries (`users_of`).
@@ -150,6 +158,9 @@ impl LoopbackConnector {
     /// Records `outbound` under its key, once; answers its id.
     fn record_send(&self, outbound: Outbound<EventKind>) -> Result<NetworkMessageId, ConnectorError> {
         let mut state = self.state();
+        if let Some(reason) = &state.refusing {
+            return Err(ConnectorError::Permanent(reason.clone()));
+        }
         if let Some(id) = state.sent.get(&outbound.idempotency_key) {
             return Ok(id.clone());
         }
