@@ -10,10 +10,14 @@
 //!   owns (`connectors/*/src/config.rs`).
 //! - Containers and systemd units configure through the environment. Every key can be set with
 //!   `DM3_BRIDGE_<SECTION>__<KEY>` (double underscore between section and key, e.g.
-//!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file.
-//! - Loading only fails on things that make the file unreadable (syntax, unknown keys, wrong
-//!   types). Semantic problems (a missing name, a bad URL) are collected by [`Config::problems`]
-//!   so that `dm3-bridge check` can list all of them at once instead of one per run.
+//!   `DM3_BRIDGE_DATABASE__URL`); see [`mod@env`]. The environment wins over the file, and is
+//!   put into the file's tree before anything is deserialized (`config/merge.rs`), so a
+//!   required key (a token) may be in the environment alone whatever the file holds.
+//! - Loading only fails on things that make the configuration unreadable (syntax, unknown keys,
+//!   wrong types, a required key in neither place), with the line of the file or the variable
+//!   at fault, and the key probably meant for an unknown one (`config/suggest.rs`). Semantic
+//!   problems (a missing name, a bad URL) are collected by [`Config::problems`] so that
+//!   `dm3-bridge check` can list all of them at once instead of one per run.
 //! - Every struct has defaults, so a minimal file only needs `[node] name` and `public_url`.
 //! - Units are in the key names (`size_limit` is bytes, `message_ttl_secs` seconds) because the
 //!   reference delivery service reads one number in three different units (docs/protocol.md P12).
@@ -31,8 +35,10 @@ mod database_url;
 pub mod env;
 mod identities;
 pub mod limits;
+mod merge;
 pub mod names;
 pub mod rate_limits;
+mod suggest;
 pub(crate) mod validate;
 
 use std::net::SocketAddr;
@@ -243,17 +249,21 @@ impl Default for KeysConfig {
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    /// The file, at the line and column the message starts with.
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A variable: one naming no key, a value of the wrong type, or a section it created that
+    /// lacks a required key.
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
+    /// Neither: the node's own schema could not be built.
     #[error("config after applying the environment is not valid: {message}")]
     Merged { message: String },
 }
 
 impl Config {
-    /// Reads `path`, applies the `DM3_BRIDGE_*` overrides found in `env`, and resolves the
-    /// data directory (default: the directory of `path`; relative: relative to it).
+    /// Reads `path`, sets the `DM3_BRIDGE_*` overrides found in `env` over it (the environment
+    /// wins, and may give keys the file lacks, required ones too), and resolves the data directory (default: the directory of `path`; relative: relative to it).
     ///
     /// `env` is passed in rather than read here so that tests do not have to mutate the
     /// process environment.
@@ -270,15 +280,9 @@ impl Config {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        // Parse the file alone first: its errors then carry line and column.
-        let parse_error =
-            |e: toml::de::Error| ConfigError::Parse { path: path.to_owned(), message: e.to_string() };
-        let _: Config = toml::from_str(text).map_err(parse_error)?;
-        let mut tree: toml::Table = toml::from_str(text).map_err(parse_error)?;
-        env::apply_overrides(&mut tree, env)?;
-        let mut config: Config = toml::Value::Table(tree)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Merged { message: e.to_string() })?;
+        let schema = env::schema()?;
+        let overrides = env::overrides(env, &schema)?;
+        let mut config = merge::deserialize(text, path, &overrides, &schema)?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         config.node.data_dir = Some(match config.node.data_dir.take() {
             Some(dir) if dir.is_relative() => base.join(dir),

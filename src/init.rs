@@ -363,6 +363,7 @@ const TELEGRAM_SECTION: &str = r#"
 # every Telegram user who starts the bot gets a DM3 name tg-<id>.<telegram_label>.<parent>.
 # [telegram]
 # The token from @BotFather. Prefer DM3_BRIDGE_TELEGRAM__TOKEN to writing it here.
+# (With the variable set, leave this key commented out.)
 # token = "123456789:AAE..."
 # "polling" needs no public URL; "webhook" needs [telegram.webhook] below.
 # mode = "polling"

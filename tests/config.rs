@@ -1,15 +1,19 @@
-//! Configuration: the file, the `DM3_BRIDGE_*` overrides, validation, and `dm3-bridge check`.
+//! Configuration: the file, the `DM3_BRIDGE_*` overrides (every key, required ones too, from the
+//! environment alone), validation, old files and misspelt keys, and `dm3-bridge check`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use dm3_bridge::config::env::{Variable, variables};
 use dm3_bridge::config::{
     Backend, Config, ConfigError, LimitsConfig, LogFormat, MAINNET_ENS_REGISTRY, StaticNameConfig,
     UnresolvedSenderPolicy,
 };
+use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
 use support::node::init_data_dir;
 
 const MINIMAL: &str = r#"
@@ -539,4 +543,346 @@ fn profile_prints_the_delivery_service_record_to_publish() {
 
     let human = bin().arg("--config").arg(&config).arg("profile").output().unwrap();
     assert!(String::from_utf8_lossy(&human.stdout).contains(record));
+}
+
+// Every key from the environment alone, whatever the file holds; old files and misspelt keys.
+
+/// A configuration with every section that has keys it cannot do without, each key in the file.
+/// A new required key makes this fixture incomplete, and
+/// `every_required_key_can_come_from_the_environment_alone` says so; once it is added here,
+/// that test covers it from the environment too.
+const COMPLETE: &str = r#"
+[node]
+name = "relay.example.eth"
+public_url = "https://relay.example.org"
+
+[identities]
+parent = "bridge.example.eth"
+
+[matrix]
+homeserver_url = "http://127.0.0.1:8008"
+server_name = "example.org"
+bridge_url = "http://127.0.0.1:8080"
+as_token = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+hs_token = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+[telegram]
+token = "123456789:AAEexampleexampleexampleexample"
+mode = "webhook"
+
+[telegram.webhook]
+public_base_url = "https://bridge.example.org/"
+secret = "0123456789abcdef0123"
+
+[loopback]
+"#;
+
+const TOKEN: &str = "123456789:AAEexampleexampleexampleexample";
+
+/// `table` as a file in `dir`, with `vars` as the environment.
+fn load_table(dir: &Path, table: &toml::Table, vars: &[(String, String)]) -> Result<Config, ConfigError> {
+    Config::from_toml(&toml::to_string(table).unwrap(), &dir.join("config.toml"), vars.to_vec())
+}
+
+fn value_at<'a>(table: &'a toml::Table, key: &Variable) -> Option<&'a toml::Value> {
+    table.get(&key.section)?.as_table()?.get(&key.key)
+}
+
+fn without(table: &toml::Table, key: &Variable) -> toml::Table {
+    let mut table = table.clone();
+    if let Some(section) = table.get_mut(&key.section).and_then(toml::Value::as_table_mut) {
+        section.remove(&key.key);
+    }
+    table
+}
+
+fn with(table: &toml::Table, key: &Variable, value: toml::Value) -> toml::Table {
+    let mut table = table.clone();
+    let section = table.entry(key.section.clone()).or_insert_with(|| toml::Table::new().into());
+    section.as_table_mut().unwrap().insert(key.key.clone(), value);
+    table
+}
+
+/// A value as the environment gives it: a string as it is, anything else as a TOML inline value.
+fn env_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Another value of the same shape (strings get a `2`: a URL stays a URL, a token a token).
+fn other(value: &toml::Value) -> toml::Value {
+    match value {
+        toml::Value::String(s) => toml::Value::String(format!("{s}2")),
+        toml::Value::Integer(i) => toml::Value::Integer(i + 1),
+        toml::Value::Boolean(b) => toml::Value::Boolean(!b),
+        toml::Value::Table(t) => toml::Value::Table(t.iter().map(|(k, v)| (k.clone(), other(v))).collect()),
+        toml::Value::Array(a) => toml::Value::Array(a.iter().map(other).collect()),
+        v => v.clone(),
+    }
+}
+
+/// The keys `complete` cannot do without: each key the environment can set that `complete`
+/// has, whose absence makes loading fail or `problems()` find something.
+fn required_keys(dir: &Path, complete: &toml::Table) -> Vec<Variable> {
+    variables()
+        .unwrap()
+        .into_iter()
+        .filter(|key| value_at(complete, key).is_some())
+        .filter(|key| {
+            load_table(dir, &without(complete, key), &[]).map_or(true, |c| !c.problems().is_empty())
+        })
+        .collect()
+}
+
+#[test]
+fn every_required_key_can_come_from_the_environment_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let complete: toml::Table = toml::from_str(COMPLETE).unwrap();
+    let expected = load_table(dir.path(), &complete, &[]).unwrap();
+    assert_eq!(expected.problems(), [], "COMPLETE lacks a key: a new required one belongs in it");
+
+    // A section COMPLETE leaves out must be complete with none of its keys.
+    let sections: BTreeSet<String> = variables().unwrap().into_iter().map(|v| v.section).collect();
+    for section in sections.iter().filter(|s| !complete.contains_key(*s)) {
+        let alone = load(&format!("{MINIMAL}[{section}]\n"), &[]).map(|c| c.problems());
+        assert!(
+            alone.as_ref().is_ok_and(|p| p.iter().all(|p| p.key == "node.data_dir")),
+            "[{section}] has keys it cannot do without ({alone:?}): add the section to COMPLETE"
+        );
+    }
+
+    let required = required_keys(dir.path(), &complete);
+    let names: Vec<&str> = required.iter().map(|v| v.name.as_str()).collect();
+    for known in [
+        "DM3_BRIDGE_NODE__NAME",
+        "DM3_BRIDGE_NODE__PUBLIC_URL",
+        "DM3_BRIDGE_IDENTITIES__PARENT",
+        "DM3_BRIDGE_MATRIX__HOMESERVER_URL",
+        "DM3_BRIDGE_MATRIX__SERVER_NAME",
+        "DM3_BRIDGE_MATRIX__BRIDGE_URL",
+        "DM3_BRIDGE_MATRIX__AS_TOKEN",
+        "DM3_BRIDGE_MATRIX__HS_TOKEN",
+        "DM3_BRIDGE_TELEGRAM__TOKEN",
+        "DM3_BRIDGE_TELEGRAM__WEBHOOK",
+    ] {
+        assert!(names.contains(&known), "{known} is not found required: {names:?}");
+    }
+
+    for key in &required {
+        let name = &key.name;
+        let value = value_at(&complete, key).unwrap();
+        // Not in the file, only in the environment.
+        let config = load_table(dir.path(), &without(&complete, key), &[(name.clone(), env_text(value))])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(config, expected, "{name}");
+        assert_eq!(config.problems(), [], "{name}");
+
+        // In both: the environment wins.
+        let changed = other(value);
+        let from_env = load_table(dir.path(), &complete, &[(name.clone(), env_text(&changed))]).unwrap();
+        let from_file = load_table(dir.path(), &with(&complete, key, changed), &[]).unwrap();
+        assert_eq!(from_env, from_file, "{name}");
+        assert_ne!(from_env, expected, "{name}");
+
+        // A value of the wrong type is refused naming the variable (any text is a string).
+        if !value.is_str() {
+            let err = load_table(dir.path(), &without(&complete, key), &[(name.clone(), "[nope".to_owned())])
+                .unwrap_err();
+            assert!(matches!(&err, ConfigError::Env { var, .. } if var == name), "{name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_section_in_the_file_takes_its_token_from_the_environment() {
+    // What docs/telegram.md and the `init` template advise: the section in the file, the
+    // token in the environment.
+    let file =
+        format!("{MINIMAL}[identities]\nparent = \"bridge.example.eth\"\n[telegram]\nmode = \"polling\"\n");
+    let config = load(&file, &[("DM3_BRIDGE_TELEGRAM__TOKEN", TOKEN)]).unwrap();
+    assert_eq!(config.telegram.as_ref().unwrap().token.expose(), TOKEN);
+    assert!(config.problems().iter().all(|p| p.key == "node.data_dir"), "{:?}", config.problems());
+
+    // In neither place: the error says where the section is and both ways to give the key.
+    let err = load(&file, &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("line 7"), "{message}");
+    assert!(message.contains("`telegram.token` is required"), "{message}");
+    assert!(message.contains("DM3_BRIDGE_TELEGRAM__TOKEN"), "{message}");
+
+    // A section made by a variable names that variable.
+    let err = load(MINIMAL, &[("DM3_BRIDGE_TELEGRAM__MODE", "polling")]).unwrap_err();
+    let ConfigError::Env { var, message } = &err else { panic!("{err}") };
+    assert_eq!(var, "DM3_BRIDGE_TELEGRAM__MODE");
+    assert!(message.contains("DM3_BRIDGE_TELEGRAM__TOKEN"), "{message}");
+}
+
+#[test]
+fn errors_name_the_variable_or_the_line_and_never_show_a_secret() {
+    let secret = "0123456789abcdefSECRET";
+    // A wrong type inside a variable's inline table: the variable, the key, not the secret.
+    let webhook = format!("{{ public_base_url = 5, secret = \"{secret}\" }}");
+    let err =
+        load(MINIMAL, &[("DM3_BRIDGE_TELEGRAM__TOKEN", TOKEN), ("DM3_BRIDGE_TELEGRAM__WEBHOOK", &webhook)])
+            .unwrap_err();
+    let ConfigError::Env { var, message } = &err else { panic!("{err}") };
+    assert_eq!(var, "DM3_BRIDGE_TELEGRAM__WEBHOOK");
+    assert!(message.contains("public_base_url"), "{message}");
+    assert!(!err.to_string().contains("SECRET"), "{err}");
+
+    // An inline value that is no TOML at all.
+    let broken = format!("{{ secret = \"{secret}\" ");
+    let err = load(MINIMAL, &[("DM3_BRIDGE_TELEGRAM__WEBHOOK", &broken)]).unwrap_err();
+    assert!(matches!(&err, ConfigError::Env { var, .. } if var == "DM3_BRIDGE_TELEGRAM__WEBHOOK"), "{err}");
+    assert!(!err.to_string().contains("SECRET"), "{err}");
+
+    // A broken line of the file holding a token: its position, not its text.
+    let err = load(&format!("{MINIMAL}[telegram]\ntoken = \"123:{secret}\n"), &[]).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("line 6"), "{message}");
+    assert!(!message.contains("SECRET"), "{message}");
+
+    // A wrong type in the file: the line and the key.
+    let err = load(&format!("{MINIMAL}[relay]\nsize_limit = \"big\"\n"), &[]).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("line 6") && message.contains("relay.size_limit"), "{message}");
+}
+
+#[test]
+fn check_passes_with_each_required_key_only_in_the_environment() {
+    let (dir, config_file) = init_data_dir();
+    let mut table: toml::Table = toml::from_str(&std::fs::read_to_string(&config_file).unwrap()).unwrap();
+    let complete: toml::Table = toml::from_str(COMPLETE).unwrap();
+    table["identities"]
+        .as_table_mut()
+        .unwrap()
+        .insert("parent".into(), complete["identities"]["parent"].clone());
+    // Matrix and Telegram; the loopback network cannot run beside the network it stands in for.
+    table.insert("telegram".into(), complete["telegram"].clone());
+    let mut matrix = complete["matrix"].as_table().unwrap().clone();
+    matrix.remove("as_token");
+    matrix.remove("hs_token");
+    table.insert("matrix".into(), matrix.into());
+    std::fs::write(&config_file, toml::to_string(&table).unwrap()).unwrap();
+    // The registration the homeserver loads; its tokens go into the file.
+    let options = GenerateOptions { config_file: config_file.clone(), ..GenerateOptions::default() };
+    generate_registration(&options, &[]).unwrap();
+    let full: toml::Table = toml::from_str(&std::fs::read_to_string(&config_file).unwrap()).unwrap();
+
+    let run_check = |vars: &[(String, String)]| {
+        let output =
+            bin().arg("--config").arg(&config_file).arg("check").envs(vars.iter().cloned()).output().unwrap();
+        let shown =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), shown)
+    };
+    let (ok, shown) = run_check(&[]);
+    assert!(ok, "{shown}");
+
+    let required = required_keys(dir.path(), &full);
+    assert!(required.len() >= 9, "{required:?}");
+    for key in &required {
+        std::fs::write(&config_file, toml::to_string(&without(&full, key)).unwrap()).unwrap();
+        let value = env_text(value_at(&full, key).unwrap());
+        let (ok, shown) = run_check(&[(key.name.clone(), value.clone())]);
+        assert!(ok, "{}: {shown}", key.name);
+        if key.key.contains("token") {
+            assert!(!shown.contains(&value), "{} printed: {shown}", key.name);
+        }
+    }
+}
+
+#[test]
+fn a_config_written_by_the_first_init_still_checks() {
+    // `dm3-bridge init` of the first release (4f6fc2a), before [engine], [limits], [names],
+    // [identities], [admin] and [rate_limits] existed; then the sections as first documented.
+    let (dir, config_file) = init_data_dir();
+    let data_dir = toml::Value::String(dir.path().to_string_lossy().into_owned());
+    let first = format!(
+        r#"# dm3-bridge configuration, written by `dm3-bridge init`.
+[node]
+name = "relay.example.eth"
+public_url = "http://127.0.0.1:1"
+listen = "127.0.0.1:0"
+data_dir = {data_dir}
+
+[database]
+# url = "sqlite://..."
+max_connections = 8
+busy_timeout_ms = 5000
+
+[relay]
+size_limit = 100000
+message_ttl_secs = 0
+unresolved_sender = "reject"
+
+[log]
+format = "text"
+level = "info"
+
+[keys]
+master_key_file = "master.key"
+node_keys_file = "node-keys.sealed"
+"#
+    );
+    std::fs::write(&config_file, &first).unwrap();
+    let output = bin().arg("--config").arg(&config_file).arg("check").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let later = format!(
+        "{first}\n[engine]\nconcurrency = 16\n\n[identities]\nparent = \"bridge.example.eth\"\n\
+         [telegram]\ntoken = \"{TOKEN}\"\nmode = \"polling\"\nlink_policy = {{ allow = \"everyone\" }}\n\
+         [telegram.rate_limits]\nper_chat_interval_ms = 1000\nglobal_per_second = 30\nmax_wait_ms = 5000\n"
+    );
+    let config = Config::from_toml(&later, &config_file, []).unwrap();
+    assert_eq!(config.engine.concurrency, 16);
+    assert_eq!(config.problems(), []);
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_the_key_meant() {
+    let refused = |text: &str| load(&format!("{MINIMAL}{text}"), &[]).unwrap_err().to_string();
+    let message = load("[node]\nnmae = \"relay.example.eth\"\n", &[]).unwrap_err().to_string();
+    assert!(message.contains("line 2") && message.contains("did you mean `node.name`?"), "{message}");
+    let message = refused("[relay]\nconcurrency = 8\n");
+    assert!(message.contains("`concurrency` is a key of [engine]"), "{message}");
+    let message = refused("[telegramm]\ntoken = \"1:a\"\n");
+    assert!(message.contains("did you mean [telegram]?"), "{message}");
+    let message = refused(&format!(
+        "[telegram]\ntoken = \"{TOKEN}\"\n[telegram.webhook]\npublic_base_url = \"https://x.org\"\nsecrte = \"s\"\n"
+    ));
+    assert!(message.contains("did you mean `telegram.webhook.secret`?"), "{message}");
+
+    let env_refused = |var: &str| load(MINIMAL, &[(var, "x")]).unwrap_err().to_string();
+    let message = env_refused("DM3_BRIDGE_NODE__NMAE");
+    assert!(message.contains("did you mean DM3_BRIDGE_NODE__NAME?"), "{message}");
+    let message = env_refused("DM3_BRIDGE_TELEGRM__TOKEN");
+    assert!(message.contains("did you mean DM3_BRIDGE_TELEGRAM__TOKEN?"), "{message}");
+    let message = env_refused("DM3_BRIDGE_RELAY__CONCURRENCY");
+    assert!(message.contains("did you mean DM3_BRIDGE_ENGINE__CONCURRENCY?"), "{message}");
+
+    // And `check` says so.
+    let (_dir, config_file) = init_data_dir();
+    let text = std::fs::read_to_string(&config_file).unwrap().replace("\nlisten = ", "\nlistn = ");
+    std::fs::write(&config_file, text).unwrap();
+    let output = bin().arg("--config").arg(&config_file).arg("check").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`node.listn` is not a config key; did you mean `node.listen`?"), "{stderr}");
+}
+
+#[test]
+fn every_variable_is_listed_in_the_configuration_docs() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md")).unwrap();
+    let missing: Vec<String> = variables()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .filter(|name| !docs.contains(name.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "docs/configuration.md does not list {missing:?}");
 }
