@@ -8,19 +8,21 @@
 //! ([`Store::enqueue_job_capped`]); beyond, the sender is told to retry later and nothing already
 //! accepted is touched.
 //!
-//! The check and the insert are one write: on SQLite the single write connection runs them with
-//! no other write between, so the cap is exact; on PostgreSQL they are one transaction at READ
-//! COMMITTED, and submits to the same conversation that commit at the same moment may each see
-//! the count below the cap, so the cap can be passed by at most the number of such concurrent
-//! submits (bounded by the connection pool). That is enough for a bound on a flood, and avoids a
-//! lock per conversation. The count is bounded by the cap itself (`LIMIT`) over the partial index
-//! of pending jobs by conversation, so it costs at most `cap` index entries, whatever the
+//! The count is read first, on the read pool, and the insert is then one statement of the
+//! writer, as an uncapped enqueue is: on SQLite every write of the node goes through one
+//! connection, and a count and a savepoint there per submit cost the whole node's throughput
+//! (measured: a third of the engine's DM3 → Matrix rate, docs/benchmarks.md). So submits to the
+//! same conversation that run at the same moment may each see the count below the cap, and the
+//! cap can be passed by at most the number of such concurrent submits (bounded by the
+//! connection limits), on either backend. That is enough for a bound on a flood, and avoids a
+//! lock per conversation. The count is bounded by the cap itself (`LIMIT`) over the partial
+//! index of pending jobs by conversation, so it costs at most `cap` index entries, whatever the
 //! backlog.
 
 use sqlx::Row;
 
 use super::{INSERT_JOB, NewJob, check_job};
-use crate::store::{Store, StoreError, write_on};
+use crate::store::{Store, StoreError, on_pool, write_on};
 
 /// What [`Store::enqueue_job_capped`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +48,7 @@ impl Store {
     /// Queues `job` unless its key was seen or its conversation has `cap` jobs pending already;
     /// returns only after the commit. A job whose key was seen is a duplicate even when the
     /// conversation is full: a sender's retry of an envelope that was accepted must not be told
-    /// to retry again. See the module documentation for the exactness of the cap.
+    /// to retry again. See the module documentation for how exact the cap is.
     pub async fn enqueue_job_capped(
         &self,
         job: &NewJob,
@@ -54,32 +56,32 @@ impl Store {
         cap: u64,
     ) -> Result<CappedInsert, StoreError> {
         check_job(job)?;
-        let job = job.clone();
-        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-        write_on!(self, c => {
-            let seen = sqlx::query(KEY_SEEN)
-                .bind(job.queue.as_str())
-                .bind(job.idempotency_key.as_str())
-                .fetch_optional(&mut *c)
-                .await?;
-            if seen.is_some() {
-                return Ok(CappedInsert::Duplicate);
-            }
-            let pending = sqlx::query(PENDING_UP_TO)
+        let limit = i64::try_from(cap).unwrap_or(i64::MAX);
+        let pending = on_pool!(self.pool(), p => {
+            sqlx::query(PENDING_UP_TO)
                 .bind(job.queue.as_str())
                 .bind(job.conversation.as_str())
-                .bind(cap)
-                .fetch_one(&mut *c)
+                .bind(limit)
+                .fetch_one(p)
                 .await?
                 .try_get::<i64, _>("n")?
-                .unsigned_abs();
-            if pending >= cap.unsigned_abs() {
-                return Ok(CappedInsert::Full);
-            }
-            let inserted = insert_job!(c, job, now_ms);
-            // 0: another transaction queued the same key since the check (PostgreSQL).
-            Ok(if inserted == 1 { CappedInsert::New { pending: pending + 1 } } else { CappedInsert::Duplicate })
-        })
+                .unsigned_abs()
+        });
+        if pending >= cap {
+            // Full, unless this is a retry of a job that was queued: that one was accepted.
+            let seen = on_pool!(self.pool(), p => {
+                sqlx::query(KEY_SEEN)
+                    .bind(job.queue.as_str())
+                    .bind(job.idempotency_key.as_str())
+                    .fetch_optional(p)
+                    .await?
+                    .is_some()
+            });
+            return Ok(if seen { CappedInsert::Duplicate } else { CappedInsert::Full });
+        }
+        let owned = job.clone();
+        let inserted = write_on!(self, one_statement, c => Ok(insert_job!(c, owned, now_ms)))?;
+        Ok(if inserted == 1 { CappedInsert::New { pending: pending + 1 } } else { CappedInsert::Duplicate })
     }
 
     /// Deletes failed jobs that finished before `finished_before_ms`; returns how many. Their
