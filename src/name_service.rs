@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::gateway::{self, Gateway, GatewaySigner, GatewaySignerError};
 use crate::identities::scheme::SchemeError;
-use crate::identities::{IdentityError, IdentityVault, LocalNames, NameScheme, Network};
+use crate::identities::{IdentityError, IdentityVault, LocalNames, Network};
 use crate::node_keys::NodeKeys;
 use crate::store::Store;
 use crate::vault::MasterKey;
@@ -59,7 +59,7 @@ impl NameService {
         store: Store,
         node_keys: &NodeKeys,
     ) -> Result<Self, NameServiceError> {
-        let scheme = NameScheme::from_config(&config.identities)?;
+        let scheme = crate::identities::scheme::from_config(&config.identities)?;
         let node_name = EnsName::parse(&config.node.name)
             .ok()
             .filter(|name| name.as_str() == config.node.name)
