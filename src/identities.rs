@@ -10,7 +10,9 @@
 //! - [`network`]: which network and which user an identity stands for (validated ids): the
 //!   crate's [`crate::network_user`], which the store's identity rows use too;
 //! - [`label`]: user id ↔ ENS label, the reversible escaping (`docs/names.md` specifies it);
-//! - [`scheme`]: label ↔ full name under the parent and the per-network sub-names;
+//! - [`scheme`]: label ↔ full name under the parent and the per-network sub-names, from
+//!   `[identities]`; the label and the scheme are the SDK's ([`dm3::bridge_names`]), which DM3
+//!   clients compute the same names with;
 //! - [`keys`]: one key version: wallet, derived DM3 keys, signed profile, sealing;
 //! - [`vault`]: the operations (create, rotate, disable, enable, delete, list, keys) over the
 //!   store's `identities` and `identity_keys` tables ([`crate::store::identities`]), with its

@@ -326,6 +326,8 @@ rpc_per_minute = 30000
 rpc_burst = 1000
 ccip_per_minute = 6000
 ccip_burst = 200
+names_lookup_per_minute = 300
+names_lookup_burst = 30
 # Behind a reverse proxy that sets X-Forwarded-For, count clients by its last entry.
 trust_forwarded_for = false
 "#;

@@ -15,7 +15,8 @@
 //! - [`node_keys`]: the node's own X25519/Ed25519 keys, sealed under the master key;
 //! - [`init`]: `dm3-bridge init`, which writes a fresh data directory; [`check`]: what
 //!   `dm3-bridge check` reports;
-//! - [`network_user`]: who on which network (Telegram and Matrix user ids, validated once);
+//! - [`network_user`]: who on which network (Telegram and Matrix user ids, validated once, the
+//!   SDK's types);
 //! - [`store`]: the one repository layer over SQLite and PostgreSQL, with the group-commit
 //!   envelope writer;
 //! - [`names`]: name resolution behind one trait, and verified profiles on top of it;

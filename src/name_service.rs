@@ -1,5 +1,5 @@
 //! The node's own names, assembled at start-up: identity vault, local name table, gateway
-//! signer, and the `/ccip` and `/admin` routes.
+//! signer, and the `/ccip` and `/names/lookup` routes (the node mounts `/admin`).
 //!
 //! One constructor for the node ([`crate::node`]) and the CLI (`dm3-bridge identity …`), so
 //! both check the same things in the same order before touching anything:
@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::gateway::{self, Gateway, GatewaySigner, GatewaySignerError};
 use crate::identities::scheme::SchemeError;
-use crate::identities::{IdentityError, IdentityVault, LocalNames, NameScheme, Network};
+use crate::identities::{IdentityError, IdentityVault, LocalNames, Network};
 use crate::node_keys::NodeKeys;
 use crate::store::Store;
 use crate::vault::MasterKey;
@@ -59,7 +59,7 @@ impl NameService {
         store: Store,
         node_keys: &NodeKeys,
     ) -> Result<Self, NameServiceError> {
-        let scheme = NameScheme::from_config(&config.identities)?;
+        let scheme = crate::identities::scheme::from_config(&config.identities)?;
         let node_name = EnsName::parse(&config.node.name)
             .ok()
             .filter(|name| name.as_str() == config.node.name)
@@ -111,9 +111,10 @@ impl NameService {
         Ok(Self { vault, local_names, gateway, info })
     }
 
-    /// The `/ccip` routes, observed like the others.
+    /// The `/ccip` and `/names/lookup` routes, observed like the others.
     pub fn router(&self) -> Router {
         gateway::http::router(self.gateway.clone())
+            .merge(crate::routes::name_lookup::router(self.vault.clone()))
             .layer(axum::middleware::from_fn(crate::routes::observe::observe))
     }
 }

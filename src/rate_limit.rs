@@ -1,5 +1,6 @@
-//! Per-client rate limits on the routes that make the node write or fetch before anyone is
-//! authenticated: `/auth`, `POST /profile`, `/rpc`, `/ccip` (docs/security.md).
+//! Per-client rate limits on the routes that make the node write, fetch or read before anyone
+//! is authenticated: `/auth`, `POST /profile`, `/rpc`, `/ccip`, `/names/lookup`
+//! (docs/security.md).
 //!
 //! Why here, as one layer over the whole router, and not in each handler: the classes are a
 //! property of the public surface (which paths an outsider can make expensive), so they are
@@ -43,6 +44,7 @@ pub enum RouteClass {
     Profile,
     Rpc,
     Ccip,
+    NamesLookup,
 }
 
 impl RouteClass {
@@ -57,6 +59,8 @@ impl RouteClass {
             Some(Self::Rpc)
         } else if path == "/ccip" || path.starts_with("/ccip/") {
             Some(Self::Ccip)
+        } else if path.starts_with("/names/") {
+            Some(Self::NamesLookup)
         } else {
             None
         }
@@ -68,6 +72,7 @@ impl RouteClass {
             Self::Profile => "profile",
             Self::Rpc => "rpc",
             Self::Ccip => "ccip",
+            Self::NamesLookup => "names_lookup",
         }
     }
 }
@@ -100,6 +105,7 @@ pub struct ClientRateLimits {
     profile: Option<DefaultKeyedRateLimiter<ClientKey>>,
     rpc: Option<DefaultKeyedRateLimiter<ClientKey>>,
     ccip: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    names_lookup: Option<DefaultKeyedRateLimiter<ClientKey>>,
     trust_forwarded_for: bool,
     checks: AtomicU64,
 }
@@ -118,6 +124,7 @@ impl ClientRateLimits {
             profile: limiter(config.profile()),
             rpc: limiter(config.rpc()),
             ccip: limiter(config.ccip()),
+            names_lookup: limiter(config.names_lookup()),
             trust_forwarded_for: config.trust_forwarded_for,
             checks: AtomicU64::new(0),
         })
@@ -129,6 +136,7 @@ impl ClientRateLimits {
             RouteClass::Profile => self.profile.as_ref(),
             RouteClass::Rpc => self.rpc.as_ref(),
             RouteClass::Ccip => self.ccip.as_ref(),
+            RouteClass::NamesLookup => self.names_lookup.as_ref(),
         }
     }
 
@@ -146,7 +154,7 @@ impl ClientRateLimits {
     /// Drops the state of clients whose budget is full again (they are indistinguishable from
     /// clients never seen), so memory follows the clients active now, not all ever seen.
     pub fn forget_idle(&self) {
-        for limiter in [&self.auth, &self.profile, &self.rpc, &self.ccip].into_iter().flatten() {
+        for limiter in self.limiters() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -154,7 +162,11 @@ impl ClientRateLimits {
 
     /// Clients with state, over all classes (for tests and the metrics).
     pub fn tracked_clients(&self) -> usize {
-        [&self.auth, &self.profile, &self.rpc, &self.ccip].into_iter().flatten().map(|l| l.len()).sum()
+        self.limiters().map(|l| l.len()).sum()
+    }
+
+    fn limiters(&self) -> impl Iterator<Item = &DefaultKeyedRateLimiter<ClientKey>> {
+        [&self.auth, &self.profile, &self.rpc, &self.ccip, &self.names_lookup].into_iter().flatten()
     }
 
     /// The address a request is counted under.
@@ -224,6 +236,9 @@ mod tests {
             (Method::POST, "/rpc", Some(RouteClass::Rpc)),
             (Method::GET, "/ccip/0xab/0xcd.json", Some(RouteClass::Ccip)),
             (Method::POST, "/ccip", Some(RouteClass::Ccip)),
+            (Method::GET, "/names/lookup", Some(RouteClass::NamesLookup)),
+            (Method::POST, "/names/lookup", Some(RouteClass::NamesLookup)),
+            (Method::GET, "/names", None),
             (Method::GET, "/health", None),
             (Method::GET, "/delivery/messages/incoming/alice.eth", None),
             (Method::GET, "/rpcx", None),

@@ -13,6 +13,8 @@
 //!   acknowledgement list, parsed borrowed and bounded;
 //! - their shared pieces (error answers, bounded bodies and JSON values) are in [`crate::http`],
 //!   below the admin API and the gateway too;
+//! - [`name_lookup`]: `GET /names/lookup`, the name this node gives a Matrix or Telegram user
+//!   (over the identities, not [`state::AppState`]: the name service mounts it beside `/ccip`);
 //! - [`observe`]: the middleware that counts and times every request;
 //! - [`state`]: what every handler can reach, [`state::AppState`].
 
@@ -20,6 +22,7 @@ pub mod acknowledgements;
 pub mod auth;
 pub mod delivery;
 pub mod metrics;
+pub mod name_lookup;
 pub mod observe;
 pub mod probes;
 pub mod profile;

@@ -16,6 +16,8 @@
 //!   profiles and profile links;
 //! - [`message`]: the signed plaintext message, its builders and attachments;
 //! - [`network`]: the networks a bridge speaks, by their wire names;
+//! - [`bridge_names`]: the names a bridge gives people on those networks
+//!   (`tg-12345.tg.bridge.example.eth`), computed and read back;
 //! - [`bridge_payload`]: content already encoded for Matrix or Telegram,
 //!   carried as one attachment, and the allow-list a bridge forwards it by;
 //! - [`envelope`], [`postmark`]: sealing and opening per delivery service, and
@@ -48,6 +50,7 @@
 
 pub mod auth;
 pub mod backend_storage;
+pub mod bridge_names;
 pub mod bridge_payload;
 pub mod canonical;
 pub mod ccip;

@@ -33,6 +33,9 @@ pub struct RateLimitsConfig {
     /// `/ccip`: each answer reads the identities and signs.
     pub ccip_per_minute: u32,
     pub ccip_burst: u32,
+    /// `GET /names/lookup`: each answer reads the identities.
+    pub names_lookup_per_minute: u32,
+    pub names_lookup_burst: u32,
     /// Take the client's address from the last `X-Forwarded-For` entry instead of the TCP
     /// peer. Only behind a reverse proxy that sets it: otherwise every client can pick its own.
     pub trust_forwarded_for: bool,
@@ -49,6 +52,8 @@ impl Default for RateLimitsConfig {
             rpc_burst: 1_000,
             ccip_per_minute: 6_000,
             ccip_burst: 200,
+            names_lookup_per_minute: 300,
+            names_lookup_burst: 30,
             trust_forwarded_for: false,
         }
     }
@@ -71,8 +76,18 @@ impl RateLimitsConfig {
         Rate { per_minute: self.ccip_per_minute, burst: self.ccip_burst }
     }
 
+    pub fn names_lookup(&self) -> Rate {
+        Rate { per_minute: self.names_lookup_per_minute, burst: self.names_lookup_burst }
+    }
+
     /// Each class by the key prefix it is configured with, for validation.
-    pub fn classes(&self) -> [(&'static str, Rate); 4] {
-        [("auth", self.auth()), ("profile", self.profile()), ("rpc", self.rpc()), ("ccip", self.ccip())]
+    pub fn classes(&self) -> [(&'static str, Rate); 5] {
+        [
+            ("auth", self.auth()),
+            ("profile", self.profile()),
+            ("rpc", self.rpc()),
+            ("ccip", self.ccip()),
+            ("names_lookup", self.names_lookup()),
+        ]
     }
 }

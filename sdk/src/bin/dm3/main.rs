@@ -1,7 +1,7 @@
 //! `dm3`: the DM3 encoder/decoder for clients, gateways and debugging.
 //!
-//! Every command reads JSON on stdin and writes JSON (or a word) on stdout,
-//! followed by one newline. The exit code is the contract scripts rely on:
+//! Every command reads JSON on stdin (`name-for` and `parse-name` only their
+//! arguments) and writes JSON (or a word) on stdout, followed by one newline. The exit code is the contract scripts rely on:
 //! 0 success; 1 well-formed input that fails a check (bad signature, wrong
 //! key, tampered ciphertext); 2 malformed input or a usage error. Each
 //! failure prints one line on stderr.
@@ -9,6 +9,7 @@
 mod bridge_payload;
 mod commands;
 mod io;
+mod names;
 
 use std::process::ExitCode;
 
@@ -17,7 +18,7 @@ use clap::Parser;
 use commands::Command;
 use io::Failure;
 
-/// The DM3 encoder/decoder: canonical JSON, keys, messages, envelopes, bridge payloads.
+/// The DM3 encoder/decoder: canonical JSON, keys, messages, envelopes, bridge payloads, bridge names.
 #[derive(Parser, Debug)]
 #[command(name = "dm3", version, about, long_about = None)]
 struct Cli {
