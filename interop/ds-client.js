@@ -38,6 +38,21 @@
  *                                                   postmark, postmarkValid, messageSignatureValid}],
  *                                                   undecryptable:[{ackHash, from, error}]}
  *   ack           {url, ensName, token, acknowledgements}   -> {status, body}
+ *
+ * Live delivery (docs/protocol.md §9.3), with socket.io-client at the messenger's version,
+ * connected as the messenger connects (websocket transport, auth = {account: {ensName}, token}).
+ * Times are milliseconds since the epoch with sub-millisecond precision (`submit` returns its
+ * `sentAt` and `answeredAt` the same way), so latencies are differences within this process.
+ *   live_connect  {url, ensName, token, auth?: any (replaces the messenger's auth), timeoutMs?, localAddress?}
+ *                                               -> {socket, outcome: "authorized"|"connect_error"|"timeout", error?}
+ *   live_messages {socket, count, timeoutMs, encryptionKeyPair, dsPublicSigningKey, senderSigningKeys?}
+ *                 waits for `count` messages in all (or the timeout)
+ *                                               -> {messages:[{receivedAt, ...as in incoming}], undecryptable,
+ *                                                   connected, disconnectReason, authorized}
+ *   live_close    {socket}                       -> {closed}   (the messenger's logout: it closes its socket)
+ *   live_flood    {url, auths: [auth], timeoutMs?, localAddress?}   opens one socket per auth at once, no retries
+ *                                               -> {authorized, outcomes: {"<outcome>: <error>": n}} (all closed after)
+ * `localAddress` is the source address of the socket's connection (e.g. 127.0.0.2: another client).
  */
 
 // Keep stdout for answers; the libraries log (submitUserProfile prints its URL).
@@ -54,6 +69,11 @@ const messaging = require('@dm3-org/dm3-lib-messaging');
 const deliveryApi = require('@dm3-org/dm3-lib-delivery-api');
 const { stringify, sha256 } = require('@dm3-org/dm3-lib-shared');
 const { sealCurrent } = require('./seal-current');
+const { io: socketIo } = require('socket.io-client');
+const { performance } = require('perf_hooks');
+
+// Wall-clock milliseconds with the monotonic clock's precision.
+const now = () => performance.timeOrigin + performance.now();
 
 class BadRequest extends Error {}
 
@@ -133,6 +153,95 @@ function postmarkValid(envelope, postmark, dsPublicSigningKey) {
     return crypto.checkSignature(dsPublicSigningKey, signed, postmark.signature);
 }
 
+// What the messenger does with each stored envelope, fetched or pushed: decrypt message and
+// postmark (§8, §10.2), skipping one that does not open (a sender can seal garbage the node
+// cannot see through: the current format signs the plaintext's hash, not the ciphertext), so
+// one bad envelope never hides the others. `a` holds encryptionKeyPair, dsPublicSigningKey and
+// senderSigningKeys?; `extra(i)` adds fields to the i-th result.
+async function openAll(stored, a, extra = () => ({})) {
+    const keyPair = need(a, 'encryptionKeyPair');
+    const dsPk = need(a, 'dsPublicSigningKey');
+    const senderKeys = a.senderSigningKeys ?? {};
+    const opened = [];
+    const undecryptable = [];
+    for (const [i, envelope] of stored.entries()) {
+        let plain;
+        try {
+            plain = await messaging.decryptEnvelop(envelope, keyPair);
+        } catch (error) {
+            const info = envelope.metadata.deliveryInformation;
+            undecryptable.push({
+                ...extra(i),
+                ackHash: envelope.metadata.messageHash ?? envelope.metadata.encryptedMessageHash,
+                from: typeof info === 'object' && info !== null ? info.from ?? null : null,
+                error: String(error && error.message ? error.message : error).slice(0, 200),
+            });
+            continue;
+        }
+        const from = plain.message.metadata.from;
+        const senderKey = senderKeys[from];
+        opened.push({
+            ...extra(i),
+            format: envelope.metadata.messageHash !== undefined ? 'current' : 'npm',
+            ackHash: envelope.metadata.messageHash ?? envelope.metadata.encryptedMessageHash,
+            messageHash: sha256(stringify(plain.message)),
+            from,
+            text: plain.message.message,
+            type: plain.message.metadata.type,
+            referenceMessageHash: plain.message.metadata.referenceMessageHash ?? null,
+            attachments: plain.message.attachments ?? [],
+            deliveryInformation: envelope.metadata.deliveryInformation,
+            postmark: plain.postmark,
+            postmarkValid: await postmarkValid(envelope, plain.postmark, dsPk),
+            messageSignatureValid:
+                senderKey === undefined ? null : await messaging.checkMessageSignature(plain.message, senderKey, from),
+        });
+    }
+    return { opened, undecryptable };
+}
+
+// Live sockets by id, each with what it received.
+const liveSockets = new Map();
+let nextSocket = 1;
+
+// A socket as the messenger opens it (JwtInterceptor.initializeSocketIO): the DS url without
+// `/ds`, websocket transport only, auth = {account: {ensName}, token}. `options` adds the
+// test's (forceNew, no reconnection for floods). Resolves once the socket is authorized,
+// refused, or the timeout passed.
+function openSocket(url, auth, options, timeoutMs) {
+    const socket = socketIo(url.replace('/ds', ''), { autoConnect: false, transports: ['websocket'], ...options });
+    socket.auth = auth;
+    const state = { socket, messages: [], authorized: false, disconnectReason: null, waiters: [] };
+    const settled = new Promise((resolve) => {
+        const timer = setTimeout(() => resolve({ outcome: 'timeout' }), timeoutMs);
+        socket.on('authorized', () => {
+            state.authorized = true;
+            clearTimeout(timer);
+            resolve({ outcome: 'authorized' });
+        });
+        socket.on('connect_error', (error) => {
+            clearTimeout(timer);
+            resolve({ outcome: 'connect_error', error: String(error && error.message ? error.message : error) });
+        });
+    });
+    socket.on('message', (envelope) => {
+        state.messages.push({ receivedAt: now(), envelope });
+        for (const wake of state.waiters.splice(0)) wake();
+    });
+    socket.on('disconnect', (reason) => {
+        state.disconnectReason = reason;
+        for (const wake of state.waiters.splice(0)) wake();
+    });
+    socket.connect();
+    return { state, settled };
+}
+
+function liveSocket(a) {
+    const state = liveSockets.get(need(a, 'socket'));
+    if (state === undefined) throw new BadRequest(`no socket ${a.socket}`);
+    return state;
+}
+
 const OPS = {
     ping: async () => 'pong',
 
@@ -207,8 +316,10 @@ const OPS = {
             default:
                 throw new BadRequest(`unknown tamper ${JSON.stringify(a.tamper)}`);
         }
+        const sentAt = now();
         const answer = await submitEnvelope(need(a, 'url'), envelope, false);
-        return { ...answer, envelope, message, messageHash: sha256(stringify(message)) };
+        const answeredAt = now();
+        return { ...answer, envelope, message, messageHash: sha256(stringify(message)), sentAt, answeredAt };
     },
 
     post_envelope: async (a) => submitEnvelope(need(a, 'url'), need(a, 'envelope'), Boolean(a.asObject)),
@@ -221,47 +332,63 @@ const OPS = {
         const url = `${need(a, 'url')}/delivery/messages/incoming/${named(need(a, 'ensName'))}`;
         const answer = await exchange(url, { method: 'GET', headers: bearer(need(a, 'token')) });
         if (answer.status !== 200) return answer;
-        const keyPair = need(a, 'encryptionKeyPair');
-        const dsPk = need(a, 'dsPublicSigningKey');
-        const senderKeys = a.senderSigningKeys ?? {};
-        const envelopes = [];
-        const undecryptable = [];
-        for (const envelope of answer.body) {
-            // What the messenger does with each: decrypt message and postmark (§8, §10.2),
-            // skipping one that does not open (a sender can seal garbage the node cannot
-            // see through: the current format signs the plaintext's hash, not the ciphertext),
-            // so one bad envelope never hides the rest of the inbox.
-            let opened;
-            try {
-                opened = await messaging.decryptEnvelop(envelope, keyPair);
-            } catch (error) {
-                const info = envelope.metadata.deliveryInformation;
-                undecryptable.push({
-                    ackHash: envelope.metadata.messageHash ?? envelope.metadata.encryptedMessageHash,
-                    from: typeof info === 'object' && info !== null ? info.from ?? null : null,
-                    error: String(error && error.message ? error.message : error).slice(0, 200),
-                });
-                continue;
-            }
-            const from = opened.message.metadata.from;
-            const senderKey = senderKeys[from];
-            envelopes.push({
-                format: envelope.metadata.messageHash !== undefined ? 'current' : 'npm',
-                ackHash: envelope.metadata.messageHash ?? envelope.metadata.encryptedMessageHash,
-                messageHash: sha256(stringify(opened.message)),
-                from,
-                text: opened.message.message,
-                type: opened.message.metadata.type,
-                referenceMessageHash: opened.message.metadata.referenceMessageHash ?? null,
-                attachments: opened.message.attachments ?? [],
-                deliveryInformation: envelope.metadata.deliveryInformation,
-                postmark: opened.postmark,
-                postmarkValid: await postmarkValid(envelope, opened.postmark, dsPk),
-                messageSignatureValid:
-                    senderKey === undefined ? null : await messaging.checkMessageSignature(opened.message, senderKey, from),
+        const { opened: envelopes, undecryptable } = await openAll(answer.body, a);
+        return { status: answer.status, envelopes, undecryptable };
+    },
+
+    live_connect: async (a) => {
+        const auth = a.auth !== undefined ? a.auth : { account: { ensName: need(a, 'ensName') }, token: need(a, 'token') };
+        const options = { forceNew: true, ...(a.localAddress ? { localAddress: a.localAddress } : {}) };
+        const { state, settled } = openSocket(need(a, 'url'), auth, options, a.timeoutMs ?? 10000);
+        const result = await settled;
+        const id = nextSocket++;
+        liveSockets.set(id, state);
+        if (result.outcome !== 'authorized') state.socket.close();
+        return { socket: id, ...result };
+    },
+
+    live_messages: async (a) => {
+        const state = liveSocket(a);
+        const count = need(a, 'count');
+        const deadline = now() + need(a, 'timeoutMs');
+        while (state.messages.length < count && now() < deadline) {
+            await new Promise((resolve) => {
+                state.waiters.push(resolve);
+                setTimeout(resolve, Math.max(0, deadline - now()));
             });
         }
-        return { status: answer.status, envelopes, undecryptable };
+        const received = state.messages.slice();
+        const { opened, undecryptable } = await openAll(
+            received.map((m) => m.envelope),
+            a,
+            (i) => ({ receivedAt: received[i].receivedAt }),
+        );
+        return {
+            messages: opened,
+            undecryptable,
+            connected: state.socket.connected,
+            disconnectReason: state.disconnectReason,
+            authorized: state.authorized,
+        };
+    },
+
+    live_close: async (a) => {
+        const state = liveSocket(a);
+        state.socket.close();
+        return { closed: true };
+    },
+
+    live_flood: async (a) => {
+        const options = { forceNew: true, reconnection: false, ...(a.localAddress ? { localAddress: a.localAddress } : {}) };
+        const opened = need(a, 'auths').map((auth) => openSocket(need(a, 'url'), auth, options, a.timeoutMs ?? 10000));
+        const results = await Promise.all(opened.map((o) => o.settled));
+        const outcomes = {};
+        for (const r of results) {
+            const key = r.error === undefined ? r.outcome : `${r.outcome}: ${r.error}`;
+            outcomes[key] = (outcomes[key] ?? 0) + 1;
+        }
+        for (const o of opened) o.state.socket.close();
+        return { authorized: results.filter((r) => r.outcome === 'authorized').length, outcomes };
     },
 
     ack: async (a) =>

@@ -7,7 +7,8 @@
 //! - [`accounts`]: `POST/GET /profile`, `dm3_getProfileExtension`, and which profile key
 //!   counts for an account right now;
 //! - [`login`]: the challenge flow of `GET/POST /auth`;
-//! - [`sessions`]: the tokens those hand out, and the check of `Authorization: Bearer`;
+//! - [`sessions`]: the tokens those hand out, and the check of `Authorization: Bearer` (and of
+//!   a live-delivery handshake, which also learns when the session ends);
 //! - [`names`]: turning what clients send into normalized names, once, at the edge.
 //!
 //! Where we deliberately differ from the reference delivery service, and why:
@@ -38,7 +39,8 @@ use crate::config::RelayConfig;
 use crate::identities::resolver::LocalNames;
 use crate::names::directory::Directory;
 use crate::protocol::{
-    DeliveryError, DeliveryProtocol, InboxSink, LocalSubmit, ProtocolContext, ProtocolFactory,
+    DeliveryError, DeliveryProtocol, InboxSink, LiveSession, LiveSink, LocalSubmit, ProtocolContext,
+    ProtocolFactory,
 };
 use crate::store::Store;
 
@@ -58,6 +60,8 @@ pub struct Relay {
     local_names: LocalNames,
     /// Where envelopes for virtual identities go, plugged in at start-up when the node bridges.
     inbox: OnceLock<Arc<dyn InboxSink>>,
+    /// Live delivery, told of each envelope stored for an account; plugged in at start-up.
+    live: OnceLock<Arc<dyn LiveSink>>,
 }
 
 impl Relay {
@@ -76,6 +80,7 @@ impl Relay {
             signing,
             local_names: context.local_names,
             inbox: OnceLock::new(),
+            live: OnceLock::new(),
         }
     }
 
@@ -146,5 +151,19 @@ impl DeliveryProtocol for Relay {
 
     fn normalize_name(&self, name: &str) -> Result<EnsName, DeliveryError> {
         names::parse_name(name)
+    }
+
+    fn plug_live(&self, live: Arc<dyn LiveSink>) {
+        if self.live.set(live).is_err() {
+            tracing::warn!("live delivery was plugged in twice; the first one stays");
+        }
+    }
+
+    fn live_session<'a>(
+        &'a self,
+        name: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<LiveSession, DeliveryError>> {
+        Box::pin(self.session(name, token))
     }
 }

@@ -239,6 +239,10 @@ http2_ping_secs = 30
 # accepts (16 MiB: a full acknowledgement list).
 connection_body_bytes = 33554432
 total_body_bytes = 67108864
+# Live delivery (/socket.io/): logged-in sockets at once, in all and per account; each
+# also holds a connection. 0 sockets = no live delivery.
+max_live_sockets = 256
+max_live_sockets_per_account = 8
 
 # Names this node resolves from this file instead of ENS (air-gapped setups). Repeat the
 # block per name; `profile` is the network.dm3.profile record as it would be published.

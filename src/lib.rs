@@ -27,7 +27,8 @@
 //! - [`http`]: what every HTTP face shares (error answers, bounded bodies and JSON, the bearer
 //!   token reader);
 //! - [`routes`] and [`server`]: the axum HTTP API; [`rate_limit`]: per-client budgets of the
-//!   unauthenticated routes that write or fetch;
+//!   unauthenticated routes that write or fetch; [`live`]: Socket.IO live delivery of stored
+//!   envelopes to logged-in clients;
 //! - [`telemetry`]: logs and Prometheus metrics;
 //! - [`expiry`]: the TTL cleanup worker;
 //! - [`engine`]: the bridge's durable queues and their workers (docs/engine.md);
@@ -56,6 +57,7 @@ pub mod gateway;
 pub mod http;
 pub mod identities;
 pub mod init;
+pub mod live;
 pub mod matrix;
 pub mod name_service;
 pub mod names;

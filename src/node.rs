@@ -9,7 +9,8 @@
 //!    master key ([`crate::name_service`]);
 //! 5. the engine and the configured networks are built: each network module of the
 //!    [registry](crate::bridges::registry) gives its routes and its connector;
-//! 6. the listener is bound, and the DM3 API, the names' routes and the networks' routes served;
+//! 6. the listener is bound, and the DM3 API (with live delivery, `crate::live`), the names'
+//!    routes and the networks' routes served;
 //! 7. the networks are started (Matrix's homeserver pings the node back through the listener).
 //!
 //! Steps 1 to 4 are [`NodeData::open`], which `dm3-bridge identity …` runs too. A step that
@@ -19,6 +20,7 @@
 //! Shutdown (SIGTERM, ctrl-c, or [`Node::shutdown`]) reverses it:
 //! 1. stop accepting connections and let the requests in flight finish (bounded by
 //!    [`DRAIN_TIMEOUT`]); a submit in flight is answered only after its envelope committed;
+//!    live-delivery sockets are closed (their clients poll again when they reconnect);
 //! 2. stop the background workers: the networks stop receiving, then the engine stops;
 //! 3. close the store: the writer commits whatever is still queued, then the pool closes
 //!    (which also checkpoints SQLite's WAL).
@@ -43,6 +45,7 @@ use crate::engine::backlog::InboxBounds;
 use crate::engine::connectors::Connectors;
 use crate::engine::inbox::BridgeInbox;
 use crate::engine::runtime::Engine;
+use crate::live::LiveDelivery;
 use crate::name_service::{NameService, NameServiceError};
 use crate::node_keys::{NodeKeys, NodeKeysError};
 use crate::protocol::{DeliveryProtocol, ProtocolContext, ProtocolFactory};
@@ -325,8 +328,10 @@ impl Node {
         let metrics_addr =
             metrics_listener.as_ref().map(TcpListener::local_addr).transpose().map_err(NodeError::Serve)?;
         let connectors = started.bridges.iter().map(|bridge| bridge.connector()).collect();
-        let state = AppState::new(store.clone(), config.relay.clone(), protocol, metrics, &config.admin)
-            .with_connectors(connectors);
+        let live = LiveDelivery::start(protocol.clone(), &config.limits, started.stop.clone());
+        let state =
+            AppState::new(store.clone(), config.relay.clone(), protocol.clone(), metrics, &config.admin)
+                .with_connectors(connectors);
         let metrics_state = state.clone();
         let admin =
             AdminState { vault: names.vault.clone(), gateway: names.info.clone(), store: store.clone() };
@@ -335,6 +340,10 @@ impl Node {
         let mut app = router(state).merge(names.router()).merge(admin);
         for routes in started.bridges.iter().filter_map(|bridge| bridge.routes()) {
             app = app.merge(routes);
+        }
+        if let Some((live, routes)) = live {
+            protocol.plug_live(live);
+            app = app.merge(routes.layer(axum::middleware::from_fn(crate::routes::observe::observe)));
         }
         let rate_limits = ClientRateLimits::new(&config.rate_limits);
         let app = app.layer(axum::middleware::from_fn_with_state(rate_limits, rate_limit::enforce));

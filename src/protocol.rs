@@ -20,6 +20,11 @@
 //! - [`InboxSink`]: where the relay hands an envelope for one of the node's virtual identities
 //!   once it passed those checks: the engine's inbox, plugged in at start-up
 //!   ([`DeliveryProtocol::plug_inbox`]) when the node bridges.
+//!
+//! One more joins the relay and live delivery ([`crate::live`]), the Socket.IO face that pushes
+//! stored envelopes to connected clients: [`LiveSink`], told of each envelope once it is
+//! committed ([`DeliveryProtocol::plug_live`]); the face checks its handshakes with
+//! [`DeliveryProtocol::live_session`].
 
 use std::sync::Arc;
 
@@ -173,6 +178,28 @@ impl ProtocolContext {
     }
 }
 
+/// A session as live delivery needs it: whose it is and until when (docs/relay.md, "Live
+/// delivery").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    /// The normalized account name the token was issued for.
+    pub name: EnsName,
+    /// When the session ends, in Unix milliseconds: nothing is pushed to it from then on.
+    pub expires_at_ms: i64,
+}
+
+/// Where the relay tells live delivery ([`crate::live`]) that an envelope was stored.
+pub trait LiveSink: Send + Sync {
+    /// Whether `receiver` has a live socket now. The relay keeps the stored form for a push only
+    /// then, so a node nobody listens to copies nothing.
+    fn listening(&self, receiver: &EnsName) -> bool;
+
+    /// `envelope`, the stored form's JSON text (P9, with its postmark), was committed for
+    /// `receiver` for the first time: push it to the receiver's live sockets. Must not wait: it
+    /// runs on the submit's path, before the sender's `200 OK`.
+    fn stored(&self, receiver: &EnsName, envelope: &str);
+}
+
 /// Builds the protocol implementation at start-up.
 pub type ProtocolFactory = Box<dyn FnOnce(ProtocolContext) -> Arc<dyn DeliveryProtocol> + Send>;
 
@@ -253,4 +280,19 @@ pub trait DeliveryProtocol: LocalSubmit + Send + Sync + 'static {
 
     /// ENS-normalizes a name from a client (e.g. an acknowledgement's `contactAddress`).
     fn normalize_name(&self, name: &str) -> Result<EnsName, DeliveryError>;
+
+    /// Plugs in live delivery at start-up: from then on, each envelope stored for an account
+    /// is also handed to `live` once committed. A protocol that stores nothing ignores it.
+    fn plug_live(&self, _live: Arc<dyn LiveSink>) {}
+
+    /// The session `token` opens for `name` (as the client sent it), for a live-delivery
+    /// handshake: the same checks as [`DeliveryProtocol::authorize`], and the session's end. A
+    /// protocol without sessions refuses.
+    fn live_session<'a>(
+        &'a self,
+        _name: &'a str,
+        _token: &'a str,
+    ) -> BoxFuture<'a, Result<LiveSession, DeliveryError>> {
+        Box::pin(async { Err(DeliveryError::Unauthorized("no sessions for live delivery here".to_owned())) })
+    }
 }

@@ -1,6 +1,6 @@
 //! Per-client rate limits on the routes that make the node write, fetch or read before anyone
-//! is authenticated: `/auth`, `POST /profile`, `/rpc`, `/ccip`, `/names/lookup`
-//! (docs/security.md).
+//! is authenticated: `/auth` (and the live-delivery handshake, `/socket.io/`), `POST /profile`,
+//! `/rpc`, `/ccip`, `/names/lookup` (docs/security.md).
 //!
 //! Why here, as one layer over the whole router, and not in each handler: the classes are a
 //! property of the public surface (which paths an outsider can make expensive), so they are
@@ -51,7 +51,9 @@ impl RouteClass {
     /// The class of a request, or `None` for routes without a per-client budget (probes,
     /// authenticated routes, reads of stored data).
     pub fn of(method: &Method, path: &str) -> Option<Self> {
-        if path.starts_with("/auth/") {
+        // A live-delivery handshake checks a session token, like the login it follows, and
+        // holds a connection: it spends the login's budget (a messenger's login spends three).
+        if path.starts_with("/auth/") || path.starts_with("/socket.io/") {
             Some(Self::Auth)
         } else if path.starts_with("/profile/") && method == Method::POST {
             Some(Self::Profile)
@@ -231,6 +233,7 @@ mod tests {
         let cases = [
             (Method::GET, "/auth/alice.eth", Some(RouteClass::Auth)),
             (Method::POST, "/auth/alice.eth", Some(RouteClass::Auth)),
+            (Method::GET, "/socket.io/", Some(RouteClass::Auth)),
             (Method::POST, "/profile/alice.eth", Some(RouteClass::Profile)),
             (Method::GET, "/profile/alice.eth", None),
             (Method::POST, "/rpc", Some(RouteClass::Rpc)),

@@ -26,7 +26,9 @@
 //! - connections: at most `max_connections` are served at once; at the cap the loop stops
 //!   accepting, and new connections wait in the kernel's listen queue until one closes (the
 //!   connections already served go on being answered). One address gets at most
-//!   `max_connections_per_ip` ([`peers`]); past that its new connection is closed at once;
+//!   `max_connections_per_ip` ([`peers`]); past that its new connection is closed at once. A
+//!   connection upgraded to a live-delivery websocket keeps its places until it closes
+//!   ([`held`]);
 //! - time and protocol bounds per connection: head and idle timeouts, HTTP/2 streams, header
 //!   size, pings ([`connection`]);
 //! - request bodies: a deadline, and a per-connection and a node-wide budget of buffered body
@@ -39,6 +41,7 @@
 
 mod body_guard;
 mod connection;
+mod held;
 mod peers;
 
 use std::sync::Arc;
@@ -53,12 +56,13 @@ use tokio_util::task::TaskTracker;
 
 use body_guard::BodyGuard;
 use connection::Shared;
+use held::HeldConnection;
 use peers::PeerSlots;
 
 use crate::config::LimitsConfig;
 use crate::routes;
 use crate::routes::state::AppState;
-use crate::telemetry::metrics::{HTTP_CONNECTIONS, HTTP_LIMITED};
+use crate::telemetry::metrics::HTTP_LIMITED;
 
 /// The node's router.
 pub fn router(state: AppState) -> Router {
@@ -131,11 +135,9 @@ pub async fn serve(
             continue;
         };
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        let held = HeldConnection::new(slot, peer_slot);
         connections.spawn(async move {
-            metrics::gauge!(HTTP_CONNECTIONS).increment(1.0);
-            connection::serve(stream, peer, &shared, shutdown).await;
-            metrics::gauge!(HTTP_CONNECTIONS).decrement(1.0);
-            drop((slot, peer_slot));
+            connection::serve(stream, peer, &shared, shutdown, held).await;
         });
     }
     drop(listener);

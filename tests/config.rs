@@ -292,6 +292,7 @@ fn limits_have_safe_defaults_and_every_key_reads_from_the_environment() {
     assert_eq!(limits.body_min_bytes_per_sec, 64 * 1024);
     assert_eq!((limits.max_header_bytes, limits.http2_max_streams, limits.http2_ping_secs), (65_536, 64, 30));
     assert_eq!((limits.connection_body_bytes, limits.total_body_bytes), (32 << 20, 64 << 20));
+    assert_eq!((limits.max_live_sockets, limits.max_live_sockets_per_account), (256, 8));
     assert!(config.problems().iter().all(|p| !p.key.starts_with("limits")), "{:?}", config.problems());
 
     let config = load(
@@ -308,6 +309,8 @@ fn limits_have_safe_defaults_and_every_key_reads_from_the_environment() {
             ("DM3_BRIDGE_LIMITS__HTTP2_PING_SECS", "0"),
             ("DM3_BRIDGE_LIMITS__CONNECTION_BODY_BYTES", "20000000"),
             ("DM3_BRIDGE_LIMITS__TOTAL_BODY_BYTES", "40000000"),
+            ("DM3_BRIDGE_LIMITS__MAX_LIVE_SOCKETS", "50"),
+            ("DM3_BRIDGE_LIMITS__MAX_LIVE_SOCKETS_PER_ACCOUNT", "2"),
         ],
     )
     .unwrap();
@@ -325,6 +328,8 @@ fn limits_have_safe_defaults_and_every_key_reads_from_the_environment() {
             http2_ping_secs: 0,
             connection_body_bytes: 20_000_000,
             total_body_bytes: 40_000_000,
+            max_live_sockets: 50,
+            max_live_sockets_per_account: 2,
         }
     );
     assert!(config.problems().iter().all(|p| !p.key.starts_with("limits")), "{:?}", config.problems());

@@ -48,6 +48,12 @@ pub struct LimitsConfig {
     /// Request body bytes the whole node may hold in memory at once. A request that would go
     /// beyond is answered 503 with Retry-After.
     pub total_body_bytes: u64,
+    /// Logged-in live-delivery sockets (`/socket.io/`) at once, all accounts together; a further
+    /// handshake is refused. Each also holds its connection (so `max_connections` caps them
+    /// too, and they count for `max_connections_per_ip`). 0: no live delivery.
+    pub max_live_sockets: u32,
+    /// Logged-in live-delivery sockets of one account at once (its devices and tabs).
+    pub max_live_sockets_per_account: u32,
 }
 
 /// Connections served at once unless configured: well under the usual 1024 open files of a
@@ -68,6 +74,10 @@ impl Default for LimitsConfig {
             http2_ping_secs: 30,
             connection_body_bytes: 32 * 1024 * 1024,
             total_body_bytes: 64 * 1024 * 1024,
+            // Half the connections: sockets held open for hours never take every slot from
+            // the requests of the API.
+            max_live_sockets: DEFAULT_MAX_CONNECTIONS / 2,
+            max_live_sockets_per_account: 8,
         }
     }
 }
@@ -108,6 +118,8 @@ pub(super) fn problems(limits: &LimitsConfig, largest_body: u64) -> Vec<Problem>
     range("http2_ping_secs", limits.http2_ping_secs, (0, MAX_TIMEOUT_SECS), " seconds");
     range("connection_body_bytes", limits.connection_body_bytes, (1, MAX_BODY_BYTES), " bytes");
     range("total_body_bytes", limits.total_body_bytes, (1, MAX_BODY_BYTES), " bytes");
+    range("max_live_sockets", limits.max_live_sockets.into(), (0, connections.1), "");
+    range("max_live_sockets_per_account", limits.max_live_sockets_per_account.into(), connections, "");
     // A budget smaller than the largest body would refuse every such body, however idle the
     // node: a configuration mistake, not a limit.
     let mut at_least = |key: &str, value: u64, min: u64, why: &str| {

@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 use super::Relay;
 use super::names::parse_name;
 use crate::clock::now_ms;
-use crate::protocol::DeliveryError;
+use crate::protocol::{DeliveryError, LiveSession};
 use crate::store::{StoreError, TokenHash};
 use crate::telemetry::metrics::SESSIONS_ISSUED;
 
@@ -118,10 +118,16 @@ impl Relay {
         name: &str,
         bearer: Option<&str>,
     ) -> Result<EnsName, DeliveryError> {
-        let name = parse_name(name)?;
         let token = bearer.ok_or_else(|| {
             DeliveryError::Unauthorized("missing Authorization: Bearer <token>; log in first".to_owned())
         })?;
+        Ok(self.session(name, token).await?.name)
+    }
+
+    /// The session `token` opens for `name`, checked as [`Relay::check_token`] checks a bearer
+    /// token; live delivery also needs its end, to push nothing after it.
+    pub(super) async fn session(&self, name: &str, token: &str) -> Result<LiveSession, DeliveryError> {
+        let name = parse_name(name)?;
         let invalid = || DeliveryError::Unauthorized("invalid token; log in again".to_owned());
         if !looks_like_token(token) {
             return Err(invalid());
@@ -133,7 +139,7 @@ impl Relay {
         if session.name != name {
             return Err(DeliveryError::Unauthorized(format!("the token is not valid for {name}")));
         }
-        Ok(name)
+        Ok(LiveSession { name, expires_at_ms: session.expires_at_ms })
     }
 }
 

@@ -20,7 +20,12 @@
 //!    for nobody to read (and cost an X25519 agreement and a signature per message);
 //! 8. store the stored form (plain `deliveryInformation` and the postmark, P9), deduplicated
 //!    by (receiver, hash), and answer only once the insert committed; for a virtual identity,
-//!    queue it in the bridge's inbox instead.
+//!    queue it in the bridge's inbox instead;
+//! 9. a new envelope (not a duplicate) for an account is pushed to the receiver's live sockets
+//!    ([`crate::protocol::LiveSink`]), after the commit: a client is never shown an envelope a
+//!    crash could still lose, and a replay is never pushed twice. Only while the receiver has
+//!    a socket is the stored text copied for it; a socket that connects during the commit gets
+//!    the envelope by polling, as every client does after its login.
 //!
 //! The dedup and acknowledgement key is `metadata.messageHash` (current format). The npm
 //! format has none, and the node cannot compute it (it cannot read the message), so there the
@@ -107,7 +112,7 @@ impl Relay {
             expires_at_ms: self.expiry(now),
         };
         let inserted = match recipient {
-            Recipient::Account => self.store.insert_envelope(stored).await?,
+            Recipient::Account => self.store_for_account(stored).await?,
             Recipient::VirtualIdentity => self.queue_for_bridge(&stored).await?,
         };
         Ok((inserted, sender))
@@ -170,6 +175,17 @@ impl Relay {
                 format!("{receiver} stands for a {network} user, and this node does not bridge {network}"),
             )),
         }
+    }
+
+    /// Steps 8 and 9 for an account: the durable insert, then the push to its live sockets.
+    async fn store_for_account(&self, stored: NewEnvelope) -> Result<Inserted, DeliveryError> {
+        let live = self.live.get().filter(|live| live.listening(&stored.receiver));
+        let push = live.map(|live| (live, stored.receiver.clone(), stored.envelope.clone()));
+        let inserted = self.store.insert_envelope(stored).await?;
+        if let (Inserted::New, Some((live, receiver, envelope))) = (inserted, push) {
+            live.stored(&receiver, &envelope);
+        }
+        Ok(inserted)
     }
 
     /// Hands an envelope for a virtual identity to the bridge's inbox, keyed like the stored

@@ -16,8 +16,9 @@
 //! connection with none for the idle time (for the header time until its first request) is
 //! asked to close gracefully (HTTP/2: GOAWAY, streams in progress finish), and dropped if it
 //! has not closed one header time later, so a client that neither talks nor reads cannot keep
-//! it. Each request also gets the connection's body budget and the peer's address
-//! (`ConnectInfo`) in its extensions.
+//! it. Each request also gets the connection's body budget, the peer's address
+//! (`ConnectInfo`) and the connection's places under the caps (`HeldConnection`) in its
+//! extensions.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -41,6 +42,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::body_guard::ConnectionBudget;
+use super::held::HeldConnection;
 use crate::config::LimitsConfig;
 use crate::telemetry::metrics::HTTP_LIMITED;
 
@@ -83,15 +85,25 @@ impl Shared {
 
 /// Serves `stream` until it closes, the watchdog closes it, or `shutdown` has it finish its
 /// requests in flight.
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, shutdown: CancellationToken) {
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: CancellationToken,
+    held: HeldConnection,
+) {
     let activity = Arc::new(Activity::new());
     let service = ConnectionService {
         router: TowerToHyperService::new(shared.router.clone()),
         peer,
         budget: ConnectionBudget::new(&shared.limits),
         activity: activity.clone(),
+        held,
     };
-    let connection = shared.builder.serve_connection(TokioIo::new(stream), service);
+    // With upgrades: live delivery's websockets (`crate::live`) start as an HTTP/1 upgrade.
+    // The upgraded socket leaves this function (the connection future ends once hyper hands it
+    // over) but keeps the connection's places (`HeldConnection`).
+    let connection = shared.builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let mut draining = false;
     // Once it was asked to close for being idle: when it is dropped if it has not closed.
@@ -187,6 +199,7 @@ struct ConnectionService {
     peer: SocketAddr,
     budget: ConnectionBudget,
     activity: Arc<Activity>,
+    held: HeldConnection,
 }
 
 impl Service<Request<Incoming>> for ConnectionService {
@@ -198,6 +211,7 @@ impl Service<Request<Incoming>> for ConnectionService {
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(self.peer));
         extensions.insert(self.budget.clone());
+        extensions.insert(self.held.clone());
         let in_flight = self.activity.begin();
         let answer = self.router.call(request);
         Box::pin(async move {

@@ -55,6 +55,14 @@ pub const ENVELOPES_REJECTED: &str = "dm3_envelopes_rejected_total";
 pub const SESSIONS_ISSUED: &str = "dm3_sessions_issued_total";
 /// Calls refused by the per-client rate limits, by `route` class (auth, profile, rpc, ccip).
 pub const RATE_LIMITED: &str = "dm3_rate_limited_total";
+/// Logged-in live-delivery sockets (`/socket.io/`).
+pub const LIVE_SOCKETS: &str = "dm3_live_sockets";
+/// Live-delivery handshakes, by `outcome`: `authorized`, `unauthorized`, `malformed`,
+/// `unavailable`, `node_full`, `account_full`.
+pub const LIVE_HANDSHAKES: &str = "dm3_live_handshakes_total";
+/// Envelopes pushed to live sockets, by `outcome`: `sent`, `expired` (the session had ended:
+/// closed instead), `dropped` (the socket's queue was full: closed).
+pub const LIVE_PUSHES: &str = "dm3_live_pushes_total";
 /// Engine job runs settled, by `queue` (inbox, outbox) and `outcome` (done, retry, failed,
 /// expired, lease_lost).
 pub const ENGINE_JOBS: &str = "dm3_engine_jobs_total";
@@ -148,6 +156,9 @@ fn describe() {
     metrics::describe_counter!(ENVELOPES_REJECTED, "Envelopes refused, by reason");
     metrics::describe_counter!(SESSIONS_ISSUED, "Session tokens issued, by login path");
     metrics::describe_counter!(RATE_LIMITED, "Calls refused by the per-client rate limits, by route class");
+    metrics::describe_gauge!(LIVE_SOCKETS, "Logged-in live-delivery sockets");
+    metrics::describe_counter!(LIVE_HANDSHAKES, "Live-delivery handshakes, by outcome");
+    metrics::describe_counter!(LIVE_PUSHES, "Envelopes pushed to live sockets, by outcome");
     metrics::describe_counter!(ENGINE_JOBS, "Engine job runs settled, by queue and outcome");
     metrics::describe_histogram!(
         ENGINE_JOB_DURATION,
