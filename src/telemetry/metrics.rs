@@ -53,7 +53,8 @@ pub const ENVELOPES_REJECTED: &str = "dm3_envelopes_rejected_total";
 /// `challenge` (`POST /auth`) or `address_bound` (`POST /profile` on an existing account: a
 /// token that opens nothing, docs/relay.md).
 pub const SESSIONS_ISSUED: &str = "dm3_sessions_issued_total";
-/// Calls refused by the per-client rate limits, by `route` class (auth, profile, rpc, ccip).
+/// Calls refused by the per-client rate limits, by `route` class (auth, profile, rpc, ccip,
+/// names_lookup).
 pub const RATE_LIMITED: &str = "dm3_rate_limited_total";
 /// Logged-in live-delivery sockets (`/socket.io/`).
 pub const LIVE_SOCKETS: &str = "dm3_live_sockets";
