@@ -37,6 +37,7 @@ pub mod jobs;
 pub mod message_map;
 mod migrations;
 pub mod portals;
+mod recent_portals;
 pub mod sessions;
 pub mod telegram;
 pub(crate) mod write_connection;
@@ -67,7 +68,7 @@ pub use jobs::{
     NewJobs, QueueName,
 };
 pub use message_map::{MappedMessage, NewMapping};
-pub use portals::{NewPortal, Portal, PortalState};
+pub use portals::{NewPortal, PORTAL_READS_REUSED_FOR, Portal, PortalState};
 pub use sessions::{Session, TokenHash};
 pub use writer::WriterStats;
 
@@ -186,6 +187,7 @@ struct Inner {
     /// SQLite only: the connection that does every write.
     write_connection: Option<Arc<write_connection::WriteConnection>>,
     known_accounts: accounts::KnownAccounts,
+    recent_portals: recent_portals::RecentPortals,
 }
 
 impl Store {
@@ -236,6 +238,7 @@ impl Store {
                 writer,
                 write_connection,
                 known_accounts: Default::default(),
+                recent_portals: Default::default(),
             }),
         })
     }
@@ -263,6 +266,10 @@ impl Store {
 
     fn known_accounts(&self) -> &accounts::KnownAccounts {
         &self.inner.known_accounts
+    }
+
+    fn recent_portals(&self) -> &recent_portals::RecentPortals {
+        &self.inner.recent_portals
     }
 
     /// The `name, created_at, expires_at` of the row that `sql` finds by one text key: the

@@ -14,8 +14,9 @@
 //! a direct chat between its two people, `suspended` (with the reason both sides were told)
 //! while it is not. A portal that moves to another conversation (a new DM, an upgraded room)
 //! keeps its row, its id and its message map: [`Store::rebind_portal`] changes the conversation
-//! in place. Because portals change, they are not cached: every lookup reads the row, so a
-//! suspension that one replica wrote stops every replica's next delivery.
+//! in place. A lookup reuses a portal read less than a second ago ([`super::recent_portals`]);
+//! every change made here forgets what was read, and a change another replica wrote is seen
+//! within that second.
 
 use dm3::ens::EnsName;
 use dm3_bridge_connector::{ConversationId, NetworkId};
@@ -130,6 +131,10 @@ impl RawPortal {
     }
 }
 
+/// How long a lookup reuses a portal read before: a change written through another store (a
+/// replica) is seen within this.
+pub const PORTAL_READS_REUSED_FOR: std::time::Duration = super::recent_portals::RecentPortals::TTL;
+
 /// Longest page of [`Store::list_portals`].
 pub const MAX_PAGE: u32 = 1_000;
 
@@ -156,6 +161,7 @@ impl Store {
             .await?
             .rows_affected()))?;
         let outcome = if inserted == 1 { Inserted::New } else { Inserted::Duplicate };
+        self.recent_portals().forget_all();
         if let Some(stored) = self.portal_by_conversation(&portal.network, &portal.conversation).await? {
             return Ok((stored, outcome));
         }
@@ -185,7 +191,11 @@ impl Store {
                 Some(row) => Some(read_portal!(row)),
             }
         });
-        raw.map(RawPortal::into_portal).transpose()
+        let found = raw.map(RawPortal::into_portal).transpose()?;
+        if let Some(portal) = &found {
+            self.recent_portals().remember(portal);
+        }
+        Ok(found)
     }
 
     /// The portal on `network` between the virtual identity `local_name` and `remote_name`.
@@ -200,6 +210,9 @@ impl Store {
             portal_columns!(),
             " FROM portals WHERE network = $1 AND local_name = $2 AND remote_name = $3"
         );
+        if let Some(recent) = self.recent_portals().by_names(network, local_name, remote_name) {
+            return Ok(Some(recent));
+        }
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL)
                 .bind(network.as_str())
@@ -212,7 +225,11 @@ impl Store {
                 Some(row) => Some(read_portal!(row)),
             }
         });
-        raw.map(RawPortal::into_portal).transpose()
+        let found = raw.map(RawPortal::into_portal).transpose()?;
+        if let Some(portal) = &found {
+            self.recent_portals().remember(portal);
+        }
+        Ok(found)
     }
 
     /// Portals with an id above `after_id`, in id order, on `network` or on all networks; at most
@@ -272,6 +289,7 @@ impl Store {
             .execute(&mut *c)
             .await?
             .rows_affected()))?;
+        self.recent_portals().forget_all();
         Ok(changed == 1)
     }
 
@@ -303,6 +321,7 @@ impl Store {
                 .await?;
             Ok(sqlx::query(MOVE_PORTAL).bind(id).bind(new.as_str()).bind(now_ms).execute(&mut *c).await?.rows_affected())
         })?;
+        self.recent_portals().forget_all();
         Ok(moved == 1)
     }
 
@@ -316,6 +335,7 @@ impl Store {
             .execute(&mut *c)
             .await?
             .rows_affected()))?;
+        self.recent_portals().forget_all();
         Ok(deleted == 1)
     }
 }

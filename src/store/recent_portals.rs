@@ -1,0 +1,121 @@
+//! Portals read in the last moment, reused instead of read again.
+//!
+//! Every bridged message looks its portal up (the inbox by the pair of names, the outbox by the
+//! conversation), and a burst of messages in one conversation read the same row once per
+//! message: in the engine's A/B that read was a good part of the cost the portal lifecycle
+//! added (docs/benchmarks.md). A portal read less than [`RecentPortals::TTL`] ago is reused,
+//! as the identity vault reuses identity rows (`identities::recent`):
+//! - a change made through this process (a suspension, a move, an unlink, a new portal)
+//!   forgets every remembered portal at once, so this node never posts into a conversation it
+//!   has itself suspended; portal changes are rare next to messages, so starting over costs a
+//!   read per conversation;
+//! - a change written by another replica reaches this one within the TTL. That is the same
+//!   order as the time the homeserver takes to push the membership change that causes a
+//!   suspension, in which every replica still posts (docs/engine.md, "Portal lifecycle");
+//! - only found portals are kept, never an absence: a portal another replica creates is found
+//!   at once.
+//!
+//! Bounded: when full it starts over, which only costs a read per conversation.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dm3::ens::EnsName;
+use dm3_bridge_connector::{ConversationId, NetworkId};
+
+use super::portals::Portal;
+
+#[derive(Default)]
+pub(super) struct RecentPortals {
+    maps: Mutex<Maps>,
+}
+
+#[derive(Default)]
+struct Maps {
+    by_conversation: HashMap<(NetworkId, ConversationId), (Portal, Instant)>,
+    by_names: HashMap<(NetworkId, EnsName, EnsName), (Portal, Instant)>,
+}
+
+impl RecentPortals {
+    /// How long a read is reused.
+    pub const TTL: Duration = Duration::from_secs(1);
+    const MAX_ENTRIES: usize = 10_000;
+
+    pub fn by_conversation(&self, network: &NetworkId, conversation: &ConversationId) -> Option<Portal> {
+        let maps = self.maps.lock().ok()?;
+        fresh(maps.by_conversation.get(&(network.clone(), conversation.clone())))
+    }
+
+    pub fn by_names(&self, network: &NetworkId, local: &EnsName, remote: &EnsName) -> Option<Portal> {
+        let maps = self.maps.lock().ok()?;
+        fresh(maps.by_names.get(&(network.clone(), local.clone(), remote.clone())))
+    }
+
+    pub fn remember(&self, portal: &Portal) {
+        if let Ok(mut maps) = self.maps.lock() {
+            if maps.by_conversation.len() >= Self::MAX_ENTRIES {
+                *maps = Maps::default();
+            }
+            let now = Instant::now();
+            let names = (portal.network.clone(), portal.local_name.clone(), portal.remote_name.clone());
+            maps.by_names.insert(names, (portal.clone(), now));
+            maps.by_conversation
+                .insert((portal.network.clone(), portal.conversation.clone()), (portal.clone(), now));
+        }
+    }
+
+    /// Forgets every portal (one changed through this process).
+    pub fn forget_all(&self) {
+        if let Ok(mut maps) = self.maps.lock() {
+            *maps = Maps::default();
+        }
+    }
+}
+
+fn fresh(entry: Option<&(Portal, Instant)>) -> Option<Portal> {
+    let (portal, read_at) = entry?;
+    (read_at.elapsed() < RecentPortals::TTL).then(|| portal.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::store::PortalState;
+
+    fn portal() -> Portal {
+        Portal {
+            id: 1,
+            network: NetworkId::new("matrix").unwrap(),
+            conversation: ConversationId::new("!room:hs").unwrap(),
+            local_name: EnsName::parse("bob.mx.bridge.eth").unwrap(),
+            remote_name: EnsName::parse("alice.eth").unwrap(),
+            created_at_ms: 0,
+            state: PortalState::Live,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_portal_is_served_from_both_sides_until_forgotten() {
+        let recent = RecentPortals::default();
+        let p = portal();
+        assert!(recent.by_conversation(&p.network, &p.conversation).is_none());
+        recent.remember(&p);
+        assert_eq!(recent.by_conversation(&p.network, &p.conversation), Some(p.clone()));
+        assert_eq!(recent.by_names(&p.network, &p.local_name, &p.remote_name), Some(p.clone()));
+        recent.forget_all();
+        assert!(recent.by_conversation(&p.network, &p.conversation).is_none());
+        assert!(recent.by_names(&p.network, &p.local_name, &p.remote_name).is_none());
+    }
+
+    #[test]
+    fn a_read_older_than_the_ttl_is_not_served() {
+        let recent = RecentPortals::default();
+        let p = portal();
+        let old = Instant::now().checked_sub(RecentPortals::TTL).unwrap();
+        recent.maps.lock().unwrap().by_conversation.insert((p.network.clone(), p.conversation.clone()), (p.clone(), old));
+        assert!(recent.by_conversation(&p.network, &p.conversation).is_none());
+    }
+}
