@@ -19,8 +19,8 @@ use dm3_bridge::clock::now_ms;
 use dm3_bridge::engine::worker::{self, JobHandler, Outcome, WorkerOptions};
 use dm3_bridge::engine::{Backoff, FailureCause, InboundQueue, JobPayload, Queue};
 use dm3_bridge::store::{
-    BatchKey, ClaimedJob, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal, PortalState,
-    QueueName, Store,
+    BatchKey, ClaimedJob, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal,
+    PORTAL_READS_REUSED_FOR, PortalState, QueueName, Store,
 };
 use dm3_bridge_connector::{
     Accepted, BoxFuture, Content, ConversationId, EventKind, IdempotencyKey, Inbound, InboundBatch,

@@ -180,6 +180,9 @@ impl Store {
     ) -> Result<Option<Portal>, StoreError> {
         const SQL: &str =
             concat!("SELECT ", portal_columns!(), " FROM portals WHERE network = $1 AND conversation = $2");
+        if let Some(recent) = self.recent_portals().by_conversation(network, conversation) {
+            return Ok(Some(recent));
+        }
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL)
                 .bind(network.as_str())

@@ -115,7 +115,12 @@ mod tests {
         let recent = RecentPortals::default();
         let p = portal();
         let old = Instant::now().checked_sub(RecentPortals::TTL).unwrap();
-        recent.maps.lock().unwrap().by_conversation.insert((p.network.clone(), p.conversation.clone()), (p.clone(), old));
+        recent
+            .maps
+            .lock()
+            .unwrap()
+            .by_conversation
+            .insert((p.network.clone(), p.conversation.clone()), (p.clone(), old));
         assert!(recent.by_conversation(&p.network, &p.conversation).is_none());
     }
 }
