@@ -68,7 +68,8 @@ pub use jobs::{
     NewJobs, QueueName,
 };
 pub use message_map::{MappedMessage, NewMapping};
-pub use portals::{NewPortal, PORTAL_READS_REUSED_FOR, Portal, PortalState};
+pub use portals::{NewPortal, Portal, PortalState};
+pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};
 pub use writer::WriterStats;
 

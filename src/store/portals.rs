@@ -131,10 +131,6 @@ impl RawPortal {
     }
 }
 
-/// How long a lookup reuses a portal read before: a change written through another store (a
-/// replica) is seen within this.
-pub const PORTAL_READS_REUSED_FOR: std::time::Duration = super::recent_portals::RecentPortals::TTL;
-
 /// Longest page of [`Store::list_portals`].
 pub const MAX_PAGE: u32 = 1_000;
 

@@ -26,6 +26,10 @@ use dm3_bridge_connector::{ConversationId, NetworkId};
 
 use super::portals::Portal;
 
+/// How long a lookup reuses a portal read before: a change written through another store (a
+/// replica) is seen within this.
+pub const PORTAL_READS_REUSED_FOR: Duration = RecentPortals::TTL;
+
 #[derive(Default)]
 pub(super) struct RecentPortals {
     maps: Mutex<Maps>,
