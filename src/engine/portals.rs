@@ -6,6 +6,7 @@
 //!   live ──third member, open join rule, readable history, encryption, user or ghost gone──▶ suspended
 //!   suspended ──the room is a direct chat of the two again──▶ live
 //!   live | suspended ──a new DM with the ghost, or the room's upgrade──▶ live (re-bound, same portal)
+//!   live | suspended ──an admin unlinks it──▶ (no portal; the stand-in says so and leaves)
 //! ```
 //!
 //! The connector decides what the conversation is *now* ([`PortalHandling::check_portal`]); a
