@@ -14,6 +14,8 @@
 
 #[path = "support/anvil.rs"]
 mod anvil;
+#[path = "support/bridged_telegram.rs"]
+mod bridged_telegram;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
 mod support;
@@ -26,18 +28,16 @@ mod telegram {
 
 use std::time::{Duration, Instant};
 
+use bridged_telegram::{ANN, BEN, TgBridged, bridged_with, tg_name, wait_for};
 use dm3::envelope::{DeliveryInformationField, Envelope};
 use dm3::message::MessageType;
-use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
-use dm3_bridge::names::directory::Directory;
+use dm3_bridge::config::DatabaseUrl;
 use dm3_bridge::store::{JobState, QueueName};
-use dm3_bridge_telegram::{BotToken, LinkPolicy, RateLimits, TelegramConfig};
-use dm3_world::{ALICE, Dm3World, PARENT};
+use dm3_world::ALICE;
 use serde_json::Value;
 use support::TestDb;
 use support::bridge::{self, ADMIN_TOKEN, LONG_WAIT};
-use support::node::{TestNode, init_data_dir};
-use telegram::bot_api::{BotApi, TOKEN, visible_text};
+use telegram::bot_api::visible_text;
 use tokio::sync::Mutex;
 
 macro_rules! on_both_backends {
@@ -72,62 +72,7 @@ on_both_backends!(
 /// The scenarios read process-wide gauges: one node at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-const ANN: i64 = 1001;
-const BEN: i64 = 1002;
-
-fn tg_name(user: i64) -> String {
-    format!("tg-{user}.tg.{PARENT}")
-}
-
-struct TgBridged {
-    world: Dm3World,
-    api: BotApi,
-    bridge: TestNode,
-    directory: Directory,
-}
-
-/// The bridge with `[telegram]` against a fresh fake (polling; ANN and BEN may link), on
-/// `database` (SQLite when `None`), with `adjust` applied to its config last.
-async fn bridged_with(database: Option<DatabaseUrl>, adjust: impl FnOnce(&mut Config)) -> TgBridged {
-    let world = Dm3World::start(None).await;
-    let api = BotApi::start().await;
-    let (dir, config_file) = init_data_dir();
-    let mut config = Config::load(&config_file, []).unwrap();
-    world.configure_bridge(&mut config);
-    config.admin.token = Some(AdminToken::new(ADMIN_TOKEN));
-    config.database.url = database;
-    let mut telegram = TelegramConfig::new(BotToken::new(TOKEN));
-    telegram.api_url = Some(api.url.clone());
-    telegram.poll_timeout_secs = 1;
-    telegram.link_policy = LinkPolicy::Users { users: vec![ANN as u64, BEN as u64] };
-    telegram.rate_limits =
-        RateLimits { per_chat_interval_ms: 10, global_per_second: 1000, max_wait_ms: 5000 };
-    config.telegram = Some(telegram);
-    adjust(&mut config);
-    let bridge = bridge::start(config, dir, String::new).await;
-    world.point_parent_at(&bridge).await;
-    let directory = world.directory();
-    TgBridged { world, api, bridge, directory }
-}
-
 impl TgBridged {
-    /// `user` sends `/start`, and the bot welcomes them.
-    async fn start(&self, user: i64) {
-        let before = self.api.sent_to(user).len();
-        self.api.user_text(user, "/start");
-        let answer = self.next_from_bot(user, before).await;
-        assert!(answer.contains(&tg_name(user)), "{answer}");
-    }
-
-    /// The visible text of the bot's message number `index` (from 0) in `chat`, waiting for it.
-    async fn next_from_bot(&self, chat: i64, index: usize) -> String {
-        let sent = wait_for(&format!("message {index} of the bot in chat {chat}"), || {
-            self.api.sent_to(chat).get(index).cloned()
-        })
-        .await;
-        visible_text(&sent.text)
-    }
-
     /// `dm3_engine_queue_depth{queue="inbox",state}` as the bridge's `/metrics` says now.
     async fn inbox_depth(&self, state: JobState) -> Option<u64> {
         let response = self
@@ -144,18 +89,6 @@ impl TgBridged {
         text.lines()
             .find_map(|line| line.strip_prefix(&series))
             .map(|value| value.trim().parse::<f64>().unwrap() as u64)
-    }
-}
-
-/// Polls `check` for at most a minute.
-async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within 60 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -15,6 +15,8 @@
 
 #[path = "support/anvil.rs"]
 mod anvil;
+#[path = "support/bridged_telegram.rs"]
+mod bridged_telegram;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
 mod support;
@@ -28,23 +30,22 @@ mod telegram {
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
+use bridged_telegram::{ANN, BEN, TgBridged, bridged, bridged_with, tg_name, wait_for};
 use dm3::bridge_payload::{self, BridgePayload};
 use dm3::message::{Attachment, MessageType};
 use dm3::profile::SignedUserProfile;
-use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
+use dm3_bridge::config::DatabaseUrl;
 use dm3_bridge::identities::{IdentityError, IdentityRef, NetworkUserId};
-use dm3_bridge::names::directory::Directory;
 use dm3_bridge::store::{JobState, QueueName};
 use dm3_bridge_connector::{NetworkId, NetworkMessageId};
+use dm3_bridge_telegram::RateLimits;
 use dm3_bridge_telegram::deep_link;
-use dm3_bridge_telegram::{BotToken, LinkPolicy, RateLimits, TelegramConfig};
-use dm3_world::{ALICE, DS_B, Dm3World, PARENT, Received};
+use dm3_world::{ALICE, DS_B, Received};
 use serde_json::{Value, json};
 use support::TestDb;
-use support::bridge::{self, ADMIN_TOKEN, LONG_WAIT};
+use support::bridge::{self, LONG_WAIT};
 use support::js::JsProcess;
-use support::node::{TestNode, init_data_dir};
-use telegram::bot_api::{BotApi, Failure, SentFile, TOKEN, visible_text};
+use telegram::bot_api::{Failure, SentFile, visible_text};
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -81,67 +82,11 @@ on_both_backends!(
 );
 
 /// Telegram users of the scenarios; only the first two may link.
-const ANN: i64 = 1001;
-const BEN: i64 = 1002;
 const STRANGER: i64 = 666;
 /// A DM3 user whose client is the reference npm libraries.
 const CAROL: &str = "carol.test.eth";
 
-/// The DM3 name the bridge gives a Telegram user.
-fn tg_name(user: i64) -> String {
-    format!("tg-{user}.tg.{PARENT}")
-}
-
-/// The world, the fake Bot API and the bridge between them.
-struct TgBridged {
-    world: Dm3World,
-    api: BotApi,
-    bridge: TestNode,
-    directory: Directory,
-}
-
-/// The bridge with `[telegram]` against a fresh fake (polling; only [`ANN`] and [`BEN`] may
-/// link), on `database` (SQLite when `None`).
-async fn bridged(database: Option<DatabaseUrl>) -> TgBridged {
-    bridged_with(database, |_| {}).await
-}
-
-/// [`bridged`], with `adjust` applied to the bridge's config last.
-async fn bridged_with(database: Option<DatabaseUrl>, adjust: impl FnOnce(&mut Config)) -> TgBridged {
-    let started = Instant::now();
-    let world = Dm3World::start(None).await;
-    let api = BotApi::start().await;
-    let (dir, config_file) = init_data_dir();
-    let mut config = Config::load(&config_file, []).unwrap();
-    world.configure_bridge(&mut config);
-    config.admin.token = Some(AdminToken::new(ADMIN_TOKEN));
-    config.database.url = database;
-    let mut telegram = TelegramConfig::new(BotToken::new(TOKEN));
-    telegram.api_url = Some(api.url.clone());
-    telegram.poll_timeout_secs = 1;
-    telegram.link_policy = LinkPolicy::Users { users: vec![ANN as u64, BEN as u64] };
-    // Paced, but faster than Telegram's 1/s per chat: the scenarios send a hundred messages.
-    telegram.rate_limits =
-        RateLimits { per_chat_interval_ms: 10, global_per_second: 1000, max_wait_ms: 5000 };
-    config.telegram = Some(telegram);
-    adjust(&mut config);
-    let bridge = bridge::start(config, dir, String::new).await;
-    world.point_parent_at(&bridge).await;
-    let directory = world.directory();
-    eprintln!("set up in {:.1} s", started.elapsed().as_secs_f64());
-    TgBridged { world, api, bridge, directory }
-}
-
 impl TgBridged {
-    /// `user` sends `/start`; the bot's welcome.
-    async fn start(&self, user: i64) -> String {
-        let before = self.api.sent_to(user).len();
-        self.api.user_text(user, "/start");
-        let answer = self.next_from_bot(user, before).await;
-        assert!(answer.contains(&tg_name(user)), "{answer}");
-        answer
-    }
-
     /// `user` sends `/to <name>`; the bot confirms.
     async fn write_to(&self, user: i64, name: &str) {
         let before = self.api.sent_to(user).len();
@@ -154,15 +99,6 @@ impl TgBridged {
                  to their message or use /to again."
             )
         );
-    }
-
-    /// The visible text of the bot's message number `index` (from 0) in `chat`, waiting for it.
-    async fn next_from_bot(&self, chat: i64, index: usize) -> String {
-        let sent = wait_for(&format!("message {index} of the bot in chat {chat}"), || {
-            self.api.sent_to(chat).get(index).cloned()
-        })
-        .await;
-        visible_text(&sent.text)
     }
 
     /// The messages alice holds from `from`, oldest first, once there are at least `count`.
@@ -195,19 +131,6 @@ impl TgBridged {
 
     async fn stop(self) {
         self.bridge.node.shutdown().await.unwrap();
-    }
-}
-
-/// Polls `check` for at most a minute (the engine, the chain and two nodes share a small
-/// machine with other tests).
-async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within 60 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
