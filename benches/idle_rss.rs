@@ -69,7 +69,8 @@ fn options() -> Options {
 
 /// The node binary of this build, or `DM3_BENCH_NODE` to measure another.
 fn binary() -> PathBuf {
-    std::env::var_os("DM3_BENCH_NODE").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dm3-bridge")), PathBuf::from)
+    std::env::var_os("DM3_BENCH_NODE")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dm3-bridge")), PathBuf::from)
 }
 
 fn free_port() -> u16 {

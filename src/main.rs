@@ -73,11 +73,13 @@ fn return_freed_memory_regularly() -> std::io::Result<()> {
 ///
 /// mimalloc reserves its memory in large aligned arenas, and where the kernel's THP mode is
 /// `always` (Debian's default) every 2 MiB of arena the node touches becomes a whole huge page:
-/// an idle node held 11.7 MiB of anonymous memory with them and 2.9 MiB without, its RSS
-/// 28.7 against 19.4 MiB (docs/benchmarks.md, "Idle memory"). The node's working set is small
+/// an idle node held 11.7 MiB of anonymous memory with them and 2.6 MiB without, its RSS
+/// 28.7 against 19.6 MiB (docs/benchmarks.md, "Idle memory"). The node's working set is small
 /// and scattered (buffers per request), so huge pages buy it little TLB reach for that price.
-/// The flag is the process's (`prctl(PR_SET_THP_DISABLE)`); a kernel without it leaves THP as
-/// it was, which costs memory, not correctness, so a failure is a warning.
+/// The flag is the process's (`prctl(PR_SET_THP_DISABLE)`), and mimalloc is built with
+/// `no_thp` so that it does not ask for huge pages itself (`madvise`); it took both to get there
+/// (the flag alone: 6.1 MiB anonymous). A kernel without the flag leaves THP as it was, which
+/// costs memory, not correctness, so a failure is a warning.
 #[cfg(target_os = "linux")]
 fn without_transparent_huge_pages() {
     if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
