@@ -194,7 +194,7 @@ impl Relay {
         let Some(inbox) = self.inbox.get() else {
             return Err(DeliveryError::Internal("no bridge inbox for a virtual identity".to_owned()));
         };
-        inbox.queue_envelope(envelope).await
+        inbox.queue_envelope(envelope, self.local_names.network_of(&envelope.receiver)).await
     }
 
     /// The sender authentication the reference DS does not do (P14, §10.4 step 4).
