@@ -270,6 +270,7 @@ mod tests {
         let ann = name("ann.tg.bridge.eth");
         limits.check_at(&regular, &ann, now).unwrap();
         let mut crowded = 0;
+        let started = Instant::now();
         for i in 0..100_000u32 {
             match limits.check_at(&name(&format!("spammer{i}.eth")), &ann, now) {
                 Ok(()) => {}
@@ -278,9 +279,14 @@ mod tests {
                 }
                 Err(other) => panic!("{other:?}"),
             }
-            assert!(limits.tracked() <= CAP, "{} names tracked", limits.tracked());
+            if i % 1_000 == 0 {
+                assert!(limits.tracked() <= CAP, "{} names tracked", limits.tracked());
+            }
         }
+        // The figure of docs/benchmarks.md ("Block and rate limits").
+        eprintln!("100000 senders checked in {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(crowded, 100_000 - (CAP - 1));
+        assert!(limits.tracked() <= CAP);
         // The regular sender, tracked before the flood, keeps its budget.
         limits.check_at(&regular, &ann, now).unwrap();
         // Once the budgets refill, the sweep makes room for new senders.
