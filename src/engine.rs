@@ -24,10 +24,10 @@
 pub mod assemble;
 pub mod backlog;
 pub mod backoff;
+pub mod blocks;
 pub mod connectors;
 pub mod depth;
 pub mod dm3;
-pub mod blocks;
 pub mod inbox;
 pub mod inbox_limits;
 pub mod job;

@@ -3,8 +3,9 @@
 //! (`connectors/telegram/tests/support/bot_api.rs`), a chain with our ENS contracts and a second
 //! relay node as the DM3 users' delivery service (`tests/support/dm3_world.rs`).
 //!
-//! - `/block` in the bot chat: the relay refuses the sender's next envelope at submit (400,
-//!   -32012), a message queued before the block is dropped, not delivered and not reported, a
+//! - `/block` in the bot chat, answered there: the relay refuses the sender's next envelope at
+//!   submit (400, -32012), a message queued before the block is dropped, not delivered and not
+//!   reported, a
 //!   replay of the refused envelope is refused again, `/unblock` lets the sender through again,
 //!   and the old `/block` served again after the `/unblock` changes nothing; on SQLite and
 //!   PostgreSQL (the block is a row);
@@ -35,7 +36,7 @@ use std::time::Duration;
 use bridged_telegram::{ANN, BEN, bridged, bridged_with, tg_name, wait_for};
 use dm3::ens::EnsName;
 use dm3_bridge::config::DatabaseUrl;
-use dm3_bridge::store::{Blocked, MAX_BLOCKS_PER_IDENTITY, Store};
+use dm3_bridge::store::{Blocked, JobState, MAX_BLOCKS_PER_IDENTITY, QueueName, Store};
 use dm3_world::{ALICE, DS_B, Dm3User};
 use support::TestDb;
 use support::bridge;
@@ -73,16 +74,19 @@ fn name(text: &str) -> EnsName {
 async fn block_stored(store: &Store, identity: &EnsName, sender: &EnsName, expected: bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while store.is_blocked(identity, sender).await.unwrap() != expected {
-        assert!(std::time::Instant::now() < deadline, "the block of {sender} by {identity} is not {expected}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the block of {sender} by {identity} is not {expected}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// ANN writes to alice, then blocks her with `/block` (the current contact) while a message of
-/// hers is queued (Telegram answers every send with 429). Her next submit is refused with
-/// 400 / -32012, its replay too, and the queued one never reaches ANN, nor does alice get a
-/// failure report for it. `/unblock alice` lets her through again; the old `/block`, served
-/// again by Telegram afterwards, does not block her again.
+/// hers waits in the inbox (Telegram answered its send with 429, retry after 20 s). Her next
+/// submit is refused with 400 / -32012, its replay too, and the waiting one never reaches ANN,
+/// nor does alice get a failure report for it. `/unblock alice` lets her through again; the old
+/// `/block`, served again by Telegram afterwards, does not block her again.
 async fn block_in_telegram_refuses_the_sender_at_submit_and_unblock_lets_them_through(
     database: Option<DatabaseUrl>,
 ) {
@@ -96,11 +100,21 @@ async fn block_in_telegram_refuses_the_sender_at_submit_and_unblock_lets_them_th
     t.next_from_bot(ANN, 1).await;
     let route = alice.route(&t.directory, &ann).await;
 
-    // Telegram takes nothing for now: alice's first message waits in the inbox.
-    t.api.rate_limit_every("sendMessage", 1, 1);
-    let queued = alice.sign(alice.builder(&ann).text("queued before the block", None));
-    alice.try_submit(&route, &queued).await.expect("accepted before the block");
+    // Telegram refuses the first send of alice's message for 20 s: it waits in the inbox.
+    t.api.rate_limit_every("sendMessage", 1, 20);
+    let waiting = alice.sign(alice.builder(&ann).text("waiting before the block", None));
+    alice.try_submit(&route, &waiting).await.expect("accepted before the block");
+    let key = format!("{ann}:{}", waiting.hash());
+    wait_for_async("the first send refused", || async {
+        let job = store.get_job(QueueName::Inbox, &key).await.unwrap()?;
+        (job.attempts >= 1 && job.state == JobState::Pending).then_some(())
+    })
+    .await;
+    t.api.rate_limit_every("sendMessage", u32::MAX, 1);
+
     let (block, _) = t.api.user_text(ANN, "/block");
+    let answer = t.next_from_bot(ANN, 2).await;
+    assert!(answer.contains(&format!("{ALICE} is blocked")), "{answer}");
     block_stored(&store, &ann_name, &alice_name, true).await;
 
     let refused = alice.sign(alice.builder(&ann).text("after the block", None));
@@ -110,22 +124,15 @@ async fn block_in_telegram_refuses_the_sender_at_submit_and_unblock_lets_them_th
     let again = alice.try_submit(&route, &refused).await.unwrap_err();
     assert!(again.contains("-32012"), "a replay is refused too: {again}");
 
-    // Telegram takes messages again: the queued message is dropped, not delivered and not failed.
-    t.api.rate_limit_every("sendMessage", u32::MAX, 1);
+    // The waiting message's turn comes: dropped, neither sent nor failed.
     bridge::settled(&t.bridge, String::new).await;
-    let answered = wait_for("the answer to /block", || {
-        t.api.sent_to(ANN).iter().map(|sent| visible_text(&sent.text)).find(|text| text.contains("is blocked"))
-    })
-    .await;
-    assert!(answered.contains(ALICE), "{answered}");
-    let texts: Vec<String> = t.api.sent_to(ANN).iter().map(|sent| visible_text(&sent.text)).collect();
-    assert!(!texts.iter().any(|text| text.contains("queued before the block")), "{texts:?}");
-    assert!(!texts.iter().any(|text| text.contains("after the block")), "{texts:?}");
+    let job = store.get_job(QueueName::Inbox, &key).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Done);
+    assert_eq!(t.api.sent_to(ANN).len(), 3, "nothing from alice reached ANN: {:?}", t.api.sent_to(ANN));
 
-    let before = t.api.sent_to(ANN).len();
     t.api.user_text(ANN, &format!("/unblock {ALICE}"));
-    let answer = t.next_from_bot(ANN, before).await;
-    assert!(answer.contains("is not blocked"), "{answer}");
+    let answer = t.next_from_bot(ANN, 3).await;
+    assert!(answer.contains(&format!("{ALICE} is not blocked")), "{answer}");
     block_stored(&store, &ann_name, &alice_name, false).await;
 
     // The old /block, served again after the /unblock, changes nothing.
@@ -135,12 +142,28 @@ async fn block_in_telegram_refuses_the_sender_at_submit_and_unblock_lets_them_th
 
     let through = alice.sign(alice.builder(&ann).text("after the unblock", None));
     alice.try_submit(&route, &through).await.expect("unblocked");
-    let before = before + 1;
-    assert_eq!(t.next_from_bot(ANN, before).await, format!("{ALICE}: after the unblock"));
+    assert_eq!(t.next_from_bot(ANN, 4).await, format!("{ALICE}: after the unblock"));
     bridge::settled(&t.bridge, String::new).await;
+    let texts: Vec<String> = t.api.sent_to(ANN).iter().map(|sent| visible_text(&sent.text)).collect();
+    assert_eq!(texts.len(), 5, "{texts:?}");
     let from_ann = alice.wait_for(&t.world.ds_b, &t.directory, &ann, 0).await;
     assert!(from_ann.is_empty(), "alice was told nothing of the dropped message: {from_ann:#?}");
     t.bridge.node.shutdown().await.unwrap();
+}
+
+/// Polls the async `check` for at most a minute.
+async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    check: impl Fn() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// alice may send 3 envelopes for bridged users, then one a second; ANN may receive 3, then one a
@@ -194,12 +217,23 @@ async fn rate_limits_per_sender_and_per_bridged_user_refuse_with_32010_and_recov
     let at = |chat: i64| -> Vec<String> {
         t.api.sent_to(chat).iter().skip(1).map(|sent| visible_text(&sent.text)).collect()
     };
-    let ann_got = wait_for("ANN's four messages", || (at(ANN).len() >= 4).then(|| at(ANN))).await;
+    // Conversations are delivered in parallel: alice's and bob's to ANN in either order.
+    let mut ann_got = wait_for("ANN's four messages", || (at(ANN).len() >= 4).then(|| at(ANN))).await;
+    ann_got.sort();
     let ben_got = wait_for("BEN's three messages", || (at(BEN).len() >= 3).then(|| at(BEN))).await;
     let bob_name = &bob.name;
     assert_eq!(
         ann_got,
-        [format!("{ALICE}: a1"), format!("{bob_name}: b1"), format!("{bob_name}: b2"), format!("{bob_name}: b3")]
+        [
+            format!("{ALICE}: a1"),
+            format!("{bob_name}: b1"),
+            format!("{bob_name}: b2"),
+            format!("{bob_name}: b3")
+        ]
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
     );
     assert_eq!(ben_got, [format!("{ALICE}: a2"), format!("{ALICE}: a3"), format!("{ALICE}: a4")]);
     t.bridge.node.shutdown().await.unwrap();

@@ -301,9 +301,17 @@ impl VaultAccounts {
     /// [`TelegramAccounts::set_blocked`]: the block of `sender` for `user`'s identity, in the
     /// store (`store::blocks`), which the relay's submit reads (docs/relay.md, "Block and rate
     /// limits").
-    async fn change_block(&self, user: &TelegramUser, sender: &RemoteIdentity, blocked: bool) -> Result<(), StateError> {
-        let Some(sender_name) = EnsName::parse(sender.as_str().trim()).ok().filter(|name| !name.is_root()) else {
-            return Err(StateError::Refused(format!("{sender} is not a DM3 name, so there is nothing to block.")));
+    async fn change_block(
+        &self,
+        user: &TelegramUser,
+        sender: &RemoteIdentity,
+        blocked: bool,
+    ) -> Result<(), StateError> {
+        let Some(sender_name) = EnsName::parse(sender.as_str().trim()).ok().filter(|name| !name.is_root())
+        else {
+            return Err(StateError::Refused(format!(
+                "{sender} is not a DM3 name, so there is nothing to block."
+            )));
         };
         let identity = self.link(user).await?;
         let identity = EnsName::parse(identity.as_str()).map_err(|e| {

@@ -74,15 +74,21 @@ impl InboxLimits {
 
     fn check_at(&self, sender: &EnsName, receiver: &EnsName, now: Instant) -> Result<(), DeliveryError> {
         if let Some(senders) = &self.senders {
-            senders.peek(sender, now).map_err(|wait| refusal(wait, &format!("{sender} sends"), "to the users of this bridge"))?;
+            senders
+                .peek(sender, now)
+                .map_err(|wait| refusal(wait, &format!("{sender} sends"), "to the users of this bridge"))?;
         }
         if let Some(users) = &self.users {
-            users.spend(receiver, now).map_err(|wait| refusal(wait, &format!("{receiver} receives"), "from DM3"))?;
+            users
+                .spend(receiver, now)
+                .map_err(|wait| refusal(wait, &format!("{receiver} receives"), "from DM3"))?;
         }
         if let Some(senders) = &self.senders {
             // Peeked above; a concurrent submit of the same sender may have spent it since, and
             // then this one is refused, having spent the receiver's: the rarer error, and harmless.
-            senders.spend(sender, now).map_err(|wait| refusal(wait, &format!("{sender} sends"), "to the users of this bridge"))?;
+            senders
+                .spend(sender, now)
+                .map_err(|wait| refusal(wait, &format!("{sender} sends"), "to the users of this bridge"))?;
         }
         Ok(())
     }
@@ -180,7 +186,7 @@ impl Budget {
         // A poisoned lock only means another check panicked mid-way; the map is still valid.
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.checks = state.checks.wrapping_add(1);
-        if state.checks % SWEEP_EVERY == 0 {
+        if state.checks.is_multiple_of(SWEEP_EVERY) {
             sweep(&mut state.arrivals, Instant::now());
         }
         f(&mut state)
@@ -199,7 +205,7 @@ fn sweep(arrivals: &mut HashMap<EnsName, Instant>, now: Instant) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn name(text: &str) -> EnsName {

@@ -324,7 +324,10 @@ mod tests {
         assert_eq!(parse("/WHO", None), Some(Command::Who));
         assert_eq!(parse("/block", None), Some(Command::Block(None)));
         assert_eq!(parse("/block  alice.eth ", None), Some(Command::Block(Some("alice.eth"))));
-        assert_eq!(parse("/unblock@dm3bot alice.eth", Some("dm3bot")), Some(Command::Unblock(Some("alice.eth"))));
+        assert_eq!(
+            parse("/unblock@dm3bot alice.eth", Some("dm3bot")),
+            Some(Command::Unblock(Some("alice.eth")))
+        );
         assert_eq!(parse("/frobnicate x", None), Some(Command::Unknown("frobnicate")));
         assert_eq!(parse("hello", None), None);
     }
