@@ -107,7 +107,9 @@ async fn block_in_telegram_refuses_the_sender_at_submit_and_unblock_lets_them_th
     let key = format!("{ann}:{}", waiting.hash());
     wait_for_async("the first send refused", || async {
         let job = store.get_job(QueueName::Inbox, &key).await.unwrap()?;
-        (job.attempts >= 1 && job.state == JobState::Pending).then_some(())
+        // Its first attempt is over (not merely claimed): it waits for its retry.
+        (job.state == JobState::Pending && job.last_error.is_some() && job.lease_until_ms.is_none())
+            .then_some(())
     })
     .await;
     t.api.rate_limit_every("sendMessage", u32::MAX, 1);
@@ -166,16 +168,17 @@ async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
     }
 }
 
-/// alice may send 3 envelopes for bridged users, then one a second; ANN may receive 3, then one a
-/// second. alice reaches ANN and BEN until her budget is spent (429 / -32010, "alice … sends"),
+/// alice may send 3 envelopes for bridged users, then one every 10 s; ANN may receive 3, then one
+/// every 10 s. alice reaches ANN and BEN until her budget is spent (429 / -32010, "alice … sends"),
 /// bob fills ANN's budget (429 / -32010, "… receives"), and after the window the refused
 /// envelopes go through. Every accepted one arrives once. In memory, so SQLite only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_per_sender_and_per_bridged_user_refuse_with_32010_and_recover() {
     let t = bridged_with(None, |config| {
-        config.rate_limits.dm3_sender_per_minute = 60;
+        // Slow enough that the submits of one burst, on a loaded machine, stay in one window.
+        config.rate_limits.dm3_sender_per_minute = 6;
         config.rate_limits.dm3_sender_burst = 3;
-        config.rate_limits.bridged_user_per_minute = 60;
+        config.rate_limits.bridged_user_per_minute = 6;
         config.rate_limits.bridged_user_burst = 3;
     })
     .await;
@@ -208,8 +211,8 @@ async fn rate_limits_per_sender_and_per_bridged_user_refuse_with_32010_and_recov
     assert!(error.contains("429") && error.contains("-32010"), "{error}");
     assert!(error.contains(&format!("{ann} receives")), "the bridged user's budget: {error}");
 
-    // After the window (one envelope a second), both refused envelopes go through.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // After the window (one envelope every 10 s), both refused envelopes go through.
+    tokio::time::sleep(Duration::from_millis(10_100)).await;
     alice.try_submit(&to_ben, &a4).await.expect("alice's budget refilled");
     bob.try_submit(&bob_to_ann, &b3).await.expect("ann's budget refilled");
 

@@ -25,10 +25,11 @@
 //! names the table must stay bounded while the senders already in it keep their budgets, which
 //! needs "is this name tracked?", and the keyed limiter cannot answer it without spending. So
 //! the state is ours: one theoretical arrival time per name, in a map of at most [`MAX_TRACKED`]
-//! names. Names whose budget is full again are swept out every [`SWEEP_EVERY`] checks and
-//! whenever the map is full (they are indistinguishable from names never seen); if it is still
-//! full, a name not in it is refused like an exhausted one until budgets refill: the node prefers
-//! refusing new senders for a moment to growing without bound.
+//! names. Names whose budget is full again are swept out every [`SWEEP_EVERY`] checks and when
+//! the map is full (they are indistinguishable from names never seen; a full map is swept at most
+//! every [`FULL_SWEEP_PAUSE`], so a flood of new names costs a lookup each, not a walk of the
+//! map); if it is still full, a name not in it is refused like an exhausted one until budgets
+//! refill: the node prefers refusing new senders for a moment to growing without bound.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -141,7 +142,13 @@ struct State {
     /// Each name's theoretical arrival time: the moment its budget is full again.
     arrivals: HashMap<EnsName, Instant>,
     checks: u32,
+    /// When a full table was last swept: a sweep walks the whole table, so under a flood of new
+    /// names it runs at most once per [`FULL_SWEEP_PAUSE`], not once per refused name.
+    full_sweep_at: Option<Instant>,
 }
+
+/// The least time between two sweeps of a full table.
+const FULL_SWEEP_PAUSE: Duration = Duration::from_millis(100);
 
 impl Budget {
     fn new(rate: Rate, max_tracked: usize) -> Option<Self> {
@@ -169,7 +176,10 @@ impl Budget {
     fn admit(&self, state: &mut State, name: &EnsName, now: Instant) -> Result<Instant, Wait> {
         let known = state.arrivals.get(name).copied();
         if known.is_none() && state.arrivals.len() >= self.max_tracked {
-            sweep(&mut state.arrivals, now);
+            if state.full_sweep_at.is_none_or(|at| now.saturating_duration_since(at) >= FULL_SWEEP_PAUSE) {
+                state.full_sweep_at = Some(now);
+                sweep(&mut state.arrivals, now);
+            }
             if state.arrivals.len() >= self.max_tracked {
                 return Err(Wait::Crowded);
             }
@@ -275,10 +285,11 @@ mod tests {
         let regular = name("regular.eth");
         let ann = name("ann.tg.bridge.eth");
         limits.check_at(&regular, &ann, now).unwrap();
+        let spammers: Vec<EnsName> = (0..100_000u32).map(|i| name(&format!("spammer{i}.eth"))).collect();
         let mut crowded = 0;
         let started = Instant::now();
-        for i in 0..100_000u32 {
-            match limits.check_at(&name(&format!("spammer{i}.eth")), &ann, now) {
+        for (i, spammer) in spammers.iter().enumerate() {
+            match limits.check_at(spammer, &ann, now) {
                 Ok(()) => {}
                 Err(DeliveryError::SpamLimited(message)) if message.contains("too many DM3 senders") => {
                     crowded += 1
