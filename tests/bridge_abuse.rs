@@ -10,7 +10,8 @@
 //!   and the old `/block` served again after the `/unblock` changes nothing; on SQLite and
 //!   PostgreSQL (the block is a row);
 //! - the rate limits per DM3 sender (over all bridged users) and per bridged user (over all
-//!   senders) refuse with 429 / -32010 and let the same envelope through after the window;
+//!   senders) refuse with 429 / -32010 and let the same envelope through after the window, and
+//!   envelopes forged in a sender's name spend none of its budget;
 //! - a bridged user's list of blocks is bounded (store level, both backends).
 //!
 //! The limiter's memory under a flood of distinct senders is asserted beside it
@@ -171,7 +172,8 @@ async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
 /// alice may send 3 envelopes for bridged users, then one every 10 s; ANN may receive 3, then one
 /// every 10 s. alice reaches ANN and BEN until her budget is spent (429 / -32010, "alice … sends"),
 /// bob fills ANN's budget (429 / -32010, "… receives"), and after the window the refused
-/// envelopes go through. Every accepted one arrives once. In memory, so SQLite only.
+/// envelopes go through. Every accepted one arrives once. Envelopes forged in alice's name before
+/// spend nothing of her budget. In memory, so SQLite only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_per_sender_and_per_bridged_user_refuse_with_32010_and_recover() {
     let t = bridged_with(None, |config| {
@@ -190,6 +192,14 @@ async fn rate_limits_per_sender_and_per_bridged_user_refuse_with_32010_and_recov
     t.start(BEN).await;
     let (to_ann, to_ben) = (alice.route(&t.directory, &ann).await, alice.route(&t.directory, &ben).await);
     let bob_to_ann = bob.route(&t.directory, &ann).await;
+
+    // Forged: bob writes alice's name in `from`. Refused for its signature before any budget is
+    // looked at, so a forger cannot spend alice's budget (nor ANN's).
+    for i in 0..5 {
+        let forged = bob.sign(alice.builder(&ann).text(&format!("forged {i}"), None));
+        let error = bob.try_submit(&to_ann, &forged).await.unwrap_err();
+        assert!(error.contains("400") && error.contains("-32003"), "{error}");
+    }
 
     let a1 = alice.sign(alice.builder(&ann).text("a1", None));
     let a2 = alice.sign(alice.builder(&ben).text("a2", None));
