@@ -176,6 +176,12 @@ async fn start_node(database_url: Option<String>, users: impl Iterator<Item = &U
         env.push(("DM3_BRIDGE_RATE_LIMITS__RPC_PER_MINUTE".to_owned(), "100000000".to_owned()));
         env.push(("DM3_BRIDGE_RATE_LIMITS__RPC_BURST".to_owned(), "1000000".to_owned()));
     }
+    // Its few DM3 senders flood the bridged users on purpose: their budgets (issue #19) off, on
+    // a build that has them.
+    if std::fs::read_to_string(&config).is_ok_and(|text| text.contains("dm3_sender_per_minute")) {
+        env.push(("DM3_BRIDGE_RATE_LIMITS__DM3_SENDER_PER_MINUTE".to_owned(), "0".to_owned()));
+        env.push(("DM3_BRIDGE_RATE_LIMITS__BRIDGED_USER_PER_MINUTE".to_owned(), "0".to_owned()));
+    }
     if let Some(database_url) = database_url {
         env.push(("DM3_BRIDGE_DATABASE__URL".to_owned(), database_url));
     }

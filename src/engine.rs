@@ -18,15 +18,18 @@
 //! Files: [`queue`] (the producers' handle: enqueue and wake the worker), [`worker`] (the
 //! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry), [`job`] (what a job
 //! carries, tagged with its kind), [`depth`] (the queue-depth gauges), [`backlog`] (the inbox's
-//! bound per conversation and the warning to a sender who fills it).
+//! bound per conversation and the warning to a sender who fills it), [`blocks`] and
+//! [`inbox_limits`] (who may reach a bridged user: blocks, suspended portals, rate limits).
 
 pub mod assemble;
 pub mod backlog;
 pub mod backoff;
+pub mod blocks;
 pub mod connectors;
 pub mod depth;
 pub mod dm3;
 pub mod inbox;
+pub mod inbox_limits;
 pub mod job;
 pub mod outbox;
 pub mod parts;

@@ -318,7 +318,8 @@ allow_private_addresses = false
 # delivery_service = "data:application/json,{...}"
 "#;
 
-/// `[rate_limits]`: per-client budgets of the unauthenticated routes (docs/security.md).
+/// `[rate_limits]`: per-client budgets of the unauthenticated routes (docs/security.md), and the
+/// budgets of DM3 senders and bridged users (docs/relay.md).
 const RATE_LIMITS_SECTION: &str = r#"
 [rate_limits]
 # Per client (IP address, IPv6 /64): a burst, then per_minute sustained. 0 = no limit.
@@ -332,6 +333,12 @@ ccip_per_minute = 6000
 ccip_burst = 200
 names_lookup_per_minute = 300
 names_lookup_burst = 30
+# Per DM3 sender, envelopes to the bridged Matrix and Telegram users together; and per bridged
+# user, from all DM3 senders together (docs/relay.md, "Block and rate limits"). 0 = no limit.
+dm3_sender_per_minute = 60
+dm3_sender_burst = 20
+bridged_user_per_minute = 120
+bridged_user_burst = 30
 # Behind a reverse proxy that sets X-Forwarded-For, count clients by its last entry.
 trust_forwarded_for = false
 "#;

@@ -44,6 +44,7 @@ use crate::engine::assemble::{EngineSetupError, assemble, engine_directory, inbo
 use crate::engine::backlog::InboxBounds;
 use crate::engine::connectors::Connectors;
 use crate::engine::inbox::BridgeInbox;
+use crate::engine::inbox_limits::InboxLimits;
 use crate::engine::runtime::Engine;
 use crate::live::LiveDelivery;
 use crate::name_service::{NameService, NameServiceError};
@@ -403,12 +404,14 @@ impl Node {
                 connectors = connectors.with_policy(bridge.network(), policy);
             }
         }
-        let networks = started.bridges.iter().map(|bridge| bridge.network());
+        let networks =
+            started.bridges.iter().map(|bridge| (bridge.network(), bridge.connector().network().clone()));
         let bounds = InboxBounds {
             max_pending: u64::from(config.engine.max_pending_per_conversation),
             report_ttl: Some(config.relay.message_ttl_ms()).filter(|&ttl| ttl > 0).map(Duration::from_millis),
         };
-        protocol.plug_inbox(Arc::new(BridgeInbox::new(queue.clone(), networks, bounds)));
+        let limits = InboxLimits::new(&config.rate_limits);
+        protocol.plug_inbox(Arc::new(BridgeInbox::new(queue.clone(), networks, bounds, limits)));
         started.engine =
             Some(assemble(config, queue, store.clone(), names, directory, protocol.clone(), connectors)?);
         Ok(())

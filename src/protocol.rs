@@ -64,6 +64,11 @@ pub enum DeliveryError {
     /// were delivered, succeeds.
     #[error("{0}")]
     Backlogged(String),
+    /// The sender, or the bridged user it writes to, is past their rate limit for envelopes to
+    /// virtual identities (`[rate_limits] dm3_sender_*`, `bridged_user_*`; docs/relay.md, "Block
+    /// and rate limits"): the reference's spam code, and a retry later succeeds.
+    #[error("{0}")]
+    SpamLimited(String),
     /// The node is shutting down, or the database or a name source does not answer; retrying
     /// later may succeed.
     #[error("the node is temporarily unavailable")]
@@ -93,6 +98,9 @@ pub enum Rejection {
     InvalidChallenge,
     /// The sender does not meet the receiver's spam rules (none are configurable yet).
     Spam,
+    /// The bridged user blocked the sender (docs/relay.md, "Block and rate limits"), or left the
+    /// conversation with them: nothing from the sender reaches them until they unblock or return.
+    Blocked,
     /// The name is one this node serves itself (its own, or one under `[identities] parent`):
     /// it cannot be registered as an account from outside.
     ReservedName,
@@ -113,6 +121,7 @@ impl Rejection {
             Self::UnresolvedName => "unresolved_name",
             Self::InvalidChallenge => "invalid_challenge",
             Self::Spam => "spam",
+            Self::Blocked => "blocked",
             Self::ReservedName => "reserved_name",
             Self::NotThisNode => "not_this_node",
         }
@@ -134,6 +143,7 @@ impl DeliveryError {
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::Backlogged(_) => "backlogged",
+            Self::SpamLimited(_) => "spam_limited",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -214,10 +224,13 @@ pub trait LocalSubmit: Send + Sync {
 /// Where the relay hands envelopes for the node's virtual identities: the engine's inbox.
 pub trait InboxSink: Send + Sync {
     /// Durably queues `envelope` (already checked and authenticated, in its stored form without
-    /// a postmark) for the bridge; a replay of one queued before is [`Inserted::Duplicate`].
+    /// a postmark) for the bridge; a replay of one queued before is [`Inserted::Duplicate`]. The
+    /// bridge may refuse it: the receiver (a user of `network`) blocked the sender or left their
+    /// conversation, or a rate limit is reached (docs/relay.md, "Block and rate limits").
     fn queue_envelope<'a>(
         &'a self,
         envelope: &'a NewEnvelope,
+        network: Option<Network>,
     ) -> BoxFuture<'a, Result<Inserted, DeliveryError>>;
 
     /// Whether the bridge delivers to the users of `network` on this node (a network runs for

@@ -29,6 +29,7 @@
 //! `migrations` (the embedded SQL of `migrations/<backend>/`).
 
 pub mod accounts;
+pub mod blocks;
 pub mod challenges;
 pub mod envelopes;
 pub mod identities;
@@ -59,6 +60,7 @@ use dm3::ens::EnsName;
 use crate::config::{Backend, DatabaseUrl};
 
 pub use accounts::{Account, AccountCreation};
+pub use blocks::{Blocked, MAX_BLOCKS_PER_IDENTITY};
 pub use challenges::{Challenge, ChallengeId, MAX_LIVE_CHALLENGES};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use identities::{Counterparty, IdentityRecord, SealedKey};

@@ -3,9 +3,12 @@
 //!
 //! Each scenario is what a Matrix user does to a DM with a ghost, and what both people see:
 //! - a DM that gains a third member, is opened to the public or is encrypted stops carrying
-//!   messages at once (nothing posted meanwhile; the room is told why; alice gets a DM3 reply),
-//!   and carries them again when it is a DM between the two again;
+//!   messages at once (nothing posted meanwhile; the room is told why; alice's submit is refused
+//!   with -32012 and the reason, docs/relay.md "Block and rate limits"), and carries them again
+//!   when it is a DM between the two again;
 //! - a room that never was a DM records nothing, and the user's real DM becomes the portal;
+//! - a user who left the DM refuses alice's messages (-32012, "… left this room") until they open
+//!   a new DM with her ghost;
 //! - a user who left the DM and opens a new one, or who upgrades the room, takes the portal
 //!   along, with its message map.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -83,6 +86,16 @@ async fn room_call(user: &MatrixUser, room: &str, action: &str, body: Value) -> 
 }
 
 /// The texts alice holds from `from`, oldest first.
+/// alice writes `text` to `to`; the relay's refusal (it must refuse: the portal is suspended).
+async fn refused(world: &Dm3World, to: &str, text: &str) -> String {
+    let alice = &world.alice;
+    let route = alice.route(&world.directory(), to).await;
+    let message = alice.sign(alice.builder(to).text(text, None));
+    let refusal = alice.try_submit(&route, &message).await.expect_err("a suspended portal refuses at submit");
+    assert!(refusal.contains("400") && refusal.contains("-32012"), "{refusal}");
+    refusal
+}
+
 async fn alice_texts(world: &Dm3World, from: &str, count: usize) -> Vec<String> {
     let mut received = world.alice.wait_for(&world.ds_b, &world.directory(), from, count).await;
     received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
@@ -116,10 +129,9 @@ async fn paused_and_resumed(database: Option<DatabaseUrl>) {
     assert!(paused["content"]["body"].as_str().unwrap().contains(&eve.user_id), "{paused}");
     assert_eq!(paused["content"]["msgtype"], "m.notice");
 
-    // alice's next message is not posted; she is told, from bob's DM3 name, why.
-    alice.send(&directory, alice.builder(&bob_name).text("two: for bob only", None)).await;
-    let told = alice_texts(&world, &bob_name, 1).await;
-    assert!(told[0].contains("cannot be reached") && told[0].contains(&eve.user_id), "{told:?}");
+    // alice's next message is refused at submit, saying why; nothing is queued for the room.
+    let told = refused(&world, &bob_name, "two: for bob only").await;
+    assert!(told.contains("cannot be reached") && told.contains(&eve.user_id), "{told}");
     // bob's message meanwhile goes nowhere, and he is told so.
     bob.send_text(&room, "while-eve", "said while eve is here").await.unwrap();
     ghost_says(&synapse, &bob, &room, &ghost, "messages here are paused").await;
@@ -147,11 +159,8 @@ async fn paused_and_resumed(database: Option<DatabaseUrl>) {
     // Encryption switched on: the ghost must never post plaintext into it.
     put_state(&bob, &room, "m.room.encryption", json!({"algorithm": "m.megolm.v1.aes-sha2"})).await;
     wait_for_portal(&bridge, &synapse, &room, "suspended when encrypted", is_suspended).await;
-    alice
-        .send(&directory, alice.builder(&bob_name).text("four: must not be posted in the clear", None))
-        .await;
-    let told = alice_texts(&world, &bob_name, 2).await;
-    assert!(told[1].contains("encrypted"), "{told:?}");
+    let told = refused(&world, &bob_name, "four: must not be posted in the clear").await;
+    assert!(told.contains("encrypted"), "{told}");
 
     let texts = from_ghost(&bob, &room, &ghost).await;
     assert!(texts.iter().all(|t| !t.starts_with("two") && !t.starts_with("four")), "{texts:#?}");
@@ -203,12 +212,12 @@ async fn group_then_new_dm(database: Option<DatabaseUrl>) {
     assert_eq!(alice_texts(&world, &bob_name, 1).await, ["hello alice"]);
     let first = portal_of(&bridge, &dm).await.unwrap();
 
-    // bob leaves it: suspended, and alice is told when she writes.
+    // bob leaves it: suspended, and alice's next message is refused at submit with the block's
+    // code, saying he left; nothing is queued for the room he left.
     room_call(&bob, &dm, "leave", json!({})).await;
     wait_for_portal(&bridge, &synapse, &dm, "suspended when bob left", is_suspended).await;
-    alice.send(&directory, alice.builder(&bob_name).text("are you there?", None)).await;
-    let told = alice_texts(&world, &bob_name, 2).await;
-    assert!(told[1].contains("left"), "{told:?}");
+    let told = refused(&world, &bob_name, "are you there?").await;
+    assert!(told.contains("left this room"), "{told}");
 
     // bob opens a new DM with the ghost: the same portal moves there, with its message map.
     let dm2 = bob
@@ -233,7 +242,7 @@ async fn group_then_new_dm(database: Option<DatabaseUrl>) {
     alice.send(&directory, alice.builder(&bob_name).text("welcome back", None)).await;
     ghost_says(&synapse, &bob, &dm2, &ghost, "welcome back").await;
     bob.send_text(&dm2, "h2", "thanks").await.unwrap();
-    assert_eq!(alice_texts(&world, &bob_name, 3).await[2], "thanks");
+    assert_eq!(alice_texts(&world, &bob_name, 2).await[1], "thanks");
 
     // An admin unlinks it: the ghost says so and leaves; nothing of the pair is bridged there.
     let unlinked = bridge

@@ -38,7 +38,7 @@ use crate::identities::{
 };
 use crate::names::ResolveError;
 use crate::names::directory::{Directory, DirectoryError};
-use crate::store::{Store, StoreError};
+use crate::store::{Blocked, MAX_BLOCKS_PER_IDENTITY, Store, StoreError};
 
 /// `[telegram]` in the node's [`registry`](super::registry).
 pub struct TelegramModule;
@@ -285,6 +285,50 @@ impl TelegramAccounts for VaultAccounts {
                 }
             }
         })
+    }
+
+    fn set_blocked<'a>(
+        &'a self,
+        user: &'a TelegramUser,
+        sender: &'a RemoteIdentity,
+        blocked: bool,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(self.change_block(user, sender, blocked))
+    }
+}
+
+impl VaultAccounts {
+    /// [`TelegramAccounts::set_blocked`]: the block of `sender` for `user`'s identity, in the
+    /// store (`store::blocks`), which the relay's submit reads (docs/relay.md, "Block and rate
+    /// limits").
+    async fn change_block(
+        &self,
+        user: &TelegramUser,
+        sender: &RemoteIdentity,
+        blocked: bool,
+    ) -> Result<(), StateError> {
+        let Some(sender_name) = EnsName::parse(sender.as_str().trim()).ok().filter(|name| !name.is_root())
+        else {
+            return Err(StateError::Refused(format!(
+                "{sender} is not a DM3 name, so there is nothing to block."
+            )));
+        };
+        let identity = self.link(user).await?;
+        let identity = EnsName::parse(identity.as_str()).map_err(|e| {
+            tracing::error!(name = %identity, error = %e, "an identity name does not parse");
+            StateError::Refused(BROKEN.to_owned())
+        })?;
+        let store = self.vault.store();
+        if !blocked {
+            return store.unblock_sender(&identity, &sender_name).await.map(|_| ()).map_err(store_error);
+        }
+        match store.block_sender(&identity, &sender_name, now_ms()).await.map_err(store_error)? {
+            Blocked::New | Blocked::Already => Ok(()),
+            Blocked::Full => Err(StateError::Refused(format!(
+                "You have blocked {MAX_BLOCKS_PER_IDENTITY} DM3 users, the most this bridge keeps for one person, \
+                 so {sender_name} is not blocked. Unblock someone first with /unblock."
+            ))),
+        }
     }
 }
 

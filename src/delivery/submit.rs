@@ -20,7 +20,10 @@
 //!    for nobody to read (and cost an X25519 agreement and a signature per message);
 //! 8. store the stored form (plain `deliveryInformation` and the postmark, P9), deduplicated
 //!    by (receiver, hash), and answer only once the insert committed; for a virtual identity,
-//!    queue it in the bridge's inbox instead;
+//!    queue it in the bridge's inbox instead, which first refuses a sender the receiver blocked
+//!    or a portal suspended (-32012) and a sender or receiver past its rate limit (-32010;
+//!    docs/relay.md, "Block and rate limits"): after step 6, so a forged `from` spends nobody's
+//!    budget;
 //! 9. a new envelope (not a duplicate) for an account is pushed to the receiver's live sockets
 //!    ([`crate::protocol::LiveSink`]), after the commit: a client is never shown an envelope a
 //!    crash could still lose, and a replay is never pushed twice. Only while the receiver has
@@ -194,7 +197,7 @@ impl Relay {
         let Some(inbox) = self.inbox.get() else {
             return Err(DeliveryError::Internal("no bridge inbox for a virtual identity".to_owned()));
         };
-        inbox.queue_envelope(envelope).await
+        inbox.queue_envelope(envelope, self.local_names.network_of(&envelope.receiver)).await
     }
 
     /// The sender authentication the reference DS does not do (P14, §10.4 step 4).

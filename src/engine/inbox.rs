@@ -6,19 +6,26 @@
 //! queues it in the engine's [`Queue`] with [`job`] — the same (receiver, hash) key as the
 //! envelopes table, so a replay is a duplicate, and ordered per (receiver, sender): one DM3
 //! conversation, bounded in length, its sender warned of a backlog ([`super::backlog`]).
+//! Before that, the sender must not be blocked by the receiver nor shut out of a suspended
+//! portal ([`super::blocks`]), and both must be within their rate limits
+//! ([`super::inbox_limits`]); a message queued before a block is dropped when its turn comes.
 //! The handler ([`InboxHandler`]) opens, verifies, converts and delivers it through the
 //! receiver's connector (docs/engine.md).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use dm3::ens::EnsName;
 use dm3::network::Network;
-use dm3_bridge_connector::{BoxFuture, IdempotencyKey, NetworkUserId, Outbound, RemoteIdentity, deliver};
+use dm3_bridge_connector::{
+    BoxFuture, IdempotencyKey, NetworkId, NetworkUserId, Outbound, RemoteIdentity, deliver,
+};
 
 use super::backlog::{InboxBounds, warning_job};
+use super::blocks;
 use super::dm3::convert::{ToNetwork, to_network};
 use super::dm3::open::open_inbound;
+use super::inbox_limits::InboxLimits;
 use super::job::{InboxPayload, JobPayload, Report};
 use super::parts::{EngineParts, Failure};
 use super::references::StoredReferences;
@@ -46,17 +53,37 @@ pub fn job(envelope: &NewEnvelope) -> Result<NewJob, serde_json::Error> {
     })
 }
 
-/// The bridge's inbox as the relay sees it: the [`Queue`], bounded per conversation, and the
-/// networks that run on this node (so the relay refuses envelopes for identities of any other).
+/// The bridge's inbox as the relay sees it: the [`Queue`], bounded per conversation, guarded by
+/// blocks and rate limits, and the networks that run on this node with their connectors' ids
+/// (so the relay refuses envelopes for identities of any other, and finds their portals).
 pub struct BridgeInbox {
     queue: Queue,
-    networks: HashSet<Network>,
+    networks: HashMap<Network, NetworkId>,
     bounds: InboxBounds,
+    limits: InboxLimits,
 }
 
 impl BridgeInbox {
-    pub fn new(queue: Queue, networks: impl IntoIterator<Item = Network>, bounds: InboxBounds) -> Self {
-        Self { queue, networks: networks.into_iter().collect(), bounds }
+    pub fn new(
+        queue: Queue,
+        networks: impl IntoIterator<Item = (Network, NetworkId)>,
+        bounds: InboxBounds,
+        limits: InboxLimits,
+    ) -> Self {
+        Self { queue, networks: networks.into_iter().collect(), bounds, limits }
+    }
+
+    /// Refuses the envelope if its receiver blocked its sender or left their conversation, or if
+    /// either is past its rate limit (in that order: a blocked sender spends no budget of the
+    /// user who blocked them).
+    async fn admit(&self, envelope: &NewEnvelope, network: Option<Network>) -> Result<(), DeliveryError> {
+        let network_id = network.and_then(|network| self.networks.get(&network));
+        if let Some(refusal) =
+            blocks::refusal(self.queue.store(), network_id, &envelope.receiver, &envelope.sender).await?
+        {
+            return Err(refusal);
+        }
+        self.limits.check(&envelope.sender, &envelope.receiver)
     }
 
     /// Queues the warning of a backlog; the envelope is accepted either way, so a failure here
@@ -83,8 +110,10 @@ impl InboxSink for BridgeInbox {
     fn queue_envelope<'a>(
         &'a self,
         envelope: &'a NewEnvelope,
+        network: Option<Network>,
     ) -> BoxFuture<'a, Result<Inserted, DeliveryError>> {
         Box::pin(async move {
+            self.admit(envelope, network).await?;
             let job = job(envelope)
                 .map_err(|e| DeliveryError::Internal(format!("queueing for the bridge: {e}")))?;
             let cap = self.bounds.max_pending;
@@ -102,7 +131,7 @@ impl InboxSink for BridgeInbox {
     }
 
     fn serves(&self, network: Network) -> bool {
-        self.networks.contains(&network)
+        self.networks.contains_key(&network)
     }
 }
 
@@ -144,6 +173,12 @@ impl InboxHandler {
         let payload = read(job)?;
         let receiver = EnsName::parse(&payload.receiver)
             .map_err(|e| Failure::permanent(format!("the receiver is not a name: {e}")))?;
+        let sender = EnsName::parse(&payload.sender)
+            .map_err(|e| Failure::permanent(format!("the sender is not a name: {e}")))?;
+        if blocks::dropped(&parts.store, &receiver, &sender).await.map_err(Failure::store)? {
+            tracing::info!(conversation = %job.conversation, "a message queued before its sender was blocked was dropped");
+            return Ok(Outcome::Done);
+        }
         let identity = parts.vault.recent(&receiver).await.map_err(Failure::identity)?;
         if identity.disabled_at_ms.is_some() {
             return Err(Failure::permanent(format!("{receiver} is disabled on this bridge"))

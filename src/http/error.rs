@@ -24,6 +24,8 @@
 //! | bad signature, unresolved sender, bad challenge | 400 | -32003 |
 //! | registering a name the node serves, or a profile that does not list the node | 400 | -32003 |
 //! | spam | 400 | -32010 |
+//! | past a per-sender or per-bridged-user rate limit (docs/relay.md, "Block and rate limits") | 429 | -32010 |
+//! | the bridged user blocked the sender, or left the conversation with them | 400 | -32012 |
 //! | the receiver's queue from this sender is full (a bridged user, docs/engine.md "Bounds") | 429 | -32005 |
 //! | missing or invalid token | 401 | -32003 |
 //! | no such account (`GET /profile`, `/auth`) | 404 | -32001 |
@@ -64,6 +66,11 @@ pub const UNAUTHORIZED: i32 = -32003;
 pub const SPAM: i32 = -32010;
 /// DM3 spec: the message is larger than the delivery service's `sizeLimit`.
 pub const TOO_LARGE: i32 = -32011;
+/// Ours, in the DM3 spec's application range beside -32010 and -32011, which has no code for
+/// it: the receiver blocked the sender. Not -32010 (spam), which a retry later may clear, nor
+/// -32003 (unauthorized), which says the sender's credentials are at fault (docs/relay.md,
+/// "Block and rate limits").
+pub const BLOCKED: i32 = -32012;
 /// DM3 spec: rate limited, retry later (what the engine's own delivery client reads as such).
 pub const RATE_LIMITED: i32 = -32005;
 
@@ -138,6 +145,7 @@ impl From<DeliveryError> for ApiError {
             DeliveryError::Backlogged(message) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED, message)
             }
+            DeliveryError::SpamLimited(message) => Self::new(StatusCode::TOO_MANY_REQUESTS, SPAM, message),
             e @ DeliveryError::Unavailable => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, e.to_string())
             }
@@ -157,6 +165,7 @@ pub fn rejection_code(reason: Rejection) -> i32 {
         Rejection::BadSignature | Rejection::UnresolvedSender | Rejection::InvalidChallenge => UNAUTHORIZED,
         Rejection::ReservedName | Rejection::NotThisNode => UNAUTHORIZED,
         Rejection::Spam => SPAM,
+        Rejection::Blocked => BLOCKED,
     }
 }
 

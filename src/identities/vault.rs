@@ -95,6 +95,11 @@ pub struct IdentityVault {
 }
 
 impl IdentityVault {
+    /// The store the identities live in, for what the networks keep per identity (blocks).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// `scheme` is `None` when no parent is configured (then nothing can be created);
     /// `delivery_service` is the node's own name, which every profile names.
     pub fn new(

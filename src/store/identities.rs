@@ -234,6 +234,11 @@ impl Store {
         let name = name.clone();
         write_on!(self, tx => {
             sqlx::query("DELETE FROM identity_keys WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
+            // Its blocks go with it: a name made again later starts with none (migration 0011).
+            sqlx::query("DELETE FROM blocked_senders WHERE identity = $1")
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?;
             let n = sqlx::query("DELETE FROM identities WHERE name = $1")
                 .bind(name.as_str())
                 .execute(&mut *tx)

@@ -147,6 +147,10 @@ impl Dm3World {
         config.node.public_url = format!("http://127.0.0.1:{port}");
         config.names = self.names_config();
         config.identities.parent = PARENT.to_owned();
+        // The scenarios send floods from one DM3 sender on purpose; the budgets of senders and
+        // bridged users (issue #19) are tested in tests/bridge_abuse.rs, which sets them.
+        config.rate_limits.dm3_sender_per_minute = 0;
+        config.rate_limits.bridged_user_per_minute = 0;
     }
 
     /// What [`configure_bridge`](Self::configure_bridge) sets but the node's name, as the
@@ -161,6 +165,9 @@ impl Dm3World {
             ("NAMES__REQUEST_TIMEOUT_MS", names.request_timeout_ms.to_string()),
             ("NAMES__ALLOW_PRIVATE_ADDRESSES", names.allow_private_addresses.to_string()),
             ("IDENTITIES__PARENT", PARENT.to_owned()),
+            // As in configure_bridge: floods from one sender are what these scenarios do.
+            ("RATE_LIMITS__DM3_SENDER_PER_MINUTE", "0".to_owned()),
+            ("RATE_LIMITS__BRIDGED_USER_PER_MINUTE", "0".to_owned()),
         ]
         .into_iter()
         .map(|(key, value)| (format!("DM3_BRIDGE_{key}"), value))

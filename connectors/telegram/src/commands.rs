@@ -7,12 +7,15 @@
 //! | `/to <DM3 name>` | checks the name exists, makes it the current contact, asks the engine for the portal |
 //! | `/who` | the current contact |
 //! | `/contacts` | the recent contacts, most recent first |
+//! | `/block [<DM3 name>]` | the bridge refuses that DM3 user's messages to this user (the current contact without a name) |
+//! | `/unblock [<DM3 name>]` | lifts the block |
 //! | `/help` | the commands |
 //!
 //! Setting a contact emits an [`Inbound::PortalRequest`] in the update's batch, so the engine
 //! records the portal (`<chat>/<DM3 name>`) durably together with the update, and a
 //! [`StateChange::Contact`], which the update handler makes before the batch is stored, unless
-//! the update is a replay ([`crate::chat_order`]).
+//! the update is a replay ([`crate::chat_order`]). A block is such a change too
+//! ([`StateChange::Block`]), so an old `/block` served again cannot undo a later `/unblock`.
 
 use dm3_bridge_connector::{Inbound, PortalRequest, RemoteIdentity};
 
@@ -37,6 +40,8 @@ pub(crate) enum Command<'a> {
     To(&'a str),
     Who,
     Contacts,
+    Block(Option<&'a str>),
+    Unblock(Option<&'a str>),
     Help,
     Unknown(&'a str),
 }
@@ -58,6 +63,8 @@ pub(crate) fn parse<'a>(text: &'a str, bot_username: Option<&str>) -> Option<Com
         "to" => Command::To(args),
         "who" => Command::Who,
         "contacts" => Command::Contacts,
+        "block" => Command::Block(arg),
+        "unblock" => Command::Unblock(arg),
         "help" => Command::Help,
         _ => Command::Unknown(name),
     })
@@ -67,6 +74,8 @@ pub(crate) const HELP: &str = "This bot connects you with DM3 users (dm3.network
 /to <i>name</i> — write to a DM3 user, e.g. <code>/to alice.eth</code>; what you send next goes to them\n\
 /who — whom you are writing to\n\
 /contacts — whom you wrote to lately\n\
+/block <i>name</i> — refuse a DM3 user's messages (without a name: whom you are writing to)\n\
+/unblock <i>name</i> — take their messages again\n\
 /start — your own DM3 name, which DM3 users write to\n\
 /help — this text\n\n\
 Messages from DM3 users appear here with their name in front. Reply to one to answer its sender, \
@@ -112,6 +121,8 @@ impl UpdateHandler {
                 html.push_str("Switch with /to <i>name</i>.");
                 Ok(Plan::answer(chat, html))
             }
+            Command::Block(name) => self.set_blocked(chat, user, name, true).await,
+            Command::Unblock(name) => self.set_blocked(chat, user, name, false).await,
             Command::Help => Ok(Plan::answer(chat, HELP)),
             Command::Unknown(name) => {
                 Ok(Plan::answer(chat, format!("There is no command /{}. /help lists them.", escape(name))))
@@ -191,6 +202,59 @@ impl UpdateHandler {
 }
 
 impl UpdateHandler {
+    /// `/block` and `/unblock`: the DM3 user named, or the current contact. The name need not
+    /// resolve (a sender whose profile is gone may still be unblocked); the service normalizes
+    /// it when it makes the change and refuses what is no name.
+    async fn set_blocked(
+        &self,
+        chat: i64,
+        user: &TelegramUser,
+        input: Option<&str>,
+        blocked: bool,
+    ) -> Result<Plan, Stop> {
+        let command = if blocked { "/block" } else { "/unblock" };
+        let sender = match input.map(str::trim).filter(|input| !input.is_empty()) {
+            Some(input) => {
+                let not_a_name = || {
+                    Plan::answer(
+                        chat,
+                        "That is not a DM3 name: a DM3 name is one word such as <code>alice.eth</code>.",
+                    )
+                };
+                if input.len() > MAX_NAME_INPUT_BYTES
+                    || input.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Ok(not_a_name());
+                }
+                match RemoteIdentity::new(input) {
+                    Ok(sender) => sender,
+                    Err(_) => return Ok(not_a_name()),
+                }
+            }
+            None => match self.state.current_contact(chat).await.map_err(refused(chat))? {
+                Some(contact) => contact,
+                None => {
+                    return Ok(Plan::answer(
+                        chat,
+                        format!("Whom? Send <code>{command} alice.eth</code> with a DM3 name."),
+                    ));
+                }
+            },
+        };
+        let name = escape(sender.as_str());
+        let html = if blocked {
+            format!(
+                "<b>{name}</b> is blocked: the bridge refuses their messages to you, and they are told so. \
+                 Send <code>/unblock {name}</code> to take their messages again."
+            )
+        } else {
+            format!("<b>{name}</b> is not blocked: their messages reach you again.")
+        };
+        let mut plan = Plan::answer(chat, html);
+        plan.changes.push(StateChange::Block { user: user.clone(), sender, blocked });
+        Ok(plan)
+    }
+
     /// [`TelegramAccounts::find_dm3_name`], tried [`LOOKUP_ATTEMPTS`] times while it is
     /// unavailable. A name source that stays down (an unreachable CCIP gateway, a dead RPC) is
     /// then answered, not retried as the update: a chat's updates are handled in order, and the
@@ -258,6 +322,12 @@ mod tests {
         assert_eq!(parse("/to@DM3Bot bob.eth", Some("dm3bot")), Some(Command::To("bob.eth")));
         assert_eq!(parse("/to@otherbot bob.eth", Some("dm3bot")), None);
         assert_eq!(parse("/WHO", None), Some(Command::Who));
+        assert_eq!(parse("/block", None), Some(Command::Block(None)));
+        assert_eq!(parse("/block  alice.eth ", None), Some(Command::Block(Some("alice.eth"))));
+        assert_eq!(
+            parse("/unblock@dm3bot alice.eth", Some("dm3bot")),
+            Some(Command::Unblock(Some("alice.eth")))
+        );
         assert_eq!(parse("/frobnicate x", None), Some(Command::Unknown("frobnicate")));
         assert_eq!(parse("hello", None), None);
     }

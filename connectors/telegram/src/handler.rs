@@ -79,6 +79,9 @@ pub(crate) enum StateChange {
     Route { message: NetworkMessageId, conversation: ConversationId },
     /// The reaction event `reaction` stands for `slot` now.
     Reaction { slot: NetworkMessageId, reaction: NetworkMessageId },
+    /// `user` blocks (or, `blocked = false`, unblocks) the DM3 user `sender`. A state change like
+    /// the others, so an old `/block` served again after a later `/unblock` does not undo it.
+    Block { user: TelegramUser, sender: RemoteIdentity, blocked: bool },
 }
 
 impl Plan {
@@ -177,6 +180,9 @@ impl UpdateHandler {
                     self.state.record_route(message, conversation).await
                 }
                 StateChange::Reaction { slot, reaction } => self.state.record_reaction(slot, reaction).await,
+                StateChange::Block { user, sender, blocked } => {
+                    self.accounts.set_blocked(user, sender, *blocked).await
+                }
             };
             match (done, chat) {
                 (Ok(()), _) => {}

@@ -55,6 +55,17 @@ pub trait TelegramAccounts: Send + Sync {
         &'a self,
         input: &'a str,
     ) -> BoxFuture<'a, Result<Option<RemoteIdentity>, StateError>>;
+
+    /// Blocks (`blocked`) or unblocks the DM3 user `sender` for `user`'s DM3 identity: while
+    /// blocked, the bridge refuses the sender's messages to them (`/block`, docs/telegram.md).
+    /// `sender` is what the user named, not yet normalized; a name that is none is `Refused`.
+    /// Idempotent: blocking twice or unblocking a sender not blocked is no error.
+    fn set_blocked<'a>(
+        &'a self,
+        user: &'a TelegramUser,
+        sender: &'a RemoteIdentity,
+        blocked: bool,
+    ) -> BoxFuture<'a, Result<(), StateError>>;
 }
 
 /// The newest update of a chat whose state changes were made, and when: what tells an update

@@ -194,6 +194,8 @@ pub struct MemoryAccounts {
     /// Names whose lookup always answers `Unavailable` (their name source is down), and how
     /// often they were looked up.
     pub unavailable: Mutex<HashMap<String, u32>>,
+    /// (Telegram user, sender) pairs blocked.
+    pub blocked: Mutex<HashSet<(u64, String)>>,
 }
 
 impl MemoryAccounts {
@@ -203,6 +205,7 @@ impl MemoryAccounts {
             linked: Mutex::default(),
             link_failures: Mutex::default(),
             unavailable: Mutex::default(),
+            blocked: Mutex::default(),
         }
     }
 
@@ -243,6 +246,24 @@ impl TelegramAccounts for MemoryAccounts {
                 return Err(StateError::Unavailable(format!("the name source of {name} is down")));
             }
             Ok(self.known.lock().unwrap().contains(&name).then(|| RemoteIdentity::new(name).unwrap()))
+        })
+    }
+
+    fn set_blocked<'a>(
+        &'a self,
+        user: &'a TelegramUser,
+        sender: &'a RemoteIdentity,
+        blocked: bool,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            let pair = (user.id, sender.as_str().to_lowercase());
+            let mut set = self.blocked.lock().unwrap();
+            if blocked {
+                set.insert(pair);
+            } else {
+                set.remove(&pair);
+            }
+            Ok(())
         })
     }
 }

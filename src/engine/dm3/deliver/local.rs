@@ -52,6 +52,8 @@ fn submit_error(error: DeliveryError) -> SubmitError {
         },
         // Another sender's flood filled the receiver's queue: later, as from a remote service.
         DeliveryError::Backlogged(message) => SubmitError::RateLimited { retry_after: None, message },
+        // A bridged user of this node written to faster than its rate limit: later, likewise.
+        DeliveryError::SpamLimited(message) => SubmitError::RateLimited { retry_after: None, message },
         DeliveryError::Internal(detail) => {
             // The detail may name tables or files: logged here, not carried into a reason that
             // may reach the sender.
