@@ -15,16 +15,24 @@
 //! | `POST /admin/identities/{id}/disable`, `/enable` | stop or resume publishing |
 //! | `POST /admin/identities/{id}/rotate` | new wallet, keys and profile |
 //! | `GET /admin/identities/{id}/profile` | the published signed profile and record |
-//! | `GET /admin/identities/{id}/conversations` | who it has envelopes from |
+//! | `GET /admin/identities/{id}/conversations` | its portals (with their last message) and who it has envelopes from |
 //! | `GET /admin/portals?network=&after=&limit=` | portals, in id order, with their state |
 //! | `GET /admin/portals/{portalId}` | one portal |
 //! | `DELETE /admin/portals/{portalId}` | unlink: forget it; the stand-in says so and leaves |
+//! | `GET /admin/jobs?queue=&state=&after=&limit=` | jobs, in id order ([`jobs`]) |
+//! | `GET /admin/jobs/{jobId}` | one job |
+//! | `POST /admin/jobs/{jobId}/retry` | a failed job back to its queue |
+//! | `DELETE /admin/jobs/{jobId}` | drop a failed or waiting job |
+//!
+//! The same operations, and the node's health, are a web page under `/admin/ui` ([`console`]),
+//! behind the same token through a login form.
 //!
 //! `{id}` is the identity's ENS name or `network:userId` (`telegram:12345`,
 //! `matrix:@bob:example.org`). Every route needs the bearer token
 //! ([`admin_token`](crate::http::admin_token)); errors are JSON
 //! ([`admin_error`](crate::http::admin_error)). `docs/admin-api.yaml` is the OpenAPI description.
 
+pub mod jobs;
 pub mod routes;
 pub mod views;
 
@@ -63,6 +71,9 @@ pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
         .route("/identities/{id}/conversations", get(routes::conversations))
         .route("/portals", get(routes::portals))
         .route("/portals/{portal}", get(routes::portal).delete(routes::unlink_portal))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{job}", get(jobs::show).delete(jobs::drop))
+        .route("/jobs/{job}/retry", post(jobs::retry))
         .fallback(routes::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(check, admin_token::require_token));

@@ -120,7 +120,8 @@ pub async fn conversations(
     id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let (identity, counterparties) = state.vault.counterparties(&reference(id)?, CONVERSATIONS_LIMIT).await?;
-    Ok(Json(ConversationsView::new(&identity, &counterparties)).into_response())
+    let portals = state.store.identity_portals(&identity.name, CONVERSATIONS_LIMIT).await.map_err(store_error)?;
+    Ok(Json(ConversationsView::new(&identity, &counterparties, &portals)).into_response())
 }
 
 /// Portals listed by default.
@@ -178,7 +179,7 @@ fn no_portal(id: i64) -> AdminError {
     AdminError::new(StatusCode::NOT_FOUND, "not_found", format!("there is no portal {id}"))
 }
 
-fn store_error(error: crate::store::StoreError) -> AdminError {
+pub(super) fn store_error(error: crate::store::StoreError) -> AdminError {
     AdminError::from(crate::identities::IdentityError::Store(error))
 }
 
