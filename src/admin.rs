@@ -32,12 +32,16 @@
 //! ([`admin_token`](crate::http::admin_token)); errors are JSON
 //! ([`admin_error`](crate::http::admin_error)). `docs/admin-api.yaml` is the OpenAPI description.
 
+pub mod console;
 pub mod jobs;
 pub mod routes;
 pub mod views;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::routing::{get, post};
+use dm3_bridge_connector::Connector;
 
 use crate::config::AdminToken;
 use crate::http::admin_token::{self, TokenCheck};
@@ -50,8 +54,12 @@ use views::GatewayView;
 pub struct AdminState {
     pub vault: IdentityVault,
     pub gateway: GatewayView,
-    /// Portals are the engine's rows, read and unlinked here directly.
+    /// Portals and jobs are the engine's rows, read and changed here directly.
     pub store: Store,
+    /// The running networks' connectors, whose health the console shows as `/ready` does.
+    pub connectors: Arc<[Arc<dyn Connector>]>,
+    /// Whether the node is reached over HTTPS: the console's cookie is then `Secure`.
+    pub https: bool,
 }
 
 /// The `/admin` routes, token check included, with their state applied.
@@ -60,6 +68,9 @@ pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
     if !check.is_enabled() {
         tracing::info!("admin API disabled (no admin.token configured)");
     }
+    // Like the API, the console exists only with a token; it is merged below the API's nest,
+    // whose 403 answers `/admin/ui` when there is none.
+    let console = token.map(|token| console::router(state.clone(), token, state.https));
     let routes = Router::new()
         .route("/gateway", get(routes::gateway))
         .route("/identities", get(routes::list).post(routes::create))
@@ -77,5 +88,9 @@ pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
         .fallback(routes::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(check, admin_token::require_token));
-    Router::new().nest("/admin", routes)
+    let api = Router::new().nest("/admin", routes);
+    match console {
+        Some(console) => api.merge(console),
+        None => api,
+    }
 }

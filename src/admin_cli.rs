@@ -25,8 +25,8 @@ use crate::identities::vault::DEFAULT_PER_PAGE;
 use crate::identities::{IdentityError, IdentityRef, Network, NetworkUserId};
 use crate::name_service::NameService;
 use crate::node::{NodeData, NodeError};
-use crate::store::{JobChange, JobFilter, StoreError};
 use crate::store::portals::MAX_PAGE as MAX_PORTALS_PAGE;
+use crate::store::{JobChange, JobFilter, StoreError};
 
 /// The identity subcommands. `ID` is an identity's ENS name or `network:userId`
 /// (e.g. `telegram:12345`, `matrix:@bob:example.org`).

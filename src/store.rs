@@ -64,8 +64,8 @@ pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvel
 pub use identities::{Counterparty, IdentityRecord, SealedKey};
 pub use ids::InvalidId;
 pub use jobs::{
-    BatchKey, CappedInsert, ClaimedJob, Completed, JobChange, JobCount, JobFilter, JobId, JobRecord, JobState,
-    Lease, MAX_JOBS_PAGE, NewJob, NewJobs, QueueName, StateFilter,
+    BatchKey, CappedInsert, ClaimedJob, Completed, JobChange, JobCount, JobFilter, JobId, JobRecord,
+    JobState, Lease, MAX_JOBS_PAGE, NewJob, NewJobs, QueueName, StateFilter,
 };
 pub use message_map::{MappedMessage, NewMapping};
 pub use portals::{NewPortal, Portal, PortalActivity, PortalState};

@@ -17,7 +17,7 @@ use super::AdminState;
 use super::routes::store_error;
 use crate::clock::now_ms;
 use crate::http::admin_error::AdminError;
-use crate::store::{JobChange, JobFilter, JobRecord, JobState, MAX_JOBS_PAGE, QueueName, Store, StateFilter};
+use crate::store::{JobChange, JobFilter, JobRecord, JobState, MAX_JOBS_PAGE, QueueName, StateFilter, Store};
 
 /// Jobs listed when the query does not say.
 pub const DEFAULT_JOBS_PAGE: u32 = 50;

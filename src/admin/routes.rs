@@ -120,7 +120,8 @@ pub async fn conversations(
     id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let (identity, counterparties) = state.vault.counterparties(&reference(id)?, CONVERSATIONS_LIMIT).await?;
-    let portals = state.store.identity_portals(&identity.name, CONVERSATIONS_LIMIT).await.map_err(store_error)?;
+    let portals =
+        state.store.identity_portals(&identity.name, CONVERSATIONS_LIMIT).await.map_err(store_error)?;
     Ok(Json(ConversationsView::new(&identity, &counterparties, &portals)).into_response())
 }
 

@@ -127,13 +127,20 @@ pub struct ConversationsView {
 }
 
 impl ConversationsView {
-    pub fn new(identity: &IdentityRecord, counterparties: &[Counterparty], portals: &[PortalActivity]) -> Self {
+    pub fn new(
+        identity: &IdentityRecord,
+        counterparties: &[Counterparty],
+        portals: &[PortalActivity],
+    ) -> Self {
         Self {
             name: identity.name.to_string(),
             source: "stored-envelopes",
             portals: portals
                 .iter()
-                .map(|p| PortalActivityView { portal: PortalView::from(&p.portal), last_message_at: p.last_message_at_ms })
+                .map(|p| PortalActivityView {
+                    portal: PortalView::from(&p.portal),
+                    last_message_at: p.last_message_at_ms,
+                })
                 .collect(),
             conversations: counterparties
                 .iter()

@@ -806,8 +806,11 @@ impl Store {
         queue: QueueName,
         idempotency_key: &str,
     ) -> Result<Option<JobRecord>, StoreError> {
-        const SQL: &str =
-            concat!("SELECT ", record_columns!(), " FROM bridge_jobs WHERE queue = $1 AND idempotency_key = $2");
+        const SQL: &str = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM bridge_jobs WHERE queue = $1 AND idempotency_key = $2"
+        );
         let row = on_pool!(self.pool(), p => {
             match sqlx::query(SQL).bind(queue.as_str()).bind(idempotency_key).fetch_optional(p).await? {
                 None => None,

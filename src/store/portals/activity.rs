@@ -35,7 +35,11 @@ const OF_IDENTITY: &str = concat!(
 impl Store {
     /// Up to `limit` portals of the virtual identity `name`, most recently active first (those
     /// that never carried a message last, newest portal first).
-    pub async fn identity_portals(&self, name: &EnsName, limit: u32) -> Result<Vec<PortalActivity>, StoreError> {
+    pub async fn identity_portals(
+        &self,
+        name: &EnsName,
+        limit: u32,
+    ) -> Result<Vec<PortalActivity>, StoreError> {
         let raw = on_pool!(self.pool(), p => {
             let rows = sqlx::query(OF_IDENTITY)
                 .bind(name.as_str())
@@ -47,7 +51,9 @@ impl Store {
                 .collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         raw.into_iter()
-            .map(|(portal, last)| Ok(PortalActivity { portal: portal.into_portal()?, last_message_at_ms: last }))
+            .map(|(portal, last)| {
+                Ok(PortalActivity { portal: portal.into_portal()?, last_message_at_ms: last })
+            })
             .collect()
     }
 }
