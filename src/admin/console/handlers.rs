@@ -19,7 +19,7 @@ use super::ConsoleState;
 use super::pages::{self, Frame, Health, JobsFilter};
 use super::session::{COOKIE as SESSION_COOKIE, SESSION_LIFETIME_MS};
 use crate::admin::jobs::{self, JobView, parse_filter};
-use crate::admin::routes::{CONVERSATIONS_LIMIT, store_error};
+use crate::admin::routes::{CONVERSATIONS_LIMIT, MAX_SEARCH_BYTES, store_error};
 use crate::admin::views::{ConversationsView, IdentityView};
 use crate::clock::now_ms;
 use crate::http::admin_error::AdminError;
@@ -30,8 +30,6 @@ use dm3_bridge_connector::Health as NetworkHealth;
 
 /// A form is a token or a few short fields.
 const FORM_LIMIT: usize = 8 * 1024;
-/// Longest search term, in bytes: longer than any name or network id.
-pub const MAX_SEARCH_BYTES: usize = 200;
 /// Identities on one page.
 const IDENTITIES_PAGE: u32 = 50;
 /// Jobs on one page.
