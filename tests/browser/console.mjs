@@ -18,17 +18,19 @@ if (!shots) {
 mkdirSync(shots, { recursive: true });
 const profile = mkdtempSync(join(tmpdir(), 'dm3-console-chromium-'));
 
-const browser = await chromium.launch({
+// A fresh profile each run: playwright passes it to Chromium as --user-data-dir.
+const browser = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1280, height: 900 },
     args: [
         '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        `--user-data-dir=${profile}`,
     ],
 });
 const seen = {};
 try {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = browser.pages()[0] ?? (await browser.newPage());
     page.setDefaultTimeout(15000);
     const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
