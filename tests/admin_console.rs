@@ -196,6 +196,13 @@ async fn an_admin_finds_the_failed_job_in_the_browser_and_retries_it(db: &TestDb
 
     failed.delivered_once().await;
     assert_eq!(failed.job().await["attempts"], 1, "the retry started its attempts again");
+    // The API finds the identity by the same search; a search too long is refused.
+    let (status, found) = failed.api(reqwest::Method::GET, "/admin/identities?q=4401").await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["items"][0]["name"], failed.identity.as_str(), "{found}");
+    let (status, _) =
+        failed.api(reqwest::Method::GET, &format!("/admin/identities?q={}", "4".repeat(201))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     // The identity's conversations come from the engine: its portal, with its last message.
     let path = format!("/admin/identities/{}/conversations", failed.identity);
     let (status, conversations) = failed.api(reqwest::Method::GET, &path).await;

@@ -267,7 +267,7 @@ pub async fn create(
     let user = NetworkUserId::parse(network, form.get("userId").unwrap_or_default())
         .map_err(|e| AdminError::bad_request(e.to_string()))?;
     let identity = state.admin.vault.create(user, now_ms()).await.map_err(AdminError::from)?;
-    Ok(redirect(&identity_url(&identity.name.to_string(), Some("created"))))
+    Ok(redirect(&identity_url(identity.name.as_ref(), Some("created"))))
 }
 
 fn identity_url(name: &str, done: Option<&str>) -> String {
@@ -330,7 +330,7 @@ pub async fn identity_action(
         _ => return Err(refuse(StatusCode::NOT_FOUND, "no_route", "no such action")),
     };
     let identity = identity.map_err(AdminError::from)?;
-    Ok(redirect(&identity_url(&identity.name.to_string(), Some(done))))
+    Ok(redirect(&identity_url(identity.name.as_ref(), Some(done))))
 }
 
 /// `GET /admin/ui/jobs?queue=&state=&after=`.

@@ -86,13 +86,11 @@ pub enum JobChange {
 }
 
 /// The list leaves payloads out: they can be megabytes each.
-const LIST: &str = concat!(
-    "SELECT id, queue, idempotency_key, conversation, CAST('' AS TEXT) AS payload, state, attempts, \
-     next_attempt_at, lease_until, last_error, created_at, updated_at, expires_at, finished_at \
+const LIST: &str = "SELECT id, queue, idempotency_key, conversation, CAST('' AS TEXT) AS payload, state, \
+     attempts, next_attempt_at, lease_until, last_error, created_at, updated_at, expires_at, finished_at \
      FROM bridge_jobs WHERE id > $1 AND ($2 = '' OR queue = $2) AND ($3 = '' OR state = $3) \
        AND ($4 = 0 OR attempts > 0) \
-     ORDER BY id LIMIT $5"
-);
+     ORDER BY id LIMIT $5";
 
 const BY_ID: &str = concat!("SELECT ", record_columns!(), " FROM bridge_jobs WHERE id = $1");
 
