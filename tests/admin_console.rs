@@ -237,6 +237,27 @@ async fn the_console_refuses_outsiders_forgeries_and_oversized_input(db: &TestDb
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{form}");
         assert!(answer.headers().get(SET_COOKIE).is_none());
     }
+    // A flood of guesses at once: each one refused, none lets anyone in.
+    let login = failed.world.node.url("/admin/ui/login");
+    let guesses: Vec<_> = (0..256)
+        .map(|i| {
+            let (http, login) = (failed.http.clone(), login.clone());
+            tokio::spawn(async move {
+                let form = format!("token=guess-{i:04}-0123456789abcdef");
+                let answer = http
+                    .post(login)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form)
+                    .send()
+                    .await
+                    .unwrap();
+                (answer.status(), answer.headers().contains_key(SET_COOKIE))
+            })
+        })
+        .collect();
+    for guess in guesses {
+        assert_eq!(guess.await.unwrap(), (StatusCode::UNAUTHORIZED, false));
+    }
     let huge = format!("token={}", "a".repeat(64 * 1024));
     let answer = failed.console(post.clone(), "/admin/ui/login", None, Some(&huge)).await;
     assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
