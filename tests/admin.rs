@@ -491,8 +491,7 @@ async fn portals_listed_and_unlinked(node: TestNode) {
 }
 
 /// `dm3-bridge job …`: the admin API's job views and operations on the node's database, next
-/// to the running node. The jobs are failed with a lease of the test's own, so the node's
-/// workers leave them alone until the CLI acts.
+/// to the running node, whose workers fail the two unreadable jobs queued here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_lists_retries_and_drops_jobs() {
     let node = node_on(None).await;
@@ -505,27 +504,34 @@ async fn the_cli_lists_retries_and_drops_jobs() {
         expires_at_ms: None,
     };
     let now = dm3_bridge::clock::now_ms();
-    store.enqueue_job(&job("retried"), now).await.unwrap();
-    store.enqueue_job(&job("dropped"), now).await.unwrap();
-    let claimed = store.claim_jobs(QueueName::Inbox, now, 600_000, 2).await.unwrap();
-    assert_eq!(claimed.len(), 2);
-    for job in &claimed {
-        assert!(store.fail_job(job.lease(), "blocked", now).await.unwrap());
+    let mut ids = Vec::new();
+    for key in ["retried", "dropped"] {
+        store.enqueue_job(&job(key), now).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let record = store.get_job(QueueName::Inbox, key).await.unwrap().unwrap();
+            if record.state == dm3_bridge::store::JobState::Failed {
+                ids.push(record.id.get());
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not failed: {record:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
-    let (retried, dropped) = (claimed[0].id.get().to_string(), claimed[1].id.get().to_string());
+    let (retried, dropped) = (ids[0].to_string(), ids[1].to_string());
     let config = node.dir.path().join("config.toml");
 
     let (ok, listed, err) = cli_of("job", &config, &["list", "--state", "failed"]);
     assert!(ok, "{err}");
     assert_eq!(listed, Admin { node: &node }.get("/admin/jobs?state=failed").await.1, "the API's view");
-    assert_eq!(listed["jobs"][0]["lastError"], "blocked", "{listed}");
+    assert!(listed["jobs"][0]["lastError"].as_str().unwrap().contains("unreadable"), "{listed}");
     let (_, shown, _) = cli_of("job", &config, &["show", &retried]);
     assert_eq!((shown["status"].as_str(), shown["kind"].as_str()), (Some("failed"), Some("envelope")));
     let (ok, after, err) = cli_of("job", &config, &["retry", &retried]);
     assert!(ok, "{err}");
     assert_eq!((after["status"].as_str(), after["attempts"].as_u64()), (Some("pending"), Some(0)));
     let (ok, gone, err) = cli_of("job", &config, &["drop", &dropped]);
-    assert!(ok && gone["id"].as_i64() == Some(claimed[1].id.get()), "{err}");
+    assert!(ok && gone["id"].as_i64() == Some(ids[1]), "{err}");
     for (args, refusal) in [
         (vec!["show", dropped.as_str()], format!("no job {dropped}")),
         (vec!["retry", dropped.as_str()], format!("no job {dropped}")),

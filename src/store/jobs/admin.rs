@@ -96,9 +96,14 @@ const BY_ID: &str = concat!("SELECT ", record_columns!(), " FROM bridge_jobs WHE
 
 /// The conditions are those [`Store::retry_failed_job`] checked, repeated so that a job that
 /// changed in between is not touched.
-const RETRY_FAILED: &str = "UPDATE bridge_jobs SET state = 'pending', attempts = 0, next_attempt_at = $2, \
+/// It answers the job as the retry left it: read afterwards, a worker may have claimed it already.
+const RETRY_FAILED: &str = concat!(
+    "UPDATE bridge_jobs SET state = 'pending', attempts = 0, next_attempt_at = $2, \
      lease_until = NULL, finished_at = NULL, updated_at = $2 \
-     WHERE id = $1 AND state = 'failed' AND payload <> '' AND (expires_at IS NULL OR expires_at > $2)";
+     WHERE id = $1 AND state = 'failed' AND payload <> '' AND (expires_at IS NULL OR expires_at > $2) \
+     RETURNING ",
+    record_columns!()
+);
 
 const DROP: &str = "DELETE FROM bridge_jobs WHERE id = $1 \
      AND (state = 'failed' OR (state = 'pending' AND (lease_until IS NULL OR lease_until <= $2)))";
@@ -153,16 +158,14 @@ impl Store {
                 "the message of job {id} has expired; a retry would only fail again"
             )));
         }
-        let changed = write_on!(self, one_statement, c => Ok(sqlx::query(RETRY_FAILED)
-            .bind(id)
-            .bind(now_ms)
-            .execute(&mut *c)
-            .await?
-            .rows_affected()))?;
-        if changed == 0 {
-            return Ok(JobChange::Refused(format!("job {id} changed meanwhile; look at it again")));
+        let raw = write_on!(self, one_statement, c => {
+            let row = sqlx::query(RETRY_FAILED).bind(id).bind(now_ms).fetch_optional(&mut *c).await?;
+            Ok(row.map(|row| Ok::<_, sqlx::Error>(read_record!(row))).transpose()?)
+        })?;
+        match raw {
+            Some(raw) => Ok(JobChange::Changed(raw.into_record()?)),
+            None => Ok(JobChange::Refused(format!("job {id} changed meanwhile; look at it again"))),
         }
-        Ok(self.job(id).await?.map_or(JobChange::NotFound, JobChange::Changed))
     }
 
     /// Deletes a failed job, or a pending one that is not running now. A done job stays until it
