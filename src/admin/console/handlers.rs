@@ -248,7 +248,9 @@ pub async fn identities(
     let csrf = state.keys.csrf(&session.0);
     let notice = notice(&pairs);
     let frame = Frame { csrf: &csrf, notice: notice.as_deref() };
-    Ok(html(pages::identities(&frame, &search, &items, total)))
+    let more = search.is_empty() && u64::from(page).saturating_mul(u64::from(IDENTITIES_PAGE)) < total;
+    let next_page = more.then(|| page.saturating_add(1));
+    Ok(html(pages::identities(&frame, &search, &items, total, next_page)))
 }
 
 /// `POST /admin/ui/identities` with `network` and `userId`.

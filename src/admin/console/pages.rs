@@ -95,7 +95,15 @@ pub fn error(status: u16, message: &str) -> Markup {
     )
 }
 
-pub fn identities(frame: &Frame<'_>, query: &str, items: &[IdentityView], total: u64) -> Markup {
+/// The identities page: a search's matches, or a page of all of them (`next_page`: the
+/// following one, if any).
+pub fn identities(
+    frame: &Frame<'_>,
+    query: &str,
+    items: &[IdentityView],
+    total: u64,
+    next_page: Option<u32>,
+) -> Markup {
     page(
         "Identities",
         Some(frame),
@@ -105,6 +113,9 @@ pub fn identities(frame: &Frame<'_>, query: &str, items: &[IdentityView], total:
                 " " button type="submit" { "Search" }
             }
             p { (items.len()) " shown of " (total) }
+            @if let Some(next) = next_page {
+                p { a href=(format!("/admin/ui/identities?page={next}")) { "Next page" } }
+            }
             table {
                 tr { th { "Name" } th { "Network" } th { "User id" } th { "Key" } th { "Enabled" } }
                 @for identity in items {
