@@ -322,6 +322,20 @@ async fn the_console_refuses_outsiders_forgeries_and_oversized_input(db: &TestDb
     assert_eq!(answer.status(), StatusCode::CONFLICT);
     failed.delivered_once().await;
 
+    // Deleting an identity needs the box ticked; the identity stays without it.
+    let delete = format!("/admin/ui/identities/{}/delete", failed.identity);
+    let answer = failed.console(post.clone(), &delete, Some(&session), Some(&form)).await;
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    let (status, _) =
+        failed.api(reqwest::Method::GET, &format!("/admin/identities/{}", failed.identity)).await;
+    assert_eq!(status, StatusCode::OK, "not deleted");
+    let confirmed = format!("{form}&confirm=yes");
+    let answer = failed.console(post.clone(), &delete, Some(&session), Some(&confirmed)).await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let (status, _) =
+        failed.api(reqwest::Method::GET, &format!("/admin/identities/{}", failed.identity)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "deleted");
+
     // Logging out clears the cookie in the browser.
     let answer = failed.console(post, "/admin/ui/logout", Some(&session), Some(&form)).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER);

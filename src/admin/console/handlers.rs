@@ -314,7 +314,8 @@ pub async fn identity_action(
     headers: HeaderMap,
     body: Body,
 ) -> Page {
-    Form::read(&headers, body).await?.check_csrf(&state, &session)?;
+    let form = Form::read(&headers, body).await?;
+    form.check_csrf(&state, &session)?;
     let Path((id, action)) = path.map_err(|e| AdminError::bad_request(format!("unreadable path: {e}")))?;
     let reference = id.parse::<IdentityRef>().map_err(AdminError::from)?;
     let vault = &state.admin.vault;
@@ -323,6 +324,13 @@ pub async fn identity_action(
         "rotate" => (vault.rotate(&reference, now).await, "rotated"),
         "disable" => (vault.disable(&reference, now).await, "disabled"),
         "enable" => (vault.enable(&reference, now).await, "enabled"),
+        "delete" if form.get("confirm") != Some("yes") => {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "deleting is irreversible: tick the box to confirm",
+            ));
+        }
         "delete" => {
             let deleted = vault.delete(&reference).await.map_err(AdminError::from)?;
             let name: String =

@@ -158,7 +158,14 @@ pub fn identity(frame: &Frame<'_>, identity: &IdentityView, conversations: &Conv
                 (action(frame, &format!("{base}/rotate"), "Rotate keys")) " "
                 @if identity.enabled { (action(frame, &format!("{base}/disable"), "Disable")) }
                 @else { (action(frame, &format!("{base}/enable"), "Enable")) }
-                " " (action(frame, &format!("{base}/delete"), "Delete"))
+                " "
+                // Irreversible (the keys go), so the form asks, as the CLI's --yes does.
+                form.inline method="post" action=(format!("{base}/delete")) {
+                    input type="hidden" name="csrf" value=(frame.csrf);
+                    label { input type="checkbox" name="confirm" value="yes" required; " delete it and all its keys" }
+                    " "
+                    button type="submit" { "Delete" }
+                }
             }
             h2 { "Portals" }
             table {
