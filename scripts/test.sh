@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need when it
-# is missing (the reference npm libraries, PostgreSQL, Synapse), then runs the format and
+# is missing (the reference npm libraries, PostgreSQL, Synapse, Chromium), then runs the format and
 # lint gates and every test. Nothing is skipped silently: a missing component is
 # installed or the run fails with a message that says what is missing.
 set -euo pipefail
@@ -26,6 +26,9 @@ scripts/install-postgres.sh
 
 step "Synapse, the Matrix homeserver of the connector tests (venv cached in .cache/synapse-venv)"
 scripts/install-synapse.sh
+
+step "headless Chromium (Debian) and playwright-core (pinned by tests/browser/package-lock.json) for the console test"
+scripts/install-browser-deps.sh
 
 step "format and lint"
 cargo fmt --all -- --check

@@ -15,21 +15,33 @@
 //! | `POST /admin/identities/{id}/disable`, `/enable` | stop or resume publishing |
 //! | `POST /admin/identities/{id}/rotate` | new wallet, keys and profile |
 //! | `GET /admin/identities/{id}/profile` | the published signed profile and record |
-//! | `GET /admin/identities/{id}/conversations` | who it has envelopes from |
+//! | `GET /admin/identities/{id}/conversations` | its portals (with their last message) and who it has envelopes from |
 //! | `GET /admin/portals?network=&after=&limit=` | portals, in id order, with their state |
 //! | `GET /admin/portals/{portalId}` | one portal |
 //! | `DELETE /admin/portals/{portalId}` | unlink: forget it; the stand-in says so and leaves |
+//! | `GET /admin/jobs?queue=&state=&after=&limit=` | jobs, in id order ([`jobs`]) |
+//! | `GET /admin/jobs/{jobId}` | one job |
+//! | `POST /admin/jobs/{jobId}/retry` | a failed job back to its queue |
+//! | `DELETE /admin/jobs/{jobId}` | drop a failed or waiting job |
+//!
+//! The same operations, and the node's health, are a web page under `/admin/ui` ([`console`]),
+//! behind the same token through a login form.
 //!
 //! `{id}` is the identity's ENS name or `network:userId` (`telegram:12345`,
 //! `matrix:@bob:example.org`). Every route needs the bearer token
 //! ([`admin_token`](crate::http::admin_token)); errors are JSON
 //! ([`admin_error`](crate::http::admin_error)). `docs/admin-api.yaml` is the OpenAPI description.
 
+pub mod console;
+pub mod jobs;
 pub mod routes;
 pub mod views;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::routing::{get, post};
+use dm3_bridge_connector::Connector;
 
 use crate::config::AdminToken;
 use crate::http::admin_token::{self, TokenCheck};
@@ -42,8 +54,12 @@ use views::GatewayView;
 pub struct AdminState {
     pub vault: IdentityVault,
     pub gateway: GatewayView,
-    /// Portals are the engine's rows, read and unlinked here directly.
+    /// Portals and jobs are the engine's rows, read and changed here directly.
     pub store: Store,
+    /// The running networks' connectors, whose health the console shows as `/ready` does.
+    pub connectors: Arc<[Arc<dyn Connector>]>,
+    /// Whether the node is reached over HTTPS: the console's cookie is then `Secure`.
+    pub https: bool,
 }
 
 /// The `/admin` routes, token check included, with their state applied.
@@ -52,6 +68,9 @@ pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
     if !check.is_enabled() {
         tracing::info!("admin API disabled (no admin.token configured)");
     }
+    // Like the API, the console exists only with a token; it is merged below the API's nest,
+    // whose 403 answers `/admin/ui` when there is none.
+    let console = token.map(|token| console::router(state.clone(), token, state.https));
     let routes = Router::new()
         .route("/gateway", get(routes::gateway))
         .route("/identities", get(routes::list).post(routes::create))
@@ -63,8 +82,15 @@ pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
         .route("/identities/{id}/conversations", get(routes::conversations))
         .route("/portals", get(routes::portals))
         .route("/portals/{portal}", get(routes::portal).delete(routes::unlink_portal))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{job}", get(jobs::show).delete(jobs::drop))
+        .route("/jobs/{job}/retry", post(jobs::retry))
         .fallback(routes::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(check, admin_token::require_token));
-    Router::new().nest("/admin", routes)
+    let api = Router::new().nest("/admin", routes);
+    match console {
+        Some(console) => api.merge(console),
+        None => api,
+    }
 }

@@ -1,5 +1,5 @@
-//! `dm3-bridge identity …` and `dm3-bridge portal …`: the admin API's operations from the
-//! command line.
+//! `dm3-bridge identity …`, `dm3-bridge portal …` and `dm3-bridge job …`: the admin API's
+//! operations from the command line.
 //!
 //! The CLI opens the node's database and keys itself (no running node is needed; SQLite's WAL
 //! and PostgreSQL both allow it next to a running node) through the same start-up sequence
@@ -14,6 +14,7 @@
 use clap::Subcommand;
 use serde_json::Value;
 
+use crate::admin::jobs::{DEFAULT_JOBS_PAGE, JobPageView, JobView, parse_filter};
 use crate::admin::routes::CONVERSATIONS_LIMIT;
 use crate::admin::views::{
     ConversationsView, IdentityView, PageView, PortalPageView, PortalView, ProfileView,
@@ -24,8 +25,8 @@ use crate::identities::vault::DEFAULT_PER_PAGE;
 use crate::identities::{IdentityError, IdentityRef, Network, NetworkUserId};
 use crate::name_service::NameService;
 use crate::node::{NodeData, NodeError};
-use crate::store::StoreError;
 use crate::store::portals::MAX_PAGE as MAX_PORTALS_PAGE;
+use crate::store::{JobChange, JobFilter, StoreError};
 
 /// The identity subcommands. `ID` is an identity's ENS name or `network:userId`
 /// (e.g. `telegram:12345`, `matrix:@bob:example.org`).
@@ -64,7 +65,7 @@ pub enum IdentityCommand {
     Rotate { id: String },
     /// Show the published signed profile and its text record.
     Profile { id: String },
-    /// List who the identity has stored envelopes from.
+    /// List the identity's portals (last message first) and who it has stored envelopes from.
     Conversations { id: String },
     /// Show the gateway signer address and URL template to register on chain.
     Gateway,
@@ -93,6 +94,58 @@ pub enum PortalCommand {
     /// Unlink a portal: it is forgotten, and a running node has the DM3 user's stand-in say so
     /// in the conversation and leave it. The pair's next message opens a new conversation.
     Unlink { id: i64 },
+}
+
+/// The job subcommands (docs/engine.md, "Admin actions on jobs").
+#[derive(Subcommand, Debug, Clone)]
+pub enum JobCommand {
+    /// List jobs in id order, payloads left out.
+    List {
+        /// inbox or outbox.
+        #[arg(long)]
+        queue: Option<String>,
+        /// pending, retrying, failed or done.
+        #[arg(long)]
+        state: Option<String>,
+        /// Start after this job id (the `next` of the previous page).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = DEFAULT_JOBS_PAGE)]
+        limit: u32,
+    },
+    /// Show one job: its state, attempts, last error and payload kind.
+    Show { id: i64 },
+    /// Put a failed job back in its queue, due at once.
+    Retry { id: i64 },
+    /// Drop a failed or waiting job; a replay of its message is then queued again.
+    Drop { id: i64 },
+}
+
+async fn execute_job(store: &crate::store::Store, command: JobCommand) -> Result<Value, CliError> {
+    let now = now_ms();
+    let changed = |change: JobChange, id: i64| match change {
+        JobChange::Changed(job) => Ok(json(&JobView::detail(&job, now))),
+        JobChange::NotFound => Err(CliError::NoJob(id)),
+        JobChange::Refused(reason) => Err(CliError::JobRefused(reason)),
+    };
+    match command {
+        JobCommand::List { queue, state, after, limit } => {
+            // The API's parser: the same names, bounds and messages.
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("queue", queue.as_deref().unwrap_or_default());
+            query.append_pair("state", state.as_deref().unwrap_or_default());
+            query.append_pair("after", &after.to_string());
+            query.append_pair("limit", &limit.to_string());
+            let filter: JobFilter =
+                parse_filter(Some(&query.finish())).map_err(|e| CliError::BadFilter(e.message))?;
+            Ok(json(&JobPageView::new(&store.list_jobs(filter).await?, filter.limit, now)))
+        }
+        JobCommand::Show { id } => {
+            Ok(json(&JobView::detail(&store.job(id).await?.ok_or(CliError::NoJob(id))?, now)))
+        }
+        JobCommand::Retry { id } => changed(store.retry_failed_job(id, now).await?, id),
+        JobCommand::Drop { id } => changed(store.drop_job(id, now).await?, id),
+    }
 }
 
 async fn execute_portal(store: &crate::store::Store, command: PortalCommand) -> Result<Value, CliError> {
@@ -129,6 +182,12 @@ pub enum CliError {
     NoPortal(i64),
     #[error("--network: {0}")]
     BadNetwork(String),
+    #[error("there is no job {0}")]
+    NoJob(i64),
+    #[error("{0}")]
+    JobRefused(String),
+    #[error("{0}")]
+    BadFilter(String),
     #[error("delete is irreversible: add --yes to delete {0} and all its keys")]
     NotConfirmed(String),
 }
@@ -136,11 +195,12 @@ pub enum CliError {
 /// Connections the CLI needs: one command at a time, and the SQLite writer's own.
 const CLI_CONNECTIONS: u32 = 2;
 
-/// What `dm3-bridge identity …` and `dm3-bridge portal …` ask for.
+/// What `dm3-bridge identity …`, `portal …` and `job …` ask for.
 #[derive(Debug, Clone)]
 pub enum AdminCommand {
     Identity(IdentityCommand),
     Portal(PortalCommand),
+    Job(JobCommand),
 }
 
 /// Runs one command against the node's data; returns the JSON to print.
@@ -151,14 +211,19 @@ pub async fn run(
 ) -> Result<Value, CliError> {
     let NodeData { store, names, .. } = NodeData::open(config, env, CLI_CONNECTIONS).await?;
     let result = match command {
-        AdminCommand::Identity(command) => execute(&names, command).await,
+        AdminCommand::Identity(command) => execute(&names, &store, command).await,
         AdminCommand::Portal(command) => execute_portal(&store, command).await,
+        AdminCommand::Job(command) => execute_job(&store, command).await,
     };
     store.close().await;
     result
 }
 
-async fn execute(names: &NameService, command: IdentityCommand) -> Result<Value, CliError> {
+async fn execute(
+    names: &NameService,
+    store: &crate::store::Store,
+    command: IdentityCommand,
+) -> Result<Value, CliError> {
     let vault = &names.vault;
     let id = |text: &str| text.parse::<IdentityRef>();
     let value = match command {
@@ -187,7 +252,8 @@ async fn execute(names: &NameService, command: IdentityCommand) -> Result<Value,
         IdentityCommand::Profile { id: text } => json(&ProfileView::from(&vault.get(&id(&text)?).await?)),
         IdentityCommand::Conversations { id: text } => {
             let (identity, counterparties) = vault.counterparties(&id(&text)?, CONVERSATIONS_LIMIT).await?;
-            json(&ConversationsView::new(&identity, &counterparties))
+            let portals = store.identity_portals(&identity.name, CONVERSATIONS_LIMIT).await?;
+            json(&ConversationsView::new(&identity, &counterparties, &portals))
         }
         IdentityCommand::Gateway => json(&names.info),
     };

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dm3_bridge::admin_cli::{AdminCommand, IdentityCommand, PortalCommand};
+use dm3_bridge::admin_cli::{AdminCommand, IdentityCommand, JobCommand, PortalCommand};
 use dm3_bridge::check::check;
 use dm3_bridge::config::Config;
 use dm3_bridge::config::env::{CONFIG_VAR, process_env};
@@ -144,6 +144,11 @@ enum Command {
         #[command(subcommand)]
         command: PortalCommand,
     },
+    /// List, show, retry or drop jobs of the engine's queues (inbox, outbox); prints JSON.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// Write the Matrix homeserver's registration file (matrix.registration_file) with fresh
     /// tokens, and put the tokens into [matrix] of the config file, keeping its comments.
     GenerateRegistration {
@@ -175,6 +180,7 @@ fn main() -> ExitCode {
         Command::Profile { json } => run_profile(cli.config, &env, json),
         Command::Identity { command } => run_admin(cli.config, AdminCommand::Identity(command), &env),
         Command::Portal { command } => run_admin(cli.config, AdminCommand::Portal(command), &env),
+        Command::Job { command } => run_admin(cli.config, AdminCommand::Job(command), &env),
         Command::GenerateRegistration { homeserver_url, server_name, bridge_url, force } => {
             run_generate_registration(cli.config, &env, homeserver_url, server_name, bridge_url, force)
         }

@@ -328,14 +328,19 @@ impl Node {
         };
         let metrics_addr =
             metrics_listener.as_ref().map(TcpListener::local_addr).transpose().map_err(NodeError::Serve)?;
-        let connectors = started.bridges.iter().map(|bridge| bridge.connector()).collect();
+        let connectors: Vec<_> = started.bridges.iter().map(|bridge| bridge.connector()).collect();
         let live = LiveDelivery::start(protocol.clone(), &config.limits, started.stop.clone());
         let state =
             AppState::new(store.clone(), config.relay.clone(), protocol.clone(), metrics, &config.admin)
-                .with_connectors(connectors);
+                .with_connectors(connectors.clone());
         let metrics_state = state.clone();
-        let admin =
-            AdminState { vault: names.vault.clone(), gateway: names.info.clone(), store: store.clone() };
+        let admin = AdminState {
+            vault: names.vault.clone(),
+            gateway: names.info.clone(),
+            store: store.clone(),
+            connectors: Arc::from(connectors),
+            https: config.node.public_url.starts_with("https://"),
+        };
         let admin = admin::router(admin, config.admin.token.as_ref())
             .layer(axum::middleware::from_fn(crate::routes::observe::observe));
         let mut app = router(state).merge(names.router()).merge(admin);

@@ -66,11 +66,11 @@ pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvel
 pub use identities::{Counterparty, IdentityRecord, SealedKey};
 pub use ids::InvalidId;
 pub use jobs::{
-    BatchKey, CappedInsert, ClaimedJob, Completed, JobCount, JobId, JobRecord, JobState, Lease, NewJob,
-    NewJobs, QueueName,
+    BatchKey, CappedInsert, ClaimedJob, Completed, JobChange, JobCount, JobFilter, JobId, JobRecord,
+    JobState, Lease, MAX_JOBS_PAGE, NewJob, NewJobs, QueueName, StateFilter,
 };
 pub use message_map::{MappedMessage, NewMapping};
-pub use portals::{NewPortal, Portal, PortalState};
+pub use portals::{NewPortal, Portal, PortalActivity, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};
 pub use writer::WriterStats;

@@ -16,7 +16,7 @@ use dm3_bridge::config::{Config, DatabaseUrl};
 use dm3_bridge::name_service::NameService;
 use dm3_bridge::node::Node;
 use dm3_bridge::node_keys::NodeKeys;
-use dm3_bridge::store::{NewEnvelope, NewPortal, PortalState, QueueName};
+use dm3_bridge::store::{NewEnvelope, NewJob, NewPortal, PortalState, QueueName};
 use dm3_bridge::vault::MasterKey;
 use dm3_bridge_connector::{ConversationId, NetworkId};
 use reqwest::{Method, StatusCode};
@@ -488,6 +488,59 @@ async fn portals_listed_and_unlinked(node: TestNode) {
     assert!(store.portal(second.id).await.unwrap().is_none());
     let (ok, _, err) = cli_of("portal", &config, &["unlink", &second.id.to_string()]);
     assert!(!ok && err.contains(&format!("no portal {}", second.id)), "{err}");
+}
+
+/// `dm3-bridge job …`: the admin API's job views and operations on the node's database, next
+/// to the running node, whose workers fail the two unreadable jobs queued here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_retries_and_drops_jobs() {
+    let node = node_on(None).await;
+    let store = node.node.store();
+    let job = |key: &str| NewJob {
+        queue: QueueName::Inbox,
+        idempotency_key: key.to_owned(),
+        conversation: format!("tg-1.tg.bridge.example.eth:{key}.eth"),
+        payload: r#"{"kind":"envelope"}"#.to_owned(),
+        expires_at_ms: None,
+    };
+    let now = dm3_bridge::clock::now_ms();
+    let mut ids = Vec::new();
+    for key in ["retried", "dropped"] {
+        store.enqueue_job(&job(key), now).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let record = store.get_job(QueueName::Inbox, key).await.unwrap().unwrap();
+            if record.state == dm3_bridge::store::JobState::Failed {
+                ids.push(record.id.get());
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not failed: {record:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let (retried, dropped) = (ids[0].to_string(), ids[1].to_string());
+    let config = node.dir.path().join("config.toml");
+
+    let (ok, listed, err) = cli_of("job", &config, &["list", "--state", "failed"]);
+    assert!(ok, "{err}");
+    assert_eq!(listed, Admin { node: &node }.get("/admin/jobs?state=failed").await.1, "the API's view");
+    assert!(listed["jobs"][0]["lastError"].as_str().unwrap().contains("unreadable"), "{listed}");
+    let (_, shown, _) = cli_of("job", &config, &["show", &retried]);
+    assert_eq!((shown["status"].as_str(), shown["kind"].as_str()), (Some("failed"), Some("envelope")));
+    let (ok, after, err) = cli_of("job", &config, &["retry", &retried]);
+    assert!(ok, "{err}");
+    assert_eq!((after["status"].as_str(), after["attempts"].as_u64()), (Some("pending"), Some(0)));
+    let (ok, gone, err) = cli_of("job", &config, &["drop", &dropped]);
+    assert!(ok && gone["id"].as_i64() == Some(ids[1]), "{err}");
+    for (args, refusal) in [
+        (vec!["show", dropped.as_str()], format!("no job {dropped}")),
+        (vec!["retry", dropped.as_str()], format!("no job {dropped}")),
+        (vec!["list", "--state", "running"], "unknown job state".to_owned()),
+        (vec!["list", "--limit", "100000"], "limit".to_owned()),
+    ] {
+        let (ok, _, err) = cli_of("job", &config, &args);
+        assert!(!ok && err.contains(&refusal), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -19,8 +19,8 @@ use dm3_bridge::clock::now_ms;
 use dm3_bridge::engine::worker::{self, JobHandler, Outcome, WorkerOptions};
 use dm3_bridge::engine::{Backoff, FailureCause, InboundQueue, JobPayload, Queue};
 use dm3_bridge::store::{
-    BatchKey, ClaimedJob, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal,
-    PORTAL_READS_REUSED_FOR, PortalState, QueueName, Store,
+    BatchKey, ClaimedJob, Inserted, JobChange, JobFilter, JobRecord, JobState, NewJob, NewMapping, NewPortal,
+    PORTAL_READS_REUSED_FOR, PortalState, QueueName, StateFilter, Store,
 };
 use dm3_bridge_connector::{
     Accepted, BoxFuture, Content, ConversationId, EventKind, IdempotencyKey, Inbound, InboundBatch,
@@ -39,7 +39,8 @@ on_both_backends!(
     expired_lease_is_claimed_again_and_the_stale_worker_cannot_settle,
     failed_job_lets_its_conversation_move_on,
     prune_removes_only_old_done_jobs,
-    a_failed_job_drops_its_payload_and_is_pruned_by_age,
+    a_failed_job_keeps_its_payload_for_a_retry_and_is_pruned_by_age,
+    an_admin_retries_a_failed_job_ahead_of_its_conversation_or_drops_it,
     an_inbox_conversation_is_capped_and_a_seen_key_stays_a_duplicate,
     jobs_are_counted_by_queue_and_state,
     portals_are_found_from_both_sides_and_created_once,
@@ -263,10 +264,82 @@ async fn prune_removes_only_old_done_jobs(db: &TestDb) {
     store.close().await;
 }
 
-/// Issue #16, item 5: a failed job keeps what tells why it failed (its key, conversation and
-/// last error) but not its payload, which went to the failure report; and it is pruned by age
-/// like a done one, by the expiry task too.
-async fn a_failed_job_drops_its_payload_and_is_pruned_by_age(db: &TestDb) {
+/// Issue #20: an admin's retry puts a failed job back where its id says (docs/engine.md, "Admin
+/// actions on jobs"): it runs before the jobs of its conversation still pending, which wait for
+/// it, and after those delivered meanwhile; its attempts start again. A retry of a job that is
+/// not failed, or whose message expired, is refused; a drop deletes a failed job or a pending
+/// one that is not running, never a running or done one.
+async fn an_admin_retries_a_failed_job_ahead_of_its_conversation_or_drops_it(db: &TestDb) {
+    let store = db.open().await;
+    for key in ["a1", "a2", "a3"] {
+        store.enqueue_job(&outbox(key, "A"), NOW).await.unwrap();
+    }
+    let a1 = store.claim_jobs(QueueName::Outbox, NOW, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&a1), ["a1"]);
+    assert!(store.fail_job(a1[0].lease(), "blocked", NOW + 1).await.unwrap());
+    let a2 = store.claim_jobs(QueueName::Outbox, NOW + 2, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&a2), ["a2"]);
+    assert!(store.complete_job(a2[0].lease(), NOW + 3).await.unwrap());
+    let (failed, done) = (record(&store, "a1").await.id.get(), record(&store, "a2").await.id.get());
+
+    assert!(matches!(store.retry_failed_job(done, NOW + 4).await.unwrap(), JobChange::Refused(_)));
+    assert_eq!(store.retry_failed_job(i64::MAX, NOW + 4).await.unwrap(), JobChange::NotFound);
+    let JobChange::Changed(retried) = store.retry_failed_job(failed, NOW + 4).await.unwrap() else {
+        panic!("not retried")
+    };
+    assert_eq!(
+        (
+            retried.state,
+            retried.attempts,
+            retried.payload.as_str(),
+            retried.lease_until_ms,
+            retried.finished_at_ms
+        ),
+        (JobState::Pending, 0, r#"{"key":"a1"}"#, None, None)
+    );
+    assert!(
+        matches!(store.retry_failed_job(failed, NOW + 4).await.unwrap(), JobChange::Refused(_)),
+        "a replay"
+    );
+
+    // a1 runs next, ahead of a3; while it runs it cannot be dropped.
+    let next = store.claim_jobs(QueueName::Outbox, NOW + 5, LEASE, 10).await.unwrap();
+    assert_eq!((keys(&next), next[0].attempt), (vec!["a1"], 1));
+    assert!(matches!(store.drop_job(failed, NOW + 6).await.unwrap(), JobChange::Refused(_)));
+    assert!(store.complete_job(next[0].lease(), NOW + 6).await.unwrap());
+    assert_eq!(keys(&store.claim_jobs(QueueName::Outbox, NOW + 7, LEASE, 10).await.unwrap()), ["a3"]);
+
+    // A failed job whose message expired is not retried; it can be dropped, once. A done job
+    // stays: its key recognises a replay.
+    let mut short = outbox("b1", "B");
+    short.expires_at_ms = Some(NOW + 100);
+    store.enqueue_job(&short, NOW).await.unwrap();
+    let b1 = store.claim_jobs(QueueName::Outbox, NOW + 8, LEASE, 10).await.unwrap();
+    assert_eq!(keys(&b1), ["b1"]);
+    assert!(store.fail_job(b1[0].lease(), "expired", NOW + 9).await.unwrap());
+    let expired = record(&store, "b1").await.id.get();
+    assert!(matches!(store.retry_failed_job(expired, NOW + 100).await.unwrap(), JobChange::Refused(_)));
+    assert!(matches!(store.drop_job(expired, NOW + 100).await.unwrap(), JobChange::Changed(_)));
+    assert_eq!(store.drop_job(expired, NOW + 100).await.unwrap(), JobChange::NotFound);
+    assert!(store.get_job(QueueName::Outbox, "b1").await.unwrap().is_none());
+    assert!(matches!(store.drop_job(done, NOW + 100).await.unwrap(), JobChange::Refused(_)));
+
+    // Listed by state, in id order, payloads left out.
+    let filter =
+        JobFilter { queue: Some(QueueName::Outbox), state: Some(StateFilter::Done), after: 0, limit: 10 };
+    let listed = store.list_jobs(filter).await.unwrap();
+    assert_eq!(listed.iter().map(|j| j.idempotency_key.as_str()).collect::<Vec<_>>(), ["a1", "a2"]);
+    let running = JobFilter { state: Some(StateFilter::Retrying), ..filter };
+    assert_eq!(store.list_jobs(running).await.unwrap().len(), 1, "a3 ran once");
+    let after = JobFilter { after: failed, ..filter };
+    assert_eq!(store.list_jobs(after).await.unwrap().len(), 1);
+    store.close().await;
+}
+
+/// Issue #16, item 5, and #20: a failed job keeps what tells why it failed (its key,
+/// conversation and last error) and its payload, for an admin's retry; and it is pruned by age
+/// like a done one, by the expiry task too, which bounds what the payloads take.
+async fn a_failed_job_keeps_its_payload_for_a_retry_and_is_pruned_by_age(db: &TestDb) {
     let store = db.open().await;
     // A large event: before, it stayed in full for as long as the failed job was kept.
     let mut big = outbox("big", "A");
@@ -281,7 +354,7 @@ async fn a_failed_job_drops_its_payload_and_is_pruned_by_age(db: &TestDb) {
 
     let failed = record(&store, "big").await;
     assert_eq!(failed.state, JobState::Failed);
-    assert_eq!(failed.payload, "", "a failed job keeps its key, not its payload");
+    assert_eq!(failed.payload, big.payload, "a failed job keeps its payload until pruned");
     assert_eq!(
         (failed.conversation.as_str(), failed.last_error.as_deref()),
         ("A", Some("Bad Request: message is too long"))

@@ -17,12 +17,14 @@ use super::views::{ConversationsView, IdentityView, PageView, PortalPageView, Po
 use crate::clock::now_ms;
 use crate::http::admin_error::AdminError;
 use crate::http::body::read_limited;
-use crate::identities::vault::DEFAULT_PER_PAGE;
-use crate::identities::{IdentityRef, Network, NetworkUserId};
+use crate::identities::vault::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
+use crate::identities::{IdentityError, IdentityRef, Network, NetworkUserId, Page};
 use crate::store::portals::MAX_PAGE as MAX_PORTALS_PAGE;
 
 /// A create request is two short strings.
 const CREATE_BODY_LIMIT: usize = 4 * 1024;
+/// Longest search term, in bytes: longer than any name or network user id.
+pub const MAX_SEARCH_BYTES: usize = 200;
 /// The most conversations one answer lists.
 pub const CONVERSATIONS_LIMIT: u32 = 1_000;
 
@@ -61,10 +63,12 @@ pub async fn create(State(state): State<AdminState>, headers: HeaderMap, body: B
     Ok((StatusCode::CREATED, Json(IdentityView::from(&identity))).into_response())
 }
 
-/// `GET /admin/identities?page=1&perPage=50`.
+/// `GET /admin/identities?page=1&perPage=50`, or `?q=term`: those whose name or network user
+/// id contains `term` (at most [`MAX_SEARCH_BYTES`]), the first `perPage` in name order.
 pub async fn list(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Answer {
     let mut page = 1;
     let mut per_page = DEFAULT_PER_PAGE;
+    let mut search = None;
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         let number = || {
             value
@@ -74,12 +78,24 @@ pub async fn list(State(state): State<AdminState>, RawQuery(query): RawQuery) ->
         match key.as_ref() {
             "page" => page = number()?,
             "perPage" | "per_page" => per_page = number()?,
+            "q" if value.len() > MAX_SEARCH_BYTES => {
+                return Err(AdminError::bad_request(format!("q is longer than {MAX_SEARCH_BYTES} bytes")));
+            }
+            "q" => search = Some(value.trim().to_owned()).filter(|q| !q.is_empty()),
             other => {
                 return Err(AdminError::bad_request(format!(
-                    "unknown query parameter {other:?}; expected page, perPage"
+                    "unknown query parameter {other:?}; expected page, perPage, q"
                 )));
             }
         }
+    }
+    if let Some(search) = search {
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            return Err(IdentityError::InvalidPage { page, per_page }.into());
+        }
+        let items = state.store.search_identities(&search, per_page).await.map_err(store_error)?;
+        let total = u64::try_from(items.len()).unwrap_or(u64::MAX);
+        return Ok(Json(PageView::from(&Page { items, page: 1, per_page, total })).into_response());
     }
     let page = state.vault.list(page, per_page).await?;
     Ok(Json(PageView::from(&page)).into_response())
@@ -120,7 +136,9 @@ pub async fn conversations(
     id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let (identity, counterparties) = state.vault.counterparties(&reference(id)?, CONVERSATIONS_LIMIT).await?;
-    Ok(Json(ConversationsView::new(&identity, &counterparties)).into_response())
+    let portals =
+        state.store.identity_portals(&identity.name, CONVERSATIONS_LIMIT).await.map_err(store_error)?;
+    Ok(Json(ConversationsView::new(&identity, &counterparties, &portals)).into_response())
 }
 
 /// Portals listed by default.
@@ -178,7 +196,7 @@ fn no_portal(id: i64) -> AdminError {
     AdminError::new(StatusCode::NOT_FOUND, "not_found", format!("there is no portal {id}"))
 }
 
-fn store_error(error: crate::store::StoreError) -> AdminError {
+pub(super) fn store_error(error: crate::store::StoreError) -> AdminError {
     AdminError::from(crate::identities::IdentityError::Store(error))
 }
 

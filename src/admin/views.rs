@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::identities::{IdentityRecord, Page};
-use crate::store::{Counterparty, Portal, PortalState};
+use crate::store::{Counterparty, Portal, PortalActivity, PortalState};
 
 /// One identity.
 #[derive(Debug, Clone, Serialize)]
@@ -103,21 +103,45 @@ pub struct ConversationView {
     pub last_received_at: i64,
 }
 
-/// The conversations an identity is in.
+/// A portal of the identity and when it last carried a message.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalActivityView {
+    #[serde(flatten)]
+    pub portal: PortalView,
+    /// When the message map last recorded a message of it; absent if it never carried one.
+    pub last_message_at: Option<i64>,
+}
+
+/// The conversations an identity is in: its portals (the engine's conversations, for a virtual
+/// identity) and the senders of envelopes the relay stores for it (for an account's name).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationsView {
     pub name: String,
-    /// Where the list comes from; the message engine will add its own conversations.
+    /// Where `conversations` comes from.
     pub source: &'static str,
     pub conversations: Vec<ConversationView>,
+    /// Its portals, most recently active first.
+    pub portals: Vec<PortalActivityView>,
 }
 
 impl ConversationsView {
-    pub fn new(identity: &IdentityRecord, counterparties: &[Counterparty]) -> Self {
+    pub fn new(
+        identity: &IdentityRecord,
+        counterparties: &[Counterparty],
+        portals: &[PortalActivity],
+    ) -> Self {
         Self {
             name: identity.name.to_string(),
             source: "stored-envelopes",
+            portals: portals
+                .iter()
+                .map(|p| PortalActivityView {
+                    portal: PortalView::from(&p.portal),
+                    last_message_at: p.last_message_at_ms,
+                })
+                .collect(),
             conversations: counterparties
                 .iter()
                 .map(|c| ConversationView {

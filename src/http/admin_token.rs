@@ -40,21 +40,26 @@ impl TokenCheck {
 
     /// Checks an `Authorization` header value.
     pub fn check(&self, authorization: Option<&str>) -> Result<(), AdminError> {
-        let Some(expected) = &self.digest else {
+        if self.digest.is_none() {
             return Err(AdminError::new(
                 StatusCode::FORBIDDEN,
                 "admin_disabled",
                 "the admin API is disabled on this node: set admin.token (or DM3_BRIDGE_ADMIN__TOKEN)",
             ));
-        };
+        }
         let presented = authorization
             .and_then(crate::http::bearer::token)
             .ok_or_else(|| AdminError::unauthorized("missing Authorization: Bearer <admin token>"))?;
-        if bool::from(sha256(presented.as_bytes()).ct_eq(expected)) {
+        if self.matches(presented) {
             Ok(())
         } else {
             Err(AdminError::unauthorized("the admin token is wrong"))
         }
+    }
+
+    /// Whether `presented` is the token, in constant time (the console's login form).
+    pub fn matches(&self, presented: &str) -> bool {
+        self.digest.as_ref().is_some_and(|expected| bool::from(sha256(presented.as_bytes()).ct_eq(expected)))
     }
 }
 

@@ -202,6 +202,45 @@ impl Store {
         raws.into_iter().map(parse).collect()
     }
 
+    /// Up to `limit` identities whose name or network user id contains `term` (ASCII letters
+    /// in any case), in name order. `term` is matched literally: `%`, `_` and `\\` are escaped.
+    pub async fn search_identities(&self, term: &str, limit: u32) -> Result<Vec<IdentityRecord>, StoreError> {
+        const SQLITE: &str = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM identities WHERE LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(network_user_id) LIKE $1 ESCAPE '\\' \
+             ORDER BY name LIMIT $2"
+        );
+        const POSTGRES: &str = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM identities WHERE LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(network_user_id) LIKE $1 ESCAPE '\\' \
+             ORDER BY name COLLATE \"C\" LIMIT $2"
+        );
+        let sql = match self.pool() {
+            Pool::Sqlite(_) => SQLITE,
+            Pool::Postgres(_) => POSTGRES,
+        };
+        let mut pattern = String::with_capacity(term.len() + 2);
+        pattern.push('%');
+        for c in term.to_ascii_lowercase().chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        let raws = on_pool!(self.pool(), p => {
+            let rows = sqlx::query(sql).bind(pattern.as_str()).bind(i64::from(limit)).fetch_all(p).await?;
+            let mut raws: Vec<Raw> = Vec::with_capacity(rows.len());
+            for row in &rows {
+                raws.push(raw_row!(row));
+            }
+            raws
+        });
+        raws.into_iter().map(parse).collect()
+    }
+
     pub async fn count_identities(&self) -> Result<u64, StoreError> {
         let n = on_pool!(self.pool(), p => sqlx::query("SELECT COUNT(*) AS n FROM identities")
             .fetch_one(p)

@@ -25,8 +25,8 @@
 //!
 //! `attempts` counts claims, not outcomes: a job that crashes its worker still counts up, so
 //! backoff grows and the operator can see it. Done and failed jobs keep their key (to
-//! deduplicate replays), conversation and `last_error` (for the operator) but drop their
-//! payload, until [`Store::prune_done_jobs`] and [`Store::prune_failed_jobs`] remove them after
+//! deduplicate replays), conversation and `last_error` (for the operator); done jobs drop their
+//! payload, failed ones keep it for an admin's retry ([`admin`]), until [`Store::prune_done_jobs`] and [`Store::prune_failed_jobs`] remove them after
 //! the time they are kept. The bounds of a conversation's backlog are in [`bounds`].
 
 use std::fmt;
@@ -206,7 +206,7 @@ pub struct JobRecord {
     pub queue: QueueName,
     pub idempotency_key: String,
     pub conversation: String,
-    /// Empty once the job is done.
+    /// Empty once the job is done (and for jobs that failed before migration 0010 dropped it).
     pub payload: String,
     pub state: JobState,
     pub attempts: u32,
@@ -367,11 +367,11 @@ const RETRY: &str = "UPDATE bridge_jobs \
      WHERE id = $1 AND state = 'pending' AND lease_until = $2";
 const RENEW: &str = "UPDATE bridge_jobs SET lease_until = $3 \
      WHERE id = $1 AND state = 'pending' AND lease_until = $2";
-/// A failed job drops its payload: its failure report was queued before ([`JobHandler`'s
-/// `on_failed`](crate::engine::worker::JobHandler::on_failed)), so nothing reads it again, and a
-/// large event must not stay a large row for the week the job is kept (migration 0010).
+/// A failed job keeps its payload, so that an admin can retry it ([`Store::retry_failed_job`]);
+/// the pruning of failed jobs after the time they are kept bounds what that costs (docs/engine.md,
+/// "Bounds"). Migration 0010 dropped the payloads of the jobs that had failed before.
 const FAIL: &str = "UPDATE bridge_jobs \
-     SET state = 'failed', payload = '', lease_until = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
+     SET state = 'failed', lease_until = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
      WHERE id = $1 AND state = 'pending' AND lease_until = $2";
 
 /// The raw columns of a claimed job, read inside `on_pool!` (one copy per driver).
@@ -421,6 +421,58 @@ impl RawClaimed {
             expires_at_ms: self.expires_at,
             lease_until_ms,
             last_error: self.last_error,
+        })
+    }
+}
+
+/// Every column of a job, as a literal so that `concat!` can build static SQL.
+macro_rules! record_columns {
+    () => {
+        "id, queue, idempotency_key, conversation, payload, state, attempts, next_attempt_at, \
+         lease_until, last_error, created_at, updated_at, expires_at, finished_at"
+    };
+}
+
+/// The raw columns of a job in any state, read inside `on_pool!` (one copy per driver).
+struct RawRecord {
+    claimed: RawClaimed,
+    state: String,
+    next_attempt_at_ms: i64,
+    updated_at_ms: i64,
+    finished_at_ms: Option<i64>,
+}
+
+/// Reads a row of [`record_columns`] into a [`RawRecord`].
+macro_rules! read_record {
+    ($row:expr) => {
+        $crate::store::jobs::RawRecord {
+            claimed: read_claimed!($row),
+            state: $row.try_get::<String, _>("state")?,
+            next_attempt_at_ms: $row.try_get::<i64, _>("next_attempt_at")?,
+            updated_at_ms: $row.try_get::<i64, _>("updated_at")?,
+            finished_at_ms: $row.try_get::<Option<i64>, _>("finished_at")?,
+        }
+    };
+}
+
+impl RawRecord {
+    fn into_record(self) -> Result<JobRecord, StoreError> {
+        let raw = self.claimed;
+        Ok(JobRecord {
+            id: JobId(raw.id),
+            queue: QueueName::parse(&raw.queue)?,
+            idempotency_key: raw.idempotency_key,
+            conversation: raw.conversation,
+            payload: raw.payload,
+            state: JobState::parse(&self.state)?,
+            attempts: count(raw.attempts),
+            next_attempt_at_ms: self.next_attempt_at_ms,
+            lease_until_ms: raw.lease_until,
+            last_error: raw.last_error,
+            created_at_ms: raw.created_at,
+            updated_at_ms: self.updated_at_ms,
+            expires_at_ms: raw.expires_at,
+            finished_at_ms: self.finished_at_ms,
         })
     }
 }
@@ -754,43 +806,23 @@ impl Store {
         queue: QueueName,
         idempotency_key: &str,
     ) -> Result<Option<JobRecord>, StoreError> {
-        const SQL: &str = "SELECT id, queue, idempotency_key, conversation, payload, state, attempts, \
-             next_attempt_at, lease_until, last_error, created_at, updated_at, expires_at, finished_at \
-             FROM bridge_jobs WHERE queue = $1 AND idempotency_key = $2";
+        const SQL: &str = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM bridge_jobs WHERE queue = $1 AND idempotency_key = $2"
+        );
         let row = on_pool!(self.pool(), p => {
             match sqlx::query(SQL).bind(queue.as_str()).bind(idempotency_key).fetch_optional(p).await? {
                 None => None,
-                Some(row) => Some((
-                    read_claimed!(row),
-                    row.try_get::<String, _>("state")?,
-                    row.try_get::<i64, _>("next_attempt_at")?,
-                    row.try_get::<i64, _>("updated_at")?,
-                    row.try_get::<Option<i64>, _>("finished_at")?,
-                )),
+                Some(row) => Some(read_record!(row)),
             }
         });
-        row.map(|(raw, state, next_attempt_at_ms, updated_at_ms, finished_at_ms)| {
-            Ok(JobRecord {
-                id: JobId(raw.id),
-                queue: QueueName::parse(&raw.queue)?,
-                idempotency_key: raw.idempotency_key,
-                conversation: raw.conversation,
-                payload: raw.payload,
-                state: JobState::parse(&state)?,
-                attempts: count(raw.attempts),
-                next_attempt_at_ms,
-                lease_until_ms: raw.lease_until,
-                last_error: raw.last_error,
-                created_at_ms: raw.created_at,
-                updated_at_ms,
-                expires_at_ms: raw.expires_at,
-                finished_at_ms,
-            })
-        })
-        .transpose()
+        row.map(RawRecord::into_record).transpose()
     }
 }
 
+mod admin;
+pub use admin::{JobChange, JobFilter, MAX_JOBS_PAGE, StateFilter};
 mod bounds;
 pub use bounds::CappedInsert;
 

@@ -338,3 +338,6 @@ impl Store {
         Ok(deleted == 1)
     }
 }
+
+mod activity;
+pub use activity::PortalActivity;

@@ -84,9 +84,9 @@ impl Store {
         Ok(if inserted == 1 { CappedInsert::New { pending: pending + 1 } } else { CappedInsert::Duplicate })
     }
 
-    /// Deletes failed jobs that finished before `finished_before_ms`; returns how many. Their
-    /// payload went when they failed; their key, conversation and `last_error` stay until
-    /// then, for the operator to see why.
+    /// Deletes failed jobs that finished before `finished_before_ms`; returns how many. Until
+    /// then they keep their key, conversation, `last_error` (for the operator to see why) and
+    /// payload (for an admin to retry them); this is what bounds the room they take.
     pub async fn prune_failed_jobs(&self, finished_before_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM bridge_jobs WHERE id IN ( \
              SELECT id FROM bridge_jobs WHERE state = 'failed' AND finished_at < $1 LIMIT $2)";
