@@ -41,7 +41,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             tracing::warn!(%error, "readiness check: database error");
             not_ready("the database does not answer")
         }
-        Err(_) => not_ready("the database did not answer in time"),
+        Err(_) => {
+            // Said in the log too: an operator reading it after the balancer dropped the node
+            // must find why, and a database that hangs never gets to an error of its own.
+            tracing::warn!(timeout = ?READY_TIMEOUT, "readiness check: database did not answer in time");
+            not_ready("the database did not answer in time")
+        }
     }
 }
 
