@@ -31,6 +31,7 @@
 pub mod accounts;
 pub mod blocks;
 pub mod challenges;
+pub mod disk;
 pub mod envelopes;
 pub mod identities;
 pub mod ids;
@@ -175,6 +176,11 @@ pub enum StoreError {
     GroupCommit(String),
     #[error("the operating system's random generator failed")]
     Random,
+    /// SQLite only: its disk has less than [`disk::MIN_FREE_BYTES`] free.
+    #[error("the disk of the database is full: {free_bytes} bytes free")]
+    DiskFull { free_bytes: u64 },
+    #[error("reading the free space of the database's disk failed: {0}")]
+    DiskSpace(#[source] std::io::Error),
 }
 
 /// The node's database: cheap to clone, shared by all request handlers.
@@ -189,6 +195,8 @@ struct Inner {
     writer: writer::Writer,
     /// SQLite only: the connection that does every write.
     write_connection: Option<Arc<write_connection::WriteConnection>>,
+    /// SQLite only: the database file, whose disk [`Store::ping`] checks.
+    sqlite_file: Option<std::path::PathBuf>,
     known_accounts: accounts::KnownAccounts,
     recent_portals: recent_portals::RecentPortals,
 }
@@ -198,6 +206,7 @@ impl Store {
     /// Must run inside a Tokio runtime.
     pub async fn open(url: &DatabaseUrl, options: &StoreOptions) -> Result<Self, StoreError> {
         let backend = url.backend().ok_or_else(|| StoreError::UnsupportedUrl(url.clone()))?;
+        let mut sqlite_file = None;
         let (pool, write_connection) = match backend {
             Backend::Sqlite => {
                 let connect = SqliteConnectOptions::from_str(url.expose())?
@@ -206,6 +215,7 @@ impl Store {
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(options.busy_timeout)
                     .foreign_keys(true);
+                sqlite_file = Some(connect.get_filename().to_owned());
                 let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
                     .connect_with(connect.clone())
@@ -216,6 +226,7 @@ impl Store {
                 let connection = sqlx::SqliteConnection::connect_with(&connect).await?;
                 let writes = write_connection::WriteConnection::start(
                     connection,
+                    connect.clone(),
                     options.max_batch,
                     options.queue_capacity,
                 );
@@ -240,6 +251,7 @@ impl Store {
                 backend,
                 writer,
                 write_connection,
+                sqlite_file,
                 known_accounts: Default::default(),
                 recent_portals: Default::default(),
             }),
@@ -301,6 +313,13 @@ impl Store {
     /// Whether the database answers a trivial query (for `GET /ready`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_pool!(self.pool(), p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        // A full disk fails no read, only the writes (`store/disk.rs`).
+        if let Some(file) = &self.inner.sqlite_file {
+            let free_bytes = disk::free_bytes(file).map_err(StoreError::DiskSpace)?;
+            if free_bytes < disk::MIN_FREE_BYTES {
+                return Err(StoreError::DiskFull { free_bytes });
+            }
+        }
         Ok(())
     }
 

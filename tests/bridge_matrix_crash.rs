@@ -26,6 +26,8 @@ mod anvil;
 mod bridge_process;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
+#[path = "support/matrix_process.rs"]
+mod matrix_process;
 mod support;
 #[path = "support/synapse.rs"]
 mod synapse;
@@ -33,16 +35,12 @@ mod synapse;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bridge_process::BridgeProcess;
 use dm3_bridge::config::DatabaseUrl;
-use dm3_bridge::store::{QueueName, Store, StoreOptions};
-use dm3_world::{ALICE, BRIDGE_NODE_NAME, Dm3World, free_port};
-use serde_json::{Value, json};
+use dm3_bridge::store::QueueName;
+use matrix_process::ProcessBridged;
 use support::TestDb;
-use support::bridge::ADMIN_TOKEN;
-use support::crash::{LONG_WAIT, assert_exactly_once_in_order, outbox_jobs, pending_jobs, settled};
+use support::crash::{LONG_WAIT, outbox_jobs, pending_jobs};
 use support::pause::Pause;
-use synapse::{MatrixUser, SERVER_NAME, Synapse};
 
 /// Messages each way.
 const COUNT: usize = 100;
@@ -67,39 +65,9 @@ async fn kill_9_mid_stream_loses_and_duplicates_nothing_on_postgres() {
 
 async fn crash_scenario(database: Option<DatabaseUrl>) {
     let started = Instant::now();
-    let world = Dm3World::start(None).await;
-    let mut bridge = BridgeProcess::init(BRIDGE_NODE_NAME, free_port());
-    let database =
-        database.unwrap_or_else(|| DatabaseUrl::sqlite_file(&bridge.data_dir().join("bridge.sqlite")));
-    let yaml = bridge.generate_registration(SERVER_NAME);
-    let synapse = Synapse::start(&yaml).await.unwrap_or_else(|e| panic!("{e:#}"));
-    for (key, value) in world.bridge_env() {
-        bridge.set_env(key, value);
-    }
-    bridge.set_env("DM3_BRIDGE_MATRIX__HOMESERVER_URL", synapse.url());
-    bridge.set_env("DM3_BRIDGE_ADMIN__TOKEN", ADMIN_TOKEN);
-    bridge.set_env("DM3_BRIDGE_DATABASE__URL", database.expose());
-    bridge.start().await;
-    world.point_parent_at_gateway(&bridge.base(), ADMIN_TOKEN).await;
-    // The test reads the bridge's queues in its database, beside the bridge.
-    let store = Store::open(&database, &StoreOptions::default()).await.unwrap();
-
-    // bob opens a DM with alice's ghost; the bridge gives him a DM3 name.
-    let bob = synapse.register_user("bob").await.unwrap();
-    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
-    let room = bob
-        .create_room(json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}))
-        .await
-        .unwrap();
-    wait_for("the ghost to join", &bridge, &synapse, || async {
-        members(&bob, &room).await.contains(&ghost)
-    })
-    .await;
-    let bob_name = identity_name(&bridge, &bob.user_id).await;
-    let directory = world.directory();
+    let ProcessBridged { world, mut bridge, synapse, store, bob, room, ghost, bob_name, route } =
+        ProcessBridged::start(database, &[]).await;
     let alice = &world.alice;
-    let route = alice.route(&directory, &bob_name).await;
-    settled(&store, || format!("{}\n{}", bridge.log_tail(40), synapse.appservice_log())).await;
     let outbox_before = outbox_jobs(&store).await;
     eprintln!("set up in {:.1} s", started.elapsed().as_secs_f64());
 
@@ -193,68 +161,11 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
     tokio::join!(alice_stream, bob_stream, kills);
 
     // Every message arrives; then the bridge has nothing left to do, and nothing arrived twice.
-    wait_for("bob's messages to reach alice", &bridge, &synapse, || async {
-        alice.stored_count(&world.ds_b).await >= COUNT
-    })
-    .await;
-    wait_for("alice's messages to reach bob", &bridge, &synapse, || async {
-        bob.bodies_from(&room, &ghost).await.unwrap().len() >= COUNT
-    })
-    .await;
+    let bridged = ProcessBridged { world, bridge, synapse, store, bob, room, ghost, bob_name, route };
+    bridged.assert_both_streams_arrived_once(&from_alice, &from_bob).await;
     eprintln!("all arrived {:.1} s after the first send", streaming.elapsed().as_secs_f64());
-    settled(&store, || format!("{}\n{}", bridge.log_tail(40), synapse.appservice_log())).await;
-
-    let at_bob = bob.bodies_from(&room, &ghost).await.unwrap();
-    assert_exactly_once_in_order("alice → bob (bob's room timeline)", &at_bob, &from_alice);
-    let mut at_alice = alice.incoming(&world.ds_b, &directory, &bob_name).await;
-    at_alice.reverse(); // the delivery service lists newest first
-    let stored: Vec<String> =
-        at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
-    assert_exactly_once_in_order("bob → alice (her delivery service, as stored)", &stored, &from_bob);
-    at_alice.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
-    let by_time: Vec<String> =
-        at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
-    assert_exactly_once_in_order("bob → alice (by the sender's time)", &by_time, &from_bob);
-
+    let ProcessBridged { mut bridge, store, .. } = bridged;
     bridge.terminate().await;
     store.close().await;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
-}
-
-/// The DM3 name the bridge gave the Matrix user `user_id`, once it made one.
-async fn identity_name(bridge: &BridgeProcess, user_id: &str) -> String {
-    let url = bridge.url(&format!("/admin/identities/matrix:{user_id}"));
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        let response = http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-        if response.status().is_success() {
-            let body: Value = response.json().await.unwrap();
-            return body["name"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the bridge made no identity for {user_id}:\n{}", bridge.log_tail(40));
-}
-
-async fn members(user: &MatrixUser, room: &str) -> Vec<String> {
-    let path = format!("/_matrix/client/v3/rooms/{}/joined_members", synapse::encode(room));
-    let answer = user.call(reqwest::Method::GET, &path, None).await.unwrap();
-    answer["joined"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
-}
-
-async fn wait_for<F, Fut>(what: &str, bridge: &BridgeProcess, synapse: &Synapse, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + LONG_WAIT;
-    while !done().await {
-        assert!(
-            Instant::now() < deadline,
-            "waited {LONG_WAIT:?} for {what}\n{}\n{}",
-            bridge.log_tail(40),
-            synapse.appservice_log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }

@@ -33,6 +33,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use dm3_bridge_connector::BoxFuture;
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Acquire as _, Connection as _, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -115,11 +116,17 @@ pub(crate) struct WriteConnection {
 }
 
 impl WriteConnection {
-    /// Spawns the task that owns `connection` on the current runtime.
-    pub(super) fn start(connection: SqliteConnection, max_batch: usize, capacity: usize) -> Self {
+    /// Spawns the task that owns `connection` on the current runtime; `connect` opens it again
+    /// after a group that failed (see [`reopen`]).
+    pub(super) fn start(
+        connection: SqliteConnection,
+        connect: SqliteConnectOptions,
+        max_batch: usize,
+        capacity: usize,
+    ) -> Self {
         let (queue, writes) = mpsc::channel(capacity.max(1));
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(connection, writes, stop.clone(), max_batch.max(1)));
+        let task = tokio::spawn(run(connection, connect, writes, stop.clone(), max_batch.max(1)));
         Self { queue, stop, task: Mutex::new(Some(task)) }
     }
 
@@ -153,6 +160,7 @@ impl WriteConnection {
 
 async fn run(
     mut connection: SqliteConnection,
+    connect: SqliteConnectOptions,
     mut writes: mpsc::Receiver<Box<dyn Write>>,
     stop: CancellationToken,
     max: usize,
@@ -174,14 +182,16 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit(&mut connection, group).await;
+        if !commit(&mut connection, group).await {
+            connection = reopen(&connect, connection).await;
+        }
     }
     writes.close();
     let mut group = Vec::new();
     while let Some(write) = writes.recv().await {
         group.push(write);
-        if group.len() >= max {
-            commit(&mut connection, std::mem::take(&mut group)).await;
+        if group.len() >= max && !commit(&mut connection, std::mem::take(&mut group)).await {
+            connection = reopen(&connect, connection).await;
         }
     }
     if !group.is_empty() {
@@ -192,8 +202,30 @@ async fn run(
     }
 }
 
-/// Runs `group` in one transaction and answers every write.
-async fn commit(connection: &mut SqliteConnection, mut group: Vec<Box<dyn Write>>) {
+/// A fresh connection in place of one whose group failed. A COMMIT that fails on a full disk
+/// (SQLITE_FULL) or an I/O error has its transaction rolled back by SQLite itself, while sqlx
+/// still counts it open: every later BEGIN on that connection then failed ("non-zero
+/// transaction depth") and the node wrote nothing until restarted, even once the disk had room
+/// again (`tests/fault_sqlite_disk.rs`). A group fails only at BEGIN, a savepoint or COMMIT
+/// (a write's own statements are undone in its savepoint), so this is rare.
+async fn reopen(connect: &SqliteConnectOptions, old: SqliteConnection) -> SqliteConnection {
+    match SqliteConnection::connect_with(connect).await {
+        Ok(fresh) => {
+            if let Err(error) = old.close().await {
+                tracing::debug!(%error, "closing the failed SQLite write connection");
+            }
+            tracing::info!("the SQLite write connection was reopened after a failed group");
+            fresh
+        }
+        Err(error) => {
+            tracing::warn!(%error, "reopening the SQLite write connection failed; the next group tries again");
+            old
+        }
+    }
+}
+
+/// Runs `group` in one transaction and answers every write; answers whether it committed.
+async fn commit(connection: &mut SqliteConnection, mut group: Vec<Box<dyn Write>>) -> bool {
     let started = Instant::now();
     let size = group.len();
     let committed = run_group(connection, &mut group).await;
@@ -206,6 +238,7 @@ async fn commit(connection: &mut SqliteConnection, mut group: Vec<Box<dyn Write>
     for write in group {
         write.answer(committed.as_ref().map(|_| ()));
     }
+    committed.is_ok()
 }
 
 async fn run_group(
@@ -250,7 +283,7 @@ mod tests {
         let mut reader = SqliteConnection::connect_with(&options).await.unwrap();
         sqlx::query("CREATE TABLE t (n INTEGER NOT NULL CHECK (n >= 0))").execute(&mut reader).await.unwrap();
         let writer = SqliteConnection::connect_with(&options).await.unwrap();
-        (WriteConnection::start(writer, 64, 1024), reader)
+        (WriteConnection::start(writer, options.clone(), 64, 1024), reader)
     }
 
     /// Inserts `values` in one write (several statements, or one).

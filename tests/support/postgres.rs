@@ -33,6 +33,10 @@ const DEFAULT_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 struct Cluster {
     port: u16,
+    /// What [`stop_cluster`] and [`start_cluster`] need to run `pg_ctl` again.
+    as_root: bool,
+    pg_ctl: PathBuf,
+    dir: PathBuf,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -47,10 +51,7 @@ pub fn keep_durability() {
 
 /// A URL to a new, empty database in the cluster (started on first use).
 pub async fn fresh_database() -> DatabaseUrl {
-    let port = match CLUSTER.get_or_init(start) {
-        Ok(cluster) => cluster.port,
-        Err(message) => panic!("{message}"),
-    };
+    let port = cluster().port;
     let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
     let admin = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let mut conn = sqlx::PgConnection::connect(&admin)
@@ -62,6 +63,33 @@ pub async fn fresh_database() -> DatabaseUrl {
         .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
     let _ = conn.close().await;
     DatabaseUrl::new(format!("postgres://postgres@127.0.0.1:{port}/{name}"))
+}
+
+fn cluster() -> &'static Cluster {
+    match CLUSTER.get_or_init(start) {
+        Ok(cluster) => cluster,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// Stops this test binary's cluster as a crash does (`pg_ctl stop -m immediate`: no checkpoint,
+/// every connection cut), for the fault tests; [`start_cluster`] brings it back on the same
+/// port and data. Every test of the binary loses its database meanwhile, so a binary that
+/// calls this holds one test.
+pub fn stop_cluster() {
+    cluster_ctl("-m immediate stop");
+}
+
+/// Starts the cluster [`stop_cluster`] stopped, and waits until it accepts connections.
+pub fn start_cluster() {
+    let cluster = cluster();
+    cluster_ctl(&start_arguments(cluster.port, &cluster.dir));
+}
+
+fn cluster_ctl(arguments: &str) {
+    let cluster = cluster();
+    let line = format!("{} -D {} {arguments}", cluster.pg_ctl.display(), cluster.dir.join("data").display());
+    as_postgres(cluster.as_root, &line).unwrap_or_else(|e| panic!("pg_ctl {arguments}: {e}"));
 }
 
 fn start() -> Result<Cluster, String> {
@@ -97,28 +125,21 @@ fn start() -> Result<Cluster, String> {
     // The port is free when we look; another process could take it before PostgreSQL binds
     // it, so try a few times.
     let mut last_error = String::new();
-    let durability = if DURABLE.load(Ordering::SeqCst) {
-        ""
-    } else {
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    };
     for _ in 0..3 {
         let port = free_port()?;
         let started = as_postgres(
             as_root,
             &format!(
-                "{} -D {} -l {} -w -t 30 -o '-p {port} -k {} -c listen_addresses=127.0.0.1 \
-                 {durability} -c max_connections=300' start",
+                "{} -D {} {}",
                 bin.join("pg_ctl").display(),
                 data.display(),
-                dir.join("pg.log").display(),
-                dir.display()
+                start_arguments(port, &dir)
             ),
         );
         match started {
             Ok(_) => {
                 watchdog(as_root, &bin, &dir)?;
-                return Ok(Cluster { port });
+                return Ok(Cluster { port, as_root, pg_ctl: bin.join("pg_ctl"), dir });
             }
             Err(e) => last_error = e,
         }
@@ -127,6 +148,21 @@ fn start() -> Result<Cluster, String> {
         "the test PostgreSQL cluster did not start (log: {}): {last_error}",
         dir.join("pg.log").display()
     ))
+}
+
+/// `pg_ctl`'s arguments after `-D` that start the cluster in `dir` on `port` and wait for it.
+fn start_arguments(port: u16, dir: &Path) -> String {
+    let durability = if DURABLE.load(Ordering::SeqCst) {
+        ""
+    } else {
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    };
+    format!(
+        "-l {} -w -t 30 -o '-p {port} -k {} -c listen_addresses=127.0.0.1 {durability} \
+         -c max_connections=300' start",
+        dir.join("pg.log").display(),
+        dir.display()
+    )
 }
 
 fn free_port() -> Result<u16, String> {
