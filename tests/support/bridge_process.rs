@@ -32,6 +32,12 @@ impl BridgeProcess {
     /// `dm3-bridge init` in a new directory: a node named `name`, listening on and reached at
     /// `127.0.0.1:port`.
     pub fn init(name: &str, port: u16) -> BridgeProcess {
+        Self::init_behind(name, &format!("http://127.0.0.1:{port}"), port)
+    }
+
+    /// [`init`](Self::init) for a node reached at `public_url` (a load balancer in front of
+    /// it), listening on `127.0.0.1:port`.
+    pub fn init_behind(name: &str, public_url: &str, port: u16) -> BridgeProcess {
         let dir = tempfile::Builder::new().prefix("dm3-bridge-proc-").tempdir().unwrap();
         let address = format!("127.0.0.1:{port}");
         let process = BridgeProcess {
@@ -50,11 +56,34 @@ impl BridgeProcess {
             "--name",
             name,
             "--public-url",
-            &format!("http://{address}"),
+            public_url,
             "--listen",
             &address,
         ]);
         process
+    }
+
+    /// Another process of the same node, for replicas on one PostgreSQL database: the same
+    /// configuration file (so the same data directory and keys; start this one first, so that
+    /// the keys made at the first start exist) and environment, listening on `127.0.0.1:port`;
+    /// its own log.
+    pub fn replica(&self, port: u16) -> BridgeProcess {
+        let dir = tempfile::Builder::new().prefix("dm3-bridge-replica-").tempdir().unwrap();
+        let mut replica = BridgeProcess {
+            dir,
+            config_file: self.config_file.clone(),
+            port,
+            env: self.env.clone(),
+            child: None,
+            starts: 0,
+        };
+        replica.set_env("DM3_BRIDGE_NODE__LISTEN", format!("127.0.0.1:{port}"));
+        replica
+    }
+
+    /// Whether the process runs (it was started and not killed or stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn data_dir(&self) -> &Path {
