@@ -39,10 +39,10 @@
 //! transaction then goes through (docs/scaling.md); CPU is the sum over the replicas.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-#[path = "support/http1.rs"]
-mod http1;
 #[path = "../tests/support/haproxy.rs"]
 mod haproxy;
+#[path = "support/http1.rs"]
+mod http1;
 #[path = "support/loopback.rs"]
 mod loopback;
 #[path = "../tests/support/postgres.rs"]
@@ -317,7 +317,8 @@ impl PreparedNode {
             Some(_) => {
                 let port = |i: usize| {
                     // The servers HAProxy names beyond the replicas run are down (a closed port).
-                    let listen = self.listen.get(i).cloned().unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+                    let listen =
+                        self.listen.get(i).cloned().unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
                     listen.rsplit_once(':').unwrap().1.parse::<u16>().unwrap()
                 };
                 let lb_port = self.address.rsplit_once(':').unwrap().1.parse::<u16>().unwrap();

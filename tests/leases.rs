@@ -3,16 +3,14 @@
 //! times are the database's own, so no clock of the caller's enters.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
 
 use support::TestDb;
 
-support::on_both_backends!(
-    one_owner_at_a_time_until_the_lease_runs_out,
-    a_released_lease_is_taken_at_once,
-);
+on_both_backends!(one_owner_at_a_time_until_the_lease_runs_out, a_released_lease_is_taken_at_once,);
 
 const WORK: &str = "telegram-polling";
 

@@ -59,8 +59,7 @@ const ANN: i64 = 1001;
 /// The most a takeover of Telegram polling may take after the poller's `kill -9`: its lease
 /// runs out ([`HELD_FOR`] after its last renewal, which was at most [`TRY_EVERY`] before the
 /// kill), and a waiting replica tries every [`TRY_EVERY`]; a second for the database round trips.
-const TAKEOVER_BOUND: Duration =
-    Duration::from_secs(HELD_FOR.as_secs() + 2 * TRY_EVERY.as_secs() + 1);
+const TAKEOVER_BOUND: Duration = Duration::from_secs(HELD_FOR.as_secs() + 2 * TRY_EVERY.as_secs() + 1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream() {
@@ -177,7 +176,10 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
                 alice_accepted.load(Ordering::SeqCst),
                 pending_jobs(&store).await
             );
-            assert!(alice_accepted.load(Ordering::SeqCst) < COUNT, "alice's stream had ended before the kill");
+            assert!(
+                alice_accepted.load(Ordering::SeqCst) < COUNT,
+                "alice's stream had ended before the kill"
+            );
             // Another replica takes polling over within the bound.
             loop {
                 let holder = store.lease_holder(TELEGRAM_POLLING).await.unwrap();
@@ -238,14 +240,27 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
 
     // Telegram's side: all, in order; a repeat only right after its original, one per kill at most.
     let at_ann = from_alice_at_ann();
-    assert_exactly_once_in_order("alice → ann (the bot's messages, repeats folded)", &folded(at_ann.clone()), &from_alice);
+    assert_exactly_once_in_order(
+        "alice → ann (the bot's messages, repeats folded)",
+        &folded(at_ann.clone()),
+        &from_alice,
+    );
     let repeats = at_ann.len() - COUNT;
-    assert!(repeats <= KILL_AT.len(), "{repeats} messages sent twice to Telegram for {} kills: {at_ann:?}", KILL_AT.len());
+    assert!(
+        repeats <= KILL_AT.len(),
+        "{repeats} messages sent twice to Telegram for {} kills: {at_ann:?}",
+        KILL_AT.len()
+    );
 
     // Polling changed hands exactly at the two kills: three holders in all, one at a time.
     let holders: usize =
         replicas.iter().map(|r| r.log().matches("this process holds the lease now").count()).sum();
-    assert_eq!(holders, 1 + KILL_AT.len(), "the polling lease changed hands other than at the kills\n{}", logs(&replicas));
+    assert_eq!(
+        holders,
+        1 + KILL_AT.len(),
+        "the polling lease changed hands other than at the kills\n{}",
+        logs(&replicas)
+    );
     eprintln!(
         "takeovers of Telegram polling: {:?} (bound {TAKEOVER_BOUND:?}); Telegram got {repeats} message(s) twice",
         takeovers.iter().map(|t| format!("{:.2} s", t.as_secs_f64())).collect::<Vec<_>>()

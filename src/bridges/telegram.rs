@@ -37,10 +37,10 @@ use super::{Bridge, BridgeError, NetworkModule, NodeServices};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::identities::network::Network;
-use crate::lease::{self, Held, Leases};
 use crate::identities::{
     IdentityError, IdentityRecord, IdentityRef, IdentityVault, NetworkUserId, TelegramUserId,
 };
+use crate::lease::{self, Held, Leases};
 use crate::names::ResolveError;
 use crate::names::directory::{Directory, DirectoryError};
 use crate::store::{Store, StoreError};

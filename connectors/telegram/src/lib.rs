@@ -60,8 +60,8 @@ pub mod webhook;
 
 pub use config::{ConfigProblem, LinkPolicy, ReceiveMode, TelegramConfig, WebhookConfig};
 pub use connector::{TelegramConnector, TelegramError};
-pub use turn::{PollingTurn, Turn};
 pub use format::SenderFormat;
 pub use rate_limit::RateLimits;
 pub use secret::{BotToken, WebhookSecret};
 pub use state::{AppliedUpdate, ChatState, StateError, TelegramAccounts, TelegramUser};
+pub use turn::{PollingTurn, Turn};
