@@ -1,7 +1,7 @@
 //! Load through the bridge engine, both ways: DM3 → Matrix and Matrix → DM3.
 //!
 //! `cargo bench --bench bridge_load [-- loopback|synapse] [--seconds N] [--rate N]
-//! [--synapse-rate N] [--conversations N]`
+//! [--synapse-rate N] [--conversations N] [--backlog N] [--replicas N]`
 //!
 //! The node under test is the real `dm3-bridge` binary (release build) in its own process, with
 //! `[matrix]` and virtual identities, on SQLite (`synchronous=FULL`): the real engine, its
@@ -86,6 +86,8 @@ struct Options {
     connections: usize,
     /// 0: one process on SQLite; 1 to 3: that many on PostgreSQL behind HAProxy.
     replicas: usize,
+    /// Messages of the backlog phase, if not `--seconds` × 1,000 (a short run on a busy machine).
+    backlog: Option<u64>,
 }
 
 fn options() -> Options {
@@ -97,6 +99,7 @@ fn options() -> Options {
         conversations: 8,
         connections: 32,
         replicas: 0,
+        backlog: None,
     };
     let mut args = std::env::args().skip(1);
     let number = |arg: Option<String>, what: &str| -> u64 {
@@ -110,6 +113,7 @@ fn options() -> Options {
             "--synapse-rate" => options.synapse_rate = number(args.next(), "--synapse-rate"),
             "--conversations" => options.conversations = number(args.next(), "--conversations") as usize,
             "--connections" => options.connections = number(args.next(), "--connections") as usize,
+            "--backlog" => options.backlog = Some(number(args.next(), "--backlog")),
             "--replicas" => {
                 options.replicas = number(args.next(), "--replicas") as usize;
                 assert!(options.replicas <= 3, "--replicas 1 to 3 (deploy/haproxy/haproxy.cfg names three)");
@@ -893,7 +897,7 @@ async fn run_loopback(options: &Options) -> Value {
         .collect();
 
     let load_before = load_average();
-    let backlog = options.seconds * 1_000;
+    let backlog = options.backlog.unwrap_or(options.seconds * 1_000);
     eprintln!(
         "loopback: DM3 → Matrix, {backlog} queued, then {}/s for {} s …",
         options.rate, options.seconds

@@ -7,27 +7,34 @@
 //! `deploy/haproxy/haproxy.cfg` is the node's public URL, so every DM3 submit (alice's client
 //! posting to ann's delivery service) goes through it, spread over the replicas. Telegram is the
 //! fake Bot API in long-polling mode: exactly one replica may poll (the lease
-//! `telegram-polling`, `src/lease.rs`). ann (Telegram) and alice (DM3) write to each other; the
-//! test SIGKILLs the replica that polls once both streams are a third through, measures how
+//! `telegram-polling`, `src/lease.rs`). Matrix is a real Synapse whose application-service
+//! transactions go through HAProxy too. ann (Telegram) and alice (DM3) write to each other, and
+//! so do bob (Matrix) and alice, all four streams at once; the test SIGKILLs the replica that polls once both streams are a third through, measures how
 //! long until another replica holds the lease, then SIGKILLs that one at two thirds. The last
 //! replica carries the rest: the killed replicas' claimed jobs come back when their job leases
 //! run out (`[engine]`, 30 s), ann's unconfirmed updates when the new poller asks Telegram.
 //!
-//! Counted at both ends as in `tests/bridge_telegram_crash.rs`: alice's delivery service holds
-//! ann's messages exactly once and in order; ann's chat holds alice's in order, a message at
-//! most once more right after itself per kill (the Bot API has no idempotency key: a replica
-//! killed between Telegram's answer and the job's completion leaves the send to be made again).
+//! Counted at both ends as in `tests/bridge_telegram_crash.rs` and `tests/bridge_matrix_crash.rs`:
+//! alice's delivery service holds ann's and bob's messages exactly once and in order; bob's room
+//! holds alice's exactly once and in order (Matrix sends carry transaction ids); ann's chat holds
+//! alice's in order, a message at most once more right after itself per kill (the Bot API has no
+//! idempotency key: a replica killed between Telegram's answer and the job's completion leaves
+//! the send to be made again).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/anvil.rs"]
 mod anvil;
 #[path = "support/bridge_process.rs"]
 mod bridge_process;
+#[path = "support/bridged_matrix.rs"]
+mod bridged_matrix;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
 #[path = "support/haproxy.rs"]
 mod haproxy;
 mod support;
+#[path = "support/synapse.rs"]
+mod synapse;
 /// The fake Bot API of the connector's tests (not every helper is used here).
 #[allow(dead_code)]
 #[path = "../connectors/telegram/tests/support"]
@@ -43,9 +50,11 @@ use dm3_bridge::lease::{HELD_FOR, TELEGRAM_POLLING, TRY_EVERY};
 use dm3_bridge::store::{Store, StoreOptions};
 use dm3_world::{ALICE, BRIDGE_NODE_NAME, Dm3World, PARENT, free_port};
 use haproxy::Haproxy;
+use serde_json::{Value, json};
 use support::TestDb;
 use support::bridge::ADMIN_TOKEN;
 use support::crash::{LONG_WAIT, assert_exactly_once_in_order, outbox_jobs, pending_jobs, settled};
+use synapse::{SERVER_NAME, Synapse};
 use telegram::bot_api::{BotApi, TOKEN, visible_text};
 
 /// Messages each way.
@@ -70,8 +79,11 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
     let lb_port = free_port();
     let ports = [free_port(), free_port(), free_port()];
 
-    let mut first =
-        BridgeProcess::init_behind(BRIDGE_NODE_NAME, &format!("http://127.0.0.1:{lb_port}"), ports[0]);
+    let lb_base = format!("http://127.0.0.1:{lb_port}");
+    let mut first = BridgeProcess::init_behind(BRIDGE_NODE_NAME, &lb_base, ports[0]);
+    let yaml = first.generate_registration_reached_at(SERVER_NAME, &lb_base);
+    let synapse = Synapse::start(&yaml).await.unwrap_or_else(|e| panic!("{e:#}"));
+    first.set_env("DM3_BRIDGE_MATRIX__HOMESERVER_URL", synapse.url());
     for (key, value) in world.bridge_env() {
         first.set_env(key, value);
     }
@@ -88,6 +100,9 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
     // Behind HAProxy, as deploy/haproxy/haproxy.cfg says.
     first.set_env("DM3_BRIDGE_RATE_LIMITS__TRUST_FORWARDED_FOR", "true");
     first.set_env("DM3_BRIDGE_LIMITS__MAX_CONNECTIONS_PER_IP", "0");
+    // HAProxy first: a replica starts once the homeserver answered its ping, which Synapse
+    // checks by calling the bridge through HAProxy.
+    let lb = Haproxy::start(lb_port, ports).await;
     // The first start makes the gateway's signing key, which the others then share.
     first.start().await;
     let mut replicas = vec![first];
@@ -96,11 +111,12 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
         replica.start().await;
         replicas.push(replica);
     }
-    let lb = Haproxy::start(lb_port, ports).await;
     world.point_parent_at_gateway(&lb.base(), ADMIN_TOKEN).await;
     let store = Store::open(&db.url, &StoreOptions::default()).await.unwrap();
     let logs = |replicas: &[BridgeProcess]| -> String {
-        replicas.iter().map(|r| format!("--- replica on {}:\n{}\n", r.port(), r.log_tail(25))).collect()
+        let tails: String =
+            replicas.iter().map(|r| format!("--- replica on {}:\n{}\n", r.port(), r.log_tail(25))).collect();
+        format!("{tails}--- Synapse's application-service log:\n{}", synapse.appservice_log())
     };
 
     // ann links and picks alice as her contact (through whichever replica polls).
@@ -113,10 +129,24 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // bob opens a DM with alice's ghost; the bridge gives him a DM3 name.
+    let bob = synapse.register_user("bob").await.unwrap();
+    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
+    let room = bob
+        .create_room(json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + LONG_WAIT;
+    while !bridged_matrix::members(&bob, &room).await.contains(&ghost) {
+        assert!(Instant::now() < deadline, "the ghost did not join bob's DM\n{}", logs(&replicas));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bob_name = identity_name(&lb, &bob.user_id).await;
     let ann_name = format!("tg-{ANN}.tg.{PARENT}");
     let directory = world.directory();
     let alice = &world.alice;
     let route = alice.route(&directory, &ann_name).await;
+    let route_to_bob = alice.route(&directory, &bob_name).await;
     settled(&store, || logs(&replicas)).await;
     let outbox_before = outbox_jobs(&store).await;
     let bot_before = api.sent_to(ANN).len();
@@ -124,7 +154,10 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
 
     let from_alice: Vec<String> = (0..COUNT).map(|i| format!("m{i:03}")).collect();
     let from_ann: Vec<String> = (0..COUNT).map(|i| format!("t{i:03}")).collect();
+    let from_alice_to_bob: Vec<String> = (0..COUNT).map(|i| format!("n{i:03}")).collect();
+    let from_bob: Vec<String> = (0..COUNT).map(|i| format!("b{i:03}")).collect();
     let alice_accepted = AtomicUsize::new(0);
+    let alice_to_bob_accepted = AtomicUsize::new(0);
     let streaming = Instant::now();
     let mut takeovers = Vec::new();
 
@@ -138,6 +171,26 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
             streaming.elapsed().as_secs_f64()
         );
     };
+    let alice_to_bob_stream = async {
+        alice
+            .send_each_until_accepted(
+                &route_to_bob,
+                &bob_name,
+                &from_alice_to_bob,
+                PACE,
+                LONG_WAIT,
+                &alice_to_bob_accepted,
+            )
+            .await;
+    };
+    // bob's client: Synapse takes every message whatever the bridge does, and pushes it to
+    // whichever replica HAProxy picks.
+    let bob_stream = async {
+        for (i, text) in from_bob.iter().enumerate() {
+            bob.send_text(&room, &format!("b{i}"), text).await.unwrap();
+            tokio::time::sleep(PACE).await;
+        }
+    };
     // ann's Telegram app: Telegram takes every message whatever the bridge does.
     let ann_stream = async {
         for text in &from_ann {
@@ -149,14 +202,17 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
         for kill_at in KILL_AT {
             let deadline = Instant::now() + LONG_WAIT;
             loop {
-                let ann_accepted = outbox_jobs(&store).await - outbox_before;
-                if alice_accepted.load(Ordering::SeqCst) >= kill_at && ann_accepted >= kill_at as u64 {
+                // ann's and bob's together: the outbox holds both.
+                let network_accepted = outbox_jobs(&store).await - outbox_before;
+                let alice_least =
+                    alice_accepted.load(Ordering::SeqCst).min(alice_to_bob_accepted.load(Ordering::SeqCst));
+                if alice_least >= kill_at && network_accepted >= 2 * kill_at as u64 {
                     break;
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "the bridge did not accept {kill_at} messages each way; alice's: {}, ann's: {ann_accepted}\n{}",
-                    alice_accepted.load(Ordering::SeqCst),
+                    "the bridge did not accept {kill_at} messages of each stream; alice's: {alice_least}, \
+                     ann's and bob's: {network_accepted}\n{}",
                     logs(&replicas)
                 );
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -198,7 +254,7 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
             takeovers.push(takeover);
         }
     };
-    tokio::join!(alice_stream, ann_stream, kills);
+    tokio::join!(alice_stream, alice_to_bob_stream, bob_stream, ann_stream, kills);
 
     // Every message arrives, carried by the replica left; then nothing is left to do.
     let from_alice_at_ann = || -> Vec<String> {
@@ -214,12 +270,16 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
         texts
     };
     let deadline = Instant::now() + LONG_WAIT;
-    while alice.stored_count(&world.ds_b).await < COUNT || folded(from_alice_at_ann()).len() < COUNT {
+    while alice.stored_count(&world.ds_b).await < 2 * COUNT
+        || folded(from_alice_at_ann()).len() < COUNT
+        || bob.bodies_from(&room, &ghost).await.unwrap().len() < COUNT
+    {
         assert!(
             Instant::now() < deadline,
-            "waited {LONG_WAIT:?}: alice has {} of ann's, ann {} of alice's\n{}",
+            "waited {LONG_WAIT:?}: alice has {} of ann's and bob's, ann {} of alice's, bob {} of alice's\n{}",
             alice.stored_count(&world.ds_b).await,
             from_alice_at_ann().len(),
+            bob.bodies_from(&room, &ghost).await.unwrap().len(),
             logs(&replicas)
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -237,6 +297,15 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
     let by_time: Vec<String> =
         at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
     assert_exactly_once_in_order("ann → alice (by the sender's time)", &by_time, &from_ann);
+
+    // Matrix's side, and bob's messages at alice's: exactly once, in order.
+    let at_bob = bob.bodies_from(&room, &ghost).await.unwrap();
+    assert_exactly_once_in_order("alice → bob (bob's room timeline)", &at_bob, &from_alice_to_bob);
+    let mut from_bob_at_alice = alice.incoming(&world.ds_b, &directory, &bob_name).await;
+    from_bob_at_alice.reverse();
+    let stored: Vec<String> =
+        from_bob_at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
+    assert_exactly_once_in_order("bob → alice (her delivery service, as stored)", &stored, &from_bob);
 
     // Telegram's side: all, in order; a repeat only right after its original, one per kill at most.
     let at_ann = from_alice_at_ann();
@@ -271,4 +340,19 @@ async fn three_replicas_lose_and_repeat_nothing_when_two_are_killed_mid_stream()
     }
     store.close().await;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// The DM3 name the bridge gave the Matrix user `user_id`, asked of any replica.
+async fn identity_name(lb: &Haproxy, user_id: &str) -> String {
+    let url = format!("{}/admin/identities/matrix:{user_id}", lb.base());
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        let response = http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        if response.status().is_success() {
+            let body: Value = response.json().await.unwrap();
+            return body["name"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the bridge made no identity for {user_id}");
 }

@@ -123,6 +123,12 @@ impl BridgeProcess {
     /// the bridge at [`base`](Self::base); answers the registration YAML. The homeserver's URL
     /// is not known yet: set `DM3_BRIDGE_MATRIX__HOMESERVER_URL` once it runs.
     pub fn generate_registration(&self, server_name: &str) -> String {
+        self.generate_registration_reached_at(server_name, &self.base())
+    }
+
+    /// [`generate_registration`](Self::generate_registration) for a homeserver that reaches the
+    /// bridge at `bridge_url` (a load balancer in front of it).
+    pub fn generate_registration_reached_at(&self, server_name: &str, bridge_url: &str) -> String {
         self.run_command(&[
             "generate-registration",
             "--homeserver-url",
@@ -130,7 +136,7 @@ impl BridgeProcess {
             "--server-name",
             server_name,
             "--bridge-url",
-            &self.base(),
+            bridge_url,
         ]);
         std::fs::read_to_string(self.dir.path().join("registration.yaml")).unwrap()
     }
