@@ -1,7 +1,7 @@
 //! Load through the bridge engine, both ways: DM3 → Matrix and Matrix → DM3.
 //!
 //! `cargo bench --bench bridge_load [-- loopback|synapse] [--seconds N] [--rate N]
-//! [--synapse-rate N] [--conversations N]`
+//! [--synapse-rate N] [--conversations N] [--backlog N] [--replicas N]`
 //!
 //! The node under test is the real `dm3-bridge` binary (release build) in its own process, with
 //! `[matrix]` and virtual identities, on SQLite (`synchronous=FULL`): the real engine, its
@@ -33,12 +33,20 @@
 //!    the engine sustains with work always queued;
 //! 2. latency: an open-loop schedule of `--rate` messages/s (`--synapse-rate` in synapse mode)
 //!    for `--seconds`, round-robin over the conversations; p50/p99 of each message's time.
+//!
+//! `--replicas N` (1 to 3) runs the node as N processes on one throwaway PostgreSQL (durable:
+//! fsync on) behind HAProxy with `deploy/haproxy/haproxy.cfg`, which every submit and
+//! transaction then goes through (docs/scaling.md); CPU is the sum over the replicas.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../tests/support/haproxy.rs"]
+mod haproxy;
 #[path = "support/http1.rs"]
 mod http1;
 #[path = "support/loopback.rs"]
 mod loopback;
+#[path = "../tests/support/postgres.rs"]
+mod postgres;
 #[path = "../tests/support/synapse.rs"]
 mod synapse;
 
@@ -76,6 +84,10 @@ struct Options {
     synapse_rate: u64,
     conversations: usize,
     connections: usize,
+    /// 0: one process on SQLite; 1 to 3: that many on PostgreSQL behind HAProxy.
+    replicas: usize,
+    /// Messages of the backlog phase, if not `--seconds` × 1,000 (a short run on a busy machine).
+    backlog: Option<u64>,
 }
 
 fn options() -> Options {
@@ -86,6 +98,8 @@ fn options() -> Options {
         synapse_rate: 20,
         conversations: 8,
         connections: 32,
+        replicas: 0,
+        backlog: None,
     };
     let mut args = std::env::args().skip(1);
     let number = |arg: Option<String>, what: &str| -> u64 {
@@ -99,6 +113,11 @@ fn options() -> Options {
             "--synapse-rate" => options.synapse_rate = number(args.next(), "--synapse-rate"),
             "--conversations" => options.conversations = number(args.next(), "--conversations") as usize,
             "--connections" => options.connections = number(args.next(), "--connections") as usize,
+            "--backlog" => options.backlog = Some(number(args.next(), "--backlog")),
+            "--replicas" => {
+                options.replicas = number(args.next(), "--replicas") as usize;
+                assert!(options.replicas <= 3, "--replicas 1 to 3 (deploy/haproxy/haproxy.cfg names three)");
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -163,18 +182,30 @@ struct PreparedNode {
     config: PathBuf,
     env: Vec<(String, String)>,
     address: String,
+    /// Where each process listens: `address` itself, or one address per replica.
+    listen: Vec<String>,
     registration_yaml: String,
     ds_key: [u8; 32],
 }
 
-fn prepare_node(server_name: &str, users: &[Dm3User], services: &DeliveryServices) -> PreparedNode {
+fn prepare_node(
+    server_name: &str,
+    users: &[Dm3User],
+    services: &DeliveryServices,
+    replicas: usize,
+) -> PreparedNode {
     let dir = tempfile::tempdir().unwrap();
+    // With replicas, the address clients use is HAProxy's, and each replica listens on its own.
     let address = format!("127.0.0.1:{}", free_port());
+    let listen: Vec<String> = match replicas {
+        0 => vec![address.clone()],
+        n => (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect(),
+    };
     let url = format!("http://{address}");
     let status = Command::new(binary())
         .args(["init", "--data-dir"])
         .arg(dir.path())
-        .args(["--name", NODE_NAME, "--public-url", &url, "--listen", &address])
+        .args(["--name", NODE_NAME, "--public-url", &url, "--listen", &listen[0]])
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -236,12 +267,18 @@ fn prepare_node(server_name: &str, users: &[Dm3User], services: &DeliveryService
     let profile: Value = serde_json::from_slice(&profile.stdout).unwrap();
     let ds_key =
         dm3::encoding::b64_decode_array(profile["profile"]["publicEncryptionKey"].as_str().unwrap()).unwrap();
-    PreparedNode { dir, config, env, address, registration_yaml, ds_key }
+    if replicas > 0 {
+        // Behind HAProxy, as deploy/haproxy/haproxy.cfg says.
+        env.push(("DM3_BRIDGE_RATE_LIMITS__TRUST_FORWARDED_FOR".to_owned(), "true".to_owned()));
+        env.push(("DM3_BRIDGE_LIMITS__MAX_CONNECTIONS_PER_IP".to_owned(), "0".to_owned()));
+    }
+    PreparedNode { dir, config, env, address, listen, registration_yaml, ds_key }
 }
 
-/// The node, running.
+/// The node, running: one process, or its replicas behind HAProxy.
 struct Node {
-    child: Child,
+    children: Vec<Child>,
+    _haproxy: Option<haproxy::Haproxy>,
     address: String,
     url: String,
     ds_key: [u8; 32],
@@ -251,44 +288,66 @@ struct Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
     }
 }
 
 impl PreparedNode {
     async fn run(self, homeserver_url: &str) -> Node {
-        let child = Command::new(binary())
-            .arg("--config")
-            .arg(&self.config)
-            .envs(self.env.iter().cloned())
-            .env("DM3_BRIDGE_MATRIX__HOMESERVER_URL", homeserver_url)
-            .arg("run")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let http = reqwest::Client::new();
+        let replicated = self.listen[0] != self.address;
+        let database = if replicated { Some(postgres::fresh_database().await) } else { None };
+        let mut children = Vec::new();
+        // One after the other: the first makes the gateway's signing key the others share.
+        for listen in &self.listen {
+            let mut command = Command::new(binary());
+            command
+                .arg("--config")
+                .arg(&self.config)
+                .envs(self.env.iter().cloned())
+                .env("DM3_BRIDGE_MATRIX__HOMESERVER_URL", homeserver_url)
+                .env("DM3_BRIDGE_NODE__LISTEN", listen);
+            if let Some(database) = &database {
+                command.env("DM3_BRIDGE_DATABASE__URL", database.expose());
+            }
+            children.push(command.arg("run").stdout(Stdio::null()).spawn().unwrap());
+            let ready = format!("http://{listen}/ready");
+            let mut tries = 0;
+            while !http.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
+                tries += 1;
+                assert!(tries < 1200, "the node on {listen} did not become ready");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let haproxy = match database {
+            None => None,
+            Some(_) => {
+                let port = |i: usize| {
+                    // The servers HAProxy names beyond the replicas run are down (a closed port).
+                    let listen =
+                        self.listen.get(i).cloned().unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+                    listen.rsplit_once(':').unwrap().1.parse::<u16>().unwrap()
+                };
+                let lb_port = self.address.rsplit_once(':').unwrap().1.parse::<u16>().unwrap();
+                let haproxy = haproxy::Haproxy::start(lb_port, [port(0), port(1), port(2)]).await;
+                // Its health checks (every second, down after two) take the closed ports out.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Some(haproxy)
+            }
+        };
         let url = format!("http://{}", self.address);
-        let node = Node {
-            child,
+        Node {
+            children,
+            _haproxy: haproxy,
             address: self.address,
             url,
             ds_key: self.ds_key,
-            http: reqwest::Client::new(),
+            http,
             _dir: self.dir,
-        };
-        for _ in 0..1200 {
-            if node
-                .http
-                .get(format!("{}/ready", node.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return node;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the node did not become ready");
     }
 }
 
@@ -321,7 +380,7 @@ impl Node {
     }
 
     fn cpu(&self) -> Duration {
-        cpu_time(&self.child.id().to_string())
+        self.children.iter().map(|child| cpu_time(&child.id().to_string())).sum()
     }
 }
 
@@ -806,7 +865,7 @@ async fn run_loopback(options: &Options) -> Value {
     let users: Vec<Dm3User> = (0..options.conversations).map(Dm3User::new).collect();
     let services = DeliveryServices::start().await;
     let homeserver = Homeserver::start(LOOPBACK_SERVER).await;
-    let prepared = prepare_node(LOOPBACK_SERVER, &users, &services);
+    let prepared = prepare_node(LOOPBACK_SERVER, &users, &services, options.replicas);
     let hs_token = registration_field(&prepared.registration_yaml, "hs_token");
     let node = prepared.run(&homeserver.url).await;
     let bob_id = format!("@bob:{LOOPBACK_SERVER}");
@@ -844,7 +903,7 @@ async fn run_loopback(options: &Options) -> Value {
         .collect();
 
     let load_before = load_average();
-    let backlog = options.seconds * 1_000;
+    let backlog = options.backlog.unwrap_or(options.seconds * 1_000);
     eprintln!(
         "loopback: DM3 → Matrix, {backlog} queued, then {}/s for {} s …",
         options.rate, options.seconds
@@ -857,6 +916,7 @@ async fn run_loopback(options: &Options) -> Value {
     let to_dm3 = matrix_to_dm3(&side, &node, &rooms, &services, backlog, options.rate, options.seconds).await;
     json!({
         "mode": "loopback",
+        "replicas": options.replicas,
         "conversations": options.conversations,
         "load_average_before": load_before,
         "dm3_to_matrix": to_matrix,
@@ -875,7 +935,7 @@ async fn run_synapse(options: &Options) -> Value {
     let users: Vec<Dm3User> = (0..options.conversations).map(Dm3User::new).collect();
     let services = DeliveryServices::start().await;
     let server = synapse::SERVER_NAME;
-    let prepared = prepare_node(server, &users, &services);
+    let prepared = prepare_node(server, &users, &services, options.replicas);
     let homeserver =
         synapse::Synapse::start(&prepared.registration_yaml).await.unwrap_or_else(|e| panic!("{e:#}"));
     let node = prepared.run(homeserver.url()).await;
@@ -912,6 +972,7 @@ async fn run_synapse(options: &Options) -> Value {
     sync.abort();
     json!({
         "mode": "synapse",
+        "replicas": options.replicas,
         "conversations": options.conversations,
         "load_average_before": load_before,
         "dm3_to_matrix": to_matrix,
@@ -954,6 +1015,10 @@ async fn sync_loop(bob: synapse::MatrixUser, arrivals: Arrivals) {
 
 fn main() {
     let options = options();
+    if options.replicas > 0 {
+        // The replicas' throughput is claimed with every commit durable, as SQLite's is.
+        postgres::keep_durability();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         for mode in &options.modes {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need when it
-# is missing (the reference npm libraries, PostgreSQL, Synapse, Chromium), then runs the format and
+# is missing (the reference npm libraries, PostgreSQL, HAProxy, Synapse, Chromium), then runs the format and
 # lint gates and every test. Nothing is skipped silently: a missing component is
 # installed or the run fails with a message that says what is missing.
 set -euo pipefail
@@ -23,6 +23,9 @@ node tests/contracts/compile.js --check
 
 step "PostgreSQL server binaries (the tests start a throwaway cluster)"
 scripts/install-postgres.sh
+
+step "HAProxy, in front of the node's replicas in tests/replicas.rs (Debian package haproxy)"
+scripts/install-haproxy.sh
 
 step "Synapse, the Matrix homeserver of the connector tests (venv cached in .cache/synapse-venv)"
 scripts/install-synapse.sh

@@ -7,6 +7,10 @@
 //! cheap. The reference DS does this daily (docs/protocol.md §9.4). The first pass runs at start-up,
 //! so a node that was down for a while catches up at once. Deletion is batched inside the
 //! store, so a large backlog never holds the write lock for long.
+//!
+//! Of several node processes on one database, one runs each pass: whoever holds the lease
+//! [`lease::EXPIRY`], which the holder renews at every pass and another takes
+//! [`EXPIRY_LEASE`] after the holder's last pass when it died (docs/scaling.md).
 
 use std::time::Duration;
 
@@ -14,6 +18,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
+use crate::lease::{self, Leases};
 use crate::store::Store;
 use crate::telemetry::metrics::EXPIRED_DELETED;
 
@@ -26,14 +31,22 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 /// job is kept as long, without its payload, for the operator to see why it failed.
 pub const BRIDGE_KEYS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Runs until `stop` is cancelled.
-pub async fn run(store: Store, interval: Duration, stop: CancellationToken) {
+/// How long the expiry lease lasts past a pass: two passes and a half, so that a slow pass or
+/// a missed renewal does not hand the work to another process.
+pub const EXPIRY_LEASE: Duration = Duration::from_secs(150);
+
+/// Runs until `stop` is cancelled; a pass only while this process holds the lease
+/// [`lease::EXPIRY`].
+pub async fn run(store: Store, leases: Leases, interval: Duration, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticker.tick() => {}
+        }
+        if !leases.try_take(lease::EXPIRY, EXPIRY_LEASE.max(interval * 2)).await {
+            continue;
         }
         match store.delete_expired(now_ms()).await {
             Ok(expired) => {

@@ -30,7 +30,8 @@
 //!   unauthenticated routes that write or fetch; [`live`]: Socket.IO live delivery of stored
 //!   envelopes to logged-in clients;
 //! - [`telemetry`]: logs and Prometheus metrics;
-//! - [`expiry`]: the TTL cleanup worker;
+//! - [`expiry`]: the TTL cleanup worker; [`lease`]: work one of several node processes on a
+//!   database does at a time (docs/scaling.md);
 //! - [`engine`]: the bridge's durable queues and their workers (docs/engine.md);
 //! - [`identities`]: the custodial virtual identities (name scheme, sealed keys, vault);
 //! - [`gateway`]: the CCIP-read gateway that publishes them; [`admin`]: their HTTP API;
@@ -57,6 +58,7 @@ pub mod gateway;
 pub mod http;
 pub mod identities;
 pub mod init;
+pub mod lease;
 pub mod live;
 pub mod matrix;
 pub mod name_service;

@@ -269,8 +269,12 @@ impl Node {
         match Self::bring_up(config, protocol, networks, &node_keys, &store, &names, &mut started).await {
             Ok(Listening { addr, metrics_addr, server }) => {
                 let Started { stop, engine, bridges, .. } = started;
-                let expiry =
-                    tokio::spawn(crate::expiry::run(store.clone(), crate::expiry::INTERVAL, stop.clone()));
+                let expiry = tokio::spawn(crate::expiry::run(
+                    store.clone(),
+                    crate::lease::Leases::new(store.clone()),
+                    crate::expiry::INTERVAL,
+                    stop.clone(),
+                ));
                 tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
                 Ok(Self {
                     addr,

@@ -25,7 +25,7 @@
 //! Files: [`ids`] (names and hashes as rows hold them), [`accounts`], [`envelopes`], [`challenges`],
 //! [`sessions`], [`writer`], [`write_connection`], the virtual identities and their sealed keys
 //! ([`identities`]), the engine's [`jobs`], [`portals`] and [`message_map`], the Telegram
-//! connector's chat state ([`telegram`]), and
+//! connector's chat state ([`telegram`]), the [`leases`] of work one process does at a time, and
 //! `migrations` (the embedded SQL of `migrations/<backend>/`).
 
 pub mod accounts;
@@ -36,6 +36,7 @@ pub mod envelopes;
 pub mod identities;
 pub mod ids;
 pub mod jobs;
+pub mod leases;
 pub mod message_map;
 mod migrations;
 pub mod portals;

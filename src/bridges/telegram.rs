@@ -15,6 +15,9 @@
 //! update unconfirmed and handles it again later; anything retrying cannot fix is
 //! [`StateError::Refused`] with a sentence for the Telegram user, and the details go to the
 //! log for the operator. A Telegram user never sees a database error.
+//!
+//! Of several node processes on one database, one polls at a time: the connector polls in the
+//! turns [`PollingLease`] grants, which are the lease [`lease::TELEGRAM_POLLING`].
 
 use std::any::Any;
 use std::sync::Arc;
@@ -25,9 +28,10 @@ use dm3_bridge_connector::{
     BoxFuture, Connector, ConversationId, InboundSink, NetworkId, NetworkMessageId, RemoteIdentity,
 };
 use dm3_bridge_telegram::{
-    AppliedUpdate, ChatState, StateError, TelegramAccounts, TelegramConfig, TelegramConnector, TelegramError,
-    TelegramUser,
+    AppliedUpdate, ChatState, PollingTurn, StateError, TelegramAccounts, TelegramConfig, TelegramConnector,
+    TelegramError, TelegramUser, Turn,
 };
+use tokio_util::sync::CancellationToken;
 
 use super::{Bridge, BridgeError, NetworkModule, NodeServices};
 use crate::clock::now_ms;
@@ -36,6 +40,7 @@ use crate::identities::network::Network;
 use crate::identities::{
     IdentityError, IdentityRecord, IdentityRef, IdentityVault, NetworkUserId, TelegramUserId,
 };
+use crate::lease::{self, Held, Leases};
 use crate::names::ResolveError;
 use crate::names::directory::{Directory, DirectoryError};
 use crate::store::{Blocked, MAX_BLOCKS_PER_IDENTITY, Store, StoreError};
@@ -106,9 +111,38 @@ pub fn build_telegram(
     vault: IdentityVault,
     directory: Directory,
 ) -> Result<Arc<TelegramConnector>, TelegramError> {
+    let turns = Arc::new(PollingLease(Leases::new(store.clone())));
     let state = Arc::new(StoreChatState::new(store, config.network.clone()));
     let accounts = Arc::new(VaultAccounts::new(vault, directory));
-    TelegramConnector::new(config.clone(), sink, state, accounts).map(Arc::new)
+    TelegramConnector::new(config.clone(), sink, state, accounts)
+        .map(|connector| Arc::new(connector.with_polling_turns(turns)))
+}
+
+/// The turns at polling the bot, among the node processes sharing the database: whoever holds
+/// the lease [`lease::TELEGRAM_POLLING`] polls (docs/scaling.md). Webhook mode needs none: every
+/// replica serves the route, and Telegram sends one update at a time.
+struct PollingLease(Leases);
+
+impl PollingTurn for PollingLease {
+    fn wait_for_turn<'a>(&'a self, stop: &'a CancellationToken) -> BoxFuture<'a, Option<Box<dyn Turn>>> {
+        Box::pin(async move {
+            let held = self.0.wait_for(lease::TELEGRAM_POLLING, stop).await?;
+            Some(Box::new(PollingTurnHeld(held)) as Box<dyn Turn>)
+        })
+    }
+}
+
+/// This process's turn at polling: the lease, renewed until it ends.
+struct PollingTurnHeld(Held);
+
+impl Turn for PollingTurnHeld {
+    fn ended(&self) -> CancellationToken {
+        self.0.ended()
+    }
+
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(self.0.release())
+    }
 }
 
 /// [`ChatState`] in the store, under the connector's network id.

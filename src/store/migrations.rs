@@ -31,6 +31,8 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (9, "portal_states", include_str!("../../migrations/sqlite/0009_portal_states.sql")),
     (10, "bounds", include_str!("../../migrations/sqlite/0010_bounds.sql")),
     (11, "blocked_senders", include_str!("../../migrations/sqlite/0011_blocked_senders.sql")),
+    (13, "admin_conversations", include_str!("../../migrations/sqlite/0013_admin_conversations.sql")),
+    (14, "leases", include_str!("../../migrations/sqlite/0014_leases.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -49,6 +51,8 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (9, "portal_states", include_str!("../../migrations/postgres/0009_portal_states.sql")),
     (10, "bounds", include_str!("../../migrations/postgres/0010_bounds.sql")),
     (11, "blocked_senders", include_str!("../../migrations/postgres/0011_blocked_senders.sql")),
+    (13, "admin_conversations", include_str!("../../migrations/postgres/0013_admin_conversations.sql")),
+    (14, "leases", include_str!("../../migrations/postgres/0014_leases.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

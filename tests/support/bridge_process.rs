@@ -32,6 +32,12 @@ impl BridgeProcess {
     /// `dm3-bridge init` in a new directory: a node named `name`, listening on and reached at
     /// `127.0.0.1:port`.
     pub fn init(name: &str, port: u16) -> BridgeProcess {
+        Self::init_behind(name, &format!("http://127.0.0.1:{port}"), port)
+    }
+
+    /// [`init`](Self::init) for a node reached at `public_url` (a load balancer in front of
+    /// it), listening on `127.0.0.1:port`.
+    pub fn init_behind(name: &str, public_url: &str, port: u16) -> BridgeProcess {
         let dir = tempfile::Builder::new().prefix("dm3-bridge-proc-").tempdir().unwrap();
         let address = format!("127.0.0.1:{port}");
         let process = BridgeProcess {
@@ -50,11 +56,34 @@ impl BridgeProcess {
             "--name",
             name,
             "--public-url",
-            &format!("http://{address}"),
+            public_url,
             "--listen",
             &address,
         ]);
         process
+    }
+
+    /// Another process of the same node, for replicas on one PostgreSQL database: the same
+    /// configuration file (so the same data directory and keys; start this one first, so that
+    /// the keys made at the first start exist) and environment, listening on `127.0.0.1:port`;
+    /// its own log.
+    pub fn replica(&self, port: u16) -> BridgeProcess {
+        let dir = tempfile::Builder::new().prefix("dm3-bridge-replica-").tempdir().unwrap();
+        let mut replica = BridgeProcess {
+            dir,
+            config_file: self.config_file.clone(),
+            port,
+            env: self.env.clone(),
+            child: None,
+            starts: 0,
+        };
+        replica.set_env("DM3_BRIDGE_NODE__LISTEN", format!("127.0.0.1:{port}"));
+        replica
+    }
+
+    /// Whether the process runs (it was started and not killed or stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -94,6 +123,12 @@ impl BridgeProcess {
     /// the bridge at [`base`](Self::base); answers the registration YAML. The homeserver's URL
     /// is not known yet: set `DM3_BRIDGE_MATRIX__HOMESERVER_URL` once it runs.
     pub fn generate_registration(&self, server_name: &str) -> String {
+        self.generate_registration_reached_at(server_name, &self.base())
+    }
+
+    /// [`generate_registration`](Self::generate_registration) for a homeserver that reaches the
+    /// bridge at `bridge_url` (a load balancer in front of it).
+    pub fn generate_registration_reached_at(&self, server_name: &str, bridge_url: &str) -> String {
         self.run_command(&[
             "generate-registration",
             "--homeserver-url",
@@ -101,7 +136,7 @@ impl BridgeProcess {
             "--server-name",
             server_name,
             "--bridge-url",
-            &self.base(),
+            bridge_url,
         ]);
         std::fs::read_to_string(self.dir.path().join("registration.yaml")).unwrap()
     }

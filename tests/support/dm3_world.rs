@@ -421,7 +421,9 @@ impl Dm3User {
     }
 
     /// Everything `ds` stores for this user from `from`, opened; the message signature is
-    /// checked with `from`'s profile resolved through `directory`.
+    /// checked with `from`'s profile resolved through `directory`. The delivery service answers
+    /// every incoming envelope of the account whatever `contactAddress` says (as the reference
+    /// does), so those of other senders are left out here, by the opened message's `from`.
     pub async fn incoming(&self, ds: &TestNode, directory: &Directory, from: &str) -> Vec<Received> {
         let url = ds.url(&format!("/delivery/messages/incoming/{}?contactAddress={from}", self.name));
         let response = self.http.get(url).bearer_auth(self.token.as_deref().unwrap()).send().await.unwrap();
@@ -441,7 +443,10 @@ impl Dm3User {
             .into_iter()
             .map(|stored| {
                 let envelope = Envelope::from_value(stored).expect("a stored envelope");
-                let opened = envelope.open(self.encryption()).expect("opens with alice's key");
+                envelope.open(self.encryption()).expect("opens with alice's key")
+            })
+            .filter(|opened| opened.message.from() == from)
+            .map(|opened| {
                 opened.message.verify(&sender_key, from).expect("signed by the sender");
                 Received { ack_hash: opened.message.hash().to_string(), message: opened.message }
             })

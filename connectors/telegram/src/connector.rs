@@ -40,6 +40,7 @@ use crate::send_queue::SendQueue;
 use crate::sent_cache::SentCache;
 use crate::state::{ChatState, TelegramAccounts};
 use crate::supervisor;
+use crate::turn::PollingTurn;
 use crate::webhook;
 
 /// Extra time a long poll's HTTP request gets over the poll timeout itself.
@@ -76,6 +77,8 @@ pub struct TelegramConnector {
     pub(crate) sent: SentCache,
     poller: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
     health: Arc<HealthCell>,
+    /// Who grants this process its turns at polling, where several share the bot.
+    turns: Option<Arc<dyn PollingTurn>>,
 }
 
 impl TelegramConnector {
@@ -130,7 +133,15 @@ impl TelegramConnector {
             sent: SentCache::default(),
             poller: Mutex::new(None),
             health: Arc::default(),
+            turns: None,
         })
+    }
+
+    /// Polls only in the turns `turns` grants: for several processes sharing the bot and one
+    /// database (docs/scaling.md). Without it this process always polls.
+    pub fn with_polling_turns(mut self, turns: Arc<dyn PollingTurn>) -> Self {
+        self.turns = Some(turns);
+        self
     }
 
     /// The webhook route (`POST /telegram/webhook/<secret>`) to mount at the root of the
@@ -173,6 +184,7 @@ impl TelegramConnector {
                         self.poll_timeout,
                         cancel.clone(),
                         self.health.clone(),
+                        self.turns.clone(),
                     ));
                     *poller = Some((cancel, task));
                 }

@@ -17,7 +17,8 @@
 //! - [`connector`]: [`TelegramConnector`], start/stop, health and capabilities; `outbound`,
 //!   `media` and [`native`] (bridge payloads): sending, each send in its chat's turn of the
 //!   `send_queue` (under [`rate_limit`]), with `errors` (429 → retry after) and `sent_cache`;
-//! - receiving: `poller` (long polling, kept running by `supervisor`, its state in `health`) or
+//! - receiving: `poller` (long polling, kept running by `supervisor`, its state in `health`,
+//!   in this process's [`turn`] when several share the bot) or
 //!   [`webhook`], both
 //!   reading raw updates through `updates` and handing them to `handler`, which turns them into
 //!   inbound batches, one update per chat at a time (`chat_order`), with `commands`,
@@ -53,6 +54,7 @@ mod send_queue;
 mod sent_cache;
 pub mod state;
 mod supervisor;
+pub mod turn;
 mod updates;
 pub mod webhook;
 
@@ -62,3 +64,4 @@ pub use format::SenderFormat;
 pub use rate_limit::RateLimits;
 pub use secret::{BotToken, WebhookSecret};
 pub use state::{AppliedUpdate, ChatState, StateError, TelegramAccounts, TelegramUser};
+pub use turn::{PollingTurn, Turn};

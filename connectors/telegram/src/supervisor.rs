@@ -8,6 +8,10 @@
 //! back to 1 s once a loop has run a minute. The new loop is served every unconfirmed update
 //! again (the sink answers `Duplicate` for those it stored) and reports healthy once Telegram
 //! answered it.
+//!
+//! Where several processes share the bot, each loop runs in this process's [`Turn`] (see
+//! [`crate::turn`]): the supervisor waits for the turn first, and a loop stopped because the
+//! turn ended (another process polls now) is no failure: it waits for the next turn.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,32 +23,51 @@ use tokio_util::sync::CancellationToken;
 use crate::handler::UpdateHandler;
 use crate::health::HealthCell;
 use crate::poller::{self, panic_text, sleep_or_cancel};
+use crate::turn::{PollingTurn, Turn};
 
 const MIN_RESTART: Duration = Duration::from_secs(1);
 const MAX_RESTART: Duration = Duration::from_secs(60);
 /// A loop that ran this long before it ended failed anew: its restart waits the least again.
 const STEADY: Duration = Duration::from_secs(60);
 
-/// Runs the polling loop until `cancel` fires, restarting it whenever it ends otherwise.
+/// Runs the polling loop until `cancel` fires, in this process's turns when `turns` grants
+/// them, restarting it whenever it ends otherwise.
 pub(crate) async fn run(
     handler: Arc<UpdateHandler>,
     bot: Bot,
     poll_timeout: Duration,
     cancel: CancellationToken,
     health: Arc<HealthCell>,
+    turns: Option<Arc<dyn PollingTurn>>,
 ) {
     let mut restart = MIN_RESTART;
     loop {
+        let turn: Option<Box<dyn Turn>> = match &turns {
+            Some(turns) => match turns.wait_for_turn(&cancel).await {
+                Some(turn) => Some(turn),
+                None => return,
+            },
+            None => None,
+        };
+        let polling = turn.as_ref().map_or_else(|| cancel.clone(), |turn| turn.ended());
         let started = Instant::now();
         let task = tokio::spawn(poller::run(
             handler.clone(),
             bot.clone(),
             poll_timeout,
-            cancel.clone(),
+            polling.clone(),
             health.clone(),
         ));
-        let reason = match task.await {
+        let ended = task.await;
+        if let Some(turn) = turn {
+            turn.release().await;
+        }
+        let reason = match ended {
             Ok(Ok(())) if cancel.is_cancelled() => return,
+            Ok(Ok(())) if polling.is_cancelled() => {
+                tracing::info!("this process's turn at polling Telegram ended; another polls now");
+                continue;
+            }
             Ok(Ok(())) => "the polling loop ended".to_owned(),
             Ok(Err(failed)) => failed.to_string(),
             Err(error) => format!("the polling loop {}", panic_text(error)),

@@ -1,6 +1,7 @@
 //! Long polling: updates are confirmed to Telegram only after the sink stored them, a
-//! restarted poller delivers nothing twice, an update teloxide cannot read is skipped, and a
-//! loop that dies is reported and restarted.
+//! restarted poller delivers nothing twice, an update teloxide cannot read is skipped, a
+//! loop that dies is reported and restarted, and with several processes sharing the bot it
+//! polls only in its turns.
 
 use dm3_bridge_connector::{Connector as _, Health, Inbound};
 
@@ -161,4 +162,84 @@ async fn a_polling_loop_that_dies_is_reported_unhealthy_and_restarted() {
     assert_eq!(h.sink.batches().len(), 3, "each update stored once");
     h.connector.stop().await.unwrap();
     assert_eq!(h.api.pending_updates(), 0);
+}
+
+/// Turns granted by the test, one per token sent; cancelling a token ends its turn (as a
+/// replica's lost lease does, docs/scaling.md).
+struct TestTurns(
+    tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<tokio_util::sync::CancellationToken>>,
+);
+
+struct TestTurn(tokio_util::sync::CancellationToken);
+
+impl dm3_bridge_telegram::PollingTurn for TestTurns {
+    fn wait_for_turn<'a>(
+        &'a self,
+        stop: &'a tokio_util::sync::CancellationToken,
+    ) -> dm3_bridge_connector::BoxFuture<'a, Option<Box<dyn dm3_bridge_telegram::Turn>>> {
+        Box::pin(async move {
+            let granted = tokio::select! {
+                () = stop.cancelled() => return None,
+                granted = async { self.0.lock().await.recv().await } => granted?,
+            };
+            let ended = stop.child_token();
+            let end = ended.clone();
+            tokio::spawn(async move {
+                granted.cancelled().await;
+                end.cancel();
+            });
+            Some(Box::new(TestTurn(ended)) as Box<dyn dm3_bridge_telegram::Turn>)
+        })
+    }
+}
+
+impl dm3_bridge_telegram::Turn for TestTurn {
+    fn ended(&self) -> tokio_util::sync::CancellationToken {
+        self.0.clone()
+    }
+
+    fn release(self: Box<Self>) -> dm3_bridge_connector::BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test]
+async fn polling_runs_only_in_its_turns() {
+    let h = Harness::new().await; // poll timeout 1 s
+    let (grant, turns) = tokio::sync::mpsc::unbounded_channel();
+    let connector = dm3_bridge_telegram::TelegramConnector::new(
+        crate::support::config(&h.api),
+        h.sink.clone(),
+        h.state.clone(),
+        h.accounts.clone(),
+    )
+    .unwrap()
+    .with_polling_turns(std::sync::Arc::new(TestTurns(tokio::sync::Mutex::new(turns))));
+    let idle = std::time::Duration::from_millis(1500);
+    connector.start().await.unwrap();
+    h.api.user_text(42, "/help");
+    tokio::time::sleep(idle).await;
+    assert_eq!(h.api.calls("getUpdates"), 0, "no turn, no poll");
+    assert!(h.sink.batches().is_empty());
+
+    let first = tokio_util::sync::CancellationToken::new();
+    grant.send(first.clone()).unwrap();
+    h.sink.wait_for(1).await;
+    assert_eq!(connector.health(), Health::Healthy);
+
+    // The turn ends (another process took it): the loop stops, having confirmed what it handled.
+    first.cancel();
+    tokio::time::sleep(idle).await;
+    let polls = h.api.calls("getUpdates");
+    assert!(polls > 0, "the turn was polled in");
+    assert_eq!(h.api.pending_updates(), 0, "what was handled was confirmed when the turn ended");
+    h.api.user_text(42, "/help");
+    tokio::time::sleep(idle).await;
+    assert_eq!(h.api.calls("getUpdates"), polls, "no poll between turns");
+    assert_eq!(h.sink.batches().len(), 1);
+
+    grant.send(tokio_util::sync::CancellationToken::new()).unwrap();
+    h.sink.wait_for(2).await;
+    connector.stop().await.unwrap();
+    assert_eq!(connector.health(), Health::Healthy);
 }
