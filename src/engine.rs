@@ -26,6 +26,7 @@ pub mod backoff;
 pub mod connectors;
 pub mod depth;
 pub mod dm3;
+pub mod first_contact;
 pub mod inbox;
 pub mod job;
 pub mod outbox;

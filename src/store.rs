@@ -30,6 +30,7 @@
 
 pub mod accounts;
 pub mod challenges;
+pub mod consent;
 pub mod envelopes;
 pub mod identities;
 pub mod ids;
@@ -68,7 +69,7 @@ pub use jobs::{
     NewJobs, QueueName,
 };
 pub use message_map::{MappedMessage, NewMapping};
-pub use portals::{NewPortal, Portal, PortalState};
+pub use portals::{Consent, NewPortal, Portal, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};
 pub use writer::WriterStats;

@@ -145,6 +145,16 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
             format!("{} is out of range; expected 1 to {MAX_ENGINE_CONCURRENCY}", config.engine.concurrency),
         );
     }
+    if !(1..=crate::config::MAX_HELD_UNTIL_CONSENT).contains(&config.engine.max_held_until_consent) {
+        problem(
+            "engine.max_held_until_consent",
+            format!(
+                "{} is out of range: 1 to {} messages may wait for someone who has not accepted yet",
+                config.engine.max_held_until_consent,
+                crate::config::MAX_HELD_UNTIL_CONSENT
+            ),
+        );
+    }
     if config.engine.max_pending_per_conversation == 0 {
         problem(
             "engine.max_pending_per_conversation",
