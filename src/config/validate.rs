@@ -443,6 +443,7 @@ mod matrix_section {
             bot_localpart: "_dm3_bot".to_owned(),
             ghost_prefix: "_dm3_".to_owned(),
             allow: vec!["example.org".to_owned(), "@nobody".to_owned()],
+            reachable: vec!["*".to_owned(), "not a server".to_owned()],
             max_media_bytes: 0,
             ping_timeout_secs: 100_000,
         };
@@ -459,6 +460,7 @@ mod matrix_section {
                 "matrix.registration_id",
                 "matrix.bot_localpart",
                 "matrix.allow[1]",
+                "matrix.reachable[1]",
                 "matrix.max_media_bytes",
                 "matrix.ping_timeout_secs",
             ]

@@ -188,7 +188,11 @@ mod tests {
         assert_ne!(first.address(), IdentityKeys::derived(&other, &carol).unwrap().address());
         // Sealed like any key version, it opens to the same wallet.
         let sealed = first.seal(&master, &carol).unwrap();
-        assert_eq!(IdentityKeys::open(&master, &carol, 1, &sealed).unwrap().address(), first.address());
+        let opened = IdentityKeys::open(&master, &carol, 1, &sealed).unwrap();
+        assert_eq!(opened.address(), first.address());
+        assert_eq!(opened.profile_keys().signing.public_b64(), first.profile_keys().signing.public_b64());
+        let again = IdentityKeys::derived(&master, &carol).unwrap();
+        assert_eq!(again.profile_keys().signing.public_b64(), first.profile_keys().signing.public_b64());
     }
 
     #[test]

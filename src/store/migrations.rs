@@ -30,6 +30,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     ),
     (9, "portal_states", include_str!("../../migrations/sqlite/0009_portal_states.sql")),
     (10, "bounds", include_str!("../../migrations/sqlite/0010_bounds.sql")),
+    (12, "first_contact", include_str!("../../migrations/sqlite/0012_first_contact.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -47,6 +48,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
     (9, "portal_states", include_str!("../../migrations/postgres/0009_portal_states.sql")),
     (10, "bounds", include_str!("../../migrations/postgres/0010_bounds.sql")),
+    (12, "first_contact", include_str!("../../migrations/postgres/0012_first_contact.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

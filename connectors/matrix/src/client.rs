@@ -225,12 +225,13 @@ impl Client {
         self.call(request, Some(user)).await.map(|_| ())
     }
 
-    /// Whether `user` exists, asked as `asker` through their profile: a homeserver answers
-    /// `404 M_NOT_FOUND` for a user it does not know (its own, or over federation another's).
+    /// Whether `user` exists, asked as `asker` through their profile: a homeserver answers 404
+    /// for a user it does not know (its own, or over federation another's): `M_NOT_FOUND` as the
+    /// specification says, or `M_UNKNOWN` ("No row found") as Synapse does for its own users.
     pub async fn user_exists(&self, asker: &UserId, user: &UserId) -> Result<bool, ClientError> {
         match self.call(get_profile::v3::Request::new(user.to_owned()), Some(asker)).await {
             Ok(_) => Ok(true),
-            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(false),
+            Err(ClientError::Matrix { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
