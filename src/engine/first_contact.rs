@@ -17,7 +17,11 @@ use super::job::Report;
 use super::parts::{EngineParts, Failure};
 use super::worker::FailureCause;
 use crate::clock::now_ms;
-use crate::store::{Portal, PortalState};
+use crate::store::{Consent, Portal, PortalState};
+
+/// How long a decline waits for the first message to be recorded before it is told without
+/// a reply to it.
+const FIRST_MESSAGE_GRACE_MS: i64 = 120_000;
 
 impl EngineParts {
     /// Refuses one more message to `user` in `conversation` if as many as are held until they
@@ -54,7 +58,17 @@ impl EngineParts {
             return Ok(()); // a replayed change
         }
         let first = self.store.first_held_message(&portal.network, &portal.conversation).await;
-        if let Some(first) = first.map_err(Failure::store)? {
+        let first = first.map_err(Failure::store)?;
+        if first.is_none()
+            && let Consent::AwaitingSince(since) = portal.consent
+            && now_ms().saturating_sub(since) < FIRST_MESSAGE_GRACE_MS
+        {
+            // The user can decline before the first message's job recorded what it became:
+            // wait for it, so the reply has a message to answer. Past the grace it never will
+            // be (it failed, and its sender was told so): the decline stands without a reply.
+            return Err(Failure::retry("the first message of the declined contact is still on its way"));
+        }
+        if let Some(first) = first {
             let report = Report::ToDm3Warning {
                 from: portal.local_name.to_string(),
                 to: portal.remote_name.to_string(),
