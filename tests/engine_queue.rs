@@ -19,7 +19,7 @@ use dm3_bridge::clock::now_ms;
 use dm3_bridge::engine::worker::{self, JobHandler, Outcome, WorkerOptions};
 use dm3_bridge::engine::{Backoff, FailureCause, InboundQueue, JobPayload, Queue};
 use dm3_bridge::store::{
-    BatchKey, ClaimedJob, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal,
+    BatchKey, ClaimedJob, Consent, Inserted, JobRecord, JobState, NewJob, NewMapping, NewPortal,
     PORTAL_READS_REUSED_FOR, PortalState, QueueName, Store,
 };
 use dm3_bridge_connector::{
@@ -364,6 +364,7 @@ async fn portals_are_found_from_both_sides_and_created_once(db: &TestDb) {
         conversation: ConversationId::new("!room:hs").unwrap(),
         local_name: name("bob.matrix.bridge.eth"),
         remote_name: name("alice.eth"),
+        consent: Consent::Given,
     };
     let (created, inserted) = store.insert_or_get_portal(&portal, NOW).await.unwrap();
     assert_eq!(inserted, Inserted::New);
@@ -428,6 +429,7 @@ async fn a_portal_another_replica_creates_is_found_at_once(db: &TestDb) {
         conversation: ConversationId::new("!room:hs").unwrap(),
         local_name: name("bob.matrix.bridge.eth"),
         remote_name: name("alice.eth"),
+        consent: Consent::Given,
     };
     assert!(one.portal_by_conversation(&matrix, &portal.conversation).await.unwrap().is_none());
     assert!(one.portal_by_names(&matrix, &portal.local_name, &portal.remote_name).await.unwrap().is_none());
@@ -455,6 +457,7 @@ async fn a_portal_is_suspended_resumed_rebound_with_its_map_and_unlinked(db: &Te
         conversation: ConversationId::new("!old:hs").unwrap(),
         local_name: name("bob.matrix.bridge.eth"),
         remote_name: name("alice.eth"),
+        consent: Consent::Given,
     };
     let (created, _) = one.insert_or_get_portal(&portal, NOW).await.unwrap();
     assert_eq!((created.state.clone(), created.updated_at_ms), (PortalState::Live, 0));

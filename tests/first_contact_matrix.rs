@@ -144,7 +144,8 @@ async fn first_contact(database: Option<DatabaseUrl>) {
     let portal = portal.unwrap().expect("the first message opened the portal");
     assert!(matches!(portal.consent, Consent::AwaitingSince(_)), "{portal:?}");
     // Stored at the first message, with the very wallet the gateway published.
-    let row = stored_identity(&bridge, &carol.user_id).await.expect("the first message stores carol's identity");
+    let row =
+        stored_identity(&bridge, &carol.user_id).await.expect("the first message stores carol's identity");
     assert_eq!(row["name"], json!(carol_name));
     assert_eq!(row["address"].as_str().unwrap().to_lowercase(), published_address.to_string().to_lowercase());
     assert_eq!(row["keyVersion"], json!(1), "{row}");
@@ -214,7 +215,10 @@ async fn first_contact(database: Option<DatabaseUrl>) {
     }
     // The figure of docs/benchmarks.md, "On-demand names" (the test profile's build).
     let elapsed = started.elapsed();
-    eprintln!("{flood} lookups of unused names in {elapsed:?}: {:.0}/s", flood as f64 / elapsed.as_secs_f64());
+    eprintln!(
+        "{flood} lookups of unused names in {elapsed:?}: {:.0}/s",
+        flood as f64 / elapsed.as_secs_f64()
+    );
     for n in 0..50 {
         assert_eq!(lookup(&bridge, &format!("@flood{n}:{SERVER_NAME}")).await["exists"], json!(true));
     }

@@ -128,7 +128,11 @@ impl EngineParts {
             conversation,
             local_name: local.clone(),
             remote_name: remote.clone(),
-            consent: if portals.opening_awaits_consent() { Consent::AwaitingSince(now) } else { Consent::Given },
+            consent: if portals.opening_awaits_consent() {
+                Consent::AwaitingSince(now)
+            } else {
+                Consent::Given
+            },
         };
         let (stored, _) = self.store.insert_or_get_portal(&portal, now).await.map_err(Failure::store)?;
         Ok((stored.conversation, stored.consent))

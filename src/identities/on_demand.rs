@@ -52,10 +52,8 @@ impl MatrixReach {
 impl Reachable for MatrixReach {
     fn reachable(&self, user: &NetworkUserId) -> bool {
         match user {
-            NetworkUserId::Matrix(id) => {
-                ruma::UserId::parse(id.as_str())
-                    .is_ok_and(|id| self.allow.allows(&id) && self.reachable.allows(&id))
-            }
+            NetworkUserId::Matrix(id) => ruma::UserId::parse(id.as_str())
+                .is_ok_and(|id| self.allow.allows(&id) && self.reachable.allows(&id)),
             NetworkUserId::Telegram(_) => false,
         }
     }

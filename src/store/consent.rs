@@ -52,8 +52,10 @@ impl Store {
             None => None,
             Some(row) => Some(row.try_get::<String, _>("dm3_hash")?),
         });
-        hash.map(|text| text.parse().map_err(|e| StoreError::Corrupt(format!("message map hash {text}: {e}"))))
-            .transpose()
+        hash.map(|text| {
+            text.parse().map_err(|e| StoreError::Corrupt(format!("message map hash {text}: {e}")))
+        })
+        .transpose()
     }
 
     /// Portal `id`'s network user accepted it (joined the DM); false if there is no such portal.
