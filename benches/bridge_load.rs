@@ -45,7 +45,9 @@ mod haproxy;
 mod http1;
 #[path = "support/loopback.rs"]
 mod loopback;
+// The fault tests' stop and start of the cluster are not used here.
 #[path = "../tests/support/postgres.rs"]
+#[allow(dead_code)]
 mod postgres;
 #[path = "../tests/support/synapse.rs"]
 mod synapse;

@@ -27,7 +27,7 @@ use dm3::bridge_names::{NetworkUserId, TelegramUserId};
 use dm3::ens::EnsName;
 use dm3_bridge::config::Config;
 use dm3_bridge::node::NodeData;
-use dm3_bridge::store::NewPortal;
+use dm3_bridge::store::{Consent, NewPortal};
 use dm3_bridge_connector::{ConversationId, NetworkId};
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -180,6 +180,7 @@ impl DataDir {
                 conversation: ConversationId::new(format!("rss-{n}")).unwrap(),
                 local_name: local_name.clone(),
                 remote_name: EnsName::parse(&format!("dm3user{n}.rss.bench.eth")).unwrap(),
+                consent: Consent::Given,
             };
             data.store.insert_or_get_portal(&portal, dm3_bridge::clock::now_ms()).await.unwrap();
         }

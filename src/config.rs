@@ -180,7 +180,16 @@ pub struct EngineConfig {
     /// Most DM3 messages one sender may have waiting for one virtual identity (an inbox
     /// conversation); a submit beyond is refused, to be retried later (docs/engine.md, "Bounds").
     pub max_pending_per_conversation: u32,
+    /// Most messages one DM3 sender may have waiting for a network user who has not accepted
+    /// their first contact yet (a Matrix invite not joined; docs/engine.md, "First contact").
+    pub max_held_until_consent: u32,
 }
+
+/// Messages a DM3 user who writes first may leave for someone who has not accepted yet: enough
+/// to introduce oneself, too few to flood a stranger.
+pub const DEFAULT_MAX_HELD_UNTIL_CONSENT: u32 = 5;
+/// An invite is not a mailbox: past this a first contact is a flood whatever the operator says.
+pub const MAX_HELD_UNTIL_CONSENT: u32 = 100;
 
 /// Messages one conversation of the inbox may have waiting unless configured: about 17
 /// minutes of Telegram's pace of one message a second per chat.
@@ -198,6 +207,7 @@ impl Default for EngineConfig {
         Self {
             concurrency: DEFAULT_ENGINE_CONCURRENCY,
             max_pending_per_conversation: DEFAULT_MAX_PENDING_PER_CONVERSATION,
+            max_held_until_consent: DEFAULT_MAX_HELD_UNTIL_CONSENT,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod blocks;
 pub mod connectors;
 pub mod depth;
 pub mod dm3;
+pub mod first_contact;
 pub mod inbox;
 pub mod inbox_limits;
 pub mod job;

@@ -17,6 +17,8 @@
 //! - [`vault`]: the operations (create, rotate, disable, enable, delete, list, keys) over the
 //!   store's `identities` and `identity_keys` tables ([`crate::store::identities`]), with its
 //!   two caches: [`recent`] (rows read in the last second) and [`key_cache`] (opened keys);
+//! - [`on_demand`]: identities of users reachable before they used the bridge, derived from
+//!   the master key so that a lookup writes nothing, stored at the first message;
 //! - [`resolver`]: the node's own names as records, for the gateway and the `Directory`;
 //! - [`error`]: what those operations fail with.
 
@@ -24,6 +26,7 @@ pub mod error;
 pub mod key_cache;
 pub mod keys;
 pub mod label;
+pub mod on_demand;
 pub mod recent;
 pub mod resolver;
 pub mod scheme;

@@ -4,6 +4,8 @@
 //! One constructor for the node ([`crate::node`]) and the CLI (`dm3-bridge identity …`), so
 //! both check the same things in the same order before touching anything:
 //! 1. the `[identities]` settings make a name scheme (or none, when no parent is set);
+//!    Users reachable before they used the bridge (`[matrix] reachable`) resolve on demand
+//!    (docs/names.md "Reachable before first use");
 //! 2. the gateway signer opens under the master key, or is generated when its file is missing;
 //! 3. the newest sealed identity key opens under the master key, so a lost or wrong master key
 //!    stops the node at start-up with a message that says so, not at the first message.
@@ -31,6 +33,8 @@ use crate::vault::MasterKey;
 pub enum NameServiceError {
     #[error("identities: {0}")]
     Scheme(#[from] SchemeError),
+    #[error("matrix.reachable: {0}")]
+    Reachable(#[from] dm3_bridge_matrix::PolicyError),
     #[error("node.name {0:?} is not a normalized ENS name")]
     NodeName(String),
     #[error(transparent)]
@@ -74,7 +78,10 @@ impl NameService {
             );
         }
 
-        let vault = IdentityVault::new(store.clone(), master, scheme.clone(), node_name.clone());
+        let mut vault = IdentityVault::new(store.clone(), master, scheme.clone(), node_name.clone());
+        if let Some(reachable) = crate::identities::on_demand::from_config(config)? {
+            vault = vault.with_on_demand(reachable);
+        }
         match vault.check_master_key().await {
             Ok(_) => {}
             Err(e @ IdentityError::Keys(_)) => return Err(NameServiceError::MasterKey(e)),

@@ -31,6 +31,7 @@
 pub mod accounts;
 pub mod blocks;
 pub mod challenges;
+pub mod consent;
 pub mod disk;
 pub mod envelopes;
 pub mod identities;
@@ -72,7 +73,7 @@ pub use jobs::{
     JobState, Lease, MAX_JOBS_PAGE, NewJob, NewJobs, QueueName, StateFilter,
 };
 pub use message_map::{MappedMessage, NewMapping};
-pub use portals::{NewPortal, Portal, PortalActivity, PortalState};
+pub use portals::{Consent, NewPortal, Portal, PortalActivity, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};
 pub use writer::WriterStats;

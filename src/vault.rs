@@ -9,9 +9,11 @@
 //! - [`secret`]: the in-memory secret type that prints `[redacted]` and zeroizes on drop;
 //! - [`master_key`]: where the master key comes from and how its file is written;
 //! - [`seal`]: the sealed-blob format (version byte, key version, random nonce, AAD label);
+//! - [`derive`]: secrets derived from the master key, made again instead of stored;
 //! - [`wallet`]: a secp256k1 wallet sealed under a label, for the gateway signer and the
 //!   virtual identities' key versions alike.
 
+pub mod derive;
 pub mod master_key;
 pub mod seal;
 pub mod secret;

@@ -424,6 +424,7 @@ async fn portals_listed_and_unlinked(node: TestNode) {
         conversation: ConversationId::new(room).unwrap(),
         local_name: EnsName::parse("bob.mx.bridge.example.eth").unwrap(),
         remote_name: EnsName::parse(remote).unwrap(),
+        consent: dm3_bridge::store::Consent::Given,
     };
     let (first, _) = store.insert_or_get_portal(&portal("!one:hs", "alice.eth"), 1).await.unwrap();
     let (second, _) = store.insert_or_get_portal(&portal("!two:hs", "carol.eth"), 2).await.unwrap();

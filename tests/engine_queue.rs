@@ -19,8 +19,8 @@ use dm3_bridge::clock::now_ms;
 use dm3_bridge::engine::worker::{self, JobHandler, Outcome, WorkerOptions};
 use dm3_bridge::engine::{Backoff, FailureCause, InboundQueue, JobPayload, Queue};
 use dm3_bridge::store::{
-    BatchKey, ClaimedJob, Inserted, JobChange, JobFilter, JobRecord, JobState, NewJob, NewMapping, NewPortal,
-    PORTAL_READS_REUSED_FOR, PortalState, QueueName, StateFilter, Store,
+    BatchKey, ClaimedJob, Consent, Inserted, JobChange, JobFilter, JobRecord, JobState, NewJob, NewMapping,
+    NewPortal, PORTAL_READS_REUSED_FOR, PortalState, QueueName, StateFilter, Store,
 };
 use dm3_bridge_connector::{
     Accepted, BoxFuture, Content, ConversationId, EventKind, IdempotencyKey, Inbound, InboundBatch,
@@ -437,6 +437,7 @@ async fn portals_are_found_from_both_sides_and_created_once(db: &TestDb) {
         conversation: ConversationId::new("!room:hs").unwrap(),
         local_name: name("bob.matrix.bridge.eth"),
         remote_name: name("alice.eth"),
+        consent: Consent::Given,
     };
     let (created, inserted) = store.insert_or_get_portal(&portal, NOW).await.unwrap();
     assert_eq!(inserted, Inserted::New);
@@ -501,6 +502,7 @@ async fn a_portal_another_replica_creates_is_found_at_once(db: &TestDb) {
         conversation: ConversationId::new("!room:hs").unwrap(),
         local_name: name("bob.matrix.bridge.eth"),
         remote_name: name("alice.eth"),
+        consent: Consent::Given,
     };
     assert!(one.portal_by_conversation(&matrix, &portal.conversation).await.unwrap().is_none());
     assert!(one.portal_by_names(&matrix, &portal.local_name, &portal.remote_name).await.unwrap().is_none());
@@ -528,6 +530,7 @@ async fn a_portal_is_suspended_resumed_rebound_with_its_map_and_unlinked(db: &Te
         conversation: ConversationId::new("!old:hs").unwrap(),
         local_name: name("bob.matrix.bridge.eth"),
         remote_name: name("alice.eth"),
+        consent: Consent::Given,
     };
     let (created, _) = one.insert_or_get_portal(&portal, NOW).await.unwrap();
     assert_eq!((created.state.clone(), created.updated_at_ms), (PortalState::Live, 0));

@@ -145,6 +145,16 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
             format!("{} is out of range; expected 1 to {MAX_ENGINE_CONCURRENCY}", config.engine.concurrency),
         );
     }
+    if !(1..=crate::config::MAX_HELD_UNTIL_CONSENT).contains(&config.engine.max_held_until_consent) {
+        problem(
+            "engine.max_held_until_consent",
+            format!(
+                "{} is out of range: 1 to {} messages may wait for someone who has not accepted yet",
+                config.engine.max_held_until_consent,
+                crate::config::MAX_HELD_UNTIL_CONSENT
+            ),
+        );
+    }
     if config.engine.max_pending_per_conversation == 0 {
         problem(
             "engine.max_pending_per_conversation",
@@ -433,6 +443,7 @@ mod matrix_section {
             bot_localpart: "_dm3_bot".to_owned(),
             ghost_prefix: "_dm3_".to_owned(),
             allow: vec!["example.org".to_owned(), "@nobody".to_owned()],
+            reachable: vec!["*".to_owned(), "not a server".to_owned()],
             max_media_bytes: 0,
             ping_timeout_secs: 100_000,
         };
@@ -449,6 +460,7 @@ mod matrix_section {
                 "matrix.registration_id",
                 "matrix.bot_localpart",
                 "matrix.allow[1]",
+                "matrix.reachable[1]",
                 "matrix.max_media_bytes",
                 "matrix.ping_timeout_secs",
             ]

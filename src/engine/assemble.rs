@@ -76,6 +76,7 @@ pub fn assemble(
         target: Box::new(target),
         attachment_limits: AttachmentLimits::default(),
         report_ttl: (ttl > 0).then(|| Duration::from_millis(ttl)),
+        max_held_until_consent: config.engine.max_held_until_consent,
     };
     let options =
         WorkerOptions { concurrency: config.engine.concurrency as usize, ..WorkerOptions::default() };

@@ -193,8 +193,14 @@ impl InboxHandler {
             .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
         let remote = RemoteIdentity::new(opened.sender.to_string()).map_err(Failure::permanent)?;
         let local_user = NetworkUserId::new(identity.user.user_id()).map_err(Failure::permanent)?;
-        let conversation =
+        let (conversation, consent) =
             parts.portal_for(connector.as_ref(), &receiver, &opened.sender, &local_user, &remote).await?;
+        if consent.is_awaited() {
+            parts.hold_until_consent(&network_id, &conversation, &local_user).await?;
+        }
+        // A reachable user's derived identity is stored once a message reaches them
+        // (docs/names.md, "Reachable before first use"); a no-op for every stored one.
+        parts.vault.keep(&receiver, now_ms()).await.map_err(Failure::identity)?;
         let references = StoredReferences { store: &parts.store, network: &network_id };
         let converted = to_network(&opened, network, &conversation, &references, &parts.attachment_limits)
             .await

@@ -33,6 +33,8 @@ pub struct EngineParts {
     pub attachment_limits: AttachmentLimits,
     /// The relay's message TTL: how long a report may take to deliver.
     pub report_ttl: Option<Duration>,
+    /// Most messages held for a network user who has not accepted a first contact.
+    pub max_held_until_consent: u32,
 }
 
 /// A step that did not succeed, classified for the worker.

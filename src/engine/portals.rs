@@ -31,7 +31,7 @@ use crate::clock::now_ms;
 use crate::identities::IdentityError;
 use crate::identities::network::{self, Network};
 use crate::identities::vault::IdentityRef;
-use crate::store::{NewJob, NewPortal, Portal, PortalState, QueueName, Store, StoreError};
+use crate::store::{Consent, NewJob, NewPortal, Portal, PortalState, QueueName, Store, StoreError};
 
 /// Why a conversation is left when an admin unlinks its portal.
 const UNLINKED: &str = "the bridge's operator unlinked this conversation from DM3";
@@ -95,9 +95,10 @@ impl EngineParts {
         })
     }
 
-    /// The live conversation of (`local`, `remote`) on `network`: the portal, or a new one the
-    /// connector opens (a DM3 user writing to a network user for the first time). A suspended
-    /// portal is a permanent failure with its reason: nothing is posted while it is suspended.
+    /// The live conversation of (`local`, `remote`) on `network` and whether its user accepted
+    /// it: the portal, or a new one the connector opens (a DM3 user writing to a network user
+    /// for the first time, [`super::first_contact`]). A suspended portal is a permanent failure
+    /// with its reason: nothing is posted while it is suspended.
     pub async fn portal_for(
         &self,
         connector: &dyn Connector,
@@ -105,31 +106,36 @@ impl EngineParts {
         remote: &EnsName,
         local_user: &NetworkUserId,
         remote_identity: &RemoteIdentity,
-    ) -> Result<ConversationId, Failure> {
+    ) -> Result<(ConversationId, Consent), Failure> {
         let network = connector.network();
         if let Some(portal) =
             self.store.portal_by_names(network, local, remote).await.map_err(Failure::store)?
         {
             return match portal.state {
-                PortalState::Live => Ok(portal.conversation),
+                PortalState::Live => Ok((portal.conversation, portal.consent)),
                 PortalState::Suspended { reason } => Err(Failure::permanent(format!(
                     "{local_user} cannot be reached in that {network} conversation right now: {reason}"
                 ))
                 .because(FailureCause::PortalSuspended)),
             };
         }
-        let conversation = Self::portal_handling(connector)?
-            .open_portal(local_user, remote_identity)
-            .await
-            .map_err(Failure::connector)?;
+        let portals = Self::portal_handling(connector)?;
+        let conversation =
+            portals.open_portal(local_user, remote_identity).await.map_err(Failure::connector)?;
+        let now = now_ms();
         let portal = NewPortal {
             network: network.clone(),
             conversation,
             local_name: local.clone(),
             remote_name: remote.clone(),
+            consent: if portals.opening_awaits_consent() {
+                Consent::AwaitingSince(now)
+            } else {
+                Consent::Given
+            },
         };
-        let (stored, _) = self.store.insert_or_get_portal(&portal, now_ms()).await.map_err(Failure::store)?;
-        Ok(stored.conversation)
+        let (stored, _) = self.store.insert_or_get_portal(&portal, now).await.map_err(Failure::store)?;
+        Ok((stored.conversation, stored.consent))
     }
 
     /// A network user opened a conversation with a DM3 user: join and check it, then record the
@@ -178,7 +184,9 @@ impl EngineParts {
             if portal.local_name != identity.name || portal.remote_name != remote {
                 return Err(Failure::permanent("this room is already the portal of another conversation"));
             }
-            // The same room again (the user invited the ghost back): live again.
+            // The same room again (the user invited the ghost back): live again, and the
+            // user's own invite is their consent.
+            self.store.set_portal_consent_given(portal.id, now).await.map_err(Failure::store)?;
             return self
                 .store
                 .set_portal_state(portal.id, &PortalState::Live, now)
@@ -199,6 +207,7 @@ impl EngineParts {
                     conversation: request.conversation.clone(),
                     local_name: identity.name.clone(),
                     remote_name: remote,
+                    consent: Consent::Given,
                 };
                 self.store.insert_or_get_portal(&portal, now).await.map(|_| ()).map_err(Failure::store)
             }
@@ -225,6 +234,21 @@ impl EngineParts {
         let status =
             portals.check_portal(&portal.conversation, &user, &remote).await.map_err(Failure::connector)?;
         let now = now_ms();
+        let status = match status {
+            // The first contact's invite rejected (docs/engine.md, "First contact").
+            PortalStatus::Left { .. } if portal.consent.is_awaited() => {
+                return self.declined(connector, &portal, &user, &remote).await;
+            }
+            PortalStatus::Left { reason } => PortalStatus::Suspended { reason },
+            PortalStatus::Live if portal.consent.is_awaited() => {
+                self.store.set_portal_consent_given(portal.id, now).await.map_err(Failure::store)?;
+                tracing::info!(portal = portal.id, "a first contact was accepted");
+                PortalStatus::Live
+            }
+            // Still only invited: live, the consent still awaited.
+            PortalStatus::Invited => PortalStatus::Live,
+            other => other,
+        };
         match (status, &portal.state) {
             (PortalStatus::Live, PortalState::Live) => Ok(()),
             (PortalStatus::Live, PortalState::Suspended { .. }) => {
@@ -238,7 +262,7 @@ impl EngineParts {
                     .map(|_| ())
                     .map_err(Failure::store)
             }
-            (PortalStatus::Suspended { reason }, state) => {
+            (PortalStatus::Suspended { reason } | PortalStatus::Left { reason }, state) => {
                 if matches!(state, PortalState::Suspended { reason: old } if *old == reason) {
                     return Ok(());
                 }
@@ -254,6 +278,7 @@ impl EngineParts {
                 let state = PortalState::Suspended { reason };
                 self.store.set_portal_state(portal.id, &state, now).await.map(|_| ()).map_err(Failure::store)
             }
+            (PortalStatus::Invited, _) => Ok(()), // mapped to live above
             (PortalStatus::Moved { successor }, _) => {
                 self.store.rebind_portal(portal.id, &successor, now).await.map_err(Failure::store)?;
                 tracing::info!(portal = portal.id, from = %portal.conversation, to = %successor, "portal followed its room's upgrade");

@@ -78,6 +78,9 @@ pub enum FailureCause {
     Identity,
     /// The portal is suspended: its conversation is not a direct chat of its two people.
     PortalSuspended,
+    /// The network user has not accepted a DM3 user's first contact, and as many messages as
+    /// are held for them wait already (docs/engine.md, "First contact").
+    AwaitingConsent,
     /// The message's TTL passed before it could be delivered.
     Expired,
     /// Anything else (an unreadable job, a malformed name).
@@ -90,6 +93,7 @@ impl FailureCause {
             FailureCause::Network => "network",
             FailureCause::Dm3 => "dm3",
             FailureCause::Identity => "identity",
+            FailureCause::AwaitingConsent => "consent",
             FailureCause::PortalSuspended => "portal_suspended",
             FailureCause::Expired => "expired",
             FailureCause::Other => "other",

@@ -50,6 +50,19 @@ impl IdentityKeys {
         Self::from_wallet(version, Wallet::generate())
     }
 
+    /// Version 1 of an on-demand identity ([`super::on_demand`]): the wallet derived from the
+    /// master key and the identity's name, the same at every call, so a lookup writes nothing
+    /// and the first message stores this very wallet. (Rotation makes a random one, as ever.)
+    pub fn derived(master: &MasterKey, name: &EnsName) -> Result<Self, OpenKeysError> {
+        let secret = master.derive(DERIVED_WALLET_PURPOSE, name.as_str().as_bytes());
+        let wallet = Wallet::from_bytes(&secret).map_err(|e| OpenKeysError::Corrupt {
+            name: name.to_string(),
+            version: 1,
+            reason: format!("the derived wallet is unusable: {e}"),
+        })?;
+        Ok(Self::from_wallet(1, wallet))
+    }
+
     fn from_wallet(version: u32, wallet: Wallet) -> Self {
         let keys = ProfileKeys::from_wallet(&wallet, DEFAULT_NONCE);
         Self { version, wallet, keys }
@@ -102,6 +115,10 @@ impl IdentityKeys {
         Ok(Self::from_wallet(version, wallet))
     }
 }
+
+/// What the wallets of on-demand identities are derived for; `v1` names this derivation, so
+/// a future one cannot give the same name another wallet by accident.
+const DERIVED_WALLET_PURPOSE: &str = "dm3-bridge on-demand identity wallet v1";
 
 /// The seal label: binds a sealed key to its identity and version.
 fn seal_label(name: &EnsName, version: u32) -> String {
@@ -156,6 +173,26 @@ mod tests {
         let other = MasterKey::generate().unwrap();
         let error = IdentityKeys::open(&other, &alice, 2, &sealed).unwrap_err();
         assert!(error.to_string().contains("wrong master key"), "{error}");
+    }
+
+    #[test]
+    fn a_derived_wallet_is_the_same_for_the_same_name_and_master_key_only() {
+        let master = MasterKey::generate().unwrap();
+        let carol = name("carol-shs.mx.bridge.eth");
+        let first = IdentityKeys::derived(&master, &carol).unwrap();
+        assert_eq!(first.version(), 1);
+        assert_eq!(first.address(), IdentityKeys::derived(&master, &carol).unwrap().address());
+        let dave = name("dave-shs.mx.bridge.eth");
+        assert_ne!(first.address(), IdentityKeys::derived(&master, &dave).unwrap().address());
+        let other = MasterKey::generate().unwrap();
+        assert_ne!(first.address(), IdentityKeys::derived(&other, &carol).unwrap().address());
+        // Sealed like any key version, it opens to the same wallet.
+        let sealed = first.seal(&master, &carol).unwrap();
+        let opened = IdentityKeys::open(&master, &carol, 1, &sealed).unwrap();
+        assert_eq!(opened.address(), first.address());
+        assert_eq!(opened.profile_keys().signing.public_b64(), first.profile_keys().signing.public_b64());
+        let again = IdentityKeys::derived(&master, &carol).unwrap();
+        assert_eq!(again.profile_keys().signing.public_b64(), first.profile_keys().signing.public_b64());
     }
 
     #[test]

@@ -26,8 +26,9 @@ use super::error::IdentityError;
 use super::key_cache::KeyCache;
 use super::keys::IdentityKeys;
 use super::network::{Network, NetworkUserId, UserIdError};
+use super::on_demand::{OnDemand, Reachable};
 use super::recent::RecentIdentities;
-use super::scheme::NameScheme;
+use super::scheme::{NameScheme, ParsedName};
 use crate::store::{Counterparty, IdentityRecord, SealedKey, Store};
 use crate::vault::MasterKey;
 
@@ -92,6 +93,9 @@ pub struct IdentityVault {
     recent: Arc<RecentIdentities>,
     /// Opened key versions: deriving them is the costliest step of a message otherwise.
     opened_keys: Arc<KeyCache>,
+    /// The users reachable before they used the bridge, and their derived identities
+    /// ([`super::on_demand`]); `None`: nobody is.
+    on_demand: Option<Arc<OnDemand>>,
 }
 
 impl IdentityVault {
@@ -108,7 +112,61 @@ impl IdentityVault {
         scheme: Option<NameScheme>,
         delivery_service: EnsName,
     ) -> Self {
-        Self { store, master, scheme, delivery_service, recent: Arc::default(), opened_keys: Arc::default() }
+        Self {
+            store,
+            master,
+            scheme,
+            delivery_service,
+            recent: Arc::default(),
+            opened_keys: Arc::default(),
+            on_demand: None,
+        }
+    }
+
+    /// Makes the users `reachable` admits reachable before they used the bridge: their names
+    /// resolve to derived identities that are stored by [`keep`](Self::keep).
+    pub fn with_on_demand(mut self, reachable: Arc<dyn Reachable>) -> Self {
+        self.on_demand = Some(Arc::new(OnDemand::new(reachable)));
+        self
+    }
+
+    /// How many derived identities are held in memory (the bound of [`super::on_demand`]).
+    pub fn derived_in_memory(&self) -> usize {
+        self.on_demand.as_ref().map_or(0, |on_demand| on_demand.cached())
+    }
+
+    /// The derived identity of `name` if it names a reachable user (whether or not a row
+    /// exists: the caller looked for the row first).
+    fn derived(&self, name: &EnsName) -> Result<Option<(IdentityRecord, IdentityKeys)>, IdentityError> {
+        let (Some(on_demand), Some(scheme)) = (&self.on_demand, &self.scheme) else { return Ok(None) };
+        let Ok(ParsedName::Identity { label, user: Some(user), .. }) = scheme.parse(name) else {
+            return Ok(None);
+        };
+        if !on_demand.reachable(&user) {
+            return Ok(None);
+        }
+        Ok(Some(on_demand.identity(&self.master, &user, &label, name, &self.delivery_service)?))
+    }
+
+    /// Stores the derived identity of `name` if it has none yet (the first message reached the
+    /// user): its row and its version-1 key, sealed as any key version is. Answers whether it
+    /// wrote them; `false` also for a name that is no reachable user's.
+    pub async fn keep(&self, name: &EnsName, now_ms: i64) -> Result<bool, IdentityError> {
+        if self.recent.get(name).is_some() || self.store.identity(name).await?.is_some() {
+            return Ok(false);
+        }
+        let Some((mut record, keys)) = self.derived(name)? else { return Ok(false) };
+        record.created_at_ms = now_ms;
+        record.updated_at_ms = now_ms;
+        let key = self.sealed(name, &keys, now_ms)?;
+        let inserted = self.store.insert_identity(&record, &key).await;
+        self.recent.forget(name);
+        // Lost a race with another writer of the same identity: the same derived wallet.
+        let inserted = inserted?;
+        if inserted {
+            tracing::info!(name = %record.name, user = %record.user, address = %record.address, "on-demand identity stored at its first message");
+        }
+        Ok(inserted)
     }
 
     pub fn scheme(&self) -> Option<&NameScheme> {
@@ -126,7 +184,12 @@ impl IdentityVault {
         if let Some(existing) = self.store.identity_of_user(&user).await? {
             return Err(IdentityError::Exists { user: user.to_string(), name: existing.name.to_string() });
         }
-        let keys = IdentityKeys::generate(1);
+        // A reachable user's name may already have been published with the derived wallet:
+        // the identity made for them must be that one, or their contacts' lookups would lie.
+        let keys = match self.derived(&name)? {
+            Some((_, derived)) => derived,
+            None => IdentityKeys::generate(1),
+        };
         let key = self.sealed(&name, &keys, now_ms)?;
         let record = IdentityRecord {
             profile: keys.signed_profile(&self.delivery_service),
@@ -171,13 +234,15 @@ impl IdentityVault {
     }
 
     /// [`recent`](Self::recent), `None` for a name that is no identity: for name resolution.
+    /// A reachable user without a row has their derived identity ([`super::on_demand`]).
     pub async fn recent_identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
         if let Some(recent) = self.recent.get(name) {
             return Ok(Some(recent));
         }
         let found = self.store.identity(name).await?;
-        if let Some(record) = &found {
-            self.recent.remember(record);
+        match &found {
+            Some(record) => self.recent.remember(record),
+            None => return Ok(self.derived(name)?.map(|(record, _)| record)),
         }
         Ok(found)
     }
@@ -307,6 +372,11 @@ impl IdentityVault {
     pub async fn current_keys_of(&self, identity: &IdentityRecord) -> Result<IdentityKeys, IdentityError> {
         let name = &identity.name;
         let keys = self.recent_keys(name, Some(identity.key_version)).await?;
+        if keys.is_empty()
+            && let Some((_, derived)) = self.derived(name)?
+        {
+            return Ok(derived);
+        }
         let current = keys.iter().find(|key| key.version == identity.key_version).ok_or_else(|| {
             IdentityError::Corrupt { name: name.to_string(), reason: "the current key is missing".into() }
         })?;
@@ -318,7 +388,10 @@ impl IdentityVault {
     pub async fn opening_keys(&self, name: &EnsName) -> Result<Vec<IdentityKeys>, IdentityError> {
         let sealed = self.recent_keys(name, None).await?;
         if sealed.is_empty() {
-            return Err(IdentityError::NotFound(name.to_string()));
+            return match self.derived(name)? {
+                Some((_, derived)) => Ok(vec![derived]),
+                None => Err(IdentityError::NotFound(name.to_string())),
+            };
         }
         sealed
             .iter()

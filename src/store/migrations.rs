@@ -31,6 +31,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (9, "portal_states", include_str!("../../migrations/sqlite/0009_portal_states.sql")),
     (10, "bounds", include_str!("../../migrations/sqlite/0010_bounds.sql")),
     (11, "blocked_senders", include_str!("../../migrations/sqlite/0011_blocked_senders.sql")),
+    (12, "first_contact", include_str!("../../migrations/sqlite/0012_first_contact.sql")),
     (13, "admin_conversations", include_str!("../../migrations/sqlite/0013_admin_conversations.sql")),
     (14, "leases", include_str!("../../migrations/sqlite/0014_leases.sql")),
 ];
@@ -51,6 +52,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (9, "portal_states", include_str!("../../migrations/postgres/0009_portal_states.sql")),
     (10, "bounds", include_str!("../../migrations/postgres/0010_bounds.sql")),
     (11, "blocked_senders", include_str!("../../migrations/postgres/0011_blocked_senders.sql")),
+    (12, "first_contact", include_str!("../../migrations/postgres/0012_first_contact.sql")),
     (13, "admin_conversations", include_str!("../../migrations/postgres/0013_admin_conversations.sql")),
     (14, "leases", include_str!("../../migrations/postgres/0014_leases.sql")),
 ];

@@ -17,6 +17,9 @@
 //! in place. A lookup reuses a portal read less than a second ago ([`super::recent_portals`]);
 //! every change made here forgets what was read, and a change another replica wrote is seen
 //! within that second.
+//!
+//! A portal a DM3 user opened awaits the network user's consent ([`Consent`]) until they
+//! accept; [`super::consent`] counts what is held for them meanwhile.
 
 use dm3::ens::EnsName;
 use dm3_bridge_connector::{ConversationId, NetworkId};
@@ -33,6 +36,35 @@ pub struct NewPortal {
     pub local_name: EnsName,
     /// The DM3 user on the other side.
     pub remote_name: EnsName,
+    /// Whether the network user has yet to accept the conversation.
+    pub consent: Consent,
+}
+
+/// Whether the network user accepted the conversation (docs/engine.md, "First contact").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// They opened it, or joined the one a DM3 user opened: messages flow as they come.
+    Given,
+    /// A DM3 user wrote first and the network user has not accepted (a Matrix invite not yet
+    /// joined) since this time: only a few messages are held for them.
+    AwaitingSince(i64),
+}
+
+impl Consent {
+    fn column(self) -> Option<i64> {
+        match self {
+            Consent::Given => None,
+            Consent::AwaitingSince(at) => Some(at),
+        }
+    }
+
+    fn from_column(since: Option<i64>) -> Self {
+        since.map_or(Consent::Given, Consent::AwaitingSince)
+    }
+
+    pub fn is_awaited(self) -> bool {
+        matches!(self, Consent::AwaitingSince(_))
+    }
 }
 
 /// Whether a portal carries messages.
@@ -71,6 +103,7 @@ pub struct Portal {
     pub state: PortalState,
     /// When the state or the conversation last changed (0: never since it was created).
     pub updated_at_ms: i64,
+    pub consent: Consent,
 }
 
 struct RawPortal {
@@ -83,12 +116,14 @@ struct RawPortal {
     state: String,
     state_reason: Option<String>,
     updated_at: i64,
+    awaiting_consent_since: Option<i64>,
 }
 
 /// The columns every portal query reads, in [`read_portal!`]'s names.
 macro_rules! portal_columns {
     () => {
-        "id, network, conversation, local_name, remote_name, created_at, state, state_reason, updated_at"
+        "id, network, conversation, local_name, remote_name, created_at, state, state_reason, updated_at, \
+         awaiting_consent_since"
     };
 }
 
@@ -104,6 +139,7 @@ macro_rules! read_portal {
             state: $row.try_get("state")?,
             state_reason: $row.try_get("state_reason")?,
             updated_at: $row.try_get("updated_at")?,
+            awaiting_consent_since: $row.try_get("awaiting_consent_since")?,
         }
     };
 }
@@ -127,6 +163,7 @@ impl RawPortal {
                 }
             },
             updated_at_ms: self.updated_at,
+            consent: Consent::from_column(self.awaiting_consent_since),
         })
     }
 }
@@ -144,8 +181,9 @@ impl Store {
         portal: &NewPortal,
         now_ms: i64,
     ) -> Result<(Portal, Inserted), StoreError> {
-        const SQL: &str = "INSERT INTO portals (network, conversation, local_name, remote_name, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+        const SQL: &str = "INSERT INTO portals \
+             (network, conversation, local_name, remote_name, created_at, awaiting_consent_since) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
         let owned = portal.clone();
         let inserted = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(owned.network.as_str())
@@ -153,6 +191,7 @@ impl Store {
             .bind(owned.local_name.as_str())
             .bind(owned.remote_name.as_str())
             .bind(now_ms)
+            .bind(owned.consent.column())
             .execute(&mut *c)
             .await?
             .rows_affected()))?;
@@ -305,7 +344,7 @@ impl Store {
         const MOVE_MAP: &str = "UPDATE message_map SET conversation = $3 \
              WHERE network = $1 AND conversation = $2";
         const MOVE_PORTAL: &str = "UPDATE portals SET conversation = $2, state = 'live', state_reason = NULL, \
-             updated_at = $3 WHERE id = $1";
+             awaiting_consent_since = NULL, updated_at = $3 WHERE id = $1";
         let Some(portal) = self.portal(id).await? else { return Ok(false) };
         if &portal.conversation == conversation {
             return self.set_portal_state(id, &PortalState::Live, now_ms).await;

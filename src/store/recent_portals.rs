@@ -98,6 +98,7 @@ mod tests {
             created_at_ms: 0,
             state: PortalState::Live,
             updated_at_ms: 0,
+            consent: crate::store::Consent::Given,
         }
     }
 

@@ -439,6 +439,8 @@ impl Dm3User {
             .profile()
             .verify_key()
             .unwrap();
+        // The relay answers everything it holds for this user (the query names no filter the
+        // DM3 API has), so the messages of other senders are left out here.
         envelopes
             .into_iter()
             .map(|stored| {

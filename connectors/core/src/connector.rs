@@ -124,6 +124,13 @@ pub trait PortalHandling: Send + Sync {
         remote: &'a RemoteIdentity,
     ) -> BoxFuture<'a, Result<ConversationId, ConnectorError>>;
 
+    /// Whether a conversation [`open_portal`](Self::open_portal) opens awaits the user's
+    /// consent (Matrix: they are only invited) rather than existing with it (a Telegram chat the
+    /// user started): then only a few messages are held until they accept.
+    fn opening_awaits_consent(&self) -> bool {
+        false
+    }
+
     /// The engine accepted `request`: `remote`'s stand-in joins the conversation.
     fn join_portal<'a>(&'a self, request: &'a PortalRequest) -> BoxFuture<'a, Result<(), ConnectorError>>;
 
@@ -166,6 +173,13 @@ pub trait PortalHandling: Send + Sync {
 pub enum PortalStatus {
     /// A direct chat between the two people, nobody else able to read it: messages cross.
     Live,
+    /// The same, but the network user was only invited by the stand-in and has not accepted:
+    /// messages cross (they wait for the user in the conversation), and the user's consent is
+    /// still pending (docs/engine.md, "First contact").
+    Invited,
+    /// The network user left the conversation or rejected its invite, for `reason`: messages
+    /// must not cross. To a portal still awaiting consent this is the user declining.
+    Left { reason: String },
     /// Messages must not cross, for `reason` (in words for both sides: "eve joined the room").
     Suspended { reason: String },
     /// The conversation was replaced by `successor` (Matrix: a room upgrade), which the

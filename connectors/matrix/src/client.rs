@@ -29,7 +29,7 @@ use ruma::api::client::account::register::{self, LoginType, RegistrationKind};
 use ruma::api::client::appservice::request_ping;
 use ruma::api::client::membership::{invite_user, join_room_by_id, joined_members, leave_room};
 use ruma::api::client::message::send_message_event;
-use ruma::api::client::profile::set_profile_field;
+use ruma::api::client::profile::{get_profile, set_profile_field};
 use ruma::api::client::receipt::create_receipt::{self, v3::ReceiptType};
 use ruma::api::client::redact::redact_event;
 use ruma::api::client::room::create_room::{self, v3::RoomPreset};
@@ -223,6 +223,17 @@ impl Client {
             ProfileFieldValue::DisplayName(name.to_owned()),
         );
         self.call(request, Some(user)).await.map(|_| ())
+    }
+
+    /// Whether `user` exists, asked as `asker` through their profile: a homeserver answers 404
+    /// for a user it does not know (its own, or over federation another's): `M_NOT_FOUND` as the
+    /// specification says, or `M_UNKNOWN` ("No row found") as Synapse does for its own users.
+    pub async fn user_exists(&self, asker: &UserId, user: &UserId) -> Result<bool, ClientError> {
+        match self.call(get_profile::v3::Request::new(user.to_owned()), Some(asker)).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Matrix { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates a private direct-message room as `creator` (a ghost) and invites `invitee`.

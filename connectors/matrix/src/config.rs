@@ -9,7 +9,9 @@
 //!   `dm3-bridge generate-registration`. [`MatrixToken`] never prints them, and
 //!   `DM3_BRIDGE_MATRIX__AS_TOKEN`/`__HS_TOKEN` may hold them instead of the file;
 //! - `allow`: which Matrix users may get a virtual DM3 identity (see [`UserPolicy`]); empty
-//!   means the users of `server_name` only.
+//!   means the users of `server_name` only;
+//! - `reachable`: which of those a DM3 user may write to before they used the bridge (same
+//!   entries, same default; docs/names.md "Reachable before first use").
 //!
 //! Shaped like the service's own config and `[telegram]`: values stay strings here so that
 //! loading never fails on them; [`MatrixConfig::problems`] names each malformed one by its key
@@ -60,6 +62,10 @@ pub struct MatrixConfig {
     pub ghost_prefix: String,
     /// Who may use the bridge: `@user:server`, `server`, or `*`. Empty: the users of `server_name`.
     pub allow: Vec<String>,
+    /// Who DM3 users may write to before they used the bridge (their name resolves on demand,
+    /// and the first message invites them): the same entries as `allow`, and only users that
+    /// `allow` admits too. Empty: the users of `server_name`.
+    pub reachable: Vec<String>,
     /// The largest file bridged, in bytes; lowered to the homeserver's `m.upload.size` at start.
     pub max_media_bytes: u64,
     /// How long start-up waits for the homeserver to answer the appservice ping, in seconds;
@@ -80,6 +86,7 @@ impl Default for MatrixConfig {
             bot_localpart: DEFAULT_BOT_LOCALPART.to_owned(),
             ghost_prefix: DEFAULT_GHOST_PREFIX.to_owned(),
             allow: Vec::new(),
+            reachable: Vec::new(),
             max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             ping_timeout_secs: 30,
         }
@@ -101,6 +108,13 @@ impl MatrixConfig {
     pub fn user_policy(&self) -> Result<UserPolicy, PolicyError> {
         let own = ServerName::parse(&self.server_name).map_err(|_| PolicyError(self.server_name.clone()))?;
         UserPolicy::parse(self.allow.iter().map(String::as_str), &own)
+    }
+
+    /// Who may be written to before they used the bridge, before `allow` is applied too (an
+    /// error for a malformed `reachable` entry or `server_name`).
+    pub fn reachable_policy(&self) -> Result<UserPolicy, PolicyError> {
+        let own = ServerName::parse(&self.server_name).map_err(|_| PolicyError(self.server_name.clone()))?;
+        UserPolicy::parse(self.reachable.iter().map(String::as_str), &own)
     }
 }
 
@@ -213,9 +227,11 @@ fn problems(matrix: &MatrixConfig) -> Vec<ConfigProblem> {
             ),
         );
     }
-    for (index, entry) in matrix.allow.iter().enumerate() {
-        if let Err(e) = PolicyEntry::parse(entry) {
-            problem(&format!("allow[{index}]"), e.to_string());
+    for (key, entries) in [("allow", &matrix.allow), ("reachable", &matrix.reachable)] {
+        for (index, entry) in entries.iter().enumerate() {
+            if let Err(e) = PolicyEntry::parse(entry) {
+                problem(&format!("{key}[{index}]"), e.to_string());
+            }
         }
     }
     if !(1..=MAX_MEDIA_BYTES).contains(&matrix.max_media_bytes) {

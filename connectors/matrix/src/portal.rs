@@ -16,6 +16,10 @@
 //! why, the ghost leaves, and the engine gets a permanent error: the user is never left talking
 //! to a ghost that stays silent, and the engine records nothing for that room.
 //!
+//! A DM the ghost opened carries messages while the invite is pending, which is the state of
+//! awaiting the user's consent ([`PortalStatus::Invited`]); a rejected invite is the user
+//! leaving ([`PortalStatus::Left`]), which the engine tells the DM3 user as a decline.
+//!
 //! Afterwards the same verdict is asked again whenever the room's membership or rules change
 //! ([`PortalHandling::check_portal`], docs/engine.md "Portal lifecycle"); an upgraded room is
 //! followed: the ghost joins the successor, and if that room qualifies the portal moves there.
@@ -120,10 +124,25 @@ impl PortalHandling for MatrixConnector {
             {
                 self.client().set_display_name(&ghost, remote.as_str()).await.map_err(classify)?;
             }
-            let room = self.client().create_dm(&ghost, &user).await.map_err(classify)?;
+            // Asked first: a homeserver may create the room and fail only the invite, or invite
+            // a user nobody will ever be (docs/engine.md, "First contact").
+            if !self.client().user_exists(&ghost, &user).await.map_err(classify)? {
+                return Err(ConnectorError::Permanent(format!("{user} does not exist on Matrix")));
+            }
+            let room = self.client().create_dm(&ghost, &user).await.map_err(|e| match classify(e) {
+                ConnectorError::Permanent(why) => {
+                    ConnectorError::Permanent(format!("the homeserver refused to invite {user}: {why}"))
+                }
+                other => other,
+            })?;
             tracing::info!(%room, %ghost, %user, "portal opened");
             ConversationId::new(room.as_str()).map_err(|e| ConnectorError::Permanent(e.to_string()))
         })
+    }
+
+    /// The ghost's DM only invites the user: their joining is the consent.
+    fn opening_awaits_consent(&self) -> bool {
+        true
     }
 
     fn join_portal<'a>(&'a self, request: &'a PortalRequest) -> BoxFuture<'a, Result<(), ConnectorError>> {
@@ -162,10 +181,7 @@ impl PortalHandling for MatrixConnector {
             if let Some(successor) = facts.successor {
                 return self.follow_upgrade(&ghost, &user, &room, &successor).await;
             }
-            Ok(match facts.verdict(&ghost, &user) {
-                Ok(()) => PortalStatus::Live,
-                Err(reason) => PortalStatus::Suspended { reason },
-            })
+            Ok(facts.status(&ghost, &user))
         })
     }
 

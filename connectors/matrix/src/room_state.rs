@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use dm3_bridge_connector::PortalStatus;
 use ruma::events::AnyStateEvent;
 use ruma::serde::Raw;
 use ruma::{OwnedRoomId, RoomId, UserId};
@@ -85,6 +86,22 @@ impl RoomFacts {
 
     fn membership(&self, user: &UserId) -> Option<&str> {
         self.memberships.get(user.as_str()).map(String::as_str)
+    }
+
+    /// Where the portal between `ghost` and `user` in this room stands: the [`verdict`](Self::verdict),
+    /// told apart by the user's membership (invited only: their consent is pending; gone: they
+    /// left or rejected the invite). A ghost no longer in the room is a suspension, whatever
+    /// the user did.
+    pub fn status(&self, ghost: &UserId, user: &UserId) -> PortalStatus {
+        match (self.verdict(ghost, user), self.membership(user)) {
+            (Ok(()), Some("invite")) => PortalStatus::Invited,
+            (Ok(()), _) => PortalStatus::Live,
+            (Err(reason), _) if self.membership(ghost) != Some("join") => PortalStatus::Suspended { reason },
+            (Err(_), membership) if !matches!(membership, Some("join" | "invite")) => {
+                PortalStatus::Left { reason: format!("{user} left this room") }
+            }
+            (Err(reason), _) => PortalStatus::Suspended { reason },
+        }
     }
 
     /// `Ok` if the room may carry the conversation between `ghost` and `user`, else why not.
@@ -169,6 +186,24 @@ mod tests {
         ];
         events.extend(extra);
         events
+    }
+
+    #[test]
+    fn the_status_tells_consent_pending_from_given_and_a_decline_from_a_suspension() {
+        let status = |extra| facts(dm(extra)).status(user_id!("@_dm3_alice.eth:hs"), user_id!("@bob:hs"));
+        assert_eq!(status(vec![]), PortalStatus::Live);
+        assert_eq!(status(vec![member(BOB, "invite")]), PortalStatus::Invited, "the invite is pending");
+        for gone in ["leave", "ban"] {
+            assert_eq!(
+                status(vec![member(BOB, gone)]),
+                PortalStatus::Left { reason: "@bob:hs left this room".to_owned() },
+                "{gone}: a rejected invite is a leave"
+            );
+        }
+        let third = status(vec![member(BOB, "invite"), member("@eve:hs", "join")]);
+        assert!(matches!(third, PortalStatus::Suspended { .. }), "{third:?}");
+        let kicked = status(vec![member(BOB, "leave"), member(GHOST, "leave")]);
+        assert_eq!(kicked, PortalStatus::Suspended { reason: GHOST_NOT_IN_ROOM.to_owned() });
     }
 
     #[test]
