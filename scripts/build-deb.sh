@@ -54,7 +54,7 @@ install -D -m 0600 "$src/dm3-bridge.default" "$stage/etc/default/dm3-bridge"
 install -d -m 0755 "$stage/etc/dm3-bridge"
 doc="$stage/usr/share/doc/dm3-bridge"
 install -D -m 0644 "$src/copyright" "$doc/copyright"
-install -m 0644 "$root/deploy/README.md" "$doc/README.md"
+install -m 0644 -t "$doc" deploy/README.md
 {
     printf 'dm3-bridge (%s) unstable; urgency=medium\n\n' "$version"
     printf '  * Built from the dm3-bridge repository, commit %s.\n\n' "$commit"
