@@ -3,7 +3,8 @@
 # node's. Synapse writes its own homeserver.yaml and signing key on the first start
 # (--generate-config, kept in its volume); on every start this script writes the two files that
 # carry the compose stack's settings, and Synapse reads them after its own, so they win:
-# - /data/compose.yaml: PostgreSQL, the bridge's registration, listening for the bridge;
+# - /data/compose.yaml (and its log config): PostgreSQL, the bridge's registration, listening
+#   on every address (the bridge is another container), logging to standard error;
 # - /appservice/registration.yaml: the bridge's registration, the same tokens the node gets
 #   (the node reads it too, through matrix.registration_file, so `check` compares them).
 set -eu
@@ -22,6 +23,8 @@ else
     set --
 fi
 
+# --generate-config names its log file in the working directory.
+cd "$data"
 if [ ! -f "$data/homeserver.yaml" ]; then
     "$@" "$python" -m synapse.app.homeserver --config-path "$data/homeserver.yaml" --generate-config \
         --server-name "$SYNAPSE_SERVER_NAME" --report-stats no --data-directory "$data"
@@ -60,8 +63,36 @@ database:
     cp_max: 10
 app_service_config_files:
   - $appservice/registration.yaml
+# The generated config listens on localhost only; the bridge is another container.
+listeners:
+  - port: 8008
+    type: http
+    tls: false
+    x_forwarded: true
+    bind_addresses: ["0.0.0.0"]
+    resources:
+      - names: [client, federation]
+        compress: false
+# A container logs to its standard error (docker logs), not to a file in its volume.
+log_config: $data/compose.log.config
 YAML
-[ "$(id -u)" != 0 ] || chown "${UID:-991}:${GID:-991}" "$data/compose.yaml.new"
-mv "$data/compose.yaml.new" "$data/compose.yaml"
+cat >"$data/compose.log.config.new" <<YAML
+version: 1
+formatters:
+  precise:
+    format: "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"
+handlers:
+  console:
+    class: logging.StreamHandler
+    formatter: precise
+root:
+  level: INFO
+  handlers: [console]
+disable_existing_loggers: false
+YAML
+for file in compose.yaml compose.log.config; do
+    [ "$(id -u)" != 0 ] || chown "${UID:-991}:${GID:-991}" "$data/$file.new"
+    mv "$data/$file.new" "$data/$file"
+done
 
 exec "$@" "$python" -m synapse.app.homeserver --config-path "$data/homeserver.yaml" --config-path "$data/compose.yaml"
