@@ -13,8 +13,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 die() { echo "build-container: $*" >&2; exit 1; }
-for tool in mmdebstrap buildah jq tar; do
-    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install mmdebstrap buildah jq)"
+for tool in mmdebstrap eatmydata buildah podman jq tar; do
+    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install mmdebstrap eatmydata buildah podman jq)"
 done
 [ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap's root mode, buildah's default storage)"
 
@@ -39,8 +39,18 @@ rm -rf "$context"
 mkdir -p "$context"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
 echo "build-container: root filesystem (mmdebstrap, Debian $VERSION_CODENAME from $sources)" >&2
+# eatmydata: dpkg's fsync after every file is most of the time of an install, and a
+# half-written root filesystem is thrown away anyway. Downloaded packages are kept in target/container/apt-cache for the next build (mmdebstrap's
+# sync-in/sync-out pattern); a clean clone downloads them once.
+cache="$out/apt-cache"
+mkdir -p "$cache"
 mmdebstrap --quiet --variant=essential --include=ca-certificates --include="$deb" \
     --hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount \
+    --hook-dir=/usr/share/mmdebstrap/hooks/eatmydata \
+    --skip=essential/unlink \
+    --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+    --setup-hook="sync-in $cache /var/cache/apt/archives/" \
+    --customize-hook="sync-out /var/cache/apt/archives $cache" \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     "$VERSION_CODENAME" "$context/rootfs.tar" "$sources" >&2 || die "mmdebstrap failed"
@@ -54,8 +64,13 @@ cp deploy/container/Containerfile deploy/container/entrypoint.sh deploy/containe
 
 image="localhost/dm3-bridge:$version"
 echo "build-container: image $image (buildah)" >&2
+# The image this build replaces, removed after it so that rebuilds do not pile up.
+previous="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
 buildah build --quiet --format docker --pull=never --layers=false \
     --build-arg NODE_UID="$uid" --build-arg NODE_GID="$gid" --build-arg VERSION="$version" \
     --tag "$image" --tag localhost/dm3-bridge:latest --file "$context/Containerfile" "$context" >&2 ||
     die "buildah build failed"
+if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$image")" ]; then
+    podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 echo "$image"

@@ -21,7 +21,7 @@ started=$SECONDS
 
 [ "$(id -u)" = 0 ] || fail "must run as root (mmdebstrap, buildah and podman with their system storage)"
 need=()
-for pair in mmdebstrap:mmdebstrap buildah:buildah podman:podman runc:runc docker-compose:docker-compose \
+for pair in mmdebstrap:mmdebstrap eatmydata:eatmydata buildah:buildah podman:podman runc:runc docker-compose:docker-compose \
     jq:jq curl:curl python3:python3; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
