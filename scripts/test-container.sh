@@ -60,6 +60,16 @@ user="$(echo "$inspect" | jq -r '.[0].Config.User')"
 # - the host's network: the test reaches the node on 127.0.0.1, with no bridge network set up;
 # - no systemd: podman schedules health checks with systemd timers, so the test runs the image's
 #   health check itself with `podman healthcheck run` (podman logs that the timer is missing).
+# A limit: the host's hard one, at most $2 (the node needs far fewer, and "unlimited" cannot be
+# asked for without CAP_SYS_RESOURCE either).
+host_limit() {
+    local hard
+    hard="$(ulimit -H "-$1")"
+    if [ "$hard" = unlimited ] || [ "$hard" -gt "$2" ]; then echo "$2"; else echo "$hard"; fi
+}
+nofile="$(host_limit n 65536)"
+nproc="$(host_limit u 4096)"
+limits=(--ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc")
 name="dm3-test-$$"
 volume="dm3-test-data-$$"
 podman_run=(podman --runtime runc)
@@ -73,8 +83,7 @@ podman volume create "$volume" >/dev/null || fail "podman volume create failed"
 
 say "podman run (first start: init from the environment)"
 "${podman_run[@]}" run -d --name "$name" --network host \
-    --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit "nproc=$(ulimit -Hu):$(ulimit -Hu)" \
-    -e DM3_BRIDGE_NODE__NAME=relay.example.eth -e DM3_BRIDGE_NODE__PUBLIC_URL=https://relay.example.org \
+    "${limits[@]}" -e DM3_BRIDGE_NODE__NAME=relay.example.eth -e DM3_BRIDGE_NODE__PUBLIC_URL=https://relay.example.org \
     -e DM3_BRIDGE_NODE__LISTEN="127.0.0.1:$port" -v "$volume:/var/lib/dm3-bridge" "$image" \
     >/dev/null 2>"$root/target/container/run.err" ||
     fail "podman run failed: $(grep -v 'systemd' "$root/target/container/run.err")"
@@ -149,9 +158,7 @@ grep -q "^  - $stack/appservice/registration.yaml\$" "$stack/synapse/compose.yam
     fail "synapse-start.sh did not point Synapse at the registration"
 bridge_env=()
 while IFS= read -r line; do bridge_env+=(-e "$line"); done < <(service_env bridge)
-check_out="$("${podman_run[@]}" run --rm --network none \
-    --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit "nproc=$(ulimit -Hu):$(ulimit -Hu)" \
-    "${bridge_env[@]}" -v "$stack/appservice:/appservice:ro" "$image" check 2>&1)" ||
+check_out="$("${podman_run[@]}" run --rm --network none "${limits[@]}" "${bridge_env[@]}" -v "$stack/appservice:/appservice:ro" "$image" check 2>&1)" ||
     fail "the node refuses the compose stack's configuration: $check_out"
 echo "$check_out" | grep -q '^matrix: /appservice/registration.yaml matches \[matrix\]' ||
     fail "the node did not check the stack's registration: $check_out"

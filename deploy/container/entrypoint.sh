@@ -6,6 +6,9 @@
 # setting comes from DM3_BRIDGE_* variables, which win over the file (docs/configuration.md).
 # A config of one's own is mounted and named with DM3_BRIDGE_CONFIG; then init is not run.
 set -eu
+# What the node writes (the database, the keys it makes) is its own, as under the systemd
+# unit's UMask=0077.
+umask 077
 
 data=/var/lib/dm3-bridge
 if [ -z "${DM3_BRIDGE_CONFIG:-}" ]; then
