@@ -28,7 +28,7 @@ done
 if [ "${#need[@]}" -gt 0 ]; then
     say "installing ${need[*]}"
     apt-get update -qq >&2 || fail "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2 ||
         fail "apt-get install ${need[*]} failed"
 fi
 
