@@ -14,11 +14,12 @@ python="${SYNAPSE_PYTHON:-python}"
 data="${SYNAPSE_DATA_DIR:-/data}"
 appservice="${SYNAPSE_APPSERVICE_DIR:-/appservice}"
 
-# The image starts as root; Synapse runs as its own user (991, as the image's start.py does),
-# owning its volume. The registration's volume stays root's: only this script writes it.
+# The image starts as root; Synapse runs as its own user (SYNAPSE_UID, default 991, as the
+# image's start.py does), owning its volume. The registration's volume stays root's: only this
+# script writes it. (Not UID: bash sets that to the caller's own.)
 if [ "$(id -u)" = 0 ]; then
-    chown -R "${UID:-991}:${GID:-991}" "$data"
-    set -- setpriv --reuid "${UID:-991}" --regid "${GID:-991}" --clear-groups --
+    chown -R "${SYNAPSE_UID:-991}:${SYNAPSE_GID:-991}" "$data"
+    set -- setpriv --reuid "${SYNAPSE_UID:-991}" --regid "${SYNAPSE_GID:-991}" --clear-groups --
 else
     set --
 fi
@@ -91,7 +92,7 @@ root:
 disable_existing_loggers: false
 YAML
 for file in compose.yaml compose.log.config; do
-    [ "$(id -u)" != 0 ] || chown "${UID:-991}:${GID:-991}" "$data/$file.new"
+    [ "$(id -u)" != 0 ] || chown "${SYNAPSE_UID:-991}:${SYNAPSE_GID:-991}" "$data/$file.new"
     mv "$data/$file.new" "$data/$file"
 done
 
