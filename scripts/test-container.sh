@@ -104,7 +104,7 @@ wait_healthy
 [ "$(podman exec "$name" id -u)" = "${user%%:*}" ] || fail "the node does not run as ${user%%:*}"
 check_out="$(podman exec "$name" /usr/local/bin/dm3-bridge-container check 2>&1)" ||
     fail "dm3-bridge check in the container failed: $check_out"
-keys_line="$(echo "$check_out" | grep '^node keys: open')" || fail "check did not open the node keys: $check_out"
+keys_line="$(grep '^node keys: open' <<<"$check_out")" || fail "check did not open the node keys: $check_out"
 for file in master.key node-keys.sealed gateway-signer.sealed dm3-bridge.sqlite; do
     got="$(podman exec "$name" stat -c '%a %U' "/var/lib/dm3-bridge/$file")" || fail "the volume has no $file"
     [ "$got" = "600 dm3-bridge" ] || fail "/var/lib/dm3-bridge/$file is $got in the container, expected 600 dm3-bridge"
@@ -120,8 +120,9 @@ code="$(podman inspect -f '{{.State.ExitCode}}' "$name")"
 [ "$code" = 0 ] || fail "the node exited $code on SIGTERM: $(podman logs "$name" 2>&1 | tail -n 20)"
 "${podman_run[@]}" start "$name" >/dev/null 2>&1 || fail "podman start failed"
 wait_healthy
-podman exec "$name" /usr/local/bin/dm3-bridge-container check 2>&1 | grep -qxF "$keys_line" ||
-    fail "the node's keys changed across a restart"
+check_out="$(podman exec "$name" /usr/local/bin/dm3-bridge-container check 2>&1)" ||
+    fail "dm3-bridge check after the restart failed: $check_out"
+grep -qxF "$keys_line" <<<"$check_out" || fail "the node's keys changed across a restart"
 cleanup
 
 # --- the compose file -------------------------------------------------------------------------
@@ -136,7 +137,7 @@ compose_out="$(env "${compose_env[@]}" docker-compose -f deploy/compose/compose.
 if missing="$(env "${compose_env[@]}" POSTGRES_PASSWORD= docker-compose -f deploy/compose/compose.yaml config 2>&1)"; then
     fail "docker-compose accepted the stack without POSTGRES_PASSWORD"
 fi
-echo "$missing" | grep -q POSTGRES_PASSWORD || fail "docker-compose did not name POSTGRES_PASSWORD: $missing"
+grep -q POSTGRES_PASSWORD <<<"$missing" || fail "docker-compose did not name POSTGRES_PASSWORD: $missing"
 
 # The stack's two halves agree: synapse-start.sh writes the registration from Synapse's
 # environment, and the node, given the bridge service's environment and that file, finds every
@@ -160,7 +161,7 @@ bridge_env=()
 while IFS= read -r line; do bridge_env+=(-e "$line"); done < <(service_env bridge)
 check_out="$("${podman_run[@]}" run --rm --network none "${limits[@]}" "${bridge_env[@]}" -v "$stack/appservice:/appservice:ro" "$image" check 2>&1)" ||
     fail "the node refuses the compose stack's configuration: $check_out"
-echo "$check_out" | grep -q '^matrix: /appservice/registration.yaml matches \[matrix\]' ||
+grep -q '^matrix: /appservice/registration.yaml matches \[matrix\]' <<<"$check_out" ||
     fail "the node did not check the stack's registration: $check_out"
 
 say "passed in $((SECONDS - started)) s"

@@ -36,7 +36,10 @@ if [ "${#need[@]}" -gt 0 ]; then
         fail "apt-get install ${need[*]} failed"
 fi
 
-if dpkg-query -W -f '${db:Status-Status}' dm3-bridge 2>/dev/null | grep -qv '^not-installed$'; then
+# What dpkg knows of the package: nothing, or "not-installed" after a purge. (Read into a
+# variable, not piped: grep -q's early exit would fail the writer under pipefail.)
+dpkg_status() { dpkg-query -W -f '${db:Status-Status}' dm3-bridge 2>/dev/null || true; }
+if [ -n "$(dpkg_status)" ] && [ "$(dpkg_status)" != not-installed ]; then
     fail "dm3-bridge is already installed here (dpkg -s dm3-bridge); this test installs and purges it, \
 which would delete that node's data. Purge it first if it is a leftover: dpkg --purge dm3-bridge"
 fi
@@ -83,7 +86,7 @@ expect_stat /usr/lib/systemd/system/dm3-bridge.service 644 root:root
 expect_stat /etc/default/dm3-bridge 600 root:root
 expect_stat /etc/dm3-bridge 750 root:dm3-bridge
 expect_stat /var/lib/dm3-bridge 700 dm3-bridge:dm3-bridge
-dpkg-query -W -f '${Conffiles}\n' dm3-bridge | grep -q '^ /etc/default/dm3-bridge ' ||
+grep -q '^ /etc/default/dm3-bridge ' <<<"$(dpkg-query -W -f '${Conffiles}\n' dm3-bridge)" ||
     fail "/etc/default/dm3-bridge is not a conffile"
 /usr/bin/dm3-bridge --version >/dev/null || fail "the installed binary does not run"
 
@@ -120,7 +123,7 @@ rm /var/lib/dm3-bridge/config.toml
 say "dm3-bridge check as dm3-bridge"
 check_out="$(as_user dm3-bridge /usr/bin/dm3-bridge --config /etc/dm3-bridge/config.toml check 2>&1)" ||
     fail "dm3-bridge check as dm3-bridge failed: $check_out"
-keys_line="$(echo "$check_out" | grep '^node keys: open')" || fail "check did not open the node keys: $check_out"
+keys_line="$(grep '^node keys: open' <<<"$check_out")" || fail "check did not open the node keys: $check_out"
 # Another user can read neither the config nor the keys.
 if as_user nobody /usr/bin/dm3-bridge --config /etc/dm3-bridge/config.toml check >/dev/null 2>&1; then
     fail "user nobody could read dm3-bridge's config"
@@ -180,7 +183,7 @@ grep -q '^DM3_BRIDGE_LOG__FORMAT=json$' /etc/default/dm3-bridge ||
 expect_stat /var/lib/dm3-bridge 700 dm3-bridge:dm3-bridge
 check_out="$(as_user dm3-bridge /usr/bin/dm3-bridge --config /etc/dm3-bridge/config.toml check 2>&1)" ||
     fail "dm3-bridge check after reinstalling failed: $check_out"
-echo "$check_out" | grep -qxF "$keys_line" || fail "the node's keys changed across remove and reinstall"
+grep -qxF "$keys_line" <<<"$check_out" || fail "the node's keys changed across remove and reinstall"
 
 say "dpkg --purge"
 dpkg --purge dm3-bridge >&2 || fail "dpkg --purge failed"
@@ -189,7 +192,7 @@ for gone in /usr/bin/dm3-bridge "$unit" /var/lib/dm3-bridge /etc/dm3-bridge /etc
     /usr/share/doc/dm3-bridge; do
     expect_absent "$gone" "dpkg --purge"
 done
-if dpkg-query -W -f '${db:Status-Status}' dm3-bridge 2>/dev/null | grep -qv '^not-installed$'; then
+if [ -n "$(dpkg_status)" ] && [ "$(dpkg_status)" != not-installed ]; then
     fail "dpkg still lists dm3-bridge after purge"
 fi
 
