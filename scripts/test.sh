@@ -41,3 +41,16 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 cargo test --workspace --locked "$@"
+
+# The packages as operators get them (deploy/README.md): the .deb installed and purged, the
+# container image built from Debian packages and run, the compose file validated. Each script
+# needs root and installs its own tools; their times are printed because they add to CI's.
+step "Debian package (scripts/test-packages.sh)"
+started=$SECONDS
+scripts/test-packages.sh
+echo "test-packages.sh took $((SECONDS - started)) s"
+
+step "container image and compose stack (scripts/test-container.sh)"
+started=$SECONDS
+scripts/test-container.sh
+echo "test-container.sh took $((SECONDS - started)) s"
