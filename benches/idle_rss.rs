@@ -13,7 +13,8 @@
 //!    them: generated keys, sealed under the master key, signed profile) and `--portals`
 //!    portals were written through the library while the node was stopped;
 //! 3. **touched**: the same node after `--touch` of those identities were each read through the
-//!    admin API (`GET /admin/identities/{name}/profile`), then left alone for the settle time.
+//!    admin API (`GET /admin/identities/{name}/profile`), then left alone for two minutes (the
+//!    SQLite pool closes idle read connections after a minute).
 //!
 //! It prints one JSON object (RSS, anonymous and file-backed parts, per phase) and a table.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -35,6 +36,8 @@ use tokio::task::JoinSet;
 const NODE_NAME: &str = "ds.rss.bench.eth";
 const PARENT: &str = "bridge.rss.bench.eth";
 const ADMIN_TOKEN: &str = "idle-rss-admin-token-0123456789abcdef";
+/// How long the touched node rests before its RSS is read.
+const TOUCHED_REST: Duration = Duration::from_secs(125);
 /// Identities created at once: the SQLite writer commits concurrent writes as one group.
 const SEED_CONCURRENCY: usize = 64;
 
@@ -279,7 +282,9 @@ async fn main() {
     let started = Instant::now();
     node.touch(&names[..usize::try_from(options.touch).unwrap()]).await;
     let touch_secs = started.elapsed().as_secs_f64();
-    let touched = node.settled_rss(options.settle).await;
+    // The SQLite pool closes a read connection (and its page cache) once it was idle a minute,
+    // and its reaper looks every minute (src/store.rs): two minutes at rest covers both.
+    let touched = node.settled_rss(options.settle.max(TOUCHED_REST)).await;
     node.stop();
 
     let report = json!({
