@@ -164,7 +164,8 @@ async fn first_contact(database: Option<DatabaseUrl>) {
         (1..=HELD).map(|n| format!("hello carol {n}")).chain(["after you joined".to_owned()]).collect();
     assert_eq!(bodies, expected, "the held messages, once each and in order, then the new one");
 
-    // dave rejects the invite: alice is told, and her next message is refused with the reason.
+    // dave rejects the invite: alice is told, and her next message is refused at submit with the
+    // reason (-32012, as for any suspended portal: docs/relay.md, "Block and rate limits").
     let dave = synapse.register_user("dave").await.unwrap();
     let dave_name = name_of(&dave.user_id);
     alice.send(&directory, alice.builder(&dave_name).text("hello dave", None)).await;
@@ -173,9 +174,14 @@ async fn first_contact(database: Option<DatabaseUrl>) {
     dave.call(Method::POST, &leave, Some(json!({}))).await.unwrap();
     let told = alice_texts(&world, &dave_name, 1).await;
     assert!(told[0].contains("declined your invitation"), "{told:?}");
-    alice.send(&directory, alice.builder(&dave_name).text("are you sure?", None)).await;
-    let told = alice_texts(&world, &dave_name, 2).await;
-    assert!(told[1].contains("cannot be reached") && told[1].contains("declined"), "{told:?}");
+    let route = alice.route(&directory, &dave_name).await;
+    let again = alice.sign(alice.builder(&dave_name).text("are you sure?", None));
+    let refusal =
+        alice.try_submit(&route, &again).await.expect_err("a declined invitation refuses at submit");
+    assert!(
+        refusal.contains("400") && refusal.contains("-32012") && refusal.contains("declined"),
+        "{refusal}"
+    );
     // No second invite: the pair's portal is still the declined room, suspended with the reason.
     let dave_portal = store
         .portal_by_names(&matrix(), &EnsName::parse(&dave_name).unwrap(), &EnsName::parse(ALICE).unwrap())

@@ -37,6 +37,16 @@ pub fn explain(error: ClientError, homeserver: &str) -> ConnectorError {
              check that this node listens there and that the homeserver can connect to it (a container's \
              127.0.0.1 is not the host's): {error}"
         )),
+        // A 502, 503 or 504 in front of the bridge is a proxy or load balancer with no replica
+        // ready yet (docs/scaling.md: a starting replica's ping comes back through it), not a
+        // wrong setting: the start-up ping is tried again.
+        (ClientError::Matrix { message, .. }, "M_BAD_STATUS")
+            if ["HTTP 502", "HTTP 503", "HTTP 504"].iter().any(|status| message.contains(status)) =>
+        {
+            ConnectorError::Transient(format!(
+                "the homeserver reached the bridge's url but a proxy there had no bridge ready: {error}"
+            ))
+        }
         (_, "M_BAD_STATUS") => ConnectorError::Permanent(format!(
             "the homeserver reached the bridge's url but got an error answer: if it is 403, the hs_token in \
              the registration file and in [matrix] differ; otherwise the url points at something else than \
@@ -74,5 +84,11 @@ mod tests {
         assert!(!refused.is_retryable());
         assert!(text(refused).contains("hs_token"));
         assert!(explain(matrix(503, "M_UNKNOWN"), hs).is_retryable());
+        let proxy = ClientError::Matrix {
+            status: 502,
+            errcode: "M_BAD_STATUS".to_owned(),
+            message: "HTTP 503 Service Unavailable".to_owned(),
+        };
+        assert!(explain(proxy, hs).is_retryable(), "a proxy with no replica ready is tried again");
     }
 }
