@@ -54,7 +54,10 @@ impl HostileNode {
             process.set_env(*key, *value);
         }
         process.start().await;
-        let response = reqwest::Client::new()
+        // No idle connection is kept: the tests count this address's connections against
+        // `max_connections_per_ip`, and a pooled one left from here would take a slot.
+        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let response = client
             .post(process.url(&format!("/profile/{USER}")))
             .json(&profile.to_value())
             .send()
