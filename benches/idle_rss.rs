@@ -13,8 +13,7 @@
 //!    them: generated keys, sealed under the master key, signed profile) and `--portals`
 //!    portals were written through the library while the node was stopped;
 //! 3. **touched**: the same node after `--touch` of those identities were each read through the
-//!    admin API (`GET /admin/identities/{name}/profile`), then left alone for two minutes (the
-//!    SQLite pool closes idle read connections after a minute).
+//!    admin API (`GET /admin/identities/{name}/profile`), then left alone for two minutes.
 //!
 //! It prints one JSON object (RSS, anonymous and file-backed parts, per phase) and a table.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -282,8 +281,7 @@ async fn main() {
     let started = Instant::now();
     node.touch(&names[..usize::try_from(options.touch).unwrap()]).await;
     let touch_secs = started.elapsed().as_secs_f64();
-    // The SQLite pool closes a read connection (and its page cache) once it was idle a minute,
-    // and its reaper looks every minute (src/store.rs): two minutes at rest covers both.
+    // Two minutes at rest: what is still held then is not a purge or an idle timeout to come.
     let touched = node.settled_rss(options.settle.max(TOUCHED_REST)).await;
     node.stop();
 

@@ -132,15 +132,6 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
-/// How long a read connection of the SQLite pool may stay unused before the pool closes it.
-///
-/// Each connection keeps its own page cache (up to 2 MiB), so a node that served a burst of
-/// reads on all its read connections kept that memory at rest for as long as the pool kept them
-/// open: 17 MiB more after 10,000 identity reads (docs/benchmarks.md, "Idle memory"). sqlx's
-/// default is ten minutes; a minute is plenty for a busy node, whose connections are never idle
-/// that long, and reopening one costs far less than a message.
-const SQLITE_READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Tuning of the store; the defaults suit a small node.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -229,7 +220,6 @@ impl Store {
                 sqlite_file = Some(connect.get_filename().to_owned());
                 let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
-                    .idle_timeout(SQLITE_READ_IDLE_TIMEOUT)
                     .connect_with(connect.clone())
                     .await?;
                 let pool = Pool::Sqlite(pool);
