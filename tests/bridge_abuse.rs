@@ -24,6 +24,7 @@ mod anvil;
 mod bridged_telegram;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
+#[macro_use]
 mod support;
 /// The fake Bot API of the connector's tests (not every helper is used here).
 #[allow(dead_code)]
@@ -36,34 +37,11 @@ use std::time::Duration;
 
 use bridged_telegram::{ANN, BEN, bridged, bridged_with, tg_name, wait_for};
 use dm3::ens::EnsName;
-use dm3_bridge::config::DatabaseUrl;
 use dm3_bridge::store::{Blocked, JobState, MAX_BLOCKS_PER_IDENTITY, QueueName, Store};
 use dm3_world::{ALICE, DS_B, Dm3User};
 use support::TestDb;
 use support::bridge;
 use telegram::bot_api::visible_text;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(None).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::postgres().await;
-                    super::$name(Some(db.url.clone())).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(block_in_telegram_refuses_the_sender_at_submit_and_unblock_lets_them_through);
 
@@ -88,10 +66,8 @@ async fn block_stored(store: &Store, identity: &EnsName, sender: &EnsName, expec
 /// submit is refused with 400 / -32012, its replay too, and the waiting one never reaches ANN,
 /// nor does alice get a failure report for it. `/unblock alice` lets her through again; the old
 /// `/block`, served again by Telegram afterwards, does not block her again.
-async fn block_in_telegram_refuses_the_sender_at_submit_and_unblock_lets_them_through(
-    database: Option<DatabaseUrl>,
-) {
-    let t = bridged(database).await;
+async fn block_in_telegram_refuses_the_sender_at_submit_and_unblock_lets_them_through(db: &TestDb) {
+    let t = bridged(Some(db.url.clone())).await;
     let alice = &t.world.alice;
     let ann = tg_name(ANN);
     let (ann_name, alice_name) = (name(&ann), name(ALICE));
