@@ -20,17 +20,10 @@ fail() { echo "test-container: FAILED: $*" >&2; exit 1; }
 started=$SECONDS
 
 [ "$(id -u)" = 0 ] || fail "must run as root (mmdebstrap, buildah and podman with their system storage)"
-need=()
-for pair in mmdebstrap:mmdebstrap eatmydata:eatmydata buildah:buildah podman:podman runc:runc docker-compose:docker-compose \
-    jq:jq curl:curl python3:python3; do
-    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-    say "installing ${need[*]}"
-    apt-get update -qq >&2 || fail "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2 ||
-        fail "apt-get install ${need[*]} failed"
-fi
+# shellcheck source=scripts/lib/install-missing-tools.sh
+. scripts/lib/install-missing-tools.sh
+install_missing_tools mmdebstrap:mmdebstrap eatmydata:eatmydata buildah:buildah podman:podman runc:runc docker-compose:docker-compose \
+    jq:jq curl:curl python3:python3
 
 # --- build ------------------------------------------------------------------------------------
 image="$(scripts/build-container.sh | tail -n 1)" || fail "scripts/build-container.sh failed"

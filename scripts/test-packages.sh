@@ -24,17 +24,10 @@ command -v dpkg >/dev/null || fail "not a Debian system: dpkg is missing"
 
 # --- tools ------------------------------------------------------------------------------------
 # tool → the Debian package that has it
-need=()
-for pair in dpkg-deb:dpkg dpkg-shlibdeps:dpkg-dev strip:binutils systemd-analyze:systemd \
-    lintian:lintian adduser:adduser setpriv:util-linux curl:curl jq:jq python3:python3; do
-    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-    say "installing ${need[*]}"
-    apt-get update -qq >&2 || fail "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2 ||
-        fail "apt-get install ${need[*]} failed"
-fi
+# shellcheck source=scripts/lib/install-missing-tools.sh
+. scripts/lib/install-missing-tools.sh
+install_missing_tools dpkg-deb:dpkg dpkg-shlibdeps:dpkg-dev strip:binutils systemd-analyze:systemd \
+    lintian:lintian adduser:adduser setpriv:util-linux curl:curl jq:jq python3:python3
 
 # What dpkg knows of the package: nothing, or "not-installed" after a purge. (Read into a
 # variable, not piped: grep -q's early exit would fail the writer under pipefail.)
