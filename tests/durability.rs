@@ -14,25 +14,13 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use dm3::ens::EnsName;
 use dm3_bridge::config::DatabaseUrl;
-use dm3_bridge::store::{IncomingLimits, NewEnvelope, Store, StoreOptions};
-use support::TestDb;
+use dm3_bridge::store::{Store, StoreOptions};
+use support::{TestDb, numbered};
 
 const CHILD_ENV: &str = "DM3_TEST_DURABILITY_DB";
 /// How many acknowledgements the parent waits for before it kills the child.
 const KILL_AFTER: usize = 400;
-
-fn envelope(n: u64) -> NewEnvelope {
-    NewEnvelope {
-        receiver: EnsName::from_normalized("bob.eth").unwrap(),
-        sender: EnsName::from_normalized("alice.eth").unwrap(),
-        message_hash: format!("0x{n:064x}").parse().unwrap(),
-        envelope: format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat(1_000)),
-        received_at_ms: 1,
-        expires_at_ms: None,
-    }
-}
 
 /// The child's side: only does something when started by the parent below.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +35,7 @@ async fn child_inserts_until_killed() {
             tokio::spawn(async move {
                 for i in 0.. {
                     let n = i * 32 + worker;
-                    store.insert_envelope(envelope(n)).await.unwrap();
+                    store.insert_envelope(numbered::envelope(n, 1_000)).await.unwrap();
                     println!("acked {n}");
                 }
             })
@@ -90,17 +78,7 @@ async fn survives_kill_9(db: &TestDb) {
     assert_eq!(acked.len(), KILL_AFTER, "the child stopped acknowledging early");
 
     let store = db.open().await;
-    let stored: BTreeSet<u64> = store
-        .list_incoming(
-            &EnsName::from_normalized("bob.eth").unwrap(),
-            0,
-            IncomingLimits { conversations: 1, per_conversation: u32::MAX },
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| u64::from_str_radix(e.message_hash.to_string().trim_start_matches("0x"), 16).unwrap())
-        .collect();
+    let stored: BTreeSet<u64> = numbered::stored(&store).await.into_iter().collect();
     let lost: Vec<_> = acked.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
     store.close().await;

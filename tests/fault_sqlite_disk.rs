@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dm3::ens::EnsName;
 use dm3_bridge::config::DatabaseUrl;
 use dm3_bridge::names::static_resolver::StaticResolver;
-use dm3_bridge::store::{IncomingLimits, NewEnvelope, Store};
+use dm3_bridge::store::Store;
 use support::node::{TestNode, start_relay};
+use support::numbered;
 
 /// The tmpfs: room for the database and some traffic, small enough to fill in a moment.
 const TMPFS_SIZE: &str = "24m";
@@ -81,17 +81,6 @@ fn fill(path: &Path) {
     while file.write_all(&[0u8; 512]).and_then(|()| file.sync_all()).is_ok() {}
 }
 
-fn envelope(n: u64) -> NewEnvelope {
-    NewEnvelope {
-        receiver: EnsName::from_normalized("bob.eth").unwrap(),
-        sender: EnsName::from_normalized("alice.eth").unwrap(),
-        message_hash: format!("0x{n:064x}").parse().unwrap(),
-        envelope: format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat(2_000)),
-        received_at_ms: 1,
-        expires_at_ms: None,
-    }
-}
-
 /// Inserts `numbers` from 16 concurrent writers; answers the acknowledged ones and how many
 /// were refused.
 async fn write(store: &Store, numbers: std::ops::Range<u64>) -> (BTreeSet<u64>, usize) {
@@ -102,7 +91,7 @@ async fn write(store: &Store, numbers: std::ops::Range<u64>) -> (BTreeSet<u64>, 
             tokio::spawn(async move {
                 let (mut acked, mut refused) = (BTreeSet::new(), 0);
                 for n in numbers.filter(|n| n % 16 == lane) {
-                    match store.insert_envelope(envelope(n)).await {
+                    match store.insert_envelope(numbered::envelope(n, 2_000)).await {
                         Ok(_) => {
                             acked.insert(n);
                         }
@@ -165,17 +154,7 @@ async fn a_full_sqlite_disk_refuses_writes_reports_it_and_recovers_without_a_res
     assert_eq!((more.len() as u64, refused), (AFTER, 0), "writes failed once space was free");
     acked.extend(more);
 
-    let stored: Vec<u64> = store
-        .list_incoming(
-            &EnsName::from_normalized("bob.eth").unwrap(),
-            0,
-            IncomingLimits { conversations: 1, per_conversation: u32::MAX },
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| u64::from_str_radix(e.message_hash.to_string().trim_start_matches("0x"), 16).unwrap())
-        .collect();
+    let stored = numbered::stored(&store).await;
     let unique: BTreeSet<u64> = stored.iter().copied().collect();
     assert_eq!(unique.len(), stored.len(), "an envelope is stored twice");
     let lost: Vec<_> = acked.difference(&unique).collect();

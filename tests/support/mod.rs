@@ -18,6 +18,7 @@ pub mod crash;
 pub mod js;
 pub mod names;
 pub mod node;
+pub mod numbered;
 pub mod pause;
 pub mod postgres;
 
