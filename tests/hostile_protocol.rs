@@ -38,6 +38,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::TestDb;
 use support::js::JsProcess;
+use support::js::user::name;
 
 on_both_backends!(
     a_replayed_profile_opens_no_session_on_an_existing_account,
@@ -70,10 +71,6 @@ fn static_entry(user: &Value) -> String {
         user["address"].as_str().unwrap(),
         profile.to_text_record()
     )
-}
-
-fn name(user: &Value) -> &str {
-    user["ensName"].as_str().unwrap()
 }
 
 impl Target {

@@ -13,7 +13,6 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use alloy_primitives::Address;
 use dm3::ens::EnsName;
 use dm3::profile::SignedUserProfile;
 use dm3_bridge::clock::now_ms;
@@ -22,6 +21,7 @@ use dm3_bridge::names::static_resolver::StaticResolver;
 use serde_json::{Value, json};
 use support::TestDb;
 use support::js::JsProcess;
+use support::js::user::{address, ens, name, profile};
 use support::node::{TestNode, relay, start_relay};
 
 on_both_backends!(
@@ -52,22 +52,6 @@ async fn world(db: &TestDb, adjust: impl FnOnce(&mut dm3_bridge::config::Config)
     );
     let node = start_relay(db.url.clone(), resolver.clone(), adjust).await;
     World { js, node, resolver, bob, alice, stranger }
-}
-
-fn ens(user: &Value) -> EnsName {
-    user["ensName"].as_str().unwrap().parse().unwrap()
-}
-
-fn name(user: &Value) -> &str {
-    user["ensName"].as_str().unwrap()
-}
-
-fn address(user: &Value) -> Address {
-    user["address"].as_str().unwrap().parse().unwrap()
-}
-
-fn profile(user: &Value) -> SignedUserProfile {
-    SignedUserProfile::from_value(user["signedUserProfile"].clone()).unwrap()
 }
 
 fn signing_key(user: &Value) -> &Value {

@@ -16,11 +16,8 @@ mod support;
 
 use std::time::Duration;
 
-use alloy_primitives::Address;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use dm3::ens::EnsName;
-use dm3::profile::SignedUserProfile;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::config::Config;
 use dm3_bridge::names::static_resolver::StaticResolver;
@@ -28,6 +25,7 @@ use dm3_bridge::store::TokenHash;
 use serde_json::{Value, json};
 use support::TestDb;
 use support::js::JsProcess;
+use support::js::user::{address, ens, name, profile};
 use support::node::{TestNode, start_relay};
 
 on_both_backends!(
@@ -66,22 +64,6 @@ async fn world(db: &TestDb, adjust: impl FnOnce(&mut Config)) -> World {
         w.register(&user).await;
     }
     w
-}
-
-fn ens(user: &Value) -> EnsName {
-    user["ensName"].as_str().unwrap().parse().unwrap()
-}
-
-fn name(user: &Value) -> &str {
-    user["ensName"].as_str().unwrap()
-}
-
-fn address(user: &Value) -> Address {
-    user["address"].as_str().unwrap().parse().unwrap()
-}
-
-fn profile(user: &Value) -> SignedUserProfile {
-    SignedUserProfile::from_value(user["signedUserProfile"].clone()).unwrap()
 }
 
 impl World {

@@ -78,3 +78,27 @@ impl JsProcess {
         answer["result"].clone()
     }
 }
+
+/// The fields of a user that `ds-client.js` made (`new_user`), typed.
+pub mod user {
+    use alloy_primitives::Address;
+    use dm3::ens::EnsName;
+    use dm3::profile::SignedUserProfile;
+    use serde_json::Value;
+
+    pub fn ens(user: &Value) -> EnsName {
+        user["ensName"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub fn name(user: &Value) -> &str {
+        user["ensName"].as_str().unwrap()
+    }
+
+    pub fn address(user: &Value) -> Address {
+        user["address"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub fn profile(user: &Value) -> SignedUserProfile {
+        SignedUserProfile::from_value(user["signedUserProfile"].clone()).unwrap()
+    }
+}
