@@ -156,6 +156,8 @@ pub struct Node {
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     expiry: JoinHandle<()>,
+    /// This process's own sweeps (`housekeeping`).
+    housekeeping: JoinHandle<()>,
     /// The bridge engine's workers, when the node bridges.
     engine: Option<Engine>,
     /// The configured networks, started, in registry order.
@@ -275,6 +277,8 @@ impl Node {
                     crate::expiry::INTERVAL,
                     stop.clone(),
                 ));
+                let housekeeping =
+                    tokio::spawn(crate::housekeeping::run(store.clone(), names.vault.clone(), stop.clone()));
                 tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
                 Ok(Self {
                     addr,
@@ -282,6 +286,7 @@ impl Node {
                     stop,
                     server,
                     expiry,
+                    housekeeping,
                     engine,
                     bridges,
                     store,
@@ -474,6 +479,7 @@ impl Node {
             }
         };
         let _ = self.expiry.await;
+        let _ = self.housekeeping.await;
         for bridge in self.bridges.iter().rev() {
             bridge.stop().await;
         }

@@ -132,6 +132,17 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
+/// SQLite only: the page cache of each read connection of the pool, in KiB.
+///
+/// SQLite's default is 2 MiB a connection, kept as long as the connection lives, and the pool
+/// keeps up to `max_connections` of them open for ten minutes after its last use: a burst of
+/// reads over a large database (10,000 identities read through the admin API) left the node
+/// 17 MiB larger at rest, all of it page caches (`sqlite3_memory_used`, docs/benchmarks.md,
+/// "Idle memory"). Reads of rows by key touch a handful of pages, and the kernel's page cache
+/// keeps the file's pages anyway, so a reader's own cache need only hold the hot inner pages of
+/// the indexes. The write connection keeps the default: its pages are the ones it rewrites.
+const SQLITE_READ_CACHE_KIB: u32 = 512;
+
 /// Tuning of the store; the defaults suit a small node.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -218,9 +229,11 @@ impl Store {
                     .busy_timeout(options.busy_timeout)
                     .foreign_keys(true);
                 sqlite_file = Some(connect.get_filename().to_owned());
+                // A negative cache_size is in KiB (positive: pages).
+                let read_connect = connect.clone().pragma("cache_size", format!("-{SQLITE_READ_CACHE_KIB}"));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
-                    .connect_with(connect.clone())
+                    .connect_with(read_connect)
                     .await?;
                 let pool = Pool::Sqlite(pool);
                 // Migrated before the write connection opens, so that it sees the schema.
@@ -287,6 +300,11 @@ impl Store {
 
     fn recent_portals(&self) -> &recent_portals::RecentPortals {
         &self.inner.recent_portals
+    }
+
+    /// Lets go of the portals read too long ago to be reused (`crate::housekeeping`).
+    pub fn sweep_recent_reads(&self) {
+        self.inner.recent_portals.sweep();
     }
 
     /// The `name, created_at, expires_at` of the row that `sql` finds by one text key: the
@@ -393,6 +411,27 @@ mod tests {
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous=FULL");
         assert_eq!(busy, 5_000);
+        store.close().await;
+    }
+
+    /// A reader's page cache is what a node keeps at rest after a burst of reads, per pooled
+    /// connection (docs/benchmarks.md, "Idle memory").
+    #[tokio::test]
+    async fn sqlite_read_connections_keep_a_small_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::sqlite_file(&dir.path().join("t.sqlite"));
+        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
+        let Pool::Sqlite(pool) = store.pool() else { panic!("expected SQLite") };
+        let mut connections = Vec::new();
+        for _ in 0..4 {
+            connections.push(pool.acquire().await.unwrap());
+        }
+        for connection in &mut connections {
+            let cache: i64 =
+                sqlx::query("PRAGMA cache_size").fetch_one(&mut **connection).await.unwrap().get(0);
+            assert_eq!(cache, -i64::from(SQLITE_READ_CACHE_KIB), "a negative cache_size is in KiB");
+        }
+        drop(connections);
         store.close().await;
     }
 }

@@ -25,14 +25,15 @@
 //! is the one place that can both serve a recent read and forget it on a change. The store
 //! only runs the SQL.
 //!
-//! Bounded: when full a map starts over, which only costs a read per name.
+//! Bounded, and let go of once too old to be served (`recent_reads`): what a burst of reads
+//! leaves lasts until the node's next sweep.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dm3::ens::EnsName;
 
+use crate::recent_reads::RecentReads;
 use crate::store::{IdentityRecord, SealedKey};
 
 #[derive(Default)]
@@ -71,40 +72,49 @@ impl RecentIdentities {
         self.records.forget(name);
         self.keys.forget(name);
     }
+
+    /// Lets go of every read too old to be served (`recent_reads`).
+    pub fn sweep(&self) {
+        self.records.sweep();
+        self.keys.sweep();
+    }
 }
 
 /// Values per name, each with the moment it was read.
 struct Recent<V> {
-    entries: Mutex<HashMap<EnsName, (V, Instant)>>,
+    reads: Mutex<RecentReads<EnsName, V>>,
 }
 
 impl<V> Default for Recent<V> {
     fn default() -> Self {
-        Self { entries: Mutex::new(HashMap::new()) }
+        Self { reads: Mutex::new(RecentReads::new(RecentIdentities::TTL, Self::MAX_ENTRIES)) }
     }
 }
 
-impl<V: Clone> Recent<V> {
+impl<V> Recent<V> {
     const MAX_ENTRIES: usize = 10_000;
+}
 
+impl<V: Clone> Recent<V> {
     fn get(&self, name: &EnsName) -> Option<V> {
-        let entries = self.entries.lock().ok()?;
-        let (value, read_at) = entries.get(name)?;
-        (read_at.elapsed() < RecentIdentities::TTL).then(|| value.clone())
+        self.reads.lock().ok()?.get(name)
     }
 
     fn remember(&self, name: &EnsName, value: V) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= Self::MAX_ENTRIES {
-                entries.clear();
-            }
-            entries.insert(name.clone(), (value, Instant::now()));
+        if let Ok(mut reads) = self.reads.lock() {
+            reads.remember(name.clone(), value);
         }
     }
 
     fn forget(&self, name: &EnsName) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(name);
+        if let Ok(mut reads) = self.reads.lock() {
+            reads.forget(name);
+        }
+    }
+
+    fn sweep(&self) {
+        if let Ok(mut reads) = self.reads.lock() {
+            reads.sweep();
         }
     }
 }

@@ -123,6 +123,11 @@ impl IdentityVault {
         }
     }
 
+    /// Lets go of the rows read too long ago to be reused (`crate::housekeeping`).
+    pub fn sweep_recent_reads(&self) {
+        self.recent.sweep();
+    }
+
     /// Makes the users `reachable` admits reachable before they used the bridge: their names
     /// resolve to derived identities that are stored by [`keep`](Self::keep).
     pub fn with_on_demand(mut self, reachable: Arc<dyn Reachable>) -> Self {

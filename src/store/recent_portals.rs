@@ -15,16 +15,17 @@
 //! - only found portals are kept, never an absence: a portal another replica creates is found
 //!   at once.
 //!
-//! Bounded: when full it starts over, which only costs a read per conversation.
+//! Bounded, and let go of once too old to be served (`recent_reads`): what a burst of reads
+//! leaves lasts until the node's next sweep.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dm3::ens::EnsName;
 use dm3_bridge_connector::{ConversationId, NetworkId};
 
 use super::portals::Portal;
+use crate::recent_reads::RecentReads;
 
 /// How long a lookup reuses a portal read before: a change written through another store (a
 /// replica) is seen within this.
@@ -35,10 +36,22 @@ pub(super) struct RecentPortals {
     maps: Mutex<Maps>,
 }
 
-#[derive(Default)]
+type ByConversation = RecentReads<(NetworkId, ConversationId), Portal>;
+type ByNames = RecentReads<(NetworkId, EnsName, EnsName), Portal>;
+
+/// The two ways a portal is looked up, locked together so that forgetting reaches both at once.
 struct Maps {
-    by_conversation: HashMap<(NetworkId, ConversationId), (Portal, Instant)>,
-    by_names: HashMap<(NetworkId, EnsName, EnsName), (Portal, Instant)>,
+    by_conversation: ByConversation,
+    by_names: ByNames,
+}
+
+impl Default for Maps {
+    fn default() -> Self {
+        Self {
+            by_conversation: RecentReads::new(RecentPortals::TTL, RecentPortals::MAX_ENTRIES),
+            by_names: RecentReads::new(RecentPortals::TTL, RecentPortals::MAX_ENTRIES),
+        }
+    }
 }
 
 impl RecentPortals {
@@ -47,25 +60,19 @@ impl RecentPortals {
     const MAX_ENTRIES: usize = 10_000;
 
     pub fn by_conversation(&self, network: &NetworkId, conversation: &ConversationId) -> Option<Portal> {
-        let maps = self.maps.lock().ok()?;
-        fresh(maps.by_conversation.get(&(network.clone(), conversation.clone())))
+        self.maps.lock().ok()?.by_conversation.get(&(network.clone(), conversation.clone()))
     }
 
     pub fn by_names(&self, network: &NetworkId, local: &EnsName, remote: &EnsName) -> Option<Portal> {
-        let maps = self.maps.lock().ok()?;
-        fresh(maps.by_names.get(&(network.clone(), local.clone(), remote.clone())))
+        self.maps.lock().ok()?.by_names.get(&(network.clone(), local.clone(), remote.clone()))
     }
 
     pub fn remember(&self, portal: &Portal) {
         if let Ok(mut maps) = self.maps.lock() {
-            if maps.by_conversation.len() >= Self::MAX_ENTRIES {
-                *maps = Maps::default();
-            }
-            let now = Instant::now();
             let names = (portal.network.clone(), portal.local_name.clone(), portal.remote_name.clone());
-            maps.by_names.insert(names, (portal.clone(), now));
+            maps.by_names.remember(names, portal.clone());
             maps.by_conversation
-                .insert((portal.network.clone(), portal.conversation.clone()), (portal.clone(), now));
+                .remember((portal.network.clone(), portal.conversation.clone()), portal.clone());
         }
     }
 
@@ -75,11 +82,14 @@ impl RecentPortals {
             *maps = Maps::default();
         }
     }
-}
 
-fn fresh(entry: Option<&(Portal, Instant)>) -> Option<Portal> {
-    let (portal, read_at) = entry?;
-    (read_at.elapsed() < RecentPortals::TTL).then(|| portal.clone())
+    /// Lets go of every read too old to be served (`recent_reads`).
+    pub fn sweep(&self) {
+        if let Ok(mut maps) = self.maps.lock() {
+            maps.by_conversation.sweep();
+            maps.by_names.sweep();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -116,16 +126,19 @@ mod tests {
     }
 
     #[test]
-    fn a_read_older_than_the_ttl_is_not_served() {
+    fn a_read_older_than_the_ttl_is_not_served_and_is_swept() {
         let recent = RecentPortals::default();
         let p = portal();
-        let old = Instant::now().checked_sub(RecentPortals::TTL).unwrap();
-        recent
-            .maps
-            .lock()
-            .unwrap()
-            .by_conversation
-            .insert((p.network.clone(), p.conversation.clone()), (p.clone(), old));
+        recent.remember(&p);
+        {
+            let mut maps = recent.maps.lock().unwrap();
+            maps.by_conversation.age(&(p.network.clone(), p.conversation.clone()), RecentPortals::TTL);
+            let names = (p.network.clone(), p.local_name.clone(), p.remote_name.clone());
+            maps.by_names.age(&names, RecentPortals::TTL);
+        }
         assert!(recent.by_conversation(&p.network, &p.conversation).is_none());
+        recent.sweep();
+        let maps = recent.maps.lock().unwrap();
+        assert_eq!((maps.by_conversation.len(), maps.by_names.len()), (0, 0));
     }
 }
