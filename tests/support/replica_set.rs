@@ -271,14 +271,14 @@ impl ReplicaSet {
         let (alice, bob, world) = (&self.world.alice, &self.bob, &self.world);
         let deadline = Instant::now() + LONG_WAIT;
         while alice.stored_count(&world.ds_b).await < 2 * count
-            || folded(self.from_alice_at_ann()).len() < count
+            || folded(self.alices_at_ann()).len() < count
             || bob.bodies_from(&self.room, &self.ghost).await.unwrap().len() < count
         {
             assert!(
                 Instant::now() < deadline,
                 "waited {LONG_WAIT:?}: alice has {} of ann's and bob's, ann {} of alice's, bob {} of alice's\n{}",
                 alice.stored_count(&world.ds_b).await,
-                self.from_alice_at_ann().len(),
+                self.alices_at_ann().len(),
                 bob.bodies_from(&self.room, &self.ghost).await.unwrap().len(),
                 self.logs(replicas)
             );
@@ -313,7 +313,7 @@ impl ReplicaSet {
         );
 
         // Telegram's side: all, in order; a repeat only right after its original, one per kill at most.
-        let at_ann = self.from_alice_at_ann();
+        let at_ann = self.alices_at_ann();
         assert_exactly_once_in_order(
             "alice → ann (the bot's messages, repeats folded)",
             &folded(at_ann.clone()),
@@ -325,7 +325,7 @@ impl ReplicaSet {
     }
 
     /// What the bot posted to ann from alice since the streams began.
-    fn from_alice_at_ann(&self) -> Vec<String> {
+    fn alices_at_ann(&self) -> Vec<String> {
         let prefix = format!("{ALICE}: ");
         self.api.sent_to(ANN)[self.bot_before..]
             .iter()
