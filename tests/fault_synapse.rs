@@ -194,20 +194,7 @@ async fn retrying_inbox_head(bridged: &ProcessBridged) -> dm3_bridge::store::Job
 
 /// `/metrics` counted the inbox's retries.
 async fn assert_retries_counted(bridged: &ProcessBridged) {
-    let metrics = reqwest::Client::new()
-        .get(bridged.bridge.url("/metrics"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let retries: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("dm3_engine_jobs_total{") && l.contains("outcome=\"retry\""))
-        .filter(|l| l.contains("queue=\"inbox\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(retries >= 3.0, "dm3_engine_jobs_total counted {retries} inbox retries:\n{metrics}");
+    let labels = ["queue=\"inbox\"", "outcome=\"retry\""];
+    let retries = bridged.bridge.metric_sum(ADMIN_TOKEN, "dm3_engine_jobs_total", &labels).await;
+    assert!(retries >= 3.0, "dm3_engine_jobs_total counted {retries} inbox retries");
 }

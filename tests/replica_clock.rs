@@ -50,6 +50,7 @@ use dm3_bridge::lease::{HELD_FOR, TRY_EVERY};
 use dm3_bridge::store::{JobFilter, JobRecord, StateFilter, Store};
 use replica_set::ReplicaSet;
 use support::TestDb;
+use support::bridge::ADMIN_TOKEN;
 
 /// Messages each way, in each of the four streams.
 const COUNT: usize = 60;
@@ -157,7 +158,8 @@ async fn a_replica_30_s_ahead_takes_no_live_lease_and_expires_nothing_early() {
             job.id
         );
     }
-    let skewed_done = done_jobs_of(&replicas[SKEWED]).await;
+    let skewed_done =
+        replicas[SKEWED].metric_sum(ADMIN_TOKEN, "dm3_engine_jobs_total", &["outcome=\"done\""]).await;
     assert!(skewed_done > 0.0, "the skewed replica ran no job");
     eprintln!("the skewed replica ran {skewed_done} jobs");
 
@@ -220,22 +222,4 @@ async fn every_job(store: &Store) -> Vec<JobRecord> {
         }
     }
     jobs
-}
-
-/// `dm3_engine_jobs_total{outcome="done"}` of one replica, over both queues.
-async fn done_jobs_of(replica: &BridgeProcess) -> f64 {
-    let metrics = reqwest::Client::new()
-        .get(replica.url("/metrics"))
-        .bearer_auth(support::bridge::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("dm3_engine_jobs_total{") && l.contains("outcome=\"done\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 
 use dm3_bridge::lease::TELEGRAM_POLLING;
 use dm3_bridge::store::{Store, StoreOptions};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::bridge_process::BridgeProcess;
 use crate::bridged_matrix;
 use crate::dm3_world::{ALICE, BRIDGE_NODE_NAME, Dm3World, PARENT, Route, free_port};
 use crate::haproxy::Haproxy;
 use crate::support::TestDb;
-use crate::support::bridge::ADMIN_TOKEN;
+use crate::support::bridge::{ADMIN_TOKEN, matrix_identity_name};
 use crate::support::crash::{LONG_WAIT, assert_exactly_once_in_order, outbox_jobs, settled};
 use crate::synapse::{MatrixUser, SERVER_NAME, Synapse};
 use crate::telegram::bot_api::{BotApi, TOKEN, visible_text};
@@ -114,7 +114,7 @@ impl ReplicaSet {
         link_ann(&api, || logs(&replicas, &synapse)).await;
         let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
         let (bob, room) = open_dm(&synapse, "bob", &ghost, || logs(&replicas, &synapse)).await;
-        let bob_name = identity_name(&lb, &bob.user_id).await;
+        let bob_name = matrix_identity_name(&lb.base(), &bob.user_id, || logs(&replicas, &synapse)).await;
         let ann_name = format!("tg-{ANN}.tg.{PARENT}");
         let directory = world.directory();
         let route_to_ann = world.alice.route(&directory, &ann_name).await;
@@ -287,30 +287,27 @@ impl ReplicaSet {
         settled(&self.store, || self.logs(replicas)).await;
 
         let directory = world.directory();
-        // DM3's side: exactly once, in order (as stored and by the sender's time).
-        let mut at_alice = alice.incoming(&world.ds_b, &directory, &self.ann_name).await;
-        at_alice.reverse(); // the delivery service lists newest first
-        let from_ann = texts('t', count);
-        let stored: Vec<String> =
-            at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
-        assert_exactly_once_in_order("ann → alice (her delivery service, as stored)", &stored, &from_ann);
-        at_alice.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
-        let by_time: Vec<String> =
-            at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
-        assert_exactly_once_in_order("ann → alice (by the sender's time)", &by_time, &from_ann);
-
-        // Matrix's side, and bob's messages at alice's: exactly once, in order.
+        // DM3's side: exactly once, in order (as stored and by the sender's time); and Matrix's.
+        alice
+            .assert_incoming_once_in_order(
+                &world.ds_b,
+                &directory,
+                &self.ann_name,
+                "ann → alice",
+                &texts('t', count),
+            )
+            .await;
+        alice
+            .assert_incoming_once_in_order(
+                &world.ds_b,
+                &directory,
+                &self.bob_name,
+                "bob → alice",
+                &texts('b', count),
+            )
+            .await;
         let at_bob = bob.bodies_from(&self.room, &self.ghost).await.unwrap();
         assert_exactly_once_in_order("alice → bob (bob's room timeline)", &at_bob, &texts('n', count));
-        let mut from_bob_at_alice = alice.incoming(&world.ds_b, &directory, &self.bob_name).await;
-        from_bob_at_alice.reverse();
-        let stored: Vec<String> =
-            from_bob_at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
-        assert_exactly_once_in_order(
-            "bob → alice (her delivery service, as stored)",
-            &stored,
-            &texts('b', count),
-        );
 
         // Telegram's side: all, in order; a repeat only right after its original, one per kill at most.
         let at_ann = self.alices_at_ann();
@@ -372,21 +369,6 @@ async fn open_dm(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (user, room)
-}
-
-/// The DM3 name the bridge gave the Matrix user `user_id`, asked of any replica.
-async fn identity_name(lb: &Haproxy, user_id: &str) -> String {
-    let url = format!("{}/admin/identities/matrix:{user_id}", lb.base());
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        let response = http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-        if response.status().is_success() {
-            let body: Value = response.json().await.unwrap();
-            return body["name"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the bridge made no identity for {user_id}");
 }
 
 /// `texts` with a repeat right after its original folded into one.
