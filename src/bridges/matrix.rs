@@ -274,6 +274,16 @@ pub struct MatrixNetwork {
     probe: Mutex<Option<AbortHandle>>,
 }
 
+impl Drop for MatrixNetwork {
+    /// A network dropped without [`Bridge::stop`] (a test's node, a start unwound) leaves no
+    /// probe behind.
+    fn drop(&mut self) {
+        if let Some(probe) = self.probe_handle().take() {
+            probe.abort();
+        }
+    }
+}
+
 impl MatrixNetwork {
     fn probe_handle(&self) -> std::sync::MutexGuard<'_, Option<AbortHandle>> {
         // One assignment at a time: a poisoned lock still holds a whole value.
