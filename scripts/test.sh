@@ -27,6 +27,9 @@ scripts/install-postgres.sh
 step "HAProxy, in front of the node's replicas in tests/replicas.rs (Debian package haproxy)"
 scripts/install-haproxy.sh
 
+step "libfaketime, one replica's clock 30 s ahead in tests/replica_clock.rs (Debian package faketime)"
+scripts/install-faketime.sh
+
 step "Synapse, the Matrix homeserver of the connector tests (venv cached in .cache/synapse-venv)"
 scripts/install-synapse.sh
 

@@ -50,6 +50,7 @@ pub mod bridges;
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod database_clock;
 pub mod delivery;
 pub mod ds_profile;
 pub mod engine;

@@ -4,7 +4,8 @@
 //! 1. the configuration is valid ([`Config::problems`]);
 //! 2. the master key is found and opens the sealed node keys; a wrong key stops the node with
 //!    "master key does not open the sealed node keys: wrong key file?", never garbage keys;
-//! 3. the database is reachable and migrated;
+//! 3. the database is reachable and migrated, and the node's clock follows the database's
+//!    ([`crate::database_clock`]: replicas compare times through it);
 //! 4. the gateway signer opens (or is generated) and the sealed identity keys open under the
 //!    master key ([`crate::name_service`]);
 //! 5. the engine and the configured networks are built: each network module of the
@@ -138,6 +139,7 @@ impl NodeData {
             .await
             .map_err(|source| NodeError::Store { url: url.to_string(), source })?;
         tracing::info!(database = %url, backend = %store.backend(), "database ready");
+        crate::database_clock::follow_at_start(&store).await;
         match NameService::open(config, master, store.clone(), &node_keys).await {
             Ok(names) => Ok(Self { node_keys, store, names }),
             Err(error) => {
@@ -158,6 +160,8 @@ pub struct Node {
     expiry: JoinHandle<()>,
     /// This process's own sweeps (`housekeeping`).
     housekeeping: JoinHandle<()>,
+    /// Keeps the node's clock on the database's.
+    database_clock: JoinHandle<()>,
     /// The bridge engine's workers, when the node bridges.
     engine: Option<Engine>,
     /// The configured networks, started, in registry order.
@@ -279,6 +283,7 @@ impl Node {
                 ));
                 let housekeeping =
                     tokio::spawn(crate::housekeeping::run(store.clone(), names.vault.clone(), stop.clone()));
+                let database_clock = tokio::spawn(crate::database_clock::run(store.clone(), stop.clone()));
                 tracing::info!(%addr, name = %config.node.name, "dm3-bridge relay listening");
                 Ok(Self {
                     addr,
@@ -287,6 +292,7 @@ impl Node {
                     server,
                     expiry,
                     housekeeping,
+                    database_clock,
                     engine,
                     bridges,
                     store,
@@ -480,6 +486,7 @@ impl Node {
         };
         let _ = self.expiry.await;
         let _ = self.housekeeping.await;
+        let _ = self.database_clock.await;
         for bridge in self.bridges.iter().rev() {
             bridge.stop().await;
         }

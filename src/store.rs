@@ -31,6 +31,7 @@
 pub mod accounts;
 pub mod blocks;
 pub mod challenges;
+pub mod clock;
 pub mod consent;
 pub mod disk;
 pub mod envelopes;

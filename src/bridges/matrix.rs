@@ -8,13 +8,15 @@
 //! transactions to the engine's [`InboundSink`] (which takes them as they are, one keyed batch
 //! each) and asking a [`GhostDirectory`] which ghosts exist: [`DirectoryGhosts`], the node's
 //! directory of verified DM3 names. [`MatrixBridge::start`] pings the homeserver through the
-//! bridge once the node listens, retrying while the homeserver is still starting.
+//! bridge once the node listens, retrying while the homeserver is still starting, and then
+//! probes it every few seconds for as long as the node runs, so that `/ready` says when the
+//! homeserver cannot be reached (`dm3_bridge_matrix::reach`).
 //!
 //! `dm3-bridge generate-registration` is [`crate::matrix::generate`].
 
 use std::any::Any;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -24,6 +26,7 @@ use dm3_bridge_matrix::{
     MatrixConfig, MatrixConnector, MatrixToken, PolicyError, Registration, RegistrationError, UserPolicy,
 };
 use ruma::ServerName;
+use tokio::task::AbortHandle;
 use url::Url;
 
 use super::{Bridge, BridgeError, NetworkModule, NodeServices};
@@ -254,17 +257,39 @@ impl NetworkModule for MatrixModule {
             },
         };
         let routes = bridge.router(services.sink, services.directory);
-        Ok(Box::new(MatrixNetwork { bridge, routes }))
+        Ok(Box::new(MatrixNetwork { bridge, routes, probe: Mutex::new(None) }))
     }
 }
 
-/// The Matrix network as the node runs it: the bridge and its routes.
+/// How often the running node asks whether the homeserver answers, and how long it waits: an
+/// outage shows in `/ready` within about this time even when nothing is being sent, and its
+/// end too (`dm3_bridge_matrix::reach`).
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// The Matrix network as the node runs it: the bridge, its routes, and the task that probes
+/// the homeserver while it runs.
 pub struct MatrixNetwork {
     bridge: MatrixBridge,
     routes: Router,
+    probe: Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for MatrixNetwork {
+    /// A network dropped without [`Bridge::stop`] (a test's node, a start unwound) leaves no
+    /// probe behind.
+    fn drop(&mut self) {
+        if let Some(probe) = self.probe_handle().take() {
+            probe.abort();
+        }
+    }
 }
 
 impl MatrixNetwork {
+    fn probe_handle(&self) -> std::sync::MutexGuard<'_, Option<AbortHandle>> {
+        // One assignment at a time: a poisoned lock still holds a whole value.
+        self.probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The connector, for callers outside the engine (tests read its media limit).
     pub fn connector(&self) -> &Arc<MatrixConnector> {
         self.bridge.connector()
@@ -289,9 +314,36 @@ impl Bridge for MatrixNetwork {
         Some(self.routes.clone())
     }
 
-    /// The homeserver's ping through the bridge, retried while it is starting.
+    /// The homeserver's ping through the bridge, retried while it is starting; then the probe
+    /// of the homeserver, until [`Bridge::stop`].
     fn start(&self) -> BoxFuture<'_, Result<(), BridgeError>> {
-        Box::pin(async move { Ok(self.bridge.start().await?) })
+        Box::pin(async move {
+            self.bridge.start().await?;
+            let client = self.bridge.client.clone();
+            let probe = tokio::spawn(async move {
+                let mut every = tokio::time::interval(PROBE_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    client.probe(PROBE_EVERY).await;
+                }
+            });
+            if let Some(previous) = self.probe_handle().replace(probe.abort_handle()) {
+                previous.abort();
+            }
+            Ok(())
+        })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(probe) = self.probe_handle().take() {
+                probe.abort();
+            }
+            if let Err(error) = self.bridge.connector().stop().await {
+                tracing::warn!(network = MATRIX_NETWORK, %error, "stopping a connector");
+            }
+        })
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -1,7 +1,10 @@
 //! Retry delays: exponential, capped, with jitter, and never sooner than the network asked.
 //!
-//! Exponential so that a network that is down is not hammered; capped so that a job retries
-//! again within minutes once it is back; jittered so that the jobs that failed together
+//! Exponential so that a network that is down is not hammered; capped at a minute so that a
+//! conversation resumes within a minute of the network's return, however long the outage (the
+//! cap was 600 s: after Synapse was down for two minutes a conversation's next attempt could
+//! come two minutes after it was back; each stuck conversation costs one attempt a minute,
+//! docs/operations.md, "Faults"); jittered so that the jobs that failed together
 //! (a network outage fails every conversation at once) do not retry together. "Equal jitter":
 //! half the delay is fixed, half random, so a retry is never much earlier than planned.
 //!
@@ -25,7 +28,7 @@ impl Default for Backoff {
     fn default() -> Self {
         Self {
             base: Duration::from_secs(1),
-            max: Duration::from_secs(600),
+            max: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(3_600),
         }
     }

@@ -12,35 +12,27 @@
 //! with a connection gives no bound the operator can read; a row with an expiry also works on
 //! SQLite (one process, which always gets it) and shows in the database who holds what.
 //!
-//! Time is the database's own clock, not the caller's: a replica whose clock runs 30 s ahead
-//! would otherwise take a live lease, and one 30 s behind keep a dead one.
+//! Time is the database's own clock ([`super::clock`]), read in the statement itself, not the
+//! caller's: a replica whose clock runs 30 s ahead would otherwise take a live lease, and one
+//! 30 s behind keep a dead one.
 
 use std::time::Duration;
 
 use sqlx::Row as _;
 
+use super::clock::db_now_ms;
 use super::{Store, StoreError, on_pool, write_on};
 use crate::config::Backend;
-
-/// The database's time in milliseconds since the epoch, per backend.
-macro_rules! now_ms {
-    (sqlite) => {
-        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-    };
-    (postgres) => {
-        "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-    };
-}
 
 /// Takes the lease if it is free, run out or already the caller's, and sets its end.
 macro_rules! take {
     ($backend:tt) => {
         concat!(
             "INSERT INTO node_leases (name, owner, lease_until) VALUES ($1, $2, ",
-            now_ms!($backend),
+            db_now_ms!($backend),
             " + $3) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until \
              WHERE node_leases.owner = excluded.owner OR node_leases.lease_until < ",
-            now_ms!($backend),
+            db_now_ms!($backend),
             " RETURNING owner"
         )
     };
@@ -49,7 +41,7 @@ macro_rules! take {
 /// The owner of a lease that has not run out.
 macro_rules! holder {
     ($backend:tt) => {
-        concat!("SELECT owner FROM node_leases WHERE name = $1 AND lease_until >= ", now_ms!($backend))
+        concat!("SELECT owner FROM node_leases WHERE name = $1 AND lease_until >= ", db_now_ms!($backend))
     };
 }
 

@@ -89,3 +89,19 @@ pub async fn store_settled(store: &Store, wait: Duration, context: impl Fn() -> 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The DM3 name the bridge at `base` (one node, or the load balancer of its replicas) gave the
+/// Matrix user `user_id`, once it made one; `context` is shown if it never does.
+pub async fn matrix_identity_name(base: &str, user_id: &str, context: impl Fn() -> String) -> String {
+    let url = format!("{base}/admin/identities/matrix:{user_id}");
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        let response = http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        if response.status().is_success() {
+            let body: serde_json::Value = response.json().await.unwrap();
+            return body["name"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the bridge made no identity for {user_id}:\n{}", context());
+}

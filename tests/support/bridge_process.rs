@@ -251,6 +251,20 @@ impl BridgeProcess {
         let all: Vec<&str> = log.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+
+    /// The sum of the samples of `metric` whose labels include each of `labels`
+    /// (`outcome="retry"`), as this process's `/metrics` says now (read with the admin token
+    /// `token`).
+    pub async fn metric_sum(&self, token: &str, metric: &str, labels: &[&str]) -> f64 {
+        let response =
+            reqwest::Client::new().get(self.url("/metrics")).bearer_auth(token).send().await.unwrap();
+        let text = response.text().await.unwrap();
+        let series = format!("{metric}{{");
+        text.lines()
+            .filter(|line| line.starts_with(&series) && labels.iter().all(|label| line.contains(label)))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
 }
 
 impl Drop for BridgeProcess {

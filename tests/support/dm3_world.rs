@@ -32,6 +32,7 @@ use dm3_bridge::names::directory::Directory;
 use serde_json::{Value, json};
 
 use crate::anvil::{Anvil, Ens, namehash};
+use crate::support::crash::assert_exactly_once_in_order;
 use crate::support::node::{TestNode, start_node};
 
 pub const PARENT: &str = "bridge.test.eth";
@@ -453,6 +454,26 @@ impl Dm3User {
                 Received { ack_hash: opened.message.hash().to_string(), message: opened.message }
             })
             .collect()
+    }
+
+    /// Asserts that `ds` holds exactly `sent` from `from`, each once and in order, both as
+    /// stored and by the sender's time; `what` names the stream in a failure.
+    pub async fn assert_incoming_once_in_order(
+        &self,
+        ds: &TestNode,
+        directory: &Directory,
+        from: &str,
+        what: &str,
+        sent: &[String],
+    ) {
+        let mut received = self.incoming(ds, directory, from).await;
+        received.reverse(); // the delivery service lists newest first
+        let texts = |received: &[Received]| -> Vec<String> {
+            received.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect()
+        };
+        assert_exactly_once_in_order(&format!("{what} (as stored)"), &texts(&received), sent);
+        received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
+        assert_exactly_once_in_order(&format!("{what} (by the sender's time)"), &texts(&received), sent);
     }
 
     /// Waits until `ds` holds at least `count` messages from `from`; all of them, in order.

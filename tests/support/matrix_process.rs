@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use dm3_bridge::config::DatabaseUrl;
 use dm3_bridge::store::{Store, StoreOptions};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::bridge_process::BridgeProcess;
 use crate::dm3_world::{ALICE, BRIDGE_NODE_NAME, Dm3World, Route, free_port};
-use crate::support::bridge::ADMIN_TOKEN;
+use crate::support::bridge::{ADMIN_TOKEN, matrix_identity_name};
 use crate::support::crash::{LONG_WAIT, assert_exactly_once_in_order, settled};
 use crate::synapse::{self, MatrixUser, SERVER_NAME, Synapse};
 
@@ -91,15 +91,16 @@ impl ProcessBridged {
 
         let at_bob = bob.bodies_from(&self.room, &self.ghost).await.unwrap();
         assert_exactly_once_in_order("alice → bob (bob's room timeline)", &at_bob, from_alice);
-        let mut at_alice = alice.incoming(&self.world.ds_b, &self.world.directory(), &self.bob_name).await;
-        at_alice.reverse(); // the delivery service lists newest first
-        let stored: Vec<String> =
-            at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
-        assert_exactly_once_in_order("bob → alice (her delivery service, as stored)", &stored, from_bob);
-        at_alice.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
-        let by_time: Vec<String> =
-            at_alice.iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect();
-        assert_exactly_once_in_order("bob → alice (by the sender's time)", &by_time, from_bob);
+        let directory = self.world.directory();
+        alice
+            .assert_incoming_once_in_order(
+                &self.world.ds_b,
+                &directory,
+                &self.bob_name,
+                "bob → alice",
+                from_bob,
+            )
+            .await;
     }
 
     /// `GET /ready`: its status and body.
@@ -130,17 +131,7 @@ impl ProcessBridged {
 
 /// The DM3 name the bridge gave the Matrix user `user_id`, once it made one.
 pub async fn identity_name(bridge: &BridgeProcess, user_id: &str) -> String {
-    let url = bridge.url(&format!("/admin/identities/matrix:{user_id}"));
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        let response = http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-        if response.status().is_success() {
-            let body: Value = response.json().await.unwrap();
-            return body["name"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the bridge made no identity for {user_id}:\n{}", bridge.log_tail(40));
+    matrix_identity_name(&bridge.base(), user_id, || bridge.log_tail(40)).await
 }
 
 pub async fn members(user: &MatrixUser, room: &str) -> Vec<String> {

@@ -14,8 +14,9 @@
 //! - **Users.** [`Synapse::register_user`] runs `register_new_matrix_user` (the shared-secret admin
 //!   registration) and logs in, giving a [`MatrixUser`] that speaks the client-server API with
 //!   plain JSON, as any client would.
-//! - **Restart.** [`Synapse::stop`] (SIGTERM) and [`Synapse::start_again`] on the same directory
-//!   and port, or both at once with [`Synapse::restart`]: what survives a homeserver restart.
+//! - **Restart.** [`Synapse::stop`] (SIGTERM) or [`Synapse::kill`] (SIGKILL) and
+//!   [`Synapse::start_again`] on the same directory and port, or a clean stop and start at once
+//!   with [`Synapse::restart`]: what survives a homeserver restart or crash.
 //! - **Stop.** On drop the process is killed and its directory removed. Its log is kept in the
 //!   directory while it runs and shown in start-up errors.
 #![allow(dead_code)] // each test file uses a different part of the harness
@@ -131,6 +132,16 @@ impl Synapse {
         }
         self.child.kill().ok();
         self.child.wait()?;
+        Ok(())
+    }
+
+    /// Kills the process as a crash or a lost machine does (SIGKILL: no shutdown, connections
+    /// reset) and waits for it to be gone. Start it again with [`start_again`](Self::start_again).
+    pub fn kill(&mut self) -> Result<()> {
+        if self.child.try_wait()?.is_none() {
+            self.child.kill()?;
+            self.child.wait()?;
+        }
         Ok(())
     }
 

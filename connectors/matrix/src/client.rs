@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use dm3_bridge_connector::Health;
 use ruma::api::auth_scheme::{AuthScheme, SendAccessToken};
 use ruma::api::client::account::register::{self, LoginType, RegistrationKind};
 use ruma::api::client::appservice::request_ping;
@@ -58,6 +59,7 @@ mod media;
 pub use media::Downloaded;
 
 use crate::encryption::RoomEncryption;
+use crate::reach::Reach;
 use crate::room_state::RoomFacts;
 use crate::secret::AsToken;
 
@@ -143,6 +145,8 @@ pub struct Client {
     as_token: AsToken,
     appservice_id: String,
     versions: SupportedVersions,
+    /// Whether the last call got an answer ([`crate::reach`]).
+    reach: Reach,
 }
 
 impl fmt::Debug for Client {
@@ -189,6 +193,7 @@ impl Client {
             as_token,
             appservice_id: appservice_id.into(),
             versions,
+            reach: Reach::default(),
         }
     }
 
@@ -200,6 +205,22 @@ impl Client {
     /// The application service's id (the registration's `id`).
     pub fn appservice_id(&self) -> &str {
         &self.appservice_id
+    }
+
+    /// Whether the homeserver can be reached, as the last call found it.
+    pub fn health(&self) -> Health {
+        self.reach.health(&self.homeserver)
+    }
+
+    /// Asks the homeserver for `/_matrix/client/versions` (no token, no side effect), only to
+    /// learn whether it answers; the answer is recorded for [`Client::health`]. At most
+    /// `timeout`: a homeserver that hangs is as unreachable as one that refuses.
+    pub async fn probe(&self, timeout: Duration) {
+        let url = format!("{}/_matrix/client/versions", self.homeserver);
+        match self.http.get(url).timeout(timeout).send().await {
+            Ok(_) => self.reach.reached(&self.homeserver),
+            Err(e) => self.reach.unreachable(&self.homeserver, &e.without_url().to_string()),
+        }
     }
 
     /// Registers a ghost by localpart, without a device or an access token.
@@ -450,7 +471,17 @@ impl Client {
             .map_err(|e| ClientError::Request(e.to_string()))?;
         let request =
             reqwest::Request::try_from(http_request).map_err(|e| ClientError::Request(e.to_string()))?;
-        self.http.execute(request).await.map_err(|e| ClientError::Transport(e.without_url().to_string()))
+        match self.http.execute(request).await {
+            Ok(response) => {
+                self.reach.reached(&self.homeserver);
+                Ok(response)
+            }
+            Err(e) => {
+                let reason = e.without_url().to_string();
+                self.reach.unreachable(&self.homeserver, &reason);
+                Err(ClientError::Transport(reason))
+            }
+        }
     }
 }
 

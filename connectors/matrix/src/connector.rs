@@ -25,9 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dm3_bridge_connector::{
     Attachment, AttachmentSource, BoxFuture, Capabilities, Connector, ConnectorError, Content,
-    ConversationId, Delete, DeleteHandling, Edit, EditHandling, MediaHandling, Message, NativeHandling,
-    NetworkId, NetworkMessageId, Outbound, PortalHandling, Reaction, ReactionHandling, ReadReceipt,
-    ReceiptHandling, Text, Unsupported,
+    ConversationId, Delete, DeleteHandling, Edit, EditHandling, Health, MediaHandling, Message,
+    NativeHandling, NetworkId, NetworkMessageId, Outbound, PortalHandling, Reaction, ReactionHandling,
+    ReadReceipt, ReceiptHandling, Text, Unsupported,
 };
 use ruma::events::relation::{InReplyTo, Reply};
 use ruma::events::room::message::{Relation, ReplacementMetadata, RoomMessageEventContent};
@@ -186,6 +186,11 @@ impl Connector for MatrixConnector {
     fn stop(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         // The routes are served by the service, which stops them; nothing runs here.
         Box::pin(async { Ok(()) })
+    }
+
+    /// Unhealthy while the homeserver does not answer ([`crate::reach`]).
+    fn health(&self) -> Health {
+        self.client.health()
     }
 
     fn capabilities<'a>(

@@ -21,7 +21,8 @@
 //! - [`inbound`]: Matrix events into neutral inbound events; [`batch`]: a transaction into the
 //!   engine's inbound batch, which makes every engine `InboundSink` a [`TransactionSink`];
 //! - [`policy`]: which Matrix users may use the bridge;
-//! - [`encryption`]: encrypted rooms, detected and refused in plain words.
+//! - [`encryption`]: encrypted rooms, detected and refused in plain words;
+//! - [`reach`]: whether the homeserver answers, the connector's health for `/ready`.
 
 pub mod appservice;
 pub mod auth;
@@ -38,6 +39,7 @@ pub mod native;
 pub mod ping;
 pub mod policy;
 pub mod portal;
+pub mod reach;
 pub mod registration;
 pub mod response;
 pub mod room_state;
