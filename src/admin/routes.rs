@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AdminState;
+use super::custody::{PROFILE_BODY_LIMIT, self_custody_fields};
 use super::views::{ConversationsView, IdentityView, PageView, PortalPageView, PortalView, ProfileView};
 use crate::clock::now_ms;
 use crate::http::admin_error::AdminError;
@@ -21,8 +22,6 @@ use crate::identities::vault::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
 use crate::identities::{IdentityError, IdentityRef, Network, NetworkUserId, Page};
 use crate::store::portals::MAX_PAGE as MAX_PORTALS_PAGE;
 
-/// A create request is two short strings.
-const CREATE_BODY_LIMIT: usize = 4 * 1024;
 /// Longest search term, in bytes: longer than any name or network user id.
 pub const MAX_SEARCH_BYTES: usize = 200;
 /// The most conversations one answer lists.
@@ -34,13 +33,22 @@ pub async fn gateway(State(state): State<AdminState>) -> Answer {
     Ok(Json(state.gateway.clone()).into_response())
 }
 
-/// `POST /admin/identities` with `{"network": "telegram"|"matrix", "userId": "…"}`.
-pub async fn create(State(state): State<AdminState>, headers: HeaderMap, body: Body) -> Answer {
-    let bytes = read_limited(&headers, body, CREATE_BODY_LIMIT).await.map_err(|_| {
+/// A body read whole, within `limit` bytes, as JSON.
+pub(super) async fn read_json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Value, AdminError> {
+    let bytes = read_limited(headers, body, limit).await.map_err(|_| {
         AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
     })?;
-    let body: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| AdminError::bad_request(format!("the body is not JSON: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| AdminError::bad_request(format!("the body is not JSON: {e}")))
+}
+
+/// `POST /admin/identities` with `{"network": "telegram"|"matrix", "userId": "…"}`, and for a
+/// self-custody identity `"address"` and `"signedProfile"` (docs/gateway.md section 2).
+pub async fn create(State(state): State<AdminState>, headers: HeaderMap, body: Body) -> Answer {
+    let body = read_json_body(&headers, body, PROFILE_BODY_LIMIT).await?;
     let network = body
         .get("network")
         .and_then(Value::as_str)
@@ -59,7 +67,10 @@ pub async fn create(State(state): State<AdminState>, headers: HeaderMap, body: B
         }
     };
     let user = NetworkUserId::parse(network, &user_id).map_err(|e| AdminError::bad_request(e.to_string()))?;
-    let identity = state.vault.create(user, now_ms()).await?;
+    let identity = match self_custody_fields(&body)? {
+        Some((address, profile)) => state.vault.create_self_custody(user, address, profile, now_ms()).await?,
+        None => state.vault.create(user, now_ms()).await?,
+    };
     Ok((StatusCode::CREATED, Json(IdentityView::from(&identity))).into_response())
 }
 
@@ -205,7 +216,7 @@ pub async fn not_found() -> AdminError {
     AdminError::new(StatusCode::NOT_FOUND, "no_route", "no such admin route; see docs/admin-api.yaml")
 }
 
-fn reference(id: Result<Path<String>, PathRejection>) -> Result<IdentityRef, AdminError> {
+pub(super) fn reference(id: Result<Path<String>, PathRejection>) -> Result<IdentityRef, AdminError> {
     let Path(id) =
         id.map_err(|e| AdminError::bad_request(format!("the identity in the path is unreadable: {e}")))?;
     Ok(id.parse::<IdentityRef>()?)

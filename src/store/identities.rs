@@ -6,9 +6,14 @@
 //! a panic or a silently wrong answer. What the rows mean (sealing, rotation, the caches of
 //! recent reads) is the identity vault's ([`crate::identities`]); the store only keeps them.
 //!
-//! Changes that touch both tables (create, rotate, delete) run in one transaction. Rotation is
-//! optimistic: it only applies if the identity is still at the version the caller rotated
-//! from, so two concurrent rotations cannot both win.
+//! Changes that touch both tables (create, rotate, delete, the custody switch) run in one
+//! transaction. Rotation and the switch are optimistic: they only apply if the identity is
+//! still in the custody and at the version the caller read, so two concurrent changes cannot
+//! both win.
+//!
+//! An identity's [`Custody`] is one column and one enum (migration 0019): a self-custody row
+//! has no `identity_keys` row, and the switch to it deletes them in the same transaction that
+//! changes its address and profile (docs/gateway.md section 4).
 
 use alloy_primitives::Address;
 use dm3::crypto::eth::{checksum, parse_address};
@@ -19,14 +24,57 @@ use sqlx::Row;
 use super::{Pool, Store, StoreError, on_pool, write_on};
 use crate::network_user::{Network, NetworkUserId, UnknownNetwork};
 
-/// An identity as stored: everything public about it, and the current key version.
+/// Who holds an identity's wallet: the node or the user, never both (docs/gateway.md section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Custody {
+    /// The node holds the wallet, sealed; `key_version` is the current version, which signs.
+    Custodial { key_version: u32 },
+    /// The user holds the wallet and the node no key. `after_version` is the last version the
+    /// node held (0: none), so a return to custody starts above it and no sealed key's label
+    /// (`identity:<name>:v<version>`) is ever reused.
+    SelfCustody { after_version: u32 },
+}
+
+impl Custody {
+    /// The current key version, for a custodial identity.
+    pub fn key_version(self) -> Option<u32> {
+        match self {
+            Self::Custodial { key_version } => Some(key_version),
+            Self::SelfCustody { .. } => None,
+        }
+    }
+
+    pub fn is_self_custody(self) -> bool {
+        matches!(self, Self::SelfCustody { .. })
+    }
+
+    /// The `custody` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Custodial { .. } => "custodial",
+            Self::SelfCustody { .. } => "self",
+        }
+    }
+
+    /// The `key_version` column's value.
+    fn version_column(self) -> i64 {
+        match self {
+            Self::Custodial { key_version } => i64::from(key_version),
+            Self::SelfCustody { after_version } => i64::from(after_version),
+        }
+    }
+}
+
+/// An identity as stored: everything public about it, and who holds its wallet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdentityRecord {
     pub name: EnsName,
     pub label: String,
     pub user: NetworkUserId,
+    /// The name's `addr`: the node's wallet (custodial) or the user's (self-custody).
     pub address: Address,
-    pub key_version: u32,
+    pub custody: Custody,
+    /// The signed profile the name publishes, by the wallet at `address`.
     pub profile: SignedUserProfile,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -54,12 +102,13 @@ pub struct Counterparty {
 }
 
 /// The columns of an identities row, before parsing.
-type Raw = (String, String, String, String, String, i64, String, i64, i64, Option<i64>);
+type Raw = (String, String, String, String, String, i64, String, i64, i64, Option<i64>, String);
 
 /// The columns of an identities row, as a literal so that `concat!` can build static SQL.
 macro_rules! columns {
     () => {
-        "name, label, network, network_user_id, address, key_version, profile, created_at, updated_at, disabled_at"
+        "name, label, network, network_user_id, address, key_version, profile, created_at, updated_at, disabled_at, \
+         custody"
     };
 }
 
@@ -76,6 +125,7 @@ macro_rules! raw_row {
             $row.try_get::<i64, _>("created_at")?,
             $row.try_get::<i64, _>("updated_at")?,
             $row.try_get::<Option<i64>, _>("disabled_at")?,
+            $row.try_get::<String, _>("custody")?,
         )
     };
 }
@@ -112,6 +162,45 @@ macro_rules! insert_key {
     };
 }
 
+/// Inserts an identity row inside the transaction `$tx`; evaluates to whether it was inserted
+/// (`false`: the name or the network user is taken).
+macro_rules! insert_row {
+    ($tx:expr, $record:expr) => {
+        sqlx::query(concat!(
+            "INSERT INTO identities (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+        ))
+        .bind($record.name.as_str())
+        .bind(&$record.label)
+        .bind($record.user.network().as_str())
+        .bind($record.user.user_id())
+        .bind(checksum(&$record.address))
+        .bind($record.custody.version_column())
+        .bind($record.profile.canonical())
+        .bind($record.created_at_ms)
+        .bind($record.updated_at_ms)
+        .bind($record.disabled_at_ms)
+        .bind($record.custody.as_str())
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            == 1
+    };
+}
+
+/// What a custody switch found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switched {
+    /// Done: the row and the keys changed together.
+    Done,
+    /// The identity is gone, or no longer in the custody and version the caller read.
+    Changed,
+    /// Envelopes for it wait in the bridge's inbox, accepted for its custodial keys: they are
+    /// delivered first (docs/gateway.md section 4). Nothing was written.
+    Pending(u64),
+}
+
 impl Store {
     /// Stores a new identity and its first key. `false` when the name or the network user is
     /// already taken (nothing is written then).
@@ -120,32 +209,105 @@ impl Store {
         record: &IdentityRecord,
         key: &SealedKey,
     ) -> Result<bool, StoreError> {
-        const SQL: &str = concat!(
-            "INSERT INTO identities (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
-        );
         let (record, key) = (record.clone(), key.clone());
         write_on!(self, tx => {
-            let inserted = sqlx::query(SQL)
-                .bind(record.name.as_str())
-                .bind(&record.label)
-                .bind(record.user.network().as_str())
-                .bind(record.user.user_id())
-                .bind(checksum(&record.address))
-                .bind(i64::from(record.key_version))
-                .bind(record.profile.canonical())
-                .bind(record.created_at_ms)
-                .bind(record.updated_at_ms)
-                .bind(record.disabled_at_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
+            let inserted = insert_row!(tx, record);
             if inserted {
                 insert_key!(tx, record.name, key);
             }
             Ok(inserted)
+        })
+    }
+
+    /// Stores a new self-custody identity: its row, and no key. `false` when the name or the
+    /// network user is already taken.
+    pub async fn insert_self_custody_identity(&self, record: &IdentityRecord) -> Result<bool, StoreError> {
+        let record = record.clone();
+        if !record.custody.is_self_custody() {
+            return Err(corrupt(record.name.as_str(), "a custodial identity needs its key"));
+        }
+        write_on!(self, tx => Ok(insert_row!(tx, record)))
+    }
+
+    /// Makes `name` self-custody with the user's `address` and `profile`, if it is still in
+    /// `from` custody: every key row is deleted and the row changed in one transaction, unless
+    /// envelopes wait for it in the inbox. From self-custody it replaces address and profile.
+    pub async fn switch_to_self_custody(
+        &self,
+        name: &EnsName,
+        from: Custody,
+        address: &Address,
+        profile: &SignedUserProfile,
+        now_ms: i64,
+    ) -> Result<Switched, StoreError> {
+        // An inbox job's conversation is `<receiver>:<sender>` (engine/inbox.rs); an ENS name
+        // has no `:`, so the prefix names exactly this receiver's jobs.
+        const PENDING: &str = "SELECT COUNT(*) AS n FROM bridge_jobs WHERE queue = 'inbox' AND state = 'pending' \
+             AND substr(conversation, 1, $2) = $1";
+        const UPDATE: &str = "UPDATE identities SET custody = 'self', key_version = $4, address = $5, profile = $6, \
+             updated_at = $7 WHERE name = $1 AND custody = $2 AND key_version = $3";
+        let (name, address, profile) = (name.clone(), checksum(address), profile.canonical());
+        // The last version the node held stays the row's version (section 2 of docs/gateway.md).
+        let after_version = from.version_column();
+        write_on!(self, tx => {
+            let prefix = format!("{}:", name.as_str());
+            // An INTEGER on both backends: PostgreSQL has no substr(text, int, bigint).
+            let length = i32::try_from(prefix.len()).unwrap_or(i32::MAX);
+            let pending = sqlx::query(PENDING)
+                .bind(prefix.as_str())
+                .bind(length)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get::<i64, _>("n")?;
+            if pending > 0 {
+                return Ok(Switched::Pending(pending.unsigned_abs()));
+            }
+            let n = sqlx::query(UPDATE)
+                .bind(name.as_str())
+                .bind(from.as_str())
+                .bind(from.version_column())
+                .bind(after_version)
+                .bind(address.as_str())
+                .bind(profile.as_str())
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n != 1 {
+                return Ok(Switched::Changed);
+            }
+            sqlx::query("DELETE FROM identity_keys WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
+            Ok(Switched::Done)
+        })
+    }
+
+    /// Makes the self-custody identity `name` custodial again with `key`, a new wallet, and the
+    /// profile it signed, if it is still self-custody after `after_version`.
+    pub async fn switch_to_custodial(
+        &self,
+        name: &EnsName,
+        after_version: u32,
+        key: &SealedKey,
+        profile: &SignedUserProfile,
+    ) -> Result<bool, StoreError> {
+        const UPDATE: &str = "UPDATE identities SET custody = 'custodial', key_version = $3, address = $4, \
+             profile = $5, updated_at = $6 WHERE name = $1 AND custody = 'self' AND key_version = $2";
+        let (name, key, profile) = (name.clone(), key.clone(), profile.canonical());
+        write_on!(self, tx => {
+            let n = sqlx::query(UPDATE)
+                .bind(name.as_str())
+                .bind(i64::from(after_version))
+                .bind(i64::from(key.version))
+                .bind(checksum(&key.address))
+                .bind(profile.as_str())
+                .bind(key.created_at_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                insert_key!(tx, name, key);
+            }
+            Ok(n == 1)
         })
     }
 
@@ -298,7 +460,7 @@ impl Store {
         profile: &SignedUserProfile,
     ) -> Result<bool, StoreError> {
         const UPDATE: &str = "UPDATE identities SET key_version = $3, address = $4, profile = $5, updated_at = $6 \
-             WHERE name = $1 AND key_version = $2";
+             WHERE name = $1 AND key_version = $2 AND custody = 'custodial'";
         const RETIRE: &str = "UPDATE identity_keys SET retired_at = $3 WHERE name = $1 AND version = $2";
         let (name, key, profile) = (name.clone(), key.clone(), profile.canonical());
         write_on!(self, tx => {
@@ -391,20 +553,25 @@ impl Store {
 }
 
 fn parse(raw: Raw) -> Result<IdentityRecord, StoreError> {
-    let (name, label, network, user_id, address, version, profile, created, updated, disabled) = raw;
+    let (name, label, network, user_id, address, version, profile, created, updated, disabled, custody) = raw;
     let fail = |reason: String| StoreError::CorruptIdentity { name: name.clone(), reason };
     let parsed_name = EnsName::from_normalized(&name).map_err(|e| fail(e.to_string()))?;
     let network: Network = network.parse().map_err(|e: UnknownNetwork| fail(e.to_string()))?;
     let user = NetworkUserId::parse(network, &user_id).map_err(|e| fail(e.to_string()))?;
     let address = parse_address(&address).map_err(|e| fail(format!("address: {e}")))?;
-    let key_version = u32::try_from(version).map_err(|_| fail(format!("key version {version}")))?;
+    let version = u32::try_from(version).map_err(|_| fail(format!("key version {version}")))?;
+    let custody = match custody.as_str() {
+        "custodial" => Custody::Custodial { key_version: version },
+        "self" => Custody::SelfCustody { after_version: version },
+        other => return Err(fail(format!("custody {other:?}"))),
+    };
     let profile = SignedUserProfile::parse(&profile).map_err(|e| fail(format!("profile: {e}")))?;
     Ok(IdentityRecord {
         name: parsed_name,
         label,
         user,
         address,
-        key_version,
+        custody,
         profile,
         created_at_ms: created,
         updated_at_ms: updated,
