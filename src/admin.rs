@@ -36,6 +36,7 @@
 
 pub mod console;
 pub mod custody;
+pub mod input;
 pub mod jobs;
 pub mod routes;
 pub mod views;

@@ -17,7 +17,7 @@ use dm3::profile::SignedUserProfile;
 use serde_json::Value;
 
 use super::AdminState;
-use super::routes::{read_json_body, reference};
+use super::input::{read_json_body, reference};
 use super::views::IdentityView;
 use crate::clock::now_ms;
 use crate::http::admin_error::AdminError;

@@ -14,12 +14,12 @@ use serde_json::Value;
 
 use super::AdminState;
 use super::custody::{PROFILE_BODY_LIMIT, self_custody_fields};
+use super::input::{read_json_body, reference};
 use super::views::{ConversationsView, IdentityView, PageView, PortalPageView, PortalView, ProfileView};
 use crate::clock::now_ms;
 use crate::http::admin_error::AdminError;
-use crate::http::body::read_limited;
 use crate::identities::vault::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
-use crate::identities::{IdentityError, IdentityRef, Network, NetworkUserId, Page};
+use crate::identities::{IdentityError, Network, NetworkUserId, Page};
 use crate::store::portals::MAX_PAGE as MAX_PORTALS_PAGE;
 
 /// Longest search term, in bytes: longer than any name or network user id.
@@ -31,18 +31,6 @@ type Answer = Result<Response, AdminError>;
 
 pub async fn gateway(State(state): State<AdminState>) -> Answer {
     Ok(Json(state.gateway.clone()).into_response())
-}
-
-/// A body read whole, within `limit` bytes, as JSON.
-pub(super) async fn read_json_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Value, AdminError> {
-    let bytes = read_limited(headers, body, limit).await.map_err(|_| {
-        AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| AdminError::bad_request(format!("the body is not JSON: {e}")))
 }
 
 /// `POST /admin/identities` with `{"network": "telegram"|"matrix", "userId": "…"}`, and for a
@@ -214,10 +202,4 @@ pub(super) fn store_error(error: crate::store::StoreError) -> AdminError {
 /// Any other path under `/admin`.
 pub async fn not_found() -> AdminError {
     AdminError::new(StatusCode::NOT_FOUND, "no_route", "no such admin route; see docs/admin-api.yaml")
-}
-
-pub(super) fn reference(id: Result<Path<String>, PathRejection>) -> Result<IdentityRef, AdminError> {
-    let Path(id) =
-        id.map_err(|e| AdminError::bad_request(format!("the identity in the path is unreadable: {e}")))?;
-    Ok(id.parse::<IdentityRef>()?)
 }
