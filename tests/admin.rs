@@ -230,7 +230,7 @@ async fn bad_requests_say_what_was_wrong() {
         .client
         .post(node.url("/admin/identities"))
         .bearer_auth(TOKEN)
-        .body("x".repeat(10_000))
+        .body("x".repeat(dm3_bridge::admin::custody::PROFILE_BODY_LIMIT + 1))
         .send()
         .await
         .unwrap();
