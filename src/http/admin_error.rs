@@ -53,6 +53,7 @@ impl From<IdentityError> for AdminError {
             IdentityError::Custodial(_) => Self::new(StatusCode::CONFLICT, "custodial", message),
             IdentityError::Pending { .. } => Self::new(StatusCode::CONFLICT, "pending", message),
             IdentityError::Profile(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_profile", message),
+            IdentityError::Claim(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_claim", message),
             IdentityError::NoParent => Self::new(StatusCode::CONFLICT, "identities_disabled", message),
             IdentityError::Keys(_)
             | IdentityError::Seal(_)

@@ -33,6 +33,8 @@ pub enum IdentityError {
     Custodial(String),
     #[error("the signed profile is not accepted: {0}")]
     Profile(String),
+    #[error("the claim is refused: {0}")]
+    Claim(String),
     #[error(
         "{jobs} message(s) to {name} wait in the bridge's inbox, accepted for its custodial keys; \
          switch once they are delivered"

@@ -19,6 +19,7 @@
 //! through the two `*_keys` methods that the message engine uses. Nothing the admin API or the
 //! CLI shows comes from them.
 
+pub mod claim;
 mod self_custody;
 
 use std::str::FromStr;
