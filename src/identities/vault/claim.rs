@@ -148,3 +148,37 @@ fn challenge_text(
 fn nonce_of(text: &str) -> Option<ChallengeId> {
     text.lines().find_map(|line| line.strip_prefix("nonce: ")).and_then(ChallengeId::from_client)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn refusal(text: &str) -> String {
+        match Claim::parse(text) {
+            Err(IdentityError::Claim(reason)) => reason,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_claim_is_refused_by_name() {
+        assert!(refusal(&" ".repeat(MAX_CLAIM_BYTES + 1)).contains("at most"));
+        assert!(refusal("{").contains("not JSON"));
+        assert!(refusal("{}").contains("\"signature\" is missing"));
+        let signature = format!("0x{}1b", "11".repeat(64));
+        let without_profile =
+            format!(r#"{{"challenge":"c","signature":"{signature}","address":"0x{}"}}"#, "22".repeat(20));
+        assert!(refusal(&without_profile).contains("signedProfile"));
+        let bad_address = format!(r#"{{"challenge":"c","signature":"{signature}","address":"0x12"}}"#);
+        assert!(refusal(&bad_address).contains("\"address\""));
+    }
+
+    #[test]
+    fn the_nonce_is_read_only_from_its_own_line() {
+        let nonce = "0123456789abcdef0123456789abcdef";
+        assert_eq!(nonce_of(&format!("x\nnonce: {nonce}\ny")).unwrap().as_str(), nonce);
+        assert_eq!(nonce_of(&format!("x nonce: {nonce}")), None);
+        assert_eq!(nonce_of("nonce: 0123"), None);
+    }
+}
