@@ -151,7 +151,7 @@ fn nonce_of(text: &str) -> Option<ChallengeId> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn refusal(text: &str) -> String {
