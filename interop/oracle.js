@@ -135,6 +135,36 @@ function metadataWithoutSignature(metadata) {
 
 // ---------------------------------------------------------------------- ops
 
+// One envelope sealed by the reference libraries, in either format (docs/protocol.md P1).
+async function sealEnvelope(a) {
+    const message = objArg(a, 'message');
+    const senderSk = need(a, 'senderSigningPrivateKey', 'string');
+    const recipientPk = need(a, 'recipientPublicEncryptionKey', 'string');
+    const dsPk = need(a, 'dsPublicEncryptionKey', 'string');
+    const format = opt(a, 'format', 'string') ?? 'current';
+    // Optional [{ephemeralSeed, nonce}] x2 (message, then delivery
+    // information) for byte-exact comparisons; random otherwise.
+    const steps = opt(a, 'deterministic', 'array');
+    const encryptAsymmetric = steps ? deterministicEncryptor(steps) : crypto.encryptAsymmetric;
+    const md = message.metadata;
+    if (!md || typeof md.to !== 'string' || typeof md.from !== 'string') {
+        throw new BadRequest('message.metadata.to/from must be strings');
+    }
+    if (format === 'npm') {
+        // npm 1.7.1 dist: metadata.encryptedMessageHash (docs/protocol.md P1).
+        const { encryptedEnvelop } = await messaging.buildEnvelop(message, encryptAsymmetric, {
+            to: { ensName: md.to, profile: { publicEncryptionKey: recipientPk } },
+            from: { ensName: md.from },
+            deliverServiceProfile: { publicEncryptionKey: dsPk, url: '' },
+            keys: { signingKeyPair: { privateKey: senderSk } },
+        });
+        return encryptedEnvelop;
+    }
+    if (format !== 'current') throw new BadRequest('format must be "current" or "npm"');
+    // Git tag 1.7.1 / develop format: metadata.messageHash.
+    return sealCurrent(message, senderSk, recipientPk, dsPk, encryptAsymmetric);
+}
+
 const OPS = {
     ping: async () => 'pong',
 
@@ -251,33 +281,11 @@ const OPS = {
         ),
 
     // --- envelopes ------------------------------------------------------
+    // `asText`: the envelope as the messenger puts it on the wire, JSON.stringify's text (P5),
+    // for byte-exact comparisons of what carries it (the gateway codec, docs/gateway.md).
     seal: async (a) => {
-        const message = objArg(a, 'message');
-        const senderSk = need(a, 'senderSigningPrivateKey', 'string');
-        const recipientPk = need(a, 'recipientPublicEncryptionKey', 'string');
-        const dsPk = need(a, 'dsPublicEncryptionKey', 'string');
-        const format = opt(a, 'format', 'string') ?? 'current';
-        // Optional [{ephemeralSeed, nonce}] x2 (message, then delivery
-        // information) for byte-exact comparisons; random otherwise.
-        const steps = opt(a, 'deterministic', 'array');
-        const encryptAsymmetric = steps ? deterministicEncryptor(steps) : crypto.encryptAsymmetric;
-        const md = message.metadata;
-        if (!md || typeof md.to !== 'string' || typeof md.from !== 'string') {
-            throw new BadRequest('message.metadata.to/from must be strings');
-        }
-        if (format === 'npm') {
-            // npm 1.7.1 dist: metadata.encryptedMessageHash (docs/protocol.md P1).
-            const { encryptedEnvelop } = await messaging.buildEnvelop(message, encryptAsymmetric, {
-                to: { ensName: md.to, profile: { publicEncryptionKey: recipientPk } },
-                from: { ensName: md.from },
-                deliverServiceProfile: { publicEncryptionKey: dsPk, url: '' },
-                keys: { signingKeyPair: { privateKey: senderSk } },
-            });
-            return encryptedEnvelop;
-        }
-        if (format !== 'current') throw new BadRequest('format must be "current" or "npm"');
-        // Git tag 1.7.1 / develop format: metadata.messageHash.
-        return sealCurrent(message, senderSk, recipientPk, dsPk, encryptAsymmetric);
+        const envelope = await sealEnvelope(a);
+        return opt(a, 'asText', 'boolean') ? JSON.stringify(envelope) : envelope;
     },
     open: async (a) => {
         const env = objArg(a, 'envelope');

@@ -9,11 +9,13 @@
 //! | --- | --- |
 //! | `GET /admin/gateway` | signer address and URL template to register on chain |
 //! | `GET /admin/identities?page=&perPage=` | list, paged, in name order |
-//! | `POST /admin/identities` `{network, userId}` | create |
+//! | `POST /admin/identities` `{network, userId}` | create (with `address`, `signedProfile`: self-custody, [`custody`]) |
 //! | `GET /admin/identities/{id}` | show |
 //! | `DELETE /admin/identities/{id}` | delete (with every key version) |
 //! | `POST /admin/identities/{id}/disable`, `/enable` | stop or resume publishing |
 //! | `POST /admin/identities/{id}/rotate` | new wallet, keys and profile |
+//! | `POST /admin/identities/{id}/self-custody` `{address, signedProfile}` | to the user's wallet; the node's keys destroyed |
+//! | `POST /admin/identities/{id}/custodial` | back to a new wallet the node holds |
 //! | `GET /admin/identities/{id}/profile` | the published signed profile and record |
 //! | `GET /admin/identities/{id}/conversations` | its portals (with their last message) and who it has envelopes from |
 //! | `GET /admin/portals?network=&after=&limit=` | portals, in id order, with their state |
@@ -33,6 +35,8 @@
 //! ([`admin_error`](crate::http::admin_error)). `docs/admin-api.yaml` is the OpenAPI description.
 
 pub mod console;
+pub mod custody;
+pub mod input;
 pub mod jobs;
 pub mod routes;
 pub mod views;
@@ -78,6 +82,8 @@ pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
         .route("/identities/{id}/disable", post(routes::disable))
         .route("/identities/{id}/enable", post(routes::enable))
         .route("/identities/{id}/rotate", post(routes::rotate))
+        .route("/identities/{id}/self-custody", post(custody::to_self_custody))
+        .route("/identities/{id}/custodial", post(custody::to_custodial))
         .route("/identities/{id}/profile", get(routes::profile))
         .route("/identities/{id}/conversations", get(routes::conversations))
         .route("/portals", get(routes::portals))

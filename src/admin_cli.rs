@@ -11,7 +11,13 @@
 //! runs, rather than a part of [`crate::admin`]: the node mounts the admin API, so an admin
 //! module that also ran the node's start-up would use what uses it.
 
-use clap::Subcommand;
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use alloy_primitives::Address;
+use clap::{Args, Subcommand};
+use dm3::crypto::eth::parse_address;
+use dm3::profile::SignedUserProfile;
 use serde_json::Value;
 
 use crate::admin::jobs::{DEFAULT_JOBS_PAGE, JobPageView, JobView, parse_filter};
@@ -40,6 +46,8 @@ pub enum IdentityCommand {
         /// The user's id on the network: 12345, or @bob:example.org.
         #[arg(long, value_name = "USER_ID", allow_hyphen_values = true)]
         user_id: String,
+        #[command(flatten)]
+        self_custody: SelfCustodyArgs,
     },
     /// List identities, in name order.
     List {
@@ -63,12 +71,53 @@ pub enum IdentityCommand {
     },
     /// Rotate: a new wallet (so a new address), new DM3 keys, a new signed profile.
     Rotate { id: String },
+    /// Hand the identity to the user's own wallet: the node's keys of it are destroyed
+    /// (docs/gateway.md section 4).
+    SelfCustody {
+        id: String,
+        #[command(flatten)]
+        wallet: SelfCustodyArgs,
+    },
+    /// Take a self-custody identity back: a new wallet the node holds.
+    Custodial { id: String },
     /// Show the published signed profile and its text record.
     Profile { id: String },
     /// List the identity's portals (last message first) and who it has stored envelopes from.
     Conversations { id: String },
     /// Show the gateway signer address and URL template to register on chain.
     Gateway,
+}
+
+/// The user's wallet and the profile it signed (docs/gateway.md section 2).
+#[derive(Args, Debug, Clone)]
+pub struct SelfCustodyArgs {
+    /// The user's wallet address (0x…): the name's `addr` from now on.
+    #[arg(long, requires = "profile")]
+    address: Option<String>,
+    /// A file holding the signed profile `{profile, signature}` the wallet signed.
+    #[arg(long, requires = "address")]
+    profile: Option<PathBuf>,
+}
+
+/// The largest profile file read: a signed profile is a few hundred bytes.
+const MAX_PROFILE_FILE: u64 = 16 * 1024;
+
+impl SelfCustodyArgs {
+    /// The wallet and its profile, if given; a file that is not a signed profile is refused.
+    fn read(&self) -> Result<Option<(Address, SignedUserProfile)>, CliError> {
+        let (Some(address), Some(path)) = (&self.address, &self.profile) else { return Ok(None) };
+        let bad = |reason: String| CliError::BadProfile(format!("{}: {reason}", path.display()));
+        let address = parse_address(address).map_err(|e| CliError::BadProfile(format!("--address: {e}")))?;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_PROFILE_FILE + 1).read_to_string(&mut text))
+            .map_err(|e| bad(e.to_string()))?;
+        if text.len() as u64 > MAX_PROFILE_FILE {
+            return Err(bad(format!("larger than {MAX_PROFILE_FILE} bytes")));
+        }
+        let profile = SignedUserProfile::parse(&text).map_err(|e| bad(e.to_string()))?;
+        Ok(Some((address, profile)))
+    }
 }
 
 fn parse_network(text: &str) -> Result<Network, String> {
@@ -190,6 +239,8 @@ pub enum CliError {
     BadFilter(String),
     #[error("delete is irreversible: add --yes to delete {0} and all its keys")]
     NotConfirmed(String),
+    #[error("the signed profile: {0}")]
+    BadProfile(String),
 }
 
 /// Connections the CLI needs: one command at a time, and the SQLite writer's own.
@@ -227,9 +278,15 @@ async fn execute(
     let vault = &names.vault;
     let id = |text: &str| text.parse::<IdentityRef>();
     let value = match command {
-        IdentityCommand::Create { network, user_id } => {
+        IdentityCommand::Create { network, user_id, self_custody } => {
             let user = NetworkUserId::parse(network, &user_id).map_err(IdentityError::from)?;
-            json(&IdentityView::from(&vault.create(user, now_ms()).await?))
+            let identity = match self_custody.read()? {
+                Some((address, profile)) => {
+                    vault.create_self_custody(user, address, profile, now_ms()).await?
+                }
+                None => vault.create(user, now_ms()).await?,
+            };
+            json(&IdentityView::from(&identity))
         }
         IdentityCommand::List { page, per_page } => json(&PageView::from(&vault.list(page, per_page).await?)),
         IdentityCommand::Show { id: text } => json(&IdentityView::from(&vault.get(&id(&text)?).await?)),
@@ -248,6 +305,17 @@ async fn execute(
         }
         IdentityCommand::Rotate { id: text } => {
             json(&IdentityView::from(&vault.rotate(&id(&text)?, now_ms()).await?))
+        }
+        IdentityCommand::SelfCustody { id: text, wallet } => {
+            let (address, profile) = wallet
+                .read()?
+                .ok_or_else(|| CliError::BadProfile("give --address and --profile".to_owned()))?;
+            json(&IdentityView::from(
+                &vault.switch_to_self_custody(&id(&text)?, address, profile, now_ms()).await?,
+            ))
+        }
+        IdentityCommand::Custodial { id: text } => {
+            json(&IdentityView::from(&vault.switch_to_custodial(&id(&text)?, now_ms()).await?))
         }
         IdentityCommand::Profile { id: text } => json(&ProfileView::from(&vault.get(&id(&text)?).await?)),
         IdentityCommand::Conversations { id: text } => {

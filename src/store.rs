@@ -67,7 +67,7 @@ pub use accounts::{Account, AccountCreation};
 pub use blocks::{Blocked, MAX_BLOCKS_PER_IDENTITY};
 pub use challenges::{Challenge, ChallengeId, MAX_LIVE_CHALLENGES};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
-pub use identities::{Counterparty, IdentityRecord, SealedKey};
+pub use identities::{Counterparty, Custody, IdentityRecord, SealedKey, Switched};
 pub use ids::InvalidId;
 pub use jobs::{
     BatchKey, CappedInsert, ClaimedJob, Completed, JobChange, JobCount, JobFilter, JobId, JobRecord,

@@ -230,7 +230,7 @@ async fn bad_requests_say_what_was_wrong() {
         .client
         .post(node.url("/admin/identities"))
         .bearer_auth(TOKEN)
-        .body("x".repeat(10_000))
+        .body("x".repeat(dm3_bridge::admin::custody::PROFILE_BODY_LIMIT + 1))
         .send()
         .await
         .unwrap();
@@ -575,4 +575,87 @@ fn identities_and_admin_settings_come_from_file_or_environment() {
     )
     .unwrap();
     assert_eq!(bad.problems()[0].key, "identities.parent");
+}
+
+/// A user's own wallet and the profile it signed, naming `ds` (docs/gateway.md section 2),
+/// written to a file as `dm3-bridge identity … --profile` reads it.
+fn own_wallet(dir: &std::path::Path, file: &str, ds: &str) -> (String, std::path::PathBuf) {
+    let wallet = dm3::crypto::eth::Wallet::generate();
+    let keys = dm3::keys::ProfileKeys::from_wallet(&wallet, "0x123");
+    let signed = dm3::profile::UserProfile::from_keys(&keys, [ds]).sign(&wallet);
+    let path = dir.join(file);
+    std::fs::write(&path, signed.canonical()).unwrap();
+    (dm3::crypto::eth::checksum(&wallet.address()), path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_switches_custody_after_the_inbox_drained() {
+    let node = node_on(None).await;
+    let config = node.dir.path().join("config.toml");
+    let store = node.node.store();
+    let ds = node.config.node.name.clone();
+    let (address, profile) = own_wallet(node.dir.path(), "erin.json", &ds);
+    let profile = profile.to_str().unwrap();
+    let (_, stranger_profile) = own_wallet(node.dir.path(), "stranger.json", &ds);
+
+    let (ok, created, err) = cli(
+        &config,
+        &[
+            "create",
+            "--network",
+            "matrix",
+            "--user-id",
+            "@erin:example.org",
+            "--address",
+            &address,
+            "--profile",
+            profile,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!((&created["custody"], &created["address"]), (&json!("self"), &json!(address)));
+    let (ok, _, err) = cli(
+        &config,
+        &["create", "--network", "matrix", "--user-id", "@x:example.org", "--address", &address],
+    );
+    assert!(!ok && err.contains("--profile"), "half a wallet: {err}");
+    let stranger = stranger_profile.to_str().unwrap();
+    let (ok, _, err) = cli(
+        &config,
+        &["self-custody", "matrix:@erin:example.org", "--address", &address, "--profile", stranger],
+    );
+    assert!(!ok && err.contains("not signed by"), "someone else's profile for Erin's wallet: {err}");
+
+    // A custodial identity with a message waiting in the inbox (due in an hour, so no worker
+    // takes it): the switch waits for it, and writes nothing meanwhile.
+    let (_, custodial, _) = cli(&config, &["create", "--network", "telegram", "--user-id", "7"]);
+    let name = custodial["name"].as_str().unwrap().to_owned();
+    let waiting = NewJob {
+        queue: QueueName::Inbox,
+        idempotency_key: "waiting".to_owned(),
+        conversation: format!("{name}:alice.eth"),
+        payload: r#"{"kind":"envelope"}"#.to_owned(),
+        expires_at_ms: None,
+    };
+    store.enqueue_job(&waiting, dm3_bridge::clock::now_ms() + 3_600_000).await.unwrap();
+    let (ok, _, err) =
+        cli(&config, &["self-custody", "telegram:7", "--address", &address, "--profile", profile]);
+    assert!(!ok && err.contains("1 message(s) to tg-7.tg.bridge.example.eth wait"), "{err}");
+    let keys = store.identity_keys(&EnsName::parse(&name).unwrap()).await.unwrap();
+    assert_eq!(keys.len(), 1, "refused, so the keys are still there");
+
+    let job = store.get_job(QueueName::Inbox, "waiting").await.unwrap().unwrap();
+    let (status, _) =
+        Admin { node: &node }.request(Method::DELETE, &format!("/admin/jobs/{}", job.id.get()), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (ok, switched, err) =
+        cli(&config, &["self-custody", "telegram:7", "--address", &address, "--profile", profile]);
+    assert!(ok, "{err}");
+    assert_eq!((&switched["custody"], switched.get("keyVersion")), (&json!("self"), None));
+    assert!(store.identity_keys(&EnsName::parse(&name).unwrap()).await.unwrap().is_empty());
+    let (ok, back, err) = cli(&config, &["custodial", "tg-7.tg.bridge.example.eth"]);
+    assert!(ok, "{err}");
+    assert_eq!((&back["custody"], &back["keyVersion"]), (&json!("custodial"), &json!(2)));
+    let (_, shown) = Admin { node: &node }.get("/admin/identities/telegram:7").await;
+    assert_eq!(shown, back, "the running node sees what the CLI wrote");
 }

@@ -19,7 +19,7 @@ use dm3_bridge::clock::now_ms;
 use dm3_bridge::identities::network::{NetworkUserId as IdentityUser, TelegramUserId};
 use dm3_bridge_connector::{Content, EventKind, Message, NetworkUserId, RemoteIdentity, Text};
 use dm3_bridge_loopback::{LoopbackConnector, Record};
-use loopback_world::{ALICE, PARENT, World};
+use loopback_world::{ALICE, NODE, PARENT, World};
 use support::TestDb;
 use support::bridge::settled;
 
@@ -28,6 +28,7 @@ on_both_backends!(
     with_echo_a_dm3_user_hears_her_message_back_from_the_loopback_user,
     a_network_that_stops_working_makes_the_node_not_ready,
     the_metrics_show_sends_failures_and_the_oldest_job_on_their_own_listener,
+    a_message_to_a_self_custody_identity_is_refused_at_submit,
 );
 
 fn text(body: &str) -> EventKind {
@@ -147,4 +148,25 @@ async fn the_metrics_show_sends_failures_and_the_oldest_job_on_their_own_listene
     let main = world.node.client.get(world.node.url("/metrics")).send().await.unwrap();
     assert_eq!(main.status(), reqwest::StatusCode::FORBIDDEN, "no admin token set: not served at all");
     world.node.node.shutdown().await.unwrap();
+}
+
+/// A self-custody identity's keys are the user's (docs/gateway.md): the node cannot open what
+/// is sealed to it, and until the gateway carries envelopes it refuses them at submit, so the
+/// sender is told instead of the message being queued for keys the node does not have.
+async fn a_message_to_a_self_custody_identity_is_refused_at_submit(db: &TestDb) {
+    let world = World::start(db, false).await;
+    let wallet = dm3::crypto::eth::Wallet::generate();
+    let keys = dm3::keys::ProfileKeys::from_wallet(&wallet, "0x123");
+    let profile = dm3::profile::UserProfile::from_keys(&keys, [NODE]).sign(&wallet);
+    let user = IdentityUser::Telegram(TelegramUserId::new(77).unwrap());
+    let vault = &world.node.node.names().vault;
+    let identity = vault.create_self_custody(user, wallet.address(), profile, now_ms()).await.unwrap().name;
+
+    let report = world.alice_sends(&identity, "for your own keys").await;
+    let refusal = report.outcome().unwrap_err().to_string();
+    assert!(refusal.contains("holds its own keys"), "{refusal}");
+    settled(&world.node, String::new).await;
+    assert!(world.loopback().sent().is_empty(), "nothing reached the network");
+    let store = world.node.node.store();
+    assert_eq!(store.count_envelopes().await.unwrap(), 0, "nothing stored for keys nobody here has");
 }

@@ -11,7 +11,12 @@
 //!   (ENSIP-10 + CCIP-read over anvil, as `[names] ens_rpc_url` configures it) and once through
 //!   its own `LocalNames`, without the chain;
 //! - tampered, replayed and expired gateway answers are rejected by the contract;
-//! - rotation and disabling show on chain at once.
+//! - rotation and disabling show on chain at once;
+//! - self-custody identities (docs/gateway.md): one registered from a profile the user's wallet
+//!   signed (made by the reference libraries), and one switched from custodial and back, resolve
+//!   through the chain to the user's address and profile, which the reference accepts; no key of
+//!   a self-custody identity stays in the database; profiles signed by another wallet or naming
+//!   another delivery service are refused.
 //!
 //! The scenario runs on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -34,6 +39,7 @@ use dm3::ens::{EnsName, dns_encode};
 use dm3_bridge::config::{DatabaseUrl, NamesConfig};
 use dm3_bridge::names::chain::build_directory;
 use dm3_bridge::names::directory::{Directory, NoLinks};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::TestDb;
 use support::names::{Admin, NamesNode, start_names_node};
@@ -138,6 +144,7 @@ async fn scenario(database: Option<DatabaseUrl>) {
     assert_eq!((&nobody["address"], &nobody["text"]["network.dm3.profile"]), (&Value::Null, &Value::Null));
 
     rotation_and_disabling_show_on_chain(&world, &telegram).await;
+    self_custody_shows_on_chain(&world, &telegram).await;
     // Last: it moves chain time past the answers' expiry.
     answers_the_contract_must_reject(&world, &matrix, &telegram).await;
 }
@@ -214,6 +221,86 @@ async fn rotation_and_disabling_show_on_chain(world: &World, identity: &Value) {
     admin.post(&format!("/admin/identities/{name}/enable"), None).await;
     let resolved = ethers_resolve(world, name, &[]).await.unwrap();
     assert_eq!(resolved["address"], rotated["address"]);
+}
+
+/// Resolves `name` through the chain as ethers and the reference library do, and checks that
+/// both see `address` and `signed_profile` and that the reference accepts the pair.
+async fn resolves_to(world: &World, name: &str, address: &Value, signed_profile: &Value) {
+    let resolved = ethers_resolve(world, name, &[]).await.unwrap();
+    assert_eq!(&resolved["address"], address, "{resolved}");
+    let record = format!("data:application/json,{}", dm3::canonical::stringify(signed_profile));
+    assert_eq!(resolved["text"]["network.dm3.profile"], record.as_str(), "{resolved}");
+    let checked = reference_check(world, name, None).await;
+    assert_eq!((&checked["valid"], &checked["address"]), (&json!(true), address), "{checked}");
+    assert_eq!(&checked["profile"], signed_profile);
+}
+
+async fn self_custody_shows_on_chain(world: &World, custodial: &Value) {
+    let admin = Admin { node: &world.node };
+    let mut js = support::js::JsProcess::spawn("oracle.js").await;
+    // Wallets and profiles made by the reference libraries (createProfile), naming this node.
+    let carol = js.call("random_user", json!({"deliveryServices": [NODE_NAME]})).await;
+    let dave = js.call("random_user", json!({"deliveryServices": [NODE_NAME, "ds.example.eth"]})).await;
+    let elsewhere = js.call("random_user", json!({"deliveryServices": ["ds.example.eth"]})).await;
+
+    // Registered as self-custody from the signed profile.
+    let body = json!({"network": "matrix", "userId": "@carol:example.org",
+                      "address": carol["address"], "signedProfile": carol["signedUserProfile"]});
+    let (status, created) = admin.post("/admin/identities", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!((&created["custody"], created.get("keyVersion")), (&json!("self"), None), "{created}");
+    let name = created["name"].as_str().unwrap();
+    resolves_to(world, name, &carol["address"], &carol["signedUserProfile"]).await;
+    let store = world.node.node.store();
+    assert!(store.identity_keys(&EnsName::parse(name).unwrap()).await.unwrap().is_empty());
+
+    // Refused: a profile with someone else's address, a profile that does not name this node,
+    // half a wallet, a rotation or a switch back of what the node holds no key of.
+    let refusals = [
+        (
+            json!({"network": "matrix", "userId": "@mallory:example.org", "address": dave["address"],
+                "signedProfile": carol["signedUserProfile"]}),
+            "not signed by",
+        ),
+        (
+            json!({"network": "matrix", "userId": "@mallory:example.org", "address": elsewhere["address"],
+                "signedProfile": elsewhere["signedUserProfile"]}),
+            "do not list ds.bridge.test.eth",
+        ),
+        (json!({"network": "matrix", "userId": "@mallory:example.org", "address": carol["address"]}), "both"),
+    ];
+    for (body, says) in refusals {
+        let (status, refused) = admin.post("/admin/identities", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        assert!(refused["error"]["message"].as_str().unwrap().contains(says), "{refused}");
+    }
+    let (status, refused) = admin.post(&format!("/admin/identities/{name}/rotate"), None).await;
+    assert_eq!((status, &refused["error"]["code"]), (StatusCode::CONFLICT, &json!("self_custody")));
+    let (_, mallory) = admin.get("/admin/identities/matrix:@mallory:example.org").await;
+    assert_eq!(mallory["error"]["code"], "not_found", "nothing was written for a refusal");
+
+    // A custodial identity handed to the user's wallet: its keys are gone in the same step.
+    let name = custodial["name"].as_str().unwrap();
+    let (_, before) = admin.get(&format!("/admin/identities/{name}")).await;
+    let version = before["keyVersion"].as_u64().unwrap();
+    let switch = json!({"address": dave["address"], "signedProfile": dave["signedUserProfile"]});
+    let (status, switched) =
+        admin.post(&format!("/admin/identities/{name}/self-custody"), Some(switch)).await;
+    assert_eq!((status, &switched["custody"]), (StatusCode::OK, &json!("self")), "{switched}");
+    assert!(store.identity_keys(&EnsName::parse(name).unwrap()).await.unwrap().is_empty());
+    resolves_to(world, name, &dave["address"], &dave["signedUserProfile"]).await;
+
+    // And back, at the user's request: a new wallet the node holds, at the next version.
+    let (status, back) = admin.post(&format!("/admin/identities/{name}/custodial"), None).await;
+    assert_eq!((status, &back["custody"]), (StatusCode::OK, &json!("custodial")), "{back}");
+    assert_eq!(back["keyVersion"], json!(version + 1));
+    assert!(back["address"] != dave["address"] && back["address"] != before["address"]);
+    let keys = store.identity_keys(&EnsName::parse(name).unwrap()).await.unwrap();
+    assert_eq!(keys.iter().map(|key| u64::from(key.version)).collect::<Vec<_>>(), [version + 1]);
+    let (_, published) = admin.get(&format!("/admin/identities/{name}/profile")).await;
+    resolves_to(world, name, &back["address"], &published["profile"]).await;
+    let (status, refused) = admin.post(&format!("/admin/identities/{name}/custodial"), None).await;
+    assert_eq!((status, &refused["error"]["code"]), (StatusCode::CONFLICT, &json!("custodial")));
 }
 
 // ---- the JavaScript clients ----

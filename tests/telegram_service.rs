@@ -306,7 +306,7 @@ async fn link_creates_the_identity_once(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(record.name.as_str(), linked.as_str());
-    assert_eq!(record.key_version, 1);
+    assert_eq!(record.custody.key_version(), Some(1));
     // Another Telegram user gets another identity.
     assert_eq!(accounts.link(&tg_user(7)).await.unwrap().as_str(), "tg-7.tg.bridge.example.eth");
     // Telegram has no user 0; that is refused, not an identity.

@@ -22,6 +22,8 @@
 //!   carried as one attachment, and the allow-list a bridge forwards it by;
 //! - [`envelope`], [`postmark`]: sealing and opening per delivery service, and
 //!   the delivery service's signed receipt;
+//! - [`gateway_envelope`]: a sealed envelope carried as it is inside a Matrix event or a
+//!   Telegram document, for gateway mode's clients that hold their own keys;
 //! - [`auth`], [`ds_properties`], [`backend_storage`]: the delivery-service and
 //!   backend APIs' signed and encrypted bodies;
 //! - [`ens`], [`ccip`], [`resolver_api`]: names on chain, the CCIP-read
@@ -61,6 +63,7 @@ pub mod ds_properties;
 pub mod encoding;
 pub mod ens;
 pub mod envelope;
+pub mod gateway_envelope;
 pub mod hash;
 pub mod keys;
 pub mod message;

@@ -13,16 +13,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AdminState;
+use super::custody::{PROFILE_BODY_LIMIT, self_custody_fields};
+use super::input::{read_json_body, reference};
 use super::views::{ConversationsView, IdentityView, PageView, PortalPageView, PortalView, ProfileView};
 use crate::clock::now_ms;
 use crate::http::admin_error::AdminError;
-use crate::http::body::read_limited;
 use crate::identities::vault::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
-use crate::identities::{IdentityError, IdentityRef, Network, NetworkUserId, Page};
+use crate::identities::{IdentityError, Network, NetworkUserId, Page};
 use crate::store::portals::MAX_PAGE as MAX_PORTALS_PAGE;
 
-/// A create request is two short strings.
-const CREATE_BODY_LIMIT: usize = 4 * 1024;
 /// Longest search term, in bytes: longer than any name or network user id.
 pub const MAX_SEARCH_BYTES: usize = 200;
 /// The most conversations one answer lists.
@@ -34,13 +33,10 @@ pub async fn gateway(State(state): State<AdminState>) -> Answer {
     Ok(Json(state.gateway.clone()).into_response())
 }
 
-/// `POST /admin/identities` with `{"network": "telegram"|"matrix", "userId": "…"}`.
+/// `POST /admin/identities` with `{"network": "telegram"|"matrix", "userId": "…"}`, and for a
+/// self-custody identity `"address"` and `"signedProfile"` (docs/gateway.md section 2).
 pub async fn create(State(state): State<AdminState>, headers: HeaderMap, body: Body) -> Answer {
-    let bytes = read_limited(&headers, body, CREATE_BODY_LIMIT).await.map_err(|_| {
-        AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
-    })?;
-    let body: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| AdminError::bad_request(format!("the body is not JSON: {e}")))?;
+    let body = read_json_body(&headers, body, PROFILE_BODY_LIMIT).await?;
     let network = body
         .get("network")
         .and_then(Value::as_str)
@@ -59,7 +55,10 @@ pub async fn create(State(state): State<AdminState>, headers: HeaderMap, body: B
         }
     };
     let user = NetworkUserId::parse(network, &user_id).map_err(|e| AdminError::bad_request(e.to_string()))?;
-    let identity = state.vault.create(user, now_ms()).await?;
+    let identity = match self_custody_fields(&body)? {
+        Some((address, profile)) => state.vault.create_self_custody(user, address, profile, now_ms()).await?,
+        None => state.vault.create(user, now_ms()).await?,
+    };
     Ok((StatusCode::CREATED, Json(IdentityView::from(&identity))).into_response())
 }
 
@@ -203,10 +202,4 @@ pub(super) fn store_error(error: crate::store::StoreError) -> AdminError {
 /// Any other path under `/admin`.
 pub async fn not_found() -> AdminError {
     AdminError::new(StatusCode::NOT_FOUND, "no_route", "no such admin route; see docs/admin-api.yaml")
-}
-
-fn reference(id: Result<Path<String>, PathRejection>) -> Result<IdentityRef, AdminError> {
-    let Path(id) =
-        id.map_err(|e| AdminError::bad_request(format!("the identity in the path is unreadable: {e}")))?;
-    Ok(id.parse::<IdentityRef>()?)
 }

@@ -20,7 +20,11 @@ pub struct IdentityView {
     pub user_id: String,
     /// EIP-55; what the name's `addr` resolves to.
     pub address: String,
-    pub key_version: u32,
+    /// `custodial` (the node holds the wallet) or `self` (the user does; docs/gateway.md).
+    pub custody: &'static str,
+    /// The current key version; none for a self-custody identity, whose keys the node lacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
     pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -35,7 +39,8 @@ impl From<&IdentityRecord> for IdentityView {
             network: record.user.network().as_str(),
             user_id: record.user.user_id(),
             address: dm3::crypto::eth::checksum(&record.address),
-            key_version: record.key_version,
+            custody: record.custody.as_str(),
+            key_version: record.custody.key_version(),
             enabled: record.disabled_at_ms.is_none(),
             created_at: record.created_at_ms,
             updated_at: record.updated_at_ms,
@@ -71,7 +76,9 @@ impl From<&Page> for PageView {
 pub struct ProfileView {
     pub name: String,
     pub address: String,
-    pub key_version: u32,
+    pub custody: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
     /// Whether the gateway publishes it (a disabled identity's profile is not published).
     pub published: bool,
     /// The signed user profile `{profile, signature}`.
@@ -85,7 +92,8 @@ impl From<&IdentityRecord> for ProfileView {
         Self {
             name: record.name.to_string(),
             address: dm3::crypto::eth::checksum(&record.address),
-            key_version: record.key_version,
+            custody: record.custody.as_str(),
+            key_version: record.custody.key_version(),
             published: record.disabled_at_ms.is_none(),
             profile: record.profile.to_value(),
             record: record.profile.to_text_record(),

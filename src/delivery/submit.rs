@@ -149,9 +149,20 @@ impl Relay {
     /// address the node itself publishes for it. Then a registered account.
     async fn recipient(&self, receiver: &EnsName) -> Result<Recipient, DeliveryError> {
         if self.inbox.get().is_some() && self.local_names.is_virtual_identity_name(receiver) {
-            match self.local_names.is_enabled_identity(receiver).await {
-                Ok(true) => return self.reachable_identity(receiver),
-                Ok(false) => {}
+            match self.local_names.enabled_identity(receiver).await {
+                // Its keys are the user's: nothing here can open it, and the gateway's message
+                // path is not built yet (docs/gateway.md, "Status"), so it is refused, not lost.
+                Ok(Some(identity)) if identity.custody.is_self_custody() => {
+                    return Err(DeliveryError::rejected(
+                        Rejection::UnknownAccount,
+                        format!(
+                            "{receiver} holds its own keys; this node does not deliver to self-custody \
+                             identities yet"
+                        ),
+                    ));
+                }
+                Ok(Some(_)) => return self.reachable_identity(receiver),
+                Ok(None) => {}
                 Err(error) => {
                     return Err(super::accounts::resolve_failure(receiver, DirectoryError::Resolve(error)));
                 }

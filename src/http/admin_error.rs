@@ -49,6 +49,11 @@ impl From<IdentityError> for AdminError {
             IdentityError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", message),
             IdentityError::Exists { .. } => Self::new(StatusCode::CONFLICT, "exists", message),
             IdentityError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            IdentityError::SelfCustody(_) => Self::new(StatusCode::CONFLICT, "self_custody", message),
+            IdentityError::Custodial(_) => Self::new(StatusCode::CONFLICT, "custodial", message),
+            IdentityError::Pending { .. } => Self::new(StatusCode::CONFLICT, "pending", message),
+            IdentityError::Profile(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_profile", message),
+            IdentityError::Claim(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_claim", message),
             IdentityError::NoParent => Self::new(StatusCode::CONFLICT, "identities_disabled", message),
             IdentityError::Keys(_)
             | IdentityError::Seal(_)

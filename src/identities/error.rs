@@ -27,6 +27,19 @@ pub enum IdentityError {
     Exists { user: String, name: String },
     #[error("the identity {0} was changed by another request at the same time; try again")]
     Conflict(String),
+    #[error("{0} holds its own keys (self-custody): this node has none of them")]
+    SelfCustody(String),
+    #[error("{0} is custodial already: the node holds its keys")]
+    Custodial(String),
+    #[error("the signed profile is not accepted: {0}")]
+    Profile(String),
+    #[error("the claim is refused: {0}")]
+    Claim(String),
+    #[error(
+        "{jobs} message(s) to {name} wait in the bridge's inbox, accepted for its custodial keys; \
+         switch once they are delivered"
+    )]
+    Pending { name: String, jobs: u64 },
     #[error(transparent)]
     Scheme(#[from] SchemeError),
     #[error(transparent)]

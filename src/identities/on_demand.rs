@@ -24,7 +24,7 @@ use dm3_bridge_matrix::{MatrixConfig, PolicyError, UserPolicy};
 
 use super::keys::{IdentityKeys, OpenKeysError};
 use super::network::NetworkUserId;
-use crate::store::IdentityRecord;
+use crate::store::{Custody, IdentityRecord};
 use crate::vault::MasterKey;
 
 /// Most derived identities kept in memory; when full the cache starts over (a derivation is
@@ -94,7 +94,7 @@ impl OnDemand {
             label: label.to_owned(),
             user: user.clone(),
             address: keys.address(),
-            key_version: keys.version(),
+            custody: Custody::Custodial { key_version: keys.version() },
             created_at_ms: 0,
             updated_at_ms: 0,
             disabled_at_ms: None,

@@ -133,7 +133,7 @@ mod tests {
             label: "tg-42".to_owned(),
             user,
             address: keys.address(),
-            key_version: 1,
+            custody: crate::store::Custody::Custodial { key_version: 1 },
             profile: keys.signed_profile(&EnsName::parse("ds.example.eth").unwrap()),
             created_at_ms: 0,
             updated_at_ms: 0,

@@ -90,7 +90,12 @@ impl LocalNames {
     /// publish it, without building its records and reading them back (the relay asks this
     /// of every envelope's receiver).
     pub async fn is_enabled_identity(&self, name: &EnsName) -> Result<bool, ResolveError> {
-        resolved(self.identity(name).await).map(|found| found.is_some())
+        self.enabled_identity(name).await.map(|found| found.is_some())
+    }
+
+    /// The enabled virtual identity called `name`, as the gateway would publish it.
+    pub async fn enabled_identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, ResolveError> {
+        resolved(self.identity(name).await)
     }
 
     /// The network whose user `name` stands for, if it is a virtual identity's name.

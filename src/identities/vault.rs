@@ -12,10 +12,15 @@
 //!   X25519 key can still be opened ([`IdentityVault::opening_keys`]); it never signs again.
 //! - **Disable / enable**: a disabled identity keeps its keys but is not published (the
 //!   gateway answers "not found"); **delete** removes it and every key version.
+//! - **Self-custody** ([`self_custody`]): an identity whose wallet the user holds, created so
+//!   or switched to and back; it has no key here, so it neither signs nor opens.
 //!
 //! Secrets leave this module only as [`IdentityKeys`], which prints no secret, and only
 //! through the two `*_keys` methods that the message engine uses. Nothing the admin API or the
 //! CLI shows comes from them.
+
+pub mod claim;
+mod self_custody;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,7 +34,7 @@ use super::network::{Network, NetworkUserId, UserIdError};
 use super::on_demand::{OnDemand, Reachable};
 use super::recent::RecentIdentities;
 use super::scheme::{NameScheme, ParsedName};
-use crate::store::{Counterparty, IdentityRecord, SealedKey, Store};
+use crate::store::{Counterparty, Custody, IdentityRecord, SealedKey, Store};
 use crate::vault::MasterKey;
 
 /// The largest page of a listing.
@@ -202,7 +207,7 @@ impl IdentityVault {
             label,
             user,
             address: keys.address(),
-            key_version: keys.version(),
+            custody: Custody::Custodial { key_version: keys.version() },
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             disabled_at_ms: None,
@@ -337,14 +342,15 @@ impl IdentityVault {
         now_ms: i64,
     ) -> Result<IdentityRecord, IdentityError> {
         let identity = self.get(reference).await?;
-        let version = identity
-            .key_version
-            .checked_add(1)
-            .ok_or_else(|| IdentityError::Conflict(identity.name.to_string()))?;
+        let Custody::Custodial { key_version } = identity.custody else {
+            return Err(IdentityError::SelfCustody(identity.name.to_string()));
+        };
+        let version =
+            key_version.checked_add(1).ok_or_else(|| IdentityError::Conflict(identity.name.to_string()))?;
         let keys = IdentityKeys::generate(version);
         let key = self.sealed(&identity.name, &keys, now_ms)?;
         let profile = keys.signed_profile(&self.delivery_service);
-        let rotated = self.store.rotate_identity(&identity.name, identity.key_version, &key, &profile).await;
+        let rotated = self.store.rotate_identity(&identity.name, key_version, &key, &profile).await;
         self.recent.forget(&identity.name);
         if !rotated? {
             return Err(IdentityError::Conflict(identity.name.to_string()));
@@ -376,13 +382,16 @@ impl IdentityVault {
     /// [`current_keys`](Self::current_keys) of an identity the caller has just read.
     pub async fn current_keys_of(&self, identity: &IdentityRecord) -> Result<IdentityKeys, IdentityError> {
         let name = &identity.name;
-        let keys = self.recent_keys(name, Some(identity.key_version)).await?;
+        let Custody::Custodial { key_version } = identity.custody else {
+            return Err(IdentityError::SelfCustody(name.to_string()));
+        };
+        let keys = self.recent_keys(name, Some(key_version)).await?;
         if keys.is_empty()
             && let Some((_, derived)) = self.derived(name)?
         {
             return Ok(derived);
         }
-        let current = keys.iter().find(|key| key.version == identity.key_version).ok_or_else(|| {
+        let current = keys.iter().find(|key| key.version == key_version).ok_or_else(|| {
             IdentityError::Corrupt { name: name.to_string(), reason: "the current key is missing".into() }
         })?;
         Ok(self.opened_keys.open(&self.master, name, current.version, &current.sealed)?)
@@ -391,6 +400,11 @@ impl IdentityVault {
     /// Every key version of `name`, newest first: the retired ones only open envelopes that
     /// were sealed to them before a rotation.
     pub async fn opening_keys(&self, name: &EnsName) -> Result<Vec<IdentityKeys>, IdentityError> {
+        // A self-custody identity has no key here, and its name may still derive one (a
+        // reachable user): that one must never open what was sealed to the user's own keys.
+        if self.recent_identity(name).await?.is_some_and(|identity| identity.custody.is_self_custody()) {
+            return Err(IdentityError::SelfCustody(name.to_string()));
+        }
         let sealed = self.recent_keys(name, None).await?;
         if sealed.is_empty() {
             return match self.derived(name)? {

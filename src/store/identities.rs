@@ -6,9 +6,14 @@
 //! a panic or a silently wrong answer. What the rows mean (sealing, rotation, the caches of
 //! recent reads) is the identity vault's ([`crate::identities`]); the store only keeps them.
 //!
-//! Changes that touch both tables (create, rotate, delete) run in one transaction. Rotation is
-//! optimistic: it only applies if the identity is still at the version the caller rotated
-//! from, so two concurrent rotations cannot both win.
+//! Changes that touch both tables (create, rotate, delete, the custody switch) run in one
+//! transaction. Rotation and the switch are optimistic: they only apply if the identity is
+//! still in the custody and at the version the caller read, so two concurrent changes cannot
+//! both win.
+//!
+//! An identity's [`Custody`] is one column and one enum (migration 0019): a self-custody row
+//! has no `identity_keys` row, and the switch to it deletes them in the same transaction that
+//! changes its address and profile (docs/gateway.md section 4).
 
 use alloy_primitives::Address;
 use dm3::crypto::eth::{checksum, parse_address};
@@ -19,14 +24,57 @@ use sqlx::Row;
 use super::{Pool, Store, StoreError, on_pool, write_on};
 use crate::network_user::{Network, NetworkUserId, UnknownNetwork};
 
-/// An identity as stored: everything public about it, and the current key version.
+/// Who holds an identity's wallet: the node or the user, never both (docs/gateway.md section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Custody {
+    /// The node holds the wallet, sealed; `key_version` is the current version, which signs.
+    Custodial { key_version: u32 },
+    /// The user holds the wallet and the node no key. `after_version` is the last version the
+    /// node held (0: none), so a return to custody starts above it and no sealed key's label
+    /// (`identity:<name>:v<version>`) is ever reused.
+    SelfCustody { after_version: u32 },
+}
+
+impl Custody {
+    /// The current key version, for a custodial identity.
+    pub fn key_version(self) -> Option<u32> {
+        match self {
+            Self::Custodial { key_version } => Some(key_version),
+            Self::SelfCustody { .. } => None,
+        }
+    }
+
+    pub fn is_self_custody(self) -> bool {
+        matches!(self, Self::SelfCustody { .. })
+    }
+
+    /// The `custody` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Custodial { .. } => "custodial",
+            Self::SelfCustody { .. } => "self",
+        }
+    }
+
+    /// The `key_version` column's value.
+    fn version_column(self) -> i64 {
+        match self {
+            Self::Custodial { key_version } => i64::from(key_version),
+            Self::SelfCustody { after_version } => i64::from(after_version),
+        }
+    }
+}
+
+/// An identity as stored: everything public about it, and who holds its wallet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdentityRecord {
     pub name: EnsName,
     pub label: String,
     pub user: NetworkUserId,
+    /// The name's `addr`: the node's wallet (custodial) or the user's (self-custody).
     pub address: Address,
-    pub key_version: u32,
+    pub custody: Custody,
+    /// The signed profile the name publishes, by the wallet at `address`.
     pub profile: SignedUserProfile,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -54,12 +102,13 @@ pub struct Counterparty {
 }
 
 /// The columns of an identities row, before parsing.
-type Raw = (String, String, String, String, String, i64, String, i64, i64, Option<i64>);
+type Raw = (String, String, String, String, String, i64, String, i64, i64, Option<i64>, String);
 
 /// The columns of an identities row, as a literal so that `concat!` can build static SQL.
 macro_rules! columns {
     () => {
-        "name, label, network, network_user_id, address, key_version, profile, created_at, updated_at, disabled_at"
+        "name, label, network, network_user_id, address, key_version, profile, created_at, updated_at, disabled_at, \
+         custody"
     };
 }
 
@@ -76,6 +125,7 @@ macro_rules! raw_row {
             $row.try_get::<i64, _>("created_at")?,
             $row.try_get::<i64, _>("updated_at")?,
             $row.try_get::<Option<i64>, _>("disabled_at")?,
+            $row.try_get::<String, _>("custody")?,
         )
     };
 }
@@ -112,6 +162,37 @@ macro_rules! insert_key {
     };
 }
 
+/// Inserts an identity row inside the transaction `$tx`; evaluates to whether it was inserted
+/// (`false`: the name or the network user is taken).
+macro_rules! insert_row {
+    ($tx:expr, $record:expr) => {
+        sqlx::query(concat!(
+            "INSERT INTO identities (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+        ))
+        .bind($record.name.as_str())
+        .bind(&$record.label)
+        .bind($record.user.network().as_str())
+        .bind($record.user.user_id())
+        .bind(checksum(&$record.address))
+        .bind($record.custody.version_column())
+        .bind($record.profile.canonical())
+        .bind($record.created_at_ms)
+        .bind($record.updated_at_ms)
+        .bind($record.disabled_at_ms)
+        .bind($record.custody.as_str())
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            == 1
+    };
+}
+
+mod custody;
+
+pub use custody::Switched;
+
 impl Store {
     /// Stores a new identity and its first key. `false` when the name or the network user is
     /// already taken (nothing is written then).
@@ -120,28 +201,9 @@ impl Store {
         record: &IdentityRecord,
         key: &SealedKey,
     ) -> Result<bool, StoreError> {
-        const SQL: &str = concat!(
-            "INSERT INTO identities (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
-        );
         let (record, key) = (record.clone(), key.clone());
         write_on!(self, tx => {
-            let inserted = sqlx::query(SQL)
-                .bind(record.name.as_str())
-                .bind(&record.label)
-                .bind(record.user.network().as_str())
-                .bind(record.user.user_id())
-                .bind(checksum(&record.address))
-                .bind(i64::from(record.key_version))
-                .bind(record.profile.canonical())
-                .bind(record.created_at_ms)
-                .bind(record.updated_at_ms)
-                .bind(record.disabled_at_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
+            let inserted = insert_row!(tx, record);
             if inserted {
                 insert_key!(tx, record.name, key);
             }
@@ -298,7 +360,7 @@ impl Store {
         profile: &SignedUserProfile,
     ) -> Result<bool, StoreError> {
         const UPDATE: &str = "UPDATE identities SET key_version = $3, address = $4, profile = $5, updated_at = $6 \
-             WHERE name = $1 AND key_version = $2";
+             WHERE name = $1 AND key_version = $2 AND custody = 'custodial'";
         const RETIRE: &str = "UPDATE identity_keys SET retired_at = $3 WHERE name = $1 AND version = $2";
         let (name, key, profile) = (name.clone(), key.clone(), profile.canonical());
         write_on!(self, tx => {
@@ -391,20 +453,25 @@ impl Store {
 }
 
 fn parse(raw: Raw) -> Result<IdentityRecord, StoreError> {
-    let (name, label, network, user_id, address, version, profile, created, updated, disabled) = raw;
+    let (name, label, network, user_id, address, version, profile, created, updated, disabled, custody) = raw;
     let fail = |reason: String| StoreError::CorruptIdentity { name: name.clone(), reason };
     let parsed_name = EnsName::from_normalized(&name).map_err(|e| fail(e.to_string()))?;
     let network: Network = network.parse().map_err(|e: UnknownNetwork| fail(e.to_string()))?;
     let user = NetworkUserId::parse(network, &user_id).map_err(|e| fail(e.to_string()))?;
     let address = parse_address(&address).map_err(|e| fail(format!("address: {e}")))?;
-    let key_version = u32::try_from(version).map_err(|_| fail(format!("key version {version}")))?;
+    let version = u32::try_from(version).map_err(|_| fail(format!("key version {version}")))?;
+    let custody = match custody.as_str() {
+        "custodial" => Custody::Custodial { key_version: version },
+        "self" => Custody::SelfCustody { after_version: version },
+        other => return Err(fail(format!("custody {other:?}"))),
+    };
     let profile = SignedUserProfile::parse(&profile).map_err(|e| fail(format!("profile: {e}")))?;
     Ok(IdentityRecord {
         name: parsed_name,
         label,
         user,
         address,
-        key_version,
+        custody,
         profile,
         created_at_ms: created,
         updated_at_ms: updated,

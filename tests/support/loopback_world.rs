@@ -14,7 +14,7 @@ use dm3_bridge::bridges::loopback::LoopbackNetwork;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::config::{Config, NamesConfig, StaticNameConfig};
 use dm3_bridge::delivery::Relay;
-use dm3_bridge::engine::dm3::deliver::{HttpDeliveryTarget, HttpTargetOptions, deliver};
+use dm3_bridge::engine::dm3::deliver::{DeliveryReport, HttpDeliveryTarget, HttpTargetOptions, deliver};
 use dm3_bridge::engine::dm3::open::{OpenedMessage, open_inbound};
 use dm3_bridge::identities::keys::IdentityKeys;
 use dm3_bridge::names::chain::build_directory;
@@ -93,6 +93,12 @@ impl World {
     /// Alice writes `text` to `to` as a DM3 client does: sealed for its delivery service (this
     /// node) and posted over HTTP.
     pub async fn alice_writes(&self, to: &EnsName, text: &str) {
+        let report = self.alice_sends(to, text).await;
+        assert_eq!(report.outcome(), Ok(()), "{report:?}");
+    }
+
+    /// Alice's message to `to`, posted to each of its delivery services; what each answered.
+    pub async fn alice_sends(&self, to: &EnsName, text: &str) -> DeliveryReport {
         let message = MessageBuilder::new(to.as_str(), ALICE, now_ms().try_into().unwrap())
             .text(text, None)
             .sign(&self.alice.profile_keys().signing);
@@ -102,8 +108,7 @@ impl World {
         })
         .unwrap();
         let signing = &self.alice.profile_keys().signing;
-        let report = deliver(&message, signing, &self.directory, &http, &[]).await.unwrap();
-        assert_eq!(report.outcome(), Ok(()), "{report:?}");
+        deliver(&message, signing, &self.directory, &http, &[]).await.unwrap()
     }
 
     /// Waits until alice has `count` envelopes stored; answers them opened.

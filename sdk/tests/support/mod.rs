@@ -2,4 +2,5 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod oracle;

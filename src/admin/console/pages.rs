@@ -123,7 +123,7 @@ pub fn identities(
                         td { a href=(format!("/admin/ui/identities/{}", identity.name)) { (identity.name) } }
                         td { (identity.network) }
                         td { (identity.user_id) }
-                        td { (identity.key_version) }
+                        td { (key_cell(identity)) }
                         td { @if identity.enabled { "yes" } @else { "no" } }
                     }
                 }
@@ -140,6 +140,14 @@ pub fn identities(
     )
 }
 
+/// The key column: the version the node holds, or that the user holds their own.
+fn key_cell(identity: &IdentityView) -> String {
+    match identity.key_version {
+        Some(version) => version.to_string(),
+        None => "self-custody".to_owned(),
+    }
+}
+
 pub fn identity(frame: &Frame<'_>, identity: &IdentityView, conversations: &ConversationsView) -> Markup {
     let base = format!("/admin/ui/identities/{}", identity.name);
     page(
@@ -151,7 +159,7 @@ pub fn identity(frame: &Frame<'_>, identity: &IdentityView, conversations: &Conv
                 tr { th { "User id" } td { (identity.user_id) } }
                 tr { th { "Label" } td { (identity.label) } }
                 tr { th { "Address" } td { code { (identity.address) } } }
-                tr { th { "Key version" } td { (identity.key_version) } }
+                tr { th { "Key" } td { (key_cell(identity)) } }
                 tr { th { "Enabled" } td { @if identity.enabled { "yes" } @else { "no" } } }
             }
             p {

@@ -16,6 +16,7 @@ use dm3::postmark::{Postmark, PostmarkError};
 use dm3::profile::{ProfileVerifyError, SignedUserProfile};
 
 use crate::bridge_payload::{self, BridgePayloadCommand};
+use crate::gateway::{self, GatewayCommand};
 use crate::io::{Failure, read_json, read_stdin};
 use crate::names::{self, NameForArgs, ParseNameArgs};
 
@@ -70,6 +71,9 @@ pub enum Command {
     /// Encode, decode, validate and find bridge payloads (content already encoded for Matrix or Telegram).
     #[command(subcommand)]
     BridgePayload(BridgePayloadCommand),
+    /// Wrap a sealed envelope for Matrix or Telegram (gateway mode), or unwrap it (docs/gateway.md).
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
     /// Print the DM3 name a bridge gives a Matrix or Telegram user (docs/names.md).
     NameFor(NameForArgs),
     /// Print the network and user id a bridge's DM3 name stands for (the reverse of name-for).
@@ -141,6 +145,7 @@ pub fn run(command: Command) -> Result<String, Failure> {
         Command::Seal { sender_key, recipient_key, ds_key } => seal(&sender_key, &recipient_key, &ds_key),
         Command::Open { key, ds_key } => open(&key, ds_key.as_deref()),
         Command::BridgePayload(command) => bridge_payload::run(command),
+        Command::Gateway(command) => gateway::run(command),
         Command::NameFor(args) => names::name_for(&args),
         Command::ParseName(args) => names::parse_name(&args),
     }

@@ -8,6 +8,7 @@
 
 mod bridge_payload;
 mod commands;
+mod gateway;
 mod io;
 mod names;
 
@@ -18,7 +19,7 @@ use clap::Parser;
 use commands::Command;
 use io::Failure;
 
-/// The DM3 encoder/decoder: canonical JSON, keys, messages, envelopes, bridge payloads, bridge names.
+/// The DM3 encoder/decoder: canonical JSON, keys, messages, envelopes, bridge payloads, gateway envelopes, bridge names.
 #[derive(Parser, Debug)]
 #[command(name = "dm3", version, about, long_about = None)]
 struct Cli {

@@ -62,7 +62,7 @@ pub struct ParseNameArgs {
     json: bool,
 }
 
-fn parse_network(text: &str) -> Result<Network, String> {
+pub(crate) fn parse_network(text: &str) -> Result<Network, String> {
     text.parse().map_err(|_| format!("`{text}` is not matrix or telegram"))
 }
 
