@@ -1,7 +1,8 @@
 //! The bridge's two far ends, answering at once, for the bridge_load bench.
 //!
 //! - [`Homeserver`]: the Matrix client-server calls the bridge makes as an application service
-//!   (ping, register, display name, createRoom, join, send, receipts, the media config), each
+//!   (ping, register, display name, createRoom, join, send, receipts, the media config, a
+//!   room's state once its invitees joined), each
 //!   answered with the smallest body its ruma response type accepts. A `send` of a text with a
 //!   bench marker (`bench#<i>#`) is recorded with the time it arrived; a `createRoom` records
 //!   which ghost created which room, so the Matrix → DM3 phase can write into the portals.
@@ -31,6 +32,8 @@ pub struct HomeserverLog {
     pub sends: Arc<Mutex<HashMap<u64, Instant>>>,
     /// Room id → the ghost that created it.
     pub rooms: Mutex<Vec<(String, String)>>,
+    /// Room id → the users its creator invited.
+    invited: Mutex<HashMap<String, Vec<String>>>,
     next_id: Mutex<u64>,
 }
 
@@ -96,8 +99,14 @@ fn answer(
     }
     if path.ends_with("/createRoom") {
         let room = format!("!room{}:{server_name}", log.next());
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let invited = body["invite"].as_array().into_iter().flatten().filter_map(Value::as_str);
+        log.invited.lock().unwrap().insert(room.clone(), invited.map(str::to_owned).collect());
         log.rooms.lock().unwrap().push((room.clone(), as_user.unwrap_or_default()));
         return json!({"room_id": room});
+    }
+    if *method == Method::GET && path.ends_with("/state") {
+        return room_state(log, &room_in(path));
     }
     if path.ends_with("/register") {
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -105,8 +114,7 @@ fn answer(
         return json!({"user_id": format!("@{localpart}:{server_name}")});
     }
     if path.contains("/join") {
-        let room = path.split('/').rev().nth(1).unwrap_or_default().replace("%21", "!").replace("%3A", ":");
-        return json!({"room_id": room});
+        return json!({"room_id": room_in(path)});
     }
     if path.contains("/appservice/") && path.ends_with("/ping") {
         return json!({"duration_ms": 0});
@@ -115,6 +123,31 @@ fn answer(
         return json!({"m.upload.size": 50_000_000});
     }
     json!({})
+}
+
+/// The room of `…/rooms/<room>/<what>`.
+fn room_in(path: &str) -> String {
+    path.split('/').rev().nth(1).unwrap_or_default().replace("%21", "!").replace("%3A", ":")
+}
+
+/// A portal's state once its invitees joined: the direct chat of the ghost and its user that the
+/// bridge checks before it takes a membership change (`room_state`).
+fn room_state(log: &HomeserverLog, room: &str) -> Value {
+    let creator = log.rooms.lock().unwrap().iter().find(|(id, _)| id == room).map(|(_, ghost)| ghost.clone());
+    let Some(creator) = creator else { return json!([]) };
+    let invited = log.invited.lock().unwrap().get(room).cloned().unwrap_or_default();
+    let state = |kind: &str, key: &str, content: Value| {
+        json!({"type": kind, "state_key": key, "sender": creator, "room_id": room,
+               "event_id": format!("${kind}{key}"), "origin_server_ts": 0, "content": content})
+    };
+    let mut events = vec![
+        state("m.room.create", "", json!({"creator": creator, "room_version": "10"})),
+        state("m.room.join_rules", "", json!({"join_rule": "invite"})),
+        state("m.room.history_visibility", "", json!({"history_visibility": "shared"})),
+        state("m.room.member", &creator, json!({"membership": "join"})),
+    ];
+    events.extend(invited.iter().map(|user| state("m.room.member", user, json!({"membership": "join"}))));
+    Value::Array(events)
 }
 
 /// What the loopback delivery services saw: per DM3 user, the arrival of each envelope, in order.
