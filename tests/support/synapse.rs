@@ -194,6 +194,21 @@ impl Synapse {
         log.lines().filter(|l| l.contains("Successfully recovered application service")).count()
     }
 
+    /// The JSON of every event of `room_id` as Synapse stored it (its `event_json` table): what
+    /// the homeserver's operator, and anyone with a copy of its database, can read.
+    pub async fn stored_events(&self, room_id: &str) -> Result<Vec<String>> {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::{ConnectOptions as _, Row as _};
+        let options =
+            SqliteConnectOptions::new().filename(self.dir.path().join("homeserver.db")).read_only(true);
+        let mut connection = options.connect().await?;
+        let rows = sqlx::query("SELECT json FROM event_json WHERE room_id = ?")
+            .bind(room_id)
+            .fetch_all(&mut connection)
+            .await?;
+        rows.iter().map(|row| row.try_get::<String, _>("json").map_err(Into::into)).collect()
+    }
+
     /// Registers a normal (non-admin) user with `register_new_matrix_user` and logs them in.
     pub async fn register_user(&self, name: &str) -> Result<MatrixUser> {
         let password = format!("pw-{name}-{}", random_hex(8)?);

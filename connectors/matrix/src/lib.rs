@@ -21,11 +21,13 @@
 //! - [`inbound`]: Matrix events into neutral inbound events; [`batch`]: a transaction into the
 //!   engine's inbound batch, which makes every engine `InboundSink` a [`TransactionSink`];
 //! - [`policy`]: which Matrix users may use the bridge;
-//! - [`encryption`]: encrypted rooms, detected and refused in plain words.
+//! - [`encryption`]: encrypted rooms, detected and refused in plain words; [`cleartext`]: the
+//!   gate that asks the homeserver before every cleartext send.
 
 pub mod appservice;
 pub mod auth;
 pub mod batch;
+pub mod cleartext;
 pub mod client;
 pub mod config;
 pub mod connector;
