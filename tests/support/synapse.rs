@@ -9,8 +9,9 @@
 //!   script's message: the Matrix tests are never skipped.
 //! - **Config.** Written whole (not `--generate-config`, which costs a Python start-up): bound to
 //!   127.0.0.1 only, SQLite, no key servers (no network here), presence off, rate limits raised
-//!   for the test users, the given application-service registration, and a fresh signing key and
-//!   shared secret. Server name `localhost`.
+//!   for the test users, the given application-service registration, the appservice extensions
+//!   for encrypted rooms a deployment enables (docs/engine.md, "Encrypted rooms: plan"), and a
+//!   fresh signing key and shared secret. Server name `localhost`.
 //! - **Users.** [`Synapse::register_user`] runs `register_new_matrix_user` (the shared-secret admin
 //!   registration) and logs in, giving a [`MatrixUser`] that speaks the client-server API with
 //!   plain JSON, as any client would.
@@ -464,6 +465,9 @@ presence:
   enabled: false
 url_preview_enabled: false
 app_service_config_files: ["{registration}"]
+experimental_features:
+  msc3202_transaction_extensions: true
+  msc2409_to_device_messages_enabled: true
 rc_message: {many}
 rc_registration: {many}
 rc_room_creation: {many}

@@ -49,7 +49,7 @@ pub mod transaction;
 pub use appservice::Appservice;
 pub use batch::{batch_key, inbound_items};
 pub use client::{Client, ClientError, Downloaded, Registered, RetryAfter};
-pub use config::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
+pub use config::{Encryption, MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use connector::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
 pub use directory::{DirectoryError, GhostDirectory, GhostProfile};
 pub use encryption::RoomEncryption;
