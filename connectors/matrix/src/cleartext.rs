@@ -11,12 +11,14 @@
 //! So every send that would put bridged content in the clear into a room first asks the
 //! homeserver for the room's `m.room.encryption` state, as the ghost that is about to send.
 //! A cache would be cheaper only by the length of its life, and that life is exactly the
-//! window in which a missed or late transaction leaks; a state read is the cheapest request a
-//! homeserver serves (Synapse answers it from its in-memory state caches, without touching its
-//! event persister), while the send it guards writes an event. The window left is the time
-//! between the read and the send, which no client-server request can close. Once the room is
-//! found encrypted the engine suspends the portal, so later messages are refused before any
-//! request at all.
+//! window in which a missed or late transaction leaks (an invalidation by the transaction
+//! cannot shorten it: the transaction is what may be late or missing, and another replica's
+//! cache never sees it). A state read is a small request beside the send it guards: Synapse
+//! answers it for a joined user from its current-state caches (`get_current_state_event`),
+//! while a send builds, authorizes and persists an event. The window left is the time between
+//! the read and the send, which no client-server request can close. Once the room is found
+//! encrypted the engine pauses the portal, and the relay's portal read serves the messages
+//! after it; only messages to a ciphertext-only portal still ask, one read each.
 //!
 //! What passes without asking: the bridge's own notices (`m.notice`, which say why a message
 //! was not carried and hold no bridged content: `Content::Notice` toward a network is the
