@@ -321,9 +321,16 @@ impl EngineParts {
         }
         let reason = state.pause_reason().unwrap_or_default();
         if portal.state.is_live() {
-            let text = format!(
-                "⏸️ Messages with {remote} are paused: {reason}. Nothing is carried either way while that lasts."
-            );
+            let text = match &state {
+                PortalState::CiphertextOnly { .. } => {
+                    format!(
+                        "⏸️ Messages with {remote} are paused: {reason}. Nothing is posted here in the clear."
+                    )
+                }
+                _ => format!(
+                    "⏸️ Messages with {remote} are paused: {reason}. Nothing is carried either way while that lasts."
+                ),
+            };
             let key = NoticeKey::Paused(portal.updated_at_ms);
             self.announce_keyed(connector, &portal.conversation, remote, &text, key).await?;
             tracing::info!(portal = portal.id, %reason, "portal suspended");
