@@ -579,6 +579,16 @@ async fn a_portal_is_suspended_resumed_rebound_with_its_map_and_unlinked(db: &Te
     one.set_portal_state(created.id, &suspended, NOW + 5).await.unwrap();
     assert!(one.rebind_portal(created.id, &new_room, NOW + 6).await.unwrap());
     assert_eq!(one.portal(created.id).await.unwrap().unwrap().state, PortalState::Live);
+    // Ciphertext only (migration 0018) reads back as such, not as a plain suspension with the
+    // same reason; a plain suspension clears it, and so does a re-binding.
+    let encrypted = PortalState::CiphertextOnly { reason: "@eve:hs joined".to_owned() };
+    one.set_portal_state(created.id, &encrypted, NOW + 6).await.unwrap();
+    assert_eq!(one.portal(created.id).await.unwrap().unwrap().state, encrypted);
+    one.set_portal_state(created.id, &suspended, NOW + 6).await.unwrap();
+    assert_eq!(one.portal(created.id).await.unwrap().unwrap().state, suspended);
+    one.set_portal_state(created.id, &encrypted, NOW + 6).await.unwrap();
+    assert!(one.rebind_portal(created.id, &new_room, NOW + 6).await.unwrap());
+    assert_eq!(one.portal(created.id).await.unwrap().unwrap().state, PortalState::Live);
     // Another portal's room cannot be taken.
     let mut second = portal.clone();
     second.conversation = ConversationId::new("!second:hs").unwrap();

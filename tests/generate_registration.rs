@@ -1,6 +1,7 @@
 //! `dm3-bridge generate-registration`: the file it writes is a registration ruma and Synapse
 //! accept, its tokens are the ones in the config (the homeserver pings the bridge with them),
-//! the operator's config keeps its comments, and a second run needs `--force`.
+//! it asks for the encryption extensions unless `[matrix] encryption = "off"`, the operator's
+//! config keeps its comments, and a second run needs `--force`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/synapse.rs"]
@@ -108,6 +109,18 @@ async fn the_registration_is_accepted_by_ruma_and_synapse_with_the_tokens_of_the
         "{:?}",
         checked.notes
     );
+    // Encryption is on by default: the registration asks for the extensions ghost devices need,
+    // check says what that does today, and a setting the file disagrees with is a problem.
+    assert!(Registration::yaml_asks_for_encryption(&yaml).unwrap(), "{yaml}");
+    let today = checked.notes.iter().find(|n| n.starts_with("matrix.encryption = on")).unwrap();
+    assert!(
+        today.contains("does not speak Megolm yet") && today.contains("ever posted in the clear"),
+        "{today}"
+    );
+    let off = check(&config_file, &[("DM3_BRIDGE_MATRIX__ENCRYPTION".to_owned(), "off".to_owned())]);
+    assert!(off.problems.iter().any(|p| p.contains("(matrix.encryption)")), "{:?}", off.problems);
+    let require = check(&config_file, &[("DM3_BRIDGE_MATRIX__ENCRYPTION".to_owned(), "require".to_owned())]);
+    assert!(require.problems.iter().any(|p| p.contains("not available yet")), "{:?}", require.problems);
     let matrix = config.matrix.clone().unwrap();
     assert_eq!(matrix.as_token.as_ref().unwrap().expose(), parsed.as_token);
     assert_eq!(matrix.hs_token.as_ref().unwrap().expose(), parsed.hs_token);

@@ -139,6 +139,12 @@ presence:
   enabled: false
 url_preview_enabled: false
 app_service_config_files: ["{registration}"]
+# What the bridge's ghost devices need in encrypted rooms ([matrix] encryption, default on):
+# device lists and one-time-key counts in appservice transactions (MSC3202) and to-device
+# events pushed to the appservice (MSC2409/MSC4203). See docs/engine.md, "Encrypted rooms: plan".
+experimental_features:
+  msc3202_transaction_extensions: true
+  msc2409_to_device_messages_enabled: true
 rc_message: {many}
 rc_login:
   address: {many}

@@ -175,7 +175,7 @@ pub struct PortalView {
     pub local_name: String,
     /// The DM3 user they talk with.
     pub remote_name: String,
-    /// `live` or `suspended`.
+    /// `live`, `suspended`, or `ciphertext_only` (suspended but for a client's own ciphertext).
     pub state: &'static str,
     /// Why it is suspended.
     pub reason: Option<String>,
@@ -188,6 +188,7 @@ impl From<&Portal> for PortalView {
         let (state, reason) = match &portal.state {
             PortalState::Live => ("live", None),
             PortalState::Suspended { reason } => ("suspended", Some(reason.clone())),
+            PortalState::CiphertextOnly { reason } => ("ciphertext_only", Some(reason.clone())),
         };
         Self {
             id: portal.id,

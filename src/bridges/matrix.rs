@@ -64,6 +64,11 @@ pub fn check_registration_file(matrix: &MatrixConfig, data_dir: &Path) -> Result
         ("url (matrix.bridge_url)", url(file.url.as_deref().unwrap_or_default()) == url(&matrix.bridge_url)),
         ("id (matrix.registration_id)", file.id == matrix.registration_id),
         ("sender_localpart (matrix.bot_localpart)", file.sender_localpart == matrix.bot_localpart),
+        (
+            "org.matrix.msc3202 and io.element.msc4190 (matrix.encryption)",
+            Registration::yaml_asks_for_encryption(&yaml).unwrap_or(false)
+                == matrix.encryption.asks_for_extensions(),
+        ),
     ]
     .into_iter()
     .filter_map(|(field, same)| (!same).then_some(field))
@@ -238,7 +243,13 @@ impl NetworkModule for MatrixModule {
     }
 
     fn check(&self, config: &Config) -> Vec<Result<String, String>> {
-        config.matrix.iter().map(|matrix| check_registration_file(matrix, config.data_dir())).collect()
+        let encryption =
+            |matrix: &MatrixConfig| Ok(format!("matrix.encryption = {}", matrix.encryption.today()));
+        config
+            .matrix
+            .iter()
+            .flat_map(|matrix| [check_registration_file(matrix, config.data_dir()), encryption(matrix)])
+            .collect()
     }
 
     fn build(self: Box<Self>, node: &NodeServices<'_>) -> Result<Box<dyn Bridge>, BridgeError> {

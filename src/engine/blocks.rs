@@ -34,7 +34,8 @@ pub async fn refusal(
     let Some(network) = network else { return Ok(None) };
     match store.portal_by_names(network, receiver, sender).await? {
         Some(portal) => match portal.state {
-            PortalState::Live => Ok(None),
+            // Whether a message is ciphertext only its connector can tell, at the send.
+            PortalState::Live | PortalState::CiphertextOnly { .. } => Ok(None),
             PortalState::Suspended { reason } => Ok(Some(DeliveryError::rejected(
                 Rejection::Blocked,
                 format!("{receiver} cannot be reached in the conversation with {sender}: {reason}"),

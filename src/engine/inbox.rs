@@ -18,7 +18,7 @@ use std::sync::Arc;
 use dm3::ens::EnsName;
 use dm3::network::Network;
 use dm3_bridge_connector::{
-    BoxFuture, IdempotencyKey, NetworkId, NetworkUserId, Outbound, RemoteIdentity, deliver,
+    BoxFuture, ConnectorError, IdempotencyKey, NetworkId, NetworkUserId, Outbound, RemoteIdentity, deliver,
 };
 
 use super::backlog::{InboxBounds, warning_job};
@@ -28,6 +28,7 @@ use super::dm3::open::open_inbound;
 use super::inbox_limits::InboxLimits;
 use super::job::{InboxPayload, JobPayload, Report};
 use super::parts::{EngineParts, Failure};
+use super::portals::paused_state;
 use super::references::StoredReferences;
 use super::worker::FailureCause;
 use super::{JobHandler, Outcome, Queue};
@@ -228,6 +229,20 @@ impl InboxHandler {
             let sent = deliver(connector.as_ref(), &outbound).await;
             metrics::histogram!(BRIDGE_SEND_DURATION, "network" => network_id.to_string(), "direction" => "dm3_to_network")
                 .record(started.elapsed().as_secs_f64());
+            // The conversation carries nothing now, or nothing in the clear (a room switched to
+            // encrypted, found at the send): the portal is paused, as its change would.
+            if let Err(ConnectorError::Unsupported(refusal)) = &sent
+                && let Some(state) = paused_state(refusal)
+            {
+                let blocked = parts.conversation_blocked(
+                    connector.as_ref(),
+                    &conversation,
+                    &local_user,
+                    &remote,
+                    state,
+                );
+                return Err(blocked.await);
+            }
             let sent = sent.map_err(Failure::connector)?;
             // The first event stands for the message (a reply names it). Recorded with the
             // job's completion; a retry sends it again under the same key and learns its id.

@@ -26,7 +26,7 @@ use super::references::StoredReferences;
 use super::worker::FailureCause;
 use super::{JobHandler, Outcome};
 use crate::identities::network::Network;
-use crate::store::{ClaimedJob, NewMapping, PortalState};
+use crate::store::{ClaimedJob, NewMapping};
 use crate::telemetry::metrics::{BRIDGE_SEND_DURATION, BRIDGED_MESSAGES};
 
 /// Works outbox jobs.
@@ -147,7 +147,7 @@ impl OutboxHandler {
             tracing::debug!(network = %network_id, "ignoring a message from another member of a portal");
             return Ok(None);
         }
-        if let PortalState::Suspended { reason } = &portal.state {
+        if let Some(reason) = portal.state.pause_reason() {
             if matches!(event.kind, EventKind::ReadReceipt(_)) {
                 return Ok(None); // a receipt is not worth a notice
             }

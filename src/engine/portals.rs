@@ -19,8 +19,8 @@
 use dm3::ens::EnsName;
 use dm3_bridge_connector::{
     Connector, ConnectorError, Content, ConversationChange, ConversationId, IdempotencyKey, Message,
-    NetworkMessageId, NetworkUserId, Outbound, PortalHandling, PortalRequest, PortalStatus, RemoteIdentity,
-    Text,
+    NetworkId, NetworkMessageId, NetworkUserId, Outbound, PortalHandling, PortalRequest, PortalStatus,
+    RemoteIdentity, Text, Unsupported,
 };
 
 use super::job::JobPayload;
@@ -112,11 +112,11 @@ impl EngineParts {
             self.store.portal_by_names(network, local, remote).await.map_err(Failure::store)?
         {
             return match portal.state {
-                PortalState::Live => Ok((portal.conversation, portal.consent)),
-                PortalState::Suspended { reason } => Err(Failure::permanent(format!(
-                    "{local_user} cannot be reached in that {network} conversation right now: {reason}"
-                ))
-                .because(FailureCause::PortalSuspended)),
+                // Ciphertext only: the connector refuses anything in the clear at the send.
+                PortalState::Live | PortalState::CiphertextOnly { .. } => {
+                    Ok((portal.conversation, portal.consent))
+                }
+                PortalState::Suspended { reason } => Err(unreachable(local_user, network, &reason)),
             };
         }
         let portals = Self::portal_handling(connector)?;
@@ -251,7 +251,7 @@ impl EngineParts {
         };
         match (status, &portal.state) {
             (PortalStatus::Live, PortalState::Live) => Ok(()),
-            (PortalStatus::Live, PortalState::Suspended { .. }) => {
+            (PortalStatus::Live, PortalState::Suspended { .. } | PortalState::CiphertextOnly { .. }) => {
                 let text = format!("▶️ Messages with {remote} are carried again.");
                 self.announce(connector, &portal.conversation, &remote, &text, &change.network_event_id)
                     .await?;
@@ -262,21 +262,11 @@ impl EngineParts {
                     .map(|_| ())
                     .map_err(Failure::store)
             }
-            (PortalStatus::Suspended { reason } | PortalStatus::Left { reason }, state) => {
-                if matches!(state, PortalState::Suspended { reason: old } if *old == reason) {
-                    return Ok(());
-                }
-                if state.is_live() {
-                    let text = format!(
-                        "⏸️ Messages with {remote} are paused: {reason}. Nothing is carried either way until \
-                         this is a direct chat between the two of you again."
-                    );
-                    self.announce(connector, &portal.conversation, &remote, &text, &change.network_event_id)
-                        .await?;
-                    tracing::info!(portal = portal.id, %reason, "portal suspended");
-                }
-                let state = PortalState::Suspended { reason };
-                self.store.set_portal_state(portal.id, &state, now).await.map(|_| ()).map_err(Failure::store)
+            (PortalStatus::Suspended { reason } | PortalStatus::Left { reason }, _) => {
+                self.pause(connector, &portal, &remote, PortalState::Suspended { reason }).await
+            }
+            (PortalStatus::CiphertextOnly { reason }, _) => {
+                self.pause(connector, &portal, &remote, PortalState::CiphertextOnly { reason }).await
             }
             (PortalStatus::Invited, _) => Ok(()), // mapped to live above
             (PortalStatus::Moved { successor }, _) => {
@@ -285,6 +275,67 @@ impl EngineParts {
                 self.leave_old_conversation(connector, &portal, &remote).await
             }
         }
+    }
+
+    /// The connector refused to send into `conversation` because it carries nothing now
+    /// (`Unsupported::Blocked`), or nothing in the clear (`Unsupported::CiphertextOnly`: a
+    /// Matrix room switched to encrypted, found at the send before the change that says so was
+    /// handled, or after): the portal is paused in that `state`, as the change would, and the
+    /// message fails with the words of a suspended portal.
+    pub async fn conversation_blocked(
+        &self,
+        connector: &dyn Connector,
+        conversation: &ConversationId,
+        local_user: &NetworkUserId,
+        remote: &RemoteIdentity,
+        state: PortalState,
+    ) -> Failure {
+        let network = connector.network();
+        let reason = state.pause_reason().unwrap_or_default().to_owned();
+        let found = self.store.portal_by_conversation(network, conversation).await;
+        match found {
+            Ok(Some(portal)) => {
+                if let Err(failure) = self.pause(connector, &portal, remote, state).await {
+                    return failure;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => return Failure::store(error),
+        }
+        unreachable(local_user, network, &reason)
+    }
+
+    /// Moves `portal` to the paused `state`. Leaving the live state, the stand-in says so once:
+    /// both ways to find out (a change of the room, a send the connector refused) key the notice
+    /// by the live state they leave, so the room is told once however many find it at once, and
+    /// a later pause of the same room is told again.
+    async fn pause(
+        &self,
+        connector: &dyn Connector,
+        portal: &Portal,
+        remote: &RemoteIdentity,
+        state: PortalState,
+    ) -> Result<(), Failure> {
+        if portal.state == state {
+            return Ok(());
+        }
+        let reason = state.pause_reason().unwrap_or_default();
+        if portal.state.is_live() {
+            let text = match &state {
+                PortalState::CiphertextOnly { .. } => {
+                    format!(
+                        "⏸️ Messages with {remote} are paused: {reason}. Nothing is posted here in the clear."
+                    )
+                }
+                _ => format!(
+                    "⏸️ Messages with {remote} are paused: {reason}. Nothing is carried either way while that lasts."
+                ),
+            };
+            let key = NoticeKey::Paused(portal.updated_at_ms);
+            self.announce_keyed(connector, &portal.conversation, remote, &text, key).await?;
+            tracing::info!(portal = portal.id, %reason, "portal suspended");
+        }
+        self.store.set_portal_state(portal.id, &state, now_ms()).await.map(|_| ()).map_err(Failure::store)
     }
 
     /// The stand-in says where the conversation went and leaves `old`'s conversation.
@@ -342,10 +393,12 @@ impl EngineParts {
     }
 }
 
-/// What a portal notice's idempotency key is derived from: the event that triggered it (so a
-/// second pause of the same room is told again), or the portal's move away from a conversation.
+/// What a portal notice's idempotency key is derived from: the event that triggered it, the
+/// live state a pause leaves (the time of its last change: a second pause of the same room is
+/// told again), or the portal's move away from a conversation.
 enum NoticeKey<'a> {
     Trigger(&'a NetworkMessageId),
+    Paused(i64),
     Moved(i64, &'a ConversationId),
     Unlinked(&'a ConversationId),
 }
@@ -355,11 +408,30 @@ impl NoticeKey<'_> {
     fn render(&self, conversation: &ConversationId) -> String {
         let seed = match self {
             NoticeKey::Trigger(id) => format!("{conversation}\n{id}"),
+            NoticeKey::Paused(live_since) => format!("{conversation}\npaused\n{live_since}"),
             NoticeKey::Moved(portal, from) => format!("{from}\nmoved\n{portal}"),
             NoticeKey::Unlinked(from) => format!("{from}\nunlinked"),
         };
         format!("portal-{}", dm3::hash::sha256_hex(&seed).trim_start_matches("0x"))
     }
+}
+
+/// The paused state a connector's refusal at the send puts a portal in: `Blocked` carries
+/// nothing, `CiphertextOnly` nothing in the clear; other refusals concern one message only.
+pub fn paused_state(refusal: &Unsupported) -> Option<PortalState> {
+    match refusal {
+        Unsupported::Blocked(reason) => Some(PortalState::Suspended { reason: reason.clone() }),
+        Unsupported::CiphertextOnly(reason) => Some(PortalState::CiphertextOnly { reason: reason.clone() }),
+        _ => None,
+    }
+}
+
+/// Why a DM3 message for `local_user` failed while their conversation carries nothing.
+fn unreachable(local_user: &NetworkUserId, network: &NetworkId, reason: &str) -> Failure {
+    Failure::permanent(format!(
+        "{local_user} cannot be reached in that {network} conversation right now: {reason}"
+    ))
+    .because(FailureCause::PortalSuspended)
 }
 
 fn parse_name(name: &str) -> Result<EnsName, Failure> {

@@ -173,7 +173,8 @@ fn registration(
         &matrix.ghost_prefix,
         as_token,
         hs_token,
-    )?)
+    )?
+    .with_encryption_extensions(matrix.encryption.asks_for_extensions()))
 }
 
 /// The comment above a `[matrix]` section this command adds.

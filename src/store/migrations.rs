@@ -34,6 +34,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (12, "first_contact", include_str!("../../migrations/sqlite/0012_first_contact.sql")),
     (13, "admin_conversations", include_str!("../../migrations/sqlite/0013_admin_conversations.sql")),
     (14, "leases", include_str!("../../migrations/sqlite/0014_leases.sql")),
+    (18, "ciphertext_only_portals", include_str!("../../migrations/sqlite/0018_ciphertext_only_portals.sql")),
     (19, "self_custody", include_str!("../../migrations/sqlite/0019_self_custody.sql")),
 ];
 
@@ -56,6 +57,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (12, "first_contact", include_str!("../../migrations/postgres/0012_first_contact.sql")),
     (13, "admin_conversations", include_str!("../../migrations/postgres/0013_admin_conversations.sql")),
     (14, "leases", include_str!("../../migrations/postgres/0014_leases.sql")),
+    (
+        18,
+        "ciphertext_only_portals",
+        include_str!("../../migrations/postgres/0018_ciphertext_only_portals.sql"),
+    ),
     (19, "self_custody", include_str!("../../migrations/postgres/0019_self_custody.sql")),
 ];
 

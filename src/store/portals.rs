@@ -74,6 +74,10 @@ pub enum PortalState {
     Live,
     /// Nothing crosses it, for `reason` (told to both sides when it was suspended).
     Suspended { reason: String },
+    /// Suspended for `reason`, its conversation end-to-end encrypted in a way the bridge cannot
+    /// write, but carrying what a DM3 client encrypted for it itself (a bridge payload): each
+    /// message goes to the connector, which refuses anything in the clear (migration 0018).
+    CiphertextOnly { reason: String },
 }
 
 impl PortalState {
@@ -81,11 +85,20 @@ impl PortalState {
         matches!(self, PortalState::Live)
     }
 
-    /// The stored form: `state` and `state_reason`.
-    fn columns(&self) -> (&'static str, Option<&str>) {
+    /// Nothing in the clear crosses it (it is suspended, or carries ciphertext only), and why.
+    pub fn pause_reason(&self) -> Option<&str> {
         match self {
-            PortalState::Live => ("live", None),
-            PortalState::Suspended { reason } => ("suspended", Some(reason)),
+            PortalState::Live => None,
+            PortalState::Suspended { reason } | PortalState::CiphertextOnly { reason } => Some(reason),
+        }
+    }
+
+    /// The stored form: `state`, `state_reason` and `ciphertext_only`.
+    fn columns(&self) -> (&'static str, Option<&str>, bool) {
+        match self {
+            PortalState::Live => ("live", None, false),
+            PortalState::Suspended { reason } => ("suspended", Some(reason), false),
+            PortalState::CiphertextOnly { reason } => ("suspended", Some(reason), true),
         }
     }
 }
@@ -115,6 +128,7 @@ struct RawPortal {
     created_at: i64,
     state: String,
     state_reason: Option<String>,
+    ciphertext_only: bool,
     updated_at: i64,
     awaiting_consent_since: Option<i64>,
 }
@@ -122,8 +136,8 @@ struct RawPortal {
 /// The columns every portal query reads, in [`read_portal!`]'s names.
 macro_rules! portal_columns {
     () => {
-        "id, network, conversation, local_name, remote_name, created_at, state, state_reason, updated_at, \
-         awaiting_consent_since"
+        "id, network, conversation, local_name, remote_name, created_at, state, state_reason, ciphertext_only, \
+         updated_at, awaiting_consent_since"
     };
 }
 
@@ -138,6 +152,7 @@ macro_rules! read_portal {
             created_at: $row.try_get("created_at")?,
             state: $row.try_get("state")?,
             state_reason: $row.try_get("state_reason")?,
+            ciphertext_only: $row.try_get("ciphertext_only")?,
             updated_at: $row.try_get("updated_at")?,
             awaiting_consent_since: $row.try_get("awaiting_consent_since")?,
         }
@@ -155,10 +170,13 @@ impl RawPortal {
             local_name: ids::stored_name(&self.local_name)?,
             remote_name: ids::stored_name(&self.remote_name)?,
             created_at_ms: self.created_at,
-            state: match (self.state.as_str(), self.state_reason) {
-                ("live", _) => PortalState::Live,
-                ("suspended", reason) => PortalState::Suspended { reason: reason.unwrap_or_default() },
-                (other, _) => {
+            state: match (self.state.as_str(), self.state_reason, self.ciphertext_only) {
+                ("live", _, _) => PortalState::Live,
+                ("suspended", reason, false) => PortalState::Suspended { reason: reason.unwrap_or_default() },
+                ("suspended", reason, true) => {
+                    PortalState::CiphertextOnly { reason: reason.unwrap_or_default() }
+                }
+                (other, _, _) => {
                     return Err(StoreError::Corrupt(format!("portal {}: state `{other}`", self.id)));
                 }
             },
@@ -316,14 +334,16 @@ impl Store {
         state: &PortalState,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        const SQL: &str = "UPDATE portals SET state = $2, state_reason = $3, updated_at = $4 WHERE id = $1";
-        let (state, reason) = state.columns();
+        const SQL: &str = "UPDATE portals SET state = $2, state_reason = $3, updated_at = $4, \
+                           ciphertext_only = $5 WHERE id = $1";
+        let (state, reason, ciphertext_only) = state.columns();
         let reason = reason.map(str::to_owned);
         let changed = write_on!(self, one_statement, c => Ok(sqlx::query(SQL)
             .bind(id)
             .bind(state)
             .bind(reason.as_deref())
             .bind(now_ms)
+            .bind(ciphertext_only)
             .execute(&mut *c)
             .await?
             .rows_affected()))?;
@@ -344,7 +364,7 @@ impl Store {
         const MOVE_MAP: &str = "UPDATE message_map SET conversation = $3 \
              WHERE network = $1 AND conversation = $2";
         const MOVE_PORTAL: &str = "UPDATE portals SET conversation = $2, state = 'live', state_reason = NULL, \
-             awaiting_consent_since = NULL, updated_at = $3 WHERE id = $1";
+             ciphertext_only = FALSE, awaiting_consent_since = NULL, updated_at = $3 WHERE id = $1";
         let Some(portal) = self.portal(id).await? else { return Ok(false) };
         if &portal.conversation == conversation {
             return self.set_portal_state(id, &PortalState::Live, now_ms).await;

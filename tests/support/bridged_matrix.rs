@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
 use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
+use dm3_bridge::store::Portal;
+use dm3_bridge_connector::{ConversationId, NetworkId};
 use serde_json::{Value, json};
 
 use crate::dm3_world::{ALICE, Dm3World};
@@ -129,6 +131,33 @@ pub async fn wait_for_event(
         assert!(tokio::time::Instant::now() < deadline, "no such event within 60 s\n{}", synapse.log_tail());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The Matrix network's id.
+pub fn matrix() -> NetworkId {
+    NetworkId::new("matrix").unwrap()
+}
+
+/// The portal of `room`, if the bridge recorded one.
+pub async fn portal_of(bridge: &TestNode, room: &str) -> Option<Portal> {
+    bridge.node.store().portal_by_conversation(&matrix(), &ConversationId::new(room).unwrap()).await.unwrap()
+}
+
+/// Waits until the portal of `room` satisfies `check`.
+pub async fn wait_for_portal(
+    bridge: &TestNode,
+    synapse: &Synapse,
+    room: &str,
+    what: &str,
+    check: impl Fn(&Portal) -> bool,
+) {
+    wait_until(what, synapse, || async { portal_of(bridge, room).await.is_some_and(|p| check(&p)) }).await;
+}
+
+/// `user` sets the state event `kind` (state key empty) of `room` to `content`.
+pub async fn put_state(user: &MatrixUser, room: &str, kind: &str, content: Value) {
+    let path = format!("/_matrix/client/v3/rooms/{}/state/{kind}/", synapse::encode(room));
+    user.call(reqwest::Method::PUT, &path, Some(content)).await.unwrap();
 }
 
 /// Waits until the bridge has no job pending in either queue; none may have failed.

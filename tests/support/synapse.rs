@@ -9,8 +9,9 @@
 //!   script's message: the Matrix tests are never skipped.
 //! - **Config.** Written whole (not `--generate-config`, which costs a Python start-up): bound to
 //!   127.0.0.1 only, SQLite, no key servers (no network here), presence off, rate limits raised
-//!   for the test users, the given application-service registration, and a fresh signing key and
-//!   shared secret. Server name `localhost`.
+//!   for the test users, the given application-service registration, the appservice extensions
+//!   for encrypted rooms a deployment enables (docs/engine.md, "Encrypted rooms: plan"), and a
+//!   fresh signing key and shared secret. Server name `localhost`.
 //! - **Users.** [`Synapse::register_user`] runs `register_new_matrix_user` (the shared-secret admin
 //!   registration) and logs in, giving a [`MatrixUser`] that speaks the client-server API with
 //!   plain JSON, as any client would.
@@ -203,6 +204,21 @@ impl Synapse {
     pub fn appservice_recoveries(&self) -> usize {
         let log = std::fs::read_to_string(self.dir.path().join("homeserver.log")).unwrap_or_default();
         log.lines().filter(|l| l.contains("Successfully recovered application service")).count()
+    }
+
+    /// The JSON of every event of `room_id` as Synapse stored it (its `event_json` table): what
+    /// the homeserver's operator, and anyone with a copy of its database, can read.
+    pub async fn stored_events(&self, room_id: &str) -> Result<Vec<String>> {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::{ConnectOptions as _, Row as _};
+        let options =
+            SqliteConnectOptions::new().filename(self.dir.path().join("homeserver.db")).read_only(true);
+        let mut connection = options.connect().await?;
+        let rows = sqlx::query("SELECT json FROM event_json WHERE room_id = ?")
+            .bind(room_id)
+            .fetch_all(&mut connection)
+            .await?;
+        rows.iter().map(|row| row.try_get::<String, _>("json").map_err(Into::into)).collect()
     }
 
     /// Registers a normal (non-admin) user with `register_new_matrix_user` and logs them in.
@@ -460,6 +476,9 @@ presence:
   enabled: false
 url_preview_enabled: false
 app_service_config_files: ["{registration}"]
+experimental_features:
+  msc3202_transaction_extensions: true
+  msc2409_to_device_messages_enabled: true
 rc_message: {many}
 rc_registration: {many}
 rc_room_creation: {many}

@@ -82,6 +82,10 @@ pub enum Unsupported {
     /// The conversation carries nothing, for the reason given.
     #[error("this conversation cannot be bridged: {0}")]
     Blocked(String),
+    /// The conversation is end-to-end encrypted and the connector cannot encrypt: it carries
+    /// only content a client encrypted itself, nothing in the clear, for the reason given.
+    #[error("{0}")]
+    CiphertextOnly(String),
     /// The conversation does not support this feature.
     #[error("{0} are not supported in this conversation")]
     Feature(Feature),

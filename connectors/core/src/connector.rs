@@ -182,6 +182,10 @@ pub enum PortalStatus {
     Left { reason: String },
     /// Messages must not cross, for `reason` (in words for both sides: "eve joined the room").
     Suspended { reason: String },
+    /// A direct chat of the two that is end-to-end encrypted in a way the connector cannot
+    /// write: only content a client encrypted for it itself (a bridge payload) crosses, anything
+    /// else fails for `reason` at the send ([`crate::Unsupported::CiphertextOnly`]).
+    CiphertextOnly { reason: String },
     /// The conversation was replaced by `successor` (Matrix: a room upgrade), which the
     /// stand-in joined and which is a direct chat between the two: the portal moves there.
     Moved { successor: ConversationId },

@@ -47,7 +47,9 @@ pub enum Content {
     /// A text message.
     Text(Text),
     /// A message from the bridge itself (a delivery failure, a warning), shown as such where the
-    /// network can (a Matrix `m.notice`).
+    /// network can (a Matrix `m.notice`). Toward a network it is only ever the bridge's own
+    /// words, never a bridged message's content: the Matrix connector lets it into an encrypted
+    /// room, where nothing bridged may go in the clear.
     Notice(Text),
     /// A file, with an optional caption.
     Attachment {

@@ -43,7 +43,6 @@ use ruma::api::{
 };
 use ruma::events::reaction::ReactionEventContent;
 use ruma::events::relation::Annotation;
-use ruma::events::room::encryption::RoomEncryptionEventContent;
 use ruma::events::room::message::RoomMessageEventContent;
 use ruma::events::{MessageLikeEventContent, MessageLikeEventType, StateEventType};
 use ruma::profile::ProfileFieldValue;
@@ -411,11 +410,12 @@ impl Client {
         );
         match self.call(request, Some(user)).await {
             Ok(response) => {
+                // Read loosely: content the typed event refuses is encryption all the same.
                 let content = response
                     .into_content()
-                    .deserialize_as_unchecked::<RoomEncryptionEventContent>()
-                    .map_err(|e| ClientError::BadResponse(e.to_string()))?;
-                Ok(RoomEncryption::Encrypted { algorithm: content.algorithm.to_string() })
+                    .deserialize_as_unchecked::<serde_json::Map<String, serde_json::Value>>()
+                    .unwrap_or_default();
+                Ok(RoomEncryption::from_content(&content))
             }
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(RoomEncryption::Unencrypted),
             Err(e) => Err(e),

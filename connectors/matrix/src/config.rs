@@ -11,7 +11,8 @@
 //! - `allow`: which Matrix users may get a virtual DM3 identity (see [`UserPolicy`]); empty
 //!   means the users of `server_name` only;
 //! - `reachable`: which of those a DM3 user may write to before they used the bridge (same
-//!   entries, same default; docs/names.md "Reachable before first use").
+//!   entries, same default; docs/names.md "Reachable before first use");
+//! - `encryption`: whether the bridge takes part in end-to-end encrypted rooms ([`Encryption`]).
 //!
 //! Shaped like the service's own config and `[telegram]`: values stay strings here so that
 //! loading never fails on them; [`MatrixConfig::problems`] names each malformed one by its key
@@ -71,6 +72,51 @@ pub struct MatrixConfig {
     /// How long start-up waits for the homeserver to answer the appservice ping, in seconds;
     /// 0 tries once.
     pub ping_timeout_secs: u64,
+    /// End-to-end encrypted rooms: `off`, `on` (follow the room) or `require`.
+    pub encryption: Encryption,
+}
+
+/// `[matrix] encryption`: whether the bridge takes part in end-to-end encrypted rooms (issue 17).
+///
+/// Whatever the setting, nothing bridged is ever posted in the clear into an encrypted room
+/// ([`crate::cleartext`]). Until the bridge speaks Megolm the settings differ only in what the
+/// registration asks of the homeserver, which is what [`Encryption::today`] says in `check`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    /// Never: an encrypted room is refused (the ghost says so), and the registration asks for
+    /// no encryption extensions.
+    Off,
+    /// Follow the room: encrypted where the room is, in the clear where it is not. The
+    /// registration asks for the extensions ghost devices need (MSC3202, MSC4190).
+    #[default]
+    On,
+    /// Only encrypted rooms: a room in the clear is refused. Refused in the config until the
+    /// bridge speaks Megolm, since it would then bridge nothing a stock DM3 client sends.
+    Require,
+}
+
+impl Encryption {
+    /// Whether the registration asks the homeserver for the appservice encryption extensions.
+    pub fn asks_for_extensions(self) -> bool {
+        !matches!(self, Encryption::Off)
+    }
+
+    /// What the setting does in this version, in words for `dm3-bridge check`.
+    pub fn today(self) -> &'static str {
+        match self {
+            Encryption::Off => {
+                "off: a ghost refuses encrypted rooms, and a DM switched to encrypted carries nothing in \
+                 the clear (a DM3 client's own ciphertext only)"
+            }
+            Encryption::Require => "require: not available until the bridge speaks Megolm (see its problem)",
+            Encryption::On => {
+                "on: the registration asks the homeserver for the encryption extensions (MSC3202, MSC4190, \
+                 to-device events), but the bridge does not speak Megolm yet: encrypted rooms are treated as \
+                 with off, and nothing is ever posted in the clear into them"
+            }
+        }
+    }
 }
 
 impl Default for MatrixConfig {
@@ -89,6 +135,7 @@ impl Default for MatrixConfig {
             reachable: Vec::new(),
             max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             ping_timeout_secs: 30,
+            encryption: Encryption::default(),
         }
     }
 }
@@ -240,6 +287,15 @@ fn problems(matrix: &MatrixConfig) -> Vec<ConfigProblem> {
             format!("{} is out of range; expected 1 to {MAX_MEDIA_BYTES}", matrix.max_media_bytes),
         );
     }
+    if matrix.encryption == Encryption::Require {
+        problem(
+            "encryption",
+            "\"require\" is not available yet: the bridge does not speak Megolm, so it would refuse every \
+             room in the clear and could deliver into encrypted ones only what a DM3 client encrypted itself; \
+             use \"on\" (nothing is ever posted in the clear into an encrypted room)"
+                .to_owned(),
+        );
+    }
     if matrix.ping_timeout_secs > MAX_PING_TIMEOUT_SECS {
         problem(
             "ping_timeout_secs",
@@ -277,5 +333,17 @@ mod tests {
     fn problems_are_keyed_under_the_section() {
         let keys: Vec<String> = MatrixConfig::default().problems().into_iter().map(|p| p.key).collect();
         assert_eq!(keys, ["homeserver_url", "bridge_url", "server_name", "as_token", "hs_token"]);
+    }
+
+    #[test]
+    fn encryption_is_on_by_default_and_require_is_refused_until_megolm() {
+        assert_eq!(MatrixConfig::default().encryption, Encryption::On);
+        let parsed: MatrixConfig = serde_json::from_value(serde_json::json!({"encryption": "off"})).unwrap();
+        assert_eq!(parsed.encryption, Encryption::Off);
+        assert!(serde_json::from_value::<MatrixConfig>(serde_json::json!({"encryption": "maybe"})).is_err());
+        let require = MatrixConfig { encryption: Encryption::Require, ..MatrixConfig::default() };
+        let problem = require.problems().into_iter().find(|p| p.key == "encryption").unwrap();
+        assert!(problem.message.contains("not available yet"), "{}", problem.message);
+        assert!(Encryption::On.asks_for_extensions() && !Encryption::Off.asks_for_extensions());
     }
 }

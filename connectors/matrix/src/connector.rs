@@ -12,8 +12,8 @@
 //! conversion in [`crate::media`]), portals
 //! ([`crate::portal`]) and native content (bridge payloads, [`crate::native`]) are all supported
 //! by Matrix, so every capability trait is implemented.
-//! Encrypted rooms are detected when a portal is joined ([`Client::room_encryption`]) and
-//! refused with a notice to the user ([`crate::encryption`]).
+//! Nothing goes into a room in the clear once it is encrypted: every send of bridged content
+//! passes the gate of [`crate::cleartext`] first, which asks the homeserver.
 //!
 //! [`Connector::start`] pings the homeserver through the bridge, the check that catches the
 //! common misconfiguration where the homeserver cannot reach the bridge's URL (a top support topic
@@ -206,6 +206,9 @@ impl Connector for MatrixConnector {
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(message)?;
+            if !matches!(message.payload.content, Content::Notice(_)) {
+                self.cleartext_allowed(&ghost, &room).await?;
+            }
             let mut content = match &message.payload.content {
                 Content::Text(text) => text_content(text, false),
                 Content::Notice(text) => text_content(text, true),
@@ -264,6 +267,7 @@ impl EditHandling for MatrixConnector {
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(edit)?;
+            self.cleartext_allowed(&ghost, &room).await?;
             let target = event_id(&edit.payload.target)?;
             let content = text_content(&edit.payload.text, false)
                 .make_replacement(ReplacementMetadata::new(target, None));
@@ -284,6 +288,7 @@ impl ReactionHandling for MatrixConnector {
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(reaction)?;
+            self.cleartext_allowed(&ghost, &room).await?;
             let target = event_id(&reaction.payload.target)?;
             let id = self
                 .client
@@ -307,11 +312,15 @@ impl DeleteHandling for MatrixConnector {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(delete)?;
             let target = event_id(&delete.payload.target)?;
-            self.client
-                .redact(&ghost, &room, &target, &txn, delete.payload.reason.as_deref())
-                .await
-                .map(|_| ())
-                .map_err(classify)
+            let reason = match delete.payload.reason.as_deref() {
+                Some(reason) => match self.cleartext_allowed(&ghost, &room).await {
+                    Ok(()) => Some(reason),
+                    Err(ConnectorError::Unsupported(_)) => None,
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            self.client.redact(&ghost, &room, &target, &txn, reason).await.map(|_| ()).map_err(classify)
         })
     }
 }

@@ -21,12 +21,14 @@
 //! - [`inbound`]: Matrix events into neutral inbound events; [`batch`]: a transaction into the
 //!   engine's inbound batch, which makes every engine `InboundSink` a [`TransactionSink`];
 //! - [`policy`]: which Matrix users may use the bridge;
-//! - [`encryption`]: encrypted rooms, detected and refused in plain words;
+//! - [`encryption`]: encrypted rooms, detected and refused in plain words; [`cleartext`]: the
+//!   gate that asks the homeserver before every cleartext send;
 //! - [`reach`]: whether the homeserver answers, the connector's health for `/ready`.
 
 pub mod appservice;
 pub mod auth;
 pub mod batch;
+pub mod cleartext;
 pub mod client;
 pub mod config;
 pub mod connector;
@@ -49,7 +51,7 @@ pub mod transaction;
 pub use appservice::Appservice;
 pub use batch::{batch_key, inbound_items};
 pub use client::{Client, ClientError, Downloaded, Registered, RetryAfter};
-pub use config::{MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
+pub use config::{Encryption, MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use connector::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
 pub use directory::{DirectoryError, GhostDirectory, GhostProfile};
 pub use encryption::RoomEncryption;

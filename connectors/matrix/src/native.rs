@@ -11,7 +11,9 @@
 //!   the relations of encrypted events; `m.new_content` is inside the client's ciphertext.
 //!
 //! The send is the ghost's, idempotent by the transaction id and stamped with the DM3 time, like
-//! every other send ([`crate::connector`]).
+//! every other send ([`crate::connector`]). An `m.room.message` payload is cleartext and passes
+//! the gate of [`crate::cleartext`]; an `m.room.encrypted` one is ciphertext and goes into an
+//! encrypted room as well.
 
 use dm3_bridge_connector::{
     BoxFuture, ConnectorError, NativeHandling, NativeMessage, NetworkMessageId, Outbound,
@@ -22,7 +24,10 @@ use crate::connector::{MatrixConnector, classify, event_id, network_id};
 
 /// The event types a payload may carry (the allow-list's; checked again so that a connector
 /// never sends a state event or anything else it was not meant to).
-const EVENT_TYPES: [&str; 2] = ["m.room.message", "m.room.encrypted"];
+const EVENT_TYPES: [&str; 2] = ["m.room.message", ENCRYPTED];
+
+/// The event type of content a client encrypted itself.
+const ENCRYPTED: &str = "m.room.encrypted";
 
 /// The event type and content to send for `native`: the content with the relations added.
 pub fn event_content(native: &NativeMessage) -> Result<(&str, Map<String, Value>), ConnectorError> {
@@ -56,6 +61,10 @@ impl NativeHandling for MatrixConnector {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(native)?;
             let (event_type, content) = event_content(&native.payload)?;
+            // A prepared `m.room.encrypted` is ciphertext already (docs/bridge-payload.md §6).
+            if event_type != ENCRYPTED {
+                self.cleartext_allowed(&ghost, &room).await?;
+            }
             let id = self
                 .client()
                 .send_raw(&ghost, &room, &txn, native.timestamp_ms, event_type, &content)

@@ -8,7 +8,14 @@
 //!   nobody else can register a user the bridge speaks for;
 //! - `rate_limited: false`: ghosts speak for many people, and the homeserver's per-user limits
 //!   turned 19 of 30 quick ghost sends into 429s in our measurements against Synapse;
-//! - `receive_ephemeral: true`: read receipts of Matrix users reach the bridge.
+//! - `receive_ephemeral: true`: read receipts of Matrix users reach the bridge (and to-device
+//!   events, MSC2409/MSC4203, where the homeserver enables `msc2409_to_device_messages_enabled`);
+//! - with `[matrix] encryption` not `off`, the appservice extensions ghost devices need, under
+//!   the unstable names Synapse reads ([`ENCRYPTION_EXTENSIONS`]): `org.matrix.msc3202` (device
+//!   lists, one-time-key counts and unused fallback keys in transactions, with the homeserver's
+//!   `msc3202_transaction_extensions`) and `io.element.msc4190` (the appservice creates and
+//!   deletes its users' devices itself, `PUT /devices/{deviceId}`). ruma's type has no field
+//!   for them, so they are added to the YAML beside it.
 //!
 //! **Scope of transaction ids.** The homeserver numbers transactions per registration and
 //! restarts at 1 when a registration is replaced. A bridge that remembers processed txn ids
@@ -116,6 +123,9 @@ impl RegistrationBuilder {
     }
 }
 
+/// The registration keys, each `true`, of the appservice extensions for encrypted rooms.
+pub const ENCRYPTION_EXTENSIONS: [&str; 2] = ["org.matrix.msc3202", "io.element.msc4190"];
+
 /// A registration: who the bridge is to the homeserver, and the tokens both sides present.
 #[derive(Debug, Clone)]
 pub struct Registration {
@@ -125,6 +135,8 @@ pub struct Registration {
     ghosts: GhostNamespace,
     as_token: AsToken,
     hs_token: HsToken,
+    /// Whether it asks for [`ENCRYPTION_EXTENSIONS`].
+    encryption_extensions: bool,
 }
 
 impl Registration {
@@ -165,7 +177,21 @@ impl Registration {
         if bot_localpart.starts_with(ghosts.prefix()) {
             return Err(RegistrationError::BadBotLocalpart(bot_localpart.to_owned()));
         }
-        Ok(Self { id, url, bot_localpart: bot_localpart.to_owned(), ghosts, as_token, hs_token })
+        Ok(Self {
+            id,
+            url,
+            bot_localpart: bot_localpart.to_owned(),
+            ghosts,
+            as_token,
+            hs_token,
+            encryption_extensions: false,
+        })
+    }
+
+    /// The same registration, asking for the [`ENCRYPTION_EXTENSIONS`] if `on`.
+    pub fn with_encryption_extensions(mut self, on: bool) -> Self {
+        self.encryption_extensions = on;
+        self
     }
 
     /// The application-service id (the `{appserviceId}` of the ping endpoint).
@@ -229,7 +255,25 @@ impl Registration {
 
     /// `registration.yaml`.
     pub fn to_yaml(&self) -> Result<String, RegistrationError> {
-        serde_norway::to_string(&self.to_ruma()).map_err(|e| RegistrationError::Yaml(e.to_string()))
+        let yaml_error = |e: serde_norway::Error| RegistrationError::Yaml(e.to_string());
+        let mut value = serde_norway::to_value(self.to_ruma()).map_err(yaml_error)?;
+        if self.encryption_extensions
+            && let serde_norway::Value::Mapping(mapping) = &mut value
+        {
+            for key in ENCRYPTION_EXTENSIONS {
+                mapping.insert(key.into(), true.into());
+            }
+        }
+        serde_norway::to_string(&value).map_err(yaml_error)
+    }
+
+    /// Whether the registration in `yaml` asks for every one of the [`ENCRYPTION_EXTENSIONS`].
+    pub fn yaml_asks_for_encryption(yaml: &str) -> Result<bool, RegistrationError> {
+        let value: serde_norway::Value =
+            serde_norway::from_str(yaml).map_err(|e| RegistrationError::Yaml(e.to_string()))?;
+        Ok(ENCRYPTION_EXTENSIONS
+            .iter()
+            .all(|key| value.get(key).and_then(serde_norway::Value::as_bool) == Some(true)))
     }
 
     /// Writes `registration.yaml` to `path`, readable by its owner only (it holds both tokens).
@@ -296,6 +340,17 @@ mod tests {
         let users: Vec<_> = parsed.namespaces.users.iter().map(|n| (n.exclusive, n.regex.as_str())).collect();
         assert_eq!(users, vec![(true, "@_dm3_.*:example\\.org"), (true, "@dm3bot:example\\.org")]);
         assert!(yaml.contains("rate_limited: false"), "{yaml}");
+        assert!(!Registration::yaml_asks_for_encryption(&yaml).unwrap(), "off unless asked for");
+    }
+
+    #[test]
+    fn the_encryption_extensions_are_written_beside_the_spec_fields() {
+        let yaml = registration().with_encryption_extensions(true).to_yaml().unwrap();
+        for key in ENCRYPTION_EXTENSIONS {
+            assert!(yaml.contains(&format!("{key}: true")), "{yaml}");
+        }
+        assert!(Registration::yaml_asks_for_encryption(&yaml).unwrap());
+        assert!(Registration::parse_yaml(&yaml).unwrap().receive_ephemeral, "still the spec's registration");
     }
 
     #[test]

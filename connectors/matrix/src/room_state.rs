@@ -93,6 +93,14 @@ impl RoomFacts {
     /// left or rejected the invite). A ghost no longer in the room is a suspension, whatever
     /// the user did.
     pub fn status(&self, ghost: &UserId, user: &UserId) -> PortalStatus {
+        // A DM of the two whose only fault is encryption still carries a client's own
+        // ciphertext (docs/bridge-payload.md §6); encryption with any other fault carries nothing.
+        if self.encryption.is_some() {
+            let unencrypted = RoomFacts { encryption: None, ..self.clone() };
+            if matches!(unencrypted.status(ghost, user), PortalStatus::Live | PortalStatus::Invited) {
+                return PortalStatus::CiphertextOnly { reason: ENCRYPTION_NOT_BRIDGED.to_owned() };
+            }
+        }
         match (self.verdict(ghost, user), self.membership(user)) {
             (Ok(()), Some("invite")) => PortalStatus::Invited,
             (Ok(()), _) => PortalStatus::Live,
@@ -204,6 +212,19 @@ mod tests {
         assert!(matches!(third, PortalStatus::Suspended { .. }), "{third:?}");
         let kicked = status(vec![member(BOB, "leave"), member(GHOST, "leave")]);
         assert_eq!(kicked, PortalStatus::Suspended { reason: GHOST_NOT_IN_ROOM.to_owned() });
+    }
+
+    #[test]
+    fn an_encrypted_dm_carries_only_ciphertext_and_an_encrypted_group_nothing() {
+        let status = |extra| facts(dm(extra)).status(user_id!("@_dm3_alice.eth:hs"), user_id!("@bob:hs"));
+        let encryption = || state("m.room.encryption", json!({"algorithm": "m.megolm.v1.aes-sha2"}));
+        let only_ciphertext = PortalStatus::CiphertextOnly { reason: ENCRYPTION_NOT_BRIDGED.to_owned() };
+        assert_eq!(status(vec![encryption()]), only_ciphertext);
+        assert_eq!(status(vec![encryption(), member(BOB, "invite")]), only_ciphertext);
+        let group = status(vec![encryption(), member("@eve:hs", "join")]);
+        assert_eq!(group, PortalStatus::Suspended { reason: ENCRYPTION_NOT_BRIDGED.to_owned() });
+        let left = status(vec![encryption(), member(BOB, "leave")]);
+        assert!(matches!(left, PortalStatus::Left { .. }), "{left:?}");
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! Never cleartext into an encrypted room (issue 17), end to end with nothing faked: a real
+//! Synapse, the bridge node, and alice, a DM3 user whose client is the SDK, on both backends.
+//!
+//! bob switches on encryption in his DM with alice's ghost, and alice goes on writing:
+//! - at once, before the bridge may have handled the change: what the relay accepted is refused
+//!   at the send, what came after the portal was paused is refused at submit;
+//! - after a change the bridge missed (its record says live again, as a lost or late
+//!   transaction would leave it): the send itself finds the room encrypted and refuses;
+//! - a message her client encrypted for the room itself (a bridge payload, docs/bridge-payload.md
+//!   §6) still arrives.
+//!
+//! What is asserted is what each side would notice: alice gets one report per accepted message
+//! saying the room is encrypted; bob's room, as Synapse serves it and as Synapse stored it in its
+//! database, holds none of alice's texts after the switch, only one notice from the ghost (with
+//! none of her words in it) and her ciphertext.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/anvil.rs"]
+mod anvil;
+#[path = "support/bridged_matrix.rs"]
+mod bridged_matrix;
+#[path = "support/dm3_world.rs"]
+mod dm3_world;
+mod support;
+#[path = "support/synapse.rs"]
+mod synapse;
+
+use bridged_matrix::{Bridged, bridged, portal_of, put_state, wait_for_event, wait_for_portal};
+use dm3::bridge_payload::{self, BridgePayload, MatrixEvent};
+use dm3_bridge::config::DatabaseUrl;
+use dm3_bridge::store::{Portal, PortalState};
+use dm3_world::Dm3World;
+use serde_json::{Value, json};
+use support::TestDb;
+
+/// alice's texts that must never be readable in bob's room once it is encrypted.
+const SECRETS: [&str; 3] = ["secret-one: written as bob switched", "secret-two: right after", "secret-three"];
+
+/// What alice's client encrypted for the room itself (opaque to the bridge).
+fn ciphertext() -> Value {
+    json!({
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "sender_key": "bMQVmInkSIHBKt6yJ5m6sKNOLYlSfbrRNBXc8OvL2mU",
+        "ciphertext": "AwgAEpABnvJ0cLmnTRN8dzYJb5bUVvcWzv4cqvQ6U2hpj8Ki2Q",
+        "session_id": "X3lUlvLELLYxeTx4yOVu6UDpasGEVO0Jbu+QFnm0cKQ",
+        "device_id": "DM3CLIENT",
+    })
+}
+
+fn ciphertext_only(portal: &Portal) -> bool {
+    matches!(&portal.state, PortalState::CiphertextOnly { reason } if reason.contains("encrypted"))
+}
+
+/// alice submits `text` to `to`: whether the relay accepted it (a refusal must be the
+/// suspended portal's -32012, naming the encryption).
+async fn submit(world: &Dm3World, to: &str, text: &str) -> bool {
+    let alice = &world.alice;
+    let route = alice.route(&world.directory(), to).await;
+    match alice.try_submit(&route, &alice.sign(alice.builder(to).text(text, None))).await {
+        Ok(()) => true,
+        Err(refusal) => {
+            assert!(refusal.contains("-32012") && refusal.contains("encrypted"), "{refusal}");
+            false
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_room_gets_no_cleartext_but_a_clients_ciphertext_on_sqlite() {
+    switched_to_encrypted(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_room_gets_no_cleartext_but_a_clients_ciphertext_on_postgres() {
+    let db = TestDb::postgres().await;
+    switched_to_encrypted(Some(db.url.clone())).await;
+}
+
+async fn switched_to_encrypted(database: Option<DatabaseUrl>) {
+    let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } = bridged(database).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+    alice.send(&directory, alice.builder(&bob_name).text("before: in the clear, as agreed", None)).await;
+    wait_for_event(&synapse, &bob, &room, |e| {
+        e["sender"] == ghost && e["content"]["body"] == "before: in the clear, as agreed"
+    })
+    .await;
+
+    // bob switches encryption on; alice writes at once, racing the bridge's handling of it.
+    put_state(&bob, &room, "m.room.encryption", json!({"algorithm": "m.megolm.v1.aes-sha2"})).await;
+    let mut accepted = 0;
+    for text in &SECRETS[..2] {
+        accepted += usize::from(submit(&world, &bob_name, text).await);
+    }
+    wait_for_portal(&bridge, &synapse, &room, "the portal carries ciphertext only", ciphertext_only).await;
+
+    // A change the bridge missed: its record says live, the room is encrypted all the same.
+    let portal = portal_of(&bridge, &room).await.unwrap();
+    bridge.node.store().set_portal_state(portal.id, &PortalState::Live, 1).await.unwrap();
+    assert!(submit(&world, &bob_name, SECRETS[2]).await, "a live portal accepts at submit");
+    accepted += 1;
+    wait_for_portal(&bridge, &synapse, &room, "paused again at the send", ciphertext_only).await;
+
+    // alice is told of each accepted message, in words that say why.
+    let reports = alice.wait_for(&world.ds_b, &directory, &bob_name, accepted).await;
+    for report in &reports {
+        let text = report.message.text().unwrap_or_default();
+        assert!(
+            text.contains("could not deliver")
+                && text.contains("end-to-end encrypted")
+                && text.contains("yet"),
+            "{text}"
+        );
+    }
+
+    // Her own ciphertext goes in: the bridge cannot read it and forwards it as given.
+    let prepared = bridge_payload::attachment(&BridgePayload::Matrix(MatrixEvent {
+        event_type: "m.room.encrypted".into(),
+        content: ciphertext().as_object().unwrap().clone(),
+        encrypted: true,
+    }))
+    .unwrap();
+    alice
+        .send(&directory, alice.builder(&bob_name).text("fallback: never in the clear", Some(vec![prepared])))
+        .await;
+    let forwarded =
+        wait_for_event(&synapse, &bob, &room, |e| e["sender"] == ghost && e["type"] == "m.room.encrypted")
+            .await;
+    assert_eq!(forwarded["content"], ciphertext());
+
+    // What bob's room holds after the switch: no text of alice's, one notice per pause.
+    let timeline = bob.timeline(&room).await.unwrap();
+    let switched = timeline.iter().position(|e| e["type"] == "m.room.encryption").unwrap();
+    let from_ghost: Vec<&Value> = timeline[switched..].iter().filter(|e| e["sender"] == ghost).collect();
+    let notices: Vec<&str> = from_ghost
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .map(|e| {
+            assert_eq!(e["content"]["msgtype"], "m.notice", "only the bridge's own words: {e}");
+            e["content"]["body"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        notices.len(),
+        2,
+        "once when the room was switched, once after the missed change: {notices:#?}"
+    );
+    assert!(notices.iter().all(|n| n.contains("paused") && n.contains("encrypted")), "{notices:#?}");
+    assert_eq!(from_ghost.iter().filter(|e| e["type"] == "m.room.encrypted").count(), 1);
+    let stored = synapse.stored_events(&room).await.unwrap();
+    assert!(stored.iter().any(|json| json.contains("before: in the clear")), "the database is the room's");
+    for secret in SECRETS.iter().chain(["fallback: never in the clear"].iter()) {
+        assert!(timeline.iter().all(|e| !e.to_string().contains(secret)), "{secret} served by Synapse");
+        assert!(stored.iter().all(|json| !json.contains(secret)), "{secret} in Synapse's event_json");
+    }
+    bridge.node.shutdown().await.unwrap();
+}
