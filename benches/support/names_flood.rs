@@ -48,7 +48,8 @@ struct Footprint {
 
 impl Node {
     async fn footprint(&self, data_dir: &std::path::Path) -> Footprint {
-        let (status, page) = self.admin(reqwest::Method::GET, "/admin/identities?page=1&perPage=1", None).await;
+        let (status, page) =
+            self.admin(reqwest::Method::GET, "/admin/identities?page=1&perPage=1", None).await;
         assert_eq!(status, 200, "{page}");
         let database_bytes = std::fs::read_dir(data_dir)
             .unwrap()
@@ -68,7 +69,11 @@ impl Node {
 
 /// Sends every request over `connections` keep-alive connections as fast as the node answers:
 /// how many got each status (0: no answer), the time and the node's CPU time.
-async fn flood(node: &Node, requests: Vec<Vec<u8>>, connections: usize) -> (Vec<(u16, u64)>, Duration, Duration) {
+async fn flood(
+    node: &Node,
+    requests: Vec<Vec<u8>>,
+    connections: usize,
+) -> (Vec<(u16, u64)>, Duration, Duration) {
     let requests = Arc::new(requests);
     let next = Arc::new(AtomicUsize::new(0));
     let cpu_before = node.cpu();
@@ -165,9 +170,7 @@ pub async fn run(lookups: usize, connections: usize) -> Value {
     eprintln!("names: {lookups} envelopes of one sender, past its budget …");
     let refusals = phase("refusals", lookups, flood(&node, requests, connections).await);
 
-    let footprint = |f: &Footprint| {
-        json!({"identities": f.identities, "database_bytes": f.database_bytes, "rss_kib": f.rss_kib})
-    };
+    let footprint = |f: &Footprint| json!({"identities": f.identities, "database_bytes": f.database_bytes, "rss_kib": f.rss_kib});
     json!({
         "mode": "names",
         "connections": connections,
