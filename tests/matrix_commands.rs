@@ -7,7 +7,8 @@
 //! inbox; bob blocks her with `!dm3 block` once it is back, and the ghost says so in a notice.
 //! The waiting message is dropped (neither posted nor reported), carol's next submit is refused
 //! with 400 / -32012. eve, whom bob invited in, sends `!dm3 unblock`: refused with a notice,
-//! and carol stays blocked. bob's `!dm3 unblock` lets her next message through. bob's commands
+//! and carol stays blocked. bob's `!dm3 unblock` lets her next message through, and the old
+//! `!dm3 block` pushed again by the homeserver does not block her again. bob's commands
 //! never reach carol: her libraries fetch exactly the one message bob wrote.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -112,6 +113,13 @@ async fn block_in_a_matrix_portal_refuses_the_sender_at_submit_and_unblock_lets_
     assert_eq!(answer["status"], 200, "{answer}");
     wait_for_event(&synapse, &bob, &room, |e| e["content"]["body"] == "before the block").await;
 
+    // In a portal a command is about its DM3 user: another name is refused, nothing changes.
+    let other = bob.send_text(&room, "c0", "!dm3 block alice.test.eth").await.unwrap();
+    let told = notice_after(&synapse, &bob, &room, &ghost, &other).await;
+    assert!(told.contains("takes no other name: nothing changed"), "{told}");
+    assert!(!is_blocked(&store, &bob_name, CAROL).await);
+    assert!(!is_blocked(&store, &bob_name, "alice.test.eth").await);
+
     // Synapse is down: carol's next message waits in the inbox until its retry is far enough
     // off for bob's block to come first.
     synapse.stop().await.unwrap();
@@ -174,6 +182,23 @@ async fn block_in_a_matrix_portal_refuses_the_sender_at_submit_and_unblock_lets_
     let told = notice_after(&synapse, &bob, &room, &ghost, &unblock).await;
     assert!(told.starts_with(&format!("{CAROL} is not blocked")), "{told}");
     assert!(!is_blocked(&store, &bob_name, CAROL).await);
+
+    // A replay: the homeserver pushes the old `!dm3 block` again in a new transaction. It is the
+    // same command (its event id), so it is not carried out twice: carol stays unblocked.
+    let path = format!("/_matrix/client/v3/rooms/{}/event/{}", encode(&room), encode(&block));
+    let event = bob.call(Method::GET, &path, None).await.unwrap();
+    let hs_token = bridge.config.matrix.as_ref().unwrap().hs_token.clone().unwrap();
+    let replayed = bridge
+        .client
+        .put(bridge.url("/_matrix/app/v1/transactions/replayed-block"))
+        .bearer_auth(hs_token.expose())
+        .json(&json!({"events": [event]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(replayed.status().is_success(), "{}", replayed.status());
+    bridged_matrix::settled(&bridge, &synapse).await;
+    assert!(!is_blocked(&store, &bob_name, CAROL).await, "the replayed block changed nothing");
     wait_until("the room is a DM again", &synapse, || portal_is_live(&store, &bob_name)).await;
     let answer = js.call("submit", submit("after the unblock")).await;
     assert_eq!(answer["status"], 200, "{answer}");
