@@ -446,6 +446,7 @@ mod matrix_section {
             reachable: vec!["*".to_owned(), "not a server".to_owned()],
             max_media_bytes: 0,
             ping_timeout_secs: 100_000,
+            command_prefix: "!d m3".to_owned(),
         };
         let keys: Vec<String> = problems(&bad).into_iter().map(|p| p.key).collect();
         assert_eq!(
@@ -462,6 +463,7 @@ mod matrix_section {
                 "matrix.allow[1]",
                 "matrix.reachable[1]",
                 "matrix.max_media_bytes",
+                "matrix.command_prefix",
                 "matrix.ping_timeout_secs",
             ]
         );
