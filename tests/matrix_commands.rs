@@ -25,13 +25,11 @@ mod synapse;
 
 use std::time::{Duration, Instant};
 
-use alloy_primitives::Address;
 use bridged_matrix::{identity_name, open_dm, start_bridge, wait_for_event, wait_until};
 use dm3::ens::EnsName;
-use dm3::profile::SignedUserProfile;
 use dm3_bridge::store::{JobState, PortalState, QueueName, Store};
 use dm3_bridge_connector::NetworkId;
-use dm3_world::{DS_B, Dm3World};
+use dm3_world::Dm3World;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::TestDb;
@@ -82,17 +80,7 @@ async fn block_in_a_matrix_portal_refuses_the_sender_at_submit_and_unblock_lets_
 
     // carol's client is the reference libraries: her profile on chain, her session at node B.
     let mut js = JsProcess::spawn("ds-client.js").await;
-    let carol = js.call("new_user", json!({"deliveryServices": [DS_B]})).await;
-    let profile = SignedUserProfile::from_value(carol["signedUserProfile"].clone()).unwrap();
-    let address: Address = carol["address"].as_str().unwrap().parse().unwrap();
-    world.publish_user(CAROL, address, &profile).await;
-    let registered = js
-        .call(
-            "register",
-            json!({"url": world.ds_b.base, "ensName": CAROL, "signedUserProfile": carol["signedUserProfile"]}),
-        )
-        .await;
-    assert_eq!(registered["status"], 200, "{registered}");
+    let (carol, carol_token) = world.npm_user(&mut js, CAROL).await;
 
     let bob = synapse.register_user("bob").await.unwrap();
     let ghost = format!("@_dm3_{CAROL}:{SERVER_NAME}");
@@ -214,7 +202,7 @@ async fn block_in_a_matrix_portal_refuses_the_sender_at_submit_and_unblock_lets_
     let incoming = json!({
         "url": world.ds_b.base,
         "ensName": CAROL,
-        "token": registered["token"],
+        "token": carol_token,
         "encryptionKeyPair": carol["keys"]["encryption"],
         "dsPublicSigningKey": world.ds_b.signing_public_key(),
         "senderSigningKeys": {bob_name.clone(): bob_keys.public_signing_key()},
