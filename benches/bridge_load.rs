@@ -1,7 +1,7 @@
 //! Load through the bridge engine, both ways: DM3 → Matrix and Matrix → DM3.
 //!
-//! `cargo bench --bench bridge_load [-- loopback|synapse] [--seconds N] [--rate N]
-//! [--synapse-rate N] [--conversations N] [--backlog N] [--replicas N]`
+//! `cargo bench --bench bridge_load [-- loopback|synapse|names] [--seconds N] [--rate N]
+//! [--synapse-rate N] [--conversations N] [--backlog N] [--replicas N] [--lookups N]`
 //!
 //! The node under test is the real `dm3-bridge` binary (release build) in its own process, with
 //! `[matrix]` and virtual identities, on SQLite (`synchronous=FULL`): the real engine, its
@@ -34,6 +34,9 @@
 //! 2. latency: an open-loop schedule of `--rate` messages/s (`--synapse-rate` in synapse mode)
 //!    for `--seconds`, round-robin over the conversations; p50/p99 of each message's time.
 //!
+//! `names` (not run unless named) floods the public name routes with names nobody uses and
+//! one DM3 sender past its budget (`support/names_flood.rs`).
+//!
 //! `--replicas N` (1 to 3) runs the node as N processes on one throwaway PostgreSQL (durable:
 //! fsync on) behind HAProxy with `deploy/haproxy/haproxy.cfg`, which every submit and
 //! transaction then goes through (docs/scaling.md); CPU is the sum over the replicas.
@@ -45,6 +48,8 @@ mod haproxy;
 mod http1;
 #[path = "support/loopback.rs"]
 mod loopback;
+#[path = "support/names_flood.rs"]
+mod names_flood;
 // The fault tests' stop and start of the cluster are not used here.
 #[path = "../tests/support/postgres.rs"]
 #[allow(dead_code)]
@@ -90,6 +95,8 @@ struct Options {
     replicas: usize,
     /// Messages of the backlog phase, if not `--seconds` × 1,000 (a short run on a busy machine).
     backlog: Option<u64>,
+    /// Requests of each phase of the `names` mode.
+    lookups: usize,
 }
 
 fn options() -> Options {
@@ -102,6 +109,7 @@ fn options() -> Options {
         connections: 32,
         replicas: 0,
         backlog: None,
+        lookups: 20_000,
     };
     let mut args = std::env::args().skip(1);
     let number = |arg: Option<String>, what: &str| -> u64 {
@@ -109,13 +117,14 @@ fn options() -> Options {
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "loopback" | "synapse" => options.modes.push(arg),
+            "loopback" | "synapse" | "names" => options.modes.push(arg),
             "--seconds" => options.seconds = number(args.next(), "--seconds"),
             "--rate" => options.rate = number(args.next(), "--rate"),
             "--synapse-rate" => options.synapse_rate = number(args.next(), "--synapse-rate"),
             "--conversations" => options.conversations = number(args.next(), "--conversations") as usize,
             "--connections" => options.connections = number(args.next(), "--connections") as usize,
             "--backlog" => options.backlog = Some(number(args.next(), "--backlog")),
+            "--lookups" => options.lookups = number(args.next(), "--lookups") as usize,
             "--replicas" => {
                 options.replicas = number(args.next(), "--replicas") as usize;
                 assert!(options.replicas <= 3, "--replicas 1 to 3 (deploy/haproxy/haproxy.cfg names three)");
@@ -466,10 +475,15 @@ fn seal(
 
 /// One submit on a keep-alive connection (opened if needed): whether the node took it.
 async fn submit(connection: &mut Option<http1::Connection>, address: &str, request: &[u8]) -> bool {
+    send(connection, address, request).await == Some(200)
+}
+
+/// One request on a keep-alive connection (opened if needed): the answer's status, if any.
+async fn send(connection: &mut Option<http1::Connection>, address: &str, request: &[u8]) -> Option<u16> {
     if connection.is_none() {
         *connection = http1::Connection::open(address).await.ok();
     }
-    let Some(open) = connection.as_mut() else { return false };
+    let open = connection.as_mut()?;
     let mut answer = open.send(request).await;
     if answer.is_err() {
         // The node closes a kept-alive connection that waited for its next request longer than
@@ -484,11 +498,11 @@ async fn submit(connection: &mut Option<http1::Connection>, address: &str, reque
             if !answer.reusable {
                 *connection = None;
             }
-            answer.status == 200
+            Some(answer.status)
         }
         Err(_) => {
             *connection = None;
-            false
+            None
         }
     }
 }
@@ -1068,6 +1082,7 @@ fn main() {
         for mode in &options.modes {
             let row = match mode.as_str() {
                 "synapse" => run_synapse(&options).await,
+                "names" => names_flood::run(options.lookups, options.connections).await,
                 _ => run_loopback(&options).await,
             };
             println!("{}", serde_json::to_string_pretty(&row).unwrap());

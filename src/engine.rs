@@ -19,12 +19,14 @@
 //! loop), [`backoff`] (retry delays), [`sink`] (the connectors' entry), [`job`] (what a job
 //! carries, tagged with its kind), [`depth`] (the queue-depth gauges), [`backlog`] (the inbox's
 //! bound per conversation and the warning to a sender who fills it), [`blocks`] and
-//! [`inbox_limits`] (who may reach a bridged user: blocks, suspended portals, rate limits).
+//! [`inbox_limits`] (who may reach a bridged user: blocks, suspended portals, rate limits),
+//! [`commands`] (a network user's `block`, `unblock` and `help` in a portal).
 
 pub mod assemble;
 pub mod backlog;
 pub mod backoff;
 pub mod blocks;
+pub mod commands;
 pub mod connectors;
 pub mod depth;
 pub mod dm3;

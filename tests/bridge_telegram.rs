@@ -29,18 +29,16 @@ mod telegram {
 
 use std::time::{Duration, Instant};
 
-use alloy_primitives::Address;
 use bridged_telegram::{ANN, BEN, TgBridged, bridged, bridged_with, tg_name, wait_for};
 use dm3::bridge_payload::{self, BridgePayload};
 use dm3::message::{Attachment, MessageType};
-use dm3::profile::SignedUserProfile;
 use dm3_bridge::config::DatabaseUrl;
 use dm3_bridge::identities::{IdentityError, IdentityRef, NetworkUserId};
 use dm3_bridge::store::{JobState, QueueName};
 use dm3_bridge_connector::{NetworkId, NetworkMessageId};
 use dm3_bridge_telegram::RateLimits;
 use dm3_bridge_telegram::deep_link;
-use dm3_world::{ALICE, DS_B, Received};
+use dm3_world::{ALICE, Received};
 use serde_json::{Value, json};
 use support::TestDb;
 use support::bridge::{self, LONG_WAIT};
@@ -177,18 +175,7 @@ async fn linking_and_a_round_trip_with_the_reference_client(database: Option<Dat
 
     // carol's client is the reference libraries: her profile on chain, her session at node B.
     let mut js = JsProcess::spawn("ds-client.js").await;
-    let carol = js.call("new_user", json!({"deliveryServices": [DS_B]})).await;
-    let profile = SignedUserProfile::from_value(carol["signedUserProfile"].clone()).unwrap();
-    let address: Address = carol["address"].as_str().unwrap().parse().unwrap();
-    t.world.publish_user(CAROL, address, &profile).await;
-    let registered = js
-        .call(
-            "register",
-            json!({"url": t.world.ds_b.base, "ensName": CAROL, "signedUserProfile": carol["signedUserProfile"]}),
-        )
-        .await;
-    assert_eq!(registered["status"], 200, "{registered}");
-    let carol_token = registered["token"].as_str().unwrap().to_owned();
+    let (carol, carol_token) = t.world.npm_user(&mut js, CAROL).await;
 
     // Telegram → DM3: ANN writes to carol; her libraries fetch, decrypt and verify it.
     t.write_to(ANN, CAROL).await;

@@ -31,6 +31,12 @@ pub fn post_request(host: &str, path: &str, body: &[u8]) -> Vec<u8> {
     request
 }
 
+/// `GET path`, as the bytes that go on the wire.
+#[allow(dead_code)] // relay_load only posts
+pub fn get_request(host: &str, path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n\r\n").into_bytes()
+}
+
 /// One keep-alive connection.
 pub struct Connection {
     stream: TcpStream,

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use dm3_bridge_connector::{BoxFuture, Connector, ConnectorError, InboundSink, NetworkId, RemoteIdentity};
 use dm3_bridge_matrix::{
-    Appservice, AsToken, Client, ClientError, DirectoryError, GhostDirectory, GhostProfile, HsToken,
-    MatrixConfig, MatrixConnector, MatrixToken, PolicyError, Registration, RegistrationError, UserPolicy,
+    Appservice, AsToken, Client, ClientError, CommandPrefix, DirectoryError, GhostDirectory, GhostProfile,
+    HsToken, MatrixConfig, MatrixConnector, MatrixToken, PolicyError, Registration, RegistrationError,
+    UserPolicy,
 };
 use ruma::ServerName;
 use tokio::task::AbortHandle;
@@ -135,6 +136,7 @@ pub struct MatrixBridge {
     client: Arc<Client>,
     connector: Arc<MatrixConnector>,
     policy: UserPolicy,
+    commands: CommandPrefix,
     bridge_url: String,
     ping_timeout: Duration,
 }
@@ -168,6 +170,9 @@ impl MatrixBridge {
         );
         Ok(Self {
             policy: matrix.user_policy()?,
+            commands: matrix
+                .command_prefix()
+                .map_err(|e| MatrixError::Config(format!("matrix.command_prefix: {e}")))?,
             registration,
             client,
             connector,
@@ -196,6 +201,7 @@ impl MatrixBridge {
     pub fn router(&self, sink: Arc<dyn InboundSink>, directory: Arc<dyn GhostDirectory>) -> Router {
         Appservice::new(&self.registration, self.client.clone(), sink, directory)
             .network(self.connector.network().clone())
+            .command_prefix(self.commands.clone())
             .router()
     }
 

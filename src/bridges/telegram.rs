@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Bridge, BridgeError, NetworkModule, NodeServices};
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::engine::blocks::{self, BlockChange};
 use crate::identities::network::Network;
 use crate::identities::{
     IdentityError, IdentityRecord, IdentityRef, IdentityVault, NetworkUserId, TelegramUserId,
@@ -43,7 +44,7 @@ use crate::identities::{
 use crate::lease::{self, Held, Leases};
 use crate::names::ResolveError;
 use crate::names::directory::{Directory, DirectoryError};
-use crate::store::{Blocked, MAX_BLOCKS_PER_IDENTITY, Store, StoreError};
+use crate::store::{MAX_BLOCKS_PER_IDENTITY, Store, StoreError};
 
 /// `[telegram]` in the node's [`registry`](super::registry).
 pub struct TelegramModule;
@@ -353,15 +354,15 @@ impl VaultAccounts {
             StateError::Refused(BROKEN.to_owned())
         })?;
         let store = self.vault.store();
-        if !blocked {
-            return store.unblock_sender(&identity, &sender_name).await.map(|_| ()).map_err(store_error);
-        }
-        match store.block_sender(&identity, &sender_name, now_ms()).await.map_err(store_error)? {
-            Blocked::New | Blocked::Already => Ok(()),
-            Blocked::Full => Err(StateError::Refused(format!(
+        match blocks::change(store, &identity, &sender_name, blocked, now_ms()).await.map_err(store_error)? {
+            BlockChange::Full => Err(StateError::Refused(format!(
                 "You have blocked {MAX_BLOCKS_PER_IDENTITY} DM3 users, the most this bridge keeps for one person, \
                  so {sender_name} is not blocked. Unblock someone first with /unblock."
             ))),
+            BlockChange::Blocked
+            | BlockChange::AlreadyBlocked
+            | BlockChange::Unblocked
+            | BlockChange::NotBlocked => Ok(()),
         }
     }
 }

@@ -447,6 +447,7 @@ mod matrix_section {
             max_media_bytes: 0,
             ping_timeout_secs: 100_000,
             encryption: dm3_bridge_matrix::Encryption::Require,
+            command_prefix: "!d m3".to_owned(),
         };
         let keys: Vec<String> = problems(&bad).into_iter().map(|p| p.key).collect();
         assert_eq!(
@@ -464,6 +465,7 @@ mod matrix_section {
                 "matrix.reachable[1]",
                 "matrix.max_media_bytes",
                 "matrix.encryption",
+                "matrix.command_prefix",
                 "matrix.ping_timeout_secs",
             ]
         );

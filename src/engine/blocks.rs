@@ -10,12 +10,16 @@
 //! avoid. A message queued before the block is dropped by the inbox when its turn comes
 //! ([`dropped`]): the user asked not to see this sender, and the sender's submit was accepted
 //! before, so no report follows (the next submit tells them).
+//!
+//! Every network's command changes a block through [`change`] (Telegram `/block`, Matrix
+//! `!dm3 block` in the portal, [`super::commands`]): one store path, so both networks' blocks
+//! hold the same way at submit and in the inbox.
 
 use dm3::ens::EnsName;
 use dm3_bridge_connector::NetworkId;
 
 use crate::protocol::{DeliveryError, Rejection};
-use crate::store::{PortalState, Store, StoreError};
+use crate::store::{Blocked, PortalState, Store, StoreError};
 
 /// The refusal of `sender`'s envelope for `receiver` (a virtual identity whose connector is
 /// `network`), if the receiver blocked the sender or the portal between them is suspended.
@@ -49,4 +53,38 @@ pub async fn refusal(
 /// receiver blocked them.
 pub async fn dropped(store: &Store, receiver: &EnsName, sender: &EnsName) -> Result<bool, StoreError> {
     store.is_blocked(receiver, sender).await
+}
+
+/// What a block or an unblock did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockChange {
+    Blocked,
+    /// Blocked before: nothing changed.
+    AlreadyBlocked,
+    Unblocked,
+    /// Not blocked: nothing changed.
+    NotBlocked,
+    /// The identity blocks the most senders kept for one (`store::MAX_BLOCKS_PER_IDENTITY`):
+    /// nothing was written.
+    Full,
+}
+
+/// Blocks (`blocked`) or unblocks `sender` for the virtual identity `identity`, at `now_ms`.
+/// Both are idempotent, since a network may hand the same command over twice.
+pub async fn change(
+    store: &Store,
+    identity: &EnsName,
+    sender: &EnsName,
+    blocked: bool,
+    now_ms: i64,
+) -> Result<BlockChange, StoreError> {
+    if !blocked {
+        let lifted = store.unblock_sender(identity, sender).await?;
+        return Ok(if lifted { BlockChange::Unblocked } else { BlockChange::NotBlocked });
+    }
+    Ok(match store.block_sender(identity, sender, now_ms).await? {
+        Blocked::New => BlockChange::Blocked,
+        Blocked::Already => BlockChange::AlreadyBlocked,
+        Blocked::Full => BlockChange::Full,
+    })
 }

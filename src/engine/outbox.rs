@@ -13,9 +13,9 @@ use std::sync::Arc;
 use dm3::ens::EnsName;
 use dm3::message::MessageBuilder;
 use dm3_bridge_connector::{
-    Attachment, AttachmentSource, BoxFuture, Content, ConversationChange, ConversationId, EventKind,
-    IdempotencyKey, Inbound, InboundEvent, Message, NetworkId, Outbound, PortalRequest, RemoteIdentity, Text,
-    Unbridgeable,
+    Attachment, AttachmentSource, BoxFuture, CommandRequest, Content, ConversationChange, ConversationId,
+    EventKind, IdempotencyKey, Inbound, InboundEvent, Message, NetworkId, Outbound, PortalRequest,
+    RemoteIdentity, Text, Unbridgeable,
 };
 
 use super::dm3::convert::{ToDm3, to_dm3};
@@ -54,6 +54,7 @@ impl JobHandler for OutboxHandler {
                         self.conversation_change(&network, &change).await.map(|()| None)
                     }
                     Inbound::Unbridgeable(event) => self.unbridgeable(&network, &event).await.map(|()| None),
+                    Inbound::Command(request) => self.command(&network, &request).await.map(|()| None),
                 },
                 Ok(Job::Report(report)) => self.report(&report).await.map(|()| None),
                 Ok(Job::Unlinked { network, conversation, remote }) => {
@@ -233,6 +234,12 @@ impl OutboxHandler {
     ) -> Result<(), Failure> {
         let connector = self.parts.connector(self.network(network_id)?)?;
         self.parts.unlinked(connector.as_ref(), conversation, remote).await
+    }
+
+    /// A network user's command in a portal ([`EngineParts::command`]).
+    async fn command(&self, network_id: &NetworkId, request: &CommandRequest) -> Result<(), Failure> {
+        let connector = self.parts.connector(self.network(network_id)?)?;
+        self.parts.command(connector.as_ref(), request).await
     }
 
     /// A portal's room changed ([`EngineParts::conversation_change`]).

@@ -10,7 +10,8 @@
 //! - a portal request: `<network>:portal:<conversation>:<requester>` (it has no event id;
 //!   a second request for the same conversation by the same user is the same request);
 //! - an unbridgeable event: `<network>:<event id>:unbridgeable` (apart from the event's key,
-//!   in case a network reports the same event both ways).
+//!   in case a network reports the same event both ways);
+//! - a command to the bridge: `<network>:command:<event id>`.
 //!
 //! The job's conversation is `<network>:<conversation>`, so each network conversation is
 //! ordered on its own. The payload is [`JobPayload::Inbound`]: the item and the network it
@@ -125,6 +126,7 @@ pub fn job_key(network: &NetworkId, item: &Inbound) -> String {
         },
         Inbound::ConversationChange(change) => format!("{network}:change:{}", change.network_event_id),
         Inbound::Unbridgeable(event) => format!("{network}:{}:unbridgeable", event.network_event_id),
+        Inbound::Command(command) => format!("{network}:command:{}", command.network_event_id),
     }
 }
 

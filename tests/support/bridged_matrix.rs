@@ -74,13 +74,22 @@ pub async fn bridged(database: Option<DatabaseUrl>) -> Bridged {
     world.point_parent_at(&bridge).await;
     let bob = synapse.register_user("bob").await.unwrap();
     let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
-    let room = bob
+    let room = open_dm(&synapse, &bob, &ghost).await;
+    let bob_name = identity_name(&bridge, &bob.user_id).await;
+    Bridged { world, bridge, synapse, bob, room, ghost, bob_name }
+}
+
+/// `user` opens a DM with `ghost` as a Matrix client does; the room, once the ghost joined it.
+pub async fn open_dm(synapse: &Synapse, user: &MatrixUser, ghost: &str) -> String {
+    let room = user
         .create_room(json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}))
         .await
         .unwrap();
-    wait_until("the ghost joins", &synapse, || async { members(&bob, &room).await.contains(&ghost) }).await;
-    let bob_name = identity_name(&bridge, &bob.user_id).await;
-    Bridged { world, bridge, synapse, bob, room, ghost, bob_name }
+    wait_until("the ghost joins", synapse, || async {
+        members(user, &room).await.iter().any(|m| m == ghost)
+    })
+    .await;
+    room
 }
 
 /// The DM3 name of the Matrix user `user_id`, once the bridge made it.

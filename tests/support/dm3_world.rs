@@ -101,6 +101,24 @@ impl Dm3World {
 
     /// Publishes another DM3 user on the chain: `name` resolves to `address` and holds the
     /// signed profile `profile` (e.g. one the reference libraries made).
+    /// A DM3 user `name` whose client is the reference libraries (`interop/ds-client.js`, run by
+    /// `js`): made there, published on the chain and registered at node B. Their fields (as
+    /// `new_user` answers) and their session token at node B.
+    pub async fn npm_user(&self, js: &mut crate::support::js::JsProcess, name: &str) -> (Value, String) {
+        let user = js.call("new_user", json!({"deliveryServices": [DS_B]})).await;
+        let profile = SignedUserProfile::from_value(user["signedUserProfile"].clone()).unwrap();
+        let address: Address = user["address"].as_str().unwrap().parse().unwrap();
+        self.publish_user(name, address, &profile).await;
+        let registered = js
+            .call(
+                "register",
+                json!({"url": self.ds_b.base, "ensName": name, "signedUserProfile": user["signedUserProfile"]}),
+            )
+            .await;
+        assert_eq!(registered["status"], 200, "{registered}");
+        (user, registered["token"].as_str().unwrap().to_owned())
+    }
+
     pub async fn publish_user(&self, name: &str, address: Address, profile: &SignedUserProfile) {
         let record = profile.to_text_record();
         set_records(&self.ens, self.plain, name, Some(address), &[(USER_PROFILE_KEY, record)]).await;

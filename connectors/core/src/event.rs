@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::command::CommandRequest;
 use crate::id::{ConversationId, IdempotencyKey, NetworkMessageId, NetworkUserId, RemoteIdentity};
 use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
 use crate::native::{NativeContent, NativeMessage};
@@ -104,6 +105,8 @@ pub enum Inbound {
     PortalRequest(PortalRequest),
     Unbridgeable(Unbridgeable),
     ConversationChange(ConversationChange),
+    /// A command to the bridge in the conversation (`!dm3 block`): never bridged as a message.
+    Command(CommandRequest),
 }
 
 impl Inbound {
@@ -114,6 +117,7 @@ impl Inbound {
             Inbound::PortalRequest(request) => &request.conversation,
             Inbound::Unbridgeable(unbridgeable) => &unbridgeable.conversation,
             Inbound::ConversationChange(change) => &change.conversation,
+            Inbound::Command(command) => &command.conversation,
         }
     }
 }

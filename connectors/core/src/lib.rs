@@ -18,6 +18,8 @@
 //!   the original content of a network event), an optional capability;
 //! - [`event`]: what a connector hands the engine ([`InboundEvent`]) and what the engine asks
 //!   a connector to send ([`Outbound`]);
+//! - [`command`]: the commands network users give the bridge about a DM3 user (block, unblock,
+//!   help), one vocabulary for every network;
 //! - [`capabilities`]: what a conversation can carry, and the check that names what it cannot;
 //! - [`config`]: the problems a connector finds in its own config section;
 //! - [`connector`]: the traits and their error;
@@ -28,6 +30,7 @@
 
 pub mod attachment;
 pub mod capabilities;
+pub mod command;
 pub mod config;
 pub mod connector;
 pub mod dispatch;
@@ -41,6 +44,7 @@ pub mod sink;
 
 pub use attachment::{Attachment, AttachmentError, AttachmentSource, MimeType};
 pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
+pub use command::{Command, CommandRequest, CommandVerb};
 pub use config::ConfigProblem;
 pub use connector::{
     Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling, PortalHandling,

@@ -33,6 +33,7 @@ use ruma::{OwnedUserId, UserId};
 
 use crate::auth::{HsTokenVerifier, TokenCheck};
 use crate::client::Client;
+use crate::command::CommandPrefix;
 use crate::directory::GhostDirectory;
 use crate::ghost::GhostNamespace;
 use crate::registration::{Registration, RegistrationScope};
@@ -52,6 +53,7 @@ pub struct Appservice<S: ?Sized, G: ?Sized> {
     network: NetworkId,
     scope: RegistrationScope,
     ghosts: GhostNamespace,
+    commands: CommandPrefix,
     client: Arc<Client>,
     sink: Arc<S>,
     directory: Arc<G>,
@@ -69,6 +71,7 @@ impl<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized> Appservice<S, G> {
                 .unwrap_or_else(|e| unreachable!("`{DEFAULT_NETWORK}` is a valid network id: {e}")),
             scope: registration.scope(),
             ghosts: registration.ghosts().clone(),
+            commands: CommandPrefix::default(),
             client,
             sink,
             directory,
@@ -79,6 +82,12 @@ impl<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized> Appservice<S, G> {
     /// The connector's name in the engine's tables (its batches carry it).
     pub fn network(mut self, network: NetworkId) -> Self {
         self.network = network;
+        self
+    }
+
+    /// How a Matrix user's command to the bridge starts ([`crate::command`]).
+    pub fn command_prefix(mut self, prefix: CommandPrefix) -> Self {
+        self.commands = prefix;
         self
     }
 
@@ -141,6 +150,7 @@ async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized
     let transaction = Transaction {
         network: state.network.clone(),
         ghosts: state.ghosts.clone(),
+        commands: state.commands.clone(),
         scope: state.scope.clone(),
         txn_id: request.txn_id,
         events: request.events,

@@ -10,6 +10,9 @@
 //! it the transaction, and it stores [`Transaction::batch`].
 
 //! What a transaction holds, and what each part becomes ([`inbound_items`]):
+//! - a Matrix user's command to the bridge (`!dm3 block`) → a
+//!   [`CommandRequest`](dm3_bridge_connector::CommandRequest), never a
+//!   message ([`crate::command`]);
 //! - timeline events → [`crate::inbound::convert`]: an event, an unbridgeable event, or nothing;
 //! - an invite of one of our ghosts by a Matrix user → a [`PortalRequest`]. Every such invite
 //!   counts, `is_direct` or not: clients set that flag inconsistently, and a group room is better
@@ -40,6 +43,7 @@ use ruma::serde::Raw;
 use ruma::{EventId, RoomId, TransactionId, UserId};
 use sha2::{Digest as _, Sha256};
 
+use crate::command::{Recognized, recognize};
 use crate::ghost::GhostNamespace;
 use crate::inbound::{Converted, convert};
 use crate::registration::RegistrationScope;
@@ -71,6 +75,14 @@ pub fn batch_key(scope: &RegistrationScope, txn_id: &TransactionId) -> Result<Id
 pub fn inbound_items(transaction: &Transaction, ghosts: &GhostNamespace) -> Vec<Inbound> {
     let mut items = Vec::new();
     for raw in &transaction.events {
+        match recognize(raw, ghosts, &transaction.commands) {
+            Some(Recognized::Command(command)) => {
+                items.push(Inbound::Command(command));
+                continue;
+            }
+            Some(Recognized::Dropped) => continue,
+            None => {}
+        }
         if let Some(request) = portal_request(raw, ghosts) {
             items.push(Inbound::PortalRequest(request));
             continue;
@@ -243,6 +255,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::command::CommandPrefix;
     use crate::secret::HsToken;
 
     fn ghosts() -> GhostNamespace {
@@ -258,6 +271,7 @@ mod tests {
         Transaction {
             network: NetworkId::new("matrix").unwrap(),
             ghosts: ghosts(),
+            commands: CommandPrefix::default(),
             scope: scope(),
             txn_id: OwnedTransactionId::from("17"),
             events: events.iter().map(|e| Raw::new(e).unwrap().cast_unchecked()).collect(),
@@ -339,6 +353,21 @@ mod tests {
             &ghosts(),
         );
         assert_ne!(other[0].clone(), items[3]);
+    }
+
+    #[test]
+    fn a_command_is_an_item_of_its_own_and_never_a_message() {
+        let items = inbound_items(
+            &transaction(
+                vec![text("@bob:localhost", "$c", "!dm3 block"), text("@bob:localhost", "$m", "!dm3block")],
+                vec![],
+            ),
+            &ghosts(),
+        );
+        assert_eq!(items.len(), 2, "{items:#?}");
+        let Inbound::Command(command) = &items[0] else { panic!("{:?}", items[0]) };
+        assert_eq!(command.network_event_id.as_str(), "$c");
+        assert!(matches!(&items[1], Inbound::Event(e) if e.network_event_id.as_str() == "$m"));
     }
 
     #[test]

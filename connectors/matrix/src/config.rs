@@ -10,6 +10,8 @@
 //!   `DM3_BRIDGE_MATRIX__AS_TOKEN`/`__HS_TOKEN` may hold them instead of the file;
 //! - `allow`: which Matrix users may get a virtual DM3 identity (see [`UserPolicy`]); empty
 //!   means the users of `server_name` only;
+//! - `command_prefix`: how a Matrix user's command to the bridge starts in a portal room
+//!   (`!dm3 block`, [`crate::command`]);
 //! - `reachable`: which of those a DM3 user may write to before they used the bridge (same
 //!   entries, same default; docs/names.md "Reachable before first use");
 //! - `encryption`: whether the bridge takes part in end-to-end encrypted rooms ([`Encryption`]).
@@ -25,6 +27,7 @@ use dm3_bridge_connector::ConfigProblem;
 use ruma::ServerName;
 use serde::{Deserialize, Serialize};
 
+use crate::command::{CommandPrefix, CommandPrefixError, DEFAULT_COMMAND_PREFIX};
 use crate::connector::DEFAULT_MAX_MEDIA_BYTES;
 use crate::ghost::{DEFAULT_GHOST_PREFIX, GhostNamespace};
 use crate::policy::{PolicyEntry, PolicyError, UserPolicy};
@@ -72,6 +75,8 @@ pub struct MatrixConfig {
     /// How long start-up waits for the homeserver to answer the appservice ping, in seconds;
     /// 0 tries once.
     pub ping_timeout_secs: u64,
+    /// How a command to the bridge starts in a portal room (`!dm3 block`).
+    pub command_prefix: String,
     /// End-to-end encrypted rooms: `off`, `on` (follow the room) or `require`.
     pub encryption: Encryption,
 }
@@ -136,6 +141,7 @@ impl Default for MatrixConfig {
             max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             ping_timeout_secs: 30,
             encryption: Encryption::default(),
+            command_prefix: DEFAULT_COMMAND_PREFIX.to_owned(),
         }
     }
 }
@@ -155,6 +161,11 @@ impl MatrixConfig {
     pub fn user_policy(&self) -> Result<UserPolicy, PolicyError> {
         let own = ServerName::parse(&self.server_name).map_err(|_| PolicyError(self.server_name.clone()))?;
         UserPolicy::parse(self.allow.iter().map(String::as_str), &own)
+    }
+
+    /// How a command to the bridge starts (an error for an unusable `command_prefix`).
+    pub fn command_prefix(&self) -> Result<CommandPrefix, CommandPrefixError> {
+        CommandPrefix::new(&self.command_prefix)
     }
 
     /// Who may be written to before they used the bridge, before `allow` is applied too (an
@@ -295,6 +306,9 @@ fn problems(matrix: &MatrixConfig) -> Vec<ConfigProblem> {
              use \"on\" (nothing is ever posted in the clear into an encrypted room)"
                 .to_owned(),
         );
+    }
+    if let Err(e) = matrix.command_prefix() {
+        problem("command_prefix", e.to_string());
     }
     if matrix.ping_timeout_secs > MAX_PING_TIMEOUT_SECS {
         problem(

@@ -20,6 +20,7 @@
 //!   given) and [`ping`] (the start-up check);
 //! - [`inbound`]: Matrix events into neutral inbound events; [`batch`]: a transaction into the
 //!   engine's inbound batch, which makes every engine `InboundSink` a [`TransactionSink`];
+//! - [`command`]: `!dm3 block`, `unblock` and `help` in a portal room, recognized;
 //! - [`policy`]: which Matrix users may use the bridge;
 //! - [`encryption`]: encrypted rooms, detected and refused in plain words; [`cleartext`]: the
 //!   gate that asks the homeserver before every cleartext send;
@@ -30,6 +31,7 @@ pub mod auth;
 pub mod batch;
 pub mod cleartext;
 pub mod client;
+pub mod command;
 pub mod config;
 pub mod connector;
 pub mod directory;
@@ -51,6 +53,7 @@ pub mod transaction;
 pub use appservice::Appservice;
 pub use batch::{batch_key, inbound_items};
 pub use client::{Client, ClientError, Downloaded, Registered, RetryAfter};
+pub use command::{CommandPrefix, CommandPrefixError, DEFAULT_COMMAND_PREFIX};
 pub use config::{Encryption, MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use connector::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
 pub use directory::{DirectoryError, GhostDirectory, GhostProfile};

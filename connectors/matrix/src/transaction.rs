@@ -27,6 +27,7 @@ use ruma::api::appservice::event::push_events::v1::EphemeralData;
 use ruma::events::AnyTimelineEvent;
 use ruma::serde::Raw;
 
+use crate::command::CommandPrefix;
 use crate::ghost::GhostNamespace;
 use crate::registration::RegistrationScope;
 
@@ -39,6 +40,8 @@ pub struct Transaction {
     pub network: NetworkId,
     /// The registration's ghosts: which senders are the bridge's own stand-ins.
     pub ghosts: GhostNamespace,
+    /// How a Matrix user's command to the bridge starts (`matrix.command_prefix`).
+    pub commands: CommandPrefix,
     /// The registration generation the batch arrived under.
     pub scope: RegistrationScope,
     /// The homeserver's id of the batch.

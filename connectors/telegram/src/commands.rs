@@ -17,7 +17,7 @@
 //! the update is a replay ([`crate::chat_order`]). A block is such a change too
 //! ([`StateChange::Block`]), so an old `/block` served again cannot undo a later `/unblock`.
 
-use dm3_bridge_connector::{Inbound, PortalRequest, RemoteIdentity};
+use dm3_bridge_connector::{CommandVerb, Inbound, PortalRequest, RemoteIdentity};
 
 use crate::deep_link;
 use crate::handler::{Plan, StateChange, Stop, UpdateHandler, id_problem, refused};
@@ -58,14 +58,20 @@ pub(crate) fn parse<'a>(text: &'a str, bot_username: Option<&str>) -> Option<Com
         return None;
     }
     let arg = (!args.is_empty()).then_some(args);
+    // Block, unblock and help are the vocabulary every network shares (connectors/core's
+    // `command`); the rest is the bot chat's own.
+    if let Some(verb) = CommandVerb::parse(name) {
+        return Some(match verb {
+            CommandVerb::Block => Command::Block(arg),
+            CommandVerb::Unblock => Command::Unblock(arg),
+            CommandVerb::Help => Command::Help,
+        });
+    }
     Some(match name.to_ascii_lowercase().as_str() {
         "start" => Command::Start(arg),
         "to" => Command::To(args),
         "who" => Command::Who,
         "contacts" => Command::Contacts,
-        "block" => Command::Block(arg),
-        "unblock" => Command::Unblock(arg),
-        "help" => Command::Help,
         _ => Command::Unknown(name),
     })
 }
