@@ -143,7 +143,9 @@ impl LocalNames {
         }
         match scheme.parse(name) {
             Err(source) => Err(LookupError::InvalidName { name: name.to_string(), source }),
-            Ok(ParsedName::Foreign | ParsedName::Structural) => Ok(None),
+            // A username's alias names nobody yet: the gateway does not answer it until the
+            // node can hold what is sent to it (docs/names.md, "Telegram username aliases").
+            Ok(ParsedName::Foreign | ParsedName::Structural | ParsedName::TelegramAlias { .. }) => Ok(None),
             Ok(ParsedName::Identity { .. }) => Ok(self
                 .vault
                 .recent_identity(name)
