@@ -32,7 +32,7 @@ use super::label::LabelError;
 use super::scheme::{NameScheme, ParsedName};
 use super::vault::IdentityVault;
 use crate::names::{NameResolver, ResolveError};
-use crate::store::IdentityRecord;
+use dm3::profile::SignedUserProfile;
 
 /// ENSIP-9 / SLIP-44 coin type of Ethereum: `addr(node, 60)` is `addr(node)`.
 const ETH_COIN_TYPE: u64 = 60;
@@ -97,6 +97,7 @@ impl LocalNames {
     pub fn network_of(&self, name: &EnsName) -> Option<Network> {
         match self.scheme.as_ref()?.parse(name) {
             Ok(ParsedName::Identity { network, .. }) => Some(network),
+            Ok(ParsedName::TelegramAlias { .. }) => Some(Network::Telegram),
             _ => None,
         }
     }
@@ -134,8 +135,8 @@ impl LocalNames {
         Ok(self.identity(name).await?.map(|identity| identity.profile.to_text_record()))
     }
 
-    /// The enabled identity called `name`, if any.
-    async fn identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, LookupError> {
+    /// What is published for the enabled identity called `name`, if any.
+    async fn identity(&self, name: &EnsName) -> Result<Option<Published>, LookupError> {
         let Some(scheme) = &self.scheme else { return Ok(None) };
         if *name == self.node_name {
             // The node's name is never an identity, wherever the operator put it.
@@ -143,16 +144,27 @@ impl LocalNames {
         }
         match scheme.parse(name) {
             Err(source) => Err(LookupError::InvalidName { name: name.to_string(), source }),
-            // A username's alias names nobody yet: the gateway does not answer it until the
-            // node can hold what is sent to it (docs/names.md, "Telegram username aliases").
-            Ok(ParsedName::Foreign | ParsedName::Structural | ParsedName::TelegramAlias { .. }) => Ok(None),
+            Ok(ParsedName::Foreign | ParsedName::Structural) => Ok(None),
+            // Derived, bound or not, and only on a node that runs Telegram (docs/names.md,
+            // "Telegram username aliases").
+            Ok(ParsedName::TelegramAlias { .. }) => Ok(self
+                .vault
+                .alias_published(name)?
+                .map(|(address, profile)| Published { address, profile })),
             Ok(ParsedName::Identity { .. }) => Ok(self
                 .vault
                 .recent_identity(name)
                 .await?
-                .filter(|identity| identity.disabled_at_ms.is_none())),
+                .filter(|identity| identity.disabled_at_ms.is_none())
+                .map(|identity| Published { address: identity.address, profile: identity.profile })),
         }
     }
+}
+
+/// The records of an identity: an alias has no row, only these.
+struct Published {
+    address: Address,
+    profile: SignedUserProfile,
 }
 
 /// Invalid names are "no record" to a resolver's caller; a database failure may pass.

@@ -17,6 +17,8 @@
 //! through the two `*_keys` methods that the message engine uses. Nothing the admin API or the
 //! CLI shows comes from them.
 
+mod alias;
+
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -96,6 +98,8 @@ pub struct IdentityVault {
     /// The users reachable before they used the bridge, and their derived identities
     /// ([`super::on_demand`]); `None`: nobody is.
     on_demand: Option<Arc<OnDemand>>,
+    /// Telegram username aliases' derived keys ([`alias`]); `None`: aliases are no identities.
+    aliases: Option<Arc<alias::AliasKeys>>,
 }
 
 impl IdentityVault {
@@ -120,6 +124,7 @@ impl IdentityVault {
             recent: Arc::default(),
             opened_keys: Arc::default(),
             on_demand: None,
+            aliases: None,
         }
     }
 
@@ -133,6 +138,7 @@ impl IdentityVault {
     /// How many derived identities are held in memory (the bound of [`super::on_demand`]).
     pub fn derived_in_memory(&self) -> usize {
         self.on_demand.as_ref().map_or(0, |on_demand| on_demand.cached())
+            + self.aliases.as_ref().map_or(0, |aliases| aliases.cached())
     }
 
     /// The derived identity of `name` if it names a reachable user (whether or not a row
@@ -238,6 +244,9 @@ impl IdentityVault {
     pub async fn recent_identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
         if let Some(recent) = self.recent.get(name) {
             return Ok(Some(recent));
+        }
+        if self.alias_username(name).is_some() {
+            return self.bound_alias(name).await;
         }
         let found = self.store.identity(name).await?;
         match &found {
@@ -364,6 +373,9 @@ impl IdentityVault {
     /// Like every key read of the engine, from rows read within the last second
     /// ([`recent`](Self::recent)).
     pub async fn current_keys(&self, name: &EnsName) -> Result<IdentityKeys, IdentityError> {
+        if let Some(keys) = self.alias_keys(name)? {
+            return Ok(keys); // an alias signs as itself, bound or not
+        }
         let identity = self.recent(name).await?;
         self.current_keys_of(&identity).await
     }
@@ -371,6 +383,9 @@ impl IdentityVault {
     /// [`current_keys`](Self::current_keys) of an identity the caller has just read.
     pub async fn current_keys_of(&self, identity: &IdentityRecord) -> Result<IdentityKeys, IdentityError> {
         let name = &identity.name;
+        if let Some(keys) = self.alias_keys(name)? {
+            return Ok(keys);
+        }
         let keys = self.recent_keys(name, Some(identity.key_version)).await?;
         if keys.is_empty()
             && let Some((_, derived)) = self.derived(name)?
@@ -386,6 +401,9 @@ impl IdentityVault {
     /// Every key version of `name`, newest first: the retired ones only open envelopes that
     /// were sealed to them before a rotation.
     pub async fn opening_keys(&self, name: &EnsName) -> Result<Vec<IdentityKeys>, IdentityError> {
+        if let Some(keys) = self.alias_keys(name)? {
+            return Ok(vec![keys]);
+        }
         let sealed = self.recent_keys(name, None).await?;
         if sealed.is_empty() {
             return match self.derived(name)? {

@@ -34,6 +34,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (12, "first_contact", include_str!("../../migrations/sqlite/0012_first_contact.sql")),
     (13, "admin_conversations", include_str!("../../migrations/sqlite/0013_admin_conversations.sql")),
     (14, "leases", include_str!("../../migrations/sqlite/0014_leases.sql")),
+    (15, "telegram_aliases", include_str!("../../migrations/sqlite/0015_telegram_aliases.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -55,6 +56,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (12, "first_contact", include_str!("../../migrations/postgres/0012_first_contact.sql")),
     (13, "admin_conversations", include_str!("../../migrations/postgres/0013_admin_conversations.sql")),
     (14, "leases", include_str!("../../migrations/postgres/0014_leases.sql")),
+    (15, "telegram_aliases", include_str!("../../migrations/postgres/0015_telegram_aliases.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {
