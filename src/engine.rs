@@ -21,6 +21,7 @@
 //! bound per conversation and the warning to a sender who fills it), [`blocks`] and
 //! [`inbox_limits`] (who may reach a bridged user: blocks, suspended portals, rate limits).
 
+pub mod aliases;
 pub mod assemble;
 pub mod backlog;
 pub mod backoff;

@@ -19,6 +19,8 @@
 //! Of several node processes on one database, one polls at a time: the connector polls in the
 //! turns [`PollingLease`] grants, which are the lease [`lease::TELEGRAM_POLLING`].
 
+mod aliases;
+
 use std::any::Any;
 use std::sync::Arc;
 
@@ -292,6 +294,14 @@ impl TelegramAccounts for VaultAccounts {
                 StateError::Refused(BROKEN.to_owned())
             })
         })
+    }
+
+    fn started<'a>(
+        &'a self,
+        user: &'a TelegramUser,
+        held_token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<RemoteIdentity>, StateError>> {
+        Box::pin(aliases::started(&self.vault, user, held_token))
     }
 
     fn find_dm3_name<'a>(

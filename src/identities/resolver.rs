@@ -147,10 +147,9 @@ impl LocalNames {
             Ok(ParsedName::Foreign | ParsedName::Structural) => Ok(None),
             // Derived, bound or not, and only on a node that runs Telegram (docs/names.md,
             // "Telegram username aliases").
-            Ok(ParsedName::TelegramAlias { .. }) => Ok(self
-                .vault
-                .alias_published(name)?
-                .map(|(address, profile)| Published { address, profile })),
+            Ok(ParsedName::TelegramAlias { .. }) => {
+                Ok(self.vault.alias_published(name)?.map(|(address, profile)| Published { address, profile }))
+            }
             Ok(ParsedName::Identity { .. }) => Ok(self
                 .vault
                 .recent_identity(name)

@@ -132,7 +132,8 @@ impl Store {
         });
         let Some((alias, sender, released_to)) = row else { return Ok(None) };
         let name = |text: String| {
-            EnsName::from_normalized(&text).map_err(|e| StoreError::Corrupt(format!("alias link name {text}: {e}")))
+            EnsName::from_normalized(&text)
+                .map_err(|e| StoreError::Corrupt(format!("alias link name {text}: {e}")))
         };
         Ok(Some(AliasLink { alias: name(alias)?, sender: name(sender)?, released_to }))
     }

@@ -93,15 +93,13 @@ impl IdentityVault {
     pub(super) async fn bound_alias(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
         let Some(keys) = self.alias_keys(name)? else { return Ok(None) };
         let Some(binding) = self.store.alias_binding(name).await? else { return Ok(None) };
-        let user = binding
-            .telegram_user
-            .parse()
-            .ok()
-            .and_then(|id| TelegramUserId::new(id).ok())
-            .ok_or_else(|| IdentityError::Corrupt {
-                name: name.to_string(),
-                reason: format!("the alias is bound to {:?}, no Telegram id", binding.telegram_user),
-            })?;
+        let user =
+            binding.telegram_user.parse().ok().and_then(|id| TelegramUserId::new(id).ok()).ok_or_else(
+                || IdentityError::Corrupt {
+                    name: name.to_string(),
+                    reason: format!("the alias is bound to {:?}, no Telegram id", binding.telegram_user),
+                },
+            )?;
         let label = name.as_str().split('.').next().unwrap_or_default().to_owned();
         Ok(Some(IdentityRecord {
             profile: keys.signed_profile(&self.delivery_service),
