@@ -8,17 +8,19 @@
 //! released goes now, and what a move refused fails now and is reported to its sender.
 
 use dm3::bridge_names::TelegramUsername;
-use dm3_bridge_connector::RemoteIdentity;
+use dm3_bridge_connector::{NetworkId, RemoteIdentity};
+use dm3_bridge_telegram::ids::conversation_id;
 use dm3_bridge_telegram::{StateError, TelegramUser};
 
 use crate::clock::now_ms;
 use crate::identities::IdentityVault;
-use crate::store::Bound;
+use crate::store::{Bound, Consent, NewPortal};
 
 /// Binds the alias of `user`'s username to them and releases what `held_token`'s link holds;
 /// answers the DM3 sender it released.
 pub async fn started(
     vault: &IdentityVault,
+    network: &NetworkId,
     user: &TelegramUser,
     held_token: Option<&str>,
 ) -> Result<Option<RemoteIdentity>, StateError> {
@@ -73,6 +75,21 @@ pub async fn started(
             store.release_alias_link(token, &account).await.map_err(unavailable)?;
             let sender = RemoteIdentity::new(link.sender.as_str())
                 .map_err(|e| StateError::Refused(format!("{}: {e}", link.sender)))?;
+            // The chat with the sender is the alias's portal from now on: the held messages go
+            // there and what the user writes there goes out from the alias, the name the sender
+            // wrote to. (A chat the user had with the sender before stays theirs.)
+            let chat = i64::try_from(user.id)
+                .map_err(|_| StateError::Refused("Telegram sent no valid user id for you.".to_owned()))?;
+            let conversation =
+                conversation_id(chat, &sender).map_err(|e| StateError::Refused(e.to_string()))?;
+            let portal = NewPortal {
+                network: network.clone(),
+                conversation,
+                local_name: alias.clone(),
+                remote_name: link.sender.clone(),
+                consent: Consent::Given,
+            };
+            store.insert_or_get_portal(&portal, now).await.map_err(unavailable)?;
             Some(sender)
         }
         _ => None,
