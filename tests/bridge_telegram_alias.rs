@@ -104,8 +104,18 @@ async fn held_messages_reach_the_holder_who_opens_the_link_in_order_once(databas
     let alias = alias();
     t.api.set_username(ANN, Some(USERNAME));
     t.api.set_username(BEN, Some("someone_else"));
+    let lookup = format!("{}/names/lookup?network=telegram&user=%40Carol_X", t.bridge.base);
+    let found: serde_json::Value = t.bridge.client.get(lookup).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (found["name"].as_str(), found["exists"].as_bool()),
+        (Some(alias.as_str()), Some(true)),
+        "{found}"
+    );
     let hashes = alice
-        .send_all(&t.directory, vec![alice.builder(&alias).text("one", None), alice.builder(&alias).text("two", None)])
+        .send_all(
+            &t.directory,
+            vec![alice.builder(&alias).text("one", None), alice.builder(&alias).text("two", None)],
+        )
         .await;
     let replies = t.alice_got(&alias, 1).await;
     let link = &replies[0];
@@ -129,7 +139,12 @@ async fn held_messages_reach_the_holder_who_opens_the_link_in_order_once(databas
     assert_eq!(relayed, 3, "each message once: {chat:?}");
     t.api.user_text(ANN, "hello alice");
     let got = t.alice_got(&alias, 2).await;
-    assert_eq!(got.len(), 2, "one link reply, then ANN's answer: {:?}", got.iter().map(|r| r.message.text()).collect::<Vec<_>>());
+    assert_eq!(
+        got.len(),
+        2,
+        "one link reply, then ANN's answer: {:?}",
+        got.iter().map(|r| r.message.text()).collect::<Vec<_>>()
+    );
     assert_eq!(got[1].message.text(), Some("hello alice"));
     assert_eq!(t.chat_of(BEN), ben, "BEN received nothing after his refusal");
     assert!(!t.chat_of(BEN).iter().any(|line| line.contains(&format!("{ALICE}:"))));
@@ -162,7 +177,10 @@ async fn a_username_that_moved_gives_its_new_holder_nothing_written_before(datab
     alice.send(&t.directory, alice.builder(&alias).text("after the move", None)).await;
     t.wait_in_chat(BEN, &format!("{ALICE}: after the move")).await;
     for (user, chat) in [(ANN, t.chat_of(ANN)), (BEN, t.chat_of(BEN))] {
-        assert!(!chat.iter().any(|line| line.contains("for carol only")), "{user} got the held message: {chat:?}");
+        assert!(
+            !chat.iter().any(|line| line.contains("for carol only")),
+            "{user} got the held message: {chat:?}"
+        );
     }
     t.bridge.node.shutdown().await.unwrap();
 }
@@ -183,7 +201,8 @@ async fn a_sender_over_the_cap_is_refused_with_a_dm3_reply(database: Option<Data
     let refused = alice.try_submit(&route, &over).await.unwrap_err();
     assert!(refused.contains(&format!("holds {CAP} of your messages")), "{refused}");
     let got = t.alice_got(&alias, 2).await;
-    let report = got.iter().find(|r| r.message.reference_message_hash() == Some(over.hash().to_string().as_str()));
+    let report =
+        got.iter().find(|r| r.message.reference_message_hash() == Some(over.hash().to_string().as_str()));
     let text = report.expect("a reply to the refused message").message.text().unwrap();
     assert!(text.contains(&format!("holds {CAP} of your messages")), "{text}");
 

@@ -131,8 +131,8 @@ async fn unknown_disabled_and_foreign_names_are_not_found() {
     let profile_of = |n: &str| calldata(n, Query::text(&name(n), "network.dm3.profile"), None);
     let addr_of = |n: &str| calldata(n, Query::addr(&name(n)), None);
 
-    // A Telegram username's alias names nobody until the node can hold for it (docs/names.md
-    // section 8).
+    // A Telegram username's alias is answered only by a node that runs Telegram, which this one
+    // does not (docs/names.md section 8; `tests/bridge_telegram_alias.rs` resolves one).
     for absent in [
         "tg-999.tg.bridge.example.eth",
         "alice.eth",

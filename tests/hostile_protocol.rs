@@ -263,8 +263,8 @@ async fn a_virtual_identity_name_is_never_an_account(db: &TestDb) {
         let (status, body) = t.get(&format!("/auth/{identity}"), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{state}: no account, no challenge: {body}");
         if state == "enabled" {
-            // A Telegram username's alias (docs/names.md section 8) is no recipient until the
-            // node holds for aliases, and no account anyone can register: a DM3 sender is told
+            // A Telegram username's alias (docs/names.md section 8) is no recipient on a node
+            // without `[telegram]`, and no account anyone can register: a DM3 sender is told
             // at once, and an outsider cannot take the name to collect what is sent to it.
             let alias = json!({"ensName": format!("u-carol-x.tg.{PARENT}"), "keys": victim["keys"]});
             let sent = t.submit(&alice, &alias, "to a username's alias", json!({})).await;

@@ -80,8 +80,9 @@ async fn lookup_names_the_user_and_says_whether_the_identity_lives_here(db: &Tes
         body,
         json!({"name": "tg-12345.tg.bridge.example.eth", "network": "telegram", "userId": "12345", "exists": true})
     );
-    // A Telegram username: its alias, which names nobody yet (docs/names.md, "Telegram username
-    // aliases"), whatever identities exist.
+    // A Telegram username: its alias, which this node without `[telegram]` does not answer
+    // (docs/names.md, "Telegram username aliases"), whatever identities exist.
+    // (`tests/bridge_telegram_alias.rs`: a node with Telegram answers it.)
     let (_, body) = lookup(&node, "network=telegram&user=%40Carol_X").await;
     assert_eq!(
         body,

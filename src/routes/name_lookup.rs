@@ -81,7 +81,8 @@ async fn answer(vault: &IdentityVault, query: &str) -> Result<Found, ApiError> {
             // A hashed label is a hash of the id: the row must also be this user's, not a collision's.
             record.is_some_and(|record| record.user == *user && record.disabled_at_ms.is_none())
         }
-        Addressee::TelegramAlias(_) => false,
+        // An alias is answered, derived, by a node that runs Telegram (docs/names.md section 8).
+        Addressee::TelegramAlias(_) => vault.alias_username(&name).is_some(),
     };
     Ok(Found { name: name.to_string(), network: addressee.network(), user_id: addressee.written(), exists })
 }
