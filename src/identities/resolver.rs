@@ -11,6 +11,8 @@
 //! The records, and nothing else:
 //! - an enabled identity: `addr` (and ENSIP-9 `addr(node, 60)`) → its wallet address,
 //!   `text("network.dm3.profile")` → the `data:` URI of its signed profile (P16);
+//! - a Telegram username's alias, on a node that runs Telegram: the same records of its derived
+//!   identity, bound or not (docs/names.md section 8; [`super::vault`]'s `alias`);
 //! - the node's own name: `text("network.dm3.deliveryService")` → its delivery-service
 //!   profile (`data:` URI, §4.4);
 //! - anything else (other keys, disabled or unknown identities, the parent and sub-parents):
