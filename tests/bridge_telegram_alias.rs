@@ -16,6 +16,7 @@ mod anvil;
 mod bridged_telegram;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
+#[macro_use]
 mod support;
 /// The fake Bot API of the connector's tests (not every helper is used here).
 #[allow(dead_code)]
@@ -28,32 +29,10 @@ use std::time::{Duration, Instant};
 
 use bridged_telegram::{ANN, BEN, TgBridged, bridged_with, wait_for};
 use dm3::message::MessageType;
-use dm3_bridge::config::DatabaseUrl;
+use dm3_bridge::store::{JobState, QueueName};
 use dm3_world::{ALICE, PARENT};
 use support::TestDb;
 use telegram::bot_api::visible_text;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(None).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::postgres().await;
-                    super::$name(Some(db.url.clone())).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     held_messages_reach_the_holder_who_opens_the_link_in_order_once,
@@ -69,8 +48,8 @@ fn alias() -> String {
     format!("u-carol-x.tg.{PARENT}")
 }
 
-async fn bridged(database: Option<DatabaseUrl>) -> TgBridged {
-    bridged_with(database, |config| config.engine.max_held_until_consent = CAP).await
+async fn bridged(db: &TestDb) -> TgBridged {
+    bridged_with(Some(db.url.clone()), |config| config.engine.max_held_until_consent = CAP).await
 }
 
 impl TgBridged {
@@ -98,8 +77,8 @@ impl TgBridged {
 /// alice writes twice; she gets one reply with the link. BEN, whose username is another, opens
 /// it and is refused; ANN, who holds `@carol_x`, opens it: both messages arrive in order, once,
 /// alice's third goes straight through, and ANN's answer reaches alice from the alias.
-async fn held_messages_reach_the_holder_who_opens_the_link_in_order_once(database: Option<DatabaseUrl>) {
-    let t = bridged(database).await;
+async fn held_messages_reach_the_holder_who_opens_the_link_in_order_once(db: &TestDb) {
+    let t = bridged(db).await;
     let alice = &t.world.alice;
     let alias = alias();
     t.api.set_username(ANN, Some(USERNAME));
@@ -154,8 +133,8 @@ async fn held_messages_reach_the_holder_who_opens_the_link_in_order_once(databas
 /// alice writes while nobody holds the alias; ANN, then holding `@carol_x`, starts the bot
 /// without the link. The username moves to BEN, who opens alice's link: he receives nothing
 /// written before the move, alice is told it moved, and what she writes afterwards reaches BEN.
-async fn a_username_that_moved_gives_its_new_holder_nothing_written_before(database: Option<DatabaseUrl>) {
-    let t = bridged(database).await;
+async fn a_username_that_moved_gives_its_new_holder_nothing_written_before(db: &TestDb) {
+    let t = bridged(db).await;
     let alice = &t.world.alice;
     let alias = alias();
     t.api.set_username(ANN, Some(USERNAME));
@@ -187,8 +166,8 @@ async fn a_username_that_moved_gives_its_new_holder_nothing_written_before(datab
 
 /// The cap of held messages per sender: the one after it is refused at submit, and alice gets a
 /// DM3 reply to it saying why; the held ones still arrive when the link is opened.
-async fn a_sender_over_the_cap_is_refused_with_a_dm3_reply(database: Option<DatabaseUrl>) {
-    let t = bridged(database).await;
+async fn a_sender_over_the_cap_is_refused_with_a_dm3_reply(db: &TestDb) {
+    let t = bridged(db).await;
     let alice = &t.world.alice;
     let alias = alias();
     t.api.set_username(ANN, Some(USERNAME));
@@ -213,19 +192,26 @@ async fn a_sender_over_the_cap_is_refused_with_a_dm3_reply(database: Option<Data
     t.bridge.node.shutdown().await.unwrap();
 }
 
-/// Nobody opens the link: when the message's TTL ends, alice is told it was not delivered.
-async fn a_message_never_released_is_reported_when_its_ttl_ends(database: Option<DatabaseUrl>) {
+/// Nobody opens the link: when the message's TTL ends, alice is told it was not delivered, and
+/// nothing reached Telegram.
+async fn a_message_never_released_is_reported_when_its_ttl_ends(db: &TestDb) {
     const TTL_SECS: u64 = 4;
-    let t = bridged_with(database, |config| config.relay.message_ttl_secs = TTL_SECS).await;
+    let t = bridged_with(Some(db.url.clone()), |config| config.relay.message_ttl_secs = TTL_SECS).await;
     let alice = &t.world.alice;
     let alias = alias();
     let sent_at = Instant::now();
     let hash = alice.send(&t.directory, alice.builder(&alias).text("anyone?", None)).await;
     let got = t.alice_got(&alias, 2).await;
-    assert!(sent_at.elapsed() >= Duration::from_secs(TTL_SECS), "reported before the TTL");
+    // Held, not given up on: the queue fails a job when its next retry would fall past its TTL.
+    assert!(sent_at.elapsed() >= Duration::from_secs(1), "reported at once, not held");
+    let key = format!("{alias}:{hash}");
+    let job = t.bridge.node.store().get_job(QueueName::Inbox, &key).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.attempts > 1, "retried while held: {job:?}");
     let expired = &got[1];
     assert_eq!(expired.message.reference_message_hash(), Some(hash.to_string().as_str()));
     let text = expired.message.text().unwrap();
     assert!(text.contains("expired") && text.contains("@carol_x"), "{text}");
+    assert!(t.chat_of(ANN).is_empty() && t.chat_of(BEN).is_empty());
     t.bridge.node.shutdown().await.unwrap();
 }
