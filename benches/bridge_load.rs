@@ -972,8 +972,9 @@ async fn accept_invites(node: &Node, hs_token: &str, bob: &str, rooms: &[String]
     wait_for("bob's joins taken", || async {
         let mut open = 0;
         for state in ["pending", "retrying"] {
-            let (status, body) =
-                node.admin(reqwest::Method::GET, &format!("/admin/jobs?queue=outbox&state={state}"), None).await;
+            let (status, body) = node
+                .admin(reqwest::Method::GET, &format!("/admin/jobs?queue=outbox&state={state}"), None)
+                .await;
             assert_eq!(status, 200, "listing jobs: {body}");
             open += body["jobs"].as_array().map_or(0, Vec::len);
         }

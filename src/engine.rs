@@ -22,6 +22,7 @@
 //! [`inbox_limits`] (who may reach a bridged user: blocks, suspended portals, rate limits),
 //! [`commands`] (a network user's `block`, `unblock` and `help` in a portal).
 
+pub mod aliases;
 pub mod assemble;
 pub mod backlog;
 pub mod backoff;

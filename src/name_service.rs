@@ -82,6 +82,9 @@ impl NameService {
         if let Some(reachable) = crate::identities::on_demand::from_config(config)? {
             vault = vault.with_on_demand(reachable);
         }
+        if config.telegram.is_some() {
+            vault = vault.with_telegram_aliases();
+        }
         match vault.check_master_key().await {
             Ok(_) => {}
             Err(e @ IdentityError::Keys(_)) => return Err(NameServiceError::MasterKey(e)),

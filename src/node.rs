@@ -41,6 +41,7 @@ use crate::bridges::matrix::{MatrixError, MatrixFactory, MatrixModule, MatrixNet
 use crate::bridges::{self, Bridge, BridgeError, NetworkModule, NodeServices};
 use crate::config::{Config, Problem};
 use crate::engine::Queue;
+use crate::engine::aliases::AliasHold;
 use crate::engine::assemble::{EngineSetupError, assemble, engine_directory, inbound_queue};
 use crate::engine::backlog::InboxBounds;
 use crate::engine::connectors::Connectors;
@@ -431,7 +432,10 @@ impl Node {
             report_ttl: Some(config.relay.message_ttl_ms()).filter(|&ttl| ttl > 0).map(Duration::from_millis),
         };
         let limits = InboxLimits::new(&config.rate_limits);
-        protocol.plug_inbox(Arc::new(BridgeInbox::new(queue.clone(), networks, bounds, limits)));
+        let aliases =
+            AliasHold::new(names.vault.clone(), config.engine.max_held_until_consent, bounds.report_ttl);
+        let inbox = BridgeInbox::new(queue.clone(), networks, bounds, limits).with_aliases(aliases);
+        protocol.plug_inbox(Arc::new(inbox));
         started.engine =
             Some(assemble(config, queue, store.clone(), names, directory, protocol.clone(), connectors)?);
         Ok(())

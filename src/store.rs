@@ -45,6 +45,7 @@ pub mod portals;
 mod recent_portals;
 pub mod sessions;
 pub mod telegram;
+pub mod telegram_aliases;
 pub(crate) mod write_connection;
 pub mod writer;
 
@@ -77,6 +78,7 @@ pub use message_map::{MappedMessage, NewMapping};
 pub use portals::{Consent, NewPortal, Portal, PortalActivity, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};
+pub use telegram_aliases::{AliasBinding, AliasLink, Bound};
 pub use writer::WriterStats;
 
 /// Expands `$body` once per backend with `$p` bound to that backend's pool, so that one piece

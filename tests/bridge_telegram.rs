@@ -99,15 +99,6 @@ impl TgBridged {
         );
     }
 
-    /// The messages alice holds from `from`, oldest first, once there are at least `count`.
-    async fn alice_got(&self, from: &str, count: usize) -> Vec<Received> {
-        let mut received = self.world.alice.wait_for(&self.world.ds_b, &self.directory, from, count).await;
-        // The delivery service answers newest first; a messenger orders by the sender's time.
-        received.reverse();
-        received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
-        received
-    }
-
     /// The inbox job of the DM3 message `hash` for `receiver`.
     async fn inbox_job(&self, receiver: &str, hash: &str) -> dm3_bridge::store::JobRecord {
         let key = format!("{receiver}:{hash}");

@@ -263,6 +263,17 @@ async fn a_virtual_identity_name_is_never_an_account(db: &TestDb) {
         let (status, body) = t.get(&format!("/auth/{identity}"), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{state}: no account, no challenge: {body}");
         if state == "enabled" {
+            // A Telegram username's alias (docs/names.md section 8) is no recipient on a node
+            // without `[telegram]`, and no account anyone can register: a DM3 sender is told
+            // at once, and an outsider cannot take the name to collect what is sent to it.
+            let alias = json!({"ensName": format!("u-carol-x.tg.{PARENT}"), "keys": victim["keys"]});
+            let sent = t.submit(&alice, &alias, "to a username's alias", json!({})).await;
+            assert_eq!(sent["status"], 400, "{sent}");
+            assert_eq!(sent["body"]["error"]["code"], -32001, "{sent}");
+            assert_eq!(sent["body"]["error"]["message"], "unknown account", "{sent}");
+            let (status, body) =
+                t.post(&format!("/profile/u-carol-x.tg.{PARENT}"), &alice["signedUserProfile"]).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
             let disabled = admin(reqwest::Method::POST, "/admin/identities/telegram:12345/disable")
                 .send()
                 .await

@@ -176,6 +176,10 @@ fn ethers_agrees_on_names_and_namehashes() {
         let id = matrix_id(80).new_tree(&mut runner).unwrap().current();
         names.push(scheme().name_for(&NetworkUserId::Matrix(id)).unwrap().1);
     }
+    // Telegram username aliases (docs/names.md, "Telegram username aliases"), the longest too.
+    for username in ["carol_x", "Carol_X_2", "a1_b2_c3_d4_e5_f6_g7_h8_i9_j0_kk", "abcde"] {
+        names.push(scheme().alias_for(&username.parse().unwrap()).unwrap().1);
+    }
     let script = r#"
         const { ethers } = require("ethers");
         const names = JSON.parse(require("fs").readFileSync(0, "utf8"));

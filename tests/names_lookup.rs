@@ -80,6 +80,14 @@ async fn lookup_names_the_user_and_says_whether_the_identity_lives_here(db: &Tes
         body,
         json!({"name": "tg-12345.tg.bridge.example.eth", "network": "telegram", "userId": "12345", "exists": true})
     );
+    // A Telegram username: its alias, which this node without `[telegram]` does not answer
+    // (docs/names.md, "Telegram username aliases"), whatever identities exist.
+    // (`tests/bridge_telegram_alias.rs`: a node with Telegram answers it.)
+    let (_, body) = lookup(&node, "network=telegram&user=%40Carol_X").await;
+    assert_eq!(
+        body,
+        json!({"name": "u-carol-x.tg.bridge.example.eth", "network": "telegram", "userId": "@carol_x", "exists": false})
+    );
     let long = format!("@{}:example.org", "a".repeat(70));
     let created = admin.create("matrix", &long).await;
     let (_, body) = lookup(&node, &format!("network=matrix&user={long}")).await;
@@ -96,6 +104,8 @@ async fn bad_queries_get_a_json_400_that_says_why() {
         ("user=12345", "\"network\" is missing"),
         ("network=irc&user=carol", "unknown network"),
         ("network=telegram&user=0", "not a Telegram user id"),
+        ("network=telegram&user=%40car", "not a Telegram username"),
+        ("network=telegram&user=@carol-x", "not a Telegram username"),
         ("network=telegram&user=1&user=2", "given twice"),
         ("network=telegram&user=1&admin=1", "unknown parameter"),
         ("network=matrix&user=carol", "not a Matrix user id"),

@@ -103,7 +103,7 @@ fn static_directory(resolver: StaticResolver) -> Directory {
 
 fn accounts(store: &Store, resolver: StaticResolver) -> (VaultAccounts, IdentityVault) {
     let vault = vault(store, Some(PARENT));
-    (VaultAccounts::new(vault.clone(), static_directory(resolver)), vault)
+    (VaultAccounts::new(vault.clone(), static_directory(resolver), telegram_network()), vault)
 }
 
 async fn current_contact_round_trips_and_survives_reopening(db: &TestDb) {
@@ -356,7 +356,8 @@ async fn link_refuses_a_disabled_identity(db: &TestDb) {
 
 async fn link_refuses_without_a_parent(db: &TestDb) {
     let store = db.open().await;
-    let accounts = VaultAccounts::new(vault(&store, None), static_directory(StaticResolver::new()));
+    let accounts =
+        VaultAccounts::new(vault(&store, None), static_directory(StaticResolver::new()), telegram_network());
     match accounts.link(&tg_user(1)).await {
         Err(StateError::Refused(reason)) => assert!(reason.contains("operator"), "{reason}"),
         other => panic!("linked without a parent: {other:?}"),
@@ -396,7 +397,11 @@ async fn find_dm3_name_finds_linked_telegram_users_through_local_names(db: &Test
     let vault = vault(&store, Some(PARENT));
     let ds = DeliveryServiceProfile::new("a", "b", "https://relay.example.org");
     let local = LocalNames::new(vault.clone(), &ds).with_fallback(Arc::new(StaticResolver::new()));
-    let accounts = VaultAccounts::new(vault.clone(), Directory::new(Arc::new(local), Arc::new(NoLinks)));
+    let accounts = VaultAccounts::new(
+        vault.clone(),
+        Directory::new(Arc::new(local), Arc::new(NoLinks)),
+        telegram_network(),
+    );
 
     let name = "tg-31337.tg.bridge.example.eth";
     assert_eq!(accounts.find_dm3_name(name).await.unwrap(), None, "not linked yet");
@@ -426,6 +431,7 @@ async fn find_dm3_name_reports_an_unavailable_resolver_as_unavailable(db: &TestD
     let accounts = VaultAccounts::new(
         vault(&store, Some(PARENT)),
         Directory::new(Arc::new(Unreachable), Arc::new(NoLinks)),
+        telegram_network(),
     );
     // Not "no such user": the update must be handled again once names resolve.
     assert!(matches!(accounts.find_dm3_name("alice.eth").await, Err(StateError::Unavailable(_))));
@@ -584,4 +590,9 @@ fn the_init_template_has_telegram_commented_out_and_valid_once_uncommented() {
     assert_eq!(telegram.link_policy, LinkPolicy::Everyone);
     assert!(telegram.webhook.is_some());
     assert!(config.problems().is_empty(), "{:?}", config.problems());
+}
+
+/// The network id the Telegram connector uses by default.
+fn telegram_network() -> dm3_bridge_connector::NetworkId {
+    dm3_bridge_connector::NetworkId::new("telegram").unwrap()
 }

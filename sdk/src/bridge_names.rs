@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! tg-12345.tg.bridge.example.eth                 Telegram user 12345
+//! u-carol-x.tg.bridge.example.eth                whoever holds the Telegram username @carol_x
 //! -42ob-ux-sexample-porg.mx.bridge.example.eth   Matrix user @Bob_x:example.org
 //! ```
 //!
@@ -16,12 +17,19 @@
 //! Files, bottom up:
 //! - [`user_id`]: Telegram and Matrix user ids, validated ([`NetworkUserId`]);
 //! - [`label`]: user id ⇄ ENS label, the reversible escaping;
+//! - [`username`]: Telegram usernames ⇄ alias labels (`@carol_x` ⇄ `u-carol-x`);
+//! - [`addressee`]: whom a person names, a user id or a Telegram `@username`;
 //! - [`scheme`]: label ⇄ full name under a parent and the per-network sub-labels.
 
+pub mod addressee;
 pub mod label;
 pub mod scheme;
 pub mod user_id;
+pub mod username;
+
+pub use addressee::Addressee;
 
 pub use label::{LabelError, MatrixLabel};
 pub use scheme::{NameScheme, ParsedName, SchemeError};
 pub use user_id::{MAX_MATRIX_ID_LEN, MatrixUserId, NetworkUserId, TelegramUserId, UserIdError};
+pub use username::TelegramUsername;

@@ -80,6 +80,39 @@ fn the_documented_examples() {
 }
 
 #[test]
+fn a_telegram_username_has_an_alias() {
+    let alias = ok(&["name-for", "telegram", "@Carol_X", "--parent", PARENT]);
+    assert_eq!(alias, "u-carol-x.tg.bridge.example.eth");
+    assert_eq!(ok(&["parse-name", &alias, "--parent", PARENT]), "telegram @carol_x");
+    let parsed: Value =
+        serde_json::from_str(&ok(&["parse-name", &alias, "--parent", PARENT, "--json"])).unwrap();
+    assert_eq!(
+        parsed,
+        json!({"label": "u-carol-x", "name": "u-carol-x.tg.bridge.example.eth", "network": "telegram", "userId": "@carol_x"})
+    );
+    let made: Value =
+        serde_json::from_str(&ok(&["name-for", "telegram", "@carol_x", "--parent", PARENT, "--json"]))
+            .unwrap();
+    assert_eq!(made, parsed);
+    for (username, says) in [
+        ("@car", "5 to 32 characters"),
+        ("@carol-x", "only letters a-z, digits and _"),
+        ("@1carol", "begin with a letter"),
+        ("@carol_", "may not end with _"),
+        ("@car__ol", "nor hold __"),
+    ] {
+        fails(&["name-for", "telegram", username, "--parent", PARENT], 2, says);
+    }
+    for (name, says) in [
+        ("u-carol-.tg.bridge.example.eth", "may not end with _"),
+        ("u-car.tg.bridge.example.eth", "5 to 32 characters"),
+        ("u-carol-x.mx.bridge.example.eth", "escape"),
+    ] {
+        fails(&["parse-name", name, "--parent", PARENT], 2, says);
+    }
+}
+
+#[test]
 fn the_parent_and_sub_labels_are_inputs() {
     let args = ["--parent", "Other.ETH", "--telegram-label", "telegram", "--matrix-label", "matrix"];
     let name = ok(&[&["name-for", "telegram", "7"], &args[..]].concat());
@@ -194,6 +227,12 @@ proptest! {
     fn name_for_then_parse_name_gives_back_the_telegram_user(id in 1u64..) {
         let name = ok(&["name-for", "telegram", &id.to_string(), "--parent", PARENT]);
         prop_assert_eq!(ok(&["parse-name", &name, "--parent", PARENT]), format!("telegram {id}"));
+    }
+
+    #[test]
+    fn name_for_then_parse_name_gives_back_the_telegram_username(username in "[a-z][a-z0-9]{3,14}(_[a-z0-9]{1,8})?[a-z0-9]{1,8}") {
+        let name = ok(&["name-for", "telegram", &format!("@{username}"), "--parent", PARENT]);
+        prop_assert_eq!(ok(&["parse-name", &name, "--parent", PARENT]), format!("telegram @{username}"));
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! Of several node processes on one database, one polls at a time: the connector polls in the
 //! turns [`PollingLease`] grants, which are the lease [`lease::TELEGRAM_POLLING`].
 
+mod aliases;
+
 use std::any::Any;
 use std::sync::Arc;
 
@@ -114,7 +116,7 @@ pub fn build_telegram(
 ) -> Result<Arc<TelegramConnector>, TelegramError> {
     let turns = Arc::new(PollingLease(Leases::new(store.clone())));
     let state = Arc::new(StoreChatState::new(store, config.network.clone()));
-    let accounts = Arc::new(VaultAccounts::new(vault, directory));
+    let accounts = Arc::new(VaultAccounts::new(vault, directory, config.network.clone()));
     TelegramConnector::new(config.clone(), sink, state, accounts)
         .map(|connector| Arc::new(connector.with_polling_turns(turns)))
 }
@@ -253,11 +255,13 @@ impl ChatState for StoreChatState {
 pub struct VaultAccounts {
     vault: IdentityVault,
     directory: Directory,
+    /// The connector's network id, which scopes the portals of aliases it opens.
+    network: NetworkId,
 }
 
 impl VaultAccounts {
-    pub fn new(vault: IdentityVault, directory: Directory) -> Self {
-        Self { vault, directory }
+    pub fn new(vault: IdentityVault, directory: Directory, network: NetworkId) -> Self {
+        Self { vault, directory, network }
     }
 
     /// The identity of `user`, created if it has none. Two creates of one user can race (two
@@ -293,6 +297,14 @@ impl TelegramAccounts for VaultAccounts {
                 StateError::Refused(BROKEN.to_owned())
             })
         })
+    }
+
+    fn started<'a>(
+        &'a self,
+        user: &'a TelegramUser,
+        held_token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<RemoteIdentity>, StateError>> {
+        Box::pin(aliases::started(&self.vault, &self.network, user, held_token))
     }
 
     fn find_dm3_name<'a>(

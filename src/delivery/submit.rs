@@ -152,7 +152,7 @@ impl Relay {
             match self.local_names.enabled_identity(receiver).await {
                 // Its keys are the user's: nothing here can open it, and the gateway's message
                 // path is not built yet (docs/gateway.md, "Status"), so it is refused, not lost.
-                Ok(Some(identity)) if identity.custody.is_self_custody() => {
+                Ok(Some(identity)) if identity.self_custody => {
                     return Err(DeliveryError::rejected(
                         Rejection::UnknownAccount,
                         format!(

@@ -21,6 +21,7 @@ use dm3_bridge_connector::{
     BoxFuture, ConnectorError, IdempotencyKey, NetworkId, NetworkUserId, Outbound, RemoteIdentity, deliver,
 };
 
+use super::aliases::AliasHold;
 use super::backlog::{InboxBounds, warning_job};
 use super::blocks;
 use super::dm3::convert::{ToNetwork, to_network};
@@ -62,6 +63,8 @@ pub struct BridgeInbox {
     networks: HashMap<Network, NetworkId>,
     bounds: InboxBounds,
     limits: InboxLimits,
+    /// The cap on what waits for a Telegram username's holder ([`super::aliases`]).
+    aliases: Option<AliasHold>,
 }
 
 impl BridgeInbox {
@@ -71,7 +74,13 @@ impl BridgeInbox {
         bounds: InboxBounds,
         limits: InboxLimits,
     ) -> Self {
-        Self { queue, networks: networks.into_iter().collect(), bounds, limits }
+        Self { queue, networks: networks.into_iter().collect(), bounds, limits, aliases: None }
+    }
+
+    /// Holds messages to Telegram username aliases, within `aliases`' cap.
+    pub fn with_aliases(mut self, aliases: AliasHold) -> Self {
+        self.aliases = Some(aliases);
+        self
     }
 
     /// Refuses the envelope if its receiver blocked its sender or left their conversation, or if
@@ -117,7 +126,11 @@ impl InboxSink for BridgeInbox {
             self.admit(envelope, network).await?;
             let job = job(envelope)
                 .map_err(|e| DeliveryError::Internal(format!("queueing for the bridge: {e}")))?;
-            let cap = self.bounds.max_pending;
+            let held_cap = match &self.aliases {
+                Some(aliases) => aliases.cap_for(envelope).await?,
+                None => None,
+            };
+            let cap = held_cap.map_or(self.bounds.max_pending, |held| held.min(self.bounds.max_pending));
             match self.queue.enqueue_capped(&job, envelope.received_at_ms, cap).await? {
                 CappedInsert::New { pending } => {
                     if pending == self.bounds.warn_at() {
@@ -126,7 +139,12 @@ impl InboxSink for BridgeInbox {
                     Ok(Inserted::New)
                 }
                 CappedInsert::Duplicate => Ok(Inserted::Duplicate),
-                CappedInsert::Full => Err(self.bounds.refusal(envelope)),
+                CappedInsert::Full => match (held_cap, &self.aliases) {
+                    (Some(held), Some(aliases)) if held < self.bounds.max_pending => {
+                        Err(aliases.refuse(&self.queue, envelope).await)
+                    }
+                    _ => Err(self.bounds.refusal(envelope)),
+                },
             }
         })
     }
@@ -179,6 +197,9 @@ impl InboxHandler {
         if blocks::dropped(&parts.store, &receiver, &sender).await.map_err(Failure::store)? {
             tracing::info!(conversation = %job.conversation, "a message queued before its sender was blocked was dropped");
             return Ok(Outcome::Done);
+        }
+        if let Some(username) = parts.vault.alias_username(&receiver) {
+            parts.alias_gate(job, &payload, &receiver, &username.to_string(), &sender).await?;
         }
         let identity = parts.vault.recent(&receiver).await.map_err(Failure::identity)?;
         if identity.disabled_at_ms.is_some() {

@@ -181,7 +181,15 @@ impl EngineParts {
         let now = now_ms();
         let in_room = self.store.portal_by_conversation(network_id, &request.conversation).await;
         if let Some(portal) = in_room.map_err(Failure::store)? {
-            if portal.local_name != identity.name || portal.remote_name != remote {
+            let owner = portal.local_name == identity.name
+                || self.vault.alias_username(&portal.local_name).is_some()
+                    && self
+                        .vault
+                        .recent_identity(&portal.local_name)
+                        .await
+                        .map_err(Failure::identity)?
+                        .is_some_and(|alias| alias.user == identity.user);
+            if !owner || portal.remote_name != remote {
                 return Err(Failure::permanent("this room is already the portal of another conversation"));
             }
             // The same room again (the user invited the ghost back): live again, and the

@@ -11,6 +11,8 @@
 //! The records, and nothing else:
 //! - an enabled identity: `addr` (and ENSIP-9 `addr(node, 60)`) → its wallet address,
 //!   `text("network.dm3.profile")` → the `data:` URI of its signed profile (P16);
+//! - a Telegram username's alias, on a node that runs Telegram: the same records of its derived
+//!   identity, bound or not (docs/names.md section 8; [`super::vault`]'s `alias`);
 //! - the node's own name: `text("network.dm3.deliveryService")` → its delivery-service
 //!   profile (`data:` URI, §4.4);
 //! - anything else (other keys, disabled or unknown identities, the parent and sub-parents):
@@ -32,7 +34,7 @@ use super::label::LabelError;
 use super::scheme::{NameScheme, ParsedName};
 use super::vault::IdentityVault;
 use crate::names::{NameResolver, ResolveError};
-use crate::store::IdentityRecord;
+use dm3::profile::SignedUserProfile;
 
 /// ENSIP-9 / SLIP-44 coin type of Ethereum: `addr(node, 60)` is `addr(node)`.
 const ETH_COIN_TYPE: u64 = 60;
@@ -94,7 +96,7 @@ impl LocalNames {
     }
 
     /// The enabled virtual identity called `name`, as the gateway would publish it.
-    pub async fn enabled_identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, ResolveError> {
+    pub async fn enabled_identity(&self, name: &EnsName) -> Result<Option<Published>, ResolveError> {
         resolved(self.identity(name).await)
     }
 
@@ -102,6 +104,7 @@ impl LocalNames {
     pub fn network_of(&self, name: &EnsName) -> Option<Network> {
         match self.scheme.as_ref()?.parse(name) {
             Ok(ParsedName::Identity { network, .. }) => Some(network),
+            Ok(ParsedName::TelegramAlias { .. }) => Some(Network::Telegram),
             _ => None,
         }
     }
@@ -139,8 +142,8 @@ impl LocalNames {
         Ok(self.identity(name).await?.map(|identity| identity.profile.to_text_record()))
     }
 
-    /// The enabled identity called `name`, if any.
-    async fn identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, LookupError> {
+    /// What is published for the enabled identity called `name`, if any.
+    async fn identity(&self, name: &EnsName) -> Result<Option<Published>, LookupError> {
         let Some(scheme) = &self.scheme else { return Ok(None) };
         if *name == self.node_name {
             // The node's name is never an identity, wherever the operator put it.
@@ -149,13 +152,32 @@ impl LocalNames {
         match scheme.parse(name) {
             Err(source) => Err(LookupError::InvalidName { name: name.to_string(), source }),
             Ok(ParsedName::Foreign | ParsedName::Structural) => Ok(None),
+            // Derived, bound or not, and only on a node that runs Telegram (docs/names.md,
+            // "Telegram username aliases").
+            Ok(ParsedName::TelegramAlias { .. }) => Ok(self
+                .vault
+                .alias_published(name)?
+                .map(|(address, profile)| Published { address, profile, self_custody: false })),
             Ok(ParsedName::Identity { .. }) => Ok(self
                 .vault
                 .recent_identity(name)
                 .await?
-                .filter(|identity| identity.disabled_at_ms.is_none())),
+                .filter(|identity| identity.disabled_at_ms.is_none())
+                .map(|identity| Published {
+                    address: identity.address,
+                    self_custody: identity.custody.is_self_custody(),
+                    profile: identity.profile,
+                })),
         }
     }
+}
+
+/// What the gateway publishes for an identity (an alias has no row, only these), and whether
+/// its keys are the user's own.
+pub struct Published {
+    pub address: Address,
+    pub profile: SignedUserProfile,
+    pub self_custody: bool,
 }
 
 /// Invalid names are "no record" to a resolver's caller; a database failure may pass.

@@ -19,6 +19,7 @@
 //! through the two `*_keys` methods that the message engine uses. Nothing the admin API or the
 //! CLI shows comes from them.
 
+mod alias;
 pub mod claim;
 mod self_custody;
 
@@ -101,6 +102,8 @@ pub struct IdentityVault {
     /// The users reachable before they used the bridge, and their derived identities
     /// ([`super::on_demand`]); `None`: nobody is.
     on_demand: Option<Arc<OnDemand>>,
+    /// Telegram username aliases' derived keys ([`alias`]); `None`: aliases are no identities.
+    aliases: Option<Arc<alias::AliasKeys>>,
 }
 
 impl IdentityVault {
@@ -125,6 +128,7 @@ impl IdentityVault {
             recent: Arc::default(),
             opened_keys: Arc::default(),
             on_demand: None,
+            aliases: None,
         }
     }
 
@@ -143,6 +147,7 @@ impl IdentityVault {
     /// How many derived identities are held in memory (the bound of [`super::on_demand`]).
     pub fn derived_in_memory(&self) -> usize {
         self.on_demand.as_ref().map_or(0, |on_demand| on_demand.cached())
+            + self.aliases.as_ref().map_or(0, |aliases| aliases.cached())
     }
 
     /// The derived identity of `name` if it names a reachable user (whether or not a row
@@ -248,6 +253,9 @@ impl IdentityVault {
     pub async fn recent_identity(&self, name: &EnsName) -> Result<Option<IdentityRecord>, IdentityError> {
         if let Some(recent) = self.recent.get(name) {
             return Ok(Some(recent));
+        }
+        if self.alias_username(name).is_some() {
+            return self.bound_alias(name).await;
         }
         let found = self.store.identity(name).await?;
         match &found {
@@ -375,6 +383,9 @@ impl IdentityVault {
     /// Like every key read of the engine, from rows read within the last second
     /// ([`recent`](Self::recent)).
     pub async fn current_keys(&self, name: &EnsName) -> Result<IdentityKeys, IdentityError> {
+        if let Some(keys) = self.alias_keys(name)? {
+            return Ok(keys); // an alias signs as itself, bound or not
+        }
         let identity = self.recent(name).await?;
         self.current_keys_of(&identity).await
     }
@@ -382,6 +393,9 @@ impl IdentityVault {
     /// [`current_keys`](Self::current_keys) of an identity the caller has just read.
     pub async fn current_keys_of(&self, identity: &IdentityRecord) -> Result<IdentityKeys, IdentityError> {
         let name = &identity.name;
+        if let Some(keys) = self.alias_keys(name)? {
+            return Ok(keys);
+        }
         let Custody::Custodial { key_version } = identity.custody else {
             return Err(IdentityError::SelfCustody(name.to_string()));
         };
@@ -400,6 +414,9 @@ impl IdentityVault {
     /// Every key version of `name`, newest first: the retired ones only open envelopes that
     /// were sealed to them before a rotation.
     pub async fn opening_keys(&self, name: &EnsName) -> Result<Vec<IdentityKeys>, IdentityError> {
+        if let Some(keys) = self.alias_keys(name)? {
+            return Ok(vec![keys]);
+        }
         // A self-custody identity has no key here, and its name may still derive one (a
         // reachable user): that one must never open what was sealed to the user's own keys.
         if self.recent_identity(name).await?.is_some_and(|identity| identity.custody.is_self_custody()) {

@@ -5,6 +5,8 @@
 //! [`dm3::bridge_names`]); what only the node knows is its parent and sub-labels, and whether
 //! the identity exists and is enabled, that is, whether the gateway publishes it and a message
 //! to it is bridged. So a client that knows only the bridge's URL learns both in one call.
+//! A Telegram `user` given as `@username` is answered with the username's alias, which names
+//! nobody yet (`exists: false`, docs/names.md "Telegram username aliases").
 //!
 //! It is public, as the gateway that publishes the same names is, and it is an outsider's
 //! entry, so everything it does is bounded:
@@ -26,7 +28,9 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::http::error::{ApiError, INTERNAL_ERROR, INVALID_PARAMS, NOT_FOUND};
-use crate::identities::{IdentityError, IdentityVault, Network, NetworkUserId};
+use dm3::bridge_names::Addressee;
+
+use crate::identities::{IdentityError, IdentityVault, Network};
 
 /// The longest query string accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 1024;
@@ -69,16 +73,22 @@ async fn answer(vault: &IdentityVault, query: &str) -> Result<Found, ApiError> {
             "this node gives no names to network users (its virtual identities are disabled)",
         ));
     };
-    let user = parse_query(query)?;
-    let (_, name) = scheme.name_for(&user).map_err(|e| ApiError::invalid_params(e.to_string()))?;
-    let record = vault.recent_identity(&name).await.map_err(internal)?;
-    // A hashed label is a hash of the id: the row must also be this user's, not a collision's.
-    let exists = record.is_some_and(|record| record.user == user && record.disabled_at_ms.is_none());
-    Ok(Found { name: name.to_string(), network: user.network(), user_id: user.user_id(), exists })
+    let addressee = parse_query(query)?;
+    let (_, name) = scheme.name_of(&addressee).map_err(|e| ApiError::invalid_params(e.to_string()))?;
+    let exists = match &addressee {
+        Addressee::User(user) => {
+            let record = vault.recent_identity(&name).await.map_err(internal)?;
+            // A hashed label is a hash of the id: the row must also be this user's, not a collision's.
+            record.is_some_and(|record| record.user == *user && record.disabled_at_ms.is_none())
+        }
+        // An alias is answered, derived, by a node that runs Telegram (docs/names.md section 8).
+        Addressee::TelegramAlias(_) => vault.alias_username(&name).is_some(),
+    };
+    Ok(Found { name: name.to_string(), network: addressee.network(), user_id: addressee.written(), exists })
 }
 
 /// `network=…&user=…`, each exactly once, percent-decoded.
-fn parse_query(query: &str) -> Result<NetworkUserId, ApiError> {
+fn parse_query(query: &str) -> Result<Addressee, ApiError> {
     let (mut network, mut user) = (None, None);
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let slot = match key.as_ref() {
@@ -98,7 +108,7 @@ fn parse_query(query: &str) -> Result<NetworkUserId, ApiError> {
     let network = network.ok_or_else(|| missing("network"))?;
     let user = user.ok_or_else(|| missing("user"))?;
     let network: Network = network.parse().map_err(|e| ApiError::invalid_params(format!("{e}")))?;
-    NetworkUserId::parse(network, &user).map_err(|e| ApiError::invalid_params(e.to_string()))
+    Addressee::parse(network, &user).map_err(|e| ApiError::invalid_params(e.to_string()))
 }
 
 fn missing(parameter: &str) -> ApiError {
@@ -125,17 +135,20 @@ mod tests {
     #[test]
     fn queries_are_read_strictly() {
         let matrix = parse_query("network=matrix&user=%40carol%3Aexample.org").unwrap();
-        assert_eq!(matrix.user_id(), "@carol:example.org");
-        assert_eq!(parse_query("user=12345&network=telegram").unwrap().user_id(), "12345");
+        assert_eq!(matrix.written(), "@carol:example.org");
+        assert_eq!(parse_query("user=12345&network=telegram").unwrap().written(), "12345");
         // `+` is a space in a query: a Matrix localpart's `+` must be sent as %2B.
-        assert_eq!(parse_query("network=matrix&user=@a%2Bb:x").unwrap().user_id(), "@a+b:x");
+        assert_eq!(parse_query("network=matrix&user=@a%2Bb:x").unwrap().written(), "@a+b:x");
         assert!(parse_query("network=matrix&user=@a+b:x").is_err());
+        assert_eq!(parse_query("network=telegram&user=%40Carol_X").unwrap().written(), "@carol_x");
         for bad in [
             "",
             "network=matrix",
             "user=12345",
             "network=irc&user=1",
             "network=telegram&user=012",
+            "network=telegram&user=@car",
+            "network=telegram&user=@carol-x",
             "network=telegram&user=1&user=2",
             "network=telegram&user=1&extra=x",
             "network=matrix&user=carol",

@@ -34,6 +34,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (12, "first_contact", include_str!("../../migrations/sqlite/0012_first_contact.sql")),
     (13, "admin_conversations", include_str!("../../migrations/sqlite/0013_admin_conversations.sql")),
     (14, "leases", include_str!("../../migrations/sqlite/0014_leases.sql")),
+    (15, "telegram_aliases", include_str!("../../migrations/sqlite/0015_telegram_aliases.sql")),
     (18, "ciphertext_only_portals", include_str!("../../migrations/sqlite/0018_ciphertext_only_portals.sql")),
     (19, "self_custody", include_str!("../../migrations/sqlite/0019_self_custody.sql")),
 ];
@@ -57,6 +58,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (12, "first_contact", include_str!("../../migrations/postgres/0012_first_contact.sql")),
     (13, "admin_conversations", include_str!("../../migrations/postgres/0013_admin_conversations.sql")),
     (14, "leases", include_str!("../../migrations/postgres/0014_leases.sql")),
+    (15, "telegram_aliases", include_str!("../../migrations/postgres/0015_telegram_aliases.sql")),
     (
         18,
         "ciphertext_only_portals",

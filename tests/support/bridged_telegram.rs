@@ -10,7 +10,7 @@ use dm3_bridge::config::{AdminToken, Config, DatabaseUrl};
 use dm3_bridge::names::directory::Directory;
 use dm3_bridge_telegram::{BotToken, LinkPolicy, RateLimits, TelegramConfig};
 
-use crate::dm3_world::{Dm3World, PARENT};
+use crate::dm3_world::{Dm3World, PARENT, Received};
 use crate::support::bridge::{self, ADMIN_TOKEN};
 use crate::support::node::{TestNode, init_data_dir};
 use crate::telegram::bot_api::{BotApi, TOKEN, visible_text};
@@ -65,6 +65,15 @@ pub async fn bridged_with(database: Option<DatabaseUrl>, adjust: impl FnOnce(&mu
 }
 
 impl TgBridged {
+    /// The messages alice holds from `from`, oldest first, once there are at least `count`.
+    pub async fn alice_got(&self, from: &str, count: usize) -> Vec<Received> {
+        let mut received = self.world.alice.wait_for(&self.world.ds_b, &self.directory, from, count).await;
+        // The delivery service answers newest first; a messenger orders by the sender's time.
+        received.reverse();
+        received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
+        received
+    }
+
     /// `user` sends `/start`; the bot's welcome.
     pub async fn start(&self, user: i64) -> String {
         let before = self.api.sent_to(user).len();

@@ -78,6 +78,14 @@ pub trait Connector: Send + Sync {
         message: &'a Outbound<Message>,
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>>;
 
+    /// A link that opens the network user's conversation with the bridge carrying `token`, for a
+    /// DM3 sender to forward to a contact the bridge cannot reach first (a Telegram deep link);
+    /// `None` if the network has none, or not yet.
+    fn start_link(&self, token: &str) -> Option<String> {
+        let _ = token;
+        None
+    }
+
     /// Edits, if this connector can send them.
     fn edits(&self) -> Option<&dyn EditHandling> {
         None

@@ -151,20 +151,27 @@ impl UpdateHandler {
             ));
         }
         let mut plan = Plan::answer(chat, html);
-        if let Some(payload) = payload {
-            match deep_link::decode(payload) {
-                Ok(name) => {
-                    let contact = self.set_contact(chat, user, &name).await;
-                    let contact = match contact {
-                        Ok(plan) | Err(Stop::Answer(plan)) => plan,
-                        Err(retry) => return Err(retry),
-                    };
-                    plan.items.extend(contact.items);
-                    plan.changes.extend(contact.changes);
-                    plan.answers.extend(contact.answers);
-                }
-                Err(e) => plan.answers.extend(Plan::answer(chat, escape(&e.to_string())).answers),
+        let held = payload.and_then(deep_link::held_token);
+        let released = self.accounts.started(user, held).await.map_err(refused(chat))?;
+        // A held-message link opens the chat with the DM3 sender whose messages it released;
+        // any other payload names the DM3 user to write to.
+        let contact = match (held, payload) {
+            (Some(_), _) => released.map(|sender| Ok(sender.as_str().to_owned())),
+            (None, Some(payload)) => Some(deep_link::decode(payload)),
+            (None, None) => None,
+        };
+        match contact {
+            Some(Ok(name)) => {
+                let contact = match self.set_contact(chat, user, &name).await {
+                    Ok(plan) | Err(Stop::Answer(plan)) => plan,
+                    Err(retry) => return Err(retry),
+                };
+                plan.items.extend(contact.items);
+                plan.changes.extend(contact.changes);
+                plan.answers.extend(contact.answers);
             }
+            Some(Err(e)) => plan.answers.extend(Plan::answer(chat, escape(&e.to_string())).answers),
+            None => {}
         }
         Ok(plan)
     }

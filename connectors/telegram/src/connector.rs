@@ -216,6 +216,12 @@ impl Connector for TelegramConnector {
         &self.network
     }
 
+    /// `https://t.me/<bot>?start=H<token>`, once `getMe` told the bot's username.
+    fn start_link(&self, token: &str) -> Option<String> {
+        let payload = crate::deep_link::held(token).ok()?;
+        Some(format!("https://t.me/{}?start={payload}", self.bot_username()?))
+    }
+
     fn start(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         Box::pin(async move {
             let me = self.bot.get_me().send().await.map_err(|e| match classify(e) {

@@ -23,6 +23,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub const MAX_PAYLOAD_CHARS: usize = 64;
 /// The first character of the base64 form.
 const BASE64_MARK: char = 'B';
+/// The first character of a held-message link: the start of a username's holder for a DM3
+/// sender who wrote to its alias (docs/names.md section 8), followed by the bridge's token.
+const HELD_MARK: char = 'H';
+/// Longest token a held-message link carries.
+const MAX_TOKEN_CHARS: usize = 40;
 
 /// Why a name has no deep link, or a payload names nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +55,25 @@ pub fn encode(name: &str) -> Result<String, DeepLinkError> {
         return Err(DeepLinkError::TooLong { len: payload.len() });
     }
     Ok(payload)
+}
+
+/// The start payload of a held-message link carrying `token` (base64url, as the bridge makes it).
+pub fn held(token: &str) -> Result<String, DeepLinkError> {
+    let payload = format!("{HELD_MARK}{token}");
+    match held_token(&payload) {
+        Some(_) => Ok(payload),
+        None => Err(DeepLinkError::TooLong { len: payload.len() }),
+    }
+}
+
+/// The token of a held-message link's payload; `None` for any other payload. Like a plain
+/// payload it cannot be confused with the other forms: it starts with an uppercase letter other
+/// than `B`.
+pub fn held_token(payload: &str) -> Option<&str> {
+    let token = payload.strip_prefix(HELD_MARK)?;
+    let valid = (1..=MAX_TOKEN_CHARS).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    valid.then_some(token)
 }
 
 /// The name a start payload encodes.
@@ -91,6 +115,13 @@ mod tests {
         for bad in ["", "Alice", "a.b", "B!!", "B", "a b", &"a".repeat(65)] {
             assert!(decode(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(held("aB-_9").unwrap(), "HaB-_9");
+        assert_eq!(held_token("HaB-_9"), Some("aB-_9"));
+        assert!(decode("HaB-_9").is_err(), "a held link names no DM3 user");
+        for bad in ["H", "alice_eth", "Bem_Dqy5ldGg", "Ha b", &format!("H{}", "a".repeat(41))] {
+            assert_eq!(held_token(bad), None, "{bad:?}");
+        }
+        assert!(held(&"a".repeat(41)).is_err());
     }
 
     proptest! {

@@ -51,6 +51,19 @@ pub trait TelegramAccounts: Send + Sync {
     /// `Unavailable` is tried again a few times, then answered to the user ("try again"): unlike
     /// the other methods, it does not leave the update unconfirmed, because one name whose
     /// source stays down must not hold up every later update.
+    /// `user` sent `/start`, with the token of a held-message link if they came by one
+    /// (docs/telegram.md "Username aliases"): binds their username's alias to them, and answers
+    /// the DM3 sender whose held messages the link releases, to make them the current contact.
+    /// A link made for another username, or none the bridge made, is `Refused`.
+    fn started<'a>(
+        &'a self,
+        user: &'a TelegramUser,
+        held_token: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<RemoteIdentity>, StateError>> {
+        let _ = (user, held_token);
+        Box::pin(async { Ok(None) })
+    }
+
     fn find_dm3_name<'a>(
         &'a self,
         input: &'a str,

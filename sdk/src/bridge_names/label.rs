@@ -65,6 +65,8 @@ pub enum LabelError {
     NotCanonical { canonical: String },
     #[error("a Telegram label is tg- and a user id, e.g. tg-12345")]
     NotTelegram,
+    #[error("a username alias is u- and a Telegram username with each _ written -, e.g. u-carol-x")]
+    NotAlias,
     #[error("a hashed label is -z and 40 lowercase hex digits")]
     BadHash,
     #[error("an identity name has exactly one label under its network's sub-name")]

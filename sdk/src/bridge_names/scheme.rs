@@ -12,10 +12,12 @@
 //! The parent and the sub-labels are inputs, never constants: two bridges differ in them, and
 //! a client asks the scheme of the bridge it writes through.
 
+use super::addressee::Addressee;
 use super::label::{
     LabelError, MatrixLabel, matrix_label, parse_matrix_label, parse_telegram_label, telegram_label,
 };
 use super::user_id::NetworkUserId;
+use super::username::{ALIAS_PREFIX, TelegramUsername, alias_label, parse_alias_label};
 use crate::ens::{EnsName, EnsNameError};
 use crate::network::Network;
 
@@ -45,6 +47,9 @@ pub enum ParsedName {
     Structural,
     /// An identity's name. `user` is known from the label unless the label is hashed.
     Identity { network: Network, label: String, user: Option<NetworkUserId> },
+    /// A Telegram username's alias (`u-carol-x.tg.<parent>`): whoever holds the username, not
+    /// yet a user (docs/names.md, "Telegram username aliases").
+    TelegramAlias { label: String, username: TelegramUsername },
 }
 
 /// The parent name and the per-network sub-labels.
@@ -96,7 +101,24 @@ impl NameScheme {
             NetworkUserId::Telegram(id) => telegram_label(*id),
             NetworkUserId::Matrix(id) => matrix_label(id),
         };
-        let text = format!("{label}.{}", self.sub_parent(user.network()));
+        self.named(label, user.network())
+    }
+
+    /// The label and full name of `username`'s alias; fails as [`name_for`](Self::name_for).
+    pub fn alias_for(&self, username: &TelegramUsername) -> Result<(String, EnsName), SchemeError> {
+        self.named(alias_label(username), Network::Telegram)
+    }
+
+    /// The label and full name of whom a person names: a user's identity or a username's alias.
+    pub fn name_of(&self, addressee: &Addressee) -> Result<(String, EnsName), SchemeError> {
+        match addressee {
+            Addressee::User(user) => self.name_for(user),
+            Addressee::TelegramAlias(username) => self.alias_for(username),
+        }
+    }
+
+    fn named(&self, label: String, network: Network) -> Result<(String, EnsName), SchemeError> {
+        let text = format!("{label}.{}", self.sub_parent(network));
         let name =
             EnsName::parse(&text).map_err(|source| SchemeError::Name { name: text.clone(), source })?;
         Ok((label, name))
@@ -120,6 +142,10 @@ impl NameScheme {
             [label, _sub] => *label,
             _ => return Err(LabelError::TooDeep),
         };
+        if network == Network::Telegram && label.starts_with(ALIAS_PREFIX) {
+            let username = parse_alias_label(label)?;
+            return Ok(ParsedName::TelegramAlias { label: label.to_owned(), username });
+        }
         let user = match network {
             Network::Telegram => Some(NetworkUserId::Telegram(parse_telegram_label(label)?)),
             Network::Matrix => match parse_matrix_label(label)? {
@@ -156,6 +182,19 @@ mod tests {
         let matrix = NetworkUserId::parse(Network::Matrix, "@Bob_x:example.org").unwrap();
         let (_, full) = scheme().name_for(&matrix).unwrap();
         assert_eq!(full.as_str(), "-42ob-ux-sexample-porg.mx.bridge.example.eth");
+    }
+
+    #[test]
+    fn usernames_have_aliases_under_the_telegram_sub_name() {
+        let carol = Addressee::parse(Network::Telegram, "@Carol_X").unwrap();
+        let (label, full) = scheme().name_of(&carol).unwrap();
+        assert_eq!((label.as_str(), full.as_str()), ("u-carol-x", "u-carol-x.tg.bridge.example.eth"));
+        let username = "carol_x".parse().unwrap();
+        assert_eq!(scheme().parse(&full).unwrap(), ParsedName::TelegramAlias { label, username });
+        // Only under the Telegram sub-name, and only canonical.
+        assert!(scheme().parse(&name("u-carol-x.mx.bridge.example.eth")).is_err());
+        assert!(scheme().parse(&name("u-car.tg.bridge.example.eth")).is_err());
+        assert!(scheme().parse(&name("u-carol-.tg.bridge.example.eth")).is_err());
     }
 
     #[test]

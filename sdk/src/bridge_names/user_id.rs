@@ -32,6 +32,8 @@ pub enum UserIdError {
     UnknownNetwork(#[from] UnknownNetwork),
     #[error("{0:?} is not a Telegram user id: expected a positive decimal number without leading zeros")]
     Telegram(String),
+    #[error("{value:?} is not a Telegram username: {reason} (e.g. @carol_x)")]
+    TelegramUsername { value: String, reason: &'static str },
     #[error(
         "{value:?} is not a Matrix user id: {reason} (expected @localpart:server, e.g. @bob:example.org)"
     )]

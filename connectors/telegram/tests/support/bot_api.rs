@@ -99,6 +99,8 @@ impl Failure {
 
 #[derive(Default)]
 struct Inner {
+    /// Usernames set by the test (`set_username`); `user<id>` otherwise.
+    usernames: HashMap<i64, Option<String>>,
     next_update_id: u32,
     pending: Vec<Value>,
     /// Every update queued so far, by id (for `serve_again`).
@@ -254,7 +256,7 @@ impl BotApi {
         let update = json!({
             "chat": chat_json(user),
             "message_id": id,
-            "user": user_json(user),
+            "user": user_json(&inner, user),
             "date": now_secs(),
             "old_reaction": old,
             "new_reaction": new,
@@ -302,12 +304,18 @@ impl BotApi {
         self.lock().history.get(&update_id).cloned().expect("the update was queued before")
     }
 
+    /// Gives `user` the username `username` (without `@`; `None`: no username) in what they send
+    /// from now on, as Telegram does when a username changes hands.
+    pub fn set_username(&self, user: i64, username: Option<&str>) {
+        self.lock().usernames.insert(user, username.map(str::to_owned));
+    }
+
     fn user_message(&self, user: i64, mut fields: Value) -> (u32, i32) {
         let mut inner = self.lock();
         let id = next_message_id(&mut inner, user);
         let object = fields.as_object_mut().unwrap();
         object.insert("message_id".into(), json!(id));
-        object.insert("from".into(), user_json(user));
+        object.insert("from".into(), user_json(&inner, user));
         object.insert("chat".into(), chat_json(user));
         object.insert("date".into(), json!(now_secs()));
         inner.messages.insert((user, id), fields.clone());
@@ -443,8 +451,14 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn user_json(user: i64) -> Value {
-    json!({"id": user, "is_bot": false, "first_name": format!("User{user}"), "username": format!("user{user}"), "language_code": "en"})
+fn user_json(inner: &Inner, user: i64) -> Value {
+    let mut json =
+        json!({"id": user, "is_bot": false, "first_name": format!("User{user}"), "language_code": "en"});
+    let username = inner.usernames.get(&user).cloned().unwrap_or_else(|| Some(format!("user{user}")));
+    if let Some(username) = username {
+        json["username"] = json!(username);
+    }
+    json
 }
 
 fn bot_json() -> Value {

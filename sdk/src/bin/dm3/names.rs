@@ -9,12 +9,16 @@
 //! malformed id, a label the scheme cannot have produced); 1 for a well-formed name that is
 //! not a user's name of this bridge (outside its parent, a sub-name, or a hashed label whose
 //! user only the node knows).
+//!
+//! A Telegram contact may be named by `@username` as well as by id: the answer is then the
+//! username's alias (`u-carol-x.tg.<parent>`), and `parse-name` reads an alias back as
+//! `telegram @carol_x`.
 
 use clap::Args;
 use serde_json::json;
 
 use dm3::bridge_names::scheme::{DEFAULT_MATRIX_SUB_LABEL, DEFAULT_TELEGRAM_SUB_LABEL};
-use dm3::bridge_names::{NameScheme, NetworkUserId, ParsedName};
+use dm3::bridge_names::{Addressee, NameScheme, ParsedName};
 use dm3::canonical;
 use dm3::ens::EnsName;
 use dm3::network::Network;
@@ -40,7 +44,7 @@ pub struct NameForArgs {
     /// The user's network: matrix or telegram.
     #[arg(value_parser = parse_network)]
     network: Network,
-    /// The user's id on it: @carol:example.org (Matrix), 12345 (Telegram).
+    /// The user's id on it: @carol:example.org (Matrix), 12345 or @username (Telegram).
     #[arg(allow_hyphen_values = true)]
     user: String,
     #[command(flatten)]
@@ -85,17 +89,12 @@ impl SchemeArgs {
 
 pub fn name_for(args: &NameForArgs) -> Result<String, Failure> {
     let scheme = args.scheme.scheme()?;
-    let user = NetworkUserId::parse(args.network, &args.user).map_err(Failure::malformed)?;
-    let (label, name) = scheme.name_for(&user).map_err(Failure::malformed)?;
+    let addressee = Addressee::parse(args.network, &args.user).map_err(Failure::malformed)?;
+    let (label, name) = scheme.name_of(&addressee).map_err(Failure::malformed)?;
     if !args.json {
         return Ok(name.to_string());
     }
-    Ok(canonical::stringify(&json!({
-        "label": label,
-        "name": name.as_str(),
-        "network": user.network().as_str(),
-        "userId": user.user_id(),
-    })))
+    Ok(described(&label, &name, &addressee))
 }
 
 pub fn parse_name(args: &ParseNameArgs) -> Result<String, Failure> {
@@ -107,6 +106,14 @@ pub fn parse_name(args: &ParseNameArgs) -> Result<String, Failure> {
     }
     let (network, label, user) = match scheme.parse(&name) {
         Ok(ParsedName::Identity { network, label, user }) => (network, label, user),
+        Ok(ParsedName::TelegramAlias { label, username }) => {
+            let addressee = Addressee::TelegramAlias(username);
+            return Ok(if args.json {
+                described(&label, &name, &addressee)
+            } else {
+                format!("telegram {}", addressee.written())
+            });
+        }
         Ok(ParsedName::Foreign) => {
             return Err(Failure::check(format!(
                 "{name} is not under the parent {}: not a name of this bridge",
@@ -133,12 +140,18 @@ pub fn parse_name(args: &ParseNameArgs) -> Result<String, Failure> {
     if !args.json {
         return Ok(format!("{network} {}", user.user_id()));
     }
-    Ok(canonical::stringify(&json!({
+    Ok(described(&label, &name, &Addressee::User(user)))
+}
+
+/// `{"label", "name", "network", "userId"}`; `userId` as the person wrote it (`@carol_x` for
+/// a username's alias).
+fn described(label: &str, name: &EnsName, addressee: &Addressee) -> String {
+    canonical::stringify(&json!({
         "label": label,
         "name": name.as_str(),
-        "network": network.as_str(),
-        "userId": user.user_id(),
-    })))
+        "network": addressee.network().as_str(),
+        "userId": addressee.written(),
+    }))
 }
 
 /// Keeps an echoed argument short, whatever was passed.
