@@ -37,6 +37,13 @@ impl EngineParts {
         if held < cap {
             return Ok(());
         }
+        // The portal was read in the last second, maybe before the user accepted through
+        // another replica: a refusal is for good, so it is decided on the row as it is now.
+        let now =
+            self.store.portal_by_conversation_now(network, conversation).await.map_err(Failure::store)?;
+        if now.is_some_and(|portal| !portal.consent.is_awaited()) {
+            return Ok(());
+        }
         Err(Failure::permanent(format!(
             "{user} has not accepted your invitation yet; the bridge keeps at most {cap} of your messages \
              for them until they do, and refuses more"

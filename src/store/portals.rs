@@ -231,11 +231,22 @@ impl Store {
         network: &NetworkId,
         conversation: &ConversationId,
     ) -> Result<Option<Portal>, StoreError> {
-        const SQL: &str =
-            concat!("SELECT ", portal_columns!(), " FROM portals WHERE network = $1 AND conversation = $2");
         if let Some(recent) = self.recent_portals().by_conversation(network, conversation) {
             return Ok(Some(recent));
         }
+        self.portal_by_conversation_now(network, conversation).await
+    }
+
+    /// [`portal_by_conversation`](Self::portal_by_conversation) read from the database even if
+    /// it was read in the last second: for a decision that must not rest on another replica's
+    /// change not yet seen (a consent given there).
+    pub async fn portal_by_conversation_now(
+        &self,
+        network: &NetworkId,
+        conversation: &ConversationId,
+    ) -> Result<Option<Portal>, StoreError> {
+        const SQL: &str =
+            concat!("SELECT ", portal_columns!(), " FROM portals WHERE network = $1 AND conversation = $2");
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL)
                 .bind(network.as_str())
