@@ -46,8 +46,12 @@ use support::crash::pending_jobs;
 
 /// Messages each way.
 const COUNT: usize = 100;
-/// The pause between two sends of one sender, so that the kills land while both flow.
-const PACE: Duration = Duration::from_millis(40);
+/// The pause between two sends of one sender, so that the kills land while both flow: the
+/// second kill waits for the first takeover (up to [`TAKEOVER_BOUND`], 15 s) after the first
+/// kill at a third of the stream, so the stream must last longer than 1.5 × 15 s however fast
+/// the machine; 100 × 300 ms is 30 s at the least. (With 40 ms, a takeover of 8.8 s on a loaded
+/// machine let alice finish before the second kill.)
+const PACE: Duration = Duration::from_millis(300);
 /// The kills happen once this many messages of each stream were accepted by the bridge.
 const KILL_AT: [usize; 2] = [COUNT / 3, 2 * COUNT / 3];
 /// The most a takeover of Telegram polling may take after the poller's `kill -9`: its lease
