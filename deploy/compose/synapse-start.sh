@@ -42,6 +42,10 @@ hs_token: "$MATRIX_HS_TOKEN"
 sender_localpart: dm3bot
 rate_limited: false
 receive_ephemeral: true
+# [matrix] encryption = on (the default): what ghost devices in encrypted rooms need
+# (docs/engine.md, "Encrypted rooms: plan"); the node's `check` compares them.
+org.matrix.msc3202: true
+io.element.msc4190: true
 namespaces:
   users:
     - exclusive: true
@@ -74,6 +78,11 @@ listeners:
     resources:
       - names: [client, federation]
         compress: false
+# Device lists and one-time-key counts in appservice transactions (MSC3202) and to-device
+# events pushed to the appservice (MSC2409/MSC4203), for the registration's extensions above.
+experimental_features:
+  msc3202_transaction_extensions: true
+  msc2409_to_device_messages_enabled: true
 # A container logs to its standard error (docker logs), not to a file in its volume.
 log_config: $data/compose.log.config
 YAML
