@@ -43,7 +43,7 @@ sender_localpart: dm3bot
 rate_limited: false
 receive_ephemeral: true
 # [matrix] encryption = on (the default): what ghost devices in encrypted rooms need
-# (docs/engine.md, "Encrypted rooms: plan"); the node's `check` compares them.
+# (docs/engine.md, "Encrypted rooms: plan"); the node's check compares them.
 org.matrix.msc3202: true
 io.element.msc4190: true
 namespaces:
