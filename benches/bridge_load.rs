@@ -60,7 +60,6 @@ mod synapse;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -547,31 +546,11 @@ async fn dm3_to_matrix(
 ) -> Value {
     let Load { backlog, rate, seconds, connections } = *load;
     // Backlog: every message submitted as fast as the node takes them.
-    let requests = Arc::new(seal(users, &bob.0, bob.1, node, first_index..first_index + backlog));
-    let next = Arc::new(AtomicUsize::new(0));
+    let requests = seal(users, &bob.0, bob.1, node, first_index..first_index + backlog);
     let cpu_before = node.cpu();
     let started = Instant::now();
-    let workers: Vec<_> = (0..connections)
-        .map(|_| {
-            let (address, requests, next) = (node.address.clone(), requests.clone(), next.clone());
-            tokio::spawn(async move {
-                let mut connection = None;
-                let mut failed = 0;
-                while let Some(request) = requests.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if !submit(&mut connection, &address, request).await {
-                        failed += 1;
-                    }
-                }
-                failed
-            })
-        })
-        .collect();
-    let mut failed = 0;
-    for worker in workers {
-        failed += worker.await.unwrap();
-    }
-    let accepted_in = started.elapsed();
-    assert_eq!(failed, 0, "submits failed");
+    let (statuses, accepted_in, _) = names_flood::flood(node, requests, connections).await;
+    assert!(statuses.iter().all(|(status, _)| *status == 200), "submits failed: statuses {statuses:?}");
     let expected: Vec<u64> = (first_index..first_index + backlog).collect();
     let last = drain("DM3 → Matrix backlog", arrivals, &expected).await;
     let took = last - started;

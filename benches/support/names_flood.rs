@@ -68,8 +68,9 @@ impl Node {
 }
 
 /// Sends every request over `connections` keep-alive connections as fast as the node answers:
-/// how many got each status (0: no answer), the time and the node's CPU time.
-async fn flood(
+/// how many got each status (0: no answer), the time and the node's CPU time. Also the backlog
+/// phase of the engine's modes (`dm3_to_matrix`).
+pub async fn flood(
     node: &Node,
     requests: Vec<Vec<u8>>,
     connections: usize,
