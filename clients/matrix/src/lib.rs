@@ -1,8 +1,8 @@
 //! A Matrix client with its own end-to-end encryption, for two users of the project:
 //!
-//! - **gateway users** (docs/gateway.md), who hold their DM3 keys themselves: `GatewayUser`
+//! - **gateway users** (docs/gateway.md), who hold their DM3 keys themselves: [`GatewayUser`]
 //!   claims their name from the bridge's bot, seals DM3 envelopes and sends them as
-//!   `network.dm3.envelope` events, and opens the envelopes the node carries to them (next);
+//!   `network.dm3.envelope` events, and opens the envelopes the node carries to them;
 //! - **the tests**, which need a Matrix user that is not the bridge's code path: [`MatrixUser`]
 //!   logs in, syncs, opens encrypted rooms and reports what its client really saw, decrypted
 //!   or not (issue 17: "bob with his own crypto").
@@ -20,6 +20,7 @@
 #![recursion_limit = "256"]
 
 pub mod error;
+pub mod gateway;
 pub mod ids;
 pub mod login;
 pub mod rooms;
@@ -28,6 +29,7 @@ pub mod user;
 pub mod wait;
 
 pub use error::ClientError;
+pub use gateway::GatewayUser;
 pub use login::Credentials;
 pub use rooms::RoomEncryption;
 pub use timeline::{Decryption, SeenEvent};
