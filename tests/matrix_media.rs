@@ -1,6 +1,7 @@
 //! Files against a real Synapse: uploads and bounded downloads through the media repository,
 //! attachments sent to a Matrix user, and a user's file arriving as an attachment by URL that
-//! the connector can fetch.
+//! the connector can fetch; encrypted files (attachment encryption v2) both ways with an
+//! encrypting client's own code (matrix-sdk) on the other side.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/matrix_bridge.rs"]
@@ -14,6 +15,7 @@ use dm3_bridge_connector::{
     deliver,
 };
 use dm3_bridge_matrix::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
+use dm3_matrix_client::Credentials;
 use matrix_bridge::Bridge;
 use serde_json::json;
 
@@ -180,13 +182,21 @@ async fn encrypted_files_are_ciphertext_on_the_homeserver_and_open_on_the_other_
     assert_ne!(stored, contract, "the media repository holds no plaintext");
     assert!(stored.windows(64).all(|w| !contract.windows(64).any(|c| c == w)), "not even a piece of it");
     assert_eq!(dm3_bridge_matrix::media_cipher::open(&file, stored).unwrap(), contract);
+    // An encrypting client (matrix-sdk, its own attachment code) opens it.
+    let password = bridge.synapse.register_account("carol").await.unwrap();
+    let credentials =
+        Credentials { homeserver: bridge.synapse.url().to_owned(), user: "carol".into(), password };
+    let carol = credentials.login("carol-phone").await.unwrap();
+    assert_eq!(carol.open_sealed_file(&serde_json::to_value(&file).unwrap()).await.unwrap(), contract);
 
-    // Matrix → DM3: bob's client sealed a file (here with the same scheme; the vector test in
-    // media_cipher checks it against an independent AES) and sent its `file` object.
+    // Matrix → DM3: a file sealed by matrix-sdk, its `file` object sent in bob's message.
     let notes = bytes(4_000);
-    let sealed = dm3_bridge_matrix::media_cipher::seal(notes.clone()).unwrap();
-    let uri = bob.upload(sealed.ciphertext.clone(), "application/octet-stream", "file").await.unwrap();
-    let file = serde_json::to_value(sealed.into_encrypted_file(uri.as_str().into())).unwrap();
+    let file = carol.upload_sealed_file(&notes).await.unwrap();
+    assert_ne!(
+        bob.download(file["url"].as_str().unwrap()).await.unwrap(),
+        notes,
+        "ciphertext on the homeserver"
+    );
     let event = bobs_event(
         &bridge,
         &bob,

@@ -26,6 +26,8 @@ pub enum ClientError {
     Session { path: String, reason: String },
     #[error("the client is not logged in")]
     NotLoggedIn,
+    #[error("not an encrypted file object: {0}")]
+    FileObject(String),
 }
 
 impl From<matrix_sdk::ClientBuildError> for ClientError {

@@ -20,6 +20,7 @@
 #![recursion_limit = "256"]
 
 pub mod error;
+pub mod files;
 pub mod gateway;
 pub mod ids;
 pub mod login;
