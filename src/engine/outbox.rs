@@ -112,7 +112,9 @@ fn read(job: &ClaimedJob) -> Result<Job, Failure> {
         Ok(JobPayload::Unlinked { network, conversation, remote }) => {
             Ok(Job::Unlinked { network, conversation, remote })
         }
-        Ok(JobPayload::Envelope(_)) => Err(Failure::permanent("an envelope job in the outbox")),
+        Ok(JobPayload::Envelope(_) | JobPayload::Sealed(_)) => {
+            Err(Failure::permanent("an envelope job in the outbox"))
+        }
         Err(e) => Err(Failure::permanent(format!("the outbox job is unreadable: {e}"))),
     }
 }
