@@ -27,6 +27,7 @@ pub mod assemble;
 pub mod backlog;
 pub mod backoff;
 pub mod blocks;
+pub mod claims;
 pub mod commands;
 pub mod connectors;
 pub mod depth;
