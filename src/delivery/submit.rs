@@ -86,7 +86,11 @@ impl Relay {
     /// `dm3_submitMessage`, with its metrics.
     pub(super) async fn submit(&self, params: &[Value]) -> Result<(), DeliveryError> {
         let accepted = match read_envelope(params) {
-            Ok(envelope) => self.accept(&envelope).await,
+            Ok(envelope) => {
+                // The text as the sender wrote it, which a self-custody identity gets byte for byte.
+                let text = params.first().and_then(Value::as_str);
+                self.accept(&envelope, text).await
+            }
             Err(error) => Err(error),
         };
         counted(accepted)
@@ -94,11 +98,16 @@ impl Relay {
 
     /// An envelope this node posts in process (step 1 is the caller's), with its metrics.
     pub(super) async fn submit_parsed(&self, envelope: &Envelope) -> Result<(), DeliveryError> {
-        counted(self.accept(envelope).await)
+        counted(self.accept(envelope, None).await)
     }
 
-    /// The path of one envelope from step 2 (see the module documentation for each step).
-    async fn accept(&self, envelope: &Envelope) -> Result<(Inserted, Sender), DeliveryError> {
+    /// The path of one envelope from step 2 (see the module documentation for each step);
+    /// `text` is its JSON text as received, when it came as text.
+    async fn accept(
+        &self,
+        envelope: &Envelope,
+        text: Option<&str>,
+    ) -> Result<(Inserted, Sender), DeliveryError> {
         self.check_size(envelope)?;
         check_encrypted_message_hash(envelope)?;
         let delivery = self.open_delivery_information(envelope)?;
@@ -110,16 +119,16 @@ impl Relay {
         let stored = match &recipient {
             Recipient::Account => {
                 let key = self.current_profile(&receiver, None).await?;
-                self.postmark(envelope, &delivery, &receiver, &key, now).await?
+                self.postmark(envelope, &delivery, &receiver, &key, now).await?.to_json()
             }
-            Recipient::VirtualIdentity => envelope.with_plain_delivery_information(&delivery),
-            Recipient::SelfCustody => self.sealed_for_network(envelope, &receiver)?,
+            Recipient::VirtualIdentity => envelope.with_plain_delivery_information(&delivery).to_json(),
+            Recipient::SelfCustody => self.sealed_for_network(envelope, text, &receiver)?,
         };
         let stored = NewEnvelope {
             receiver,
             sender: sender_name,
             message_hash: dedup_key(envelope)?,
-            envelope: stored.to_json(),
+            envelope: stored,
             received_at_ms: now,
             expires_at_ms: self.expiry(now),
         };
@@ -218,11 +227,17 @@ impl Relay {
         inbox.queue_envelope(envelope, self.local_names.network_of(&envelope.receiver), carriage).await
     }
 
-    /// The envelope for a self-custody identity, as its sender sealed it, once it is known to
+    /// The text of the envelope for a self-custody identity, as its sender wrote it (or as the
+    /// reference writes it, for the node's own posts), once it is known to
     /// fit the receiver's network (docs/gateway.md 1.2, 1.3): a Matrix event carries at most
     /// 48 KiB of envelope. Refused here rather than accepted and failed later, since the node
     /// cannot write a failure report as an identity whose keys it does not hold.
-    fn sealed_for_network(&self, envelope: &Envelope, receiver: &EnsName) -> Result<Envelope, DeliveryError> {
+    fn sealed_for_network(
+        &self,
+        envelope: &Envelope,
+        text: Option<&str>,
+        receiver: &EnsName,
+    ) -> Result<String, DeliveryError> {
         let node = EnsName::parse(&self.node_name)
             .map_err(|e| DeliveryError::Internal(format!("the node's name is not a name: {e}")))?;
         // The reference's answer to an envelope too large (413), as for `relay.size_limit`.
@@ -232,14 +247,19 @@ impl Relay {
                 "not an envelope a gateway carries to {receiver}: {other}"
             )),
         };
-        let document = GatewayEnvelope::from_envelope(envelope, node).map_err(too_large)?;
+        let document = match text {
+            Some(text) => GatewayEnvelope::new(text, node),
+            None => GatewayEnvelope::from_envelope(envelope, node),
+        }
+        .map_err(too_large)?;
+        let sealed = document.envelope_text().to_owned();
         match self.local_names.network_of(receiver) {
             Some(Network::Matrix) => MatrixGatewayContent::encode(document).map(|_| ()),
             Some(Network::Telegram) => TelegramGatewayDocument::encode(document).map(|_| ()),
             None => Ok(()),
         }
         .map_err(too_large)?;
-        Ok(envelope.clone())
+        Ok(sealed)
     }
 
     /// The sender authentication the reference DS does not do (P14, §10.4 step 4).
