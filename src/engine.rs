@@ -33,6 +33,7 @@ pub mod connectors;
 pub mod depth;
 pub mod dm3;
 pub mod first_contact;
+pub mod gateway;
 pub mod inbox;
 pub mod inbox_limits;
 pub mod job;

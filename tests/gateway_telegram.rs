@@ -27,8 +27,13 @@ mod telegram {
 
 use bridged_telegram::{ANN, BEN, TgBridged, bridged, tg_name, wait_for};
 use dm3::crypto::eth::Wallet;
-use dm3::gateway_envelope::{FALLBACK_TEXT, TelegramGatewayDocument};
-use dm3_world::{ALICE, BRIDGE_NODE_NAME};
+use dm3::crypto::signing::SigningKeyPair;
+use dm3::encoding::b64_decode_array;
+use dm3::envelope::Envelope;
+use dm3::gateway_envelope::{FALLBACK_TEXT, GatewayEnvelope, TelegramGatewayDocument};
+use dm3::message::{Message, MessageBuilder};
+use dm3_bridge::store::JobState;
+use dm3_world::{ALICE, BRIDGE_NODE_NAME, DS_B};
 use serde_json::json;
 use support::TestDb;
 use support::bridge::settled;
@@ -36,7 +41,10 @@ use support::claims::{claim_json, gateway_keys};
 use support::js::JsProcess;
 use telegram::bot_api::{SentFile, visible_text};
 
-on_both_backends!(a_telegram_user_claims_their_name_mid_conversation_and_then_gets_it_sealed);
+on_both_backends!(
+    a_telegram_user_claims_their_name_mid_conversation_and_then_gets_it_sealed,
+    a_gateway_users_sealed_envelopes_reach_dm3_and_forgeries_are_refused_in_the_chat,
+);
 
 /// A DM3 user whose client is the reference npm libraries.
 const CAROL: &str = "carol.test.eth";
@@ -47,6 +55,62 @@ impl TgBridged {
         let before = self.api.sent_to(user).len();
         self.api.user_text(user, text);
         self.next_from_bot(user, before).await
+    }
+
+    /// Waits until `count` jobs have failed (refusals are failures) and none is pending.
+    async fn failed(&self, count: u64) {
+        for _ in 0..600 {
+            let counts = self.bridge.node.store().count_jobs().await.unwrap();
+            let failed: u64 = counts.iter().filter(|c| c.state == JobState::Failed).map(|c| c.count).sum();
+            let pending = counts.iter().any(|c| c.state == JobState::Pending && c.count > 0);
+            assert!(failed <= count, "{failed} jobs failed, not {count}");
+            if failed == count && !pending {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("not {count} failed jobs within 60 s");
+    }
+
+    /// `user` asks the bot for a claim challenge; its text, as the bot showed it.
+    async fn challenge(&self, user: i64) -> String {
+        let answer = self.ask(user, "/claim").await;
+        answer[answer.find("dm3-bridge claim").expect(&answer)..].trim_end().to_owned()
+    }
+
+    /// `user` claims their name for a new wallet through the bot; the wallet.
+    async fn claimed(&self, user: i64) -> Wallet {
+        let wallet = Wallet::generate();
+        let claim = claim_json(&self.challenge(user).await, &wallet, &wallet, BRIDGE_NODE_NAME);
+        let done = self.ask(user, &format!("/claim {claim}")).await;
+        assert!(done.starts_with(&format!("Done: {} now holds its own keys", tg_name(user))), "{done}");
+        wallet
+    }
+
+    /// `user`'s client sends the bot a gateway document for `to`'s delivery service `service`
+    /// (its encryption key `ds_key`): `message`, signed and sealed with `signing`. The bot's
+    /// answer.
+    async fn send_sealed(
+        &self,
+        user: i64,
+        message: Message,
+        signing: &SigningKeyPair,
+        service: (&str, String),
+    ) -> String {
+        let before = self.api.sent_to(user).len();
+        self.post_sealed(user, message, signing, service);
+        self.next_from_bot(user, before).await
+    }
+
+    /// [`Self::send_sealed`] without waiting for an answer.
+    fn post_sealed(&self, user: i64, message: Message, signing: &SigningKeyPair, service: (&str, String)) {
+        let recipient = self.world.alice.keys.encryption.public();
+        let ds_key: [u8; 32] = b64_decode_array(&service.1).unwrap();
+        let envelope = Envelope::seal(&message.sign(signing), signing, recipient, &ds_key).unwrap();
+        let document = GatewayEnvelope::from_envelope(&envelope, service.0.parse().unwrap()).unwrap();
+        let file = TelegramGatewayDocument::encode(document).unwrap().file();
+        let size = file.len() as u64;
+        self.api.user_document(user, "dm3-envelope.json", "application/vnd.dm3.gateway+json", file, size);
     }
 
     /// The file named `name` the bot uploads to `chat` next, after `after` messages, with the
@@ -76,8 +140,7 @@ async fn a_telegram_user_claims_their_name_mid_conversation_and_then_gets_it_sea
     assert!(t.next_from_bot(ANN, before).await.contains("before the switch"));
 
     // The claim: the challenge names ANN's own account, whatever ANN types.
-    let answer = t.ask(ANN, "/claim").await;
-    let challenge = answer[answer.find("dm3-bridge claim").expect(&answer)..].trim_end().to_owned();
+    let challenge = t.challenge(ANN).await;
     assert!(challenge.contains(&format!("account: telegram:{ANN}\n")), "{challenge}");
     assert!(challenge.contains(&format!("name: {name}\n")), "{challenge}");
     let wallet = Wallet::generate();
@@ -150,5 +213,59 @@ async fn a_telegram_user_claims_their_name_mid_conversation_and_then_gets_it_sea
         assert!(!text.contains(keys.encryption.secret_b64().as_str()), "the {what} holds the user's key");
     }
     assert!(logs.text().contains("dm3_bridge"), "the logs were captured");
+    t.bridge.node.shutdown().await.unwrap();
+}
+
+async fn a_gateway_users_sealed_envelopes_reach_dm3_and_forgeries_are_refused_in_the_chat(db: &TestDb) {
+    let t = bridged(Some(db.url.clone())).await;
+    let name = tg_name(ANN);
+    t.start(ANN).await;
+    t.ask(ANN, &format!("/to {ALICE}")).await;
+    let wallet = t.claimed(ANN).await;
+    let keys = gateway_keys(&wallet);
+    let ds_b = (DS_B, t.world.ds_b.encryption_public_key());
+    let fresh = t.world.directory();
+
+    // In the clear: the bridge cannot sign for a self-custody user, and says so.
+    let refusal = t.ask(ANN, "hi alice, in the clear").await;
+    assert!(refusal.contains("your DM3 client must seal the message"), "{refusal}");
+
+    // Sealed by ANN's own client for alice's delivery service: forwarded as it is.
+    let builder = MessageBuilder::now(ALICE, name.clone());
+    t.post_sealed(ANN, builder.text("sealed by ann's own client", None), &keys.signing, ds_b.clone());
+    let received = t.world.alice.wait_for(&t.world.ds_b, &fresh, &name, 1).await;
+    assert_eq!(received[0].message.text(), Some("sealed by ann's own client"));
+
+    // Signed by a key that is not ANN's profile's: refused in the chat, nothing sent.
+    let stranger = SigningKeyPair::generate();
+    let forged =
+        t.send_sealed(ANN, builder.text("signed by someone else", None), &stranger, ds_b.clone()).await;
+    assert!(forged.contains("is not signed with the key of"), "{forged}");
+    // Sent as alice herself, signed by ANN: ANN's key passes the gateway, and alice's delivery
+    // service, which authenticates senders, refuses it; ANN is told.
+    let as_alice = MessageBuilder::now(ALICE, ALICE).text("I am alice, honest", None);
+    let refused = t.send_sealed(ANN, as_alice, &keys.signing, ds_b.clone()).await;
+    assert!(refused.contains("bad signature"), "{refused}");
+    // Sealed for a delivery service that is not alice's.
+    let elsewhere = (BRIDGE_NODE_NAME, t.bridge.encryption_public_key());
+    let refused = t.send_sealed(ANN, builder.text("to the wrong DS", None), &keys.signing, elsewhere).await;
+    assert!(refused.contains("not a delivery service of"), "{refused}");
+    // A document declared over the 1 MiB bound: refused before it is fetched.
+    let before = t.api.sent_to(ANN).len();
+    t.api.user_document(ANN, "dm3-envelope.json", "application/json", b"{}".to_vec(), 2 * 1024 * 1024);
+    let refused = t.next_from_bot(ANN, before).await;
+    assert!(refused.contains("more than the 1048576"), "{refused}");
+    // A flood of forged envelopes: each refused in its turn, none forwarded, and the same
+    // refusal told once (a notice is keyed by its conversation and text).
+    let told = t.api.sent_to(ANN).len();
+    for index in 0..20 {
+        let flood = builder.text(&format!("flood {index}"), None);
+        t.post_sealed(ANN, flood, &stranger, ds_b.clone());
+    }
+    // The clear text, the four refused documents and the flood: each failed once.
+    t.failed(5 + 20).await;
+    assert_eq!(t.api.sent_to(ANN).len(), told, "no new answer for refusals told already");
+    let received = t.world.alice.wait_for(&t.world.ds_b, &fresh, &name, 1).await;
+    assert_eq!(received.len(), 1, "only ANN's own envelope reached alice");
     t.bridge.node.shutdown().await.unwrap();
 }
