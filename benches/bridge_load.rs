@@ -34,6 +34,14 @@
 //! 2. latency: an open-loop schedule of `--rate` messages/s (`--synapse-rate` in synapse mode)
 //!    for `--seconds`, round-robin over the conversations; p50/p99 of each message's time.
 //!
+//! `gateway` (not run unless named) runs the loopback mode, then the same two directions again
+//! with bob in gateway mode (docs/gateway.md): bob's identity switched to **self-custody** (his
+//! own wallet and keys, none on the node), so DM3 → Matrix envelopes sealed to bob's own key are
+//! checked and carried sealed as `network.dm3.envelope` events, and bob's Matrix → DM3 messages
+//! are envelopes his client sealed (before the clock starts) that the node checks against his
+//! profile and posts as they are. No message crypto on the node either way: the ratios to bridge
+//! mode, measured in the same run, are in the row's `gateway_vs_bridge`.
+//!
 //! `names` (not run unless named) floods the public name routes with names nobody uses and
 //! one DM3 sender past its budget (`support/names_flood.rs`).
 //!
@@ -67,7 +75,9 @@ use dm3::crypto::eth::{Wallet, checksum};
 use dm3::crypto::kx::KxKeyPair;
 use dm3::crypto::signing::SigningKeyPair;
 use dm3::ds_profile::DeliveryServiceProfile;
+use dm3::ens::EnsName;
 use dm3::envelope::Envelope;
+use dm3::gateway_envelope::{GatewayEnvelope, MatrixGatewayContent};
 use dm3::keys::{DEFAULT_NONCE, ProfileKeys};
 use dm3::message::MessageBuilder;
 use dm3::profile::UserProfile;
@@ -116,7 +126,7 @@ fn options() -> Options {
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "loopback" | "synapse" | "names" => options.modes.push(arg),
+            "loopback" | "synapse" | "names" | "gateway" => options.modes.push(arg),
             "--seconds" => options.seconds = number(args.next(), "--seconds"),
             "--rate" => options.rate = number(args.next(), "--rate"),
             "--synapse-rate" => options.synapse_rate = number(args.next(), "--synapse-rate"),
@@ -143,20 +153,28 @@ struct Dm3User {
     ds_name: String,
     wallet: Wallet,
     keys: ProfileKeys,
+    /// Their delivery service's encryption key pair: a gateway user's client seals to it.
+    ds_kx: KxKeyPair,
 }
 
 impl Dm3User {
     fn new(n: usize) -> Self {
         let wallet = Wallet::generate();
         let keys = ProfileKeys::from_wallet(&wallet, DEFAULT_NONCE);
-        Self { name: format!("alice{n}.bench.eth"), ds_name: format!("alice{n}-ds.bench.eth"), wallet, keys }
+        Self {
+            name: format!("alice{n}.bench.eth"),
+            ds_name: format!("alice{n}-ds.bench.eth"),
+            wallet,
+            keys,
+            ds_kx: KxKeyPair::generate(),
+        }
     }
 
     /// Their `[[names.static]]` entries: the user, and their delivery service at `ds_url`.
     fn static_entries(&self, ds_url: &str) -> [String; 2] {
         let profile = UserProfile::from_keys(&self.keys, [self.ds_name.as_str()]).sign(&self.wallet);
         let ds = DeliveryServiceProfile::new(
-            KxKeyPair::generate().public_b64(),
+            self.ds_kx.public_b64(),
             SigningKeyPair::generate().public_b64(),
             ds_url,
         );
@@ -431,19 +449,22 @@ fn latency_summary(mut latencies: Vec<Duration>) -> Value {
 }
 
 /// The sealed `dm3_submitMessage` requests of messages `range` from alice<i % n> to bob's
-/// virtual identity `bob` (key `bob_key`), on every core.
+/// identity `bob` (key `bob_key`: his virtual identity's, or in gateway mode his own), on every
+/// core. With `hashes`, each envelope's `messageHash` is registered with its index, the only way
+/// to tell a carried sealed envelope apart (the loopback homeserver sees no text).
 fn seal(
     users: &[Dm3User],
     bob: &str,
     bob_key: [u8; 32],
     node: &Node,
     range: std::ops::Range<u64>,
+    hashes: Option<&Mutex<HashMap<String, u64>>>,
 ) -> Vec<Vec<u8>> {
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let start = range.start;
     let count = usize::try_from(range.end - range.start).unwrap();
     let timestamp = now_ms();
-    let sealed: Vec<(usize, Vec<u8>)> = std::thread::scope(|scope| {
+    let sealed: Vec<(usize, (String, Vec<u8>))> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|thread| {
                 scope.spawn(move || {
@@ -458,8 +479,10 @@ fn seal(
                             let envelope =
                                 Envelope::seal(&message, &sender.keys.signing, &bob_key, &node.ds_key)
                                     .unwrap();
+                            let hash =
+                                envelope.to_value()["metadata"]["messageHash"].as_str().unwrap().to_owned();
                             let body = envelope.jsonrpc_submit_body();
-                            (offset, http1::post_request(&node.address, "/rpc", body.as_bytes()))
+                            (offset, (hash, http1::post_request(&node.address, "/rpc", body.as_bytes())))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -469,7 +492,11 @@ fn seal(
     });
     let mut sealed = sealed;
     sealed.sort_by_key(|(offset, _)| *offset);
-    sealed.into_iter().map(|(_, request)| request).collect()
+    if let Some(hashes) = hashes {
+        let mut hashes = hashes.lock().unwrap();
+        hashes.extend(sealed.iter().map(|(offset, (hash, _))| (hash.clone(), start + *offset as u64)));
+    }
+    sealed.into_iter().map(|(_, (_, request))| request).collect()
 }
 
 /// One submit on a keep-alive connection (opened if needed): whether the node took it.
@@ -543,10 +570,11 @@ async fn dm3_to_matrix(
     arrivals: &Arrivals,
     load: &Load,
     first_index: u64,
+    hashes: Option<&Mutex<HashMap<String, u64>>>,
 ) -> Value {
     let Load { backlog, rate, seconds, connections } = *load;
     // Backlog: every message submitted as fast as the node takes them.
-    let requests = seal(users, &bob.0, bob.1, node, first_index..first_index + backlog);
+    let requests = seal(users, &bob.0, bob.1, node, first_index..first_index + backlog, hashes);
     let cpu_before = node.cpu();
     let started = Instant::now();
     let (statuses, accepted_in, _) = names_flood::flood(node, requests, connections).await;
@@ -566,7 +594,7 @@ async fn dm3_to_matrix(
     // Latency: an open-loop schedule.
     let first = first_index + backlog;
     let count = rate * seconds;
-    let requests = Arc::new(seal(users, &bob.0, bob.1, node, first..first + count));
+    let requests = Arc::new(seal(users, &bob.0, bob.1, node, first..first + count, hashes));
     let idle: Arc<Mutex<Vec<http1::Connection>>> = Arc::new(Mutex::new(Vec::new()));
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -617,11 +645,22 @@ async fn dm3_to_matrix(
 
 /// How Matrix → DM3 messages are handed to the node: loopback transactions or bob on Synapse.
 enum MatrixSide<'a> {
-    Loopback { node: &'a Node, hs_token: String, bob: String },
-    Synapse { bob: &'a synapse::MatrixUser },
+    /// `contents`: the content of message `i`, if not bob's marked text (gateway mode: the
+    /// `network.dm3.envelope` his client sealed).
+    Loopback {
+        node: &'a Node,
+        hs_token: String,
+        bob: String,
+        contents: Option<Arc<HashMap<u64, Value>>>,
+    },
+    Synapse {
+        bob: &'a synapse::MatrixUser,
+    },
 }
 
-/// Matrix → DM3, both phases. `rooms[n]` is bob's portal with alice<n>.
+/// Matrix → DM3, both phases; message indexes (and so event ids) start at `first_index`.
+/// `rooms[n]` is bob's portal with alice<n>.
+#[allow(clippy::too_many_arguments)]
 async fn matrix_to_dm3(
     side: &MatrixSide<'_>,
     node: &Node,
@@ -630,13 +669,14 @@ async fn matrix_to_dm3(
     backlog: u64,
     rate: u64,
     seconds: u64,
+    first_index: u64,
 ) -> Value {
     let arrivals_before: Vec<usize> =
         (0..rooms.len()).map(|n| services.log.arrivals.lock().unwrap().get(&n).map_or(0, Vec::len)).collect();
     // Backlog.
     let cpu_before = node.cpu();
     let started = Instant::now();
-    let created: Vec<Vec<Instant>> = hand_in(side, rooms, backlog, None, 0).await;
+    let created: Vec<Vec<Instant>> = hand_in(side, rooms, backlog, None, first_index).await;
     let accepted_in = started.elapsed();
     let last = drain_ds(services, &arrivals_before, &created).await;
     let took = last - started;
@@ -655,7 +695,7 @@ async fn matrix_to_dm3(
     let count = rate * seconds;
     let cpu_before = node.cpu();
     let started = Instant::now();
-    let created = hand_in(side, rooms, count, Some(rate), backlog).await;
+    let created = hand_in(side, rooms, count, Some(rate), first_index + backlog).await;
     let last = drain_ds(services, &arrivals_before, &created).await;
     let cpu = node.cpu() - cpu_before;
     let arrivals = services.log.arrivals.lock().unwrap();
@@ -715,8 +755,8 @@ async fn hand_in(
     first_index: u64,
 ) -> Vec<Vec<Instant>> {
     match side {
-        MatrixSide::Loopback { node, hs_token, bob } => {
-            transactions(node, hs_token, bob, rooms, count, rate, first_index).await
+        MatrixSide::Loopback { node, hs_token, bob, contents } => {
+            transactions(node, hs_token, bob, rooms, count, rate, first_index, contents.as_deref()).await
         }
         MatrixSide::Synapse { bob } => synapse_sends(bob, rooms, count, rate, first_index).await,
     }
@@ -724,6 +764,7 @@ async fn hand_in(
 
 /// As Synapse pushes to an application service: one transaction in flight, carrying every event
 /// created meanwhile (at most 100).
+#[allow(clippy::too_many_arguments)]
 async fn transactions(
     node: &Node,
     hs_token: &str,
@@ -732,6 +773,7 @@ async fn transactions(
     count: u64,
     rate: Option<u64>,
     first_index: u64,
+    contents: Option<&HashMap<u64, Value>>,
 ) -> Vec<Vec<Instant>> {
     let pending: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
     let created: Arc<Mutex<Vec<Vec<Instant>>>> = Arc::new(Mutex::new(vec![Vec::new(); rooms.len()]));
@@ -781,7 +823,10 @@ async fn transactions(
                     "sender": bob,
                     "event_id": format!("$bench{index}:{LOOPBACK_SERVER}"),
                     "origin_server_ts": now_ms(),
-                    "content": {"msgtype": "m.text", "body": format!("bench#{index}# a typical short chat line")},
+                    "content": contents.map_or_else(
+                        || json!({"msgtype": "m.text", "body": format!("bench#{index}# a typical short chat line")}),
+                        |contents| contents[index].clone(),
+                    ),
                 })
             })
             .collect();
@@ -856,7 +901,8 @@ where
     }
 }
 
-async fn run_loopback(options: &Options) -> Value {
+/// The loopback mode; with `gateway`, followed by the same load with bob in gateway mode.
+async fn run_loopback(options: &Options, gateway: bool) -> Value {
     let users: Vec<Dm3User> = (0..options.conversations).map(Dm3User::new).collect();
     let services = DeliveryServices::start().await;
     let homeserver = Homeserver::start(LOOPBACK_SERVER).await;
@@ -877,7 +923,7 @@ async fn run_loopback(options: &Options) -> Value {
     // Warm-up: alice<n>'s first message opens the portal (a DM created by her ghost).
     let arrivals: Arrivals = homeserver.log.sends.clone();
     let warm_up = options.conversations as u64;
-    let requests = seal(&users, &bob.0, bob.1, &node, 0..warm_up);
+    let requests = seal(&users, &bob.0, bob.1, &node, 0..warm_up, None);
     let mut connection = None;
     for request in &requests {
         assert!(submit(&mut connection, &node.address, request).await, "a warm-up submit failed");
@@ -906,18 +952,144 @@ async fn run_loopback(options: &Options) -> Value {
     );
     let load =
         Load { backlog, rate: options.rate, seconds: options.seconds, connections: options.connections };
-    let to_matrix = dm3_to_matrix(&node, &users, &bob, &arrivals, &load, warm_up).await;
+    let to_matrix = dm3_to_matrix(&node, &users, &bob, &arrivals, &load, warm_up, None).await;
     eprintln!("loopback: Matrix → DM3 …");
-    let side = MatrixSide::Loopback { node: &node, hs_token, bob: bob_id };
-    let to_dm3 = matrix_to_dm3(&side, &node, &rooms, &services, backlog, options.rate, options.seconds).await;
-    json!({
+    let side =
+        MatrixSide::Loopback { node: &node, hs_token: hs_token.clone(), bob: bob_id.clone(), contents: None };
+    let to_dm3 =
+        matrix_to_dm3(&side, &node, &rooms, &services, backlog, options.rate, options.seconds, 0).await;
+    let mut row = json!({
         "mode": "loopback",
         "replicas": options.replicas,
         "conversations": options.conversations,
         "load_average_before": load_before,
         "dm3_to_matrix": to_matrix,
         "matrix_to_dm3": to_dm3,
+    });
+    if gateway {
+        let next = warm_up + 2 * backlog + options.rate * options.seconds;
+        let world = GatewayWorld {
+            node: &node,
+            users: &users,
+            homeserver: &homeserver,
+            services: &services,
+            rooms: &rooms,
+        };
+        let gateway_row = run_gateway(&world, &bob_id, &hs_token, &arrivals, &load, next).await;
+        row["gateway_vs_bridge"] = ratios(&row, &gateway_row);
+        row["gateway"] = gateway_row;
+        row["mode"] = json!("gateway");
+    }
+    row
+}
+
+/// What the gateway phases run against: the loopback world the bridge phases used.
+struct GatewayWorld<'a> {
+    node: &'a Node,
+    users: &'a [Dm3User],
+    homeserver: &'a Homeserver,
+    services: &'a DeliveryServices,
+    rooms: &'a [String],
+}
+
+/// bob takes his name into his own custody, then both directions run again as in bridge mode:
+/// DM3 → Matrix envelopes sealed to bob's own key, carried sealed; Matrix → DM3 envelopes sealed
+/// by bob's client, checked and posted as they are. Indexes start at `first_index`.
+async fn run_gateway(
+    world: &GatewayWorld<'_>,
+    bob_id: &str,
+    hs_token: &str,
+    arrivals: &Arrivals,
+    load: &Load,
+    first_index: u64,
+) -> Value {
+    let GatewayWorld { node, users, homeserver, services, rooms } = *world;
+    let wallet = Wallet::generate();
+    let keys = ProfileKeys::from_wallet(&wallet, DEFAULT_NONCE);
+    let profile = UserProfile::from_keys(&keys, [NODE_NAME]).sign(&wallet);
+    let path = format!("/admin/identities/matrix:{bob_id}/self-custody");
+    let body = json!({"address": checksum(&wallet.address()), "signedProfile": profile.to_value()});
+    let (status, answer) = node.admin(reqwest::Method::POST, &path, Some(body)).await;
+    assert_eq!(status, 200, "bob's switch to self-custody: {answer}");
+    let bob_name = answer["name"].as_str().unwrap().to_owned();
+    let bob = (bob_name.clone(), *keys.encryption.public());
+
+    eprintln!("gateway: DM3 → Matrix, sealed envelopes carried to bob …");
+    let to_matrix =
+        dm3_to_matrix(node, users, &bob, arrivals, load, first_index, Some(&homeserver.log.gateway_hashes))
+            .await;
+
+    eprintln!("gateway: Matrix → DM3, envelopes bob's client sealed …");
+    let count = load.backlog + load.rate * load.seconds;
+    let contents = sealed_by_bob(users, &bob_name, &keys, first_index..first_index + count);
+    let side = MatrixSide::Loopback {
+        node,
+        hs_token: hs_token.to_owned(),
+        bob: bob_id.to_owned(),
+        contents: Some(Arc::new(contents)),
+    };
+    let to_dm3 =
+        matrix_to_dm3(&side, node, rooms, services, load.backlog, load.rate, load.seconds, first_index).await;
+    json!({"dm3_to_matrix": to_matrix, "matrix_to_dm3": to_dm3})
+}
+
+/// bob's messages `range`, sealed by his own client for alice<i % n> and her delivery service,
+/// as `network.dm3.envelope` contents (docs/gateway.md 1.2), on every core.
+fn sealed_by_bob(
+    users: &[Dm3User],
+    bob: &str,
+    keys: &ProfileKeys,
+    range: std::ops::Range<u64>,
+) -> HashMap<u64, Value> {
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let timestamp = now_ms();
+    let indexes: Vec<u64> = range.collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = indexes
+            .chunks(indexes.len().div_ceil(threads).max(1))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&index| {
+                            let alice = &users[(index % users.len() as u64) as usize];
+                            let message = MessageBuilder::new(&alice.name, bob, timestamp + index)
+                                .text(&format!("bench#{index}# a typical short chat line"), None)
+                                .sign(&keys.signing);
+                            let envelope = Envelope::seal(
+                                &message,
+                                &keys.signing,
+                                alice.keys.encryption.public(),
+                                alice.ds_kx.public(),
+                            )
+                            .unwrap();
+                            let ds = EnsName::parse(&alice.ds_name).unwrap();
+                            let document = GatewayEnvelope::from_envelope(&envelope, ds).unwrap();
+                            (index, MatrixGatewayContent::encode(document).unwrap().to_content())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     })
+}
+
+/// Gateway over bridge for each direction and phase: delivered messages/s and the node's CPU
+/// per message.
+fn ratios(bridge: &Value, gateway: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for direction in ["dm3_to_matrix", "matrix_to_dm3"] {
+        for phase in ["backlog", "fixed_rate"] {
+            for figure in ["delivered_per_sec", "node_cpu_us_per_message"] {
+                let (b, g) = (&bridge[direction][phase][figure], &gateway[direction][phase][figure]);
+                if let (Some(b), Some(g)) = (b.as_f64(), g.as_f64()) {
+                    out.insert(format!("{direction}.{phase}.{figure}"), json!(g / b));
+                }
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 /// bob joins the DMs the ghosts invited him to, as Synapse would tell the bridge, and the bench
@@ -1003,10 +1175,10 @@ async fn run_synapse(options: &Options) -> Value {
     let rate = options.synapse_rate;
     eprintln!("synapse: DM3 → Matrix, {backlog} queued, then {rate}/s for {} s …", options.seconds);
     let load = Load { backlog, rate, seconds: options.seconds, connections: options.connections };
-    let to_matrix = dm3_to_matrix(&node, &users, &identity, &arrivals, &load, 0).await;
+    let to_matrix = dm3_to_matrix(&node, &users, &identity, &arrivals, &load, 0, None).await;
     eprintln!("synapse: Matrix → DM3 …");
     let side = MatrixSide::Synapse { bob: &bob };
-    let to_dm3 = matrix_to_dm3(&side, &node, &rooms, &services, backlog, rate, options.seconds).await;
+    let to_dm3 = matrix_to_dm3(&side, &node, &rooms, &services, backlog, rate, options.seconds, 0).await;
     sync.abort();
     json!({
         "mode": "synapse",
@@ -1063,7 +1235,8 @@ fn main() {
             let row = match mode.as_str() {
                 "synapse" => run_synapse(&options).await,
                 "names" => names_flood::run(options.lookups, options.connections).await,
-                _ => run_loopback(&options).await,
+                "gateway" => run_loopback(&options, true).await,
+                _ => run_loopback(&options, false).await,
             };
             println!("{}", serde_json::to_string_pretty(&row).unwrap());
         }

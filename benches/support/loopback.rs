@@ -4,7 +4,8 @@
 //!   (ping, register, display name, createRoom, join, send, receipts, the media config, a
 //!   room's state once its invitees joined, and that no room is encrypted), each
 //!   answered with the smallest body its ruma response type accepts. A `send` of a text with a
-//!   bench marker (`bench#<i>#`) is recorded with the time it arrived; a `createRoom` records
+//!   bench marker (`bench#<i>#`), or of a gateway envelope whose hash the bench registered, is
+//!   recorded with the time it arrived; a `createRoom` records
 //!   which ghost created which room, so the Matrix → DM3 phase can write into the portals.
 //! - [`DeliveryServices`]: `POST /ds/<n>/rpc`, the delivery service of DM3 user `n`; each
 //!   `dm3_submitMessage` is recorded with its arrival time and answered `200`. The bridge keeps
@@ -32,6 +33,9 @@ pub struct HomeserverLog {
     pub sends: Arc<Mutex<HashMap<u64, Instant>>>,
     /// Room id → the ghost that created it.
     pub rooms: Mutex<Vec<(String, String)>>,
+    /// A sealed envelope's `messageHash` → its message index: how a carried gateway envelope
+    /// (`network.dm3.envelope`, no readable text) is recorded in `sends`.
+    pub gateway_hashes: Mutex<HashMap<String, u64>>,
     /// Room id → the users its creator invited.
     invited: Mutex<HashMap<String, Vec<String>>>,
     next_id: Mutex<u64>,
@@ -100,7 +104,11 @@ fn answer(
     if *method == Method::PUT && path.contains("/send/") {
         let received = Instant::now();
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        if let Some(index) = body["body"].as_str().and_then(marker) {
+        let index = match body["msgtype"].as_str() {
+            Some("network.dm3.envelope") => gateway_index(log, &body),
+            _ => body["body"].as_str().and_then(marker),
+        };
+        if let Some(index) = index {
             log.sends.lock().unwrap().insert(index, received);
         }
         return json!({"event_id": format!("$loop{}:{server_name}", log.next())});
@@ -131,6 +139,13 @@ fn answer(
         return json!({"m.upload.size": 50_000_000});
     }
     json!({})
+}
+
+/// The index of the gateway envelope a `network.dm3.envelope` content carries, by its hash.
+fn gateway_index(log: &HomeserverLog, content: &Value) -> Option<u64> {
+    let envelope: Value = serde_json::from_str(content["network.dm3.envelope"]["envelope"].as_str()?).ok()?;
+    let hash = envelope["metadata"]["messageHash"].as_str()?;
+    log.gateway_hashes.lock().unwrap().get(hash).copied()
 }
 
 /// The room of `…/rooms/<room>/<what>`.

@@ -167,7 +167,7 @@ pub async fn run(lookups: usize, connections: usize) -> Value {
     let (status, answer) = node.admin(reqwest::Method::POST, "/admin/identities", Some(body)).await;
     assert_eq!(status, 201, "creating bob's identity: {answer}");
     let bob = node.identity(&bob_id).await;
-    let requests = seal(&users, &bob.0, bob.1, &node, 0..lookups as u64);
+    let requests = seal(&users, &bob.0, bob.1, &node, 0..lookups as u64, None);
     eprintln!("names: {lookups} envelopes of one sender, past its budget …");
     let refusals = phase("refusals", lookups, flood(&node, requests, connections).await);
 
