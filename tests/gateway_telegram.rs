@@ -28,16 +28,14 @@ mod telegram {
 use bridged_telegram::{ANN, BEN, TgBridged, bridged, tg_name, wait_for};
 use dm3::crypto::eth::Wallet;
 use dm3::crypto::signing::SigningKeyPair;
-use dm3::encoding::b64_decode_array;
-use dm3::envelope::Envelope;
-use dm3::gateway_envelope::{FALLBACK_TEXT, GatewayEnvelope, TelegramGatewayDocument};
+use dm3::gateway_envelope::{FALLBACK_TEXT, TelegramGatewayDocument};
 use dm3::message::{Message, MessageBuilder};
 use dm3_bridge::store::JobState;
 use dm3_world::{ALICE, BRIDGE_NODE_NAME, DS_B};
 use serde_json::json;
 use support::TestDb;
 use support::bridge::settled;
-use support::claims::{claim_json, gateway_keys};
+use support::claims::{claim_json, gateway_keys, sealed_document};
 use support::js::JsProcess;
 use telegram::bot_api::{SentFile, visible_text};
 
@@ -105,9 +103,7 @@ impl TgBridged {
     /// [`Self::send_sealed`] without waiting for an answer.
     fn post_sealed(&self, user: i64, message: Message, signing: &SigningKeyPair, service: (&str, String)) {
         let recipient = self.world.alice.keys.encryption.public();
-        let ds_key: [u8; 32] = b64_decode_array(&service.1).unwrap();
-        let envelope = Envelope::seal(&message.sign(signing), signing, recipient, &ds_key).unwrap();
-        let document = GatewayEnvelope::from_envelope(&envelope, service.0.parse().unwrap()).unwrap();
+        let document = sealed_document(message, signing, recipient, (service.0, &service.1));
         let file = TelegramGatewayDocument::encode(document).unwrap().file();
         let size = file.len() as u64;
         self.api.user_document(user, "dm3-envelope.json", "application/vnd.dm3.gateway+json", file, size);

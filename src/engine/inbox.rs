@@ -183,9 +183,15 @@ impl JobHandler for InboxHandler {
 
     fn on_failed<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let Ok((payload, _)) = read(job) else {
+            let Ok((payload, carriage)) = read(job) else {
                 return Ok(()); // nothing names a sender to tell
             };
+            if carriage == Carriage::Sealed {
+                // A report would be a DM3 message signed by the identity, whose keys are the
+                // user's (docs/engine.md, "Gateway mode"): logged, and left in the job list.
+                tracing::warn!(conversation = %job.conversation, %reason, "a sealed envelope for a self-custody identity failed");
+                return Ok(());
+            }
             let report = Report::ToDm3 {
                 from: payload.receiver.clone(),
                 to: payload.sender.clone(),
