@@ -5,15 +5,15 @@
 //! devices this client has synced know of get the key; [`MatrixUser::sync_once`] first is what
 //! brings a new member or device in.
 
-use matrix_sdk::Room;
 use matrix_sdk::ruma::api::client::room::create_room::v3::{Request as CreateRoom, RoomPreset};
 use matrix_sdk::ruma::events::InitialStateEvent;
 use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::{Room, RoomMemberships};
 use serde_json::Value;
 
 use crate::error::ClientError;
-use crate::ids::{OwnedEventId, OwnedRoomId, RoomId, UserId};
+use crate::ids::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use crate::user::MatrixUser;
 
 /// Whether a new room is end-to-end encrypted (Megolm, from its creation on).
@@ -64,6 +64,13 @@ impl MatrixUser {
     /// The rooms this user is invited to, as of the last sync.
     pub fn invited_rooms(&self) -> Vec<OwnedRoomId> {
         self.client().invited_rooms().iter().map(|room| room.room_id().to_owned()).collect()
+    }
+
+    /// The room's joined members, as of this client's last sync.
+    pub async fn joined_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, ClientError> {
+        let room = self.room(room).await?;
+        let members = room.members_no_sync(RoomMemberships::JOIN).await?;
+        Ok(members.iter().map(|member| member.user_id().to_owned()).collect())
     }
 
     /// Whether this client sees the room as encrypted (its `m.room.encryption` state).
