@@ -227,5 +227,16 @@ async fn a_message_to_a_self_custody_identity_reaches_its_user_sealed(db: &TestD
     };
     let AttachmentSource::Inline(file) = attachment.source() else { panic!("not inline") };
     assert_eq!(TelegramGatewayDocument::decode(file).unwrap().envelope().envelope_text(), text);
+
+    // Counted apart from bridged messages, which the node opens (the recorder is the test
+    // binary's: the other backend's scenario may have counted too).
+    let metrics_addr = world.node.node.metrics_addr().expect("admin.metrics_listen is set");
+    let scrape = world.node.client.get(format!("http://{metrics_addr}/metrics")).send().await.unwrap();
+    let scrape = scrape.text().await.unwrap();
+    let carried = scrape.lines().find(|line| {
+        line.starts_with("dm3_gateway_envelopes_total") && line.contains("direction=\"dm3_to_network\"")
+    });
+    let count = carried.and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(count.is_some_and(|count| count >= 2.0), "{scrape}");
     world.node.node.shutdown().await.unwrap();
 }
