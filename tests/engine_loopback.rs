@@ -15,7 +15,9 @@ mod loopback_world;
 #[macro_use]
 mod support;
 
+use dm3::envelope::Envelope;
 use dm3::gateway_envelope::{FALLBACK_TEXT, TelegramGatewayDocument};
+use dm3::message::MessageBuilder;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::identities::network::{NetworkUserId as IdentityUser, TelegramUserId};
 use dm3_bridge_connector::{
@@ -195,5 +197,46 @@ async fn a_message_to_a_self_custody_identity_reaches_its_user_sealed(db: &TestD
     settled(&world.node, String::new).await;
     assert_eq!(store.count_envelopes().await.unwrap(), 0, "nothing stored for retrieval");
     assert_eq!(world.loopback().sent().len(), 1);
+
+    // Carried byte for byte: an envelope written otherwise than the node would write it (keys
+    // sorted, indented) reaches the user as that very text.
+    let message = MessageBuilder::new(identity.as_str(), ALICE, 1_700_000_000_000)
+        .text("written my way", None)
+        .sign(&world.alice.profile_keys().signing);
+    let node_key = world.node.node.node_keys().encryption_public_key();
+    let sealed = Envelope::seal(
+        &message,
+        &world.alice.profile_keys().signing,
+        keys.encryption.public(),
+        node_key.as_bytes(),
+    )
+    .unwrap();
+    let text =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&sealed.to_json()).unwrap())
+            .unwrap();
+    assert_ne!(text, sealed.to_json());
+    let body =
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "dm3_submitMessage", "params": [text]});
+    let answer = world.node.client.post(world.node.url("/rpc")).json(&body).send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::OK, "{}", answer.text().await.unwrap());
+    world.loopback_receives(2).await;
+    let EventKind::Message(Message { content: Content::Attachment { attachment, .. }, .. }) =
+        &world.loopback().sent()[1].payload
+    else {
+        panic!("not the gateway document");
+    };
+    let AttachmentSource::Inline(file) = attachment.source() else { panic!("not inline") };
+    assert_eq!(TelegramGatewayDocument::decode(file).unwrap().envelope().envelope_text(), text);
+
+    // Counted apart from bridged messages, which the node opens (the recorder is the test
+    // binary's: the other backend's scenario may have counted too).
+    let metrics_addr = world.node.node.metrics_addr().expect("admin.metrics_listen is set");
+    let scrape = world.node.client.get(format!("http://{metrics_addr}/metrics")).send().await.unwrap();
+    let scrape = scrape.text().await.unwrap();
+    let carried = scrape.lines().find(|line| {
+        line.starts_with("dm3_gateway_envelopes_total") && line.contains("direction=\"dm3_to_network\"")
+    });
+    let count = carried.and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(count.is_some_and(|count| count >= 2.0), "{scrape}");
     world.node.node.shutdown().await.unwrap();
 }

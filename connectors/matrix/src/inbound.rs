@@ -220,6 +220,26 @@ mod tests {
         .cast_unchecked()
     }
 
+    #[test]
+    fn a_gateway_message_is_carried_sealed_with_its_content_as_received() {
+        let content = json!({
+            "msgtype": "network.dm3.envelope",
+            "body": "🔒 DM3 message",
+            "network.dm3.envelope": {"deliveryService": "ds.eth", "envelope": "{}", "version": 1},
+            "m.mentions": {},
+        });
+        let Converted::Sealed(sealed) =
+            convert(&event("@bob:localhost", "m.room.message", content.clone()), &ghosts())
+        else {
+            panic!("not sealed");
+        };
+        assert_eq!((sealed.conversation.as_str(), sealed.sender.as_str()), ("!room", "@bob:localhost"));
+        assert_eq!(sealed.carried, Carried::Content(content.as_object().unwrap().clone()));
+        // The ghosts' own gateway messages are the echo of the bridge's sends.
+        let echo = event("@_dm3_alice.eth:localhost", "m.room.message", content);
+        assert_eq!(convert(&echo, &ghosts()), Converted::Ignored);
+    }
+
     fn kind(converted: Converted) -> EventKind {
         match converted {
             Converted::Event(inbound) => {
