@@ -10,7 +10,11 @@ mod support;
 #[path = "support/synapse.rs"]
 mod synapse;
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::time::Duration;
+
+use clap::Parser as _;
 
 use dm3::ds_profile::{DeliveryServiceKeys, DeliveryServiceProfile};
 use dm3::ens::EnsName;
@@ -19,6 +23,7 @@ use dm3_bridge::clock::now_ms;
 use dm3_bridge::identities::IdentityVault;
 use dm3_bridge::identities::network::{Network, NetworkUserId};
 use dm3_bridge::identities::vault::claim::Claim;
+use dm3_matrix_client::cli::{self, Cli, Failure};
 use dm3_matrix_client::gateway::envelopes::Recipient;
 use dm3_matrix_client::gateway::node::NodeClient;
 use dm3_matrix_client::gateway::{Dm3Keys, GatewayClientError};
@@ -27,7 +32,7 @@ use dm3_matrix_client::{Credentials, Decryption, GatewayUser, MatrixUser, RoomEn
 use serde_json::{Value, json};
 use support::TestDb;
 use support::js::{JsProcess, user};
-use support::names::{NamesNode, start_names_node};
+use support::names::{Admin, NamesNode, start_names_node};
 use synapse::Synapse;
 
 on_both_backends!(a_claim_through_the_bot_makes_the_name_serve_the_users_own_profile);
@@ -61,7 +66,16 @@ async fn account(synapse: &Synapse, name: &str) -> Credentials {
 
 /// `alice` opens an encrypted DM with `bob`, who joins once he sees the invite.
 async fn encrypted_dm(alice: &MatrixUser, bob: &MatrixUser) -> OwnedRoomId {
-    let room = alice.create_dm(&bob.user_id().unwrap(), RoomEncryption::Encrypted).await.unwrap();
+    dm(alice, bob, RoomEncryption::Encrypted).await
+}
+
+/// `alice` opens a DM in the clear with `bob`, who joins once he sees the invite.
+async fn clear_dm(alice: &MatrixUser, bob: &MatrixUser) -> OwnedRoomId {
+    dm(alice, bob, RoomEncryption::Clear).await
+}
+
+async fn dm(alice: &MatrixUser, bob: &MatrixUser, encryption: RoomEncryption) -> OwnedRoomId {
+    let room = alice.create_dm(&bob.user_id().unwrap(), encryption).await.unwrap();
     let invited = room.clone();
     bob.sync_until(WAIT, "bob's invite", || {
         let invited = invited.clone();
@@ -374,4 +388,142 @@ async fn a_claim_through_the_bot_makes_the_name_serve_the_users_own_profile(db: 
         matches!(refused, Err(GatewayClientError::Claim(ref why)) if why.contains("not signed")),
         "{refused:?}"
     );
+}
+
+/// Runs `dm3-matrix ARGS` in process, as its `main` does, with `stdin`; answers its stdout
+/// lines as JSON, or the failure.
+async fn dm3_matrix(dir: &Path, args: &[&str], stdin: &str) -> Result<Vec<Value>, Failure> {
+    let session = dir.join("session.json");
+    let keys = dir.join("keys.json");
+    let mut argv =
+        vec!["dm3-matrix", "--session", session.to_str().unwrap(), "--keys", keys.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let parsed = Cli::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    cli::run(parsed, &mut stdin.as_bytes(), &mut out).await?;
+    Ok(String::from_utf8(out).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect())
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_claims_sends_and_reads_with_its_own_key_and_session_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let synapse = synapse().await;
+    let db = TestDb::sqlite();
+    let node = start_names_node(NamesNode { database: Some(db.url.clone()), ..NamesNode::default() }).await;
+    let node_url = node.url("/");
+
+    // keys: made once (0600), then loaded; a file others can read is refused, as is an import
+    // over an existing wallet.
+    let made = dm3_matrix(dir.path(), &["keys"], "").await.unwrap();
+    assert_eq!(made[0]["created"], true);
+    assert_eq!(mode(&dir.path().join("keys.json")), 0o600);
+    let loaded = dm3_matrix(dir.path(), &["keys"], "").await.unwrap();
+    assert_eq!(
+        (loaded[0]["created"].clone(), loaded[0]["address"].clone()),
+        (json!(false), made[0]["address"].clone())
+    );
+    std::fs::set_permissions(dir.path().join("keys.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = dm3_matrix(dir.path(), &["keys"], "").await.unwrap_err();
+    assert!(open.exit_code() == 2 && open.to_string().contains("0600"), "{open}");
+    std::fs::set_permissions(dir.path().join("keys.json"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let over = dm3_matrix(dir.path(), &["keys", "--import"], &"11".repeat(32)).await.unwrap_err();
+    assert_eq!(over.exit_code(), 2, "{over}");
+
+    // login: a session file (0600) every later command resumes.
+    let gabe = account(&synapse, "gabe").await;
+    let logged_in = dm3_matrix(
+        dir.path(),
+        &["login", "--homeserver", synapse.url(), "--user", "gabe", "--password", &gabe.password],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(logged_in[0]["userId"], "@gabe:localhost");
+    assert_eq!(mode(&dir.path().join("session.json")), 0o600);
+    let wrong = Credentials { password: "not it".into(), ..gabe.clone() }.login("x").await;
+    assert!(wrong.is_err());
+
+    // The rooms: a direct one with the bot, one with pat (gabe's other device sets them up).
+    // Not Matrix-encrypted: a resumed session has new device keys (src/session.rs), and the
+    // DM3 envelopes are end-to-end encrypted without Matrix's help.
+    let setup = gabe.login("gabe's setup device").await.unwrap();
+    let bot = account(&synapse, "bot").await.login("bot").await.unwrap();
+    let pat = account(&synapse, "pat").await.login("pat's element").await.unwrap();
+    let bot_room = clear_dm(&setup, &bot).await;
+    let pat_room = clear_dm(&setup, &pat).await;
+
+    // claim: done once the node serves gabe's own profile for his name.
+    let vault = node.node.names().vault.clone();
+    let bot_task = tokio::spawn(claim_bot(bot, bot_room.clone(), vault));
+    let claimed = dm3_matrix(dir.path(), &["claim", "--room", bot_room.as_str(), "--node", &node_url], "")
+        .await
+        .unwrap();
+    bot_task.await.unwrap();
+    let gabe_name = claimed[0]["name"].as_str().unwrap().to_owned();
+    assert_eq!(claimed[0]["address"], made[0]["address"]);
+    assert_eq!(claimed[0]["reply"], format!("claimed {gabe_name}"));
+
+    // send: to a custodial identity of the node, and to gabe's own name (his keys, his DS).
+    let carol = Admin { node: &node }.create("matrix", "@carol:example.org").await;
+    let carol_name = carol["name"].as_str().unwrap();
+    let pat_room_id = pat_room.as_str();
+    let to_carol = dm3_matrix(
+        dir.path(),
+        &["send", "--to", carol_name, "--room", pat_room_id, "--node", &node_url, "hi carol"],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (to_carol[0]["from"].as_str(), to_carol[0]["to"].as_str()),
+        (Some(gabe_name.as_str()), Some(carol_name))
+    );
+    let to_self = dm3_matrix(
+        dir.path(),
+        &["send", "--to", &gabe_name, "--room", pat_room_id, "--node", &node_url, "a note to self"],
+        "",
+    )
+    .await
+    .unwrap();
+    let unknown = dm3_matrix(
+        dir.path(),
+        &["send", "--to", "nobody.example.eth", "--room", pat_room_id, "--node", &node_url, "x"],
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(unknown.exit_code(), 1, "{unknown}");
+
+    // Pat's plain client shows two fallback lines, each from the node's delivery service.
+    let seen = pat
+        .sync_until(WAIT, "two envelopes", || async {
+            let seen = pat.messages(&pat_room).await?;
+            Ok((seen.iter().filter(|m| m.body() == Some(FALLBACK_TEXT)).count() == 2).then_some(seen))
+        })
+        .await
+        .unwrap();
+    for envelope in &seen {
+        assert_eq!(
+            envelope.content["network.dm3.envelope"]["deliveryService"],
+            node.config.node.name.as_str()
+        );
+    }
+
+    // read: the one sealed to gabe opens, and its signature checks against the profile the node
+    // serves for gabe's name; the one sealed to carol is named unreadable, not skipped.
+    let read = dm3_matrix(dir.path(), &["read", pat_room_id, "--node", &node_url], "").await.unwrap();
+    let [for_carol, for_gabe] = &read[..] else { panic!("{read:#?}") };
+    assert_eq!(for_carol["eventId"], to_carol[0]["eventIds"][0]);
+    assert!(for_carol["error"].is_string(), "{for_carol}");
+    assert_eq!(for_gabe["eventId"], to_self[0]["eventIds"][0]);
+    assert_eq!(for_gabe["message"]["message"], "a note to self");
+    assert_eq!(for_gabe["messageHash"], to_self[0]["messageHash"]);
+    assert_eq!(for_gabe["verified"], true);
+    assert_eq!(for_gabe["sender"], "@gabe:localhost");
+    let bad_room = dm3_matrix(dir.path(), &["read", "not-a-room"], "").await.unwrap_err();
+    assert_eq!(bad_room.exit_code(), 2, "{bad_room}");
 }

@@ -14,16 +14,20 @@
 //! leaks into the service: ids cross the seam as the types re-exported in [`ids`].
 //!
 //! State lives in memory (matrix-sdk's memory stores; no SQLite here): a [`MatrixUser`]'s Olm
-//! account and room keys last as long as the value.
+//! account and room keys last as long as the value. The `dm3-matrix` binary ([`cli`]) keeps
+//! its session (token, device id) between runs, and what that does not keep is said in
+//! [`session`].
 
 // matrix-sdk's sync future is deep enough to overflow the default limit when spawned.
 #![recursion_limit = "256"]
 
+pub mod cli;
 pub mod error;
 pub mod gateway;
 pub mod ids;
 pub mod login;
 pub mod rooms;
+pub mod session;
 pub mod timeline;
 pub mod user;
 pub mod wait;
