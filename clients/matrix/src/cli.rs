@@ -1,5 +1,5 @@
-//! The `dm3-matrix` command: a gateway user's DM3 over Matrix from a shell (docs/gateway.md,
-//! "The client"). The binary's `main` only parses and calls [`run`], so the tests drive the very
+//! The `dm3-matrix` command: a gateway user's DM3 over Matrix from a shell (docs/gateway.md
+//! section 6). The binary's `main` only parses and calls [`run`], so the tests drive the very
 //! same code in process.
 //!
 //! Output is plain and scriptable: one JSON object per line on stdout. Exit codes as `dm3`'s:

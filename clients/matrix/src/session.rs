@@ -9,7 +9,7 @@
 //! peers that already knew the device's first keys may refuse the new ones (matrix-sdk-crypto
 //! does). DM3 envelopes do not depend on it: they are end-to-end encrypted by DM3 whatever
 //! the room, so a gateway user's rooms with the bridge need no Matrix encryption. For an
-//! encrypted room, `dm3-matrix login` again gives a fresh device (docs/gateway.md, "The client").
+//! encrypted room, `dm3-matrix login` again gives a fresh device (docs/gateway.md section 6).
 //!
 //! The file is JSON, written with mode 0600 (it holds the token) by a rename, so a crash never
 //! leaves half a file.
