@@ -110,3 +110,56 @@ impl Dm3Keys {
         out.write_all(text.as_bytes()).and_then(|()| out.sync_all()).map_err(|e| error(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn the_key_file_keeps_the_wallet_and_gives_back_the_same_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let keys = Dm3Keys::generate();
+        keys.save(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let loaded = Dm3Keys::load(&path).unwrap();
+        assert_eq!(loaded.wallet().address(), keys.wallet().address());
+        assert_eq!(loaded.profile_keys().encryption.public(), keys.profile_keys().encryption.public());
+        assert_eq!(loaded.profile_keys().signing.public(), keys.profile_keys().signing.public());
+        // The derivation is the reference's: the wallet's signature over the storage-key text.
+        let derived = ProfileKeys::from_wallet(keys.wallet(), DEFAULT_NONCE);
+        assert_eq!(derived.signing.public(), keys.profile_keys().signing.public());
+        // A wallet is never overwritten.
+        assert!(matches!(Dm3Keys::generate().save(&path), Err(GatewayClientError::KeyFile { .. })));
+        assert!(!format!("{keys:?}").contains(&hex_encode(&*keys.wallet().secret_bytes())));
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_or_that_is_not_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        Dm3Keys::generate().save(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let open = Dm3Keys::load(&path).unwrap_err().to_string();
+        assert!(open.contains("0600"), "{open}");
+        for text in [
+            "{}",
+            "{\"version\":2,\"wallet\":\"0x01\",\"nonce\":\"0x\"}",
+            "not json",
+            "{\"version\":1,\"wallet\":\"0xzz\",\"nonce\":\"n\"}",
+        ] {
+            let path = dir.path().join("bad.json");
+            let _ = std::fs::remove_file(&path);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            assert!(matches!(Dm3Keys::load(&path), Err(GatewayClientError::KeyFile { .. })), "{text}");
+        }
+    }
+}
