@@ -190,6 +190,44 @@ async fn a_second_device_reads_what_was_sent_after_it_joined_and_reports_what_it
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_switched_on_mid_conversation_covers_what_follows_and_a_device_that_left_is_gone() {
+    let synapse = synapse().await;
+    let alice = account(&synapse, "alice").await.login("alice's laptop").await.unwrap();
+    let bob_account = account(&synapse, "bob").await;
+    let bob = bob_account.login("bob's phone").await.unwrap();
+    let room = clear_dm(&alice, &bob).await;
+    assert!(!bob.is_encrypted(&room).await.unwrap());
+    alice.send_text(&room, "said in the clear").await.unwrap();
+    until_body(&bob, &room, "said in the clear").await;
+
+    alice.enable_encryption(&room).await.unwrap();
+    bob.sync_until(WAIT, "bob sees the room encrypted", || async {
+        Ok(bob.is_encrypted(&room).await?.then_some(()))
+    })
+    .await
+    .unwrap();
+    alice.send_text(&room, "from now on encrypted").await.unwrap();
+    let seen = until_body(&bob, &room, "from now on encrypted").await;
+    assert_eq!(
+        texts(&seen).iter().map(|(_, body, d)| (*body, d.clone())).collect::<Vec<_>>(),
+        [("said in the clear", Decryption::Clear), ("from now on encrypted", Decryption::Decrypted)]
+    );
+    let stored = synapse.stored_events(room.as_str()).await.unwrap();
+    assert!(stored.iter().any(|e| e.contains("said in the clear")), "the check below can see plaintext");
+    assert!(!stored.iter().any(|e| e.contains("from now on encrypted")), "{stored:#?}");
+
+    // A device that logs out is gone: its token no longer syncs, and bob's remaining device
+    // still reads what alice sends after her client has seen the device list change.
+    let tablet = bob_account.login("bob's tablet").await.unwrap();
+    tablet.log_out().await.unwrap();
+    assert!(tablet.sync_once().await.is_err());
+    alice.sync_once().await.unwrap();
+    alice.send_text(&room, "after the tablet left").await.unwrap();
+    let seen = until_body(&bob, &room, "after the tablet left").await;
+    assert_eq!(seen.last().unwrap().decryption, Decryption::Decrypted);
+}
+
 /// The delivery service the DM3 side's envelopes are sealed for.
 fn delivery_service() -> (EnsName, DeliveryServiceKeys, DeliveryServiceProfile) {
     let keys = DeliveryServiceKeys::from_seeds(&[7; 32], &[8; 32]);

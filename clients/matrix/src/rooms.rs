@@ -61,6 +61,26 @@ impl MatrixUser {
         self.sync_once().await
     }
 
+    /// Invites `user` into the room.
+    pub async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), ClientError> {
+        self.room(room).await?.invite_user_by_id(user).await?;
+        Ok(())
+    }
+
+    /// Leaves the room.
+    pub async fn leave(&self, room: &RoomId) -> Result<(), ClientError> {
+        self.room(room).await?.leave().await?;
+        Ok(())
+    }
+
+    /// Switches Megolm on in a room that was in the clear (`m.room.encryption` with the
+    /// recommended settings); it cannot be switched off again. Answers once this client sees
+    /// the room as encrypted, so the next send is encrypted.
+    pub async fn enable_encryption(&self, room: &RoomId) -> Result<(), ClientError> {
+        self.room(room).await?.enable_encryption().await?;
+        Ok(())
+    }
+
     /// The rooms this user is invited to, as of the last sync.
     pub fn invited_rooms(&self) -> Vec<OwnedRoomId> {
         self.client().invited_rooms().iter().map(|room| room.room_id().to_owned()).collect()

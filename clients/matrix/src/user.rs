@@ -84,6 +84,14 @@ impl MatrixUser {
         }
     }
 
+    /// Logs this device out: the homeserver deletes it and its keys, and the other members'
+    /// clients see the user's device list change.
+    pub async fn log_out(&self) -> Result<(), ClientError> {
+        self.stop_sync();
+        self.client.logout().await?;
+        Ok(())
+    }
+
     /// Keeps syncing in a task of its own until [`stop_sync`](Self::stop_sync) or drop. A sync
     /// error is retried by matrix-sdk's own loop; nothing is lost, the next sync resumes.
     pub fn start_sync(&self) {
