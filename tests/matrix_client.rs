@@ -228,6 +228,39 @@ async fn encryption_switched_on_mid_conversation_covers_what_follows_and_a_devic
     assert_eq!(seen.last().unwrap().decryption, Decryption::Decrypted);
 }
 
+/// A "node" that answers every question wrongly, as a hostile or broken one could: its
+/// lookup with `lookup_bytes` bytes and `status`, its gateway with something that is not hex.
+async fn hostile_node(status: u16, lookup_bytes: usize) -> NodeClient {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let lookup = move || async move { (StatusCode::from_u16(status).unwrap(), "x".repeat(lookup_bytes)) };
+    let router = axum::Router::new()
+        .route("/names/lookup", get(lookup))
+        .route("/ccip/{sender}/{data}", get(|| async { r#"{"data":"0xnot-hex"}"# }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    NodeClient::new(&url).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_nodes_answers_are_refused_with_what_is_wrong() {
+    let flood = hostile_node(200, 100 * 1024).await;
+    let lookup = flood.lookup("matrix", "@gabe:localhost").await.unwrap_err().to_string();
+    assert!(lookup.contains("over 65536 bytes"), "{lookup}");
+    let name: EnsName = "gabe.mx.bridge.example.eth".parse().unwrap();
+    let profile = flood.profile(&name).await.unwrap_err().to_string();
+    assert!(profile.contains("the gateway body is not JSON"), "{profile}");
+    let garbage =
+        hostile_node(200, 10).await.lookup("matrix", "@gabe:localhost").await.unwrap_err().to_string();
+    assert!(garbage.contains("the lookup's answer"), "{garbage}");
+    // An error page is quoted, not copied whole into the error.
+    let refused =
+        hostile_node(404, 10_000).await.lookup("matrix", "@gabe:localhost").await.unwrap_err().to_string();
+    assert!(refused.contains("404") && refused.len() < 1_000, "{refused}");
+    assert!(NodeClient::new("not a url").is_err());
+}
+
 /// The delivery service the DM3 side's envelopes are sealed for.
 fn delivery_service() -> (EnsName, DeliveryServiceKeys, DeliveryServiceProfile) {
     let keys = DeliveryServiceKeys::from_seeds(&[7; 32], &[8; 32]);
