@@ -522,14 +522,15 @@ async fn the_command_claims_sends_and_reads_with_its_own_key_and_session_files()
     let wrong = Credentials { password: "not it".into(), ..gabe.clone() }.login("x").await;
     assert!(wrong.is_err());
 
-    // The rooms: a direct one with the bot, one with pat (gabe's other device sets them up).
-    // Not Matrix-encrypted: a resumed session has new device keys (src/session.rs), and the
-    // DM3 envelopes are end-to-end encrypted without Matrix's help.
+    // The rooms, Matrix-encrypted: a direct one with the bot, one with pat (gabe's other device
+    // sets them up). Each command below is a new run resuming the device from the session
+    // file, its crypto state included: the bot and pat encrypt to it, it reads what they and
+    // its own earlier runs sent.
     let setup = gabe.login("gabe's setup device").await.unwrap();
     let bot = account(&synapse, "bot").await.login("bot").await.unwrap();
     let pat = account(&synapse, "pat").await.login("pat's element").await.unwrap();
-    let bot_room = clear_dm(&setup, &bot).await;
-    let pat_room = clear_dm(&setup, &pat).await;
+    let bot_room = encrypted_dm(&setup, &bot).await;
+    let pat_room = encrypted_dm(&setup, &pat).await;
 
     // claim: done once the node serves gabe's own profile for his name.
     let vault = node.node.names().vault.clone();
@@ -587,6 +588,11 @@ async fn the_command_claims_sends_and_reads_with_its_own_key_and_session_files()
             node.config.node.name.as_str()
         );
     }
+
+    // Pat writes while no run of gabe's client is up: the room key waits for the device on the
+    // homeserver, and the next run decrypts with the account it resumed (an undecryptable
+    // event would be listed by `read`, below, as an error line).
+    pat.send_text(&pat_room, "written while gabe's client was off").await.unwrap();
 
     // read: the one sealed to gabe opens, and its signature checks against the profile the node
     // serves for gabe's name; the one sealed to carol is named unreadable, not skipped.

@@ -15,13 +15,14 @@
 //!
 //! State lives in memory (matrix-sdk's memory stores; no SQLite here): a [`MatrixUser`]'s Olm
 //! account and room keys last as long as the value. The `dm3-matrix` binary ([`cli`]) keeps
-//! its session (token, device id) between runs, and what that does not keep is said in
-//! [`session`].
+//! its session (token, device id) and the device's crypto state ([`crypto_snapshot`]) between
+//! runs in its session file ([`session`]).
 
 // matrix-sdk's sync future is deep enough to overflow the default limit when spawned.
 #![recursion_limit = "256"]
 
 pub mod cli;
+pub mod crypto_snapshot;
 pub mod error;
 pub mod gateway;
 pub mod ids;

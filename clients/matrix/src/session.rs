@@ -1,18 +1,17 @@
 //! The `dm3-matrix` binary's session file: the homeserver, user, device id and access token,
 //! so that each command resumes the same device instead of logging in again (a new device per
-//! command would pile up in the user's device list and in every peer's key queries).
+//! command would pile up in the user's device list and in every peer's key queries), and the
+//! device's end-to-end encryption state ([`CryptoSnapshot`]: its Olm account, Olm sessions and
+//! room keys), so that it stays the same device to its peers and keeps reading what it could.
 //!
-//! What it cannot keep: the device's Olm account and room keys. matrix-sdk 0.18 keeps them in
-//! its crypto store, and without its `sqlite` feature (which would bring a second SQLite
-//! library into the workspace) that store is memory only. So a resumed device has new
-//! identity keys; in a Matrix-encrypted room it reads only what is sent while it runs, and
-//! peers that already knew the device's first keys may refuse the new ones (matrix-sdk-crypto
-//! does). DM3 envelopes do not depend on it: they are end-to-end encrypted by DM3 whatever
-//! the room, so a gateway user's rooms with the bridge need no Matrix encryption. For an
-//! encrypted room, `dm3-matrix login` again gives a fresh device (docs/gateway.md section 6).
+//! matrix-sdk 0.18 would keep that state in SQLite (its `sqlite` feature, which would bring a
+//! second SQLite library into the workspace); here its memory store is snapshotted into this
+//! file at the end of every command instead. What a snapshot does not hold (device lists,
+//! outbound room keys) is fetched or made again. A command that dies before it writes the file
+//! loses what changed during it: a room key received then is not readable by later runs.
 //!
-//! The file is JSON, written with mode 0600 (it holds the token) by a rename, so a crash never
-//! leaves half a file.
+//! The file is JSON, written with mode 0600 (it holds the token and the device's secret keys)
+//! by a rename, so a crash never leaves half a file.
 
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
@@ -21,12 +20,14 @@ use std::path::Path;
 use matrix_sdk::authentication::matrix::MatrixSession;
 use serde::{Deserialize, Serialize};
 
+use crate::crypto_snapshot::CryptoSnapshot;
 use crate::error::ClientError;
 use crate::login;
 use crate::user::MatrixUser;
 
-/// The largest session file read; a real one is under 1 KiB.
-const MAX_FILE_BYTES: u64 = 16 * 1024;
+/// The largest session file read. The session is under 1 KiB; the crypto state grows by about
+/// 1 KiB per room key received, and 64 MiB is tens of thousands of them.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A session as stored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,17 +35,24 @@ pub struct StoredSession {
     pub homeserver: String,
     #[serde(flatten)]
     pub session: MatrixSession,
+    /// The device's crypto state at the end of the last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crypto: Option<CryptoSnapshot>,
 }
 
 impl StoredSession {
-    /// The session of a logged-in user.
-    pub fn of(homeserver: &str, user: &MatrixUser) -> Result<Self, ClientError> {
-        Ok(Self { homeserver: homeserver.to_owned(), session: user.session()? })
+    /// The session of a logged-in user, with its device's crypto state as it is now.
+    pub async fn of(homeserver: &str, user: &MatrixUser) -> Result<Self, ClientError> {
+        Ok(Self {
+            homeserver: homeserver.to_owned(),
+            session: user.session()?,
+            crypto: user.crypto_snapshot().await?,
+        })
     }
 
     /// Resumes the stored device.
     pub async fn resume(self) -> Result<MatrixUser, ClientError> {
-        login::restore(&self.homeserver, self.session).await
+        login::restore(&self.homeserver, self.session, self.crypto).await
     }
 
     pub fn load(path: &Path) -> Result<Self, ClientError> {

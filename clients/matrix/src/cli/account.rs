@@ -72,7 +72,7 @@ pub async fn login(
         password: password.to_owned(),
     };
     let matrix = credentials.login(device_name).await?;
-    StoredSession::of(homeserver, &matrix)?.save(session)?;
+    StoredSession::of(homeserver, &matrix).await?.save(session)?;
     output::line(
         stdout,
         &json!({"userId": matrix.user_id()?.as_str(), "deviceId": matrix.device_id()?.as_str(), "homeserver": homeserver}),

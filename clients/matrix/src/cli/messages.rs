@@ -17,10 +17,25 @@ use crate::ids;
 use crate::session::StoredSession;
 use crate::wait::wait_for;
 
-async fn gateway_user(cli: &Cli) -> Result<GatewayUser, Failure> {
+/// The gateway user of the key and session files, and the homeserver to store back.
+async fn gateway_user(cli: &Cli) -> Result<(GatewayUser, String), Failure> {
     let keys = Dm3Keys::load(&cli.keys)?;
-    let matrix = StoredSession::load(&cli.session)?.resume().await?;
-    Ok(GatewayUser::new(matrix, keys))
+    let stored = StoredSession::load(&cli.session)?;
+    let homeserver = stored.homeserver.clone();
+    Ok((GatewayUser::new(stored.resume().await?, keys), homeserver))
+}
+
+/// Writes the session back with the device's crypto state as the command left it, whether
+/// the command succeeded or not (a room key received before a failure is still the device's);
+/// then answers the command's result.
+async fn keep_session(
+    cli: &Cli,
+    homeserver: &str,
+    user: &GatewayUser,
+    result: Result<(), Failure>,
+) -> Result<(), Failure> {
+    StoredSession::of(homeserver, user.matrix()).await?.save(&cli.session)?;
+    result
 }
 
 fn name(text: &str) -> Result<EnsName, Failure> {
@@ -36,9 +51,19 @@ pub async fn claim(
 ) -> Result<(), Failure> {
     let room = ids::room_id(room)?;
     let node = NodeClient::new(node).map_err(|e| Failure::Malformed(e.to_string()))?;
-    let user = gateway_user(cli).await?;
-    let timeout = Duration::from_secs(timeout_secs);
-    let outcome = user.claim(&room, timeout).await?;
+    let (user, homeserver) = gateway_user(cli).await?;
+    let result = claim_as(&user, &room, &node, Duration::from_secs(timeout_secs), stdout).await;
+    keep_session(cli, &homeserver, &user, result).await
+}
+
+async fn claim_as(
+    user: &GatewayUser,
+    room: &ids::RoomId,
+    node: &NodeClient,
+    timeout: Duration,
+    stdout: &mut dyn Write,
+) -> Result<(), Failure> {
+    let outcome = user.claim(room, timeout).await?;
     // The bot's words are for people; what counts is that the node now serves the profile
     // signed here for the name (within a second on every replica, docs/gateway.md section 4).
     let name = outcome.challenge.name.clone();
@@ -76,16 +101,29 @@ pub async fn send(
     let (to, room) = (name(to)?, ids::room_id(room)?);
     let from = from.map(name).transpose()?;
     let node = NodeClient::new(node).map_err(|e| Failure::Malformed(e.to_string()))?;
-    let user = gateway_user(cli).await?;
+    let (user, homeserver) = gateway_user(cli).await?;
+    let result = send_as(&user, &to, &room, &node, from, text, stdout).await;
+    keep_session(cli, &homeserver, &user, result).await
+}
+
+async fn send_as(
+    user: &GatewayUser,
+    to: &EnsName,
+    room: &ids::RoomId,
+    node: &NodeClient,
+    from: Option<EnsName>,
+    text: &str,
+    stdout: &mut dyn Write,
+) -> Result<(), Failure> {
     let from = match from {
         Some(from) => from,
         None => name(&node.lookup("matrix", user.matrix().user_id()?.as_str()).await?.name)?,
     };
-    let recipient = node.recipient(&to).await?;
+    let recipient = node.recipient(to).await?;
     let message = MessageBuilder::now(to.as_str(), from.as_str())
         .text(text, None)
         .sign(&user.keys().profile_keys().signing);
-    let sent = user.send_message(&room, &recipient, &message).await?;
+    let sent = user.send_message(room, &recipient, &message).await?;
     let event_ids: Vec<&str> = sent.iter().map(|id| id.as_str()).collect();
     output::line(
         stdout,
@@ -96,9 +134,19 @@ pub async fn send(
 pub async fn read(cli: &Cli, room: &str, node: Option<&str>, stdout: &mut dyn Write) -> Result<(), Failure> {
     let room = ids::room_id(room)?;
     let node = node.map(NodeClient::new).transpose().map_err(|e| Failure::Malformed(e.to_string()))?;
-    let user = gateway_user(cli).await?;
-    for envelope in user.read_envelopes(&room).await? {
-        output::line(stdout, &describe(&envelope, node.as_ref()).await)?;
+    let (user, homeserver) = gateway_user(cli).await?;
+    let result = read_as(&user, &room, node.as_ref(), stdout).await;
+    keep_session(cli, &homeserver, &user, result).await
+}
+
+async fn read_as(
+    user: &GatewayUser,
+    room: &ids::RoomId,
+    node: Option<&NodeClient>,
+    stdout: &mut dyn Write,
+) -> Result<(), Failure> {
+    for envelope in user.read_envelopes(room).await? {
+        output::line(stdout, &describe(&envelope, node).await)?;
     }
     Ok(())
 }
