@@ -268,20 +268,21 @@ fn delivery_service() -> (EnsName, DeliveryServiceKeys, DeliveryServiceProfile) 
     ("ds.example.eth".parse().unwrap(), keys, profile)
 }
 
-/// A gateway user, `gabe`, in a DM with a plain client, `pat` (encrypted on Matrix too: the
-/// two layers are independent).
-async fn gateway_and_plain(synapse: &Synapse) -> (GatewayUser, MatrixUser, OwnedRoomId) {
-    let matrix = account(synapse, "gabe").await.login("gabe's dm3-matrix").await.unwrap();
+/// A gateway user, `gabe` (and his account, for more devices), in a DM with a plain client,
+/// `pat` (encrypted on Matrix too: the two layers are independent).
+async fn gateway_and_plain(synapse: &Synapse) -> (GatewayUser, Credentials, MatrixUser, OwnedRoomId) {
+    let gabe_account = account(synapse, "gabe").await;
+    let matrix = gabe_account.login("gabe's dm3-matrix").await.unwrap();
     let gabe = GatewayUser::new(matrix, Dm3Keys::generate());
     let pat = account(synapse, "pat").await.login("pat's element").await.unwrap();
     let room = encrypted_dm(gabe.matrix(), &pat).await;
-    (gabe, pat, room)
+    (gabe, gabe_account, pat, room)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sealed_message_shows_its_fallback_to_a_plain_client_and_opens_with_the_reference_library() {
     let synapse = synapse().await;
-    let (gabe, pat, room) = gateway_and_plain(&synapse).await;
+    let (gabe, _, pat, room) = gateway_and_plain(&synapse).await;
     let mut js = JsProcess::spawn("oracle.js").await;
     let (ds_name, ds_keys, ds_profile) = delivery_service();
     let alice = js.call("random_user", json!({"deliveryServices": [ds_name.as_str()]})).await;
@@ -338,7 +339,7 @@ async fn a_sealed_message_shows_its_fallback_to_a_plain_client_and_opens_with_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_user_opens_what_the_reference_library_sealed_to_it_and_names_what_it_cannot() {
     let synapse = synapse().await;
-    let (gabe, pat, room) = gateway_and_plain(&synapse).await;
+    let (gabe, gabe_account, pat, room) = gateway_and_plain(&synapse).await;
     let mut js = JsProcess::spawn("oracle.js").await;
     let (ds_name, _, ds_profile) = delivery_service();
     let alice = js.call("random_user", json!({"deliveryServices": [ds_name.as_str()]})).await;
@@ -393,7 +394,21 @@ async fn the_gateway_user_opens_what_the_reference_library_sealed_to_it_and_name
     let mallory = js.call("random_user", json!({})).await;
     assert!(opened.verify(&user::profile(&mallory)).is_err());
     let unreadable = read[1].opened.as_ref().unwrap_err();
-    assert!(!unreadable.is_empty(), "{read:#?}");
+    assert!(unreadable.contains("decryption failed"), "{read:#?}");
+
+    // A device of gabe's that came later holds his DM3 keys but not the Matrix room keys of
+    // what came before it: it lists both events as undecryptable, not as nothing.
+    let wallet = dm3::crypto::eth::Wallet::from_bytes(&gabe.keys().wallet().secret_bytes()).unwrap();
+    let later = GatewayUser::new(
+        gabe_account.login("gabe's new laptop").await.unwrap(),
+        Dm3Keys::from_wallet(wallet, dm3::keys::DEFAULT_NONCE),
+    );
+    let on_later = later.read_envelopes(&room).await.unwrap();
+    assert_eq!(on_later.len(), 3, "the plain line too: undecryptable, it might have been an envelope");
+    for envelope in &on_later {
+        let why = envelope.opened.as_ref().unwrap_err();
+        assert!(why.contains("could not decrypt the Matrix event"), "{why}");
+    }
 }
 
 /// The bridge's bot as far as the claim goes: it answers `!dm3 claim` with the node's own
@@ -433,7 +448,7 @@ async fn a_claim_through_the_bot_makes_the_name_serve_the_users_own_profile(db: 
     let synapse = synapse().await;
     let node = start_names_node(NamesNode { database: Some(db.url.clone()), ..NamesNode::default() }).await;
     let vault = node.node.names().vault.clone();
-    let (gabe, bot, room) = gateway_and_plain(&synapse).await;
+    let (gabe, _, bot, room) = gateway_and_plain(&synapse).await;
     let bot_task = tokio::spawn(claim_bot(bot, room.clone(), vault));
 
     let outcome = gabe.claim(&room, WAIT).await.unwrap();
