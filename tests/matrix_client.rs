@@ -523,6 +523,9 @@ async fn the_command_claims_sends_and_reads_with_its_own_key_and_session_files()
     let over = dm3_matrix(dir.path(), &["keys", "--import"], &"11".repeat(32)).await.unwrap_err();
     assert_eq!(over.exit_code(), 2, "{over}");
 
+    let early = dm3_matrix(dir.path(), &["read", "!room:localhost"], "").await.unwrap_err();
+    assert!(early.exit_code() == 2 && early.to_string().contains("dm3-matrix login"), "{early}");
+
     // login: a session file (0600) every later command resumes.
     let gabe = account(&synapse, "gabe").await;
     let logged_in = dm3_matrix(

@@ -27,6 +27,7 @@ pub mod error;
 pub mod gateway;
 pub mod ids;
 pub mod login;
+mod private_file;
 pub mod rooms;
 pub mod session;
 pub mod timeline;

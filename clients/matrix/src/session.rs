@@ -13,16 +13,16 @@
 //! The file is JSON, written with mode 0600 (it holds the token and the device's secret keys)
 //! by a rename, so a crash never leaves half a file.
 
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use matrix_sdk::authentication::matrix::MatrixSession;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::crypto_snapshot::CryptoSnapshot;
 use crate::error::ClientError;
 use crate::login;
+use crate::private_file;
 use crate::user::MatrixUser;
 
 /// The largest session file read. The session is under 1 KiB; the crypto state grows by about
@@ -57,33 +57,17 @@ impl StoredSession {
 
     pub fn load(path: &Path) -> Result<Self, ClientError> {
         let error = |reason: String| ClientError::Session { path: path.display().to_string(), reason };
-        let metadata =
-            std::fs::metadata(path).map_err(|e| error(format!("{e} (run `dm3-matrix login` first)")))?;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            return Err(error("others may read it; make it 0600".into()));
+        if !path.exists() {
+            return Err(error("there is none: run `dm3-matrix login` first".into()));
         }
-        if metadata.len() > MAX_FILE_BYTES {
-            return Err(error(format!("larger than {MAX_FILE_BYTES} bytes: not a session file")));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let text = private_file::read(path, MAX_FILE_BYTES).map_err(error)?;
         serde_json::from_str(&text).map_err(|e| error(format!("not a session file: {e}")))
     }
 
     /// Writes the file (0600), replacing an earlier one whole.
     pub fn save(&self, path: &Path) -> Result<(), ClientError> {
         let error = |reason: String| ClientError::Session { path: path.display().to_string(), reason };
-        let text = serde_json::to_string(self).map_err(|e| error(e.to_string()))?;
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = std::path::PathBuf::from(partial);
-        let _ = std::fs::remove_file(&partial);
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)
-            .map_err(|e| error(e.to_string()))?;
-        out.write_all(text.as_bytes()).and_then(|()| out.sync_all()).map_err(|e| error(e.to_string()))?;
-        std::fs::rename(&partial, path).map_err(|e| error(e.to_string()))
+        let text = Zeroizing::new(serde_json::to_string(self).map_err(|e| error(e.to_string()))?);
+        private_file::replace(path, &text).map_err(error)
     }
 }
