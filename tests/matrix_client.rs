@@ -540,15 +540,39 @@ async fn the_command_claims_sends_and_reads_with_its_own_key_and_session_files()
     let wrong = Credentials { password: "not it".into(), ..gabe.clone() }.login("x").await;
     assert!(wrong.is_err());
 
-    // The rooms, Matrix-encrypted: a direct one with the bot, one with pat (gabe's other device
-    // sets them up). Each command below is a new run resuming the device from the session
-    // file, its crypto state included: the bot and pat encrypt to it, it reads what they and
-    // its own earlier runs sent.
-    let setup = gabe.login("gabe's setup device").await.unwrap();
+    // The rooms, Matrix-encrypted, as the bridge and a contact open them: the bot and pat each
+    // invite gabe to a direct room, and his command lists and joins them. Each command is a new
+    // run resuming the device from the session file, its crypto state included: the bot and
+    // pat encrypt to it, it reads what they and its own earlier runs sent.
     let bot = account(&synapse, "bot").await.login("bot").await.unwrap();
     let pat = account(&synapse, "pat").await.login("pat's element").await.unwrap();
-    let bot_room = encrypted_dm(&setup, &bot).await;
-    let pat_room = encrypted_dm(&setup, &pat).await;
+    let gabe_id = ids::user_id("@gabe:localhost").unwrap();
+    let bot_room = bot.create_dm(&gabe_id, RoomEncryption::Encrypted).await.unwrap();
+    let pat_room = pat.create_dm(&gabe_id, RoomEncryption::Encrypted).await.unwrap();
+    let mut invited: Vec<(String, String)> = dm3_matrix(dir.path(), &["rooms"], "")
+        .await
+        .unwrap()
+        .iter()
+        .map(|room| {
+            (room["roomId"].as_str().unwrap().to_owned(), room["membership"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    invited.sort();
+    let mut expected =
+        vec![(bot_room.to_string(), "invited".to_owned()), (pat_room.to_string(), "invited".to_owned())];
+    expected.sort();
+    assert_eq!(invited, expected);
+    for room in [&bot_room, &pat_room] {
+        let joined = dm3_matrix(dir.path(), &["join", room.as_str()], "").await.unwrap();
+        assert_eq!(joined[0]["membership"], "joined");
+    }
+    let rooms = dm3_matrix(dir.path(), &["rooms"], "").await.unwrap();
+    assert!(
+        rooms.iter().all(|room| room["membership"] == "joined" && room["encrypted"] == true),
+        "{rooms:?}"
+    );
+    bot.sync_once().await.unwrap();
+    pat.sync_once().await.unwrap();
 
     // claim: done once the node serves gabe's own profile for his name.
     let vault = node.node.names().vault.clone();

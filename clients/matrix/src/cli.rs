@@ -55,6 +55,10 @@ pub enum Command {
         #[arg(long, default_value = "dm3-matrix")]
         device_name: String,
     },
+    /// Lists the rooms you are in or invited to, one JSON object per line.
+    Rooms,
+    /// Joins ROOM (accepts its invite): the bot's direct room, or a DM3 contact's room.
+    Join { room: String },
     /// Claims your Matrix account's DM3 name for your wallet, in ROOM, a direct room with the
     /// bridge's bot; succeeds once the node serves your profile for the name.
     Claim {
@@ -142,6 +146,8 @@ pub async fn run(cli: Cli, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Resu
         Command::Login { homeserver, user, password, device_name } => {
             account::login(&cli.session, &homeserver, &user, &password, &device_name, stdout).await
         }
+        Command::Rooms => messages::rooms(&cli, stdout).await,
+        Command::Join { ref room } => messages::join(&cli, room, stdout).await,
         Command::Claim { ref room, ref node, timeout_secs } => {
             messages::claim(&cli, room, node, timeout_secs, stdout).await
         }

@@ -37,6 +37,6 @@ pub mod wait;
 pub use error::ClientError;
 pub use gateway::GatewayUser;
 pub use login::Credentials;
-pub use rooms::RoomEncryption;
+pub use rooms::{RoomEncryption, RoomSummary};
 pub use timeline::{Decryption, SeenEvent};
 pub use user::MatrixUser;

@@ -16,6 +16,17 @@ use crate::error::ClientError;
 use crate::ids::{OwnedEventId, OwnedRoomId, RoomId, UserId};
 use crate::user::MatrixUser;
 
+/// A room as this client knows it, for listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub room_id: OwnedRoomId,
+    /// `joined` or `invited`.
+    pub membership: &'static str,
+    /// The room's name, if it has one.
+    pub name: Option<String>,
+    pub encrypted: bool,
+}
+
 /// Whether a new room is end-to-end encrypted (Megolm, from its creation on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomEncryption {
@@ -84,6 +95,31 @@ impl MatrixUser {
     /// The rooms this user is invited to, as of the last sync.
     pub fn invited_rooms(&self) -> Vec<OwnedRoomId> {
         self.client().invited_rooms().iter().map(|room| room.room_id().to_owned()).collect()
+    }
+
+    /// The rooms this user is in or invited to, as of the last sync. An invited room's
+    /// encryption is what its invite shows (the state a non-member may not fetch).
+    pub async fn rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {
+        let mut rooms = Vec::new();
+        for room in self.client().joined_rooms() {
+            let encrypted = room.latest_encryption_state().await?.is_encrypted();
+            rooms.push(RoomSummary {
+                room_id: room.room_id().to_owned(),
+                membership: "joined",
+                name: room.name(),
+                encrypted,
+            });
+        }
+        for room in self.client().invited_rooms() {
+            let encrypted = room.encryption_state().is_encrypted();
+            rooms.push(RoomSummary {
+                room_id: room.room_id().to_owned(),
+                membership: "invited",
+                name: room.name(),
+                encrypted,
+            });
+        }
+        Ok(rooms)
     }
 
     /// Whether this client sees the room as encrypted (its `m.room.encryption` state).

@@ -1,4 +1,4 @@
-//! `claim`, `send` and `read`: the commands that act as the gateway user, each resuming the
+//! `rooms`, `join`, `claim`, `send` and `read`: the commands that act as the gateway user, each resuming the
 //! stored session with the key file's keys.
 
 use std::io::Write;
@@ -40,6 +40,31 @@ async fn keep_session(
 
 fn name(text: &str) -> Result<EnsName, Failure> {
     EnsName::parse(text).map_err(|e| Failure::Malformed(format!("{text:?} is not a DM3 name: {e}")))
+}
+
+pub async fn rooms(cli: &Cli, stdout: &mut dyn Write) -> Result<(), Failure> {
+    let (user, homeserver) = gateway_user(cli).await?;
+    let result = rooms_of(&user, stdout).await;
+    keep_session(cli, &homeserver, &user, result).await
+}
+
+async fn rooms_of(user: &GatewayUser, stdout: &mut dyn Write) -> Result<(), Failure> {
+    for room in user.matrix().rooms().await? {
+        let line = json!({"roomId": room.room_id.as_str(), "membership": room.membership, "name": room.name,
+            "encrypted": room.encrypted});
+        output::line(stdout, &line)?;
+    }
+    Ok(())
+}
+
+pub async fn join(cli: &Cli, room: &str, stdout: &mut dyn Write) -> Result<(), Failure> {
+    let room = ids::room_id(room)?;
+    let (user, homeserver) = gateway_user(cli).await?;
+    let result = match user.matrix().join(&room).await {
+        Ok(()) => output::line(stdout, &json!({"roomId": room.as_str(), "membership": "joined"})),
+        Err(error) => Err(error.into()),
+    };
+    keep_session(cli, &homeserver, &user, result).await
 }
 
 pub async fn claim(
