@@ -221,16 +221,29 @@ pub trait LocalSubmit: Send + Sync {
     fn submit_envelope<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
 
+/// How the bridge carries an envelope to a virtual identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carriage {
+    /// The node holds the identity's keys: the bridge opens the envelope and bridges the message.
+    /// The envelope is queued in its stored form (delivery information in clear, P9).
+    Opened,
+    /// The identity holds its own keys (gateway mode, docs/gateway.md section 5): the envelope
+    /// is queued as its sender sealed it and reaches the network user unopened.
+    Sealed,
+}
+
 /// Where the relay hands envelopes for the node's virtual identities: the engine's inbox.
 pub trait InboxSink: Send + Sync {
-    /// Durably queues `envelope` (already checked and authenticated, in its stored form without
-    /// a postmark) for the bridge; a replay of one queued before is [`Inserted::Duplicate`]. The
-    /// bridge may refuse it: the receiver (a user of `network`) blocked the sender or left their
-    /// conversation, or a rate limit is reached (docs/relay.md, "Block and rate limits").
+    /// Durably queues `envelope` (already checked and authenticated, without a postmark, in the
+    /// form `carriage` says) for the bridge; a replay of one queued before is
+    /// [`Inserted::Duplicate`]. The bridge may refuse it: the receiver (a user of `network`)
+    /// blocked the sender or left their conversation, or a rate limit is reached
+    /// (docs/relay.md, "Block and rate limits").
     fn queue_envelope<'a>(
         &'a self,
         envelope: &'a NewEnvelope,
         network: Option<Network>,
+        carriage: Carriage,
     ) -> BoxFuture<'a, Result<Inserted, DeliveryError>>;
 
     /// Whether the bridge delivers to the users of `network` on this node (a network runs for

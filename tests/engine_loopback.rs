@@ -15,9 +15,12 @@ mod loopback_world;
 #[macro_use]
 mod support;
 
+use dm3::gateway_envelope::{FALLBACK_TEXT, TelegramGatewayDocument};
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::identities::network::{NetworkUserId as IdentityUser, TelegramUserId};
-use dm3_bridge_connector::{Content, EventKind, Message, NetworkUserId, RemoteIdentity, Text};
+use dm3_bridge_connector::{
+    AttachmentSource, Content, EventKind, Message, NetworkUserId, RemoteIdentity, Text,
+};
 use dm3_bridge_loopback::{LoopbackConnector, Record};
 use loopback_world::{ALICE, NODE, PARENT, World};
 use support::TestDb;
@@ -28,7 +31,7 @@ on_both_backends!(
     with_echo_a_dm3_user_hears_her_message_back_from_the_loopback_user,
     a_network_that_stops_working_makes_the_node_not_ready,
     the_metrics_show_sends_failures_and_the_oldest_job_on_their_own_listener,
-    a_message_to_a_self_custody_identity_is_refused_at_submit,
+    a_message_to_a_self_custody_identity_reaches_its_user_sealed,
 );
 
 fn text(body: &str) -> EventKind {
@@ -150,10 +153,10 @@ async fn the_metrics_show_sends_failures_and_the_oldest_job_on_their_own_listene
     world.node.node.shutdown().await.unwrap();
 }
 
-/// A self-custody identity's keys are the user's (docs/gateway.md): the node cannot open what
-/// is sealed to it, and until the gateway carries envelopes it refuses them at submit, so the
-/// sender is told instead of the message being queued for keys the node does not have.
-async fn a_message_to_a_self_custody_identity_is_refused_at_submit(db: &TestDb) {
+/// A self-custody identity's keys are the user's (docs/gateway.md section 5): the node carries
+/// what is sealed to them as it is, a gateway document the user's client opens, and opens
+/// nothing itself. A replay reaches the user once.
+async fn a_message_to_a_self_custody_identity_reaches_its_user_sealed(db: &TestDb) {
     let world = World::start(db, false).await;
     let wallet = dm3::crypto::eth::Wallet::generate();
     let keys = dm3::keys::ProfileKeys::from_wallet(&wallet, "0x123");
@@ -162,11 +165,35 @@ async fn a_message_to_a_self_custody_identity_is_refused_at_submit(db: &TestDb) 
     let vault = &world.node.node.names().vault;
     let identity = vault.create_self_custody(user, wallet.address(), profile, now_ms()).await.unwrap().name;
 
-    let report = world.alice_sends(&identity, "for your own keys").await;
-    let refusal = report.outcome().unwrap_err().to_string();
-    assert!(refusal.contains("holds its own keys"), "{refusal}");
-    settled(&world.node, String::new).await;
-    assert!(world.loopback().sent().is_empty(), "nothing reached the network");
+    world.alice_writes(&identity, "for your own keys").await;
+    world.loopback_receives(1).await;
+    let sent = world.loopback().sent();
+    let EventKind::Message(Message { content: Content::Attachment { attachment, caption }, .. }) =
+        &sent[0].payload
+    else {
+        panic!("not the gateway document: {:?}", sent[0].payload);
+    };
+    assert_eq!(
+        (attachment.name(), caption.as_ref().unwrap().body.as_str()),
+        ("dm3-envelope.json", FALLBACK_TEXT)
+    );
+    let AttachmentSource::Inline(file) = attachment.source() else { panic!("not inline") };
+    let document = TelegramGatewayDocument::decode(file).unwrap();
+    assert_eq!(document.envelope().delivery_service().as_str(), NODE);
+    let opened = document.envelope().envelope().open(&keys.encryption).unwrap();
+    assert_eq!(opened.message.text(), Some("for your own keys"), "the user's keys open it");
+    assert_eq!(sent[0].idempotency_key.as_str(), format!("dm3-{}", opened.message_hash));
+
+    // The same envelope again (a sender's retry): a duplicate, not a second message.
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "dm3_submitMessage",
+        "params": [document.envelope().envelope_text()],
+    });
+    let replay = world.node.client.post(world.node.url("/rpc")).json(&body).send().await.unwrap();
+    assert_eq!(replay.status(), reqwest::StatusCode::OK, "{}", replay.text().await.unwrap());
     let store = world.node.node.store();
-    assert_eq!(store.count_envelopes().await.unwrap(), 0, "nothing stored for keys nobody here has");
+    settled(&world.node, String::new).await;
+    assert_eq!(store.count_envelopes().await.unwrap(), 0, "nothing stored for retrieval");
+    assert_eq!(world.loopback().sent().len(), 1);
+    world.node.node.shutdown().await.unwrap();
 }

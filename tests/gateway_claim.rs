@@ -9,15 +9,13 @@
 #[macro_use]
 mod support;
 
-use dm3::crypto::eth::{Wallet, checksum};
-use dm3::keys::ProfileKeys;
-use dm3::profile::UserProfile;
+use dm3::crypto::eth::Wallet;
 use dm3_bridge::clock::now_ms;
 use dm3_bridge::identities::network::{Network, NetworkUserId};
 use dm3_bridge::identities::vault::claim::{CLAIM_TTL_MS, Claim};
 use dm3_bridge::identities::{IdentityError, IdentityVault};
-use serde_json::json;
 use support::TestDb;
+use support::claims::claim_json;
 use support::names::{NamesNode, start_names_node};
 
 on_both_backends!(a_claim_holds_only_for_the_account_and_the_wallet_it_names);
@@ -26,18 +24,9 @@ fn matrix(user: &str) -> NetworkUserId {
     NetworkUserId::parse(Network::Matrix, user).unwrap()
 }
 
-/// The claim a client makes from a challenge: the wallet signs the text and a profile that
-/// names the node (`signer` may differ from `wallet`, as a forger's would).
+/// The claim a client makes from a challenge ([`claim_json`]), read as the node reads it.
 fn claim_of(text: &str, wallet: &Wallet, signer: &Wallet, node: &str) -> Claim {
-    let keys = ProfileKeys::from_wallet(wallet, "0x123");
-    let profile = UserProfile::from_keys(&keys, [node]).sign(wallet);
-    let body = json!({
-        "challenge": text,
-        "signature": signer.personal_sign(text.as_bytes()).to_hex(),
-        "address": checksum(&wallet.address()),
-        "signedProfile": profile.to_value(),
-    });
-    Claim::parse(&body.to_string()).unwrap()
+    Claim::parse(&claim_json(text, wallet, signer, node).to_string()).unwrap()
 }
 
 async fn refused(vault: &IdentityVault, sender: &NetworkUserId, claim: Claim, says: &str) {

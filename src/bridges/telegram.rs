@@ -30,8 +30,8 @@ use dm3_bridge_connector::{
     BoxFuture, Connector, ConversationId, InboundSink, NetworkId, NetworkMessageId, RemoteIdentity,
 };
 use dm3_bridge_telegram::{
-    AppliedUpdate, ChatState, PollingTurn, StateError, TelegramAccounts, TelegramConfig, TelegramConnector,
-    TelegramError, TelegramUser, Turn,
+    AppliedUpdate, ChatState, ClaimReply, PollingTurn, StateError, TelegramAccounts, TelegramConfig,
+    TelegramConnector, TelegramError, TelegramUser, Turn,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +39,7 @@ use super::{Bridge, BridgeError, NetworkModule, NodeServices};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::engine::blocks::{self, BlockChange};
+use crate::engine::claims;
 use crate::identities::network::Network;
 use crate::identities::{
     IdentityError, IdentityRecord, IdentityRef, IdentityVault, NetworkUserId, TelegramUserId,
@@ -331,6 +332,22 @@ impl TelegramAccounts for VaultAccounts {
                     Err(StateError::Refused(format!("{name} is not a usable DM3 user: {e}")))
                 }
             }
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        user: &'a TelegramUser,
+        claim: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ClaimReply, StateError>> {
+        Box::pin(async move {
+            let id = TelegramUserId::new(user.id)
+                .map_err(|_| StateError::Refused("Telegram sent no valid user id for you.".to_owned()))?;
+            let account = NetworkUserId::Telegram(id);
+            let reply = claims::answer_claim(&self.vault, &account, claim, "/claim", now_ms())
+                .await
+                .map_err(|e| StateError::Unavailable(e.to_string()))?;
+            Ok(ClaimReply { text: reply.text, challenge: reply.challenge })
         })
     }
 

@@ -23,7 +23,10 @@
 //!    queue it in the bridge's inbox instead, which first refuses a sender the receiver blocked
 //!    or a portal suspended (-32012) and a sender or receiver past its rate limit (-32010;
 //!    docs/relay.md, "Block and rate limits"): after step 6, so a forged `from` spends nobody's
-//!    budget;
+//!    budget. For a self-custody identity (gateway mode, docs/gateway.md section 5) the
+//!    envelope is queued as its sender sealed it, once it is known to fit the receiver's
+//!    network (a Matrix event carries at most 48 KiB of envelope): the node holds none of the
+//!    keys, so it carries the envelope unopened;
 //! 9. a new envelope (not a duplicate) for an account is pushed to the receiver's live sockets
 //!    ([`crate::protocol::LiveSink`]), after the commit: a client is never shown an envelope a
 //!    crash could still lose, and a replay is never pushed twice. Only while the receiver has
@@ -42,7 +45,9 @@
 use dm3::canonical;
 use dm3::ens::EnsName;
 use dm3::envelope::{DeliveryInformation, DeliveryInformationField, Envelope, EnvelopeError, EnvelopeFormat};
+use dm3::gateway_envelope::{GatewayEnvelope, GatewayError, MatrixGatewayContent, TelegramGatewayDocument};
 use dm3::message::MessageHash;
+use dm3::network::Network;
 use dm3::postmark::stamp_envelope;
 use dm3::profile::UserProfile;
 use serde_json::Value;
@@ -53,7 +58,7 @@ use crate::clock::now_ms;
 use crate::config::UnresolvedSenderPolicy;
 use crate::names::ResolveError;
 use crate::names::directory::DirectoryError;
-use crate::protocol::{DeliveryError, Rejection};
+use crate::protocol::{Carriage, DeliveryError, Rejection};
 use crate::store::{Inserted, NewEnvelope};
 use crate::telemetry::metrics::{ENVELOPES_ACCEPTED, ENVELOPES_DUPLICATE, ENVELOPES_REJECTED};
 
@@ -63,6 +68,9 @@ enum Recipient {
     Account,
     /// One of the node's virtual identities: the envelope goes to the bridge's inbox.
     VirtualIdentity,
+    /// A self-custody identity (gateway mode): the envelope goes to the bridge's inbox as its
+    /// sender sealed it, to be carried to the network user unopened.
+    SelfCustody,
 }
 
 /// Whether the sender was authenticated.
@@ -78,7 +86,11 @@ impl Relay {
     /// `dm3_submitMessage`, with its metrics.
     pub(super) async fn submit(&self, params: &[Value]) -> Result<(), DeliveryError> {
         let accepted = match read_envelope(params) {
-            Ok(envelope) => self.accept(&envelope).await,
+            Ok(envelope) => {
+                // The text as the sender wrote it, which a self-custody identity gets byte for byte.
+                let text = params.first().and_then(Value::as_str);
+                self.accept(&envelope, text).await
+            }
             Err(error) => Err(error),
         };
         counted(accepted)
@@ -86,11 +98,16 @@ impl Relay {
 
     /// An envelope this node posts in process (step 1 is the caller's), with its metrics.
     pub(super) async fn submit_parsed(&self, envelope: &Envelope) -> Result<(), DeliveryError> {
-        counted(self.accept(envelope).await)
+        counted(self.accept(envelope, None).await)
     }
 
-    /// The path of one envelope from step 2 (see the module documentation for each step).
-    async fn accept(&self, envelope: &Envelope) -> Result<(Inserted, Sender), DeliveryError> {
+    /// The path of one envelope from step 2 (see the module documentation for each step);
+    /// `text` is its JSON text as received, when it came as text.
+    async fn accept(
+        &self,
+        envelope: &Envelope,
+        text: Option<&str>,
+    ) -> Result<(Inserted, Sender), DeliveryError> {
         self.check_size(envelope)?;
         check_encrypted_message_hash(envelope)?;
         let delivery = self.open_delivery_information(envelope)?;
@@ -102,21 +119,23 @@ impl Relay {
         let stored = match &recipient {
             Recipient::Account => {
                 let key = self.current_profile(&receiver, None).await?;
-                self.postmark(envelope, &delivery, &receiver, &key, now).await?
+                self.postmark(envelope, &delivery, &receiver, &key, now).await?.to_json()
             }
-            Recipient::VirtualIdentity => envelope.with_plain_delivery_information(&delivery),
+            Recipient::VirtualIdentity => envelope.with_plain_delivery_information(&delivery).to_json(),
+            Recipient::SelfCustody => self.sealed_for_network(envelope, text, &receiver)?,
         };
         let stored = NewEnvelope {
             receiver,
             sender: sender_name,
             message_hash: dedup_key(envelope)?,
-            envelope: stored.to_json(),
+            envelope: stored,
             received_at_ms: now,
             expires_at_ms: self.expiry(now),
         };
         let inserted = match recipient {
             Recipient::Account => self.store_for_account(stored).await?,
-            Recipient::VirtualIdentity => self.queue_for_bridge(&stored).await?,
+            Recipient::VirtualIdentity => self.queue_for_bridge(&stored, Carriage::Opened).await?,
+            Recipient::SelfCustody => self.queue_for_bridge(&stored, Carriage::Sealed).await?,
         };
         Ok((inserted, sender))
     }
@@ -150,16 +169,9 @@ impl Relay {
     async fn recipient(&self, receiver: &EnsName) -> Result<Recipient, DeliveryError> {
         if self.inbox.get().is_some() && self.local_names.is_virtual_identity_name(receiver) {
             match self.local_names.enabled_identity(receiver).await {
-                // Its keys are the user's: nothing here can open it, and the gateway's message
-                // path is not built yet (docs/gateway.md, "Status"), so it is refused, not lost.
+                // Its keys are the user's: carried sealed (docs/gateway.md section 5).
                 Ok(Some(identity)) if identity.self_custody => {
-                    return Err(DeliveryError::rejected(
-                        Rejection::UnknownAccount,
-                        format!(
-                            "{receiver} holds its own keys; this node does not deliver to self-custody \
-                             identities yet"
-                        ),
-                    ));
+                    return self.reachable_identity(receiver).map(|_| Recipient::SelfCustody);
                 }
                 Ok(Some(_)) => return self.reachable_identity(receiver),
                 Ok(None) => {}
@@ -204,11 +216,50 @@ impl Relay {
 
     /// Hands an envelope for a virtual identity to the bridge's inbox, keyed like the stored
     /// envelopes (receiver, hash). Durable when this returns.
-    async fn queue_for_bridge(&self, envelope: &NewEnvelope) -> Result<Inserted, DeliveryError> {
+    async fn queue_for_bridge(
+        &self,
+        envelope: &NewEnvelope,
+        carriage: Carriage,
+    ) -> Result<Inserted, DeliveryError> {
         let Some(inbox) = self.inbox.get() else {
             return Err(DeliveryError::Internal("no bridge inbox for a virtual identity".to_owned()));
         };
-        inbox.queue_envelope(envelope, self.local_names.network_of(&envelope.receiver)).await
+        inbox.queue_envelope(envelope, self.local_names.network_of(&envelope.receiver), carriage).await
+    }
+
+    /// The text of the envelope for a self-custody identity, as its sender wrote it (or as the
+    /// reference writes it, for the node's own posts), once it is known to
+    /// fit the receiver's network (docs/gateway.md 1.2, 1.3): a Matrix event carries at most
+    /// 48 KiB of envelope. Refused here rather than accepted and failed later, since the node
+    /// cannot write a failure report as an identity whose keys it does not hold.
+    fn sealed_for_network(
+        &self,
+        envelope: &Envelope,
+        text: Option<&str>,
+        receiver: &EnsName,
+    ) -> Result<String, DeliveryError> {
+        let node = EnsName::parse(&self.node_name)
+            .map_err(|e| DeliveryError::Internal(format!("the node's name is not a name: {e}")))?;
+        // The reference's answer to an envelope too large (413), as for `relay.size_limit`.
+        let too_large = |e: GatewayError| match e {
+            GatewayError::TooLarge { .. } => DeliveryError::TooLarge,
+            other => DeliveryError::InvalidRequest(format!(
+                "not an envelope a gateway carries to {receiver}: {other}"
+            )),
+        };
+        let document = match text {
+            Some(text) => GatewayEnvelope::new(text, node),
+            None => GatewayEnvelope::from_envelope(envelope, node),
+        }
+        .map_err(too_large)?;
+        let sealed = document.envelope_text().to_owned();
+        match self.local_names.network_of(receiver) {
+            Some(Network::Matrix) => MatrixGatewayContent::encode(document).map(|_| ()),
+            Some(Network::Telegram) => TelegramGatewayDocument::encode(document).map(|_| ()),
+            None => Ok(()),
+        }
+        .map_err(too_large)?;
+        Ok(sealed)
     }
 
     /// The sender authentication the reference DS does not do (P14, §10.4 step 4).

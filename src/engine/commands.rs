@@ -10,6 +10,9 @@
 //! submit refuses the sender (-32012) and the inbox drops what was queued before, for both
 //! networks alike.
 //!
+//! `claim` is the claim of gateway mode (docs/gateway.md section 3, [`super::claims`]) for the
+//! portal's user, the command's authenticated sender: the challenge, or the signed claim.
+//!
 //! An unblock lifts the block and nothing else: a portal the user suspended by leaving stays
 //! suspended (they are no longer in its room to command anyway); inviting the ghost to a new
 //! direct chat reopens it, as it always did, and the answer to a block says so.
@@ -22,6 +25,7 @@ use dm3_bridge_connector::{
 };
 
 use super::blocks::{self, BlockChange};
+use super::claims::answer_claim;
 use super::parts::{EngineParts, Failure};
 use crate::clock::now_ms;
 use crate::store::{MAX_BLOCKS_PER_IDENTITY, Portal, PortalState};
@@ -55,8 +59,8 @@ impl EngineParts {
 
     /// Does what `request` asks, if its sender may, and says what happened.
     async fn answer(&self, portal: &Portal, request: &CommandRequest) -> Result<String, Failure> {
-        let owner = self.vault.recent(&portal.local_name).await.map_err(Failure::identity)?;
-        let owner = owner.user.user_id();
+        let identity = self.vault.recent(&portal.local_name).await.map_err(Failure::identity)?;
+        let owner = identity.user.user_id();
         if owner != request.sender.as_str() {
             tracing::info!(
                 sender = %request.sender, conversation = %request.conversation,
@@ -70,6 +74,18 @@ impl EngineParts {
                 return Ok(format!("There is no command \"{prefix} {word}\".\n{}", help(prefix)));
             }
             Command::Known { verb: CommandVerb::Help, .. } => return Ok(help(prefix)),
+            // The account is the portal's user, whom the sender just proved to be.
+            Command::Known { verb: CommandVerb::Claim, argument } => {
+                let command = format!("{prefix} {}", CommandVerb::Claim.word());
+                let reply =
+                    answer_claim(&self.vault, &identity.user, argument.as_deref(), &command, now_ms())
+                        .await
+                        .map_err(Failure::retry)?;
+                return Ok(match reply.challenge {
+                    Some(challenge) => format!("{}\n\n{challenge}", reply.text),
+                    None => reply.text,
+                });
+            }
             Command::Known { verb, argument } => (*verb, argument.as_deref()),
         };
         if let Some(argument) = argument

@@ -12,6 +12,9 @@
 //! 2. [`convert::to_network`]: the opened message as neutral events for the connector, with
 //!    references resolved through the message map.
 //!
+//! For a self-custody identity (gateway mode) nothing is opened: [`sealed::sealed_event`] is
+//! the whole step, the envelope as it was sealed inside the network's gateway event.
+//!
 //! Outbox (network → DM3):
 //! 1. [`convert::to_dm3`]: the network event as a DM3 message signed by the sender's
 //!    virtual identity;
@@ -34,6 +37,7 @@ pub mod failure;
 pub mod markdown;
 pub mod open;
 pub mod references;
+pub mod sealed;
 #[cfg(test)]
 mod testkit;
 #[cfg(test)]

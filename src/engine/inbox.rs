@@ -16,9 +16,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dm3::ens::EnsName;
+use dm3::message::MessageHash;
 use dm3::network::Network;
 use dm3_bridge_connector::{
-    BoxFuture, ConnectorError, IdempotencyKey, NetworkId, NetworkUserId, Outbound, RemoteIdentity, deliver,
+    BoxFuture, Connector, ConnectorError, ConversationId, EventKind, IdempotencyKey, NetworkId,
+    NetworkMessageId, NetworkUserId, Outbound, RemoteIdentity, deliver,
 };
 
 use super::aliases::AliasHold;
@@ -26,6 +28,7 @@ use super::backlog::{InboxBounds, warning_job};
 use super::blocks;
 use super::dm3::convert::{ToNetwork, to_network};
 use super::dm3::open::open_inbound;
+use super::dm3::sealed::sealed_event;
 use super::inbox_limits::InboxLimits;
 use super::job::{InboxPayload, JobPayload, Report};
 use super::parts::{EngineParts, Failure};
@@ -34,23 +37,31 @@ use super::references::StoredReferences;
 use super::worker::FailureCause;
 use super::{JobHandler, Outcome, Queue};
 use crate::clock::now_ms;
-use crate::protocol::{DeliveryError, InboxSink};
+use crate::protocol::{Carriage, DeliveryError, InboxSink};
 use crate::store::{CappedInsert, ClaimedJob, Inserted, NewEnvelope, NewJob, NewMapping, QueueName};
-use crate::telemetry::metrics::{BRIDGE_SEND_DURATION, BRIDGED_MESSAGES};
+use crate::telemetry::metrics::{BRIDGE_SEND_DURATION, BRIDGED_MESSAGES, GATEWAY_ENVELOPES};
 
-/// The inbox job of an envelope for a virtual identity.
-pub fn job(envelope: &NewEnvelope) -> Result<NewJob, serde_json::Error> {
+/// The inbox job of an envelope for a virtual identity, carried as `carriage` says. Both kinds
+/// share the key and the conversation: a replay is a duplicate, and a conversation stays in
+/// order across a switch of custody.
+pub fn job(envelope: &NewEnvelope, carriage: Carriage) -> Result<NewJob, serde_json::Error> {
     let payload = InboxPayload {
         receiver: envelope.receiver.to_string(),
         sender: envelope.sender.to_string(),
         message_hash: envelope.message_hash.to_string(),
         envelope: envelope.envelope.clone(),
     };
+    let idempotency_key = format!("{}:{}", payload.receiver, payload.message_hash);
+    let conversation = format!("{}:{}", payload.receiver, payload.sender);
+    let payload = match carriage {
+        Carriage::Opened => JobPayload::Envelope(payload),
+        Carriage::Sealed => JobPayload::Sealed(payload),
+    };
     Ok(NewJob {
         queue: QueueName::Inbox,
-        idempotency_key: format!("{}:{}", payload.receiver, payload.message_hash),
-        conversation: format!("{}:{}", payload.receiver, payload.sender),
-        payload: JobPayload::Envelope(payload).to_json()?,
+        idempotency_key,
+        conversation,
+        payload: payload.to_json()?,
         expires_at_ms: envelope.expires_at_ms,
     })
 }
@@ -121,10 +132,11 @@ impl InboxSink for BridgeInbox {
         &'a self,
         envelope: &'a NewEnvelope,
         network: Option<Network>,
+        carriage: Carriage,
     ) -> BoxFuture<'a, Result<Inserted, DeliveryError>> {
         Box::pin(async move {
             self.admit(envelope, network).await?;
-            let job = job(envelope)
+            let job = job(envelope, carriage)
                 .map_err(|e| DeliveryError::Internal(format!("queueing for the bridge: {e}")))?;
             let held_cap = match &self.aliases {
                 Some(aliases) => aliases.cap_for(envelope).await?,
@@ -171,7 +183,7 @@ impl JobHandler for InboxHandler {
 
     fn on_failed<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let Ok(payload) = read(job) else {
+            let Ok((payload, _)) = read(job) else {
                 return Ok(()); // nothing names a sender to tell
             };
             let report = Report::ToDm3 {
@@ -186,20 +198,43 @@ impl JobHandler for InboxHandler {
     }
 }
 
+/// Where an inbox job goes: its names, the receiver's network and connector.
+struct Target {
+    receiver: EnsName,
+    sender: EnsName,
+    network: Network,
+    connector: Arc<dyn Connector>,
+    network_id: NetworkId,
+    local_user: NetworkUserId,
+    remote: RemoteIdentity,
+}
+
 impl InboxHandler {
     async fn deliver(&self, job: &ClaimedJob) -> Result<Outcome, Failure> {
+        let (payload, carriage) = read(job)?;
+        let Some(target) = self.target(job, &payload).await? else {
+            return Ok(Outcome::Done);
+        };
+        match carriage {
+            Carriage::Opened => self.deliver_opened(job, &payload, &target).await,
+            Carriage::Sealed => self.deliver_sealed(&payload, &target).await,
+        }
+    }
+
+    /// The job's receiver and sender, unless the message is dropped (its sender was blocked
+    /// after it was queued) or held (a Telegram username's alias not yet bound).
+    async fn target(&self, job: &ClaimedJob, payload: &InboxPayload) -> Result<Option<Target>, Failure> {
         let parts = &self.parts;
-        let payload = read(job)?;
         let receiver = EnsName::parse(&payload.receiver)
             .map_err(|e| Failure::permanent(format!("the receiver is not a name: {e}")))?;
         let sender = EnsName::parse(&payload.sender)
             .map_err(|e| Failure::permanent(format!("the sender is not a name: {e}")))?;
         if blocks::dropped(&parts.store, &receiver, &sender).await.map_err(Failure::store)? {
             tracing::info!(conversation = %job.conversation, "a message queued before its sender was blocked was dropped");
-            return Ok(Outcome::Done);
+            return Ok(None);
         }
         if let Some(username) = parts.vault.alias_username(&receiver) {
-            parts.alias_gate(job, &payload, &receiver, &username.to_string(), &sender).await?;
+            parts.alias_gate(job, payload, &receiver, &username.to_string(), &sender).await?;
         }
         let identity = parts.vault.recent(&receiver).await.map_err(Failure::identity)?;
         if identity.disabled_at_ms.is_some() {
@@ -209,22 +244,49 @@ impl InboxHandler {
         let network = identity.user.network();
         let connector = parts.connector(network)?;
         let network_id = connector.network().clone();
-        let keys = parts.vault.opening_keys(&receiver).await.map_err(Failure::identity)?;
-        let opened = open_inbound(&payload.envelope, &receiver, &keys, &parts.directory)
+        let remote = RemoteIdentity::new(sender.to_string()).map_err(Failure::permanent)?;
+        let local_user = NetworkUserId::new(identity.user.user_id()).map_err(Failure::permanent)?;
+        Ok(Some(Target { receiver, sender, network, connector, network_id, local_user, remote }))
+    }
+
+    /// The live portal of the target's conversation, opened if there is none; a message to a
+    /// user who has not consented yet is held.
+    async fn portal(&self, target: &Target) -> Result<ConversationId, Failure> {
+        let parts = &self.parts;
+        let (conversation, consent) = parts
+            .portal_for(
+                target.connector.as_ref(),
+                &target.receiver,
+                &target.sender,
+                &target.local_user,
+                &target.remote,
+            )
+            .await?;
+        if consent.is_awaited() {
+            parts.hold_until_consent(&target.network_id, &conversation, &target.local_user).await?;
+        }
+        Ok(conversation)
+    }
+
+    /// A custodial identity's message: opened, verified, converted and sent.
+    async fn deliver_opened(
+        &self,
+        job: &ClaimedJob,
+        payload: &InboxPayload,
+        target: &Target,
+    ) -> Result<Outcome, Failure> {
+        let parts = &self.parts;
+        let Target { receiver, network, network_id, .. } = target;
+        let keys = parts.vault.opening_keys(receiver).await.map_err(Failure::identity)?;
+        let opened = open_inbound(&payload.envelope, receiver, &keys, &parts.directory)
             .await
             .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
-        let remote = RemoteIdentity::new(opened.sender.to_string()).map_err(Failure::permanent)?;
-        let local_user = NetworkUserId::new(identity.user.user_id()).map_err(Failure::permanent)?;
-        let (conversation, consent) =
-            parts.portal_for(connector.as_ref(), &receiver, &opened.sender, &local_user, &remote).await?;
-        if consent.is_awaited() {
-            parts.hold_until_consent(&network_id, &conversation, &local_user).await?;
-        }
+        let conversation = self.portal(target).await?;
         // A reachable user's derived identity is stored once a message reaches them
         // (docs/names.md, "Reachable before first use"); a no-op for every stored one.
-        parts.vault.keep(&receiver, now_ms()).await.map_err(Failure::identity)?;
-        let references = StoredReferences { store: &parts.store, network: &network_id };
-        let converted = to_network(&opened, network, &conversation, &references, &parts.attachment_limits)
+        parts.vault.keep(receiver, now_ms()).await.map_err(Failure::identity)?;
+        let references = StoredReferences { store: &parts.store, network: network_id };
+        let converted = to_network(&opened, *network, &conversation, &references, &parts.attachment_limits)
             .await
             .map_err(|e| Failure::from_kind(e.kind(), e.to_string()))?;
         let (events, payload_refused) = match converted {
@@ -239,32 +301,7 @@ impl InboxHandler {
         let mut bridged = None;
         for (index, event) in events.into_iter().enumerate() {
             let key = format!("dm3-{hash}{}", ToNetwork::idempotency_suffix(index));
-            let outbound = Outbound {
-                conversation: conversation.clone(),
-                sender: remote.clone(),
-                idempotency_key: IdempotencyKey::new(key).map_err(Failure::permanent)?,
-                timestamp_ms: Some(opened.timestamp_ms),
-                payload: event,
-            };
-            let started = std::time::Instant::now();
-            let sent = deliver(connector.as_ref(), &outbound).await;
-            metrics::histogram!(BRIDGE_SEND_DURATION, "network" => network_id.to_string(), "direction" => "dm3_to_network")
-                .record(started.elapsed().as_secs_f64());
-            // The conversation carries nothing now, or nothing in the clear (a room switched to
-            // encrypted, found at the send): the portal is paused, as its change would.
-            if let Err(ConnectorError::Unsupported(refusal)) = &sent
-                && let Some(state) = paused_state(refusal)
-            {
-                let blocked = parts.conversation_blocked(
-                    connector.as_ref(),
-                    &conversation,
-                    &local_user,
-                    &remote,
-                    state,
-                );
-                return Err(blocked.await);
-            }
-            let sent = sent.map_err(Failure::connector)?;
+            let sent = self.send(target, &conversation, key, Some(opened.timestamp_ms), event).await?;
             // The first event stands for the message (a reply names it). Recorded with the
             // job's completion; a retry sends it again under the same key and learns its id.
             if let (0, Some(network_message_id)) = (index, sent) {
@@ -295,12 +332,77 @@ impl InboxHandler {
             .increment(1);
         Ok(bridged.map_or(Outcome::Done, Outcome::Bridged))
     }
+
+    /// A self-custody identity's envelope (docs/gateway.md section 5): carried as it was
+    /// sealed, in the network's gateway event, under the key a bridged message has
+    /// (`dm3-<hash>`). The node cannot open it and does not try; the hash is the one the
+    /// sender wrote, checked at submit.
+    async fn deliver_sealed(&self, payload: &InboxPayload, target: &Target) -> Result<Outcome, Failure> {
+        let parts = &self.parts;
+        let hash: MessageHash = payload
+            .message_hash
+            .parse()
+            .map_err(|e| Failure::permanent(format!("the inbox job's hash is not a hash: {e}")))?;
+        let event = sealed_event(target.network, &payload.envelope, parts.vault.delivery_service())
+            .map_err(Failure::permanent)?;
+        let conversation = self.portal(target).await?;
+        let sent = self.send(target, &conversation, format!("dm3-{hash}"), None, event).await?;
+        metrics::counter!(GATEWAY_ENVELOPES, "direction" => "dm3_to_network", "network" => target.network.as_str())
+            .increment(1);
+        Ok(sent.map_or(Outcome::Done, |network_message_id| {
+            Outcome::Bridged(NewMapping {
+                network: target.network_id.clone(),
+                dm3_hash: hash,
+                network_message_id,
+                conversation,
+            })
+        }))
+    }
+
+    /// Sends one event into the portal under `key`. A conversation that carries nothing now,
+    /// or nothing in the clear (a room switched to encrypted, found at the send), pauses the
+    /// portal as its change would.
+    async fn send(
+        &self,
+        target: &Target,
+        conversation: &ConversationId,
+        key: String,
+        timestamp_ms: Option<u64>,
+        event: EventKind,
+    ) -> Result<Option<NetworkMessageId>, Failure> {
+        let connector = target.connector.as_ref();
+        let outbound = Outbound {
+            conversation: conversation.clone(),
+            sender: target.remote.clone(),
+            idempotency_key: IdempotencyKey::new(key).map_err(Failure::permanent)?,
+            timestamp_ms,
+            payload: event,
+        };
+        let started = std::time::Instant::now();
+        let sent = deliver(connector, &outbound).await;
+        metrics::histogram!(BRIDGE_SEND_DURATION, "network" => target.network_id.to_string(), "direction" => "dm3_to_network")
+            .record(started.elapsed().as_secs_f64());
+        if let Err(ConnectorError::Unsupported(refusal)) = &sent
+            && let Some(state) = paused_state(refusal)
+        {
+            let blocked = self.parts.conversation_blocked(
+                connector,
+                conversation,
+                &target.local_user,
+                &target.remote,
+                state,
+            );
+            return Err(blocked.await);
+        }
+        sent.map_err(Failure::connector)
+    }
 }
 
-/// The envelope an inbox job carries.
-fn read(job: &ClaimedJob) -> Result<InboxPayload, Failure> {
+/// The envelope an inbox job carries, and how.
+fn read(job: &ClaimedJob) -> Result<(InboxPayload, Carriage), Failure> {
     match JobPayload::of(job) {
-        Ok(JobPayload::Envelope(payload)) => Ok(payload),
+        Ok(JobPayload::Envelope(payload)) => Ok((payload, Carriage::Opened)),
+        Ok(JobPayload::Sealed(payload)) => Ok((payload, Carriage::Sealed)),
         Ok(_) => Err(Failure::permanent("the inbox job holds no envelope")),
         Err(e) => Err(Failure::permanent(format!("the inbox job is unreadable: {e}"))),
     }

@@ -1,9 +1,10 @@
 //! What a job carries: one enum, [`JobPayload`], tagged with its kind in the stored JSON.
 //!
-//! Three kinds of job share `bridge_jobs` (docs/engine.md, "Job payloads"): an envelope for a
-//! virtual identity (the inbox), an item a connector received (the outbox), and a failure
-//! report the engine queued (the outbox too). Each payload names its kind (`"kind":
-//! "envelope" | "inbound" | "report"`), and an item names the network it came from, so a
+//! Four kinds of job share `bridge_jobs` (docs/engine.md, "Job payloads"): an envelope for a
+//! custodial virtual identity and a sealed one for a self-custody identity (the inbox), an item
+//! a connector received (the outbox), and a failure report the engine queued (the outbox too).
+//! Each payload names its kind (`"kind": "envelope" | "sealed" | "inbound" | "report"`), and an
+//! item names the network it came from, so a
 //! handler reads a job by its tag: never by trying one shape and then another, and never by
 //! the prefix of the job's conversation. The conversation only orders jobs.
 //!
@@ -22,6 +23,10 @@ use crate::store::ClaimedJob;
 pub enum JobPayload {
     /// Inbox: an envelope the relay accepted for a virtual identity.
     Envelope(InboxPayload),
+    /// Inbox: an envelope the relay accepted for a self-custody identity, kept as its sender
+    /// sealed it (`envelope` is the text as received): the node carries it without opening it
+    /// (docs/gateway.md section 5).
+    Sealed(InboxPayload),
     /// Outbox: what the connector of `network` received.
     Inbound { network: NetworkId, item: Box<Inbound> },
     /// Outbox: a failure report, to the sender of a job that failed.
@@ -50,8 +55,9 @@ pub struct InboxPayload {
     pub receiver: String,
     pub sender: String,
     pub message_hash: String,
-    /// The envelope with its delivery information decrypted (P9), without a postmark: nobody
-    /// fetches it.
+    /// For an `envelope` job, the envelope with its delivery information decrypted (P9),
+    /// without a postmark: nobody fetches it. For a `sealed` job, the envelope as its sender
+    /// sealed it.
     pub envelope: String,
 }
 
@@ -107,6 +113,14 @@ mod tests {
         let stored = round_trip(&inbound);
         assert_eq!((&stored["kind"], &stored["network"]), (&json!("inbound"), &json!("matrix")));
         assert_eq!(stored["item"], serde_json::to_value(&item).unwrap());
+
+        let sealed = JobPayload::Sealed(InboxPayload {
+            receiver: "tg-1.tg.bridge.eth".into(),
+            sender: "alice.eth".into(),
+            message_hash: format!("0x{}", "ab".repeat(32)),
+            envelope: "{}".into(),
+        });
+        assert_eq!(round_trip(&sealed)["kind"], "sealed");
 
         let report = JobPayload::Report {
             report: Report::ToNetwork {

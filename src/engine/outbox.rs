@@ -15,7 +15,7 @@ use dm3::message::MessageBuilder;
 use dm3_bridge_connector::{
     Attachment, AttachmentSource, BoxFuture, CommandRequest, Content, ConversationChange, ConversationId,
     EventKind, IdempotencyKey, Inbound, InboundEvent, Message, NetworkId, Outbound, PortalRequest,
-    RemoteIdentity, Text, Unbridgeable,
+    RemoteIdentity, SealedEnvelope, Text, Unbridgeable,
 };
 
 use super::dm3::convert::{ToDm3, to_dm3};
@@ -55,6 +55,7 @@ impl JobHandler for OutboxHandler {
                     }
                     Inbound::Unbridgeable(event) => self.unbridgeable(&network, &event).await.map(|()| None),
                     Inbound::Command(request) => self.command(&network, &request).await.map(|()| None),
+                    Inbound::Sealed(sealed) => self.sealed(&network, &sealed).await,
                 },
                 Ok(Job::Report(report)) => self.report(&report).await.map(|()| None),
                 Ok(Job::Unlinked { network, conversation, remote }) => {
@@ -78,14 +79,18 @@ impl JobHandler for OutboxHandler {
                 tracing::warn!(job = %job.id, %reason, "an outbox report failed");
                 return Ok(());
             };
-            let Inbound::Event(event) = *item else {
-                tracing::warn!(job = %job.id, %reason, "an outbox job failed");
-                return Ok(());
+            let conversation = match *item {
+                Inbound::Event(event) => event.conversation,
+                Inbound::Sealed(sealed) => sealed.conversation,
+                _ => {
+                    tracing::warn!(job = %job.id, %reason, "an outbox job failed");
+                    return Ok(());
+                }
             };
             let portal = self
                 .parts
                 .store
-                .portal_by_conversation(&network, &event.conversation)
+                .portal_by_conversation(&network, &conversation)
                 .await
                 .map_err(|e| e.to_string())?;
             let Some(portal) = portal else {
@@ -93,12 +98,7 @@ impl JobHandler for OutboxHandler {
                 return Ok(());
             };
             let remote = RemoteIdentity::new(portal.remote_name.to_string()).map_err(|e| e.to_string())?;
-            let report = Report::ToNetwork {
-                network,
-                conversation: event.conversation,
-                remote,
-                reason: reason.to_owned(),
-            };
+            let report = Report::ToNetwork { network, conversation, remote, reason: reason.to_owned() };
             self.parts.queue_report(&job.idempotency_key, &job.conversation, &report).await
         })
     }
@@ -112,7 +112,9 @@ fn read(job: &ClaimedJob) -> Result<Job, Failure> {
         Ok(JobPayload::Unlinked { network, conversation, remote }) => {
             Ok(Job::Unlinked { network, conversation, remote })
         }
-        Ok(JobPayload::Envelope(_)) => Err(Failure::permanent("an envelope job in the outbox")),
+        Ok(JobPayload::Envelope(_) | JobPayload::Sealed(_)) => {
+            Err(Failure::permanent("an envelope job in the outbox"))
+        }
         Err(e) => Err(Failure::permanent(format!("the outbox job is unreadable: {e}"))),
     }
 }
@@ -123,6 +125,17 @@ impl OutboxHandler {
             .connectors
             .network_of(id)
             .ok_or_else(|| Failure::retry(format!("no {id} connector is running on this node")))
+    }
+
+    /// A sealed envelope from a gateway user's own client ([`super::gateway`]).
+    async fn sealed(
+        &self,
+        network_id: &NetworkId,
+        sealed: &SealedEnvelope,
+    ) -> Result<Option<NewMapping>, Failure> {
+        let network = self.network(network_id)?;
+        let connector = self.parts.connector(network)?;
+        self.parts.forward_sealed(connector.as_ref(), network, sealed).await
     }
 
     /// A network user's message to the DM3 user of the portal; what it became, to be recorded
@@ -158,6 +171,17 @@ impl OutboxHandler {
         if identity.disabled_at_ms.is_some() {
             return Err(Failure::permanent(format!("your DM3 identity {from} is disabled on this bridge"))
                 .because(FailureCause::Identity));
+        }
+        if identity.custody.is_self_custody() {
+            // The node holds no key to sign with (docs/gateway.md section 5).
+            if matches!(event.kind, EventKind::ReadReceipt(_)) {
+                return Ok(None);
+            }
+            return Err(Failure::permanent(format!(
+                "{from} holds its own keys (you claimed it for your wallet), so the bridge cannot sign for you: \
+                 your DM3 client must seal the message and send it as a DM3 envelope"
+            ))
+            .because(FailureCause::Identity));
         }
         let keys = parts.vault.current_keys_of(&identity).await.map_err(Failure::identity)?;
         let signing = &keys.profile_keys().signing;

@@ -127,6 +127,8 @@ pub fn job_key(network: &NetworkId, item: &Inbound) -> String {
         Inbound::ConversationChange(change) => format!("{network}:change:{}", change.network_event_id),
         Inbound::Unbridgeable(event) => format!("{network}:{}:unbridgeable", event.network_event_id),
         Inbound::Command(command) => format!("{network}:command:{}", command.network_event_id),
+        // A network message is one or the other: its id alone keys it, as for an event.
+        Inbound::Sealed(sealed) => format!("{network}:{}", sealed.network_event_id),
     }
 }
 

@@ -87,6 +87,12 @@ pub const ENGINE_INBOUND_BATCHES: &str = "dm3_engine_inbound_batches_total";
 /// Messages carried across the bridge, by `direction` (dm3_to_network, network_to_dm3) and
 /// `network`.
 pub const BRIDGED_MESSAGES: &str = "dm3_bridged_messages_total";
+/// Sealed envelopes carried through the gateway for self-custody identities, by `direction`
+/// (dm3_to_network, network_to_dm3) and `network` (docs/gateway.md section 5).
+pub const GATEWAY_ENVELOPES: &str = "dm3_gateway_envelopes_total";
+/// Envelopes and claims a network user sent to the gateway and the node refused, by `network`
+/// and `reason`.
+pub const GATEWAY_REFUSED: &str = "dm3_gateway_refused_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -150,6 +156,14 @@ fn describe() {
     metrics::describe_counter!(
         BRIDGED_MESSAGES,
         "Messages carried across the bridge, by direction and network"
+    );
+    metrics::describe_counter!(
+        GATEWAY_ENVELOPES,
+        "Sealed envelopes carried through the gateway for self-custody identities, by direction and network"
+    );
+    metrics::describe_counter!(
+        GATEWAY_REFUSED,
+        "What network users sent to the gateway and the node refused, by network and reason"
     );
     metrics::describe_counter!(EXPIRED_DELETED, "Expired envelopes deleted");
     metrics::describe_counter!(ENVELOPES_ACCEPTED, "Envelopes stored, by sender authentication");

@@ -9,13 +9,17 @@
 //! - [`bridge`]: the bridge node of the end-to-end tests: start, graceful stop and restart, and
 //!   waiting until its queues settle;
 //! - [`pause`]: a sender the test can hold still between two sends;
+//! - [`claims`]: a gateway user's claim, as their client makes it; [`logs`]: the node's logs,
+//!   captured to assert what they never hold;
 //!
 //! Not every test binary uses every helper.
 #![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bridge;
+pub mod claims;
 pub mod crash;
 pub mod js;
+pub mod logs;
 pub mod names;
 pub mod node;
 pub mod numbered;
@@ -74,5 +78,44 @@ impl TestDb {
         Store::open(&self.url, &StoreOptions::default())
             .await
             .unwrap_or_else(|e| panic!("opening {}: {e}", self.url))
+    }
+}
+
+impl TestDb {
+    /// Everything the database holds, as text, to search for what must never be there (a key,
+    /// a plaintext): on SQLite the bytes of its files (the database, its WAL and journal; freed
+    /// pages included), on PostgreSQL every row of every table as JSON.
+    pub async fn all_text(&self) -> String {
+        match &self._dir {
+            Some(dir) => {
+                let mut text = String::new();
+                for entry in std::fs::read_dir(dir.path()).unwrap() {
+                    let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+                    text.push_str(&String::from_utf8_lossy(&bytes));
+                }
+                text
+            }
+            None => {
+                let pool = sqlx::PgPool::connect(self.url.expose()).await.unwrap();
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                let mut text = String::new();
+                for table in tables {
+                    // The names come from the catalogue just read, not from outside.
+                    let sql = format!(
+                        "SELECT coalesce(string_agg(to_jsonb(t)::text, E'\\n'), '') FROM \"{table}\" t"
+                    );
+                    let rows: String =
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap();
+                    text.push_str(&rows);
+                }
+                pool.close().await;
+                text
+            }
+        }
     }
 }

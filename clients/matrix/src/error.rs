@@ -28,6 +28,8 @@ pub enum ClientError {
     CryptoStore(String),
     #[error("the client is not logged in")]
     NotLoggedIn,
+    #[error("not an encrypted file object: {0}")]
+    FileObject(String),
 }
 
 impl From<matrix_sdk::ClientBuildError> for ClientError {

@@ -24,6 +24,7 @@
 pub mod cli;
 pub mod crypto_snapshot;
 pub mod error;
+pub mod files;
 pub mod gateway;
 pub mod ids;
 pub mod login;

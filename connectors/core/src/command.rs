@@ -19,6 +19,9 @@ use crate::id::{ConversationId, NetworkMessageId, NetworkUserId};
 /// Longest argument kept from a command, in bytes: enough for any DM3 name (ENS names are
 /// bounded well below), so a longer one is not a name and is refused as such.
 pub const MAX_COMMAND_ARGUMENT_BYTES: usize = 255;
+/// Longest argument kept from `claim`: the signed claim's JSON (docs/gateway.md section 3),
+/// which the node bounds to 16 KiB; one byte more is kept, so a longer one is refused as such.
+pub const MAX_CLAIM_ARGUMENT_BYTES: usize = 16 * 1024;
 
 /// What a network user can ask the bridge about a DM3 user, on every network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,17 +32,30 @@ pub enum CommandVerb {
     Block,
     /// Lifts the block.
     Unblock,
+    /// Takes the user's own DM3 name for a wallet they hold (gateway mode, docs/gateway.md
+    /// section 3): without an argument, the challenge to sign; with the signed claim's JSON,
+    /// the claim. The account is always the command's authenticated sender.
+    Claim,
     /// Lists the commands.
     Help,
 }
 
 impl CommandVerb {
     /// Every verb, in the order help lists them.
-    pub const ALL: [CommandVerb; 3] = [CommandVerb::Block, CommandVerb::Unblock, CommandVerb::Help];
+    pub const ALL: [CommandVerb; 4] =
+        [CommandVerb::Block, CommandVerb::Unblock, CommandVerb::Claim, CommandVerb::Help];
 
     /// The verb `word` names (ASCII case ignored), if any.
     pub fn parse(word: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|verb| verb.word().eq_ignore_ascii_case(word))
+    }
+
+    /// Longest argument kept for it, in bytes.
+    pub fn max_argument_bytes(self) -> usize {
+        match self {
+            CommandVerb::Claim => MAX_CLAIM_ARGUMENT_BYTES,
+            _ => MAX_COMMAND_ARGUMENT_BYTES,
+        }
     }
 
     /// The word that names it.
@@ -47,6 +63,7 @@ impl CommandVerb {
         match self {
             CommandVerb::Block => "block",
             CommandVerb::Unblock => "unblock",
+            CommandVerb::Claim => "claim",
             CommandVerb::Help => "help",
         }
     }
@@ -56,6 +73,10 @@ impl CommandVerb {
         match self {
             CommandVerb::Block => "refuse this DM3 user's messages; they are told so when they write",
             CommandVerb::Unblock => "take their messages again",
+            CommandVerb::Claim => {
+                "hold your DM3 name with your own wallet (gateway mode): without more, the challenge to sign; \
+                 then the signed claim's JSON"
+            }
             CommandVerb::Help => "this list",
         }
     }
@@ -65,8 +86,8 @@ impl CommandVerb {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Command {
-    /// A verb of the vocabulary, with what followed it (trimmed, at most
-    /// [`MAX_COMMAND_ARGUMENT_BYTES`]; longer is cut, and then names nobody).
+    /// A verb of the vocabulary, with what followed it (trimmed, at most the verb's
+    /// [`CommandVerb::max_argument_bytes`] and one byte; longer is cut, and then names nobody).
     Known { verb: CommandVerb, argument: Option<String> },
     /// A word that is no verb (at most [`MAX_COMMAND_ARGUMENT_BYTES`]), answered with the help.
     Unknown { word: String },
@@ -84,16 +105,16 @@ impl Command {
         match CommandVerb::parse(word) {
             Some(verb) => {
                 let rest = rest.trim();
-                let argument = (!rest.is_empty()).then(|| bounded(rest));
+                let argument = (!rest.is_empty()).then(|| bounded(rest, verb.max_argument_bytes()));
                 Command::Known { verb, argument }
             }
-            None => Command::Unknown { word: bounded(word) },
+            None => Command::Unknown { word: bounded(word, MAX_COMMAND_ARGUMENT_BYTES) },
         }
     }
 }
 
-fn bounded(text: &str) -> String {
-    let mut end = text.len().min(MAX_COMMAND_ARGUMENT_BYTES + 1);
+fn bounded(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max + 1);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -147,5 +168,13 @@ mod tests {
         );
         assert_eq!(CommandVerb::parse("Block"), Some(CommandVerb::Block));
         assert!(help("!dm3").contains("!dm3 unblock — take their messages again"));
+        assert!(help("!dm3").contains("!dm3 claim — hold your DM3 name with your own wallet"));
+        // A claim's JSON is kept whole, up to its own bound.
+        let claim = format!("claim {{\"challenge\": \"{}\"}}", "x".repeat(2000));
+        let Command::Known { verb: CommandVerb::Claim, argument: Some(argument) } = Command::parse(&claim)
+        else {
+            unreachable!()
+        };
+        assert_eq!(argument.len(), claim.len() - "claim ".len());
     }
 }

@@ -9,7 +9,9 @@
 //! Both carry the same [`EventKind`], so the vocabulary is defined once.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
+use crate::attachment::Attachment;
 use crate::command::CommandRequest;
 use crate::id::{ConversationId, IdempotencyKey, NetworkMessageId, NetworkUserId, RemoteIdentity};
 use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
@@ -94,6 +96,29 @@ pub struct Unbridgeable {
     pub reason: String,
 }
 
+/// A DM3 envelope a network user's own client sealed (gateway mode, `docs/gateway.md` section
+/// 5), as the network carried it. Opaque here: the engine reads the gateway document out of it,
+/// checks it against the sender's self-custody identity and forwards the envelope unopened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedEnvelope {
+    pub conversation: ConversationId,
+    pub sender: NetworkUserId,
+    pub network_event_id: NetworkMessageId,
+    pub carried: Carried,
+}
+
+/// How a network carries a gateway document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Carried {
+    /// Inside the event's content (Matrix: the content of the `network.dm3.envelope` message,
+    /// exactly as the homeserver sent it).
+    Content(Map<String, Value>),
+    /// As a file the network hosts (Telegram: a document), fetched by the engine within the
+    /// gateway's bound, which its declared size is checked against first.
+    File(Attachment),
+}
+
 /// Everything a connector hands the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,6 +132,8 @@ pub enum Inbound {
     ConversationChange(ConversationChange),
     /// A command to the bridge in the conversation (`!dm3 block`): never bridged as a message.
     Command(CommandRequest),
+    /// A sealed DM3 envelope from a gateway user's own client: forwarded, never opened.
+    Sealed(SealedEnvelope),
 }
 
 impl Inbound {
@@ -118,6 +145,7 @@ impl Inbound {
             Inbound::Unbridgeable(unbridgeable) => &unbridgeable.conversation,
             Inbound::ConversationChange(change) => &change.conversation,
             Inbound::Command(command) => &command.conversation,
+            Inbound::Sealed(sealed) => &sealed.conversation,
         }
     }
 }

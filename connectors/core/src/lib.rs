@@ -52,7 +52,8 @@ pub use connector::{
 };
 pub use dispatch::deliver;
 pub use event::{
-    ConversationChange, EventKind, Inbound, InboundEvent, Outbound, PortalRequest, Unbridgeable,
+    Carried, ConversationChange, EventKind, Inbound, InboundEvent, Outbound, PortalRequest, SealedEnvelope,
+    Unbridgeable,
 };
 pub use future::BoxFuture;
 pub use health::Health;

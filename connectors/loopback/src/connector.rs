@@ -25,6 +25,10 @@ use dm3_bridge_connector::{
 
 use crate::config::LoopbackConfig;
 
+/// The largest file the loopback records: a Telegram gateway document's bound (1 MiB), since
+/// the loopback carries the users of Telegram.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
 /// What the loopback network did, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 // Records are few and live in a test's memory; a box per send would buy nothing.
@@ -220,12 +224,14 @@ impl Connector for LoopbackConnector {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).health.clone()
     }
 
-    /// Everything but files: there is no media store to put them in.
+    /// Everything, files up to [`MAX_FILE_BYTES`]: a file is recorded with the message that
+    /// carries it, bytes and all (there is no media store; a gateway document, the one file the
+    /// engine makes itself, arrives inline).
     fn capabilities<'a>(
         &'a self,
         _: &'a ConversationId,
     ) -> BoxFuture<'a, Result<Capabilities, ConnectorError>> {
-        Box::pin(async { Ok(Capabilities { media: None, ..Capabilities::full(0) }) })
+        Box::pin(async { Ok(Capabilities::full(MAX_FILE_BYTES)) })
     }
 
     fn send_message<'a>(

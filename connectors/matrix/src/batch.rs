@@ -93,6 +93,7 @@ pub fn inbound_items(transaction: &Transaction, ghosts: &GhostNamespace) -> Vec<
         }
         match convert(raw, ghosts) {
             Converted::Event(event) => items.push(Inbound::Event(event)),
+            Converted::Sealed(sealed) => items.push(Inbound::Sealed(sealed)),
             Converted::Ignored => {}
             Converted::Unbridgeable { event_id, room_id, sender, reason } => {
                 match unbridgeable(&event_id, &room_id, &sender, reason) {

@@ -10,6 +10,8 @@
 //!   `m.new_content` is the new text);
 //! - `m.image`, `m.file`, `m.audio`, `m.video` → an attachment by `mxc://` URL ([`crate::media`]);
 //! - `m.reaction` → a reaction; `m.room.redaction` → a delete;
+//! - a `network.dm3.envelope` message (gateway mode, docs/gateway.md 1.2) → [`Converted::Sealed`]
+//!   with its content as received, which the engine reads and checks;
 //! - other message types (locations, polls for now), encrypted events and encrypted files →
 //!   [`Converted::Unbridgeable`];
 //! - everything else (membership, state, redacted events) and anything sent by our own ghosts
@@ -20,7 +22,7 @@
 //! bridge payload (`docs/bridge-payload.md` §8). The homeserver bounds an event to 64 KiB, and
 //! the engine leaves the payload out if it is larger than the format allows.
 
-use dm3_bridge_connector::{Content, Delete, NativeContent, Reaction};
+use dm3_bridge_connector::{Carried, Content, Delete, NativeContent, Reaction, SealedEnvelope};
 use dm3_bridge_connector::{
     ConversationId, Edit, EventKind, InboundEvent, Message, NetworkMessageId, NetworkUserId, ReactionKey,
     Text,
@@ -48,7 +50,12 @@ pub enum Converted {
     Ignored,
     /// A message the bridge cannot carry yet; tell the sender.
     Unbridgeable { event_id: String, room_id: String, sender: String, reason: String },
+    /// A sealed DM3 envelope from a gateway user's own client (`msgtype` `network.dm3.envelope`).
+    Sealed(SealedEnvelope),
 }
+
+/// The `msgtype` of a gateway document's message (docs/gateway.md 1.2).
+pub const GATEWAY_MSGTYPE: &str = "network.dm3.envelope";
 
 /// Converts one raw timeline event of a transaction.
 pub fn convert(raw: &Raw<AnyTimelineEvent>, ghosts: &GhostNamespace) -> Converted {
@@ -66,6 +73,27 @@ pub fn convert(raw: &Raw<AnyTimelineEvent>, ghosts: &GhostNamespace) -> Converte
     };
     let mut original = None;
     let kind = match &event {
+        AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(message))
+            if message.content.msgtype.msgtype() == GATEWAY_MSGTYPE =>
+        {
+            // Carried as the homeserver sent it: the engine reads and checks the document.
+            let ids = (
+                ConversationId::new(message.room_id.as_str()),
+                NetworkUserId::new(message.sender.as_str()),
+                message_id(&message.event_id),
+            );
+            return match (ids, raw_content(raw)) {
+                ((Ok(conversation), Ok(sender), Some(network_event_id)), Some(content)) => {
+                    Converted::Sealed(SealedEnvelope {
+                        conversation,
+                        sender,
+                        network_event_id,
+                        carried: Carried::Content(content),
+                    })
+                }
+                _ => unbridgeable("the event's ids are unusable".to_owned()),
+            };
+        }
         AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(message)) => {
             original =
                 raw_content(raw).map(|content| Box::new(NativeContent::new("m.room.message", content)));

@@ -9,6 +9,7 @@
 //! | `/contacts` | the recent contacts, most recent first |
 //! | `/block [<DM3 name>]` | the bridge refuses that DM3 user's messages to this user (the current contact without a name) |
 //! | `/unblock [<DM3 name>]` | lifts the block |
+//! | `/claim [<JSON>]` | gateway mode: the claim challenge for the user's own name, or the signed claim (docs/gateway.md section 3) |
 //! | `/help` | the commands |
 //!
 //! Setting a contact emits an [`Inbound::PortalRequest`] in the update's batch, so the engine
@@ -42,6 +43,7 @@ pub(crate) enum Command<'a> {
     Contacts,
     Block(Option<&'a str>),
     Unblock(Option<&'a str>),
+    Claim(Option<&'a str>),
     Help,
     Unknown(&'a str),
 }
@@ -64,6 +66,7 @@ pub(crate) fn parse<'a>(text: &'a str, bot_username: Option<&str>) -> Option<Com
         return Some(match verb {
             CommandVerb::Block => Command::Block(arg),
             CommandVerb::Unblock => Command::Unblock(arg),
+            CommandVerb::Claim => Command::Claim(arg),
             CommandVerb::Help => Command::Help,
         });
     }
@@ -82,6 +85,7 @@ pub(crate) const HELP: &str = "This bot connects you with DM3 users (dm3.network
 /contacts — whom you wrote to lately\n\
 /block <i>name</i> — refuse a DM3 user's messages (without a name: whom you are writing to)\n\
 /unblock <i>name</i> — take their messages again\n\
+/claim — hold your DM3 name with your own wallet (gateway mode): the challenge to sign, then <code>/claim {…}</code> with the signed claim\n\
 /start — your own DM3 name, which DM3 users write to\n\
 /help — this text\n\n\
 Messages from DM3 users appear here with their name in front. Reply to one to answer its sender, \
@@ -129,6 +133,14 @@ impl UpdateHandler {
             }
             Command::Block(name) => self.set_blocked(chat, user, name, true).await,
             Command::Unblock(name) => self.set_blocked(chat, user, name, false).await,
+            Command::Claim(claim) => {
+                let reply = self.accounts.claim(user, claim).await.map_err(refused(chat))?;
+                let mut html = escape(&reply.text);
+                if let Some(challenge) = reply.challenge {
+                    html.push_str(&format!("\n\n<pre>{}</pre>", escape(&challenge)));
+                }
+                Ok(Plan::answer(chat, html))
+            }
             Command::Help => Ok(Plan::answer(chat, HELP)),
             Command::Unknown(name) => {
                 Ok(Plan::answer(chat, format!("There is no command /{}. /help lists them.", escape(name))))

@@ -92,6 +92,30 @@ struct File<'a> {
     default_mime: &'static str,
 }
 
+/// The file name and MIME type of a gateway document (docs/gateway.md 1.3). They only route
+/// the file to the gateway's checks; what it holds is checked, never taken on its name.
+pub const GATEWAY_FILE_NAME: &str = "dm3-envelope.json";
+pub const GATEWAY_MIME_TYPE: &str = "application/vnd.dm3.gateway+json";
+
+/// The gateway document `message` carries (a DM3 envelope its sender's client sealed), by
+/// reference and with its declared size, if it is one.
+pub fn gateway_document(message: &Message) -> Option<Result<Attachment, String>> {
+    let document = message.document()?;
+    let mime = document.mime_type.as_ref().map(|m| m.essence_str());
+    let named = document.file_name.as_deref() == Some(GATEWAY_FILE_NAME);
+    if !named && mime != Some(GATEWAY_MIME_TYPE) {
+        return None;
+    }
+    let file = File {
+        meta: &document.file,
+        name: Some(GATEWAY_FILE_NAME),
+        mime: Some(GATEWAY_MIME_TYPE),
+        default_name: GATEWAY_FILE_NAME,
+        default_mime: GATEWAY_MIME_TYPE,
+    };
+    Some(file.into_attachment())
+}
+
 fn file_of(message: &Message) -> Option<File<'_>> {
     let file =
         |meta, name, mime, default_name, default_mime| File { meta, name, mime, default_name, default_mime };

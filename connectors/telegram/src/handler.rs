@@ -28,8 +28,8 @@
 use std::sync::{Arc, OnceLock};
 
 use dm3_bridge_connector::{
-    Accepted, ConversationId, EventKind, IdempotencyKey, Inbound, InboundBatch, InboundEvent, InboundSink,
-    Message, NetworkId, NetworkMessageId, RemoteIdentity, Unbridgeable,
+    Accepted, Carried, ConversationId, EventKind, IdempotencyKey, Inbound, InboundBatch, InboundEvent,
+    InboundSink, Message, NetworkId, NetworkMessageId, RemoteIdentity, SealedEnvelope, Unbridgeable,
 };
 use teloxide_core::types::{Message as TgMessage, Update, UpdateKind, User};
 
@@ -271,8 +271,21 @@ impl UpdateHandler {
         };
         let id = ids::message_id(chat, message.id.0);
         let sender = ids::user_id(user.id.0);
-        let item = match content::of_message(message) {
-            Ok(content) => Inbound::Event(InboundEvent {
+        let item = match (content::gateway_document(message), content::of_message(message)) {
+            // A sealed envelope from the user's own client (gateway mode): for the engine to check.
+            (Some(Ok(file)), _) => Inbound::Sealed(SealedEnvelope {
+                conversation: conversation.clone(),
+                sender,
+                network_event_id: id.clone(),
+                carried: Carried::File(file),
+            }),
+            (Some(Err(reason)), _) => Inbound::Unbridgeable(Unbridgeable {
+                conversation: conversation.clone(),
+                sender,
+                network_event_id: id.clone(),
+                reason,
+            }),
+            (None, Ok(content)) => Inbound::Event(InboundEvent {
                 conversation: conversation.clone(),
                 sender,
                 network_event_id: id.clone(),
@@ -280,7 +293,7 @@ impl UpdateHandler {
                 kind: EventKind::Message(Message { content, reply_to }),
                 original: content::original_call(message).map(Box::new),
             }),
-            Err(reason) => Inbound::Unbridgeable(Unbridgeable {
+            (None, Err(reason)) => Inbound::Unbridgeable(Unbridgeable {
                 conversation: conversation.clone(),
                 sender,
                 network_event_id: id.clone(),

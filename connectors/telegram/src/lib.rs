@@ -63,5 +63,5 @@ pub use connector::{TelegramConnector, TelegramError};
 pub use format::SenderFormat;
 pub use rate_limit::RateLimits;
 pub use secret::{BotToken, WebhookSecret};
-pub use state::{AppliedUpdate, ChatState, StateError, TelegramAccounts, TelegramUser};
+pub use state::{AppliedUpdate, ChatState, ClaimReply, StateError, TelegramAccounts, TelegramUser};
 pub use turn::{PollingTurn, Turn};

@@ -79,6 +79,28 @@ pub trait TelegramAccounts: Send + Sync {
         sender: &'a RemoteIdentity,
         blocked: bool,
     ) -> BoxFuture<'a, Result<(), StateError>>;
+
+    /// `/claim` (gateway mode, docs/gateway.md section 3) from `user`, the account Telegram
+    /// authenticated: without `claim`, a challenge for their name; with the signed claim's JSON,
+    /// the claim. A refusal is an answer too ([`ClaimReply`]); `Unavailable` only when the
+    /// service cannot look now. A service without gateway mode refuses.
+    fn claim<'a>(
+        &'a self,
+        user: &'a TelegramUser,
+        claim: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ClaimReply, StateError>> {
+        let _ = (user, claim);
+        Box::pin(async { Err(StateError::Refused("This bridge takes no claims.".to_owned())) })
+    }
+}
+
+/// The bot's answer to `/claim`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimReply {
+    /// What happened, in plain text.
+    pub text: String,
+    /// The challenge to sign, shown apart so that it is copied byte for byte.
+    pub challenge: Option<String>,
 }
 
 /// The newest update of a chat whose state changes were made, and when: what tells an update

@@ -172,6 +172,32 @@ pub async fn deliver(
     Ok(DeliveryReport { recipient, message_hash: message.hash(), services: results })
 }
 
+/// Posts `envelope`, sealed by a gateway user's own client for the delivery service `service`,
+/// to that service of `recipient` as it is (docs/gateway.md section 5): refused unless the
+/// recipient's verified profile names `service`. The report has that one service.
+pub async fn deliver_sealed(
+    envelope: &Envelope,
+    message_hash: MessageHash,
+    recipient: &EnsName,
+    service: &EnsName,
+    directory: &Directory,
+    target: &dyn DeliveryTarget,
+) -> Result<DeliveryReport, DeliverError> {
+    let (_, services) = recipient_profile(directory, recipient).await?;
+    if !services.iter().any(|listed| listed == service.as_str()) {
+        return Err(DeliverError::BadMessage(format!(
+            "the envelope is sealed for {service}, which is not a delivery service of {recipient} ({})",
+            services.join(", ")
+        )));
+    }
+    let result = match resolve_service(directory, service.as_str()).await {
+        Ok(endpoint) => target.submit(&endpoint, envelope).await.map(|()| Delivered::Accepted),
+        Err(error) => Err(error),
+    };
+    let services = vec![ServiceResult { service: service.to_string(), result }];
+    Ok(DeliveryReport { recipient: recipient.clone(), message_hash, services })
+}
+
 /// The recipient's encryption key and its delivery services (normalized, each once, in the
 /// profile's order).
 async fn recipient_profile(

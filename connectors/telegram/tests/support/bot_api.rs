@@ -326,8 +326,12 @@ impl BotApi {
     /// Registers a file the bot can fetch; answers its file id.
     pub fn add_file(&self, name: &str, bytes: Vec<u8>, declared_size: u64) -> String {
         let mut inner = self.lock();
-        let file_id = format!("BQACAgIAAx{}", inner.files.len() + 1);
-        inner.files.insert(file_id.clone(), (format!("documents/{name}"), bytes, declared_size));
+        let number = inner.files.len() + 1;
+        let file_id = format!("BQACAgIAAx{number}");
+        // Unique like Telegram's paths (`documents/file_12.json`): files may share a name.
+        inner
+            .files
+            .insert(file_id.clone(), (format!("documents/file_{number}_{name}"), bytes, declared_size));
         file_id
     }
 
