@@ -5,6 +5,12 @@
 //! and the claim against the node's own checks, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/anvil.rs"]
+mod anvil;
+#[path = "support/bridged_matrix.rs"]
+mod bridged_matrix;
+#[path = "support/dm3_world.rs"]
+mod dm3_world;
 #[macro_use]
 mod support;
 #[path = "support/synapse.rs"]
@@ -35,7 +41,10 @@ use support::js::{JsProcess, user};
 use support::names::{Admin, NamesNode, start_names_node};
 use synapse::Synapse;
 
-on_both_backends!(a_claim_through_the_bot_makes_the_name_serve_the_users_own_profile);
+on_both_backends!(
+    a_claim_through_the_bot_makes_the_name_serve_the_users_own_profile,
+    the_bridge_takes_the_clients_claim_in_a_portal_room,
+);
 
 /// Long enough for a loaded CI machine; a wait ends as soon as its condition holds.
 const WAIT: Duration = Duration::from_secs(30);
@@ -649,4 +658,34 @@ async fn the_command_claims_sends_and_reads_with_its_own_key_and_session_files()
     assert_eq!(for_gabe["sender"], "@gabe:localhost");
     let bad_room = dm3_matrix(dir.path(), &["read", "not-a-room"], "").await.unwrap_err();
     assert_eq!(bad_room.exit_code(), 2, "{bad_room}");
+}
+
+/// End to end with the bridge itself on a chain: the client's claim in its room with a DM3
+/// user's ghost, answered by the bridge's own command handling.
+async fn the_bridge_takes_the_clients_claim_in_a_portal_room(db: &TestDb) {
+    let world = dm3_world::Dm3World::start(None).await;
+    let (bridge, synapse) = bridged_matrix::start_bridge(&world, Some(db.url.clone())).await;
+    world.point_parent_at(&bridge).await;
+    let matrix = account(&synapse, "gabe").await.login("gabe's dm3-matrix").await.unwrap();
+    let gabe = GatewayUser::new(matrix, Dm3Keys::generate());
+    let ghost = ids::user_id(&format!("@_dm3_{}:{}", dm3_world::ALICE, synapse::SERVER_NAME)).unwrap();
+    let room = gabe.matrix().create_dm(&ghost, RoomEncryption::Clear).await.unwrap();
+    gabe.matrix()
+        .sync_until(WAIT, "alice's ghost joins", || async {
+            Ok(gabe.matrix().joined_members(&room).await?.contains(&ghost).then_some(()))
+        })
+        .await
+        .unwrap();
+
+    let outcome = gabe.claim(&room, WAIT).await.unwrap();
+    assert!(outcome.reply.starts_with("Done:"), "{}", outcome.reply);
+    let name = bridged_matrix::identity_name(&bridge, "@gabe:localhost").await;
+    assert_eq!(outcome.challenge.name.as_str(), name);
+    let client = NodeClient::new(&bridge.url("/")).unwrap();
+    let wanted = outcome.profile.canonical();
+    dm3_matrix_client::wait::wait_for(WAIT, "the bridge serves gabe's own profile", || async {
+        Ok(client.profile(&outcome.challenge.name).await.ok().filter(|p| p.canonical() == wanted))
+    })
+    .await
+    .unwrap();
 }

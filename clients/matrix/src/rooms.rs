@@ -5,15 +5,15 @@
 //! devices this client has synced know of get the key; [`MatrixUser::sync_once`] first is what
 //! brings a new member or device in.
 
-use matrix_sdk::Room;
 use matrix_sdk::ruma::api::client::room::create_room::v3::{Request as CreateRoom, RoomPreset};
 use matrix_sdk::ruma::events::InitialStateEvent;
 use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::{Room, RoomMemberships};
 use serde_json::Value;
 
 use crate::error::ClientError;
-use crate::ids::{OwnedEventId, OwnedRoomId, RoomId, UserId};
+use crate::ids::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use crate::user::MatrixUser;
 
 /// A room as this client knows it, for listing.
@@ -120,6 +120,13 @@ impl MatrixUser {
             });
         }
         Ok(rooms)
+    }
+
+    /// The room's joined members, as the homeserver lists them now.
+    pub async fn joined_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, ClientError> {
+        let room = self.room(room).await?;
+        let members = room.members(RoomMemberships::JOIN).await?;
+        Ok(members.iter().map(|member| member.user_id().to_owned()).collect())
     }
 
     /// Whether this client sees the room as encrypted (its `m.room.encryption` state).
