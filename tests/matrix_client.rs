@@ -43,7 +43,7 @@ use synapse::Synapse;
 
 on_both_backends!(
     a_claim_through_the_bot_makes_the_name_serve_the_users_own_profile,
-    the_bridge_takes_the_clients_claim_in_a_portal_room,
+    the_bridge_takes_the_clients_claim_and_carries_its_sealed_messages_both_ways,
 );
 
 /// Long enough for a loaded CI machine; a wait ends as soon as its condition holds.
@@ -661,8 +661,10 @@ async fn the_command_claims_sends_and_reads_with_its_own_key_and_session_files()
 }
 
 /// End to end with the bridge itself on a chain: the client's claim in its room with a DM3
-/// user's ghost, answered by the bridge's own command handling.
-async fn the_bridge_takes_the_clients_claim_in_a_portal_room(db: &TestDb) {
+/// user's ghost, answered by the bridge's own command handling; then alice, a DM3 user at
+/// another delivery service, and gabe write to each other, each envelope sealed and opened
+/// only at the ends.
+async fn the_bridge_takes_the_clients_claim_and_carries_its_sealed_messages_both_ways(db: &TestDb) {
     let world = dm3_world::Dm3World::start(None).await;
     let (bridge, synapse) = bridged_matrix::start_bridge(&world, Some(db.url.clone())).await;
     world.point_parent_at(&bridge).await;
@@ -688,4 +690,42 @@ async fn the_bridge_takes_the_clients_claim_in_a_portal_room(db: &TestDb) {
     })
     .await
     .unwrap();
+
+    // alice → gabe: sealed by alice's client to the keys gabe's wallet made, carried by the
+    // bridge as it is, opened by gabe's client.
+    let directory = world.directory();
+    let to_gabe = world.alice.builder(&name).text("hello gabe, sealed to your own keys", None);
+    world.alice.send(&directory, to_gabe).await;
+    let opened = gabe
+        .matrix()
+        .sync_until(WAIT, "alice's envelope", || async {
+            let read = gabe.read_envelopes(&room).await.map_err(|e| match e {
+                GatewayClientError::Matrix(e) => e,
+                other => panic!("{other}"),
+            })?;
+            Ok(read.into_iter().find_map(|envelope| envelope.opened.ok()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(opened.message.text(), Some("hello gabe, sealed to your own keys"));
+    assert_eq!((opened.message.from(), opened.message.to()), (dm3_world::ALICE, name.as_str()));
+    opened.verify(&world.alice.profile).unwrap();
+
+    // gabe → alice: sealed by gabe's client for alice's delivery service, checked and posted by
+    // the bridge, opened by alice's.
+    let ds_b = &world.ds_b;
+    let ds_b_profile = DeliveryServiceProfile::new(
+        ds_b.encryption_public_key(),
+        ds_b.signing_public_key(),
+        ds_b.base.clone(),
+    );
+    let alice = Recipient {
+        name: dm3_world::ALICE.parse().unwrap(),
+        profile: world.alice.profile.clone(),
+        delivery_services: vec![(dm3_world::DS_B.parse().unwrap(), ds_b_profile)],
+    };
+    gabe.send_text(&room, &outcome.challenge.name, &alice, "hello alice, from my own keys").await.unwrap();
+    let received = world.alice.wait_for(ds_b, &directory, &name, 1).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].message.text(), Some("hello alice, from my own keys"));
 }
