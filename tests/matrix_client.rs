@@ -2,7 +2,9 @@
 //! users with their own Olm/Megolm (matrix-sdk-crypto), as the encrypted-room tests use them
 //! and as a gateway user runs them (docs/gateway.md, "The client"): envelopes sealed by the
 //! client opened by the reference libraries and the other way round, a plain client's fallback,
-//! and the claim against the node's own checks, on SQLite and PostgreSQL.
+//! the claim against the node's own checks, the `dm3-matrix` command across runs, and, with the
+//! bridge itself on a chain, the claim in a portal room and a sealed round trip with a DM3 user
+//! (SQLite and PostgreSQL where the node stores something).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/anvil.rs"]
