@@ -24,6 +24,8 @@ pub enum ClientError {
     Timeout { after: Duration, what: String },
     #[error("the session file {path}: {reason}")]
     Session { path: String, reason: String },
+    #[error("the crypto store: {0}")]
+    CryptoStore(String),
     #[error("the client is not logged in")]
     NotLoggedIn,
     #[error("not an encrypted file object: {0}")]

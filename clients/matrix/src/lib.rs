@@ -14,17 +14,23 @@
 //! leaks into the service: ids cross the seam as the types re-exported in [`ids`].
 //!
 //! State lives in memory (matrix-sdk's memory stores; no SQLite here): a [`MatrixUser`]'s Olm
-//! account and room keys last as long as the value.
+//! account and room keys last as long as the value. The `dm3-matrix` binary ([`cli`]) keeps
+//! its session (token, device id) and the device's crypto state ([`crypto_snapshot`]) between
+//! runs in its session file ([`session`]).
 
 // matrix-sdk's sync future is deep enough to overflow the default limit when spawned.
 #![recursion_limit = "256"]
 
+pub mod cli;
+pub mod crypto_snapshot;
 pub mod error;
 pub mod files;
 pub mod gateway;
 pub mod ids;
 pub mod login;
+mod private_file;
 pub mod rooms;
+pub mod session;
 pub mod timeline;
 pub mod user;
 pub mod wait;
@@ -32,6 +38,6 @@ pub mod wait;
 pub use error::ClientError;
 pub use gateway::GatewayUser;
 pub use login::Credentials;
-pub use rooms::RoomEncryption;
+pub use rooms::{RoomEncryption, RoomSummary};
 pub use timeline::{Decryption, SeenEvent};
 pub use user::MatrixUser;

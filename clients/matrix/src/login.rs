@@ -3,9 +3,16 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use matrix_sdk::Client;
 use matrix_sdk::authentication::matrix::MatrixSession;
+use matrix_sdk::config::StoreConfig;
+use matrix_sdk::cross_process_lock::CrossProcessLockConfig;
 use matrix_sdk::encryption::EncryptionSettings;
+use matrix_sdk_base::crypto::store::MemoryStore;
+
+use crate::crypto_snapshot::CryptoSnapshot;
 
 use crate::error::ClientError;
 use crate::user::MatrixUser;
@@ -33,37 +40,54 @@ impl Credentials {
     /// Logs in as a new device named `device_name`, with fresh device keys, and uploads them
     /// (one sync), so that others can encrypt to the device as soon as this returns.
     pub async fn login(&self, device_name: &str) -> Result<MatrixUser, ClientError> {
-        let client = client_for(&self.homeserver).await?;
+        let crypto = Arc::new(MemoryStore::new());
+        let client = client_for(&self.homeserver, crypto.clone()).await?;
         client
             .matrix_auth()
             .login_username(&self.user, &self.password)
             .initial_device_display_name(device_name)
             .send()
             .await?;
-        let user = MatrixUser::new(client);
+        let user = MatrixUser::new(client, crypto);
         user.sync_once().await?;
         Ok(user)
     }
 }
 
-/// Resumes a stored session: the same user, device id and token. The crypto store is new
-/// (memory), so the device's keys are new too: see [`crate::session`].
-pub async fn restore(homeserver: &str, session: MatrixSession) -> Result<MatrixUser, ClientError> {
-    let client = client_for(homeserver).await?;
+/// Resumes a stored session: the same user, device id and token, and the device's crypto
+/// state if a snapshot of it was kept ([`CryptoSnapshot`]); without one the device's keys are
+/// new, see [`crate::session`].
+pub async fn restore(
+    homeserver: &str,
+    session: MatrixSession,
+    crypto: Option<CryptoSnapshot>,
+) -> Result<MatrixUser, ClientError> {
+    let crypto = match crypto {
+        Some(snapshot) => snapshot.restore().await?,
+        None => Arc::new(MemoryStore::new()),
+    };
+    let client = client_for(homeserver, crypto.clone()).await?;
     client.restore_session(session).await?;
-    let user = MatrixUser::new(client);
-    user.sync_once().await?;
+    let user = MatrixUser::new(client, crypto);
+    user.first_sync().await?;
     Ok(user)
 }
 
-/// A client with memory stores. Cross-signing and key backup stay off: they would ask for a
+/// A client with memory stores, its crypto store the one given (so its state can be read back).
+/// Cross-signing and key backup stay off: they would ask for a
 /// user's interactive authentication, and a test user or a gateway user's one device needs
 /// neither to send and receive encrypted messages.
-async fn client_for(homeserver: &str) -> Result<Client, ClientError> {
+async fn client_for(homeserver: &str, crypto: Arc<MemoryStore>) -> Result<Client, ClientError> {
     let url = url::Url::parse(homeserver).map_err(|_| ClientError::BadHomeserver(homeserver.to_owned()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ClientError::BadHomeserver(homeserver.to_owned()));
     }
     let settings = EncryptionSettings { auto_enable_cross_signing: false, ..EncryptionSettings::default() };
-    Ok(Client::builder().homeserver_url(url).with_encryption_settings(settings).build().await?)
+    let stores = StoreConfig::new(CrossProcessLockConfig::SingleProcess).crypto_store(crypto);
+    Ok(Client::builder()
+        .homeserver_url(url)
+        .store_config(stores)
+        .with_encryption_settings(settings)
+        .build()
+        .await?)
 }

@@ -16,6 +16,17 @@ use crate::error::ClientError;
 use crate::ids::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use crate::user::MatrixUser;
 
+/// A room as this client knows it, for listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub room_id: OwnedRoomId,
+    /// `joined` or `invited`.
+    pub membership: &'static str,
+    /// The room's name, if it has one.
+    pub name: Option<String>,
+    pub encrypted: bool,
+}
+
 /// Whether a new room is end-to-end encrypted (Megolm, from its creation on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomEncryption {
@@ -61,15 +72,60 @@ impl MatrixUser {
         self.sync_once().await
     }
 
+    /// Invites `user` into the room.
+    pub async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), ClientError> {
+        self.room(room).await?.invite_user_by_id(user).await?;
+        Ok(())
+    }
+
+    /// Leaves the room.
+    pub async fn leave(&self, room: &RoomId) -> Result<(), ClientError> {
+        self.room(room).await?.leave().await?;
+        Ok(())
+    }
+
+    /// Switches Megolm on in a room that was in the clear (`m.room.encryption` with the
+    /// recommended settings); it cannot be switched off again. Answers once this client sees
+    /// the room as encrypted, so the next send is encrypted.
+    pub async fn enable_encryption(&self, room: &RoomId) -> Result<(), ClientError> {
+        self.room(room).await?.enable_encryption().await?;
+        Ok(())
+    }
+
     /// The rooms this user is invited to, as of the last sync.
     pub fn invited_rooms(&self) -> Vec<OwnedRoomId> {
         self.client().invited_rooms().iter().map(|room| room.room_id().to_owned()).collect()
     }
 
-    /// The room's joined members, as of this client's last sync.
+    /// The rooms this user is in or invited to, as of the last sync. An invited room's
+    /// encryption is what its invite shows (the state a non-member may not fetch).
+    pub async fn rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {
+        let mut rooms = Vec::new();
+        for room in self.client().joined_rooms() {
+            let encrypted = room.latest_encryption_state().await?.is_encrypted();
+            rooms.push(RoomSummary {
+                room_id: room.room_id().to_owned(),
+                membership: "joined",
+                name: room.name(),
+                encrypted,
+            });
+        }
+        for room in self.client().invited_rooms() {
+            let encrypted = room.encryption_state().is_encrypted();
+            rooms.push(RoomSummary {
+                room_id: room.room_id().to_owned(),
+                membership: "invited",
+                name: room.name(),
+                encrypted,
+            });
+        }
+        Ok(rooms)
+    }
+
+    /// The room's joined members, as the homeserver lists them now.
     pub async fn joined_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, ClientError> {
         let room = self.room(room).await?;
-        let members = room.members_no_sync(RoomMemberships::JOIN).await?;
+        let members = room.members(RoomMemberships::JOIN).await?;
         Ok(members.iter().map(|member| member.user_id().to_owned()).collect())
     }
 

@@ -6,14 +6,16 @@
 //! syncs in the background ([`MatrixUser::start_sync`]).
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use matrix_sdk::Client;
 use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::SyncSettings;
+use matrix_sdk_base::crypto::store::MemoryStore;
 use tokio::task::JoinHandle;
 
+use crate::crypto_snapshot::CryptoSnapshot;
 use crate::error::ClientError;
 use crate::ids::{OwnedDeviceId, OwnedUserId};
 
@@ -25,12 +27,20 @@ const SYNC_POLL: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct MatrixUser {
     client: Client,
+    /// The client's crypto store, held to read its state back ([`CryptoSnapshot`]).
+    crypto: Arc<MemoryStore>,
     background: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl MatrixUser {
-    pub(crate) fn new(client: Client) -> Self {
-        Self { client, background: Mutex::new(None) }
+    pub(crate) fn new(client: Client, crypto: Arc<MemoryStore>) -> Self {
+        Self { client, crypto, background: Mutex::new(None) }
+    }
+
+    /// This device's crypto state as it is now, to resume it later
+    /// ([`crate::login::restore`]); `None` before the device has an account.
+    pub async fn crypto_snapshot(&self) -> Result<Option<CryptoSnapshot>, ClientError> {
+        CryptoSnapshot::take(&self.crypto).await
     }
 
     /// The matrix-sdk client, for what this crate does not wrap.
@@ -60,6 +70,20 @@ impl MatrixUser {
         Ok(())
     }
 
+    /// The first sync of a resumed device. Synapse keeps each sync answer for two minutes and
+    /// hands it to an identical request; a resumed device's first sync (no `since`) is
+    /// identical to the previous run's, so within those minutes it would get that run's stale
+    /// answer, and every sync after it would follow the old run's tokens, missing what came
+    /// since (a room key sent in between, for one). The timeout is part of Synapse's key and
+    /// is ignored for a first sync, which answers at once: a timeout picked per run makes the
+    /// request a new one.
+    pub(crate) async fn first_sync(&self) -> Result<(), ClientError> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let unique = Duration::from_millis(1_000 + u64::from(now.subsec_nanos()) % 3_600_000);
+        self.client.sync_once(SyncSettings::new().timeout(unique)).await?;
+        Ok(())
+    }
+
     /// Syncs until `check` answers `Some`, at most `timeout`; `what` names the wait in the
     /// timeout's error.
     pub async fn sync_until<T, F, Fut>(
@@ -82,6 +106,14 @@ impl MatrixUser {
                 return Err(ClientError::Timeout { after: timeout, what: what.to_owned() });
             }
         }
+    }
+
+    /// Logs this device out: the homeserver deletes it and its keys, and the other members'
+    /// clients see the user's device list change.
+    pub async fn log_out(&self) -> Result<(), ClientError> {
+        self.stop_sync();
+        self.client.logout().await?;
+        Ok(())
     }
 
     /// Keeps syncing in a task of its own until [`stop_sync`](Self::stop_sync) or drop. A sync

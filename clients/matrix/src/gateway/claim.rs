@@ -136,3 +136,52 @@ impl GatewayUser {
         Ok(messages.into_iter().skip(after).filter(|m| m.sender.as_ref() != Some(&me)).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    const ME: &str = "matrix:@carol:example.org";
+
+    fn challenge_for(account: &str) -> String {
+        format!(
+            "dm3-bridge claim\nnode: ds.bridge.example.eth\nname: carol-sexample-porg.mx.bridge.example.eth\n\
+             account: {account}\nnonce: 0123456789abcdef0123456789abcdef\nexpires: Mon, 07 Dec 2026 09:10:00 GMT"
+        )
+    }
+
+    #[test]
+    fn the_challenge_is_found_as_its_six_lines_whatever_surrounds_them() {
+        let text = challenge_for(ME);
+        let body = format!(
+            "Sign this with your wallet:\r\n\r\n{}\r\n\r\nthen send !dm3 claim <JSON>.",
+            text.replace('\n', "\r\n")
+        );
+        let found = Challenge::find(&body, ME).unwrap().unwrap();
+        assert_eq!(found.text, text, "exactly the node's text: the signature covers it");
+        assert_eq!(found.node.as_str(), "ds.bridge.example.eth");
+        assert_eq!(found.name.as_str(), "carol-sexample-porg.mx.bridge.example.eth");
+    }
+
+    #[test]
+    fn a_message_without_a_whole_challenge_is_none() {
+        assert!(Challenge::find("hello", ME).unwrap().is_none());
+        assert!(Challenge::find("dm3-bridge claim\nnode: n.eth", ME).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_challenge_for_another_account_or_with_a_bad_name_is_refused_before_signing() {
+        let other = Challenge::find(&challenge_for("matrix:@mallory:example.org"), ME);
+        assert!(
+            matches!(other, Err(GatewayClientError::Claim(ref why)) if why.contains("not signed")),
+            "{other:?}"
+        );
+        let bad_node = challenge_for(ME).replace("node: ds.bridge.example.eth", "node: not a name!");
+        assert!(matches!(Challenge::find(&bad_node, ME), Err(GatewayClientError::Claim(_))));
+        let no_name = challenge_for(ME).replace("name: ", "nickname: ");
+        assert!(
+            matches!(Challenge::find(&no_name, ME), Err(GatewayClientError::Claim(ref why)) if why.contains("name"))
+        );
+    }
+}

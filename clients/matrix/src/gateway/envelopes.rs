@@ -15,6 +15,7 @@ use dm3::profile::SignedUserProfile;
 use super::GatewayUser;
 use super::error::GatewayClientError;
 use crate::ids::{OwnedEventId, OwnedUserId, RoomId};
+use crate::timeline::Decryption;
 
 /// Whom a message is for: the name, its verified profile, and each of its delivery services
 /// with the profile that gives its encryption key.
@@ -103,16 +104,21 @@ impl GatewayUser {
 
     /// The room's `network.dm3.envelope` messages, oldest first, each opened with this user's
     /// key or with the reason it could not be (not a gateway document, sealed to someone else,
-    /// tampered with). Matrix-undecryptable events are left out: they are no envelopes yet.
+    /// tampered with). An event this device could not decrypt on the Matrix layer may hold an
+    /// envelope too: it is listed, with that reason, rather than silently left out.
     pub async fn read_envelopes(&self, room: &RoomId) -> Result<Vec<ReadEnvelope>, GatewayClientError> {
         let messages = self.matrix().messages(room).await?;
         Ok(messages
             .into_iter()
-            .filter(|event| event.is_message() && event.msgtype() == Some(MSGTYPE))
-            .map(|event| ReadEnvelope {
-                opened: self.open(&event.content),
-                event_id: event.event_id,
-                sender: event.sender,
+            .filter_map(|event| {
+                let opened = match &event.decryption {
+                    Decryption::Undecryptable { reason } => {
+                        Err(format!("this device could not decrypt the Matrix event ({reason})"))
+                    }
+                    _ if event.msgtype() == Some(MSGTYPE) => self.open(&event.content),
+                    _ => return None,
+                };
+                Some(ReadEnvelope { opened, event_id: event.event_id, sender: event.sender })
             })
             .collect())
     }

@@ -9,8 +9,6 @@
 //! 0600 and refused when others can read it: it is the user's whole identity.
 
 use std::fmt;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use dm3::crypto::eth::Wallet;
@@ -20,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::error::GatewayClientError;
+use crate::private_file;
 
 /// The largest key file read; a real one is under 200 bytes.
 const MAX_FILE_BYTES: u64 = 4096;
@@ -72,17 +71,7 @@ impl Dm3Keys {
     /// Reads the key file at `path`.
     pub fn load(path: &Path) -> Result<Self, GatewayClientError> {
         let error = |reason: String| GatewayClientError::KeyFile { path: path.display().to_string(), reason };
-        let metadata = std::fs::metadata(path).map_err(|e| error(e.to_string()))?;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            return Err(error(format!(
-                "others may read it (mode {:o}); make it 0600",
-                metadata.permissions().mode() & 0o777
-            )));
-        }
-        if metadata.len() > MAX_FILE_BYTES {
-            return Err(error(format!("larger than {MAX_FILE_BYTES} bytes: not a key file")));
-        }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?);
+        let text = private_file::read(path, MAX_FILE_BYTES).map_err(error)?;
         let file: KeyFile = serde_json::from_str(&text).map_err(|e| error(format!("not a key file: {e}")))?;
         if file.version != 1 {
             return Err(error(format!("version {} is not 1", file.version)));
@@ -101,12 +90,62 @@ impl Dm3Keys {
             nonce: self.nonce.clone(),
         };
         let text = Zeroizing::new(serde_json::to_string(&file).map_err(|e| error(e.to_string()))?);
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| error(e.to_string()))?;
-        out.write_all(text.as_bytes()).and_then(|()| out.sync_all()).map_err(|e| error(e.to_string()))
+        private_file::create(path, &text).map_err(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
+    use super::*;
+
+    #[test]
+    fn the_key_file_keeps_the_wallet_and_gives_back_the_same_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let keys = Dm3Keys::generate();
+        keys.save(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let loaded = Dm3Keys::load(&path).unwrap();
+        assert_eq!(loaded.wallet().address(), keys.wallet().address());
+        assert_eq!(loaded.profile_keys().encryption.public(), keys.profile_keys().encryption.public());
+        assert_eq!(loaded.profile_keys().signing.public(), keys.profile_keys().signing.public());
+        // The derivation is the reference's: the wallet's signature over the storage-key text.
+        let derived = ProfileKeys::from_wallet(keys.wallet(), DEFAULT_NONCE);
+        assert_eq!(derived.signing.public(), keys.profile_keys().signing.public());
+        // A wallet is never overwritten.
+        assert!(matches!(Dm3Keys::generate().save(&path), Err(GatewayClientError::KeyFile { .. })));
+        assert!(!format!("{keys:?}").contains(&hex_encode(&*keys.wallet().secret_bytes())));
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_or_that_is_not_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        Dm3Keys::generate().save(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let open = Dm3Keys::load(&path).unwrap_err().to_string();
+        assert!(open.contains("0600"), "{open}");
+        for text in [
+            "{}",
+            "{\"version\":2,\"wallet\":\"0x01\",\"nonce\":\"0x\"}",
+            "not json",
+            "{\"version\":1,\"wallet\":\"0xzz\",\"nonce\":\"n\"}",
+        ] {
+            let path = dir.path().join("bad.json");
+            let _ = std::fs::remove_file(&path);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            assert!(matches!(Dm3Keys::load(&path), Err(GatewayClientError::KeyFile { .. })), "{text}");
+        }
     }
 }

@@ -130,19 +130,27 @@ impl NodeClient {
         Ok(Recipient { name: name.clone(), profile, delivery_services })
     }
 
+    /// A GET whose answer is read at most [`MAX_ANSWER_BYTES`] far, whatever the node says
+    /// its length is.
     async fn get(&self, url: url::Url) -> Result<String, GatewayClientError> {
-        let response = self.http.get(url.as_str()).send().await.map_err(|e| self.error(e.to_string()))?;
+        let too_large = || self.error(format!("an answer over {MAX_ANSWER_BYTES} bytes"));
+        let mut response = self.http.get(url.as_str()).send().await.map_err(|e| self.error(e.to_string()))?;
         let status = response.status();
         if response.content_length().is_some_and(|length| length > MAX_ANSWER_BYTES as u64) {
-            return Err(self.error(format!("an answer over {MAX_ANSWER_BYTES} bytes")));
+            return Err(too_large());
         }
-        let bytes = response.bytes().await.map_err(|e| self.error(e.to_string()))?;
-        if bytes.len() > MAX_ANSWER_BYTES {
-            return Err(self.error(format!("an answer of {} bytes, over {MAX_ANSWER_BYTES}", bytes.len())));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.error(e.to_string()))? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
         }
         let body = String::from_utf8_lossy(&bytes).into_owned();
         if !status.is_success() {
-            return Err(self.error(format!("{} {}: {body}", url.path(), status)));
+            // Enough of the node's error body to say why, not a page of it.
+            let said: String = body.chars().take(300).collect();
+            return Err(self.error(format!("{} {}: {said}", url.path(), status)));
         }
         Ok(body)
     }
