@@ -22,6 +22,8 @@
 //!   engine's inbound batch, which makes every engine `InboundSink` a [`TransactionSink`];
 //! - [`command`]: `!dm3 block`, `unblock` and `help` in a portal room, recognized;
 //! - [`policy`]: which Matrix users may use the bridge;
+//! - [`crypto`]: ghost devices and their Olm accounts (vodozemac), behind a store trait the
+//!   service implements;
 //! - [`encryption`]: encrypted rooms, detected and refused in plain words; [`cleartext`]: the
 //!   gate that asks the homeserver before every cleartext send;
 //! - [`reach`]: whether the homeserver answers, the connector's health for `/ready`.
@@ -34,6 +36,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod connector;
+pub mod crypto;
 pub mod directory;
 pub mod encryption;
 pub mod ghost;

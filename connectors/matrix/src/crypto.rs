@@ -1,0 +1,32 @@
+//! End-to-end encryption as the bridge's ghosts speak it: Olm accounts of ghost devices, on
+//! vodozemac, kept by the service through [`OlmStore`].
+//!
+//! Why vodozemac and not matrix-sdk-crypto: ARCHITECTURE.md, "Deliberate departures"; the plan
+//! and what holds today: docs/engine.md, "Encrypted rooms: plan".
+//!
+//! - [`device`]: a ghost's device and its id;
+//! - [`pickle`]: an account's pickle, secret bytes that never print;
+//! - [`signing`]: signed JSON (canonical form, Ed25519);
+//! - [`account`]: the Olm account, its one-time and fallback keys, and what `/keys/upload`
+//!   publishes of them;
+//! - [`store`]: the trait the service implements over its database (leases, versioned saves);
+//! - [`key_counts`]: the one-time-key counts MSC3202 puts in transactions;
+//! - [`devices`]: devices made and kept supplied, in the order that loses no key;
+//! - [`supply`]: the task that tops devices up as transactions report their counts.
+
+pub mod account;
+pub mod device;
+pub mod devices;
+pub mod key_counts;
+pub mod pickle;
+pub mod signing;
+pub mod store;
+pub mod supply;
+
+pub use account::{GhostAccount, KeysUpload, SIGNED_CURVE25519};
+pub use device::GhostDevice;
+pub use devices::{DeviceError, GhostDevices};
+pub use key_counts::{DeviceKeyCount, key_counts};
+pub use pickle::AccountPickle;
+pub use store::{AccountWrite, OlmStore, OlmStoreError, Saved, StoredAccount};
+pub use supply::KeySupply;
