@@ -12,6 +12,10 @@
 //! `M_UNAUTHORIZED`, wrong is 403 `M_FORBIDDEN`, as the spec says. Bodies are read with a hard
 //! size limit before any parsing, and the transaction is parsed with ruma's endpoint type.
 //!
+//! With ghost devices ([`crate::crypto`]), the one-time-key counts a transaction carries
+//! (MSC3202) go to the [`KeySupply`] once the transaction is stored; a malformed count never
+//! refuses the transaction.
+//!
 //! The user query blocks the homeserver's invite until it answers, so it does the minimum:
 //! one directory lookup, one registration, one display-name call.
 
@@ -34,6 +38,7 @@ use ruma::{OwnedUserId, UserId};
 use crate::auth::{HsTokenVerifier, TokenCheck};
 use crate::client::Client;
 use crate::command::CommandPrefix;
+use crate::crypto::{KeySupply, key_counts};
 use crate::directory::GhostDirectory;
 use crate::ghost::GhostNamespace;
 use crate::registration::{Registration, RegistrationScope};
@@ -58,6 +63,8 @@ pub struct Appservice<S: ?Sized, G: ?Sized> {
     sink: Arc<S>,
     directory: Arc<G>,
     max_transaction_bytes: usize,
+    /// Where the one-time-key counts of ghost devices go (MSC3202), if the bridge has devices.
+    key_supply: Option<KeySupply>,
 }
 
 impl<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized> Appservice<S, G> {
@@ -76,7 +83,15 @@ impl<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized> Appservice<S, G> {
             sink,
             directory,
             max_transaction_bytes: DEFAULT_MAX_TRANSACTION_BYTES,
+            key_supply: None,
         }
+    }
+
+    /// Hands the one-time-key counts in transactions to `supply`, which tops ghost devices up
+    /// ([`crate::crypto::supply`]).
+    pub fn key_supply(mut self, supply: KeySupply) -> Self {
+        self.key_supply = Some(supply);
+        self
     }
 
     /// The connector's name in the engine's tables (its batches carry it).
@@ -163,6 +178,10 @@ async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized
             tracing::error!(txn_id, error = %e, "transaction not stored; the homeserver will retry");
             return Err(MatrixError::internal("the transaction could not be stored; retry later"));
         }
+    }
+    // After the store, and for a repeated transaction too: counts are the homeserver's latest.
+    if let Some(supply) = &state.key_supply {
+        supply.report(key_counts(&bytes, &state.ghosts));
     }
     Ok(empty())
 }
