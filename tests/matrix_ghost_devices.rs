@@ -135,8 +135,11 @@ async fn a_ghost_device_is_published_signed_reachable_and_topped_up(db: &TestDb)
     bridge.client.join(&ghost, &ruma::RoomId::parse(&room).unwrap()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let on_server =
-            bridge.client.upload_keys(&ghost, &device.device, &KeysUpload::default()).await.unwrap();
+        let on_server = bridge
+            .client
+            .upload_keys(&ghost, &device.device, &KeysUpload::default(), "signed_curve25519")
+            .await
+            .unwrap();
         if on_server == target {
             break;
         }

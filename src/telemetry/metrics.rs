@@ -87,6 +87,9 @@ pub const ENGINE_INBOUND_BATCHES: &str = "dm3_engine_inbound_batches_total";
 /// Messages carried across the bridge, by `direction` (dm3_to_network, network_to_dm3) and
 /// `network`.
 pub const BRIDGED_MESSAGES: &str = "dm3_bridged_messages_total";
+/// Saves of Matrix ghost devices' Olm accounts, by `outcome` (written; conflict: another
+/// process wrote the account first and nothing was sent; failed: the database refused).
+pub const MATRIX_OLM_ACCOUNT_SAVES: &str = "dm3_matrix_olm_account_saves_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -168,6 +171,10 @@ fn describe() {
     );
     metrics::describe_gauge!(ENGINE_QUEUE_DEPTH, "Jobs in the engine's queues, by queue and state");
     metrics::describe_counter!(ENGINE_INBOUND_BATCHES, "Inbound batches from connectors, by outcome");
+    metrics::describe_counter!(
+        MATRIX_OLM_ACCOUNT_SAVES,
+        "Saves of Matrix ghost devices' Olm accounts, by outcome (written, conflict, failed)"
+    );
     metrics::describe_gauge!(
         ENGINE_OLDEST_PENDING,
         metrics::Unit::Seconds,

@@ -56,6 +56,7 @@ use url::Url;
 mod keys;
 mod media;
 
+pub use keys::{GHOST_DEVICE_NAME, KeysUpload};
 pub use media::Downloaded;
 
 use crate::encryption::RoomEncryption;

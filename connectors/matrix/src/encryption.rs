@@ -10,10 +10,7 @@
 //! - and, so that a transaction that is late, reordered or pushed to another replica cannot
 //!   leak, every cleartext send asks the homeserver first ([`crate::cleartext`]).
 
-use ruma::UserId;
 use serde_json::{Map, Value};
-
-use crate::connector::MatrixConnector;
 
 /// The reason given to users for an encrypted room: the room's members read it in a notice,
 /// a DM3 sender in the report on their message.
@@ -41,19 +38,6 @@ impl RoomEncryption {
     /// Whether the bridge can carry messages in this room.
     pub fn is_bridgeable(&self) -> bool {
         matches!(self, RoomEncryption::Unencrypted)
-    }
-}
-
-impl MatrixConnector {
-    /// Gives `ghost`, found in an encrypted room, its device and published keys
-    /// ([`crate::crypto::devices`]) if the connector makes devices: members' clients then
-    /// share their room keys with it. A failure is logged and tried again the next time the
-    /// ghost meets an encrypted room; it never fails what the ghost was doing.
-    pub(crate) async fn take_part_encrypted(&self, ghost: &UserId) {
-        let Some(devices) = self.devices() else { return };
-        if let Err(error) = devices.ensure(ghost).await {
-            tracing::warn!(%ghost, %error, "the ghost's device is not ready; tried again at its next encrypted room");
-        }
     }
 }
 

@@ -24,6 +24,7 @@
 //! - [`policy`]: which Matrix users may use the bridge;
 //! - [`crypto`]: ghost devices and their Olm accounts (vodozemac), behind a store trait the
 //!   service implements;
+//! - [`encrypted_rooms`]: a ghost in an encrypted room gets its device;
 //! - [`encryption`]: encrypted rooms, detected and refused in plain words; [`cleartext`]: the
 //!   gate that asks the homeserver before every cleartext send;
 //! - [`reach`]: whether the homeserver answers, the connector's health for `/ready`.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod connector;
 pub mod crypto;
 pub mod directory;
+pub mod encrypted_rooms;
 pub mod encryption;
 pub mod ghost;
 pub mod inbound;

@@ -17,6 +17,7 @@ use ruma::{OwnedDeviceId, UserId};
 
 use crate::lease::{HELD_FOR, Leases};
 use crate::store::{OlmAccountSave, Store};
+use crate::telemetry::metrics::MATRIX_OLM_ACCOUNT_SAVES;
 use crate::vault::MasterKey;
 
 /// Ghost devices' Olm accounts in the node's database.
@@ -79,7 +80,14 @@ impl OlmStore for SealedOlmStore {
                 expected,
                 now_ms: crate::clock::now_ms(),
             };
-            Ok(match self.store.save_olm_account(save).await.map_err(failed)? {
+            let saved = self.store.save_olm_account(save).await;
+            let outcome = match &saved {
+                Ok(Some(_)) => "written",
+                Ok(None) => "conflict",
+                Err(_) => "failed",
+            };
+            metrics::counter!(MATRIX_OLM_ACCOUNT_SAVES, "outcome" => outcome).increment(1);
+            Ok(match saved.map_err(failed)? {
                 Some(version) => Saved::Written(u64::try_from(version).map_err(failed)?),
                 None => Saved::Conflict,
             })

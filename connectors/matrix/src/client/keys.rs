@@ -11,10 +11,27 @@ use ruma::api::client::device::update_device;
 use ruma::api::client::keys::upload_keys;
 use ruma::serde::Raw;
 use ruma::{DeviceId, OwnedOneTimeKeyId, UserId};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{Client, ClientError};
-use crate::crypto::KeysUpload;
+
+/// The keys to publish with one `/keys/upload`, as signed JSON.
+#[derive(Debug, Clone, Default)]
+pub struct KeysUpload {
+    /// The device keys, on the first upload of a device.
+    pub device_keys: Option<Map<String, Value>>,
+    /// `signed_curve25519:{id}` → signed key.
+    pub one_time_keys: BTreeMap<String, Value>,
+    /// `signed_curve25519:{id}` → signed key with `fallback: true`.
+    pub fallback_keys: BTreeMap<String, Value>,
+}
+
+impl KeysUpload {
+    /// Whether there is nothing to publish.
+    pub fn is_empty(&self) -> bool {
+        self.device_keys.is_none() && self.one_time_keys.is_empty() && self.fallback_keys.is_empty()
+    }
+}
 
 /// The display name of every ghost device, as the ghost's Matrix contacts see it in its device
 /// list.
@@ -29,12 +46,13 @@ impl Client {
     }
 
     /// Publishes `upload` as `ghost`'s `device`; answers the homeserver's count of the device's
-    /// unclaimed `signed_curve25519` one-time keys.
+    /// unclaimed one-time keys of `algorithm`.
     pub async fn upload_keys(
         &self,
         ghost: &UserId,
         device: &DeviceId,
         upload: &KeysUpload,
+        algorithm: &str,
     ) -> Result<u64, ClientError> {
         let mut request = upload_keys::v3::Request::new();
         if let Some(keys) = &upload.device_keys {
@@ -48,7 +66,7 @@ impl Client {
         Ok(response
             .one_time_key_counts
             .iter()
-            .find(|(algorithm, _)| algorithm.as_str() == crate::crypto::SIGNED_CURVE25519)
+            .find(|(name, _)| name.as_str() == algorithm)
             .map(|(_, count)| u64::from(*count))
             .unwrap_or(0))
     }

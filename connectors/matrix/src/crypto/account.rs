@@ -12,10 +12,10 @@
 //! again, which the homeserver accepts: keys never reach the homeserver before their private
 //! halves are durable.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value, json};
 use vodozemac::olm::{Account, IdentityKeys};
+
+pub use crate::client::KeysUpload;
 
 use super::device::GhostDevice;
 use super::pickle::AccountPickle;
@@ -48,24 +48,6 @@ impl std::fmt::Debug for GhostAccount {
         f.debug_struct("GhostAccount")
             .field("curve25519", &self.account.curve25519_key().to_base64())
             .finish()
-    }
-}
-
-/// The keys to publish with one `/keys/upload`, as signed JSON.
-#[derive(Debug, Clone, Default)]
-pub struct KeysUpload {
-    /// The device keys, on the first upload of a device.
-    pub device_keys: Option<Map<String, Value>>,
-    /// `signed_curve25519:{id}` → signed key.
-    pub one_time_keys: BTreeMap<String, Value>,
-    /// `signed_curve25519:{id}` → signed key with `fallback: true`.
-    pub fallback_keys: BTreeMap<String, Value>,
-}
-
-impl KeysUpload {
-    /// Whether there is nothing to publish.
-    pub fn is_empty(&self) -> bool {
-        self.device_keys.is_none() && self.one_time_keys.is_empty() && self.fallback_keys.is_empty()
     }
 }
 

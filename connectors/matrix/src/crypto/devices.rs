@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use ruma::{OwnedDeviceId, UserId};
 
-use super::account::{AccountError, GhostAccount};
+use super::account::{AccountError, GhostAccount, SIGNED_CURVE25519};
 use super::device::{GhostDevice, new_device_id};
 use super::key_counts::DeviceKeyCount;
 use super::signing::SigningError;
@@ -162,7 +162,7 @@ impl GhostDevices {
             self.client.create_device(user, device).await?;
         }
         let upload = loaded.account.upload(&loaded.device, !loaded.device_published)?;
-        let on_server = self.client.upload_keys(user, device, &upload).await?;
+        let on_server = self.client.upload_keys(user, device, &upload, SIGNED_CURVE25519).await?;
         tracing::debug!(ghost = %user, %device, one_time_keys = on_server, "keys uploaded");
         loaded.account.mark_published();
         Ok(())
