@@ -2,7 +2,8 @@
 //! appservice extensions on (MSC4190, MSC3202), on both backends.
 //!
 //! What a Matrix user's client would rely on is asserted as that client would find it: the
-//! ghost's device is listed by `/keys/query` with device keys signed by the device, its
+//! ghost's device is listed by `/keys/query` with device keys signed by the device and by the
+//! ghost's self-signing key (itself signed by the ghost's master key), its
 //! one-time keys claimed by `/keys/claim` are signed too, and an Olm session opened on a
 //! claimed key by another party (vodozemac, as bob's client) is read by the ghost's account as
 //! the database gives it back, so the private halves of what was published are durable. When
@@ -93,6 +94,30 @@ async fn a_ghost_device_is_published_signed_reachable_and_topped_up(db: &TestDb)
             .unwrap();
     assert_signed(keys, user, &format!("ed25519:{dev}"), ed25519);
     assert_eq!(keys["algorithms"], json!(["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"]));
+
+    // Cross-signed: the ghost's master key vouches for its self-signing key, which vouches for
+    // the device, so bob's client does not show it as an unverified stranger.
+    let only_key = |object: &Value| {
+        let (id, key) = object["keys"].as_object().unwrap().iter().next().unwrap();
+        assert_eq!(id, &format!("ed25519:{}", key.as_str().unwrap()));
+        key.as_str().unwrap().to_owned()
+    };
+    let master = &query["master_keys"][user];
+    let self_signing = &query["self_signing_keys"][user];
+    assert_eq!(master["usage"], json!(["master"]), "{query}");
+    let (master_key, self_signing_key) = (only_key(master), only_key(self_signing));
+    assert_signed(
+        self_signing,
+        user,
+        &format!("ed25519:{master_key}"),
+        Ed25519PublicKey::from_base64(&master_key).unwrap(),
+    );
+    assert_signed(
+        keys,
+        user,
+        &format!("ed25519:{self_signing_key}"),
+        Ed25519PublicKey::from_base64(&self_signing_key).unwrap(),
+    );
 
     // bob claims five one-time keys, each signed by the device.
     let mut claimed = Vec::new();

@@ -9,12 +9,14 @@
 //! - [`signing`]: signed JSON (canonical form, Ed25519);
 //! - [`account`]: the Olm account, its one-time and fallback keys, and what `/keys/upload`
 //!   publishes of them;
+//! - [`cross_signing`]: the ghost's master and self-signing keys, which vouch for its device;
 //! - [`store`]: the trait the service implements over its database (leases, versioned saves);
 //! - [`key_counts`]: the one-time-key counts MSC3202 puts in transactions;
 //! - [`devices`]: devices made and kept supplied, in the order that loses no key;
 //! - [`supply`]: the task that tops devices up as transactions report their counts.
 
 pub mod account;
+pub mod cross_signing;
 pub mod device;
 pub mod devices;
 pub mod key_counts;

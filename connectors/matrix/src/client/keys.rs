@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use ruma::api::AppserviceUserIdentity;
 use ruma::api::client::device::update_device;
-use ruma::api::client::keys::upload_keys;
+use ruma::api::client::keys::{upload_keys, upload_signatures, upload_signing_keys};
 use ruma::serde::Raw;
 use ruma::{DeviceId, OwnedOneTimeKeyId, UserId};
 use serde_json::{Map, Value};
@@ -69,6 +69,47 @@ impl Client {
             .find(|(name, _)| name.as_str() == algorithm)
             .map(|(_, count)| u64::from(*count))
             .unwrap_or(0))
+    }
+}
+
+impl Client {
+    /// Publishes `ghost`'s master and self-signing keys (`/keys/device_signing/upload`). The
+    /// first set needs no user-interactive auth (MSC3967), and an appservice may replace its
+    /// users' set (MSC4190).
+    pub async fn upload_signing_keys(
+        &self,
+        ghost: &UserId,
+        master: &Map<String, Value>,
+        self_signing: &Map<String, Value>,
+    ) -> Result<(), ClientError> {
+        let mut request = upload_signing_keys::v3::Request::new();
+        request.master_key = Some(raw(&Value::Object(master.clone()))?);
+        request.self_signing_key = Some(raw(&Value::Object(self_signing.clone()))?);
+        self.call(request, Some(ghost)).await.map(|_| ())
+    }
+
+    /// Publishes `device_keys` of `ghost`'s `device` with the signature its self-signing key
+    /// added (`/keys/signatures/upload`); a signature the homeserver refuses is an error.
+    pub async fn upload_device_signature(
+        &self,
+        ghost: &UserId,
+        device: &DeviceId,
+        device_keys: &Map<String, Value>,
+    ) -> Result<(), ClientError> {
+        let mut keys = upload_signatures::v3::SignedKeys::new();
+        keys.add_device_keys(device.to_owned(), raw(&Value::Object(device_keys.clone()))?);
+        let request = upload_signatures::v3::Request::new(BTreeMap::from([(ghost.to_owned(), keys)]));
+        let response = self.call(request, Some(ghost)).await?;
+        match response.failures.values().flat_map(|f| f.values()).next() {
+            None => Ok(()),
+            // The failure's fields are private in ruma; its JSON names them.
+            Some(failure) => {
+                let failure = serde_json::to_value(failure).unwrap_or_default();
+                let field =
+                    |key: &str| failure.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+                Err(ClientError::Matrix { status: 400, errcode: field("errcode"), message: field("error") })
+            }
+        }
     }
 }
 

@@ -12,11 +12,13 @@
 //! again, which the homeserver accepts: keys never reach the homeserver before their private
 //! halves are durable.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use vodozemac::olm::{Account, IdentityKeys};
 
 pub use crate::client::KeysUpload;
 
+use super::cross_signing::{CrossSigning, CrossSigningPickle};
 use super::device::GhostDevice;
 use super::pickle::AccountPickle;
 use super::signing::{SigningError, sign_object};
@@ -37,9 +39,22 @@ pub enum AccountError {
     Pickle(String),
 }
 
-/// A ghost device's Olm account.
+/// A ghost device's Olm account, with the ghost's cross-signing keys.
 pub struct GhostAccount {
     account: Account,
+    cross_signing: Option<CrossSigning>,
+    /// Whether the cross-signing keys and the device's signature by them are published.
+    cross_signed: bool,
+}
+
+/// What the sealed pickle holds: vodozemac's account pickle and the cross-signing keys.
+#[derive(Serialize, Deserialize)]
+struct Pickle {
+    account: vodozemac::olm::AccountPickle,
+    #[serde(default)]
+    cross_signing: Option<CrossSigningPickle>,
+    #[serde(default)]
+    cross_signed: bool,
 }
 
 impl std::fmt::Debug for GhostAccount {
@@ -60,21 +75,55 @@ impl Default for GhostAccount {
 impl GhostAccount {
     /// A new account with fresh identity keys and no one-time keys yet.
     pub fn new() -> Self {
-        Self { account: Account::new() }
+        Self { account: Account::new(), cross_signing: None, cross_signed: false }
     }
 
     /// The account `pickle` holds.
     pub fn from_pickle(pickle: &AccountPickle) -> Result<Self, AccountError> {
-        let pickle: vodozemac::olm::AccountPickle =
+        let pickle: Pickle =
             serde_json::from_slice(pickle.expose()).map_err(|e| AccountError::Unpickle(e.to_string()))?;
-        Ok(Self { account: Account::from_pickle(pickle) })
+        let cross_signing = pickle
+            .cross_signing
+            .as_ref()
+            .map(CrossSigning::from_pickle)
+            .transpose()
+            .map_err(|e| AccountError::Unpickle(e.to_string()))?;
+        Ok(Self {
+            account: Account::from_pickle(pickle.account),
+            cross_signing,
+            cross_signed: pickle.cross_signed,
+        })
     }
 
     /// The account's pickle, to be sealed by the store.
     pub fn pickle(&self) -> Result<AccountPickle, AccountError> {
-        serde_json::to_vec(&self.account.pickle())
+        let pickle = Pickle {
+            account: self.account.pickle(),
+            cross_signing: self.cross_signing.as_ref().map(CrossSigning::pickle),
+            cross_signed: self.cross_signed,
+        };
+        serde_json::to_vec(&pickle)
             .map(AccountPickle::from_bytes)
             .map_err(|e| AccountError::Pickle(e.to_string()))
+    }
+
+    /// The ghost's cross-signing keys, made if it had none; `None` once they and the device's
+    /// signature by them are published.
+    pub fn cross_signing_to_publish(&mut self) -> Option<&CrossSigning> {
+        if self.cross_signed {
+            return None;
+        }
+        Some(self.cross_signing.get_or_insert_with(CrossSigning::new))
+    }
+
+    /// Whether the cross-signing keys and the device's signature are published.
+    pub fn is_cross_signed(&self) -> bool {
+        self.cross_signed
+    }
+
+    /// Records that the cross-signing keys and the device's signature are published.
+    pub fn mark_cross_signed(&mut self) {
+        self.cross_signed = true;
     }
 
     /// The public identity keys.
@@ -126,18 +175,7 @@ impl GhostAccount {
             |object: &mut Map<String, Value>| sign_object(object, user, &key_id, |m| self.account.sign(m));
         let mut upload = KeysUpload::default();
         if with_device_keys {
-            let identity = self.identity_keys();
-            let mut keys = object(json!({
-                "user_id": user,
-                "device_id": device.device.as_str(),
-                "algorithms": [OLM_ALGORITHM, MEGOLM_ALGORITHM],
-                "keys": {
-                    device.curve25519_key_id(): identity.curve25519.to_base64(),
-                    key_id.clone(): identity.ed25519.to_base64(),
-                },
-            }));
-            sign(&mut keys)?;
-            upload.device_keys = Some(keys);
+            upload.device_keys = Some(self.device_keys(device)?);
         }
         for (id, key) in self.account.one_time_keys() {
             let mut signed = object(json!({"key": key.to_base64()}));
@@ -154,6 +192,24 @@ impl GhostAccount {
                 .insert(format!("{SIGNED_CURVE25519}:{}", id.to_base64()), Value::Object(signed));
         }
         Ok(upload)
+    }
+
+    /// The device keys, signed by the device (the same object every time: Ed25519 signatures
+    /// are deterministic).
+    pub fn device_keys(&self, device: &GhostDevice) -> Result<Map<String, Value>, SigningError> {
+        let identity = self.identity_keys();
+        let key_id = device.ed25519_key_id();
+        let mut keys = object(json!({
+            "user_id": device.user.as_str(),
+            "device_id": device.device.as_str(),
+            "algorithms": [OLM_ALGORITHM, MEGOLM_ALGORITHM],
+            "keys": {
+                device.curve25519_key_id(): identity.curve25519.to_base64(),
+                key_id.clone(): identity.ed25519.to_base64(),
+            },
+        }));
+        sign_object(&mut keys, device.user.as_str(), &key_id, |m| self.account.sign(m))?;
+        Ok(keys)
     }
 
     /// Records that the homeserver holds every key made so far.
@@ -268,6 +324,15 @@ mod tests {
     #[test]
     fn a_pickle_that_is_not_an_account_is_an_error() {
         assert!(GhostAccount::from_pickle(&AccountPickle::from_bytes(b"{}".to_vec())).is_err());
+        let mut account = GhostAccount::new();
+        let master = account.cross_signing_to_publish().unwrap().master_public();
+        let back = GhostAccount::from_pickle(&account.pickle().unwrap()).unwrap();
+        assert!(!back.is_cross_signed());
+        assert_eq!(
+            back.cross_signing.as_ref().unwrap().master_public(),
+            master,
+            "the keys survive the pickle"
+        );
         assert!(!format!("{:?}", GhostAccount::new()).contains("signing"));
     }
 }

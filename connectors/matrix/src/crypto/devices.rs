@@ -8,7 +8,8 @@
 //! 1. hold the ghost's lease ([`OlmStore::hold`]), read the account (or make one);
 //! 2. make the keys, **save** (the save names the version read: another process's write in
 //!    between is a conflict, and nothing is sent);
-//! 3. create the device (idempotent) and publish the keys;
+//! 3. create the device (idempotent) and publish the keys; with the ghost's first device, its
+//!    cross-signing keys ([`super::cross_signing`]) and the device's signature by them;
 //! 4. mark them published, **save**.
 //!
 //! A crash after 2 publishes the same keys again on the next try; a crash after 3 does too,
@@ -139,7 +140,12 @@ impl GhostDevices {
                 None => (loaded.account.one_time_key_target(), true),
             };
             loaded.account.top_up(on_server, fallback_unused);
-            if loaded.device_published && !loaded.account.has_unpublished_keys() {
+            // Made here (with the first device), saved below before anything is published.
+            loaded.account.cross_signing_to_publish();
+            if loaded.device_published
+                && !loaded.account.has_unpublished_keys()
+                && loaded.account.is_cross_signed()
+            {
                 return Ok(loaded.device);
             }
             let Some(version) = self.save(&loaded).await? else { continue };
@@ -162,9 +168,20 @@ impl GhostDevices {
             self.client.create_device(user, device).await?;
         }
         let upload = loaded.account.upload(&loaded.device, !loaded.device_published)?;
-        let on_server = self.client.upload_keys(user, device, &upload, SIGNED_CURVE25519).await?;
-        tracing::debug!(ghost = %user, %device, one_time_keys = on_server, "keys uploaded");
+        if !upload.is_empty() {
+            let on_server = self.client.upload_keys(user, device, &upload, SIGNED_CURVE25519).await?;
+            tracing::debug!(ghost = %user, %device, one_time_keys = on_server, "keys uploaded");
+        }
         loaded.account.mark_published();
+        let device_keys = loaded.account.device_keys(&loaded.device)?;
+        if let Some(cross_signing) = loaded.account.cross_signing_to_publish() {
+            let keys = cross_signing.signing_keys(user.as_str())?;
+            self.client.upload_signing_keys(user, &keys.master, &keys.self_signing).await?;
+            let signed = cross_signing.sign_device(user.as_str(), &device_keys)?;
+            self.client.upload_device_signature(user, device, &signed).await?;
+            loaded.account.mark_cross_signed();
+            tracing::info!(ghost = %user, %device, "ghost device cross-signed");
+        }
         Ok(())
     }
 
