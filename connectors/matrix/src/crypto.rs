@@ -12,6 +12,8 @@
 //! - [`cross_signing`]: the ghost's master and self-signing keys, which vouch for its device;
 //! - [`store`]: the trait the service implements over its database (leases, versioned saves);
 //! - [`key_counts`]: the one-time-key counts MSC3202 puts in transactions;
+//! - [`to_device`]: the to-device events MSC2409 puts in transactions; [`olm`]: Olm messages
+//!   to a ghost device opened and checked; [`megolm`]: room keys, and room events decrypted;
 //! - [`devices`]: devices made and kept supplied, in the order that loses no key;
 //! - [`supply`]: the task that tops devices up as transactions report their counts.
 
@@ -20,15 +22,18 @@ pub mod cross_signing;
 pub mod device;
 pub mod devices;
 pub mod key_counts;
+pub mod megolm;
+pub mod olm;
 pub mod pickle;
 pub mod signing;
 pub mod store;
 pub mod supply;
+pub mod to_device;
 
 pub use account::{GhostAccount, KeysUpload, SIGNED_CURVE25519};
 pub use device::GhostDevice;
 pub use devices::{DeviceError, GhostDevices};
 pub use key_counts::{DeviceKeyCount, key_counts};
-pub use pickle::AccountPickle;
+pub use pickle::SecretPickle;
 pub use store::{AccountWrite, OlmStore, OlmStoreError, Saved, StoredAccount};
 pub use supply::KeySupply;

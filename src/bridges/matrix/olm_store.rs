@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use dm3_bridge_connector::BoxFuture;
-use dm3_bridge_matrix::crypto::{AccountPickle, AccountWrite, OlmStore, OlmStoreError, Saved, StoredAccount};
+use dm3_bridge_matrix::crypto::{AccountWrite, OlmStore, OlmStoreError, Saved, SecretPickle, StoredAccount};
 use ruma::{OwnedDeviceId, UserId};
 
 use crate::lease::{HELD_FOR, Leases};
@@ -58,7 +58,7 @@ impl OlmStore for SealedOlmStore {
             let opened = self.master.open(&label(ghost, &row.device_id), &row.sealed).map_err(failed)?;
             Ok(Some(StoredAccount {
                 device: OwnedDeviceId::from(row.device_id.as_str()),
-                pickle: AccountPickle::from_bytes(opened.expose().to_vec()),
+                pickle: SecretPickle::from_bytes(opened.expose().to_vec()),
                 version: u64::try_from(row.version).map_err(failed)?,
                 device_published: row.device_published,
             }))

@@ -20,7 +20,7 @@ pub use crate::client::KeysUpload;
 
 use super::cross_signing::{CrossSigning, CrossSigningPickle};
 use super::device::GhostDevice;
-use super::pickle::AccountPickle;
+use super::pickle::SecretPickle;
 use super::signing::{SigningError, sign_object};
 
 /// The algorithms a ghost device speaks, as published in its device keys.
@@ -79,7 +79,7 @@ impl GhostAccount {
     }
 
     /// The account `pickle` holds.
-    pub fn from_pickle(pickle: &AccountPickle) -> Result<Self, AccountError> {
+    pub fn from_pickle(pickle: &SecretPickle) -> Result<Self, AccountError> {
         let pickle: Pickle =
             serde_json::from_slice(pickle.expose()).map_err(|e| AccountError::Unpickle(e.to_string()))?;
         let cross_signing = pickle
@@ -96,14 +96,14 @@ impl GhostAccount {
     }
 
     /// The account's pickle, to be sealed by the store.
-    pub fn pickle(&self) -> Result<AccountPickle, AccountError> {
+    pub fn pickle(&self) -> Result<SecretPickle, AccountError> {
         let pickle = Pickle {
             account: self.account.pickle(),
             cross_signing: self.cross_signing.as_ref().map(CrossSigning::pickle),
             cross_signed: self.cross_signed,
         };
         serde_json::to_vec(&pickle)
-            .map(AccountPickle::from_bytes)
+            .map(SecretPickle::from_bytes)
             .map_err(|e| AccountError::Pickle(e.to_string()))
     }
 
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn a_pickle_that_is_not_an_account_is_an_error() {
-        assert!(GhostAccount::from_pickle(&AccountPickle::from_bytes(b"{}".to_vec())).is_err());
+        assert!(GhostAccount::from_pickle(&SecretPickle::from_bytes(b"{}".to_vec())).is_err());
         let mut account = GhostAccount::new();
         let master = account.cross_signing_to_publish().unwrap().master_public();
         let back = GhostAccount::from_pickle(&account.pickle().unwrap()).unwrap();

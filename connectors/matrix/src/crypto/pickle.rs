@@ -1,4 +1,5 @@
-//! An Olm account's pickle as the store keeps it: secret bytes that never print.
+//! A pickle (an Olm account, an Olm or Megolm session) as the store keeps it: secret bytes that
+//! never print.
 //!
 //! The pickle holds every private key of a ghost device (identity, one-time and fallback
 //! keys). The connector hands it to the service's [`crate::crypto::OlmStore`], which seals it
@@ -9,13 +10,13 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-/// The serialized pickle of a vodozemac account (its JSON form, not encrypted: sealing is the
+/// The serialized pickle of a vodozemac account or session (its JSON form, not encrypted: sealing is the
 /// store's job, under the node's master key, not a second key of the connector's).
 #[derive(Clone, PartialEq, Eq)]
-pub struct AccountPickle(Zeroizing<Vec<u8>>);
+pub struct SecretPickle(Zeroizing<Vec<u8>>);
 
-impl AccountPickle {
-    /// The pickle whose bytes are `bytes` (as [`AccountPickle::expose`] gave them).
+impl SecretPickle {
+    /// The pickle whose bytes are `bytes` (as [`SecretPickle::expose`] gave them).
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self(Zeroizing::new(bytes))
     }
@@ -26,9 +27,9 @@ impl AccountPickle {
     }
 }
 
-impl fmt::Debug for AccountPickle {
+impl fmt::Debug for SecretPickle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AccountPickle([redacted; {} bytes])", self.0.len())
+        write!(f, "SecretPickle([redacted; {} bytes])", self.0.len())
     }
 }
 
@@ -38,7 +39,7 @@ mod tests {
 
     #[test]
     fn debug_shows_no_byte() {
-        let pickle = AccountPickle::from_bytes(b"{\"signing_key\":\"sekrit\"}".to_vec());
+        let pickle = SecretPickle::from_bytes(b"{\"signing_key\":\"sekrit\"}".to_vec());
         let shown = format!("{pickle:?}");
         assert!(!shown.contains("sekrit"), "{shown}");
         assert!(shown.contains("redacted"));

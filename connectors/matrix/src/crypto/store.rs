@@ -13,14 +13,14 @@
 use dm3_bridge_connector::BoxFuture;
 use ruma::{OwnedDeviceId, UserId};
 
-use super::pickle::AccountPickle;
+use super::pickle::SecretPickle;
 
 /// An account as stored.
 #[derive(Debug, Clone)]
 pub struct StoredAccount {
     /// The device the account answers to.
     pub device: OwnedDeviceId,
-    pub pickle: AccountPickle,
+    pub pickle: SecretPickle,
     /// Bumped by every save; what the next save must name.
     pub version: u64,
     /// Whether the homeserver has the device keys (the device exists with its keys).
@@ -47,7 +47,7 @@ pub struct OlmStoreError(pub String);
 pub struct AccountWrite<'a> {
     pub ghost: &'a UserId,
     pub device: &'a OwnedDeviceId,
-    pub pickle: &'a AccountPickle,
+    pub pickle: &'a SecretPickle,
     pub device_published: bool,
     /// The version read; `None` to create the row (a conflict if it exists).
     pub expected: Option<u64>,
