@@ -33,11 +33,13 @@ use matrix_bridge::Bridge;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::TestDb;
+use vodozemac::megolm::GroupSession;
 use vodozemac::olm::{Account, OlmMessage, SessionConfig};
 use vodozemac::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature};
 
 on_both_backends!(
     a_ghost_device_is_published_signed_reachable_and_topped_up,
+    a_room_key_shared_over_olm_is_kept_and_decrypts_the_rooms_messages,
     two_processes_never_fork_an_account_and_a_moved_account_does_not_open,
 );
 
@@ -200,6 +202,138 @@ async fn a_ghost_device_is_published_signed_reachable_and_topped_up(db: &TestDb)
         )
         .await;
     assert_eq!(status, 403);
+    store.close().await;
+}
+
+/// bob's client shares a Megolm room key with the ghost's device over Olm, through the
+/// homeserver (`/sendToDevice`), and sends an encrypted message into the room. The key arrives
+/// in a transaction (MSC2409), is opened, checked and kept sealed before the bridge answers,
+/// and decrypts bob's message; before it arrived the message was a missing key (held, not
+/// lost). A replayed or forged to-device message is answered 200 and changes nothing.
+async fn a_room_key_shared_over_olm_is_kept_and_decrypts_the_rooms_messages(db: &TestDb) {
+    let store = db.open().await;
+    let master = Arc::new(MasterKey::generate().unwrap());
+    let bridge = Bridge::start_with_devices(accounts(&store, &master)).await;
+    let ghost = bridge.ghost("alice.eth");
+    bridge.client.register_ghost(ghost.localpart()).await.unwrap();
+    let devices = bridge.devices.clone().unwrap();
+    let device = devices.ensure(&ghost).await.unwrap();
+    let (user, dev) = (ghost.as_str(), device.device.as_str());
+
+    let bob = bridge.synapse.register_user("bob").await.unwrap();
+    let encryption = json!({"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}});
+    let room = bob
+        .create_room(json!({"is_direct": true, "invite": [user], "initial_state": [encryption]}))
+        .await
+        .unwrap();
+    bridge.client.join(&ghost, &ruma::RoomId::parse(&room).unwrap()).await.unwrap();
+
+    // bob's client: its Olm account, the ghost's keys as /keys/query and /keys/claim give them.
+    let bob_device = Account::new();
+    let query = bob
+        .call(Method::POST, "/_matrix/client/v3/keys/query", Some(json!({"device_keys": {user: []}})))
+        .await
+        .unwrap();
+    let keys = &query["device_keys"][user][dev]["keys"];
+    let ghost_curve = keys[format!("curve25519:{dev}")].as_str().unwrap().to_owned();
+    let ghost_ed = keys[format!("ed25519:{dev}")].as_str().unwrap().to_owned();
+    let claim = bob
+        .call(
+            Method::POST,
+            "/_matrix/client/v3/keys/claim",
+            Some(json!({"one_time_keys": {user: {dev: "signed_curve25519"}}})),
+        )
+        .await
+        .unwrap();
+    let one_time =
+        claim["one_time_keys"][user][dev].as_object().unwrap().values().next().unwrap()["key"].clone();
+    let mut olm = bob_device
+        .create_outbound_session(
+            SessionConfig::version_1(),
+            Curve25519PublicKey::from_base64(&ghost_curve).unwrap(),
+            Curve25519PublicKey::from_base64(one_time.as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+
+    // bob's message, encrypted before the ghost has the key: a missing key, to be held.
+    let mut megolm = GroupSession::new(vodozemac::megolm::SessionConfig::version_1());
+    // (The key as it stands before its first message: a key exported later cannot read it.)
+    let session_key = megolm.session_key().to_base64();
+    let plaintext = json!({"type": "m.room.message", "room_id": room, "content": {"msgtype": "m.text", "body": "encrypted hello"}});
+    let encrypted = json!({
+        "algorithm": "m.megolm.v1.aes-sha2", "sender_key": bob_device.curve25519_key().to_base64(),
+        "session_id": megolm.session_id(), "ciphertext": megolm.encrypt(plaintext.to_string()).to_base64(),
+        "device_id": "BOBDEVICE",
+    });
+    bob.call(
+        Method::PUT,
+        &format!("/_matrix/client/v3/rooms/{}/send/m.room.encrypted/e1", synapse::encode(&room)),
+        Some(encrypted.clone()),
+    )
+    .await
+    .unwrap();
+    let content = encrypted.as_object().unwrap();
+    let early = devices.decrypt(&ghost, &room, content).await.unwrap_err();
+    assert!(early.is_missing_key(), "{early}");
+
+    // The room key, over Olm, through the homeserver.
+    let room_key = json!({
+        "type": "m.room_key", "sender": bob.user_id, "recipient": user,
+        "recipient_keys": {"ed25519": ghost_ed}, "keys": {"ed25519": bob_device.ed25519_key().to_base64()},
+        "content": {
+            "algorithm": "m.megolm.v1.aes-sha2", "room_id": room,
+            "session_id": megolm.session_id(), "session_key": session_key,
+        },
+    });
+    let olm_content = json!({
+        "algorithm": "m.olm.v1.curve25519-aes-sha2", "sender_key": bob_device.curve25519_key().to_base64(),
+        "ciphertext": {ghost_curve.as_str(): olm.encrypt(room_key.to_string()).unwrap()},
+    });
+    bob.call(
+        Method::PUT,
+        "/_matrix/client/v3/sendToDevice/m.room.encrypted/k1",
+        Some(json!({"messages": {user: {dev: olm_content.clone()}}})),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (event, sender_key) = loop {
+        match devices.decrypt(&ghost, &room, content).await {
+            Ok(decrypted) => break decrypted,
+            Err(e) if e.is_missing_key() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{e}\n{}", bridge.synapse.appservice_log()),
+        }
+    };
+    assert_eq!(Value::Object(event), plaintext);
+    assert_eq!(sender_key, bob_device.curve25519_key().to_base64());
+    let kept = store.megolm_inbound(user, &room, &megolm.session_id()).await.unwrap().unwrap();
+    let sealed = String::from_utf8_lossy(&kept.sealed);
+    assert!(
+        !sealed.contains("signing_key") && !sealed.contains("ratchet"),
+        "the room key is stored in the clear"
+    );
+
+    // The same message again (a replayed transaction), and one whose payload names another
+    // recipient: both answered 200, neither changes what was kept.
+    let token = bridge.registration.hs_token().expose().to_owned();
+    let forged_key = json!({
+        "type": "m.room_key", "sender": bob.user_id, "recipient": "@_dm3_carol.eth:localhost",
+        "recipient_keys": {"ed25519": ghost_ed}, "keys": {"ed25519": "x"},
+        "content": room_key["content"].clone(),
+    });
+    let forged = json!({
+        "algorithm": "m.olm.v1.curve25519-aes-sha2", "sender_key": bob_device.curve25519_key().to_base64(),
+        "ciphertext": {ghost_curve.as_str(): olm.encrypt(forged_key.to_string()).unwrap()},
+    });
+    for (txn, content) in [("replay", olm_content), ("forged", forged)] {
+        let message = json!({"type": "m.room.encrypted", "sender": bob.user_id, "to_user_id": user, "to_device_id": dev, "content": content});
+        let body = json!({"events": [], "de.sorunome.msc2409.to_device": [message]});
+        let (status, answer) = bridge.put_transaction(txn, &body, &token).await;
+        assert_eq!(status, 200, "{txn}: {answer}");
+    }
+    assert_eq!(store.megolm_inbound(user, &room, &megolm.session_id()).await.unwrap().unwrap(), kept);
     store.close().await;
 }
 

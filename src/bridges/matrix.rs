@@ -206,20 +206,21 @@ impl MatrixBridge {
         &self,
         sink: Arc<dyn InboundSink>,
         directory: Arc<dyn GhostDirectory>,
-        key_supply: Option<KeySupply>,
+        devices: Option<(Arc<GhostDevices>, KeySupply)>,
     ) -> Router {
         let appservice = Appservice::new(&self.registration, self.client.clone(), sink, directory)
             .network(self.connector.network().clone())
             .command_prefix(self.commands.clone());
-        match key_supply {
-            Some(supply) => appservice.key_supply(supply).router(),
+        match devices {
+            Some((devices, supply)) => appservice.ghost_devices(devices).key_supply(supply).router(),
             None => appservice.router(),
         }
     }
 
     /// Gives the connector ghost devices whose Olm accounts live sealed in the node's database
-    /// ([`olm_store`]), and starts the task that keeps them supplied with one-time keys.
-    fn ghost_devices(&self, node: &NodeServices<'_>) -> (KeySupply, JoinHandle<()>) {
+    /// ([`olm_store`]), and starts the task that keeps them supplied with one-time keys; the
+    /// routes open the to-device messages sent to them.
+    fn ghost_devices(&self, node: &NodeServices<'_>) -> ((Arc<GhostDevices>, KeySupply), JoinHandle<()>) {
         let store = olm_store::SealedOlmStore::new(
             node.store.clone(),
             node.vault.master_key().clone(),
@@ -227,7 +228,8 @@ impl MatrixBridge {
         );
         let devices = Arc::new(GhostDevices::new(self.client.clone(), Arc::new(store)));
         self.connector.set_devices(devices.clone());
-        KeySupply::start(devices)
+        let (supply, task) = KeySupply::start(devices.clone());
+        ((devices, supply), task)
     }
 
     /// Pings the homeserver through the bridge (the node must be listening), retrying

@@ -166,7 +166,10 @@ impl Bridge {
         } else {
             let appservice = Appservice::new(&registration, client.clone(), sink.clone(), names.clone());
             match &devices {
-                Some(devices) => appservice.key_supply(KeySupply::start(devices.clone()).0).router(),
+                Some(devices) => appservice
+                    .ghost_devices(devices.clone())
+                    .key_supply(KeySupply::start(devices.clone()).0)
+                    .router(),
                 None => appservice.router(),
             }
         };

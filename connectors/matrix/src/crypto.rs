@@ -14,6 +14,7 @@
 //! - [`key_counts`]: the one-time-key counts MSC3202 puts in transactions;
 //! - [`to_device`]: the to-device events MSC2409 puts in transactions; [`olm`]: Olm messages
 //!   to a ghost device opened and checked; [`megolm`]: room keys, and room events decrypted;
+//! - [`receive`]: to-device messages opened and kept, room events decrypted;
 //! - [`devices`]: devices made and kept supplied, in the order that loses no key;
 //! - [`supply`]: the task that tops devices up as transactions report their counts.
 
@@ -25,6 +26,7 @@ pub mod key_counts;
 pub mod megolm;
 pub mod olm;
 pub mod pickle;
+pub mod receive;
 pub mod signing;
 pub mod store;
 pub mod supply;
@@ -35,5 +37,10 @@ pub use device::GhostDevice;
 pub use devices::{DeviceError, GhostDevices};
 pub use key_counts::{DeviceKeyCount, key_counts};
 pub use pickle::SecretPickle;
-pub use store::{AccountWrite, OlmStore, OlmStoreError, Saved, StoredAccount};
+pub use receive::DecryptError;
+pub use store::{
+    AccountWrite, OlmStepWrite, OlmStore, OlmStoreError, RoomKeyWrite, Saved, SessionWrite, StoredAccount,
+    StoredRoomKey,
+};
 pub use supply::KeySupply;
+pub use to_device::{ToDeviceEvent, to_device_events};

@@ -80,16 +80,25 @@ impl std::fmt::Debug for GhostDevices {
 }
 
 /// An account in hand: what was read, and the version a save must name.
-struct Loaded {
-    device: GhostDevice,
-    account: GhostAccount,
-    version: Option<u64>,
-    device_published: bool,
+pub(super) struct Loaded {
+    pub(super) device: GhostDevice,
+    pub(super) account: GhostAccount,
+    pub(super) version: Option<u64>,
+    pub(super) device_published: bool,
 }
 
 impl GhostDevices {
     pub fn new(client: Arc<Client>, store: Arc<dyn OlmStore>) -> Self {
         Self { client, store }
+    }
+
+    pub(super) fn store(&self) -> &Arc<dyn OlmStore> {
+        &self.store
+    }
+
+    /// `ghost`'s account as stored, if it has one.
+    pub(super) async fn load(&self, ghost: &UserId) -> Result<Option<Loaded>, DeviceError> {
+        self.store.load_account(ghost).await?.map(|stored| open(ghost, stored)).transpose()
     }
 
     /// `ghost`'s device, made and published with its keys if it was not yet.

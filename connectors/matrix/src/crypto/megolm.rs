@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use vodozemac::megolm::{InboundGroupSession, MegolmMessage, SessionConfig, SessionKey};
 
 use super::account::MEGOLM_ALGORITHM;
+use super::pickle::SecretPickle;
 
 /// Largest Megolm ciphertext decrypted, in base64 characters: Synapse refuses events over
 /// 64 KiB, so anything larger did not come from a homeserver.
@@ -59,6 +60,17 @@ pub fn room_key(content: &Map<String, Value>) -> Result<RoomKey, MegolmError> {
         return Err(MegolmError::BadKey("the session_id is not the key's".to_owned()));
     }
     Ok(RoomKey { room_id: room_id.to_owned(), session_id: session.session_id(), session })
+}
+
+/// A room key's pickle, to be sealed by the store.
+pub fn pickle(session: &InboundGroupSession) -> Result<SecretPickle, serde_json::Error> {
+    serde_json::to_vec(&session.pickle()).map(SecretPickle::from_bytes)
+}
+
+/// The room key a stored pickle holds.
+pub fn unpickle(pickle: &SecretPickle) -> Result<InboundGroupSession, serde_json::Error> {
+    serde_json::from_slice::<vodozemac::megolm::InboundGroupSessionPickle>(pickle.expose())
+        .map(InboundGroupSession::from_pickle)
 }
 
 /// The fields of an `m.room.encrypted` room event's content that find its key.

@@ -14,6 +14,7 @@ use vodozemac::olm::{OlmMessage, Session, SessionConfig};
 
 use super::account::{GhostAccount, OLM_ALGORITHM};
 use super::device::GhostDevice;
+use super::pickle::SecretPickle;
 
 /// Why a to-device message could not be opened. None of these is retried: the sender's
 /// client sends the key again when asked, or on its next message.
@@ -78,6 +79,16 @@ pub fn open(
         return Err(OlmError::Forged("the payload names another recipient key".to_owned()));
     }
     Ok(Opened { sender_key, payload, session, account_changed })
+}
+
+/// A session's pickle, to be sealed by the store.
+pub fn pickle(session: &Session) -> Result<SecretPickle, serde_json::Error> {
+    serde_json::to_vec(&session.pickle()).map(SecretPickle::from_bytes)
+}
+
+/// The session a stored pickle holds.
+pub fn unpickle(pickle: &SecretPickle) -> Result<Session, serde_json::Error> {
+    serde_json::from_slice::<vodozemac::olm::SessionPickle>(pickle.expose()).map(Session::from_pickle)
 }
 
 fn decrypt(

@@ -53,7 +53,45 @@ pub struct AccountWrite<'a> {
     pub expected: Option<u64>,
 }
 
-/// Ghost devices' Olm accounts: implemented by the service over its database.
+/// A room key as stored.
+#[derive(Debug, Clone)]
+pub struct StoredRoomKey {
+    /// The Curve25519 key of the device that sent it.
+    pub sender_key: String,
+    /// The Ed25519 key that device claimed.
+    pub signing_key: String,
+    pub pickle: SecretPickle,
+}
+
+/// An Olm session to write.
+#[derive(Debug, Clone)]
+pub struct SessionWrite {
+    pub sender_key: String,
+    pub session_id: String,
+    pub pickle: SecretPickle,
+}
+
+/// A room key to keep (the first kept for a session id stays).
+#[derive(Debug, Clone)]
+pub struct RoomKeyWrite {
+    pub room_id: String,
+    pub session_id: String,
+    pub sender_key: String,
+    pub signing_key: String,
+    pub pickle: SecretPickle,
+}
+
+/// What opening one to-device message changed, written in one transaction. The account is
+/// always written (over the version read, even unchanged), so that the steps of one ghost
+/// are serialized among processes: a step that lost the race writes nothing.
+#[derive(Debug, Clone)]
+pub struct OlmStepWrite<'a> {
+    pub account: AccountWrite<'a>,
+    pub session: SessionWrite,
+    pub room_key: Option<RoomKeyWrite>,
+}
+
+/// Ghost devices' Olm accounts and sessions: implemented by the service over its database.
 pub trait OlmStore: Send + Sync + 'static {
     /// Takes or renews this process's lease on `ghost`'s account: `true` if it holds it now.
     fn hold<'a>(&'a self, ghost: &'a UserId) -> BoxFuture<'a, Result<bool, OlmStoreError>>;
@@ -66,4 +104,22 @@ pub trait OlmStore: Send + Sync + 'static {
 
     /// Writes the account if the row is at `write.expected`, durably before answering.
     fn save_account<'a>(&'a self, write: AccountWrite<'a>) -> BoxFuture<'a, Result<Saved, OlmStoreError>>;
+
+    /// `ghost`'s Olm sessions with the device whose Curve25519 key is `sender_key`.
+    fn olm_sessions<'a>(
+        &'a self,
+        ghost: &'a UserId,
+        sender_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SecretPickle>, OlmStoreError>>;
+
+    /// The room key `session_id` of `room_id` that `ghost`'s device received.
+    fn room_key<'a>(
+        &'a self,
+        ghost: &'a UserId,
+        room_id: &'a str,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredRoomKey>, OlmStoreError>>;
+
+    /// Writes `step` in one transaction if the account is at the version it names.
+    fn save_olm_step<'a>(&'a self, step: OlmStepWrite<'a>) -> BoxFuture<'a, Result<Saved, OlmStoreError>>;
 }
