@@ -7,7 +7,7 @@
 # its children, and a child uses its parent's items; that is how Rust modules nest, not a
 # circle. Test code (`#[cfg(test)]` modules and files named tests.rs/testkit.rs) is left out.
 #
-#   scripts/module-circles.sh [CRATE_SRC_DIR...]   (default: src, sdk/src, connectors/*/src)
+#   scripts/module-circles.sh [CRATE_SRC_DIR...]   (default: src, sdk/src, connectors/*/src, clients/*/src)
 #       checks each crate twice: module by module, and with the modules grouped by their first
 #       path segment (`engine` for all of src/engine/, the depth-1 view)
 #   MODULE_DEPTH=1 scripts/module-circles.sh       only the grouped view (MODULE_DEPTH=N: N segments)
@@ -15,7 +15,7 @@
 # Prints each circle with the lines that make it; exits 1 if there is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -eq 0 ]; then set -- src sdk/src connectors/*/src; fi
+if [ $# -eq 0 ]; then set -- src sdk/src connectors/*/src clients/*/src; fi
 
 python3 - "$@" <<'PY'
 import pathlib, re, sys

@@ -10,9 +10,10 @@ mod synapse;
 
 use dm3_bridge_connector::{
     Attachment, AttachmentSource, Connector as _, ConnectorError, Content, ConversationId, EventKind,
-    IdempotencyKey, Inbound, Message, MimeType, Outbound, Text, Unsupported, deliver,
+    IdempotencyKey, Inbound, InboundEvent, Message, MimeType, Outbound, PortalRequest, Text, Unsupported,
+    deliver,
 };
-use dm3_bridge_matrix::DEFAULT_MAX_MEDIA_BYTES;
+use dm3_bridge_matrix::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
 use matrix_bridge::Bridge;
 use serde_json::json;
 
@@ -59,9 +60,9 @@ async fn media_round_trips_within_the_limit_and_is_refused_past_it() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attachments_reach_the_user_and_the_users_files_come_back_by_url() {
-    let bridge = Bridge::start_with_engine().await;
+/// bob's direct room with alice.eth's ghost, joined by the ghost: (bob, the room, the portal
+/// request, a started connector).
+async fn portal_with_bob(bridge: &Bridge) -> (synapse::MatrixUser, String, PortalRequest, MatrixConnector) {
     let bob = bridge.synapse.register_user("bob").await.unwrap();
     let ghost = bridge.ghost("alice.eth");
     let room = bob.create_room(json!({"is_direct": true, "invite": [ghost.as_str()]})).await.unwrap();
@@ -75,6 +76,37 @@ async fn attachments_reach_the_user_and_the_users_files_come_back_by_url() {
     let connector = bridge.connector();
     connector.start().await.unwrap();
     connector.portals().unwrap().join_portal(&request).await.unwrap();
+    (bob, room, request, connector)
+}
+
+/// Sends `content` as bob's `m.room.message` and waits until the bridge hands it over.
+async fn bobs_event(
+    bridge: &Bridge,
+    bob: &synapse::MatrixUser,
+    room: &str,
+    txn: &str,
+    content: serde_json::Value,
+) -> InboundEvent {
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}", synapse::encode(room));
+    let sent = bob.call(reqwest::Method::PUT, &path, Some(content)).await.unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let item = bridge
+        .wait_for_item(
+            "bob's event",
+            |i| matches!(i, Inbound::Event(e) if e.network_event_id.as_str() == sent),
+        )
+        .await;
+    let Inbound::Event(event) = item else { unreachable!() };
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_reach_the_user_and_the_users_files_come_back_by_url() {
+    let bridge = Bridge::start_with_engine().await;
+    let (bob, room, request, connector) = portal_with_bob(&bridge).await;
+    let ghost = bridge.ghost("alice.eth");
 
     // DM3 → Matrix: an inline image with a caption becomes an m.image bob can download.
     let picture = bytes(5_000);
@@ -108,26 +140,14 @@ async fn attachments_reach_the_user_and_the_users_files_come_back_by_url() {
     // Matrix → DM3: bob's file arrives as an attachment by URL, and its bytes can be fetched.
     let report = bytes(3_000);
     let uri = bob.upload(report.clone(), "application/pdf", "report.pdf").await.unwrap();
-    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/f1", synapse::encode(&room));
-    let file_event = bob
-        .call(
-            reqwest::Method::PUT,
-            &path,
-            Some(json!({"msgtype": "m.file", "body": "report.pdf", "url": uri,
-                        "info": {"mimetype": "application/pdf", "size": 3000}})),
-        )
-        .await
-        .unwrap()["event_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let item = bridge
-        .wait_for_item(
-            "bob's file",
-            |i| matches!(i, Inbound::Event(e) if e.network_event_id.as_str() == file_event),
-        )
-        .await;
-    let Inbound::Event(event) = item else { unreachable!() };
+    let event = bobs_event(
+        &bridge,
+        &bob,
+        &room,
+        "f1",
+        json!({"msgtype": "m.file", "body": "report.pdf", "url": uri, "info": {"mimetype": "application/pdf", "size": 3000}}),
+    )
+    .await;
     let EventKind::Message(Message { content: Content::Attachment { attachment, caption: None }, .. }) =
         event.kind
     else {
@@ -140,4 +160,56 @@ async fn attachments_reach_the_user_and_the_users_files_come_back_by_url() {
     let AttachmentSource::Url(url) = attachment.source() else { panic!("not by URL") };
     assert_eq!(url.as_str(), uri);
     assert_eq!(connector.media().unwrap().download(url, connector.max_media_bytes()).await.unwrap(), report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_files_are_ciphertext_on_the_homeserver_and_open_on_the_other_side() {
+    let bridge = Bridge::start_with_engine().await;
+    let (bob, room, _, connector) = portal_with_bob(&bridge).await;
+
+    // DM3 → Matrix, as for an encrypted room: the homeserver gets ciphertext only, and the
+    // `file` object (what the encrypted event carries) opens it.
+    let contract = bytes(20_000);
+    let attachment =
+        Attachment::inline("contract.pdf", MimeType::new("application/pdf").unwrap(), contract.clone())
+            .unwrap();
+    let ghost = bridge.ghost("alice.eth");
+    let file = connector.stored_sealed(&attachment, &ghost).await.unwrap();
+    let stored = bob.download(file.url.as_str()).await.unwrap();
+    assert_eq!(stored.len(), contract.len());
+    assert_ne!(stored, contract, "the media repository holds no plaintext");
+    assert!(stored.windows(64).all(|w| !contract.windows(64).any(|c| c == w)), "not even a piece of it");
+    assert_eq!(dm3_bridge_matrix::media_cipher::open(&file, stored).unwrap(), contract);
+
+    // Matrix → DM3: bob's client sealed a file (here with the same scheme; the vector test in
+    // media_cipher checks it against an independent AES) and sent its `file` object.
+    let notes = bytes(4_000);
+    let sealed = dm3_bridge_matrix::media_cipher::seal(notes.clone()).unwrap();
+    let uri = bob.upload(sealed.ciphertext.clone(), "application/octet-stream", "file").await.unwrap();
+    let file = serde_json::to_value(sealed.into_encrypted_file(uri.as_str().into())).unwrap();
+    let event = bobs_event(
+        &bridge,
+        &bob,
+        &room,
+        "sealed-1",
+        json!({"msgtype": "m.file", "body": "notes.txt", "file": file, "info": {"mimetype": "text/plain", "size": 4000}}),
+    )
+    .await;
+    let EventKind::Message(Message { content: Content::Attachment { attachment, .. }, .. }) = event.kind
+    else {
+        panic!("not an attachment: {:?}", event.kind)
+    };
+    assert_eq!((attachment.name(), attachment.mime().as_str()), ("notes.txt", "text/plain"));
+    let AttachmentSource::Url(url) = attachment.source() else { panic!("not by URL") };
+    let media = connector.media().unwrap();
+    assert_eq!(media.download(url, connector.max_media_bytes()).await.unwrap(), notes, "opened on download");
+
+    // A file swapped on the way does not open, and the error does not show the key.
+    let other = bob.upload(bytes(4_000), "application/octet-stream", "file").await.unwrap();
+    let mut swapped = url.clone();
+    swapped.set_path(url::Url::parse(&other).unwrap().path());
+    let error = media.download(&swapped, connector.max_media_bytes()).await.unwrap_err();
+    let ConnectorError::Permanent(message) = &error else { panic!("{error:?}") };
+    assert!(message.contains("do not match its hash"), "{message}");
+    assert!(!message.contains(url.fragment().unwrap()), "the key stays out of errors: {message}");
 }

@@ -61,13 +61,7 @@ impl DeliveryServiceProfile {
         Ok(Self { raw })
     }
 
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.raw
-    }
-
-    pub fn to_value(&self) -> Value {
-        Value::Object(self.raw.clone())
-    }
+    crate::raw_json::raw_json_object!();
 
     pub fn canonical(&self) -> String {
         canonical::stringify_object(&self.raw)

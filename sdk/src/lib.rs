@@ -72,5 +72,6 @@ pub mod network;
 pub mod postmark;
 pub mod profile;
 pub mod profile_link;
+mod raw_json;
 pub mod resolver_api;
 pub mod text_record;

@@ -200,14 +200,7 @@ impl Message {
         Self::from_value(serde_json::from_str(text).map_err(|_| MessageError::NotAnObject)?)
     }
 
-    /// The JSON object, exactly as received or built.
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.raw
-    }
-
-    pub fn to_value(&self) -> Value {
-        Value::Object(self.raw.clone())
-    }
+    crate::raw_json::raw_json_object!();
 
     pub fn into_value(self) -> Value {
         Value::Object(self.raw)

@@ -173,13 +173,7 @@ impl Postmark {
         canonical::stringify_object(&self.raw)
     }
 
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.raw
-    }
-
-    pub fn to_value(&self) -> Value {
-        Value::Object(self.raw.clone())
-    }
+    crate::raw_json::raw_json_object!();
 
     pub fn message_hash(&self) -> &[u8; 32] {
         &self.message_hash

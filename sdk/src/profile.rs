@@ -117,13 +117,7 @@ impl UserProfile {
         Ok(Self { raw })
     }
 
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.raw
-    }
-
-    pub fn to_value(&self) -> Value {
-        Value::Object(self.raw.clone())
-    }
+    crate::raw_json::raw_json_object!();
 
     /// `stringify(profile)`, the text the signature covers.
     pub fn canonical(&self) -> String {
@@ -204,13 +198,7 @@ impl SignedUserProfile {
         self.raw.get("signature").and_then(Value::as_str).unwrap_or_default()
     }
 
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.raw
-    }
-
-    pub fn to_value(&self) -> Value {
-        Value::Object(self.raw.clone())
-    }
+    crate::raw_json::raw_json_object!();
 
     /// `stringify(signedUserProfile)`.
     pub fn canonical(&self) -> String {

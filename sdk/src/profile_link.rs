@@ -153,9 +153,7 @@ impl ProfileLink {
         self.text("scopeUri")
     }
 
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.raw
-    }
+    crate::raw_json::raw_json_object!();
 
     /// Whether the link has an expiration time at or before `now` (seconds).
     pub fn is_expired(&self, now: u64) -> bool {
@@ -235,9 +233,7 @@ impl SignedProfileLink {
         self.raw.get("signature").and_then(Value::as_str).unwrap_or_default()
     }
 
-    pub fn to_value(&self) -> Value {
-        Value::Object(self.raw.clone())
-    }
+    crate::raw_json::raw_json_object!();
 
     /// `verifyProfileLink(signed, publicKey?)`: an `EthAddressLink` must be
     /// signed by its main address; a `ProfileLink` by `main_profile_key`.

@@ -223,6 +223,13 @@ impl Synapse {
 
     /// Registers a normal (non-admin) user with `register_new_matrix_user` and logs them in.
     pub async fn register_user(&self, name: &str) -> Result<MatrixUser> {
+        let password = self.register_account(name).await?;
+        self.log_in(name, &password).await
+    }
+
+    /// Registers a normal (non-admin) user with `register_new_matrix_user`; answers the
+    /// password, for a client that logs in itself (the matrix-sdk client of `clients/matrix`).
+    pub async fn register_account(&self, name: &str) -> Result<String> {
         let password = format!("pw-{name}-{}", random_hex(8)?);
         let output = Command::new(self.venv.join("bin/register_new_matrix_user"))
             .arg("-c")
@@ -239,6 +246,10 @@ impl Synapse {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
+        Ok(password)
+    }
+
+    async fn log_in(&self, name: &str, password: &str) -> Result<MatrixUser> {
         let login = self
             .http
             .post(format!("{}/_matrix/client/v3/login", self.url))

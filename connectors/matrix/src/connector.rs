@@ -31,6 +31,7 @@ use dm3_bridge_connector::{
 };
 use ruma::events::relation::{InReplyTo, Reply};
 use ruma::events::room::message::{Relation, ReplacementMetadata, RoomMessageEventContent};
+use ruma::events::room::{EncryptedFile, MediaSource};
 use ruma::{
     EventId, OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId, UserId,
 };
@@ -39,7 +40,8 @@ use url::Url;
 use crate::client::{Client, ClientError};
 use crate::crypto::GhostDevices;
 use crate::ghost::GhostNamespace;
-use crate::media::{media_message, mxc_uri};
+use crate::media::{media_message, mxc_uri, sealed_file_of};
+use crate::media_cipher;
 
 /// The largest file unless configured otherwise: Synapse's default `max_upload_size`, and a
 /// bound on what the engine holds in memory for one file.
@@ -239,7 +241,7 @@ impl Connector for MatrixConnector {
                     // A retry uploads again (an orphan file at worst); the send below is the
                     // idempotent step, so the room still shows the message once.
                     let uri = self.stored(attachment, Some(&ghost)).await?;
-                    media_message(attachment, caption.as_ref(), uri)
+                    media_message(attachment, caption.as_ref(), MediaSource::Plain(uri))
                 }
             };
             if let Some(target) = &message.payload.reply_to {
@@ -382,6 +384,32 @@ impl MatrixConnector {
             AttachmentSource::Url(url) => mxc_uri(url),
         }
     }
+
+    /// `attachment` sealed for an end-to-end encrypted room and uploaded as `uploader`: the
+    /// homeserver stores only ciphertext (typed `application/octet-stream`, named `file`, so
+    /// neither says what it is); the returned `file` object, sent inside an encrypted event,
+    /// opens it. A file by URL is fetched first, within the same limit.
+    pub async fn stored_sealed(
+        &self,
+        attachment: &Attachment,
+        uploader: &UserId,
+    ) -> Result<EncryptedFile, ConnectorError> {
+        let max = self.max_media_bytes();
+        if attachment.size() > max {
+            return Err(Unsupported::AttachmentTooLarge { size: attachment.size(), max }.into());
+        }
+        let plaintext = match attachment.source() {
+            AttachmentSource::Inline(bytes) => bytes.clone(),
+            AttachmentSource::Url(url) => MediaHandling::download(self, url, max).await?,
+        };
+        let sealed = media_cipher::seal(plaintext).map_err(|e| ConnectorError::Transient(e.to_string()))?;
+        let uri = self
+            .client()
+            .upload(Some(uploader), sealed.ciphertext.clone(), "application/octet-stream", "file")
+            .await
+            .map_err(classify)?;
+        Ok(sealed.into_encrypted_file(uri))
+    }
 }
 
 impl MediaHandling for MatrixConnector {
@@ -402,13 +430,23 @@ impl MediaHandling for MatrixConnector {
         max_bytes: u64,
     ) -> BoxFuture<'a, Result<Vec<u8>, ConnectorError>> {
         Box::pin(async move {
+            // Messages name `uri`, never `url`: an encrypted file's fragment holds its key.
             let uri = mxc_uri(url)?;
-            match self.client().download(&uri, max_bytes).await {
-                Ok(downloaded) => Ok(downloaded.bytes),
-                Err(ClientError::TooLarge { max }) => Err(ConnectorError::Permanent(format!(
-                    "the file {url} is larger than the {max} bytes allowed"
-                ))),
-                Err(e) => Err(classify(e)),
+            let sealed = sealed_file_of(url)?;
+            let bytes = match self.client().download(&uri, max_bytes).await {
+                Ok(downloaded) => downloaded.bytes,
+                Err(ClientError::TooLarge { max }) => {
+                    return Err(ConnectorError::Permanent(format!(
+                        "the file {uri} is larger than the {max} bytes allowed"
+                    )));
+                }
+                Err(e) => return Err(classify(e)),
+            };
+            match sealed {
+                None => Ok(bytes),
+                Some(file) => media_cipher::open(&file, bytes).map_err(|e| {
+                    ConnectorError::Permanent(format!("the encrypted file {uri} cannot be opened: {e}"))
+                }),
             }
         })
     }

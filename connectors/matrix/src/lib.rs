@@ -44,6 +44,7 @@ pub mod encryption;
 pub mod ghost;
 pub mod inbound;
 pub mod media;
+pub mod media_cipher;
 pub mod native;
 pub mod ping;
 pub mod policy;

@@ -7,16 +7,23 @@
 //!   `mxc://` URI): the bytes stay on the homeserver until the engine needs them and fetches
 //!   them through `MediaHandling::download`, bounded by the limit it chooses. The declared
 //!   size and type are the sender's claims, kept as such; a missing size is 0, which the bounded
-//!   download makes harmless. An encrypted file (`file` instead of `url`) is unbridgeable, like
-//!   any encrypted content.
+//!   download makes harmless. An encrypted file (`file` instead of `url`, end-to-end encrypted
+//!   rooms) keeps its `file` object, key included, in the URL's fragment
+//!   ([`sealed_file_of`]): the neutral model has one URL per remote file, a fragment is never
+//!   sent to a server, and the download opens the ciphertext with it
+//!   ([`crate::media_cipher`]).
 //! - **Outbound.** An inline attachment is uploaded first (as the sending ghost), then sent as
-//!   the message type its media type calls for. The caption follows Matrix 1.10: `filename`
+//!   the message type its media type calls for, by URL or, in an encrypted room, sealed first
+//!   ([`MediaSource::Encrypted`]). The caption follows Matrix 1.10: `filename`
 //!   holds the file name and `body` the caption, so clients that know captions show both.
 //! - **Limits.** The largest file is the smaller of the configured limit and the homeserver's
 //!   `m.upload.size` (read at start); the engine checks it through [`crate::MatrixConnector`]'s
 //!   capabilities before moving a byte.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dm3_bridge_connector::{Attachment, ConnectorError, Content, MimeType, Text};
+use ruma::events::room::EncryptedFile;
 use ruma::events::room::message::{
     AudioInfo, AudioMessageEventContent, FileInfo, FileMessageEventContent, FormattedBody, MessageFormat,
     MessageType, RoomMessageEventContent, VideoInfo, VideoMessageEventContent,
@@ -25,8 +32,9 @@ use ruma::events::room::{ImageInfo, MediaSource};
 use ruma::{MxcUri, OwnedMxcUri, UInt};
 use url::Url;
 
-/// The reason given for a file the bridge cannot open.
-pub const ENCRYPTED_FILE: &str = "encrypted files are not bridged yet";
+/// How an attachment URL's fragment starts when it carries an encrypted file's `file` object
+/// (base64url of its JSON).
+const SEALED_FRAGMENT: &str = "dm3-sealed-file=";
 
 /// The attachment a media message carries, `None` if `msgtype` is not a media message, and the
 /// reason for the sender if the file cannot be bridged.
@@ -91,12 +99,16 @@ fn attachment_of(
 ) -> Result<Content, String> {
     let uri = match source {
         MediaSource::Plain(uri) => uri,
-        MediaSource::Encrypted(_) => return Err(ENCRYPTED_FILE.to_owned()),
+        MediaSource::Encrypted(file) => &file.url,
     };
     if !usable(uri) {
         return Err(format!("the file's address `{uri}` is not a valid mxc URI"));
     }
-    let url = Url::parse(uri.as_str()).map_err(|_| format!("the file's address `{uri}` is unusable"))?;
+    let mut url = Url::parse(uri.as_str()).map_err(|_| format!("the file's address `{uri}` is unusable"))?;
+    if let MediaSource::Encrypted(file) = source {
+        let json = serde_json::to_vec(file).map_err(|e| format!("the encrypted file is unusable: {e}"))?;
+        url.set_fragment(Some(&format!("{SEALED_FRAGMENT}{}", URL_SAFE_NO_PAD.encode(json))));
+    }
     // Matrix 1.10: with a `filename` that differs from `body`, `body` is a caption.
     let (name, caption) = match filename {
         Some(name) if name != body => {
@@ -126,11 +138,26 @@ pub fn file_name(name: &str) -> String {
     if out.trim().is_empty() { "file".to_owned() } else { out }
 }
 
-/// The message for a file already on the homeserver at `uri`, typed by its media type.
+/// The `file` object an inbound encrypted file's attachment URL carries, `None` for a plain
+/// file's URL.
+pub fn sealed_file_of(url: &Url) -> Result<Option<EncryptedFile>, ConnectorError> {
+    let Some(encoded) = url.fragment().and_then(|f| f.strip_prefix(SEALED_FRAGMENT)) else {
+        return Ok(None);
+    };
+    // Not the URL in the message: its fragment holds the key.
+    let unusable = |e: &dyn std::fmt::Display| {
+        ConnectorError::Permanent(format!("the encrypted file's description is unusable: {e}"))
+    };
+    let json = URL_SAFE_NO_PAD.decode(encoded).map_err(|e| unusable(&e))?;
+    serde_json::from_slice(&json).map(Some).map_err(|e| unusable(&e))
+}
+
+/// The message for a file already on the homeserver (`source`: by URL, or sealed for an
+/// encrypted room), typed by its media type.
 pub fn media_message(
     attachment: &Attachment,
     caption: Option<&Text>,
-    uri: OwnedMxcUri,
+    source: MediaSource,
 ) -> RoomMessageEventContent {
     let name = attachment.name().to_owned();
     let (body, formatted) = match caption {
@@ -145,28 +172,28 @@ pub fn media_message(
             let mut info = ImageInfo::new();
             (info.mimetype, info.size) = (mimetype, size);
             let mut content =
-                ruma::events::room::message::ImageMessageEventContent::plain(body, uri).info(Box::new(info));
+                ruma::events::room::message::ImageMessageEventContent::new(body, source).info(Box::new(info));
             (content.formatted, content.filename) = (formatted, Some(name));
             MessageType::Image(content)
         }
         Some("video") => {
             let mut info = VideoInfo::new();
             (info.mimetype, info.size) = (mimetype, size);
-            let mut content = VideoMessageEventContent::plain(body, uri).info(Box::new(info));
+            let mut content = VideoMessageEventContent::new(body, source).info(Box::new(info));
             (content.formatted, content.filename) = (formatted, Some(name));
             MessageType::Video(content)
         }
         Some("audio") => {
             let mut info = AudioInfo::new();
             (info.mimetype, info.size) = (mimetype, size);
-            let mut content = AudioMessageEventContent::plain(body, uri).info(Box::new(info));
+            let mut content = AudioMessageEventContent::new(body, source).info(Box::new(info));
             (content.formatted, content.filename) = (formatted, Some(name));
             MessageType::Audio(content)
         }
         _ => {
             let mut info = FileInfo::new();
             (info.mimetype, info.size) = (mimetype, size);
-            let mut content = FileMessageEventContent::plain(body, uri).info(Box::new(info));
+            let mut content = FileMessageEventContent::new(body, source).info(Box::new(info));
             (content.formatted, content.filename) = (formatted, Some(name));
             MessageType::File(content)
         }
@@ -174,8 +201,10 @@ pub fn media_message(
     RoomMessageEventContent::new(msgtype)
 }
 
-/// `mxc://server/id` as ruma's type; a permanent error for any other URL.
+/// `mxc://server/id` as ruma's type, without any fragment; a permanent error for any other URL.
 pub fn mxc_uri(url: &Url) -> Result<OwnedMxcUri, ConnectorError> {
+    let mut url = url.clone();
+    url.set_fragment(None);
     let uri = OwnedMxcUri::from(url.as_str());
     if usable(&uri) {
         Ok(uri)
@@ -243,14 +272,46 @@ mod tests {
     }
 
     #[test]
-    fn encrypted_files_and_text_are_told_apart() {
-        let encrypted = content(json!({
-            "msgtype": "m.file", "body": "secret.txt",
-            "file": {"url": "mxc://localhost/enc", "key": {"kty": "oct", "key_ops": ["encrypt", "decrypt"], "alg": "A256CTR", "k": "qcHVMSgYg-71CauWBezXI5qkaRb0LuIy-Wx5kIaHMIA", "ext": true},
-                     "iv": "X85+XgHN+HEAAAAAAAAAAA", "hashes": {"sha256": "5qG4fFnbbVdlAB1Q72JDKwCagV6Dbkx9uds4rSak37c"}, "v": "v2"},
+    fn encrypted_files_keep_their_key_in_the_urls_fragment_and_text_is_no_file() {
+        let file = json!({"url": "mxc://localhost/enc", "key": {"kty": "oct", "key_ops": ["decrypt", "encrypt"], "alg": "A256CTR", "k": "qcHVMSgYg-71CauWBezXI5qkaRb0LuIy-Wx5kIaHMIA", "ext": true},
+                          "iv": "X85+XgHN+HEAAAAAAAAAAA", "hashes": {"sha256": "5qG4fFnbbVdlAB1Q72JDKwCagV6Dbkx9uds4rSak37c"}, "v": "v2"});
+        let (secret, caption) = attachment(json!({
+            "msgtype": "m.file", "body": "secret.txt", "file": file.clone(),
+            "info": {"mimetype": "text/plain", "size": 12},
         }));
-        assert_eq!(inbound_attachment(&encrypted.msgtype), Some(Err(ENCRYPTED_FILE.to_owned())));
+        assert_eq!((secret.name(), secret.mime().as_str(), secret.size()), ("secret.txt", "text/plain", 12));
+        assert_eq!(caption, None);
+        let AttachmentSource::Url(url) = secret.source() else { panic!("not by URL") };
+        assert_eq!(
+            mxc_uri(url).unwrap().as_str(),
+            "mxc://localhost/enc",
+            "the download ignores the fragment"
+        );
+        let carried = sealed_file_of(url).unwrap().expect("the file object rides along");
+        assert_eq!(serde_json::to_value(carried).unwrap(), file, "key, counter and hash unchanged");
+        let plain = Url::parse("mxc://localhost/plain").unwrap();
+        assert!(sealed_file_of(&plain).unwrap().is_none());
+        let garbled = Url::parse("mxc://localhost/enc#dm3-sealed-file=!!").unwrap();
+        assert!(matches!(sealed_file_of(&garbled), Err(ConnectorError::Permanent(_))));
         assert_eq!(inbound_attachment(&content(json!({"msgtype": "m.text", "body": "hi"})).msgtype), None);
+    }
+
+    #[test]
+    fn outbound_files_in_encrypted_rooms_carry_the_file_object_instead_of_a_url() {
+        let a = Attachment::inline("f.txt", MimeType::new("text/plain").unwrap(), vec![0; 7]).unwrap();
+        let sealed = crate::media_cipher::seal(vec![0; 7]).unwrap();
+        let file = sealed.into_encrypted_file(OwnedMxcUri::from("mxc://localhost/sealed"));
+        let sent =
+            serde_json::to_value(media_message(&a, None, MediaSource::Encrypted(Box::new(file)))).unwrap();
+        assert_eq!(sent["msgtype"], "m.file");
+        assert_eq!(sent.get("url"), None, "no plain URL beside the encrypted file");
+        assert_eq!(sent["file"]["url"], "mxc://localhost/sealed");
+        assert_eq!(sent["file"]["v"], "v2");
+        assert_eq!(
+            sent["info"],
+            json!({"mimetype": "text/plain", "size": 7}),
+            "type and size travel encrypted"
+        );
     }
 
     #[test]
@@ -258,7 +319,7 @@ mod tests {
         let uri = OwnedMxcUri::from("mxc://localhost/up");
         let sent = |mime: &str, caption: Option<&Text>| {
             let a = Attachment::inline("f.bin", MimeType::new(mime).unwrap(), vec![0; 7]).unwrap();
-            serde_json::to_value(media_message(&a, caption, uri.clone())).unwrap()
+            serde_json::to_value(media_message(&a, caption, MediaSource::Plain(uri.clone()))).unwrap()
         };
         let image = sent("image/jpeg", None);
         assert_eq!(image["msgtype"], "m.image");

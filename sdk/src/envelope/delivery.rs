@@ -76,13 +76,7 @@ impl DeliveryInformation {
         self.str_field("deliveryInstruction")
     }
 
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.raw
-    }
-
-    pub fn to_value(&self) -> Value {
-        Value::Object(self.raw.clone())
-    }
+    crate::raw_json::raw_json_object!();
 
     /// The plaintext that is encrypted to the DS: sorted keys, `{"from":…,"to":…}`.
     pub fn canonical(&self) -> String {

@@ -154,14 +154,7 @@ impl Envelope {
         Ok(Self { raw, format, plain_delivery_information })
     }
 
-    /// The JSON object, exactly as parsed or built.
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.raw
-    }
-
-    pub fn to_value(&self) -> Value {
-        Value::Object(self.raw.clone())
-    }
+    crate::raw_json::raw_json_object!();
 
     pub fn into_value(self) -> Value {
         Value::Object(self.raw)
