@@ -104,10 +104,10 @@ async fn a_ghost_device_is_published_signed_reachable_and_topped_up(db: &TestDb)
         assert_eq!(id, &format!("ed25519:{}", key.as_str().unwrap()));
         key.as_str().unwrap().to_owned()
     };
-    let master = &query["master_keys"][user];
+    let master_keys = &query["master_keys"][user];
     let self_signing = &query["self_signing_keys"][user];
-    assert_eq!(master["usage"], json!(["master"]), "{query}");
-    let (master_key, self_signing_key) = (only_key(master), only_key(self_signing));
+    assert_eq!(master_keys["usage"], json!(["master"]), "{query}");
+    let (master_key, self_signing_key) = (only_key(master_keys), only_key(self_signing));
     assert_signed(
         self_signing,
         user,
@@ -179,13 +179,43 @@ async fn a_ghost_device_is_published_signed_reachable_and_topped_up(db: &TestDb)
     }
     assert!(store.olm_account(ghost.as_str()).await.unwrap().unwrap().version > row.version);
 
+    // Two replicas (two processes' stores and clients on one database) make carol's device at
+    // the same moment: one device results, with one account, and Synapse lists only it.
+    let carol = bridge.ghost("carol.eth");
+    bridge.client.register_ghost(carol.localpart()).await.unwrap();
+    let other =
+        Arc::new(dm3_bridge_matrix::crypto::GhostDevices::new(bridge.client.clone(), accounts.clone()));
+    let replica_accounts =
+        Arc::new(SealedOlmStore::new(store.clone(), master.clone(), Leases::new(store.clone())));
+    let replica =
+        Arc::new(dm3_bridge_matrix::crypto::GhostDevices::new(bridge.client.clone(), replica_accounts));
+    let (first, second) = tokio::join!(other.ensure(&carol), replica.ensure(&carol));
+    let row = store.olm_account(carol.as_str()).await.unwrap().unwrap();
+    for made in [first, second] {
+        match made {
+            Ok(device) => assert_eq!(device.device.as_str(), row.device_id),
+            // The other replica holds carol's lease (PostgreSQL), or its save lost the race.
+            Err(e) => assert!(e.is_retryable(), "{e}"),
+        }
+    }
+    let query = bob
+        .call(
+            Method::POST,
+            "/_matrix/client/v3/keys/query",
+            Some(json!({"device_keys": {carol.as_str(): []}})),
+        )
+        .await
+        .unwrap();
+    let listed: Vec<&String> = query["device_keys"][carol.as_str()].as_object().unwrap().keys().collect();
+    assert_eq!(listed, vec![&row.device_id], "one device for carol: {query}");
+
     // Counts an outsider could shape: malformed, or for a device the bridge does not have. The
     // transaction is stored all the same (200), and nothing is made for them.
     let token = bridge.registration.hs_token().expose().to_owned();
-    let carol = bridge.ghost("carol.eth");
+    let dave = bridge.ghost("dave.eth");
     for (txn, counts) in [
         ("odd-1", json!({user: {dev: {"signed_curve25519": "lots"}}})),
-        ("odd-2", json!({carol.as_str(): {"DM3FORGED": {"signed_curve25519": 0}}})),
+        ("odd-2", json!({dave.as_str(): {"DM3FORGED": {"signed_curve25519": 0}}})),
         ("odd-3", json!("not a map")),
     ] {
         let body = json!({"events": [], "org.matrix.msc3202.device_one_time_key_counts": counts});
@@ -193,7 +223,7 @@ async fn a_ghost_device_is_published_signed_reachable_and_topped_up(db: &TestDb)
         assert_eq!(status, 200, "{txn}: {answer}");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(store.olm_account(carol.as_str()).await.unwrap().is_none(), "no account for forged counts");
+    assert!(store.olm_account(dave.as_str()).await.unwrap().is_none(), "no account for forged counts");
     let (status, _) = bridge
         .put_transaction(
             "forged",
