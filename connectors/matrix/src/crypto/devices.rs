@@ -103,6 +103,13 @@ impl GhostDevices {
 
     /// `ghost`'s device, made and published with its keys if it was not yet.
     pub async fn ensure(&self, ghost: &UserId) -> Result<GhostDevice, DeviceError> {
+        // The common case, a device made long ago, is one read: no lease written for it.
+        if let Some(loaded) = self.load(ghost).await?
+            && loaded.device_published
+            && loaded.account.is_cross_signed()
+        {
+            return Ok(loaded.device);
+        }
         self.supply(ghost, None).await
     }
 
