@@ -25,7 +25,8 @@
 //! Files: [`ids`] (names and hashes as rows hold them), [`accounts`], [`envelopes`], [`challenges`],
 //! [`sessions`], [`writer`], [`write_connection`], the virtual identities and their sealed keys
 //! ([`identities`]), the engine's [`jobs`], [`portals`] and [`message_map`], the Telegram
-//! connector's chat state ([`telegram`]), the [`leases`] of work one process does at a time, and
+//! connector's chat state ([`telegram`]), the Matrix ghost devices' sealed Olm accounts
+//! ([`olm_accounts`]) and their Olm and Megolm sessions ([`olm_sessions`]), the [`leases`] of work one process does at a time, and
 //! `migrations` (the embedded SQL of `migrations/<backend>/`).
 
 pub mod accounts;
@@ -41,6 +42,8 @@ pub mod jobs;
 pub mod leases;
 pub mod message_map;
 mod migrations;
+pub mod olm_accounts;
+pub mod olm_sessions;
 pub mod portals;
 mod recent_portals;
 pub mod sessions;
@@ -75,6 +78,8 @@ pub use jobs::{
     JobState, Lease, MAX_JOBS_PAGE, NewJob, NewJobs, QueueName, StateFilter,
 };
 pub use message_map::{MappedMessage, NewMapping};
+pub use olm_accounts::{OlmAccountRow, OlmAccountSave};
+pub use olm_sessions::{MegolmInboundRow, MegolmInboundSave, OlmSessionRow, OlmSessionSave, OlmStep};
 pub use portals::{Consent, NewPortal, Portal, PortalActivity, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};

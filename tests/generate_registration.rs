@@ -132,7 +132,7 @@ async fn the_registration_is_accepted_by_ruma_and_synapse_with_the_tokens_of_the
     matrix.homeserver_url = synapse.url().to_owned();
     let bridge = MatrixBridge::from_config(&matrix).unwrap();
     assert_eq!(bridge.registration().scope(), report.scope);
-    let router = bridge.router(Arc::new(NoSink), Arc::new(NoGhosts));
+    let router = bridge.router(Arc::new(NoSink), Arc::new(NoGhosts), None);
     tokio::spawn(async move { axum::serve(listener, router).await });
     bridge.start().await.unwrap_or_else(|e| panic!("{e}\n{}", synapse.log_tail()));
 }

@@ -12,7 +12,8 @@
 //! What is asserted is what each side would notice: alice gets one report per accepted message
 //! saying the room is encrypted; bob's room, as Synapse serves it and as Synapse stored it in its
 //! database, holds none of alice's texts after the switch, only one notice from the ghost (with
-//! none of her words in it) and her ciphertext.
+//! none of her words in it) and her ciphertext. The ghost, found in an encrypted room, has a
+//! cross-signed device of its own that bob's client can find.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/anvil.rs"]
@@ -153,5 +154,21 @@ async fn switched_to_encrypted(database: Option<DatabaseUrl>) {
         assert!(timeline.iter().all(|e| !e.to_string().contains(secret)), "{secret} served by Synapse");
         assert!(stored.iter().all(|json| !json.contains(secret)), "{secret} in Synapse's event_json");
     }
+
+    // The ghost, found in an encrypted room, has a device of its own (`[matrix] encryption` is
+    // `on` by default): made by the node, its account sealed in the node's database, listed for
+    // bob's client with keys it can use (docs/engine.md, "Encrypted rooms: plan").
+    let account = bridge.node.store().olm_account(&ghost).await.unwrap().expect("the ghost has a device");
+    assert!(account.device_published);
+    let query = bob
+        .call(
+            reqwest::Method::POST,
+            "/_matrix/client/v3/keys/query",
+            Some(json!({"device_keys": {ghost.as_str(): []}})),
+        )
+        .await
+        .unwrap();
+    assert!(query["device_keys"][ghost.as_str()][account.device_id.as_str()]["keys"].is_object(), "{query}");
+    assert!(query["self_signing_keys"][ghost.as_str()].is_object(), "cross-signed: {query}");
     bridge.node.shutdown().await.unwrap();
 }

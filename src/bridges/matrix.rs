@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use dm3_bridge_connector::{BoxFuture, Connector, ConnectorError, InboundSink, NetworkId, RemoteIdentity};
+use dm3_bridge_matrix::crypto::{GhostDevices, KeySupply};
 use dm3_bridge_matrix::{
     Appservice, AsToken, Client, ClientError, CommandPrefix, DirectoryError, GhostDirectory, GhostProfile,
     HsToken, MatrixConfig, MatrixConnector, MatrixToken, PolicyError, Registration, RegistrationError,
     UserPolicy,
 };
 use ruma::ServerName;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use url::Url;
 
 use super::{Bridge, BridgeError, NetworkModule, NodeServices};
@@ -35,6 +36,7 @@ use crate::config::Config;
 use crate::engine::connectors::UserPolicy as EngineUserPolicy;
 use crate::identities::LocalNames;
 use crate::identities::network::Network;
+use crate::lease::Leases;
 use crate::names::ResolveError;
 use crate::names::directory::{self, Directory};
 use crate::store::Store;
@@ -85,6 +87,8 @@ pub fn check_registration_file(matrix: &MatrixConfig, data_dir: &Path) -> Result
         ))
     }
 }
+
+pub mod olm_store;
 
 /// The network id of the Matrix connector in the engine's tables.
 pub const MATRIX_NETWORK: &str = "matrix";
@@ -198,11 +202,34 @@ impl MatrixBridge {
 
     /// The appservice routes, to merge into the node's router: transactions go to `sink`,
     /// ghost queries to `directory`.
-    pub fn router(&self, sink: Arc<dyn InboundSink>, directory: Arc<dyn GhostDirectory>) -> Router {
-        Appservice::new(&self.registration, self.client.clone(), sink, directory)
+    pub fn router(
+        &self,
+        sink: Arc<dyn InboundSink>,
+        directory: Arc<dyn GhostDirectory>,
+        devices: Option<(Arc<GhostDevices>, KeySupply)>,
+    ) -> Router {
+        let appservice = Appservice::new(&self.registration, self.client.clone(), sink, directory)
             .network(self.connector.network().clone())
-            .command_prefix(self.commands.clone())
-            .router()
+            .command_prefix(self.commands.clone());
+        match devices {
+            Some((devices, supply)) => appservice.ghost_devices(devices).key_supply(supply).router(),
+            None => appservice.router(),
+        }
+    }
+
+    /// Gives the connector ghost devices whose Olm accounts live sealed in the node's database
+    /// ([`olm_store`]), and starts the task that keeps them supplied with one-time keys; the
+    /// routes open the to-device messages sent to them.
+    fn ghost_devices(&self, node: &NodeServices<'_>) -> ((Arc<GhostDevices>, KeySupply), JoinHandle<()>) {
+        let store = olm_store::SealedOlmStore::new(
+            node.store.clone(),
+            node.vault.master_key().clone(),
+            Leases::new(node.store.clone()),
+        );
+        let devices = Arc::new(GhostDevices::new(self.client.clone(), Arc::new(store)));
+        self.connector.set_devices(devices.clone());
+        let (supply, task) = KeySupply::start(devices.clone());
+        ((devices, supply), task)
     }
 
     /// Pings the homeserver through the bridge (the node must be listening), retrying
@@ -261,6 +288,7 @@ impl NetworkModule for MatrixModule {
     fn build(self: Box<Self>, node: &NodeServices<'_>) -> Result<Box<dyn Bridge>, BridgeError> {
         let section = node.config.matrix.as_ref().ok_or(BridgeError::NoIdentities("matrix"))?;
         let bridge = MatrixBridge::from_config(section)?;
+        let supply = section.encryption.asks_for_extensions().then(|| bridge.ghost_devices(node));
         let services = match self.services {
             Some(factory) => factory(MatrixContext {
                 store: node.store.clone(),
@@ -273,8 +301,10 @@ impl NetworkModule for MatrixModule {
                 directory: Arc::new(DirectoryGhosts::new(node.directory.clone())),
             },
         };
-        let routes = bridge.router(services.sink, services.directory);
-        Ok(Box::new(MatrixNetwork { bridge, routes, probe: Mutex::new(None) }))
+        let (supply, supply_task) = supply.unzip();
+        let routes = bridge.router(services.sink, services.directory, supply);
+        let tasks = Mutex::new(supply_task.map(|task| task.abort_handle()).into_iter().collect());
+        Ok(Box::new(MatrixNetwork { bridge, routes, probe: Mutex::new(None), tasks }))
     }
 }
 
@@ -289,6 +319,8 @@ pub struct MatrixNetwork {
     bridge: MatrixBridge,
     routes: Router,
     probe: Mutex<Option<AbortHandle>>,
+    /// The top-up task of the ghost devices' one-time keys, when encryption is not `off`.
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 impl Drop for MatrixNetwork {
@@ -298,10 +330,17 @@ impl Drop for MatrixNetwork {
         if let Some(probe) = self.probe_handle().take() {
             probe.abort();
         }
+        self.abort_tasks();
     }
 }
 
 impl MatrixNetwork {
+    fn abort_tasks(&self) {
+        for task in self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
+            task.abort();
+        }
+    }
+
     fn probe_handle(&self) -> std::sync::MutexGuard<'_, Option<AbortHandle>> {
         // One assignment at a time: a poisoned lock still holds a whole value.
         self.probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -357,6 +396,7 @@ impl Bridge for MatrixNetwork {
             if let Some(probe) = self.probe_handle().take() {
                 probe.abort();
             }
+            self.abort_tasks();
             if let Err(error) = self.bridge.connector().stop().await {
                 tracing::warn!(network = MATRIX_NETWORK, %error, "stopping a connector");
             }

@@ -112,6 +112,12 @@ impl IdentityVault {
         &self.store
     }
 
+    /// The master key, for what the networks seal besides identities (ghost devices' Olm
+    /// accounts).
+    pub fn master_key(&self) -> &Arc<MasterKey> {
+        &self.master
+    }
+
     /// `scheme` is `None` when no parent is configured (then nothing can be created);
     /// `delivery_service` is the node's own name, which every profile names.
     pub fn new(

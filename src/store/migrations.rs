@@ -37,6 +37,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (15, "telegram_aliases", include_str!("../../migrations/sqlite/0015_telegram_aliases.sql")),
     (18, "ciphertext_only_portals", include_str!("../../migrations/sqlite/0018_ciphertext_only_portals.sql")),
     (19, "self_custody", include_str!("../../migrations/sqlite/0019_self_custody.sql")),
+    (20, "olm_accounts", include_str!("../../migrations/sqlite/0020_olm_accounts.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -65,6 +66,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0018_ciphertext_only_portals.sql"),
     ),
     (19, "self_custody", include_str!("../../migrations/postgres/0019_self_custody.sql")),
+    (20, "olm_accounts", include_str!("../../migrations/postgres/0020_olm_accounts.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -15,6 +15,7 @@ use dm3_bridge_connector::{
     Accepted, BoxFuture, Inbound, InboundBatch, InboundSink, NetworkId, RemoteIdentity,
     SinkError as CoreSinkError,
 };
+use dm3_bridge_matrix::crypto::{GhostDevices, KeySupply, OlmStore};
 use dm3_bridge_matrix::{
     Appservice, Client, DirectoryError, GhostDirectory, GhostProfile, MatrixConnector, Recorded,
     Registration, RegistrationScope, SinkError, Transaction, TransactionSink,
@@ -115,25 +116,36 @@ pub struct Bridge {
     pub engine: Arc<MemoryEngine>,
     pub names: Arc<Names>,
     pub as_url: String,
+    /// The ghosts' devices, when started with [`Bridge::start_with_devices`].
+    pub devices: Option<Arc<GhostDevices>>,
 }
 
 impl Bridge {
     /// Transactions go to the raw [`MemorySink`].
     pub async fn start() -> Bridge {
-        Self::start_inner(false).await
+        Self::start_inner(false, None).await
     }
 
     /// Transactions go to the [`MemoryEngine`], as the node hands them to the engine's queue.
     pub async fn start_with_engine() -> Bridge {
-        Self::start_inner(true).await
+        Self::start_inner(true, None).await
     }
 
-    async fn start_inner(through_engine: bool) -> Bridge {
+    /// Transactions go to the raw [`MemorySink`]; the registration asks for the encryption
+    /// extensions, and ghost devices keep their accounts in `accounts` and are topped up from
+    /// the transactions' key counts, as the node does with `[matrix] encryption = "on"`.
+    pub async fn start_with_devices(accounts: Arc<dyn OlmStore>) -> Bridge {
+        Self::start_inner(false, Some(accounts)).await
+    }
+
+    async fn start_inner(through_engine: bool, accounts: Option<Arc<dyn OlmStore>>) -> Bridge {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let as_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let server_name = <&ServerName>::try_from(SERVER_NAME).unwrap();
-        let registration =
-            Registration::builder("dm3-test", Url::parse(&as_url).unwrap(), server_name).build().unwrap();
+        let registration = Registration::builder("dm3-test", Url::parse(&as_url).unwrap(), server_name)
+            .build()
+            .unwrap()
+            .with_encryption_extensions(accounts.is_some());
         let synapse =
             Synapse::start(&registration.to_yaml().unwrap()).await.unwrap_or_else(|e| panic!("{e:#}"));
         let client = Arc::new(
@@ -148,13 +160,21 @@ impl Bridge {
         let engine = Arc::new(MemoryEngine::default());
         let names =
             Arc::new(Names { known: HashSet::from(["alice.eth".to_owned()]), asked: Mutex::default() });
+        let devices = accounts.map(|accounts| Arc::new(GhostDevices::new(client.clone(), accounts)));
         let router = if through_engine {
             Appservice::new(&registration, client.clone(), engine.clone(), names.clone()).router()
         } else {
-            Appservice::new(&registration, client.clone(), sink.clone(), names.clone()).router()
+            let appservice = Appservice::new(&registration, client.clone(), sink.clone(), names.clone());
+            match &devices {
+                Some(devices) => appservice
+                    .ghost_devices(devices.clone())
+                    .key_supply(KeySupply::start(devices.clone()).0)
+                    .router(),
+                None => appservice.router(),
+            }
         };
         tokio::spawn(async move { axum::serve(listener, router).await });
-        Bridge { synapse, registration, client, sink, engine, names, as_url }
+        Bridge { synapse, registration, client, sink, engine, names, as_url, devices }
     }
 
     pub fn ghost(&self, name: &str) -> OwnedUserId {

@@ -12,6 +12,11 @@
 //! `M_UNAUTHORIZED`, wrong is 403 `M_FORBIDDEN`, as the spec says. Bodies are read with a hard
 //! size limit before any parsing, and the transaction is parsed with ruma's endpoint type.
 //!
+//! With ghost devices ([`crate::crypto`]), the one-time-key counts a transaction carries
+//! (MSC3202) go to the [`KeySupply`] once the transaction is stored; a malformed count never
+//! refuses the transaction; the to-device messages (room keys, MSC2409) are opened and kept
+//! before the answer, since the homeserver forgets them once it has its 200.
+//!
 //! The user query blocks the homeserver's invite until it answers, so it does the minimum:
 //! one directory lookup, one registration, one display-name call.
 
@@ -34,6 +39,7 @@ use ruma::{OwnedUserId, UserId};
 use crate::auth::{HsTokenVerifier, TokenCheck};
 use crate::client::Client;
 use crate::command::CommandPrefix;
+use crate::crypto::{GhostDevices, KeySupply, key_counts, to_device_events};
 use crate::directory::GhostDirectory;
 use crate::ghost::GhostNamespace;
 use crate::registration::{Registration, RegistrationScope};
@@ -58,6 +64,10 @@ pub struct Appservice<S: ?Sized, G: ?Sized> {
     sink: Arc<S>,
     directory: Arc<G>,
     max_transaction_bytes: usize,
+    /// Where the one-time-key counts of ghost devices go (MSC3202), and who opens the
+    /// to-device messages sent to them (MSC2409), if the bridge has devices.
+    key_supply: Option<KeySupply>,
+    devices: Option<Arc<GhostDevices>>,
 }
 
 impl<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized> Appservice<S, G> {
@@ -76,7 +86,23 @@ impl<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized> Appservice<S, G> {
             sink,
             directory,
             max_transaction_bytes: DEFAULT_MAX_TRANSACTION_BYTES,
+            key_supply: None,
+            devices: None,
         }
+    }
+
+    /// Hands the one-time-key counts in transactions to `supply`, which tops ghost devices up
+    /// ([`crate::crypto::supply`]).
+    pub fn key_supply(mut self, supply: KeySupply) -> Self {
+        self.key_supply = Some(supply);
+        self
+    }
+
+    /// Opens the to-device messages in transactions (room keys) with `devices` before the
+    /// homeserver gets its 200 ([`crate::crypto::receive`]).
+    pub fn ghost_devices(mut self, devices: Arc<GhostDevices>) -> Self {
+        self.devices = Some(devices);
+        self
     }
 
     /// The connector's name in the engine's tables (its batches carry it).
@@ -163,6 +189,21 @@ async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized
             tracing::error!(txn_id, error = %e, "transaction not stored; the homeserver will retry");
             return Err(MatrixError::internal("the transaction could not be stored; retry later"));
         }
+    }
+    // To-device messages are gone once the homeserver has our 200: kept first, or the
+    // transaction comes again (the events in it are then recognized as seen).
+    if let Some(devices) = &state.devices {
+        let messages = to_device_events(&bytes, &state.ghosts);
+        if !messages.is_empty()
+            && let Err(e) = devices.receive(messages).await
+        {
+            tracing::error!(txn_id, error = %e, "to-device messages not kept; the homeserver will retry");
+            return Err(MatrixError::internal("the to-device messages could not be kept; retry later"));
+        }
+    }
+    // After the store, and for a repeated transaction too: counts are the homeserver's latest.
+    if let Some(supply) = &state.key_supply {
+        supply.report(key_counts(&bytes, &state.ghosts));
     }
     Ok(empty())
 }

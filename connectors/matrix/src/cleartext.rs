@@ -47,6 +47,7 @@ impl MatrixConnector {
             RoomEncryption::Unencrypted => Ok(()),
             RoomEncryption::Encrypted { algorithm } => {
                 tracing::warn!(%room, %algorithm, "a cleartext send into an encrypted room was refused");
+                self.take_part_encrypted(ghost).await;
                 Err(Unsupported::CiphertextOnly(ENCRYPTION_NOT_BRIDGED.to_owned()).into())
             }
         }

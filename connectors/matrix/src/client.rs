@@ -53,8 +53,10 @@ use ruma::{
 };
 use url::Url;
 
+mod keys;
 mod media;
 
+pub use keys::{GHOST_DEVICE_NAME, KeysUpload};
 pub use media::Downloaded;
 
 use crate::encryption::RoomEncryption;
@@ -438,7 +440,21 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        let response = self.execute(request, as_user).await?;
+        self.call_as(request, identity(as_user)).await
+    }
+
+    /// One call as `identity` (a ghost, or one of its devices: `?user_id=…&device_id=…`).
+    async fn call_as<R>(
+        &self,
+        request: R,
+        identity: AppserviceUserIdentity<'_>,
+    ) -> Result<R::IncomingResponse, ClientError>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        let response = self.execute(request, identity).await?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = read_bounded(response, MAX_RESPONSE_BYTES).await?;
@@ -451,16 +467,16 @@ impl Client {
     }
 
     /// Builds `request` with ruma and sends it; the body of the answer is left to the caller.
-    async fn execute<R>(&self, request: R, as_user: Option<&UserId>) -> Result<reqwest::Response, ClientError>
+    async fn execute<R>(
+        &self,
+        request: R,
+        identity: AppserviceUserIdentity<'_>,
+    ) -> Result<reqwest::Response, ClientError>
     where
         R: OutgoingRequest,
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        let identity = match as_user {
-            Some(user) => AppserviceUserIdentity::new(user),
-            None => AppserviceUserIdentity::default(),
-        };
         let http_request = request
             .try_into_http_request_with_identity::<Vec<u8>>(
                 &self.homeserver,
@@ -482,6 +498,14 @@ impl Client {
                 Err(ClientError::Transport(reason))
             }
         }
+    }
+}
+
+/// The identity assertion of a call as `as_user`, or as the bridge's bot with `None`.
+fn identity(as_user: Option<&UserId>) -> AppserviceUserIdentity<'_> {
+    match as_user {
+        Some(user) => AppserviceUserIdentity::new(user),
+        None => AppserviceUserIdentity::default(),
     }
 }
 

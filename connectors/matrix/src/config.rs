@@ -117,8 +117,9 @@ impl Encryption {
             Encryption::Require => "require: not available until the bridge speaks Megolm (see its problem)",
             Encryption::On => {
                 "on: the registration asks the homeserver for the encryption extensions (MSC3202, MSC4190, \
-                 to-device events), but the bridge does not speak Megolm yet: encrypted rooms are treated as \
-                 with off, and nothing is ever posted in the clear into them"
+                 to-device events); a ghost found in an encrypted room gets a cross-signed device and keeps the \
+                 room keys members share with it, but the bridge does not speak Megolm yet in messages: \
+                 encrypted rooms are treated as with off, and nothing is ever posted in the clear into them"
             }
         }
     }

@@ -20,8 +20,8 @@
 //! of bridges, docs/contributing.md), with a message that names the setting to fix. It then reads the homeserver's
 //! upload limit, which caps [`Capabilities::media`].
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use dm3_bridge_connector::{
     Attachment, AttachmentSource, BoxFuture, Capabilities, Connector, ConnectorError, Content,
@@ -38,6 +38,7 @@ use ruma::{
 use url::Url;
 
 use crate::client::{Client, ClientError};
+use crate::crypto::GhostDevices;
 use crate::ghost::GhostNamespace;
 use crate::media::{media_message, mxc_uri, sealed_file_of};
 use crate::media_cipher;
@@ -55,6 +56,8 @@ pub struct MatrixConnector {
     configured_media_bytes: u64,
     /// The limit in force: the configured one, lowered to the homeserver's at start.
     media_bytes: AtomicU64,
+    /// The ghosts' devices, when `[matrix] encryption` is not `off` ([`crate::crypto`]).
+    devices: OnceLock<Arc<GhostDevices>>,
 }
 
 impl MatrixConnector {
@@ -67,7 +70,27 @@ impl MatrixConnector {
             ghosts,
             configured_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             media_bytes: AtomicU64::new(DEFAULT_MAX_MEDIA_BYTES),
+            devices: OnceLock::new(),
         }
+    }
+
+    /// Gives a ghost that takes part in an encrypted room a device, through `devices`.
+    pub fn with_devices(self, devices: Arc<GhostDevices>) -> Self {
+        self.set_devices(devices);
+        self
+    }
+
+    /// The same on a connector already shared (the service builds the devices over its store
+    /// after the connector); the first devices set stay.
+    pub fn set_devices(&self, devices: Arc<GhostDevices>) {
+        if self.devices.set(devices).is_err() {
+            tracing::warn!("the connector's ghost devices were set twice; the first stay");
+        }
+    }
+
+    /// The ghosts' devices, if the connector makes them.
+    pub fn devices(&self) -> Option<&Arc<GhostDevices>> {
+        self.devices.get()
     }
 
     /// Files up to `max_bytes` (lowered to the homeserver's limit by [`Connector::start`]).

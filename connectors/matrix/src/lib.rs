@@ -22,6 +22,9 @@
 //!   engine's inbound batch, which makes every engine `InboundSink` a [`TransactionSink`];
 //! - [`command`]: `!dm3 block`, `unblock` and `help` in a portal room, recognized;
 //! - [`policy`]: which Matrix users may use the bridge;
+//! - [`crypto`]: ghost devices and their Olm accounts (vodozemac), behind a store trait the
+//!   service implements;
+//! - [`encrypted_rooms`]: a ghost in an encrypted room gets its device;
 //! - [`encryption`]: encrypted rooms, detected and refused in plain words; [`cleartext`]: the
 //!   gate that asks the homeserver before every cleartext send;
 //! - [`reach`]: whether the homeserver answers, the connector's health for `/ready`.
@@ -34,7 +37,9 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod connector;
+pub mod crypto;
 pub mod directory;
+pub mod encrypted_rooms;
 pub mod encryption;
 pub mod ghost;
 pub mod inbound;

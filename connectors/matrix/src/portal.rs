@@ -181,6 +181,9 @@ impl PortalHandling for MatrixConnector {
             if let Some(successor) = facts.successor {
                 return self.follow_upgrade(&ghost, &user, &room, &successor).await;
             }
+            if facts.encryption.is_some() {
+                self.take_part_encrypted(&ghost).await;
+            }
             Ok(facts.status(&ghost, &user))
         })
     }

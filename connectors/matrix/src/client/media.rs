@@ -53,7 +53,7 @@ impl Client {
     pub async fn download(&self, uri: &MxcUri, max_bytes: u64) -> Result<Downloaded, ClientError> {
         let request = get_content::v1::Request::from_uri(uri)
             .map_err(|e| ClientError::Request(format!("`{uri}` is not a usable mxc URI: {e}")))?;
-        let response = self.execute(request, None).await?;
+        let response = self.execute(request, super::identity(None)).await?;
         let status = response.status();
         if status.as_u16() >= 400 {
             let headers = response.headers().clone();

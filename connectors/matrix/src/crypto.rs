@@ -1,0 +1,46 @@
+//! End-to-end encryption as the bridge's ghosts speak it: Olm accounts of ghost devices, on
+//! vodozemac, kept by the service through [`OlmStore`].
+//!
+//! Why vodozemac and not matrix-sdk-crypto: ARCHITECTURE.md, "Deliberate departures"; the plan
+//! and what holds today: docs/engine.md, "Encrypted rooms: plan".
+//!
+//! - [`device`]: a ghost's device and its id;
+//! - [`pickle`]: an account's pickle, secret bytes that never print;
+//! - [`signing`]: signed JSON (canonical form, Ed25519);
+//! - [`account`]: the Olm account, its one-time and fallback keys, and what `/keys/upload`
+//!   publishes of them;
+//! - [`cross_signing`]: the ghost's master and self-signing keys, which vouch for its device;
+//! - [`store`]: the trait the service implements over its database (leases, versioned saves);
+//! - [`key_counts`]: the one-time-key counts MSC3202 puts in transactions;
+//! - [`to_device`]: the to-device events MSC2409 puts in transactions; [`olm`]: Olm messages
+//!   to a ghost device opened and checked; [`megolm`]: room keys, and room events decrypted;
+//! - [`receive`]: to-device messages opened and kept, room events decrypted;
+//! - [`devices`]: devices made and kept supplied, in the order that loses no key;
+//! - [`supply`]: the task that tops devices up as transactions report their counts.
+
+pub mod account;
+pub mod cross_signing;
+pub mod device;
+pub mod devices;
+pub mod key_counts;
+pub mod megolm;
+pub mod olm;
+pub mod pickle;
+pub mod receive;
+pub mod signing;
+pub mod store;
+pub mod supply;
+pub mod to_device;
+
+pub use account::{GhostAccount, KeysUpload, SIGNED_CURVE25519};
+pub use device::GhostDevice;
+pub use devices::{DeviceError, GhostDevices};
+pub use key_counts::{DeviceKeyCount, key_counts};
+pub use pickle::SecretPickle;
+pub use receive::DecryptError;
+pub use store::{
+    AccountWrite, OlmStepWrite, OlmStore, OlmStoreError, RoomKeyWrite, Saved, SessionWrite, StoredAccount,
+    StoredRoomKey,
+};
+pub use supply::KeySupply;
+pub use to_device::{ToDeviceEvent, to_device_events};

@@ -1,0 +1,157 @@
+//! To-device messages received by ghost devices, opened and kept, and room events decrypted
+//! with the room keys they brought.
+//!
+//! The homeserver forgets a to-device message once the bridge answered the transaction that
+//! carried it, so the route calls [`GhostDevices::receive`] before it answers, and answers 500
+//! (the homeserver sends the transaction again) only when the store failed. Each message is
+//! one step, written in one transaction with the account over the version read
+//! ([`super::store::OlmStepWrite`]): the Olm session it opened or advanced, and the room key
+//! it carried. A message that does not open (a replay, a forgery, a session lost) is logged
+//! and dropped: the sender's client sends the key again when asked.
+
+use ruma::UserId;
+use serde_json::{Map, Value};
+
+use super::account::AccountError;
+use super::devices::{DeviceError, GhostDevices};
+use super::megolm::{self, MegolmError};
+use super::olm;
+use super::store::{AccountWrite, OlmStepWrite, RoomKeyWrite, Saved, SessionWrite};
+use super::to_device::ToDeviceEvent;
+
+/// How often a step that found another process's write starts again from the read.
+const ATTEMPTS: usize = 3;
+
+/// Why a room event could not be decrypted.
+#[derive(Debug, thiserror::Error)]
+pub enum DecryptError {
+    #[error(transparent)]
+    Megolm(#[from] MegolmError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
+
+impl DecryptError {
+    /// Whether the key may still come (hold the event and try again).
+    pub fn is_missing_key(&self) -> bool {
+        matches!(self, DecryptError::Megolm(MegolmError::MissingKey(_)))
+    }
+}
+
+impl GhostDevices {
+    /// Opens and keeps what `events` bring; how many room keys were kept. An error only when
+    /// the store failed: the transaction must come again.
+    pub async fn receive(&self, events: Vec<ToDeviceEvent>) -> Result<usize, DeviceError> {
+        let mut kept = 0;
+        for event in events {
+            if event.event_type != "m.room.encrypted" {
+                tracing::debug!(event_type = %event.event_type, "an unencrypted to-device event, ignored");
+                continue;
+            }
+            kept += usize::from(self.receive_one(&event).await?);
+        }
+        Ok(kept)
+    }
+
+    /// One Olm message: `true` if it brought a room key that was kept.
+    async fn receive_one(&self, event: &ToDeviceEvent) -> Result<bool, DeviceError> {
+        let ghost: &UserId = &event.to_user;
+        let Ok(sender_key) = olm::sender_key(&event.content) else { return Ok(false) };
+        let sender_key = sender_key.to_base64();
+        for _ in 0..ATTEMPTS {
+            let Some(mut loaded) = self.load(ghost).await? else {
+                tracing::warn!(%ghost, "a to-device message for a ghost without a device; dropped");
+                return Ok(false);
+            };
+            if loaded.device.device != event.to_device {
+                tracing::warn!(%ghost, device = %event.to_device, "a to-device message for another device of the ghost; dropped");
+                return Ok(false);
+            }
+            let sessions = self.store().olm_sessions(ghost, &sender_key).await?;
+            let sessions = sessions.iter().filter_map(|p| olm::unpickle(p).ok()).collect();
+            let sender = event.sender.as_str();
+            let opened =
+                match olm::open(&mut loaded.account, &loaded.device, sender, &event.content, sessions) {
+                    Ok(opened) => opened,
+                    Err(error) => {
+                        tracing::warn!(%ghost, %sender, %error, "a to-device message did not open; dropped");
+                        return Ok(false);
+                    }
+                };
+            let room_key = match room_key(&opened.payload, &sender_key) {
+                Ok(key) => key,
+                Err(error) => {
+                    tracing::warn!(%ghost, %sender, %error, "a room key was refused");
+                    None
+                }
+            };
+            let pickle = loaded.account.pickle()?;
+            let session = olm::pickle(&opened.session).map_err(|e| AccountError::Pickle(e.to_string()))?;
+            let kept = room_key.is_some();
+            let step = OlmStepWrite {
+                account: AccountWrite {
+                    ghost,
+                    device: &loaded.device.device,
+                    pickle: &pickle,
+                    device_published: loaded.device_published,
+                    expected: loaded.version,
+                },
+                session: SessionWrite {
+                    sender_key: sender_key.clone(),
+                    session_id: opened.session.session_id(),
+                    pickle: session,
+                },
+                room_key,
+            };
+            match self.store().save_olm_step(step).await? {
+                Saved::Written(_) => {
+                    tracing::debug!(%ghost, %sender, room_key = kept, "to-device message opened and kept");
+                    return Ok(kept);
+                }
+                Saved::Conflict => continue,
+            }
+        }
+        Err(DeviceError::Contended)
+    }
+
+    /// Decrypts a Megolm `m.room.encrypted` `content` of an event in `room_id`, with a room
+    /// key `ghost`'s device received: the plaintext event (`type`, `content`) and the
+    /// Curve25519 key of the device that sent it.
+    pub async fn decrypt(
+        &self,
+        ghost: &UserId,
+        room_id: &str,
+        content: &Map<String, Value>,
+    ) -> Result<(Map<String, Value>, String), DecryptError> {
+        let envelope = megolm::envelope(content)?;
+        let stored =
+            self.store().room_key(ghost, room_id, &envelope.session_id).await.map_err(DeviceError::from)?;
+        let Some(stored) = stored else { return Err(MegolmError::MissingKey(envelope.session_id).into()) };
+        let mut session = megolm::unpickle(&stored.pickle)
+            .map_err(|e| MegolmError::Undecryptable(format!("stored key: {e}")))?;
+        let event = megolm::decrypt(&mut session, room_id, &envelope)?;
+        Ok((event, stored.sender_key))
+    }
+}
+
+/// The room key an opened payload carries, if it is `m.room_key`.
+fn room_key(payload: &Map<String, Value>, sender_key: &str) -> Result<Option<RoomKeyWrite>, MegolmError> {
+    if payload.get("type").and_then(Value::as_str) != Some("m.room_key") {
+        return Ok(None);
+    }
+    let content = payload
+        .get("content")
+        .and_then(Value::as_object)
+        .ok_or_else(|| MegolmError::BadKey("no content".to_owned()))?;
+    let key = megolm::room_key(content)?;
+    let signing_key =
+        payload.get("keys").and_then(|k| k.get("ed25519")).and_then(Value::as_str).unwrap_or_default();
+    let pickle = megolm::pickle(&key.session).map_err(|e| MegolmError::BadKey(e.to_string()))?;
+    Ok(Some(RoomKeyWrite {
+        room_id: key.room_id,
+        session_id: key.session_id,
+        sender_key: sender_key.to_owned(),
+        signing_key: signing_key.to_owned(),
+        pickle,
+    }))
+}
