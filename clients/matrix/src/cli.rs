@@ -57,10 +57,11 @@ pub enum Command {
     },
     /// Lists the rooms you are in or invited to, one JSON object per line.
     Rooms,
-    /// Joins ROOM (accepts its invite): the bot's direct room, or a DM3 contact's room.
+    /// Joins ROOM (accepts its invite): a DM3 contact's room, opened by their ghost.
     Join { room: String },
-    /// Claims your Matrix account's DM3 name for your wallet, in ROOM, a direct room with the
-    /// bridge's bot; succeeds once the node serves your profile for the name.
+    /// Claims your Matrix account's DM3 name for your wallet, in ROOM, a room where the bridge
+    /// answers commands (your DM with a DM3 user's ghost); succeeds once the node serves your
+    /// profile for the name.
     Claim {
         #[arg(long)]
         room: String,

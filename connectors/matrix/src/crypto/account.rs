@@ -21,7 +21,7 @@ pub use crate::client::KeysUpload;
 use super::cross_signing::{CrossSigning, CrossSigningPickle};
 use super::device::GhostDevice;
 use super::pickle::SecretPickle;
-use super::signing::{SigningError, sign_object};
+use super::signing::{SigningError, object, sign_object};
 
 /// The algorithms a ghost device speaks, as published in its device keys.
 pub const OLM_ALGORITHM: &str = "m.olm.v1.curve25519-aes-sha2";
@@ -220,13 +220,6 @@ impl GhostAccount {
     /// The vodozemac account, for the Olm sessions made with it.
     pub fn olm(&mut self) -> &mut Account {
         &mut self.account
-    }
-}
-
-fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
     }
 }
 

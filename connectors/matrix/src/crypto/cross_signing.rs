@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use vodozemac::Ed25519SecretKey;
 
-use super::signing::{SigningError, sign_object};
+use super::signing::{SigningError, object, sign_object};
 
 /// A ghost's master and self-signing keys.
 pub struct CrossSigning {
@@ -100,13 +100,6 @@ impl CrossSigning {
         let key_id = format!("ed25519:{}", self.self_signing_public());
         sign_object(&mut signed, user, &key_id, |m| self.self_signing.sign(m))?;
         Ok(signed)
-    }
-}
-
-fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
     }
 }
 

@@ -46,6 +46,14 @@ pub fn sign_object(
     Ok(())
 }
 
+/// The object of a `json!({…})` literal, which is always one (anything else is empty).
+pub fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
