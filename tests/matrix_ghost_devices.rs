@@ -48,6 +48,18 @@ fn accounts(store: &Store, master: &Arc<MasterKey>) -> Arc<SealedOlmStore> {
 }
 
 /// Verifies the signature `object` carries from `user`'s key `key_id`.
+/// bob's client claims one signed one-time key of the ghost's device `dev`, as a client does
+/// before it opens an Olm session with it; the homeserver's answer.
+async fn claim_one_time_key(bob: &synapse::MatrixUser, user: &str, dev: &str) -> Value {
+    bob.call(
+        Method::POST,
+        "/_matrix/client/v3/keys/claim",
+        Some(json!({"one_time_keys": {user: {dev: "signed_curve25519"}}})),
+    )
+    .await
+    .unwrap()
+}
+
 fn assert_signed(object: &Value, user: &str, key_id: &str, key: Ed25519PublicKey) {
     let signature =
         object["signatures"][user][key_id].as_str().unwrap_or_else(|| panic!("unsigned: {object}"));
@@ -124,14 +136,7 @@ async fn a_ghost_device_is_published_signed_reachable_and_topped_up(db: &TestDb)
     // bob claims five one-time keys, each signed by the device.
     let mut claimed = Vec::new();
     for _ in 0..5 {
-        let claim = bob
-            .call(
-                Method::POST,
-                "/_matrix/client/v3/keys/claim",
-                Some(json!({"one_time_keys": {user: {dev: "signed_curve25519"}}})),
-            )
-            .await
-            .unwrap();
+        let claim = claim_one_time_key(&bob, user, dev).await;
         let (id, key) = claim["one_time_keys"][user][dev].as_object().unwrap().iter().next().unwrap();
         assert!(id.starts_with("signed_curve25519:"), "{claim}");
         assert!(key.get("fallback").is_none(), "a one-time key, not the fallback: {claim}");
@@ -267,14 +272,7 @@ async fn a_room_key_shared_over_olm_is_kept_and_decrypts_the_rooms_messages(db: 
     let keys = &query["device_keys"][user][dev]["keys"];
     let ghost_curve = keys[format!("curve25519:{dev}")].as_str().unwrap().to_owned();
     let ghost_ed = keys[format!("ed25519:{dev}")].as_str().unwrap().to_owned();
-    let claim = bob
-        .call(
-            Method::POST,
-            "/_matrix/client/v3/keys/claim",
-            Some(json!({"one_time_keys": {user: {dev: "signed_curve25519"}}})),
-        )
-        .await
-        .unwrap();
+    let claim = claim_one_time_key(&bob, user, dev).await;
     let one_time =
         claim["one_time_keys"][user][dev].as_object().unwrap().values().next().unwrap()["key"].clone();
     let mut olm = bob_device
