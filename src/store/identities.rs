@@ -162,6 +162,26 @@ macro_rules! insert_key {
     };
 }
 
+/// Makes `$key` the current key of identity `$name` with `$profile`, inside the transaction
+/// `$tx`, where the row passes `$sql`'s guard (`$1` the name, `$2` the version it must have);
+/// evaluates to whether it did. `$sql` sets `key_version = $3, address = $4, profile = $5,
+/// updated_at = $6`; rotation and the return to custody differ only in their guard.
+macro_rules! set_current_key {
+    ($tx:expr, $sql:expr, $name:expr, $expected_version:expr, $key:expr, $profile:expr) => {
+        sqlx::query($sql)
+            .bind($name.as_str())
+            .bind(i64::from($expected_version))
+            .bind(i64::from($key.version))
+            .bind(checksum(&$key.address))
+            .bind($profile.as_str())
+            .bind($key.created_at_ms)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+            == 1
+    };
+}
+
 /// Inserts an identity row inside the transaction `$tx`; evaluates to whether it was inserted
 /// (`false`: the name or the network user is taken).
 macro_rules! insert_row {
@@ -364,17 +384,8 @@ impl Store {
         const RETIRE: &str = "UPDATE identity_keys SET retired_at = $3 WHERE name = $1 AND version = $2";
         let (name, key, profile) = (name.clone(), key.clone(), profile.canonical());
         write_on!(self, tx => {
-            let n = sqlx::query(UPDATE)
-                .bind(name.as_str())
-                .bind(i64::from(from_version))
-                .bind(i64::from(key.version))
-                .bind(checksum(&key.address))
-                .bind(profile.as_str())
-                .bind(key.created_at_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 1 {
+            let updated = set_current_key!(tx, UPDATE, name, from_version, key, profile);
+            if updated {
                 sqlx::query(RETIRE)
                     .bind(name.as_str())
                     .bind(i64::from(from_version))
@@ -383,7 +394,7 @@ impl Store {
                     .await?;
                 insert_key!(tx, name, key);
             }
-            Ok(n == 1)
+            Ok(updated)
         })
     }
 

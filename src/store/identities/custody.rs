@@ -99,20 +99,11 @@ impl Store {
              profile = $5, updated_at = $6 WHERE name = $1 AND custody = 'self' AND key_version = $2";
         let (name, key, profile) = (name.clone(), key.clone(), profile.canonical());
         write_on!(self, tx => {
-            let n = sqlx::query(UPDATE)
-                .bind(name.as_str())
-                .bind(i64::from(after_version))
-                .bind(i64::from(key.version))
-                .bind(checksum(&key.address))
-                .bind(profile.as_str())
-                .bind(key.created_at_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 1 {
+            let updated = set_current_key!(tx, UPDATE, name, after_version, key, profile);
+            if updated {
                 insert_key!(tx, name, key);
             }
-            Ok(n == 1)
+            Ok(updated)
         })
     }
 }
