@@ -32,6 +32,7 @@ async fn native_content_reaches_the_room_verbatim_and_inbound_content_is_kept() 
         sender: RemoteIdentity::new("alice.eth").unwrap(),
         idempotency_key: IdempotencyKey::new(key).unwrap(),
         timestamp_ms: Some(1_700_000_000_000),
+        retry: false,
         payload: EventKind::Native(Box::new(payload)),
     };
     let content = json!({

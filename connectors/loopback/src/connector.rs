@@ -387,6 +387,7 @@ mod tests {
             sender: RemoteIdentity::new("alice.eth").unwrap(),
             idempotency_key: IdempotencyKey::new(key).unwrap(),
             timestamp_ms: Some(1),
+            retry: false,
             payload: EventKind::Message(Message::new(Content::Text(Text::plain(body)))),
         }
     }

@@ -37,7 +37,7 @@ use ruma::{
 };
 use url::Url;
 
-use crate::client::{Client, ClientError};
+use crate::client::{Attempt, Client, ClientError};
 use crate::crypto::GhostDevices;
 use crate::ghost::GhostNamespace;
 use crate::media::{media_message, mxc_uri, sealed_file_of};
@@ -249,7 +249,7 @@ impl Connector for MatrixConnector {
             }
             let id = self
                 .client
-                .send_message(&ghost, &room, &txn, message.timestamp_ms, &content)
+                .send_message(&ghost, &room, &txn, message.timestamp_ms, &content, Attempt::of(message.retry))
                 .await
                 .map_err(classify)?;
             network_id(&id)
@@ -298,7 +298,7 @@ impl EditHandling for MatrixConnector {
                 .make_replacement(ReplacementMetadata::new(target, None));
             let id = self
                 .client
-                .send_message(&ghost, &room, &txn, edit.timestamp_ms, &content)
+                .send_message(&ghost, &room, &txn, edit.timestamp_ms, &content, Attempt::of(edit.retry))
                 .await
                 .map_err(classify)?;
             network_id(&id)
@@ -324,6 +324,7 @@ impl ReactionHandling for MatrixConnector {
                     reaction.timestamp_ms,
                     &target,
                     reaction.payload.key.as_str(),
+                    Attempt::of(reaction.retry),
                 )
                 .await
                 .map_err(classify)?;

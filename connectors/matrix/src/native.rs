@@ -20,6 +20,7 @@ use dm3_bridge_connector::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::client::Attempt;
 use crate::connector::{MatrixConnector, classify, event_id, network_id};
 
 /// The event types a payload may carry (the allow-list's; checked again so that a connector
@@ -67,7 +68,15 @@ impl NativeHandling for MatrixConnector {
             }
             let id = self
                 .client()
-                .send_raw(&ghost, &room, &txn, native.timestamp_ms, event_type, &content)
+                .send_raw(
+                    &ghost,
+                    &room,
+                    &txn,
+                    native.timestamp_ms,
+                    event_type,
+                    &content,
+                    Attempt::of(native.retry),
+                )
                 .await
                 .map_err(classify)?;
             network_id(&id)
