@@ -23,7 +23,7 @@ use dm3_bridge::config::AdminToken;
 use dm3_bridge_connector::{NetworkUserId, RemoteIdentity};
 use loopback_world::{ALICE, World};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{CONNECTION, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 use support::TestDb;
 use support::bridge::ADMIN_TOKEN;
@@ -236,6 +236,7 @@ async fn the_console_refuses_outsiders_forgeries_and_oversized_input(db: &TestDb
         let answer = failed.console(post.clone(), "/admin/ui/login", None, Some(form)).await;
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{form}");
         assert!(answer.headers().get(SET_COOKIE).is_none());
+        assert!(answer.headers().get(CONNECTION).is_none(), "a form read whole keeps its connection");
     }
     // A flood of guesses at once: each one refused, none lets anyone in.
     let login = failed.world.node.url("/admin/ui/login");
@@ -261,6 +262,9 @@ async fn the_console_refuses_outsiders_forgeries_and_oversized_input(db: &TestDb
     let huge = format!("token={}", "a".repeat(64 * 1024));
     let answer = failed.console(post.clone(), "/admin/ui/login", None, Some(&huge)).await;
     assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The rest of the form is never read, so the connection closes, and says so: the client's
+    // next request must not go out on it.
+    assert_eq!(answer.headers().get(CONNECTION).map(|v| v.to_str().unwrap()), Some("close"));
 
     // Forged, expired or foreign sessions are no session.
     let session = failed.login().await;

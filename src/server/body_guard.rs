@@ -21,9 +21,14 @@
 //! The handler sees such a body fail as unreadable; the middleware [`guard`] then replaces
 //! whatever the handler answered with the `503` or `408`, on HTTP/1 with `Connection: close`
 //! (the rest of the body is never read). A request without a body is not wrapped at all.
+//!
+//! Any other answer given before its body was read to the end (a `413` for a form too large, a
+//! `401` before the body mattered) also says `Connection: close` on HTTP/1: the server drops
+//! the connection rather than read the rest, and a client told so does not send its next
+//! request on a connection that is closing (it would see it fail with no answer).
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -108,6 +113,8 @@ struct Charge {
     connection: Option<Arc<Semaphore>>,
     held: Mutex<Held>,
     refused: AtomicU8,
+    /// Whether the handler read the body to its end.
+    read_whole: AtomicBool,
 }
 
 /// One permit per budget, grown frame by frame.
@@ -170,6 +177,7 @@ pub async fn guard(State(guard): State<BodyGuard>, request: Request, next: Next)
         connection: parts.extensions.remove::<ConnectionBudget>().map(|budget| budget.0),
         held: Mutex::new(Held::default()),
         refused: AtomicU8::new(0),
+        read_whole: AtomicBool::new(false),
     });
     let declared = body.size_hint().exact();
     let body = GuardedBody {
@@ -182,9 +190,14 @@ pub async fn guard(State(guard): State<BodyGuard>, request: Request, next: Next)
         started: None,
         timer: None,
     };
-    let response = next.run(Request::from_parts(parts, Body::new(body))).await;
+    let mut response = next.run(Request::from_parts(parts, Body::new(body))).await;
     match charge.refused() {
-        None => response,
+        None => {
+            if http1 && !charge.read_whole.load(Ordering::Acquire) {
+                response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
         Some(why) => refusal(why, http1),
     }
 }
@@ -251,10 +264,16 @@ impl HttpBody for GuardedBody {
                         return Poll::Ready(Some(Err(why.into())));
                     }
                 }
+                if this.inner.is_end_stream() {
+                    this.charge.read_whole.store(true, Ordering::Release);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.charge.read_whole.store(true, Ordering::Release);
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let deadline = this.deadline(started);
                 let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
