@@ -120,6 +120,11 @@ pub trait Connector: Send + Sync {
     fn native(&self) -> Option<&dyn NativeHandling> {
         None
     }
+
+    /// Opens the network's encrypted events, if it has any ([`crate::decryption`]).
+    fn decryption(&self) -> Option<&dyn crate::DecryptionHandling> {
+        None
+    }
 }
 
 /// Conversations the bridge opens or joins on the network.

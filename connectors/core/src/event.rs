@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::attachment::Attachment;
 use crate::command::CommandRequest;
+use crate::decryption::EncryptedEvent;
 use crate::id::{ConversationId, IdempotencyKey, NetworkMessageId, NetworkUserId, RemoteIdentity};
 use crate::message::{Delete, Edit, Message, Reaction, ReadReceipt};
 use crate::native::{NativeContent, NativeMessage};
@@ -134,6 +135,9 @@ pub enum Inbound {
     Command(CommandRequest),
     /// A sealed DM3 envelope from a gateway user's own client: forwarded, never opened.
     Sealed(SealedEnvelope),
+    /// An event the network carried end-to-end encrypted, opened in the engine's job
+    /// ([`crate::decryption`]).
+    Encrypted(EncryptedEvent),
 }
 
 impl Inbound {
@@ -146,6 +150,7 @@ impl Inbound {
             Inbound::ConversationChange(change) => &change.conversation,
             Inbound::Command(command) => &command.conversation,
             Inbound::Sealed(sealed) => &sealed.conversation,
+            Inbound::Encrypted(encrypted) => &encrypted.conversation,
         }
     }
 }

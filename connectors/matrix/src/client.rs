@@ -53,6 +53,7 @@ use ruma::{
 };
 use url::Url;
 
+mod key_request;
 mod keys;
 mod media;
 

@@ -79,6 +79,9 @@ pub struct MatrixConfig {
     pub command_prefix: String,
     /// End-to-end encrypted rooms: `off`, `on` (follow the room) or `require`.
     pub encryption: Encryption,
+    /// How long after an encrypted message arrived its room key may still come, in seconds;
+    /// then its sender is told it could not be decrypted (docs/engine.md, "Encrypted rooms: plan").
+    pub undecryptable_after_secs: u64,
 }
 
 /// `[matrix] encryption`: whether the bridge takes part in end-to-end encrypted rooms (issue 17).
@@ -142,6 +145,7 @@ impl Default for MatrixConfig {
             max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             ping_timeout_secs: 30,
             encryption: Encryption::default(),
+            undecryptable_after_secs: crate::encrypted_inbound::DEFAULT_UNDECRYPTABLE_AFTER.as_secs(),
             command_prefix: DEFAULT_COMMAND_PREFIX.to_owned(),
         }
     }
@@ -311,6 +315,16 @@ fn problems(matrix: &MatrixConfig) -> Vec<ConfigProblem> {
     if let Err(e) = matrix.command_prefix() {
         problem("command_prefix", e.to_string());
     }
+    if !(1..=MAX_UNDECRYPTABLE_AFTER_SECS).contains(&matrix.undecryptable_after_secs) {
+        problem(
+            "undecryptable_after_secs",
+            format!(
+                "{} is not between 1 and {MAX_UNDECRYPTABLE_AFTER_SECS} seconds (an encrypted message holds back \
+                 those after it in its room while its key is awaited)",
+                matrix.undecryptable_after_secs
+            ),
+        );
+    }
     if matrix.ping_timeout_secs > MAX_PING_TIMEOUT_SECS {
         problem(
             "ping_timeout_secs",
@@ -319,6 +333,9 @@ fn problems(matrix: &MatrixConfig) -> Vec<ConfigProblem> {
     }
     out
 }
+
+/// The longest wait for a late room key: a day.
+const MAX_UNDECRYPTABLE_AFTER_SECS: u64 = 86_400;
 
 /// An absolute http(s) URL with a host and without query or fragment.
 fn check_http_url(text: &str, example: &str) -> Result<(), String> {
