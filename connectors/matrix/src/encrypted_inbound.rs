@@ -174,7 +174,13 @@ impl DecryptionHandling for MatrixConnector {
                 self.ghosts().user_id(remote).map_err(|e| ConnectorError::Permanent(e.to_string()))?;
             let content = event.event.get("content").and_then(Value::as_object).cloned().unwrap_or_default();
             devices
-                .request_room_key(&ghost, event.conversation.as_str(), event.sender.as_str(), &content)
+                .request_room_key(
+                    &ghost,
+                    event.conversation.as_str(),
+                    event.network_event_id.as_str(),
+                    event.sender.as_str(),
+                    &content,
+                )
                 .await
                 .map_err(|e| device_failure(&e))
         })

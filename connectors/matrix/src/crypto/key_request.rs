@@ -7,8 +7,10 @@
 //! one the client never meant for the ghost. The answer is an `m.forwarded_room_key` over Olm,
 //! kept like a room key if the device that made the session sent it ([`super::megolm`]).
 //!
-//! The request id is derived from the device and the session, so asking again for the same
-//! key is the same request (clients answer it once) and the same homeserver transaction.
+//! The request id is derived from the device, the session and the event held for it: the job
+//! of one event run again asks in the same request and the same homeserver transaction (which
+//! the homeserver delivers once), and each event held asks anew (a key forwarded and lost
+//! again, or asked for while the sender's client was offline, is asked for again).
 
 use ruma::{OwnedTransactionId, UserId};
 use serde_json::{Map, Value, json};
@@ -18,13 +20,14 @@ use super::account::MEGOLM_ALGORITHM;
 use super::devices::{DeviceError, GhostDevices};
 
 impl GhostDevices {
-    /// Asks every device of `sender` for the room key of the encrypted event `content` in
-    /// `room_id`, from `ghost`'s device. Nothing to do for a ghost without a device (it was
+    /// Asks every device of `sender` for the room key of the encrypted event `event_id` (whose
+    /// content is `content`) in `room_id`, from `ghost`'s device. Nothing to do for a ghost without a device (it was
     /// never given a key to lose) or for content that names no Megolm session.
     pub async fn request_room_key(
         &self,
         ghost: &UserId,
         room_id: &str,
+        event_id: &str,
         sender: &str,
         content: &Map<String, Value>,
     ) -> Result<(), DeviceError> {
@@ -36,18 +39,17 @@ impl GhostDevices {
         let Some(loaded) = self.load(ghost).await? else { return Ok(()) };
         let Ok(sender) = UserId::parse(sender) else { return Ok(()) };
         let device = &loaded.device.device;
-        let request_id = request_id(device.as_str(), room_id, session_id);
+        let request_id = request_id(device.as_str(), room_id, session_id, event_id);
+        let mut body = json!({"algorithm": MEGOLM_ALGORITHM, "room_id": room_id, "session_id": session_id});
+        if let Some(sender_key) = text("sender_key") {
+            // Deprecated (the event names it only from older clients), and read by them.
+            body["sender_key"] = json!(sender_key);
+        }
         let request = json!({
             "action": "request",
             "requesting_device_id": device,
             "request_id": request_id,
-            "body": {
-                "algorithm": MEGOLM_ALGORITHM,
-                "room_id": room_id,
-                "session_id": session_id,
-                // Deprecated, and still read by older clients.
-                "sender_key": text("sender_key").unwrap_or_default(),
-            },
+            "body": body,
         });
         let Value::Object(request) = request else { return Ok(()) };
         let txn_id = OwnedTransactionId::from(format!("key-request-{request_id}"));
@@ -57,10 +59,10 @@ impl GhostDevices {
     }
 }
 
-/// A stable id for the request of one device for one session.
-fn request_id(device: &str, room_id: &str, session_id: &str) -> String {
+/// A stable id for the request of one device for one session, for one event.
+fn request_id(device: &str, room_id: &str, session_id: &str, event_id: &str) -> String {
     let mut hasher = Sha256::new();
-    for part in [device, room_id, session_id] {
+    for part in [device, room_id, session_id, event_id] {
         hasher.update(part.as_bytes());
         hasher.update([0u8]);
     }
