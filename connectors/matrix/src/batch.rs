@@ -325,6 +325,21 @@ mod tests {
     }
 
     #[test]
+    fn an_encrypted_event_is_carried_as_it_came_or_refused_when_encryption_is_off() {
+        let encrypted = json!({
+            "type": "m.room.encrypted", "room_id": "!VwBAzhJtSrvhjPnmbJ", "sender": "@bob:localhost",
+            "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "session_id": "s"},
+            "origin_server_ts": 1, "event_id": "$enc",
+        });
+        let on = transaction(vec![encrypted.clone()], vec![]).batch().unwrap();
+        let [Inbound::Encrypted(carried)] = &on.items[..] else { panic!("{:?}", on.items) };
+        assert_eq!(Value::Object(carried.event.clone()), encrypted);
+        let off = Transaction { decrypts: false, ..transaction(vec![encrypted], vec![]) }.batch().unwrap();
+        let [Inbound::Unbridgeable(refused)] = &off.items[..] else { panic!("{:?}", off.items) };
+        assert_eq!((refused.network_event_id.as_str(), refused.reason.as_str()), ("$enc", ENCRYPTION_OFF));
+    }
+
+    #[test]
     fn invites_messages_and_receipts_become_items_in_order() {
         let t = transaction(
             vec![

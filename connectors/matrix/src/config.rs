@@ -120,9 +120,10 @@ impl Encryption {
             Encryption::Require => "require: not available until the bridge speaks Megolm (see its problem)",
             Encryption::On => {
                 "on: the registration asks the homeserver for the encryption extensions (MSC3202, MSC4190, \
-                 to-device events); a ghost found in an encrypted room gets a cross-signed device and keeps the \
-                 room keys members share with it, but the bridge does not speak Megolm yet in messages: \
-                 encrypted rooms are treated as with off, and nothing is ever posted in the clear into them"
+                 to-device events); ghosts get cross-signed devices, accept encrypted DMs and keep the room keys \
+                 members share with them, and Matrix users' encrypted messages are decrypted and bridged to DM3; \
+                 the bridge does not send Megolm yet, so nothing is ever posted in the clear into an encrypted room \
+                 (a DM3 user's message to one is refused)"
             }
         }
     }
