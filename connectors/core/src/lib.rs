@@ -23,7 +23,6 @@
 //! - [`capabilities`]: what a conversation can carry, and the check that names what it cannot;
 //! - [`config`]: the problems a connector finds in its own config section;
 //! - [`connector`]: the traits and their error;
-//! - [`decryption`]: events the network carried encrypted, opened in the engine's job;
 //! - [`health`]: what a connector says about itself (a receiving task that died), for `/ready`;
 //! - [`sink`]: where a connector hands what it received ([`InboundSink`]), durably and once;
 //! - [`dispatch`]: the one place that gates an outbound event on capabilities and routes it to
@@ -34,7 +33,6 @@ pub mod capabilities;
 pub mod command;
 pub mod config;
 pub mod connector;
-pub mod decryption;
 pub mod dispatch;
 pub mod event;
 pub mod future;
@@ -49,14 +47,13 @@ pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
 pub use command::{Command, CommandRequest, CommandVerb};
 pub use config::ConfigProblem;
 pub use connector::{
-    Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling, PortalHandling,
-    PortalStatus, ReactionHandling, ReceiptHandling,
+    Connector, ConnectorError, DecryptFailure, DecryptionHandling, DeleteHandling, EditHandling,
+    MediaHandling, NativeHandling, PortalHandling, PortalStatus, ReactionHandling, ReceiptHandling,
 };
-pub use decryption::{DecryptFailure, DecryptionHandling, EncryptedEvent};
 pub use dispatch::deliver;
 pub use event::{
-    Carried, ConversationChange, EventKind, Inbound, InboundEvent, Outbound, PortalRequest, SealedEnvelope,
-    Unbridgeable,
+    Carried, ConversationChange, EncryptedEvent, EventKind, Inbound, InboundEvent, Outbound, PortalRequest,
+    SealedEnvelope, Unbridgeable,
 };
 pub use future::BoxFuture;
 pub use health::Health;

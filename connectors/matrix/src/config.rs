@@ -146,7 +146,7 @@ impl Default for MatrixConfig {
             max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             ping_timeout_secs: 30,
             encryption: Encryption::default(),
-            undecryptable_after_secs: crate::encrypted_inbound::DEFAULT_UNDECRYPTABLE_AFTER.as_secs(),
+            undecryptable_after_secs: crate::decrypting::DEFAULT_UNDECRYPTABLE_AFTER.as_secs(),
             command_prefix: DEFAULT_COMMAND_PREFIX.to_owned(),
         }
     }

@@ -59,7 +59,7 @@ pub struct MatrixConnector {
     /// The ghosts' devices, when `[matrix] encryption` is not `off` ([`crate::crypto`]).
     devices: OnceLock<Arc<GhostDevices>>,
     /// Set when encrypted events are opened ([`crate::encrypted_inbound`]).
-    pub(crate) decrypting: OnceLock<crate::encrypted_inbound::Decrypting>,
+    pub(crate) decrypting: OnceLock<crate::decrypting::Decrypting>,
 }
 
 impl MatrixConnector {

@@ -32,24 +32,10 @@ use ruma::serde::Raw;
 use serde_json::{Map, Value};
 
 use crate::batch::message_item;
-use crate::command::CommandPrefix;
 use crate::connector::MatrixConnector;
 use crate::crypto::{DecryptError, GhostDevices, IndexClaim};
+use crate::decrypting::{DEFAULT_UNDECRYPTABLE_AFTER, Decrypting};
 use crate::encryption::ENCRYPTION_OFF;
-
-/// How long after an encrypted event arrived its key may still come, unless configured
-/// (`[matrix] undecryptable_after_secs`): a client that was offline when its user sent shares
-/// the key when it is back, which is usually a matter of seconds, seldom of minutes.
-pub const DEFAULT_UNDECRYPTABLE_AFTER: Duration = Duration::from_secs(300);
-
-/// What opening encrypted events needs beside the ghosts' devices.
-#[derive(Debug, Clone)]
-pub struct Decrypting {
-    /// How a command to the bridge starts: an encrypted `!dm3 block` is a command too.
-    pub commands: CommandPrefix,
-    /// How long a key may be late ([`DecryptionHandling::patience`]).
-    pub patience: Duration,
-}
 
 impl MatrixConnector {
     /// Opens encrypted events with the ghosts' devices (which must be set too), as `decrypting`
