@@ -239,6 +239,11 @@ async fn bobs_encrypted_dm_reaches_alice_a_late_key_once_a_lost_key_is_told_and_
     support::bridge::settled_failing(world.bridge.node.store(), WAIT, 3, log).await;
     assert_eq!(world.alice_has(&bob_name, 5).await.len(), 5, "something was bridged twice or forged");
     world.bridge.node.shutdown().await.unwrap();
+    // The node kept ciphertext and sealed keys only: none of bob's words are in its database.
+    let database = db.all_text().await;
+    for words in ["hello alice", "and a reply", "sent while the key was lost", "this key never comes"] {
+        assert!(!database.contains(words), "the node's database holds {words:?}");
+    }
 }
 
 async fn a_dm_switched_to_encrypted_keeps_bobs_messages_coming(db: &TestDb) {
