@@ -9,7 +9,8 @@
 //!   could not be decrypted, and when the key comes after all nothing is bridged twice;
 //! - a forgery (bob's ciphertext under eve's name) and a replay (under another event id) are
 //!   refused, told in the room, never bridged;
-//! - a DM switched to encrypted mid-conversation: bob's next messages still reach alice.
+//! - a DM switched to encrypted mid-conversation: bob's next messages still reach alice;
+//! - with `[matrix] encryption = "off"`, his encrypted message is answered as not read.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/anvil.rs"]
@@ -26,6 +27,8 @@ mod synapse;
 use std::time::Duration;
 
 use dm3::message::MessageType;
+use dm3_bridge_matrix::Encryption;
+use dm3_bridge_matrix::encryption::ENCRYPTION_OFF;
 use dm3_matrix_client::ids::{self, OwnedRoomId};
 use dm3_matrix_client::{Credentials, MatrixUser as SdkUser, RoomEncryption};
 use dm3_world::{ALICE, Dm3World};
@@ -38,6 +41,7 @@ use synapse::{MatrixUser, SERVER_NAME, Synapse, encode};
 on_both_backends!(
     bobs_encrypted_dm_reaches_alice_a_late_key_once_a_lost_key_is_told_and_forgeries_are_refused,
     a_dm_switched_to_encrypted_keeps_bobs_messages_coming,
+    with_encryption_off_an_encrypted_message_is_answered_as_not_read,
 );
 
 /// Long enough for a loaded CI machine; a wait ends as soon as its condition holds.
@@ -57,10 +61,12 @@ struct Encrypted {
     ghost: String,
 }
 
-async fn start(db: &TestDb) -> Encrypted {
+async fn start(db: &TestDb, encryption: Encryption) -> Encrypted {
     let world = Dm3World::start(None).await;
     let (bridge, synapse) = bridged_matrix::start_bridge_with(&world, Some(db.url.clone()), |config| {
-        config.matrix.as_mut().unwrap().undecryptable_after_secs = PATIENCE_SECS;
+        let matrix = config.matrix.as_mut().unwrap();
+        matrix.undecryptable_after_secs = PATIENCE_SECS;
+        matrix.encryption = encryption;
     })
     .await;
     world.point_parent_at(&bridge).await;
@@ -88,6 +94,17 @@ impl Encrypted {
             .await
             .unwrap();
         room
+    }
+
+    /// bob switches `room` to encrypted, and his client knows it.
+    async fn switch_on(&self, room: &OwnedRoomId) {
+        self.bob.enable_encryption(room).await.unwrap();
+        self.bob
+            .sync_until(WAIT, "the room is encrypted", || async {
+                Ok(self.bob.is_encrypted(room).await?.then_some(()))
+            })
+            .await
+            .unwrap();
     }
 
     /// bob's DM3 name, once the bridge made it.
@@ -166,7 +183,7 @@ async fn lose_room_keys(db: &TestDb) {
 async fn bobs_encrypted_dm_reaches_alice_a_late_key_once_a_lost_key_is_told_and_forgeries_are_refused(
     db: &TestDb,
 ) {
-    let world = start(db).await;
+    let world = start(db, Encryption::On).await;
     let room = world.dm(RoomEncryption::Encrypted).await;
     let bob = &world.bob;
 
@@ -247,20 +264,13 @@ async fn bobs_encrypted_dm_reaches_alice_a_late_key_once_a_lost_key_is_told_and_
 }
 
 async fn a_dm_switched_to_encrypted_keeps_bobs_messages_coming(db: &TestDb) {
-    let world = start(db).await;
+    let world = start(db, Encryption::On).await;
     let room = world.dm(RoomEncryption::Clear).await;
     world.bob.send_text(&room, "in the clear").await.unwrap();
     let bob_name = world.bob_name().await;
     world.alice_has(&bob_name, 1).await;
 
-    world.bob.enable_encryption(&room).await.unwrap();
-    world
-        .bob
-        .sync_until(WAIT, "the room is encrypted", || async {
-            Ok(world.bob.is_encrypted(&room).await?.then_some(()))
-        })
-        .await
-        .unwrap();
+    world.switch_on(&room).await;
     world.bob.send_text(&room, "now encrypted").await.unwrap();
     world.bob.send_text(&room, "and still arriving").await.unwrap();
     let received = world.alice_has(&bob_name, 3).await;
@@ -269,5 +279,25 @@ async fn a_dm_switched_to_encrypted_keeps_bobs_messages_coming(db: &TestDb) {
     let stored = world.synapse.stored_events(room.as_str()).await.unwrap().join("\n");
     assert!(stored.contains("in the clear"));
     assert!(!stored.contains("now encrypted"), "Synapse's database holds an encrypted message's words");
+    world.bridge.node.shutdown().await.unwrap();
+}
+
+async fn with_encryption_off_an_encrypted_message_is_answered_as_not_read(db: &TestDb) {
+    let world = start(db, Encryption::Off).await;
+    let room = world.dm(RoomEncryption::Clear).await;
+    world.bob.send_text(&room, "in the clear").await.unwrap();
+    let bob_name = world.bob_name().await;
+    world.alice_has(&bob_name, 1).await;
+
+    world.switch_on(&room).await;
+    world.bob.send_text(&room, "encrypted, with encryption off").await.unwrap();
+    let told = world.ghost_notices(&room, ENCRYPTION_OFF, 1).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    bridged_matrix::settled(&world.bridge, &world.synapse).await;
+    assert_eq!(
+        world.alice_has(&bob_name, 1).await.len(),
+        1,
+        "an encrypted message crossed with encryption off"
+    );
     world.bridge.node.shutdown().await.unwrap();
 }
