@@ -27,6 +27,7 @@ mod synapse;
 use std::time::Duration;
 
 use dm3::message::MessageType;
+use dm3_bridge::store::{Portal, PortalState};
 use dm3_bridge_matrix::Encryption;
 use dm3_bridge_matrix::encryption::ENCRYPTION_OFF;
 use dm3_matrix_client::ids::{self, OwnedRoomId};
@@ -271,11 +272,26 @@ async fn a_dm_switched_to_encrypted_keeps_bobs_messages_coming(db: &TestDb) {
     world.alice_has(&bob_name, 1).await;
 
     world.switch_on(&room).await;
-    world.bob.send_text(&room, "now encrypted").await.unwrap();
+    // Nothing goes into the room in the clear from now on; what bob sends still crosses.
+    let ciphertext_only = |p: &Portal| matches!(p.state, PortalState::CiphertextOnly { .. });
+    let what = "the portal carries ciphertext only";
+    bridged_matrix::wait_for_portal(&world.bridge, &world.synapse, room.as_str(), what, ciphertext_only)
+        .await;
+    let encrypted = world.bob.send_text(&room, "now encrypted").await.unwrap();
     world.bob.send_text(&room, "and still arriving").await.unwrap();
     let received = world.alice_has(&bob_name, 3).await;
     let texts: Vec<Option<&str>> = received.iter().map(|m| m.text()).collect();
     assert_eq!(texts, [Some("in the clear"), Some("now encrypted"), Some("and still arriving")]);
+    // A redaction is never encrypted (the homeserver must read it): his still crosses.
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/redact/{}/r1",
+        encode(room.as_str()),
+        encode(encrypted.as_str())
+    );
+    world.bob_plain.call(reqwest::Method::PUT, &path, Some(json!({}))).await.unwrap();
+    let received = world.alice_has(&bob_name, 4).await;
+    assert_eq!(received[3].kind(), MessageType::DeleteRequest);
+    assert_eq!(received[3].reference_message_hash(), Some(received[1].hash().to_string().as_str()));
     let stored = world.synapse.stored_events(room.as_str()).await.unwrap().join("\n");
     assert!(stored.contains("in the clear"));
     assert!(!stored.contains("now encrypted"), "Synapse's database holds an encrypted message's words");

@@ -31,7 +31,7 @@ impl OutboxHandler {
         event: &EncryptedEvent,
         job: &ClaimedJob,
     ) -> Result<Option<NewMapping>, Failure> {
-        let connector = self.parts.connector(self.network_of(network_id)?)?;
+        let connector = self.parts.connector(self.network(network_id)?)?;
         let decryption = connector
             .decryption()
             .ok_or_else(|| Failure::permanent("encrypted messages are not read by this bridge"))?;

@@ -130,11 +130,7 @@ fn read(job: &ClaimedJob) -> Result<Job, Failure> {
 }
 
 impl OutboxHandler {
-    pub(super) fn network_of(&self, id: &NetworkId) -> Result<Network, Failure> {
-        self.network(id)
-    }
-
-    fn network(&self, id: &NetworkId) -> Result<Network, Failure> {
+    pub(super) fn network(&self, id: &NetworkId) -> Result<Network, Failure> {
         self.parts
             .connectors
             .network_of(id)
@@ -177,9 +173,13 @@ impl OutboxHandler {
             return Ok(None);
         }
         // A portal that carries ciphertext only is paused for what would be posted in the clear
-        // into its room; what its user encrypted still crosses to DM3, which encrypts it too.
-        let readable =
-            arrived == Arrived::Encrypted && matches!(portal.state, PortalState::CiphertextOnly { .. });
+        // into its room. Where the connector reads the room, what its user sent still crosses to
+        // DM3 (which encrypts it too): what they encrypted, and what the network never encrypts
+        // (a redaction, a read receipt), which holds nothing of theirs but ids.
+        let readable = matches!(portal.state, PortalState::CiphertextOnly { .. })
+            && (arrived == Arrived::Encrypted
+                || (matches!(event.kind, EventKind::Delete(_) | EventKind::ReadReceipt(_))
+                    && parts.connector(network)?.decryption().is_some()));
         if let Some(reason) = portal.state.pause_reason().filter(|_| !readable) {
             if matches!(event.kind, EventKind::ReadReceipt(_)) {
                 return Ok(None); // a receipt is not worth a notice
@@ -261,8 +261,8 @@ impl OutboxHandler {
         Ok(fetched)
     }
 
-    /// A network user's command in a portal, or a gateway envelope: what an encrypted event
-    /// may turn out to be besides an event.
+    /// What an encrypted event turned out to be once opened, handled as if it had come in the
+    /// clear ([`super::encrypted`]).
     pub(super) async fn opened(
         &self,
         network_id: &NetworkId,
