@@ -20,7 +20,8 @@
 //! carries, tagged with its kind), [`depth`] (the queue-depth gauges), [`backlog`] (the inbox's
 //! bound per conversation and the warning to a sender who fills it), [`blocks`] and
 //! [`inbox_limits`] (who may reach a bridged user: blocks, suspended portals, rate limits),
-//! [`commands`] (a network user's `block`, `unblock` and `help` in a portal).
+//! [`commands`] (a network user's `block`, `unblock` and `help` in a portal), [`encrypted`] (a
+//! network user's end-to-end encrypted message, opened in its job, a late key waited for).
 
 pub mod aliases;
 pub mod assemble;
@@ -32,6 +33,7 @@ pub mod commands;
 pub mod connectors;
 pub mod depth;
 pub mod dm3;
+pub mod encrypted;
 pub mod first_contact;
 pub mod gateway;
 pub mod inbox;

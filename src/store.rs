@@ -79,7 +79,9 @@ pub use jobs::{
 };
 pub use message_map::{MappedMessage, NewMapping};
 pub use olm_accounts::{OlmAccountRow, OlmAccountSave};
-pub use olm_sessions::{MegolmInboundRow, MegolmInboundSave, OlmSessionRow, OlmSessionSave, OlmStep};
+pub use olm_sessions::{
+    MegolmInboundRow, MegolmInboundSave, MegolmIndex, OlmSessionRow, OlmSessionSave, OlmStep,
+};
 pub use portals::{Consent, NewPortal, Portal, PortalActivity, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};

@@ -23,9 +23,9 @@ use axum::Router;
 use dm3_bridge_connector::{BoxFuture, Connector, ConnectorError, InboundSink, NetworkId, RemoteIdentity};
 use dm3_bridge_matrix::crypto::{GhostDevices, KeySupply};
 use dm3_bridge_matrix::{
-    Appservice, AsToken, Client, ClientError, CommandPrefix, DirectoryError, GhostDirectory, GhostProfile,
-    HsToken, MatrixConfig, MatrixConnector, MatrixToken, PolicyError, Registration, RegistrationError,
-    UserPolicy,
+    Appservice, AsToken, Client, ClientError, CommandPrefix, Decrypting, DirectoryError, GhostDirectory,
+    GhostProfile, HsToken, MatrixConfig, MatrixConnector, MatrixToken, PolicyError, Registration,
+    RegistrationError, UserPolicy,
 };
 use ruma::ServerName;
 use tokio::task::{AbortHandle, JoinHandle};
@@ -228,6 +228,17 @@ impl MatrixBridge {
         );
         let devices = Arc::new(GhostDevices::new(self.client.clone(), Arc::new(store)));
         self.connector.set_devices(devices.clone());
+        self.connector.set_decrypting(Decrypting {
+            commands: self.commands.clone(),
+            patience: Duration::from_secs(
+                node.config
+                    .matrix
+                    .as_ref()
+                    .map_or(dm3_bridge_matrix::DEFAULT_UNDECRYPTABLE_AFTER.as_secs(), |matrix| {
+                        matrix.undecryptable_after_secs
+                    }),
+            ),
+        });
         let (supply, task) = KeySupply::start(devices.clone());
         ((devices, supply), task)
     }

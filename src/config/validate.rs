@@ -447,6 +447,7 @@ mod matrix_section {
             max_media_bytes: 0,
             ping_timeout_secs: 100_000,
             encryption: dm3_bridge_matrix::Encryption::Require,
+            undecryptable_after_secs: 0,
             command_prefix: "!d m3".to_owned(),
         };
         let keys: Vec<String> = problems(&bad).into_iter().map(|p| p.key).collect();
@@ -466,6 +467,7 @@ mod matrix_section {
                 "matrix.max_media_bytes",
                 "matrix.encryption",
                 "matrix.command_prefix",
+                "matrix.undecryptable_after_secs",
                 "matrix.ping_timeout_secs",
             ]
         );

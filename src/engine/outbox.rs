@@ -26,8 +26,16 @@ use super::references::StoredReferences;
 use super::worker::FailureCause;
 use super::{JobHandler, Outcome};
 use crate::identities::network::Network;
-use crate::store::{ClaimedJob, NewMapping};
+use crate::store::{ClaimedJob, NewMapping, PortalState};
 use crate::telemetry::metrics::{BRIDGE_SEND_DURATION, BRIDGED_MESSAGES};
+
+/// How a network event reached the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arrived {
+    Clear,
+    /// End-to-end encrypted, opened by the connector ([`super::encrypted`]).
+    Encrypted,
+}
 
 /// Works outbox jobs.
 pub struct OutboxHandler {
@@ -46,7 +54,8 @@ impl JobHandler for OutboxHandler {
         Box::pin(async move {
             let result = match read(&job) {
                 Ok(Job::Inbound(network, item)) => match *item {
-                    Inbound::Event(event) => self.event(&network, &event).await,
+                    Inbound::Event(event) => self.event(&network, &event, Arrived::Clear).await,
+                    Inbound::Encrypted(encrypted) => self.encrypted(&network, &encrypted, &job).await,
                     Inbound::PortalRequest(request) => {
                         self.portal_request(&network, &request).await.map(|()| None)
                     }
@@ -82,6 +91,7 @@ impl JobHandler for OutboxHandler {
             let conversation = match *item {
                 Inbound::Event(event) => event.conversation,
                 Inbound::Sealed(sealed) => sealed.conversation,
+                Inbound::Encrypted(encrypted) => encrypted.conversation,
                 _ => {
                     tracing::warn!(job = %job.id, %reason, "an outbox job failed");
                     return Ok(());
@@ -120,7 +130,7 @@ fn read(job: &ClaimedJob) -> Result<Job, Failure> {
 }
 
 impl OutboxHandler {
-    fn network(&self, id: &NetworkId) -> Result<Network, Failure> {
+    pub(super) fn network(&self, id: &NetworkId) -> Result<Network, Failure> {
         self.parts
             .connectors
             .network_of(id)
@@ -140,10 +150,11 @@ impl OutboxHandler {
 
     /// A network user's message to the DM3 user of the portal; what it became, to be recorded
     /// with the job's completion.
-    async fn event(
+    pub(super) async fn event(
         &self,
         network_id: &NetworkId,
         event: &InboundEvent,
+        arrived: Arrived,
     ) -> Result<Option<NewMapping>, Failure> {
         let parts = &self.parts;
         let network = self.network(network_id)?;
@@ -161,7 +172,15 @@ impl OutboxHandler {
             tracing::debug!(network = %network_id, "ignoring a message from another member of a portal");
             return Ok(None);
         }
-        if let Some(reason) = portal.state.pause_reason() {
+        // A portal that carries ciphertext only is paused for what would be posted in the clear
+        // into its room. Where the connector reads the room, what its user sent still crosses to
+        // DM3 (which encrypts it too): what they encrypted, and what the network never encrypts
+        // (a redaction, a read receipt), which holds nothing of theirs but ids.
+        let readable = matches!(portal.state, PortalState::CiphertextOnly { .. })
+            && (arrived == Arrived::Encrypted
+                || (matches!(event.kind, EventKind::Delete(_) | EventKind::ReadReceipt(_))
+                    && parts.connector(network)?.decryption().is_some()));
+        if let Some(reason) = portal.state.pause_reason().filter(|_| !readable) {
             if matches!(event.kind, EventKind::ReadReceipt(_)) {
                 return Ok(None); // a receipt is not worth a notice
             }
@@ -240,6 +259,24 @@ impl OutboxHandler {
             reply_to: reply_to.clone(),
         });
         Ok(fetched)
+    }
+
+    /// What an encrypted event turned out to be once opened, handled as if it had come in the
+    /// clear ([`super::encrypted`]).
+    pub(super) async fn opened(
+        &self,
+        network_id: &NetworkId,
+        item: Inbound,
+    ) -> Result<Option<NewMapping>, Failure> {
+        match item {
+            Inbound::Event(event) => self.event(network_id, &event, Arrived::Encrypted).await,
+            Inbound::Unbridgeable(event) => self.unbridgeable(network_id, &event).await.map(|()| None),
+            Inbound::Command(request) => self.command(network_id, &request).await.map(|()| None),
+            Inbound::Sealed(sealed) => self.sealed(network_id, &sealed).await,
+            Inbound::PortalRequest(_) | Inbound::ConversationChange(_) | Inbound::Encrypted(_) => {
+                Err(Failure::permanent("an encrypted message held something that is not a message"))
+            }
+        }
     }
 
     /// A network user opened a conversation with a DM3 user ([`EngineParts::portal_request`]).

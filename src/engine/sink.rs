@@ -129,6 +129,7 @@ pub fn job_key(network: &NetworkId, item: &Inbound) -> String {
         Inbound::Command(command) => format!("{network}:command:{}", command.network_event_id),
         // A network message is one or the other: its id alone keys it, as for an event.
         Inbound::Sealed(sealed) => format!("{network}:{}", sealed.network_event_id),
+        Inbound::Encrypted(encrypted) => format!("{network}:{}", encrypted.network_event_id),
     }
 }
 

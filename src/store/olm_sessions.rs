@@ -6,6 +6,10 @@
 //! account, the Olm session, the room key) is written in one transaction
 //! ([`Store::save_olm_step`]), under the account's version like every account save
 //! ([`super::olm_accounts`]): all of it lands, or none.
+//!
+//! Migration 0021 keeps with each room key the user whose Olm message brought it, and the event
+//! id decrypted at each message index ([`Store::claim_megolm_index`]), so that an event is
+//! believed only from the key's sender and a replayed ciphertext is told from the first.
 
 use sqlx::Row as _;
 
@@ -24,6 +28,8 @@ pub struct OlmSessionRow {
 pub struct MegolmInboundRow {
     pub sender_key: String,
     pub signing_key: String,
+    /// The Matrix user whose Olm message brought it; empty if kept before migration 0021.
+    pub sender_user: String,
     pub sealed: Vec<u8>,
 }
 
@@ -44,6 +50,7 @@ pub struct MegolmInboundSave {
     pub session_id: String,
     pub sender_key: String,
     pub signing_key: String,
+    pub sender_user: String,
     pub sealed: Vec<u8>,
 }
 
@@ -82,13 +89,14 @@ impl Store {
         room_id: &str,
         session_id: &str,
     ) -> Result<Option<MegolmInboundRow>, StoreError> {
-        const SQL: &str = "SELECT sender_key, signing_key, sealed FROM matrix_megolm_inbound \
+        const SQL: &str = "SELECT sender_key, signing_key, sender_user, sealed FROM matrix_megolm_inbound \
              WHERE user_id = $1 AND room_id = $2 AND session_id = $3";
         on_pool!(self.pool(), p => match sqlx::query(SQL).bind(user_id).bind(room_id).bind(session_id).fetch_optional(p).await? {
             None => Ok(None),
             Some(row) => Ok(Some(MegolmInboundRow {
                 sender_key: row.try_get("sender_key")?,
                 signing_key: row.try_get("signing_key")?,
+                sender_user: row.try_get("sender_user")?,
                 sealed: row.try_get("sealed")?,
             })),
         })
@@ -100,9 +108,14 @@ impl Store {
         const SESSION: &str = "INSERT INTO matrix_olm_sessions (user_id, sender_key, session_id, sealed, updated_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, sender_key, session_id) \
              DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
+        // The first key kept for a session stays; one kept before its sender was recorded
+        // (migration 0021) is replaced by the same key received again.
         const ROOM_KEY: &str = "INSERT INTO matrix_megolm_inbound \
-             (user_id, room_id, session_id, sender_key, signing_key, sealed, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, room_id, session_id) DO NOTHING";
+             (user_id, room_id, session_id, sender_key, signing_key, sealed, created_at, sender_user) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, room_id, session_id) \
+             DO UPDATE SET sender_key = excluded.sender_key, signing_key = excluded.signing_key, \
+             sealed = excluded.sealed, sender_user = excluded.sender_user \
+             WHERE matrix_megolm_inbound.sender_user = ''";
         write_on!(self, c => {
             if let Some(account) = &step.account
                 && save_account_on!(&mut *c, account) != 1
@@ -128,10 +141,54 @@ impl Store {
                     .bind(key.signing_key.as_str())
                     .bind(key.sealed.as_slice())
                     .bind(step.now_ms)
+                    .bind(key.sender_user.as_str())
                     .execute(&mut *c)
                     .await?;
             }
             Ok(true)
         })
     }
+
+    /// Keeps `event_id` as the event decrypted at `message_index` of a room key, unless another
+    /// event was kept there first: whether the index is `event_id`'s (a replay of the same
+    /// event is, a different event with the same ciphertext index is not).
+    pub async fn claim_megolm_index(&self, index: &MegolmIndex<'_>, now_ms: i64) -> Result<bool, StoreError> {
+        const INSERT: &str = "INSERT INTO matrix_megolm_indices \
+             (user_id, room_id, session_id, message_index, event_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, room_id, session_id, message_index) DO NOTHING";
+        const READ: &str = "SELECT event_id FROM matrix_megolm_indices \
+             WHERE user_id = $1 AND room_id = $2 AND session_id = $3 AND message_index = $4";
+        let message_index = i64::from(index.message_index);
+        let [user_id, room_id, session_id, event_id] =
+            [index.user_id, index.room_id, index.session_id, index.event_id].map(str::to_owned);
+        write_on!(self, c => {
+            sqlx::query(INSERT)
+                .bind(user_id.as_str())
+                .bind(room_id.as_str())
+                .bind(session_id.as_str())
+                .bind(message_index)
+                .bind(event_id.as_str())
+                .bind(now_ms)
+                .execute(&mut *c)
+                .await?;
+            let kept: String = sqlx::query_scalar(READ)
+                .bind(user_id.as_str())
+                .bind(room_id.as_str())
+                .bind(session_id.as_str())
+                .bind(message_index)
+                .fetch_one(&mut *c)
+                .await?;
+            Ok(kept == event_id)
+        })
+    }
+}
+
+/// One message index of a room key, and the event decrypted there.
+#[derive(Debug, Clone, Copy)]
+pub struct MegolmIndex<'a> {
+    pub user_id: &'a str,
+    pub room_id: &'a str,
+    pub session_id: &'a str,
+    pub message_index: u32,
+    pub event_id: &'a str,
 }

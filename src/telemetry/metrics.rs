@@ -96,6 +96,9 @@ pub const GATEWAY_REFUSED: &str = "dm3_gateway_refused_total";
 /// Saves of Matrix ghost devices' Olm accounts, by `outcome` (written; conflict: another
 /// process wrote the account first and nothing was sent; failed: the database refused).
 pub const MATRIX_OLM_ACCOUNT_SAVES: &str = "dm3_matrix_olm_account_saves_total";
+/// Attempts to open a network user's end-to-end encrypted message, by `network` and `outcome`
+/// (decrypted, missing_key, gave_up, refused, failed).
+pub const NETWORK_DECRYPTIONS: &str = "dm3_network_decryptions_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -185,6 +188,10 @@ fn describe() {
     );
     metrics::describe_gauge!(ENGINE_QUEUE_DEPTH, "Jobs in the engine's queues, by queue and state");
     metrics::describe_counter!(ENGINE_INBOUND_BATCHES, "Inbound batches from connectors, by outcome");
+    metrics::describe_counter!(
+        NETWORK_DECRYPTIONS,
+        "Attempts to open a network user's encrypted message, by network and outcome"
+    );
     metrics::describe_counter!(
         MATRIX_OLM_ACCOUNT_SAVES,
         "Saves of Matrix ghost devices' Olm accounts, by outcome (written, conflict, failed)"

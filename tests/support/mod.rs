@@ -82,6 +82,25 @@ impl TestDb {
 }
 
 impl TestDb {
+    /// Runs `sql` (a statement written in the test, valid on both backends) on the database
+    /// beside the node that has it open; answers the rows it changed.
+    pub async fn execute(&self, sql: &'static str) -> u64 {
+        match &self._dir {
+            Some(_) => {
+                let pool = sqlx::SqlitePool::connect(self.url.expose()).await.unwrap();
+                let done = sqlx::query(sql).execute(&pool).await.unwrap().rows_affected();
+                pool.close().await;
+                done
+            }
+            None => {
+                let pool = sqlx::PgPool::connect(self.url.expose()).await.unwrap();
+                let done = sqlx::query(sql).execute(&pool).await.unwrap().rows_affected();
+                pool.close().await;
+                done
+            }
+        }
+    }
+
     /// Everything the database holds, as text, to search for what must never be there (a key,
     /// a plaintext): on SQLite the bytes of its files (the database, its WAL and journal; freed
     /// pages included), on PostgreSQL every row of every table as JSON.

@@ -249,7 +249,9 @@ impl Synapse {
         Ok(password)
     }
 
-    async fn log_in(&self, name: &str, password: &str) -> Result<MatrixUser> {
+    /// Logs `name` in with `password` (a new device, with no crypto of its own): the plain
+    /// client-server API beside a matrix-sdk client of the same account.
+    pub async fn log_in(&self, name: &str, password: &str) -> Result<MatrixUser> {
         let login = self
             .http
             .post(format!("{}/_matrix/client/v3/login", self.url))

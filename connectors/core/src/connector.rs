@@ -19,7 +19,7 @@ use url::Url;
 use crate::attachment::Attachment;
 use crate::capabilities::{Capabilities, Unsupported};
 use crate::event::Outbound;
-use crate::event::PortalRequest;
+use crate::event::{EncryptedEvent, Inbound, PortalRequest};
 use crate::future::BoxFuture;
 use crate::health::Health;
 use crate::id::{ConversationId, NetworkId, NetworkMessageId, NetworkUserId, RemoteIdentity};
@@ -118,6 +118,11 @@ pub trait Connector: Send + Sync {
 
     /// Content in the network's own format (bridge payloads), if this connector sends it.
     fn native(&self) -> Option<&dyn NativeHandling> {
+        None
+    }
+
+    /// Opens the network's encrypted events, if it has any ([`DecryptionHandling`]).
+    fn decryption(&self) -> Option<&dyn DecryptionHandling> {
         None
     }
 }
@@ -252,4 +257,45 @@ pub trait NativeHandling: Send + Sync {
         &'a self,
         native: &'a Outbound<NativeMessage>,
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>>;
+}
+
+/// Why an encrypted event did not open ([`DecryptionHandling::decrypt`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DecryptFailure {
+    /// The key has not arrived (yet): hold the event and try again.
+    #[error("the key of this message has not arrived: {0}")]
+    MissingKey(String),
+    /// The event or its key fails a check (a forgery, a key from someone else, a replay): it is
+    /// never bridged, and the sender is told why.
+    #[error("this message was refused: {0}")]
+    Refused(String),
+    /// Opening it failed otherwise (the store, the network).
+    #[error(transparent)]
+    Failed(#[from] ConnectorError),
+}
+
+/// A connector that opens its network's end-to-end encrypted events in the engine's job
+/// ([`crate::EncryptedEvent`]). A missing key is a retry, with backoff, until the connector's
+/// [`patience`](Self::patience) runs out; then the sender is told the message could not be
+/// read. What the event turns out to be is handled exactly as if it had come in the clear.
+pub trait DecryptionHandling: Send + Sync {
+    /// Opens `event` with the keys `remote`'s stand-in received: what the event is, as the
+    /// connector would have handed it over in the clear (`None`: nothing to bridge).
+    fn decrypt<'a>(
+        &'a self,
+        event: &'a EncryptedEvent,
+        remote: &'a RemoteIdentity,
+    ) -> BoxFuture<'a, Result<Option<Inbound>, DecryptFailure>>;
+
+    /// Asks the sender's devices for the key of `event`, as `remote`'s stand-in, after a first
+    /// miss (Matrix: `m.room_key_request`).
+    fn request_key<'a>(
+        &'a self,
+        event: &'a EncryptedEvent,
+        remote: &'a RemoteIdentity,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>>;
+
+    /// How long after an event arrived its key may still come; after that the sender is told it
+    /// could not be read.
+    fn patience(&self) -> Duration;
 }

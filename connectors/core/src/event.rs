@@ -119,6 +119,23 @@ pub enum Carried {
     File(Attachment),
 }
 
+/// An event as the network delivered it, still end-to-end encrypted.
+///
+/// A network that encrypts its conversations (Matrix's Megolm rooms) delivers an event before
+/// the key that opens it may have arrived: keys travel on their own path (Matrix's to-device
+/// messages), whenever the sender's client sends them. So a connector does not open an
+/// encrypted event when it hands it over: it is stored as it came (and acknowledged to the
+/// network once durable, like any other), and the engine's job asks the connector to open it
+/// ([`crate::DecryptionHandling`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedEvent {
+    pub conversation: ConversationId,
+    pub sender: NetworkUserId,
+    pub network_event_id: NetworkMessageId,
+    /// The whole event, exactly as received (Matrix: the `m.room.encrypted` event).
+    pub event: Map<String, Value>,
+}
+
 /// Everything a connector hands the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -134,6 +151,9 @@ pub enum Inbound {
     Command(CommandRequest),
     /// A sealed DM3 envelope from a gateway user's own client: forwarded, never opened.
     Sealed(SealedEnvelope),
+    /// An event the network carried end-to-end encrypted, opened in the engine's job
+    /// ([`crate::DecryptionHandling`]).
+    Encrypted(EncryptedEvent),
 }
 
 impl Inbound {
@@ -146,6 +166,7 @@ impl Inbound {
             Inbound::ConversationChange(change) => &change.conversation,
             Inbound::Command(command) => &command.conversation,
             Inbound::Sealed(sealed) => &sealed.conversation,
+            Inbound::Encrypted(encrypted) => &encrypted.conversation,
         }
     }
 }

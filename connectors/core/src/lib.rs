@@ -47,13 +47,13 @@ pub use capabilities::{Capabilities, Feature, MediaLimits, Unsupported};
 pub use command::{Command, CommandRequest, CommandVerb};
 pub use config::ConfigProblem;
 pub use connector::{
-    Connector, ConnectorError, DeleteHandling, EditHandling, MediaHandling, NativeHandling, PortalHandling,
-    PortalStatus, ReactionHandling, ReceiptHandling,
+    Connector, ConnectorError, DecryptFailure, DecryptionHandling, DeleteHandling, EditHandling,
+    MediaHandling, NativeHandling, PortalHandling, PortalStatus, ReactionHandling, ReceiptHandling,
 };
 pub use dispatch::deliver;
 pub use event::{
-    Carried, ConversationChange, EventKind, Inbound, InboundEvent, Outbound, PortalRequest, SealedEnvelope,
-    Unbridgeable,
+    Carried, ConversationChange, EncryptedEvent, EventKind, Inbound, InboundEvent, Outbound, PortalRequest,
+    SealedEnvelope, Unbridgeable,
 };
 pub use future::BoxFuture;
 pub use health::Health;

@@ -181,6 +181,7 @@ async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized
         txn_id: request.txn_id,
         events: request.events,
         ephemeral: request.ephemeral,
+        decrypts: state.devices.is_some(),
     };
     match state.sink.record(transaction).await {
         Ok(Recorded::New) => tracing::debug!(txn_id, events, "transaction recorded"),

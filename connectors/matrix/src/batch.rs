@@ -43,7 +43,8 @@ use ruma::serde::Raw;
 use ruma::{EventId, RoomId, TransactionId, UserId};
 use sha2::{Digest as _, Sha256};
 
-use crate::command::{Recognized, recognize};
+use crate::command::{CommandPrefix, Recognized, recognize};
+use crate::encryption::ENCRYPTION_OFF;
 use crate::ghost::GhostNamespace;
 use crate::inbound::{Converted, convert};
 use crate::registration::RegistrationScope;
@@ -75,14 +76,6 @@ pub fn batch_key(scope: &RegistrationScope, txn_id: &TransactionId) -> Result<Id
 pub fn inbound_items(transaction: &Transaction, ghosts: &GhostNamespace) -> Vec<Inbound> {
     let mut items = Vec::new();
     for raw in &transaction.events {
-        match recognize(raw, ghosts, &transaction.commands) {
-            Some(Recognized::Command(command)) => {
-                items.push(Inbound::Command(command));
-                continue;
-            }
-            Some(Recognized::Dropped) => continue,
-            None => {}
-        }
         if let Some(request) = portal_request(raw, ghosts) {
             items.push(Inbound::PortalRequest(request));
             continue;
@@ -91,24 +84,47 @@ pub fn inbound_items(transaction: &Transaction, ghosts: &GhostNamespace) -> Vec<
             items.push(Inbound::ConversationChange(change));
             continue;
         }
-        match convert(raw, ghosts) {
-            Converted::Event(event) => items.push(Inbound::Event(event)),
-            Converted::Sealed(sealed) => items.push(Inbound::Sealed(sealed)),
-            Converted::Ignored => {}
-            Converted::Unbridgeable { event_id, room_id, sender, reason } => {
-                match unbridgeable(&event_id, &room_id, &sender, reason) {
-                    Some(item) => items.push(Inbound::Unbridgeable(item)),
-                    None => {
-                        tracing::warn!(event_id, room_id, "unbridgeable event with unusable ids; dropped")
-                    }
-                }
-            }
-        }
+        items.extend(message_item(raw, ghosts, &transaction.commands, transaction.decrypts));
     }
     for raw in &transaction.ephemeral {
         items.extend(read_receipts(raw, ghosts).into_iter().map(Inbound::Event));
     }
     items
+}
+
+/// What a room message means for the engine: a command, an event, a sealed envelope, an
+/// encrypted event (when `decrypts`, else a refusal), a refusal, or nothing. Also what an
+/// encrypted event turns out to be once opened ([`crate::encrypted_inbound`]).
+pub(crate) fn message_item(
+    raw: &Raw<AnyTimelineEvent>,
+    ghosts: &GhostNamespace,
+    commands: &CommandPrefix,
+    decrypts: bool,
+) -> Option<Inbound> {
+    match recognize(raw, ghosts, commands) {
+        Some(Recognized::Command(command)) => return Some(Inbound::Command(command)),
+        Some(Recognized::Dropped) => return None,
+        None => {}
+    }
+    match convert(raw, ghosts) {
+        Converted::Event(event) => Some(Inbound::Event(event)),
+        Converted::Sealed(sealed) => Some(Inbound::Sealed(sealed)),
+        Converted::Encrypted(encrypted) if decrypts => Some(Inbound::Encrypted(encrypted)),
+        Converted::Encrypted(encrypted) => Some(Inbound::Unbridgeable(Unbridgeable {
+            conversation: encrypted.conversation,
+            sender: encrypted.sender,
+            network_event_id: encrypted.network_event_id,
+            reason: ENCRYPTION_OFF.to_owned(),
+        })),
+        Converted::Ignored => None,
+        Converted::Unbridgeable { event_id, room_id, sender, reason } => {
+            let item = unbridgeable(&event_id, &room_id, &sender, reason);
+            if item.is_none() {
+                tracing::warn!(event_id, room_id, "unbridgeable event with unusable ids; dropped");
+            }
+            item.map(Inbound::Unbridgeable)
+        }
+    }
 }
 
 fn unbridgeable(event_id: &str, room_id: &str, sender: &str, reason: String) -> Option<Unbridgeable> {
@@ -256,7 +272,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::command::CommandPrefix;
     use crate::secret::HsToken;
 
     fn ghosts() -> GhostNamespace {
@@ -277,6 +292,7 @@ mod tests {
             txn_id: OwnedTransactionId::from("17"),
             events: events.iter().map(|e| Raw::new(e).unwrap().cast_unchecked()).collect(),
             ephemeral: ephemeral.iter().map(|e| Raw::new(e).unwrap().cast_unchecked()).collect(),
+            decrypts: true,
         }
     }
 
@@ -306,6 +322,21 @@ mod tests {
 
     fn receipt(readers: Value) -> Value {
         json!({"type": "m.receipt", "room_id": "!VwBAzhJtSrvhjPnmbJ", "content": {"$msg1": readers}})
+    }
+
+    #[test]
+    fn an_encrypted_event_is_carried_as_it_came_or_refused_when_encryption_is_off() {
+        let encrypted = json!({
+            "type": "m.room.encrypted", "room_id": "!VwBAzhJtSrvhjPnmbJ", "sender": "@bob:localhost",
+            "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "session_id": "s"},
+            "origin_server_ts": 1, "event_id": "$enc",
+        });
+        let on = transaction(vec![encrypted.clone()], vec![]).batch().unwrap();
+        let [Inbound::Encrypted(carried)] = &on.items[..] else { panic!("{:?}", on.items) };
+        assert_eq!(Value::Object(carried.event.clone()), encrypted);
+        let off = Transaction { decrypts: false, ..transaction(vec![encrypted], vec![]) }.batch().unwrap();
+        let [Inbound::Unbridgeable(refused)] = &off.items[..] else { panic!("{:?}", off.items) };
+        assert_eq!((refused.network_event_id.as_str(), refused.reason.as_str()), ("$enc", ENCRYPTION_OFF));
     }
 
     #[test]

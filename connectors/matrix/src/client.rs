@@ -54,6 +54,7 @@ use ruma::{
 };
 use url::Url;
 
+mod key_request;
 mod keys;
 mod media;
 mod resend;

@@ -79,6 +79,9 @@ pub struct MatrixConfig {
     pub command_prefix: String,
     /// End-to-end encrypted rooms: `off`, `on` (follow the room) or `require`.
     pub encryption: Encryption,
+    /// How long after an encrypted message arrived its room key may still come, in seconds;
+    /// then its sender is told it could not be decrypted (docs/engine.md, "Encrypted rooms: plan").
+    pub undecryptable_after_secs: u64,
 }
 
 /// `[matrix] encryption`: whether the bridge takes part in end-to-end encrypted rooms (issue 17).
@@ -117,9 +120,10 @@ impl Encryption {
             Encryption::Require => "require: not available until the bridge speaks Megolm (see its problem)",
             Encryption::On => {
                 "on: the registration asks the homeserver for the encryption extensions (MSC3202, MSC4190, \
-                 to-device events); a ghost found in an encrypted room gets a cross-signed device and keeps the \
-                 room keys members share with it, but the bridge does not speak Megolm yet in messages: \
-                 encrypted rooms are treated as with off, and nothing is ever posted in the clear into them"
+                 to-device events); ghosts get cross-signed devices, accept encrypted DMs and keep the room keys \
+                 members share with them, and Matrix users' encrypted messages are decrypted and bridged to DM3; \
+                 the bridge does not send Megolm yet, so nothing is ever posted in the clear into an encrypted room \
+                 (a DM3 user's message to one is refused)"
             }
         }
     }
@@ -142,6 +146,7 @@ impl Default for MatrixConfig {
             max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             ping_timeout_secs: 30,
             encryption: Encryption::default(),
+            undecryptable_after_secs: crate::decrypting::DEFAULT_UNDECRYPTABLE_AFTER.as_secs(),
             command_prefix: DEFAULT_COMMAND_PREFIX.to_owned(),
         }
     }
@@ -311,6 +316,16 @@ fn problems(matrix: &MatrixConfig) -> Vec<ConfigProblem> {
     if let Err(e) = matrix.command_prefix() {
         problem("command_prefix", e.to_string());
     }
+    if !(1..=MAX_UNDECRYPTABLE_AFTER_SECS).contains(&matrix.undecryptable_after_secs) {
+        problem(
+            "undecryptable_after_secs",
+            format!(
+                "{} is not between 1 and {MAX_UNDECRYPTABLE_AFTER_SECS} seconds (an encrypted message holds back \
+                 those after it in its room while its key is awaited)",
+                matrix.undecryptable_after_secs
+            ),
+        );
+    }
     if matrix.ping_timeout_secs > MAX_PING_TIMEOUT_SECS {
         problem(
             "ping_timeout_secs",
@@ -319,6 +334,9 @@ fn problems(matrix: &MatrixConfig) -> Vec<ConfigProblem> {
     }
     out
 }
+
+/// The longest wait for a late room key: a day.
+const MAX_UNDECRYPTABLE_AFTER_SECS: u64 = 86_400;
 
 /// An absolute http(s) URL with a host and without query or fragment.
 fn check_http_url(text: &str, example: &str) -> Result<(), String> {

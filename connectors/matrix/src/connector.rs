@@ -58,6 +58,8 @@ pub struct MatrixConnector {
     media_bytes: AtomicU64,
     /// The ghosts' devices, when `[matrix] encryption` is not `off` ([`crate::crypto`]).
     devices: OnceLock<Arc<GhostDevices>>,
+    /// Set when encrypted events are opened ([`crate::encrypted_inbound`]).
+    pub(crate) decrypting: OnceLock<crate::decrypting::Decrypting>,
 }
 
 impl MatrixConnector {
@@ -71,6 +73,7 @@ impl MatrixConnector {
             configured_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             media_bytes: AtomicU64::new(DEFAULT_MAX_MEDIA_BYTES),
             devices: OnceLock::new(),
+            decrypting: OnceLock::new(),
         }
     }
 
@@ -278,6 +281,10 @@ impl Connector for MatrixConnector {
 
     fn portals(&self) -> Option<&dyn PortalHandling> {
         Some(self)
+    }
+
+    fn decryption(&self) -> Option<&dyn dm3_bridge_connector::DecryptionHandling> {
+        self.decrypting.get().map(|_| self as &dyn dm3_bridge_connector::DecryptionHandling)
     }
 
     fn native(&self) -> Option<&dyn NativeHandling> {

@@ -15,6 +15,7 @@
 //! - [`to_device`]: the to-device events MSC2409 puts in transactions; [`olm`]: Olm messages
 //!   to a ghost device opened and checked; [`megolm`]: room keys, and room events decrypted;
 //! - [`receive`]: to-device messages opened and kept, room events decrypted;
+//! - [`key_request`]: a missing room key asked for again (`m.room_key_request`);
 //! - [`devices`]: devices made and kept supplied, in the order that loses no key;
 //! - [`supply`]: the task that tops devices up as transactions report their counts.
 
@@ -23,6 +24,7 @@ pub mod cross_signing;
 pub mod device;
 pub mod devices;
 pub mod key_counts;
+pub mod key_request;
 pub mod megolm;
 pub mod olm;
 pub mod pickle;
@@ -37,10 +39,10 @@ pub use device::GhostDevice;
 pub use devices::{DeviceError, GhostDevices};
 pub use key_counts::{DeviceKeyCount, key_counts};
 pub use pickle::SecretPickle;
-pub use receive::DecryptError;
+pub use receive::{DecryptError, OpenedEvent};
 pub use store::{
-    AccountWrite, OlmStepWrite, OlmStore, OlmStoreError, RoomKeyWrite, Saved, SessionWrite, StoredAccount,
-    StoredRoomKey,
+    AccountWrite, IndexClaim, OlmStepWrite, OlmStore, OlmStoreError, RoomKeyWrite, Saved, SessionWrite,
+    StoredAccount, StoredRoomKey,
 };
 pub use supply::KeySupply;
 pub use to_device::{ToDeviceEvent, to_device_events};

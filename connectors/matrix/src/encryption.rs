@@ -17,6 +17,11 @@ use serde_json::{Map, Value};
 pub const ENCRYPTION_NOT_BRIDGED: &str = "this room is end-to-end encrypted, and the DM3 bridge cannot deliver \
                                           messages into encrypted rooms yet";
 
+/// The reason given to a Matrix user for an encrypted message when `[matrix] encryption` is
+/// `off`.
+pub const ENCRYPTION_OFF: &str = "this message is end-to-end encrypted, and this DM3 bridge is set not to read \
+                                  encrypted rooms (its operator turned encryption off)";
+
 /// A room's encryption state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomEncryption {

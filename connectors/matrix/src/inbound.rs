@@ -12,8 +12,10 @@
 //! - `m.reaction` → a reaction; `m.room.redaction` → a delete;
 //! - a `network.dm3.envelope` message (gateway mode, docs/gateway.md 1.2) → [`Converted::Sealed`]
 //!   with its content as received, which the engine reads and checks;
-//! - other message types (locations, polls for now), encrypted events and encrypted files →
-//!   [`Converted::Unbridgeable`];
+//! - `m.room.encrypted` → [`Converted::Encrypted`], the event as received: opened in the
+//!   engine's job ([`crate::encrypted_inbound`]) and then converted here like any other, or
+//!   refused when `[matrix] encryption` is `off`;
+//! - other message types (locations, polls for now) → [`Converted::Unbridgeable`];
 //! - everything else (membership, state, redacted events) and anything sent by our own ghosts
 //!   (the echo of what the bridge itself sent) → [`Converted::Ignored`].
 //!
@@ -22,7 +24,9 @@
 //! bridge payload (`docs/bridge-payload.md` §8). The homeserver bounds an event to 64 KiB, and
 //! the engine leaves the payload out if it is larger than the format allows.
 
-use dm3_bridge_connector::{Carried, Content, Delete, NativeContent, Reaction, SealedEnvelope};
+use dm3_bridge_connector::{
+    Carried, Content, Delete, EncryptedEvent, NativeContent, Reaction, SealedEnvelope,
+};
 use dm3_bridge_connector::{
     ConversationId, Edit, EventKind, InboundEvent, Message, NetworkMessageId, NetworkUserId, ReactionKey,
     Text,
@@ -35,7 +39,6 @@ use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
 use ruma::serde::Raw;
 use ruma::{EventId, RoomId, UserId};
 
-use crate::encryption::ENCRYPTION_NOT_BRIDGED;
 use crate::ghost::GhostNamespace;
 use crate::media::inbound_attachment;
 
@@ -52,6 +55,8 @@ pub enum Converted {
     Unbridgeable { event_id: String, room_id: String, sender: String, reason: String },
     /// A sealed DM3 envelope from a gateway user's own client (`msgtype` `network.dm3.envelope`).
     Sealed(SealedEnvelope),
+    /// An end-to-end encrypted event, to be opened in the engine's job.
+    Encrypted(EncryptedEvent),
 }
 
 /// The `msgtype` of a gateway document's message (docs/gateway.md 1.2).
@@ -112,7 +117,19 @@ pub fn convert(raw: &Raw<AnyTimelineEvent>, ghosts: &GhostNamespace) -> Converte
                 None => return unbridgeable("the reaction's target id is unusable".to_owned()),
             }
         }
-        AnyMessageLikeEvent::RoomEncrypted(_) => return unbridgeable(ENCRYPTION_NOT_BRIDGED.to_owned()),
+        AnyMessageLikeEvent::RoomEncrypted(MessageLikeEvent::Original(encrypted)) => {
+            let ids = (
+                ConversationId::new(encrypted.room_id.as_str()),
+                NetworkUserId::new(encrypted.sender.as_str()),
+                message_id(&encrypted.event_id),
+            );
+            return match (ids, raw.deserialize_as_unchecked::<serde_json::Map<String, serde_json::Value>>()) {
+                ((Ok(conversation), Ok(sender), Some(network_event_id)), Ok(event)) => {
+                    Converted::Encrypted(EncryptedEvent { conversation, sender, network_event_id, event })
+                }
+                _ => unbridgeable("the event's ids are unusable".to_owned()),
+            };
+        }
         AnyMessageLikeEvent::RoomRedaction(RoomRedactionEvent::Original(redaction)) => {
             let target = redaction.content.redacts.as_deref().or(redaction.redacts.as_deref());
             match target.and_then(message_id) {
@@ -341,8 +358,13 @@ mod tests {
             "m.room.encrypted",
             json!({"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "sender_key": "k", "device_id": "D", "session_id": "s"}),
         );
-        assert!(
-            matches!(convert(&encrypted, &ghosts()), Converted::Unbridgeable { reason, .. } if reason == ENCRYPTION_NOT_BRIDGED)
+        let Converted::Encrypted(carried) = convert(&encrypted, &ghosts()) else {
+            panic!("not carried encrypted")
+        };
+        assert_eq!((carried.conversation.as_str(), carried.sender.as_str()), ("!room", "@bob:localhost"));
+        assert_eq!(
+            serde_json::Value::Object(carried.event),
+            encrypted.deserialize_as_unchecked::<serde_json::Value>().unwrap()
         );
     }
 }

@@ -25,6 +25,8 @@
 //! - [`crypto`]: ghost devices and their Olm accounts (vodozemac), behind a store trait the
 //!   service implements;
 //! - [`encrypted_rooms`]: a ghost in an encrypted room gets its device;
+//! - [`encrypted_inbound`]: a Matrix user's encrypted event, opened in the engine's job and
+//!   checked before it is bridged, with the settings of [`decrypting`];
 //! - [`encryption`]: encrypted rooms, detected and refused in plain words; [`cleartext`]: the
 //!   gate that asks the homeserver before every cleartext send;
 //! - [`reach`]: whether the homeserver answers, the connector's health for `/ready`.
@@ -38,7 +40,9 @@ pub mod command;
 pub mod config;
 pub mod connector;
 pub mod crypto;
+pub mod decrypting;
 pub mod directory;
+pub mod encrypted_inbound;
 pub mod encrypted_rooms;
 pub mod encryption;
 pub mod ghost;
@@ -62,6 +66,7 @@ pub use client::{Client, ClientError, Downloaded, Registered, RetryAfter};
 pub use command::{CommandPrefix, CommandPrefixError, DEFAULT_COMMAND_PREFIX};
 pub use config::{Encryption, MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use connector::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
+pub use decrypting::{DEFAULT_UNDECRYPTABLE_AFTER, Decrypting};
 pub use directory::{DirectoryError, GhostDirectory, GhostProfile};
 pub use encryption::RoomEncryption;
 pub use ghost::{GhostError, GhostNamespace};

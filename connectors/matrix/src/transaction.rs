@@ -50,6 +50,9 @@ pub struct Transaction {
     pub events: Vec<Raw<AnyTimelineEvent>>,
     /// Ephemeral events (receipts, typing), if the registration asked for them.
     pub ephemeral: Vec<Raw<EphemeralData>>,
+    /// Whether encrypted events are opened (`[matrix] encryption` is not `off`); if not, each
+    /// is refused with [`crate::encryption::ENCRYPTION_OFF`].
+    pub decrypts: bool,
 }
 
 /// What the sink did with a transaction.

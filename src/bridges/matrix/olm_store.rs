@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use dm3_bridge_connector::BoxFuture;
 use dm3_bridge_matrix::crypto::{
-    AccountWrite, OlmStepWrite, OlmStore, OlmStoreError, Saved, SecretPickle, StoredAccount, StoredRoomKey,
+    AccountWrite, IndexClaim, OlmStepWrite, OlmStore, OlmStoreError, Saved, SecretPickle, StoredAccount,
+    StoredRoomKey,
 };
 use ruma::{OwnedDeviceId, UserId};
 
 use crate::lease::{HELD_FOR, Leases};
-use crate::store::{MegolmInboundSave, OlmAccountSave, OlmSessionSave, OlmStep, Store};
+use crate::store::{MegolmInboundSave, MegolmIndex, OlmAccountSave, OlmSessionSave, OlmStep, Store};
 use crate::telemetry::metrics::MATRIX_OLM_ACCOUNT_SAVES;
 use crate::vault::MasterKey;
 
@@ -155,8 +156,22 @@ impl OlmStore for SealedOlmStore {
             Ok(Some(StoredRoomKey {
                 sender_key: row.sender_key,
                 signing_key: row.signing_key,
+                sender_user: row.sender_user,
                 pickle: SecretPickle::from_bytes(opened.expose().to_vec()),
             }))
+        })
+    }
+
+    fn claim_index<'a>(&'a self, claim: IndexClaim<'a>) -> BoxFuture<'a, Result<bool, OlmStoreError>> {
+        Box::pin(async move {
+            let index = MegolmIndex {
+                user_id: claim.ghost.as_str(),
+                room_id: claim.room_id,
+                session_id: claim.session_id,
+                message_index: claim.message_index,
+                event_id: claim.event_id,
+            };
+            self.store.claim_megolm_index(&index, crate::clock::now_ms()).await.map_err(failed)
         })
     }
 
@@ -182,6 +197,7 @@ impl OlmStore for SealedOlmStore {
                     session_id: key.session_id.clone(),
                     sender_key: key.sender_key.clone(),
                     signing_key: key.signing_key.clone(),
+                    sender_user: key.sender_user.clone(),
                     sealed: self
                         .master
                         .seal(&room_key_label(ghost, &key.room_id, &key.session_id), key.pickle.expose())

@@ -96,6 +96,10 @@ impl GhostDevices {
         &self.store
     }
 
+    pub(super) fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
     /// `ghost`'s account as stored, if it has one.
     pub(super) async fn load(&self, ghost: &UserId) -> Result<Option<Loaded>, DeviceError> {
         self.store.load_account(ghost).await?.map(|stored| open(ghost, stored)).transpose()

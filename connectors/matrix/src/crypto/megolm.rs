@@ -5,9 +5,15 @@
 //! [`super::olm`], and only for Megolm (`m.megolm.v1.aes-sha2`). An event decrypted with it is
 //! from the device whose Curve25519 key brought the key; its `room_id` must be the room the
 //! key was given for, or a key for one room could be used to put words into another.
+//!
+//! A key asked for again (`m.room_key_request`) comes back as `m.forwarded_room_key`, in the
+//! export format. It is believed only from the device that made the session (the Olm sender's
+//! key is the key's `sender_key`, and no other device forwarded it on the way): that is the
+//! same key, from the same device, as an `m.room_key`, and no third device can vouch for a
+//! session it did not make.
 
 use serde_json::{Map, Value};
-use vodozemac::megolm::{InboundGroupSession, MegolmMessage, SessionConfig, SessionKey};
+use vodozemac::megolm::{ExportedSessionKey, InboundGroupSession, MegolmMessage, SessionConfig, SessionKey};
 
 use super::account::MEGOLM_ALGORITHM;
 use super::pickle::SecretPickle;
@@ -62,6 +68,33 @@ pub fn room_key(content: &Map<String, Value>) -> Result<RoomKey, MegolmError> {
     Ok(RoomKey { room_id: room_id.to_owned(), session_id: session.session_id(), session })
 }
 
+/// The room key an `m.forwarded_room_key` payload's `content` carries, if the device whose
+/// Curve25519 key is `olm_sender_key` made the session itself.
+pub fn forwarded_room_key(
+    content: &Map<String, Value>,
+    olm_sender_key: &str,
+) -> Result<RoomKey, MegolmError> {
+    let text = |key: &str| content.get(key).and_then(Value::as_str);
+    if text("algorithm") != Some(MEGOLM_ALGORITHM) {
+        return Err(MegolmError::BadKey("not m.megolm.v1.aes-sha2".to_owned()));
+    }
+    if text("sender_key") != Some(olm_sender_key) {
+        return Err(MegolmError::BadKey("a key forwarded by a device that did not make it".to_owned()));
+    }
+    let chain = content.get("forwarding_curve25519_key_chain").and_then(Value::as_array);
+    if chain.is_some_and(|chain| !chain.is_empty()) {
+        return Err(MegolmError::BadKey("a key forwarded through other devices".to_owned()));
+    }
+    let room_id = text("room_id").ok_or_else(|| MegolmError::BadKey("no room_id".to_owned()))?;
+    let key = ExportedSessionKey::from_base64(text("session_key").unwrap_or_default())
+        .map_err(|e| MegolmError::BadKey(e.to_string()))?;
+    let session = InboundGroupSession::import(&key, SessionConfig::version_1());
+    if text("session_id") != Some(session.session_id().as_str()) {
+        return Err(MegolmError::BadKey("the session_id is not the key's".to_owned()));
+    }
+    Ok(RoomKey { room_id: room_id.to_owned(), session_id: session.session_id(), session })
+}
+
 /// A room key's pickle, to be sealed by the store.
 pub fn pickle(session: &InboundGroupSession) -> Result<SecretPickle, serde_json::Error> {
     serde_json::to_vec(&session.pickle()).map(SecretPickle::from_bytes)
@@ -101,6 +134,16 @@ pub fn decrypt(
     room_id: &str,
     envelope: &MegolmEnvelope,
 ) -> Result<Map<String, Value>, MegolmError> {
+    decrypt_at(session, room_id, envelope).map(|(event, _)| event)
+}
+
+/// [`decrypt`], with the message index the ciphertext was at (one event per index: a second
+/// event at an index already seen is a replay).
+pub fn decrypt_at(
+    session: &mut InboundGroupSession,
+    room_id: &str,
+    envelope: &MegolmEnvelope,
+) -> Result<(Map<String, Value>, u32), MegolmError> {
     let message =
         MegolmMessage::from_base64(&envelope.ciphertext).map_err(|e| MegolmError::BadEvent(e.to_string()))?;
     let decrypted = session.decrypt(&message).map_err(|e| MegolmError::Undecryptable(e.to_string()))?;
@@ -109,7 +152,7 @@ pub fn decrypt(
     if event.get("room_id").and_then(Value::as_str) != Some(room_id) {
         return Err(MegolmError::Undecryptable("the event was encrypted for another room".to_owned()));
     }
-    Ok(event)
+    Ok((event, decrypted.message_index))
 }
 
 #[cfg(test)]
@@ -155,6 +198,34 @@ mod tests {
         );
         let refused = decrypt(&mut key.session, "!room:hs", &envelope(&elsewhere).unwrap()).unwrap_err();
         assert!(matches!(refused, MegolmError::Undecryptable(_)));
+    }
+
+    #[test]
+    fn a_forwarded_key_is_believed_only_from_the_device_that_made_it() {
+        let mut outbound = GroupSession::new(SessionConfig::version_1());
+        let exported = InboundGroupSession::new(&outbound.session_key(), SessionConfig::version_1())
+            .export_at(0)
+            .unwrap();
+        let session_id = outbound.session_id();
+        let forwarded = |sender_key: &str, chain: Value| {
+            json!({
+                "algorithm": MEGOLM_ALGORITHM, "room_id": "!room:hs", "sender_key": sender_key,
+                "session_id": session_id, "session_key": exported.to_base64(),
+                "sender_claimed_ed25519_key": "ed", "forwarding_curve25519_key_chain": chain,
+            })
+            .as_object()
+            .unwrap()
+            .clone()
+        };
+        let mut key = forwarded_room_key(&forwarded("bobs-key", json!([])), "bobs-key").unwrap();
+        let content =
+            encrypted(&mut outbound, json!({"type": "m.room.message", "room_id": "!room:hs", "content": {}}));
+        let (_, index) = decrypt_at(&mut key.session, "!room:hs", &envelope(&content).unwrap()).unwrap();
+        assert_eq!(index, 0);
+        let by_another = forwarded_room_key(&forwarded("bobs-key", json!([])), "eves-key").unwrap_err();
+        assert!(matches!(by_another, MegolmError::BadKey(_)));
+        let relayed = forwarded_room_key(&forwarded("bobs-key", json!(["carols-key"])), "bobs-key");
+        assert!(matches!(relayed, Err(MegolmError::BadKey(_))));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::account::AccountError;
 use super::devices::{DeviceError, GhostDevices};
 use super::megolm::{self, MegolmError};
 use super::olm;
-use super::store::{AccountWrite, OlmStepWrite, RoomKeyWrite, Saved, SessionWrite};
+use super::store::{AccountWrite, IndexClaim, OlmStepWrite, RoomKeyWrite, Saved, SessionWrite};
 use super::to_device::ToDeviceEvent;
 
 /// How often a step that found another process's write starts again from the read.
@@ -36,6 +36,19 @@ impl DecryptError {
     pub fn is_missing_key(&self) -> bool {
         matches!(self, DecryptError::Megolm(MegolmError::MissingKey(_)))
     }
+}
+
+/// A room event decrypted, and what its key is known by.
+#[derive(Debug)]
+pub struct OpenedEvent {
+    /// The plaintext event (`type`, `content`, `room_id`).
+    pub event: Map<String, Value>,
+    /// The Curve25519 key of the device whose Olm message brought the key.
+    pub sender_key: String,
+    /// The user whose Olm message brought the key.
+    pub sender_user: String,
+    pub session_id: String,
+    pub message_index: u32,
 }
 
 impl GhostDevices {
@@ -78,7 +91,7 @@ impl GhostDevices {
                         return Ok(false);
                     }
                 };
-            let room_key = match room_key(&opened.payload, &sender_key) {
+            let room_key = match room_key(&opened.payload, &sender_key, sender) {
                 Ok(key) => key,
                 Err(error) => {
                     tracing::warn!(%ghost, %sender, %error, "a room key was refused");
@@ -123,27 +136,61 @@ impl GhostDevices {
         room_id: &str,
         content: &Map<String, Value>,
     ) -> Result<(Map<String, Value>, String), DecryptError> {
+        self.open_event(ghost, room_id, content).await.map(|opened| (opened.event, opened.sender_key))
+    }
+
+    /// [`decrypt`](Self::decrypt), with what the caller checks the event against: who sent
+    /// the key, and where in its session the ciphertext was. A key kept before its sender was
+    /// recorded is a missing key (asked for again, it is kept with its sender).
+    pub async fn open_event(
+        &self,
+        ghost: &UserId,
+        room_id: &str,
+        content: &Map<String, Value>,
+    ) -> Result<OpenedEvent, DecryptError> {
         let envelope = megolm::envelope(content)?;
         let stored =
             self.store().room_key(ghost, room_id, &envelope.session_id).await.map_err(DeviceError::from)?;
-        let Some(stored) = stored else { return Err(MegolmError::MissingKey(envelope.session_id).into()) };
+        let Some(stored) = stored.filter(|key| !key.sender_user.is_empty()) else {
+            return Err(MegolmError::MissingKey(envelope.session_id).into());
+        };
         let mut session = megolm::unpickle(&stored.pickle)
             .map_err(|e| MegolmError::Undecryptable(format!("stored key: {e}")))?;
-        let event = megolm::decrypt(&mut session, room_id, &envelope)?;
-        Ok((event, stored.sender_key))
+        let (event, message_index) = megolm::decrypt_at(&mut session, room_id, &envelope)?;
+        Ok(OpenedEvent {
+            event,
+            sender_key: stored.sender_key,
+            sender_user: stored.sender_user,
+            session_id: envelope.session_id,
+            message_index,
+        })
+    }
+
+    /// Keeps `claim.event_id` as the event at its key's message index: `false` if another
+    /// event was decrypted there first (a replay).
+    pub async fn claim_index(&self, claim: IndexClaim<'_>) -> Result<bool, DeviceError> {
+        Ok(self.store().claim_index(claim).await?)
     }
 }
 
-/// The room key an opened payload carries, if it is `m.room_key`.
-fn room_key(payload: &Map<String, Value>, sender_key: &str) -> Result<Option<RoomKeyWrite>, MegolmError> {
-    if payload.get("type").and_then(Value::as_str) != Some("m.room_key") {
-        return Ok(None);
-    }
-    let content = payload
-        .get("content")
-        .and_then(Value::as_object)
-        .ok_or_else(|| MegolmError::BadKey("no content".to_owned()))?;
-    let key = megolm::room_key(content)?;
+/// The room key an opened payload from `sender` carries, if it is `m.room_key` or an
+/// `m.forwarded_room_key` the sending device made itself.
+fn room_key(
+    payload: &Map<String, Value>,
+    sender_key: &str,
+    sender: &str,
+) -> Result<Option<RoomKeyWrite>, MegolmError> {
+    let content = || {
+        payload
+            .get("content")
+            .and_then(Value::as_object)
+            .ok_or_else(|| MegolmError::BadKey("no content".to_owned()))
+    };
+    let key = match payload.get("type").and_then(Value::as_str) {
+        Some("m.room_key") => megolm::room_key(content()?)?,
+        Some("m.forwarded_room_key") => megolm::forwarded_room_key(content()?, sender_key)?,
+        _ => return Ok(None),
+    };
     let signing_key =
         payload.get("keys").and_then(|k| k.get("ed25519")).and_then(Value::as_str).unwrap_or_default();
     let pickle = megolm::pickle(&key.session).map_err(|e| MegolmError::BadKey(e.to_string()))?;
@@ -152,6 +199,7 @@ fn room_key(payload: &Map<String, Value>, sender_key: &str) -> Result<Option<Roo
         session_id: key.session_id,
         sender_key: sender_key.to_owned(),
         signing_key: signing_key.to_owned(),
+        sender_user: sender.to_owned(),
         pickle,
     }))
 }

@@ -60,6 +60,9 @@ pub struct StoredRoomKey {
     pub sender_key: String,
     /// The Ed25519 key that device claimed.
     pub signing_key: String,
+    /// The user whose Olm message brought it; empty if it was kept before that was recorded
+    /// (then it opens nothing until received again).
+    pub sender_user: String,
     pub pickle: SecretPickle,
 }
 
@@ -78,7 +81,20 @@ pub struct RoomKeyWrite {
     pub session_id: String,
     pub sender_key: String,
     pub signing_key: String,
+    /// The user whose Olm message brought it (the to-device event's `sender`, which the Olm
+    /// payload was checked to name).
+    pub sender_user: String,
     pub pickle: SecretPickle,
+}
+
+/// One message index of a room key, and the event decrypted there.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexClaim<'a> {
+    pub ghost: &'a UserId,
+    pub room_id: &'a str,
+    pub session_id: &'a str,
+    pub message_index: u32,
+    pub event_id: &'a str,
 }
 
 /// What opening one to-device message changed, written in one transaction. The account is
@@ -119,6 +135,10 @@ pub trait OlmStore: Send + Sync + 'static {
         room_id: &'a str,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredRoomKey>, OlmStoreError>>;
+
+    /// Keeps `claim.event_id` as the event at its room key's message index unless another was
+    /// kept there first: whether the index is that event's (`false`: a replay).
+    fn claim_index<'a>(&'a self, claim: IndexClaim<'a>) -> BoxFuture<'a, Result<bool, OlmStoreError>>;
 
     /// Writes `step` in one transaction if the account is at the version it names.
     fn save_olm_step<'a>(&'a self, step: OlmStepWrite<'a>) -> BoxFuture<'a, Result<Saved, OlmStoreError>>;

@@ -1,0 +1,319 @@
+//! Issue 17, Matrix → DM3 from encrypted rooms, against a real Synapse with bob on matrix-sdk
+//! (`clients/matrix`: his own Olm/Megolm, nothing of the bridge's code) and alice a DM3 user
+//! on a chain, on both backends:
+//! - bob opens an encrypted DM with alice's ghost: his text, a reply and an edit reach alice,
+//!   and Synapse's database holds none of his words;
+//! - a late room key (the ghost's copy deleted, as a key lost on the way): the job waits, the
+//!   ghost's device asks bob's devices, bob's client forwards the key, the message arrives once;
+//! - a key that never comes (bob's client offline): bob is told in the room that his message
+//!   could not be decrypted, and when the key comes after all nothing is bridged twice;
+//! - a forgery (bob's ciphertext under eve's name) and a replay (under another event id) are
+//!   refused, told in the room, never bridged;
+//! - a DM switched to encrypted mid-conversation: bob's next messages still reach alice;
+//! - with `[matrix] encryption = "off"`, his encrypted message is answered as not read.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/anvil.rs"]
+mod anvil;
+#[path = "support/bridged_matrix.rs"]
+mod bridged_matrix;
+#[path = "support/dm3_world.rs"]
+mod dm3_world;
+#[macro_use]
+mod support;
+#[path = "support/synapse.rs"]
+mod synapse;
+
+use std::time::Duration;
+
+use dm3::message::MessageType;
+use dm3_bridge::store::{Portal, PortalState};
+use dm3_bridge_matrix::Encryption;
+use dm3_bridge_matrix::encryption::ENCRYPTION_OFF;
+use dm3_matrix_client::ids::{self, OwnedRoomId};
+use dm3_matrix_client::{Credentials, MatrixUser as SdkUser, RoomEncryption};
+use dm3_world::{ALICE, Dm3World};
+use serde_json::{Value, json};
+use support::TestDb;
+use support::bridge::ADMIN_TOKEN;
+use support::node::TestNode;
+use synapse::{MatrixUser, SERVER_NAME, Synapse, encode};
+
+on_both_backends!(
+    bobs_encrypted_dm_reaches_alice_a_late_key_once_a_lost_key_is_told_and_forgeries_are_refused,
+    a_dm_switched_to_encrypted_keeps_bobs_messages_coming,
+    with_encryption_off_an_encrypted_message_is_answered_as_not_read,
+);
+
+/// Long enough for a loaded CI machine; a wait ends as soon as its condition holds.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// How long the bridge waits for a late key here (`matrix.undecryptable_after_secs`).
+const PATIENCE_SECS: u64 = 20;
+
+/// The world, the bridge on `db`, and bob: his matrix-sdk client, and a plain CS-API login of
+/// the same account to read the room as the homeserver has it.
+struct Encrypted {
+    world: Dm3World,
+    bridge: TestNode,
+    synapse: Synapse,
+    bob: SdkUser,
+    bob_plain: MatrixUser,
+    ghost: String,
+}
+
+async fn start(db: &TestDb, encryption: Encryption) -> Encrypted {
+    let world = Dm3World::start(None).await;
+    let (bridge, synapse) = bridged_matrix::start_bridge_with(&world, Some(db.url.clone()), |config| {
+        let matrix = config.matrix.as_mut().unwrap();
+        matrix.undecryptable_after_secs = PATIENCE_SECS;
+        matrix.encryption = encryption;
+    })
+    .await;
+    world.point_parent_at(&bridge).await;
+    let password = synapse.register_account("bob").await.unwrap();
+    let credentials = Credentials {
+        homeserver: synapse.url().to_owned(),
+        user: "bob".to_owned(),
+        password: password.clone(),
+    };
+    let bob = credentials.login("bob's phone").await.unwrap_or_else(|e| panic!("{e}"));
+    let bob_plain = synapse.log_in("bob", &password).await.unwrap();
+    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
+    Encrypted { world, bridge, synapse, bob, bob_plain, ghost }
+}
+
+impl Encrypted {
+    /// bob's DM with alice's ghost, once his client saw the ghost join.
+    async fn dm(&self, encryption: RoomEncryption) -> OwnedRoomId {
+        let ghost = ids::user_id(&self.ghost).unwrap();
+        let room = self.bob.create_dm(&ghost, encryption).await.unwrap();
+        self.bob
+            .sync_until(WAIT, "alice's ghost joins", || async {
+                Ok(self.bob.joined_members(&room).await?.contains(&ghost).then_some(()))
+            })
+            .await
+            .unwrap();
+        room
+    }
+
+    /// bob switches `room` to encrypted, and his client knows it.
+    async fn switch_on(&self, room: &OwnedRoomId) {
+        self.bob.enable_encryption(room).await.unwrap();
+        self.bob
+            .sync_until(WAIT, "the room is encrypted", || async {
+                Ok(self.bob.is_encrypted(room).await?.then_some(()))
+            })
+            .await
+            .unwrap();
+    }
+
+    /// bob's DM3 name, once the bridge made it.
+    async fn bob_name(&self) -> String {
+        bridged_matrix::identity_name(&self.bridge, &format!("@bob:{SERVER_NAME}")).await
+    }
+
+    /// Waits until alice holds `count` messages from bob; all of them, by bob's time.
+    async fn alice_has(&self, bob_name: &str, count: usize) -> Vec<dm3::message::Message> {
+        let directory = self.world.directory();
+        let mut received = self.world.alice.wait_for(&self.world.ds_b, &directory, bob_name, count).await;
+        received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
+        received.into_iter().map(|r| r.message).collect()
+    }
+
+    /// The texts of what the ghost posted in `room` that contain `words`, waiting for `count`.
+    async fn ghost_notices(&self, room: &OwnedRoomId, words: &str, count: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let timeline = self.bob_plain.messages(room.as_str()).await.unwrap();
+            let notices: Vec<String> = timeline
+                .iter()
+                .filter(|e| e["sender"] == self.ghost.as_str())
+                .filter_map(|e| e["content"]["body"].as_str())
+                .filter(|body| body.contains(words))
+                .map(str::to_owned)
+                .collect();
+            if notices.len() >= count {
+                return notices;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {count} notices with {words:?} in {WAIT:?}\n{}",
+                notices.len(),
+                self.synapse.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The value of `series` on the bridge's `/metrics`, 0 if absent.
+    async fn metric(&self, series: &str) -> f64 {
+        let response = self
+            .bridge
+            .client
+            .get(self.bridge.url("/metrics"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let text = response.text().await.unwrap();
+        text.lines().find_map(|line| line.strip_prefix(series)).map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    /// Pushes `events` to the bridge as the homeserver would, under `txn_id`.
+    async fn push(&self, txn_id: &str, events: Vec<Value>) {
+        let hs_token = self.bridge.config.matrix.as_ref().unwrap().hs_token.clone().unwrap();
+        let url = self.bridge.url(&format!("/_matrix/app/v1/transactions/{txn_id}"));
+        let answer = self
+            .bridge
+            .client
+            .put(url)
+            .bearer_auth(hs_token.expose())
+            .json(&json!({"events": events}))
+            .send();
+        let answer = answer.await.unwrap();
+        assert!(answer.status().is_success(), "{}", answer.status());
+    }
+}
+
+/// Forgets every room key the ghosts' devices kept: as if the key had not come (yet).
+async fn lose_room_keys(db: &TestDb) {
+    assert!(db.execute("DELETE FROM matrix_megolm_inbound").await > 0, "no room key was kept");
+}
+
+async fn bobs_encrypted_dm_reaches_alice_a_late_key_once_a_lost_key_is_told_and_forgeries_are_refused(
+    db: &TestDb,
+) {
+    let world = start(db, Encryption::On).await;
+    let room = world.dm(RoomEncryption::Encrypted).await;
+    let bob = &world.bob;
+
+    // His text, a reply to it and an edit of it, encrypted by his client.
+    let first = bob.send_text(&room, "hello alice, encrypted").await.unwrap();
+    let bob_name = world.bob_name().await;
+    let received = world.alice_has(&bob_name, 1).await;
+    assert_eq!((received[0].text(), received[0].kind()), (Some("hello alice, encrypted"), MessageType::New));
+    let first_hash = received[0].hash().to_string();
+    let reply = json!({"msgtype": "m.text", "body": "and a reply",
+                       "m.relates_to": {"m.in_reply_to": {"event_id": first}}});
+    bob.send_content(&room, "m.room.message", reply).await.unwrap();
+    let edit = json!({"msgtype": "m.text", "body": "* hello alice, edited",
+                      "m.new_content": {"msgtype": "m.text", "body": "hello alice, edited"},
+                      "m.relates_to": {"rel_type": "m.replace", "event_id": first}});
+    bob.send_content(&room, "m.room.message", edit).await.unwrap();
+    let received = world.alice_has(&bob_name, 3).await;
+    let kinds: Vec<MessageType> = received.iter().map(|m| m.kind()).collect();
+    assert_eq!(kinds, [MessageType::New, MessageType::Reply, MessageType::Edit]);
+    assert_eq!(received[1].text(), Some("and a reply"));
+    assert_eq!(received[2].text(), Some("hello alice, edited"));
+    for message in &received[1..] {
+        assert_eq!(message.reference_message_hash(), Some(first_hash.as_str()));
+    }
+    let stored = world.synapse.stored_events(room.as_str()).await.unwrap().join("\n");
+    for words in ["hello alice", "and a reply"] {
+        assert!(!stored.contains(words), "Synapse's database holds {words:?}");
+    }
+
+    // A late key: the ghost's copy is gone, bob's client (online) forwards it when asked.
+    lose_room_keys(db).await;
+    bob.start_sync();
+    bob.send_text(&room, "sent while the key was lost").await.unwrap();
+    let received = world.alice_has(&bob_name, 4).await;
+    assert_eq!(received[3].text(), Some("sent while the key was lost"));
+    let missing = r#"dm3_network_decryptions_total{network="matrix",outcome="missing_key"} "#;
+    assert!(world.metric(missing).await >= 1.0, "the key was not missed first");
+
+    // A key that never comes: bob's client is offline, so nobody answers the request.
+    bob.stop_sync();
+    lose_room_keys(db).await;
+    bob.send_text(&room, "this key never comes").await.unwrap();
+    let told = world.ghost_notices(&room, "could not decrypt your message", 1).await;
+    assert!(told[0].contains(&format!("within {PATIENCE_SECS} seconds")), "{told:?}");
+    // The key comes after all: kept, and the message that failed is not bridged late.
+    bob.start_sync();
+    bob.send_text(&room, "back online").await.unwrap();
+    let received = world.alice_has(&bob_name, 5).await;
+    let texts: Vec<Option<&str>> = received.iter().map(|m| m.text()).collect();
+    assert_eq!(texts[3..], [Some("sent while the key was lost"), Some("back online")]);
+
+    // A forgery and a replay of bob's first ciphertext, pushed as the homeserver would.
+    let path = format!("/_matrix/client/v3/rooms/{}/event/{}", encode(room.as_str()), encode(first.as_str()));
+    let original = world.bob_plain.call(reqwest::Method::GET, &path, None).await.unwrap();
+    assert_eq!(original["type"], "m.room.encrypted");
+    let mut as_eve = original.clone();
+    as_eve["sender"] = json!(format!("@eve:{SERVER_NAME}"));
+    as_eve["event_id"] = json!("$forged-under-eves-name");
+    let mut replayed = original.clone();
+    replayed["event_id"] = json!("$replayed-ciphertext");
+    world.push("forgeries", vec![as_eve, replayed]).await;
+    let refused = world.ghost_notices(&room, "refused your encrypted message", 2).await;
+    assert!(
+        refused.iter().any(|r| r.contains(&format!("not by its sender @eve:{SERVER_NAME}"))),
+        "{refused:?}"
+    );
+    assert!(refused.iter().any(|r| r.contains("repeats the ciphertext")), "{refused:?}");
+    // Three messages failed, each told: the lost key's, the forgery and the replay.
+    let log = || world.synapse.log_tail();
+    support::bridge::settled_failing(world.bridge.node.store(), WAIT, 3, log).await;
+    assert_eq!(world.alice_has(&bob_name, 5).await.len(), 5, "something was bridged twice or forged");
+    world.bridge.node.shutdown().await.unwrap();
+    // The node kept ciphertext and sealed keys only: none of bob's words are in its database.
+    let database = db.all_text().await;
+    for words in ["hello alice", "and a reply", "sent while the key was lost", "this key never comes"] {
+        assert!(!database.contains(words), "the node's database holds {words:?}");
+    }
+}
+
+async fn a_dm_switched_to_encrypted_keeps_bobs_messages_coming(db: &TestDb) {
+    let world = start(db, Encryption::On).await;
+    let room = world.dm(RoomEncryption::Clear).await;
+    world.bob.send_text(&room, "in the clear").await.unwrap();
+    let bob_name = world.bob_name().await;
+    world.alice_has(&bob_name, 1).await;
+
+    world.switch_on(&room).await;
+    // Nothing goes into the room in the clear from now on; what bob sends still crosses.
+    let ciphertext_only = |p: &Portal| matches!(p.state, PortalState::CiphertextOnly { .. });
+    let what = "the portal carries ciphertext only";
+    bridged_matrix::wait_for_portal(&world.bridge, &world.synapse, room.as_str(), what, ciphertext_only)
+        .await;
+    let encrypted = world.bob.send_text(&room, "now encrypted").await.unwrap();
+    world.bob.send_text(&room, "and still arriving").await.unwrap();
+    let received = world.alice_has(&bob_name, 3).await;
+    let texts: Vec<Option<&str>> = received.iter().map(|m| m.text()).collect();
+    assert_eq!(texts, [Some("in the clear"), Some("now encrypted"), Some("and still arriving")]);
+    // A redaction is never encrypted (the homeserver must read it): his still crosses.
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/redact/{}/r1",
+        encode(room.as_str()),
+        encode(encrypted.as_str())
+    );
+    world.bob_plain.call(reqwest::Method::PUT, &path, Some(json!({}))).await.unwrap();
+    let received = world.alice_has(&bob_name, 4).await;
+    assert_eq!(received[3].kind(), MessageType::DeleteRequest);
+    assert_eq!(received[3].reference_message_hash(), Some(received[1].hash().to_string().as_str()));
+    let stored = world.synapse.stored_events(room.as_str()).await.unwrap().join("\n");
+    assert!(stored.contains("in the clear"));
+    assert!(!stored.contains("now encrypted"), "Synapse's database holds an encrypted message's words");
+    world.bridge.node.shutdown().await.unwrap();
+}
+
+async fn with_encryption_off_an_encrypted_message_is_answered_as_not_read(db: &TestDb) {
+    let world = start(db, Encryption::Off).await;
+    let room = world.dm(RoomEncryption::Clear).await;
+    world.bob.send_text(&room, "in the clear").await.unwrap();
+    let bob_name = world.bob_name().await;
+    world.alice_has(&bob_name, 1).await;
+
+    world.switch_on(&room).await;
+    world.bob.send_text(&room, "encrypted, with encryption off").await.unwrap();
+    let told = world.ghost_notices(&room, ENCRYPTION_OFF, 1).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    bridged_matrix::settled(&world.bridge, &world.synapse).await;
+    assert_eq!(
+        world.alice_has(&bob_name, 1).await.len(),
+        1,
+        "an encrypted message crossed with encryption off"
+    );
+    world.bridge.node.shutdown().await.unwrap();
+}
