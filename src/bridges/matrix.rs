@@ -89,6 +89,7 @@ pub fn check_registration_file(matrix: &MatrixConfig, data_dir: &Path) -> Result
 }
 
 pub mod olm_store;
+pub mod outbound_store;
 
 /// The network id of the Matrix connector in the engine's tables.
 pub const MATRIX_NETWORK: &str = "matrix";

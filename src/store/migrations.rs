@@ -38,6 +38,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (18, "ciphertext_only_portals", include_str!("../../migrations/sqlite/0018_ciphertext_only_portals.sql")),
     (19, "self_custody", include_str!("../../migrations/sqlite/0019_self_custody.sql")),
     (20, "olm_accounts", include_str!("../../migrations/sqlite/0020_olm_accounts.sql")),
+    (22, "megolm_outbound", include_str!("../../migrations/sqlite/0022_megolm_outbound.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -67,6 +68,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
     (19, "self_custody", include_str!("../../migrations/postgres/0019_self_custody.sql")),
     (20, "olm_accounts", include_str!("../../migrations/postgres/0020_olm_accounts.sql")),
+    (22, "megolm_outbound", include_str!("../../migrations/postgres/0022_megolm_outbound.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -53,9 +53,11 @@ use ruma::{
 };
 use url::Url;
 
+mod e2e;
 mod keys;
 mod media;
 
+pub use e2e::{ClaimedKeys, DeviceKeysByUser};
 pub use keys::{GHOST_DEVICE_NAME, KeysUpload};
 pub use media::Downloaded;
 

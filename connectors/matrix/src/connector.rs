@@ -12,8 +12,9 @@
 //! conversion in [`crate::media`]), portals
 //! ([`crate::portal`]) and native content (bridge payloads, [`crate::native`]) are all supported
 //! by Matrix, so every capability trait is implemented.
-//! Nothing goes into a room in the clear once it is encrypted: every send of bridged content
-//! passes the gate of [`crate::cleartext`] first, which asks the homeserver.
+//! Nothing goes into a room in the clear once it is encrypted: every send asks the homeserver
+//! first ([`crate::sending`]) and, in an encrypted room, is encrypted with the ghost's device
+//! or refused by the gate of [`crate::cleartext`].
 //!
 //! [`Connector::start`] pings the homeserver through the bridge, the check that catches the
 //! common misconfiguration where the homeserver cannot reach the bridge's URL (a top support topic
@@ -29,7 +30,8 @@ use dm3_bridge_connector::{
     NativeHandling, NetworkId, NetworkMessageId, Outbound, PortalHandling, Reaction, ReactionHandling,
     ReadReceipt, ReceiptHandling, Text, Unsupported,
 };
-use ruma::events::relation::{InReplyTo, Reply};
+use ruma::events::reaction::ReactionEventContent;
+use ruma::events::relation::{Annotation, InReplyTo, Reply};
 use ruma::events::room::message::{Relation, ReplacementMetadata, RoomMessageEventContent};
 use ruma::events::room::{EncryptedFile, MediaSource};
 use ruma::{
@@ -42,6 +44,10 @@ use crate::crypto::GhostDevices;
 use crate::ghost::GhostNamespace;
 use crate::media::{media_message, mxc_uri, sealed_file_of};
 use crate::media_cipher;
+use crate::sending::{Route, content_object};
+
+/// The event type of messages, notices, media, replies and edits.
+const MESSAGE: &str = "m.room.message";
 
 /// The largest file unless configured otherwise: Synapse's default `max_upload_size`, and a
 /// bound on what the engine holds in memory for one file.
@@ -231,15 +237,26 @@ impl Connector for MatrixConnector {
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(message)?;
-            if !matches!(message.payload.content, Content::Notice(_)) {
-                self.cleartext_allowed(&ghost, &room).await?;
-            }
+            let route = match self.route(&ghost, &room).await {
+                // The bridge's own notices hold no bridged content: in the clear where the
+                // connector cannot encrypt.
+                Err(ConnectorError::Unsupported(_))
+                    if matches!(message.payload.content, Content::Notice(_)) =>
+                {
+                    Route::Clear
+                }
+                route => route?,
+            };
             let mut content = match &message.payload.content {
                 Content::Text(text) => text_content(text, false),
                 Content::Notice(text) => text_content(text, true),
+                // A retry uploads again (an orphan file at worst); the send below is the
+                // idempotent step, so the room still shows the message once.
+                Content::Attachment { attachment, caption } if route.is_encrypted() => {
+                    let file = self.stored_sealed(attachment, &ghost).await?;
+                    media_message(attachment, caption.as_ref(), MediaSource::Encrypted(Box::new(file)))
+                }
                 Content::Attachment { attachment, caption } => {
-                    // A retry uploads again (an orphan file at worst); the send below is the
-                    // idempotent step, so the room still shows the message once.
                     let uri = self.stored(attachment, Some(&ghost)).await?;
                     media_message(attachment, caption.as_ref(), MediaSource::Plain(uri))
                 }
@@ -247,11 +264,8 @@ impl Connector for MatrixConnector {
             if let Some(target) = &message.payload.reply_to {
                 content.relates_to = Some(Relation::Reply(Reply::new(InReplyTo::new(event_id(target)?))));
             }
-            let id = self
-                .client
-                .send_message(&ghost, &room, &txn, message.timestamp_ms, &content)
-                .await
-                .map_err(classify)?;
+            let content = content_object(&content)?;
+            let id = self.post(&route, &ghost, &room, &txn, message.timestamp_ms, MESSAGE, &content).await?;
             network_id(&id)
         })
     }
@@ -292,15 +306,12 @@ impl EditHandling for MatrixConnector {
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(edit)?;
-            self.cleartext_allowed(&ghost, &room).await?;
+            let route = self.route(&ghost, &room).await?;
             let target = event_id(&edit.payload.target)?;
             let content = text_content(&edit.payload.text, false)
                 .make_replacement(ReplacementMetadata::new(target, None));
-            let id = self
-                .client
-                .send_message(&ghost, &room, &txn, edit.timestamp_ms, &content)
-                .await
-                .map_err(classify)?;
+            let content = content_object(&content)?;
+            let id = self.post(&route, &ghost, &room, &txn, edit.timestamp_ms, MESSAGE, &content).await?;
             network_id(&id)
         })
     }
@@ -313,20 +324,14 @@ impl ReactionHandling for MatrixConnector {
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(reaction)?;
-            self.cleartext_allowed(&ghost, &room).await?;
+            let route = self.route(&ghost, &room).await?;
             let target = event_id(&reaction.payload.target)?;
-            let id = self
-                .client
-                .send_reaction(
-                    &ghost,
-                    &room,
-                    &txn,
-                    reaction.timestamp_ms,
-                    &target,
-                    reaction.payload.key.as_str(),
-                )
-                .await
-                .map_err(classify)?;
+            let content = content_object(&ReactionEventContent::new(Annotation::new(
+                target,
+                reaction.payload.key.as_str().to_owned(),
+            )))?;
+            let id =
+                self.post(&route, &ghost, &room, &txn, reaction.timestamp_ms, "m.reaction", &content).await?;
             network_id(&id)
         })
     }

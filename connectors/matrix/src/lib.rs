@@ -54,6 +54,7 @@ pub mod registration;
 pub mod response;
 pub mod room_state;
 pub mod secret;
+pub mod sending;
 pub mod transaction;
 
 pub use appservice::Appservice;

@@ -29,7 +29,7 @@ use super::store::{AccountWrite, OlmStore, OlmStoreError, Saved, StoredAccount};
 use crate::client::{Client, ClientError};
 
 /// How often a step that found another process's write starts again from the read.
-const ATTEMPTS: usize = 3;
+pub(super) const ATTEMPTS: usize = 3;
 
 /// Why a ghost's device could not be made or supplied.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,10 @@ impl GhostDevices {
 
     pub(super) fn store(&self) -> &Arc<dyn OlmStore> {
         &self.store
+    }
+
+    pub(super) fn client(&self) -> &Arc<Client> {
+        &self.client
     }
 
     /// `ghost`'s account as stored, if it has one.

@@ -1,0 +1,94 @@
+//! Where a ghost's event goes: in the clear into an unencrypted room, encrypted with the
+//! ghost's device into an encrypted one (docs/engine.md, "Encrypted rooms: plan").
+//!
+//! The room's encryption is asked of the homeserver before every send, for the reasons
+//! [`crate::cleartext`] gives: a transaction that switched encryption on may be late or on
+//! another replica. The answer decides the whole send, not only its last call: a file bound for
+//! an encrypted room is sealed before it is uploaded ([`MatrixConnector::stored_sealed`]), so
+//! the homeserver never holds its plaintext either. With `[matrix] encryption = "off"` (no
+//! ghost devices) an encrypted room is refused as before, and an algorithm other than Megolm
+//! too: the bridge would not know how to encrypt for it.
+
+use std::sync::Arc;
+
+use dm3_bridge_connector::ConnectorError;
+use ruma::{OwnedEventId, RoomId, TransactionId, UserId};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::connector::{MatrixConnector, classify};
+use crate::crypto::account::MEGOLM_ALGORITHM;
+use crate::crypto::{GhostDevices, SendError};
+use crate::encryption::RoomEncryption;
+
+/// How a send reaches its room.
+#[derive(Clone)]
+pub enum Route {
+    Clear,
+    /// Megolm, through the ghost's device.
+    Encrypted(Arc<GhostDevices>),
+}
+
+impl Route {
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self, Route::Encrypted(_))
+    }
+}
+
+impl MatrixConnector {
+    /// How `ghost`'s next event reaches `room`, asked of the homeserver now; an encrypted room
+    /// the connector cannot encrypt for is refused ([`MatrixConnector::refuse_cleartext`]).
+    pub(crate) async fn route(&self, ghost: &UserId, room: &RoomId) -> Result<Route, ConnectorError> {
+        match self.client().room_encryption(ghost, room).await.map_err(classify)? {
+            RoomEncryption::Unencrypted => Ok(Route::Clear),
+            RoomEncryption::Encrypted { algorithm } => match self.devices() {
+                Some(devices) if algorithm == MEGOLM_ALGORITHM && devices.can_send() => {
+                    Ok(Route::Encrypted(devices.clone()))
+                }
+                _ => Err(self.refuse_cleartext(ghost, room, &algorithm).await),
+            },
+        }
+    }
+
+    /// Sends `content` of `event_type` as `ghost` along `route`, idempotent by `txn`.
+    pub(crate) async fn post(
+        &self,
+        route: &Route,
+        ghost: &UserId,
+        room: &RoomId,
+        txn: &TransactionId,
+        timestamp_ms: Option<u64>,
+        event_type: &str,
+        content: &Map<String, Value>,
+    ) -> Result<OwnedEventId, ConnectorError> {
+        match route {
+            Route::Clear => self
+                .client()
+                .send_raw(ghost, room, txn, timestamp_ms, event_type, content)
+                .await
+                .map_err(classify),
+            Route::Encrypted(devices) => devices
+                .send_encrypted(ghost, room, txn, timestamp_ms, event_type, content)
+                .await
+                .map_err(send_error),
+        }
+    }
+}
+
+/// Typed content as the JSON object it is sent as.
+pub(crate) fn content_object(content: &impl Serialize) -> Result<Map<String, Value>, ConnectorError> {
+    match serde_json::to_value(content) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(ConnectorError::Permanent("the event content is not a JSON object".to_owned())),
+        Err(e) => Err(ConnectorError::Permanent(format!("the event content cannot be serialized: {e}"))),
+    }
+}
+
+fn send_error(error: SendError) -> ConnectorError {
+    tracing::warn!(%error, "an encrypted send failed");
+    match error {
+        SendError::Device(crate::crypto::DeviceError::Homeserver(e)) => classify(e),
+        e if e.is_retryable() => ConnectorError::Transient(e.to_string()),
+        e => ConnectorError::Permanent(e.to_string()),
+    }
+}
