@@ -219,7 +219,7 @@ impl MatrixBridge {
     }
 
     /// Gives the connector ghost devices whose Olm accounts live sealed in the node's database
-    /// ([`olm_store`]), and starts the task that keeps them supplied with one-time keys; the
+    /// ([`olm_store`]) with their outbound Megolm sessions, and starts the task that keeps them supplied with one-time keys; the
     /// routes open the to-device messages sent to them.
     fn ghost_devices(&self, node: &NodeServices<'_>) -> ((Arc<GhostDevices>, KeySupply), JoinHandle<()>) {
         let store = olm_store::SealedOlmStore::new(
@@ -227,7 +227,10 @@ impl MatrixBridge {
             node.vault.master_key().clone(),
             Leases::new(node.store.clone()),
         );
-        let devices = Arc::new(GhostDevices::new(self.client.clone(), Arc::new(store)));
+        let store = Arc::new(store);
+        let devices = Arc::new(GhostDevices::new(self.client.clone(), store.clone()));
+        // The same store keeps the outbound Megolm sessions ([`outbound_store`]).
+        devices.set_outbound(store);
         self.connector.set_devices(devices.clone());
         let (supply, task) = KeySupply::start(devices.clone());
         ((devices, supply), task)

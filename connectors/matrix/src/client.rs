@@ -57,7 +57,7 @@ mod e2e;
 mod keys;
 mod media;
 
-pub use e2e::{ClaimedKeys, DeviceKeysByUser};
+pub use e2e::{AsDevice, ClaimedKeys, DeviceKeysByUser};
 pub use keys::{GHOST_DEVICE_NAME, KeysUpload};
 pub use media::Downloaded;
 

@@ -44,7 +44,7 @@ use crate::crypto::GhostDevices;
 use crate::ghost::GhostNamespace;
 use crate::media::{media_message, mxc_uri, sealed_file_of};
 use crate::media_cipher;
-use crate::sending::{Route, content_object};
+use crate::outgoing::{Route, Target, content_object};
 
 /// The event type of messages, notices, media, replies and edits.
 const MESSAGE: &str = "m.room.message";
@@ -265,7 +265,14 @@ impl Connector for MatrixConnector {
                 content.relates_to = Some(Relation::Reply(Reply::new(InReplyTo::new(event_id(target)?))));
             }
             let content = content_object(&content)?;
-            let id = self.post(&route, &ghost, &room, &txn, message.timestamp_ms, MESSAGE, &content).await?;
+            let id = self
+                .post(
+                    &route,
+                    Target { ghost: &ghost, room: &room, txn: &txn, timestamp_ms: message.timestamp_ms },
+                    MESSAGE,
+                    &content,
+                )
+                .await?;
             network_id(&id)
         })
     }
@@ -311,7 +318,14 @@ impl EditHandling for MatrixConnector {
             let content = text_content(&edit.payload.text, false)
                 .make_replacement(ReplacementMetadata::new(target, None));
             let content = content_object(&content)?;
-            let id = self.post(&route, &ghost, &room, &txn, edit.timestamp_ms, MESSAGE, &content).await?;
+            let id = self
+                .post(
+                    &route,
+                    Target { ghost: &ghost, room: &room, txn: &txn, timestamp_ms: edit.timestamp_ms },
+                    MESSAGE,
+                    &content,
+                )
+                .await?;
             network_id(&id)
         })
     }
@@ -330,8 +344,14 @@ impl ReactionHandling for MatrixConnector {
                 target,
                 reaction.payload.key.as_str().to_owned(),
             )))?;
-            let id =
-                self.post(&route, &ghost, &room, &txn, reaction.timestamp_ms, "m.reaction", &content).await?;
+            let id = self
+                .post(
+                    &route,
+                    Target { ghost: &ghost, room: &room, txn: &txn, timestamp_ms: reaction.timestamp_ms },
+                    "m.reaction",
+                    &content,
+                )
+                .await?;
             network_id(&id)
         })
     }

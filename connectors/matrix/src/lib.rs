@@ -46,6 +46,7 @@ pub mod inbound;
 pub mod media;
 pub mod media_cipher;
 pub mod native;
+pub mod outgoing;
 pub mod ping;
 pub mod policy;
 pub mod portal;

@@ -22,7 +22,7 @@ use dm3_bridge_connector::{
 use serde_json::{Map, Value, json};
 
 use crate::connector::{MatrixConnector, event_id, network_id};
-use crate::sending::Route;
+use crate::outgoing::{Route, Target};
 
 /// The event types a payload may carry (the allow-list's; checked again so that a connector
 /// never sends a state event or anything else it was not meant to).
@@ -67,8 +67,14 @@ impl NativeHandling for MatrixConnector {
             // cleartext is encrypted with the ghost's device in an encrypted room.
             let route =
                 if event_type == ENCRYPTED { Route::Clear } else { self.route(&ghost, &room).await? };
-            let id =
-                self.post(&route, &ghost, &room, &txn, native.timestamp_ms, event_type, &content).await?;
+            let id = self
+                .post(
+                    &route,
+                    Target { ghost: &ghost, room: &room, txn: &txn, timestamp_ms: native.timestamp_ms },
+                    event_type,
+                    &content,
+                )
+                .await?;
             network_id(&id)
         })
     }

@@ -9,31 +9,15 @@
 //! ghost devices) an encrypted room is refused as before, and an algorithm other than Megolm
 //! too: the bridge would not know how to encrypt for it.
 
-use std::sync::Arc;
-
 use dm3_bridge_connector::ConnectorError;
-use ruma::{OwnedEventId, RoomId, TransactionId, UserId};
-use serde::Serialize;
+use ruma::{OwnedEventId, RoomId, UserId};
 use serde_json::{Map, Value};
 
 use crate::connector::{MatrixConnector, classify};
+use crate::crypto::SendError;
 use crate::crypto::account::MEGOLM_ALGORITHM;
-use crate::crypto::{GhostDevices, SendError};
 use crate::encryption::RoomEncryption;
-
-/// How a send reaches its room.
-#[derive(Clone)]
-pub enum Route {
-    Clear,
-    /// Megolm, through the ghost's device.
-    Encrypted(Arc<GhostDevices>),
-}
-
-impl Route {
-    pub fn is_encrypted(&self) -> bool {
-        matches!(self, Route::Encrypted(_))
-    }
-}
+use crate::outgoing::{Route, Target};
 
 impl MatrixConnector {
     /// How `ghost`'s next event reaches `room`, asked of the homeserver now; an encrypted room
@@ -50,17 +34,15 @@ impl MatrixConnector {
         }
     }
 
-    /// Sends `content` of `event_type` as `ghost` along `route`, idempotent by `txn`.
+    /// Sends `content` of `event_type` along `route` as `to` says.
     pub(crate) async fn post(
         &self,
         route: &Route,
-        ghost: &UserId,
-        room: &RoomId,
-        txn: &TransactionId,
-        timestamp_ms: Option<u64>,
+        to: Target<'_>,
         event_type: &str,
         content: &Map<String, Value>,
     ) -> Result<OwnedEventId, ConnectorError> {
+        let Target { ghost, room, txn, timestamp_ms } = to;
         match route {
             Route::Clear => self
                 .client()
@@ -72,15 +54,6 @@ impl MatrixConnector {
                 .await
                 .map_err(send_error),
         }
-    }
-}
-
-/// Typed content as the JSON object it is sent as.
-pub(crate) fn content_object(content: &impl Serialize) -> Result<Map<String, Value>, ConnectorError> {
-    match serde_json::to_value(content) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(ConnectorError::Permanent("the event content is not a JSON object".to_owned())),
-        Err(e) => Err(ConnectorError::Permanent(format!("the event content cannot be serialized: {e}"))),
     }
 }
 

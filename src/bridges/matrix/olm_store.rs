@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use dm3_bridge_connector::BoxFuture;
 use dm3_bridge_matrix::crypto::{
-    AccountWrite, OlmStepWrite, OlmStore, OlmStoreError, OutboundStore, Saved, SecretPickle, StoredAccount,
-    StoredRoomKey,
+    AccountWrite, OlmStepWrite, OlmStore, OlmStoreError, Saved, SecretPickle, StoredAccount, StoredRoomKey,
 };
 use ruma::{OwnedDeviceId, UserId};
 
@@ -210,8 +209,5 @@ impl OlmStore for SealedOlmStore {
                 None => Saved::Conflict,
             })
         })
-    }
-    fn outbound(&self) -> Option<&dyn OutboundStore> {
-        Some(self)
     }
 }

@@ -19,12 +19,12 @@ use ruma::events::{AnyStateEvent, MessageLikeEventType, ToDeviceEventType};
 use ruma::serde::Raw;
 use ruma::to_device::DeviceIdOrAllDevices;
 use ruma::{
-    OneTimeKeyAlgorithm, OwnedDeviceId, OwnedEventId, OwnedTransactionId, OwnedUserId, RoomId, TransactionId,
+    DeviceId, OneTimeKeyAlgorithm, OwnedDeviceId, OwnedEventId, OwnedTransactionId, OwnedUserId, RoomId,
+    TransactionId, UserId,
 };
 use serde_json::{Map, Value};
 
 use super::{Client, ClientError, millis};
-use crate::crypto::GhostDevice;
 
 /// Device keys as the homeserver relayed them: user → device → the signed object.
 pub type DeviceKeysByUser = BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Map<String, Value>>>;
@@ -32,9 +32,12 @@ pub type DeviceKeysByUser = BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Map<St
 /// Claimed one-time keys: user → device → (key id, the signed key object).
 pub type ClaimedKeys = BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, (String, Map<String, Value>)>>;
 
-fn as_device(device: &GhostDevice) -> AppserviceUserIdentity<'_> {
-    let mut identity = AppserviceUserIdentity::new(&device.user);
-    identity.device_id = Some(&device.device);
+/// A ghost and one of its devices, as which a call is made.
+pub type AsDevice<'a> = (&'a UserId, &'a DeviceId);
+
+fn as_device<'a>((user, device): AsDevice<'a>) -> AppserviceUserIdentity<'a> {
+    let mut identity = AppserviceUserIdentity::new(user);
+    identity.device_id = Some(device);
     identity
 }
 
@@ -46,7 +49,7 @@ impl Client {
     /// `room`'s full current state, as `device`'s ghost sees it.
     pub async fn room_state(
         &self,
-        device: &GhostDevice,
+        device: AsDevice<'_>,
         room: &RoomId,
     ) -> Result<Vec<Raw<AnyStateEvent>>, ClientError> {
         let request = get_state_events::v3::Request::new(room.to_owned());
@@ -57,7 +60,7 @@ impl Client {
     /// answer for are missing.
     pub async fn query_device_keys(
         &self,
-        device: &GhostDevice,
+        device: AsDevice<'_>,
         users: &[OwnedUserId],
     ) -> Result<DeviceKeysByUser, ClientError> {
         let mut request = get_keys::v3::Request::new();
@@ -77,7 +80,7 @@ impl Client {
     /// unchecked; devices that have none left are missing.
     pub async fn claim_one_time_keys(
         &self,
-        device: &GhostDevice,
+        device: AsDevice<'_>,
         wanted: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>,
     ) -> Result<ClaimedKeys, ClientError> {
         let request = claim_keys::v3::Request::new(
@@ -111,7 +114,7 @@ impl Client {
     /// by `txn_id`.
     pub async fn send_to_device(
         &self,
-        device: &GhostDevice,
+        device: AsDevice<'_>,
         event_type: &str,
         txn_id: &TransactionId,
         messages: &Map<String, Value>,
@@ -143,7 +146,7 @@ impl Client {
     /// stamped `timestamp_ms`.
     pub async fn send_encrypted(
         &self,
-        device: &GhostDevice,
+        device: AsDevice<'_>,
         room: &RoomId,
         txn_id: &TransactionId,
         timestamp_ms: Option<u64>,

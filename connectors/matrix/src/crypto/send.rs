@@ -23,6 +23,7 @@
 //! device that has no one-time key left is skipped, logged, and tried at the next event.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ruma::{OwnedEventId, OwnedTransactionId, RoomId, TransactionId, UserId};
@@ -95,9 +96,17 @@ struct Prepared {
 }
 
 impl GhostDevices {
-    /// Whether the store keeps outbound sessions, so that ghosts can send encrypted.
+    /// Keeps outbound sessions in `store`, so that ghosts can send into encrypted rooms; the
+    /// first store set stays.
+    pub fn set_outbound(&self, store: Arc<dyn OutboundStore>) {
+        if self.outbound.set(store).is_err() {
+            tracing::warn!("the outbound Megolm store was set twice; the first stays");
+        }
+    }
+
+    /// Whether ghosts can send encrypted (an outbound store is set).
     pub fn can_send(&self) -> bool {
-        self.store().outbound().is_some()
+        self.outbound.get().is_some()
     }
 
     /// Sends an event of `event_type` with `content` into the encrypted `room` as `ghost`'s
@@ -112,7 +121,7 @@ impl GhostDevices {
         content: &Map<String, Value>,
     ) -> Result<OwnedEventId, SendError> {
         let device = self.ensure(ghost).await?;
-        let outbound = self.store().outbound().ok_or(SendError::NoOutboundStore)?;
+        let outbound = self.outbound.get().ok_or(SendError::NoOutboundStore)?.as_ref();
         if !self.store().hold(ghost).await? {
             return Err(DeviceError::HeldElsewhere.into());
         }
@@ -124,8 +133,10 @@ impl GhostDevices {
             if let Some(pending) = &prepared.pending {
                 self.send_pending(outbound, &device, pending).await?;
             }
-            let id =
-                self.client().send_encrypted(&device, room, txn_id, timestamp_ms, &prepared.content).await?;
+            let id = self
+                .client()
+                .send_encrypted(device.as_device(), room, txn_id, timestamp_ms, &prepared.content)
+                .await?;
             return Ok(id);
         }
         Err(DeviceError::Contended.into())
@@ -142,8 +153,8 @@ impl GhostDevices {
     ) -> Result<Option<Prepared>, SendError> {
         let ghost = &device.user;
         let Some(mut loaded) = self.load(ghost).await? else { return Err(DeviceError::NoAccount.into()) };
-        let sending = room_sending(&self.client().room_state(device, room).await?);
-        let keys = self.client().query_device_keys(device, &sending.members).await?;
+        let sending = room_sending(&self.client().room_state(device.as_device(), room).await?);
+        let keys = self.client().query_device_keys(device.as_device(), &sending.members).await?;
         let recipients = verified_devices(&keys, (ghost, device.device.as_str()));
         let now = now_ms();
         let mut session = match outbound.outbound(ghost, room.as_str()).await? {
@@ -230,7 +241,7 @@ impl GhostDevices {
             }
         }
         if !unreached.is_empty() {
-            let claimed = self.client().claim_one_time_keys(device, &by_user(&unreached)).await?;
+            let claimed = self.client().claim_one_time_keys(device.as_device(), &by_user(&unreached)).await?;
             for recipient in unreached {
                 let one_time = claimed
                     .get(&recipient.user)
@@ -292,7 +303,7 @@ impl GhostDevices {
         let messages: Map<String, Value> =
             serde_json::from_str(&pending.body).map_err(|e| SendError::Stored(e.to_string()))?;
         let txn = OwnedTransactionId::from(pending.txn_id.as_str());
-        self.client().send_to_device(device, ENCRYPTED, &txn, &messages).await?;
+        self.client().send_to_device(device.as_device(), ENCRYPTED, &txn, &messages).await?;
         outbound.to_device_sent(&device.user, &pending.txn_id).await?;
         Ok(())
     }

@@ -122,10 +122,4 @@ pub trait OlmStore: Send + Sync + 'static {
 
     /// Writes `step` in one transaction if the account is at the version it names.
     fn save_olm_step<'a>(&'a self, step: OlmStepWrite<'a>) -> BoxFuture<'a, Result<Saved, OlmStoreError>>;
-
-    /// Where outbound Megolm sessions live, if this store keeps them: without it a ghost
-    /// cannot send into an encrypted room.
-    fn outbound(&self) -> Option<&dyn super::outbound_store::OutboundStore> {
-        None
-    }
 }
