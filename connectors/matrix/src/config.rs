@@ -84,8 +84,8 @@ pub struct MatrixConfig {
 /// `[matrix] encryption`: whether the bridge takes part in end-to-end encrypted rooms (issue 17).
 ///
 /// Whatever the setting, nothing bridged is ever posted in the clear into an encrypted room
-/// ([`crate::cleartext`]). Until the bridge speaks Megolm the settings differ only in what the
-/// registration asks of the homeserver, which is what [`Encryption::today`] says in `check`.
+/// ([`crate::cleartext`]); with `on` a ghost sends there encrypted ([`crate::sending`]).
+/// [`Encryption::today`] says in `check` what each setting does in this version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encryption {
@@ -117,9 +117,9 @@ impl Encryption {
             Encryption::Require => "require: not available until the bridge speaks Megolm (see its problem)",
             Encryption::On => {
                 "on: the registration asks the homeserver for the encryption extensions (MSC3202, MSC4190, \
-                 to-device events); a ghost found in an encrypted room gets a cross-signed device and keeps the \
-                 room keys members share with it, but the bridge does not speak Megolm yet in messages: \
-                 encrypted rooms are treated as with off, and nothing is ever posted in the clear into them"
+                 to-device events); a ghost found in an encrypted room gets a cross-signed device, keeps the \
+                 room keys members share with it, and sends its messages there encrypted (Megolm), never in \
+                 the clear"
             }
         }
     }

@@ -89,7 +89,7 @@ impl MatrixConnector {
             }
             Err(e) => return Err(classify(e)),
         }
-        let facts = self.client().room_facts(ghost, successor).await.map_err(classify)?;
+        let facts = self.as_carried(self.client().room_facts(ghost, successor).await.map_err(classify)?);
         match facts.verdict(ghost, user) {
             Ok(()) => {
                 let successor = ConversationId::new(successor.as_str())
@@ -152,7 +152,10 @@ impl PortalHandling for MatrixConnector {
             let requester = matrix_user(&request.requester)?;
             self.client().join(&ghost, &room).await.map_err(classify)?;
             let facts = self.client().room_facts(&ghost, &room).await.map_err(classify)?;
-            if let Err(reason) = facts.verdict(&ghost, &requester) {
+            if facts.encryption.is_some() {
+                self.take_part_encrypted(&ghost).await;
+            }
+            if let Err(reason) = self.as_carried(facts).verdict(&ghost, &requester) {
                 return Err(self.decline(&ghost, &room, "not-direct", &reason).await);
             }
             tracing::info!(%room, %ghost, requester = %request.requester, "portal joined");
@@ -184,7 +187,7 @@ impl PortalHandling for MatrixConnector {
             if facts.encryption.is_some() {
                 self.take_part_encrypted(&ghost).await;
             }
-            Ok(facts.status(&ghost, &user))
+            Ok(self.as_carried(facts).status(&ghost, &user))
         })
     }
 

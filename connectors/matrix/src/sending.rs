@@ -18,6 +18,7 @@ use crate::crypto::SendError;
 use crate::crypto::account::MEGOLM_ALGORITHM;
 use crate::encryption::RoomEncryption;
 use crate::outgoing::{Route, Target};
+use crate::room_state::RoomFacts;
 
 impl MatrixConnector {
     /// How `ghost`'s next event reaches `room`, asked of the homeserver now; an encrypted room
@@ -32,6 +33,17 @@ impl MatrixConnector {
                 _ => Err(self.refuse_cleartext(ghost, room, &algorithm).await),
             },
         }
+    }
+
+    /// `facts` as the connector carries them: where it encrypts (ghost devices that can send,
+    /// a Megolm room), an encrypted room is a room like any other, so a DM switched to
+    /// encrypted stays live and an encrypted DM is joined.
+    pub(crate) fn as_carried(&self, mut facts: RoomFacts) -> RoomFacts {
+        let megolm = facts.encryption.as_deref() == Some(MEGOLM_ALGORITHM);
+        if megolm && self.devices().is_some_and(|devices| devices.can_send()) {
+            facts.encryption = None;
+        }
+        facts
     }
 
     /// Sends `content` of `event_type` along `route` as `to` says.
