@@ -249,7 +249,7 @@ impl Synapse {
         Ok(password)
     }
 
-    async fn log_in(&self, name: &str, password: &str) -> Result<MatrixUser> {
+    pub async fn log_in(&self, name: &str, password: &str) -> Result<MatrixUser> {
         let login = self
             .http
             .post(format!("{}/_matrix/client/v3/login", self.url))
