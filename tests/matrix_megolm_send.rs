@@ -2,8 +2,9 @@
 //! crypto, `clients/matrix`), on both backends: alice's ghost sends text, a reply, an edit, a
 //! reaction and a file into bob's encrypted DM, each as `m.room.encrypted` from the ghost's
 //! device with its room key shared over Olm, and bob's client decrypts every one; a device bob
-//! adds later decrypts what follows; a device that goes away makes the session rotate; and
-//! Synapse's database never holds the words.
+//! adds later decrypts what follows; a device that goes away makes the session rotate;
+//! Synapse's database never holds the words; and with `require`, portals are opened encrypted
+//! and a room in the clear carries nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[macro_use]
@@ -24,7 +25,9 @@ use dm3_bridge_connector::{
     Attachment, Content, ConversationId, Edit, EventKind, IdempotencyKey, Message, MimeType,
     NetworkMessageId, Outbound, Reaction, ReactionKey, RemoteIdentity, Text, deliver,
 };
-use dm3_bridge_matrix::MatrixConnector;
+use dm3_bridge_connector::{Connector as _, ConnectorError, NetworkUserId, PortalStatus, Unsupported};
+use dm3_bridge_matrix::sending::CLEAR_NOT_BRIDGED;
+use dm3_bridge_matrix::{MatrixConnector, RoomEncryption as HomeserverEncryption};
 use dm3_matrix_client::{Credentials, Decryption, MatrixUser, RoomEncryption, SeenEvent, ids};
 use matrix_bridge::Bridge;
 use ruma::{OwnedRoomId, RoomId};
@@ -33,6 +36,7 @@ use support::TestDb;
 on_both_backends!(
     bob_on_matrix_sdk_decrypts_text_reply_edit_reaction_and_file_and_synapse_holds_no_plaintext,
     a_device_added_later_decrypts_what_follows_and_a_device_gone_rotates_the_session,
+    with_require_portals_open_encrypted_and_a_room_in_the_clear_is_refused,
 );
 
 /// alice's ghost with a device, bob on matrix-sdk in an encrypted DM with it, and the
@@ -217,5 +221,49 @@ async fn a_device_added_later_decrypts_what_follows_and_a_device_gone_rotates_th
     assert_eq!(scene.decrypted(&scene.bob, &[&gone]).await[0].body(), Some("after the laptop left"));
     let [rotated] = scene.session_ids(&[&gone]).await.try_into().unwrap();
     assert_ne!(rotated, first_session, "a device gone makes a new session");
+    scene.store.close().await;
+}
+
+async fn with_require_portals_open_encrypted_and_a_room_in_the_clear_is_refused(db: &TestDb) {
+    let scene = scene(db).await;
+    let connector = scene
+        .bridge
+        .connector()
+        .with_devices(scene.bridge.devices.clone().unwrap())
+        .requiring_encryption(true);
+    let portals = connector.portals().unwrap();
+    let alice = RemoteIdentity::new("alice.eth").unwrap();
+    let bob = NetworkUserId::new("@bob:localhost").unwrap();
+    let ghost = scene.bridge.ghost("alice.eth");
+
+    let opened = portals.open_portal(&bob, &alice).await.unwrap();
+    let opened = RoomId::parse(opened.as_str()).unwrap();
+    assert_eq!(
+        scene.bridge.client.room_encryption(&ghost, &opened).await.unwrap(),
+        HomeserverEncryption::Encrypted { algorithm: "m.megolm.v1.aes-sha2".to_owned() },
+        "a portal the bridge opens is encrypted from its first event"
+    );
+    let encrypted = ConversationId::new(scene.room.as_str()).unwrap();
+    assert_eq!(portals.check_portal(&encrypted, &bob, &alice).await.unwrap(), PortalStatus::Live);
+
+    let clear =
+        scene.bob.create_dm(&ids::user_id(ghost.as_str()).unwrap(), RoomEncryption::Clear).await.unwrap();
+    scene.bridge.client.join(&ghost, &RoomId::parse(clear.as_str()).unwrap()).await.unwrap();
+    let clear = ConversationId::new(clear.as_str()).unwrap();
+    assert_eq!(
+        portals.check_portal(&clear, &bob, &alice).await.unwrap(),
+        PortalStatus::Suspended { reason: CLEAR_NOT_BRIDGED.to_owned() }
+    );
+    let outbound = Outbound {
+        conversation: clear,
+        sender: alice,
+        idempotency_key: IdempotencyKey::new("r-1").unwrap(),
+        timestamp_ms: None,
+        payload: Message::new(Content::Text(Text::plain("not into a room in the clear"))),
+    };
+    assert_eq!(
+        connector.send_message(&outbound).await,
+        Err(ConnectorError::Unsupported(Unsupported::Blocked(CLEAR_NOT_BRIDGED.to_owned())))
+    );
     scene.store.close().await;
 }

@@ -171,7 +171,8 @@ impl MatrixBridge {
         let network = NetworkId::new(MATRIX_NETWORK).map_err(|e| MatrixError::Config(e.to_string()))?;
         let connector = Arc::new(
             MatrixConnector::new(network, client.clone(), registration.ghosts().clone())
-                .with_max_media_bytes(matrix.max_media_bytes),
+                .with_max_media_bytes(matrix.max_media_bytes)
+                .requiring_encryption(matrix.encryption == dm3_bridge_matrix::Encryption::Require),
         );
         Ok(Self {
             policy: matrix.user_policy()?,

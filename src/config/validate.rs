@@ -464,7 +464,6 @@ mod matrix_section {
                 "matrix.allow[1]",
                 "matrix.reachable[1]",
                 "matrix.max_media_bytes",
-                "matrix.encryption",
                 "matrix.command_prefix",
                 "matrix.ping_timeout_secs",
             ]

@@ -64,6 +64,8 @@ pub struct MatrixConnector {
     media_bytes: AtomicU64,
     /// The ghosts' devices, when `[matrix] encryption` is not `off` ([`crate::crypto`]).
     devices: OnceLock<Arc<GhostDevices>>,
+    /// `[matrix] encryption = "require"`: portals created encrypted, rooms in the clear refused.
+    require_encryption: bool,
 }
 
 impl MatrixConnector {
@@ -77,7 +79,20 @@ impl MatrixConnector {
             configured_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             media_bytes: AtomicU64::new(DEFAULT_MAX_MEDIA_BYTES),
             devices: OnceLock::new(),
+            require_encryption: false,
         }
+    }
+
+    /// Creates portals encrypted and refuses rooms in the clear if `require`
+    /// (`[matrix] encryption = "require"`, [`crate::sending`]).
+    pub fn requiring_encryption(mut self, require: bool) -> Self {
+        self.require_encryption = require;
+        self
+    }
+
+    /// Whether only encrypted rooms are carried.
+    pub fn requires_encryption(&self) -> bool {
+        self.require_encryption
     }
 
     /// Gives a ghost that takes part in an encrypted room a device, through `devices`.
