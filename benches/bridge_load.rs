@@ -1,6 +1,6 @@
 //! Load through the bridge engine, both ways: DM3 → Matrix and Matrix → DM3.
 //!
-//! `cargo bench --bench bridge_load [-- loopback|synapse|names] [--seconds N] [--rate N]
+//! `cargo bench --bench bridge_load [-- loopback|synapse|names|gateway|encrypted] [--seconds N] [--rate N]
 //! [--synapse-rate N] [--conversations N] [--backlog N] [--replicas N] [--lookups N]`
 //!
 //! The node under test is the real `dm3-bridge` binary (release build) in its own process, with
@@ -42,6 +42,12 @@
 //! profile and posts as they are. No message crypto on the node either way: the ratios to bridge
 //! mode, measured in the same run, are in the row's `gateway_vs_bridge`.
 //!
+//! `encrypted` (not run unless named) runs the synapse mode twice, with bob on his own
+//! matrix-sdk client (`clients/matrix`) instead of raw client-server calls: first in DMs in the
+//! clear, then in encrypted DMs, where the ghosts decrypt his Megolm messages and encrypt theirs
+//! to his device (issue 17). bob's arrivals are what matrix-sdk hands his client, decrypted; the
+//! row's `encrypted_vs_clear` holds the ratios, `p50_overhead_ms` the added p50 latency.
+//!
 //! `names` (not run unless named) floods the public name routes with names nobody uses and
 //! one DM3 sender past its budget (`support/names_flood.rs`).
 //!
@@ -81,6 +87,7 @@ use dm3::gateway_envelope::{GatewayEnvelope, MatrixGatewayContent};
 use dm3::keys::{DEFAULT_NONCE, ProfileKeys};
 use dm3::message::MessageBuilder;
 use dm3::profile::UserProfile;
+use dm3_matrix_client::{Credentials, MatrixUser, RoomEncryption, ids};
 use loopback::{DeliveryServices, Homeserver, marker};
 use serde_json::{Value, json};
 
@@ -126,7 +133,7 @@ fn options() -> Options {
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "loopback" | "synapse" | "names" | "gateway" => options.modes.push(arg),
+            "loopback" | "synapse" | "names" | "gateway" | "encrypted" => options.modes.push(arg),
             "--seconds" => options.seconds = number(args.next(), "--seconds"),
             "--rate" => options.rate = number(args.next(), "--rate"),
             "--synapse-rate" => options.synapse_rate = number(args.next(), "--synapse-rate"),
@@ -654,8 +661,29 @@ enum MatrixSide<'a> {
         contents: Option<Arc<HashMap<u64, Value>>>,
     },
     Synapse {
-        bob: &'a synapse::MatrixUser,
+        bob: BobOnSynapse,
     },
+}
+
+/// bob on Synapse: a user on the client-server API, or his own client on matrix-sdk, which
+/// encrypts in an encrypted room.
+#[derive(Clone)]
+enum BobOnSynapse {
+    Raw(synapse::MatrixUser),
+    Sdk(Arc<MatrixUser>),
+}
+
+impl BobOnSynapse {
+    async fn send_text(&self, room: &str, index: u64, text: &str) {
+        match self {
+            BobOnSynapse::Raw(bob) => {
+                bob.send_text(room, &format!("bench{index}"), text).await.unwrap();
+            }
+            BobOnSynapse::Sdk(bob) => {
+                bob.send_text(&ids::room_id(room).unwrap(), text).await.unwrap();
+            }
+        }
+    }
 }
 
 /// Matrix → DM3, both phases; message indexes (and so event ids) start at `first_index`.
@@ -848,7 +876,7 @@ async fn transactions(
 /// bob sends through Synapse: one send in flight per room (so that a room's order is the order
 /// of creation), at `rate`/s over all rooms or as fast as Synapse answers.
 async fn synapse_sends(
-    bob: &synapse::MatrixUser,
+    bob: &BobOnSynapse,
     rooms: &[String],
     count: u64,
     rate: Option<u64>,
@@ -864,7 +892,7 @@ async fn synapse_sends(
             let mut created = Vec::new();
             while let Some((index, at)) = scheduled.recv().await {
                 let text = format!("bench#{index}# a typical short chat line");
-                bob.send_text(&room, &format!("bench{index}"), &text).await.unwrap();
+                bob.send_text(&room, index, &text).await;
                 created.push(at);
             }
             created
@@ -1075,8 +1103,8 @@ fn sealed_by_bob(
     })
 }
 
-/// Gateway over bridge for each direction and phase: delivered messages/s and the node's CPU
-/// per message.
+/// The second run over the first (gateway over bridge mode, encrypted over clear) for each
+/// direction and phase: delivered messages/s and the node's CPU per message.
 fn ratios(bridge: &Value, gateway: &Value) -> Value {
     let mut out = serde_json::Map::new();
     for direction in ["dm3_to_matrix", "matrix_to_dm3"] {
@@ -1141,7 +1169,16 @@ fn registration_field(yaml: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in the registration"))
 }
 
-async fn run_synapse(options: &Options) -> Value {
+/// Who bob is in a synapse run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bob {
+    /// A user on the client-server API, reading his `/sync` himself.
+    Raw,
+    /// His own client on matrix-sdk (`clients/matrix`), in DMs encrypted or not.
+    Sdk(RoomEncryption),
+}
+
+async fn run_synapse(options: &Options, kind: Bob) -> Value {
     let users: Vec<Dm3User> = (0..options.conversations).map(Dm3User::new).collect();
     let services = DeliveryServices::start().await;
     let server = synapse::SERVER_NAME;
@@ -1149,27 +1186,70 @@ async fn run_synapse(options: &Options) -> Value {
     let homeserver =
         synapse::Synapse::start(&prepared.registration_yaml).await.unwrap_or_else(|e| panic!("{e:#}"));
     let node = prepared.run(homeserver.url()).await;
-    let bob = homeserver.register_user("bob").await.unwrap();
-    let mut rooms = Vec::new();
-    for user in &users {
-        let ghost = user.ghost(server);
-        let room = bob
-            .create_room(json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}))
-            .await
-            .unwrap();
-        let path = format!("/_matrix/client/v3/rooms/{}/joined_members", synapse::encode(&room));
-        wait_for("the ghost joins", || async {
-            let answer = bob.call(reqwest::Method::GET, &path, None).await.unwrap();
-            answer["joined"].get(&ghost).is_some()
-        })
-        .await;
-        rooms.push(room);
-    }
-    let identity = node.identity(&bob.user_id).await;
-
-    // bob's client: a /sync loop noting when each bench message appears.
     let arrivals: Arrivals = Arc::new(Mutex::new(HashMap::new()));
-    let sync = tokio::spawn(sync_loop(bob.clone(), arrivals.clone()));
+    let (bob, rooms, listener) = match kind {
+        Bob::Raw => {
+            let bob = homeserver.register_user("bob").await.unwrap();
+            let mut rooms = Vec::new();
+            for user in &users {
+                let ghost = user.ghost(server);
+                let room = bob
+                    .create_room(
+                        json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}),
+                    )
+                    .await
+                    .unwrap();
+                let path = format!("/_matrix/client/v3/rooms/{}/joined_members", synapse::encode(&room));
+                wait_for("the ghost joins", || async {
+                    let answer = bob.call(reqwest::Method::GET, &path, None).await.unwrap();
+                    answer["joined"].get(&ghost).is_some()
+                })
+                .await;
+                rooms.push(room);
+            }
+            // bob's client: a /sync loop noting when each bench message appears.
+            let listener = tokio::spawn(sync_loop(bob.clone(), arrivals.clone()));
+            (BobOnSynapse::Raw(bob), rooms, listener)
+        }
+        Bob::Sdk(encryption) => {
+            let password = homeserver.register_account("bob").await.unwrap();
+            let credentials =
+                Credentials { homeserver: homeserver.url().to_owned(), user: "bob".to_owned(), password };
+            let bob =
+                Arc::new(credentials.login("bob's bench client").await.unwrap_or_else(|e| panic!("{e}")));
+            let mut rooms = Vec::new();
+            for user in &users {
+                let ghost = ids::user_id(&user.ghost(server)).unwrap();
+                let room = bob.create_dm(&ghost, encryption).await.unwrap();
+                // His client shares a room key with the members it has seen join.
+                wait_for("the ghost joins", || async {
+                    bob.sync_once().await.unwrap();
+                    bob.joined_members(&room).await.unwrap().contains(&ghost)
+                })
+                .await;
+                rooms.push(room.to_string());
+            }
+            let mut messages = bob.watch_messages().unwrap();
+            bob.start_sync();
+            let arrivals = arrivals.clone();
+            let encrypted = encryption == RoomEncryption::Encrypted;
+            let listener = tokio::spawn(async move {
+                while let Some(message) = messages.recv().await {
+                    if let Some(index) = marker(&message.body) {
+                        assert_eq!(message.encrypted, encrypted, "{message:?}");
+                        arrivals.lock().unwrap().entry(index).or_insert(message.at);
+                    }
+                }
+            });
+            (BobOnSynapse::Sdk(bob), rooms, listener)
+        }
+    };
+    let bob_id = match &bob {
+        BobOnSynapse::Raw(bob) => bob.user_id.clone(),
+        BobOnSynapse::Sdk(bob) => bob.user_id().unwrap().to_string(),
+    };
+    let identity = node.identity(&bob_id).await;
+
     let load_before = load_average();
     let backlog = options.seconds * options.synapse_rate;
     let rate = options.synapse_rate;
@@ -1177,16 +1257,44 @@ async fn run_synapse(options: &Options) -> Value {
     let load = Load { backlog, rate, seconds: options.seconds, connections: options.connections };
     let to_matrix = dm3_to_matrix(&node, &users, &identity, &arrivals, &load, 0, None).await;
     eprintln!("synapse: Matrix → DM3 …");
-    let side = MatrixSide::Synapse { bob: &bob };
+    let side = MatrixSide::Synapse { bob };
     let to_dm3 = matrix_to_dm3(&side, &node, &rooms, &services, backlog, rate, options.seconds, 0).await;
-    sync.abort();
+    listener.abort();
     json!({
-        "mode": "synapse",
+        "mode": match kind {
+            Bob::Raw => "synapse",
+            Bob::Sdk(RoomEncryption::Clear) => "synapse, bob on matrix-sdk, rooms in the clear",
+            Bob::Sdk(RoomEncryption::Encrypted) => "synapse, bob on matrix-sdk, rooms encrypted",
+        },
         "replicas": options.replicas,
         "conversations": options.conversations,
         "load_average_before": load_before,
         "dm3_to_matrix": to_matrix,
         "matrix_to_dm3": to_dm3,
+    })
+}
+
+/// `encrypted`: the synapse run twice with bob on matrix-sdk, first in DMs in the clear, then
+/// in encrypted DMs, where the ghosts speak Megolm both ways; the second beside the first.
+async fn run_encrypted(options: &Options) -> Value {
+    let clear = run_synapse(options, Bob::Sdk(RoomEncryption::Clear)).await;
+    let encrypted = run_synapse(options, Bob::Sdk(RoomEncryption::Encrypted)).await;
+    let p50 = |row: &Value, direction: &str, latency: &str| {
+        row[direction]["fixed_rate"][latency]["p50_ms"].as_f64().unwrap_or(f64::NAN)
+    };
+    let overhead = |direction: &str, latency: &str| {
+        json!(p50(&encrypted, direction, latency) - p50(&clear, direction, latency))
+    };
+    json!({
+        "mode": "encrypted",
+        "clear": clear,
+        "encrypted": encrypted,
+        "encrypted_vs_clear": ratios(&clear, &encrypted),
+        "p50_overhead_ms": {
+            "dm3_to_matrix.submit_to_homeserver": overhead("dm3_to_matrix", "submit_to_homeserver"),
+            "dm3_to_matrix.accepted_to_homeserver": overhead("dm3_to_matrix", "accepted_to_homeserver"),
+            "matrix_to_dm3.event_to_delivery_service": overhead("matrix_to_dm3", "event_to_delivery_service"),
+        },
     })
 }
 
@@ -1233,7 +1341,8 @@ fn main() {
     runtime.block_on(async {
         for mode in &options.modes {
             let row = match mode.as_str() {
-                "synapse" => run_synapse(&options).await,
+                "synapse" => run_synapse(&options, Bob::Raw).await,
+                "encrypted" => run_encrypted(&options).await,
                 "names" => names_flood::run(options.lookups, options.connections).await,
                 "gateway" => run_loopback(&options, true).await,
                 _ => run_loopback(&options, false).await,

@@ -522,7 +522,8 @@ async fn bridge_payloads_are_forwarded_verbatim_and_original_content_rides_along
         "the original content, decoded with the SDK"
     );
 
-    // DM3 → Matrix: alice's prepared event is what bob's client shows, exactly.
+    // DM3 → Matrix: alice's prepared event is what bob's client shows, exactly, beside the
+    // send's transaction id (docs/bridge-payload.md section 5).
     let content = json!({
         "msgtype": "m.notice", "body": "prepared by an SDK-aware client",
         "format": "org.matrix.custom.html", "formatted_body": "prepared by an <b>SDK-aware</b> client",
@@ -539,7 +540,10 @@ async fn bridge_payloads_are_forwarded_verbatim_and_original_content_rides_along
         e["sender"] == ghost.as_str() && e["content"]["msgtype"] == "m.notice"
     })
     .await;
-    assert_eq!(forwarded["content"], content);
+    let mut shown = forwarded["content"].as_object().unwrap().clone();
+    let txn_id = shown.remove("network.dm3.txn_id").unwrap();
+    assert!(txn_id.as_str().unwrap().starts_with("dm3-0x"), "{txn_id}");
+    assert_eq!(Value::Object(shown), content);
 
     // A payload the allow-list refuses: bob gets the text, alice is told why.
     let mut refused = object(&content);

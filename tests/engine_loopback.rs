@@ -34,6 +34,7 @@ on_both_backends!(
     a_network_that_stops_working_makes_the_node_not_ready,
     the_metrics_show_sends_failures_and_the_oldest_job_on_their_own_listener,
     a_message_to_a_self_custody_identity_reaches_its_user_sealed,
+    a_message_the_network_took_before_it_restarted_is_posted_once,
 );
 
 fn text(body: &str) -> EventKind {
@@ -88,6 +89,31 @@ async fn with_echo_a_dm3_user_hears_her_message_back_from_the_loopback_user(db: 
     let opened = records.iter().filter(|r| matches!(r, Record::Opened { .. })).count();
     assert_eq!((opened, loopback.sent().len()), (1, 1), "{records:#?}");
     assert_eq!(world.alice_receives(1).await.len(), 1, "echoed once");
+    world.node.node.shutdown().await.unwrap();
+}
+
+/// A network that took a message and restarted before it answered (Synapse killed mid-send
+/// forgets an appservice's txn ids) does not know the key when the engine tries again: the
+/// retry says it is one, and the connector finds the message it posted instead of posting it
+/// twice.
+async fn a_message_the_network_took_before_it_restarted_is_posted_once(db: &TestDb) {
+    let world = World::start(db, false).await;
+    let loopback = world.loopback();
+    let user = IdentityUser::Telegram(TelegramUserId::new(9).unwrap());
+    let identity = world.node.node.names().vault.create(user, now_ms()).await.unwrap().name;
+
+    loopback.lose_answers(1);
+    world.alice_writes(&identity, "said once").await;
+    world.loopback_receives(1).await;
+    settled(&world.node, || format!("{:#?}", loopback.records())).await;
+    world.alice_writes(&identity, "and then this").await;
+    world.loopback_receives(2).await;
+    settled(&world.node, String::new).await;
+
+    let sent = loopback.sent();
+    let bodies: Vec<&EventKind> = sent.iter().map(|outbound| &outbound.payload).collect();
+    assert_eq!(bodies, [&text("said once"), &text("and then this")], "{sent:#?}");
+    assert!(sent.iter().all(|outbound| !outbound.retry), "each was posted by its first attempt");
     world.node.node.shutdown().await.unwrap();
 }
 

@@ -17,6 +17,7 @@ use dm3_bridge_connector::{
     IdempotencyKey, InboundEvent, Message, MimeType, NetworkMessageId, Outbound, Reaction, ReactionKey,
     ReadReceipt, RemoteIdentity, Text, Unsupported, deliver,
 };
+use dm3_bridge_matrix::client::Attempt::{First, Retry};
 use dm3_bridge_matrix::inbound::{Converted, convert};
 use dm3_bridge_matrix::{Appservice, Registration, RoomEncryption};
 use matrix_bridge::Bridge;
@@ -132,8 +133,10 @@ async fn ghost_send_retried_with_the_same_txn_id_shows_once() {
     let txn = OwnedTransactionId::from("dm3-0x5f3a9c");
     let sent_at: u64 = 1_700_000_000_000;
     let content = RoomMessageEventContent::text_plain("hi bob, from DM3");
-    let first = bridge.client.send_message(&ghost, &room, &txn, Some(sent_at), &content).await.unwrap();
-    let second = bridge.client.send_message(&ghost, &room, &txn, Some(sent_at), &content).await.unwrap();
+    let first =
+        bridge.client.send_message(&ghost, &room, &txn, Some(sent_at), &content, First).await.unwrap();
+    let second =
+        bridge.client.send_message(&ghost, &room, &txn, Some(sent_at), &content, First).await.unwrap();
     assert_eq!(first, second, "the homeserver recognised the retry");
 
     let timeline = bob.messages(room.as_str()).await.unwrap();
@@ -143,6 +146,50 @@ async fn ghost_send_retried_with_the_same_txn_id_shows_once() {
     assert_eq!(from_ghost[0]["content"]["body"], "hi bob, from DM3");
     assert_eq!(from_ghost[0]["event_id"], first.as_str());
     assert_eq!(from_ghost[0]["origin_server_ts"], sent_at, "?ts= kept the original time");
+}
+
+/// Synapse keeps an appservice's txn ids in memory: after its restart the same PUT posts again.
+/// A retry (`Attempt::Retry`) finds its earlier event instead, and one that never reached the
+/// homeserver is posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_homeserver_restarted_finds_its_earlier_event() {
+    let mut bridge = Bridge::start().await;
+    let (bob, room) = bridge.dm_with_alice().await;
+    let ghost = bridge.ghost("alice.eth");
+    let same = RoomMessageEventContent::text_plain("the same words");
+    let (sent, lost, forgotten) = (
+        OwnedTransactionId::from("dm3-0xa1"),
+        OwnedTransactionId::from("dm3-0xa2"),
+        OwnedTransactionId::from("dm3-0xa3"),
+    );
+    let first = bridge.client.send_message(&ghost, &room, &sent, None, &same, First).await.unwrap();
+    bridge.synapse.kill().unwrap();
+    bridge.synapse.start_again().await.unwrap();
+
+    let retried = bridge.client.send_message(&ghost, &room, &sent, None, &same, Retry).await.unwrap();
+    assert_eq!(retried, first, "the retry found the event its first attempt posted");
+    // Same words, another send: not taken for the earlier one.
+    let never_sent = bridge.client.send_message(&ghost, &room, &lost, None, &same, Retry).await.unwrap();
+    assert_ne!(never_sent, first, "a retry whose first attempt never arrived is posted");
+    // Why the look-back exists: the restarted homeserver no longer knows the first txn id.
+    let posted_again = bridge.client.send_message(&ghost, &room, &sent, None, &same, First).await.unwrap();
+    assert_ne!(posted_again, first, "Synapse remembered an appservice txn id across its restart");
+    let again = bridge.client.send_message(&ghost, &room, &forgotten, None, &same, First).await.unwrap();
+    assert_eq!(
+        bridge.client.send_message(&ghost, &room, &forgotten, None, &same, Retry).await.unwrap(),
+        again
+    );
+
+    let timeline = bob.messages(room.as_str()).await.unwrap();
+    let ids: Vec<&str> = timeline
+        .iter()
+        .filter(|e| e["type"] == "m.room.message" && e["sender"] == ghost.as_str())
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 4, "first, never_sent, posted_again, again: {timeline:#?}");
+    for id in [&first, &never_sent, &posted_again, &again] {
+        assert!(ids.contains(&id.as_str()), "{id} is not in the room");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,6 +230,7 @@ async fn neutral_events_reach_the_matrix_user_with_their_relations() {
         sender: RemoteIdentity::new("alice.eth").unwrap(),
         idempotency_key: IdempotencyKey::new(key).unwrap(),
         timestamp_ms: Some(1_700_000_000_000),
+        retry: false,
         payload,
     };
     let question_id = NetworkMessageId::new(question.as_str()).unwrap();

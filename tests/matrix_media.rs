@@ -118,6 +118,7 @@ async fn attachments_reach_the_user_and_the_users_files_come_back_by_url() {
         sender: request.remote.clone(),
         idempotency_key: IdempotencyKey::new("image-1").unwrap(),
         timestamp_ms: None,
+        retry: false,
         payload: EventKind::Message(Message::new(Content::Attachment {
             attachment: image,
             caption: Some(Text::plain("my cat")),

@@ -80,6 +80,7 @@ impl Scene {
             sender: RemoteIdentity::new("alice.eth").unwrap(),
             idempotency_key: IdempotencyKey::new(key).unwrap(),
             timestamp_ms: None,
+            retry: false,
             payload,
         };
         deliver(&self.connector, &outbound)
@@ -259,6 +260,7 @@ async fn with_require_portals_open_encrypted_and_a_room_in_the_clear_is_refused(
         sender: alice,
         idempotency_key: IdempotencyKey::new("r-1").unwrap(),
         timestamp_ms: None,
+        retry: false,
         payload: Message::new(Content::Text(Text::plain("not into a room in the clear"))),
     };
     assert_eq!(

@@ -12,6 +12,7 @@ use dm3_bridge_connector::{
     ConversationId, EventKind, IdempotencyKey, InboundEvent, NativeContent, NativeMessage, NetworkMessageId,
     Outbound, RemoteIdentity, deliver,
 };
+use dm3_bridge_matrix::client::TXN_KEY;
 use dm3_bridge_matrix::inbound::{Converted, convert};
 use matrix_bridge::Bridge;
 use serde_json::{Value, json};
@@ -32,6 +33,7 @@ async fn native_content_reaches_the_room_verbatim_and_inbound_content_is_kept() 
         sender: RemoteIdentity::new("alice.eth").unwrap(),
         idempotency_key: IdempotencyKey::new(key).unwrap(),
         timestamp_ms: Some(1_700_000_000_000),
+        retry: false,
         payload: EventKind::Native(Box::new(payload)),
     };
     let content = json!({
@@ -56,12 +58,14 @@ async fn native_content_reaches_the_room_verbatim_and_inbound_content_is_kept() 
     assert_eq!(reply["type"], "m.room.message");
     let mut expected = content.clone();
     expected["m.relates_to"] = json!({"m.in_reply_to": {"event_id": question.as_str()}});
-    assert_eq!(reply["content"], expected, "the payload verbatim, the reply added by the bridge");
+    expected[TXN_KEY] = json!("n-reply");
+    assert_eq!(reply["content"], expected, "the payload verbatim, the reply and txn id added by the bridge");
     assert_eq!(reply["origin_server_ts"], 1_700_000_000_000u64);
     let edit = by_id(&edit_id);
     let mut expected = edited.clone();
     expected["m.new_content"] = edited.clone();
     expected["m.relates_to"] = json!({"rel_type": "m.replace", "event_id": reply_id.as_str()});
+    expected[TXN_KEY] = json!("n-edit");
     assert_eq!(edit["content"], expected);
 
     // Bob's formatted reply comes in with its content exactly as his client sent it.

@@ -98,6 +98,7 @@ async fn open_portal_creates_a_direct_chat_the_user_is_invited_to() {
         sender: carol.clone(),
         idempotency_key: IdempotencyKey::new("first-message").unwrap(),
         timestamp_ms: None,
+        retry: false,
         payload: EventKind::Message(Message::new(Content::Text(Text::plain("hi bob")))),
     };
     let sent = deliver(&connector, &hello).await.unwrap().unwrap();
@@ -145,6 +146,7 @@ async fn a_users_invite_becomes_a_portal_request_and_join_portal_joins() {
         sender: request.remote.clone(),
         idempotency_key: IdempotencyKey::new("answer").unwrap(),
         timestamp_ms: None,
+        retry: false,
         payload: EventKind::Message(Message::new(Content::Text(Text::plain("yes")))),
     };
     let answer_id = deliver(&connector, &answer).await.unwrap().unwrap();

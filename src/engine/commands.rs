@@ -52,6 +52,7 @@ impl EngineParts {
             sender: remote,
             idempotency_key: IdempotencyKey::new(key).map_err(Failure::permanent)?,
             timestamp_ms: None,
+            retry: false,
             payload: Message::new(Content::Notice(Text::plain(answer))),
         };
         connector.send_message(&notice).await.map(|_| ()).map_err(Failure::connector)

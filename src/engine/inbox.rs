@@ -223,7 +223,7 @@ impl InboxHandler {
         };
         match carriage {
             Carriage::Opened => self.deliver_opened(job, &payload, &target).await,
-            Carriage::Sealed => self.deliver_sealed(&payload, &target).await,
+            Carriage::Sealed => self.deliver_sealed(job, &payload, &target).await,
         }
     }
 
@@ -307,7 +307,7 @@ impl InboxHandler {
         let mut bridged = None;
         for (index, event) in events.into_iter().enumerate() {
             let key = format!("dm3-{hash}{}", ToNetwork::idempotency_suffix(index));
-            let sent = self.send(target, &conversation, key, Some(opened.timestamp_ms), event).await?;
+            let sent = self.send(job, target, &conversation, key, Some(opened.timestamp_ms), event).await?;
             // The first event stands for the message (a reply names it). Recorded with the
             // job's completion; a retry sends it again under the same key and learns its id.
             if let (0, Some(network_message_id)) = (index, sent) {
@@ -343,7 +343,12 @@ impl InboxHandler {
     /// sealed, in the network's gateway event, under the key a bridged message has
     /// (`dm3-<hash>`). The node cannot open it and does not try; the hash is the one the
     /// sender wrote, checked at submit.
-    async fn deliver_sealed(&self, payload: &InboxPayload, target: &Target) -> Result<Outcome, Failure> {
+    async fn deliver_sealed(
+        &self,
+        job: &ClaimedJob,
+        payload: &InboxPayload,
+        target: &Target,
+    ) -> Result<Outcome, Failure> {
         let parts = &self.parts;
         let hash: MessageHash = payload
             .message_hash
@@ -352,7 +357,8 @@ impl InboxHandler {
         let event = sealed_event(target.network, &payload.envelope, parts.vault.delivery_service())
             .map_err(Failure::permanent)?;
         let conversation = self.portal(target).await?;
-        let sent = self.send(target, &conversation, format!("dm3-{hash}"), None, event).await?;
+        let key = format!("dm3-{hash}");
+        let sent = self.send(job, target, &conversation, key, None, event).await?;
         metrics::counter!(GATEWAY_ENVELOPES, "direction" => "dm3_to_network", "network" => target.network.as_str())
             .increment(1);
         Ok(sent.map_or(Outcome::Done, |network_message_id| {
@@ -365,11 +371,12 @@ impl InboxHandler {
         }))
     }
 
-    /// Sends one event into the portal under `key`. A conversation that carries nothing now,
-    /// or nothing in the clear (a room switched to encrypted, found at the send), pauses the
-    /// portal as its change would.
+    /// Sends one event of `job` into the portal under `key`. A conversation that carries
+    /// nothing now, or nothing in the clear (a room switched to encrypted, found at the send),
+    /// pauses the portal as its change would.
     async fn send(
         &self,
+        job: &ClaimedJob,
         target: &Target,
         conversation: &ConversationId,
         key: String,
@@ -382,6 +389,8 @@ impl InboxHandler {
             sender: target.remote.clone(),
             idempotency_key: IdempotencyKey::new(key).map_err(Failure::permanent)?,
             timestamp_ms,
+            // Any run before this one may have posted the event and died before it heard so.
+            retry: job.attempt > 1,
             payload: event,
         };
         let started = std::time::Instant::now();

@@ -326,6 +326,7 @@ impl OutboxHandler {
             sender: remote.clone(),
             idempotency_key: IdempotencyKey::new(key).map_err(Failure::permanent)?,
             timestamp_ms: None,
+            retry: false,
             payload: Message::new(Content::Notice(Text::plain(text))),
         };
         connector.send_message(&notice).await.map(|_| ()).map_err(Failure::connector)

@@ -388,6 +388,7 @@ impl EngineParts {
             sender: remote.clone(),
             idempotency_key: IdempotencyKey::new(key.render(conversation)).map_err(Failure::permanent)?,
             timestamp_ms: None,
+            retry: false,
             payload: Message::new(Content::Notice(Text::plain(text))),
         };
         match connector.send_message(&notice).await {

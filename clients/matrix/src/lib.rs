@@ -34,6 +34,7 @@ pub mod session;
 pub mod timeline;
 pub mod user;
 pub mod wait;
+pub mod watch;
 
 pub use error::ClientError;
 pub use gateway::GatewayUser;
@@ -41,3 +42,4 @@ pub use login::Credentials;
 pub use rooms::{RoomEncryption, RoomSummary};
 pub use timeline::{Decryption, SeenEvent};
 pub use user::MatrixUser;
+pub use watch::Arrived;

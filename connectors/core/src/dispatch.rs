@@ -100,6 +100,7 @@ mod tests {
             sender: RemoteIdentity::new("alice.eth").unwrap(),
             idempotency_key: IdempotencyKey::new("k1").unwrap(),
             timestamp_ms: None,
+            retry: false,
             payload,
         }
     }

@@ -163,6 +163,12 @@ pub struct Outbound<T> {
     /// set it (Matrix `?ts=`); `None` lets the network stamp it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<u64>,
+    /// Whether this send was tried before under the same key (a run that crashed counts): the
+    /// network may hold its event already, though it answered nothing. A network that forgets
+    /// idempotency keys (Synapse keeps an appservice's transaction ids in memory only) looks
+    /// for that event before it posts again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
     /// What to do.
     pub payload: T,
 }
@@ -176,6 +182,7 @@ impl<T> Outbound<T> {
             sender: self.sender.clone(),
             idempotency_key: self.idempotency_key.clone(),
             timestamp_ms: self.timestamp_ms,
+            retry: self.retry,
             payload,
         }
     }

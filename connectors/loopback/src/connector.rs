@@ -63,6 +63,9 @@ struct State {
     /// Every send is refused for good with this reason, as a network that blocked the bot
     /// would; a test sets it to see the node report and count the failure.
     refusing: Option<String>,
+    /// How many of the next sends the network takes and then restarts before it answers: the
+    /// answer is lost and the keys it saw are forgotten, as a Synapse that died mid-send.
+    lost_answers: usize,
 }
 
 impl LoopbackConnector {
@@ -80,6 +83,13 @@ impl LoopbackConnector {
     /// Makes every send fail for good with `reason` (`None`: sends go through again).
     pub fn refuse_sends(&self, reason: Option<&str>) {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).refusing = reason.map(str::to_owned);
+    }
+
+    /// Makes the next `count` sends reach the network, which then restarts before it answers:
+    /// the engine hears a temporary failure, and the network no longer knows their keys. Only
+    /// a retry that looks for its earlier message ([`Outbound::retry`]) does not post again.
+    pub fn lose_answers(&self, count: usize) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).lost_answers = count;
     }
 
     /// The network whose users it carries (`users_of`).
@@ -168,9 +178,27 @@ impl LoopbackConnector {
         if let Some(id) = state.sent.get(&outbound.idempotency_key) {
             return Ok(id.clone());
         }
+        if outbound.retry
+            && let Some(id) = state.records.iter().find_map(|record| match record {
+                Record::Sent { id, outbound: earlier }
+                    if earlier.idempotency_key == outbound.idempotency_key =>
+                {
+                    Some(id.clone())
+                }
+                _ => None,
+            })
+        {
+            state.sent.insert(outbound.idempotency_key, id.clone());
+            return Ok(id);
+        }
         let id = self.new_id("out")?;
         state.sent.insert(outbound.idempotency_key.clone(), id.clone());
         state.records.push(Record::Sent { id: id.clone(), outbound });
+        if state.lost_answers > 0 {
+            state.lost_answers -= 1;
+            state.sent.clear();
+            return Err(ConnectorError::Transient("the network restarted before it answered".to_owned()));
+        }
         Ok(id)
     }
 
@@ -387,6 +415,7 @@ mod tests {
             sender: RemoteIdentity::new("alice.eth").unwrap(),
             idempotency_key: IdempotencyKey::new(key).unwrap(),
             timestamp_ms: Some(1),
+            retry: false,
             payload: EventKind::Message(Message::new(Content::Text(Text::plain(body)))),
         }
     }

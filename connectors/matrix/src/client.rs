@@ -8,7 +8,8 @@
 //! What the bridge relies on, and where it is handled:
 //! - **Idempotent sends.** `PUT …/send/{type}/{txnId}` with a transaction id the caller derives
 //!   from the source message; the homeserver answers a repeated txn id (same access token, same
-//!   asserted user) with the first event's id instead of posting again.
+//!   asserted user) with the first event's id instead of posting again, as long as it remembers
+//!   it. A retry first looks for its earlier event, for a homeserver that restarted ([`resend`]).
 //! - **Original time.** `?ts=` (timestamp massaging, appservices only) keeps the DM3 time.
 //! - **Rate limits.** `M_LIMIT_EXCEEDED` becomes [`ClientError::RetryAfter`] with the server's
 //!   delay, so the engine's queue backs off instead of dropping (bridges that dropped lost files: 42wim/matterbridge #1238).
@@ -56,15 +57,20 @@ use url::Url;
 mod e2e;
 mod keys;
 mod media;
+mod resend;
 
 pub use e2e::{AsDevice, ClaimedKeys, DeviceKeysByUser};
 pub use keys::{GHOST_DEVICE_NAME, KeysUpload};
 pub use media::Downloaded;
+pub use resend::{Attempt, TXN_KEY};
 
 use crate::encryption::RoomEncryption;
 use crate::reach::Reach;
 use crate::room_state::RoomFacts;
 use crate::secret::AsToken;
+
+/// The event type of ciphertext, sent exactly as prepared.
+const ENCRYPTED_EVENT: &str = "m.room.encrypted";
 
 /// Longest response body the client reads (room state and send answers are small).
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -321,7 +327,8 @@ impl Client {
         self.call(request, Some(user)).await.map(|r| r.joined.into_keys().collect())
     }
 
-    /// Sends a message-like event as `sender`, idempotent by `txn_id`, stamped `timestamp_ms`.
+    /// Sends a message-like event as `sender`, idempotent by `txn_id` (also across a restart of
+    /// the homeserver: [`resend`]), stamped `timestamp_ms`.
     pub async fn send<C: MessageLikeEventContent>(
         &self,
         sender: &UserId,
@@ -329,11 +336,15 @@ impl Client {
         txn_id: &TransactionId,
         timestamp_ms: Option<u64>,
         content: &C,
+        attempt: Attempt,
     ) -> Result<OwnedEventId, ClientError> {
-        let mut request = send_message_event::v3::Request::new(room.to_owned(), txn_id.to_owned(), content)
-            .map_err(|e| ClientError::Request(e.to_string()))?;
-        request.timestamp = timestamp_ms.map(millis).transpose()?;
-        self.call(request, Some(sender)).await.map(|r| r.event_id)
+        let body = match serde_json::to_value(content) {
+            Ok(serde_json::Value::Object(body)) => body,
+            Ok(_) => return Err(ClientError::Request("event content is not a JSON object".to_owned())),
+            Err(e) => return Err(ClientError::Request(e.to_string())),
+        };
+        let event_type = content.event_type().to_string();
+        self.send_raw(sender, room, txn_id, timestamp_ms, &event_type, &body, attempt).await
     }
 
     /// Sends an `m.room.message` (text, notice, media, reply, edit) as `sender`.
@@ -344,12 +355,16 @@ impl Client {
         txn_id: &TransactionId,
         timestamp_ms: Option<u64>,
         content: &RoomMessageEventContent,
+        attempt: Attempt,
     ) -> Result<OwnedEventId, ClientError> {
-        self.send(sender, room, txn_id, timestamp_ms, content).await
+        self.send(sender, room, txn_id, timestamp_ms, content, attempt).await
     }
 
-    /// Sends an event of `event_type` whose content is `content` exactly (a bridge payload), as
-    /// `sender`, idempotent by `txn_id`, stamped `timestamp_ms`.
+    /// Sends an event of `event_type` with `content` (a bridge payload) as `sender`, idempotent
+    /// by `txn_id`, stamped `timestamp_ms`. The content gets the txn id under [`TXN_KEY`],
+    /// except ciphertext, which goes exactly as prepared (unique already, and the key would sit
+    /// in the clear beside it).
+    #[allow(clippy::too_many_arguments)] // the send's own parts, each named by the spec
     pub async fn send_raw(
         &self,
         sender: &UserId,
@@ -358,9 +373,19 @@ impl Client {
         timestamp_ms: Option<u64>,
         event_type: &str,
         content: &serde_json::Map<String, serde_json::Value>,
+        attempt: Attempt,
     ) -> Result<OwnedEventId, ClientError> {
+        let mut content = content.clone();
+        if event_type != ENCRYPTED_EVENT {
+            content.insert(TXN_KEY.to_owned(), serde_json::Value::String(txn_id.to_string()));
+        }
+        if attempt == Attempt::Retry
+            && let Some(earlier) = self.posted_before(sender, room, event_type, &content).await?
+        {
+            return Ok(earlier);
+        }
         let body =
-            serde_json::value::to_raw_value(content).map_err(|e| ClientError::Request(e.to_string()))?;
+            serde_json::value::to_raw_value(&content).map_err(|e| ClientError::Request(e.to_string()))?;
         let mut request = send_message_event::v3::Request::new_raw(
             room.to_owned(),
             txn_id.to_owned(),
@@ -372,6 +397,7 @@ impl Client {
     }
 
     /// Reacts to `target` with `key` as `sender`.
+    #[allow(clippy::too_many_arguments)] // the send's own parts, each named by the spec
     pub async fn send_reaction(
         &self,
         sender: &UserId,
@@ -380,9 +406,10 @@ impl Client {
         timestamp_ms: Option<u64>,
         target: &EventId,
         key: &str,
+        attempt: Attempt,
     ) -> Result<OwnedEventId, ClientError> {
         let content = ReactionEventContent::new(Annotation::new(target.to_owned(), key.to_owned()));
-        self.send(sender, room, txn_id, timestamp_ms, &content).await
+        self.send(sender, room, txn_id, timestamp_ms, &content, attempt).await
     }
 
     /// Redacts `target` as `sender`, idempotent by `txn_id`.

@@ -280,14 +280,7 @@ impl Connector for MatrixConnector {
                 content.relates_to = Some(Relation::Reply(Reply::new(InReplyTo::new(event_id(target)?))));
             }
             let content = content_object(&content)?;
-            let id = self
-                .post(
-                    &route,
-                    Target { ghost: &ghost, room: &room, txn: &txn, timestamp_ms: message.timestamp_ms },
-                    MESSAGE,
-                    &content,
-                )
-                .await?;
+            let id = self.post(&route, Target::of(&ghost, &room, &txn, message), MESSAGE, &content).await?;
             network_id(&id)
         })
     }
@@ -333,14 +326,7 @@ impl EditHandling for MatrixConnector {
             let content = text_content(&edit.payload.text, false)
                 .make_replacement(ReplacementMetadata::new(target, None));
             let content = content_object(&content)?;
-            let id = self
-                .post(
-                    &route,
-                    Target { ghost: &ghost, room: &room, txn: &txn, timestamp_ms: edit.timestamp_ms },
-                    MESSAGE,
-                    &content,
-                )
-                .await?;
+            let id = self.post(&route, Target::of(&ghost, &room, &txn, edit), MESSAGE, &content).await?;
             network_id(&id)
         })
     }
@@ -359,14 +345,8 @@ impl ReactionHandling for MatrixConnector {
                 target,
                 reaction.payload.key.as_str().to_owned(),
             )))?;
-            let id = self
-                .post(
-                    &route,
-                    Target { ghost: &ghost, room: &room, txn: &txn, timestamp_ms: reaction.timestamp_ms },
-                    "m.reaction",
-                    &content,
-                )
-                .await?;
+            let id =
+                self.post(&route, Target::of(&ghost, &room, &txn, reaction), "m.reaction", &content).await?;
             network_id(&id)
         })
     }

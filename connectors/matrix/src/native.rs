@@ -67,14 +67,7 @@ impl NativeHandling for MatrixConnector {
             // cleartext is encrypted with the ghost's device in an encrypted room.
             let route =
                 if event_type == ENCRYPTED { Route::Clear } else { self.route(&ghost, &room).await? };
-            let id = self
-                .post(
-                    &route,
-                    Target { ghost: &ghost, room: &room, txn: &txn, timestamp_ms: native.timestamp_ms },
-                    event_type,
-                    &content,
-                )
-                .await?;
+            let id = self.post(&route, Target::of(&ghost, &room, &txn, native), event_type, &content).await?;
             network_id(&id)
         })
     }

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use dm3_bridge_connector::ConnectorError;
+use dm3_bridge_connector::{ConnectorError, Outbound};
 use ruma::{RoomId, TransactionId, UserId};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::client::Attempt;
 use crate::crypto::GhostDevices;
 
 /// How a send reaches its room.
@@ -17,6 +18,18 @@ pub enum Route {
     Clear,
     /// Megolm, through the ghost's device.
     Encrypted(Arc<GhostDevices>),
+}
+
+impl<'a> Target<'a> {
+    /// Where `request` goes, as the ghost `ghost` in `room` under `txn` (its parts, parsed).
+    pub(crate) fn of<T>(
+        ghost: &'a UserId,
+        room: &'a RoomId,
+        txn: &'a TransactionId,
+        request: &Outbound<T>,
+    ) -> Self {
+        Self { ghost, room, txn, timestamp_ms: request.timestamp_ms, attempt: Attempt::of(request.retry) }
+    }
 }
 
 impl Route {
@@ -32,6 +45,10 @@ pub(crate) struct Target<'a> {
     pub room: &'a RoomId,
     pub txn: &'a TransactionId,
     pub timestamp_ms: Option<u64>,
+    /// Whether the engine tried this send before ([`crate::client::Attempt`]): in the clear, a
+    /// retry first looks for its earlier event; encrypted, the ghost's device's txn id suffices
+    /// (Synapse keeps it across its restarts).
+    pub attempt: Attempt,
 }
 
 /// Typed content as the JSON object it is sent as.

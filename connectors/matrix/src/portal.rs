@@ -33,7 +33,7 @@ use dm3_bridge_connector::{
 };
 use ruma::{OwnedTransactionId, OwnedUserId, RoomId, UserId};
 
-use crate::client::Registered;
+use crate::client::{Attempt, Registered};
 use crate::connector::{MatrixConnector, classify, room_id, text_content};
 use crate::room_state::GHOST_NOT_IN_ROOM;
 pub use crate::room_state::GROUP_NOT_BRIDGED;
@@ -53,7 +53,11 @@ impl MatrixConnector {
     ) -> Result<(), ConnectorError> {
         let txn = OwnedTransactionId::from(format!("dm3-portal-{purpose}"));
         let content = text_content(&Text::plain(reason), true);
-        self.client().send_message(ghost, room, &txn, None, &content).await.map(|_| ()).map_err(classify)
+        self.client()
+            .send_message(ghost, room, &txn, None, &content, Attempt::First)
+            .await
+            .map(|_| ())
+            .map_err(classify)
     }
 
     /// Tells the room why it is not bridged, leaves it, and answers the permanent error.

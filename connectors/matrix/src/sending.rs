@@ -67,11 +67,11 @@ impl MatrixConnector {
         event_type: &str,
         content: &Map<String, Value>,
     ) -> Result<OwnedEventId, ConnectorError> {
-        let Target { ghost, room, txn, timestamp_ms } = to;
+        let Target { ghost, room, txn, timestamp_ms, attempt } = to;
         match route {
             Route::Clear => self
                 .client()
-                .send_raw(ghost, room, txn, timestamp_ms, event_type, content)
+                .send_raw(ghost, room, txn, timestamp_ms, event_type, content, attempt)
                 .await
                 .map_err(classify),
             Route::Encrypted(devices) => devices

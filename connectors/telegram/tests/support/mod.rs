@@ -76,6 +76,7 @@ pub fn outbound<T>(chat: i64, sender: &str, key: &str, payload: T) -> Outbound<T
         sender: RemoteIdentity::new(sender).unwrap(),
         idempotency_key: IdempotencyKey::new(key).unwrap(),
         timestamp_ms: None,
+        retry: false,
         payload,
     }
 }
