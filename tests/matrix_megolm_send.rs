@@ -2,7 +2,8 @@
 //! crypto, `clients/matrix`), on both backends: alice's ghost sends text, a reply, an edit, a
 //! reaction and a file into bob's encrypted DM, each as `m.room.encrypted` from the ghost's
 //! device with its room key shared over Olm, and bob's client decrypts every one; a device bob
-//! adds later decrypts what follows; a device that goes away makes the session rotate;
+//! adds later decrypts what follows; a device that goes away makes the session rotate, and so
+//! does the room's `rotation_period_msgs`;
 //! Synapse's database never holds the words; and with `require`, portals are opened encrypted
 //! and a room in the clear carries nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -37,6 +38,7 @@ on_both_backends!(
     bob_on_matrix_sdk_decrypts_text_reply_edit_reaction_and_file_and_synapse_holds_no_plaintext,
     a_device_added_later_decrypts_what_follows_and_a_device_gone_rotates_the_session,
     with_require_portals_open_encrypted_and_a_room_in_the_clear_is_refused,
+    the_rooms_rotation_period_in_messages_makes_a_new_session,
 );
 
 /// alice's ghost with a device, bob on matrix-sdk in an encrypted DM with it, and the
@@ -267,5 +269,24 @@ async fn with_require_portals_open_encrypted_and_a_room_in_the_clear_is_refused(
         connector.send_message(&outbound).await,
         Err(ConnectorError::Unsupported(Unsupported::Blocked(CLEAR_NOT_BRIDGED.to_owned())))
     );
+    scene.store.close().await;
+}
+
+async fn the_rooms_rotation_period_in_messages_makes_a_new_session(db: &TestDb) {
+    let scene = scene(db).await;
+    // bob (over plain HTTP this time) asks for a new session every two messages.
+    let bob = scene.bridge.synapse.log_in("bob", &scene.credentials.password).await.unwrap();
+    let path =
+        format!("/_matrix/client/v3/rooms/{}/state/m.room.encryption/", synapse::encode(scene.room.as_str()));
+    let rotation = serde_json::json!({"algorithm": "m.megolm.v1.aes-sha2", "rotation_period_msgs": 2});
+    bob.call(reqwest::Method::PUT, &path, Some(rotation)).await.unwrap();
+    let sent =
+        [scene.text("r-1", "one").await, scene.text("r-2", "two").await, scene.text("r-3", "three").await];
+    let seen = scene.decrypted(&scene.bob, &sent.iter().collect::<Vec<_>>()).await;
+    let bodies: Vec<_> = seen.iter().map(|e| e.body().unwrap_or_default()).collect();
+    assert_eq!(bodies, ["one", "two", "three"]);
+    let sessions = scene.session_ids(&sent.iter().collect::<Vec<_>>()).await;
+    assert_eq!(sessions[0], sessions[1], "two messages per session");
+    assert_ne!(sessions[1], sessions[2], "the third opens a new one");
     scene.store.close().await;
 }
