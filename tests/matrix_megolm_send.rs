@@ -3,7 +3,7 @@
 //! reaction and a file into bob's encrypted DM, each as `m.room.encrypted` from the ghost's
 //! device with its room key shared over Olm, and bob's client decrypts every one; a device bob
 //! adds later decrypts what follows; a device that goes away makes the session rotate, and so
-//! does the room's `rotation_period_msgs`;
+//! does the room's `rotation_period_msgs` and a member who leaves;
 //! Synapse's database never holds the words; and with `require`, portals are opened encrypted
 //! and a room in the clear carries nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -39,6 +39,7 @@ on_both_backends!(
     a_device_added_later_decrypts_what_follows_and_a_device_gone_rotates_the_session,
     with_require_portals_open_encrypted_and_a_room_in_the_clear_is_refused,
     the_rooms_rotation_period_in_messages_makes_a_new_session,
+    a_member_who_leaves_makes_a_new_session,
 );
 
 /// alice's ghost with a device, bob on matrix-sdk in an encrypted DM with it, and the
@@ -288,5 +289,27 @@ async fn the_rooms_rotation_period_in_messages_makes_a_new_session(db: &TestDb) 
     let sessions = scene.session_ids(&sent.iter().collect::<Vec<_>>()).await;
     assert_eq!(sessions[0], sessions[1], "two messages per session");
     assert_ne!(sessions[1], sessions[2], "the third opens a new one");
+    scene.store.close().await;
+}
+
+async fn a_member_who_leaves_makes_a_new_session(db: &TestDb) {
+    let scene = scene(db).await;
+    let password = scene.bridge.synapse.register_account("carol").await.unwrap();
+    let carol =
+        Credentials { homeserver: scene.bridge.synapse.url().to_owned(), user: "carol".to_owned(), password }
+            .login("carol's phone")
+            .await
+            .unwrap();
+    scene.bob.invite(&scene.bob_room, &carol.user_id().unwrap()).await.unwrap();
+    carol.sync_once().await.unwrap();
+    carol.join(&scene.bob_room).await.unwrap();
+
+    let with_carol = scene.text("l-1", "carol is here").await;
+    assert_eq!(scene.decrypted(&carol, &[&with_carol]).await[0].body(), Some("carol is here"));
+    carol.leave(&scene.bob_room).await.unwrap();
+    let after = scene.text("l-2", "carol has left").await;
+    assert_eq!(scene.decrypted(&scene.bob, &[&with_carol, &after]).await[1].body(), Some("carol has left"));
+    let sessions = scene.session_ids(&[&with_carol, &after]).await;
+    assert_ne!(sessions[0], sessions[1], "what is said after carol left is not under a key she holds");
     scene.store.close().await;
 }
