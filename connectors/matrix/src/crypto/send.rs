@@ -125,9 +125,10 @@ impl GhostDevices {
         if !self.store().hold(ghost).await? {
             return Err(DeviceError::HeldElsewhere.into());
         }
-        self.flush(outbound, &device, room).await?;
+        let replace = self.flush(outbound, &device, room).await?;
         for _ in 0..ATTEMPTS {
-            let Some(prepared) = self.prepare(outbound, &device, room, event_type, content).await? else {
+            let event = (event_type, content);
+            let Some(prepared) = self.prepare(outbound, &device, room, event, replace).await? else {
                 continue;
             };
             if let Some(pending) = &prepared.pending {
@@ -148,8 +149,8 @@ impl GhostDevices {
         outbound: &dyn OutboundStore,
         device: &GhostDevice,
         room: &RoomId,
-        event_type: &str,
-        content: &Map<String, Value>,
+        (event_type, content): (&str, &Map<String, Value>),
+        replace: bool,
     ) -> Result<Option<Prepared>, SendError> {
         let ghost = &device.user;
         let Some(mut loaded) = self.load(ghost).await? else { return Err(DeviceError::NoAccount.into()) };
@@ -163,7 +164,7 @@ impl GhostDevices {
         };
         let current: BTreeSet<SharedWith> = recipients.iter().map(Recipient::shared_with).collect();
         let gone = session.shared.iter().any(|shared| !current.contains(shared));
-        if !session.is_new && (gone || session.is_spent(sending.rotation, now)) {
+        if !session.is_new && (replace || gone || session.is_spent(sending.rotation, now)) {
             tracing::info!(%ghost, %room, gone, "the room's outbound Megolm session is replaced");
             session = OutboundSession::new(now);
         }
@@ -281,17 +282,29 @@ impl GhostDevices {
         Ok((messages, writes, shared))
     }
 
-    /// Step 1: room keys saved by an earlier attempt, sent before anything new.
+    /// Step 1: room keys saved by an earlier attempt, sent before anything new. One the
+    /// homeserver refuses for good (or that cannot be read) is logged and forgotten, so that it
+    /// cannot stop the room for ever; `true` then, and the session is replaced, so the devices
+    /// it was for get the new one's key.
     async fn flush(
         &self,
         outbound: &dyn OutboundStore,
         device: &GhostDevice,
         room: &RoomId,
-    ) -> Result<(), SendError> {
+    ) -> Result<bool, SendError> {
+        let mut forgot = false;
         for pending in outbound.pending(&device.user, room.as_str()).await? {
-            self.send_pending(outbound, device, &pending).await?;
+            match self.send_pending(outbound, device, &pending).await {
+                Ok(()) => {}
+                Err(error) if !error.is_retryable() => {
+                    tracing::warn!(ghost = %device.user, %room, %error, "a saved room key cannot be sent; forgotten, and the session replaced");
+                    outbound.to_device_sent(&device.user, &pending.txn_id).await?;
+                    forgot = true;
+                }
+                Err(error) => return Err(error),
+            }
         }
-        Ok(())
+        Ok(forgot)
     }
 
     async fn send_pending(
