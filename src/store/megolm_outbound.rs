@@ -56,7 +56,7 @@ impl Store {
         const SESSION: &str = "SELECT session_id, sealed, created_at, messages FROM matrix_megolm_outbound \
              WHERE user_id = $1 AND room_id = $2";
         const SHARED: &str = "SELECT target_user, target_device, target_key FROM matrix_megolm_shared \
-             WHERE user_id = $1 AND room_id = $2 AND session_id = $3";
+             WHERE user_id = $1 AND room_id = $2 AND session_id = $3 ORDER BY target_user, target_device";
         on_pool!(self.pool(), p => {
             let Some(row) = sqlx::query(SESSION).bind(user_id).bind(room_id).fetch_optional(p).await? else {
                 return Ok(None);
