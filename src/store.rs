@@ -40,6 +40,7 @@ pub mod identities;
 pub mod ids;
 pub mod jobs;
 pub mod leases;
+pub mod megolm_outbound;
 pub mod message_map;
 mod migrations;
 pub mod olm_accounts;
@@ -77,6 +78,7 @@ pub use jobs::{
     BatchKey, CappedInsert, ClaimedJob, Completed, JobChange, JobCount, JobFilter, JobId, JobRecord,
     JobState, Lease, MAX_JOBS_PAGE, NewJob, NewJobs, QueueName, StateFilter,
 };
+pub use megolm_outbound::{MegolmOutboundRow, MegolmOutboundSave, MegolmStep};
 pub use message_map::{MappedMessage, NewMapping};
 pub use olm_accounts::{OlmAccountRow, OlmAccountSave};
 pub use olm_sessions::{

@@ -65,7 +65,7 @@ async fn kill_9_mid_stream_loses_and_duplicates_nothing_on_postgres() {
 
 async fn crash_scenario(database: Option<DatabaseUrl>) {
     let started = Instant::now();
-    let ProcessBridged { world, mut bridge, synapse, store, bob, room, ghost, bob_name, route } =
+    let ProcessBridged { world, mut bridge, synapse, store, bob, bob_password, room, ghost, bob_name, route } =
         ProcessBridged::start(database, &[]).await;
     let alice = &world.alice;
     let outbox_before = outbox_jobs(&store).await;
@@ -161,7 +161,8 @@ async fn crash_scenario(database: Option<DatabaseUrl>) {
     tokio::join!(alice_stream, bob_stream, kills);
 
     // Every message arrives; then the bridge has nothing left to do, and nothing arrived twice.
-    let bridged = ProcessBridged { world, bridge, synapse, store, bob, room, ghost, bob_name, route };
+    let bridged =
+        ProcessBridged { world, bridge, synapse, store, bob, bob_password, room, ghost, bob_name, route };
     bridged.assert_both_streams_arrived_once(&from_alice, &from_bob).await;
     eprintln!("all arrived {:.1} s after the first send", streaming.elapsed().as_secs_f64());
     let ProcessBridged { mut bridge, store, .. } = bridged;

@@ -113,14 +113,13 @@ async fn the_registration_is_accepted_by_ruma_and_synapse_with_the_tokens_of_the
     // check says what that does today, and a setting the file disagrees with is a problem.
     assert!(Registration::yaml_asks_for_encryption(&yaml).unwrap(), "{yaml}");
     let today = checked.notes.iter().find(|n| n.starts_with("matrix.encryption = on")).unwrap();
-    assert!(
-        today.contains("does not speak Megolm yet") && today.contains("ever posted in the clear"),
-        "{today}"
-    );
+    assert!(today.contains("encrypted (Megolm)") && today.contains("never in the clear"), "{today}");
     let off = check(&config_file, &[("DM3_BRIDGE_MATRIX__ENCRYPTION".to_owned(), "off".to_owned())]);
     assert!(off.problems.iter().any(|p| p.contains("(matrix.encryption)")), "{:?}", off.problems);
     let require = check(&config_file, &[("DM3_BRIDGE_MATRIX__ENCRYPTION".to_owned(), "require".to_owned())]);
-    assert!(require.problems.iter().any(|p| p.contains("not available yet")), "{:?}", require.problems);
+    assert!(require.is_ok(), "require is accepted now that ghosts send Megolm: {:?}", require.problems);
+    let required = require.notes.iter().find(|n| n.starts_with("matrix.encryption = require")).unwrap();
+    assert!(required.contains("encrypted from their first event"), "{required}");
     let matrix = config.matrix.clone().unwrap();
     assert_eq!(matrix.as_token.as_ref().unwrap().expose(), parsed.as_token);
     assert_eq!(matrix.hs_token.as_ref().unwrap().expose(), parsed.hs_token);

@@ -1,7 +1,12 @@
 //! Never cleartext into an encrypted room (issue 17), end to end with nothing faked: a real
 //! Synapse, the bridge node, and alice, a DM3 user whose client is the SDK, on both backends.
 //!
-//! bob switches on encryption in his DM with alice's ghost, and alice goes on writing:
+//! With `[matrix] encryption = "on"` (the default) bob switches on encryption in his DM with
+//! alice's ghost, and alice goes on writing: the portal stays live, her words arrive as
+//! `m.room.encrypted` from the ghost's own cross-signed device, and Synapse's database never
+//! holds them (bob's client decrypting them: tests/matrix_megolm_send.rs).
+//!
+//! With `"off"`, bob switches on encryption, and alice goes on writing:
 //! - at once, before the bridge may have handled the change: what the relay accepted is refused
 //!   at the send, what came after the portal was paused is refused at submit;
 //! - after a change the bridge missed (its record says live again, as a lost or late
@@ -12,8 +17,7 @@
 //! What is asserted is what each side would notice: alice gets one report per accepted message
 //! saying the room is encrypted; bob's room, as Synapse serves it and as Synapse stored it in its
 //! database, holds none of alice's texts after the switch, only one notice from the ghost (with
-//! none of her words in it) and her ciphertext. The ghost, found in an encrypted room, has a
-//! cross-signed device of its own that bob's client can find.
+//! none of her words in it) and her ciphertext.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/anvil.rs"]
@@ -26,10 +30,11 @@ mod support;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use bridged_matrix::{Bridged, bridged, portal_of, put_state, wait_for_event, wait_for_portal};
+use bridged_matrix::{Bridged, bridged, bridged_with, portal_of, put_state, wait_for_event, wait_for_portal};
 use dm3::bridge_payload::{self, BridgePayload, MatrixEvent};
 use dm3_bridge::config::DatabaseUrl;
 use dm3_bridge::store::{Portal, PortalState};
+use dm3_bridge_matrix::Encryption;
 use dm3_world::Dm3World;
 use serde_json::{Value, json};
 use support::TestDb;
@@ -67,18 +72,82 @@ async fn submit(world: &Dm3World, to: &str, text: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_encrypted_room_gets_no_cleartext_but_a_clients_ciphertext_on_sqlite() {
+async fn with_encryption_off_an_encrypted_room_gets_no_cleartext_but_a_clients_ciphertext_on_sqlite() {
     switched_to_encrypted(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_encrypted_room_gets_no_cleartext_but_a_clients_ciphertext_on_postgres() {
+async fn with_encryption_off_an_encrypted_room_gets_no_cleartext_but_a_clients_ciphertext_on_postgres() {
     let db = TestDb::postgres().await;
     switched_to_encrypted(Some(db.url.clone())).await;
 }
 
-async fn switched_to_encrypted(database: Option<DatabaseUrl>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_encryption_on_a_dm_switched_to_encrypted_goes_on_encrypted_on_sqlite() {
+    switched_and_carried(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_encryption_on_a_dm_switched_to_encrypted_goes_on_encrypted_on_postgres() {
+    let db = TestDb::postgres().await;
+    switched_and_carried(Some(db.url.clone())).await;
+}
+
+async fn switched_and_carried(database: Option<DatabaseUrl>) {
     let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } = bridged(database).await;
+    let directory = world.directory();
+    let alice = &world.alice;
+    alice.send(&directory, alice.builder(&bob_name).text("before: in the clear, as agreed", None)).await;
+    wait_for_event(&synapse, &bob, &room, |e| e["content"]["body"] == "before: in the clear, as agreed")
+        .await;
+
+    put_state(&bob, &room, "m.room.encryption", json!({"algorithm": "m.megolm.v1.aes-sha2"})).await;
+    for text in SECRETS {
+        alice.send(&directory, alice.builder(&bob_name).text(text, None)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let timeline = loop {
+        let timeline = bob.timeline(&room).await.unwrap();
+        assert!(std::time::Instant::now() < deadline, "alice's texts did not arrive: {timeline:#?}");
+        let encrypted = timeline.iter().filter(|e| e["sender"] == ghost && e["type"] == "m.room.encrypted");
+        if encrypted.count() == SECRETS.len() {
+            break timeline;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(portal_of(&bridge, &room).await.unwrap().state.is_live(), "the portal was never paused");
+
+    // The ghost, found in an encrypted room, sends from a device of its own: made by the node,
+    // its account sealed in the node's database, listed for bob's client with keys it can use
+    // (docs/engine.md, "Encrypted rooms: plan").
+    let account = bridge.node.store().olm_account(&ghost).await.unwrap().expect("the ghost has a device");
+    assert!(account.device_published);
+    let switched = timeline.iter().position(|e| e["type"] == "m.room.encryption").unwrap();
+    for event in timeline[switched..].iter().filter(|e| e["sender"] == ghost) {
+        assert_eq!(event["type"], "m.room.encrypted", "only ciphertext after the switch: {event}");
+        assert_eq!(event["content"]["device_id"], account.device_id.as_str());
+    }
+    let query = bob
+        .call(
+            reqwest::Method::POST,
+            "/_matrix/client/v3/keys/query",
+            Some(json!({"device_keys": {ghost.as_str(): []}})),
+        )
+        .await
+        .unwrap();
+    assert!(query["device_keys"][ghost.as_str()][account.device_id.as_str()]["keys"].is_object(), "{query}");
+    assert!(query["self_signing_keys"][ghost.as_str()].is_object(), "cross-signed: {query}");
+    let stored = synapse.stored_events(&room).await.unwrap();
+    assert!(stored.iter().any(|json| json.contains("before: in the clear")), "the database is the room's");
+    for secret in SECRETS {
+        assert!(stored.iter().all(|json| !json.contains(secret)), "{secret} in Synapse's event_json");
+    }
+    bridge.node.shutdown().await.unwrap();
+}
+
+async fn switched_to_encrypted(database: Option<DatabaseUrl>) {
+    let Bridged { world, bridge, synapse, bob, room, ghost, bob_name } =
+        bridged_with(database, |config| config.matrix.as_mut().unwrap().encryption = Encryption::Off).await;
     let directory = world.directory();
     let alice = &world.alice;
     alice.send(&directory, alice.builder(&bob_name).text("before: in the clear, as agreed", None)).await;
@@ -155,20 +224,5 @@ async fn switched_to_encrypted(database: Option<DatabaseUrl>) {
         assert!(stored.iter().all(|json| !json.contains(secret)), "{secret} in Synapse's event_json");
     }
 
-    // The ghost, found in an encrypted room, has a device of its own (`[matrix] encryption` is
-    // `on` by default): made by the node, its account sealed in the node's database, listed for
-    // bob's client with keys it can use (docs/engine.md, "Encrypted rooms: plan").
-    let account = bridge.node.store().olm_account(&ghost).await.unwrap().expect("the ghost has a device");
-    assert!(account.device_published);
-    let query = bob
-        .call(
-            reqwest::Method::POST,
-            "/_matrix/client/v3/keys/query",
-            Some(json!({"device_keys": {ghost.as_str(): []}})),
-        )
-        .await
-        .unwrap();
-    assert!(query["device_keys"][ghost.as_str()][account.device_id.as_str()]["keys"].is_object(), "{query}");
-    assert!(query["self_signing_keys"][ghost.as_str()].is_object(), "cross-signed: {query}");
     bridge.node.shutdown().await.unwrap();
 }

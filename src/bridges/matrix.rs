@@ -89,6 +89,7 @@ pub fn check_registration_file(matrix: &MatrixConfig, data_dir: &Path) -> Result
 }
 
 pub mod olm_store;
+pub mod outbound_store;
 
 /// The network id of the Matrix connector in the engine's tables.
 pub const MATRIX_NETWORK: &str = "matrix";
@@ -170,7 +171,8 @@ impl MatrixBridge {
         let network = NetworkId::new(MATRIX_NETWORK).map_err(|e| MatrixError::Config(e.to_string()))?;
         let connector = Arc::new(
             MatrixConnector::new(network, client.clone(), registration.ghosts().clone())
-                .with_max_media_bytes(matrix.max_media_bytes),
+                .with_max_media_bytes(matrix.max_media_bytes)
+                .requiring_encryption(matrix.encryption == dm3_bridge_matrix::Encryption::Require),
         );
         Ok(Self {
             policy: matrix.user_policy()?,
@@ -218,7 +220,7 @@ impl MatrixBridge {
     }
 
     /// Gives the connector ghost devices whose Olm accounts live sealed in the node's database
-    /// ([`olm_store`]), and starts the task that keeps them supplied with one-time keys; the
+    /// ([`olm_store`]) with their outbound Megolm sessions, and starts the task that keeps them supplied with one-time keys; the
     /// routes open the to-device messages sent to them.
     fn ghost_devices(&self, node: &NodeServices<'_>) -> ((Arc<GhostDevices>, KeySupply), JoinHandle<()>) {
         let store = olm_store::SealedOlmStore::new(
@@ -226,7 +228,10 @@ impl MatrixBridge {
             node.vault.master_key().clone(),
             Leases::new(node.store.clone()),
         );
-        let devices = Arc::new(GhostDevices::new(self.client.clone(), Arc::new(store)));
+        let store = Arc::new(store);
+        let devices = Arc::new(GhostDevices::new(self.client.clone(), store.clone()));
+        // The same store keeps the outbound Megolm sessions ([`outbound_store`]).
+        devices.set_outbound(store);
         self.connector.set_devices(devices.clone());
         self.connector.set_decrypting(Decrypting {
             commands: self.commands.clone(),

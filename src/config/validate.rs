@@ -465,7 +465,6 @@ mod matrix_section {
                 "matrix.allow[1]",
                 "matrix.reachable[1]",
                 "matrix.max_media_bytes",
-                "matrix.encryption",
                 "matrix.command_prefix",
                 "matrix.undecryptable_after_secs",
                 "matrix.ping_timeout_secs",

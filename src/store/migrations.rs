@@ -39,6 +39,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (19, "self_custody", include_str!("../../migrations/sqlite/0019_self_custody.sql")),
     (20, "olm_accounts", include_str!("../../migrations/sqlite/0020_olm_accounts.sql")),
     (21, "megolm_senders", include_str!("../../migrations/sqlite/0021_megolm_senders.sql")),
+    (22, "megolm_outbound", include_str!("../../migrations/sqlite/0022_megolm_outbound.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -69,6 +70,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (19, "self_custody", include_str!("../../migrations/postgres/0019_self_custody.sql")),
     (20, "olm_accounts", include_str!("../../migrations/postgres/0020_olm_accounts.sql")),
     (21, "megolm_senders", include_str!("../../migrations/postgres/0021_megolm_senders.sql")),
+    (22, "megolm_outbound", include_str!("../../migrations/postgres/0022_megolm_outbound.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

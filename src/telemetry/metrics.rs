@@ -99,6 +99,10 @@ pub const MATRIX_OLM_ACCOUNT_SAVES: &str = "dm3_matrix_olm_account_saves_total";
 /// Attempts to open a network user's end-to-end encrypted message, by `network` and `outcome`
 /// (decrypted, missing_key, gave_up, refused, failed).
 pub const NETWORK_DECRYPTIONS: &str = "dm3_network_decryptions_total";
+/// Outbound Megolm sessions ghosts made (a room's first encrypted send, and each rotation).
+pub const MATRIX_MEGOLM_SESSIONS: &str = "dm3_matrix_megolm_sessions_total";
+/// Room keys ghosts shared over Olm, one per receiving device.
+pub const MATRIX_ROOM_KEYS_SHARED: &str = "dm3_matrix_room_keys_shared_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -195,6 +199,14 @@ fn describe() {
     metrics::describe_counter!(
         MATRIX_OLM_ACCOUNT_SAVES,
         "Saves of Matrix ghost devices' Olm accounts, by outcome (written, conflict, failed)"
+    );
+    metrics::describe_counter!(
+        MATRIX_MEGOLM_SESSIONS,
+        "Outbound Megolm sessions Matrix ghosts made (first encrypted send in a room, rotations)"
+    );
+    metrics::describe_counter!(
+        MATRIX_ROOM_KEYS_SHARED,
+        "Room keys Matrix ghosts shared over Olm, per device"
     );
     metrics::describe_gauge!(
         ENGINE_OLDEST_PENDING,

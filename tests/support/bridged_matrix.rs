@@ -69,8 +69,13 @@ pub struct Bridged {
 }
 
 pub async fn bridged(database: Option<DatabaseUrl>) -> Bridged {
+    bridged_with(database, |_| {}).await
+}
+
+/// [`bridged`] with `adjust` applied to the node's config last.
+pub async fn bridged_with(database: Option<DatabaseUrl>, adjust: impl FnOnce(&mut Config)) -> Bridged {
     let world = Dm3World::start(None).await;
-    let (bridge, synapse) = start_bridge(&world, database).await;
+    let (bridge, synapse) = start_bridge_with(&world, database, adjust).await;
     world.point_parent_at(&bridge).await;
     let bob = synapse.register_user("bob").await.unwrap();
     let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");

@@ -26,6 +26,8 @@ pub struct ProcessBridged {
     /// The bridge's database, opened beside it by the test to read its queues.
     pub store: Store,
     pub bob: MatrixUser,
+    /// bob's password, for a client of his own (matrix-sdk) beside `bob`.
+    pub bob_password: String,
     pub room: String,
     pub ghost: String,
     pub bob_name: String,
@@ -57,7 +59,8 @@ impl ProcessBridged {
         let store = Store::open(&database, &StoreOptions::default()).await.unwrap();
 
         // bob opens a DM with alice's ghost; the bridge gives him a DM3 name.
-        let bob = synapse.register_user("bob").await.unwrap();
+        let bob_password = synapse.register_account("bob").await.unwrap();
+        let bob = synapse.log_in("bob", &bob_password).await.unwrap();
         let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
         let room = bob
             .create_room(json!({"is_direct": true, "invite": [ghost], "preset": "trusted_private_chat"}))
@@ -70,7 +73,7 @@ impl ProcessBridged {
         let bob_name = identity_name(&bridge, &bob.user_id).await;
         let route = world.alice.route(&world.directory(), &bob_name).await;
         settled(&store, || format!("{}\n{}", bridge.log_tail(40), synapse.appservice_log())).await;
-        ProcessBridged { world, bridge, synapse, store, bob, room, ghost, bob_name, route }
+        ProcessBridged { world, bridge, synapse, store, bob, bob_password, room, ghost, bob_name, route }
     }
 
     /// Waits until both streams arrived whole and the bridge settled, then checks each end:

@@ -46,10 +46,20 @@ impl MatrixConnector {
         match self.client().room_encryption(ghost, room).await.map_err(classify)? {
             RoomEncryption::Unencrypted => Ok(()),
             RoomEncryption::Encrypted { algorithm } => {
-                tracing::warn!(%room, %algorithm, "a cleartext send into an encrypted room was refused");
-                self.take_part_encrypted(ghost).await;
-                Err(Unsupported::CiphertextOnly(ENCRYPTION_NOT_BRIDGED.to_owned()).into())
+                Err(self.refuse_cleartext(ghost, room, &algorithm).await)
             }
         }
+    }
+
+    /// The refusal of a cleartext send into `room`, encrypted with `algorithm`.
+    pub(crate) async fn refuse_cleartext(
+        &self,
+        ghost: &UserId,
+        room: &RoomId,
+        algorithm: &str,
+    ) -> ConnectorError {
+        tracing::warn!(%room, %algorithm, "a cleartext send into an encrypted room was refused");
+        self.take_part_encrypted(ghost).await;
+        Unsupported::CiphertextOnly(ENCRYPTION_NOT_BRIDGED.to_owned()).into()
     }
 }

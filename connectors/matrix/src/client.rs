@@ -54,11 +54,13 @@ use ruma::{
 };
 use url::Url;
 
+mod e2e;
 mod key_request;
 mod keys;
 mod media;
 mod resend;
 
+pub use e2e::{AsDevice, ClaimedKeys, DeviceKeysByUser};
 pub use keys::{GHOST_DEVICE_NAME, KeysUpload};
 pub use media::Downloaded;
 pub use resend::{Attempt, TXN_KEY};
@@ -265,8 +267,14 @@ impl Client {
         }
     }
 
-    /// Creates a private direct-message room as `creator` (a ghost) and invites `invitee`.
-    pub async fn create_dm(&self, creator: &UserId, invitee: &UserId) -> Result<OwnedRoomId, ClientError> {
+    /// Creates a private direct-message room as `creator` (a ghost) and invites `invitee`;
+    /// end-to-end encrypted (Megolm) from its first event if `encrypted`.
+    pub async fn create_dm(
+        &self,
+        creator: &UserId,
+        invitee: &UserId,
+        encrypted: bool,
+    ) -> Result<OwnedRoomId, ClientError> {
         let mut request = create_room::v3::Request::new();
         request.is_direct = true;
         request.invite = vec![invitee.to_owned()];
@@ -276,8 +284,15 @@ impl Client {
         let history = serde_json::json!({
             "type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "invited"}
         });
-        request.initial_state =
-            vec![Raw::new(&history).map_err(|e| ClientError::Request(e.to_string()))?.cast_unchecked()];
+        let encryption = serde_json::json!({
+            "type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}
+        });
+        let initial_state = if encrypted { vec![history, encryption] } else { vec![history] };
+        request.initial_state = initial_state
+            .iter()
+            .map(|event| Raw::new(event).map(Raw::cast_unchecked))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ClientError::Request(e.to_string()))?;
         self.call(request, Some(creator)).await.map(|r| r.room_id)
     }
 

@@ -87,8 +87,8 @@ pub struct MatrixConfig {
 /// `[matrix] encryption`: whether the bridge takes part in end-to-end encrypted rooms (issue 17).
 ///
 /// Whatever the setting, nothing bridged is ever posted in the clear into an encrypted room
-/// ([`crate::cleartext`]). Until the bridge speaks Megolm the settings differ only in what the
-/// registration asks of the homeserver, which is what [`Encryption::today`] says in `check`.
+/// ([`crate::cleartext`]); with `on` a ghost sends there encrypted ([`crate::sending`]).
+/// [`Encryption::today`] says in `check` what each setting does in this version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encryption {
@@ -99,8 +99,8 @@ pub enum Encryption {
     /// registration asks for the extensions ghost devices need (MSC3202, MSC4190).
     #[default]
     On,
-    /// Only encrypted rooms: a room in the clear is refused. Refused in the config until the
-    /// bridge speaks Megolm, since it would then bridge nothing a stock DM3 client sends.
+    /// Only encrypted rooms: portals are created encrypted, a room in the clear is refused.
+    /// Asks for the same extensions as `On`.
     Require,
 }
 
@@ -117,13 +117,15 @@ impl Encryption {
                 "off: a ghost refuses encrypted rooms, and a DM switched to encrypted carries nothing in \
                  the clear (a DM3 client's own ciphertext only)"
             }
-            Encryption::Require => "require: not available until the bridge speaks Megolm (see its problem)",
+            Encryption::Require => {
+                "require: as on, and portals the bridge opens are encrypted from their first event; a room in \
+                 the clear is refused (a stock DM3 user's messages reach Matrix users only in encrypted rooms)"
+            }
             Encryption::On => {
                 "on: the registration asks the homeserver for the encryption extensions (MSC3202, MSC4190, \
-                 to-device events); ghosts get cross-signed devices, accept encrypted DMs and keep the room keys \
-                 members share with them, and Matrix users' encrypted messages are decrypted and bridged to DM3; \
-                 the bridge does not send Megolm yet, so nothing is ever posted in the clear into an encrypted room \
-                 (a DM3 user's message to one is refused)"
+                 to-device events); ghosts get cross-signed devices and accept encrypted DMs; Matrix users' \
+                 encrypted messages are decrypted and bridged to DM3, and the ghosts send theirs there \
+                 encrypted (Megolm), never in the clear"
             }
         }
     }
@@ -304,15 +306,6 @@ fn problems(matrix: &MatrixConfig) -> Vec<ConfigProblem> {
             format!("{} is out of range; expected 1 to {MAX_MEDIA_BYTES}", matrix.max_media_bytes),
         );
     }
-    if matrix.encryption == Encryption::Require {
-        problem(
-            "encryption",
-            "\"require\" is not available yet: the bridge does not speak Megolm, so it would refuse every \
-             room in the clear and could deliver into encrypted ones only what a DM3 client encrypted itself; \
-             use \"on\" (nothing is ever posted in the clear into an encrypted room)"
-                .to_owned(),
-        );
-    }
     if let Err(e) = matrix.command_prefix() {
         problem("command_prefix", e.to_string());
     }
@@ -369,14 +362,14 @@ mod tests {
     }
 
     #[test]
-    fn encryption_is_on_by_default_and_require_is_refused_until_megolm() {
+    fn encryption_is_on_by_default_and_require_is_accepted() {
         assert_eq!(MatrixConfig::default().encryption, Encryption::On);
         let parsed: MatrixConfig = serde_json::from_value(serde_json::json!({"encryption": "off"})).unwrap();
         assert_eq!(parsed.encryption, Encryption::Off);
         assert!(serde_json::from_value::<MatrixConfig>(serde_json::json!({"encryption": "maybe"})).is_err());
         let require = MatrixConfig { encryption: Encryption::Require, ..MatrixConfig::default() };
-        let problem = require.problems().into_iter().find(|p| p.key == "encryption").unwrap();
-        assert!(problem.message.contains("not available yet"), "{}", problem.message);
+        assert!(require.problems().iter().all(|p| p.key != "encryption"));
+        assert!(Encryption::Require.asks_for_extensions());
         assert!(Encryption::On.asks_for_extensions() && !Encryption::Off.asks_for_extensions());
     }
 }

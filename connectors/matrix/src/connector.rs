@@ -12,8 +12,9 @@
 //! conversion in [`crate::media`]), portals
 //! ([`crate::portal`]) and native content (bridge payloads, [`crate::native`]) are all supported
 //! by Matrix, so every capability trait is implemented.
-//! Nothing goes into a room in the clear once it is encrypted: every send of bridged content
-//! passes the gate of [`crate::cleartext`] first, which asks the homeserver.
+//! Nothing goes into a room in the clear once it is encrypted: every send asks the homeserver
+//! first ([`crate::sending`]) and, in an encrypted room, is encrypted with the ghost's device
+//! or refused by the gate of [`crate::cleartext`].
 //!
 //! [`Connector::start`] pings the homeserver through the bridge, the check that catches the
 //! common misconfiguration where the homeserver cannot reach the bridge's URL (a top support topic
@@ -29,7 +30,8 @@ use dm3_bridge_connector::{
     NativeHandling, NetworkId, NetworkMessageId, Outbound, PortalHandling, Reaction, ReactionHandling,
     ReadReceipt, ReceiptHandling, Text, Unsupported,
 };
-use ruma::events::relation::{InReplyTo, Reply};
+use ruma::events::reaction::ReactionEventContent;
+use ruma::events::relation::{Annotation, InReplyTo, Reply};
 use ruma::events::room::message::{Relation, ReplacementMetadata, RoomMessageEventContent};
 use ruma::events::room::{EncryptedFile, MediaSource};
 use ruma::{
@@ -37,11 +39,15 @@ use ruma::{
 };
 use url::Url;
 
-use crate::client::{Attempt, Client, ClientError};
+use crate::client::{Client, ClientError};
 use crate::crypto::GhostDevices;
 use crate::ghost::GhostNamespace;
 use crate::media::{media_message, mxc_uri, sealed_file_of};
 use crate::media_cipher;
+use crate::outgoing::{Route, Target, content_object};
+
+/// The event type of messages, notices, media, replies and edits.
+const MESSAGE: &str = "m.room.message";
 
 /// The largest file unless configured otherwise: Synapse's default `max_upload_size`, and a
 /// bound on what the engine holds in memory for one file.
@@ -60,6 +66,8 @@ pub struct MatrixConnector {
     devices: OnceLock<Arc<GhostDevices>>,
     /// Set when encrypted events are opened ([`crate::encrypted_inbound`]).
     pub(crate) decrypting: OnceLock<crate::decrypting::Decrypting>,
+    /// `[matrix] encryption = "require"`: portals created encrypted, rooms in the clear refused.
+    require_encryption: bool,
 }
 
 impl MatrixConnector {
@@ -74,7 +82,20 @@ impl MatrixConnector {
             media_bytes: AtomicU64::new(DEFAULT_MAX_MEDIA_BYTES),
             devices: OnceLock::new(),
             decrypting: OnceLock::new(),
+            require_encryption: false,
         }
+    }
+
+    /// Creates portals encrypted and refuses rooms in the clear if `require`
+    /// (`[matrix] encryption = "require"`, [`crate::sending`]).
+    pub fn requiring_encryption(mut self, require: bool) -> Self {
+        self.require_encryption = require;
+        self
+    }
+
+    /// Whether only encrypted rooms are carried.
+    pub fn requires_encryption(&self) -> bool {
+        self.require_encryption
     }
 
     /// Gives a ghost that takes part in an encrypted room a device, through `devices`.
@@ -234,15 +255,26 @@ impl Connector for MatrixConnector {
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(message)?;
-            if !matches!(message.payload.content, Content::Notice(_)) {
-                self.cleartext_allowed(&ghost, &room).await?;
-            }
+            let route = match self.route(&ghost, &room).await {
+                // The bridge's own notices hold no bridged content: in the clear where the
+                // connector cannot encrypt.
+                Err(ConnectorError::Unsupported(_))
+                    if matches!(message.payload.content, Content::Notice(_)) =>
+                {
+                    Route::Clear
+                }
+                route => route?,
+            };
             let mut content = match &message.payload.content {
                 Content::Text(text) => text_content(text, false),
                 Content::Notice(text) => text_content(text, true),
+                // A retry uploads again (an orphan file at worst); the send below is the
+                // idempotent step, so the room still shows the message once.
+                Content::Attachment { attachment, caption } if route.is_encrypted() => {
+                    let file = self.stored_sealed(attachment, &ghost).await?;
+                    media_message(attachment, caption.as_ref(), MediaSource::Encrypted(Box::new(file)))
+                }
                 Content::Attachment { attachment, caption } => {
-                    // A retry uploads again (an orphan file at worst); the send below is the
-                    // idempotent step, so the room still shows the message once.
                     let uri = self.stored(attachment, Some(&ghost)).await?;
                     media_message(attachment, caption.as_ref(), MediaSource::Plain(uri))
                 }
@@ -250,11 +282,8 @@ impl Connector for MatrixConnector {
             if let Some(target) = &message.payload.reply_to {
                 content.relates_to = Some(Relation::Reply(Reply::new(InReplyTo::new(event_id(target)?))));
             }
-            let id = self
-                .client
-                .send_message(&ghost, &room, &txn, message.timestamp_ms, &content, Attempt::of(message.retry))
-                .await
-                .map_err(classify)?;
+            let content = content_object(&content)?;
+            let id = self.post(&route, Target::of(&ghost, &room, &txn, message), MESSAGE, &content).await?;
             network_id(&id)
         })
     }
@@ -299,15 +328,12 @@ impl EditHandling for MatrixConnector {
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(edit)?;
-            self.cleartext_allowed(&ghost, &room).await?;
+            let route = self.route(&ghost, &room).await?;
             let target = event_id(&edit.payload.target)?;
             let content = text_content(&edit.payload.text, false)
                 .make_replacement(ReplacementMetadata::new(target, None));
-            let id = self
-                .client
-                .send_message(&ghost, &room, &txn, edit.timestamp_ms, &content, Attempt::of(edit.retry))
-                .await
-                .map_err(classify)?;
+            let content = content_object(&content)?;
+            let id = self.post(&route, Target::of(&ghost, &room, &txn, edit), MESSAGE, &content).await?;
             network_id(&id)
         })
     }
@@ -320,21 +346,14 @@ impl ReactionHandling for MatrixConnector {
     ) -> BoxFuture<'a, Result<NetworkMessageId, ConnectorError>> {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(reaction)?;
-            self.cleartext_allowed(&ghost, &room).await?;
+            let route = self.route(&ghost, &room).await?;
             let target = event_id(&reaction.payload.target)?;
-            let id = self
-                .client
-                .send_reaction(
-                    &ghost,
-                    &room,
-                    &txn,
-                    reaction.timestamp_ms,
-                    &target,
-                    reaction.payload.key.as_str(),
-                    Attempt::of(reaction.retry),
-                )
-                .await
-                .map_err(classify)?;
+            let content = content_object(&ReactionEventContent::new(Annotation::new(
+                target,
+                reaction.payload.key.as_str().to_owned(),
+            )))?;
+            let id =
+                self.post(&route, Target::of(&ghost, &room, &txn, reaction), "m.reaction", &content).await?;
             network_id(&id)
         })
     }

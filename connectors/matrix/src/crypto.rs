@@ -18,6 +18,10 @@
 //! - [`key_request`]: a missing room key asked for again (`m.room_key_request`);
 //! - [`devices`]: devices made and kept supplied, in the order that loses no key;
 //! - [`supply`]: the task that tops devices up as transactions report their counts.
+//! - Sending into encrypted rooms: [`outbound`] (a room's Megolm session, its rotation),
+//!   [`recipients`] (the members' devices that vouch for themselves), [`share`] (a room key
+//!   over Olm), [`outbound_store`] (what the service keeps of them), [`send`] (the steps, in
+//!   the order that never sends what was not saved).
 
 pub mod account;
 pub mod cross_signing;
@@ -27,8 +31,13 @@ pub mod key_counts;
 pub mod key_request;
 pub mod megolm;
 pub mod olm;
+pub mod outbound;
+pub mod outbound_store;
 pub mod pickle;
 pub mod receive;
+pub mod recipients;
+pub mod send;
+pub mod share;
 pub mod signing;
 pub mod store;
 pub mod supply;
@@ -38,8 +47,12 @@ pub use account::{GhostAccount, KeysUpload, SIGNED_CURVE25519};
 pub use device::GhostDevice;
 pub use devices::{DeviceError, GhostDevices};
 pub use key_counts::{DeviceKeyCount, key_counts};
+pub use outbound_store::{
+    OutboundStep, OutboundStore, OutboundWrite, PendingToDevice, SharedWith, StoredOutbound,
+};
 pub use pickle::SecretPickle;
 pub use receive::{DecryptError, OpenedEvent};
+pub use send::SendError;
 pub use store::{
     AccountWrite, IndexClaim, OlmStepWrite, OlmStore, OlmStoreError, RoomKeyWrite, Saved, SessionWrite,
     StoredAccount, StoredRoomKey,

@@ -50,6 +50,7 @@ pub mod inbound;
 pub mod media;
 pub mod media_cipher;
 pub mod native;
+pub mod outgoing;
 pub mod ping;
 pub mod policy;
 pub mod portal;
@@ -58,6 +59,7 @@ pub mod registration;
 pub mod response;
 pub mod room_state;
 pub mod secret;
+pub mod sending;
 pub mod transaction;
 
 pub use appservice::Appservice;

@@ -11,17 +11,18 @@
 //!   the relations of encrypted events; `m.new_content` is inside the client's ciphertext.
 //!
 //! The send is the ghost's, idempotent by the transaction id and stamped with the DM3 time, like
-//! every other send ([`crate::connector`]). An `m.room.message` payload is cleartext and passes
+//! every other send ([`crate::connector`]). An `m.room.message` payload is cleartext: in an
+//! encrypted room it is encrypted with the ghost's device ([`crate::sending`]), or refused by
 //! the gate of [`crate::cleartext`]; an `m.room.encrypted` one is ciphertext and goes into an
-//! encrypted room as well.
+//! encrypted room as it is.
 
 use dm3_bridge_connector::{
     BoxFuture, ConnectorError, NativeHandling, NativeMessage, NetworkMessageId, Outbound,
 };
 use serde_json::{Map, Value, json};
 
-use crate::client::Attempt;
-use crate::connector::{MatrixConnector, classify, event_id, network_id};
+use crate::connector::{MatrixConnector, event_id, network_id};
+use crate::outgoing::{Route, Target};
 
 /// The event types a payload may carry (the allow-list's; checked again so that a connector
 /// never sends a state event or anything else it was not meant to).
@@ -62,23 +63,11 @@ impl NativeHandling for MatrixConnector {
         Box::pin(async move {
             let (ghost, room, txn) = self.parts(native)?;
             let (event_type, content) = event_content(&native.payload)?;
-            // A prepared `m.room.encrypted` is ciphertext already (docs/bridge-payload.md §6).
-            if event_type != ENCRYPTED {
-                self.cleartext_allowed(&ghost, &room).await?;
-            }
-            let id = self
-                .client()
-                .send_raw(
-                    &ghost,
-                    &room,
-                    &txn,
-                    native.timestamp_ms,
-                    event_type,
-                    &content,
-                    Attempt::of(native.retry),
-                )
-                .await
-                .map_err(classify)?;
+            // A prepared `m.room.encrypted` is ciphertext already (docs/bridge-payload.md §6);
+            // cleartext is encrypted with the ghost's device in an encrypted room.
+            let route =
+                if event_type == ENCRYPTED { Route::Clear } else { self.route(&ghost, &room).await? };
+            let id = self.post(&route, Target::of(&ghost, &room, &txn, native), event_type, &content).await?;
             network_id(&id)
         })
     }

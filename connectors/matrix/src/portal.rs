@@ -94,7 +94,7 @@ impl MatrixConnector {
             Err(e) => return Err(classify(e)),
         }
         let facts = self.client().room_facts(ghost, successor).await.map_err(classify)?;
-        match facts.verdict(ghost, user) {
+        match self.as_carried(facts).and_then(|facts| facts.verdict(ghost, user)) {
             Ok(()) => {
                 let successor = ConversationId::new(successor.as_str())
                     .map_err(|e| ConnectorError::Permanent(e.to_string()))?;
@@ -133,12 +133,15 @@ impl PortalHandling for MatrixConnector {
             if !self.client().user_exists(&ghost, &user).await.map_err(classify)? {
                 return Err(ConnectorError::Permanent(format!("{user} does not exist on Matrix")));
             }
-            let room = self.client().create_dm(&ghost, &user).await.map_err(|e| match classify(e) {
-                ConnectorError::Permanent(why) => {
-                    ConnectorError::Permanent(format!("the homeserver refused to invite {user}: {why}"))
-                }
-                other => other,
-            })?;
+            let room =
+                self.client().create_dm(&ghost, &user, self.requires_encryption()).await.map_err(|e| {
+                    match classify(e) {
+                        ConnectorError::Permanent(why) => ConnectorError::Permanent(format!(
+                            "the homeserver refused to invite {user}: {why}"
+                        )),
+                        other => other,
+                    }
+                })?;
             tracing::info!(%room, %ghost, %user, "portal opened");
             ConversationId::new(room.as_str()).map_err(|e| ConnectorError::Permanent(e.to_string()))
         })
@@ -160,13 +163,11 @@ impl PortalHandling for MatrixConnector {
                 self.take_part_encrypted(&ghost).await;
             }
             self.client().join(&ghost, &room).await.map_err(classify)?;
-            let mut facts = self.client().room_facts(&ghost, &room).await.map_err(classify)?;
-            if self.reads_encrypted_rooms() {
-                // Encryption is no reason to decline: the user's messages are read, and nothing
-                // is posted in the clear into the room (the gate, `crate::cleartext`).
-                facts.encryption = None;
+            let facts = self.client().room_facts(&ghost, &room).await.map_err(classify)?;
+            if facts.encryption.is_some() {
+                self.take_part_encrypted(&ghost).await;
             }
-            if let Err(reason) = facts.verdict(&ghost, &requester) {
+            if let Err(reason) = self.as_carried(facts).and_then(|facts| facts.verdict(&ghost, &requester)) {
                 return Err(self.decline(&ghost, &room, "not-direct", &reason).await);
             }
             tracing::info!(%room, %ghost, requester = %request.requester, "portal joined");
@@ -198,7 +199,10 @@ impl PortalHandling for MatrixConnector {
             if facts.encryption.is_some() {
                 self.take_part_encrypted(&ghost).await;
             }
-            Ok(facts.status(&ghost, &user))
+            Ok(match self.as_carried(facts) {
+                Ok(facts) => facts.status(&ghost, &user),
+                Err(reason) => PortalStatus::Suspended { reason },
+            })
         })
     }
 

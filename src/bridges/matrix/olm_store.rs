@@ -36,6 +36,14 @@ impl SealedOlmStore {
     pub fn new(store: Store, master: Arc<MasterKey>, leases: Leases) -> Self {
         Self { store, master, leases }
     }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(super) fn master(&self) -> &MasterKey {
+        &self.master
+    }
 }
 
 /// The purpose label an account is sealed under: its ghost and device.
@@ -44,7 +52,7 @@ fn label(ghost: &UserId, device: &str) -> String {
 }
 
 /// The label of an Olm session: its ghost and session id.
-fn session_label(ghost: &UserId, session_id: &str) -> String {
+pub(super) fn session_label(ghost: &UserId, session_id: &str) -> String {
     format!("olm-session:{ghost}:{session_id}")
 }
 
@@ -55,7 +63,7 @@ fn room_key_label(ghost: &UserId, room_id: &str, session_id: &str) -> String {
 
 impl SealedOlmStore {
     /// The row save of an account write: sealed, its version as the database holds it.
-    fn account_save(&self, write: &AccountWrite<'_>) -> Result<OlmAccountSave, OlmStoreError> {
+    pub(super) fn account_save(&self, write: &AccountWrite<'_>) -> Result<OlmAccountSave, OlmStoreError> {
         let sealed = self
             .master
             .seal(&label(write.ghost, write.device.as_str()), write.pickle.expose())
@@ -72,7 +80,7 @@ impl SealedOlmStore {
 }
 
 /// Counts a save by its outcome ([`MATRIX_OLM_ACCOUNT_SAVES`]).
-fn count_save<T>(saved: &Result<Option<T>, crate::store::StoreError>) {
+pub(super) fn count_save<T>(saved: &Result<Option<T>, crate::store::StoreError>) {
     let outcome = match saved {
         Ok(Some(_)) => "written",
         Ok(None) => "conflict",
@@ -81,7 +89,7 @@ fn count_save<T>(saved: &Result<Option<T>, crate::store::StoreError>) {
     metrics::counter!(MATRIX_OLM_ACCOUNT_SAVES, "outcome" => outcome).increment(1);
 }
 
-fn failed(e: impl std::fmt::Display) -> OlmStoreError {
+pub(super) fn failed(e: impl std::fmt::Display) -> OlmStoreError {
     OlmStoreError(e.to_string())
 }
 

@@ -26,6 +26,11 @@ impl GhostDevice {
         format!("ed25519:{}", self.device)
     }
 
+    /// The ghost and device a call is made as (`?user_id=…&device_id=…`).
+    pub fn as_device(&self) -> crate::client::AsDevice<'_> {
+        (&self.user, &self.device)
+    }
+
     /// The key id of the device's Curve25519 identity key.
     pub fn curve25519_key_id(&self) -> String {
         format!("curve25519:{}", self.device)

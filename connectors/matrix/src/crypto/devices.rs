@@ -17,19 +17,20 @@
 //! private half is not durable, which is the one loss that cannot be repaired (a message
 //! encrypted to it could never be read).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ruma::{OwnedDeviceId, UserId};
 
 use super::account::{AccountError, GhostAccount, SIGNED_CURVE25519};
 use super::device::{GhostDevice, new_device_id};
 use super::key_counts::DeviceKeyCount;
+use super::outbound_store::OutboundStore;
 use super::signing::SigningError;
 use super::store::{AccountWrite, OlmStore, OlmStoreError, Saved, StoredAccount};
 use crate::client::{Client, ClientError};
 
 /// How often a step that found another process's write starts again from the read.
-const ATTEMPTS: usize = 3;
+pub(super) const ATTEMPTS: usize = 3;
 
 /// Why a ghost's device could not be made or supplied.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,8 @@ impl DeviceError {
 pub struct GhostDevices {
     client: Arc<Client>,
     store: Arc<dyn OlmStore>,
+    /// Where outbound Megolm sessions live, once set ([`super::send`]).
+    pub(super) outbound: OnceLock<Arc<dyn OutboundStore>>,
 }
 
 impl std::fmt::Debug for GhostDevices {
@@ -89,7 +92,7 @@ pub(super) struct Loaded {
 
 impl GhostDevices {
     pub fn new(client: Arc<Client>, store: Arc<dyn OlmStore>) -> Self {
-        Self { client, store }
+        Self { client, store, outbound: OnceLock::new() }
     }
 
     pub(super) fn store(&self) -> &Arc<dyn OlmStore> {
