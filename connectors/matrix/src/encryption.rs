@@ -1,9 +1,10 @@
 //! Whether a room is end-to-end encrypted, as a typed outcome, and the words users are shown.
 //!
-//! The bridge does not speak Megolm yet, so in an encrypted room it would see only ciphertext,
-//! and its ghosts' plaintext would appear unencrypted in a room whose members believe every
-//! message encrypted. That must never happen (issue 17), whatever `[matrix] encryption` says:
-//! the room is refused in plain words instead. Three places keep to it:
+//! With `[matrix] encryption = "on"` the ghosts speak Megolm (`crate::crypto`); with `off`, or
+//! in a room whose algorithm is not Megolm, they cannot, and their plaintext would appear
+//! unencrypted in a room whose members believe every message encrypted. That must never happen
+//! (issue 17), whatever the setting: the room is refused in plain words instead. Three places
+//! keep to it:
 //! - a portal is joined only if its room is unencrypted ([`crate::room_state`]);
 //! - `m.room.encryption` in a transaction is a conversation change ([`crate::batch`]), on which
 //!   the engine suspends the portal;
@@ -14,8 +15,9 @@ use serde_json::{Map, Value};
 
 /// The reason given to users for an encrypted room: the room's members read it in a notice,
 /// a DM3 sender in the report on their message.
-pub const ENCRYPTION_NOT_BRIDGED: &str = "this room is end-to-end encrypted, and the DM3 bridge cannot deliver \
-                                          messages into encrypted rooms yet";
+pub const ENCRYPTION_NOT_BRIDGED: &str = "this room is end-to-end encrypted in a way this DM3 bridge does not \
+                                          write (its operator turned encryption off, or the room's algorithm \
+                                          is not Megolm)";
 
 /// The reason given to a Matrix user for an encrypted message when `[matrix] encryption` is
 /// `off`.
