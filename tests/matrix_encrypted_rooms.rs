@@ -178,7 +178,7 @@ async fn switched_to_encrypted(database: Option<DatabaseUrl>) {
         assert!(
             text.contains("could not deliver")
                 && text.contains("end-to-end encrypted")
-                && text.contains("yet"),
+                && text.contains("does not write"),
             "{text}"
         );
     }
