@@ -198,7 +198,10 @@ async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized
         if !messages.is_empty()
             && let Err(e) = devices.receive(messages).await
         {
-            tracing::error!(txn_id, error = %e, "to-device messages not kept; the homeserver will retry");
+            // Synapse sends the transaction again without its to-device messages (it keeps them
+            // in memory only): the room keys they carried are lost (docs/engine.md,
+            // "Encrypted rooms: plan", the flaw found on the way).
+            tracing::error!(txn_id, error = %e, "to-device messages not kept; the room keys they carried are lost");
             return Err(MatrixError::internal("the to-device messages could not be kept; retry later"));
         }
     }
