@@ -10,6 +10,7 @@
 use sqlx::Row as _;
 
 use super::olm_accounts::save_account_on;
+use super::olm_sessions::save_olm_sessions_on;
 use super::{OlmAccountSave, OlmSessionSave, Store, StoreError, on_pool, write_on};
 
 /// A room's outbound session, still sealed.
@@ -110,9 +111,6 @@ impl Store {
              (user_id, room_id, session_id, sealed, created_at, messages, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (user_id, room_id) DO UPDATE SET session_id = excluded.session_id, sealed = excluded.sealed, \
              created_at = excluded.created_at, messages = excluded.messages, updated_at = excluded.updated_at";
-        const OLM: &str = "INSERT INTO matrix_olm_sessions (user_id, sender_key, session_id, sealed, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, sender_key, session_id) \
-             DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
         const SHARED: &str = "INSERT INTO matrix_megolm_shared \
              (user_id, room_id, session_id, target_user, target_device, target_key) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (user_id, room_id, session_id, target_user, target_device) DO UPDATE SET target_key = excluded.target_key";
@@ -135,16 +133,7 @@ impl Store {
                 .bind(step.now_ms)
                 .execute(&mut *c)
                 .await?;
-            for session in &step.olm_sessions {
-                sqlx::query(OLM)
-                    .bind(session.user_id.as_str())
-                    .bind(session.sender_key.as_str())
-                    .bind(session.session_id.as_str())
-                    .bind(session.sealed.as_slice())
-                    .bind(step.now_ms)
-                    .execute(&mut *c)
-                    .await?;
-            }
+            save_olm_sessions_on!(&mut *c, &step.olm_sessions, step.now_ms);
             for (user, device, key) in &step.shared {
                 sqlx::query(SHARED)
                     .bind(user_id)

@@ -64,6 +64,29 @@ pub struct OlmStep {
     pub now_ms: i64,
 }
 
+/// Upserts Olm sessions: one statement per session on connection `$c`, for the
+/// transactions that keep a session with what it carried (a room key received, a room key
+/// shared). A macro for the same reason as `save_account_on!`: the two backends' connections
+/// are different types.
+macro_rules! save_olm_sessions_on {
+    ($c:expr, $sessions:expr, $now_ms:expr) => {{
+        const SESSION: &str = "INSERT INTO matrix_olm_sessions (user_id, sender_key, session_id, sealed, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, sender_key, session_id) \
+             DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
+        for session in $sessions {
+            sqlx::query(SESSION)
+                .bind(session.user_id.as_str())
+                .bind(session.sender_key.as_str())
+                .bind(session.session_id.as_str())
+                .bind(session.sealed.as_slice())
+                .bind($now_ms)
+                .execute($c)
+                .await?;
+        }
+    }};
+}
+pub(super) use save_olm_sessions_on;
+
 impl Store {
     /// `user_id`'s Olm sessions with the device whose Curve25519 key is `sender_key`, the most
     /// recently used first.
@@ -105,9 +128,6 @@ impl Store {
     /// Writes `step` in one transaction: `false` (and nothing written) if its account save
     /// found the row at another version.
     pub async fn save_olm_step(&self, step: OlmStep) -> Result<bool, StoreError> {
-        const SESSION: &str = "INSERT INTO matrix_olm_sessions (user_id, sender_key, session_id, sealed, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, sender_key, session_id) \
-             DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
         // The first key kept for a session stays; one kept before its sender was recorded
         // (migration 0021) is replaced by the same key received again.
         const ROOM_KEY: &str = "INSERT INTO matrix_megolm_inbound \
@@ -122,16 +142,7 @@ impl Store {
             {
                 return Ok(false);
             }
-            for session in &step.sessions {
-                sqlx::query(SESSION)
-                    .bind(session.user_id.as_str())
-                    .bind(session.sender_key.as_str())
-                    .bind(session.session_id.as_str())
-                    .bind(session.sealed.as_slice())
-                    .bind(step.now_ms)
-                    .execute(&mut *c)
-                    .await?;
-            }
+            save_olm_sessions_on!(&mut *c, &step.sessions, step.now_ms);
             for key in &step.room_keys {
                 sqlx::query(ROOM_KEY)
                     .bind(key.user_id.as_str())
