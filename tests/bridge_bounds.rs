@@ -75,16 +75,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 impl TgBridged {
     /// `dm3_engine_queue_depth{queue="inbox",state}` as the bridge's `/metrics` says now.
     async fn inbox_depth(&self, state: JobState) -> Option<u64> {
-        let response = self
-            .bridge
-            .client
-            .get(self.bridge.url("/metrics"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let text = response.text().await.unwrap();
+        let text = self.bridge.metrics(ADMIN_TOKEN).await;
         let series = format!(r#"dm3_engine_queue_depth{{queue="inbox",state="{}"}} "#, state.as_str());
         text.lines()
             .find_map(|line| line.strip_prefix(&series))

@@ -156,15 +156,7 @@ impl Encrypted {
 
     /// The value of `series` on the bridge's `/metrics`, 0 if absent.
     async fn metric(&self, series: &str) -> f64 {
-        let response = self
-            .bridge
-            .client
-            .get(self.bridge.url("/metrics"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let text = response.text().await.unwrap();
+        let text = self.bridge.metrics(ADMIN_TOKEN).await;
         text.lines().find_map(|line| line.strip_prefix(series)).map_or(0.0, |v| v.trim().parse().unwrap())
     }
 

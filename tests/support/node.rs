@@ -44,6 +44,13 @@ impl TestNode {
         format!("{}{path}", self.base)
     }
 
+    /// The node's `/metrics` text now, read with the admin token `token`.
+    pub async fn metrics(&self, token: &str) -> String {
+        let response = self.client.get(self.url("/metrics")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// The node's X25519 public key (`publicEncryptionKey` of its DS profile), base64.
     pub fn encryption_public_key(&self) -> String {
         STANDARD.encode(self.node.node_keys().encryption_public_key().as_bytes())
