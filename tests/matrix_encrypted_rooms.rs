@@ -4,7 +4,8 @@
 //! With `[matrix] encryption = "on"` (the default) bob switches on encryption in his DM with
 //! alice's ghost, and alice goes on writing: the portal stays live, her words arrive as
 //! `m.room.encrypted` from the ghost's own cross-signed device, and Synapse's database never
-//! holds them (bob's client decrypting them: tests/matrix_megolm_send.rs).
+//! holds them (bob's client decrypting them: tests/matrix_megolm_send.rs). A message her client
+//! encrypted for the room itself (a bridge payload) is forwarded as given, not encrypted twice.
 //!
 //! With `"off"`, bob switches on encryption, and alice goes on writing:
 //! - at once, before the bridge may have handled the change: what the relay accepted is refused
@@ -142,6 +143,25 @@ async fn switched_and_carried(database: Option<DatabaseUrl>) {
     for secret in SECRETS {
         assert!(stored.iter().all(|json| !json.contains(secret)), "{secret} in Synapse's event_json");
     }
+
+    // In a room the bridge itself encrypts, alice's own ciphertext (a bridge payload,
+    // docs/bridge-payload.md §6) is forwarded as given, not encrypted a second time.
+    let prepared = bridge_payload::attachment(&BridgePayload::Matrix(MatrixEvent {
+        event_type: "m.room.encrypted".into(),
+        content: ciphertext().as_object().unwrap().clone(),
+        encrypted: true,
+    }))
+    .unwrap();
+    alice
+        .send(&directory, alice.builder(&bob_name).text("fallback: never in the clear", Some(vec![prepared])))
+        .await;
+    let forwarded = wait_for_event(&synapse, &bob, &room, |e| {
+        e["sender"] == ghost && e["type"] == "m.room.encrypted" && e["content"]["device_id"] == "DM3CLIENT"
+    })
+    .await;
+    assert_eq!(forwarded["content"], ciphertext());
+    let stored = synapse.stored_events(&room).await.unwrap();
+    assert!(stored.iter().all(|json| !json.contains("fallback: never in the clear")), "the fallback stored");
     bridge.node.shutdown().await.unwrap();
 }
 
