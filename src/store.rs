@@ -40,6 +40,8 @@ pub mod identities;
 pub mod ids;
 pub mod jobs;
 pub mod leases;
+pub mod device_lists;
+pub mod megolm_indices;
 pub mod megolm_outbound;
 pub mod message_map;
 mod migrations;
@@ -78,11 +80,13 @@ pub use jobs::{
     BatchKey, CappedInsert, ClaimedJob, Completed, JobChange, JobCount, JobFilter, JobId, JobRecord,
     JobState, Lease, MAX_JOBS_PAGE, NewJob, NewJobs, QueueName, StateFilter,
 };
+pub use device_lists::{DEVICE_LIST_MAX_AGE_MS, DeviceListSave, DeviceRow};
+pub use megolm_indices::{MEGOLM_INDICES_KEPT_PER_KEY, MegolmIndex};
 pub use megolm_outbound::{MegolmOutboundRow, MegolmOutboundSave, MegolmStep};
 pub use message_map::{MappedMessage, NewMapping};
 pub use olm_accounts::{OlmAccountRow, OlmAccountSave};
 pub use olm_sessions::{
-    MegolmInboundRow, MegolmInboundSave, MegolmIndex, OlmSessionRow, OlmSessionSave, OlmStep,
+    MegolmInboundRow, MegolmInboundSave, OlmSessionRow, OlmSessionSave, OlmStep,
 };
 pub use portals::{Consent, NewPortal, Portal, PortalActivity, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
