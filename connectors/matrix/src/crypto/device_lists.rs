@@ -16,33 +16,22 @@
 //!    instead of being overwritten by the older answer.
 //!
 //! Without a [`DeviceListStore`] (a node that keeps none), every call asks the homeserver.
+//! What the store keeps, and why a generation: [`super::device_list_store`].
 
 use std::sync::Arc;
 
-use dm3_bridge_connector::BoxFuture;
-use ruma::{OwnedDeviceId, OwnedUserId, UserId};
+use ruma::{OwnedUserId, UserId};
 use serde_json::{Map, Value};
 use vodozemac::{Curve25519PublicKey, Ed25519PublicKey};
 
 use super::device::GhostDevice;
+use super::device_list_store::{DeviceListStore, DeviceListWrite, KnownDevice};
 use super::device_list_updates::DeviceListUpdates;
 use super::devices::{DeviceError, GhostDevices};
 use super::recipients::{Recipient, vouched_devices};
-use super::store::OlmStoreError;
-
-/// A device of a kept list, checked when it was fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KnownDevice {
-    pub device: OwnedDeviceId,
-    /// Base64, as `/keys/query` gave it.
-    pub curve25519: String,
-    pub ed25519: String,
-    /// The device's signed object as the homeserver relayed it.
-    pub keys_json: String,
-}
 
 impl KnownDevice {
-    fn checked(recipient: &Recipient, object: &Map<String, Value>) -> Self {
+    pub(super) fn checked(recipient: &Recipient, object: &Map<String, Value>) -> Self {
         Self {
             device: recipient.device.clone(),
             curve25519: recipient.curve25519.to_base64(),
@@ -52,7 +41,7 @@ impl KnownDevice {
     }
 
     /// The device as a room key's recipient; `None` if its stored keys do not read.
-    fn recipient(&self, user: &UserId) -> Option<Recipient> {
+    pub(super) fn recipient(&self, user: &UserId) -> Option<Recipient> {
         Some(Recipient {
             user: user.to_owned(),
             device: self.device.clone(),
@@ -60,43 +49,6 @@ impl KnownDevice {
             ed25519: Ed25519PublicKey::from_base64(&self.ed25519).ok()?,
         })
     }
-}
-
-/// A user's current list, as kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceList {
-    pub user: OwnedUserId,
-    pub devices: Vec<KnownDevice>,
-}
-
-/// A fetched list to keep if its user's generation is still `generation`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceListWrite {
-    pub user: OwnedUserId,
-    pub generation: u64,
-    pub devices: Vec<KnownDevice>,
-}
-
-/// Members' device lists: implemented by the service over its database.
-pub trait DeviceListStore: Send + Sync + 'static {
-    /// The current lists among `users`; a user not tracked or outdated is missing.
-    fn current<'a>(
-        &'a self,
-        users: &'a [OwnedUserId],
-    ) -> BoxFuture<'a, Result<Vec<DeviceList>, OlmStoreError>>;
-
-    /// Starts tracking `users` before their lists are asked for: each one's generation. Called
-    /// once per `/keys/query`, right before it.
-    fn fetching<'a>(
-        &'a self,
-        users: &'a [OwnedUserId],
-    ) -> BoxFuture<'a, Result<Vec<(OwnedUserId, u64)>, OlmStoreError>>;
-
-    /// Keeps each list whose user is still at the generation it names, in one transaction.
-    fn save(&self, lists: Vec<DeviceListWrite>) -> BoxFuture<'_, Result<(), OlmStoreError>>;
-
-    /// Marks `updates.changed` outdated and forgets `updates.left`, durably before answering.
-    fn mark<'a>(&'a self, updates: &'a DeviceListUpdates) -> BoxFuture<'a, Result<(), OlmStoreError>>;
 }
 
 impl GhostDevices {

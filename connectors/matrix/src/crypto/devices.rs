@@ -23,7 +23,7 @@ use ruma::{OwnedDeviceId, UserId};
 
 use super::account::{AccountError, GhostAccount, SIGNED_CURVE25519};
 use super::device::{GhostDevice, new_device_id};
-use super::device_lists::DeviceListStore;
+use super::device_list_store::DeviceListStore;
 use super::key_counts::DeviceKeyCount;
 use super::outbound_store::OutboundStore;
 use super::signing::SigningError;
