@@ -322,9 +322,9 @@ async fn with_encryption_off_an_encrypted_message_is_answered_as_not_read(db: &T
 }
 
 async fn a_room_key_from_a_device_bobs_device_list_does_not_show_is_refused_and_he_is_told(db: &TestDb) {
+    use vodozemac::Curve25519PublicKey;
     use vodozemac::megolm::GroupSession;
     use vodozemac::olm::{Account, SessionConfig};
-    use vodozemac::Curve25519PublicKey;
 
     let world = start(db, Encryption::On).await;
     let room = world.dm(RoomEncryption::Encrypted).await;
@@ -341,10 +341,12 @@ async fn a_room_key_from_a_device_bobs_device_list_does_not_show_is_refused_and_
     let (dev, object) = query["device_keys"][ghost].as_object().unwrap().iter().next().unwrap();
     let ghost_curve = object["keys"][format!("curve25519:{dev}")].as_str().unwrap().to_owned();
     let ghost_ed = object["keys"][format!("ed25519:{dev}")].as_str().unwrap().to_owned();
-    let claim = post("/_matrix/client/v3/keys/claim", json!({"one_time_keys": {ghost: {dev: "signed_curve25519"}}}))
-        .await
-        .unwrap();
-    let one_time = claim["one_time_keys"][ghost][dev].as_object().unwrap().values().next().unwrap()["key"].clone();
+    let claim =
+        post("/_matrix/client/v3/keys/claim", json!({"one_time_keys": {ghost: {dev: "signed_curve25519"}}}))
+            .await
+            .unwrap();
+    let one_time =
+        claim["one_time_keys"][ghost][dev].as_object().unwrap().values().next().unwrap()["key"].clone();
     let unlisted = Account::new();
     let mut olm = unlisted
         .create_outbound_session(

@@ -25,13 +25,15 @@ use dm3_bridge::bridges::matrix::olm_store::SealedOlmStore;
 use dm3_bridge::lease::Leases;
 use dm3_bridge::store::Store;
 use dm3_bridge::vault::MasterKey;
+use dm3_bridge_connector::BoxFuture;
 use dm3_bridge_connector::{
     Attachment, Content, ConversationId, Edit, EventKind, IdempotencyKey, Message, MimeType,
     NetworkMessageId, Outbound, Reaction, ReactionKey, RemoteIdentity, Text, deliver,
 };
 use dm3_bridge_connector::{Connector as _, ConnectorError, NetworkUserId, PortalStatus, Unsupported};
-use dm3_bridge_connector::BoxFuture;
-use dm3_bridge_matrix::crypto::{DeviceList, DeviceListStore, DeviceListUpdates, DeviceListWrite, OlmStoreError};
+use dm3_bridge_matrix::crypto::{
+    DeviceList, DeviceListStore, DeviceListUpdates, DeviceListWrite, OlmStoreError,
+};
 use dm3_bridge_matrix::sending::CLEAR_NOT_BRIDGED;
 use dm3_bridge_matrix::{MatrixConnector, RoomEncryption as HomeserverEncryption};
 use dm3_matrix_client::{Credentials, Decryption, MatrixUser, RoomEncryption, SeenEvent, ids};
@@ -56,7 +58,10 @@ struct CountedLists {
 }
 
 impl DeviceListStore for CountedLists {
-    fn current<'a>(&'a self, users: &'a [OwnedUserId]) -> BoxFuture<'a, Result<Vec<DeviceList>, OlmStoreError>> {
+    fn current<'a>(
+        &'a self,
+        users: &'a [OwnedUserId],
+    ) -> BoxFuture<'a, Result<Vec<DeviceList>, OlmStoreError>> {
         self.inner.current(users)
     }
 
@@ -371,9 +376,13 @@ async fn a_member_who_leaves_makes_a_new_session(db: &TestDb) {
 
 async fn consecutive_sends_ask_for_device_lists_once_and_a_new_device_after_its_announcement(db: &TestDb) {
     let scene = scene(db).await;
-    let sent = [scene.text("q-1", "one").await, scene.text("q-2", "two").await, scene.text("q-3", "three").await];
+    let sent =
+        [scene.text("q-1", "one").await, scene.text("q-2", "two").await, scene.text("q-3", "three").await];
     let seen = scene.decrypted(&scene.bob, &sent.iter().collect::<Vec<_>>()).await;
-    assert_eq!(seen.iter().map(|e| e.body().unwrap_or_default()).collect::<Vec<_>>(), ["one", "two", "three"]);
+    assert_eq!(
+        seen.iter().map(|e| e.body().unwrap_or_default()).collect::<Vec<_>>(),
+        ["one", "two", "three"]
+    );
     assert_eq!(scene.queries(), 1, "the members' devices were asked for once, then read from the database");
 
     let laptop = scene.credentials.login("bob's laptop").await.unwrap();

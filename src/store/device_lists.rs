@@ -48,8 +48,7 @@ impl Store {
         users: &[String],
         now_ms: i64,
     ) -> Result<Vec<(String, Vec<DeviceRow>)>, StoreError> {
-        // One statement per user, so the list and its devices are one snapshot; a current
-        // list without devices is one row of NULLs.
+        // One statement per user, so the list and its devices are one snapshot.
         const SQL: &str = "SELECT d.device_id, d.curve25519, d.ed25519, d.keys_json \
              FROM matrix_device_lists l LEFT JOIN matrix_devices d ON d.user_id = l.user_id \
              WHERE l.user_id = $1 AND l.fetched_generation = l.generation AND l.fetched_at >= $2 \
@@ -57,27 +56,27 @@ impl Store {
         let oldest = now_ms.saturating_sub(DEVICE_LIST_MAX_AGE_MS);
         let mut lists = Vec::new();
         for user in users {
-            let rows: Vec<(Option<String>, Option<String>, Option<String>, Option<String>)> = on_pool!(self.pool(), p => {
+            // A current list without devices is one row of NULLs: `None`.
+            let rows: Vec<Option<DeviceRow>> = on_pool!(self.pool(), p => {
                 let rows = sqlx::query(SQL).bind(user.as_str()).bind(oldest).fetch_all(p).await?;
                 rows.iter()
-                    .map(|row| Ok((
-                        row.try_get("device_id")?,
-                        row.try_get("curve25519")?,
-                        row.try_get("ed25519")?,
-                        row.try_get("keys_json")?,
-                    )))
+                    .map(|row| {
+                        let Some(device_id) = row.try_get::<Option<String>, _>("device_id")? else {
+                            return Ok(None);
+                        };
+                        Ok(Some(DeviceRow {
+                            device_id,
+                            curve25519: row.try_get("curve25519")?,
+                            ed25519: row.try_get("ed25519")?,
+                            keys_json: row.try_get("keys_json")?,
+                        }))
+                    })
                     .collect::<Result<Vec<_>, sqlx::Error>>()?
             });
             if rows.is_empty() {
                 continue;
             }
-            let devices = rows
-                .into_iter()
-                .filter_map(|(device_id, curve25519, ed25519, keys_json)| {
-                    Some(DeviceRow { device_id: device_id?, curve25519: curve25519?, ed25519: ed25519?, keys_json: keys_json? })
-                })
-                .collect();
-            lists.push((user.clone(), devices));
+            lists.push((user.clone(), rows.into_iter().flatten().collect()));
         }
         Ok(lists)
     }
@@ -108,7 +107,11 @@ impl Store {
     /// Keeps each fetched list whose user is still tracked at the generation it names, in one
     /// transaction: how many were kept (the others were marked outdated, or forgotten, while
     /// their query ran).
-    pub async fn save_device_lists(&self, lists: Vec<DeviceListSave>, now_ms: i64) -> Result<u64, StoreError> {
+    pub async fn save_device_lists(
+        &self,
+        lists: Vec<DeviceListSave>,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         const FETCHED: &str = "UPDATE matrix_device_lists SET fetched_generation = $2, fetched_at = $3, \
              updated_at = $3 WHERE user_id = $1 AND generation = $2";
         const FORGET: &str = "DELETE FROM matrix_devices WHERE user_id = $1";

@@ -52,8 +52,8 @@ pub mod to_device;
 
 pub use account::{GhostAccount, KeysUpload, SIGNED_CURVE25519};
 pub use device::GhostDevice;
-pub use device_list_updates::{DeviceListUpdates, device_list_updates};
 pub use device_list_store::{DeviceList, DeviceListStore, DeviceListWrite, KnownDevice};
+pub use device_list_updates::{DeviceListUpdates, device_list_updates};
 pub use devices::{DeviceError, GhostDevices};
 pub use key_counts::{DeviceKeyCount, key_counts};
 pub use outbound_store::{

@@ -130,7 +130,9 @@ async fn sender_device_listed(
         None => Err(DecryptFailure::Refused(format!(
             "its key came from a device that {sender}'s device list does not show"
         ))),
-        Some(device) if !opened.signing_key.is_empty() && device.ed25519.to_base64() != opened.signing_key => {
+        Some(device)
+            if !opened.signing_key.is_empty() && device.ed25519.to_base64() != opened.signing_key =>
+        {
             Err(DecryptFailure::Refused(format!(
                 "its key came from device {} of {sender} claiming another signing key than the device has",
                 device.device

@@ -65,7 +65,10 @@ impl DeviceListStore for SealedOlmStore {
             generations
                 .into_iter()
                 .map(|(user, generation)| {
-                    Ok((OwnedUserId::try_from(user).map_err(failed)?, u64::try_from(generation).map_err(failed)?))
+                    Ok((
+                        OwnedUserId::try_from(user).map_err(failed)?,
+                        u64::try_from(generation).map_err(failed)?,
+                    ))
                 })
                 .collect()
         })

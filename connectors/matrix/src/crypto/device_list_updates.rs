@@ -36,7 +36,9 @@ struct Extensions {
 
 /// The device-list changes in a transaction's `body` (empty if it has none).
 pub fn device_list_updates(body: &[u8]) -> DeviceListUpdates {
-    let Ok(extensions) = serde_json::from_slice::<Extensions>(body) else { return DeviceListUpdates::default() };
+    let Ok(extensions) = serde_json::from_slice::<Extensions>(body) else {
+        return DeviceListUpdates::default();
+    };
     let Some(lists) = extensions.device_lists else { return DeviceListUpdates::default() };
     let users = |key: &str| -> Vec<OwnedUserId> {
         lists
