@@ -114,8 +114,9 @@ impl MatrixConnector {
 
 /// Refuses the event unless the device whose Olm message brought its key is one its sender's
 /// device list shows (kept, or asked for again once), with the Ed25519 key it claimed: a
-/// device the sender's account does not list (keys never published, or a device the
-/// homeserver slipped in) cannot speak for them.
+/// device the sender's account does not list (its keys never published) cannot speak for them.
+/// A device the homeserver itself lists in the sender's name passes; only cross-signing trust
+/// would tell it apart (docs/engine.md, "Encrypted rooms: plan", not yet).
 async fn sender_device_listed(
     devices: &GhostDevices,
     ghost: &ruma::UserId,
