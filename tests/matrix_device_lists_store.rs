@@ -1,7 +1,7 @@
 //! The rows behind members' device lists and the replay index of room keys (migration 0024),
 //! on both backends:
 //! - a device list fetched is current until a transaction marks it outdated, and the mark
-//!   survives a restart; an answer to a query that ran while the list was marked is not kept
+//!   survives a restart and holds for another replica; an answer to a query that ran while the list was marked is not kept
 //!   (no lost update); a user who left is forgotten; lists nobody used are pruned;
 //! - the decrypted Megolm message indices stay bounded (by age and per room key), and a
 //!   ciphertext at a pruned index is still refused as a replay.
@@ -14,7 +14,7 @@ use dm3_bridge::store::{DEVICE_LIST_MAX_AGE_MS, DeviceListSave, DeviceRow, Megol
 use support::TestDb;
 
 on_both_backends!(
-    a_device_list_is_current_until_marked_outdated_and_the_mark_survives_a_restart,
+    a_device_list_is_current_until_marked_outdated_and_the_mark_survives_a_restart_and_holds_for_replicas,
     pruned_message_indices_stay_refused_and_the_index_stays_bounded,
 );
 
@@ -50,7 +50,9 @@ async fn save(store: &Store, generation: i64, devices: &[&str]) -> u64 {
     store.save_device_lists(vec![list], NOW).await.unwrap()
 }
 
-async fn a_device_list_is_current_until_marked_outdated_and_the_mark_survives_a_restart(db: &TestDb) {
+async fn a_device_list_is_current_until_marked_outdated_and_the_mark_survives_a_restart_and_holds_for_replicas(
+    db: &TestDb,
+) {
     let store = db.open().await;
     assert_eq!(current(&store, NOW).await, None, "not tracked yet: asked for");
     let first = fetching(&store).await;
@@ -65,6 +67,14 @@ async fn a_device_list_is_current_until_marked_outdated_and_the_mark_survives_a_
     store.close().await;
     let store = db.open().await;
     assert_eq!(current(&store, NOW).await, None, "the mark survives a restart: asked for again");
+
+    // Two replicas on one database: a mark written through one outdates the list for the other.
+    let generation = fetching(&store).await;
+    assert_eq!(save(&store, generation, &["PHONE"]).await, 1);
+    let replica = db.open().await;
+    replica.mark_device_lists(&[BOB.to_owned()], &[], NOW).await.unwrap();
+    replica.close().await;
+    assert_eq!(current(&store, NOW).await, None, "the other replica's mark holds here");
 
     // A query that started before another mark: its answer is not kept.
     let racing = fetching(&store).await;
