@@ -1,6 +1,7 @@
 //! The TTL cleanup worker: deletes expired envelopes, challenges and sessions on a fixed interval,
 //! and prunes what the bridge keeps for a while only (done and failed jobs, batch keys, Telegram
-//! reply routes and replay records; [`prune_bridge_keys`]).
+//! reply routes and replay records, the Megolm message indices under their floors and device
+//! lists no longer used; [`prune_bridge_keys`]).
 //!
 //! Expired envelopes are already invisible to `incoming` (the query filters on `expires_at`),
 //! so the interval only bounds how long their rows linger on disk; once a minute is plenty and
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::lease::{self, Leases};
-use crate::store::Store;
+use crate::store::{MEGOLM_INDICES_KEPT_PER_KEY, Store};
 use crate::telemetry::metrics::EXPIRED_DELETED;
 
 /// How often expired rows are deleted.
@@ -80,6 +81,7 @@ pub async fn prune_bridge_keys(store: &Store, now_ms: i64) {
     };
     let batches = store.prune_inbound_batches(before).await;
     let routes = store.prune_telegram_routes(before).await;
+    prune_megolm(store, before).await;
     match (jobs, batches, routes) {
         (Ok(jobs), Ok(batches), Ok(routes)) if jobs > 0 || batches > 0 || routes > 0 => {
             tracing::info!(
@@ -92,6 +94,24 @@ pub async fn prune_bridge_keys(store: &Store, now_ms: i64) {
         (Ok(_), Ok(_), Ok(_)) => {}
         (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
             tracing::warn!(%error, "pruning bridge keys failed; will retry")
+        }
+    }
+}
+
+/// Prunes the decrypted Megolm message indices kept before `before_ms` or beyond
+/// [`MEGOLM_INDICES_KEPT_PER_KEY`] per room key (raising each key's floor, so no replay opens:
+/// `crate::store::megolm_indices`), and the device lists nobody used since then.
+async fn prune_megolm(store: &Store, before_ms: i64) {
+    match (
+        store.prune_megolm_indices(before_ms, MEGOLM_INDICES_KEPT_PER_KEY).await,
+        store.prune_device_lists(before_ms).await,
+    ) {
+        (Ok(indices), Ok(lists)) if indices > 0 || lists > 0 => {
+            tracing::info!(indices, lists, "pruned old Megolm message indices and unused device lists")
+        }
+        (Ok(_), Ok(_)) => {}
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(%error, "pruning Megolm message indices or device lists failed; will retry")
         }
     }
 }

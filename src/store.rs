@@ -34,12 +34,14 @@ pub mod blocks;
 pub mod challenges;
 pub mod clock;
 pub mod consent;
+pub mod device_lists;
 pub mod disk;
 pub mod envelopes;
 pub mod identities;
 pub mod ids;
 pub mod jobs;
 pub mod leases;
+pub mod megolm_indices;
 pub mod megolm_outbound;
 pub mod message_map;
 mod migrations;
@@ -71,6 +73,7 @@ use crate::config::{Backend, DatabaseUrl};
 pub use accounts::{Account, AccountCreation};
 pub use blocks::{Blocked, MAX_BLOCKS_PER_IDENTITY};
 pub use challenges::{Challenge, ChallengeId, MAX_LIVE_CHALLENGES};
+pub use device_lists::{DEVICE_LIST_MAX_AGE_MS, DeviceListSave, DeviceRow};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use identities::{Counterparty, Custody, IdentityRecord, SealedKey, Switched};
 pub use ids::InvalidId;
@@ -78,12 +81,11 @@ pub use jobs::{
     BatchKey, CappedInsert, ClaimedJob, Completed, JobChange, JobCount, JobFilter, JobId, JobRecord,
     JobState, Lease, MAX_JOBS_PAGE, NewJob, NewJobs, QueueName, StateFilter,
 };
+pub use megolm_indices::{MEGOLM_INDICES_KEPT_PER_KEY, MegolmIndex};
 pub use megolm_outbound::{MegolmOutboundRow, MegolmOutboundSave, MegolmStep};
 pub use message_map::{MappedMessage, NewMapping};
 pub use olm_accounts::{OlmAccountRow, OlmAccountSave};
-pub use olm_sessions::{
-    MegolmInboundRow, MegolmInboundSave, MegolmIndex, OlmSessionRow, OlmSessionSave, OlmStep,
-};
+pub use olm_sessions::{MegolmInboundRow, MegolmInboundSave, OlmSessionRow, OlmSessionSave, OlmStep};
 pub use portals::{Consent, NewPortal, Portal, PortalActivity, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};

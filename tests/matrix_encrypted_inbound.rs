@@ -9,6 +9,9 @@
 //!   could not be decrypted, and when the key comes after all nothing is bridged twice;
 //! - a forgery (bob's ciphertext under eve's name) and a replay (under another event id) are
 //!   refused, told in the room, never bridged;
+//! - a room key Olm-authenticated as bob's but from a device his device list does not show (a
+//!   vodozemac device whose keys were never published) opens nothing: refused and told, while
+//!   his real device's messages cross;
 //! - a DM switched to encrypted mid-conversation: its portal stays live, bob's next messages
 //!   still reach alice;
 //! - with `[matrix] encryption = "off"`, his encrypted message is answered as not read.
@@ -44,6 +47,7 @@ on_both_backends!(
     bobs_encrypted_dm_reaches_alice_a_late_key_once_a_lost_key_is_told_and_forgeries_are_refused,
     a_dm_switched_to_encrypted_keeps_bobs_messages_coming,
     with_encryption_off_an_encrypted_message_is_answered_as_not_read,
+    a_room_key_from_a_device_bobs_device_list_does_not_show_is_refused_and_he_is_told,
 );
 
 /// Long enough for a loaded CI machine; a wait ends as soon as its condition holds.
@@ -314,5 +318,79 @@ async fn with_encryption_off_an_encrypted_message_is_answered_as_not_read(db: &T
         1,
         "an encrypted message crossed with encryption off"
     );
+    world.bridge.node.shutdown().await.unwrap();
+}
+
+async fn a_room_key_from_a_device_bobs_device_list_does_not_show_is_refused_and_he_is_told(db: &TestDb) {
+    use vodozemac::Curve25519PublicKey;
+    use vodozemac::megolm::GroupSession;
+    use vodozemac::olm::{Account, SessionConfig};
+
+    let world = start(db, Encryption::On).await;
+    let room = world.dm(RoomEncryption::Encrypted).await;
+    // His real device (matrix-sdk, its keys published): believed.
+    world.bob.send_text(&room, "from my real phone").await.unwrap();
+    let bob_name = world.bob_name().await;
+    assert_eq!(world.alice_has(&bob_name, 1).await[0].text(), Some("from my real phone"));
+
+    // A device of bob's whose keys the homeserver never had: Olm to the ghost's device, as bob.
+    let bob = &world.bob_plain;
+    let ghost = world.ghost.as_str();
+    let post = |path: &'static str, body: Value| bob.call(reqwest::Method::POST, path, Some(body));
+    let query = post("/_matrix/client/v3/keys/query", json!({"device_keys": {ghost: []}})).await.unwrap();
+    let (dev, object) = query["device_keys"][ghost].as_object().unwrap().iter().next().unwrap();
+    let ghost_curve = object["keys"][format!("curve25519:{dev}")].as_str().unwrap().to_owned();
+    let ghost_ed = object["keys"][format!("ed25519:{dev}")].as_str().unwrap().to_owned();
+    let claim =
+        post("/_matrix/client/v3/keys/claim", json!({"one_time_keys": {ghost: {dev: "signed_curve25519"}}}))
+            .await
+            .unwrap();
+    let one_time =
+        claim["one_time_keys"][ghost][dev].as_object().unwrap().values().next().unwrap()["key"].clone();
+    let unlisted = Account::new();
+    let mut olm = unlisted
+        .create_outbound_session(
+            SessionConfig::version_1(),
+            Curve25519PublicKey::from_base64(&ghost_curve).unwrap(),
+            Curve25519PublicKey::from_base64(one_time.as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+    let mut megolm = GroupSession::new(vodozemac::megolm::SessionConfig::version_1());
+    let room_key = json!({
+        "type": "m.room_key", "sender": bob.user_id, "recipient": ghost,
+        "recipient_keys": {"ed25519": ghost_ed}, "keys": {"ed25519": unlisted.ed25519_key().to_base64()},
+        "content": {
+            "algorithm": "m.megolm.v1.aes-sha2", "room_id": room.as_str(),
+            "session_id": megolm.session_id(), "session_key": megolm.session_key().to_base64(),
+        },
+    });
+    let sender_key = unlisted.curve25519_key().to_base64();
+    let olm_content = json!({
+        "algorithm": "m.olm.v1.curve25519-aes-sha2", "sender_key": sender_key,
+        "ciphertext": {ghost_curve.as_str(): olm.encrypt(room_key.to_string()).unwrap()},
+    });
+    let to_device = json!({"messages": {ghost: {dev: olm_content}}});
+    let path = "/_matrix/client/v3/sendToDevice/m.room.encrypted/unlisted-key";
+    bob.call(reqwest::Method::PUT, path, Some(to_device)).await.unwrap();
+    let plaintext = json!({"type": "m.room.message", "room_id": room.as_str(),
+                           "content": {"msgtype": "m.text", "body": "from a device nobody listed"}});
+    let encrypted = json!({
+        "algorithm": "m.megolm.v1.aes-sha2", "sender_key": sender_key, "device_id": "UNLISTED",
+        "session_id": megolm.session_id(), "ciphertext": megolm.encrypt(plaintext.to_string()).to_base64(),
+    });
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.encrypted/unlisted-1", encode(room.as_str()));
+    bob.call(reqwest::Method::PUT, &path, Some(encrypted)).await.unwrap();
+
+    let refused = world.ghost_notices(&room, "refused your encrypted message", 1).await;
+    assert!(refused[0].contains("device list does not show"), "{refused:?}");
+    let log = || world.synapse.log_tail();
+    support::bridge::settled_failing(world.bridge.node.store(), WAIT, 1, log).await;
+    // His real device still speaks for him.
+    world.bob.send_text(&room, "still me").await.unwrap();
+    let received = world.alice_has(&bob_name, 2).await;
+    let texts: Vec<Option<&str>> = received.iter().map(|m| m.text()).collect();
+    assert_eq!(texts, [Some("from my real phone"), Some("still me")]);
+    let queries = world.metric("dm3_matrix_device_list_queries_total ").await;
+    assert!(queries >= 2.0, "the unlisted device made bob's list be asked for again: {queries}");
     world.bridge.node.shutdown().await.unwrap();
 }

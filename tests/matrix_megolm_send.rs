@@ -3,7 +3,9 @@
 //! reaction and a file into bob's encrypted DM, each as `m.room.encrypted` from the ghost's
 //! device with its room key shared over Olm, and bob's client decrypts every one; a device bob
 //! adds later decrypts what follows; a device that goes away makes the session rotate, and so
-//! does the room's `rotation_period_msgs` and a member who leaves;
+//! does the room's `rotation_period_msgs` and a member who leaves; members' device lists are
+//! kept between sends (no `/keys/query` while nothing changed) and bob's new device is asked
+//! for after the transaction that announced it (MSC3202 `device_lists`);
 //! Synapse's database never holds the words; and with `require`, portals are opened encrypted
 //! and a room in the clear carries nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,22 +18,27 @@ mod matrix_bridge;
 mod synapse;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dm3_bridge::bridges::matrix::olm_store::SealedOlmStore;
 use dm3_bridge::lease::Leases;
 use dm3_bridge::store::Store;
 use dm3_bridge::vault::MasterKey;
+use dm3_bridge_connector::BoxFuture;
 use dm3_bridge_connector::{
     Attachment, Content, ConversationId, Edit, EventKind, IdempotencyKey, Message, MimeType,
     NetworkMessageId, Outbound, Reaction, ReactionKey, RemoteIdentity, Text, deliver,
 };
 use dm3_bridge_connector::{Connector as _, ConnectorError, NetworkUserId, PortalStatus, Unsupported};
+use dm3_bridge_matrix::crypto::{
+    DeviceList, DeviceListStore, DeviceListUpdates, DeviceListWrite, OlmStoreError,
+};
 use dm3_bridge_matrix::sending::CLEAR_NOT_BRIDGED;
 use dm3_bridge_matrix::{MatrixConnector, RoomEncryption as HomeserverEncryption};
 use dm3_matrix_client::{Credentials, Decryption, MatrixUser, RoomEncryption, SeenEvent, ids};
 use matrix_bridge::Bridge;
-use ruma::{OwnedRoomId, RoomId};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId};
 use support::TestDb;
 
 on_both_backends!(
@@ -40,7 +47,40 @@ on_both_backends!(
     with_require_portals_open_encrypted_and_a_room_in_the_clear_is_refused,
     the_rooms_rotation_period_in_messages_makes_a_new_session,
     a_member_who_leaves_makes_a_new_session,
+    consecutive_sends_ask_for_device_lists_once_and_a_new_device_after_its_announcement,
 );
+
+/// The node's device lists, counting the queries the connector announces (one per
+/// `/keys/query`).
+struct CountedLists {
+    inner: Arc<SealedOlmStore>,
+    queries: AtomicUsize,
+}
+
+impl DeviceListStore for CountedLists {
+    fn current<'a>(
+        &'a self,
+        users: &'a [OwnedUserId],
+    ) -> BoxFuture<'a, Result<Vec<DeviceList>, OlmStoreError>> {
+        self.inner.current(users)
+    }
+
+    fn fetching<'a>(
+        &'a self,
+        users: &'a [OwnedUserId],
+    ) -> BoxFuture<'a, Result<Vec<(OwnedUserId, u64)>, OlmStoreError>> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.fetching(users)
+    }
+
+    fn save(&self, lists: Vec<DeviceListWrite>) -> BoxFuture<'_, Result<(), OlmStoreError>> {
+        self.inner.save(lists)
+    }
+
+    fn mark<'a>(&'a self, updates: &'a DeviceListUpdates) -> BoxFuture<'a, Result<(), OlmStoreError>> {
+        self.inner.mark(updates)
+    }
+}
 
 /// alice's ghost with a device, bob on matrix-sdk in an encrypted DM with it, and the
 /// connector that sends as the ghost.
@@ -53,6 +93,7 @@ struct Scene {
     /// The same room, as bob's client names it.
     bob_room: ids::OwnedRoomId,
     connector: MatrixConnector,
+    lists: Arc<CountedLists>,
 }
 
 async fn scene(db: &TestDb) -> Scene {
@@ -60,7 +101,9 @@ async fn scene(db: &TestDb) -> Scene {
     let master = Arc::new(MasterKey::generate().unwrap());
     let accounts = Arc::new(SealedOlmStore::new(store.clone(), master, Leases::new(store.clone())));
     let bridge = Bridge::start_with_devices(accounts.clone()).await;
-    bridge.devices.as_ref().unwrap().set_outbound(accounts);
+    bridge.devices.as_ref().unwrap().set_outbound(accounts.clone());
+    let lists = Arc::new(CountedLists { inner: accounts, queries: AtomicUsize::new(0) });
+    bridge.devices.as_ref().unwrap().set_device_lists(lists.clone());
     let ghost = bridge.ghost("alice.eth");
     bridge.client.register_ghost(ghost.localpart()).await.unwrap();
     let password = bridge.synapse.register_account("bob").await.unwrap();
@@ -72,7 +115,7 @@ async fn scene(db: &TestDb) -> Scene {
     let room = RoomId::parse(bob_room.as_str()).unwrap();
     bridge.client.join(&ghost, &room).await.unwrap();
     let connector = bridge.connector().with_devices(bridge.devices.clone().unwrap());
-    Scene { store, bridge, credentials, bob, room, bob_room, connector }
+    Scene { store, bridge, credentials, bob, room, bob_room, connector, lists }
 }
 
 impl Scene {
@@ -90,6 +133,20 @@ impl Scene {
             .await
             .unwrap_or_else(|e| panic!("{e:?}\n{}", self.bridge.synapse.log_tail()))
             .unwrap()
+    }
+
+    /// Waits until a transaction marked bob's kept device list outdated (his devices changed).
+    async fn bobs_list_outdated(&self) {
+        let bob = vec!["@bob:localhost".to_owned()];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.store.current_device_lists(&bob, dm3_bridge::clock::now_ms()).await.unwrap().is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "{}", self.bridge.synapse.appservice_log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn queries(&self) -> usize {
+        self.lists.queries.load(Ordering::SeqCst)
     }
 
     async fn text(&self, key: &str, words: &str) -> NetworkMessageId {
@@ -213,6 +270,8 @@ async fn a_device_added_later_decrypts_what_follows_and_a_device_gone_rotates_th
     scene.decrypted(&scene.bob, &[&before]).await;
 
     let laptop = scene.credentials.login("bob's laptop").await.unwrap();
+    // The kept list learns of the laptop from the transaction that announces it.
+    scene.bobs_list_outdated().await;
     let after = scene.text("d-2", "after the laptop").await;
     let seen = scene.decrypted(&laptop, &[&after]).await;
     assert_eq!(seen[0].body(), Some("after the laptop"));
@@ -221,6 +280,7 @@ async fn a_device_added_later_decrypts_what_follows_and_a_device_gone_rotates_th
     assert_eq!(first_session, same, "a device added is given the key; nothing rotates");
 
     laptop.log_out().await.unwrap();
+    scene.bobs_list_outdated().await;
     let gone = scene.text("d-3", "after the laptop left").await;
     assert_eq!(scene.decrypted(&scene.bob, &[&gone]).await[0].body(), Some("after the laptop left"));
     let [rotated] = scene.session_ids(&[&gone]).await.try_into().unwrap();
@@ -311,5 +371,28 @@ async fn a_member_who_leaves_makes_a_new_session(db: &TestDb) {
     assert_eq!(scene.decrypted(&scene.bob, &[&with_carol, &after]).await[1].body(), Some("carol has left"));
     let sessions = scene.session_ids(&[&with_carol, &after]).await;
     assert_ne!(sessions[0], sessions[1], "what is said after carol left is not under a key she holds");
+    scene.store.close().await;
+}
+
+async fn consecutive_sends_ask_for_device_lists_once_and_a_new_device_after_its_announcement(db: &TestDb) {
+    let scene = scene(db).await;
+    let sent =
+        [scene.text("q-1", "one").await, scene.text("q-2", "two").await, scene.text("q-3", "three").await];
+    let seen = scene.decrypted(&scene.bob, &sent.iter().collect::<Vec<_>>()).await;
+    assert_eq!(
+        seen.iter().map(|e| e.body().unwrap_or_default()).collect::<Vec<_>>(),
+        ["one", "two", "three"]
+    );
+    assert_eq!(scene.queries(), 1, "the members' devices were asked for once, then read from the database");
+
+    let laptop = scene.credentials.login("bob's laptop").await.unwrap();
+    scene.bobs_list_outdated().await;
+    assert_eq!(scene.queries(), 1, "a mark asks nothing by itself");
+    let after = scene.text("q-4", "for the laptop too").await;
+    assert_eq!(scene.queries(), 2, "bob's list asked for again after its change was announced");
+    assert_eq!(scene.decrypted(&laptop, &[&after]).await[0].body(), Some("for the laptop too"));
+    let more = scene.text("q-5", "and nothing asked").await;
+    assert_eq!(scene.decrypted(&laptop, &[&more]).await[0].body(), Some("and nothing asked"));
+    assert_eq!(scene.queries(), 2);
     scene.store.close().await;
 }

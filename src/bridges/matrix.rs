@@ -88,6 +88,7 @@ pub fn check_registration_file(matrix: &MatrixConfig, data_dir: &Path) -> Result
     }
 }
 
+pub mod device_list_store;
 pub mod olm_store;
 pub mod outbound_store;
 
@@ -230,8 +231,10 @@ impl MatrixBridge {
         );
         let store = Arc::new(store);
         let devices = Arc::new(GhostDevices::new(self.client.clone(), store.clone()));
-        // The same store keeps the outbound Megolm sessions ([`outbound_store`]).
-        devices.set_outbound(store);
+        // The same store keeps the outbound Megolm sessions ([`outbound_store`]) and the
+        // members' device lists ([`device_list_store`]).
+        devices.set_outbound(store.clone());
+        devices.set_device_lists(store);
         self.connector.set_devices(devices.clone());
         self.connector.set_decrypting(Decrypting {
             commands: self.commands.clone(),

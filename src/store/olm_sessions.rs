@@ -8,7 +8,7 @@
 //! ([`super::olm_accounts`]): all of it lands, or none.
 //!
 //! Migration 0021 keeps with each room key the user whose Olm message brought it, and the event
-//! id decrypted at each message index ([`Store::claim_megolm_index`]), so that an event is
+//! id decrypted at each message index ([`super::megolm_indices`]), so that an event is
 //! believed only from the key's sender and a replayed ciphertext is told from the first.
 
 use sqlx::Row as _;
@@ -159,47 +159,4 @@ impl Store {
             Ok(true)
         })
     }
-
-    /// Keeps `event_id` as the event decrypted at `message_index` of a room key, unless another
-    /// event was kept there first: whether the index is `event_id`'s (a replay of the same
-    /// event is, a different event with the same ciphertext index is not).
-    pub async fn claim_megolm_index(&self, index: &MegolmIndex<'_>, now_ms: i64) -> Result<bool, StoreError> {
-        const INSERT: &str = "INSERT INTO matrix_megolm_indices \
-             (user_id, room_id, session_id, message_index, event_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, room_id, session_id, message_index) DO NOTHING";
-        const READ: &str = "SELECT event_id FROM matrix_megolm_indices \
-             WHERE user_id = $1 AND room_id = $2 AND session_id = $3 AND message_index = $4";
-        let message_index = i64::from(index.message_index);
-        let [user_id, room_id, session_id, event_id] =
-            [index.user_id, index.room_id, index.session_id, index.event_id].map(str::to_owned);
-        write_on!(self, c => {
-            sqlx::query(INSERT)
-                .bind(user_id.as_str())
-                .bind(room_id.as_str())
-                .bind(session_id.as_str())
-                .bind(message_index)
-                .bind(event_id.as_str())
-                .bind(now_ms)
-                .execute(&mut *c)
-                .await?;
-            let kept: String = sqlx::query_scalar(READ)
-                .bind(user_id.as_str())
-                .bind(room_id.as_str())
-                .bind(session_id.as_str())
-                .bind(message_index)
-                .fetch_one(&mut *c)
-                .await?;
-            Ok(kept == event_id)
-        })
-    }
-}
-
-/// One message index of a room key, and the event decrypted there.
-#[derive(Debug, Clone, Copy)]
-pub struct MegolmIndex<'a> {
-    pub user_id: &'a str,
-    pub room_id: &'a str,
-    pub session_id: &'a str,
-    pub message_index: u32,
-    pub event_id: &'a str,
 }

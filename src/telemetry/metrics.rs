@@ -103,6 +103,8 @@ pub const NETWORK_DECRYPTIONS: &str = "dm3_network_decryptions_total";
 pub const MATRIX_MEGOLM_SESSIONS: &str = "dm3_matrix_megolm_sessions_total";
 /// Room keys ghosts shared over Olm, one per receiving device.
 pub const MATRIX_ROOM_KEYS_SHARED: &str = "dm3_matrix_room_keys_shared_total";
+/// `/keys/query` calls ghosts made for members' device lists not kept or outdated.
+pub const MATRIX_DEVICE_LIST_QUERIES: &str = "dm3_matrix_device_list_queries_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -207,6 +209,10 @@ fn describe() {
     metrics::describe_counter!(
         MATRIX_ROOM_KEYS_SHARED,
         "Room keys Matrix ghosts shared over Olm, per device"
+    );
+    metrics::describe_counter!(
+        MATRIX_DEVICE_LIST_QUERIES,
+        "Device-list queries (/keys/query) for members whose list was not kept or was outdated"
     );
     metrics::describe_gauge!(
         ENGINE_OLDEST_PENDING,

@@ -15,7 +15,9 @@
 //! With ghost devices ([`crate::crypto`]), the one-time-key counts a transaction carries
 //! (MSC3202) go to the [`KeySupply`] once the transaction is stored; a malformed count never
 //! refuses the transaction; the to-device messages (room keys, MSC2409) are opened and kept
-//! before the answer, since the homeserver forgets them once it has its 200.
+//! before the answer, since the homeserver forgets them once it has its 200; the device-list
+//! changes (MSC3202 `device_lists`) are recorded before the transaction is stored, for the
+//! same reason ([`crate::crypto::device_lists`]).
 //!
 //! The user query blocks the homeserver's invite until it answers, so it does the minimum:
 //! one directory lookup, one registration, one display-name call.
@@ -39,7 +41,7 @@ use ruma::{OwnedUserId, UserId};
 use crate::auth::{HsTokenVerifier, TokenCheck};
 use crate::client::Client;
 use crate::command::CommandPrefix;
-use crate::crypto::{GhostDevices, KeySupply, key_counts, to_device_events};
+use crate::crypto::{GhostDevices, KeySupply, device_list_updates, key_counts, to_device_events};
 use crate::directory::GhostDirectory;
 use crate::ghost::GhostNamespace;
 use crate::registration::{Registration, RegistrationScope};
@@ -183,6 +185,11 @@ async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized
         ephemeral: request.ephemeral,
         decrypts: state.devices.is_some(),
     };
+    // Before the store: if the store fails, the homeserver sends the transaction again
+    // (Synapse without its device lists), and the marks are kept already.
+    if let Some(devices) = &state.devices {
+        mark_device_lists(devices, &bytes, &txn_id).await?;
+    }
     match state.sink.record(transaction).await {
         Ok(Recorded::New) => tracing::debug!(txn_id, events, "transaction recorded"),
         Ok(Recorded::AlreadySeen) => tracing::debug!(txn_id, "transaction seen before; not delivered again"),
@@ -210,6 +217,16 @@ async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized
         supply.report(key_counts(&bytes, &state.ghosts));
     }
     Ok(empty())
+}
+
+/// Records the transaction's device-list changes (MSC3202) before it is answered: a lost mark
+/// would keep a stale list, and a member's new device would miss the ghosts' room keys.
+async fn mark_device_lists(devices: &GhostDevices, body: &[u8], txn_id: &str) -> Result<(), MatrixError> {
+    let updates = device_list_updates(body);
+    devices.device_lists_changed(&updates).await.map_err(|e| {
+        tracing::error!(txn_id, error = %e, "device-list changes not recorded; the homeserver will retry");
+        MatrixError::internal("the device-list changes could not be recorded; retry later")
+    })
 }
 
 async fn get_user<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized>(

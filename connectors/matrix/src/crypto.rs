@@ -22,10 +22,17 @@
 //!   [`recipients`] (the members' devices that vouch for themselves), [`share`] (a room key
 //!   over Olm), [`outbound_store`] (what the service keeps of them), [`send`] (the steps, in
 //!   the order that never sends what was not saved).
+//! - Members' device lists: [`device_lists`] (kept by the service, asked for only when not
+//!   kept or outdated; a sender's device looked up there), [`device_list_store`] (what the
+//!   service keeps of them), [`device_list_updates`] (the MSC3202 changes transactions carry,
+//!   which outdate them).
 
 pub mod account;
 pub mod cross_signing;
 pub mod device;
+pub mod device_list_store;
+pub mod device_list_updates;
+pub mod device_lists;
 pub mod devices;
 pub mod key_counts;
 pub mod key_request;
@@ -45,6 +52,8 @@ pub mod to_device;
 
 pub use account::{GhostAccount, KeysUpload, SIGNED_CURVE25519};
 pub use device::GhostDevice;
+pub use device_list_store::{DeviceList, DeviceListStore, DeviceListWrite, KnownDevice};
+pub use device_list_updates::{DeviceListUpdates, device_list_updates};
 pub use devices::{DeviceError, GhostDevices};
 pub use key_counts::{DeviceKeyCount, key_counts};
 pub use outbound_store::{

@@ -23,6 +23,7 @@ use ruma::{OwnedDeviceId, UserId};
 
 use super::account::{AccountError, GhostAccount, SIGNED_CURVE25519};
 use super::device::{GhostDevice, new_device_id};
+use super::device_list_store::DeviceListStore;
 use super::key_counts::DeviceKeyCount;
 use super::outbound_store::OutboundStore;
 use super::signing::SigningError;
@@ -74,6 +75,8 @@ pub struct GhostDevices {
     store: Arc<dyn OlmStore>,
     /// Where outbound Megolm sessions live, once set ([`super::send`]).
     pub(super) outbound: OnceLock<Arc<dyn OutboundStore>>,
+    /// Where members' device lists are kept, once set ([`super::device_lists`]).
+    pub(super) device_lists: OnceLock<Arc<dyn DeviceListStore>>,
 }
 
 impl std::fmt::Debug for GhostDevices {
@@ -92,7 +95,7 @@ pub(super) struct Loaded {
 
 impl GhostDevices {
     pub fn new(client: Arc<Client>, store: Arc<dyn OlmStore>) -> Self {
-        Self { client, store, outbound: OnceLock::new() }
+        Self { client, store, outbound: OnceLock::new(), device_lists: OnceLock::new() }
     }
 
     pub(super) fn store(&self) -> &Arc<dyn OlmStore> {

@@ -47,6 +47,8 @@ pub struct OpenedEvent {
     pub sender_key: String,
     /// The user whose Olm message brought the key.
     pub sender_user: String,
+    /// The Ed25519 key the sending device claimed in that Olm message.
+    pub signing_key: String,
     pub session_id: String,
     pub message_index: u32,
 }
@@ -161,6 +163,7 @@ impl GhostDevices {
             event,
             sender_key: stored.sender_key,
             sender_user: stored.sender_user,
+            signing_key: stored.signing_key,
             session_id: envelope.session_id,
             message_index,
         })

@@ -3,9 +3,9 @@
 //!
 //! The members are those who may read what the ghost says next: joined, and invited unless the
 //! room shows history only from the join (`history_visibility: joined`), as the spec and
-//! clients do. Their devices come from `/keys/query`, relayed by the homeserver, so each device
-//! is believed only if its object names the user and device it is filed under, carries both
-//! keys, and is signed by its own Ed25519 key; a device that fails is skipped and logged (it
+//! clients do. Their devices come from `/keys/query` (kept between sends,
+//! [`super::device_lists`]), relayed by the homeserver, so each device is believed only if its
+//! object names the user and device it is filed under, carries both keys, and is signed by its own Ed25519 key; a device that fails is skipped and logged (it
 //! cannot read the room, which is what its owner sees of a broken device anyway). A one-time
 //! key from `/keys/claim` is used only if that device's key signed it, or the homeserver could
 //! slip its own key in and read the room key.
@@ -76,21 +76,29 @@ pub fn room_sending(state: &[Raw<AnyStateEvent>]) -> RoomSending {
 
 /// The devices of `keys` that vouch for themselves, but `except` (the sending device).
 pub fn verified_devices(keys: &DeviceKeysByUser, except: (&UserId, &str)) -> Vec<Recipient> {
-    let mut recipients = Vec::new();
-    for (user, devices) in keys {
-        for (device, object) in devices {
-            if (user.as_ref(), device.as_str()) == except {
-                continue;
-            }
-            match verify_device(user, device, object) {
-                Ok(recipient) => recipients.push(recipient),
-                Err(why) => {
-                    tracing::warn!(%user, %device, why, "a device's keys do not vouch for it; it gets no room key")
-                }
+    keys.iter()
+        .flat_map(|(user, devices)| vouched_devices(user, devices))
+        .map(|(recipient, _)| recipient)
+        .filter(|recipient| (recipient.user.as_ref(), recipient.device.as_str()) != except)
+        .collect()
+}
+
+/// The devices of `user` that vouch for themselves, each with its signed object; the others are
+/// logged and left out.
+pub fn vouched_devices<'a>(
+    user: &UserId,
+    devices: &'a BTreeMap<OwnedDeviceId, Map<String, Value>>,
+) -> Vec<(Recipient, &'a Map<String, Value>)> {
+    let mut vouched = Vec::new();
+    for (device, object) in devices {
+        match verify_device(user, device, object) {
+            Ok(recipient) => vouched.push((recipient, object)),
+            Err(why) => {
+                tracing::warn!(%user, %device, why, "a device's keys do not vouch for it; it gets no room key")
             }
         }
     }
-    recipients
+    vouched
 }
 
 fn verify_device(

@@ -6,8 +6,9 @@
 //!
 //! 1. sends again the room keys an earlier attempt saved but did not see acknowledged
 //!    ([`OutboundStore::pending`]), with their transaction ids;
-//! 2. reads the room (members, rotation), its members' devices (`/keys/query`, each checked,
-//!    [`super::recipients`]) and the room's outbound session; replaces the session when it is
+//! 2. reads the room (members, rotation), its members' devices (kept lists, `/keys/query` for
+//!    those not kept or outdated, each checked: [`super::device_lists`], [`super::recipients`])
+//!    and the room's outbound session; replaces the session when it is
 //!    spent ([`super::outbound::Rotation`]) or a device it was shared with is gone;
 //! 3. encrypts the room key for every device that lacks it, over the Olm session the ghost's
 //!    device has with it, or one opened with a claimed one-time key; encrypts the event;
@@ -35,7 +36,7 @@ use super::devices::{ATTEMPTS, DeviceError, GhostDevices, Loaded};
 use super::olm;
 use super::outbound::{OutboundError, OutboundSession};
 use super::outbound_store::{OutboundStep, OutboundStore, PendingToDevice, SharedWith};
-use super::recipients::{Recipient, by_user, one_time_key, room_sending, verified_devices};
+use super::recipients::{Recipient, by_user, one_time_key, room_sending};
 use super::share::{Sender, ShareError, encrypt, room_key_payload};
 use super::store::{AccountWrite, Saved, SessionWrite};
 use crate::client::ClientError;
@@ -155,8 +156,9 @@ impl GhostDevices {
         let ghost = &device.user;
         let Some(mut loaded) = self.load(ghost).await? else { return Err(DeviceError::NoAccount.into()) };
         let sending = room_sending(&self.client().room_state(device.as_device(), room).await?);
-        let keys = self.client().query_device_keys(device.as_device(), &sending.members).await?;
-        let recipients = verified_devices(&keys, (ghost, device.device.as_str()));
+        let (members, _) = self.devices_of(device, &sending.members, false).await?;
+        let recipients: Vec<Recipient> =
+            members.into_iter().filter(|r| !(r.user == *ghost && r.device == device.device)).collect();
         let now = now_ms();
         let mut session = match outbound.outbound(ghost, room.as_str()).await? {
             Some(stored) => OutboundSession::from_stored(stored)?,

@@ -1,0 +1,134 @@
+//! Members' device lists, kept by the service between sends and refreshed when the homeserver
+//! says they changed: who gets a ghost's room keys, and which devices a sender has.
+//!
+//! Every device in a kept list was checked as [`super::recipients`] checks what `/keys/query`
+//! relays (it names its user and device, and its own Ed25519 key signed it) before it was kept;
+//! nothing is believed from the store that was not believed from the homeserver.
+//!
+//! A list is read from the store while it is current, and asked for (`/keys/query`) only for a
+//! user the store does not track, or whose list a transaction's `device_lists.changed` marked
+//! outdated ([`super::device_list_updates`]). The order that loses no change:
+//!
+//! 1. [`DeviceListStore::fetching`] starts tracking the users and reads their generations;
+//! 2. the query;
+//! 3. [`DeviceListStore::save`] keeps each answer only under the generation read in 1, so a
+//!    change marked while the query ran leaves the list outdated (the next send asks again)
+//!    instead of being overwritten by the older answer.
+//!
+//! Without a [`DeviceListStore`] (a node that keeps none), every call asks the homeserver.
+//! What the store keeps, and why a generation: [`super::device_list_store`].
+
+use std::sync::Arc;
+
+use ruma::{OwnedUserId, UserId};
+use serde_json::{Map, Value};
+use vodozemac::{Curve25519PublicKey, Ed25519PublicKey};
+
+use super::device::GhostDevice;
+use super::device_list_store::{DeviceListStore, DeviceListWrite, KnownDevice};
+use super::device_list_updates::DeviceListUpdates;
+use super::devices::{DeviceError, GhostDevices};
+use super::recipients::{Recipient, vouched_devices};
+
+impl KnownDevice {
+    pub(super) fn checked(recipient: &Recipient, object: &Map<String, Value>) -> Self {
+        Self {
+            device: recipient.device.clone(),
+            curve25519: recipient.curve25519.to_base64(),
+            ed25519: recipient.ed25519.to_base64(),
+            keys_json: Value::Object(object.clone()).to_string(),
+        }
+    }
+
+    /// The device as a room key's recipient; `None` if its stored keys do not read.
+    pub(super) fn recipient(&self, user: &UserId) -> Option<Recipient> {
+        Some(Recipient {
+            user: user.to_owned(),
+            device: self.device.clone(),
+            curve25519: Curve25519PublicKey::from_base64(&self.curve25519).ok()?,
+            ed25519: Ed25519PublicKey::from_base64(&self.ed25519).ok()?,
+        })
+    }
+}
+
+impl GhostDevices {
+    /// Keeps members' device lists in `store`; the first store set stays.
+    pub fn set_device_lists(&self, store: Arc<dyn DeviceListStore>) {
+        if self.device_lists.set(store).is_err() {
+            tracing::warn!("the device list store was set twice; the first stays");
+        }
+    }
+
+    /// Records what a transaction says of device lists, durably (nothing without a store).
+    pub async fn device_lists_changed(&self, updates: &DeviceListUpdates) -> Result<(), DeviceError> {
+        match self.device_lists.get() {
+            Some(lists) if !updates.is_empty() => Ok(lists.mark(updates).await?),
+            _ => Ok(()),
+        }
+    }
+
+    /// The checked devices of `users`, from their kept lists where current, asked for as
+    /// `device` otherwise (all of them with `fresh`): the devices, and whether it asked.
+    pub(super) async fn devices_of(
+        &self,
+        device: &GhostDevice,
+        users: &[OwnedUserId],
+        fresh: bool,
+    ) -> Result<(Vec<Recipient>, bool), DeviceError> {
+        let Some(lists) = self.device_lists.get() else {
+            let keys = self.client().query_device_keys(device.as_device(), users).await?;
+            let recipients = keys.iter().flat_map(|(user, devices)| vouched_devices(user, devices));
+            return Ok((recipients.map(|(recipient, _)| recipient).collect(), true));
+        };
+        let kept = if fresh { Vec::new() } else { lists.current(users).await? };
+        let mut recipients: Vec<Recipient> = kept
+            .iter()
+            .flat_map(|list| list.devices.iter().filter_map(|known| known.recipient(&list.user)))
+            .collect();
+        let missing: Vec<OwnedUserId> =
+            users.iter().filter(|user| !kept.iter().any(|list| &list.user == *user)).cloned().collect();
+        if missing.is_empty() {
+            return Ok((recipients, false));
+        }
+        let generations = lists.fetching(&missing).await?;
+        let keys = self.client().query_device_keys(device.as_device(), &missing).await?;
+        let mut writes = Vec::new();
+        for (user, generation) in generations {
+            // A user the homeserver did not answer for (another server down) stays outdated.
+            let Some(devices) = keys.get(&user) else {
+                tracing::warn!(%user, "the homeserver gave no device list for a member; asked again at the next send");
+                continue;
+            };
+            let checked = vouched_devices(&user, devices);
+            let known = checked.iter().map(|(recipient, object)| KnownDevice::checked(recipient, object));
+            writes.push(DeviceListWrite { user: user.clone(), generation, devices: known.collect() });
+            recipients.extend(checked.into_iter().map(|(recipient, _)| recipient));
+        }
+        lists.save(writes).await?;
+        Ok((recipients, true))
+    }
+
+    /// `user`'s device whose Curve25519 key is `curve25519`, if `user`'s device list shows it:
+    /// the kept list, asked for again once if it does not.
+    pub async fn listed_device(
+        &self,
+        ghost: &UserId,
+        user: &UserId,
+        curve25519: &str,
+    ) -> Result<Option<Recipient>, DeviceError> {
+        let Some(loaded) = self.load(ghost).await? else { return Err(DeviceError::NoAccount) };
+        let users = [user.to_owned()];
+        let find = |devices: Vec<Recipient>| {
+            devices.into_iter().find(|d| d.user == user && d.curve25519.to_base64() == curve25519)
+        };
+        let (devices, asked) = self.devices_of(&loaded.device, &users, false).await?;
+        if let Some(found) = find(devices) {
+            return Ok(Some(found));
+        }
+        if asked {
+            return Ok(None);
+        }
+        let (devices, _) = self.devices_of(&loaded.device, &users, true).await?;
+        Ok(find(devices))
+    }
+}
