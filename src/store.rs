@@ -50,6 +50,7 @@ mod recent_portals;
 pub mod sessions;
 pub mod telegram;
 pub mod telegram_aliases;
+pub mod to_device_inbox;
 pub(crate) mod write_connection;
 pub mod writer;
 
@@ -81,6 +82,7 @@ pub use jobs::{
 pub use megolm_outbound::{MegolmOutboundRow, MegolmOutboundSave, MegolmStep};
 pub use message_map::{MappedMessage, NewMapping};
 pub use olm_accounts::{OlmAccountRow, OlmAccountSave};
+pub use to_device_inbox::{ToDeviceKeep, ToDeviceRow};
 pub use olm_sessions::{
     MegolmInboundRow, MegolmInboundSave, MegolmIndex, OlmSessionRow, OlmSessionSave, OlmStep,
 };

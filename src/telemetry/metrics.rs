@@ -103,6 +103,9 @@ pub const NETWORK_DECRYPTIONS: &str = "dm3_network_decryptions_total";
 pub const MATRIX_MEGOLM_SESSIONS: &str = "dm3_matrix_megolm_sessions_total";
 /// Room keys ghosts shared over Olm, one per receiving device.
 pub const MATRIX_ROOM_KEYS_SHARED: &str = "dm3_matrix_room_keys_shared_total";
+/// To-device messages for ghost devices kept before they are opened, by `via` (push: in a
+/// transaction; catch_up: by `/sync` as the device) and `outcome` (new; duplicate: kept before).
+pub const MATRIX_TO_DEVICE_MESSAGES: &str = "dm3_matrix_to_device_messages_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -207,6 +210,10 @@ fn describe() {
     metrics::describe_counter!(
         MATRIX_ROOM_KEYS_SHARED,
         "Room keys Matrix ghosts shared over Olm, per device"
+    );
+    metrics::describe_counter!(
+        MATRIX_TO_DEVICE_MESSAGES,
+        "To-device messages for Matrix ghost devices kept before opening, by via (push, catch_up) and outcome (new, duplicate)"
     );
     metrics::describe_gauge!(
         ENGINE_OLDEST_PENDING,

@@ -15,6 +15,9 @@
 //! - [`to_device`]: the to-device events MSC2409 puts in transactions; [`olm`]: Olm messages
 //!   to a ghost device opened and checked; [`megolm`]: room keys, and room events decrypted;
 //! - [`receive`]: to-device messages opened and kept, room events decrypted;
+//! - [`inbox_store`]: the trait the service implements to keep to-device messages until they
+//!   are opened; [`inbox`]: the task that opens them after the homeserver had its 200;
+//!   [`catch_up`]: what the homeserver's push lost, fetched with `/sync` as the device;
 //! - [`key_request`]: a missing room key asked for again (`m.room_key_request`);
 //! - [`devices`]: devices made and kept supplied, in the order that loses no key;
 //! - [`supply`]: the task that tops devices up as transactions report their counts.
@@ -24,9 +27,12 @@
 //!   the order that never sends what was not saved).
 
 pub mod account;
+pub mod catch_up;
 pub mod cross_signing;
 pub mod device;
 pub mod devices;
+pub mod inbox;
+pub mod inbox_store;
 pub mod key_counts;
 pub mod key_request;
 pub mod megolm;
@@ -46,12 +52,14 @@ pub mod to_device;
 pub use account::{GhostAccount, KeysUpload, SIGNED_CURVE25519};
 pub use device::GhostDevice;
 pub use devices::{DeviceError, GhostDevices};
+pub use inbox::ToDeviceOpener;
+pub use inbox_store::{InboxWrite, KeptToDevice, ToDeviceInbox, Unopened, Via};
 pub use key_counts::{DeviceKeyCount, key_counts};
 pub use outbound_store::{
     OutboundStep, OutboundStore, OutboundWrite, PendingToDevice, SharedWith, StoredOutbound,
 };
 pub use pickle::SecretPickle;
-pub use receive::{DecryptError, OpenedEvent};
+pub use receive::{DecryptError, OpenedEvent, Opening};
 pub use send::SendError;
 pub use store::{
     AccountWrite, IndexClaim, OlmStepWrite, OlmStore, OlmStoreError, RoomKeyWrite, Saved, SessionWrite,

@@ -97,6 +97,7 @@ fn decrypt(
     message: &OlmMessage,
     sessions: Vec<Session>,
 ) -> Result<(Vec<u8>, Session, bool), OlmError> {
+    let mut known = false;
     for mut session in sessions {
         // A pre-key message names its session; a normal one is tried on each.
         if let OlmMessage::PreKey(pre_key) = message
@@ -104,11 +105,18 @@ fn decrypt(
         {
             continue;
         }
+        known = true;
         if let Ok(plaintext) = session.decrypt(message) {
             return Ok((plaintext, session, false));
         }
     }
+    // A pre-key message of a session we have, which that session does not open, was opened
+    // before: made anew (on the fallback key, which stays usable) it would replace the session
+    // with its start and open what it carried twice.
     let OlmMessage::PreKey(pre_key) = message else { return Err(OlmError::NoSession) };
+    if known {
+        return Err(OlmError::NoSession);
+    }
     let created = account
         .olm()
         .create_inbound_session(SessionConfig::version_1(), sender_key, pre_key)
