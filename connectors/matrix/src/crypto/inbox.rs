@@ -120,7 +120,7 @@ impl GhostDevices {
                 break;
             }
         }
-        let now = crate::crypto::inbox::now_ms();
+        let now = now_ms();
         for pending in waiting {
             let tries = pending.attempts + 1;
             if tries >= GIVE_UP_ATTEMPTS && now - pending.created_at_ms >= GIVE_UP_AFTER_MS {
