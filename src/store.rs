@@ -82,7 +82,6 @@ pub use jobs::{
 pub use megolm_outbound::{MegolmOutboundRow, MegolmOutboundSave, MegolmStep};
 pub use message_map::{MappedMessage, NewMapping};
 pub use olm_accounts::{OlmAccountRow, OlmAccountSave};
-pub use to_device_inbox::{ToDeviceKeep, ToDeviceRow};
 pub use olm_sessions::{
     MegolmInboundRow, MegolmInboundSave, MegolmIndex, OlmSessionRow, OlmSessionSave, OlmStep,
 };
@@ -90,6 +89,7 @@ pub use portals::{Consent, NewPortal, Portal, PortalActivity, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};
 pub use telegram_aliases::{AliasBinding, AliasLink, Bound};
+pub use to_device_inbox::{ToDeviceKeep, ToDeviceRow};
 pub use writer::WriterStats;
 
 /// Expands `$body` once per backend with `$p` bound to that backend's pool, so that one piece

@@ -147,8 +147,7 @@ async fn start(db: &TestDb) -> World {
     let bridge = bridge::start(config, dir, || synapse.log_tail()).await;
     world.point_parent_at(&bridge).await;
     let password = synapse.register_account("bob").await.unwrap();
-    let credentials =
-        Credentials { homeserver: synapse.url().to_owned(), user: "bob".to_owned(), password };
+    let credentials = Credentials { homeserver: synapse.url().to_owned(), user: "bob".to_owned(), password };
     let bob = credentials.login("bob's phone").await.unwrap_or_else(|e| panic!("{e}"));
     World { world, bridge, synapse, proxy, bob: Arc::new(bob) }
 }
@@ -201,7 +200,9 @@ impl World {
 
     /// Messages the bridge failed to decrypt (gave up on, or refused).
     async fn undecryptable(&self) -> f64 {
-        let series = |outcome: &str| format!(r#"dm3_network_decryptions_total{{network="matrix",outcome="{outcome}"}} "#);
+        let series = |outcome: &str| {
+            format!(r#"dm3_network_decryptions_total{{network="matrix",outcome="{outcome}"}} "#)
+        };
         self.metric(&series("gave_up")).await + self.metric(&series("refused")).await
     }
 
@@ -241,7 +242,8 @@ async fn bobs_messages_into_eight_encrypted_dms_at_once_all_arrive_once_and_in_o
     // the one bob's client then answers on.
     let directory = w.world.directory();
     for user in &users {
-        user.send(&directory, user.builder(&bob_name).text(&format!("hello bob from {}", user.name), None)).await;
+        user.send(&directory, user.builder(&bob_name).text(&format!("hello bob from {}", user.name), None))
+            .await;
     }
     for (room, name) in rooms.iter().zip(&names) {
         let hello = format!("hello bob from {name}");
@@ -327,7 +329,10 @@ async fn to_device_messages_are_kept_while_opening_them_fails_and_open_later(db:
     tokio::time::sleep(Duration::from_secs(3)).await;
     let alice = &w.world.alice;
     let directory = w.world.directory();
-    assert!(alice.incoming(&w.world.ds_b, &directory, &bob_name).await.is_empty(), "decrypted without its key");
+    assert!(
+        alice.incoming(&w.world.ds_b, &directory, &bob_name).await.is_empty(),
+        "decrypted without its key"
+    );
 
     db.execute("ALTER TABLE matrix_olm_sessions_away RENAME TO matrix_olm_sessions").await;
     let texts = w.texts_from(alice, &bob_name, 1, "opened later").await;

@@ -223,7 +223,10 @@ impl MatrixBridge {
     /// Gives the connector ghost devices whose Olm accounts live sealed in the node's database
     /// ([`olm_store`]) with their outbound Megolm sessions, and starts the task that keeps them supplied with one-time keys; the
     /// routes keep the to-device messages sent to them ([`to_device_inbox`]), and a task opens them.
-    fn ghost_devices(&self, node: &NodeServices<'_>) -> ((Arc<GhostDevices>, KeySupply), Vec<JoinHandle<()>>) {
+    fn ghost_devices(
+        &self,
+        node: &NodeServices<'_>,
+    ) -> ((Arc<GhostDevices>, KeySupply), Vec<JoinHandle<()>>) {
         let store = olm_store::SealedOlmStore::new(
             node.store.clone(),
             node.vault.master_key().clone(),

@@ -86,7 +86,8 @@ impl Store {
         const SINCE: &str = "INSERT INTO matrix_to_device_since (user_id, device_id, next_batch, updated_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, device_id) \
              DO UPDATE SET next_batch = excluded.next_batch, updated_at = excluded.updated_at";
-        let (user_id, device_id, next_batch) = (user_id.to_owned(), device_id.to_owned(), next_batch.to_owned());
+        let (user_id, device_id, next_batch) =
+            (user_id.to_owned(), device_id.to_owned(), next_batch.to_owned());
         write_on!(self, c => {
             let new = keep_on!(c, &messages, now_ms);
             sqlx::query(SINCE)
@@ -101,8 +102,13 @@ impl Store {
     }
 
     /// The since token of a device's last catch-up.
-    pub async fn to_device_since(&self, user_id: &str, device_id: &str) -> Result<Option<String>, StoreError> {
-        const SQL: &str = "SELECT next_batch FROM matrix_to_device_since WHERE user_id = $1 AND device_id = $2";
+    pub async fn to_device_since(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        const SQL: &str =
+            "SELECT next_batch FROM matrix_to_device_since WHERE user_id = $1 AND device_id = $2";
         on_pool!(self.pool(), p => Ok(sqlx::query_scalar(SQL).bind(user_id).bind(device_id).fetch_optional(p).await?))
     }
 

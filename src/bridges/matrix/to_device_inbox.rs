@@ -9,7 +9,7 @@
 
 use dm3_bridge_connector::BoxFuture;
 use dm3_bridge_matrix::crypto::{
-    InboxWrite, OlmStoreError, KeptToDevice, ToDeviceEvent, ToDeviceInbox, Unopened, Via,
+    InboxWrite, KeptToDevice, OlmStoreError, ToDeviceEvent, ToDeviceInbox, Unopened, Via,
 };
 use ruma::{OwnedDeviceId, OwnedUserId, UserId};
 use serde_json::{Map, Value};
@@ -57,7 +57,10 @@ fn pending(ghost: &UserId, device: &OwnedDeviceId, row: ToDeviceRow) -> Option<K
 }
 
 impl ToDeviceInbox for SealedOlmStore {
-    fn keep_to_device<'a>(&'a self, messages: Vec<InboxWrite>) -> BoxFuture<'a, Result<usize, OlmStoreError>> {
+    fn keep_to_device<'a>(
+        &'a self,
+        messages: Vec<InboxWrite>,
+    ) -> BoxFuture<'a, Result<usize, OlmStoreError>> {
         Box::pin(async move {
             let total = messages.len();
             let via = messages.first().map_or(Via::Push, |m| m.via);
@@ -93,7 +96,9 @@ impl ToDeviceInbox for SealedOlmStore {
         ghost: &'a UserId,
         device: &'a OwnedDeviceId,
     ) -> BoxFuture<'a, Result<Option<String>, OlmStoreError>> {
-        Box::pin(async move { self.store().to_device_since(ghost.as_str(), device.as_str()).await.map_err(failed) })
+        Box::pin(async move {
+            self.store().to_device_since(ghost.as_str(), device.as_str()).await.map_err(failed)
+        })
     }
 
     fn pending_devices<'a>(
@@ -118,8 +123,11 @@ impl ToDeviceInbox for SealedOlmStore {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<KeptToDevice>, OlmStoreError>> {
         Box::pin(async move {
-            let rows =
-                self.store().to_device_pending(ghost.as_str(), device.as_str(), limit).await.map_err(failed)?;
+            let rows = self
+                .store()
+                .to_device_pending(ghost.as_str(), device.as_str(), limit)
+                .await
+                .map_err(failed)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let seq = row.seq;
@@ -136,7 +144,11 @@ impl ToDeviceInbox for SealedOlmStore {
         })
     }
 
-    fn settle_unopened<'a>(&'a self, seq: u64, outcome: Unopened) -> BoxFuture<'a, Result<(), OlmStoreError>> {
+    fn settle_unopened<'a>(
+        &'a self,
+        seq: u64,
+        outcome: Unopened,
+    ) -> BoxFuture<'a, Result<(), OlmStoreError>> {
         Box::pin(async move {
             let seq = i64::try_from(seq).map_err(failed)?;
             self.store().settle_to_device(seq, outcome == Unopened::Dropped).await.map_err(failed)

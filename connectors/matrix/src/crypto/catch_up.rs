@@ -27,7 +27,7 @@ use serde_json::Value;
 use super::device::GhostDevice;
 use super::devices::{DeviceError, GhostDevices};
 use super::inbox_store::{InboxWrite, Via};
-use super::to_device::{read_event, ToDeviceEvent};
+use super::to_device::{ToDeviceEvent, read_event};
 use crate::client::MAX_SYNC_TO_DEVICE;
 
 /// The least time between two catch-ups of one device.

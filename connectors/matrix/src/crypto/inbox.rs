@@ -19,8 +19,8 @@ use tokio::task::JoinHandle;
 
 use super::devices::{DeviceError, GhostDevices};
 use super::inbox_store::{InboxWrite, KeptToDevice, ToDeviceInbox, Unopened, Via};
-use super::to_device::ToDeviceEvent;
 use super::receive::Opening;
+use super::to_device::ToDeviceEvent;
 
 /// How often the opener looks for pending messages without being woken.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -53,7 +53,11 @@ impl GhostDevices {
     /// Takes the to-device messages of transaction `txn_id`: kept to be opened afterwards, or,
     /// without an inbox, opened at once. An error when they could not be kept (or, opened at
     /// once, the store failed): the homeserver must not have its 200.
-    pub async fn accept_to_device(&self, messages: Vec<ToDeviceEvent>, txn_id: &str) -> Result<(), DeviceError> {
+    pub async fn accept_to_device(
+        &self,
+        messages: Vec<ToDeviceEvent>,
+        txn_id: &str,
+    ) -> Result<(), DeviceError> {
         let Some(inbox) = self.inbox() else {
             self.receive(messages).await?;
             return Ok(());
@@ -95,13 +99,18 @@ impl GhostDevices {
     }
 
     /// Opens `device`'s pending messages in arrival order.
-    pub(super) async fn open_pending_of(&self, ghost: &UserId, device: &OwnedDeviceId) -> Result<(), DeviceError> {
+    pub(super) async fn open_pending_of(
+        &self,
+        ghost: &UserId,
+        device: &OwnedDeviceId,
+    ) -> Result<(), DeviceError> {
         let Some(inbox) = self.inbox() else { return Ok(()) };
         let _one_opener = self.opening.lock().await;
         if !self.store().hold(ghost).await? {
             return Err(DeviceError::HeldElsewhere);
         }
-        let mut waiting: Vec<KeptToDevice> = inbox.pending_to_device(ghost, device, MESSAGES_PER_ROUND).await?;
+        let mut waiting: Vec<KeptToDevice> =
+            inbox.pending_to_device(ghost, device, MESSAGES_PER_ROUND).await?;
         for _ in 0..PASSES {
             let mut opened_any = false;
             let mut still = Vec::with_capacity(waiting.len());
@@ -129,8 +138,10 @@ impl GhostDevices {
                 match pending.via {
                     Via::Push => tracing::info!(%ghost, sender = %pending.event.sender, seq = pending.seq,
                         "a to-device message no Olm session opened was dropped"),
-                    Via::CatchUp => tracing::debug!(%ghost, sender = %pending.event.sender, seq = pending.seq,
-                        "a caught-up to-device message no Olm session opens (opened before, most likely) was dropped"),
+                    Via::CatchUp => {
+                        tracing::debug!(%ghost, sender = %pending.event.sender, seq = pending.seq,
+                        "a caught-up to-device message no Olm session opens (opened before, most likely) was dropped")
+                    }
                 }
                 inbox.settle_unopened(pending.seq, Unopened::Dropped).await?;
             } else {

@@ -79,7 +79,8 @@ pub enum Unopened {
 /// The to-device messages of ghost devices, kept until opened: implemented by the service.
 pub trait ToDeviceInbox: Send + Sync + 'static {
     /// Keeps `messages` unless kept before (same device and digest): how many were new.
-    fn keep_to_device<'a>(&'a self, messages: Vec<InboxWrite>) -> BoxFuture<'a, Result<usize, OlmStoreError>>;
+    fn keep_to_device<'a>(&'a self, messages: Vec<InboxWrite>)
+    -> BoxFuture<'a, Result<usize, OlmStoreError>>;
 
     /// Keeps what a catch-up of `ghost`'s `device` brought and its `next_batch`, in one
     /// transaction (the homeserver forgets what came before a since token once it is used):
@@ -114,7 +115,8 @@ pub trait ToDeviceInbox: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<KeptToDevice>, OlmStoreError>>;
 
     /// Records what became of a pending message that did not open.
-    fn settle_unopened<'a>(&'a self, seq: u64, outcome: Unopened) -> BoxFuture<'a, Result<(), OlmStoreError>>;
+    fn settle_unopened<'a>(&'a self, seq: u64, outcome: Unopened)
+    -> BoxFuture<'a, Result<(), OlmStoreError>>;
 }
 
 /// A message's digest: its recipient, sender, type and content in canonical JSON (sorted keys),

@@ -205,6 +205,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_pre_key_message_on_the_fallback_key_opens_once_and_its_replay_nothing() {
+        // The fallback key stays usable after a session was made on it, so only the session
+        // already kept tells a replay (a catch-up bringing again what the push brought).
+        let (mut account, device) = ghost();
+        let fallback = account.upload(&device, false).unwrap().fallback_keys.values().next().unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let fallback = Curve25519PublicKey::from_base64(&fallback).unwrap();
+        let bob = Account::new();
+        let curve = account.identity_keys().curve25519;
+        let mut session = bob.create_outbound_session(SessionConfig::version_1(), curve, fallback).unwrap();
+        let first =
+            content(&bob, &account, &mut session, &payload(&account, "@bob:hs", device.user.as_str()));
+        let opened = open(&mut account, &device, "@bob:hs", &first, Vec::new()).unwrap();
+        let kept = Session::from_pickle(opened.session.pickle());
+        let replay = open(&mut account, &device, "@bob:hs", &first, vec![kept]);
+        assert_eq!(replay.unwrap_err(), OlmError::NoSession, "a replay on the fallback key opens nothing");
+    }
+
+    #[test]
     fn a_payload_for_someone_else_or_from_someone_else_is_refused() {
         let bob = Account::new();
         for (sender, recipient) in [("@eve:hs", "@_dm3_alice.eth:hs"), ("@bob:hs", "@_dm3_carol.eth:hs")] {

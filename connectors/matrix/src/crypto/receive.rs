@@ -109,21 +109,27 @@ impl GhostDevices {
             let sessions = self.store().olm_sessions(ghost, &sender_key).await?;
             let sessions = sessions.iter().filter_map(|p| olm::unpickle(p).ok()).collect();
             let sender = event.sender.as_str();
-            let opened =
-                match olm::open(&mut loaded.account, &loaded.device, sender, &event.content, sessions) {
-                    Ok(opened) => opened,
-                    Err(OlmError::NoSession) => {
-                        // Not a forgery: a message whose session opens later, or one opened
-                        // before and brought again (the catch-up repeats what the push brought).
-                        tracing::debug!(%ghost, %sender, via = via.as_str(), "no Olm session opens a to-device message (yet)");
-                        return Ok(Opening::NotYet);
-                    }
-                    Err(error) => {
-                        tracing::warn!(%ghost, %sender, %error, "a to-device message did not open; dropped");
-                        return Ok(Opening::Never(error.to_string()));
-                    }
-                };
-            let payload_type = opened.payload.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let opened = match olm::open(
+                &mut loaded.account,
+                &loaded.device,
+                sender,
+                &event.content,
+                sessions,
+            ) {
+                Ok(opened) => opened,
+                Err(OlmError::NoSession) => {
+                    // Not a forgery: a message whose session opens later, or one opened
+                    // before and brought again (the catch-up repeats what the push brought).
+                    tracing::debug!(%ghost, %sender, via = via.as_str(), "no Olm session opens a to-device message (yet)");
+                    return Ok(Opening::NotYet);
+                }
+                Err(error) => {
+                    tracing::warn!(%ghost, %sender, %error, "a to-device message did not open; dropped");
+                    return Ok(Opening::Never(error.to_string()));
+                }
+            };
+            let payload_type =
+                opened.payload.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
             let room_key = match room_key(&opened.payload, &sender_key, sender) {
                 Ok(key) => key,
                 Err(error) => {
