@@ -17,7 +17,8 @@
 //! - [`receive`]: to-device messages opened and kept, room events decrypted;
 //! - [`inbox_store`]: the trait the service implements to keep to-device messages until they
 //!   are opened; [`inbox`]: the task that opens them after the homeserver had its 200;
-//!   [`catch_up`]: what the homeserver's push lost, fetched with `/sync` as the device;
+//!   [`catch_up`]: what the homeserver's push lost, fetched with `/sync` as the device
+//!   ([`catch_up_gate`]: at most one at a time per device, a few seconds apart);
 //! - [`key_request`]: a missing room key asked for again (`m.room_key_request`);
 //! - [`devices`]: devices made and kept supplied, in the order that loses no key;
 //! - [`supply`]: the task that tops devices up as transactions report their counts.
@@ -28,6 +29,7 @@
 
 pub mod account;
 pub mod catch_up;
+pub mod catch_up_gate;
 pub mod cross_signing;
 pub mod device;
 pub mod devices;

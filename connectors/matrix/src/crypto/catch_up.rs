@@ -14,14 +14,11 @@
 //! [`crate::client::MAX_SYNC_TO_DEVICE`] messages a sync, of at most
 //! [`super::to_device::MAX_TO_DEVICE_BYTES`] each, and [`ROUNDS`] syncs a catch-up.
 //!
-//! Debounced per device: one catch-up in flight, and none within [`SPACING`] of the last one
-//! started, so a room of held events does not sync once per event and retry.
+//! Debounced per device ([`super::catch_up_gate`]): one catch-up in flight, and none within a
+//! few seconds of the last one started, so a room of held events does not sync once per event
+//! and retry.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
-
-use ruma::{OwnedUserId, UserId};
+use ruma::UserId;
 use serde_json::Value;
 
 use super::device::GhostDevice;
@@ -30,47 +27,12 @@ use super::inbox_store::{InboxWrite, Via};
 use super::to_device::{ToDeviceEvent, read_event};
 use crate::client::MAX_SYNC_TO_DEVICE;
 
-/// The least time between two catch-ups of one device.
-pub const SPACING: Duration = Duration::from_secs(3);
 /// Syncs in one catch-up at most (each up to [`MAX_SYNC_TO_DEVICE`] messages).
 const ROUNDS: usize = 5;
-/// Devices remembered for the spacing at most; older entries are forgotten first.
-const REMEMBERED: usize = 4096;
-
-/// When each device's last catch-up started, and which are in flight.
-#[derive(Debug, Default)]
-pub struct CatchUps {
-    started: Mutex<HashMap<OwnedUserId, (Instant, bool)>>,
-}
-
-impl CatchUps {
-    /// Whether a catch-up of `ghost` may start now; if so it is marked in flight.
-    fn begin(&self, ghost: &UserId) -> bool {
-        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if let Some((at, in_flight)) = started.get(ghost)
-            && (*in_flight || now.duration_since(*at) < SPACING)
-        {
-            return false;
-        }
-        if started.len() >= REMEMBERED {
-            started.retain(|_, (at, in_flight)| *in_flight || now.duration_since(*at) < SPACING);
-        }
-        started.insert(ghost.to_owned(), (now, true));
-        true
-    }
-
-    fn end(&self, ghost: &UserId) {
-        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, in_flight)) = started.get_mut(ghost) {
-            *in_flight = false;
-        }
-    }
-}
 
 impl GhostDevices {
     /// Fetches what the homeserver holds for `ghost`'s device and opens it, unless a catch-up of
-    /// the device is in flight or started within [`SPACING`]: how many messages were new (not
+    /// the device is in flight or started within [`super::catch_up_gate::SPACING`]: how many messages were new (not
     /// pushed before). Nothing to do for a ghost without a device or a bridge without an inbox.
     pub async fn catch_up(&self, ghost: &UserId) -> Result<usize, DeviceError> {
         if self.inbox().is_none() || !self.catch_ups.begin(ghost) {

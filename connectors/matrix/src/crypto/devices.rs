@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use ruma::{OwnedDeviceId, UserId};
 
 use super::account::{AccountError, GhostAccount, SIGNED_CURVE25519};
-use super::catch_up::CatchUps;
+use super::catch_up_gate::CatchUps;
 use super::device::{GhostDevice, new_device_id};
 use super::inbox_store::ToDeviceInbox;
 use super::key_counts::DeviceKeyCount;
