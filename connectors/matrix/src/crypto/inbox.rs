@@ -7,14 +7,16 @@
 //! A message that no session opens yet waits for an earlier one of its session: after anything
 //! opened, the waiting ones are tried again; one that still opens nothing after
 //! [`GIVE_UP_ATTEMPTS`] tries and [`GIVE_UP_AFTER_MS`] is dropped with a log line (a message
-//! opened before and brought again by the catch-up ends so too, quietly). A contended account or
-//! a failing store leaves everything pending for the next round: the task wakes when a message
-//! is kept, and every [`POLL`] besides (another replica may have kept it, or held the lease).
+//! opened before and brought again by the catch-up ends so too, quietly). A contended account,
+//! a lease held by another replica or a failing store leaves everything pending, and the device
+//! is tried again with a backoff (from [`POLL`], doubling, at most 30 s): the task wakes when a
+//! message is kept, and every [`POLL`] besides (another replica may have kept it).
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ruma::{OwnedDeviceId, UserId};
+use ruma::{OwnedDeviceId, OwnedUserId, UserId};
 use tokio::task::JoinHandle;
 
 use super::devices::{DeviceError, GhostDevices};
@@ -84,14 +86,20 @@ impl GhostDevices {
     }
 
     /// Opens what is pending for every device with pending messages (those whose lease this
-    /// process holds).
-    pub async fn open_pending(&self) -> Result<(), DeviceError> {
+    /// process holds), but those `backoffs` holds back.
+    async fn open_pending(&self, backoffs: &mut Backoffs) -> Result<(), DeviceError> {
         let Some(inbox) = self.inbox() else { return Ok(()) };
         for (ghost, device) in inbox.pending_devices(DEVICES_PER_ROUND).await? {
-            match self.open_pending_of(&ghost, &device).await {
-                Ok(()) | Err(DeviceError::HeldElsewhere) => {}
+            let key = (ghost, device);
+            if backoffs.holds_back(&key) {
+                continue;
+            }
+            match self.open_pending_of(&key.0, &key.1).await {
+                Ok(()) => backoffs.forget(&key),
+                Err(DeviceError::HeldElsewhere) => backoffs.failed(key),
                 Err(error) => {
-                    tracing::info!(%ghost, %device, %error, "kept to-device messages not opened yet; tried again shortly");
+                    tracing::info!(ghost = %key.0, device = %key.1, %error, "kept to-device messages not opened yet; tried again later");
+                    backoffs.failed(key);
                 }
             }
         }
@@ -152,6 +160,36 @@ impl GhostDevices {
     }
 }
 
+/// Devices whose messages could not be opened (their account held by another replica or
+/// contended, the store failing), and when each is tried again: after [`POLL`], doubling up to
+/// [`MAX_BACKOFF`]. A wake-up does not hurry them: what is kept meanwhile waits its turn.
+#[derive(Debug, Default)]
+struct Backoffs(HashMap<(OwnedUserId, OwnedDeviceId), (Instant, Duration)>);
+
+/// The longest a device's messages wait between two tries of a failing opening; the lease of
+/// a replica that died runs out sooner (`HELD_FOR` in the service).
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Devices remembered at most; past it the memory starts afresh (a try sooner, nothing lost).
+const MAX_BACKOFFS: usize = 4096;
+
+impl Backoffs {
+    fn holds_back(&self, key: &(OwnedUserId, OwnedDeviceId)) -> bool {
+        self.0.get(key).is_some_and(|(next, _)| Instant::now() < *next)
+    }
+
+    fn failed(&mut self, key: (OwnedUserId, OwnedDeviceId)) {
+        if self.0.len() >= MAX_BACKOFFS {
+            self.0.clear();
+        }
+        let delay = self.0.get(&key).map_or(POLL, |(_, delay)| (*delay * 2).min(MAX_BACKOFF));
+        self.0.insert(key, (Instant::now() + delay, delay));
+    }
+
+    fn forget(&mut self, key: &(OwnedUserId, OwnedDeviceId)) {
+        self.0.remove(key);
+    }
+}
+
 /// The task that opens kept to-device messages; it ends when aborted.
 #[derive(Debug)]
 pub struct ToDeviceOpener;
@@ -160,8 +198,9 @@ impl ToDeviceOpener {
     /// Starts the task over `devices`.
     pub fn start(devices: Arc<GhostDevices>) -> JoinHandle<()> {
         tokio::spawn(async move {
+            let mut backoffs = Backoffs::default();
             loop {
-                if let Err(error) = devices.open_pending().await {
+                if let Err(error) = devices.open_pending(&mut backoffs).await {
                     tracing::warn!(%error, "pending to-device messages could not be read; tried again shortly");
                 }
                 tokio::select! {
