@@ -64,6 +64,19 @@ pub async fn run(store: Store, leases: Leases, interval: Duration, stop: Cancell
             Err(error) => tracing::warn!(%error, "deleting expired rows failed; will retry"),
         }
         prune_bridge_keys(&store, now_ms()).await;
+        prune_to_device(&store, now_ms()).await;
+    }
+}
+
+/// Forgets the ghost devices' to-device messages settled (opened or dropped) more than
+/// [`SETTLED_KEPT_MS`](crate::store::to_device_inbox::SETTLED_KEPT_MS) ago: kept that long, they
+/// tell a message the catch-up brings again from a new one (and Olm refuses it anyway after).
+pub async fn prune_to_device(store: &Store, now_ms: i64) {
+    let before = now_ms.saturating_sub(crate::store::to_device_inbox::SETTLED_KEPT_MS);
+    match store.prune_to_device(before).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "pruned settled to-device messages of ghost devices"),
+        Err(error) => tracing::warn!(%error, "pruning to-device messages failed; will retry"),
     }
 }
 

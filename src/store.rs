@@ -52,6 +52,7 @@ mod recent_portals;
 pub mod sessions;
 pub mod telegram;
 pub mod telegram_aliases;
+pub mod to_device_inbox;
 pub(crate) mod write_connection;
 pub mod writer;
 
@@ -90,6 +91,7 @@ pub use portals::{Consent, NewPortal, Portal, PortalActivity, PortalState};
 pub use recent_portals::PORTAL_READS_REUSED_FOR;
 pub use sessions::{Session, TokenHash};
 pub use telegram_aliases::{AliasBinding, AliasLink, Bound};
+pub use to_device_inbox::{ToDeviceKeep, ToDeviceRow};
 pub use writer::WriterStats;
 
 /// Expands `$body` once per backend with `$p` bound to that backend's pool, so that one piece

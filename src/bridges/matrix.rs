@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use dm3_bridge_connector::{BoxFuture, Connector, ConnectorError, InboundSink, NetworkId, RemoteIdentity};
-use dm3_bridge_matrix::crypto::{GhostDevices, KeySupply};
+use dm3_bridge_matrix::crypto::{GhostDevices, KeySupply, ToDeviceOpener};
 use dm3_bridge_matrix::{
     Appservice, AsToken, Client, ClientError, CommandPrefix, Decrypting, DirectoryError, GhostDirectory,
     GhostProfile, HsToken, MatrixConfig, MatrixConnector, MatrixToken, PolicyError, Registration,
@@ -91,6 +91,7 @@ pub fn check_registration_file(matrix: &MatrixConfig, data_dir: &Path) -> Result
 pub mod device_list_store;
 pub mod olm_store;
 pub mod outbound_store;
+pub mod to_device_inbox;
 
 /// The network id of the Matrix connector in the engine's tables.
 pub const MATRIX_NETWORK: &str = "matrix";
@@ -222,8 +223,11 @@ impl MatrixBridge {
 
     /// Gives the connector ghost devices whose Olm accounts live sealed in the node's database
     /// ([`olm_store`]) with their outbound Megolm sessions, and starts the task that keeps them supplied with one-time keys; the
-    /// routes open the to-device messages sent to them.
-    fn ghost_devices(&self, node: &NodeServices<'_>) -> ((Arc<GhostDevices>, KeySupply), JoinHandle<()>) {
+    /// routes keep the to-device messages sent to them ([`to_device_inbox`]), and a task opens them.
+    fn ghost_devices(
+        &self,
+        node: &NodeServices<'_>,
+    ) -> ((Arc<GhostDevices>, KeySupply), Vec<JoinHandle<()>>) {
         let store = olm_store::SealedOlmStore::new(
             node.store.clone(),
             node.vault.master_key().clone(),
@@ -231,8 +235,10 @@ impl MatrixBridge {
         );
         let store = Arc::new(store);
         let devices = Arc::new(GhostDevices::new(self.client.clone(), store.clone()));
-        // The same store keeps the outbound Megolm sessions ([`outbound_store`]) and the
-        // members' device lists ([`device_list_store`]).
+        // The same store keeps the outbound Megolm sessions ([`outbound_store`]), the members'
+        // device lists ([`device_list_store`]) and the to-device messages until they are
+        // opened ([`to_device_inbox`]).
+        devices.set_inbox(store.clone());
         devices.set_outbound(store.clone());
         devices.set_device_lists(store);
         self.connector.set_devices(devices.clone());
@@ -248,7 +254,8 @@ impl MatrixBridge {
             ),
         });
         let (supply, task) = KeySupply::start(devices.clone());
-        ((devices, supply), task)
+        let opener = ToDeviceOpener::start(devices.clone());
+        ((devices, supply), vec![task, opener])
     }
 
     /// Pings the homeserver through the bridge (the node must be listening), retrying
@@ -322,7 +329,7 @@ impl NetworkModule for MatrixModule {
         };
         let (supply, supply_task) = supply.unzip();
         let routes = bridge.router(services.sink, services.directory, supply);
-        let tasks = Mutex::new(supply_task.map(|task| task.abort_handle()).into_iter().collect());
+        let tasks = Mutex::new(supply_task.into_iter().flatten().map(|task| task.abort_handle()).collect());
         Ok(Box::new(MatrixNetwork { bridge, routes, probe: Mutex::new(None), tasks }))
     }
 }

@@ -40,6 +40,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (20, "olm_accounts", include_str!("../../migrations/sqlite/0020_olm_accounts.sql")),
     (21, "megolm_senders", include_str!("../../migrations/sqlite/0021_megolm_senders.sql")),
     (22, "megolm_outbound", include_str!("../../migrations/sqlite/0022_megolm_outbound.sql")),
+    (23, "to_device_inbox", include_str!("../../migrations/sqlite/0023_to_device_inbox.sql")),
     (24, "device_lists", include_str!("../../migrations/sqlite/0024_device_lists.sql")),
 ];
 
@@ -72,6 +73,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (20, "olm_accounts", include_str!("../../migrations/postgres/0020_olm_accounts.sql")),
     (21, "megolm_senders", include_str!("../../migrations/postgres/0021_megolm_senders.sql")),
     (22, "megolm_outbound", include_str!("../../migrations/postgres/0022_megolm_outbound.sql")),
+    (23, "to_device_inbox", include_str!("../../migrations/postgres/0023_to_device_inbox.sql")),
     (24, "device_lists", include_str!("../../migrations/postgres/0024_device_lists.sql")),
 ];
 

@@ -7,6 +7,9 @@
 //! ([`Store::save_olm_step`]), under the account's version like every account save
 //! ([`super::olm_accounts`]): all of it lands, or none.
 //!
+//! A step that opened a kept to-device message (migration 0023) marks it opened in the same
+//! transaction, after checking it was still pending: a message is never opened twice.
+//!
 //! Migration 0021 keeps with each room key the user whose Olm message brought it, and the event
 //! id decrypted at each message index ([`super::megolm_indices`]), so that an event is
 //! believed only from the key's sender and a replayed ciphertext is told from the first.
@@ -14,6 +17,7 @@
 use sqlx::Row as _;
 
 use super::olm_accounts::save_account_on;
+use super::to_device_inbox::{mark_opened_on, still_pending_on};
 use super::{OlmAccountSave, Store, StoreError, on_pool, write_on};
 
 /// An Olm session, still sealed.
@@ -61,6 +65,8 @@ pub struct OlmStep {
     pub account: Option<OlmAccountSave>,
     pub sessions: Vec<OlmSessionSave>,
     pub room_keys: Vec<MegolmInboundSave>,
+    /// The kept to-device message the step opened (migration 0023), marked opened with it.
+    pub inbox_seq: Option<i64>,
     pub now_ms: i64,
 }
 
@@ -137,10 +143,19 @@ impl Store {
              sealed = excluded.sealed, sender_user = excluded.sender_user \
              WHERE matrix_megolm_inbound.sender_user = ''";
         write_on!(self, c => {
+            // Checked before anything is written: a message opened already writes nothing.
+            if let Some(seq) = step.inbox_seq
+                && !still_pending_on!(c, seq)
+            {
+                return Ok(false);
+            }
             if let Some(account) = &step.account
                 && save_account_on!(&mut *c, account) != 1
             {
                 return Ok(false);
+            }
+            if let Some(seq) = step.inbox_seq {
+                mark_opened_on!(c, seq);
             }
             save_olm_sessions_on!(&mut *c, &step.sessions, step.now_ms);
             for key in &step.room_keys {

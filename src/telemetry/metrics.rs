@@ -105,6 +105,9 @@ pub const MATRIX_MEGOLM_SESSIONS: &str = "dm3_matrix_megolm_sessions_total";
 pub const MATRIX_ROOM_KEYS_SHARED: &str = "dm3_matrix_room_keys_shared_total";
 /// `/keys/query` calls ghosts made for members' device lists not kept or outdated.
 pub const MATRIX_DEVICE_LIST_QUERIES: &str = "dm3_matrix_device_list_queries_total";
+/// To-device messages for ghost devices kept before they are opened, by `via` (push: in a
+/// transaction; catch_up: by `/sync` as the device) and `outcome` (new; duplicate: kept before).
+pub const MATRIX_TO_DEVICE_MESSAGES: &str = "dm3_matrix_to_device_messages_total";
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -213,6 +216,10 @@ fn describe() {
     metrics::describe_counter!(
         MATRIX_DEVICE_LIST_QUERIES,
         "Device-list queries (/keys/query) for members whose list was not kept or was outdated"
+    );
+    metrics::describe_counter!(
+        MATRIX_TO_DEVICE_MESSAGES,
+        "To-device messages for Matrix ghost devices kept before opening, by via (push, catch_up) and outcome (new, duplicate)"
     );
     metrics::describe_gauge!(
         ENGINE_OLDEST_PENDING,

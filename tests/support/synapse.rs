@@ -221,6 +221,25 @@ impl Synapse {
         rows.iter().map(|row| row.try_get::<String, _>("json").map_err(Into::into)).collect()
     }
 
+    /// How many to-device messages Synapse holds per recipient device (its `device_inbox`
+    /// table): a message stays there until its device syncs past it, whether or not it was
+    /// pushed to an application service.
+    pub async fn device_inbox(&self) -> Result<Vec<(String, String, i64)>> {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::{ConnectOptions as _, Row as _};
+        let options =
+            SqliteConnectOptions::new().filename(self.dir.path().join("homeserver.db")).read_only(true);
+        let mut connection = options.connect().await?;
+        let rows = sqlx::query(
+            "SELECT user_id, device_id, COUNT(*) AS n FROM device_inbox GROUP BY user_id, device_id ORDER BY user_id",
+        )
+        .fetch_all(&mut connection)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("user_id")?, row.try_get("device_id")?, row.try_get("n")?)))
+            .collect()
+    }
+
     /// Registers a normal (non-admin) user with `register_new_matrix_user` and logs them in.
     pub async fn register_user(&self, name: &str) -> Result<MatrixUser> {
         let password = self.register_account(name).await?;

@@ -14,10 +14,11 @@
 //!
 //! With ghost devices ([`crate::crypto`]), the one-time-key counts a transaction carries
 //! (MSC3202) go to the [`KeySupply`] once the transaction is stored; a malformed count never
-//! refuses the transaction; the to-device messages (room keys, MSC2409) are opened and kept
-//! before the answer, since the homeserver forgets them once it has its 200; the device-list
-//! changes (MSC3202 `device_lists`) are recorded before the transaction is stored, for the
-//! same reason ([`crate::crypto::device_lists`]).
+//! refuses the transaction; the to-device messages (room keys, MSC2409) are kept before the
+//! answer, since the homeserver forgets them once it has its 200 (and sends a transaction
+//! answered 500 again without them), and opened afterwards ([`crate::crypto::inbox`]); the
+//! device-list changes (MSC3202 `device_lists`) are recorded before the transaction is stored,
+//! for the same reason ([`crate::crypto::device_lists`]).
 //!
 //! The user query blocks the homeserver's invite until it answers, so it does the minimum:
 //! one directory lookup, one registration, one display-name call.
@@ -189,6 +190,16 @@ async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized
     // (Synapse without its device lists), and the marks are kept already.
     if let Some(devices) = &state.devices {
         mark_device_lists(devices, &bytes, &txn_id).await?;
+        // To-device messages are gone once the homeserver has our 200, and a transaction
+        // answered 500 comes again without them (Synapse keeps them in memory only): kept
+        // first, before the events, and opened afterwards ([`crate::crypto::inbox`]).
+        let messages = to_device_events(&bytes, &state.ghosts);
+        if !messages.is_empty() {
+            devices.accept_to_device(messages, &txn_id).await.map_err(|e| {
+                tracing::error!(txn_id, error = %e, "to-device messages not kept; the homeserver will retry");
+                MatrixError::internal("the to-device messages could not be kept; retry later")
+            })?;
+        }
     }
     match state.sink.record(transaction).await {
         Ok(Recorded::New) => tracing::debug!(txn_id, events, "transaction recorded"),
@@ -196,20 +207,6 @@ async fn put_transaction<S: TransactionSink + ?Sized, G: GhostDirectory + ?Sized
         Err(e) => {
             tracing::error!(txn_id, error = %e, "transaction not stored; the homeserver will retry");
             return Err(MatrixError::internal("the transaction could not be stored; retry later"));
-        }
-    }
-    // To-device messages are gone once the homeserver has our 200: kept first, or the
-    // transaction comes again (the events in it are then recognized as seen).
-    if let Some(devices) = &state.devices {
-        let messages = to_device_events(&bytes, &state.ghosts);
-        if !messages.is_empty()
-            && let Err(e) = devices.receive(messages).await
-        {
-            // Synapse sends the transaction again without its to-device messages (it keeps them
-            // in memory only): the room keys they carried are lost (docs/engine.md,
-            // "Encrypted rooms: plan", the flaw found on the way).
-            tracing::error!(txn_id, error = %e, "to-device messages not kept; the room keys they carried are lost");
-            return Err(MatrixError::internal("the to-device messages could not be kept; retry later"));
         }
     }
     // After the store, and for a repeated transaction too: counts are the homeserver's latest.

@@ -59,11 +59,13 @@ mod key_request;
 mod keys;
 mod media;
 mod resend;
+mod to_device_sync;
 
 pub use e2e::{AsDevice, ClaimedKeys, DeviceKeysByUser};
 pub use keys::{GHOST_DEVICE_NAME, KeysUpload};
 pub use media::Downloaded;
 pub use resend::{Attempt, TXN_KEY};
+pub use to_device_sync::{CaughtUp, MAX_SYNC_TO_DEVICE};
 
 use crate::encryption::RoomEncryption;
 use crate::reach::Reach;
@@ -497,10 +499,25 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
+        self.call_bounded(request, identity, MAX_RESPONSE_BYTES).await
+    }
+
+    /// [`call_as`](Self::call_as) reading at most `limit` bytes of the answer.
+    async fn call_bounded<R>(
+        &self,
+        request: R,
+        identity: AppserviceUserIdentity<'_>,
+        limit: usize,
+    ) -> Result<R::IncomingResponse, ClientError>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
         let response = self.execute(request, identity).await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = read_bounded(response, MAX_RESPONSE_BYTES).await?;
+        let body = read_bounded(response, limit).await?;
         let http_response = http_response(status, headers, &body)?;
         if status.as_u16() >= 400 {
             return Err(matrix_error(ruma::api::error::Error::from_http_response(http_response)));

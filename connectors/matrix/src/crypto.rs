@@ -15,6 +15,10 @@
 //! - [`to_device`]: the to-device events MSC2409 puts in transactions; [`olm`]: Olm messages
 //!   to a ghost device opened and checked; [`megolm`]: room keys, and room events decrypted;
 //! - [`receive`]: to-device messages opened and kept, room events decrypted;
+//! - [`inbox_store`]: the trait the service implements to keep to-device messages until they
+//!   are opened; [`inbox`]: the task that opens them after the homeserver had its 200;
+//!   [`catch_up`]: what the homeserver's push lost, fetched with `/sync` as the device
+//!   ([`catch_up_gate`]: at most one at a time per device, a few seconds apart);
 //! - [`key_request`]: a missing room key asked for again (`m.room_key_request`);
 //! - [`devices`]: devices made and kept supplied, in the order that loses no key;
 //! - [`supply`]: the task that tops devices up as transactions report their counts.
@@ -28,12 +32,16 @@
 //!   which outdate them).
 
 pub mod account;
+pub mod catch_up;
+pub mod catch_up_gate;
 pub mod cross_signing;
 pub mod device;
 pub mod device_list_store;
 pub mod device_list_updates;
 pub mod device_lists;
 pub mod devices;
+pub mod inbox;
+pub mod inbox_store;
 pub mod key_counts;
 pub mod key_request;
 pub mod megolm;
@@ -55,12 +63,14 @@ pub use device::GhostDevice;
 pub use device_list_store::{DeviceList, DeviceListStore, DeviceListWrite, KnownDevice};
 pub use device_list_updates::{DeviceListUpdates, device_list_updates};
 pub use devices::{DeviceError, GhostDevices};
+pub use inbox::ToDeviceOpener;
+pub use inbox_store::{InboxWrite, KeptToDevice, ToDeviceInbox, Unopened, Via};
 pub use key_counts::{DeviceKeyCount, key_counts};
 pub use outbound_store::{
     OutboundStep, OutboundStore, OutboundWrite, PendingToDevice, SharedWith, StoredOutbound,
 };
 pub use pickle::SecretPickle;
-pub use receive::{DecryptError, OpenedEvent};
+pub use receive::{DecryptError, OpenedEvent, Opening};
 pub use send::SendError;
 pub use store::{
     AccountWrite, IndexClaim, OlmStepWrite, OlmStore, OlmStoreError, RoomKeyWrite, Saved, SessionWrite,

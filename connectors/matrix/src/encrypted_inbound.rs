@@ -4,8 +4,10 @@
 //! The event was stored as it came ([`crate::inbound::Converted::Encrypted`]) and acknowledged
 //! to the homeserver once durable; its room key may come later, over Olm, to the ghost's device
 //! ([`crate::crypto::receive`]). So opening it is a step of the job, retried by the engine
-//! while the key is missing ([`DecryptFailure::MissingKey`]); after the first miss the ghost's
-//! device asks the sender's devices for it ([`crate::crypto::key_request`]).
+//! while the key is missing ([`DecryptFailure::MissingKey`]). A miss first fetches what the
+//! homeserver holds for the ghost's device ([`crate::crypto::catch_up`]: its push of to-device
+//! messages can lose some) and tries once more; after the first miss the ghost's device also
+//! asks the sender's devices for it ([`crate::crypto::key_request`]).
 //!
 //! Before anything decrypted is believed:
 //! - the plaintext names the event's room (checked as it is decrypted, [`crate::crypto::megolm`]);
@@ -74,9 +76,15 @@ impl MatrixConnector {
             .ok_or_else(|| DecryptFailure::Refused("the event has no content".to_owned()))?;
         let opened = match devices.open_event(&ghost, room, content).await {
             Ok(opened) => opened,
-            Err(e) if e.is_missing_key() => return Err(DecryptFailure::MissingKey(e.to_string())),
-            Err(DecryptError::Megolm(e)) => return Err(DecryptFailure::Refused(e.to_string())),
-            Err(DecryptError::Device(e)) => return Err(device_failure(&e).into()),
+            Err(e) if e.is_missing_key() => {
+                // The homeserver's push may have lost the key: fetched from the device's inbox
+                // there (at most one catch-up per device every few seconds), and tried again.
+                if let Err(error) = devices.catch_up(&ghost).await {
+                    tracing::info!(%ghost, %error, "the catch-up for a missing room key failed; the job tries again");
+                }
+                devices.open_event(&ghost, room, content).await.map_err(failure)?
+            }
+            Err(e) => return Err(failure(e)),
         };
         if opened.sender_user != event.sender.as_str() {
             return Err(DecryptFailure::Refused(format!(
@@ -164,6 +172,15 @@ fn in_the_clear(
     event.insert("type".to_owned(), kind);
     event.insert("content".to_owned(), Value::Object(content));
     Ok(Raw::new(&event)?.cast_unchecked())
+}
+
+/// A decryption that failed, as the engine tells it apart.
+fn failure(error: DecryptError) -> DecryptFailure {
+    match error {
+        e if e.is_missing_key() => DecryptFailure::MissingKey(e.to_string()),
+        DecryptError::Megolm(e) => DecryptFailure::Refused(e.to_string()),
+        DecryptError::Device(e) => device_failure(&e).into(),
+    }
 }
 
 fn device_failure(error: &crate::crypto::DeviceError) -> ConnectorError {

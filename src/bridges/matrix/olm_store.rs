@@ -216,6 +216,7 @@ impl OlmStore for SealedOlmStore {
                 account: Some(account),
                 sessions: vec![session],
                 room_keys,
+                inbox_seq: step.inbox_seq.map(i64::try_from).transpose().map_err(failed)?,
                 now_ms: crate::clock::now_ms(),
             };
             let saved = self.store.save_olm_step(olm_step).await.map(|written| written.then_some(next));

@@ -19,11 +19,15 @@
 
 use std::sync::{Arc, OnceLock};
 
+use tokio::sync::Notify;
+
 use ruma::{OwnedDeviceId, UserId};
 
 use super::account::{AccountError, GhostAccount, SIGNED_CURVE25519};
+use super::catch_up_gate::CatchUps;
 use super::device::{GhostDevice, new_device_id};
 use super::device_list_store::DeviceListStore;
+use super::inbox_store::ToDeviceInbox;
 use super::key_counts::DeviceKeyCount;
 use super::outbound_store::OutboundStore;
 use super::signing::SigningError;
@@ -77,6 +81,14 @@ pub struct GhostDevices {
     pub(super) outbound: OnceLock<Arc<dyn OutboundStore>>,
     /// Where members' device lists are kept, once set ([`super::device_lists`]).
     pub(super) device_lists: OnceLock<Arc<dyn DeviceListStore>>,
+    /// Where to-device messages wait to be opened, once set ([`super::inbox`]).
+    pub(super) inbox: OnceLock<Arc<dyn ToDeviceInbox>>,
+    /// Wakes the opener of kept to-device messages.
+    pub(super) wake: Notify,
+    /// One opener of kept messages at a time in this process (the lease is among processes).
+    pub(super) opening: tokio::sync::Mutex<()>,
+    /// The catch-ups in flight and when each device's last one started ([`super::catch_up`]).
+    pub(super) catch_ups: CatchUps,
 }
 
 impl std::fmt::Debug for GhostDevices {
@@ -95,7 +107,16 @@ pub(super) struct Loaded {
 
 impl GhostDevices {
     pub fn new(client: Arc<Client>, store: Arc<dyn OlmStore>) -> Self {
-        Self { client, store, outbound: OnceLock::new(), device_lists: OnceLock::new() }
+        Self {
+            client,
+            store,
+            outbound: OnceLock::new(),
+            device_lists: OnceLock::new(),
+            inbox: OnceLock::new(),
+            wake: Notify::new(),
+            opening: tokio::sync::Mutex::new(()),
+            catch_ups: CatchUps::default(),
+        }
     }
 
     pub(super) fn store(&self) -> &Arc<dyn OlmStore> {
@@ -174,12 +195,17 @@ impl GhostDevices {
             {
                 return Ok(loaded.device);
             }
+            let was_published = loaded.device_published;
             let Some(version) = self.save(&loaded).await? else { continue };
             self.publish(&mut loaded).await?;
             loaded.version = Some(version);
             loaded.device_published = true;
             if self.save(&loaded).await?.is_some() {
                 tracing::info!(ghost = %loaded.device.user, device = %loaded.device.device, "ghost device keys published");
+            }
+            if !was_published {
+                // The device's first since token: later catch-ups ask only for what came after.
+                self.first_catch_up(&loaded.device).await;
             }
             // A conflict here only means another process moved on from what we published.
             return Ok(loaded.device);

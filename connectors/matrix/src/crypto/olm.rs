@@ -97,6 +97,7 @@ fn decrypt(
     message: &OlmMessage,
     sessions: Vec<Session>,
 ) -> Result<(Vec<u8>, Session, bool), OlmError> {
+    let mut known = false;
     for mut session in sessions {
         // A pre-key message names its session; a normal one is tried on each.
         if let OlmMessage::PreKey(pre_key) = message
@@ -104,11 +105,18 @@ fn decrypt(
         {
             continue;
         }
+        known = true;
         if let Ok(plaintext) = session.decrypt(message) {
             return Ok((plaintext, session, false));
         }
     }
+    // A pre-key message of a session we have, which that session does not open, was opened
+    // before: made anew (on the fallback key, which stays usable) it would replace the session
+    // with its start and open what it carried twice.
     let OlmMessage::PreKey(pre_key) = message else { return Err(OlmError::NoSession) };
+    if known {
+        return Err(OlmError::NoSession);
+    }
     let created = account
         .olm()
         .create_inbound_session(SessionConfig::version_1(), sender_key, pre_key)
@@ -194,6 +202,27 @@ pub(crate) mod tests {
         let second = content(&bob, &account, &mut bob_session, &payload);
         let next = open(&mut account, &device, "@bob:hs", &second, vec![stored()]).unwrap();
         assert!(!next.account_changed, "the stored session opened it");
+    }
+
+    #[test]
+    fn a_pre_key_message_on_the_fallback_key_opens_once_and_its_replay_nothing() {
+        // The fallback key stays usable after a session was made on it, so only the session
+        // already kept tells a replay (a catch-up bringing again what the push brought).
+        let (mut account, device) = ghost();
+        let fallback = account.upload(&device, false).unwrap().fallback_keys.values().next().unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let fallback = Curve25519PublicKey::from_base64(&fallback).unwrap();
+        let bob = Account::new();
+        let curve = account.identity_keys().curve25519;
+        let mut session = bob.create_outbound_session(SessionConfig::version_1(), curve, fallback).unwrap();
+        let first =
+            content(&bob, &account, &mut session, &payload(&account, "@bob:hs", device.user.as_str()));
+        let opened = open(&mut account, &device, "@bob:hs", &first, Vec::new()).unwrap();
+        let kept = Session::from_pickle(opened.session.pickle());
+        let replay = open(&mut account, &device, "@bob:hs", &first, vec![kept]);
+        assert_eq!(replay.unwrap_err(), OlmError::NoSession, "a replay on the fallback key opens nothing");
     }
 
     #[test]

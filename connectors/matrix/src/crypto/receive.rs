@@ -2,20 +2,25 @@
 //! with the room keys they brought.
 //!
 //! The homeserver forgets a to-device message once the bridge answered the transaction that
-//! carried it, so the route calls [`GhostDevices::receive`] before it answers, and answers 500
-//! (the homeserver sends the transaction again) only when the store failed. Each message is
-//! one step, written in one transaction with the account over the version read
-//! ([`super::store::OlmStepWrite`]): the Olm session it opened or advanced, and the room key
-//! it carried. A message that does not open (a replay, a forgery, a session lost) is logged
-//! and dropped: the sender's client sends the key again when asked.
+//! carried it, so the route keeps it first ([`super::inbox_store`]) and [`super::inbox`] opens
+//! it here afterwards. Each message is one step, written in one transaction with the account
+//! over the version read ([`super::store::OlmStepWrite`]): the Olm session it opened or
+//! advanced, the room key it carried, and the kept message marked opened, so a message is
+//! never opened twice. A message that does not open is told apart:
+//! - no session opens it ([`Opening::NotYet`]): an earlier message of its Olm session may still
+//!   come (the catch-up brings what the push lost), or it was opened before (the catch-up brings
+//!   what the push brought too): it waits, and is dropped quietly if nothing opens it;
+//! - forged or not for this device ([`Opening::Never`]): logged and dropped; the sender's client
+//!   sends the key again when asked.
 
 use ruma::UserId;
 use serde_json::{Map, Value};
 
 use super::account::AccountError;
 use super::devices::{DeviceError, GhostDevices};
+use super::inbox_store::Via;
 use super::megolm::{self, MegolmError};
-use super::olm;
+use super::olm::{self, OlmError};
 use super::store::{AccountWrite, IndexClaim, OlmStepWrite, RoomKeyWrite, Saved, SessionWrite};
 use super::to_device::ToDeviceEvent;
 
@@ -53,46 +58,80 @@ pub struct OpenedEvent {
     pub message_index: u32,
 }
 
+/// What opening one to-device message did.
+#[derive(Debug)]
+pub enum Opening {
+    /// Opened and kept; whether it brought a room key.
+    Kept { room_key: bool },
+    /// No Olm session opens it (yet): a message before it may still come, or it was opened before.
+    NotYet,
+    /// It can never open here: why.
+    Never(String),
+}
 impl GhostDevices {
-    /// Opens and keeps what `events` bring; how many room keys were kept. An error only when
-    /// the store failed: the transaction must come again.
+    /// Opens and keeps what `events` bring at once, without keeping them first; how many room
+    /// keys were kept. An error only when the store failed. The route keeps them first instead
+    /// ([`super::inbox`]); this is for callers that hold the messages themselves.
     pub async fn receive(&self, events: Vec<ToDeviceEvent>) -> Result<usize, DeviceError> {
         let mut kept = 0;
         for event in events {
-            if event.event_type != "m.room.encrypted" {
-                tracing::debug!(event_type = %event.event_type, "an unencrypted to-device event, ignored");
-                continue;
+            if let Opening::Kept { room_key: true } = self.open_to_device(&event, None, Via::Push).await? {
+                kept += 1;
             }
-            kept += usize::from(self.receive_one(&event).await?);
         }
         Ok(kept)
     }
 
-    /// One Olm message: `true` if it brought a room key that was kept.
-    async fn receive_one(&self, event: &ToDeviceEvent) -> Result<bool, DeviceError> {
+    /// Opens one to-device message; `seq` is its place in the kept messages, marked opened in
+    /// the step's transaction. An error only when the store failed or the account kept changing.
+    pub(super) async fn open_to_device(
+        &self,
+        event: &ToDeviceEvent,
+        seq: Option<u64>,
+        via: Via,
+    ) -> Result<Opening, DeviceError> {
         let ghost: &UserId = &event.to_user;
-        let Ok(sender_key) = olm::sender_key(&event.content) else { return Ok(false) };
-        let sender_key = sender_key.to_base64();
+        if event.event_type != "m.room.encrypted" {
+            tracing::debug!(%ghost, event_type = %event.event_type, "an unencrypted to-device event, ignored");
+            return Ok(Opening::Never(format!("an unencrypted {}", event.event_type)));
+        }
+        let sender_key = match olm::sender_key(&event.content) {
+            Ok(key) => key.to_base64(),
+            Err(error) => return Ok(Opening::Never(error.to_string())),
+        };
         for _ in 0..ATTEMPTS {
             let Some(mut loaded) = self.load(ghost).await? else {
                 tracing::warn!(%ghost, "a to-device message for a ghost without a device; dropped");
-                return Ok(false);
+                return Ok(Opening::Never("the ghost has no device here".to_owned()));
             };
             if loaded.device.device != event.to_device {
                 tracing::warn!(%ghost, device = %event.to_device, "a to-device message for another device of the ghost; dropped");
-                return Ok(false);
+                return Ok(Opening::Never("for another device of the ghost".to_owned()));
             }
             let sessions = self.store().olm_sessions(ghost, &sender_key).await?;
             let sessions = sessions.iter().filter_map(|p| olm::unpickle(p).ok()).collect();
             let sender = event.sender.as_str();
-            let opened =
-                match olm::open(&mut loaded.account, &loaded.device, sender, &event.content, sessions) {
-                    Ok(opened) => opened,
-                    Err(error) => {
-                        tracing::warn!(%ghost, %sender, %error, "a to-device message did not open; dropped");
-                        return Ok(false);
-                    }
-                };
+            let opened = match olm::open(
+                &mut loaded.account,
+                &loaded.device,
+                sender,
+                &event.content,
+                sessions,
+            ) {
+                Ok(opened) => opened,
+                Err(OlmError::NoSession) => {
+                    // Not a forgery: a message whose session opens later, or one opened
+                    // before and brought again (the catch-up repeats what the push brought).
+                    tracing::debug!(%ghost, %sender, via = via.as_str(), "no Olm session opens a to-device message (yet)");
+                    return Ok(Opening::NotYet);
+                }
+                Err(error) => {
+                    tracing::warn!(%ghost, %sender, %error, "a to-device message did not open; dropped");
+                    return Ok(Opening::Never(error.to_string()));
+                }
+            };
+            let payload_type =
+                opened.payload.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
             let room_key = match room_key(&opened.payload, &sender_key, sender) {
                 Ok(key) => key,
                 Err(error) => {
@@ -117,11 +156,13 @@ impl GhostDevices {
                     pickle: session,
                 },
                 room_key,
+                inbox_seq: seq,
             };
             match self.store().save_olm_step(step).await? {
                 Saved::Written(_) => {
-                    tracing::debug!(%ghost, %sender, room_key = kept, "to-device message opened and kept");
-                    return Ok(kept);
+                    tracing::debug!(%ghost, %sender, payload = %payload_type, room_key = kept, via = via.as_str(),
+                        "to-device message opened and kept");
+                    return Ok(Opening::Kept { room_key: kept });
                 }
                 Saved::Conflict => continue,
             }

@@ -105,6 +105,9 @@ pub struct OlmStepWrite<'a> {
     pub account: AccountWrite<'a>,
     pub session: SessionWrite,
     pub room_key: Option<RoomKeyWrite>,
+    /// The kept to-device message this step opened ([`super::inbox_store`]): marked opened in
+    /// the same transaction, which writes nothing if it was opened already.
+    pub inbox_seq: Option<u64>,
 }
 
 /// Ghost devices' Olm accounts and sessions: implemented by the service over its database.

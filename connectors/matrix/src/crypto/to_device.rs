@@ -53,9 +53,15 @@ pub fn to_device_events(body: &[u8], ghosts: &GhostNamespace) -> Vec<ToDeviceEve
 }
 
 fn read(event: Value, ghosts: &GhostNamespace) -> Option<ToDeviceEvent> {
+    let to_user = UserId::parse(event.get("to_user_id")?.as_str()?).ok()?;
+    ghosts.identity(&to_user).ok()?;
+    read_event(event)
+}
+
+/// A to-device event with `to_user_id` and `to_device_id`, if well formed and within the bound.
+pub(super) fn read_event(event: Value) -> Option<ToDeviceEvent> {
     let text = |key: &str| event.get(key).and_then(Value::as_str);
     let to_user = UserId::parse(text("to_user_id")?).ok()?;
-    ghosts.identity(&to_user).ok()?;
     let content = event.get("content")?.as_object()?;
     if serde_json::to_vec(content).map_or(true, |bytes| bytes.len() > MAX_TO_DEVICE_BYTES) {
         tracing::warn!(%to_user, "a to-device event over the size bound was dropped");
