@@ -54,6 +54,24 @@ fn ciphertext() -> Value {
     })
 }
 
+/// alice sends bob a message her client encrypted for the room itself (a bridge payload), with
+/// a fallback text that must never reach the room.
+async fn send_own_ciphertext(world: &Dm3World, to: &str) {
+    let prepared = bridge_payload::attachment(&BridgePayload::Matrix(MatrixEvent {
+        event_type: "m.room.encrypted".into(),
+        content: ciphertext().as_object().unwrap().clone(),
+        encrypted: true,
+    }))
+    .unwrap();
+    let alice = &world.alice;
+    alice
+        .send(
+            &world.directory(),
+            alice.builder(to).text("fallback: never in the clear", Some(vec![prepared])),
+        )
+        .await;
+}
+
 fn ciphertext_only(portal: &Portal) -> bool {
     matches!(&portal.state, PortalState::CiphertextOnly { reason } if reason.contains("encrypted"))
 }
@@ -146,15 +164,7 @@ async fn switched_and_carried(database: Option<DatabaseUrl>) {
 
     // In a room the bridge itself encrypts, alice's own ciphertext (a bridge payload,
     // docs/bridge-payload.md §6) is forwarded as given, not encrypted a second time.
-    let prepared = bridge_payload::attachment(&BridgePayload::Matrix(MatrixEvent {
-        event_type: "m.room.encrypted".into(),
-        content: ciphertext().as_object().unwrap().clone(),
-        encrypted: true,
-    }))
-    .unwrap();
-    alice
-        .send(&directory, alice.builder(&bob_name).text("fallback: never in the clear", Some(vec![prepared])))
-        .await;
+    send_own_ciphertext(&world, &bob_name).await;
     let forwarded = wait_for_event(&synapse, &bob, &room, |e| {
         e["sender"] == ghost && e["type"] == "m.room.encrypted" && e["content"]["device_id"] == "DM3CLIENT"
     })
@@ -204,15 +214,7 @@ async fn switched_to_encrypted(database: Option<DatabaseUrl>) {
     }
 
     // Her own ciphertext goes in: the bridge cannot read it and forwards it as given.
-    let prepared = bridge_payload::attachment(&BridgePayload::Matrix(MatrixEvent {
-        event_type: "m.room.encrypted".into(),
-        content: ciphertext().as_object().unwrap().clone(),
-        encrypted: true,
-    }))
-    .unwrap();
-    alice
-        .send(&directory, alice.builder(&bob_name).text("fallback: never in the clear", Some(vec![prepared])))
-        .await;
+    send_own_ciphertext(&world, &bob_name).await;
     let forwarded =
         wait_for_event(&synapse, &bob, &room, |e| e["sender"] == ghost && e["type"] == "m.room.encrypted")
             .await;
