@@ -23,6 +23,8 @@ mod anvil;
 mod bridged_matrix;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
+#[path = "support/olm_device.rs"]
+mod olm_device;
 #[macro_use]
 mod support;
 #[path = "support/synapse.rs"]
@@ -37,6 +39,7 @@ use dm3_bridge_matrix::encryption::ENCRYPTION_OFF;
 use dm3_matrix_client::ids::{self, OwnedRoomId};
 use dm3_matrix_client::{Credentials, MatrixUser as SdkUser, RoomEncryption};
 use dm3_world::{ALICE, Dm3World};
+use olm_device::OlmDevice;
 use serde_json::{Value, json};
 use support::TestDb;
 use support::bridge::ADMIN_TOKEN;
@@ -322,9 +325,7 @@ async fn with_encryption_off_an_encrypted_message_is_answered_as_not_read(db: &T
 }
 
 async fn a_room_key_from_a_device_bobs_device_list_does_not_show_is_refused_and_he_is_told(db: &TestDb) {
-    use vodozemac::Curve25519PublicKey;
     use vodozemac::megolm::GroupSession;
-    use vodozemac::olm::{Account, SessionConfig};
 
     let world = start(db, Encryption::On).await;
     let room = world.dm(RoomEncryption::Encrypted).await;
@@ -336,40 +337,12 @@ async fn a_room_key_from_a_device_bobs_device_list_does_not_show_is_refused_and_
     // A device of bob's whose keys the homeserver never had: Olm to the ghost's device, as bob.
     let bob = &world.bob_plain;
     let ghost = world.ghost.as_str();
-    let post = |path: &'static str, body: Value| bob.call(reqwest::Method::POST, path, Some(body));
-    let query = post("/_matrix/client/v3/keys/query", json!({"device_keys": {ghost: []}})).await.unwrap();
-    let (dev, object) = query["device_keys"][ghost].as_object().unwrap().iter().next().unwrap();
-    let ghost_curve = object["keys"][format!("curve25519:{dev}")].as_str().unwrap().to_owned();
-    let ghost_ed = object["keys"][format!("ed25519:{dev}")].as_str().unwrap().to_owned();
-    let claim =
-        post("/_matrix/client/v3/keys/claim", json!({"one_time_keys": {ghost: {dev: "signed_curve25519"}}}))
-            .await
-            .unwrap();
-    let one_time =
-        claim["one_time_keys"][ghost][dev].as_object().unwrap().values().next().unwrap()["key"].clone();
-    let unlisted = Account::new();
-    let mut olm = unlisted
-        .create_outbound_session(
-            SessionConfig::version_1(),
-            Curve25519PublicKey::from_base64(&ghost_curve).unwrap(),
-            Curve25519PublicKey::from_base64(one_time.as_str().unwrap()).unwrap(),
-        )
-        .unwrap();
+    let mut unlisted = OlmDevice::open(bob, ghost, vodozemac::olm::Account::new()).await;
     let mut megolm = GroupSession::new(vodozemac::megolm::SessionConfig::version_1());
-    let room_key = json!({
-        "type": "m.room_key", "sender": bob.user_id, "recipient": ghost,
-        "recipient_keys": {"ed25519": ghost_ed}, "keys": {"ed25519": unlisted.ed25519_key().to_base64()},
-        "content": {
-            "algorithm": "m.megolm.v1.aes-sha2", "room_id": room.as_str(),
-            "session_id": megolm.session_id(), "session_key": megolm.session_key().to_base64(),
-        },
-    });
-    let sender_key = unlisted.curve25519_key().to_base64();
-    let olm_content = json!({
-        "algorithm": "m.olm.v1.curve25519-aes-sha2", "sender_key": sender_key,
-        "ciphertext": {ghost_curve.as_str(): olm.encrypt(room_key.to_string()).unwrap()},
-    });
-    let to_device = json!({"messages": {ghost: {dev: olm_content}}});
+    let room_key = unlisted.room_key(&bob.user_id, room.as_str(), &megolm, &megolm.session_key().to_base64());
+    let sender_key = unlisted.account.curve25519_key().to_base64();
+    let to_device =
+        json!({"messages": {ghost: {unlisted.ghost_device.as_str(): unlisted.encrypt(&room_key)}}});
     let path = "/_matrix/client/v3/sendToDevice/m.room.encrypted/unlisted-key";
     bob.call(reqwest::Method::PUT, path, Some(to_device)).await.unwrap();
     let plaintext = json!({"type": "m.room.message", "room_id": room.as_str(),

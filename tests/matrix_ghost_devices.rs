@@ -17,6 +17,8 @@
 mod support;
 #[path = "support/matrix_bridge.rs"]
 mod matrix_bridge;
+#[path = "support/olm_device.rs"]
+mod olm_device;
 #[path = "support/synapse.rs"]
 mod synapse;
 
@@ -30,6 +32,7 @@ use dm3_bridge::vault::MasterKey;
 use dm3_bridge_matrix::crypto::signing::signed_bytes;
 use dm3_bridge_matrix::crypto::{GhostAccount, KeysUpload, OlmStore};
 use matrix_bridge::Bridge;
+use olm_device::OlmDevice;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::TestDb;
@@ -264,24 +267,8 @@ async fn a_room_key_shared_over_olm_is_kept_and_decrypts_the_rooms_messages(db: 
     bridge.client.join(&ghost, &ruma::RoomId::parse(&room).unwrap()).await.unwrap();
 
     // bob's client: its Olm account, the ghost's keys as /keys/query and /keys/claim give them.
-    let bob_device = Account::new();
-    let query = bob
-        .call(Method::POST, "/_matrix/client/v3/keys/query", Some(json!({"device_keys": {user: []}})))
-        .await
-        .unwrap();
-    let keys = &query["device_keys"][user][dev]["keys"];
-    let ghost_curve = keys[format!("curve25519:{dev}")].as_str().unwrap().to_owned();
-    let ghost_ed = keys[format!("ed25519:{dev}")].as_str().unwrap().to_owned();
-    let claim = claim_one_time_key(&bob, user, dev).await;
-    let one_time =
-        claim["one_time_keys"][user][dev].as_object().unwrap().values().next().unwrap()["key"].clone();
-    let mut olm = bob_device
-        .create_outbound_session(
-            SessionConfig::version_1(),
-            Curve25519PublicKey::from_base64(&ghost_curve).unwrap(),
-            Curve25519PublicKey::from_base64(one_time.as_str().unwrap()).unwrap(),
-        )
-        .unwrap();
+    let mut bob_device = OlmDevice::open(&bob, user, Account::new()).await;
+    assert_eq!(bob_device.ghost_device, dev, "the ghost's one device");
 
     // bob's message, encrypted before the ghost has the key: a missing key, to be held.
     let mut megolm = GroupSession::new(vodozemac::megolm::SessionConfig::version_1());
@@ -289,7 +276,7 @@ async fn a_room_key_shared_over_olm_is_kept_and_decrypts_the_rooms_messages(db: 
     let session_key = megolm.session_key().to_base64();
     let plaintext = json!({"type": "m.room.message", "room_id": room, "content": {"msgtype": "m.text", "body": "encrypted hello"}});
     let encrypted = json!({
-        "algorithm": "m.megolm.v1.aes-sha2", "sender_key": bob_device.curve25519_key().to_base64(),
+        "algorithm": "m.megolm.v1.aes-sha2", "sender_key": bob_device.account.curve25519_key().to_base64(),
         "session_id": megolm.session_id(), "ciphertext": megolm.encrypt(plaintext.to_string()).to_base64(),
         "device_id": "BOBDEVICE",
     });
@@ -305,18 +292,8 @@ async fn a_room_key_shared_over_olm_is_kept_and_decrypts_the_rooms_messages(db: 
     assert!(early.is_missing_key(), "{early}");
 
     // The room key, over Olm, through the homeserver.
-    let room_key = json!({
-        "type": "m.room_key", "sender": bob.user_id, "recipient": user,
-        "recipient_keys": {"ed25519": ghost_ed}, "keys": {"ed25519": bob_device.ed25519_key().to_base64()},
-        "content": {
-            "algorithm": "m.megolm.v1.aes-sha2", "room_id": room,
-            "session_id": megolm.session_id(), "session_key": session_key,
-        },
-    });
-    let olm_content = json!({
-        "algorithm": "m.olm.v1.curve25519-aes-sha2", "sender_key": bob_device.curve25519_key().to_base64(),
-        "ciphertext": {ghost_curve.as_str(): olm.encrypt(room_key.to_string()).unwrap()},
-    });
+    let room_key = bob_device.room_key(&bob.user_id, &room, &megolm, &session_key);
+    let olm_content = bob_device.encrypt(&room_key);
     bob.call(
         Method::PUT,
         "/_matrix/client/v3/sendToDevice/m.room.encrypted/k1",
@@ -335,7 +312,7 @@ async fn a_room_key_shared_over_olm_is_kept_and_decrypts_the_rooms_messages(db: 
         }
     };
     assert_eq!(Value::Object(event), plaintext);
-    assert_eq!(sender_key, bob_device.curve25519_key().to_base64());
+    assert_eq!(sender_key, bob_device.account.curve25519_key().to_base64());
     let kept = store.megolm_inbound(user, &room, &megolm.session_id()).await.unwrap().unwrap();
     let sealed = String::from_utf8_lossy(&kept.sealed);
     assert!(
@@ -346,15 +323,10 @@ async fn a_room_key_shared_over_olm_is_kept_and_decrypts_the_rooms_messages(db: 
     // The same message again (a replayed transaction), and one whose payload names another
     // recipient: both answered 200, neither changes what was kept.
     let token = bridge.registration.hs_token().expose().to_owned();
-    let forged_key = json!({
-        "type": "m.room_key", "sender": bob.user_id, "recipient": "@_dm3_carol.eth:localhost",
-        "recipient_keys": {"ed25519": ghost_ed}, "keys": {"ed25519": "x"},
-        "content": room_key["content"].clone(),
-    });
-    let forged = json!({
-        "algorithm": "m.olm.v1.curve25519-aes-sha2", "sender_key": bob_device.curve25519_key().to_base64(),
-        "ciphertext": {ghost_curve.as_str(): olm.encrypt(forged_key.to_string()).unwrap()},
-    });
+    let mut forged_key = room_key.clone();
+    forged_key["recipient"] = json!("@_dm3_carol.eth:localhost");
+    forged_key["keys"] = json!({"ed25519": "x"});
+    let forged = bob_device.encrypt(&forged_key);
     for (txn, content) in [("replay", olm_content), ("forged", forged)] {
         let message = json!({"type": "m.room.encrypted", "sender": bob.user_id, "to_user_id": user, "to_device_id": dev, "content": content});
         let body = json!({"events": [], "de.sorunome.msc2409.to_device": [message]});
