@@ -8,7 +8,10 @@
 //!   proxy in front of the bridge) is fetched by the catch-up, and the held message is bridged;
 //! - a transaction's to-device messages arriving while they cannot be opened (the store fails
 //!   to read the ghost's Olm sessions, as it would when the account is contended) are kept, the
-//!   homeserver gets its 200 for every transaction, and the message decrypts once they open.
+//!   homeserver gets its 200 for every transaction, and the message decrypts once they open;
+//! - a room key arriving while another replica holds the ghost's lease (`olm-account:<user>`,
+//!   on PostgreSQL) is kept, not opened by the replica without the lease, and opened once, in
+//!   order with the messages after it, when the other replica lets go or dies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/anvil.rs"]
@@ -30,16 +33,19 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use dm3_bridge::config::Config;
+use dm3_bridge::lease::Leases;
 use dm3_bridge::matrix::generate::{GenerateOptions, generate_registration};
 use dm3_bridge_matrix::Encryption;
 use dm3_matrix_client::ids::{self, OwnedRoomId};
 use dm3_matrix_client::{Credentials, MatrixUser as SdkUser, RoomEncryption};
 use dm3_world::{ALICE, DS_B, Dm3User, Dm3World};
 use serde_json::Value;
+use sqlx::PgPool;
 use support::TestDb;
 use support::bridge::{self, ADMIN_TOKEN};
 use support::node::{TestNode, init_data_dir};
 use synapse::{SERVER_NAME, Synapse};
+use tokio_util::sync::CancellationToken;
 
 on_both_backends!(
     bobs_messages_into_eight_encrypted_dms_at_once_all_arrive_once_and_in_order,
@@ -342,5 +348,112 @@ async fn to_device_messages_are_kept_while_opening_them_fails_and_open_later(db:
     let pushes = w.synapse.appservice_log();
     assert!(!pushes.contains("received code="), "a transaction was not answered 200:\n{pushes}");
     assert_eq!(w.undecryptable().await, 0.0);
+    w.bridge.node.shutdown().await.unwrap();
+}
+
+// Lease contention among replicas exists only on PostgreSQL: on SQLite the node is the one
+// process of its database and holds every lease without writing a row (`src/lease.rs`), so two
+// nodes on one SQLite file would both open, and no replica can hold a ghost back there.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_keys_kept_while_another_replica_holds_the_ghosts_lease_open_once_when_it_lets_go_on_postgres() {
+    another_replica_holds_the_ghosts_lease(LetGo::Release).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_keys_kept_while_another_replica_holds_the_ghosts_lease_open_once_when_it_dies_on_postgres() {
+    another_replica_holds_the_ghosts_lease(LetGo::Die).await;
+}
+
+/// How the replica holding the ghost's lease stops holding it.
+#[derive(Debug, Clone, Copy)]
+enum LetGo {
+    /// It gives the lease up (a graceful stop): taken at once.
+    Release,
+    /// It stops renewing (killed): the lease runs out `HELD_FOR` after its last renewal.
+    Die,
+}
+
+/// A count the test reads from the database the node writes.
+async fn count(pool: &PgPool, sql: &'static str, ghost: &str) -> i64 {
+    sqlx::query_scalar(sql).bind(ghost).fetch_one(pool).await.unwrap()
+}
+
+async fn another_replica_holds_the_ghosts_lease(let_go: LetGo) {
+    let db = TestDb::postgres().await;
+    let w = start(&db).await;
+    let room = w.dm(ALICE).await;
+    let ghost = ghost_of(ALICE);
+    let pool = PgPool::connect(db.url.expose()).await.unwrap();
+    let store = w.bridge.node.store();
+    let device = store.olm_account(&ghost).await.unwrap().expect("the ghost's device").device_id;
+
+    // Another replica on the same database takes the ghost's lease, as its work on the ghost
+    // would, and renews it: it waits until the node's own lease (from making the device) ran out.
+    let other = Leases::new(db.open().await);
+    let lease: &'static str = Box::leak(format!("olm-account:{ghost}").into_boxed_str());
+    let stop = CancellationToken::new();
+    let held = tokio::time::timeout(WAIT, other.wait_for(lease, &stop)).await.unwrap().unwrap();
+    assert_eq!(store.lease_holder(lease).await.unwrap().as_deref(), Some(other.owner()));
+
+    // bob writes twice: his client shares the room key with the ghost's device over a new Olm
+    // session (a pre-key message) before the first.
+    w.bob.send_text(&room, "its key came while another replica held the ghost").await.unwrap();
+    w.bob.send_text(&room, "and the one after it").await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while store.to_device_pending(&ghost, &device, 10).await.unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the room key was not kept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Long enough for the opener's polls, its backoff's first tries and the held job's retries
+    // with their catch-up: none of them may open what the other replica's lease covers.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let pending = store.to_device_pending(&ghost, &device, 10).await.unwrap();
+    assert_eq!(pending.len(), 1, "one Olm message kept, pending: {pending:?}");
+    let sessions = "SELECT count(*) FROM matrix_olm_sessions WHERE user_id = $1";
+    let room_keys = "SELECT count(*) FROM matrix_megolm_inbound WHERE user_id = $1";
+    assert_eq!(count(&pool, sessions, &ghost).await, 0, "opened without the lease");
+    assert_eq!(count(&pool, room_keys, &ghost).await, 0, "a room key kept without the lease");
+    let bob_name = w.bob_name().await;
+    let alice = &w.world.alice;
+    let directory = w.world.directory();
+    assert!(
+        alice.incoming(&w.world.ds_b, &directory, &bob_name).await.is_empty(),
+        "decrypted without its key"
+    );
+    assert_eq!(store.lease_holder(lease).await.unwrap().as_deref(), Some(other.owner()));
+
+    match let_go {
+        LetGo::Release => held.release().await,
+        LetGo::Die => {
+            stop.cancel();
+            drop(held);
+        }
+    }
+    let texts = w.texts_from(alice, &bob_name, 2, "opened once the lease was free").await;
+    assert_eq!(texts, ["its key came while another replica held the ghost", "and the one after it"]);
+    w.bob.send_text(&room, "after the other replica let go").await.unwrap();
+    let texts = w.texts_from(alice, &bob_name, 3, "after the other replica let go").await;
+    assert_eq!(texts[2], "after the other replica let go");
+    bridged_matrix::settled(&w.bridge, &w.synapse).await;
+
+    // Each message once; the Olm message kept once (pushed, or caught up, the other copy known
+    // by its digest) and opened once: one session, no second one opened on its pre-key message.
+    // Read from this test's database: the metrics (`dm3_matrix_to_device_messages_total`) belong
+    // to the process, which the tests of this file share.
+    assert_eq!(w.texts_from(alice, &bob_name, 3, "settled").await.len(), 3, "a message was bridged twice");
+    let states: Vec<String> =
+        sqlx::query_scalar("SELECT state FROM matrix_to_device_inbox WHERE user_id = $1 ORDER BY seq")
+            .bind(&ghost)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(states, ["opened"], "the Olm message kept once and opened");
+    assert_eq!(count(&pool, sessions, &ghost).await, 1, "a second Olm session");
+    assert_eq!(count(&pool, room_keys, &ghost).await, 1);
+    assert_eq!(w.undecryptable().await, 0.0);
+    let pushes = w.synapse.appservice_log();
+    assert!(!pushes.contains("received code="), "a transaction was not answered 200:\n{pushes}");
+    pool.close().await;
     w.bridge.node.shutdown().await.unwrap();
 }
