@@ -322,7 +322,7 @@ async fn to_device_messages_are_kept_while_opening_them_fails_and_open_later(db:
     let w = start(db).await;
     let room = w.dm(ALICE).await;
     // The ghost's Olm sessions cannot be read: every opening of a to-device message fails, as
-    // with a store failing or the ghost's account held by another replica.
+    // with a store failing (the ghost's lease held by another replica: below).
     db.execute("ALTER TABLE matrix_olm_sessions RENAME TO matrix_olm_sessions_away").await;
     w.bob.send_text(&room, "its key kept while it could not be opened").await.unwrap();
     let bob_name = w.bob_name().await;
