@@ -113,6 +113,14 @@ async fn scene(db: &TestDb) -> Scene {
     let bob_room =
         bob.create_dm(&ids::user_id(ghost.as_str()).unwrap(), RoomEncryption::Encrypted).await.unwrap();
     let room = RoomId::parse(bob_room.as_str()).unwrap();
+    // bob's keys, uploaded at his login, are announced only if Synapse handles that change after
+    // the ghost joined; wait for it first, so no announcement outdates his list between the
+    // sends that count the bridge's questions.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !bridge.synapse.device_list_changes_handled().await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "{}", bridge.synapse.appservice_log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     bridge.client.join(&ghost, &room).await.unwrap();
     let connector = bridge.connector().with_devices(bridge.devices.clone().unwrap());
     Scene { store, bridge, credentials, bob, room, bob_room, connector, lists }

@@ -221,6 +221,30 @@ impl Synapse {
         rows.iter().map(|row| row.try_get::<String, _>("json").map_err(Into::into)).collect()
     }
 
+    /// Whether Synapse has handled, for the application services, every device-list change it
+    /// holds (their `device_list` position has reached the last entry of `device_lists_stream`).
+    /// Synapse announces a change only to those who share a room with its user when it handles
+    /// it, which may be seconds after the change: once this holds, a change made before it can
+    /// no longer be announced to a room joined after it.
+    pub async fn device_list_changes_handled(&self) -> Result<bool> {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::{ConnectOptions as _, Row as _};
+        let options =
+            SqliteConnectOptions::new().filename(self.dir.path().join("homeserver.db")).read_only(true);
+        let mut connection = options.connect().await?;
+        let last: i64 = sqlx::query("SELECT COALESCE(MAX(stream_id), 0) AS last FROM device_lists_stream")
+            .fetch_one(&mut connection)
+            .await?
+            .try_get("last")?;
+        let handled: i64 = sqlx::query(
+            "SELECT COALESCE(MIN(device_list_stream_id), 0) AS handled FROM application_services_state",
+        )
+        .fetch_one(&mut connection)
+        .await?
+        .try_get("handled")?;
+        Ok(handled >= last)
+    }
+
     /// How many to-device messages Synapse holds per recipient device (its `device_inbox`
     /// table): a message stays there until its device syncs past it, whether or not it was
     /// pushed to an application service.

@@ -156,9 +156,12 @@ impl GhostDevices {
         let ghost = &device.user;
         let Some(mut loaded) = self.load(ghost).await? else { return Err(DeviceError::NoAccount.into()) };
         let sending = room_sending(&self.client().room_state(device.as_device(), room).await?);
-        let (members, _) = self.devices_of(device, &sending.members, false).await?;
-        let recipients: Vec<Recipient> =
-            members.into_iter().filter(|r| !(r.user == *ghost && r.device == device.device)).collect();
+        // The ghost's own devices are the bridge's: the sending one, and at most stale ones whose
+        // keys it no longer holds. Neither needs the room key, and keeping the ghost's list would
+        // let its own changes (the device's creation, its cross-signing) outdate a list every
+        // send reads, so each send after them would ask the homeserver again.
+        let others: Vec<_> = sending.members.iter().filter(|member| *member != ghost).cloned().collect();
+        let (recipients, _) = self.devices_of(device, &others, false).await?;
         let now = now_ms();
         let mut session = match outbound.outbound(ghost, room.as_str()).await? {
             Some(stored) => OutboundSession::from_stored(stored)?,
