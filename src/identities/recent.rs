@@ -17,7 +17,8 @@
 //! - only found identities and key versions are kept, never an absence: a new identity
 //!   resolves at once;
 //! - a change through this process (create, enable, disable, rotate, delete) forgets the
-//!   name at once, so the node never contradicts its own admin API.
+//!   name at once, so the node never contradicts its own admin API; a read that began before
+//!   the change is not remembered after it ([`crate::recent_reads::ReadTicket`]).
 //!
 //! The vault ([`super::vault::IdentityVault`]) owns it, beside its cache of opened keys
 //! ([`super::key_cache`]): every read and every change of an identity goes through the vault
@@ -33,13 +34,20 @@ use std::time::Duration;
 
 use dm3::ens::EnsName;
 
-use crate::recent_reads::RecentReads;
+use crate::recent_reads::{ReadTicket, RecentReads};
 use crate::store::{IdentityRecord, SealedKey};
 
 #[derive(Default)]
 pub struct RecentIdentities {
     records: Recent<IdentityRecord>,
     keys: Recent<Vec<SealedKey>>,
+}
+
+/// Taken before an identity's rows are read ([`RecentIdentities::ticket`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityReadTicket {
+    records: Option<ReadTicket>,
+    keys: Option<ReadTicket>,
 }
 
 impl RecentIdentities {
@@ -51,8 +59,15 @@ impl RecentIdentities {
         self.records.get(name)
     }
 
-    pub fn remember(&self, record: &IdentityRecord) {
-        self.records.remember(&record.name, record.clone());
+    /// To take before reading what [`remember`](Self::remember) or
+    /// [`remember_keys`](Self::remember_keys) will keep.
+    pub fn ticket(&self) -> IdentityReadTicket {
+        IdentityReadTicket { records: self.records.ticket(), keys: self.keys.ticket() }
+    }
+
+    /// Remembers `record`, read since `read` was taken, unless a change came in between.
+    pub fn remember(&self, record: &IdentityRecord, read: IdentityReadTicket) {
+        self.records.remember(&record.name, record.clone(), read.records);
     }
 
     /// The key versions of `name` if they were read less than [`Self::TTL`] ago.
@@ -60,10 +75,11 @@ impl RecentIdentities {
         self.keys.get(name)
     }
 
-    /// Remembers the key versions of `name`; none (an unknown name) are not remembered.
-    pub fn remember_keys(&self, name: &EnsName, keys: &[SealedKey]) {
+    /// Remembers the key versions of `name`, read since `read` was taken, unless a change came
+    /// in between; none (an unknown name) are not remembered.
+    pub fn remember_keys(&self, name: &EnsName, keys: &[SealedKey], read: IdentityReadTicket) {
         if !keys.is_empty() {
-            self.keys.remember(name, keys.to_vec());
+            self.keys.remember(name, keys.to_vec(), read.keys);
         }
     }
 
@@ -100,9 +116,13 @@ impl<V: Clone> Recent<V> {
         self.reads.lock().ok()?.get(name)
     }
 
-    fn remember(&self, name: &EnsName, value: V) {
-        if let Ok(mut reads) = self.reads.lock() {
-            reads.remember(name.clone(), value);
+    fn ticket(&self) -> Option<ReadTicket> {
+        Some(self.reads.lock().ok()?.ticket())
+    }
+
+    fn remember(&self, name: &EnsName, value: V, read: Option<ReadTicket>) {
+        if let (Ok(mut reads), Some(read)) = (self.reads.lock(), read) {
+            reads.remember(name.clone(), value, read);
         }
     }
 
@@ -146,12 +166,12 @@ mod tests {
         let recent = RecentIdentities::default();
         let name = EnsName::parse("tg-42.tg.bridge.eth").unwrap();
         assert!(recent.get(&name).is_none());
-        recent.remember(&record("tg-42.tg.bridge.eth", false));
+        recent.remember(&record("tg-42.tg.bridge.eth", false), recent.ticket());
         assert_eq!(recent.get(&name).map(|r| r.disabled_at_ms), Some(None));
         // A change replaces what was remembered once it is read again.
         recent.forget(&name);
         assert!(recent.get(&name).is_none());
-        recent.remember(&record("tg-42.tg.bridge.eth", true));
+        recent.remember(&record("tg-42.tg.bridge.eth", true), recent.ticket());
         assert_eq!(recent.get(&name).map(|r| r.disabled_at_ms), Some(Some(1)));
     }
 
@@ -166,14 +186,25 @@ mod tests {
             created_at_ms: 0,
             retired_at_ms: None,
         };
-        recent.remember_keys(&name, &[]);
+        recent.remember_keys(&name, &[], recent.ticket());
         assert!(recent.keys(&name).is_none(), "an absence is never remembered");
-        recent.remember(&record("tg-42.tg.bridge.eth", false));
-        recent.remember_keys(&name, std::slice::from_ref(&key));
+        recent.remember(&record("tg-42.tg.bridge.eth", false), recent.ticket());
+        recent.remember_keys(&name, std::slice::from_ref(&key), recent.ticket());
         assert_eq!(recent.keys(&name), Some(vec![key]));
         // Any change of the name forgets its record and its keys together.
         recent.forget(&name);
         assert!(recent.keys(&name).is_none());
         assert!(recent.get(&name).is_none());
+    }
+
+    #[test]
+    fn a_record_read_before_a_disable_is_not_remembered_after_it() {
+        let recent = RecentIdentities::default();
+        let name = EnsName::parse("tg-42.tg.bridge.eth").unwrap();
+        // The engine starts reading the enabled row; the admin API disables and forgets it.
+        let read_began = recent.ticket();
+        recent.forget(&name);
+        recent.remember(&record("tg-42.tg.bridge.eth", false), read_began);
+        assert!(recent.get(&name).is_none(), "the disabled row is read again, not the old one served");
     }
 }

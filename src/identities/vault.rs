@@ -263,9 +263,10 @@ impl IdentityVault {
         if self.alias_username(name).is_some() {
             return self.bound_alias(name).await;
         }
+        let read_began = self.recent.ticket();
         let found = self.store.identity(name).await?;
         match &found {
-            Some(record) => self.recent.remember(record),
+            Some(record) => self.recent.remember(record, read_began),
             None => return Ok(self.derived(name)?.map(|(record, _)| record)),
         }
         Ok(found)
@@ -284,8 +285,9 @@ impl IdentityVault {
         {
             return Ok(recent);
         }
+        let read_began = self.recent.ticket();
         let keys = self.store.identity_keys(name).await?;
-        self.recent.remember_keys(name, &keys);
+        self.recent.remember_keys(name, &keys, read_began);
         Ok(keys)
     }
 

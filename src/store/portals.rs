@@ -247,6 +247,7 @@ impl Store {
     ) -> Result<Option<Portal>, StoreError> {
         const SQL: &str =
             concat!("SELECT ", portal_columns!(), " FROM portals WHERE network = $1 AND conversation = $2");
+        let read_began = self.recent_portals().ticket();
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL)
                 .bind(network.as_str())
@@ -260,7 +261,7 @@ impl Store {
         });
         let found = raw.map(RawPortal::into_portal).transpose()?;
         if let Some(portal) = &found {
-            self.recent_portals().remember(portal);
+            self.recent_portals().remember(portal, read_began);
         }
         Ok(found)
     }
@@ -280,6 +281,7 @@ impl Store {
         if let Some(recent) = self.recent_portals().by_names(network, local_name, remote_name) {
             return Ok(Some(recent));
         }
+        let read_began = self.recent_portals().ticket();
         let raw = on_pool!(self.pool(), p => {
             match sqlx::query(SQL)
                 .bind(network.as_str())
@@ -294,7 +296,7 @@ impl Store {
         });
         let found = raw.map(RawPortal::into_portal).transpose()?;
         if let Some(portal) = &found {
-            self.recent_portals().remember(portal);
+            self.recent_portals().remember(portal, read_began);
         }
         Ok(found)
     }

@@ -13,7 +13,10 @@
 //!   order as the time the homeserver takes to push the membership change that causes a
 //!   suspension, in which every replica still posts (docs/engine.md, "Portal lifecycle");
 //! - only found portals are kept, never an absence: a portal another replica creates is found
-//!   at once.
+//!   at once;
+//! - a read that began before such a change is not remembered after it
+//!   ([`crate::recent_reads::ReadTicket`]): the engine reading the portal while this node moved
+//!   it would otherwise bring the old conversation back for a whole TTL.
 //!
 //! Bounded, and let go of once too old to be served (`recent_reads`): what a burst of reads
 //! leaves lasts until the node's next sweep.
@@ -25,7 +28,7 @@ use dm3::ens::EnsName;
 use dm3_bridge_connector::{ConversationId, NetworkId};
 
 use super::portals::Portal;
-use crate::recent_reads::RecentReads;
+use crate::recent_reads::{ReadTicket, RecentReads};
 
 /// How long a lookup reuses a portal read before: a change written through another store (a
 /// replica) is seen within this.
@@ -38,6 +41,13 @@ pub(super) struct RecentPortals {
 
 type ByConversation = RecentReads<(NetworkId, ConversationId), Portal>;
 type ByNames = RecentReads<(NetworkId, EnsName, EnsName), Portal>;
+
+/// Taken before a portal is read from the database ([`RecentPortals::ticket`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PortalReadTicket {
+    by_conversation: ReadTicket,
+    by_names: ReadTicket,
+}
 
 /// The two ways a portal is looked up, locked together so that forgetting reaches both at once.
 struct Maps {
@@ -67,19 +77,31 @@ impl RecentPortals {
         self.maps.lock().ok()?.by_names.get(&(network.clone(), local.clone(), remote.clone()))
     }
 
-    pub fn remember(&self, portal: &Portal) {
+    /// To take before reading a portal that [`remember`](Self::remember) will keep.
+    pub fn ticket(&self) -> Option<PortalReadTicket> {
+        let maps = self.maps.lock().ok()?;
+        Some(PortalReadTicket {
+            by_conversation: maps.by_conversation.ticket(),
+            by_names: maps.by_names.ticket(),
+        })
+    }
+
+    /// Remembers `portal`, read since `read` was taken, unless a change came in between.
+    pub fn remember(&self, portal: &Portal, read: Option<PortalReadTicket>) {
+        let Some(read) = read else { return };
         if let Ok(mut maps) = self.maps.lock() {
             let names = (portal.network.clone(), portal.local_name.clone(), portal.remote_name.clone());
-            maps.by_names.remember(names, portal.clone());
-            maps.by_conversation
-                .remember((portal.network.clone(), portal.conversation.clone()), portal.clone());
+            maps.by_names.remember(names, portal.clone(), read.by_names);
+            let conversation = (portal.network.clone(), portal.conversation.clone());
+            maps.by_conversation.remember(conversation, portal.clone(), read.by_conversation);
         }
     }
 
     /// Forgets every portal (one changed through this process).
     pub fn forget_all(&self) {
         if let Ok(mut maps) = self.maps.lock() {
-            *maps = Maps::default();
+            maps.by_conversation.forget_all();
+            maps.by_names.forget_all();
         }
     }
 
@@ -117,7 +139,7 @@ mod tests {
         let recent = RecentPortals::default();
         let p = portal();
         assert!(recent.by_conversation(&p.network, &p.conversation).is_none());
-        recent.remember(&p);
+        recent.remember(&p, recent.ticket());
         assert_eq!(recent.by_conversation(&p.network, &p.conversation), Some(p.clone()));
         assert_eq!(recent.by_names(&p.network, &p.local_name, &p.remote_name), Some(p.clone()));
         recent.forget_all();
@@ -129,7 +151,7 @@ mod tests {
     fn a_read_older_than_the_ttl_is_not_served_and_is_swept() {
         let recent = RecentPortals::default();
         let p = portal();
-        recent.remember(&p);
+        recent.remember(&p, recent.ticket());
         {
             let mut maps = recent.maps.lock().unwrap();
             maps.by_conversation.age(&(p.network.clone(), p.conversation.clone()), RecentPortals::TTL);
@@ -140,5 +162,17 @@ mod tests {
         recent.sweep();
         let maps = recent.maps.lock().unwrap();
         assert_eq!((maps.by_conversation.len(), maps.by_names.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_portal_read_before_a_move_is_not_remembered_after_it() {
+        let recent = RecentPortals::default();
+        let before = portal();
+        let read_began = recent.ticket();
+        // The move commits and forgets; then the read of the old row comes back.
+        recent.forget_all();
+        recent.remember(&before, read_began);
+        assert!(recent.by_conversation(&before.network, &before.conversation).is_none());
+        assert!(recent.by_names(&before.network, &before.local_name, &before.remote_name).is_none());
     }
 }
