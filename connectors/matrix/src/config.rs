@@ -14,7 +14,9 @@
 //!   (`!dm3 block`, [`crate::command`]);
 //! - `reachable`: which of those a DM3 user may write to before they used the bridge (same
 //!   entries, same default; docs/names.md "Reachable before first use");
-//! - `encryption`: whether the bridge takes part in end-to-end encrypted rooms ([`Encryption`]).
+//! - `encryption`: whether the bridge takes part in end-to-end encrypted rooms ([`Encryption`]);
+//! - `sender_trust`: which devices of a Matrix user an encrypted message is believed from
+//!   ([`SenderTrust`]).
 //!
 //! Shaped like the service's own config and `[telegram]`: values stay strings here so that
 //! loading never fails on them; [`MatrixConfig::problems`] names each malformed one by its key
@@ -82,6 +84,27 @@ pub struct MatrixConfig {
     /// How long after an encrypted message arrived its room key may still come, in seconds;
     /// then its sender is told it could not be decrypted (docs/engine.md, "Encrypted rooms: plan").
     pub undecryptable_after_secs: u64,
+    /// Which devices of a Matrix user their encrypted messages are believed from: `listed` or
+    /// `cross-signed` (docs/engine.md, "Encrypted rooms: plan").
+    pub sender_trust: SenderTrust,
+}
+
+/// `[matrix] sender_trust`: which of a Matrix user's devices the bridge believes their
+/// encrypted messages from ([`crate::sender_trust`]).
+///
+/// `listed` stays the default so that a deployment that upgrades behaves as before; it
+/// believes any device the homeserver lists in the user's name, so a stolen access token that
+/// logs in a new device speaks as the user. `cross-signed` closes that: only a device the user
+/// signed with their cross-signing identity, pinned on first sight, is believed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SenderTrust {
+    /// A device the sender's device list shows, signed by its own key.
+    #[default]
+    Listed,
+    /// As `listed`, and signed by the sender's self-signing key, itself signed by their master
+    /// key, the one pinned when the bridge first saw it.
+    CrossSigned,
 }
 
 /// `[matrix] encryption`: whether the bridge takes part in end-to-end encrypted rooms (issue 17).
@@ -149,6 +172,7 @@ impl Default for MatrixConfig {
             ping_timeout_secs: 30,
             encryption: Encryption::default(),
             undecryptable_after_secs: crate::decrypting::DEFAULT_UNDECRYPTABLE_AFTER.as_secs(),
+            sender_trust: SenderTrust::default(),
             command_prefix: DEFAULT_COMMAND_PREFIX.to_owned(),
         }
     }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::command::CommandPrefix;
+use crate::config::SenderTrust;
 
 /// How long after an encrypted event arrived its key may still come, unless configured
 /// (`[matrix] undecryptable_after_secs`): a client that was offline when its user sent shares
@@ -17,4 +18,6 @@ pub struct Decrypting {
     pub commands: CommandPrefix,
     /// How long a key may be late (`DecryptionHandling::patience`).
     pub patience: Duration,
+    /// Which of a sender's devices are believed ([`crate::sender_trust`]).
+    pub sender_trust: SenderTrust,
 }
