@@ -16,7 +16,7 @@
 //!   entries, same default; docs/names.md "Reachable before first use");
 //! - `encryption`: whether the bridge takes part in end-to-end encrypted rooms ([`Encryption`]);
 //! - `sender_trust`: which devices of a Matrix user an encrypted message is believed from
-//!   ([`SenderTrust`]).
+//!   ([`SenderTrust`], beside the other settings of decryption).
 //!
 //! Shaped like the service's own config and `[telegram]`: values stay strings here so that
 //! loading never fails on them; [`MatrixConfig::problems`] names each malformed one by its key
@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{CommandPrefix, CommandPrefixError, DEFAULT_COMMAND_PREFIX};
 use crate::connector::DEFAULT_MAX_MEDIA_BYTES;
+use crate::decrypting::SenderTrust;
 use crate::ghost::{DEFAULT_GHOST_PREFIX, GhostNamespace};
 use crate::policy::{PolicyEntry, PolicyError, UserPolicy};
 use crate::registration::DEFAULT_BOT_LOCALPART;
@@ -87,24 +88,6 @@ pub struct MatrixConfig {
     /// Which devices of a Matrix user their encrypted messages are believed from: `listed` or
     /// `cross-signed` (docs/engine.md, "Encrypted rooms: plan").
     pub sender_trust: SenderTrust,
-}
-
-/// `[matrix] sender_trust`: which of a Matrix user's devices the bridge believes their
-/// encrypted messages from ([`crate::sender_trust`]).
-///
-/// `listed` stays the default so that a deployment that upgrades behaves as before; it
-/// believes any device the homeserver lists in the user's name, so a stolen access token that
-/// logs in a new device speaks as the user. `cross-signed` closes that: only a device the user
-/// signed with their cross-signing identity, pinned on first sight, is believed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SenderTrust {
-    /// A device the sender's device list shows, signed by its own key.
-    #[default]
-    Listed,
-    /// As `listed`, and signed by the sender's self-signing key, itself signed by their master
-    /// key, the one pinned when the bridge first saw it.
-    CrossSigned,
 }
 
 /// `[matrix] encryption`: whether the bridge takes part in end-to-end encrypted rooms (issue 17).

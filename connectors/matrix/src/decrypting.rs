@@ -1,10 +1,12 @@
 //! What opening a Matrix user's encrypted events needs besides the ghosts' devices: set on the
-//! connector when `[matrix] encryption` is not `off` ([`crate::encrypted_inbound`]).
+//! connector when `[matrix] encryption` is not `off` ([`crate::encrypted_inbound`]), with the
+//! `[matrix]` settings that shape it (`undecryptable_after_secs`, `sender_trust`).
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::command::CommandPrefix;
-use crate::config::SenderTrust;
 
 /// How long after an encrypted event arrived its key may still come, unless configured
 /// (`[matrix] undecryptable_after_secs`): a client that was offline when its user sent shares
@@ -20,4 +22,22 @@ pub struct Decrypting {
     pub patience: Duration,
     /// Which of a sender's devices are believed ([`crate::sender_trust`]).
     pub sender_trust: SenderTrust,
+}
+
+/// `[matrix] sender_trust`: which of a Matrix user's devices the bridge believes their
+/// encrypted messages from ([`crate::sender_trust`]).
+///
+/// `listed` stays the default so that a deployment that upgrades behaves as before; it
+/// believes any device the homeserver lists in the user's name, so a stolen access token that
+/// logs in a new device speaks as the user. `cross-signed` closes that: only a device the user
+/// signed with their cross-signing identity, pinned on first sight, is believed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SenderTrust {
+    /// A device the sender's device list shows, signed by its own key.
+    #[default]
+    Listed,
+    /// As `listed`, and signed by the sender's self-signing key, itself signed by their master
+    /// key, the one pinned when the bridge first saw it.
+    CrossSigned,
 }

@@ -110,7 +110,7 @@ impl MatrixConnector {
             message_index: opened.message_index,
             event_id: event.network_event_id.as_str(),
         };
-        if !devices.claim_index(claim).await.map_err(|e| device_failure(&e))? {
+        if !devices.claim_index(claim).await.map_err(|e| e.to_connector_error())? {
             return Err(DecryptFailure::Refused(format!(
                 "it repeats the ciphertext of an earlier message (index {} of its key)",
                 opened.message_index
@@ -150,15 +150,7 @@ fn failure(error: DecryptError) -> DecryptFailure {
     match error {
         e if e.is_missing_key() => DecryptFailure::MissingKey(e.to_string()),
         DecryptError::Megolm(e) => DecryptFailure::Refused(e.to_string()),
-        DecryptError::Device(e) => device_failure(&e).into(),
-    }
-}
-
-pub(crate) fn device_failure(error: &crate::crypto::DeviceError) -> ConnectorError {
-    if error.is_retryable() {
-        ConnectorError::Transient(error.to_string())
-    } else {
-        ConnectorError::Permanent(error.to_string())
+        DecryptError::Device(e) => e.to_connector_error().into(),
     }
 }
 
@@ -190,7 +182,7 @@ impl DecryptionHandling for MatrixConnector {
                     &content,
                 )
                 .await
-                .map_err(|e| device_failure(&e))
+                .map_err(|e| e.to_connector_error())
         })
     }
 

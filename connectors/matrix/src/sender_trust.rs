@@ -12,10 +12,9 @@
 use dm3_bridge_connector::{DecryptFailure, EncryptedEvent};
 use ruma::UserId;
 
-use crate::config::SenderTrust;
 use crate::crypto::sender_trust::Untrusted;
 use crate::crypto::{GhostDevices, OpenedEvent};
-use crate::encrypted_inbound::device_failure;
+use crate::decrypting::SenderTrust;
 
 /// What a sender is told when their master key is not the pinned one.
 pub fn identity_changed(sender: &UserId) -> String {
@@ -39,12 +38,12 @@ pub(crate) async fn sender_device_trusted(
         SenderTrust::Listed => devices
             .listed_device(ghost, &sender, &opened.sender_key)
             .await
-            .map_err(|e| device_failure(&e))?
+            .map_err(|e| e.to_connector_error())?
             .ok_or(Untrusted::Unlisted),
         SenderTrust::CrossSigned => devices
             .cross_signed_device(ghost, &sender, &opened.sender_key)
             .await
-            .map_err(|e| device_failure(&e))?,
+            .map_err(|e| e.to_connector_error())?,
     };
     let device = found.map_err(|why| DecryptFailure::Refused(refusal(&sender, &why)))?;
     if !opened.signing_key.is_empty() && device.ed25519.to_base64() != opened.signing_key {

@@ -4,6 +4,8 @@
 //! Every device in a kept list was checked as [`super::recipients`] checks what `/keys/query`
 //! relays (it names its user and device, and its own Ed25519 key signed it) before it was kept;
 //! nothing is believed from the store that was not believed from the homeserver.
+//! The user's cross-signing keys from the same answer are kept beside the list, unchecked
+//! (they are checked when used, [`super::sender_trust`]), so that one mark outdates both.
 //!
 //! A list is read from the store while it is current, and asked for (`/keys/query`) only for a
 //! user the store does not track, or whose list a transaction's `device_lists.changed` marked

@@ -67,6 +67,15 @@ pub enum DeviceError {
 }
 
 impl DeviceError {
+    /// The failure as the engine tells it apart: worth retrying, or not.
+    pub fn to_connector_error(&self) -> dm3_bridge_connector::ConnectorError {
+        if self.is_retryable() {
+            dm3_bridge_connector::ConnectorError::Transient(self.to_string())
+        } else {
+            dm3_bridge_connector::ConnectorError::Permanent(self.to_string())
+        }
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
