@@ -121,3 +121,112 @@ async fn judge(
     }
     Ok(Ok(recipient))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::Mutex;
+
+    use dm3_bridge_connector::BoxFuture;
+    use serde_json::json;
+    use vodozemac::{Curve25519SecretKey, Ed25519SecretKey};
+
+    use super::*;
+    use crate::crypto::device_list_store::KnownDevice;
+    use crate::crypto::signing::{object, sign_object};
+    use crate::crypto::store::OlmStoreError;
+    use crate::crypto::user_identity::kept_identity;
+
+    /// Pins in memory, and the refusals told.
+    #[derive(Default)]
+    struct Pins {
+        pinned: Mutex<Option<String>>,
+        refused: Mutex<Vec<TrustRefusal>>,
+    }
+
+    impl IdentityPins for Pins {
+        fn pin<'a>(&'a self, _: &'a UserId, master: &'a str) -> BoxFuture<'a, Result<String, OlmStoreError>> {
+            Box::pin(async move {
+                Ok(self.pinned.lock().unwrap().get_or_insert_with(|| master.to_owned()).clone())
+            })
+        }
+
+        fn refused(&self, reason: TrustRefusal) {
+            self.refused.lock().unwrap().push(reason);
+        }
+    }
+
+    /// bob's identity, and his list with one device, `signed` by his self-signing key or not.
+    fn bobs_list(
+        master: &Ed25519SecretKey,
+        self_signing: &Ed25519SecretKey,
+        signed: bool,
+    ) -> (DeviceList, String) {
+        let bob = "@bob:hs";
+        let key = |key: &Ed25519SecretKey, usage: &str| {
+            let public = key.public_key().to_base64();
+            object(json!({"user_id": bob, "usage": [usage], "keys": {format!("ed25519:{public}"): public}}))
+        };
+        let master_id = format!("ed25519:{}", master.public_key().to_base64());
+        let mut ssk = key(self_signing, "self_signing");
+        sign_object(&mut ssk, bob, &master_id, |m| master.sign(m)).unwrap();
+        let device_key = Ed25519SecretKey::new();
+        let curve = Curve25519SecretKey::new();
+        let curve = vodozemac::Curve25519PublicKey::from(&curve).to_base64();
+        let ed = device_key.public_key().to_base64();
+        let mut device = object(json!({"user_id": bob, "device_id": "PHONE",
+            "keys": {"curve25519:PHONE": curve, "ed25519:PHONE": ed}}));
+        sign_object(&mut device, bob, "ed25519:PHONE", |m| device_key.sign(m)).unwrap();
+        if signed {
+            let ssk_id = format!("ed25519:{}", self_signing.public_key().to_base64());
+            sign_object(&mut device, bob, &ssk_id, |m| self_signing.sign(m)).unwrap();
+        }
+        let known = KnownDevice {
+            device: "PHONE".into(),
+            curve25519: curve.clone(),
+            ed25519: ed,
+            keys_json: serde_json::Value::Object(device).to_string(),
+        };
+        let list = DeviceList {
+            user: UserId::parse(bob).unwrap(),
+            devices: vec![known],
+            identity: kept_identity(Some(&key(master, "master")), Some(&ssk)),
+        };
+        (list, curve)
+    }
+
+    #[tokio::test]
+    async fn a_cross_signed_device_pins_the_master_key_and_a_new_master_key_is_refused() {
+        let bob = UserId::parse("@bob:hs").unwrap();
+        let pins = Pins::default();
+        let (master, self_signing) = (Ed25519SecretKey::new(), Ed25519SecretKey::new());
+        let (list, curve) = bobs_list(&master, &self_signing, true);
+        let trusted = judge(&pins, &bob, &curve, &[list]).await.unwrap();
+        assert_eq!(trusted.map(|device| device.device), Ok("PHONE".into()));
+        assert_eq!(pins.pinned.lock().unwrap().clone(), Some(master.public_key().to_base64()));
+
+        // The homeserver publishes a new master key that vouches for the same device.
+        let (list, curve) = bobs_list(&Ed25519SecretKey::new(), &Ed25519SecretKey::new(), true);
+        assert_eq!(judge(&pins, &bob, &curve, &[list]).await.unwrap(), Err(Untrusted::IdentityChanged));
+        assert_eq!(
+            pins.pinned.lock().unwrap().clone(),
+            Some(master.public_key().to_base64()),
+            "not overwritten"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unsigned_device_or_a_user_without_identity_is_refused_and_pins_nothing() {
+        let bob = UserId::parse("@bob:hs").unwrap();
+        let pins = Pins::default();
+        let (list, curve) = bobs_list(&Ed25519SecretKey::new(), &Ed25519SecretKey::new(), false);
+        let verdict = judge(&pins, &bob, &curve, std::slice::from_ref(&list)).await.unwrap();
+        assert_eq!(verdict, Err(Untrusted::NotCrossSigned("PHONE".into())));
+        let without = DeviceList { identity: None, ..list.clone() };
+        let verdict = judge(&pins, &bob, &curve, &[without]).await.unwrap();
+        assert_eq!(verdict, Err(Untrusted::NoIdentity(IdentityFault::Missing)));
+        assert_eq!(judge(&pins, &bob, "another curve key", &[list]).await.unwrap(), Err(Untrusted::Unlisted));
+        assert_eq!(*pins.pinned.lock().unwrap(), None);
+    }
+}
