@@ -308,10 +308,14 @@ impl NetworkModule for MatrixModule {
     fn check(&self, config: &Config) -> Vec<Result<String, String>> {
         let encryption =
             |matrix: &MatrixConfig| Ok(format!("matrix.encryption = {}", matrix.encryption.today()));
+        let sender_trust =
+            |matrix: &MatrixConfig| Ok(format!("matrix.sender_trust = {}", matrix.sender_trust.today()));
         config
             .matrix
             .iter()
-            .flat_map(|matrix| [check_registration_file(matrix, config.data_dir()), encryption(matrix)])
+            .flat_map(|matrix| {
+                [check_registration_file(matrix, config.data_dir()), encryption(matrix), sender_trust(matrix)]
+            })
             .collect()
     }
 

@@ -41,3 +41,20 @@ pub enum SenderTrust {
     /// key, the one pinned when the bridge first saw it.
     CrossSigned,
 }
+
+impl SenderTrust {
+    /// What the setting does, in words for `dm3-bridge check`.
+    pub fn today(self) -> &'static str {
+        match self {
+            SenderTrust::Listed => {
+                "listed: a Matrix user's encrypted message is believed from any device the homeserver lists \
+                 for them (a new login speaks for them); set \"cross-signed\" to believe only devices they verified"
+            }
+            SenderTrust::CrossSigned => {
+                "cross-signed: a Matrix user's encrypted message is believed only from a device their \
+                 cross-signing identity signed, the identity pinned when the bridge first sees it; a changed \
+                 identity is refused until DELETE /admin/matrix/cross-signing/{userId} accepts it"
+            }
+        }
+    }
+}
