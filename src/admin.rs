@@ -25,6 +25,7 @@
 //! | `GET /admin/jobs/{jobId}` | one job |
 //! | `POST /admin/jobs/{jobId}/retry` | a failed job back to its queue |
 //! | `DELETE /admin/jobs/{jobId}` | drop a failed or waiting job |
+//! | `DELETE /admin/matrix/cross-signing/{userId}` | accept a Matrix user's new cross-signing identity: drop its pin ([`cross_signing`]) |
 //!
 //! The same operations, and the node's health, are a web page under `/admin/ui` ([`console`]),
 //! behind the same token through a login form.
@@ -35,6 +36,7 @@
 //! ([`admin_error`](crate::http::admin_error)). `docs/admin-api.yaml` is the OpenAPI description.
 
 pub mod console;
+pub mod cross_signing;
 pub mod custody;
 pub mod input;
 pub mod jobs;
@@ -44,7 +46,7 @@ pub mod views;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use dm3_bridge_connector::Connector;
 
 use crate::config::AdminToken;
@@ -91,6 +93,7 @@ pub fn router(state: AdminState, token: Option<&AdminToken>) -> Router {
         .route("/jobs", get(jobs::list))
         .route("/jobs/{job}", get(jobs::show).delete(jobs::drop))
         .route("/jobs/{job}/retry", post(jobs::retry))
+        .route("/matrix/cross-signing/{user}", delete(cross_signing::accept_identity))
         .fallback(routes::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(check, admin_token::require_token));

@@ -26,7 +26,8 @@
 //! [`sessions`], [`writer`], [`write_connection`], the virtual identities and their sealed keys
 //! ([`identities`]), the engine's [`jobs`], [`portals`] and [`message_map`], the Telegram
 //! connector's chat state ([`telegram`]), the Matrix ghost devices' sealed Olm accounts
-//! ([`olm_accounts`]) and their Olm and Megolm sessions ([`olm_sessions`]), the [`leases`] of work one process does at a time, and
+//! ([`olm_accounts`]) and their Olm and Megolm sessions ([`olm_sessions`]), members' device
+//! lists ([`device_lists`]) and senders' pinned master keys ([`cross_signing_pins`]), the [`leases`] of work one process does at a time, and
 //! `migrations` (the embedded SQL of `migrations/<backend>/`).
 
 pub mod accounts;
@@ -34,6 +35,7 @@ pub mod blocks;
 pub mod challenges;
 pub mod clock;
 pub mod consent;
+pub mod cross_signing_pins;
 pub mod device_lists;
 pub mod disk;
 pub mod envelopes;
@@ -74,7 +76,8 @@ use crate::config::{Backend, DatabaseUrl};
 pub use accounts::{Account, AccountCreation};
 pub use blocks::{Blocked, MAX_BLOCKS_PER_IDENTITY};
 pub use challenges::{Challenge, ChallengeId, MAX_LIVE_CHALLENGES};
-pub use device_lists::{DEVICE_LIST_MAX_AGE_MS, DeviceListSave, DeviceRow};
+pub use cross_signing_pins::CrossSigningPin;
+pub use device_lists::{DEVICE_LIST_MAX_AGE_MS, DeviceListSave, DeviceRow, KeptDeviceList};
 pub use envelopes::{Acknowledgement, Expired, IncomingLimits, Inserted, NewEnvelope, StoredEnvelope};
 pub use identities::{Counterparty, Custody, IdentityRecord, SealedKey, Switched};
 pub use ids::InvalidId;

@@ -47,6 +47,7 @@ async fn every_admin_route_needs_the_token() {
         (Method::GET, "/admin/portals"),
         (Method::GET, "/admin/portals/1"),
         (Method::DELETE, "/admin/portals/1"),
+        (Method::DELETE, "/admin/matrix/cross-signing/@bob:example.org"),
         (Method::GET, "/admin/no-such-route"),
     ] {
         for auth in [None, Some("Bearer wrong-token-wrong-token"), Some(TOKEN), Some("Basic dXNlcjpwYXNz")] {

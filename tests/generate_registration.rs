@@ -120,6 +120,16 @@ async fn the_registration_is_accepted_by_ruma_and_synapse_with_the_tokens_of_the
     assert!(require.is_ok(), "require is accepted now that ghosts send Megolm: {:?}", require.problems);
     let required = require.notes.iter().find(|n| n.starts_with("matrix.encryption = require")).unwrap();
     assert!(required.contains("encrypted from their first event"), "{required}");
+    // Sender trust is `listed` by default, and check says how to believe only verified devices.
+    let trust = checked.notes.iter().find(|n| n.starts_with("matrix.sender_trust = listed")).unwrap();
+    assert!(trust.contains("cross-signed"), "{trust}");
+    let cross =
+        check(&config_file, &[("DM3_BRIDGE_MATRIX__SENDER_TRUST".to_owned(), "cross-signed".to_owned())]);
+    assert!(
+        cross.notes.iter().any(|n| n.starts_with("matrix.sender_trust = cross-signed")),
+        "{:?}",
+        cross.notes
+    );
     let matrix = config.matrix.clone().unwrap();
     assert_eq!(matrix.as_token.as_ref().unwrap().expose(), parsed.as_token);
     assert_eq!(matrix.hs_token.as_ref().unwrap().expose(), parsed.hs_token);

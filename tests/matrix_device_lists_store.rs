@@ -1,10 +1,13 @@
 //! The rows behind members' device lists and the replay index of room keys (migration 0024),
-//! on both backends:
+//! and senders' pinned cross-signing identities (0025), on both backends:
 //! - a device list fetched is current until a transaction marks it outdated, and the mark
 //!   survives a restart and holds for another replica; an answer to a query that ran while the list was marked is not kept
 //!   (no lost update); a user who left is forgotten; lists nobody used are pruned;
 //! - the decrypted Megolm message indices stay bounded (by age and per room key), and a
-//!   ciphertext at a pruned index is still refused as a replay.
+//!   ciphertext at a pruned index is still refused as a replay;
+//! - a user's cross-signing keys are kept with their list and outdated with it; their master
+//!   key is pinned once, kept across a restart, never overwritten by another, and dropped only
+//!   on demand (the admin's accept).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[macro_use]
@@ -16,6 +19,7 @@ use support::TestDb;
 on_both_backends!(
     a_device_list_is_current_until_marked_outdated_and_the_mark_survives_a_restart_and_holds_for_replicas,
     pruned_message_indices_stay_refused_and_the_index_stays_bounded,
+    cross_signing_keys_go_with_the_list_and_a_pinned_master_key_stays_until_dropped,
 );
 
 const BOB: &str = "@bob:hs";
@@ -33,7 +37,7 @@ fn phone(device: &str) -> DeviceRow {
 /// The devices of bob's list if it is current at `now`.
 async fn current(store: &Store, now: i64) -> Option<Vec<String>> {
     let lists = store.current_device_lists(&[BOB.to_owned()], now).await.unwrap();
-    lists.into_iter().next().map(|(_, devices)| devices.into_iter().map(|d| d.device_id).collect())
+    lists.into_iter().next().map(|(_, devices, _)| devices.into_iter().map(|d| d.device_id).collect())
 }
 
 /// Starts a query for bob: the generation it must find unchanged.
@@ -46,6 +50,7 @@ async fn save(store: &Store, generation: i64, devices: &[&str]) -> u64 {
         user_id: BOB.to_owned(),
         generation,
         devices: devices.iter().map(|d| phone(d)).collect(),
+        identity: None,
     };
     store.save_device_lists(vec![list], NOW).await.unwrap()
 }
@@ -141,5 +146,45 @@ async fn pruned_message_indices_stay_refused_and_the_index_stays_bounded(db: &Te
     // The floor never comes down: a later pass with nothing old leaves it.
     assert_eq!(store.prune_megolm_indices(0, 1000).await.unwrap(), 0);
     assert!(!claim(&store, 29, "$replay", NOW + 20).await);
+    store.close().await;
+}
+
+async fn cross_signing_keys_go_with_the_list_and_a_pinned_master_key_stays_until_dropped(db: &TestDb) {
+    let store = db.open().await;
+    let identity = || async {
+        let lists = store.current_device_lists(&[BOB.to_owned()], NOW).await.unwrap();
+        lists.into_iter().next().map(|(_, _, identity)| identity)
+    };
+    let generation = fetching(&store).await;
+    let list = DeviceListSave {
+        user_id: BOB.to_owned(),
+        generation,
+        devices: Vec::new(),
+        identity: Some(r#"{"master_key":{"keys":{}}}"#.to_owned()),
+    };
+    assert_eq!(store.save_device_lists(vec![list], NOW).await.unwrap(), 1);
+    // A list without devices still carries the keys.
+    assert_eq!(identity().await, Some(Some(r#"{"master_key":{"keys":{}}}"#.to_owned())));
+    store.mark_device_lists(&[BOB.to_owned()], &[], NOW).await.unwrap();
+    assert_eq!(identity().await, None, "a device-list change outdates the keys too");
+
+    assert_eq!(store.pin_cross_signing(BOB, "OLD", NOW).await.unwrap(), "OLD");
+    assert_eq!(
+        store.pin_cross_signing(BOB, "NEW", NOW + 1).await.unwrap(),
+        "OLD",
+        "a pin is never overwritten"
+    );
+    store.close().await;
+    let store = db.open().await;
+    assert_eq!(store.pin_cross_signing(BOB, "NEW", NOW + 2).await.unwrap(), "OLD", "kept across a restart");
+    assert_eq!(store.drop_cross_signing_pin("@nobody:hs").await.unwrap(), None);
+    let dropped = store.drop_cross_signing_pin(BOB).await.unwrap().unwrap();
+    assert_eq!((dropped.master_key.as_str(), dropped.pinned_at_ms), ("OLD", NOW));
+    assert_eq!(store.cross_signing_pin(BOB).await.unwrap(), None);
+    assert_eq!(
+        store.pin_cross_signing(BOB, "NEW", NOW + 3).await.unwrap(),
+        "NEW",
+        "the next sight pins anew"
+    );
     store.close().await;
 }

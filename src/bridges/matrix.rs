@@ -89,6 +89,7 @@ pub fn check_registration_file(matrix: &MatrixConfig, data_dir: &Path) -> Result
 }
 
 pub mod device_list_store;
+pub mod identity_pins;
 pub mod olm_store;
 pub mod outbound_store;
 pub mod to_device_inbox;
@@ -236,11 +237,13 @@ impl MatrixBridge {
         let store = Arc::new(store);
         let devices = Arc::new(GhostDevices::new(self.client.clone(), store.clone()));
         // The same store keeps the outbound Megolm sessions ([`outbound_store`]), the members'
-        // device lists ([`device_list_store`]) and the to-device messages until they are
-        // opened ([`to_device_inbox`]).
+        // device lists ([`device_list_store`]), the senders' pinned master keys
+        // ([`identity_pins`]) and the to-device messages until they are opened
+        // ([`to_device_inbox`]).
         devices.set_inbox(store.clone());
         devices.set_outbound(store.clone());
-        devices.set_device_lists(store);
+        devices.set_device_lists(store.clone());
+        devices.set_identity_pins(store);
         self.connector.set_devices(devices.clone());
         self.connector.set_decrypting(Decrypting {
             commands: self.commands.clone(),
@@ -252,6 +255,7 @@ impl MatrixBridge {
                         matrix.undecryptable_after_secs
                     }),
             ),
+            sender_trust: node.config.matrix.as_ref().map(|matrix| matrix.sender_trust).unwrap_or_default(),
         });
         let (supply, task) = KeySupply::start(devices.clone());
         let opener = ToDeviceOpener::start(devices.clone());
@@ -304,10 +308,14 @@ impl NetworkModule for MatrixModule {
     fn check(&self, config: &Config) -> Vec<Result<String, String>> {
         let encryption =
             |matrix: &MatrixConfig| Ok(format!("matrix.encryption = {}", matrix.encryption.today()));
+        let sender_trust =
+            |matrix: &MatrixConfig| Ok(format!("matrix.sender_trust = {}", matrix.sender_trust.today()));
         config
             .matrix
             .iter()
-            .flat_map(|matrix| [check_registration_file(matrix, config.data_dir()), encryption(matrix)])
+            .flat_map(|matrix| {
+                [check_registration_file(matrix, config.data_dir()), encryption(matrix), sender_trust(matrix)]
+            })
             .collect()
     }
 

@@ -448,6 +448,7 @@ mod matrix_section {
             ping_timeout_secs: 100_000,
             encryption: dm3_bridge_matrix::Encryption::Require,
             undecryptable_after_secs: 0,
+            sender_trust: dm3_bridge_matrix::SenderTrust::CrossSigned,
             command_prefix: "!d m3".to_owned(),
         };
         let keys: Vec<String> = problems(&bad).into_iter().map(|p| p.key).collect();

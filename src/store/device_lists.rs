@@ -1,5 +1,5 @@
 //! The device lists of Matrix users whose devices receive ghosts' room keys, kept between sends
-//! (migration 0024), so that an encrypted send asks the homeserver (`/keys/query`) only for the
+//! (migration 0024) with their cross-signing keys (0025), so that an encrypted send asks the homeserver (`/keys/query`) only for the
 //! members whose list it does not hold or that changed since.
 //!
 //! Each tracked user has a generation. A transaction's MSC3202 `device_lists.changed` bumps it
@@ -38,7 +38,12 @@ pub struct DeviceListSave {
     pub user_id: String,
     pub generation: i64,
     pub devices: Vec<DeviceRow>,
+    /// The user's cross-signing key objects as the same answer relayed them (migration 0025).
+    pub identity: Option<String>,
 }
+
+/// A current list: its user, devices and cross-signing keys as kept.
+pub type KeptDeviceList = (String, Vec<DeviceRow>, Option<String>);
 
 impl Store {
     /// The lists of `users` that are current as of `now_ms`: a user not tracked, outdated or
@@ -47,9 +52,9 @@ impl Store {
         &self,
         users: &[String],
         now_ms: i64,
-    ) -> Result<Vec<(String, Vec<DeviceRow>)>, StoreError> {
-        // One statement per user, so the list and its devices are one snapshot.
-        const SQL: &str = "SELECT d.device_id, d.curve25519, d.ed25519, d.keys_json \
+    ) -> Result<Vec<KeptDeviceList>, StoreError> {
+        // One statement per user, so the list, its devices and its keys are one snapshot.
+        const SQL: &str = "SELECT l.cross_signing_json, d.device_id, d.curve25519, d.ed25519, d.keys_json \
              FROM matrix_device_lists l LEFT JOIN matrix_devices d ON d.user_id = l.user_id \
              WHERE l.user_id = $1 AND l.fetched_generation = l.generation AND l.fetched_at >= $2 \
              ORDER BY d.device_id";
@@ -57,26 +62,27 @@ impl Store {
         let mut lists = Vec::new();
         for user in users {
             // A current list without devices is one row of NULLs: `None`.
-            let rows: Vec<Option<DeviceRow>> = on_pool!(self.pool(), p => {
+            let rows: Vec<(Option<String>, Option<DeviceRow>)> = on_pool!(self.pool(), p => {
                 let rows = sqlx::query(SQL).bind(user.as_str()).bind(oldest).fetch_all(p).await?;
                 rows.iter()
                     .map(|row| {
+                        let identity = row.try_get::<Option<String>, _>("cross_signing_json")?;
                         let Some(device_id) = row.try_get::<Option<String>, _>("device_id")? else {
-                            return Ok(None);
+                            return Ok((identity, None));
                         };
-                        Ok(Some(DeviceRow {
+                        Ok((identity, Some(DeviceRow {
                             device_id,
                             curve25519: row.try_get("curve25519")?,
                             ed25519: row.try_get("ed25519")?,
                             keys_json: row.try_get("keys_json")?,
-                        }))
+                        })))
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()?
             });
-            if rows.is_empty() {
+            let Some(identity) = rows.first().map(|(identity, _)| identity.clone()) else {
                 continue;
-            }
-            lists.push((user.clone(), rows.into_iter().flatten().collect()));
+            };
+            lists.push((user.clone(), rows.into_iter().filter_map(|(_, device)| device).collect(), identity));
         }
         Ok(lists)
     }
@@ -113,7 +119,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<u64, StoreError> {
         const FETCHED: &str = "UPDATE matrix_device_lists SET fetched_generation = $2, fetched_at = $3, \
-             updated_at = $3 WHERE user_id = $1 AND generation = $2";
+             updated_at = $3, cross_signing_json = $4 WHERE user_id = $1 AND generation = $2";
         const FORGET: &str = "DELETE FROM matrix_devices WHERE user_id = $1";
         const DEVICE: &str = "INSERT INTO matrix_devices (user_id, device_id, curve25519, ed25519, keys_json) \
              VALUES ($1, $2, $3, $4, $5)";
@@ -124,6 +130,7 @@ impl Store {
                     .bind(list.user_id.as_str())
                     .bind(list.generation)
                     .bind(now_ms)
+                    .bind(list.identity.as_deref())
                     .execute(&mut *c)
                     .await?;
                 if fetched.rows_affected() != 1 {

@@ -42,6 +42,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (22, "megolm_outbound", include_str!("../../migrations/sqlite/0022_megolm_outbound.sql")),
     (23, "to_device_inbox", include_str!("../../migrations/sqlite/0023_to_device_inbox.sql")),
     (24, "device_lists", include_str!("../../migrations/sqlite/0024_device_lists.sql")),
+    (25, "cross_signing_pins", include_str!("../../migrations/sqlite/0025_cross_signing_pins.sql")),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -75,6 +76,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (22, "megolm_outbound", include_str!("../../migrations/postgres/0022_megolm_outbound.sql")),
     (23, "to_device_inbox", include_str!("../../migrations/postgres/0023_to_device_inbox.sql")),
     (24, "device_lists", include_str!("../../migrations/postgres/0024_device_lists.sql")),
+    (25, "cross_signing_pins", include_str!("../../migrations/postgres/0025_cross_signing_pins.sql")),
 ];
 
 fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -105,6 +105,9 @@ pub const MATRIX_MEGOLM_SESSIONS: &str = "dm3_matrix_megolm_sessions_total";
 pub const MATRIX_ROOM_KEYS_SHARED: &str = "dm3_matrix_room_keys_shared_total";
 /// `/keys/query` calls ghosts made for members' device lists not kept or outdated.
 pub const MATRIX_DEVICE_LIST_QUERIES: &str = "dm3_matrix_device_list_queries_total";
+/// Matrix users' encrypted messages refused under `sender_trust = "cross-signed"`, by `reason`
+/// (not_cross_signed, no_identity, identity_changed).
+pub const MATRIX_SENDER_TRUST_REFUSALS: &str = "dm3_matrix_sender_trust_refusals_total";
 /// To-device messages for ghost devices kept before they are opened, by `via` (push: in a
 /// transaction; catch_up: by `/sync` as the device) and `outcome` (new; duplicate: kept before).
 pub const MATRIX_TO_DEVICE_MESSAGES: &str = "dm3_matrix_to_device_messages_total";
@@ -216,6 +219,10 @@ fn describe() {
     metrics::describe_counter!(
         MATRIX_DEVICE_LIST_QUERIES,
         "Device-list queries (/keys/query) for members whose list was not kept or was outdated"
+    );
+    metrics::describe_counter!(
+        MATRIX_SENDER_TRUST_REFUSALS,
+        "Encrypted Matrix messages refused because their sender had not cross-signed the sending device, by reason"
     );
     metrics::describe_counter!(
         MATRIX_TO_DEVICE_MESSAGES,

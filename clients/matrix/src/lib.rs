@@ -22,6 +22,7 @@
 #![recursion_limit = "256"]
 
 pub mod cli;
+pub mod cross_signing;
 pub mod crypto_snapshot;
 pub mod error;
 pub mod files;
@@ -38,7 +39,7 @@ pub mod watch;
 
 pub use error::ClientError;
 pub use gateway::GatewayUser;
-pub use login::Credentials;
+pub use login::{Credentials, CrossSigning};
 pub use rooms::{RoomEncryption, RoomSummary};
 pub use timeline::{Decryption, SeenEvent};
 pub use user::MatrixUser;

@@ -40,8 +40,19 @@ impl Credentials {
     /// Logs in as a new device named `device_name`, with fresh device keys, and uploads them
     /// (one sync), so that others can encrypt to the device as soon as this returns.
     pub async fn login(&self, device_name: &str) -> Result<MatrixUser, ClientError> {
+        self.login_with(device_name, CrossSigning::Off).await
+    }
+
+    /// [`Credentials::login`], and with [`CrossSigning::Bootstrap`] the account gets a
+    /// cross-signing identity if it has none, which signs this device
+    /// ([`MatrixUser::bootstrap_cross_signing`]).
+    pub async fn login_with(
+        &self,
+        device_name: &str,
+        cross_signing: CrossSigning,
+    ) -> Result<MatrixUser, ClientError> {
         let crypto = Arc::new(MemoryStore::new());
-        let client = client_for(&self.homeserver, crypto.clone()).await?;
+        let client = client_for(&self.homeserver, crypto.clone(), cross_signing).await?;
         client
             .matrix_auth()
             .login_username(&self.user, &self.password)
@@ -50,8 +61,21 @@ impl Credentials {
             .await?;
         let user = MatrixUser::new(client, crypto);
         user.sync_once().await?;
+        if cross_signing == CrossSigning::Bootstrap {
+            user.bootstrap_cross_signing(&self.password).await?;
+        }
         Ok(user)
     }
+}
+
+/// Whether a new login gives the account a cross-signing identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CrossSigning {
+    /// No: the device stays unsigned (what every test and gateway user had so far).
+    #[default]
+    Off,
+    /// Make one if the account has none, and sign this device with it.
+    Bootstrap,
 }
 
 /// Resumes a stored session: the same user, device id and token, and the device's crypto
@@ -66,7 +90,7 @@ pub async fn restore(
         Some(snapshot) => snapshot.restore().await?,
         None => Arc::new(MemoryStore::new()),
     };
-    let client = client_for(homeserver, crypto.clone()).await?;
+    let client = client_for(homeserver, crypto.clone(), CrossSigning::Off).await?;
     client.restore_session(session).await?;
     let user = MatrixUser::new(client, crypto);
     user.first_sync().await?;
@@ -74,15 +98,22 @@ pub async fn restore(
 }
 
 /// A client with memory stores, its crypto store the one given (so its state can be read back).
-/// Cross-signing and key backup stay off: they would ask for a
-/// user's interactive authentication, and a test user or a gateway user's one device needs
-/// neither to send and receive encrypted messages.
-async fn client_for(homeserver: &str, crypto: Arc<MemoryStore>) -> Result<Client, ClientError> {
+/// Key backup stays off, and so does cross-signing unless asked for: they may ask for a user's
+/// interactive authentication, and a test user or a gateway user's one device needs neither
+/// to send and receive encrypted messages.
+async fn client_for(
+    homeserver: &str,
+    crypto: Arc<MemoryStore>,
+    cross_signing: CrossSigning,
+) -> Result<Client, ClientError> {
     let url = url::Url::parse(homeserver).map_err(|_| ClientError::BadHomeserver(homeserver.to_owned()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ClientError::BadHomeserver(homeserver.to_owned()));
     }
-    let settings = EncryptionSettings { auto_enable_cross_signing: false, ..EncryptionSettings::default() };
+    let settings = EncryptionSettings {
+        auto_enable_cross_signing: cross_signing == CrossSigning::Bootstrap,
+        ..EncryptionSettings::default()
+    };
     let stores = StoreConfig::new(CrossProcessLockConfig::SingleProcess).crypto_store(crypto);
     Ok(Client::builder()
         .homeserver_url(url)

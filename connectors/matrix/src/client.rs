@@ -61,7 +61,7 @@ mod media;
 mod resend;
 mod to_device_sync;
 
-pub use e2e::{AsDevice, ClaimedKeys, DeviceKeysByUser};
+pub use e2e::{AsDevice, ClaimedKeys, DeviceKeysByUser, QueriedKeys};
 pub use keys::{GHOST_DEVICE_NAME, KeysUpload};
 pub use media::Downloaded;
 pub use resend::{Attempt, TXN_KEY};

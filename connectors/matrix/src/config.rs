@@ -14,7 +14,9 @@
 //!   (`!dm3 block`, [`crate::command`]);
 //! - `reachable`: which of those a DM3 user may write to before they used the bridge (same
 //!   entries, same default; docs/names.md "Reachable before first use");
-//! - `encryption`: whether the bridge takes part in end-to-end encrypted rooms ([`Encryption`]).
+//! - `encryption`: whether the bridge takes part in end-to-end encrypted rooms ([`Encryption`]);
+//! - `sender_trust`: which devices of a Matrix user an encrypted message is believed from
+//!   ([`SenderTrust`], beside the other settings of decryption).
 //!
 //! Shaped like the service's own config and `[telegram]`: values stay strings here so that
 //! loading never fails on them; [`MatrixConfig::problems`] names each malformed one by its key
@@ -29,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{CommandPrefix, CommandPrefixError, DEFAULT_COMMAND_PREFIX};
 use crate::connector::DEFAULT_MAX_MEDIA_BYTES;
+use crate::decrypting::SenderTrust;
 use crate::ghost::{DEFAULT_GHOST_PREFIX, GhostNamespace};
 use crate::policy::{PolicyEntry, PolicyError, UserPolicy};
 use crate::registration::DEFAULT_BOT_LOCALPART;
@@ -82,6 +85,9 @@ pub struct MatrixConfig {
     /// How long after an encrypted message arrived its room key may still come, in seconds;
     /// then its sender is told it could not be decrypted (docs/engine.md, "Encrypted rooms: plan").
     pub undecryptable_after_secs: u64,
+    /// Which devices of a Matrix user their encrypted messages are believed from: `listed` or
+    /// `cross-signed` (docs/engine.md, "Encrypted rooms: plan").
+    pub sender_trust: SenderTrust,
 }
 
 /// `[matrix] encryption`: whether the bridge takes part in end-to-end encrypted rooms (issue 17).
@@ -149,6 +155,7 @@ impl Default for MatrixConfig {
             ping_timeout_secs: 30,
             encryption: Encryption::default(),
             undecryptable_after_secs: crate::decrypting::DEFAULT_UNDECRYPTABLE_AFTER.as_secs(),
+            sender_trust: SenderTrust::default(),
             command_prefix: DEFAULT_COMMAND_PREFIX.to_owned(),
         }
     }

@@ -30,6 +30,10 @@
 //!   kept or outdated; a sender's device looked up there), [`device_list_store`] (what the
 //!   service keeps of them), [`device_list_updates`] (the MSC3202 changes transactions carry,
 //!   which outdate them).
+//! - A sender's device believed only if they cross-signed it (`[matrix] sender_trust =
+//!   "cross-signed"`): [`user_identity`] (their master and self-signing keys, checked),
+//!   [`identity_pins`] (the master key pinned on first sight, by the service), [`sender_trust`]
+//!   (the check, on the kept lists).
 
 pub mod account;
 pub mod catch_up;
@@ -40,6 +44,7 @@ pub mod device_list_store;
 pub mod device_list_updates;
 pub mod device_lists;
 pub mod devices;
+pub mod identity_pins;
 pub mod inbox;
 pub mod inbox_store;
 pub mod key_counts;
@@ -52,17 +57,20 @@ pub mod pickle;
 pub mod receive;
 pub mod recipients;
 pub mod send;
+pub mod sender_trust;
 pub mod share;
 pub mod signing;
 pub mod store;
 pub mod supply;
 pub mod to_device;
+pub mod user_identity;
 
 pub use account::{GhostAccount, KeysUpload, SIGNED_CURVE25519};
 pub use device::GhostDevice;
 pub use device_list_store::{DeviceList, DeviceListStore, DeviceListWrite, KnownDevice};
 pub use device_list_updates::{DeviceListUpdates, device_list_updates};
 pub use devices::{DeviceError, GhostDevices};
+pub use identity_pins::{IdentityPins, TrustRefusal};
 pub use inbox::ToDeviceOpener;
 pub use inbox_store::{InboxWrite, KeptToDevice, ToDeviceInbox, Unopened, Via};
 pub use key_counts::{DeviceKeyCount, key_counts};

@@ -14,7 +14,8 @@
 //! - the room key came, Olm-authenticated, from the event's own sender: a key bob's device sent
 //!   cannot make an event of eve's say anything, nor the other way round;
 //! - that device is one the sender's device list shows, self-signed, with the signing key it
-//!   claimed ([`crate::crypto::device_lists`]);
+//!   claimed ([`crate::crypto::device_lists`]), and with `sender_trust = "cross-signed"` one the
+//!   sender cross-signed with the identity pinned for them ([`crate::sender_trust`]);
 //! - the ciphertext's message index is this event's: the same ciphertext posted again as another
 //!   event (a replay) is refused;
 //! - the plaintext is not itself encrypted.
@@ -37,9 +38,10 @@ use serde_json::{Map, Value};
 
 use crate::batch::message_item;
 use crate::connector::MatrixConnector;
-use crate::crypto::{DecryptError, GhostDevices, IndexClaim, OpenedEvent};
+use crate::crypto::{DecryptError, GhostDevices, IndexClaim};
 use crate::decrypting::{DEFAULT_UNDECRYPTABLE_AFTER, Decrypting};
 use crate::encryption::ENCRYPTION_OFF;
+use crate::sender_trust::sender_device_trusted;
 
 impl MatrixConnector {
     /// Opens encrypted events with the ghosts' devices (which must be set too), as `decrypting`
@@ -92,7 +94,7 @@ impl MatrixConnector {
                 opened.sender_user, event.sender
             )));
         }
-        sender_device_listed(devices, &ghost, event, &opened).await?;
+        sender_device_trusted(devices, &ghost, event, &opened, decrypting.sender_trust).await?;
         if content.get("sender_key").and_then(Value::as_str).is_some_and(|key| key != opened.sender_key) {
             return Err(DecryptFailure::Refused(
                 "it names another device than the one that sent its key".to_owned(),
@@ -108,7 +110,7 @@ impl MatrixConnector {
             message_index: opened.message_index,
             event_id: event.network_event_id.as_str(),
         };
-        if !devices.claim_index(claim).await.map_err(|e| device_failure(&e))? {
+        if !devices.claim_index(claim).await.map_err(|e| e.to_connector_error())? {
             return Err(DecryptFailure::Refused(format!(
                 "it repeats the ciphertext of an earlier message (index {} of its key)",
                 opened.message_index
@@ -117,37 +119,6 @@ impl MatrixConnector {
         let raw = in_the_clear(&event.event, opened.event)
             .map_err(|e| DecryptFailure::Refused(format!("its plaintext is not an event: {e}")))?;
         Ok(message_item(&raw, self.ghosts(), &decrypting.commands, false))
-    }
-}
-
-/// Refuses the event unless the device whose Olm message brought its key is one its sender's
-/// device list shows (kept, or asked for again once), with the Ed25519 key it claimed: a
-/// device the sender's account does not list (its keys never published) cannot speak for them.
-/// A device the homeserver itself lists in the sender's name passes; only cross-signing trust
-/// would tell it apart (docs/engine.md, "Encrypted rooms: plan", not yet).
-async fn sender_device_listed(
-    devices: &GhostDevices,
-    ghost: &ruma::UserId,
-    event: &EncryptedEvent,
-    opened: &OpenedEvent,
-) -> Result<(), DecryptFailure> {
-    let sender = ruma::UserId::parse(event.sender.as_str())
-        .map_err(|e| DecryptFailure::Refused(format!("its sender is not a Matrix user: {e}")))?;
-    let listed =
-        devices.listed_device(ghost, &sender, &opened.sender_key).await.map_err(|e| device_failure(&e))?;
-    match listed {
-        None => Err(DecryptFailure::Refused(format!(
-            "its key came from a device that {sender}'s device list does not show"
-        ))),
-        Some(device)
-            if !opened.signing_key.is_empty() && device.ed25519.to_base64() != opened.signing_key =>
-        {
-            Err(DecryptFailure::Refused(format!(
-                "its key came from device {} of {sender} claiming another signing key than the device has",
-                device.device
-            )))
-        }
-        Some(_) => Ok(()),
     }
 }
 
@@ -179,15 +150,7 @@ fn failure(error: DecryptError) -> DecryptFailure {
     match error {
         e if e.is_missing_key() => DecryptFailure::MissingKey(e.to_string()),
         DecryptError::Megolm(e) => DecryptFailure::Refused(e.to_string()),
-        DecryptError::Device(e) => device_failure(&e).into(),
-    }
-}
-
-fn device_failure(error: &crate::crypto::DeviceError) -> ConnectorError {
-    if error.is_retryable() {
-        ConnectorError::Transient(error.to_string())
-    } else {
-        ConnectorError::Permanent(error.to_string())
+        DecryptError::Device(e) => e.to_connector_error().into(),
     }
 }
 
@@ -219,7 +182,7 @@ impl DecryptionHandling for MatrixConnector {
                     &content,
                 )
                 .await
-                .map_err(|e| device_failure(&e))
+                .map_err(|e| e.to_connector_error())
         })
     }
 

@@ -26,7 +26,8 @@
 //!   service implements;
 //! - [`encrypted_rooms`]: a ghost in an encrypted room gets its device;
 //! - [`encrypted_inbound`]: a Matrix user's encrypted event, opened in the engine's job and
-//!   checked before it is bridged, with the settings of [`decrypting`];
+//!   checked before it is bridged, with the settings of [`decrypting`]; [`sender_trust`]: which
+//!   of its sender's devices it is believed from;
 //! - [`encryption`]: encrypted rooms, detected and refused in plain words; [`cleartext`]: the
 //!   gate that asks the homeserver before every cleartext send;
 //! - [`reach`]: whether the homeserver answers, the connector's health for `/ready`.
@@ -59,6 +60,7 @@ pub mod registration;
 pub mod response;
 pub mod room_state;
 pub mod secret;
+pub mod sender_trust;
 pub mod sending;
 pub mod transaction;
 
@@ -68,7 +70,7 @@ pub use client::{Client, ClientError, Downloaded, Registered, RetryAfter};
 pub use command::{CommandPrefix, CommandPrefixError, DEFAULT_COMMAND_PREFIX};
 pub use config::{Encryption, MIN_MATRIX_TOKEN_LEN, MatrixConfig, MatrixToken};
 pub use connector::{DEFAULT_MAX_MEDIA_BYTES, MatrixConnector};
-pub use decrypting::{DEFAULT_UNDECRYPTABLE_AFTER, Decrypting};
+pub use decrypting::{DEFAULT_UNDECRYPTABLE_AFTER, Decrypting, SenderTrust};
 pub use directory::{DirectoryError, GhostDirectory, GhostProfile};
 pub use encryption::RoomEncryption;
 pub use ghost::{GhostError, GhostNamespace};

@@ -33,7 +33,7 @@ impl DeviceListStore for SealedOlmStore {
                 .map_err(failed)?;
             Ok(lists
                 .into_iter()
-                .filter_map(|(user, devices)| {
+                .filter_map(|(user, devices, identity)| {
                     // Only users asked for come back, so their ids parse.
                     let user = OwnedUserId::try_from(user).ok()?;
                     let devices = devices
@@ -45,7 +45,7 @@ impl DeviceListStore for SealedOlmStore {
                             keys_json: row.keys_json,
                         })
                         .collect();
-                    Some(DeviceList { user, devices })
+                    Some(DeviceList { user, devices, identity })
                 })
                 .collect())
         })
@@ -82,6 +82,7 @@ impl DeviceListStore for SealedOlmStore {
                     Ok(DeviceListSave {
                         user_id: list.user.to_string(),
                         generation: i64::try_from(list.generation).map_err(failed)?,
+                        identity: list.identity,
                         devices: list
                             .devices
                             .into_iter()

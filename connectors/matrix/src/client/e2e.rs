@@ -29,6 +29,15 @@ use super::{Client, ClientError, millis};
 /// Device keys as the homeserver relayed them: user → device → the signed object.
 pub type DeviceKeysByUser = BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Map<String, Value>>>;
 
+/// What `/keys/query` answered: device keys, and each user's master and self-signing keys as
+/// published (user → the signed object).
+#[derive(Debug, Clone, Default)]
+pub struct QueriedKeys {
+    pub devices: DeviceKeysByUser,
+    pub master_keys: BTreeMap<OwnedUserId, Map<String, Value>>,
+    pub self_signing_keys: BTreeMap<OwnedUserId, Map<String, Value>>,
+}
+
 /// Claimed one-time keys: user → device → (key id, the signed key object).
 pub type ClaimedKeys = BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, (String, Map<String, Value>)>>;
 
@@ -63,17 +72,35 @@ impl Client {
         device: AsDevice<'_>,
         users: &[OwnedUserId],
     ) -> Result<DeviceKeysByUser, ClientError> {
+        Ok(self.query_keys(device, users).await?.devices)
+    }
+
+    /// The device keys of `users` and their published cross-signing keys (`/keys/query`),
+    /// unchecked.
+    pub async fn query_keys(
+        &self,
+        device: AsDevice<'_>,
+        users: &[OwnedUserId],
+    ) -> Result<QueriedKeys, ClientError> {
         let mut request = get_keys::v3::Request::new();
         request.device_keys = users.iter().map(|user| (user.clone(), Vec::new())).collect();
         let response = self.call_as(request, as_device(device)).await?;
-        Ok(response
-            .device_keys
-            .into_iter()
-            .map(|(user, devices)| {
-                let devices = devices.into_iter().filter_map(|(id, raw)| Some((id, loose(&raw)?))).collect();
-                (user, devices)
-            })
-            .collect())
+        let objects = |keys: BTreeMap<OwnedUserId, Raw<_>>| -> BTreeMap<OwnedUserId, Map<String, Value>> {
+            keys.into_iter().filter_map(|(user, raw)| Some((user, loose(&raw)?))).collect()
+        };
+        Ok(QueriedKeys {
+            devices: response
+                .device_keys
+                .into_iter()
+                .map(|(user, devices)| {
+                    let devices =
+                        devices.into_iter().filter_map(|(id, raw)| Some((id, loose(&raw)?))).collect();
+                    (user, devices)
+                })
+                .collect(),
+            master_keys: objects(response.master_keys),
+            self_signing_keys: objects(response.self_signing_keys),
+        })
     }
 
     /// Claims one `signed_curve25519` key of each of `wanted`'s devices (`/keys/claim`),

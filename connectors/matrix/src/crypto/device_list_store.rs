@@ -30,6 +30,9 @@ pub struct KnownDevice {
 pub struct DeviceList {
     pub user: OwnedUserId,
     pub devices: Vec<KnownDevice>,
+    /// The user's master and self-signing key objects as the same answer relayed them
+    /// ([`super::user_identity::kept_identity`]), unchecked; `None` if they published none.
+    pub identity: Option<String>,
 }
 
 /// A fetched list to keep if its user's generation is still `generation`.
@@ -38,6 +41,7 @@ pub struct DeviceListWrite {
     pub user: OwnedUserId,
     pub generation: u64,
     pub devices: Vec<KnownDevice>,
+    pub identity: Option<String>,
 }
 
 /// Members' device lists: implemented by the service over its database.

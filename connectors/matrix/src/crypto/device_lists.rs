@@ -4,6 +4,8 @@
 //! Every device in a kept list was checked as [`super::recipients`] checks what `/keys/query`
 //! relays (it names its user and device, and its own Ed25519 key signed it) before it was kept;
 //! nothing is believed from the store that was not believed from the homeserver.
+//! The user's cross-signing keys from the same answer are kept beside the list, unchecked
+//! (they are checked when used, [`super::sender_trust`]), so that one mark outdates both.
 //!
 //! A list is read from the store while it is current, and asked for (`/keys/query`) only for a
 //! user the store does not track, or whose list a transaction's `device_lists.changed` marked
@@ -25,10 +27,12 @@ use serde_json::{Map, Value};
 use vodozemac::{Curve25519PublicKey, Ed25519PublicKey};
 
 use super::device::GhostDevice;
-use super::device_list_store::{DeviceListStore, DeviceListWrite, KnownDevice};
+use super::device_list_store::{DeviceList, DeviceListStore, DeviceListWrite, KnownDevice};
 use super::device_list_updates::DeviceListUpdates;
 use super::devices::{DeviceError, GhostDevices};
 use super::recipients::{Recipient, vouched_devices};
+use super::user_identity::kept_identity;
+use crate::client::QueriedKeys;
 
 impl KnownDevice {
     pub(super) fn checked(recipient: &Recipient, object: &Map<String, Value>) -> Self {
@@ -75,37 +79,54 @@ impl GhostDevices {
         users: &[OwnedUserId],
         fresh: bool,
     ) -> Result<(Vec<Recipient>, bool), DeviceError> {
-        let Some(lists) = self.device_lists.get() else {
-            let keys = self.client().query_device_keys(device.as_device(), users).await?;
-            let recipients = keys.iter().flat_map(|(user, devices)| vouched_devices(user, devices));
-            return Ok((recipients.map(|(recipient, _)| recipient).collect(), true));
-        };
-        let kept = if fresh { Vec::new() } else { lists.current(users).await? };
-        let mut recipients: Vec<Recipient> = kept
+        let (lists, asked) = self.lists_of(device, users, fresh).await?;
+        let recipients = lists
             .iter()
             .flat_map(|list| list.devices.iter().filter_map(|known| known.recipient(&list.user)))
             .collect();
+        Ok((recipients, asked))
+    }
+
+    /// The lists of `users` (their checked devices, and their cross-signing keys as relayed),
+    /// kept where current, asked for as `device` otherwise (all of them with `fresh`): the
+    /// lists, and whether it asked.
+    pub(super) async fn lists_of(
+        &self,
+        device: &GhostDevice,
+        users: &[OwnedUserId],
+        fresh: bool,
+    ) -> Result<(Vec<DeviceList>, bool), DeviceError> {
+        let Some(store) = self.device_lists.get() else {
+            let keys = self.client().query_keys(device.as_device(), users).await?;
+            let lists = keys.devices.keys().map(|user| answered_list(user, &keys)).collect();
+            return Ok((lists, true));
+        };
+        let mut lists = if fresh { Vec::new() } else { store.current(users).await? };
         let missing: Vec<OwnedUserId> =
-            users.iter().filter(|user| !kept.iter().any(|list| &list.user == *user)).cloned().collect();
+            users.iter().filter(|user| !lists.iter().any(|list| &list.user == *user)).cloned().collect();
         if missing.is_empty() {
-            return Ok((recipients, false));
+            return Ok((lists, false));
         }
-        let generations = lists.fetching(&missing).await?;
-        let keys = self.client().query_device_keys(device.as_device(), &missing).await?;
+        let generations = store.fetching(&missing).await?;
+        let keys = self.client().query_keys(device.as_device(), &missing).await?;
         let mut writes = Vec::new();
         for (user, generation) in generations {
             // A user the homeserver did not answer for (another server down) stays outdated.
-            let Some(devices) = keys.get(&user) else {
+            if !keys.devices.contains_key(&user) {
                 tracing::warn!(%user, "the homeserver gave no device list for a member; asked again at the next send");
                 continue;
-            };
-            let checked = vouched_devices(&user, devices);
-            let known = checked.iter().map(|(recipient, object)| KnownDevice::checked(recipient, object));
-            writes.push(DeviceListWrite { user: user.clone(), generation, devices: known.collect() });
-            recipients.extend(checked.into_iter().map(|(recipient, _)| recipient));
+            }
+            let list = answered_list(&user, &keys);
+            writes.push(DeviceListWrite {
+                user: user.clone(),
+                generation,
+                devices: list.devices.clone(),
+                identity: list.identity.clone(),
+            });
+            lists.push(list);
         }
-        lists.save(writes).await?;
-        Ok((recipients, true))
+        store.save(writes).await?;
+        Ok((lists, true))
     }
 
     /// `user`'s device whose Curve25519 key is `curve25519`, if `user`'s device list shows it:
@@ -130,5 +151,16 @@ impl GhostDevices {
         }
         let (devices, _) = self.devices_of(&loaded.device, &users, true).await?;
         Ok(find(devices))
+    }
+}
+
+/// `user`'s list as `keys` answered it: the devices that vouch for themselves, and the
+/// cross-signing keys as relayed.
+fn answered_list(user: &UserId, keys: &QueriedKeys) -> DeviceList {
+    let devices = keys.devices.get(user).map(|devices| vouched_devices(user, devices)).unwrap_or_default();
+    DeviceList {
+        user: user.to_owned(),
+        devices: devices.iter().map(|(recipient, object)| KnownDevice::checked(recipient, object)).collect(),
+        identity: kept_identity(keys.master_keys.get(user), keys.self_signing_keys.get(user)),
     }
 }

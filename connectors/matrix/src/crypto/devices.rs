@@ -27,6 +27,7 @@ use super::account::{AccountError, GhostAccount, SIGNED_CURVE25519};
 use super::catch_up_gate::CatchUps;
 use super::device::{GhostDevice, new_device_id};
 use super::device_list_store::DeviceListStore;
+use super::identity_pins::IdentityPins;
 use super::inbox_store::ToDeviceInbox;
 use super::key_counts::DeviceKeyCount;
 use super::outbound_store::OutboundStore;
@@ -60,14 +61,29 @@ pub enum DeviceError {
     /// with a database restored from before it): nothing to supply.
     #[error("the ghost has no Olm account here")]
     NoAccount,
+    /// `sender_trust = "cross-signed"` on a node that keeps no pins: nothing can be believed.
+    #[error("no store pins senders' cross-signing identities")]
+    NoPins,
 }
 
 impl DeviceError {
+    /// The failure as the engine tells it apart: worth retrying, or not.
+    pub fn to_connector_error(&self) -> dm3_bridge_connector::ConnectorError {
+        if self.is_retryable() {
+            dm3_bridge_connector::ConnectorError::Transient(self.to_string())
+        } else {
+            dm3_bridge_connector::ConnectorError::Permanent(self.to_string())
+        }
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
             DeviceError::Homeserver(e) => e.is_retryable(),
-            DeviceError::Account(_) | DeviceError::Signing(_) | DeviceError::NoAccount => false,
+            DeviceError::Account(_)
+            | DeviceError::Signing(_)
+            | DeviceError::NoAccount
+            | DeviceError::NoPins => false,
             _ => true,
         }
     }
@@ -81,6 +97,8 @@ pub struct GhostDevices {
     pub(super) outbound: OnceLock<Arc<dyn OutboundStore>>,
     /// Where members' device lists are kept, once set ([`super::device_lists`]).
     pub(super) device_lists: OnceLock<Arc<dyn DeviceListStore>>,
+    /// Where senders' master keys are pinned, once set ([`super::sender_trust`]).
+    pub(super) identity_pins: OnceLock<Arc<dyn IdentityPins>>,
     /// Where to-device messages wait to be opened, once set ([`super::inbox`]).
     pub(super) inbox: OnceLock<Arc<dyn ToDeviceInbox>>,
     /// Wakes the opener of kept to-device messages.
@@ -112,6 +130,7 @@ impl GhostDevices {
             store,
             outbound: OnceLock::new(),
             device_lists: OnceLock::new(),
+            identity_pins: OnceLock::new(),
             inbox: OnceLock::new(),
             wake: Notify::new(),
             opening: tokio::sync::Mutex::new(()),
