@@ -331,6 +331,7 @@ async fn a_flood_of_connection_attempts_is_refused_with_bounded_memory() {
     // 300 handshakes at once with a wrong token, from another client (127.0.0.2): the /auth
     // budget (a burst of 20) lets 20 reach the session check, the others get 429.
     let wrong = URL_SAFE_NO_PAD.encode([7u8; 32]);
+    let flood_began = std::time::Instant::now();
     let flood =
         w.js.call(
             "live_flood",
@@ -345,7 +346,14 @@ async fn a_flood_of_connection_attempts_is_refused_with_bounded_memory() {
         .filter(|(k, _)| k.contains("invalid token"))
         .map(|(_, n)| n.as_u64().unwrap())
         .sum::<u64>();
-    assert!((1..=20).contains(&checked), "at most the burst reaches the session check: {flood}");
+    // The budget refills at 120 a minute while the flood runs: on a busy machine 300 handshakes
+    // take long enough for a few more to pass.
+    let refilled = (flood_began.elapsed().as_secs_f64() * 2.0).ceil() as u64;
+    assert!(
+        (1..=20 + refilled).contains(&checked),
+        "at most the burst, and what refilled in {:?}, reaches the session check: {flood}",
+        flood_began.elapsed()
+    );
     assert_eq!(outcomes.values().map(|n| n.as_u64().unwrap()).sum::<u64>(), 300);
     assert!(
         outcomes.keys().all(|k| k.starts_with("connect_error")),
