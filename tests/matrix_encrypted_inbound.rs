@@ -23,6 +23,8 @@ mod anvil;
 mod bridged_matrix;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
+#[path = "support/encrypted_dm.rs"]
+mod encrypted_dm;
 #[path = "support/olm_device.rs"]
 mod olm_device;
 #[macro_use]
@@ -30,21 +32,17 @@ mod support;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::time::Duration;
-
 use dm3::message::MessageType;
 use dm3_bridge::store::{Portal, PortalState};
 use dm3_bridge_matrix::Encryption;
 use dm3_bridge_matrix::encryption::ENCRYPTION_OFF;
-use dm3_matrix_client::ids::{self, OwnedRoomId};
-use dm3_matrix_client::{Credentials, MatrixUser as SdkUser, RoomEncryption};
-use dm3_world::{ALICE, Dm3World};
+use dm3_matrix_client::ids::OwnedRoomId;
+use dm3_matrix_client::{CrossSigning, RoomEncryption};
+use encrypted_dm::{EncryptedDm, WAIT};
 use olm_device::OlmDevice;
 use serde_json::{Value, json};
 use support::TestDb;
-use support::bridge::ADMIN_TOKEN;
-use support::node::TestNode;
-use synapse::{MatrixUser, SERVER_NAME, Synapse, encode};
+use synapse::{MatrixUser, SERVER_NAME, encode};
 
 on_both_backends!(
     bobs_encrypted_dm_reaches_alice_a_late_key_once_a_lost_key_is_told_and_forgeries_are_refused,
@@ -53,63 +51,35 @@ on_both_backends!(
     a_room_key_from_a_device_bobs_device_list_does_not_show_is_refused_and_he_is_told,
 );
 
-/// Long enough for a loaded CI machine; a wait ends as soon as its condition holds.
-const WAIT: Duration = Duration::from_secs(60);
-
 /// How long the bridge waits for a late key here (`matrix.undecryptable_after_secs`).
 const PATIENCE_SECS: u64 = 20;
 
-/// The world, the bridge on `db`, and bob: his matrix-sdk client, and a plain CS-API login of
-/// the same account to read the room as the homeserver has it.
+/// The scene (bob's phone without cross-signing), and a plain CS-API login of bob's account to
+/// read the room as the homeserver has it.
 struct Encrypted {
-    world: Dm3World,
-    bridge: TestNode,
-    synapse: Synapse,
-    bob: SdkUser,
-    /// Another device of bob's, only for reading what the ghost posts: the ghost encrypts for
-    /// it too, and it never answers a key request for bob's messages (it did not make their
-    /// sessions), so reading never helps a key that must stay lost.
-    bob_reader: SdkUser,
+    scene: EncryptedDm,
     bob_plain: MatrixUser,
-    ghost: String,
+}
+
+impl std::ops::Deref for Encrypted {
+    type Target = EncryptedDm;
+
+    fn deref(&self) -> &EncryptedDm {
+        &self.scene
+    }
 }
 
 async fn start(db: &TestDb, encryption: Encryption) -> Encrypted {
-    let world = Dm3World::start(None).await;
-    let (bridge, synapse) = bridged_matrix::start_bridge_with(&world, Some(db.url.clone()), |config| {
-        let matrix = config.matrix.as_mut().unwrap();
+    let scene = EncryptedDm::start(db, CrossSigning::Off, |matrix| {
         matrix.undecryptable_after_secs = PATIENCE_SECS;
         matrix.encryption = encryption;
     })
     .await;
-    world.point_parent_at(&bridge).await;
-    let password = synapse.register_account("bob").await.unwrap();
-    let credentials = Credentials {
-        homeserver: synapse.url().to_owned(),
-        user: "bob".to_owned(),
-        password: password.clone(),
-    };
-    let bob = credentials.login("bob's phone").await.unwrap_or_else(|e| panic!("{e}"));
-    let bob_reader = credentials.login("bob's reader").await.unwrap_or_else(|e| panic!("{e}"));
-    let bob_plain = synapse.log_in("bob", &password).await.unwrap();
-    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
-    Encrypted { world, bridge, synapse, bob, bob_reader, bob_plain, ghost }
+    let bob_plain = scene.synapse.log_in("bob", &scene.credentials.password).await.unwrap();
+    Encrypted { scene, bob_plain }
 }
 
 impl Encrypted {
-    /// bob's DM with alice's ghost, once his client saw the ghost join.
-    async fn dm(&self, encryption: RoomEncryption) -> OwnedRoomId {
-        let ghost = ids::user_id(&self.ghost).unwrap();
-        let room = self.bob.create_dm(&ghost, encryption).await.unwrap();
-        self.bob
-            .sync_until(WAIT, "alice's ghost joins", || async {
-                Ok(self.bob.joined_members(&room).await?.contains(&ghost).then_some(()))
-            })
-            .await
-            .unwrap();
-        room
-    }
-
     /// bob switches `room` to encrypted, and his client knows it.
     async fn switch_on(&self, room: &OwnedRoomId) {
         self.bob.enable_encryption(room).await.unwrap();
@@ -119,52 +89,6 @@ impl Encrypted {
             })
             .await
             .unwrap();
-    }
-
-    /// bob's DM3 name, once the bridge made it.
-    async fn bob_name(&self) -> String {
-        bridged_matrix::identity_name(&self.bridge, &format!("@bob:{SERVER_NAME}")).await
-    }
-
-    /// Waits until alice holds `count` messages from bob; all of them, by bob's time.
-    async fn alice_has(&self, bob_name: &str, count: usize) -> Vec<dm3::message::Message> {
-        let directory = self.world.directory();
-        let mut received = self.world.alice.wait_for(&self.world.ds_b, &directory, bob_name, count).await;
-        received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
-        received.into_iter().map(|r| r.message).collect()
-    }
-
-    /// The texts of what the ghost posted in `room` that contain `words` (encrypted or not, as
-    /// a client of bob's shows them), waiting for `count`.
-    async fn ghost_notices(&self, room: &OwnedRoomId, words: &str, count: usize) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            self.bob_reader.sync_once().await.unwrap();
-            let timeline = self.bob_reader.messages(room).await.unwrap();
-            let notices: Vec<String> = timeline
-                .iter()
-                .filter(|e| e.sender.as_ref().is_some_and(|sender| sender.as_str() == self.ghost))
-                .filter_map(|e| e.body())
-                .filter(|body| body.contains(words))
-                .map(str::to_owned)
-                .collect();
-            if notices.len() >= count {
-                return notices;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} of {count} notices with {words:?} in {WAIT:?}\n{}",
-                notices.len(),
-                self.synapse.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// The value of `series` on the bridge's `/metrics`, 0 if absent.
-    async fn metric(&self, series: &str) -> f64 {
-        let text = self.bridge.metrics(ADMIN_TOKEN).await;
-        text.lines().find_map(|line| line.strip_prefix(series)).map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
     /// Pushes `events` to the bridge as the homeserver would, under `txn_id`.
@@ -263,7 +187,7 @@ async fn bobs_encrypted_dm_reaches_alice_a_late_key_once_a_lost_key_is_told_and_
     let log = || world.synapse.log_tail();
     support::bridge::settled_failing(world.bridge.node.store(), WAIT, 3, log).await;
     assert_eq!(world.alice_has(&bob_name, 5).await.len(), 5, "something was bridged twice or forged");
-    world.bridge.node.shutdown().await.unwrap();
+    world.scene.bridge.node.shutdown().await.unwrap();
     // The node kept ciphertext and sealed keys only: none of bob's words are in its database.
     let database = db.all_text().await;
     for words in ["hello alice", "and a reply", "sent while the key was lost", "this key never comes"] {
@@ -301,7 +225,7 @@ async fn a_dm_switched_to_encrypted_keeps_bobs_messages_coming(db: &TestDb) {
     let live = |p: &Portal| p.state == PortalState::Live;
     bridged_matrix::wait_for_portal(&world.bridge, &world.synapse, room.as_str(), "the portal is live", live)
         .await;
-    world.bridge.node.shutdown().await.unwrap();
+    world.scene.bridge.node.shutdown().await.unwrap();
 }
 
 async fn with_encryption_off_an_encrypted_message_is_answered_as_not_read(db: &TestDb) {
@@ -321,7 +245,7 @@ async fn with_encryption_off_an_encrypted_message_is_answered_as_not_read(db: &T
         1,
         "an encrypted message crossed with encryption off"
     );
-    world.bridge.node.shutdown().await.unwrap();
+    world.scene.bridge.node.shutdown().await.unwrap();
 }
 
 async fn a_room_key_from_a_device_bobs_device_list_does_not_show_is_refused_and_he_is_told(db: &TestDb) {
@@ -365,5 +289,5 @@ async fn a_room_key_from_a_device_bobs_device_list_does_not_show_is_refused_and_
     assert_eq!(texts, [Some("from my real phone"), Some("still me")]);
     let queries = world.metric("dm3_matrix_device_list_queries_total ").await;
     assert!(queries >= 2.0, "the unlisted device made bob's list be asked for again: {queries}");
-    world.bridge.node.shutdown().await.unwrap();
+    world.scene.bridge.node.shutdown().await.unwrap();
 }

@@ -18,6 +18,8 @@ mod anvil;
 mod bridged_matrix;
 #[path = "support/dm3_world.rs"]
 mod dm3_world;
+#[path = "support/encrypted_dm.rs"]
+mod encrypted_dm;
 #[macro_use]
 mod support;
 #[path = "support/synapse.rs"]
@@ -27,69 +29,36 @@ use std::time::Duration;
 
 use dm3_bridge::store::JobState;
 use dm3_bridge_matrix::{Encryption, SenderTrust};
-use dm3_matrix_client::ids::{self, OwnedRoomId};
-use dm3_matrix_client::{Credentials, CrossSigning, MatrixUser as SdkUser, RoomEncryption};
-use dm3_world::{ALICE, Dm3World};
+use dm3_matrix_client::ids::OwnedRoomId;
+use dm3_matrix_client::{CrossSigning, MatrixUser as SdkUser, RoomEncryption};
+use encrypted_dm::{EncryptedDm, WAIT};
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::TestDb;
 use support::bridge::ADMIN_TOKEN;
-use support::node::TestNode;
-use synapse::{SERVER_NAME, Synapse, encode};
+use synapse::{SERVER_NAME, encode};
 
 on_both_backends!(
     with_cross_signed_trust_only_bobs_verified_device_speaks_and_a_new_identity_waits_for_an_admin,
     with_listed_trust_a_device_bob_never_verified_still_speaks,
 );
 
-/// Long enough for a loaded CI machine; a wait ends as soon as its condition holds.
-const WAIT: Duration = Duration::from_secs(60);
-
-/// The world, the bridge on `db` with `sender_trust`, and bob: his phone, which bootstrapped
-/// his cross-signing identity (so it is signed by it), and a reader device for what the ghost
-/// posts.
-struct Trust {
-    world: Dm3World,
-    bridge: TestNode,
-    synapse: Synapse,
-    credentials: Credentials,
-    bob: SdkUser,
-    bob_reader: SdkUser,
-    ghost: String,
-}
+/// The scene with bob's phone cross-signed by his own identity (bootstrapped at its login).
+type Trust = EncryptedDm;
 
 async fn start(db: &TestDb, sender_trust: SenderTrust) -> Trust {
-    let world = Dm3World::start(None).await;
-    let (bridge, synapse) = bridged_matrix::start_bridge_with(&world, Some(db.url.clone()), |config| {
-        let matrix = config.matrix.as_mut().unwrap();
+    EncryptedDm::start(db, CrossSigning::Bootstrap, |matrix| {
         matrix.encryption = Encryption::On;
         matrix.sender_trust = sender_trust;
     })
-    .await;
-    world.point_parent_at(&bridge).await;
-    let password = synapse.register_account("bob").await.unwrap();
-    let credentials = Credentials { homeserver: synapse.url().to_owned(), user: "bob".to_owned(), password };
-    let bob = credentials
-        .login_with("bob's phone", CrossSigning::Bootstrap)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let bob_reader = credentials.login("bob's reader").await.unwrap_or_else(|e| panic!("{e}"));
-    let ghost = format!("@_dm3_{ALICE}:{SERVER_NAME}");
-    Trust { world, bridge, synapse, credentials, bob, bob_reader, ghost }
+    .await
 }
 
-impl Trust {
-    /// bob's encrypted DM with alice's ghost, once his client saw the ghost join.
-    async fn dm(&self) -> OwnedRoomId {
-        let ghost = ids::user_id(&self.ghost).unwrap();
-        let room = self.bob.create_dm(&ghost, RoomEncryption::Encrypted).await.unwrap();
-        self.bob
-            .sync_until(WAIT, "alice's ghost joins", || async {
-                Ok(self.bob.joined_members(&room).await?.contains(&ghost).then_some(()))
-            })
-            .await
-            .unwrap();
-        room
+impl EncryptedDm {
+    /// Waits until alice holds `count` messages from bob: their texts, by bob's time.
+    async fn alice_texts(&self, bob_name: &str, count: usize) -> Vec<String> {
+        let messages = self.alice_has(bob_name, count).await;
+        messages.iter().map(|message| message.text().unwrap_or_default().to_owned()).collect()
     }
 
     /// A new login of bob's that he never verified: what a stolen access token makes.
@@ -103,50 +72,6 @@ impl Trust {
             .await
             .unwrap();
         laptop
-    }
-
-    async fn bob_name(&self) -> String {
-        bridged_matrix::identity_name(&self.bridge, &format!("@bob:{SERVER_NAME}")).await
-    }
-
-    /// Waits until alice holds `count` messages from bob: their texts, by bob's time.
-    async fn alice_has(&self, bob_name: &str, count: usize) -> Vec<String> {
-        let directory = self.world.directory();
-        let mut received = self.world.alice.wait_for(&self.world.ds_b, &directory, bob_name, count).await;
-        received.sort_by(|a, b| a.message.timestamp().total_cmp(&b.message.timestamp()));
-        received.into_iter().map(|r| r.message.text().unwrap_or_default().to_owned()).collect()
-    }
-
-    /// The texts the ghost posted in `room` that contain `words`, waiting for `count`.
-    async fn ghost_notices(&self, room: &OwnedRoomId, words: &str, count: usize) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            self.bob_reader.sync_once().await.unwrap();
-            let timeline = self.bob_reader.messages(room).await.unwrap();
-            let notices: Vec<String> = timeline
-                .iter()
-                .filter(|e| e.sender.as_ref().is_some_and(|sender| sender.as_str() == self.ghost))
-                .filter_map(|e| e.body())
-                .filter(|body| body.contains(words))
-                .map(str::to_owned)
-                .collect();
-            if notices.len() >= count {
-                return notices;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} of {count} notices with {words:?} in {WAIT:?}\n{}",
-                notices.len(),
-                self.synapse.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// The value of `series` on the bridge's `/metrics`, 0 if absent.
-    async fn metric(&self, series: &str) -> f64 {
-        let text = self.bridge.metrics(ADMIN_TOKEN).await;
-        text.lines().find_map(|line| line.strip_prefix(series)).map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
     /// Waits until `failures` jobs failed (each refusal is one), and the bridge settled.
@@ -195,13 +120,13 @@ async fn with_cross_signed_trust_only_bobs_verified_device_speaks_and_a_new_iden
     db: &TestDb,
 ) {
     let mut world = start(db, SenderTrust::CrossSigned).await;
-    let room = world.dm().await;
+    let room = world.dm(RoomEncryption::Encrypted).await;
     let bob_id = format!("@bob:{SERVER_NAME}");
 
     // His phone, signed by his identity: believed, and his master key pinned.
     world.bob.send_text(&room, "from my verified phone").await.unwrap();
     let bob_name = world.bob_name().await;
-    assert_eq!(world.alice_has(&bob_name, 1).await, ["from my verified phone"]);
+    assert_eq!(world.alice_texts(&bob_name, 1).await, ["from my verified phone"]);
 
     // A device he never verified: listed by the homeserver, refused by the bridge, he is told.
     let laptop = world.unverified_device(&room).await;
@@ -246,14 +171,14 @@ async fn with_cross_signed_trust_only_bobs_verified_device_speaks_and_a_new_iden
         (StatusCode::NOT_FOUND, Some("not_found")),
         "{body}"
     );
-    assert_eq!(world.alice_has(&bob_name, 1).await.len(), 1, "a refused message crossed");
+    assert_eq!(world.alice_texts(&bob_name, 1).await.len(), 1, "a refused message crossed");
 
     // The admin accepts: the pin of his old key is dropped, his next message crosses and pins
     // the new one.
     let (status, old) = world.accept_identity(&bob_id, Some(ADMIN_TOKEN)).await;
     assert_eq!((status, old["userId"].as_str()), (StatusCode::OK, Some(bob_id.as_str())), "{old}");
     world.bob.send_text(&room, "accepted again").await.unwrap();
-    assert_eq!(world.alice_has(&bob_name, 2).await, ["from my verified phone", "accepted again"]);
+    assert_eq!(world.alice_texts(&bob_name, 2).await, ["from my verified phone", "accepted again"]);
     let (status, new) = world.accept_identity(&bob_id, Some(ADMIN_TOKEN)).await;
     assert_eq!(status, StatusCode::OK, "{new}");
     assert_ne!(old["masterKey"], new["masterKey"], "the new identity was not pinned");
@@ -263,10 +188,10 @@ async fn with_cross_signed_trust_only_bobs_verified_device_speaks_and_a_new_iden
 
 async fn with_listed_trust_a_device_bob_never_verified_still_speaks(db: &TestDb) {
     let world = start(db, SenderTrust::Listed).await;
-    let room = world.dm().await;
+    let room = world.dm(RoomEncryption::Encrypted).await;
     let laptop = world.unverified_device(&room).await;
     laptop.send_text(&room, "from a laptop bob never verified").await.unwrap();
     let bob_name = world.bob_name().await;
-    assert_eq!(world.alice_has(&bob_name, 1).await, ["from a laptop bob never verified"]);
+    assert_eq!(world.alice_texts(&bob_name, 1).await, ["from a laptop bob never verified"]);
     world.bridge.node.shutdown().await.unwrap();
 }
