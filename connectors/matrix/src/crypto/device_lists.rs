@@ -22,6 +22,7 @@
 
 use std::sync::Arc;
 
+use dm3_bridge_connector::BoxFuture;
 use ruma::{OwnedUserId, UserId};
 use serde_json::{Map, Value};
 use vodozemac::{Curve25519PublicKey, Ed25519PublicKey};
@@ -137,21 +138,50 @@ impl GhostDevices {
         user: &UserId,
         curve25519: &str,
     ) -> Result<Option<Recipient>, DeviceError> {
+        let verdict = self
+            .judged_list(ghost, user, |lists| {
+                let found = listed_in(&lists, user, curve25519).map(|(_, _, found)| found);
+                Box::pin(std::future::ready(Ok(found.ok_or(()))))
+            })
+            .await?;
+        Ok(verdict.ok())
+    }
+
+    /// `judge`'s verdict on `user`'s list as kept or, when it finds against the list and the
+    /// list was not just asked for, on the list asked for once more: the user may have added or
+    /// verified the device since their list was kept.
+    pub(super) async fn judged_list<'j, Refusal>(
+        &self,
+        ghost: &UserId,
+        user: &UserId,
+        judge: impl Fn(Vec<DeviceList>) -> BoxFuture<'j, Result<Result<Recipient, Refusal>, DeviceError>>,
+    ) -> Result<Result<Recipient, Refusal>, DeviceError> {
         let Some(loaded) = self.load(ghost).await? else { return Err(DeviceError::NoAccount) };
         let users = [user.to_owned()];
-        let find = |devices: Vec<Recipient>| {
-            devices.into_iter().find(|d| d.user == user && d.curve25519.to_base64() == curve25519)
-        };
-        let (devices, asked) = self.devices_of(&loaded.device, &users, false).await?;
-        if let Some(found) = find(devices) {
-            return Ok(Some(found));
+        let (lists, asked) = self.lists_of(&loaded.device, &users, false).await?;
+        let verdict = judge(lists).await?;
+        if verdict.is_ok() || asked {
+            return Ok(verdict);
         }
-        if asked {
-            return Ok(None);
-        }
-        let (devices, _) = self.devices_of(&loaded.device, &users, true).await?;
-        Ok(find(devices))
+        let (lists, _) = self.lists_of(&loaded.device, &users, true).await?;
+        judge(lists).await
     }
+}
+
+/// `user`'s list in `lists`, and its device whose Curve25519 key is `curve25519`, if it shows
+/// one: the device as kept, and as a recipient.
+pub(super) fn listed_in<'a>(
+    lists: &'a [DeviceList],
+    user: &UserId,
+    curve25519: &str,
+) -> Option<(&'a DeviceList, &'a KnownDevice, Recipient)> {
+    let list = lists.iter().find(|list| list.user == user)?;
+    let (known, recipient) = list
+        .devices
+        .iter()
+        .filter(|known| known.curve25519 == curve25519)
+        .find_map(|known| Some((known, known.recipient(user)?)))?;
+    Some((list, known, recipient))
 }
 
 /// `user`'s list as `keys` answered it: the devices that vouch for themselves, and the

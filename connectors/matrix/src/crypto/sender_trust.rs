@@ -16,10 +16,11 @@
 
 use std::sync::Arc;
 
-use ruma::{OwnedDeviceId, OwnedUserId, UserId};
+use ruma::{OwnedDeviceId, UserId};
 use serde_json::{Map, Value};
 
 use super::device_list_store::DeviceList;
+use super::device_lists::listed_in;
 use super::devices::{DeviceError, GhostDevices};
 use super::identity_pins::{IdentityPins, TrustRefusal};
 use super::recipients::Recipient;
@@ -69,14 +70,11 @@ impl GhostDevices {
         curve25519: &str,
     ) -> Result<Result<Recipient, Untrusted>, DeviceError> {
         let pins = self.identity_pins.get().ok_or(DeviceError::NoPins)?;
-        let Some(loaded) = self.load(ghost).await? else { return Err(DeviceError::NoAccount) };
-        let users = [user.to_owned()];
-        let (lists, asked) = self.lists_of(&loaded.device, &users, false).await?;
-        let mut verdict = judge(pins.as_ref(), user, curve25519, &lists).await?;
-        if verdict.is_err() && !asked {
-            let (lists, _) = self.lists_of(&loaded.device, &users, true).await?;
-            verdict = judge(pins.as_ref(), user, curve25519, &lists).await?;
-        }
+        let verdict = self
+            .judged_list(ghost, user, |lists| {
+                Box::pin(async move { judge(pins.as_ref(), user, curve25519, &lists).await })
+            })
+            .await?;
         if let Err(reason) = verdict.as_ref().map_err(Untrusted::refusal)
             && let Some(reason) = reason
         {
@@ -94,16 +92,9 @@ async fn judge(
     curve25519: &str,
     lists: &[DeviceList],
 ) -> Result<Result<Recipient, Untrusted>, DeviceError> {
-    let owner: OwnedUserId = user.to_owned();
-    let Some(list) = lists.iter().find(|list| list.user == owner) else {
+    let Some((list, known, recipient)) = listed_in(lists, user, curve25519) else {
         return Ok(Err(Untrusted::Unlisted));
     };
-    let found = list
-        .devices
-        .iter()
-        .filter(|known| known.curve25519 == curve25519)
-        .find_map(|known| Some((known, known.recipient(user)?)));
-    let Some((known, recipient)) = found else { return Ok(Err(Untrusted::Unlisted)) };
     let identity = match UserIdentity::from_kept(user, list.identity.as_deref()) {
         Ok(identity) => identity,
         Err(fault) => return Ok(Err(Untrusted::NoIdentity(fault))),
